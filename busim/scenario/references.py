@@ -1,0 +1,151 @@
+"""Checks that relate several parts of a scenario to each other.
+
+They read the raw YAML data rather than the validated model, so that a file
+with a negative rate *and* a misspelt event name reports both at once. Each
+check looks only at values whose shape is right; shapes are the schema's
+business and are reported by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from busim.scenario.schema import did_you_mean
+
+Path = tuple[str | int, ...]
+
+
+def reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
+    """Return ``(key path, message)`` for every broken cross-reference in ``data``."""
+    events = data.get("events") if isinstance(data.get("events"), dict) else {}
+    problems: list[tuple[Path, str]] = []
+    problems += _event_keys(events)
+    problems += _unique_names(data, "publishers", "publisher")
+    problems += _unique_names(data, "consumers", "consumer")
+    for index, publisher in _entries(data, "publishers"):
+        event = publisher.get("event")
+        if isinstance(event, str) and event not in events:
+            problems.append((("publishers", index, "event"), _undeclared_event(event, events)))
+    for index, consumer in _entries(data, "consumers"):
+        problems += _consumer_references(("consumers", index), consumer, events)
+    return problems
+
+
+def _entries(data: dict[str, Any], section: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    entries = data.get(section)
+    if isinstance(entries, list):
+        for index, entry in enumerate(entries):
+            if isinstance(entry, dict):
+                yield index, entry
+
+
+def _fields_of(event: Any) -> dict[str, Any]:
+    if isinstance(event, dict) and isinstance(event.get("fields"), dict):
+        return event["fields"]
+    return {}
+
+
+def _undeclared_event(name: str, events: dict[str, Any]) -> str:
+    declared = ", ".join(events) or "none"
+    return f"event {name!r} is not declared under events{did_you_mean(name, events)} (declared: {declared})"
+
+
+def _event_keys(events: dict[str, Any]) -> list[tuple[Path, str]]:
+    problems = []
+    for name, event in events.items():
+        key = event.get("key") if isinstance(event, dict) else None
+        fields = _fields_of(event)
+        if isinstance(key, str) and key not in fields:
+            problems.append(
+                (("events", name, "key"), f"key {key!r} is not one of the event's fields{_declared(key, fields)}")
+            )
+    return problems
+
+
+def _declared(name: str, fields: dict[str, Any]) -> str:
+    return f"{did_you_mean(name, fields)} (fields: {', '.join(fields) or 'none'})"
+
+
+def _unique_names(data: dict[str, Any], section: str, what: str) -> list[tuple[Path, str]]:
+    problems = []
+    first_index: dict[str, int] = {}
+    for index, entry in _entries(data, section):
+        name = entry.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in first_index:
+            problems.append(
+                ((section, index, "name"), f"another {what} is named {name!r} ({section}[{first_index[name]}])")
+            )
+        else:
+            first_index[name] = index
+    return problems
+
+
+def _integer_generator(generator: Any) -> bool:
+    """Whether a raw field generator yields integers only (mirrors schema.produces_integers)."""
+    if not isinstance(generator, dict) or len(generator) != 1:
+        return True  # malformed: the schema reports it
+    ((kind, params),) = generator.items()
+    if kind == "constant":
+        return isinstance(params, int) and not isinstance(params, bool)
+    if kind == "choice" and isinstance(params, dict) and isinstance(params.get("values"), list):
+        return all(isinstance(v, int) and not isinstance(v, bool) for v in params["values"])
+    return True
+
+
+def _consumer_references(at: Path, consumer: dict[str, Any], events: dict[str, Any]) -> list[tuple[Path, str]]:
+    problems: list[tuple[Path, str]] = []
+    subscribed = []
+    subscribes = consumer.get("subscribes")
+    if isinstance(subscribes, list):
+        for index, event in enumerate(subscribes):
+            if not isinstance(event, str):
+                continue
+            if event in events:
+                subscribed.append(event)
+            else:
+                problems.append(((*at, "subscribes", index), _undeclared_event(event, events)))
+    state = consumer.get("state") if isinstance(consumer.get("state"), dict) else {}
+    effects = consumer.get("effects")
+    if not isinstance(effects, list):
+        return problems
+    for index, effect in enumerate(effects):
+        if not isinstance(effect, dict):
+            continue
+        here = (*at, "effects", index)
+        counter = effect.get("counter")
+        if isinstance(counter, str) and counter not in state:
+            declared = ", ".join(state) or "none"
+            problems.append(
+                (
+                    (*here, "counter"),
+                    f"counter {counter!r} is not declared in this consumer's state"
+                    f"{did_you_mean(counter, state)} (declared: {declared})",
+                )
+            )
+        key = effect.get("key")
+        add = effect.get("add")
+        add_field = add.removeprefix("-") if isinstance(add, str) else None
+        for event in subscribed:
+            fields = _fields_of(events[event])
+            if isinstance(key, str) and key not in fields:
+                problems.append(
+                    ((*here, "key"), f"{key!r} is not a field of event {event}{_declared(key, fields)}")
+                )
+            if add_field is None:
+                continue
+            if add_field not in fields:
+                problems.append(
+                    ((*here, "add"), f"{add_field!r} is not a field of event {event}{_declared(add_field, fields)}")
+                )
+            elif not _integer_generator(fields[add_field]):
+                problems.append(
+                    (
+                        (*here, "add"),
+                        f"field {add_field!r} of event {event} does not hold integers, "
+                        "so it cannot be added to a counter",
+                    )
+                )
+    return problems

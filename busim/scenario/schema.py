@@ -1,0 +1,362 @@
+"""The scenario format: frozen pydantic models, one per YAML mapping.
+
+The models are inert data. Every duration is held in seconds and every rate in
+messages per second, whatever unit the file used. Dumping a model
+(``scenario.model_dump()``) gives the resolved scenario back in the YAML
+shape, defaults filled in, so that it loads again to the same model.
+
+Checks that look at one model live here as validators; checks that relate
+several parts of a scenario (a consumer subscribing to an undeclared event)
+live in :mod:`busim.scenario.references`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_serializer,
+    model_validator,
+)
+
+from busim.scenario.units import parse_duration, parse_rate
+
+
+class Model(BaseModel):
+    """Base of every scenario model: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+PerSecond = Annotated[float, BeforeValidator(parse_rate)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")]
+Scalar = int | float | str | bool
+
+
+def _tagged(kinds: tuple[str, ...], what: str, scalar_kind: str | None):
+    """Turn ``{kind: {params}}`` (or a bare scalar) into ``{"kind": kind, **params}``.
+
+    The tag then selects the model of a discriminated union, and errors inside
+    the parameters keep the YAML path (``latency.lognormal.median``).
+    """
+
+    def tag(value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            ((kind, params),) = value.items()
+            if kind in kinds:
+                if kind == "constant" and scalar_kind is None:
+                    return {"kind": kind, "value": params}
+                if params is None:
+                    params = {}
+                if not isinstance(params, dict):
+                    raise ValueError(f"{kind} takes a mapping of parameters (got {params!r})")
+                return {"kind": kind, **params}
+            hint = did_you_mean(str(kind), kinds) or f"; expected one of {', '.join(kinds)}"
+            raise ValueError(f"unknown {what} {kind!r}{hint}")
+        if scalar_kind is not None and not isinstance(value, dict | list):
+            return {"kind": scalar_kind, "value": value}
+        expected = f"one of {', '.join(kinds)}"
+        if scalar_kind is not None:
+            expected = f"a constant or {expected}"
+        raise ValueError(f"expected {what} as {expected}, written as {{kind: {{parameters}}}} (got {value!r})")
+
+    return tag
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A suggestion to append to an error message, or ``""`` when nothing is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class TaggedModel(Model):
+    """A model written in YAML as ``{kind: {parameters}}``."""
+
+    @model_serializer(mode="wrap")
+    def _as_yaml(self, handler: Any) -> Any:
+        data = handler(self)
+        kind = data.pop("kind")
+        return {kind: data}
+
+
+# ---------------------------------------------------------------- distributions
+class ConstantTime(TaggedModel):
+    """Always the same duration; written as the bare duration (``2ms``)."""
+
+    kind: Literal["constant"] = "constant"
+    value: Seconds
+
+    @model_serializer(mode="plain")
+    def _as_yaml(self) -> Any:
+        return self.value
+
+
+class ExponentialTime(TaggedModel):
+    kind: Literal["exponential"]
+    mean: PositiveSeconds
+
+
+class UniformTime(TaggedModel):
+    kind: Literal["uniform"]
+    low: Seconds
+    high: Seconds
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformTime:
+        if self.high < self.low:
+            raise ValueError(f"high (={self.high:g}s) must be >= low (={self.low:g}s)")
+        return self
+
+
+class NormalTime(TaggedModel):
+    """A normal distribution truncated at 0 (negative draws are drawn again)."""
+
+    kind: Literal["normal"]
+    mean: Seconds
+    sd: Seconds
+
+
+class LogNormalTime(TaggedModel):
+    kind: Literal["lognormal"]
+    median: PositiveSeconds
+    sigma: Annotated[float, Field(ge=0)]
+
+
+TIME_KINDS = ("constant", "exponential", "uniform", "normal", "lognormal")
+TimeDistribution = Annotated[
+    Union[ConstantTime, ExponentialTime, UniformTime, NormalTime, LogNormalTime],
+    Field(discriminator="kind"),
+    BeforeValidator(_tagged(TIME_KINDS, "distribution", scalar_kind="constant")),
+]
+
+
+# ---------------------------------------------------------------- payload fields
+class ConstantField(TaggedModel):
+    kind: Literal["constant"]
+    value: Scalar
+
+    @model_serializer(mode="plain")
+    def _as_yaml(self) -> Any:
+        return {"constant": self.value}
+
+
+class UniformIntField(TaggedModel):
+    """Integers from ``low`` to ``high``, both included, equally likely."""
+
+    kind: Literal["uniform_int"]
+    low: int
+    high: int
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformIntField:
+        if self.high < self.low:
+            raise ValueError(f"high (={self.high}) must be >= low (={self.low})")
+        return self
+
+
+class ChoiceField(TaggedModel):
+    kind: Literal["choice"]
+    values: Annotated[list[Scalar], Field(min_length=1)]
+    weights: list[Annotated[float, Field(ge=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> ChoiceField:
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError(
+                    f"weights has {len(self.weights)} entries but values has {len(self.values)}"
+                )
+            if sum(self.weights) <= 0:
+                raise ValueError("weights must not all be 0")
+        return self
+
+
+class ZipfField(TaggedModel):
+    """Integers 1..n with P(k) proportional to k^-s: a few hot keys, a long tail."""
+
+    kind: Literal["zipf"]
+    n: Annotated[int, Field(ge=1)]
+    s: Annotated[float, Field(ge=0)]
+
+
+class SequenceField(TaggedModel):
+    """Consecutive integers from ``start``, in publish order across the event's publishers."""
+
+    kind: Literal["sequence"]
+    start: int = 1
+
+
+FIELD_KINDS = ("constant", "uniform_int", "choice", "zipf", "sequence")
+FieldGenerator = Annotated[
+    Union[ConstantField, UniformIntField, ChoiceField, ZipfField, SequenceField],
+    Field(discriminator="kind"),
+    BeforeValidator(_tagged(FIELD_KINDS, "field generator", scalar_kind=None)),
+]
+
+
+def produces_integers(generator: ConstantField | UniformIntField | ChoiceField | ZipfField | SequenceField) -> bool:
+    """Whether every value the generator yields is an integer (usable in ``add``)."""
+    if isinstance(generator, ConstantField):
+        return isinstance(generator.value, int) and not isinstance(generator.value, bool)
+    if isinstance(generator, ChoiceField):
+        return all(isinstance(v, int) and not isinstance(v, bool) for v in generator.values)
+    return True
+
+
+# ---------------------------------------------------------------- the scenario
+class Event(Model):
+    key: str | None = None
+    fields: dict[Name, FieldGenerator] = {}
+
+
+class RateStep(Model):
+    at: Seconds
+    rate: PerSecond
+
+
+def _rate_schedule(value: Any) -> Any:
+    if isinstance(value, list):
+        return value
+    return [{"at": 0.0, "rate": parse_rate(value)}]
+
+
+class Publisher(Model):
+    name: Name
+    event: str
+    arrivals: Literal["poisson", "uniform"] = "poisson"
+    rate: Annotated[list[RateStep], BeforeValidator(_rate_schedule), Field(min_length=1)]
+    count: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _steps_ascend(self) -> Publisher:
+        for before, after in zip(self.rate, self.rate[1:]):
+            if after.at <= before.at:
+                raise ValueError(
+                    f"rate steps must be in increasing order of 'at' "
+                    f"(a step at {after.at:g}s follows one at {before.at:g}s)"
+                )
+        return self
+
+
+class Outage(Model):
+    at: Seconds
+    duration: PositiveSeconds
+
+    @property
+    def end_s(self) -> float:
+        return self.at + self.duration
+
+
+class Broker(Model):
+    delivery: Literal["at-most-once", "at-least-once"] = "at-least-once"
+    latency: TimeDistribution = ConstantTime(value=0.0)
+    duplication: Probability = 0.0
+    loss: Probability = 0.0
+    ack_timeout: PositiveSeconds = 30.0
+    max_deliveries: Annotated[int, Field(ge=1)] | None = None
+    outages: list[Outage] = []
+
+    @model_validator(mode="after")
+    def _outages_apart(self) -> Broker:
+        ordered = sorted(self.outages, key=lambda outage: outage.at)
+        for before, after in zip(ordered, ordered[1:]):
+            if after.at < before.end_s:
+                raise ValueError(
+                    f"outages overlap: the one at {after.at:g}s starts before "
+                    f"the one at {before.at:g}s ends ({before.end_s:g}s)"
+                )
+        return self
+
+
+class Crash(Model):
+    probability: Probability
+    restart_after: Seconds = 5.0
+
+
+class Counter(Model):
+    initial: int = 0
+
+
+class Effect(Model):
+    """Add to a keyed counter; with ``floor``, refuse a change that would go below it."""
+
+    counter: str
+    key: str
+    add: int | str
+    floor: int | None = None
+
+    @property
+    def add_field(self) -> str | None:
+        """The event field whose value is added, or None for a constant."""
+        if isinstance(self.add, str):
+            return self.add.removeprefix("-")
+        return None
+
+    @property
+    def add_sign(self) -> int:
+        return -1 if isinstance(self.add, str) and self.add.startswith("-") else 1
+
+
+class Consumer(Model):
+    name: Name
+    subscribes: Annotated[list[str], Field(min_length=1)]
+    instances: Annotated[int, Field(ge=1)] = 1
+    concurrency: Annotated[int, Field(ge=1)] = 1
+    processing_time: TimeDistribution = ConstantTime(value=0.0)
+    idempotency: Literal["none", "dedup"] = "none"
+    dedup_ttl: Seconds = 0.0
+    crash: Crash | None = None
+    state: dict[Name, Counter] = {}
+    effects: list[Effect] = []
+
+    @model_validator(mode="after")
+    def _ttl_needs_dedup(self) -> Consumer:
+        if "dedup_ttl" in self.model_fields_set and self.idempotency != "dedup" and self.dedup_ttl:
+            raise ValueError("dedup_ttl applies only with idempotency: dedup")
+        return self
+
+    @property
+    def workers(self) -> int:
+        return self.instances * self.concurrency
+
+
+class Scenario(Model):
+    name: Name
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] | None = None
+    duration: PositiveSeconds
+    drain_timeout: Seconds = 600.0
+    warmup: Seconds = 0.0
+    events: Annotated[dict[Name, Event], Field(min_length=1)]
+    publishers: Annotated[list[Publisher], Field(min_length=1)]
+    broker: Broker = Broker()
+    consumers: Annotated[list[Consumer], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _warmup_inside(self) -> Scenario:
+        if self.warmup >= self.duration:
+            raise ValueError(
+                f"warmup (={self.warmup:g}s) must be shorter than duration (={self.duration:g}s)"
+            )
+        return self
+
+    @property
+    def horizon_s(self) -> float:
+        """The latest simulated time: publishing plus the drain timeout."""
+        return self.duration + self.drain_timeout
+
+    def publisher(self, name: str) -> Publisher:
+        return next(p for p in self.publishers if p.name == name)
+
+    def consumer(self, name: str) -> Consumer:
+        return next(c for c in self.consumers if c.name == name)

@@ -1,0 +1,213 @@
+"""From a run's raw record to the figures a user reads: counts, latency, consistency.
+
+Every function here is pure numpy over the record's arrays; nothing is
+printed, rendered or written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from busim.analysis.consistency import (
+    CounterConsistency,
+    compare_counter,
+    ordering_keys,
+    out_of_order,
+    reference_acceptance,
+)
+from busim.analysis.latency import LatencyBreakdown, LatencySummary
+from busim.engine.effects import EffectPlan
+from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, RunRecord
+
+_PROCESSED = (Outcome.APPLIED, Outcome.REJECTED, Outcome.SKIPPED)
+
+
+@dataclass(frozen=True)
+class PublisherSummary:
+    published: int
+    delayed_by_outage: int  # published while the broker was down, accepted when it came back
+    max_publish_delay_s: float
+
+
+@dataclass(frozen=True)
+class ConsumerSummary:
+    """What happened to one consumer group's messages; see docs/results.md."""
+
+    subscribed: int
+    delivered: int
+    processed: int
+    duplicate_deliveries: int
+    duplicate_effects: int
+    redelivered: int
+    lost: int
+    dead_lettered: int
+    rejected: int
+    wrongly_rejected: int
+    wrongly_accepted: int
+    out_of_order: int
+    in_flight_at_end: int
+    max_backlog: int
+    crashes: int
+    by_reason: dict[str, dict[str, int]]
+    latency_s: LatencyBreakdown
+    state: dict[str, CounterConsistency]
+
+
+@dataclass(frozen=True)
+class Summary:
+    publishers: dict[str, PublisherSummary]
+    consumers: dict[str, ConsumerSummary]
+    violations: tuple[str, ...]  # every departure from exactly-once, in words
+
+    @property
+    def consistent(self) -> bool:
+        return not self.violations
+
+
+def summarize(record: RunRecord) -> Summary:
+    """Compute the summary of a run."""
+    scenario = record.scenario
+    messages = record.messages
+    publishers = {}
+    delay_s = messages.accept_s - messages.publish_s
+    for index, publisher in enumerate(scenario.publishers):
+        mine = messages.publisher == index
+        publishers[publisher.name] = PublisherSummary(
+            published=int(np.count_nonzero(mine)),
+            delayed_by_outage=int(np.count_nonzero(delay_s[mine] > 0)),
+            max_publish_delay_s=float(delay_s[mine].max()) if mine.any() else 0.0,
+        )
+    consumers = {group.name: _consumer_summary(record, group) for group in record.groups}
+    return Summary(publishers=publishers, consumers=consumers, violations=_violations(consumers))
+
+
+def _cause_counts(causes: np.ndarray, names: type[DeliveryCause] | type[LossReason]) -> dict[str, int]:
+    counts = np.bincount(causes.astype(np.int64), minlength=len(names))
+    return {member.name.lower(): int(counts[member]) for member in names if counts[member]}
+
+
+def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
+    scenario = record.scenario
+    consumer = scenario.consumer(group.name)
+    messages = record.messages
+    deliveries = group.deliveries
+    count = group.message_ids.size
+
+    processed_rows = np.isin(deliveries.outcome, _PROCESSED)
+    processed = np.zeros(count, bool)
+    processed[deliveries.message[processed_rows]] = True
+    applied_count = np.bincount(deliveries.message[deliveries.outcome == Outcome.APPLIED], minlength=count)
+    rejected_any = np.zeros(count, bool)
+    rejected_any[deliveries.message[deliveries.outcome == Outcome.REJECTED]] = True
+    rejected = rejected_any & (applied_count == 0)
+    lost = np.zeros(count, bool)
+    lost[group.lost_message] = True
+    lost &= ~processed
+    dead_lettered = np.zeros(count, bool)
+    dead_lettered[group.dead_letter_message] = True
+    delivered_messages = np.unique(deliveries.message).size
+
+    # The exactly-once reference, with the same effect rules as the run.
+    events = list(dict.fromkeys(consumer.subscribes))
+    selection = messages.select(events)
+    plan = EffectPlan(consumer, messages.common_fields(selection))
+    accepted_by_reference, reference_state = reference_acceptance(plan, count)
+    expected = plan.snapshot(reference_state)
+    state = {name: compare_counter(expected[name], group.counters[name]) for name in plan.counter_names}
+
+    # First completed processing of each message: latency and ordering.
+    rows = np.flatnonzero(processed_rows)
+    rows = rows[np.lexsort((deliveries.done_s[rows], deliveries.message[rows]))]
+    first_rows = rows[np.r_[True, deliveries.message[rows][1:] != deliveries.message[rows][:-1]]] if rows.size else rows
+    first_message = deliveries.message[first_rows]
+    keys = ordering_keys(
+        [
+            messages.fields[event][scenario.events[event].key]
+            if scenario.events[event].key
+            else np.full(messages.members[event].size, event, dtype=object)
+            for event in selection.events
+        ]
+    )
+    if keys.size:
+        keys = keys[selection.order]
+
+    publish_s = messages.publish_s[group.message_ids[first_message]]
+    measured = publish_s >= scenario.warmup
+    rows_measured = first_rows[measured]
+    arrival_s = deliveries.arrival_s[rows_measured]
+    take_s = deliveries.take_s[rows_measured]
+    done_s = deliveries.done_s[rows_measured]
+    latency = LatencyBreakdown(
+        end_to_end=LatencySummary.of(done_s - publish_s[measured]),
+        broker=LatencySummary.of(arrival_s - publish_s[measured]),
+        queue_wait=LatencySummary.of(take_s - arrival_s),
+        processing=LatencySummary.of(done_s - take_s),
+    )
+
+    duplicates = deliveries.cause[_duplicate_rows(deliveries.message)].copy()
+    # A first attempt that repeats a message was overtaken by its own broker duplicate.
+    duplicates[duplicates == DeliveryCause.FIRST] = DeliveryCause.BROKER_DUPLICATE
+    redelivered = deliveries.attempt > 1
+    return ConsumerSummary(
+        subscribed=count,
+        delivered=len(deliveries),
+        processed=int(processed.sum()),
+        duplicate_deliveries=len(deliveries) - delivered_messages,
+        duplicate_effects=int(np.maximum(applied_count - 1, 0).sum()),
+        redelivered=int(redelivered.sum()),
+        lost=int(lost.sum()),
+        dead_lettered=int(dead_lettered.sum()),
+        rejected=int(rejected.sum()),
+        wrongly_rejected=int(np.count_nonzero(rejected & accepted_by_reference)),
+        wrongly_accepted=int(np.count_nonzero((applied_count > 0) & ~accepted_by_reference)),
+        out_of_order=out_of_order(keys, first_message, deliveries.done_s[first_rows]),
+        in_flight_at_end=int(np.count_nonzero(~(processed | lost | dead_lettered))),
+        max_backlog=_max_backlog(group),
+        crashes=int(group.crash_s.size),
+        by_reason={
+            "duplicate_deliveries": _cause_counts(duplicates, DeliveryCause),
+            "redelivered": _cause_counts(deliveries.cause[redelivered], DeliveryCause),
+            "lost": _cause_counts(group.lost_reason[~processed[group.lost_message]], LossReason),
+        },
+        latency_s=latency,
+        state=state,
+    )
+
+
+def _duplicate_rows(message: np.ndarray) -> np.ndarray:
+    """Rows of deliveries that repeat a message delivered before (every row but its first)."""
+    repeated = np.ones(message.size, bool)
+    _, first = np.unique(message, return_index=True)
+    repeated[first] = False
+    return repeated
+
+
+def _max_backlog(group: GroupRecord) -> int:
+    """The most copies waiting in the group's queue at any moment."""
+    deliveries = group.deliveries
+    times = np.concatenate([deliveries.take_s, deliveries.arrival_s, group.unserved_arrival_s])
+    steps = np.concatenate(
+        [np.full(len(deliveries), -1), np.ones(len(deliveries) + group.unserved_arrival_s.size)]
+    ).astype(np.int64)
+    if times.size == 0:
+        return 0
+    order = np.lexsort((steps, times))  # at equal times a take comes before an arrival
+    return int(max(np.cumsum(steps[order]).max(), 0))
+
+
+def _violations(consumers: dict[str, ConsumerSummary]) -> tuple[str, ...]:
+    found = []
+    for name, consumer in consumers.items():
+        for figure in ("duplicate_effects", "lost", "dead_lettered", "wrongly_rejected", "wrongly_accepted"):
+            value = getattr(consumer, figure)
+            if value:
+                found.append(f"{name}: {value} {figure.replace('_', ' ')}")
+        for counter, consistency in consumer.state.items():
+            if consistency.abs_drift:
+                found.append(
+                    f"{name}: {counter} drifts by {consistency.abs_drift} over {consistency.keys_diverged} keys"
+                )
+    return tuple(found)
+

@@ -1,0 +1,121 @@
+"""The Python API: load a scenario, simulate it, read or save the result.
+
+    >>> import busim
+    >>> scenario = busim.load("scenarios/flash-sale.yaml")
+    >>> result = busim.simulate(scenario)
+    >>> result.summary.consumers["inventory"].latency_s.end_to_end.p99
+
+The command line is a thin layer over these functions.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simpy
+
+from busim.analysis import Summary, summarize
+from busim.engine import RunRecord
+from busim.engine import run as run_engine
+from busim.engine.simulation import ProgressCallback
+from busim.scenario import LoadedScenario, Scenario, load_scenario
+from busim.version import __version__
+
+RESULT_SCHEMA = "busim.result/1"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a scenario came from, for the record."""
+
+    file: str | None = None
+    sha256: str | None = None
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished run: its raw record, its summary, and how it was made."""
+
+    record: RunRecord
+    summary: Summary
+    source: Source = Source()
+    wall_time_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scenario(self) -> Scenario:
+        """The scenario as run, with its seed filled in."""
+        return self.record.scenario
+
+    def to_dict(self) -> dict[str, Any]:
+        """The results.json document (see docs/results.md)."""
+        scenario = self.record.scenario
+        return {
+            "schema": RESULT_SCHEMA,
+            "scenario": {
+                "name": scenario.name,
+                "description": scenario.description,
+                "seed": scenario.seed,
+                "file": self.source.file,
+                "sha256": self.source.sha256,
+                "overrides": list(self.source.overrides),
+            },
+            "run": {
+                "wall_time_s": round(self.wall_time_s, 3),
+                "busim_version": __version__,
+                "python_version": platform.python_version(),
+                "numpy_version": np.__version__,
+                "simpy_version": simpy.__version__,
+            },
+            "sim_time_s": self.record.sim_time_s,
+            "drained": self.record.drained,
+            "messages": {"published": len(self.record.messages)},
+            "publishers": {name: asdict(summary) for name, summary in self.summary.publishers.items()},
+            "consumers": {name: asdict(summary) for name, summary in self.summary.consumers.items()},
+            "consistency": {
+                "consistent": self.summary.consistent,
+                "violations": list(self.summary.violations),
+            },
+        }
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Read and validate a scenario file; ``overrides`` are ``KEY=VALUE`` strings.
+
+    Raises:
+        busim.errors.BusimError: the file is missing or the scenario invalid.
+    """
+    return load_scenario(path, overrides).scenario
+
+
+def fresh_seed() -> int:
+    """A seed from the operating system's entropy, for scenarios that name none."""
+    return int(np.random.SeedSequence().entropy % (1 << 63))
+
+
+def simulate(
+    scenario: Scenario | LoadedScenario,
+    seed: int | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> Result:
+    """Simulate a scenario and summarise the run.
+
+    The seed is ``seed`` if given, else the scenario's, else a fresh one; the
+    result's scenario records it, so that the run can be repeated exactly.
+    """
+    source = Source()
+    if isinstance(scenario, LoadedScenario):
+        source = Source(scenario.file, scenario.sha256, scenario.overrides)
+        scenario = scenario.scenario
+    if seed is None:
+        seed = scenario.seed if scenario.seed is not None else fresh_seed()
+    started = time.perf_counter()
+    record = run_engine(scenario, seed, on_progress)
+    summary = summarize(record)
+    return Result(record=record, summary=summary, source=source, wall_time_s=time.perf_counter() - started)

@@ -1,0 +1,121 @@
+"""The ``busim`` command: parse options, call the API, render, set the exit code.
+
+Exit codes: 0 for a completed run, 1 with ``--fail-on-violation`` when the
+run departs from exactly-once processing, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from busim.api import simulate
+from busim.errors import BusimError
+from busim.report.console import render_result, simulation_progress
+from busim.report.files import results_json, write_run
+from busim.scenario import load_scenario
+from busim.version import __version__
+
+EXIT_VIOLATION = 1
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    name="busim",
+    help="Simulate an event bus and see what its latency, duplicates, losses and outages do to your services.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(error: BusimError) -> NoReturn:
+    """Report a user's error on stderr, without a traceback, and exit with code 2."""
+    typer.echo(f"busim: {error}" if "\n" not in str(error) else str(error), err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"busim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Simulate an event bus and see what its latency, duplicates, losses and outages do to your services."""
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="The scenario file (YAML).", show_default=False)],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder. [default: runs/<scenario name>/]", show_default=False)
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for this run, instead of the scenario's.", min=0)] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a scenario key, e.g. broker.duplication=0.01 or consumers.inventory.instances=8. Repeatable.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout and nothing else.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    fail_on_violation: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-violation",
+            help="Exit with code 1 when the run departs from exactly-once processing "
+            "(drift, duplicate effects, losses, dead letters, wrong rejections).",
+        ),
+    ] = False,
+) -> None:
+    """Simulate a scenario, print its results and write them to the output folder."""
+    console = Console()
+    try:
+        loaded = load_scenario(file, overrides or [])
+    except BusimError as error:
+        _fail(error)
+    show = not (quiet or as_json)
+    with simulation_progress(console, loaded.scenario, enabled=show and console.is_terminal) as on_progress:
+        result = simulate(loaded, seed=seed, on_progress=on_progress)
+    folder = out if out is not None else Path("runs") / result.scenario.name
+    written = write_run(result, folder)
+    if as_json:
+        sys.stdout.write(results_json(result))
+    elif show:
+        render_result(console, result)
+        console.print(f"Wrote {', '.join(str(path) for path in written)}", style="dim", highlight=False)
+    if fail_on_violation and not result.summary.consistent:
+        raise typer.Exit(EXIT_VIOLATION)
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files to check.", show_default=False)],
+) -> None:
+    """Check scenario files and report every problem, with its line and key."""
+    failed = False
+    for file in files:
+        try:
+            load_scenario(file)
+        except BusimError as error:
+            failed = True
+            typer.echo(f"busim: {error}" if "\n" not in str(error) and not str(error).startswith(str(file)) else str(error), err=True)
+        else:
+            typer.echo(f"{file}: ok")
+    if failed:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,106 @@
+"""Effects: what processing a message does to a consumer's keyed counters.
+
+A consumer's effects are compiled once per run into per-message lists (key
+code and integer change for each effect), so applying them while simulating
+is a few list lookups. The same plan replays the exactly-once reference in
+:mod:`busim.analysis.consistency`, so run and reference share one rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from busim.engine.records import CounterState
+from busim.scenario.schema import Consumer
+
+
+@dataclass(frozen=True)
+class _CompiledEffect:
+    counter: int
+    key_code: list[int]  # per group-local message
+    change: list[int]  # per group-local message
+    floor: int | None
+
+
+def encode_keys(columns: list[np.ndarray]) -> tuple[tuple[object, ...], list[np.ndarray]]:
+    """Give the distinct values of several columns dense codes 0..K-1.
+
+    Returns the distinct values (sorted where they can be) and each column's codes.
+    """
+    merged = np.concatenate(columns) if columns else np.empty(0, dtype=np.int64)
+    if merged.dtype != object:
+        table, codes = np.unique(merged, return_inverse=True)
+        keys = tuple(table.tolist())
+    else:
+        index: dict[object, int] = {}
+        codes = np.fromiter((index.setdefault(value, len(index)) for value in merged.tolist()), np.int64, merged.size)
+        keys = tuple(index)
+    bounds = np.cumsum([0] + [column.size for column in columns])
+    return keys, [codes[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+
+
+class EffectPlan:
+    """A consumer's effects, ready to apply to group-local message indices."""
+
+    def __init__(self, consumer: Consumer, fields: dict[str, np.ndarray]) -> None:
+        """``fields`` holds each event field's values aligned with the group's messages."""
+        self.counter_names = tuple(consumer.state)
+        self.initial = tuple(consumer.state[name].initial for name in self.counter_names)
+        keys_by_counter: list[list[np.ndarray]] = [[] for _ in self.counter_names]
+        for effect in consumer.effects:
+            keys_by_counter[self.counter_names.index(effect.counter)].append(fields[effect.key])
+        tables = [encode_keys(columns) for columns in keys_by_counter]
+        self.keys = tuple(table for table, _ in tables)
+        used = [0] * len(self.counter_names)
+        compiled = []
+        for effect in consumer.effects:
+            counter = self.counter_names.index(effect.counter)
+            codes = tables[counter][1][used[counter]]
+            used[counter] += 1
+            if effect.add_field is None:
+                change = np.full(codes.size, effect.add, dtype=np.int64)
+            else:
+                change = effect.add_sign * fields[effect.add_field].astype(np.int64)
+            compiled.append(_CompiledEffect(counter, codes.tolist(), change.tolist(), effect.floor))
+        self._effects = tuple(compiled)
+
+    def new_state(self) -> list[list[int]]:
+        """Fresh counters: every key at its counter's initial value."""
+        return [[initial] * len(keys) for initial, keys in zip(self.initial, self.keys)]
+
+    def apply(self, state: list[list[int]], message: int) -> bool:
+        """Apply the effects of ``message`` to ``state``; False if a floor refused them.
+
+        The effects are all-or-nothing: a change that would take a counter
+        below its floor (a decrease that ends under it) refuses them all.
+        """
+        effects = self._effects
+        if len(effects) == 1:
+            effect = effects[0]
+            row = state[effect.counter]
+            key = effect.key_code[message]
+            change = effect.change[message]
+            new = row[key] + change
+            if effect.floor is not None and change < 0 and new < effect.floor:
+                return False
+            row[key] = new
+            return True
+        pending: dict[tuple[int, int], int] = {}
+        for effect in effects:
+            slot = (effect.counter, effect.key_code[message])
+            change = effect.change[message]
+            new = pending.get(slot, state[slot[0]][slot[1]]) + change
+            if effect.floor is not None and change < 0 and new < effect.floor:
+                return False
+            pending[slot] = new
+        for (counter, key), value in pending.items():
+            state[counter][key] = value
+        return True
+
+    def snapshot(self, state: list[list[int]]) -> dict[str, CounterState]:
+        return {
+            name: CounterState(keys=keys, values=np.array(values, dtype=np.int64), initial=initial)
+            for name, keys, values, initial in zip(self.counter_names, self.keys, state, self.initial)
+        }

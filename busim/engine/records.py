@@ -1,0 +1,141 @@
+"""What a run leaves behind: immutable records of numpy arrays.
+
+The engine writes these; :mod:`busim.analysis` reads them. A message id is
+its index in publish order; inside a consumer group a message is addressed
+by its group-local index, an index into ``GroupRecord.message_ids``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from busim.scenario.schema import Scenario
+
+
+class Outcome(enum.IntEnum):
+    """How the processing of one delivery ended."""
+
+    PROCESSING = 0  # still being processed when the run stopped
+    APPLIED = 1  # the effects were applied
+    REJECTED = 2  # a guarded effect refused the change; nothing was applied
+    SKIPPED = 3  # an idempotent consumer had processed this message already
+    ABORTED = 4  # the instance crashed while this delivery was being processed
+
+
+class DeliveryCause(enum.IntEnum):
+    """Why a delivery happened."""
+
+    FIRST = 0  # the broker's first attempt
+    BROKER_DUPLICATE = 1  # the second copy of a duplicated attempt
+    TRANSIT_LOSS = 2  # redelivered: an earlier attempt was lost in transit
+    CRASH_BEFORE_ACK = 3  # redelivered: the consumer crashed after its effects, before the ack
+    ACK_TIMEOUT = 4  # redelivered: processing outlasted the ack timeout
+    CRASH_IN_FLIGHT = 5  # redelivered: the instance crashed while processing it
+
+
+class LossReason(enum.IntEnum):
+    """Why a message never reached a group (at-most-once delivery)."""
+
+    TRANSIT_LOSS = 0
+    CRASH_IN_FLIGHT = 1
+
+
+@dataclass(frozen=True)
+class Messages:
+    """Every published message, in publish order."""
+
+    publish_s: np.ndarray  # when its publisher published it
+    accept_s: np.ndarray  # when the broker accepted it (later if an outage was on)
+    publisher: np.ndarray  # index into scenario.publishers
+    event: np.ndarray  # index into event_names
+    event_names: tuple[str, ...]
+    fields: dict[str, dict[str, np.ndarray]]  # event -> field -> values, aligned with members[event]
+    members: dict[str, np.ndarray]  # event -> ids of its messages, ascending
+
+    def __len__(self) -> int:
+        return len(self.publish_s)
+
+    def select(self, events: list[str]) -> Selection:
+        """The messages of ``events``, in publish order."""
+        members = np.concatenate([self.members[event] for event in events])
+        order = np.argsort(members, kind="stable")
+        return Selection(ids=members[order], events=tuple(events), order=order)
+
+    def common_fields(self, selection: Selection) -> dict[str, np.ndarray]:
+        """The payload fields that all of the selection's events declare, aligned with it."""
+        common = set.intersection(*(set(self.fields[event]) for event in selection.events))
+        return {
+            name: selection.align([self.fields[event][name] for event in selection.events]) for name in sorted(common)
+        }
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Some events' messages in publish order: ``ids[i]`` is group-local message ``i``."""
+
+    ids: np.ndarray
+    events: tuple[str, ...]
+    order: np.ndarray  # from the events' members, concatenated, to publish order
+
+    def align(self, per_event: list[np.ndarray]) -> np.ndarray:
+        """Concatenate one array per event (aligned with its members) into publish order."""
+        return np.concatenate(per_event)[self.order]
+
+
+@dataclass(frozen=True)
+class Deliveries:
+    """One row per delivery handed to a worker, in the order they were taken."""
+
+    message: np.ndarray  # group-local message index
+    attempt: np.ndarray  # the broker's delivery attempt (1 = first)
+    cause: np.ndarray  # DeliveryCause
+    instance: np.ndarray  # the instance that processed it
+    arrival_s: np.ndarray  # when it reached the group's queue
+    take_s: np.ndarray  # when a worker took it
+    done_s: np.ndarray  # when its processing ended (NaN while still processing)
+    outcome: np.ndarray  # Outcome
+    crashed: np.ndarray  # the instance crashed right after processing it, before the ack
+
+    def __len__(self) -> int:
+        return len(self.message)
+
+
+@dataclass(frozen=True)
+class CounterState:
+    """A keyed counter at the end of a run: one value per key seen."""
+
+    keys: tuple[object, ...]
+    values: np.ndarray
+    initial: int
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """What happened to one consumer group's messages."""
+
+    name: str
+    message_ids: np.ndarray  # global ids of the messages the group subscribes to
+    deliveries: Deliveries
+    unserved_arrival_s: np.ndarray  # copies that reached the queue but no worker by the end
+    lost_message: np.ndarray
+    lost_s: np.ndarray
+    lost_reason: np.ndarray  # LossReason
+    dead_letter_message: np.ndarray
+    dead_letter_s: np.ndarray
+    crash_s: np.ndarray
+    crash_instance: np.ndarray
+    counters: dict[str, CounterState]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything one simulation run produced."""
+
+    scenario: Scenario  # with its seed filled in
+    messages: Messages
+    groups: tuple[GroupRecord, ...]
+    sim_time_s: float
+    drained: bool  # False when the run stopped at duration + drain_timeout with work left

@@ -1,0 +1,133 @@
+"""Drawing durations and payload values, in numpy blocks.
+
+The engine never draws one number at a time from numpy: a
+:class:`DurationSampler` draws a block and hands out its values, which keeps
+the per-message cost to a list index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from busim.scenario.schema import (
+    ChoiceField,
+    ConstantField,
+    ConstantTime,
+    ExponentialTime,
+    LogNormalTime,
+    NormalTime,
+    SequenceField,
+    UniformIntField,
+    UniformTime,
+    ZipfField,
+)
+
+TimeDistribution = ConstantTime | ExponentialTime | UniformTime | NormalTime | LogNormalTime
+FieldGenerator = ConstantField | UniformIntField | ChoiceField | ZipfField | SequenceField
+
+BLOCK_SIZE = 4096
+
+
+def sample_durations(distribution: TimeDistribution, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Draw ``size`` durations in seconds (float64, never negative)."""
+    match distribution:
+        case ConstantTime(value=value):
+            return np.full(size, value)
+        case ExponentialTime(mean=mean):
+            return rng.exponential(mean, size)
+        case UniformTime(low=low, high=high):
+            return rng.uniform(low, high, size)
+        case NormalTime(mean=mean, sd=sd):
+            return _truncated_normal(mean, sd, rng, size)
+        case LogNormalTime(median=median, sigma=sigma):
+            return rng.lognormal(np.log(median), sigma, size)
+    raise TypeError(f"not a time distribution: {distribution!r}")
+
+
+def _truncated_normal(mean: float, sd: float, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Normal draws conditioned on being >= 0, by redrawing the negative ones."""
+    values = rng.normal(mean, sd, size)
+    negative = np.flatnonzero(values < 0)
+    while negative.size:
+        values[negative] = rng.normal(mean, sd, negative.size)
+        negative = negative[values[negative] < 0]
+    return values
+
+
+class DurationSampler:
+    """Hands out durations one by one from blocks drawn in numpy."""
+
+    __slots__ = ("_distribution", "_rng", "_block", "_next")
+
+    def __init__(self, distribution: TimeDistribution, rng: np.random.Generator) -> None:
+        self._distribution = distribution
+        self._rng = rng
+        self._block: list[float] = []
+        self._next = 0
+
+    def __call__(self) -> float:
+        if self._next == len(self._block):
+            self._block = sample_durations(self._distribution, self._rng, BLOCK_SIZE).tolist()
+            self._next = 0
+        value = self._block[self._next]
+        self._next += 1
+        return value
+
+
+class BernoulliSampler:
+    """Hands out True with probability ``p``, from blocks of uniform draws."""
+
+    __slots__ = ("_p", "_rng", "_block", "_next")
+
+    def __init__(self, p: float, rng: np.random.Generator) -> None:
+        self._p = p
+        self._rng = rng
+        self._block: list[bool] = []
+        self._next = 0
+
+    def __call__(self) -> bool:
+        if self._p == 0.0:
+            return False
+        if self._next == len(self._block):
+            self._block = (self._rng.random(BLOCK_SIZE) < self._p).tolist()
+            self._next = 0
+        value = self._block[self._next]
+        self._next += 1
+        return value
+
+
+def sample_field(generator: FieldGenerator, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Draw ``size`` payload values; integer generators give int64 arrays.
+
+    ``sequence`` fields are numbered across all publishers of an event, so
+    they are filled in where messages are merged, not here.
+    """
+    match generator:
+        case ConstantField(value=value):
+            return np.full(size, value, dtype=_dtype([value]))
+        case UniformIntField(low=low, high=high):
+            return rng.integers(low, high, size, endpoint=True, dtype=np.int64)
+        case ChoiceField(values=values, weights=weights):
+            index = _draw_index(np.ones(len(values)) if weights is None else np.asarray(weights, float), rng, size)
+            return np.asarray(values, dtype=_dtype(values))[index]
+        case ZipfField(n=n, s=s):
+            weights = np.arange(1, n + 1, dtype=float) ** -s
+            return _draw_index(weights, rng, size).astype(np.int64) + 1
+        case SequenceField():
+            return np.zeros(size, dtype=np.int64)
+    raise TypeError(f"not a field generator: {generator!r}")
+
+
+def _draw_index(weights: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Indices drawn with probability proportional to ``weights``, by inverse CDF."""
+    cumulative = np.cumsum(weights)
+    cumulative /= cumulative[-1]
+    return np.minimum(np.searchsorted(cumulative, rng.random(size), side="right"), len(weights) - 1)
+
+
+def _dtype(values: list[object]) -> type | np.dtype:
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return np.int64
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return np.float64
+    return object

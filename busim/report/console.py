@@ -1,0 +1,216 @@
+"""Terminal output: the progress bar while simulating and the result tables after.
+
+All Rich tables are built here, from a :class:`busim.api.Result`; nothing in
+the engine or the analysis knows about them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from busim.api import Result
+from busim.engine.simulation import ProgressCallback
+from busim.scenario import Scenario
+
+ABSENT = "—"
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration for people: ``412µs``, ``12.3ms``, ``4.21s``, ``3m05s``."""
+    if seconds is None:
+        return ABSENT
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3g}µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g}ms"
+    if seconds < 60:
+        return f"{seconds:.3g}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
+
+
+def _count(value: int) -> Text:
+    return Text(f"{value:,}", style="bold red" if value else "dim")
+
+
+@contextmanager
+def simulation_progress(console: Console, scenario: Scenario, enabled: bool) -> Iterator[ProgressCallback | None]:
+    """A progress bar of simulated time over the publishing window, then draining."""
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[clock]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task(f"simulating {scenario.name}", total=scenario.duration, clock="")
+
+    def report(now_s: float) -> None:
+        phase = "publishing" if now_s < scenario.duration else "draining"
+        progress.update(
+            task,
+            completed=min(now_s, scenario.duration),
+            clock=f"{phase}, t={format_duration(now_s)} of {format_duration(scenario.duration)}",
+        )
+
+    with progress:
+        yield report
+
+
+def render_result(console: Console, result: Result) -> None:
+    """Print the result tables and the consistency verdict."""
+    console.print(_heading(result))
+    console.print(_publishers_table(result))
+    console.print(_consumers_table(result))
+    console.print(_latency_table(result))
+    if any(consumer.state for consumer in result.summary.consumers.values()):
+        console.print(_consistency_table(result))
+    console.print(_verdict(result))
+
+
+def _heading(result: Result) -> Panel:
+    scenario = result.scenario
+    record = result.record
+    rate = len(record.messages) / result.wall_time_s if result.wall_time_s > 0 else 0
+    drained = "drained" if record.drained else "[red]stopped at duration + drain_timeout with work left[/]"
+    lines = [
+        Text(scenario.description),
+        Text.from_markup(
+            f"seed [bold]{scenario.seed}[/] · simulated {format_duration(record.sim_time_s)}, {drained} · "
+            f"{len(record.messages):,} messages in {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)"
+        ),
+    ]
+    return Panel(Group(*[line for line in lines if line.plain]), title=f"[bold]{scenario.name}", expand=False)
+
+
+def _publishers_table(result: Result) -> Table:
+    table = _table("Publishers")
+    table.add_column("publisher")
+    table.add_column("published", justify="right")
+    table.add_column("delayed by an outage", justify="right")
+    table.add_column("longest delay", justify="right")
+    for name, publisher in result.summary.publishers.items():
+        table.add_row(
+            name,
+            f"{publisher.published:,}",
+            f"{publisher.delayed_by_outage:,}",
+            format_duration(publisher.max_publish_delay_s),
+        )
+    return table
+
+
+# (row label, summary attribute, whether a non-zero value is an anomaly)
+_CONSUMER_ROWS = (
+    ("messages subscribed", "subscribed", False),
+    ("deliveries", "delivered", False),
+    ("processed", "processed", False),
+    ("duplicate deliveries", "duplicate_deliveries", True),
+    ("duplicate effects", "duplicate_effects", True),
+    ("redelivered", "redelivered", False),
+    ("lost", "lost", True),
+    ("dead-lettered", "dead_lettered", True),
+    ("rejected", "rejected", False),
+    ("wrongly rejected", "wrongly_rejected", True),
+    ("wrongly accepted", "wrongly_accepted", True),
+    ("out of order", "out_of_order", False),
+    ("in flight at end", "in_flight_at_end", True),
+    ("max backlog", "max_backlog", False),
+    ("crashes", "crashes", False),
+)
+
+
+def _consumers_table(result: Result) -> Table:
+    consumers = result.summary.consumers
+    table = _table("Consumers")
+    table.add_column("")
+    for name in consumers:
+        table.add_column(name, justify="right")
+    table.add_column("why", style="dim")
+    for label, attribute, anomaly in _CONSUMER_ROWS:
+        values = [getattr(consumer, attribute) for consumer in consumers.values()]
+        cells = [_count(value) if anomaly else f"{value:,}" for value in values]
+        table.add_row(label, *cells, _reasons(result, attribute))
+    return table
+
+
+def _reasons(result: Result, attribute: str) -> str:
+    parts = []
+    several = len(result.summary.consumers) > 1
+    for name, consumer in result.summary.consumers.items():
+        reasons = consumer.by_reason.get(attribute) or {}
+        listed = ", ".join(f"{count:,} {reason.replace('_', ' ')}" for reason, count in reasons.items())
+        if listed:
+            parts.append(f"{name}: {listed}" if several else listed)
+    return "; ".join(parts)
+
+
+def _latency_table(result: Result) -> Table:
+    warmup = result.scenario.warmup
+    note = f", published after the {format_duration(warmup)} warm-up" if warmup else ""
+    table = _table(f"Latency: publish to first completed processing{note}")
+    for heading in ("", "count", "mean", "p50", "p90", "p99", "p99.9", "max"):
+        table.add_column(heading, justify="right" if heading else "left")
+    for name, consumer in result.summary.consumers.items():
+        latency = consumer.latency_s
+        parts = (
+            (name, latency.end_to_end, None),
+            ("  broker", latency.broker, "dim"),
+            ("  queue wait", latency.queue_wait, "dim"),
+            ("  processing", latency.processing, "dim"),
+        )
+        for label, summary, style in parts:
+            values = (summary.mean, summary.p50, summary.p90, summary.p99, summary.p999, summary.max)
+            table.add_row(label, f"{summary.count:,}", *map(format_duration, values), style=style)
+    return table
+
+
+def _consistency_table(result: Result) -> Table:
+    table = _table("State against an exactly-once reference")
+    for heading in ("consumer", "counter", "expected", "actual", "keys off", "abs drift"):
+        table.add_column(heading, justify="left" if heading in ("consumer", "counter") else "right")
+    worst_keys = []
+    for name, consumer in result.summary.consumers.items():
+        for counter, consistency in consumer.state.items():
+            if consistency.most_drifted:
+                listed = ", ".join(
+                    f"{drift.key} {drift.expected:,}→{drift.actual:,}" for drift in consistency.most_drifted[:3]
+                )
+                worst_keys.append(f"{name}.{counter} {listed}")
+            table.add_row(
+                name,
+                counter,
+                f"{consistency.expected_total:,}",
+                f"{consistency.actual_total:,}",
+                _count(consistency.keys_diverged),
+                _count(consistency.abs_drift),
+            )
+    if worst_keys:
+        table.caption = "most drifted keys, expected→actual: " + "; ".join(worst_keys)
+        table.caption_justify = "left"
+    return table
+
+
+def _verdict(result: Result) -> Text:
+    if result.summary.consistent:
+        return Text("Consistent: every message's effects were applied exactly once.", style="bold green")
+    text = Text("Inconsistent with exactly-once processing:\n", style="bold red")
+    for violation in result.summary.violations:
+        text.append(f"  - {violation}\n", style="red")
+    text.rstrip()
+    return text

@@ -1,0 +1,38 @@
+"""What a run leaves in its output folder: results.json and the resolved scenario."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from busim.api import Result
+from busim.scenario import Scenario
+
+RESULTS_FILE = "results.json"
+SCENARIO_FILE = "scenario.yaml"
+
+
+def results_json(result: Result) -> str:
+    """results.json as text: stable key order, so identical runs give identical files."""
+    return json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
+
+
+def resolved_scenario_yaml(scenario: Scenario) -> str:
+    """The scenario as run, every default filled in; durations in seconds, rates per second."""
+    data: dict[str, Any] = scenario.model_dump(mode="json")
+    header = "# The scenario as run: every default filled in, durations in seconds, rates per second.\n"
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def write_run(result: Result, folder: Path) -> list[Path]:
+    """Write the run's files into ``folder`` (created if needed); return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in ((RESULTS_FILE, results_json(result)), (SCENARIO_FILE, resolved_scenario_yaml(result.scenario))):
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

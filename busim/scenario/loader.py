@@ -82,6 +82,10 @@ def parse_yaml(text: str, source: str) -> Document:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = f"YAML syntax error: {error.problem or error.context}"
+        if error.context and error.context_mark and error.problem:
+            message += f" ({error.context} from line {error.context_mark.line + 1})"
+        if "block" in (error.problem or ""):
+            message += "; check the indentation"
         raise ScenarioError([Problem(source, line, column, "", message)]) from None
     document = Document(data=None, source=source)
     if root is None:

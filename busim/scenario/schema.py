@@ -22,6 +22,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -75,7 +77,10 @@ def _tagged(kinds: tuple[str, ...], what: str, scalar_kind: str | None):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A suggestion to append to an error message, or ``""`` when nothing is close."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close and len(word) >= 3:
+        close = [choice for choice in choices if choice.startswith(word)][:1]
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -237,15 +242,16 @@ class Publisher(Model):
     rate: Annotated[list[RateStep], BeforeValidator(_rate_schedule), Field(min_length=1)]
     count: Annotated[int, Field(ge=1)] | None = None
 
-    @model_validator(mode="after")
-    def _steps_ascend(self) -> Publisher:
-        for before, after in zip(self.rate, self.rate[1:]):
+    @field_validator("rate")
+    @classmethod
+    def _steps_ascend(cls, steps: list[RateStep]) -> list[RateStep]:
+        for before, after in zip(steps, steps[1:]):
             if after.at <= before.at:
                 raise ValueError(
                     f"rate steps must be in increasing order of 'at' "
                     f"(a step at {after.at:g}s follows one at {before.at:g}s)"
                 )
-        return self
+        return steps
 
 
 class Outage(Model):
@@ -266,16 +272,17 @@ class Broker(Model):
     max_deliveries: Annotated[int, Field(ge=1)] | None = None
     outages: list[Outage] = []
 
-    @model_validator(mode="after")
-    def _outages_apart(self) -> Broker:
-        ordered = sorted(self.outages, key=lambda outage: outage.at)
+    @field_validator("outages")
+    @classmethod
+    def _outages_apart(cls, outages: list[Outage]) -> list[Outage]:
+        ordered = sorted(outages, key=lambda outage: outage.at)
         for before, after in zip(ordered, ordered[1:]):
             if after.at < before.end_s:
                 raise ValueError(
                     f"outages overlap: the one at {after.at:g}s starts before "
                     f"the one at {before.at:g}s ends ({before.end_s:g}s)"
                 )
-        return self
+        return outages
 
 
 class Crash(Model):
@@ -319,11 +326,13 @@ class Consumer(Model):
     state: dict[Name, Counter] = {}
     effects: list[Effect] = []
 
-    @model_validator(mode="after")
-    def _ttl_needs_dedup(self) -> Consumer:
-        if "dedup_ttl" in self.model_fields_set and self.idempotency != "dedup" and self.dedup_ttl:
+    @field_validator("dedup_ttl")
+    @classmethod
+    def _ttl_needs_dedup(cls, ttl_s: float, info: ValidationInfo) -> float:
+        # Field validators run on given values only, and in declaration order.
+        if ttl_s and info.data.get("idempotency", "dedup") != "dedup":
             raise ValueError("dedup_ttl applies only with idempotency: dedup")
-        return self
+        return ttl_s
 
     @property
     def workers(self) -> int:
@@ -342,13 +351,13 @@ class Scenario(Model):
     broker: Broker = Broker()
     consumers: Annotated[list[Consumer], Field(min_length=1)]
 
-    @model_validator(mode="after")
-    def _warmup_inside(self) -> Scenario:
-        if self.warmup >= self.duration:
-            raise ValueError(
-                f"warmup (={self.warmup:g}s) must be shorter than duration (={self.duration:g}s)"
-            )
-        return self
+    @field_validator("warmup")
+    @classmethod
+    def _warmup_inside(cls, warmup_s: float, info: ValidationInfo) -> float:
+        duration_s = info.data.get("duration")
+        if duration_s is not None and warmup_s >= duration_s:
+            raise ValueError(f"warmup (={warmup_s:g}s) must be shorter than duration (={duration_s:g}s)")
+        return warmup_s
 
     @property
     def horizon_s(self) -> float:

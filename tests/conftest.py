@@ -1,0 +1,39 @@
+"""Shared test helpers: scenarios built in code, with only what a test varies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from busim.scenario.schema import Scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+
+
+def consumer(**fields: Any) -> dict[str, Any]:
+    """A consumer of Job events, named ``worker`` unless told otherwise."""
+    return {"name": "worker", "subscribes": ["Job"], **fields}
+
+
+def scenario(consumers: list[dict[str, Any]] | None = None, **changes: Any) -> Scenario:
+    """A minimal valid scenario: Job events published evenly at 10/s for 10 s (100 messages).
+
+    Each keyword replaces a top-level section of the scenario whole.
+    """
+    base = {
+        "name": "test",
+        "seed": 1,
+        "duration": 10,
+        "events": {"Job": {"key": "item", "fields": {"item": {"uniform_int": {"low": 1, "high": 5}}}}},
+        "publishers": [{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 10}],
+        "consumers": consumers or [consumer()],
+    }
+    return Scenario.model_validate(base | changes)
+
+
+@pytest.fixture
+def flash_sale_path() -> Path:
+    return SCENARIOS / "flash-sale.yaml"

@@ -1,0 +1,208 @@
+"""Deterministic scenarios whose every count and time can be worked out by hand.
+
+The base scenario publishes 100 Job messages evenly at 10/s: message k at
+k/10 s. With constant latency and processing times nothing is random, so
+each assertion is an exact consequence of the model's rules.
+"""
+
+import numpy as np
+import pytest
+
+import busim
+from tests.conftest import consumer, scenario
+
+COUNT = 100
+
+
+def summary_of(result):
+    return result.summary.consumers["worker"]
+
+
+def test_an_overloaded_single_worker_queues_every_message_behind_the_last():
+    # Times exact in binary: arrival k at k/8 + 1/64 s, service 3/16 s > 1/8 s gaps,
+    # so message k finishes at 1/64 + 3/16 (k + 1) and the queue grows until publishing stops.
+    result = busim.simulate(
+        scenario(
+            publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 8}],
+            broker={"latency": 1 / 64},
+            consumers=[consumer(processing_time=3 / 16)],
+        )
+    )
+    worker = summary_of(result)
+    k = np.arange(80)
+    expected = 1 / 64 + 3 / 16 * (k + 1) - k / 8
+    assert worker.latency_s.end_to_end.count == 80
+    assert worker.latency_s.end_to_end.mean == pytest.approx(expected.mean(), rel=1e-12)
+    assert worker.latency_s.end_to_end.max == pytest.approx(expected.max(), rel=1e-12)
+    assert worker.latency_s.broker.max == 1 / 64
+    assert worker.latency_s.processing.mean == pytest.approx(3 / 16, rel=1e-12)
+    # When the last message arrives (9.890625 s), 53 have been taken (k <= 52): 80 - 53 wait.
+    assert worker.max_backlog == 27
+    assert result.record.sim_time_s == 1 / 64 + 3 / 16 * 80
+
+
+def test_a_fast_worker_never_queues():
+    result = busim.simulate(scenario(broker={"latency": "5ms"}, consumers=[consumer(processing_time="50ms")]))
+    latency = summary_of(result).latency_s
+    assert latency.end_to_end.max == pytest.approx(0.055)
+    assert latency.queue_wait.max == 0
+    assert summary_of(result).max_backlog == 0
+
+
+def test_an_outage_delays_publishing_without_losing_anything():
+    # Messages published at 2.0 .. 2.9 s are accepted when the broker returns at 3 s.
+    result = busim.simulate(scenario(broker={"outages": [{"at": "2s", "duration": "1s"}]}))
+    publisher = result.summary.publishers["source"]
+    assert publisher.published == COUNT
+    assert publisher.delayed_by_outage == 10
+    assert publisher.max_publish_delay_s == pytest.approx(1.0)
+    worker = summary_of(result)
+    assert (worker.processed, worker.lost, worker.in_flight_at_end) == (COUNT, 0, 0)
+    assert worker.latency_s.end_to_end.max == pytest.approx(1.0)
+
+
+def test_deliveries_due_in_an_outage_wait_for_its_end():
+    # 500 ms latency: messages published at 1.6 .. 2.0 s would land inside [2.1, 3.1) and land at 3.1 s;
+    # the 10 published inside it (2.1 .. 3.0 s) are accepted at 3.1 s and land at 3.6 s, with the one published at 3.1 s.
+    result = busim.simulate(
+        scenario(broker={"latency": "500ms", "outages": [{"at": "2.1s", "duration": "1s"}]})
+    )
+    deliveries = result.record.groups[0].deliveries
+    assert not np.any((deliveries.arrival_s >= 2.1) & (deliveries.arrival_s < 3.1))
+    assert np.count_nonzero(deliveries.arrival_s == 3.1) == 5
+    assert np.count_nonzero(deliveries.arrival_s == 3.6) == 11
+
+
+def test_every_crash_before_ack_redelivers_until_the_delivery_limit():
+    # Each processing crashes after its effects: 3 deliveries, 3 effects, then the dead-letter queue.
+    crash = {"probability": 1.0, "restart_after": 0}
+    result = busim.simulate(
+        scenario(
+            broker={"ack_timeout": "1s", "max_deliveries": 3},
+            consumers=[consumer(crash=crash, state={"done": {}}, effects=[{"counter": "done", "key": "item", "add": 1}])],
+        )
+    )
+    worker = summary_of(result)
+    assert worker.delivered == 3 * COUNT
+    assert worker.redelivered == 2 * COUNT
+    assert worker.duplicate_deliveries == 2 * COUNT
+    assert worker.duplicate_effects == 2 * COUNT
+    assert worker.dead_lettered == COUNT
+    assert worker.crashes == 3 * COUNT
+    assert worker.by_reason["redelivered"] == {"crash_before_ack": 2 * COUNT}
+    assert worker.state["done"].actual_total - worker.state["done"].expected_total == 2 * COUNT
+
+
+def test_an_idempotent_consumer_absorbs_every_crash_redelivery():
+    crash = {"probability": 1.0, "restart_after": 0}
+    result = busim.simulate(
+        scenario(
+            broker={"ack_timeout": "1s", "max_deliveries": 3},
+            consumers=[
+                consumer(
+                    crash=crash,
+                    idempotency="dedup",
+                    state={"done": {}},
+                    effects=[{"counter": "done", "key": "item", "add": 1}],
+                )
+            ],
+        )
+    )
+    worker = summary_of(result)
+    assert worker.duplicate_deliveries == 2 * COUNT
+    assert worker.duplicate_effects == 0
+    assert worker.state["done"].abs_drift == 0
+    outcomes = np.bincount(result.record.groups[0].deliveries.outcome, minlength=5)
+    assert outcomes[busim.engine.records.Outcome.SKIPPED] == 2 * COUNT
+
+
+def test_a_short_dedup_ttl_forgets_ids_before_the_redelivery():
+    # The redelivery comes 1 s after the first processing; a 0.5 s memory has forgotten the id.
+    crash = {"probability": 1.0, "restart_after": 0}
+    result = busim.simulate(
+        scenario(
+            broker={"ack_timeout": "1s", "max_deliveries": 2},
+            consumers=[consumer(crash=crash, idempotency="dedup", dedup_ttl="500ms")],
+        )
+    )
+    assert summary_of(result).duplicate_effects == COUNT
+
+
+def test_every_attempt_duplicated_doubles_deliveries_and_effects():
+    result = busim.simulate(scenario(broker={"duplication": 1.0}))
+    worker = summary_of(result)
+    assert (worker.delivered, worker.duplicate_deliveries, worker.duplicate_effects) == (2 * COUNT, COUNT, COUNT)
+    assert worker.by_reason["duplicate_deliveries"] == {"broker_duplicate": COUNT}
+
+
+def test_at_most_once_loses_every_lost_attempt():
+    result = busim.simulate(scenario(broker={"delivery": "at-most-once", "loss": 1.0}))
+    worker = summary_of(result)
+    assert (worker.delivered, worker.processed, worker.lost, worker.in_flight_at_end) == (0, 0, COUNT, 0)
+    assert worker.by_reason["lost"] == {"transit_loss": COUNT}
+
+
+def test_at_least_once_dead_letters_what_it_can_never_deliver():
+    result = busim.simulate(scenario(broker={"loss": 1.0, "ack_timeout": "1s", "max_deliveries": 4}))
+    worker = summary_of(result)
+    assert (worker.delivered, worker.lost, worker.dead_lettered) == (0, 0, COUNT)
+    # The fourth attempt is sent at 3 s after publishing and dead-lettered when its ack is 1 s overdue.
+    assert result.record.sim_time_s == pytest.approx(9.9 + 4.0)
+
+
+def test_a_consumer_slower_than_the_ack_timeout_is_redelivered_while_it_works():
+    # 1.5 s processing, 1 s ack timeout, one message: redelivered at 1 s, processed twice.
+    result = busim.simulate(
+        scenario(
+            publishers=[{"name": "source", "event": "Job", "rate": 1, "count": 1}],
+            broker={"ack_timeout": "1s"},
+            consumers=[consumer(instances=2, processing_time="1.5s")],
+        )
+    )
+    worker = summary_of(result)
+    assert (worker.delivered, worker.duplicate_effects) == (2, 1)
+    assert worker.by_reason["redelivered"] == {"ack_timeout": 1}
+
+
+def test_a_crash_aborts_the_other_deliveries_in_flight_on_that_instance():
+    # At-most-once, 4 messages in flight on one instance; the first to finish crashes and the other 3 are lost.
+    result = busim.simulate(
+        scenario(
+            publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 1000, "count": 4}],
+            broker={"delivery": "at-most-once"},
+            consumers=[consumer(concurrency=4, processing_time="1s", crash={"probability": 1.0})],
+        )
+    )
+    worker = summary_of(result)
+    assert (worker.processed, worker.lost, worker.crashes) == (1, 3, 1)
+    assert worker.by_reason["lost"] == {"crash_in_flight": 3}
+
+
+def test_a_floor_rejects_what_would_take_a_counter_below_it():
+    # One key, 30 units of stock, 100 orders of 1: 30 accepted, 70 rejected.
+    result = busim.simulate(
+        scenario(
+            events={"Job": {"key": "item", "fields": {"item": {"constant": 7}, "quantity": {"constant": 1}}}},
+            consumers=[
+                consumer(
+                    state={"stock": {"initial": 30}},
+                    effects=[{"counter": "stock", "key": "item", "add": "-quantity", "floor": 0}],
+                )
+            ],
+        )
+    )
+    worker = summary_of(result)
+    assert (worker.rejected, worker.wrongly_rejected, worker.wrongly_accepted) == (70, 0, 0)
+    stock = worker.state["stock"]
+    assert (stock.expected_total, stock.actual_total, stock.keys) == (0, 0, 1)
+    assert result.summary.consistent
+
+
+def test_the_run_stops_at_the_drain_timeout_and_reports_what_is_left():
+    # 100 messages of 1 s each on one worker cannot drain in 10 s + 5 s.
+    result = busim.simulate(scenario(drain_timeout="5s", consumers=[consumer(processing_time="1s")]))
+    worker = summary_of(result)
+    assert not result.record.drained
+    assert result.record.sim_time_s == 15
+    assert worker.processed == 15 - 1  # the 15th finishes exactly at the horizon, which is not simulated
+    assert worker.in_flight_at_end == COUNT - worker.processed

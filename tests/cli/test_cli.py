@@ -1,0 +1,120 @@
+"""The command line as a user meets it, through Typer's CliRunner."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from busim import __version__
+from busim.cli import app
+from tests.conftest import ROOT, SCENARIOS
+
+runner = CliRunner()
+FLASH_SALE = str(SCENARIOS / "flash-sale.yaml")
+IDEMPOTENT = str(SCENARIOS / "flash-sale-idempotent.yaml")
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"busim {__version__}\n"
+
+
+def test_run_prints_the_tables_and_writes_results_and_the_resolved_scenario(tmp_path):
+    result = runner.invoke(app, ["run", FLASH_SALE, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for heading in ("Publishers", "Consumers", "Latency", "State against an exactly-once reference"):
+        assert heading in result.stdout
+    assert "Inconsistent with exactly-once processing" in result.stdout
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert document["schema"] == "busim.result/1"
+    assert document["scenario"]["seed"] == 42
+    assert document["scenario"]["file"] == FLASH_SALE
+    inventory = document["consumers"]["inventory"]
+    assert inventory["duplicate_effects"] > 0
+    assert set(inventory["latency_s"]["end_to_end"]) == {"count", "mean", "p50", "p90", "p95", "p99", "p999", "max"}
+    resolved = (tmp_path / "scenario.yaml").read_text()
+    assert "seed: 42" in resolved and "ack_timeout: 30.0" in resolved
+
+
+def test_the_default_output_folder_is_runs_slash_the_scenario_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", FLASH_SALE, "--quiet"])
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert (tmp_path / "runs" / "flash-sale" / "results.json").is_file()
+
+
+def test_json_prints_results_json_and_nothing_else(tmp_path):
+    result = runner.invoke(app, ["run", FLASH_SALE, "--json", "--out", str(tmp_path)])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == json.loads((tmp_path / "results.json").read_text())
+
+
+def test_set_and_seed_change_the_run_and_are_recorded(tmp_path):
+    result = runner.invoke(
+        app,
+        ["run", FLASH_SALE, "--json", "--out", str(tmp_path), "--seed", "7",
+         "--set", "consumers.inventory.idempotency=dedup", "--set", "broker.duplication=0.01"],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["scenario"]["seed"] == 7
+    assert document["scenario"]["overrides"] == ["consumers.inventory.idempotency=dedup", "broker.duplication=0.01"]
+    assert document["consumers"]["inventory"]["duplicate_effects"] == 0
+
+
+@pytest.mark.parametrize(("path", "code"), [(FLASH_SALE, 1), (IDEMPOTENT, 1)])
+def test_fail_on_violation_exits_1_when_the_run_departs_from_exactly_once(tmp_path, path, code):
+    result = runner.invoke(app, ["run", path, "--quiet", "--fail-on-violation", "--out", str(tmp_path)])
+    assert result.exit_code == code
+
+
+def test_fail_on_violation_exits_0_for_a_consistent_run(tmp_path):
+    # One worker, a constant latency and no loss: the idempotent consumer processes in publish order.
+    result = runner.invoke(
+        app,
+        ["run", IDEMPOTENT, "--quiet", "--fail-on-violation", "--out", str(tmp_path),
+         "--set", "consumers.inventory.instances=1", "--set", "broker.latency=2ms", "--set", "broker.loss=0"],
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_bad_input_exits_2_with_every_problem_and_no_traceback():
+    path = ROOT / "tests" / "data" / "bad" / "references.yaml"
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 4
+    assert all(line.startswith(f"{path}:") for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_file_says_so_plainly(tmp_path):
+    result = runner.invoke(app, ["run", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert result.stderr == f"busim: {tmp_path / 'nope.yaml'}: no such file\n"
+
+
+def test_a_bad_override_says_so_plainly():
+    result = runner.invoke(app, ["run", FLASH_SALE, "--set", "consumers.nobody.instances=2"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "busim: --set consumers.nobody.instances=2: no entry named 'nobody' in consumers (names: inventory)\n"
+    )
+
+
+def test_validate_checks_every_file_and_reports_each():
+    bad = ROOT / "tests" / "data" / "bad" / "duplicate-key.yaml"
+    result = runner.invoke(app, ["validate", FLASH_SALE, str(bad)])
+    assert result.exit_code == 2
+    assert result.stdout == f"{FLASH_SALE}: ok\n"
+    assert result.stderr == f"{bad}:3:1: duration: duplicate key 'duration' (first given on line 2)\n"
+
+
+def test_validate_accepts_every_shipped_scenario():
+    paths = [str(path) for path in sorted(SCENARIOS.glob("*.yaml"))]
+    result = runner.invoke(app, ["validate", *paths])
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [f"{path}: ok" for path in paths]

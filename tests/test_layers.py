@@ -1,0 +1,23 @@
+"""The simulation core stays pure: a notebook can simulate without the CLI's libraries."""
+
+import subprocess
+import sys
+
+from tests.conftest import SCENARIOS
+
+
+def test_simulating_through_the_api_loads_neither_rich_nor_matplotlib_nor_typer():
+    code = (
+        "import sys, busim\n"
+        f"result = busim.simulate(busim.load({str(SCENARIOS / 'flash-sale.yaml')!r}))\n"
+        "assert result.summary.consumers['inventory'].processed > 0\n"
+        "print(sorted(m for m in ('rich', 'matplotlib', 'typer', 'click') if m in sys.modules))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
+def test_the_engine_alone_loads_none_of_the_rendering_libraries():
+    code = "import sys, busim.engine\nprint(sorted(m for m in ('rich', 'matplotlib', 'typer') if m in sys.modules))\n"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"

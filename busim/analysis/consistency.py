@@ -40,6 +40,8 @@ class CounterConsistency:
 def reference_acceptance(plan: EffectPlan, count: int) -> tuple[np.ndarray, list[list[int]]]:
     """Replay messages ``0..count-1`` once each, in order: which were accepted, and the final state."""
     state = plan.new_state()
+    if not plan.has_effects:
+        return np.ones(count, dtype=bool), state
     accepted = np.fromiter((plan.apply(state, message) for message in range(count)), dtype=bool, count=count)
     return accepted, state
 

@@ -19,9 +19,14 @@ from busim.analysis.consistency import (
 )
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.engine.effects import EffectPlan
-from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, RunRecord
+from busim.engine.records import (
+    PROCESSED_OUTCOMES,
+    DeliveryCause, GroupRecord, LossReason,
+    Outcome,
+    RunRecord,
+    Selection,
+)
 
-_PROCESSED = (Outcome.APPLIED, Outcome.REJECTED, Outcome.SKIPPED)
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
     deliveries = group.deliveries
     count = group.message_ids.size
 
-    processed_rows = np.isin(deliveries.outcome, _PROCESSED)
+    processed_rows = np.isin(deliveries.outcome, PROCESSED_OUTCOMES)
     processed = np.zeros(count, bool)
     processed[deliveries.message[processed_rows]] = True
     applied_count = np.bincount(deliveries.message[deliveries.outcome == Outcome.APPLIED], minlength=count)
@@ -107,7 +112,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
     lost &= ~processed
     dead_lettered = np.zeros(count, bool)
     dead_lettered[group.dead_letter_message] = True
-    delivered_messages = np.unique(deliveries.message).size
+    delivered_messages = int(np.count_nonzero(np.bincount(deliveries.message, minlength=count)))
 
     # The exactly-once reference, with the same effect rules as the run.
     events = list(dict.fromkeys(consumer.subscribes))
@@ -122,16 +127,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
     rows = rows[np.lexsort((deliveries.done_s[rows], deliveries.message[rows]))]
     first_rows = rows[np.r_[True, deliveries.message[rows][1:] != deliveries.message[rows][:-1]]] if rows.size else rows
     first_message = deliveries.message[first_rows]
-    keys = ordering_keys(
-        [
-            messages.fields[event][scenario.events[event].key]
-            if scenario.events[event].key
-            else np.full(messages.members[event].size, event, dtype=object)
-            for event in selection.events
-        ]
-    )
-    if keys.size:
-        keys = keys[selection.order]
+    keys = _ordering_keys(record, selection)
 
     publish_s = messages.publish_s[group.message_ids[first_message]]
     measured = publish_s >= scenario.warmup
@@ -179,9 +175,28 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
 def _duplicate_rows(message: np.ndarray) -> np.ndarray:
     """Rows of deliveries that repeat a message delivered before (every row but its first)."""
     repeated = np.ones(message.size, bool)
-    _, first = np.unique(message, return_index=True)
-    repeated[first] = False
+    if message.size:
+        order = np.argsort(message, kind="stable")
+        ordered = message[order]
+        repeated[order[np.r_[True, ordered[1:] != ordered[:-1]]]] = False
     return repeated
+
+
+def _ordering_keys(record: RunRecord, selection: Selection) -> np.ndarray:
+    """The ordering key code of each of the group's messages.
+
+    A message's ordering key is the value of its event's ``key`` field; the
+    messages of an event without a key share one ordering scope.
+    """
+    scenario = record.scenario
+    keyed = [scenario.events[event].key for event in selection.events]
+    if not any(keyed):
+        return np.zeros(selection.ids.size, dtype=np.int64)
+    columns = [
+        record.messages.fields[event][key] if key else np.full(record.messages.members[event].size, event, object)
+        for event, key in zip(selection.events, keyed)
+    ]
+    return ordering_keys(columns)[selection.order]
 
 
 def _max_backlog(group: GroupRecord) -> int:

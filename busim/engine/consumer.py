@@ -105,8 +105,9 @@ class ConsumerGroup:
         self._d_take = array("d")
         self._d_done = array("d")
         self._d_outcome = array("b")
-        self._d_crashed = array("b")
-        self._d_timed = array("b")  # an ack-timeout redelivery is already scheduled for it
+        # Rare, so kept as sets of delivery indices rather than a column each.
+        self._crashed: set[int] = set()
+        self._timed: set[int] = set()  # an ack-timeout redelivery is already scheduled for these
 
         self._lost: list[tuple[int, float, int]] = []
         self._dead_letters: list[tuple[int, float]] = []
@@ -177,12 +178,10 @@ class ConsumerGroup:
         self._d_take.append(now)
         self._d_done.append(_INFINITY)
         self._d_outcome.append(_PROCESSING)
-        self._d_crashed.append(0)
         self._slot_delivery[slot] = delivery
         processing_s = self._processing_time()
-        timed = self._at_least_once and processing_s > self._ack_timeout_s
-        self._d_timed.append(timed)
-        if timed:
+        if self._at_least_once and processing_s > self._ack_timeout_s:
+            self._timed.add(delivery)
             self._timer(now + self._ack_timeout_s, message, attempt, DeliveryCause.ACK_TIMEOUT)
         self._env.timeout(processing_s, delivery).callbacks.append(self._on_done)
 
@@ -228,8 +227,8 @@ class ConsumerGroup:
         """The instance of ``slot`` crashes after processing ``delivery``, before acking it."""
         instance = slot // self._concurrency
         self._crashes.append((now, instance))
-        self._d_crashed[delivery] = 1
-        if self._at_least_once and not self._d_timed[delivery]:
+        self._crashed.add(delivery)
+        if self._at_least_once and delivery not in self._timed:
             self._timer(
                 self._d_take[delivery] + self._ack_timeout_s,
                 self._d_message[delivery],
@@ -247,7 +246,7 @@ class ConsumerGroup:
             message = self._d_message[aborted]
             if not self._at_least_once:
                 self._lost.append((message, now, LossReason.CRASH_IN_FLIGHT))
-            elif not self._d_timed[aborted]:
+            elif aborted not in self._timed:
                 due_s = max(now, self._d_take[aborted] + self._ack_timeout_s)
                 self._timer(due_s, message, self._d_attempt[aborted], DeliveryCause.CRASH_IN_FLIGHT)
         self._idle = [s for s in self._idle if s // self._concurrency != instance]
@@ -292,6 +291,8 @@ class ConsumerGroup:
     # ------------------------------------------------------------ the record
     def record(self, end_s: float) -> GroupRecord:
         """Freeze what happened into arrays; copies still queued count as unserved."""
+        crashed = np.zeros(len(self._d_message), dtype=bool)
+        crashed[list(self._crashed)] = True
         done_s = np.frombuffer(self._d_done, dtype=np.float64).copy()
         done_s[np.isinf(done_s)] = np.nan
         deliveries = Deliveries(
@@ -303,7 +304,7 @@ class ConsumerGroup:
             take_s=np.frombuffer(self._d_take, dtype=np.float64).copy(),
             done_s=done_s,
             outcome=np.frombuffer(self._d_outcome, dtype=np.int8).copy(),
-            crashed=np.frombuffer(self._d_crashed, dtype=np.int8).astype(bool),
+            crashed=crashed,
         )
         unserved = np.array(self._first_arrival[self._cursor :] + [entry[0] for entry in self._redeliveries])
         lost = np.array(self._lost, dtype=float).reshape(-1, 3)

@@ -66,6 +66,10 @@ class EffectPlan:
             compiled.append(_CompiledEffect(counter, codes.tolist(), change.tolist(), effect.floor))
         self._effects = tuple(compiled)
 
+    @property
+    def has_effects(self) -> bool:
+        return bool(self._effects)
+
     def new_state(self) -> list[list[int]]:
         """Fresh counters: every key at its counter's initial value."""
         return [[initial] * len(keys) for initial, keys in zip(self.initial, self.keys)]

@@ -25,6 +25,9 @@ class Outcome(enum.IntEnum):
     ABORTED = 4  # the instance crashed while this delivery was being processed
 
 
+PROCESSED_OUTCOMES = (Outcome.APPLIED, Outcome.REJECTED, Outcome.SKIPPED)
+
+
 class DeliveryCause(enum.IntEnum):
     """Why a delivery happened."""
 

@@ -20,8 +20,7 @@ from busim.engine.effects import EffectPlan
 from busim.engine.outages import Outages
 from busim.engine.publishing import publish
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import GroupRecord, Messages, RunRecord
-
+from busim.engine.records import PROCESSED_OUTCOMES, GroupRecord, Messages, RunRecord
 from busim.scenario.schema import Scenario
 
 PROGRESS_STEPS = 200
@@ -79,14 +78,14 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
     )
 
 
-def _settled_messages(record: GroupRecord) -> np.ndarray:
-    deliveries = record.deliveries
-    done = deliveries.message[~np.isnan(deliveries.done_s) & (deliveries.outcome != 4)]
-    return np.union1d(np.union1d(done, record.lost_message), record.dead_letter_message)
-
-
 def _has_work_left(record: GroupRecord) -> bool:
-    return _settled_messages(record).size < record.message_ids.size
+    """Whether some message is neither processed, nor lost, nor dead-lettered."""
+    deliveries = record.deliveries
+    settled = np.zeros(record.message_ids.size, dtype=bool)
+    settled[deliveries.message[np.isin(deliveries.outcome, PROCESSED_OUTCOMES)]] = True
+    settled[record.lost_message] = True
+    settled[record.dead_letter_message] = True
+    return not settled.all()
 
 
 def _last_activity_s(messages: Messages, records: tuple[GroupRecord, ...]) -> float:

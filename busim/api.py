@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ class Result:
     summary: Summary
     source: Source = Source()
     wall_time_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def scenario(self) -> Scenario:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from busim.api import simulate
-from busim.errors import BusimError
+from busim.errors import BusimError, ScenarioError
 from busim.report.console import render_result, simulation_progress
 from busim.report.files import results_json, write_run
 from busim.scenario import load_scenario
@@ -32,9 +32,16 @@ app = typer.Typer(
 )
 
 
+def _report(error: BusimError) -> None:
+    """Print a user's error on stderr, without a traceback.
+
+    Scenario problems already start with their file and line; other errors get the program's name.
+    """
+    typer.echo(str(error) if isinstance(error, ScenarioError) else f"busim: {error}", err=True)
+
+
 def _fail(error: BusimError) -> NoReturn:
-    """Report a user's error on stderr, without a traceback, and exit with code 2."""
-    typer.echo(f"busim: {error}" if "\n" not in str(error) else str(error), err=True)
+    _report(error)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -110,7 +117,7 @@ def validate(
             load_scenario(file)
         except BusimError as error:
             failed = True
-            typer.echo(f"busim: {error}" if "\n" not in str(error) and not str(error).startswith(str(file)) else str(error), err=True)
+            _report(error)
         else:
             typer.echo(f"{file}: ok")
     if failed:

@@ -20,54 +20,45 @@ from busim.scenario.schema import Scenario, SequenceField
 def publish(scenario: Scenario, streams: RandomStreams, outages: Outages) -> Messages:
     """Draw every publisher's messages and their payloads."""
     event_names = tuple(scenario.events)
-    times, publisher_index, event_index = [], [], []
-    payloads: list[dict[str, np.ndarray]] = []
-    for index, publisher in enumerate(scenario.publishers):
-        published_s = publish_times(publisher, scenario.duration, streams.generator("publisher", publisher.name, "arrivals"))
-        times.append(published_s)
-        publisher_index.append(np.full(published_s.size, index, dtype=np.int32))
-        event_index.append(np.full(published_s.size, event_names.index(publisher.event), dtype=np.int32))
-        fields = scenario.events[publisher.event].fields
-        payloads.append(
-            {
-                name: sample_field(generator, streams.generator("publisher", publisher.name, "field", name), published_s.size)
-                for name, generator in fields.items()
-            }
-        )
-    all_times = np.concatenate(times)
-    order = np.argsort(all_times, kind="stable")  # ties: publishers in scenario order
-    publisher_of = np.concatenate(publisher_index)[order]
-    event_of = np.concatenate(event_index)[order]
-
-    # Each message's position within its own publisher's block, to pick its payload.
-    offsets = np.cumsum([0] + [t.size for t in times])
-    position = order - offsets[publisher_of]
-    members: dict[str, np.ndarray] = {}
+    event_times, event_publishers = [], []
     fields: dict[str, dict[str, np.ndarray]] = {}
-    for event_id, event_name in enumerate(event_names):
-        ids = np.flatnonzero(event_of == event_id)
-        members[event_name] = ids
-        declared = scenario.events[event_name].fields
+    for event_name in event_names:
+        publishers = [(index, p) for index, p in enumerate(scenario.publishers) if p.event == event_name]
+        times = [
+            publish_times(publisher, scenario.duration, streams.generator("publisher", publisher.name, "arrivals"))
+            for _, publisher in publishers
+        ]
+        merged = np.concatenate([np.empty(0), *times])
+        order = np.argsort(merged, kind="stable")  # ties: publishers in scenario order
+        event_times.append(merged[order])
+        event_publishers.append(
+            np.concatenate([np.empty(0, np.int32)] + [np.full(t.size, i, np.int32) for (i, _), t in zip(publishers, times)])[order]
+        )
         fields[event_name] = {}
-        for field_name, generator in declared.items():
+        for name, generator in scenario.events[event_name].fields.items():
             if isinstance(generator, SequenceField):
-                fields[event_name][field_name] = generator.start + np.arange(ids.size, dtype=np.int64)
-                continue
-            parts = [payloads[p][field_name] for p in range(len(scenario.publishers)) if field_name in payloads[p] and scenario.publishers[p].event == event_name]
-            values = np.empty(ids.size, dtype=np.result_type(*parts) if parts else np.int64)
-            for p, publisher in enumerate(scenario.publishers):
-                if publisher.event != event_name:
-                    continue
-                mine = publisher_of[ids] == p
-                values[mine] = payloads[p][field_name][position[ids[mine]]]
-            fields[event_name][field_name] = values
+                values = generator.start + np.arange(merged.size, dtype=np.int64)
+            else:
+                values = np.concatenate(
+                    [np.empty(0, np.int64)]
+                    + [
+                        sample_field(generator, streams.generator("publisher", publisher.name, "field", name), t.size)
+                        for (_, publisher), t in zip(publishers, times)
+                    ]
+                )[order]
+            fields[event_name][name] = values
+
+    # Merge the events; a stable sort keeps each event's messages in their order, aligned with its fields.
+    all_times = np.concatenate(event_times)
+    order = np.argsort(all_times, kind="stable")
+    event_of = np.concatenate([np.full(t.size, e, np.int32) for e, t in enumerate(event_times)])[order]
     published_s = all_times[order]
     return Messages(
         publish_s=published_s,
         accept_s=outages.defer(published_s),
-        publisher=publisher_of,
+        publisher=np.concatenate(event_publishers)[order],
         event=event_of,
         event_names=event_names,
         fields=fields,
-        members=members,
+        members={name: np.flatnonzero(event_of == e) for e, name in enumerate(event_names)},
     )

@@ -84,7 +84,7 @@ def _unique_names(data: dict[str, Any], section: str, what: str) -> list[tuple[P
 
 
 def _integer_generator(generator: Any) -> bool:
-    """Whether a raw field generator yields integers only (mirrors schema.produces_integers)."""
+    """Whether a raw field generator yields integers only, so that it can be added to a counter."""
     if not isinstance(generator, dict) or len(generator) != 1:
         return True  # malformed: the schema reports it
     ((kind, params),) = generator.items()

@@ -209,15 +209,6 @@ FieldGenerator = Annotated[
 ]
 
 
-def produces_integers(generator: ConstantField | UniformIntField | ChoiceField | ZipfField | SequenceField) -> bool:
-    """Whether every value the generator yields is an integer (usable in ``add``)."""
-    if isinstance(generator, ConstantField):
-        return isinstance(generator.value, int) and not isinstance(generator.value, bool)
-    if isinstance(generator, ChoiceField):
-        return all(isinstance(v, int) and not isinstance(v, bool) for v in generator.values)
-    return True
-
-
 # ---------------------------------------------------------------- the scenario
 class Event(Model):
     key: str | None = None
@@ -363,9 +354,6 @@ class Scenario(Model):
     def horizon_s(self) -> float:
         """The latest simulated time: publishing plus the drain timeout."""
         return self.duration + self.drain_timeout
-
-    def publisher(self, name: str) -> Publisher:
-        return next(p for p in self.publishers if p.name == name)
 
     def consumer(self, name: str) -> Consumer:
         return next(c for c in self.consumers if c.name == name)

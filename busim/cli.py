@@ -16,7 +16,7 @@ from rich.console import Console
 from busim.api import simulate
 from busim.errors import BusimError, ScenarioError
 from busim.report.console import render_result, simulation_progress
-from busim.report.files import results_json, write_run
+from busim.report.files import prepare_folder, results_json, write_run
 from busim.scenario import load_scenario
 from busim.version import __version__
 
@@ -90,13 +90,17 @@ def run(
     console = Console()
     try:
         loaded = load_scenario(file, overrides or [])
+        folder = out if out is not None else Path("runs") / loaded.scenario.name
+        prepare_folder(folder)
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
     with simulation_progress(console, loaded.scenario, enabled=show and console.is_terminal) as on_progress:
         result = simulate(loaded, seed=seed, on_progress=on_progress)
-    folder = out if out is not None else Path("runs") / result.scenario.name
-    written = write_run(result, folder)
+    try:
+        written = write_run(result, folder)
+    except BusimError as error:
+        _fail(error)
     if as_json:
         sys.stdout.write(results_json(result))
     elif show:

@@ -56,3 +56,7 @@ class ScenarioFileError(BusimError):
 
 class OverrideError(BusimError):
     """A ``--set KEY=VALUE`` override is malformed or names no scenario key."""
+
+
+class OutputError(BusimError):
+    """The output folder cannot be created or written."""

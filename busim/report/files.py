@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from busim.api import Result
+from busim.errors import OutputError
 from busim.scenario import Scenario
 
 RESULTS_FILE = "results.json"
@@ -27,12 +28,31 @@ def resolved_scenario_yaml(scenario: Scenario) -> str:
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
+def prepare_folder(folder: Path) -> None:
+    """Create the output folder before a run, so that a bad ``--out`` fails before simulating.
+
+    Raises:
+        OutputError: the folder cannot be created.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot write the results to {folder}: {error.strerror or error}") from None
+
+
 def write_run(result: Result, folder: Path) -> list[Path]:
-    """Write the run's files into ``folder`` (created if needed); return their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write the run's files into ``folder`` (created if needed); return their paths.
+
+    Raises:
+        OutputError: the folder cannot be created or written.
+    """
+    prepare_folder(folder)
     written = []
-    for name, text in ((RESULTS_FILE, results_json(result)), (SCENARIO_FILE, resolved_scenario_yaml(result.scenario))):
-        path = folder / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
+    try:
+        for name, text in ((RESULTS_FILE, results_json(result)), (SCENARIO_FILE, resolved_scenario_yaml(result.scenario))):
+            path = folder / name
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    except OSError as error:
+        raise OutputError(f"cannot write the results to {folder}: {error.strerror or error}") from None
     return written

@@ -118,3 +118,11 @@ def test_validate_accepts_every_shipped_scenario():
     result = runner.invoke(app, ["validate", *paths])
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [f"{path}: ok" for path in paths]
+
+
+def test_an_output_folder_that_is_a_file_is_reported(tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("")
+    result = runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(blocker)])
+    assert result.exit_code == 2
+    assert result.stderr == f"busim: cannot write the results to {blocker}: File exists\n"

@@ -96,79 +96,80 @@ def _cause_counts(causes: np.ndarray, names: type[DeliveryCause] | type[LossReas
 def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
     scenario = record.scenario
     consumer = scenario.consumer(group.name)
-    messages = record.messages
     deliveries = group.deliveries
     count = group.message_ids.size
+    fates = group.fates()
 
-    processed_rows = np.isin(deliveries.outcome, PROCESSED_OUTCOMES)
-    processed = np.zeros(count, bool)
-    processed[deliveries.message[processed_rows]] = True
     applied_count = np.bincount(deliveries.message[deliveries.outcome == Outcome.APPLIED], minlength=count)
-    rejected_any = np.zeros(count, bool)
-    rejected_any[deliveries.message[deliveries.outcome == Outcome.REJECTED]] = True
-    rejected = rejected_any & (applied_count == 0)
-    lost = np.zeros(count, bool)
-    lost[group.lost_message] = True
-    lost &= ~processed
-    dead_lettered = np.zeros(count, bool)
-    dead_lettered[group.dead_letter_message] = True
+    rejected = np.zeros(count, bool)
+    rejected[deliveries.message[deliveries.outcome == Outcome.REJECTED]] = True
+    rejected &= applied_count == 0
     delivered_messages = int(np.count_nonzero(np.bincount(deliveries.message, minlength=count)))
 
     # The exactly-once reference, with the same effect rules as the run.
-    events = list(dict.fromkeys(consumer.subscribes))
-    selection = messages.select(events)
-    plan = EffectPlan(consumer, messages.common_fields(selection))
+    plan = EffectPlan(consumer, record.messages.common_fields(group.selection))
     accepted_by_reference, reference_state = reference_acceptance(plan, count)
     expected = plan.snapshot(reference_state)
     state = {name: compare_counter(expected[name], group.counters[name]) for name in plan.counter_names}
 
-    # First completed processing of each message: latency and ordering.
-    rows = np.flatnonzero(processed_rows)
-    rows = rows[np.lexsort((deliveries.done_s[rows], deliveries.message[rows]))]
-    first_rows = rows[np.r_[True, deliveries.message[rows][1:] != deliveries.message[rows][:-1]]] if rows.size else rows
-    first_message = deliveries.message[first_rows]
-    keys = _ordering_keys(record, selection)
-
-    publish_s = messages.publish_s[group.message_ids[first_message]]
-    measured = publish_s >= scenario.warmup
-    rows_measured = first_rows[measured]
-    arrival_s = deliveries.arrival_s[rows_measured]
-    take_s = deliveries.take_s[rows_measured]
-    done_s = deliveries.done_s[rows_measured]
-    latency = LatencyBreakdown(
-        end_to_end=LatencySummary.of(done_s - publish_s[measured]),
-        broker=LatencySummary.of(arrival_s - publish_s[measured]),
-        queue_wait=LatencySummary.of(take_s - arrival_s),
-        processing=LatencySummary.of(done_s - take_s),
-    )
-
+    first_rows = _first_processing(deliveries)
     duplicates = deliveries.cause[_duplicate_rows(deliveries.message)].copy()
     # A first attempt that repeats a message was overtaken by its own broker duplicate.
     duplicates[duplicates == DeliveryCause.FIRST] = DeliveryCause.BROKER_DUPLICATE
     redelivered = deliveries.attempt > 1
+    _, first_loss = np.unique(group.lost_message, return_index=True)
+    lost_reasons = group.lost_reason[first_loss][fates.lost[group.lost_message[first_loss]]]
     return ConsumerSummary(
         subscribed=count,
         delivered=len(deliveries),
-        processed=int(processed.sum()),
+        processed=int(fates.processed.sum()),
         duplicate_deliveries=len(deliveries) - delivered_messages,
         duplicate_effects=int(np.maximum(applied_count - 1, 0).sum()),
         redelivered=int(redelivered.sum()),
-        lost=int(lost.sum()),
-        dead_lettered=int(dead_lettered.sum()),
+        lost=int(fates.lost.sum()),
+        dead_lettered=int(fates.dead_lettered.sum()),
         rejected=int(rejected.sum()),
         wrongly_rejected=int(np.count_nonzero(rejected & accepted_by_reference)),
         wrongly_accepted=int(np.count_nonzero((applied_count > 0) & ~accepted_by_reference)),
-        out_of_order=out_of_order(keys, first_message, deliveries.done_s[first_rows]),
-        in_flight_at_end=int(np.count_nonzero(~(processed | lost | dead_lettered))),
+        out_of_order=out_of_order(
+            _ordering_keys(record, group.selection), deliveries.message[first_rows], deliveries.done_s[first_rows]
+        ),
+        in_flight_at_end=int(fates.in_flight.sum()),
         max_backlog=_max_backlog(group),
         crashes=int(group.crash_s.size),
         by_reason={
             "duplicate_deliveries": _cause_counts(duplicates, DeliveryCause),
             "redelivered": _cause_counts(deliveries.cause[redelivered], DeliveryCause),
-            "lost": _cause_counts(group.lost_reason[~processed[group.lost_message]], LossReason),
+            "lost": _cause_counts(lost_reasons, LossReason),
         },
-        latency_s=latency,
+        latency_s=_latency(record, group, first_rows),
         state=state,
+    )
+
+
+def _first_processing(deliveries: Deliveries) -> np.ndarray:
+    """Rows of each message's first completed processing, in order of message."""
+    rows = np.flatnonzero(np.isin(deliveries.outcome, PROCESSED_OUTCOMES))
+    rows = rows[np.lexsort((deliveries.done_s[rows], deliveries.message[rows]))]
+    if rows.size == 0:
+        return rows
+    message = deliveries.message[rows]
+    return rows[np.r_[True, message[1:] != message[:-1]]]
+
+
+def _latency(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> LatencyBreakdown:
+    """Latency of each message's first completed processing, for messages published after the warm-up."""
+    deliveries = group.deliveries
+    publish_s = record.messages.publish_s[group.message_ids[deliveries.message[first_rows]]]
+    measured = publish_s >= record.scenario.warmup
+    rows = first_rows[measured]
+    publish_s = publish_s[measured]
+    arrival_s, take_s, done_s = deliveries.arrival_s[rows], deliveries.take_s[rows], deliveries.done_s[rows]
+    return LatencyBreakdown(
+        end_to_end=LatencySummary.of(done_s - publish_s),
+        broker=LatencySummary.of(arrival_s - publish_s),
+        queue_wait=LatencySummary.of(take_s - arrival_s),
+        processing=LatencySummary.of(done_s - take_s),
     )
 
 
@@ -188,8 +189,7 @@ def _ordering_keys(record: RunRecord, selection: Selection) -> np.ndarray:
     A message's ordering key is the value of its event's ``key`` field; the
     messages of an event without a key share one ordering scope.
     """
-    scenario = record.scenario
-    keyed = [scenario.events[event].key for event in selection.events]
+    keyed = [record.scenario.events[event].key for event in selection.events]
     if not any(keyed):
         return np.zeros(selection.ids.size, dtype=np.int64)
     columns = [
@@ -218,11 +218,12 @@ def _violations(consumers: dict[str, ConsumerSummary]) -> tuple[str, ...]:
         for figure in ("duplicate_effects", "lost", "dead_lettered", "wrongly_rejected", "wrongly_accepted"):
             value = getattr(consumer, figure)
             if value:
-                found.append(f"{name}: {value} {figure.replace('_', ' ')}")
+                found.append(f"{name}: {value:,} {figure.replace('_', ' ')}")
         for counter, consistency in consumer.state.items():
             if consistency.abs_drift:
                 found.append(
-                    f"{name}: {counter} drifts by {consistency.abs_drift} over {consistency.keys_diverged} keys"
+                    f"{name}: {counter} drifts by {consistency.abs_drift:,} over {consistency.keys_diverged:,} keys"
                 )
+        if consumer.in_flight_at_end:
+            found.append(f"{name}: {consumer.in_flight_at_end:,} messages never processed before the run stopped")
     return tuple(found)
-

@@ -30,14 +30,12 @@ import simpy
 from busim.engine.broker import BrokerLink
 from busim.engine.effects import EffectPlan
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import Deliveries, DeliveryCause, GroupRecord, LossReason, Outcome
+from busim.engine.records import Deliveries, DeliveryCause, GroupRecord, LossReason, Outcome, Selection
 from busim.engine.sampling import DurationSampler
 from busim.scenario.schema import Consumer
 
 _NEVER = 1 << 62
 _INFINITY = math.inf
-_ACKED = 1
-_DEAD_LETTERED = 2
 # Plain ints for the hot path: an enum member lookup costs more than the work it labels.
 _PROCESSING, _APPLIED, _REJECTED, _SKIPPED, _ABORTED = (int(o) for o in Outcome)
 
@@ -52,13 +50,13 @@ class ConsumerGroup:
         link: BrokerLink,
         plan: EffectPlan,
         accept_s: np.ndarray,
-        message_ids: np.ndarray,
+        selection: Selection,
         streams: RandomStreams,
     ) -> None:
-        """``accept_s`` holds when the broker accepted each of the group's messages."""
+        """``accept_s`` holds when the broker accepted each of the ``selection``'s messages."""
         broker = link.broker
         self.consumer = consumer
-        self.message_ids = message_ids
+        self._selection = selection
         self._env = env
         self._link = link
         self._plan = plan
@@ -72,7 +70,7 @@ class ConsumerGroup:
         self._crash_probability = consumer.crash.probability if consumer.crash else 0.0
         self._until_crash = self._next_crash()
         self._dedup_ttl_s = consumer.dedup_ttl
-        count = message_ids.size
+        count = selection.ids.size
         self._dedup_at: list[float] | None = [-1.0] * count if consumer.idempotency == "dedup" else None
 
         # Workers: slot s belongs to instance s // concurrency.
@@ -95,6 +93,7 @@ class ConsumerGroup:
         # Per message: the broker's attempt count, and whether it is settled (acked or dead-lettered).
         self._attempts = [1] * count
         self._settled = bytearray(count)
+        self._restart_s = consumer.crash.restart_after if consumer.crash else 0.0
 
         # One row per delivery taken, appended as the run goes.
         self._d_message = array("q")
@@ -124,11 +123,11 @@ class ConsumerGroup:
         """Let the workers take their first messages."""
         self._dispatch(self._env.now)
 
-    def pause(self, event: simpy.Event | None = None) -> None:
+    def pause(self, _event: simpy.Event | None = None) -> None:
         """The broker is down: workers take nothing until :meth:`resume`."""
         self._paused = True
 
-    def resume(self, event: simpy.Event | None = None) -> None:
+    def resume(self, _event: simpy.Event | None = None) -> None:
         self._paused = False
         self._dispatch(self._env.now)
 
@@ -159,13 +158,15 @@ class ConsumerGroup:
         next_arrival = min(next_first, next_redelivery)
         if next_arrival < self._wake_at:
             self._wake_at = next_arrival
-            self._env.timeout(next_arrival - now).callbacks.append(self._on_wake)
+            self._env.timeout(next_arrival - now, next_arrival).callbacks.append(self._on_wake)
 
     def _on_wake(self, event: simpy.Event) -> None:
-        now = self._env.now
-        if now >= self._wake_at:
+        # The clock reaches `now + (arrival - now)`, which rounding can leave a hair short of
+        # the arrival; dispatch as of the arrival itself so that the wake-up is never wasted.
+        arrival_s = event.value
+        if arrival_s >= self._wake_at:
             self._wake_at = _INFINITY
-        self._dispatch(now)
+        self._dispatch(max(self._env.now, arrival_s))
 
     # ------------------------------------------------------------ processing
     def _take(self, slot: int, message: int, attempt: int, cause: int, arrival_s: float, now: float) -> None:
@@ -210,8 +211,7 @@ class ConsumerGroup:
             self._until_crash = self._next_crash()
             self._crash(slot, delivery, now)
             return
-        if not self._settled[message]:
-            self._settled[message] = _ACKED
+        self._settled[message] = 1
         self._slot_delivery[slot] = -1
         self._idle.append(slot)
         self._dispatch(now)
@@ -250,8 +250,7 @@ class ConsumerGroup:
                 due_s = max(now, self._d_take[aborted] + self._ack_timeout_s)
                 self._timer(due_s, message, self._d_attempt[aborted], DeliveryCause.CRASH_IN_FLIGHT)
         self._idle = [s for s in self._idle if s // self._concurrency != instance]
-        restart_s = self.consumer.crash.restart_after if self.consumer.crash else 0.0
-        self._env.timeout(restart_s, instance).callbacks.append(self._on_restart)
+        self._env.timeout(self._restart_s, instance).callbacks.append(self._on_restart)
 
     def _on_restart(self, event: simpy.Event) -> None:
         first_slot = event.value * self._concurrency
@@ -269,7 +268,7 @@ class ConsumerGroup:
             return  # acked, dead-lettered, or already redelivered by an earlier timer
         now = self._env.now
         if attempt >= self._max_deliveries:
-            self._settled[message] = _DEAD_LETTERED
+            self._settled[message] = 1
             self._dead_letters.append((message, now))
             return
         attempt += 1
@@ -312,7 +311,7 @@ class ConsumerGroup:
         crashes = np.array(self._crashes, dtype=float).reshape(-1, 2)
         return GroupRecord(
             name=self.consumer.name,
-            message_ids=self.message_ids,
+            selection=self._selection,
             deliveries=deliveries,
             unserved_arrival_s=np.sort(unserved[unserved <= end_s]),
             lost_message=lost[:, 0].astype(np.int64),

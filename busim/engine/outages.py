@@ -19,9 +19,6 @@ class Outages:
         self._starts = np.array(self.starts_s)
         self._ends = np.array(self.ends_s)
 
-    def __bool__(self) -> bool:
-        return bool(self.starts_s)
-
     def defer(self, times_s: np.ndarray) -> np.ndarray:
         """Times in an outage ``[start, end)`` become its end; others stay."""
         if not self.starts_s:

@@ -116,11 +116,25 @@ class CounterState:
 
 
 @dataclass(frozen=True)
+class Fates:
+    """How each of a group's messages ended, as boolean masks over group-local indices."""
+
+    processed: np.ndarray  # processing completed at least once
+    lost: np.ndarray  # never processed, and lost (at-most-once)
+    dead_lettered: np.ndarray  # moved to the dead-letter queue (possibly after processing)
+
+    @property
+    def in_flight(self) -> np.ndarray:
+        """Neither processed, lost nor dead-lettered: still somewhere in the system."""
+        return ~(self.processed | self.lost | self.dead_lettered)
+
+
+@dataclass(frozen=True)
 class GroupRecord:
     """What happened to one consumer group's messages."""
 
     name: str
-    message_ids: np.ndarray  # global ids of the messages the group subscribes to
+    selection: Selection  # the messages of the events the group subscribes to
     deliveries: Deliveries
     unserved_arrival_s: np.ndarray  # copies that reached the queue but no worker by the end
     lost_message: np.ndarray
@@ -131,6 +145,22 @@ class GroupRecord:
     crash_s: np.ndarray
     crash_instance: np.ndarray
     counters: dict[str, CounterState]
+
+    @property
+    def message_ids(self) -> np.ndarray:
+        """Global ids of the group's messages; group-local index ``i`` is ``message_ids[i]``."""
+        return self.selection.ids
+
+    def fates(self) -> Fates:
+        count = self.message_ids.size
+        deliveries = self.deliveries
+        processed = np.zeros(count, dtype=bool)
+        processed[deliveries.message[np.isin(deliveries.outcome, PROCESSED_OUTCOMES)]] = True
+        lost = np.zeros(count, dtype=bool)
+        lost[self.lost_message] = True
+        dead_lettered = np.zeros(count, dtype=bool)
+        dead_lettered[self.dead_letter_message] = True
+        return Fates(processed=processed, lost=lost & ~processed, dead_lettered=dead_lettered)
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,13 @@ from busim.scenario.schema import (
     ExponentialTime,
     LogNormalTime,
     NormalTime,
-    SequenceField,
     UniformIntField,
     UniformTime,
     ZipfField,
 )
 
 TimeDistribution = ConstantTime | ExponentialTime | UniformTime | NormalTime | LogNormalTime
-FieldGenerator = ConstantField | UniformIntField | ChoiceField | ZipfField | SequenceField
+FieldGenerator = ConstantField | UniformIntField | ChoiceField | ZipfField
 
 BLOCK_SIZE = 4096
 
@@ -100,7 +99,7 @@ def sample_field(generator: FieldGenerator, rng: np.random.Generator, size: int)
     """Draw ``size`` payload values; integer generators give int64 arrays.
 
     ``sequence`` fields are numbered across all publishers of an event, so
-    they are filled in where messages are merged, not here.
+    :mod:`busim.engine.publishing` fills them in, not this function.
     """
     match generator:
         case ConstantField(value=value):
@@ -113,8 +112,6 @@ def sample_field(generator: FieldGenerator, rng: np.random.Generator, size: int)
         case ZipfField(n=n, s=s):
             weights = np.arange(1, n + 1, dtype=float) ** -s
             return _draw_index(weights, rng, size).astype(np.int64) + 1
-        case SequenceField():
-            return np.zeros(size, dtype=np.int64)
     raise TypeError(f"not a field generator: {generator!r}")
 
 

@@ -20,7 +20,7 @@ from busim.engine.effects import EffectPlan
 from busim.engine.outages import Outages
 from busim.engine.publishing import publish
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import PROCESSED_OUTCOMES, GroupRecord, Messages, RunRecord
+from busim.engine.records import GroupRecord, Messages, RunRecord
 from busim.scenario.schema import Scenario
 
 PROGRESS_STEPS = 200
@@ -44,10 +44,9 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
     for consumer in scenario.consumers:
         events = list(dict.fromkeys(consumer.subscribes))
         selection = messages.select(events)
-        ids = selection.ids
         plan = EffectPlan(consumer, messages.common_fields(selection))
         link = BrokerLink(scenario.broker, consumer.name, streams, outages)
-        groups.append(ConsumerGroup(env, consumer, link, plan, messages.accept_s[ids], ids, streams))
+        groups.append(ConsumerGroup(env, consumer, link, plan, messages.accept_s[selection.ids], selection, streams))
 
     horizon_s = scenario.horizon_s
     for start_s, end_s in zip(outages.starts_s, outages.ends_s):
@@ -79,13 +78,7 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
 
 
 def _has_work_left(record: GroupRecord) -> bool:
-    """Whether some message is neither processed, nor lost, nor dead-lettered."""
-    deliveries = record.deliveries
-    settled = np.zeros(record.message_ids.size, dtype=bool)
-    settled[deliveries.message[np.isin(deliveries.outcome, PROCESSED_OUTCOMES)]] = True
-    settled[record.lost_message] = True
-    settled[record.dead_letter_message] = True
-    return not settled.all()
+    return bool(record.fates().in_flight.any())
 
 
 def _last_activity_s(messages: Messages, records: tuple[GroupRecord, ...]) -> float:

@@ -206,3 +206,20 @@ def test_the_run_stops_at_the_drain_timeout_and_reports_what_is_left():
     assert result.record.sim_time_s == 15
     assert worker.processed == 15 - 1  # the 15th finishes exactly at the horizon, which is not simulated
     assert worker.in_flight_at_end == COUNT - worker.processed
+    assert result.summary.violations == ("worker: 86 messages never processed before the run stopped",)
+
+
+def test_a_wake_up_that_rounding_brings_early_still_serves_the_queue():
+    # Arrivals every 5 s plus 1 ms latency: the clock lands a hair before some arrivals, and the
+    # idle worker must still take them (this stalled the group after its first message once).
+    result = busim.simulate(
+        scenario(
+            duration=300,
+            publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 0.2, "count": 50}],
+            broker={"latency": "1ms"},
+            consumers=[consumer(processing_time="128ms")],
+        )
+    )
+    worker = summary_of(result)
+    assert (worker.processed, worker.in_flight_at_end) == (50, 0)
+    assert worker.latency_s.end_to_end.max == pytest.approx(0.129)

@@ -9,6 +9,7 @@ marks and reported together, as ``FILE:LINE:COL: key.path: message``.
 from __future__ import annotations
 
 import hashlib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from busim.scenario.references import reference_problems
 from busim.scenario.schema import Scenario, did_you_mean
 
 KeyPath = tuple[str | int, ...]
+
+MAX_YAML_VALUES = 1_000_000
+IGNORED_PREFIX = "x-"  # top-level keys for YAML anchors, as in Compose files
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,13 @@ class Document:
     source: str
     key_marks: dict[KeyPath, Mark] = field(default_factory=dict)
     value_marks: dict[KeyPath, Mark] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)  # found while reading, reported with the rest
+
+    def forget(self, path: KeyPath) -> None:
+        """Drop the marks of ``path`` and everything under it."""
+        for marks in (self.key_marks, self.value_marks):
+            for marked in [p for p in marks if p[: len(path)] == path]:
+                del marks[marked]
 
     def value_mark(self, path: KeyPath) -> Mark:
         """The mark of the value at ``path``, or of its nearest marked ancestor."""
@@ -73,8 +84,11 @@ def _mark(source: str, yaml_mark: yaml.Mark) -> Mark:
 def parse_yaml(text: str, source: str) -> Document:
     """Parse YAML text into a :class:`Document`.
 
+    Repeated keys are kept in ``document.problems`` and reported with the
+    validation errors, so that one pass shows everything.
+
     Raises:
-        ScenarioError: the text is not valid YAML, or repeats a key.
+        ScenarioError: the text is not valid YAML, or its aliases run away.
     """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -88,97 +102,147 @@ def parse_yaml(text: str, source: str) -> Document:
             message += "; check the indentation"
         raise ScenarioError([Problem(source, line, column, "", message)]) from None
     document = Document(data=None, source=source)
-    if root is None:
-        return document
-    constructor = yaml.constructor.SafeConstructor()
-    problems: list[Problem] = []
-
-    def build(node: yaml.Node, path: KeyPath) -> Any:
-        document.value_marks[path] = _mark(source, node.start_mark)
-        if isinstance(node, yaml.MappingNode):
-            constructor.flatten_mapping(node)
-            mapping: dict[Any, Any] = {}
-            first_seen: dict[Any, yaml.Node] = {}
-            for key_node, value_node in node.value:
-                key = constructor.construct_object(key_node, deep=True)
-                if not isinstance(key, str | int) or isinstance(key, bool):
-                    key = str(key)
-                if key in first_seen:
-                    first = first_seen[key].start_mark.line + 1
-                    problems.append(
-                        Problem(
-                            source,
-                            key_node.start_mark.line + 1,
-                            key_node.start_mark.column + 1,
-                            format_path((*path, key)),
-                            f"duplicate key {key!r} (first given on line {first})",
-                        )
-                    )
-                    continue
-                first_seen[key] = key_node
-                document.key_marks[(*path, key)] = _mark(source, key_node.start_mark)
-                mapping[key] = build(value_node, (*path, key))
-            return mapping
-        if isinstance(node, yaml.SequenceNode):
-            return [build(item, (*path, index)) for index, item in enumerate(node.value)]
-        return constructor.construct_object(node, deep=True)
-
-    try:
-        document.data = build(root, ())
-    except yaml.constructor.ConstructorError as error:
-        mark = error.problem_mark
-        raise ScenarioError(
-            [Problem(source, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "", str(error.problem))]
-        ) from None
-    if problems:
-        raise ScenarioError(problems)
+    if root is not None:
+        document.data = _Builder(document).build(root, (), frozenset())
     return document
 
 
+class _YamlLimitError(Exception):
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+class _Builder:
+    """Builds Python data from YAML nodes, recording the mark of every key and value.
+
+    Unlike PyYAML's own constructor it reports repeated keys (an explicit key
+    still overrides one brought in by a ``<<`` merge), keeps a key as it is
+    written (``3`` and ``true`` become the strings "3" and "true"), and stops
+    on aliases that contain themselves or expand beyond :data:`MAX_YAML_VALUES`.
+    """
+
+    def __init__(self, document: Document) -> None:
+        self.document = document
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.explicit_keys: dict[int, set[int]] = {}
+        self.values = 0
+
+    def build(self, node: yaml.Node, path: KeyPath, ancestors: frozenset[int]) -> Any:
+        try:
+            return self._build(node, path, ancestors)
+        except _YamlLimitError as error:
+            raise ScenarioError([self._problem(error.node, path, str(error))]) from None
+        except yaml.constructor.ConstructorError as error:
+            mark = error.problem_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            raise ScenarioError([Problem(self.document.source, line, column, "", str(error.problem))]) from None
+
+    def _problem(self, node: yaml.Node, path: KeyPath, message: str) -> Problem:
+        mark = node.start_mark
+        return Problem(self.document.source, mark.line + 1, mark.column + 1, format_path(path), message)
+
+    def _build(self, node: yaml.Node, path: KeyPath, ancestors: frozenset[int]) -> Any:
+        if id(node) in ancestors:
+            raise _YamlLimitError(node, "an alias refers to a value that contains it")
+        self.values += 1
+        if self.values > MAX_YAML_VALUES:
+            raise _YamlLimitError(node, f"the file expands to more than {MAX_YAML_VALUES:,} values through its aliases")
+        self.document.value_marks[path] = _mark(self.document.source, node.start_mark)
+        inside = ancestors | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, inside)
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(item, (*path, index), inside) for index, item in enumerate(node.value)]
+        return self.constructor.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath, inside: frozenset[int]) -> dict[str, Any]:
+        if id(node) not in self.explicit_keys:  # flatten_mapping rewrites the node: remember it once
+            self.explicit_keys[id(node)] = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+            self.constructor.flatten_mapping(node)
+        explicit = self.explicit_keys[id(node)]
+        mapping: dict[str, Any] = {}
+        first_seen: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:  # merged pairs come first, then explicit ones
+            key = self._key(key_node)
+            here = (*path, key)
+            if key in first_seen:
+                if id(key_node) not in explicit:
+                    continue  # an earlier merge wins over a later one
+                if id(first_seen[key]) in explicit:
+                    first = first_seen[key].start_mark.line + 1
+                    self.document.problems.append(
+                        self._problem(key_node, here, f"duplicate key {key!r} (first given on line {first})")
+                    )
+                    continue
+                self.document.forget(here)  # an explicit key overrides a merged one
+            first_seen[key] = key_node
+            self.document.key_marks[here] = _mark(self.document.source, key_node.start_mark)
+            mapping[key] = self._build(value_node, here, inside)
+        return mapping
+
+    def _key(self, node: yaml.Node) -> str:
+        if isinstance(node, yaml.ScalarNode):
+            return node.value
+        return str(self.constructor.construct_object(node, deep=True))
+
+
 # ---------------------------------------------------------------- overrides
+_OVERRIDE_KEY = re.compile(r"^(?:[^.\[\]=]+|\[[^\]]+\])(?:\.[^.\[\]=]+|\[[^\]]+\])*$")
+_OVERRIDE_PART = re.compile(r"\[([^\]]+)\]|([^.\[\]]+)")
+
+
 def apply_override(document: Document, assignment: str) -> None:
     """Apply one ``KEY=VALUE`` override to ``document`` in place.
 
     ``KEY`` is a dotted path; an entry of ``publishers`` or ``consumers`` is
-    addressed by its name (``consumers.inventory.instances``) or its index.
+    addressed by its name or index, after a dot or in brackets
+    (``consumers.inventory.instances``, ``consumers[0].instances``).
     ``VALUE`` is read as YAML, so ``8`` is a number and ``[a, b]`` a list.
+    Mappings missing on the way are created.
 
     Raises:
         OverrideError: the assignment is malformed or names no scenario key.
     """
     key, equals, text = assignment.partition("=")
-    if not equals or not key.strip():
+    key = key.strip()
+    if not equals or not key:
         raise OverrideError(f"--set {assignment}: expected KEY=VALUE, for example broker.loss=0.01")
+    if not _OVERRIDE_KEY.match(key):
+        raise OverrideError(
+            f"--set {assignment}: malformed key {key!r}; write keys such as broker.loss or consumers[inventory].instances"
+        )
     try:
         value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        value = text
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error)
+        raise OverrideError(f"--set {assignment}: the value is not valid YAML ({problem})") from None
     if not isinstance(document.data, dict):
-        raise OverrideError(f"--set {assignment}: the scenario file is empty")
-    parts = key.strip().split(".")
+        raise OverrideError(f"--set {assignment}: the scenario file does not hold a mapping of keys")
+    mark = Mark(f"--set {assignment}")
+    parts = [bracketed or dotted for bracketed, dotted in _OVERRIDE_PART.findall(key)]
     node: Any = document.data
     path: KeyPath = ()
     for position, part in enumerate(parts):
         last = position == len(parts) - 1
         if isinstance(node, list):
-            index = _entry_index(node, part, path, assignment)
-            if last:
-                node[index] = value
-            else:
-                node = node[index]
-            path = (*path, index)
+            step: str | int = _entry_index(node, part, path, assignment)
         elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                node = node.setdefault(part, {})
-            path = (*path, part)
+            step = part
+            if not last and part not in node:
+                node[part] = {}
+                document.key_marks[(*path, part)] = mark
+                document.value_marks[(*path, part)] = mark
         else:
             raise OverrideError(f"--set {assignment}: {format_path(path)} is not a mapping or a list")
-    for marks in (document.key_marks, document.value_marks):
-        for marked in [p for p in marks if p[: len(path)] == path]:
-            del marks[marked]
-    document.value_marks[path] = Mark(f"--set {assignment}")
+        path = (*path, step)
+        if last:
+            node[step] = value
+        else:
+            node = node[step]
+    document.forget(path)
+    document.key_marks[path] = mark
+    document.value_marks[path] = mark
 
 
 def _entry_index(entries: list[Any], part: str, path: KeyPath, assignment: str) -> int:
@@ -229,7 +293,8 @@ def validate(document: Document) -> Scenario:
                 )
             ]
         )
-    problems: list[Problem] = []
+    data = {key: value for key, value in data.items() if not str(key).startswith(IGNORED_PREFIX)}
+    problems: list[Problem] = list(document.problems)
     scenario = None
     try:
         scenario = Scenario.model_validate(data)
@@ -269,7 +334,13 @@ def _shown(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | bool | int | float):
+        return repr(value)
+    return str(value)
 
 
 def _message(detail: Any, loc: KeyPath) -> str:
@@ -296,6 +367,8 @@ def _message(detail: Any, loc: KeyPath) -> str:
         return f"must be {sign} {_shown(ctx[name])} (got {got})"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"expected a whole number (got {got})"
+    if kind == "finite_number":
+        return f"must be a finite number (got {got})"
     if kind in ("float_type", "float_parsing"):
         return f"expected a number (got {got})"
     if kind in ("string_type",):
@@ -312,7 +385,7 @@ def _message(detail: Any, loc: KeyPath) -> str:
         count = ctx.get("min_length", 1)
         return f"must have at least {count} {'entry' if count == 1 else 'entries'}"
     if kind == "string_pattern_mismatch":
-        return f"a name may hold letters, digits and _ . : - and must not start with a punctuation mark (got {got})"
+        return f"a name may hold letters, digits and _ : - and must not start with : or - (got {got})"
     if kind == "string_too_short":
         return "must not be empty"
     return f"{detail['msg']} (got {got})"

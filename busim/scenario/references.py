@@ -11,24 +11,69 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from busim.scenario.schema import did_you_mean
+from busim.scenario.schema import Scenario, did_you_mean
+from busim.scenario.units import parse_duration
 
 Path = tuple[str | int, ...]
 
 
 def reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     """Return ``(key path, message)`` for every broken cross-reference in ``data``."""
-    events = data.get("events") if isinstance(data.get("events"), dict) else {}
     problems: list[tuple[Path, str]] = []
-    problems += _event_keys(events)
     problems += _unique_names(data, "publishers", "publisher")
     problems += _unique_names(data, "consumers", "consumer")
+    problems += _time_ranges(data)
+    events = data.get("events")
+    if not isinstance(events, dict):
+        return problems  # the schema reports it; every event reference would fail with it
+    problems += _event_keys(events)
     for index, publisher in _entries(data, "publishers"):
         event = publisher.get("event")
         if isinstance(event, str) and event not in events:
             problems.append((("publishers", index, "event"), _undeclared_event(event, events)))
     for index, consumer in _entries(data, "consumers"):
         problems += _consumer_references(("consumers", index), consumer, events)
+    return problems
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return parse_duration(value)
+    except ValueError:
+        return None
+
+
+def _time_ranges(data: dict[str, Any]) -> list[tuple[Path, str]]:
+    """Rate steps after publishing ends and outages after the run ends would silently do nothing."""
+    duration_s = _seconds(data.get("duration"))
+    drain_s = _seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
+    if duration_s is None or drain_s is None:
+        return []
+    problems: list[tuple[Path, str]] = []
+    for index, publisher in _entries(data, "publishers"):
+        steps = publisher.get("rate")
+        for step_index, step in enumerate(steps if isinstance(steps, list) else []):
+            at_s = _seconds(step.get("at")) if isinstance(step, dict) else None
+            if at_s is not None and at_s >= duration_s:
+                problems.append(
+                    (
+                        ("publishers", index, "rate", step_index, "at"),
+                        f"this step starts at {at_s:g}s, when publishing has ended (duration: {duration_s:g}s)",
+                    )
+                )
+    broker = data.get("broker")
+    outages = broker.get("outages") if isinstance(broker, dict) else None
+    horizon_s = duration_s + drain_s
+    for index, outage in enumerate(outages if isinstance(outages, list) else []):
+        at_s = _seconds(outage.get("at")) if isinstance(outage, dict) else None
+        if at_s is not None and at_s >= horizon_s:
+            problems.append(
+                (
+                    ("broker", "outages", index, "at"),
+                    f"this outage starts at {at_s:g}s, after the run ends "
+                    f"(duration + drain_timeout: {horizon_s:g}s)",
+                )
+            )
     return problems
 
 

@@ -32,17 +32,44 @@ from busim.scenario.units import parse_duration, parse_rate
 
 
 class Model(BaseModel):
-    """Base of every scenario model: immutable, and unknown keys are errors."""
+    """Base of every scenario model: immutable, strict, and unknown keys are errors.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Strict: ``true`` is not a number and ``"5"`` is not an integer; YAML already
+    gives numbers their types.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_ZIPF_KEYS = 10_000_000
+MAX_WORKERS = 1_000_000
+
+Integer = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 PerSecond = Annotated[float, BeforeValidator(parse_rate)]
 Probability = Annotated[float, Field(ge=0, le=1)]
-Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")]
-Scalar = int | float | str | bool
+Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_:-]*$")]
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, bool | str | float) or (isinstance(value, int) and INT64_MIN <= value <= INT64_MAX):
+        return value
+    if isinstance(value, int):
+        raise ValueError(f"integers must lie within ±2^63 (got {value})")
+    raise ValueError(f"expected a number, a string or true/false (got {_kind_of(value)})")
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+Scalar = Annotated[int | float | str | bool, BeforeValidator(_scalar)]
 
 
 def _tagged(kinds: tuple[str, ...], what: str, scalar_kind: str | None):
@@ -56,12 +83,12 @@ def _tagged(kinds: tuple[str, ...], what: str, scalar_kind: str | None):
         if isinstance(value, dict) and len(value) == 1:
             ((kind, params),) = value.items()
             if kind in kinds:
-                if kind == "constant" and scalar_kind is None:
+                if kind == "constant":
                     return {"kind": kind, "value": params}
                 if params is None:
                     params = {}
                 if not isinstance(params, dict):
-                    raise ValueError(f"{kind} takes a mapping of parameters (got {params!r})")
+                    raise ValueError(f"{kind} takes a mapping of parameters (got {_kind_of(params)})")
                 return {"kind": kind, **params}
             hint = did_you_mean(str(kind), kinds) or f"; expected one of {', '.join(kinds)}"
             raise ValueError(f"unknown {what} {kind!r}{hint}")
@@ -70,7 +97,7 @@ def _tagged(kinds: tuple[str, ...], what: str, scalar_kind: str | None):
         expected = f"one of {', '.join(kinds)}"
         if scalar_kind is not None:
             expected = f"a constant or {expected}"
-        raise ValueError(f"expected {what} as {expected}, written as {{kind: {{parameters}}}} (got {value!r})")
+        raise ValueError(f"expected {what} as {expected}, written as {{kind: {{parameters}}}} (got {_kind_of(value)})")
 
     return tag
 
@@ -159,8 +186,8 @@ class UniformIntField(TaggedModel):
     """Integers from ``low`` to ``high``, both included, equally likely."""
 
     kind: Literal["uniform_int"]
-    low: int
-    high: int
+    low: Integer
+    high: Integer
 
     @model_validator(mode="after")
     def _ordered(self) -> UniformIntField:
@@ -190,7 +217,7 @@ class ZipfField(TaggedModel):
     """Integers 1..n with P(k) proportional to k^-s: a few hot keys, a long tail."""
 
     kind: Literal["zipf"]
-    n: Annotated[int, Field(ge=1)]
+    n: Annotated[int, Field(ge=1, le=MAX_ZIPF_KEYS)]
     s: Annotated[float, Field(ge=0)]
 
 
@@ -198,7 +225,7 @@ class SequenceField(TaggedModel):
     """Consecutive integers from ``start``, in publish order across the event's publishers."""
 
     kind: Literal["sequence"]
-    start: int = 1
+    start: Integer = 1
 
 
 FIELD_KINDS = ("constant", "uniform_int", "choice", "zipf", "sequence")
@@ -231,7 +258,7 @@ class Publisher(Model):
     event: str
     arrivals: Literal["poisson", "uniform"] = "poisson"
     rate: Annotated[list[RateStep], BeforeValidator(_rate_schedule), Field(min_length=1)]
-    count: Annotated[int, Field(ge=1)] | None = None
+    count: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
 
     @field_validator("rate")
     @classmethod
@@ -260,7 +287,7 @@ class Broker(Model):
     duplication: Probability = 0.0
     loss: Probability = 0.0
     ack_timeout: PositiveSeconds = 30.0
-    max_deliveries: Annotated[int, Field(ge=1)] | None = None
+    max_deliveries: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
     outages: list[Outage] = []
 
     @field_validator("outages")
@@ -282,7 +309,13 @@ class Crash(Model):
 
 
 class Counter(Model):
-    initial: int = 0
+    initial: Integer = 0
+
+
+def _integer_or_field(value: Any) -> Any:
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"expected an integer or a field name such as quantity or -quantity (got {_kind_of(value)})")
 
 
 class Effect(Model):
@@ -290,8 +323,8 @@ class Effect(Model):
 
     counter: str
     key: str
-    add: int | str
-    floor: int | None = None
+    add: Annotated[Integer | str, BeforeValidator(_integer_or_field)]
+    floor: Integer | None = None
 
     @property
     def add_field(self) -> str | None:
@@ -308,14 +341,24 @@ class Effect(Model):
 class Consumer(Model):
     name: Name
     subscribes: Annotated[list[str], Field(min_length=1)]
-    instances: Annotated[int, Field(ge=1)] = 1
-    concurrency: Annotated[int, Field(ge=1)] = 1
+    instances: Annotated[int, Field(ge=1, le=MAX_WORKERS)] = 1
+    concurrency: Annotated[int, Field(ge=1, le=MAX_WORKERS)] = 1
     processing_time: TimeDistribution = ConstantTime(value=0.0)
     idempotency: Literal["none", "dedup"] = "none"
     dedup_ttl: Seconds = 0.0
     crash: Crash | None = None
     state: dict[Name, Counter] = {}
     effects: list[Effect] = []
+
+    @field_validator("concurrency")
+    @classmethod
+    def _workers_bounded(cls, concurrency: int, info: ValidationInfo) -> int:
+        instances = info.data.get("instances", 1)
+        if instances * concurrency > MAX_WORKERS:
+            raise ValueError(
+                f"instances x concurrency must be at most {MAX_WORKERS:,} (got {instances} x {concurrency})"
+            )
+        return concurrency
 
     @field_validator("dedup_ttl")
     @classmethod
@@ -333,7 +376,7 @@ class Consumer(Model):
 class Scenario(Model):
     name: Name
     description: str = ""
-    seed: Annotated[int, Field(ge=0)] | None = None
+    seed: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
     duration: PositiveSeconds
     drain_timeout: Seconds = 600.0
     warmup: Seconds = 0.0

@@ -12,11 +12,11 @@ import math
 import re
 
 SECONDS_PER_DURATION_UNIT = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-SECONDS_PER_RATE_UNIT = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
+SECONDS_PER_RATE_UNIT = {"s": 1.0, "min": 60.0, "h": 3600.0}
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _DURATION = re.compile(rf"^\s*({_NUMBER})\s*(us|µs|ms|s|m|h)?\s*$")
-_RATE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*(s|sec|min|m|h))?\s*$")
+_RATE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*(s|min|h))?\s*$")
 
 DURATION_HINT = "expected seconds as a number or a string such as '250ms', '2s', '5m' (units: us, ms, s, m, h)"
 RATE_HINT = "expected a number per second or a string such as '800/s', '50/min', '3/h'"

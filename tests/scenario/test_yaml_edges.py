@@ -1,0 +1,137 @@
+"""YAML features and abuses: merges, aliases, odd keys, strict types, created override paths."""
+
+import pytest
+
+from busim.errors import OverrideError, ScenarioError
+from busim.scenario import load_scenario
+from tests.conftest import SCENARIOS
+
+BASE = """\
+duration: 10s
+events: {E: {fields: {k: {uniform_int: {low: 1, high: 3}}}}}
+publishers: [{name: p, event: E, rate: 5}]
+"""
+
+
+def problems(tmp_path, text, overrides=()):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(path, list(overrides))
+    return [str(problem).replace(f"{path}:", "") for problem in error.value.problems]
+
+
+def test_merge_keys_fill_in_and_explicit_keys_win(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        BASE
+        + "x-worker: &worker {subscribes: [E], instances: 2}\n"
+        + "consumers:\n  - {<<: *worker, name: a}\n  - {<<: *worker, name: b, instances: 4}\n"
+    )
+    consumers = load_scenario(path).scenario.consumers
+    assert [(c.name, c.instances, c.subscribes) for c in consumers] == [("a", 2, ["E"]), ("b", 4, ["E"])]
+
+
+def test_a_repeated_key_is_reported_with_every_other_problem(tmp_path):
+    text = BASE + "consumers:\n  - {name: a, subscribes: [E], instances: 2, instances: 3, concurency: 2}\n"
+    assert problems(tmp_path, text) == [
+        "5:46: consumers[0].instances: duplicate key 'instances' (first given on line 5)",
+        "5:60: consumers[0].concurency: unknown key 'concurency'; did you mean 'concurrency'?",
+    ]
+
+
+def test_an_alias_that_contains_itself_is_refused(tmp_path):
+    assert problems(tmp_path, "a: &x [*x]\n") == ["1:4: an alias refers to a value that contains it"]
+
+
+def test_aliases_that_expand_without_bound_are_refused(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    assert problems(tmp_path, "\n".join(lines) + "\n") == [
+        "1:37: the file expands to more than 1,000,000 values through its aliases"
+    ]
+
+
+def test_keys_keep_their_written_form(tmp_path):
+    text = BASE + "consumers: [{name: c, subscribes: [E], true: 1, 3: x}]\n"
+    assert problems(tmp_path, text) == [
+        "4:40: consumers[0].true: unknown key 'true' (valid keys: name, subscribes, instances, concurrency, "
+        "processing_time, idempotency, dedup_ttl, crash, state, effects)",
+        "4:49: consumers[0].3: unknown key '3' (valid keys: name, subscribes, instances, concurrency, "
+        "processing_time, idempotency, dedup_ttl, crash, state, effects)",
+    ]
+
+
+def test_booleans_are_not_numbers(tmp_path):
+    text = BASE + "broker: {duplication: true}\nconsumers: [{name: c, subscribes: [E], instances: false}]\n"
+    assert problems(tmp_path, text) == [
+        "4:23: broker.duplication: expected a number (got true)",
+        "5:51: consumers[0].instances: expected a whole number (got false)",
+    ]
+
+
+def test_values_a_run_could_not_hold_are_refused_up_front(tmp_path):
+    text = (
+        "duration: 10s\n"
+        "events: {E: {fields: {k: {zipf: {n: 1000000000000, s: 1}}, w: {choice: {values: [1, 2], weights: [.inf, 1]}}}}}\n"
+        "publishers: [{name: p, event: E, rate: 5}]\n"
+        "consumers: [{name: c, subscribes: [E], state: {s: {initial: 100000000000000000000}}}]\n"
+    )
+    assert problems(tmp_path, text) == [
+        "2:37: events.E.fields.k.zipf.n: must be <= 10000000 (got 1000000000000)",
+        "2:99: events.E.fields.w.choice.weights[0]: must be a finite number (got inf)",
+        "4:61: consumers[0].state.s.initial: must be <= 9223372036854775807 (got 100000000000000000000)",
+    ]
+
+
+def test_a_list_where_a_scalar_belongs_gives_one_message(tmp_path):
+    text = (
+        "duration: 10s\nevents: {E: {fields: {c: {constant: [1]}}}}\npublishers: [{name: p, event: E, rate: 5}]\n"
+        "consumers: [{name: c, subscribes: [E], state: {s: {}}, effects: [{counter: s, key: c, add: [1]}]}]\n"
+    )
+    assert problems(tmp_path, text) == [
+        "2:37: events.E.fields.c.constant: expected a number, a string or true/false (got a list)",
+        "4:92: consumers[0].effects[0].add: expected an integer or a field name such as quantity or -quantity "
+        "(got a list)",
+    ]
+
+
+def test_steps_and_outages_outside_the_run_are_refused(tmp_path):
+    text = (
+        "duration: 60s\ndrain_timeout: 60s\nevents: {E: {}}\n"
+        "publishers: [{name: p, event: E, rate: [{at: 0s, rate: 5}, {at: 2m, rate: 9}]}]\n"
+        "broker: {outages: [{at: 3m, duration: 5s}]}\nconsumers: [{name: c, subscribes: [E]}]\n"
+    )
+    assert problems(tmp_path, text) == [
+        "4:65: publishers[0].rate[1].at: this step starts at 120s, when publishing has ended (duration: 60s)",
+        "5:25: broker.outages[0].at: this outage starts at 180s, after the run ends (duration + drain_timeout: 120s)",
+    ]
+
+
+def test_overrides_create_missing_mappings_and_are_blamed_for_them():
+    loaded = load_scenario(SCENARIOS / "payments-at-most-once.yaml", ["consumers[payment].crash.restart_after=1s"])
+    assert loaded.scenario.consumer("payment").crash.restart_after == 1.0
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(SCENARIOS / "flash-sale.yaml", ["broker.retry.backoff=1s"])
+    assert str(error.value) == (
+        "--set broker.retry.backoff=1s: broker.retry: unknown key 'retry' (valid keys: delivery, latency, "
+        "duplication, loss, ack_timeout, max_deliveries, outages)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("a..b=1", "--set a..b=1: malformed key 'a..b'; write keys such as broker.loss or consumers[inventory].instances"),
+        (
+            "broker.latency={exponential: {mean: 3ms}",
+            "--set broker.latency={exponential: {mean: 3ms}: the value is not valid YAML "
+            "(expected ',' or '}', but got '<stream end>')",
+        ),
+        ("broker.loss.x=1", "--set broker.loss.x=1: broker.loss is not a mapping or a list"),
+    ],
+)
+def test_malformed_overrides_are_refused(assignment, message):
+    with pytest.raises(OverrideError) as error:
+        load_scenario(SCENARIOS / "flash-sale.yaml", [assignment])
+    assert str(error.value) == message

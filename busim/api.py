@@ -22,11 +22,16 @@ import simpy
 from busim.analysis import Summary, summarize
 from busim.engine import RunRecord
 from busim.engine import run as run_engine
+from busim.engine.arrivals import expected_count
 from busim.engine.simulation import ProgressCallback
+from busim.errors import RunTooLargeError
 from busim.scenario import LoadedScenario, Scenario, load_scenario
 from busim.version import __version__
 
 RESULT_SCHEMA = "busim.result/1"
+# A run keeps a record of every delivery: about 0.4 GB per million messages a consumer group handles.
+MAX_MESSAGES = 20_000_000
+BYTES_PER_MESSAGE = 400
 
 
 @dataclass(frozen=True)
@@ -98,20 +103,49 @@ def fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy % (1 << 63))
 
 
+def expected_group_messages(scenario: Scenario) -> float:
+    """The mean number of messages the consumer groups handle together (a message counts once per group)."""
+    per_event = {event: 0.0 for event in scenario.events}
+    for publisher in scenario.publishers:
+        per_event[publisher.event] += expected_count(publisher, scenario.duration)
+    return sum(per_event[event] for consumer in scenario.consumers for event in set(consumer.subscribes))
+
+
+def check_size(scenario: Scenario, max_messages: int = MAX_MESSAGES) -> None:
+    """Refuse a run that would not fit in memory, before it starts.
+
+    Raises:
+        RunTooLargeError: the consumer groups would handle more than ``max_messages`` messages.
+    """
+    expected = expected_group_messages(scenario)
+    if expected > max_messages:
+        raise RunTooLargeError(
+            f"{scenario.name} would have its consumer groups handle about {expected:,.0f} messages, more than the "
+            f"limit of {max_messages:,} (about {expected * BYTES_PER_MESSAGE / 1e9:,.1f} GB of memory for the "
+            "records); shorten duration, lower the rates, set publishers[].count, or raise the limit "
+            "with --max-messages"
+        )
+
+
 def simulate(
     scenario: Scenario | LoadedScenario,
     seed: int | None = None,
     on_progress: ProgressCallback | None = None,
+    max_messages: int = MAX_MESSAGES,
 ) -> Result:
     """Simulate a scenario and summarise the run.
 
     The seed is ``seed`` if given, else the scenario's, else a fresh one; the
     result's scenario records it, so that the run can be repeated exactly.
+
+    Raises:
+        RunTooLargeError: the run would handle more than ``max_messages`` messages (see :func:`check_size`).
     """
     source = Source()
     if isinstance(scenario, LoadedScenario):
         source = Source(scenario.file, scenario.sha256, scenario.overrides)
         scenario = scenario.scenario
+    check_size(scenario, max_messages)
     if seed is None:
         seed = scenario.seed if scenario.seed is not None else fresh_seed()
     started = time.perf_counter()

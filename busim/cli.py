@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from busim.api import simulate
+from busim.api import MAX_MESSAGES, check_size, simulate
 from busim.errors import BusimError, ScenarioError
 from busim.report.console import render_result, simulation_progress
 from busim.report.files import prepare_folder, results_json, write_run
@@ -29,6 +29,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -62,11 +64,14 @@ def main_options(
 
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(help="The scenario file (YAML).", show_default=False)],
+    file: Annotated[Path, typer.Argument(help="The scenario file (YAML).", show_default=False, metavar="FILE")],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder. [default: runs/<scenario name>/]", show_default=False)
+        Path | None,
+        typer.Option("--out", help="Output folder.", show_default="runs/<scenario name>/", metavar="DIR"),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed for this run, instead of the scenario's.", min=0)] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed for this run, instead of the scenario's.", min=0, metavar="N")
+    ] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option(
@@ -75,6 +80,15 @@ def run(
             help="Override a scenario key, e.g. broker.duplication=0.01 or consumers.inventory.instances=8. Repeatable.",
         ),
     ] = None,
+    max_messages: Annotated[
+        int,
+        typer.Option(
+            "--max-messages",
+            help="Refuse runs whose consumer groups would handle more messages than this (memory guard).",
+            min=1,
+            metavar="N",
+        ),
+    ] = MAX_MESSAGES,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout and nothing else.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     fail_on_violation: Annotated[
@@ -91,12 +105,13 @@ def run(
     try:
         loaded = load_scenario(file, overrides or [])
         folder = out if out is not None else Path("runs") / loaded.scenario.name
+        check_size(loaded.scenario, max_messages)
         prepare_folder(folder)
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
     with simulation_progress(console, loaded.scenario, enabled=show and console.is_terminal) as on_progress:
-        result = simulate(loaded, seed=seed, on_progress=on_progress)
+        result = simulate(loaded, seed=seed, on_progress=on_progress, max_messages=max_messages)
     try:
         written = write_run(result, folder)
     except BusimError as error:
@@ -105,20 +120,24 @@ def run(
         sys.stdout.write(results_json(result))
     elif show:
         render_result(console, result)
-        console.print(f"Wrote {', '.join(str(path) for path in written)}", style="dim", highlight=False)
+        console.print(f"Wrote {', '.join(str(path) for path in written)}", style="dim", highlight=False, soft_wrap=True)
     if fail_on_violation and not result.summary.consistent:
         raise typer.Exit(EXIT_VIOLATION)
 
 
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Scenario files to check.", show_default=False)],
+    files: Annotated[list[Path], typer.Argument(help="Scenario files to check.", show_default=False, metavar="FILE...")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Override a key in every file before checking. Repeatable."),
+    ] = None,
 ) -> None:
     """Check scenario files and report every problem, with its line and key."""
     failed = False
     for file in files:
         try:
-            load_scenario(file)
+            load_scenario(file, overrides or [])
         except BusimError as error:
             failed = True
             _report(error)

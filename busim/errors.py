@@ -60,3 +60,7 @@ class OverrideError(BusimError):
 
 class OutputError(BusimError):
     """The output folder cannot be created or written."""
+
+
+class RunTooLargeError(BusimError):
+    """A run would handle more messages than the memory limit allows."""

@@ -15,6 +15,13 @@ from busim.scenario.schema import Publisher
 _POISSON_BLOCK = 65536
 
 
+def expected_count(publisher: Publisher, duration_s: float) -> float:
+    """The mean number of messages ``publisher`` publishes in ``[0, duration_s)``."""
+    ends = [step.at for step in publisher.rate[1:]] + [duration_s]
+    total = sum(step.rate * max(0.0, min(end, duration_s) - step.at) for step, end in zip(publisher.rate, ends))
+    return min(total, publisher.count) if publisher.count is not None else total
+
+
 def publish_times(publisher: Publisher, duration_s: float, rng: np.random.Generator) -> np.ndarray:
     """Publish times in seconds, sorted, inside ``[0, duration_s)``, capped by ``count``."""
     starts = np.array([step.at for step in publisher.rate if step.at < duration_s])

@@ -23,17 +23,24 @@ from busim.scenario import Scenario
 ABSENT = "—"
 
 
+_DURATION_UNITS = ((1e-6, "µs"), (1e-3, "ms"), (1.0, "s"))
+
+
 def format_duration(seconds: float | None) -> str:
-    """A duration for people: ``412µs``, ``12.3ms``, ``4.21s``, ``3m05s``."""
+    """A duration for people, to three significant digits: ``412µs``, ``12.3ms``, ``4.21s``, ``3m05s``."""
     if seconds is None:
         return ABSENT
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.3g}µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.3g}ms"
-    if seconds < 60:
-        return f"{seconds:.3g}s"
+    if seconds == 0:
+        return "0s"
+    for scale, unit in _DURATION_UNITS:
+        text = f"{seconds / scale:.3g}"
+        # Move up a unit when rounding reaches the next one (999.96µs is 1ms, 59.97s is 1m00s).
+        if float(text) < (60 if unit == "s" else 1000) and "e" not in text:
+            return f"{text}{unit}"
     minutes, rest = divmod(round(seconds), 60)
+    if minutes >= 60:
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{rest:02d}s"
 
 
@@ -110,7 +117,7 @@ def _publishers_table(result: Result) -> Table:
             name,
             f"{publisher.published:,}",
             f"{publisher.delayed_by_outage:,}",
-            format_duration(publisher.max_publish_delay_s),
+            format_duration(publisher.max_publish_delay_s) if publisher.delayed_by_outage else ABSENT,
         )
     return table
 
@@ -138,9 +145,9 @@ _CONSUMER_ROWS = (
 def _consumers_table(result: Result) -> Table:
     consumers = result.summary.consumers
     table = _table("Consumers")
-    table.add_column("")
+    table.add_column("", no_wrap=True)
     for name in consumers:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     table.add_column("why", style="dim")
     for label, attribute, anomaly in _CONSUMER_ROWS:
         values = [getattr(consumer, attribute) for consumer in consumers.values()]
@@ -163,6 +170,8 @@ def _reasons(result: Result, attribute: str) -> str:
 def _latency_table(result: Result) -> Table:
     warmup = result.scenario.warmup
     note = f", published after the {format_duration(warmup)} warm-up" if warmup else ""
+    if not result.record.drained:
+        note += ", of the messages processed before the run stopped"
     table = _table(f"Latency: publish to first completed processing{note}")
     for heading in ("", "count", "mean", "p50", "p90", "p99", "p99.9", "max"):
         table.add_column(heading, justify="right" if heading else "left")
@@ -174,6 +183,7 @@ def _latency_table(result: Result) -> Table:
             ("  queue wait", latency.queue_wait, "dim"),
             ("  processing", latency.processing, "dim"),
         )
+        table.columns[0].no_wrap = True
         for label, summary, style in parts:
             values = (summary.mean, summary.p50, summary.p90, summary.p99, summary.p999, summary.max)
             table.add_row(label, f"{summary.count:,}", *map(format_duration, values), style=style)
@@ -188,10 +198,10 @@ def _consistency_table(result: Result) -> Table:
     for name, consumer in result.summary.consumers.items():
         for counter, consistency in consumer.state.items():
             if consistency.most_drifted:
-                listed = ", ".join(
-                    f"{drift.key} {drift.expected:,}→{drift.actual:,}" for drift in consistency.most_drifted[:3]
+                listed = "; ".join(
+                    f"key {drift.key}: {drift.expected:,} → {drift.actual:,}" for drift in consistency.most_drifted[:3]
                 )
-                worst_keys.append(f"{name}.{counter} {listed}")
+                worst_keys.append(f"{name} {counter}, {listed}")
             table.add_row(
                 name,
                 counter,
@@ -201,7 +211,7 @@ def _consistency_table(result: Result) -> Table:
                 _count(consistency.abs_drift),
             )
     if worst_keys:
-        table.caption = "most drifted keys, expected→actual: " + "; ".join(worst_keys)
+        table.caption = "Most drifted, expected → actual: " + "; ".join(worst_keys)
         table.caption_justify = "left"
     return table
 

@@ -8,13 +8,9 @@ from tests.conftest import consumer, scenario
 
 
 def test_durations_are_written_for_people():
-    assert [format_duration(s) for s in (4.12e-4, 0.0123, 4.213, 185.0, None)] == [
-        "412µs",
-        "12.3ms",
-        "4.21s",
-        "3m05s",
-        "—",
-    ]
+    cases = {4.12e-4: "412µs", 0.0123: "12.3ms", 4.213: "4.21s", 185.0: "3m05s", None: "—", 0: "0s",
+             0.00099996: "1ms", 59.97: "1m00s", 7300: "2h01m", 3e-9: "0.003µs"}
+    assert {seconds: format_duration(seconds) for seconds in cases} == cases
 
 
 def test_the_progress_bar_follows_simulated_time_on_a_terminal():

@@ -88,6 +88,9 @@ def render_result(console: Console, result: Result) -> None:
     console.print(_latency_table(result))
     if any(consumer.state for consumer in result.summary.consumers.values()):
         console.print(_consistency_table(result))
+        drifted = _most_drifted(result)
+        if drifted.plain:
+            console.print(drifted, soft_wrap=True)
     console.print(_verdict(result))
 
 
@@ -194,14 +197,8 @@ def _consistency_table(result: Result) -> Table:
     table = _table("State against an exactly-once reference")
     for heading in ("consumer", "counter", "expected", "actual", "keys off", "abs drift"):
         table.add_column(heading, justify="left" if heading in ("consumer", "counter") else "right")
-    worst_keys = []
     for name, consumer in result.summary.consumers.items():
         for counter, consistency in consumer.state.items():
-            if consistency.most_drifted:
-                listed = "; ".join(
-                    f"key {drift.key}: {drift.expected:,} → {drift.actual:,}" for drift in consistency.most_drifted[:3]
-                )
-                worst_keys.append(f"{name} {counter}, {listed}")
             table.add_row(
                 name,
                 counter,
@@ -210,10 +207,21 @@ def _consistency_table(result: Result) -> Table:
                 _count(consistency.keys_diverged),
                 _count(consistency.abs_drift),
             )
-    if worst_keys:
-        table.caption = "Most drifted, expected → actual: " + "; ".join(worst_keys)
-        table.caption_justify = "left"
     return table
+
+
+def _most_drifted(result: Result) -> Text:
+    text = Text()
+    for name, consumer in result.summary.consumers.items():
+        for counter, consistency in consumer.state.items():
+            if consistency.most_drifted:
+                listed = "; ".join(
+                    f"key {drift.key}: {drift.expected:,} → {drift.actual:,}" for drift in consistency.most_drifted[:3]
+                )
+                text.append(f"  most drifted {name} {counter}, expected → actual: ", style="dim")
+                text.append(f"{listed}\n")
+    text.rstrip()
+    return text
 
 
 def _verdict(result: Result) -> Text:

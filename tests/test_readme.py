@@ -1,0 +1,32 @@
+"""The README shows what busim prints, and its commands are the ones CI runs."""
+
+import io
+import re
+import subprocess
+
+from rich.console import Console
+
+import busim
+from busim.report.console import render_result
+from tests.conftest import ROOT, SCENARIOS
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_sample_output_is_what_the_flash_sale_prints():
+    sample = README.split("## What you get\n\n```\n", 1)[1].split("\n```", 1)[0]
+    output = io.StringIO()
+    render_result(Console(file=output, width=80, color_system=None), busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml")))
+    printed = [line.rstrip() for line in output.getvalue().splitlines()]
+    expected = sample.splitlines()
+    start = printed.index(expected[0])
+    # The last README line is the "Wrote ..." line from the command line, not from the renderer.
+    assert printed[start:] == expected[:-1]
+    assert expected[-1] == "Wrote runs/flash-sale/results.json, runs/flash-sale/scenario.yaml"
+
+
+def test_ci_runs_the_readme_test_command():
+    printed = subprocess.run(["bash", ".ci/run", "--print"], cwd=ROOT, capture_output=True, text=True, check=True)
+    block = re.search(r"<!-- test command[^\n]*\n```\n([^\n]+)\n```", README)
+    assert block is not None
+    assert printed.stdout == block.group(1) + "\n" == "pip install -e '.[test]' && python -m pytest\n"

@@ -106,7 +106,9 @@ class ConsumerGroup:
         self._d_outcome = array("b")
         # Rare, so kept as sets of delivery indices rather than a column each.
         self._crashed: set[int] = set()
-        self._timed: set[int] = set()  # an ack-timeout redelivery is already scheduled for these
+        # Deliveries processed past the ack timeout, whose redelivery is already scheduled, by the
+        # cause it will be labelled with (a crash that aborts one of them changes the cause).
+        self._timed: dict[int, int] = {}
 
         self._lost: list[tuple[int, float, int]] = []
         self._dead_letters: list[tuple[int, float]] = []
@@ -182,8 +184,8 @@ class ConsumerGroup:
         self._slot_delivery[slot] = delivery
         processing_s = self._processing_time()
         if self._at_least_once and processing_s > self._ack_timeout_s:
-            self._timed.add(delivery)
-            self._timer(now + self._ack_timeout_s, message, attempt, DeliveryCause.ACK_TIMEOUT)
+            self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
+            self._timer(now + self._ack_timeout_s, message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
         self._env.timeout(processing_s, delivery).callbacks.append(self._on_done)
 
     def _on_done(self, event: simpy.Event) -> None:
@@ -246,7 +248,9 @@ class ConsumerGroup:
             message = self._d_message[aborted]
             if not self._at_least_once:
                 self._lost.append((message, now, LossReason.CRASH_IN_FLIGHT))
-            elif aborted not in self._timed:
+            elif aborted in self._timed:
+                self._timed[aborted] = DeliveryCause.CRASH_IN_FLIGHT
+            else:
                 due_s = max(now, self._d_take[aborted] + self._ack_timeout_s)
                 self._timer(due_s, message, self._d_attempt[aborted], DeliveryCause.CRASH_IN_FLIGHT)
         self._idle = [s for s in self._idle if s // self._concurrency != instance]
@@ -258,12 +262,13 @@ class ConsumerGroup:
         self._dispatch(self._env.now)
 
     # ------------------------------------------------------------ redelivery
-    def _timer(self, due_s: float, message: int, attempt: int, cause: int) -> None:
+    def _timer(self, due_s: float, message: int, attempt: int, cause: int, delivery: int = -1) -> None:
         """Check at ``due_s`` whether ``attempt`` of ``message`` was acked; redeliver if not."""
-        self._env.timeout(max(due_s - self._env.now, 0.0), (message, attempt, cause)).callbacks.append(self._on_timer)
+        self._env.timeout(max(due_s - self._env.now, 0.0), (message, attempt, cause, delivery)).callbacks.append(self._on_timer)
 
     def _on_timer(self, event: simpy.Event) -> None:
-        message, attempt, cause = event.value
+        message, attempt, cause, delivery = event.value
+        cause = self._timed.get(delivery, cause)
         if self._settled[message] or self._attempts[message] != attempt:
             return  # acked, dead-lettered, or already redelivered by an earlier timer
         now = self._env.now

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import busim
+from busim.engine.records import DeliveryCause, Outcome
 from tests.conftest import consumer, scenario
 
 COUNT = 100
@@ -113,7 +114,7 @@ def test_an_idempotent_consumer_absorbs_every_crash_redelivery():
     assert worker.duplicate_effects == 0
     assert worker.state["done"].abs_drift == 0
     outcomes = np.bincount(result.record.groups[0].deliveries.outcome, minlength=5)
-    assert outcomes[busim.engine.records.Outcome.SKIPPED] == 2 * COUNT
+    assert outcomes[Outcome.SKIPPED] == 2 * COUNT
 
 
 def test_a_short_dedup_ttl_forgets_ids_before_the_redelivery():
@@ -223,3 +224,41 @@ def test_a_wake_up_that_rounding_brings_early_still_serves_the_queue():
     worker = summary_of(result)
     assert (worker.processed, worker.in_flight_at_end) == (50, 0)
     assert worker.latency_s.end_to_end.max == pytest.approx(0.129)
+
+
+def test_every_redelivery_names_what_happened_to_the_delivery_before_it():
+    # Mixed slow and fast processing with frequent crashes: each redelivery's cause must match
+    # the fate of the message's previous attempt.
+    result = busim.simulate(
+        scenario(
+            seed=3,
+            publishers=[{"name": "source", "event": "Job", "arrivals": "poisson", "rate": 20}],
+            broker={"ack_timeout": "1s"},
+            consumers=[
+                consumer(
+                    concurrency=8,
+                    processing_time={"uniform": {"low": "200ms", "high": "3s"}},
+                    crash={"probability": 0.2, "restart_after": "100ms"},
+                )
+            ],
+        )
+    )
+    deliveries = result.record.groups[0].deliveries
+    previous = {}
+    causes_seen = set()
+    for row in range(len(deliveries)):
+        message, attempt = int(deliveries.message[row]), int(deliveries.attempt[row])
+        previous.setdefault((message, attempt), row)
+        cause = DeliveryCause(deliveries.cause[row])
+        if attempt == 1 or cause == DeliveryCause.BROKER_DUPLICATE:
+            continue
+        causes_seen.add(cause)
+        before = previous[(message, attempt - 1)]
+        timer_s = deliveries.take_s[before] + 1.0
+        if cause == DeliveryCause.ACK_TIMEOUT:
+            assert not deliveries.done_s[before] < timer_s  # still processing when the ack was due
+        elif cause == DeliveryCause.CRASH_IN_FLIGHT:
+            assert deliveries.outcome[before] == Outcome.ABORTED
+        elif cause == DeliveryCause.CRASH_BEFORE_ACK:
+            assert deliveries.crashed[before]
+    assert causes_seen == {DeliveryCause.ACK_TIMEOUT, DeliveryCause.CRASH_IN_FLIGHT, DeliveryCause.CRASH_BEFORE_ACK}

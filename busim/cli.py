@@ -77,7 +77,8 @@ def run(
         typer.Option(
             "--set",
             metavar="KEY=VALUE",
-            help="Override a scenario key, e.g. broker.duplication=0.01 or consumers.inventory.instances=8. Repeatable.",
+            help="Override a scenario key, e.g. broker.duplication=0.01 or consumers.inventory.instances=8. "
+            "Repeatable.",
         ),
     ] = None,
     max_messages: Annotated[
@@ -127,7 +128,9 @@ def run(
 
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Scenario files to check.", show_default=False, metavar="FILE...")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Scenario files to check.", show_default=False, metavar="FILE...")
+    ],
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", metavar="KEY=VALUE", help="Override a key in every file before checking. Repeatable."),

@@ -16,7 +16,9 @@ README = (ROOT / "README.md").read_text()
 def test_the_sample_output_is_what_the_flash_sale_prints():
     sample = README.split("## What you get\n\n```\n", 1)[1].split("\n```", 1)[0]
     output = io.StringIO()
-    render_result(Console(file=output, width=80, color_system=None), busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml")))
+    render_result(
+        Console(file=output, width=80, color_system=None), busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml"))
+    )
     printed = [line.rstrip() for line in output.getvalue().splitlines()]
     expected = sample.splitlines()
     start = printed.index(expected[0])

@@ -21,12 +21,14 @@ from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.engine.effects import EffectPlan
 from busim.engine.records import (
     PROCESSED_OUTCOMES,
-    DeliveryCause, GroupRecord, LossReason,
+    Deliveries,
+    DeliveryCause,
+    GroupRecord,
+    LossReason,
     Outcome,
     RunRecord,
     Selection,
 )
-
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,9 @@ class ConsumerGroup:
         self._at_least_once = broker.delivery == "at-least-once"
         self._ack_timeout_s = broker.ack_timeout
         self._max_deliveries = broker.max_deliveries or _NEVER
-        self._processing_time = DurationSampler(consumer.processing_time, streams.generator("consumer", consumer.name, "processing"))
+        self._processing_time = DurationSampler(
+            consumer.processing_time, streams.generator("consumer", consumer.name, "processing")
+        )
         self._crash_rng = streams.generator("consumer", consumer.name, "crash")
         self._crash_probability = consumer.crash.probability if consumer.crash else 0.0
         self._until_crash = self._next_crash()
@@ -104,7 +106,7 @@ class ConsumerGroup:
         self._d_take = array("d")
         self._d_done = array("d")
         self._d_outcome = array("b")
-        # Rare, so kept as sets of delivery indices rather than a column each.
+        # Rare, so kept apart from the columns, by delivery index.
         self._crashed: set[int] = set()
         # Deliveries processed past the ack timeout, whose redelivery is already scheduled, by the
         # cause it will be labelled with (a crash that aborts one of them changes the cause).
@@ -264,7 +266,9 @@ class ConsumerGroup:
     # ------------------------------------------------------------ redelivery
     def _timer(self, due_s: float, message: int, attempt: int, cause: int, delivery: int = -1) -> None:
         """Check at ``due_s`` whether ``attempt`` of ``message`` was acked; redeliver if not."""
-        self._env.timeout(max(due_s - self._env.now, 0.0), (message, attempt, cause, delivery)).callbacks.append(self._on_timer)
+        self._env.timeout(max(due_s - self._env.now, 0.0), (message, attempt, cause, delivery)).callbacks.append(
+            self._on_timer
+        )
 
     def _on_timer(self, event: simpy.Event) -> None:
         message, attempt, cause, delivery = event.value

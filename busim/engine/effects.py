@@ -9,6 +9,7 @@ is a few list lookups. The same plan replays the exactly-once reference in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def encode_keys(columns: list[np.ndarray]) -> tuple[tuple[object, ...], list[np.
         codes = np.fromiter((index.setdefault(value, len(index)) for value in merged.tolist()), np.int64, merged.size)
         keys = tuple(index)
     bounds = np.cumsum([0] + [column.size for column in columns])
-    return keys, [codes[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+    return keys, [codes[start:end] for start, end in pairwise(bounds)]
 
 
 class EffectPlan:

@@ -32,7 +32,9 @@ def publish(scenario: Scenario, streams: RandomStreams, outages: Outages) -> Mes
         order = np.argsort(merged, kind="stable")  # ties: publishers in scenario order
         event_times.append(merged[order])
         event_publishers.append(
-            np.concatenate([np.empty(0, np.int32)] + [np.full(t.size, i, np.int32) for (i, _), t in zip(publishers, times)])[order]
+            np.concatenate(
+                [np.empty(0, np.int32)] + [np.full(t.size, i, np.int32) for (i, _), t in zip(publishers, times)]
+            )[order]
         )
         fields[event_name] = {}
         for name, generator in scenario.events[event_name].fields.items():

@@ -56,7 +56,7 @@ def _truncated_normal(mean: float, sd: float, rng: np.random.Generator, size: in
 class DurationSampler:
     """Hands out durations one by one from blocks drawn in numpy."""
 
-    __slots__ = ("_distribution", "_rng", "_block", "_next")
+    __slots__ = ("_block", "_distribution", "_next", "_rng")
 
     def __init__(self, distribution: TimeDistribution, rng: np.random.Generator) -> None:
         self._distribution = distribution
@@ -76,7 +76,7 @@ class DurationSampler:
 class BernoulliSampler:
     """Hands out True with probability ``p``, from blocks of uniform draws."""
 
-    __slots__ = ("_p", "_rng", "_block", "_next")
+    __slots__ = ("_block", "_next", "_p", "_rng")
 
     def __init__(self, p: float, rng: np.random.Generator) -> None:
         self._p = p

@@ -49,7 +49,10 @@ def write_run(result: Result, folder: Path) -> list[Path]:
     prepare_folder(folder)
     written = []
     try:
-        for name, text in ((RESULTS_FILE, results_json(result)), (SCENARIO_FILE, resolved_scenario_yaml(result.scenario))):
+        for name, text in (
+            (RESULTS_FILE, results_json(result)),
+            (SCENARIO_FILE, resolved_scenario_yaml(result.scenario)),
+        ):
             path = folder / name
             path.write_text(text, encoding="utf-8")
             written.append(path)

@@ -210,7 +210,8 @@ def apply_override(document: Document, assignment: str) -> None:
         raise OverrideError(f"--set {assignment}: expected KEY=VALUE, for example broker.loss=0.01")
     if not _OVERRIDE_KEY.match(key):
         raise OverrideError(
-            f"--set {assignment}: malformed key {key!r}; write keys such as broker.loss or consumers[inventory].instances"
+            f"--set {assignment}: malformed key {key!r}; "
+            "write keys such as broker.loss or consumers[inventory].instances"
         )
     try:
         value = yaml.safe_load(text) if text.strip() else None

@@ -70,8 +70,7 @@ def _time_ranges(data: dict[str, Any]) -> list[tuple[Path, str]]:
             problems.append(
                 (
                     ("broker", "outages", index, "at"),
-                    f"this outage starts at {at_s:g}s, after the run ends "
-                    f"(duration + drain_timeout: {horizon_s:g}s)",
+                    f"this outage starts at {at_s:g}s, after the run ends (duration + drain_timeout: {horizon_s:g}s)",
                 )
             )
     return problems
@@ -176,9 +175,7 @@ def _consumer_references(at: Path, consumer: dict[str, Any], events: dict[str, A
         for event in subscribed:
             fields = _fields_of(events[event])
             if isinstance(key, str) and key not in fields:
-                problems.append(
-                    ((*here, "key"), f"{key!r} is not a field of event {event}{_declared(key, fields)}")
-                )
+                problems.append(((*here, "key"), f"{key!r} is not a field of event {event}{_declared(key, fields)}"))
             if add_field is None:
                 continue
             if add_field not in fields:

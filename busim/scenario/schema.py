@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal, Union
+from itertools import pairwise
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -166,7 +167,7 @@ class LogNormalTime(TaggedModel):
 
 TIME_KINDS = ("constant", "exponential", "uniform", "normal", "lognormal")
 TimeDistribution = Annotated[
-    Union[ConstantTime, ExponentialTime, UniformTime, NormalTime, LogNormalTime],
+    ConstantTime | ExponentialTime | UniformTime | NormalTime | LogNormalTime,
     Field(discriminator="kind"),
     BeforeValidator(_tagged(TIME_KINDS, "distribution", scalar_kind="constant")),
 ]
@@ -205,9 +206,7 @@ class ChoiceField(TaggedModel):
     def _weights_match(self) -> ChoiceField:
         if self.weights is not None:
             if len(self.weights) != len(self.values):
-                raise ValueError(
-                    f"weights has {len(self.weights)} entries but values has {len(self.values)}"
-                )
+                raise ValueError(f"weights has {len(self.weights)} entries but values has {len(self.values)}")
             if sum(self.weights) <= 0:
                 raise ValueError("weights must not all be 0")
         return self
@@ -230,7 +229,7 @@ class SequenceField(TaggedModel):
 
 FIELD_KINDS = ("constant", "uniform_int", "choice", "zipf", "sequence")
 FieldGenerator = Annotated[
-    Union[ConstantField, UniformIntField, ChoiceField, ZipfField, SequenceField],
+    ConstantField | UniformIntField | ChoiceField | ZipfField | SequenceField,
     Field(discriminator="kind"),
     BeforeValidator(_tagged(FIELD_KINDS, "field generator", scalar_kind=None)),
 ]
@@ -263,7 +262,7 @@ class Publisher(Model):
     @field_validator("rate")
     @classmethod
     def _steps_ascend(cls, steps: list[RateStep]) -> list[RateStep]:
-        for before, after in zip(steps, steps[1:]):
+        for before, after in pairwise(steps):
             if after.at <= before.at:
                 raise ValueError(
                     f"rate steps must be in increasing order of 'at' "
@@ -294,7 +293,7 @@ class Broker(Model):
     @classmethod
     def _outages_apart(cls, outages: list[Outage]) -> list[Outage]:
         ordered = sorted(outages, key=lambda outage: outage.at)
-        for before, after in zip(ordered, ordered[1:]):
+        for before, after in pairwise(ordered):
             if after.at < before.end_s:
                 raise ValueError(
                     f"outages overlap: the one at {after.at:g}s starts before "

@@ -54,8 +54,19 @@ def test_json_prints_results_json_and_nothing_else(tmp_path):
 def test_set_and_seed_change_the_run_and_are_recorded(tmp_path):
     result = runner.invoke(
         app,
-        ["run", FLASH_SALE, "--json", "--out", str(tmp_path), "--seed", "7",
-         "--set", "consumers.inventory.idempotency=dedup", "--set", "broker.duplication=0.01"],
+        [
+            "run",
+            FLASH_SALE,
+            "--json",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "7",
+            "--set",
+            "consumers.inventory.idempotency=dedup",
+            "--set",
+            "broker.duplication=0.01",
+        ],
     )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
@@ -75,8 +86,20 @@ def test_fail_on_violation_exits_0_for_a_consistent_run(tmp_path):
     # One worker, a constant latency and no loss: the idempotent consumer processes in publish order.
     result = runner.invoke(
         app,
-        ["run", IDEMPOTENT, "--quiet", "--fail-on-violation", "--out", str(tmp_path),
-         "--set", "consumers.inventory.instances=1", "--set", "broker.latency=2ms", "--set", "broker.loss=0"],
+        [
+            "run",
+            IDEMPOTENT,
+            "--quiet",
+            "--fail-on-violation",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "consumers.inventory.instances=1",
+            "--set",
+            "broker.latency=2ms",
+            "--set",
+            "broker.loss=0",
+        ],
     )
     assert result.exit_code == 0, result.output
 

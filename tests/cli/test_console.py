@@ -8,8 +8,18 @@ from tests.conftest import consumer, scenario
 
 
 def test_durations_are_written_for_people():
-    cases = {4.12e-4: "412µs", 0.0123: "12.3ms", 4.213: "4.21s", 185.0: "3m05s", None: "—", 0: "0s",
-             0.00099996: "1ms", 59.97: "1m00s", 7300: "2h01m", 3e-9: "0.003µs"}
+    cases = {
+        4.12e-4: "412µs",
+        0.0123: "12.3ms",
+        4.213: "4.21s",
+        185.0: "3m05s",
+        None: "—",
+        0: "0s",
+        0.00099996: "1ms",
+        59.97: "1m00s",
+        7300: "2h01m",
+        3e-9: "0.003µs",
+    }
     assert {seconds: format_duration(seconds) for seconds in cases} == cases
 
 

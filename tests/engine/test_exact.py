@@ -64,10 +64,9 @@ def test_an_outage_delays_publishing_without_losing_anything():
 
 def test_deliveries_due_in_an_outage_wait_for_its_end():
     # 500 ms latency: messages published at 1.6 .. 2.0 s would land inside [2.1, 3.1) and land at 3.1 s;
-    # the 10 published inside it (2.1 .. 3.0 s) are accepted at 3.1 s and land at 3.6 s, with the one published at 3.1 s.
-    result = busim.simulate(
-        scenario(broker={"latency": "500ms", "outages": [{"at": "2.1s", "duration": "1s"}]})
-    )
+    # the 10 published inside it (2.1 .. 3.0 s) are accepted at 3.1 s and land at 3.6 s,
+    # with the one published at 3.1 s.
+    result = busim.simulate(scenario(broker={"latency": "500ms", "outages": [{"at": "2.1s", "duration": "1s"}]}))
     deliveries = result.record.groups[0].deliveries
     assert not np.any((deliveries.arrival_s >= 2.1) & (deliveries.arrival_s < 3.1))
     assert np.count_nonzero(deliveries.arrival_s == 3.1) == 5
@@ -80,7 +79,9 @@ def test_every_crash_before_ack_redelivers_until_the_delivery_limit():
     result = busim.simulate(
         scenario(
             broker={"ack_timeout": "1s", "max_deliveries": 3},
-            consumers=[consumer(crash=crash, state={"done": {}}, effects=[{"counter": "done", "key": "item", "add": 1}])],
+            consumers=[
+                consumer(crash=crash, state={"done": {}}, effects=[{"counter": "done", "key": "item", "add": 1}])
+            ],
         )
     )
     worker = summary_of(result)

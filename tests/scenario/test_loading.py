@@ -15,7 +15,9 @@ BAD = ROOT / "tests" / "data" / "bad"
 def expected_problems(path: Path) -> list[str]:
     """The ``# expect:`` lines of a bad scenario, with ``{file}`` filled in."""
     lines = path.read_text().splitlines()
-    return [line.removeprefix("# expect: ").replace("{file}", str(path)) for line in lines if line.startswith("# expect: ")]
+    return [
+        line.removeprefix("# expect: ").replace("{file}", str(path)) for line in lines if line.startswith("# expect: ")
+    ]
 
 
 @pytest.mark.parametrize("path", sorted(BAD.glob("*.yaml")), ids=lambda p: p.stem)
@@ -63,9 +65,7 @@ def test_overrides_address_list_entries_by_name_or_index():
 def test_an_override_that_breaks_the_scenario_is_reported_as_the_override():
     with pytest.raises(ScenarioError) as error:
         load_scenario(SCENARIOS / "flash-sale.yaml", ["consumers.inventory.instances=0"])
-    assert str(error.value) == (
-        "--set consumers.inventory.instances=0: consumers[0].instances: must be >= 1 (got 0)"
-    )
+    assert str(error.value) == ("--set consumers.inventory.instances=0: consumers[0].instances: must be >= 1 (got 0)")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,16 @@ from busim.scenario.units import SECONDS_PER_DURATION_UNIT, parse_duration, pars
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("250ms", 0.25), ("2s", 2.0), ("5m", 300.0), ("1h", 3600.0), ("40us", 4e-5), (" 1.5 s ", 1.5), (3, 3.0), ("7", 7.0)],
+    [
+        ("250ms", 0.25),
+        ("2s", 2.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("40us", 4e-5),
+        (" 1.5 s ", 1.5),
+        (3, 3.0),
+        ("7", 7.0),
+    ],
 )
 def test_durations_parse_to_seconds(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
@@ -24,11 +33,17 @@ def test_rates_parse_to_messages_per_second(text, per_second):
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("5 parsecs", "invalid duration '5 parsecs': expected seconds as a number or a string such as "
-         "'250ms', '2s', '5m' (units: us, ms, s, m, h)"),
+        (
+            "5 parsecs",
+            "invalid duration '5 parsecs': expected seconds as a number or a string such as "
+            "'250ms', '2s', '5m' (units: us, ms, s, m, h)",
+        ),
         ("-3s", "a duration must be >= 0 (got '-3s')"),
-        (True, "invalid duration True: expected seconds as a number or a string such as "
-         "'250ms', '2s', '5m' (units: us, ms, s, m, h)"),
+        (
+            True,
+            "invalid duration True: expected seconds as a number or a string such as "
+            "'250ms', '2s', '5m' (units: us, ms, s, m, h)",
+        ),
         (float("inf"), "a duration must be finite (got inf)"),
     ],
 )

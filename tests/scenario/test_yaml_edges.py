@@ -73,7 +73,8 @@ def test_booleans_are_not_numbers(tmp_path):
 def test_values_a_run_could_not_hold_are_refused_up_front(tmp_path):
     text = (
         "duration: 10s\n"
-        "events: {E: {fields: {k: {zipf: {n: 1000000000000, s: 1}}, w: {choice: {values: [1, 2], weights: [.inf, 1]}}}}}\n"
+        "events: {E: {fields: {k: {zipf: {n: 1000000000000, s: 1}}, "
+        "w: {choice: {values: [1, 2], weights: [.inf, 1]}}}}}\n"
         "publishers: [{name: p, event: E, rate: 5}]\n"
         "consumers: [{name: c, subscribes: [E], state: {s: {initial: 100000000000000000000}}}]\n"
     )
@@ -122,7 +123,10 @@ def test_overrides_create_missing_mappings_and_are_blamed_for_them():
 @pytest.mark.parametrize(
     ("assignment", "message"),
     [
-        ("a..b=1", "--set a..b=1: malformed key 'a..b'; write keys such as broker.loss or consumers[inventory].instances"),
+        (
+            "a..b=1",
+            "--set a..b=1: malformed key 'a..b'; write keys such as broker.loss or consumers[inventory].instances",
+        ),
         (
             "broker.latency={exponential: {mean: 3ms}",
             "--set broker.latency={exponential: {mean: 3ms}: the value is not valid YAML "

@@ -7,6 +7,7 @@ run departs from exactly-once processing, 2 for bad input.
 from __future__ import annotations
 
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -22,6 +23,7 @@ from busim.version import __version__
 
 EXIT_VIOLATION = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: not 1, which --fail-on-violation gives its own meaning
 
 app = typer.Typer(
     name="busim",
@@ -151,4 +153,14 @@ def validate(
 
 
 def main() -> None:
-    app()
+    """The console script: run the app; a bug keeps its traceback and exits with its own code."""
+    try:
+        app()
+    except Exception:
+        traceback.print_exc()
+        print(
+            "busim: internal error: this is a bug in busim, not in your scenario; "
+            "please report it with the traceback above",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERNAL_ERROR)

@@ -87,7 +87,14 @@ def summarize(record: RunRecord) -> Summary:
             max_publish_delay_s=float(delay_s[mine].max()) if mine.any() else 0.0,
         )
     consumers = {group.name: _consumer_summary(record, group) for group in record.groups}
-    return Summary(publishers=publishers, consumers=consumers, violations=_violations(consumers))
+    violations = _violations(consumers)
+    if not record.drained:
+        violations = (
+            "the run stopped at duration + drain_timeout before the bus drained, "
+            "so later redeliveries and duplicates are not counted",
+            *violations,
+        )
+    return Summary(publishers=publishers, consumers=consumers, violations=violations)
 
 
 def _cause_counts(causes: np.ndarray, names: type[DeliveryCause] | type[LossReason]) -> dict[str, int]:
@@ -185,18 +192,27 @@ def _duplicate_rows(message: np.ndarray) -> np.ndarray:
     return repeated
 
 
-def _ordering_keys(record: RunRecord, selection: Selection) -> np.ndarray:
-    """The ordering key code of each of the group's messages.
+@dataclass(frozen=True)
+class _WholeEvent:
+    """The ordering scope of an event without a key: all of its messages, and nothing else."""
 
-    A message's ordering key is the value of its event's ``key`` field; the
-    messages of an event without a key share one ordering scope.
+    event: str
+
+
+def _ordering_keys(record: RunRecord, selection: Selection) -> np.ndarray:
+    """The ordering scope of each of the group's messages, as a code.
+
+    Messages with a key share a scope with every message (of any event) that
+    has the same key value; the messages of an event without a key form a
+    scope of their own.
     """
-    keyed = [record.scenario.events[event].key for event in selection.events]
-    if not any(keyed):
-        return np.zeros(selection.ids.size, dtype=np.int64)
+    keys = [record.scenario.events[event].key for event in selection.events]
+    sizes = [record.messages.members[event].size for event in selection.events]
+    if not any(keys):
+        return selection.align([np.full(size, index, np.int64) for index, size in enumerate(sizes)])
     columns = [
-        record.messages.fields[event][key] if key else np.full(record.messages.members[event].size, event, object)
-        for event, key in zip(selection.events, keyed)
+        record.messages.fields[event][key] if key else np.full(size, _WholeEvent(event), object)
+        for event, key, size in zip(selection.events, keys, sizes)
     ]
     return ordering_keys(columns)[selection.order]
 

@@ -120,7 +120,8 @@ class ConsumerGroup:
             for message, sent_s in zip(first.lost.tolist(), first.lost_s.tolist()):
                 self._timer(sent_s + self._ack_timeout_s, message, 1, DeliveryCause.TRANSIT_LOSS)
         else:
-            self._lost += [(m, t, LossReason.TRANSIT_LOSS) for m, t in zip(first.lost.tolist(), first.lost_s.tolist())]
+            for message, sent_s in zip(first.lost.tolist(), first.lost_s.tolist()):
+                self._lose(message, sent_s, LossReason.TRANSIT_LOSS)
 
     # ------------------------------------------------------------ the queue
     def start(self) -> None:
@@ -232,7 +233,9 @@ class ConsumerGroup:
         instance = slot // self._concurrency
         self._crashes.append((now, instance))
         self._crashed.add(delivery)
-        if self._at_least_once and delivery not in self._timed:
+        if not self._at_least_once:
+            self._settled[self._d_message[delivery]] = 1  # applied, and never to be redelivered
+        elif delivery not in self._timed:
             self._timer(
                 self._d_take[delivery] + self._ack_timeout_s,
                 self._d_message[delivery],
@@ -249,7 +252,7 @@ class ConsumerGroup:
             self._d_done[aborted] = now
             message = self._d_message[aborted]
             if not self._at_least_once:
-                self._lost.append((message, now, LossReason.CRASH_IN_FLIGHT))
+                self._lose(message, now, LossReason.CRASH_IN_FLIGHT)
             elif aborted in self._timed:
                 self._timed[aborted] = DeliveryCause.CRASH_IN_FLIGHT
             else:
@@ -262,6 +265,10 @@ class ConsumerGroup:
         first_slot = event.value * self._concurrency
         self._idle.extend(range(first_slot + self._concurrency - 1, first_slot - 1, -1))
         self._dispatch(self._env.now)
+
+    def _lose(self, message: int, now: float, reason: LossReason) -> None:
+        self._lost.append((message, now, reason))
+        self._settled[message] = 1
 
     # ------------------------------------------------------------ redelivery
     def _timer(self, due_s: float, message: int, attempt: int, cause: int, delivery: int = -1) -> None:
@@ -297,6 +304,15 @@ class ConsumerGroup:
         heappush(self._redeliveries, (arrival_s, self._sequence, message, attempt, cause))
 
     # ------------------------------------------------------------ the record
+    def has_work_left(self) -> bool:
+        """Whether a message is unsettled, a copy is queued or in transit, or a worker is busy."""
+        return (
+            self._cursor < len(self._first_arrival)
+            or bool(self._redeliveries)
+            or any(delivery >= 0 for delivery in self._slot_delivery)
+            or self._settled.find(0) >= 0
+        )
+
     def record(self, end_s: float) -> GroupRecord:
         """Freeze what happened into arrays; copies still queued count as unserved."""
         crashed = np.zeros(len(self._d_message), dtype=bool)

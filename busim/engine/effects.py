@@ -28,16 +28,25 @@ class _CompiledEffect:
 def encode_keys(columns: list[np.ndarray]) -> tuple[tuple[object, ...], list[np.ndarray]]:
     """Give the distinct values of several columns dense codes 0..K-1.
 
-    Returns the distinct values (sorted where they can be) and each column's codes.
+    Returns the distinct values (sorted where they can be, else in order of
+    first appearance) and each column's codes. ``true`` and ``1`` are distinct
+    keys, although Python holds them equal.
     """
     merged = np.concatenate(columns) if columns else np.empty(0, dtype=np.int64)
     if merged.dtype != object:
         table, codes = np.unique(merged, return_inverse=True)
         keys = tuple(table.tolist())
     else:
-        index: dict[object, int] = {}
-        codes = np.fromiter((index.setdefault(value, len(index)) for value in merged.tolist()), np.int64, merged.size)
-        keys = tuple(index)
+        index: dict[tuple[bool, object], int] = {}
+        originals: list[object] = []
+        values = merged.tolist()
+        codes = np.empty(len(values), dtype=np.int64)
+        for position, value in enumerate(values):
+            code = index.setdefault((type(value) is bool, value), len(index))
+            if code == len(originals):
+                originals.append(value)
+            codes[position] = code
+        keys = tuple(originals)
     bounds = np.cumsum([0] + [column.size for column in columns])
     return keys, [codes[start:end] for start, end in pairwise(bounds)]
 
@@ -106,6 +115,14 @@ class EffectPlan:
 
     def snapshot(self, state: list[list[int]]) -> dict[str, CounterState]:
         return {
-            name: CounterState(keys=keys, values=np.array(values, dtype=np.int64), initial=initial)
+            name: CounterState(keys=keys, values=_integers(values), initial=initial)
             for name, keys, values, initial in zip(self.counter_names, self.keys, state, self.initial)
         }
+
+
+def _integers(values: list[int]) -> np.ndarray:
+    """Counter values as int64, or as Python integers where a run has pushed them past int64."""
+    try:
+        return np.array(values, dtype=np.int64)
+    except OverflowError:
+        return np.array(values, dtype=object)

@@ -13,9 +13,14 @@ class Outages:
     """Non-overlapping outage windows; moves times that fall inside one to its end."""
 
     def __init__(self, outages: list[Outage]) -> None:
-        ordered = sorted(outages, key=lambda outage: outage.at)
-        self.starts_s = [outage.at for outage in ordered]
-        self.ends_s = [outage.end_s for outage in ordered]
+        self.starts_s: list[float] = []
+        self.ends_s: list[float] = []
+        for outage in sorted(outages, key=lambda outage: outage.at):
+            if self.ends_s and outage.at <= self.ends_s[-1]:
+                self.ends_s[-1] = max(self.ends_s[-1], outage.end_s)  # back to back: one window
+            else:
+                self.starts_s.append(outage.at)
+                self.ends_s.append(outage.end_s)
         self._starts = np.array(self.starts_s)
         self._ends = np.array(self.ends_s)
 

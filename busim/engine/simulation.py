@@ -58,27 +58,24 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
         group.start()
 
     step_s = scenario.duration / PROGRESS_STEPS
+    stop_s = math.nextafter(horizon_s, math.inf)  # SimPy stops before events due at `until`
     while True:
         next_s = env.peek()
-        if next_s == math.inf or next_s >= horizon_s:
+        if next_s > horizon_s:
             break
-        env.run(until=min(horizon_s, next_s + step_s))
+        env.run(until=min(stop_s, next_s + step_s))
         if on_progress is not None:
-            on_progress(env.now)
+            on_progress(min(env.now, horizon_s))
 
+    drained = not any(group.has_work_left() for group in groups)
     records = tuple(group.record(horizon_s) for group in groups)
-    in_flight = any(_has_work_left(record) for record in records)
     return RunRecord(
         scenario=scenario,
         messages=messages,
         groups=records,
-        sim_time_s=horizon_s if in_flight else _last_activity_s(messages, records),
-        drained=not in_flight,
+        sim_time_s=_last_activity_s(messages, records) if drained else horizon_s,
+        drained=drained,
     )
-
-
-def _has_work_left(record: GroupRecord) -> bool:
-    return bool(record.fates().in_flight.any())
 
 
 def _last_activity_s(messages: Messages, records: tuple[GroupRecord, ...]) -> float:

@@ -116,8 +116,9 @@ class _YamlLimitError(Exception):
 class _Builder:
     """Builds Python data from YAML nodes, recording the mark of every key and value.
 
-    Unlike PyYAML's own constructor it reports repeated keys (an explicit key
-    still overrides one brought in by a ``<<`` merge), keeps a key as it is
+    Merges (``<<``) follow YAML's rules, as PyYAML's own constructor does, but
+    a key repeated in one mapping is reported rather than silently overridden.
+    It keeps a key as it is
     written (``3`` and ``true`` become the strings "3" and "true"), and stops
     on aliases that contain themselves or expand beyond :data:`MAX_YAML_VALUES`.
     """
@@ -163,19 +164,19 @@ class _Builder:
         explicit = self.explicit_keys[id(node)]
         mapping: dict[str, Any] = {}
         first_seen: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:  # merged pairs come first, then explicit ones
+        for key_node, value_node in node.value:
+            # flatten_mapping puts merged pairs first, in the order where the later pair wins,
+            # then the mapping's own keys: so a later pair wins, except that an own key repeated is an error.
             key = self._key(key_node)
             here = (*path, key)
             if key in first_seen:
-                if id(key_node) not in explicit:
-                    continue  # an earlier merge wins over a later one
-                if id(first_seen[key]) in explicit:
+                if id(key_node) in explicit and id(first_seen[key]) in explicit:
                     first = first_seen[key].start_mark.line + 1
                     self.document.problems.append(
                         self._problem(key_node, here, f"duplicate key {key!r} (first given on line {first})")
                     )
                     continue
-                self.document.forget(here)  # an explicit key overrides a merged one
+                self.document.forget(here)
             first_seen[key] = key_node
             self.document.key_marks[here] = _mark(self.document.source, key_node.start_mark)
             mapping[key] = self._build(value_node, here, inside)

@@ -224,7 +224,7 @@ class SequenceField(TaggedModel):
     """Consecutive integers from ``start``, in publish order across the event's publishers."""
 
     kind: Literal["sequence"]
-    start: Integer = 1
+    start: Annotated[int, Field(ge=-(2**62), le=2**62)] = 1  # leaves room to count up within int64
 
 
 FIELD_KINDS = ("constant", "uniform_int", "choice", "zipf", "sequence")

@@ -21,6 +21,12 @@ def test_out_of_order_ignores_reordering_across_keys():
     assert out_of_order(keys, np.array([0, 1, 2]), np.array([3.0, 2.0, 1.0])) == 0
 
 
+def test_true_and_one_are_different_keys():
+    table, codes = encode_keys([np.array([1, True, 1.0, False, 0], dtype=object)])
+    assert [type(key) for key in table] == [int, bool, bool, int]
+    assert codes[0].tolist() == [0, 1, 0, 2, 3]
+
+
 def test_keys_of_any_type_get_dense_codes():
     table, codes = encode_keys([np.array(["b", "a"], dtype=object), np.array(["a", "c"], dtype=object)])
     assert table == ("b", "a", "c")
@@ -77,3 +83,10 @@ def test_latency_summary_uses_exact_percentiles():
     assert summary.p50 == pytest.approx(500.5)
     assert summary.p999 == pytest.approx(999.001)
     assert LatencySummary.of(np.empty(0)).p99 is None
+
+
+def test_counters_past_int64_are_kept_exactly():
+    plan = plan_for([{"counter": "stock", "key": "product", "add": 2}], [0], [7], initial=2**63 - 1)
+    state = plan.new_state()
+    plan.apply(state, 0)
+    assert plan.snapshot(state)["stock"].values.tolist() == [2**63 + 1]

@@ -150,3 +150,19 @@ def test_an_output_folder_that_is_a_file_is_reported(tmp_path):
     result = runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(blocker)])
     assert result.exit_code == 2
     assert result.stderr == f"busim: cannot write the results to {blocker}: File exists\n"
+
+
+def test_a_bug_keeps_its_traceback_and_exits_with_its_own_code(monkeypatch, capsys):
+    import busim.cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(busim.cli, "simulate", broken)
+    monkeypatch.setattr("sys.argv", ["busim", "run", FLASH_SALE, "--quiet"])
+    with pytest.raises(SystemExit) as exit_:
+        busim.cli.main()
+    assert exit_.value.code == 70
+    stderr = capsys.readouterr().err
+    assert "Traceback" in stderr and "RuntimeError: boom" in stderr
+    assert stderr.endswith("please report it with the traceback above\n")

@@ -32,6 +32,17 @@ def test_merge_keys_fill_in_and_explicit_keys_win(tmp_path):
     assert [(c.name, c.instances, c.subscribes) for c in consumers] == [("a", 2, ["E"]), ("b", 4, ["E"])]
 
 
+def test_merges_follow_yaml_earlier_mappings_in_a_list_and_inner_keys_win(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        BASE
+        + "x-a: &a {subscribes: [E], instances: 4}\nx-b: &b {instances: 5}\n"
+        + "consumers:\n  - {<<: [*a, *b], name: listed}\n  - {<<: {<<: *a, instances: 6}, name: nested}\n"
+    )
+    consumers = load_scenario(path).scenario.consumers
+    assert [(c.name, c.instances) for c in consumers] == [("listed", 4), ("nested", 6)]
+
+
 def test_a_repeated_key_is_reported_with_every_other_problem(tmp_path):
     text = BASE + "consumers:\n  - {name: a, subscribes: [E], instances: 2, instances: 3, concurency: 2}\n"
     assert problems(tmp_path, text) == [

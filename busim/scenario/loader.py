@@ -26,6 +26,7 @@ from busim.scenario.schema import Scenario, did_you_mean
 KeyPath = tuple[str | int, ...]
 
 MAX_YAML_VALUES = 1_000_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 IGNORED_PREFIX = "x-"  # top-level keys for YAML anchors, as in Compose files
 
 
@@ -107,7 +108,7 @@ def parse_yaml(text: str, source: str) -> Document:
     return document
 
 
-class _YamlLimitError(Exception):
+class _UnreadableYaml(Exception):
     def __init__(self, node: yaml.Node, message: str) -> None:
         super().__init__(message)
         self.node = node
@@ -126,13 +127,12 @@ class _Builder:
     def __init__(self, document: Document) -> None:
         self.document = document
         self.constructor = yaml.constructor.SafeConstructor()
-        self.explicit_keys: dict[int, set[int]] = {}
         self.values = 0
 
     def build(self, node: yaml.Node, path: KeyPath, ancestors: frozenset[int]) -> Any:
         try:
             return self._build(node, path, ancestors)
-        except _YamlLimitError as error:
+        except _UnreadableYaml as error:
             raise ScenarioError([self._problem(error.node, path, str(error))]) from None
         except yaml.constructor.ConstructorError as error:
             mark = error.problem_mark
@@ -145,10 +145,10 @@ class _Builder:
 
     def _build(self, node: yaml.Node, path: KeyPath, ancestors: frozenset[int]) -> Any:
         if id(node) in ancestors:
-            raise _YamlLimitError(node, "an alias refers to a value that contains it")
+            raise _UnreadableYaml(node, "an alias refers to a value that contains it")
         self.values += 1
         if self.values > MAX_YAML_VALUES:
-            raise _YamlLimitError(node, f"the file expands to more than {MAX_YAML_VALUES:,} values through its aliases")
+            raise _UnreadableYaml(node, f"the file expands to more than {MAX_YAML_VALUES:,} values through its aliases")
         self.document.value_marks[path] = _mark(self.document.source, node.start_mark)
         inside = ancestors | {id(node)}
         if isinstance(node, yaml.MappingNode):
@@ -158,29 +158,45 @@ class _Builder:
         return self.constructor.construct_object(node, deep=True)
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath, inside: frozenset[int]) -> dict[str, Any]:
-        if id(node) not in self.explicit_keys:  # flatten_mapping rewrites the node: remember it once
-            self.explicit_keys[id(node)] = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
-            self.constructor.flatten_mapping(node)
-        explicit = self.explicit_keys[id(node)]
         mapping: dict[str, Any] = {}
-        first_seen: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            # flatten_mapping puts merged pairs first, in the order where the later pair wins,
-            # then the mapping's own keys: so a later pair wins, except that an own key repeated is an error.
+        own: dict[str, yaml.Node] = {}
+        for key_node, value_node, merged in self._pairs(node, inside):
             key = self._key(key_node)
             here = (*path, key)
-            if key in first_seen:
-                if id(key_node) in explicit and id(first_seen[key]) in explicit:
-                    first = first_seen[key].start_mark.line + 1
-                    self.document.problems.append(
-                        self._problem(key_node, here, f"duplicate key {key!r} (first given on line {first})")
-                    )
-                    continue
-                self.document.forget(here)
-            first_seen[key] = key_node
+            if key in own and not merged:
+                first = own[key].start_mark.line + 1
+                self.document.problems.append(
+                    self._problem(key_node, here, f"duplicate key {key!r} (first given on line {first})")
+                )
+                continue
+            if key in mapping:
+                continue  # a merged value never overrides one already set
+            if not merged:
+                own[key] = key_node
             self.document.key_marks[here] = _mark(self.document.source, key_node.start_mark)
             mapping[key] = self._build(value_node, here, inside)
         return mapping
+
+    def _pairs(self, node: yaml.MappingNode, inside: frozenset[int]) -> list[tuple[yaml.Node, yaml.Node, bool]]:
+        """The mapping's ``(key, value, merged)`` pairs, highest precedence first.
+
+        YAML's merge key: the mapping's own keys come first, then each merged
+        mapping's pairs, earlier mappings of a ``<<: [*a, *b]`` list before
+        later ones (and, inside each, its own keys before its merges).
+        """
+        own = [(key, value, False) for key, value in node.value if key.tag != _MERGE_TAG]
+        merged: list[tuple[yaml.Node, yaml.Node, bool]] = []
+        for key, value in node.value:
+            if key.tag != _MERGE_TAG:
+                continue
+            sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
+            for source in sources:
+                if id(source) in inside or source is node:
+                    raise _UnreadableYaml(source, "an alias refers to a value that contains it")
+                if not isinstance(source, yaml.MappingNode):
+                    raise _UnreadableYaml(source, "<< merges a mapping or a list of mappings")
+                merged += [(k, v, True) for k, v, _ in self._pairs(source, inside | {id(node)})]
+        return own + merged
 
     def _key(self, node: yaml.Node) -> str:
         if isinstance(node, yaml.ScalarNode):

@@ -51,6 +51,10 @@ def test_a_repeated_key_is_reported_with_every_other_problem(tmp_path):
     ]
 
 
+def test_a_merge_of_something_else_than_a_mapping_is_refused(tmp_path):
+    assert problems(tmp_path, "a: {<<: [1, 2]}\n") == ["1:10: << merges a mapping or a list of mappings"]
+
+
 def test_an_alias_that_contains_itself_is_refused(tmp_path):
     assert problems(tmp_path, "a: &x [*x]\n") == ["1:4: an alias refers to a value that contains it"]
 

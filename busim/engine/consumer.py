@@ -189,7 +189,8 @@ class ConsumerGroup:
         if self._at_least_once and processing_s > self._ack_timeout_s:
             self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
             self._timer(now + self._ack_timeout_s, message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
-        self._env.timeout(processing_s, delivery).callbacks.append(self._on_done)
+        # `now` can be a hair later than the clock (see _on_wake): finish `processing_s` after `now`.
+        self._env.timeout(now - self._env.now + processing_s, delivery).callbacks.append(self._on_done)
 
     def _on_done(self, event: simpy.Event) -> None:
         delivery = event.value

@@ -121,10 +121,14 @@ def check_size(scenario: Scenario, max_messages: int = MAX_MESSAGES) -> None:
     if expected > max_messages:
         raise RunTooLargeError(
             f"{scenario.name} would have its consumer groups handle about {expected:,.0f} messages, more than the "
-            f"limit of {max_messages:,} (about {expected * BYTES_PER_MESSAGE / 1e9:,.1f} GB of memory for the "
+            f"limit of {max_messages:,} (about {_bytes(expected * BYTES_PER_MESSAGE)} of memory for the "
             "records); shorten duration, lower the rates, set publishers[].count, or raise the limit "
             "with --max-messages"
         )
+
+
+def _bytes(amount: float) -> str:
+    return f"{amount / 1e9:,.1f} GB" if amount >= 1e9 else f"{max(amount / 1e6, 0.1):,.1f} MB"
 
 
 def simulate(

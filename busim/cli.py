@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from busim.api import MAX_MESSAGES, check_size, simulate
-from busim.errors import BusimError, ScenarioError
+from busim.errors import BusimError, OverrideError, ScenarioError
 from busim.report.console import render_result, simulation_progress
 from busim.report.files import prepare_folder, results_json, write_run
 from busim.scenario import load_scenario
@@ -39,9 +39,26 @@ app = typer.Typer(
 def _report(error: BusimError) -> None:
     """Print a user's error on stderr, without a traceback.
 
-    Scenario problems already start with their file and line; other errors get the program's name.
+    Scenario and override problems already start with where they come from
+    (``FILE:LINE:COL:`` or ``--set KEY=VALUE:``); other errors get the program's name.
     """
-    typer.echo(str(error) if isinstance(error, ScenarioError) else f"busim: {error}", err=True)
+    located = isinstance(error, ScenarioError | OverrideError)
+    typer.echo(str(error) if located else f"busim: {error}", err=True)
+
+
+def _whole_number(minimum: int):
+    """A parser for an integer option that says plainly what it wants."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise typer.BadParameter(f"expected a whole number (got {text!r})") from None
+        if value < minimum:
+            raise typer.BadParameter(f"must be >= {minimum} (got {value})")
+        return value
+
+    return parse
 
 
 def _fail(error: BusimError) -> NoReturn:
@@ -72,7 +89,10 @@ def run(
         typer.Option("--out", help="Output folder.", show_default="runs/<scenario name>/", metavar="DIR"),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed for this run, instead of the scenario's.", min=0, metavar="N")
+        int | None,
+        typer.Option(
+            "--seed", help="Seed for this run, instead of the scenario's.", parser=_whole_number(0), metavar="N"
+        ),
     ] = None,
     overrides: Annotated[
         list[str] | None,
@@ -88,7 +108,7 @@ def run(
         typer.Option(
             "--max-messages",
             help="Refuse runs whose consumer groups would handle more messages than this (memory guard).",
-            min=1,
+            parser=_whole_number(1),
             metavar="N",
         ),
     ] = MAX_MESSAGES,

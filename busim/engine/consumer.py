@@ -79,6 +79,7 @@ class ConsumerGroup:
         self._concurrency = consumer.concurrency
         workers = consumer.workers
         self._slot_delivery = [-1] * workers  # the delivery a slot is processing, -1 when free
+        self._busy = 0  # slots processing a delivery
         self._idle = list(range(workers - 1, -1, -1))  # a stack: slot 0 is taken first
         self._paused = False
         self._wake_at = _INFINITY
@@ -185,6 +186,7 @@ class ConsumerGroup:
         self._d_done.append(_INFINITY)
         self._d_outcome.append(_PROCESSING)
         self._slot_delivery[slot] = delivery
+        self._busy += 1
         processing_s = self._processing_time()
         if self._at_least_once and processing_s > self._ack_timeout_s:
             self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
@@ -219,6 +221,7 @@ class ConsumerGroup:
             return
         self._settled[message] = 1
         self._slot_delivery[slot] = -1
+        self._busy -= 1
         self._idle.append(slot)
         self._dispatch(now)
 
@@ -247,6 +250,8 @@ class ConsumerGroup:
         for other in range(first_slot, first_slot + self._concurrency):
             aborted = self._slot_delivery[other]
             self._slot_delivery[other] = -1
+            if aborted >= 0:
+                self._busy -= 1
             if aborted < 0 or other == slot:
                 continue
             self._d_outcome[aborted] = _ABORTED
@@ -310,7 +315,7 @@ class ConsumerGroup:
         return (
             self._cursor < len(self._first_arrival)
             or bool(self._redeliveries)
-            or any(delivery >= 0 for delivery in self._slot_delivery)
+            or self._busy > 0
             or self._settled.find(0) >= 0
         )
 

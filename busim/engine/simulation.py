@@ -57,16 +57,18 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
     for group in groups:
         group.start()
 
-    step_s = scenario.duration / PROGRESS_STEPS
+    # Progress steps: fine over the publishing window, coarser while draining.
+    publish_step_s = scenario.duration / PROGRESS_STEPS
+    drain_step_s = max(publish_step_s, scenario.drain_timeout / PROGRESS_STEPS)
     stop_s = math.nextafter(horizon_s, math.inf)  # SimPy stops before events due at `until`
-    while True:
+    while any(group.has_work_left() for group in groups):
         next_s = env.peek()
         if next_s > horizon_s:
             break
+        step_s = publish_step_s if next_s < scenario.duration else drain_step_s
         env.run(until=min(stop_s, next_s + step_s))
         if on_progress is not None:
             on_progress(min(env.now, horizon_s))
-
     drained = not any(group.has_work_left() for group in groups)
     records = tuple(group.record(horizon_s) for group in groups)
     return RunRecord(

@@ -172,7 +172,7 @@ def _reasons(result: Result, attribute: str) -> str:
 
 def _latency_table(result: Result) -> Table:
     warmup = result.scenario.warmup
-    note = f", published after the {format_duration(warmup)} warm-up" if warmup else ""
+    note = f", published at or after the {format_duration(warmup)} warm-up" if warmup else ""
     if not result.record.drained:
         note += ", of the messages processed before the run stopped"
     table = _table(f"Latency: publish to first completed processing{note}")
@@ -224,11 +224,12 @@ def _most_drifted(result: Result) -> Text:
     return text
 
 
-def _verdict(result: Result) -> Text:
+def _verdict(result: Result) -> Text | Group:
     if result.summary.consistent:
         return Text("Consistent: every message's effects were applied exactly once.", style="bold green")
-    text = Text("Inconsistent with exactly-once processing:\n", style="bold red")
+    items = Table.grid(padding=(0, 1))  # a grid keeps wrapped lines indented under their item
+    items.add_column(justify="right", width=3)
+    items.add_column()
     for violation in result.summary.violations:
-        text.append(f"  - {violation}\n", style="red")
-    text.rstrip()
-    return text
+        items.add_row("-", violation, style="red")
+    return Group(Text("Inconsistent with exactly-once processing:", style="bold red"), items)

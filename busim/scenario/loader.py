@@ -25,7 +25,7 @@ from busim.scenario.schema import Scenario, did_you_mean
 
 KeyPath = tuple[str | int, ...]
 
-MAX_YAML_VALUES = 1_000_000
+MAX_YAML_VALUES = 100_000  # a large scenario has a few thousand
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 IGNORED_PREFIX = "x-"  # top-level keys for YAML anchors, as in Compose files
 
@@ -467,7 +467,9 @@ def read_scenario_text(path: FilePath) -> str:
     if not path.exists():
         raise ScenarioFileError(f"{path}: no such file")
     if path.is_dir():
-        raise ScenarioFileError(f"{path}: is a folder; give a scenario file such as {path}/flash-sale.yaml")
+        inside = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
+        hint = f" such as {inside[0]}" if inside else f" (there is no .yaml file in {path})"
+        raise ScenarioFileError(f"{path}: is a folder; give a scenario file{hint}")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

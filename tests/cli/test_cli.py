@@ -125,8 +125,18 @@ def test_a_bad_override_says_so_plainly():
     result = runner.invoke(app, ["run", FLASH_SALE, "--set", "consumers.nobody.instances=2"])
     assert result.exit_code == 2
     assert result.stderr == (
-        "busim: --set consumers.nobody.instances=2: no entry named 'nobody' in consumers (names: inventory)\n"
+        "--set consumers.nobody.instances=2: no entry named 'nobody' in consumers (names: inventory)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--seed", "-3"], "must be >= 0 (got -3)"), (["--seed", "abc"], "expected a whole number (got 'abc')")],
+)
+def test_a_bad_option_value_says_what_it_wants(option, message):
+    result = runner.invoke(app, ["run", FLASH_SALE, *option])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == f"Error: Invalid value for '--seed': {message}"
 
 
 def test_validate_checks_every_file_and_reports_each():

@@ -103,7 +103,12 @@ def test_a_missing_file_says_so(tmp_path):
 def test_a_folder_given_as_a_file_says_so(tmp_path):
     with pytest.raises(ScenarioFileError) as error:
         load_scenario(tmp_path)
-    assert str(error.value) == f"{tmp_path}: is a folder; give a scenario file such as {tmp_path}/flash-sale.yaml"
+    assert str(error.value) == f"{tmp_path}: is a folder; give a scenario file (there is no .yaml file in {tmp_path})"
+    (tmp_path / "b.yaml").write_text("")
+    (tmp_path / "a.yaml").write_text("")
+    with pytest.raises(ScenarioFileError) as error:
+        load_scenario(tmp_path)
+    assert str(error.value) == f"{tmp_path}: is a folder; give a scenario file such as {tmp_path / 'a.yaml'}"
 
 
 def test_a_scenario_without_a_name_takes_the_file_stem(tmp_path):

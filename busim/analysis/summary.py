@@ -230,18 +230,34 @@ def _max_backlog(group: GroupRecord) -> int:
     return int(max(np.cumsum(steps[order]).max(), 0))
 
 
+# Each figure that departs from exactly-once, with how to say one and many of it.
+_VIOLATIONS = (
+    ("duplicate_effects", "duplicate effect", "duplicate effects"),
+    ("lost", "message lost", "messages lost"),
+    ("dead_lettered", "message dead-lettered", "messages dead-lettered"),
+    ("wrongly_rejected", "message wrongly rejected", "messages wrongly rejected"),
+    ("wrongly_accepted", "message wrongly accepted", "messages wrongly accepted"),
+    (
+        "in_flight_at_end",
+        "message never processed before the run stopped",
+        "messages never processed before the run stopped",
+    ),
+)
+
+
+def _counted(value: int, one: str, many: str) -> str:
+    return f"{value:,} {one if value == 1 else many}"
+
+
 def _violations(consumers: dict[str, ConsumerSummary]) -> tuple[str, ...]:
     found = []
     for name, consumer in consumers.items():
-        for figure in ("duplicate_effects", "lost", "dead_lettered", "wrongly_rejected", "wrongly_accepted"):
+        for figure, one, many in _VIOLATIONS:
             value = getattr(consumer, figure)
             if value:
-                found.append(f"{name}: {value:,} {figure.replace('_', ' ')}")
+                found.append(f"{name}: {_counted(value, one, many)}")
         for counter, consistency in consumer.state.items():
             if consistency.abs_drift:
-                found.append(
-                    f"{name}: {counter} drifts by {consistency.abs_drift:,} over {consistency.keys_diverged:,} keys"
-                )
-        if consumer.in_flight_at_end:
-            found.append(f"{name}: {consumer.in_flight_at_end:,} messages never processed before the run stopped")
+                keys = _counted(consistency.keys_diverged, "key", "keys")
+                found.append(f"{name}: {counter} drifts by {consistency.abs_drift:,} over {keys}")
     return tuple(found)

@@ -19,7 +19,7 @@ import numpy as np
 from busim.engine.outages import Outages
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause
-from busim.engine.sampling import BernoulliSampler, DurationSampler, sample_durations
+from busim.engine.sampling import bernoulli_sampler, duration_sampler, sample_durations
 from busim.scenario.schema import Broker
 
 
@@ -49,9 +49,9 @@ class BrokerLink:
         self._loss_rng = streams.generator("broker", group, "loss")
         self._duplication_rng = streams.generator("broker", group, "duplication")
         # Redeliveries continue the same streams after the first attempts' draws.
-        self.latency = DurationSampler(broker.latency, self._latency_rng)
-        self.lost = BernoulliSampler(broker.loss, self._loss_rng)
-        self.duplicated = BernoulliSampler(broker.duplication, self._duplication_rng)
+        self.latency = duration_sampler(broker.latency, self._latency_rng)
+        self.lost = bernoulli_sampler(broker.loss, self._loss_rng)
+        self.duplicated = bernoulli_sampler(broker.duplication, self._duplication_rng)
 
     def first_attempts(self, accept_s: np.ndarray) -> FirstAttempts:
         """Attempt every message once, at the time the broker accepted it."""

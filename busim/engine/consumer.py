@@ -31,7 +31,7 @@ from busim.engine.broker import BrokerLink
 from busim.engine.effects import EffectPlan
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import Deliveries, DeliveryCause, GroupRecord, LossReason, Outcome, Selection
-from busim.engine.sampling import DurationSampler
+from busim.engine.sampling import duration_sampler
 from busim.scenario.schema import Consumer
 
 _NEVER = 1 << 62
@@ -65,7 +65,7 @@ class ConsumerGroup:
         self._at_least_once = broker.delivery == "at-least-once"
         self._ack_timeout_s = broker.ack_timeout
         self._max_deliveries = broker.max_deliveries or _NEVER
-        self._processing_time = DurationSampler(
+        self._processing_time = duration_sampler(
             consumer.processing_time, streams.generator("consumer", consumer.name, "processing")
         )
         self._crash_rng = streams.generator("consumer", consumer.name, "crash")

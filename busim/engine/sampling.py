@@ -1,11 +1,13 @@
 """Drawing durations and payload values, in numpy blocks.
 
 The engine never draws one number at a time from numpy: a
-:class:`DurationSampler` draws a block and hands out its values, which keeps
+:class:`BlockSampler` draws a block and hands out its values, which keeps
 the per-message cost to a list index.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -53,46 +55,35 @@ def _truncated_normal(mean: float, sd: float, rng: np.random.Generator, size: in
     return values
 
 
-class DurationSampler:
-    """Hands out durations one by one from blocks drawn in numpy."""
+class BlockSampler:
+    """Hands out values one by one from blocks that ``draw(size)`` makes in numpy."""
 
-    __slots__ = ("_block", "_distribution", "_next", "_rng")
+    __slots__ = ("_block", "_draw", "_next")
 
-    def __init__(self, distribution: TimeDistribution, rng: np.random.Generator) -> None:
-        self._distribution = distribution
-        self._rng = rng
-        self._block: list[float] = []
+    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
+        self._draw = draw
+        self._block: list = []
         self._next = 0
 
-    def __call__(self) -> float:
+    def __call__(self):
         if self._next == len(self._block):
-            self._block = sample_durations(self._distribution, self._rng, BLOCK_SIZE).tolist()
+            self._block = self._draw(BLOCK_SIZE).tolist()
             self._next = 0
         value = self._block[self._next]
         self._next += 1
         return value
 
 
-class BernoulliSampler:
-    """Hands out True with probability ``p``, from blocks of uniform draws."""
+def duration_sampler(distribution: TimeDistribution, rng: np.random.Generator) -> BlockSampler:
+    """Durations in seconds, one per call."""
+    return BlockSampler(lambda size: sample_durations(distribution, rng, size))
 
-    __slots__ = ("_block", "_next", "_p", "_rng")
 
-    def __init__(self, p: float, rng: np.random.Generator) -> None:
-        self._p = p
-        self._rng = rng
-        self._block: list[bool] = []
-        self._next = 0
-
-    def __call__(self) -> bool:
-        if self._p == 0.0:
-            return False
-        if self._next == len(self._block):
-            self._block = (self._rng.random(BLOCK_SIZE) < self._p).tolist()
-            self._next = 0
-        value = self._block[self._next]
-        self._next += 1
-        return value
+def bernoulli_sampler(p: float, rng: np.random.Generator) -> BlockSampler:
+    """True with probability ``p``, one per call; with ``p`` 0 it draws nothing from ``rng``."""
+    if p == 0:
+        return BlockSampler(lambda size: np.zeros(size, dtype=bool))
+    return BlockSampler(lambda size: rng.random(size) < p)
 
 
 def sample_field(generator: FieldGenerator, rng: np.random.Generator, size: int) -> np.ndarray:

@@ -119,7 +119,7 @@ def run(
         typer.Option(
             "--fail-on-violation",
             help="Exit with code 1 when the run departs from exactly-once processing "
-            "(drift, duplicate effects, losses, dead letters, wrong rejections).",
+            "(drift, duplicate effects, losses, dead letters, wrong rejections, or work left when it stopped).",
         ),
     ] = False,
 ) -> None:

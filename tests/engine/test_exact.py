@@ -73,18 +73,26 @@ def test_deliveries_due_in_an_outage_wait_for_its_end():
     assert np.count_nonzero(deliveries.arrival_s == 3.6) == 11
 
 
-def test_every_crash_before_ack_redelivers_until_the_delivery_limit():
-    # Each processing crashes after its effects: 3 deliveries, 3 effects, then the dead-letter queue.
-    crash = {"probability": 1.0, "restart_after": 0}
-    result = busim.simulate(
+def always_crashing(idempotency):
+    """Every processing crashes after its effects; the broker gives each message 3 attempts."""
+    return busim.simulate(
         scenario(
             broker={"ack_timeout": "1s", "max_deliveries": 3},
             consumers=[
-                consumer(crash=crash, state={"done": {}}, effects=[{"counter": "done", "key": "item", "add": 1}])
+                consumer(
+                    crash={"probability": 1.0, "restart_after": 0},
+                    idempotency=idempotency,
+                    state={"done": {}},
+                    effects=[{"counter": "done", "key": "item", "add": 1}],
+                )
             ],
         )
     )
-    worker = summary_of(result)
+
+
+def test_every_crash_before_ack_redelivers_until_the_delivery_limit():
+    # 3 deliveries, 3 effects, then the dead-letter queue.
+    worker = summary_of(always_crashing("none"))
     assert worker.delivered == 3 * COUNT
     assert worker.redelivered == 2 * COUNT
     assert worker.duplicate_deliveries == 2 * COUNT
@@ -96,20 +104,7 @@ def test_every_crash_before_ack_redelivers_until_the_delivery_limit():
 
 
 def test_an_idempotent_consumer_absorbs_every_crash_redelivery():
-    crash = {"probability": 1.0, "restart_after": 0}
-    result = busim.simulate(
-        scenario(
-            broker={"ack_timeout": "1s", "max_deliveries": 3},
-            consumers=[
-                consumer(
-                    crash=crash,
-                    idempotency="dedup",
-                    state={"done": {}},
-                    effects=[{"counter": "done", "key": "item", "add": 1}],
-                )
-            ],
-        )
-    )
+    result = always_crashing("dedup")
     worker = summary_of(result)
     assert worker.duplicate_deliveries == 2 * COUNT
     assert worker.duplicate_effects == 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from busim.engine.effects import EffectPlan, encode_keys
+from busim.engine.effects import EffectPlan
 from busim.engine.records import CounterState
 
 MOST_DRIFTED = 10
@@ -76,9 +76,3 @@ def out_of_order(ordering_key: list[np.ndarray] | np.ndarray, message: np.ndarra
     ranked = key[order] * (int(message.max()) + 1) + message[order]
     highest_before = np.maximum.accumulate(np.concatenate([[-1], ranked[:-1]]))
     return int(np.count_nonzero(ranked < highest_before))
-
-
-def ordering_keys(columns: list[np.ndarray]) -> np.ndarray:
-    """Key codes for messages whose ordering key values are given per event, already in group order."""
-    _, codes = encode_keys([np.concatenate(columns)] if columns else [])
-    return codes[0] if codes else np.empty(0, np.int64)

@@ -13,12 +13,12 @@ import numpy as np
 from busim.analysis.consistency import (
     CounterConsistency,
     compare_counter,
-    ordering_keys,
     out_of_order,
     reference_acceptance,
 )
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.engine.effects import EffectPlan
+from busim.engine.keys import key_codes
 from busim.engine.records import (
     PROCESSED_OUTCOMES,
     Deliveries,
@@ -27,7 +27,6 @@ from busim.engine.records import (
     LossReason,
     Outcome,
     RunRecord,
-    Selection,
 )
 
 
@@ -36,6 +35,9 @@ class PublisherSummary:
     published: int
     delayed_by_outage: int  # published while the broker was down, accepted when it came back
     max_publish_delay_s: float
+    failed: int  # the broker was down for longer than the publisher kept retrying
+    resent: int  # publishes sent again after a lost publish acknowledgement
+    deduplicated: int  # resends the broker dropped inside its deduplication window
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ConsumerSummary:
     out_of_order: int
     in_flight_at_end: int
     max_backlog: int
+    rejected_publishes: int
     crashes: int
     by_reason: dict[str, dict[str, int]]
     latency_s: LatencyBreakdown
@@ -79,12 +82,18 @@ def summarize(record: RunRecord) -> Summary:
     messages = record.messages
     publishers = {}
     delay_s = messages.accept_s - messages.publish_s
+    resend_publisher = messages.publisher[messages.resend_message]
     for index, publisher in enumerate(scenario.publishers):
         mine = messages.publisher == index
+        accepted = mine & ~messages.failed
+        resends = resend_publisher == index
         publishers[publisher.name] = PublisherSummary(
             published=int(np.count_nonzero(mine)),
-            delayed_by_outage=int(np.count_nonzero(delay_s[mine] > 0)),
-            max_publish_delay_s=float(delay_s[mine].max()) if mine.any() else 0.0,
+            delayed_by_outage=int(np.count_nonzero(delay_s[accepted] > 0)),
+            max_publish_delay_s=float(delay_s[accepted].max()) if accepted.any() else 0.0,
+            failed=int(np.count_nonzero(mine & messages.failed)),
+            resent=int(np.count_nonzero(resends)),
+            deduplicated=int(np.count_nonzero(resends & ~messages.resend_kept)),
         )
     consumers = {group.name: _consumer_summary(record, group) for group in record.groups}
     violations = _violations(consumers)
@@ -128,6 +137,8 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
     redelivered = deliveries.attempt > 1
     _, first_loss = np.unique(group.lost_message, return_index=True)
     lost_reasons = group.lost_reason[first_loss][fates.lost[group.lost_message[first_loss]]]
+    _, first_dead = np.unique(group.dead_letter_message, return_index=True)
+    dead_causes = group.dead_letter_cause[first_dead]
     return ConsumerSummary(
         subscribed=count,
         delivered=len(deliveries),
@@ -141,15 +152,19 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
         wrongly_rejected=int(np.count_nonzero(rejected & accepted_by_reference)),
         wrongly_accepted=int(np.count_nonzero((applied_count > 0) & ~accepted_by_reference)),
         out_of_order=out_of_order(
-            _ordering_keys(record, group.selection), deliveries.message[first_rows], deliveries.done_s[first_rows]
+            key_codes(record.scenario, record.messages, group.selection)[0],
+            deliveries.message[first_rows],
+            deliveries.done_s[first_rows],
         ),
         in_flight_at_end=int(fates.in_flight.sum()),
         max_backlog=_max_backlog(group),
+        rejected_publishes=group.rejected_publishes,
         crashes=int(group.crash_s.size),
         by_reason={
             "duplicate_deliveries": _cause_counts(duplicates, DeliveryCause),
             "redelivered": _cause_counts(deliveries.cause[redelivered], DeliveryCause),
             "lost": _cause_counts(lost_reasons, LossReason),
+            "dead_lettered": _cause_counts(dead_causes, DeliveryCause),
         },
         latency_s=_latency(record, group, first_rows),
         state=state,
@@ -192,41 +207,16 @@ def _duplicate_rows(message: np.ndarray) -> np.ndarray:
     return repeated
 
 
-@dataclass(frozen=True)
-class _WholeEvent:
-    """The ordering scope of an event without a key: all of its messages, and nothing else."""
-
-    event: str
-
-
-def _ordering_keys(record: RunRecord, selection: Selection) -> np.ndarray:
-    """The ordering scope of each of the group's messages, as a code.
-
-    Messages with a key share a scope with every message (of any event) that
-    has the same key value; the messages of an event without a key form a
-    scope of their own.
-    """
-    keys = [record.scenario.events[event].key for event in selection.events]
-    sizes = [record.messages.members[event].size for event in selection.events]
-    if not any(keys):
-        return selection.align([np.full(size, index, np.int64) for index, size in enumerate(sizes)])
-    columns = [
-        record.messages.fields[event][key] if key else np.full(size, _WholeEvent(event), object)
-        for event, key, size in zip(selection.events, keys, sizes)
-    ]
-    return ordering_keys(columns)[selection.order]
-
-
 def _max_backlog(group: GroupRecord) -> int:
-    """The most copies waiting in the group's queue at any moment."""
+    """The most copies waiting in the group's queue at any moment (until an instance received them)."""
     deliveries = group.deliveries
-    times = np.concatenate([deliveries.take_s, deliveries.arrival_s, group.unserved_arrival_s])
+    times = np.concatenate([deliveries.receive_s, deliveries.arrival_s, group.unserved_arrival_s])
     steps = np.concatenate(
         [np.full(len(deliveries), -1), np.ones(len(deliveries) + group.unserved_arrival_s.size)]
     ).astype(np.int64)
     if times.size == 0:
         return 0
-    order = np.lexsort((steps, times))  # at equal times a take comes before an arrival
+    order = np.lexsort((steps, times))  # at equal times a receive comes before an arrival
     return int(max(np.cumsum(steps[order]).max(), 0))
 
 

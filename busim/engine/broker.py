@@ -6,7 +6,14 @@ delivers a second copy with probability ``duplication`` (with its own
 latency draw). A delivery that would land inside an outage lands when the
 outage ends.
 
-First attempts depend only on publishing, so they are drawn for all messages
+Within an ordering scope (a queue, a partition, a message group) the broker
+keeps publish order: the scope's copies reach the queue at the sorted
+arrival times of their independent draws, taken in the order the broker
+accepted them. The multiset of arrival times, and so the mean latency, is
+the same as without ordering; only which copy gets which time changes. An
+unordered broker (SQS standard) lets every copy keep its own draw.
+
+First attempts depend only on publishing, so they are drawn for all copies
 at once; redeliveries are drawn one at a time from the same streams.
 """
 
@@ -53,32 +60,43 @@ class BrokerLink:
         self.lost = bernoulli_sampler(broker.loss, self._loss_rng)
         self.duplicated = bernoulli_sampler(broker.duplication, self._duplication_rng)
 
-    def first_attempts(self, accept_s: np.ndarray) -> FirstAttempts:
-        """Attempt every message once, at the time the broker accepted it."""
-        count = accept_s.size
+    def first_attempts(
+        self, message: np.ndarray, accept_s: np.ndarray, cause: np.ndarray, scope: np.ndarray | None
+    ) -> FirstAttempts:
+        """Attempt every accepted copy once, at the time the broker accepted it.
+
+        ``message``, ``accept_s`` and ``cause`` describe the copies the broker
+        accepted (a message and any producer retries the broker kept);
+        ``scope`` gives each message's ordering scope, or None when the broker
+        keeps no order.
+        """
+        count = message.size
         lost = self._loss_rng.random(count) < self.broker.loss if self.broker.loss else np.zeros(count, bool)
         duplicated = (
             (self._duplication_rng.random(count) < self.broker.duplication) & ~lost
             if self.broker.duplication
             else np.zeros(count, bool)
         )
-        delivered = np.flatnonzero(~lost)
-        copies = np.flatnonzero(duplicated)
-        latency_s = sample_durations(self.broker.latency, self._latency_rng, delivered.size + copies.size)
-        message = np.concatenate([delivered, copies])
-        arrival_s = self.outages.defer(accept_s[message] + latency_s)
-        cause = np.concatenate(
-            [
-                np.full(delivered.size, DeliveryCause.FIRST, np.int8),
-                np.full(copies.size, DeliveryCause.BROKER_DUPLICATE, np.int8),
-            ]
-        )
-        order = np.lexsort((cause, message, arrival_s))
+        delivered = np.concatenate([np.flatnonzero(~lost), np.flatnonzero(duplicated)])
+        copy_message = message[delivered]
+        copy_accept_s = accept_s[delivered]
+        copy_cause = cause[delivered].astype(np.int8)
+        copy_cause[np.count_nonzero(~lost) :] = DeliveryCause.BROKER_DUPLICATE
+        arrival_s = copy_accept_s + sample_durations(self.broker.latency, self._latency_rng, delivered.size)
+        if scope is not None:
+            copy_scope = scope[copy_message]
+            in_accept_order = np.lexsort((copy_cause, copy_message, copy_accept_s, copy_scope))
+            in_arrival_order = np.lexsort((arrival_s, copy_scope))
+            ordered_s = np.empty_like(arrival_s)
+            ordered_s[in_accept_order] = arrival_s[in_arrival_order]
+            arrival_s = ordered_s
+        arrival_s = self.outages.defer(arrival_s)
+        order = np.lexsort((copy_cause, copy_message, arrival_s))
         return FirstAttempts(
             arrival_s=arrival_s[order],
-            message=message[order],
-            cause=cause[order],
-            lost=np.flatnonzero(lost),
+            message=copy_message[order],
+            cause=copy_cause[order],
+            lost=message[lost],
             lost_s=accept_s[lost],
         )
 

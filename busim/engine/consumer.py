@@ -1,36 +1,45 @@
-"""A consumer group: its queue at the broker, its workers, acks and redeliveries.
+"""A consumer group on a queue: competing consumers, prefetch, acks and redeliveries.
 
-The group's ``instances x concurrency`` workers compete for one FIFO queue.
-The queue is the merge of two sorted sources: the broker's first attempts,
-drawn up front as arrays, and a heap of redeliveries made during the run. It
-is never materialised: a worker that becomes free takes the earliest copy
-that has arrived. SimPy events exist only for processing completions, for
-waking idle workers at the next arrival, for redelivery timers, and for
-restarts, never one process per message.
+The group's instances compete for one queue at the broker (RabbitMQ, SQS,
+NATS JetStream pull consumers, Redis consumer groups, the ideal broker).
+Copies reach the queue from two sorted sources: the broker's first attempts,
+drawn up front as arrays, and a heap of redeliveries made during the run.
+Copies are admitted to the queue in arrival order only when the group looks
+at it, which is exact because nothing leaves the queue in between: that is
+where a full queue drops its oldest copy or refuses a publish.
 
-At-least-once: the broker waits for an ack. The ack timer of a delivery runs
-from the moment a worker takes it; a delivery lost in transit is redelivered
-``ack_timeout`` after it was sent. A message is acked by the first processing
-of any of its copies that is not followed by a crash. After
-``max_deliveries`` attempts without an ack it is dead-lettered.
+An instance receives copies while it holds fewer unacknowledged ones than its
+prefetch allows (one per worker by default), round robin among the instances
+with room; its workers process what it holds in order of receipt. On SQS
+FIFO the queue is split by message group, and a group with a message in
+flight delivers nothing more until that message is acked or comes back.
 
-At-most-once: nothing is redelivered; a lost attempt, or a delivery aborted by
-a crash, is lost for the group.
+An unacknowledged delivery comes back by the broker's own mechanism:
+``ack_timeout_s`` after it was received (ack timeout, consumer_timeout,
+visibility timeout, AckWait), at a claimer's pass (Redis XAUTOCLAIM), or at
+once when a crashed instance's channel closes (RabbitMQ). After
+``max_deliveries`` attempts a message is dead-lettered.
+
+SimPy events exist only for processing completions, for waking the group at
+the next arrival, for redelivery timers and for restarts; never one process
+per message.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
+from collections import deque
 from heapq import heappop, heappush
 
 import numpy as np
 import simpy
 
-from busim.engine.broker import BrokerLink
+from busim.engine.broker import BrokerLink, FirstAttempts
 from busim.engine.effects import EffectPlan
+from busim.engine.log import DeliveryLog
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import Deliveries, DeliveryCause, GroupRecord, LossReason, Outcome, Selection
+from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, Selection
+from busim.engine.rules import DeliveryRules
 from busim.engine.sampling import duration_sampler
 from busim.scenario.schema import Consumer
 
@@ -38,166 +47,322 @@ _NEVER = 1 << 62
 _INFINITY = math.inf
 # Plain ints for the hot path: an enum member lookup costs more than the work it labels.
 _PROCESSING, _APPLIED, _REJECTED, _SKIPPED, _ABORTED = (int(o) for o in Outcome)
+_FIRST = int(DeliveryCause.FIRST)
+
+# A copy waiting in the queue: (arrival_s, message, attempt, cause).
+Copy = tuple[float, int, int, int]
+
+
+class _Queue(deque):
+    """One FIFO queue of copies."""
+
+    take = deque.popleft
+
+    def push(self, copy: Copy, front: bool) -> None:
+        if front:
+            self.appendleft(copy)
+        else:
+            self.append(copy)
+
+    def release(self, message: int) -> None:
+        """Nothing to release: a queue without message groups never blocks."""
+
+
+class _GroupedQueue:
+    """A queue split by message group: one message of a group in flight at a time (SQS FIFO)."""
+
+    def __init__(self, group_of: list[int]) -> None:
+        self._group_of = group_of
+        self._queues: dict[int, deque[Copy]] = {}
+        self._ready: deque[int] = deque()  # groups with a visible message and none in flight
+        self._listed: set[int] = set()
+        self._blocked: set[int] = set()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __bool__(self) -> bool:
+        return bool(self._ready)
+
+    def __iter__(self):
+        for queue in self._queues.values():
+            yield from queue
+
+    def push(self, copy: Copy, front: bool) -> None:
+        group = self._group_of[copy[1]]
+        queue = self._queues.get(group)
+        if queue is None:
+            queue = self._queues[group] = deque()
+        if front:
+            queue.appendleft(copy)
+            self._blocked.discard(group)  # a message that came back is visible again, first of its group
+        else:
+            queue.append(copy)
+        self._size += 1
+        self._list(group)
+
+    def take(self) -> Copy:
+        group = self._ready.popleft()
+        self._listed.discard(group)
+        self._blocked.add(group)
+        self._size -= 1
+        return self._queues[group].popleft()
+
+    def release(self, message: int) -> None:
+        group = self._group_of[message]
+        self._blocked.discard(group)
+        self._list(group)
+
+    def _list(self, group: int) -> None:
+        if group not in self._blocked and group not in self._listed and self._queues.get(group):
+            self._ready.append(group)
+            self._listed.add(group)
 
 
 class ConsumerGroup:
-    """One entry of ``consumers``: every message of its events reaches it."""
+    """One entry of ``consumers`` on a queue: every message of its events reaches it."""
 
     def __init__(
         self,
         env: simpy.Environment,
         consumer: Consumer,
         link: BrokerLink,
+        rules: DeliveryRules,
         plan: EffectPlan,
-        accept_s: np.ndarray,
+        first: FirstAttempts,
         selection: Selection,
         streams: RandomStreams,
+        message_group: np.ndarray | None = None,
+        republish_s: np.ndarray | None = None,
+        republish_limit: np.ndarray | None = None,
     ) -> None:
-        """``accept_s`` holds when the broker accepted each of the ``selection``'s messages."""
-        broker = link.broker
+        """``first`` holds the broker's first attempts to the group.
+
+        ``message_group`` gives each message's group where the queue keeps
+        order per group (SQS FIFO); ``republish_s`` and ``republish_limit``
+        give, per message, how long its publisher waits before publishing
+        again after a refusal and how many times it does (-1: no limit).
+        """
         self.consumer = consumer
         self._selection = selection
         self._env = env
         self._link = link
+        self._rules = rules
         self._plan = plan
         self._state = plan.new_state()
         self._has_effects = bool(consumer.effects)
-        self._at_least_once = broker.delivery == "at-least-once"
-        self._ack_timeout_s = broker.ack_timeout
-        self._max_deliveries = broker.max_deliveries or _NEVER
+        self._at_least_once = rules.at_least_once
+        self._ack_timeout_s = rules.ack_timeout_s if rules.at_least_once else None
+        self._max_deliveries = rules.max_deliveries or _NEVER
         self._processing_time = duration_sampler(
             consumer.processing_time, streams.generator("consumer", consumer.name, "processing")
         )
         self._crash_rng = streams.generator("consumer", consumer.name, "crash")
         self._crash_probability = consumer.crash.probability if consumer.crash else 0.0
         self._until_crash = self._next_crash()
+        self._restart_s = consumer.crash.restart_after if consumer.crash else 0.0
         self._dedup_ttl_s = consumer.dedup_ttl
         count = selection.ids.size
         self._dedup_at: list[float] | None = [-1.0] * count if consumer.idempotency == "dedup" else None
 
-        # Workers: slot s belongs to instance s // concurrency.
-        self._concurrency = consumer.concurrency
-        workers = consumer.workers
-        self._slot_delivery = [-1] * workers  # the delivery a slot is processing, -1 when free
-        self._busy = 0  # slots processing a delivery
-        self._idle = list(range(workers - 1, -1, -1))  # a stack: slot 0 is taken first
+        # Instances: how many unacknowledged deliveries each may hold, and its idle workers.
+        instances, concurrency = consumer.instances, consumer.concurrency
+        if rules.prefetch_per_instance is not None:
+            hold = rules.prefetch_per_instance
+        elif rules.prefetch_per_worker is not None:
+            hold = rules.prefetch_per_worker * concurrency
+        else:
+            hold = concurrency
+        self._hold = hold
+        self._concurrency = concurrency
+        self._room = [hold] * instances
+        self._open = deque(range(instances))  # instances with room, round robin
+        self._listed = [True] * instances
+        self._alive = [True] * instances
+        self._idle_workers = [concurrency] * instances
+        self._buffer: dict[int, deque[int]] = {}  # deliveries an instance holds but has not started
+        self._track = consumer.crash is not None
+        self._unacked: list[set[int]] = [set() for _ in range(instances)] if self._track else []
+        self._held = 0  # deliveries received and not yet acked or aborted
         self._paused = False
         self._wake_at = _INFINITY
+        self._interval_s = 1.0 / rules.throughput_per_s
+        self._next_receive_s = -_INFINITY
 
-        # The queue: first attempts (sorted arrays as lists) and a heap of redeliveries.
-        first = link.first_attempts(accept_s)
+        # The queue, and the copies on their way to it.
+        self._message_group = message_group.tolist() if message_group is not None else None
+        self._waiting: _Queue | _GroupedQueue = (
+            _GroupedQueue(self._message_group) if self._message_group is not None else _Queue()
+        )
+        self._capacity = rules.capacity or _NEVER
+        self._drop_head = rules.overflow == "drop-head"
+        self._republish_s = republish_s.tolist() if republish_s is not None else None
+        self._republish_limit = republish_limit.tolist() if republish_limit is not None else None
+        self._refusals: dict[int, int] = {}
         self._first_arrival = first.arrival_s.tolist()
         self._first_message = first.message.tolist()
         self._first_cause = first.cause.tolist()
         self._cursor = 0
-        self._redeliveries: list[tuple[float, int, int, int, int]] = []
+        self._redeliveries: list[tuple[float, int, int, int, int, bool]] = []
         self._sequence = 0
 
-        # Per message: the broker's attempt count, and whether it is settled (acked or dead-lettered).
+        # Per message: the broker's attempt count, and whether it is settled (acked, dead-lettered, lost).
         self._attempts = [1] * count
         self._settled = bytearray(count)
-        self._restart_s = consumer.crash.restart_after if consumer.crash else 0.0
 
-        # One row per delivery taken, appended as the run goes.
-        self._d_message = array("q")
-        self._d_attempt = array("l")
-        self._d_cause = array("b")
-        self._d_slot = array("l")
-        self._d_arrival = array("d")
-        self._d_take = array("d")
-        self._d_done = array("d")
-        self._d_outcome = array("b")
-        # Rare, so kept apart from the columns, by delivery index.
-        self._crashed: set[int] = set()
+        # One row per delivery received, appended as the run goes.
+        self.log = log = DeliveryLog()
+        self._d_message = log.message
+        self._d_attempt = log.attempt
+        self._d_instance = log.instance
+        self._d_receive = log.receive_s
+        self._d_take = log.take_s
+        self._d_done = log.done_s
+        self._d_outcome = log.outcome
         # Deliveries processed past the ack timeout, whose redelivery is already scheduled, by the
         # cause it will be labelled with (a crash that aborts one of them changes the cause).
         self._timed: dict[int, int] = {}
 
-        self._lost: list[tuple[int, float, int]] = []
-        self._dead_letters: list[tuple[int, float]] = []
-        self._crashes: list[tuple[float, int]] = []
-
-        if self._at_least_once:
-            for message, sent_s in zip(first.lost.tolist(), first.lost_s.tolist()):
-                self._timer(sent_s + self._ack_timeout_s, message, 1, DeliveryCause.TRANSIT_LOSS)
-        else:
-            for message, sent_s in zip(first.lost.tolist(), first.lost_s.tolist()):
-                self._lose(message, sent_s, LossReason.TRANSIT_LOSS)
+        for message, sent_s in zip(first.lost.tolist(), first.lost_s.tolist()):
+            self._attempt_lost(message, 1, sent_s)
 
     # ------------------------------------------------------------ the queue
     def start(self) -> None:
-        """Let the workers take their first messages."""
+        """Let the instances receive their first messages."""
         self._dispatch(self._env.now)
 
     def pause(self, _event: simpy.Event | None = None) -> None:
-        """The broker is down: workers take nothing until :meth:`resume`."""
+        """The broker is down: instances receive nothing until :meth:`resume`."""
         self._paused = True
 
     def resume(self, _event: simpy.Event | None = None) -> None:
         self._paused = False
         self._dispatch(self._env.now)
 
-    def _dispatch(self, now: float) -> None:
-        """Hand arrived copies to free workers, oldest arrival first."""
-        if self._paused:
-            return
-        idle = self._idle
+    def _admit(self, now: float) -> None:
+        """Move every copy that has arrived by ``now`` into the queue, in order of arrival."""
         first_arrival = self._first_arrival
         heap = self._redeliveries
-        while idle:
+        waiting = self._waiting
+        capacity = self._capacity
+        while True:
             cursor = self._cursor
             next_first = first_arrival[cursor] if cursor < len(first_arrival) else _INFINITY
             next_redelivery = heap[0][0] if heap else _INFINITY
             if next_first <= next_redelivery:
                 if next_first > now:
-                    break
+                    return
                 self._cursor = cursor + 1
-                self._take(idle.pop(), self._first_message[cursor], 1, self._first_cause[cursor], next_first, now)
+                copy = (next_first, self._first_message[cursor], 1, self._first_cause[cursor])
+                front = False
             else:
                 if next_redelivery > now:
-                    break
-                _, _, message, attempt, cause = heappop(heap)
-                self._take(idle.pop(), message, attempt, cause, next_redelivery, now)
-        else:
+                    return
+                arrival_s, _, message, attempt, cause, front = heappop(heap)
+                copy = (arrival_s, message, attempt, cause)
+            if len(waiting) >= capacity:
+                if not self._drop_head and copy[2] == 1:
+                    self._refuse(copy)
+                    continue
+                # drop-head; a message the broker itself puts back always gets in.
+                oldest = waiting.take()
+                self._lose(oldest[1], copy[0], LossReason.OVERFLOW_DROPPED)
+            waiting.push(copy, front)
+
+    def _refuse(self, copy: Copy) -> None:
+        """A full queue refuses a publish: its publisher publishes again later, or gives up."""
+        arrival_s, message, attempt, cause = copy
+        self.log.rejected_publishes += 1
+        refusals = self._refusals.get(message, 0) + 1
+        self._refusals[message] = refusals
+        limit = self._republish_limit[message] if self._republish_limit is not None else 0
+        if 0 <= limit < refusals:
+            self._lose(message, arrival_s, LossReason.OVERFLOW_REJECTED)
             return
-        # Free workers and nothing arrived yet: wake up at the next arrival.
-        next_arrival = min(next_first, next_redelivery)
-        if next_arrival < self._wake_at:
-            self._wake_at = next_arrival
-            self._env.timeout(next_arrival - now, next_arrival).callbacks.append(self._on_wake)
+        assert self._republish_s is not None
+        self._enqueue(self._link.arrival(arrival_s + self._republish_s[message]), message, attempt, cause, False)
+
+    def _dispatch(self, now: float) -> None:
+        """Hand queued copies to instances with room, oldest first."""
+        if self._paused:
+            return
+        self._admit(now)
+        waiting = self._waiting
+        open_instances = self._open
+        while open_instances and waiting:
+            if self._next_receive_s > now:
+                self._wake(self._next_receive_s, now)
+                return
+            self._next_receive_s = max(self._next_receive_s, now) + self._interval_s
+            self._receive(open_instances[0], waiting.take(), now)
+        if open_instances and not waiting:
+            # Room and nothing queued: wake up at the next arrival.
+            cursor = self._cursor
+            next_first = self._first_arrival[cursor] if cursor < len(self._first_arrival) else _INFINITY
+            next_redelivery = self._redeliveries[0][0] if self._redeliveries else _INFINITY
+            self._wake(min(next_first, next_redelivery), now)
+
+    def _wake(self, at_s: float, now: float) -> None:
+        if at_s < self._wake_at:
+            self._wake_at = at_s
+            self._env.timeout(at_s - now, at_s).callbacks.append(self._on_wake)
 
     def _on_wake(self, event: simpy.Event) -> None:
-        # The clock reaches `now + (arrival - now)`, which rounding can leave a hair short of
-        # the arrival; dispatch as of the arrival itself so that the wake-up is never wasted.
-        arrival_s = event.value
-        if arrival_s >= self._wake_at:
+        # The clock reaches `now + (at - now)`, which rounding can leave a hair short of
+        # `at`; dispatch as of `at` itself so that the wake-up is never wasted.
+        at_s = event.value
+        if at_s >= self._wake_at:
             self._wake_at = _INFINITY
-        self._dispatch(max(self._env.now, arrival_s))
+        self._dispatch(max(self._env.now, at_s))
 
     # ------------------------------------------------------------ processing
-    def _take(self, slot: int, message: int, attempt: int, cause: int, arrival_s: float, now: float) -> None:
-        delivery = len(self._d_message)
-        self._d_message.append(message)
-        self._d_attempt.append(attempt)
-        self._d_cause.append(cause)
-        self._d_slot.append(slot)
-        self._d_arrival.append(arrival_s)
-        self._d_take.append(now)
-        self._d_done.append(_INFINITY)
-        self._d_outcome.append(_PROCESSING)
-        self._slot_delivery[slot] = delivery
-        self._busy += 1
+    def _receive(self, instance: int, copy: Copy, now: float) -> None:
+        arrival_s, message, attempt, cause = copy
+        delivery = self.log.append(message, attempt, cause, instance, arrival_s, now)
+        self._held += 1
+        room = self._room[instance] - 1
+        self._room[instance] = room
+        if room == 0:
+            self._open.popleft()
+            self._listed[instance] = False
+        else:
+            self._open.rotate(-1)
+        if self._track:
+            self._unacked[instance].add(delivery)
+        if self._idle_workers[instance]:
+            self._start(instance, delivery, now)
+        else:
+            buffer = self._buffer.get(instance)
+            if buffer is None:
+                buffer = self._buffer[instance] = deque()
+            buffer.append(delivery)
+
+    def _start(self, instance: int, delivery: int, now: float) -> None:
+        self._idle_workers[instance] -= 1
+        self._d_take[delivery] = now
         processing_s = self._processing_time()
-        if self._at_least_once and processing_s > self._ack_timeout_s:
-            self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
-            self._timer(now + self._ack_timeout_s, message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
+        if self._ack_timeout_s is not None:
+            due_s = self._due(self._d_receive[delivery])
+            if now + processing_s > due_s:
+                self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
+                self._timer(
+                    due_s, self._d_message[delivery], self._d_attempt[delivery], DeliveryCause.ACK_TIMEOUT, delivery
+                )
         # `now` can be a hair later than the clock (see _on_wake): finish `processing_s` after `now`.
         self._env.timeout(now - self._env.now + processing_s, delivery).callbacks.append(self._on_done)
 
+    def _due(self, receive_s: float) -> float:
+        """When an unacked delivery received at ``receive_s`` comes back."""
+        due_s = receive_s + self._ack_timeout_s
+        interval_s = self._rules.claim_interval_s
+        if interval_s is not None:
+            due_s = math.ceil(due_s / interval_s) * interval_s  # the claimer's next pass
+        return due_s
+
     def _on_done(self, event: simpy.Event) -> None:
         delivery = event.value
-        slot = self._d_slot[delivery]
-        if self._slot_delivery[slot] != delivery:
+        if self._d_outcome[delivery] != _PROCESSING:
             return  # aborted by a crash of its instance
         now = self._env.now
         message = self._d_message[delivery]
@@ -214,15 +379,26 @@ class ConsumerGroup:
         if outcome == _APPLIED and self._has_effects and not self._plan.apply(self._state, message):
             outcome = _REJECTED
         self._d_outcome[delivery] = outcome
+        instance = self._d_instance[delivery]
         self._until_crash -= 1
         if self._until_crash == 0:
             self._until_crash = self._next_crash()
-            self._crash(slot, delivery, now)
+            self._crash(instance, delivery, now)
+            self._dispatch(now)
             return
         self._settled[message] = 1
-        self._slot_delivery[slot] = -1
-        self._busy -= 1
-        self._idle.append(slot)
+        self._waiting.release(message)
+        self._held -= 1
+        if self._track:
+            self._unacked[instance].discard(delivery)
+        self._room[instance] += 1
+        if not self._listed[instance]:
+            self._listed[instance] = True
+            self._open.append(instance)
+        self._idle_workers[instance] += 1
+        buffer = self._buffer.get(instance)
+        if buffer:
+            self._start(instance, buffer.popleft(), now)
         self._dispatch(now)
 
     # ------------------------------------------------------------ crashes
@@ -232,51 +408,73 @@ class ConsumerGroup:
             return _NEVER
         return int(self._crash_rng.geometric(self._crash_probability))
 
-    def _crash(self, slot: int, delivery: int, now: float) -> None:
-        """The instance of ``slot`` crashes after processing ``delivery``, before acking it."""
-        instance = slot // self._concurrency
-        self._crashes.append((now, instance))
-        self._crashed.add(delivery)
-        if not self._at_least_once:
-            self._settled[self._d_message[delivery]] = 1  # applied, and never to be redelivered
-        elif delivery not in self._timed:
-            self._timer(
-                self._d_take[delivery] + self._ack_timeout_s,
-                self._d_message[delivery],
-                self._d_attempt[delivery],
-                DeliveryCause.CRASH_BEFORE_ACK,
-            )
-        first_slot = instance * self._concurrency
-        for other in range(first_slot, first_slot + self._concurrency):
-            aborted = self._slot_delivery[other]
-            self._slot_delivery[other] = -1
-            if aborted >= 0:
-                self._busy -= 1
-            if aborted < 0 or other == slot:
-                continue
-            self._d_outcome[aborted] = _ABORTED
-            self._d_done[aborted] = now
-            message = self._d_message[aborted]
-            if not self._at_least_once:
-                self._lose(message, now, LossReason.CRASH_IN_FLIGHT)
-            elif aborted in self._timed:
-                self._timed[aborted] = DeliveryCause.CRASH_IN_FLIGHT
+    def _crash(self, instance: int, delivery: int, now: float) -> None:
+        """``instance`` crashes after processing ``delivery``, before acking it.
+
+        Everything it holds comes back: the processed delivery, the ones in
+        processing (aborted) and the ones received but not started.
+        """
+        self.log.crashes.append((now, instance))
+        self.log.crashed.add(delivery)
+        self._alive[instance] = False
+        if self._listed[instance]:
+            self._listed[instance] = False
+            self._open.remove(instance)
+        self._buffer.pop(instance, None)
+        held = sorted(self._unacked[instance])
+        self._unacked[instance] = set()
+        self._held -= len(held)
+        for other in held:
+            message = self._d_message[other]
+            if other == delivery:
+                cause = DeliveryCause.CRASH_BEFORE_ACK
             else:
-                due_s = max(now, self._d_take[aborted] + self._ack_timeout_s)
-                self._timer(due_s, message, self._d_attempt[aborted], DeliveryCause.CRASH_IN_FLIGHT)
-        self._idle = [s for s in self._idle if s // self._concurrency != instance]
+                cause = DeliveryCause.CRASH_IN_FLIGHT if self._d_take[other] < _INFINITY else DeliveryCause.PREFETCHED
+                self._d_outcome[other] = _ABORTED
+                self._d_done[other] = now
+            if not self._at_least_once:
+                if other == delivery:
+                    self._settled[message] = 1  # applied, and never to be redelivered
+                else:
+                    self._lose(message, now, LossReason.CRASH_IN_FLIGHT)
+                self._waiting.release(message)
+            elif self._rules.requeue_on_crash:
+                # The channel closes with the process: the broker requeues at once.
+                self._redeliver(message, self._d_attempt[other], cause, now)
+            elif other in self._timed:
+                self._timed[other] = cause
+            elif self._ack_timeout_s is not None:
+                due_s = self._due(self._d_receive[other])
+                self._timer(max(now, due_s), message, self._d_attempt[other], cause)
+            else:
+                self._lose(message, now, LossReason.NEVER_CLAIMED)
         self._env.timeout(self._restart_s, instance).callbacks.append(self._on_restart)
 
     def _on_restart(self, event: simpy.Event) -> None:
-        first_slot = event.value * self._concurrency
-        self._idle.extend(range(first_slot + self._concurrency - 1, first_slot - 1, -1))
+        instance = event.value
+        self._alive[instance] = True
+        self._room[instance] = self._hold
+        self._idle_workers[instance] = self._concurrency
+        self._listed[instance] = True
+        self._open.append(instance)
         self._dispatch(self._env.now)
 
+    def publish_failed(self, message: int, publish_s: float) -> None:
+        """``message`` never reached the broker: its publisher gave up during an outage."""
+        self._lose(message, publish_s, LossReason.PUBLISH_FAILED)
+
     def _lose(self, message: int, now: float, reason: LossReason) -> None:
-        self._lost.append((message, now, reason))
+        self.log.lose(message, now, reason)
         self._settled[message] = 1
 
     # ------------------------------------------------------------ redelivery
+    def _attempt_lost(self, message: int, attempt: int, sent_s: float) -> None:
+        """An attempt lost in transit: the ack timer brings it back, if there is one."""
+        if self._ack_timeout_s is not None:
+            self._timer(sent_s + self._ack_timeout_s, message, attempt, DeliveryCause.TRANSIT_LOSS)
+        else:
+            self._lose(message, sent_s, LossReason.TRANSIT_LOSS)
+
     def _timer(self, due_s: float, message: int, attempt: int, cause: int, delivery: int = -1) -> None:
         """Check at ``due_s`` whether ``attempt`` of ``message`` was acked; redeliver if not."""
         self._env.timeout(max(due_s - self._env.now, 0.0), (message, attempt, cause, delivery)).callbacks.append(
@@ -287,70 +485,50 @@ class ConsumerGroup:
         message, attempt, cause, delivery = event.value
         cause = self._timed.get(delivery, cause)
         if self._settled[message] or self._attempts[message] != attempt:
-            return  # acked, dead-lettered, or already redelivered by an earlier timer
+            return  # acked, dead-lettered, or already redelivered
         now = self._env.now
+        self._redeliver(message, attempt, cause, now)
+        self._dispatch(now)
+
+    def _redeliver(self, message: int, attempt: int, cause: int, now: float) -> None:
+        """Send ``message`` again after ``attempt`` went unacknowledged, or dead-letter it."""
+        if self._attempts[message] != attempt or self._settled[message]:
+            return
         if attempt >= self._max_deliveries:
             self._settled[message] = 1
-            self._dead_letters.append((message, now))
+            self.log.dead_letters.append((message, now, cause))
+            self._waiting.release(message)
             return
         attempt += 1
         self._attempts[message] = attempt
         link = self._link
         sent_s = link.outages.defer_one(now)
         if link.lost():
-            self._timer(sent_s + self._ack_timeout_s, message, attempt, DeliveryCause.TRANSIT_LOSS)
+            self._attempt_lost(message, attempt, sent_s)
             return
-        self._enqueue(link.arrival(sent_s), message, attempt, cause)
+        # A requeued message goes back to the head of its queue (RabbitMQ) or of its message group (SQS FIFO).
+        front = self._rules.requeue_on_crash or self._message_group is not None
+        self._enqueue(link.arrival(sent_s), message, attempt, cause, front)
         if link.duplicated():
-            self._enqueue(link.arrival(sent_s), message, attempt, DeliveryCause.BROKER_DUPLICATE)
-        self._dispatch(now)
+            self._enqueue(link.arrival(sent_s), message, attempt, DeliveryCause.BROKER_DUPLICATE, False)
 
-    def _enqueue(self, arrival_s: float, message: int, attempt: int, cause: int) -> None:
+    def _enqueue(self, arrival_s: float, message: int, attempt: int, cause: int, front: bool) -> None:
         self._sequence += 1
-        heappush(self._redeliveries, (arrival_s, self._sequence, message, attempt, cause))
+        heappush(self._redeliveries, (arrival_s, self._sequence, message, attempt, cause, front))
 
     # ------------------------------------------------------------ the record
     def has_work_left(self) -> bool:
-        """Whether a message is unsettled, a copy is queued or in transit, or a worker is busy."""
+        """Whether a message is unsettled, a copy is queued or in transit, or an instance holds one."""
         return (
             self._cursor < len(self._first_arrival)
             or bool(self._redeliveries)
-            or self._busy > 0
+            or len(self._waiting) > 0
+            or self._held > 0
             or self._settled.find(0) >= 0
         )
 
     def record(self, end_s: float) -> GroupRecord:
         """Freeze what happened into arrays; copies still queued count as unserved."""
-        crashed = np.zeros(len(self._d_message), dtype=bool)
-        crashed[list(self._crashed)] = True
-        done_s = np.frombuffer(self._d_done, dtype=np.float64).copy()
-        done_s[np.isinf(done_s)] = np.nan
-        deliveries = Deliveries(
-            message=np.frombuffer(self._d_message, dtype=np.int64).copy(),
-            attempt=np.array(self._d_attempt, dtype=np.int64),
-            cause=np.frombuffer(self._d_cause, dtype=np.int8).copy(),
-            instance=np.array(self._d_slot, dtype=np.int64) // self._concurrency,
-            arrival_s=np.frombuffer(self._d_arrival, dtype=np.float64).copy(),
-            take_s=np.frombuffer(self._d_take, dtype=np.float64).copy(),
-            done_s=done_s,
-            outcome=np.frombuffer(self._d_outcome, dtype=np.int8).copy(),
-            crashed=crashed,
-        )
-        unserved = np.array(self._first_arrival[self._cursor :] + [entry[0] for entry in self._redeliveries])
-        lost = np.array(self._lost, dtype=float).reshape(-1, 3)
-        dead = np.array(self._dead_letters, dtype=float).reshape(-1, 2)
-        crashes = np.array(self._crashes, dtype=float).reshape(-1, 2)
-        return GroupRecord(
-            name=self.consumer.name,
-            selection=self._selection,
-            deliveries=deliveries,
-            unserved_arrival_s=np.sort(unserved[unserved <= end_s]),
-            lost_message=lost[:, 0].astype(np.int64),
-            lost_s=lost[:, 1],
-            lost_reason=lost[:, 2].astype(np.int8),
-            dead_letter_message=dead[:, 0].astype(np.int64),
-            dead_letter_s=dead[:, 1],
-            crash_s=crashes[:, 0],
-            crash_instance=crashes[:, 1].astype(np.int64),
-            counters=self._plan.snapshot(self._state),
-        )
+        unserved = [*self._first_arrival[self._cursor :], *(entry[0] for entry in self._redeliveries)]
+        unserved += [copy[0] for copy in self._waiting]
+        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._plan.snapshot(self._state))

@@ -1,8 +1,13 @@
 """Publishing: every publisher's messages, merged into one table in publish order.
 
-Publishing depends on nothing that happens later in the run (publishers
-retry through an outage until the broker is back), so all messages are
-drawn up front in numpy rather than one by one during the simulation.
+Publishing depends on nothing that happens later in the run, so all
+messages are drawn up front in numpy rather than one by one during the
+simulation. A publish made while the broker is down is accepted when it comes
+back, unless that is later than the publisher keeps retrying
+(``retries x publish_timeout``): then the publish fails. A publish whose
+acknowledgement is lost (``broker.publish_ack_loss``) is sent again after
+``publish_timeout``, while retries remain; the broker keeps the resend as a
+second copy unless it deduplicates within a window that has not yet passed.
 """
 
 from __future__ import annotations
@@ -17,8 +22,14 @@ from busim.engine.sampling import sample_field
 from busim.scenario.schema import Scenario, SequenceField
 
 
-def publish(scenario: Scenario, streams: RandomStreams, outages: Outages) -> Messages:
-    """Draw every publisher's messages and their payloads."""
+def publish(
+    scenario: Scenario, streams: RandomStreams, outages: Outages, dedup_window_s: float | None = None
+) -> Messages:
+    """Draw every publisher's messages, their payloads, failures and resends.
+
+    ``dedup_window_s`` is how long after a message the broker drops its
+    resends (None: the broker keeps every resend).
+    """
     event_names = tuple(scenario.events)
     event_times, event_publishers = [], []
     fields: dict[str, dict[str, np.ndarray]] = {}
@@ -55,12 +66,57 @@ def publish(scenario: Scenario, streams: RandomStreams, outages: Outages) -> Mes
     order = np.argsort(all_times, kind="stable")
     event_of = np.concatenate([np.full(t.size, e, np.int32) for e, t in enumerate(event_times)])[order]
     published_s = all_times[order]
+    publisher = np.concatenate(event_publishers)[order]
+    accept_s = outages.defer(published_s)
+    retries = np.array([_retries(p.retries) for p in scenario.publishers], dtype=float)[publisher]
+    timeout_s = np.array([p.publish_timeout for p in scenario.publishers])[publisher]
+    failed = accept_s - published_s > retries * timeout_s
+    accept_s[failed] = np.nan
+    resend_message, resend_accept_s = _resends(scenario, streams, outages, publisher, accept_s, retries, timeout_s)
+    if dedup_window_s is None:
+        resend_kept = np.ones(resend_message.size, dtype=bool)
+    else:
+        resend_kept = resend_accept_s - accept_s[resend_message] > dedup_window_s
     return Messages(
         publish_s=published_s,
-        accept_s=outages.defer(published_s),
-        publisher=np.concatenate(event_publishers)[order],
+        accept_s=accept_s,
+        failed=failed,
+        resend_message=resend_message,
+        resend_accept_s=resend_accept_s,
+        resend_kept=resend_kept,
+        publisher=publisher,
         event=event_of,
         event_names=event_names,
         fields=fields,
         members={name: np.flatnonzero(event_of == e) for e, name in enumerate(event_names)},
     )
+
+
+def _retries(retries: int | str) -> float:
+    return float(retries) if isinstance(retries, int) else np.inf
+
+
+def _resends(
+    scenario: Scenario,
+    streams: RandomStreams,
+    outages: Outages,
+    publisher: np.ndarray,
+    accept_s: np.ndarray,
+    retries: np.ndarray,
+    timeout_s: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resends after lost publish acks: each message's ``k``-th resend goes ``k x publish_timeout`` after it."""
+    ack_loss = scenario.broker.publish_ack_loss
+    if ack_loss == 0 or accept_s.size == 0:
+        return np.empty(0, np.int64), np.empty(0)
+    lost_acks = np.array(retries)  # every ack lost: as many resends as retries (finite, see references)
+    if ack_loss < 1:
+        for index, entry in enumerate(scenario.publishers):
+            mine = np.flatnonzero(publisher == index)
+            rng = streams.generator("publisher", entry.name, "acks")
+            lost_acks[mine] = rng.geometric(1 - ack_loss, mine.size) - 1  # acks lost before one arrives
+    lost_acks = np.minimum(lost_acks, retries).astype(np.int64)
+    lost_acks[np.isnan(accept_s)] = 0
+    message = np.repeat(np.arange(accept_s.size), lost_acks)
+    nth = np.arange(message.size) - np.repeat(np.cumsum(lost_acks) - lost_acks, lost_acks) + 1
+    return message, outages.defer(accept_s[message] + nth * timeout_s[message])

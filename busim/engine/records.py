@@ -35,15 +35,23 @@ class DeliveryCause(enum.IntEnum):
     BROKER_DUPLICATE = 1  # the second copy of a duplicated attempt
     TRANSIT_LOSS = 2  # redelivered: an earlier attempt was lost in transit
     CRASH_BEFORE_ACK = 3  # redelivered: the consumer crashed after its effects, before the ack
-    ACK_TIMEOUT = 4  # redelivered: processing outlasted the ack timeout
+    ACK_TIMEOUT = 4  # redelivered: a slow consumer outlasted the ack or visibility timeout
     CRASH_IN_FLIGHT = 5  # redelivered: the instance crashed while processing it
+    PRODUCER_RETRY = 6  # a publisher resent it after a lost publish ack, and the broker kept both
+    DEDUP_WINDOW_EXPIRED = 7  # a publisher's resend reached the broker after its dedup window
+    PREFETCHED = 8  # redelivered: the instance crashed holding it unprocessed (prefetch, batch)
+    OFFSET_REWIND = 9  # redelivered: processed but its offset not committed when the instance crashed
 
 
 class LossReason(enum.IntEnum):
-    """Why a message never reached a group (at-most-once delivery)."""
+    """Why a message never reached a group."""
 
-    TRANSIT_LOSS = 0
-    CRASH_IN_FLIGHT = 1
+    TRANSIT_LOSS = 0  # an attempt lost in transit, with nothing to redeliver it
+    CRASH_IN_FLIGHT = 1  # at-most-once: the instance crashed while holding it
+    OVERFLOW_DROPPED = 2  # the queue was full and dropped its oldest message (drop-head)
+    OVERFLOW_REJECTED = 3  # the queue was full and refused it until the publisher gave up (reject-publish)
+    PUBLISH_FAILED = 4  # the broker was down for longer than the publisher kept retrying
+    NEVER_CLAIMED = 5  # left pending by a crashed consumer, and no claimer takes it over
 
 
 @dataclass(frozen=True)
@@ -51,12 +59,18 @@ class Messages:
     """Every published message, in publish order."""
 
     publish_s: np.ndarray  # when its publisher published it
-    accept_s: np.ndarray  # when the broker accepted it (later if an outage was on)
+    accept_s: np.ndarray  # when the broker accepted it (later if an outage was on; NaN if never)
+    failed: np.ndarray  # the broker was down for longer than the publisher kept retrying
     publisher: np.ndarray  # index into scenario.publishers
     event: np.ndarray  # index into event_names
     event_names: tuple[str, ...]
     fields: dict[str, dict[str, np.ndarray]]  # event -> field -> values, aligned with members[event]
     members: dict[str, np.ndarray]  # event -> ids of its messages, ascending
+    # Resends after a lost publish ack, one row each: which message, when the broker got it, and
+    # whether the broker kept it (no deduplication, or its dedup window had passed).
+    resend_message: np.ndarray
+    resend_accept_s: np.ndarray
+    resend_kept: np.ndarray
 
     def __len__(self) -> int:
         return len(self.publish_s)
@@ -97,7 +111,8 @@ class Deliveries:
     cause: np.ndarray  # DeliveryCause
     instance: np.ndarray  # the instance that processed it
     arrival_s: np.ndarray  # when it reached the group's queue
-    take_s: np.ndarray  # when a worker took it
+    receive_s: np.ndarray  # when its instance received it, leaving the broker's queue
+    take_s: np.ndarray  # when a worker started processing it (NaN if none did)
     done_s: np.ndarray  # when its processing ended (NaN while still processing)
     outcome: np.ndarray  # Outcome
     crashed: np.ndarray  # the instance crashed right after processing it, before the ack
@@ -142,8 +157,10 @@ class GroupRecord:
     lost_reason: np.ndarray  # LossReason
     dead_letter_message: np.ndarray
     dead_letter_s: np.ndarray
+    dead_letter_cause: np.ndarray  # DeliveryCause of the redelivery the limit refused
     crash_s: np.ndarray
     crash_instance: np.ndarray
+    rejected_publishes: int  # publishes the full queue refused (reject-publish), retried or not
     counters: dict[str, CounterState]
 
     @property

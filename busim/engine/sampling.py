@@ -8,6 +8,7 @@ the per-message cost to a list index.
 from __future__ import annotations
 
 from collections.abc import Callable
+from statistics import NormalDist
 
 import numpy as np
 
@@ -18,12 +19,13 @@ from busim.scenario.schema import (
     ExponentialTime,
     LogNormalTime,
     NormalTime,
+    QuantileTime,
     UniformIntField,
     UniformTime,
     ZipfField,
 )
 
-TimeDistribution = ConstantTime | ExponentialTime | UniformTime | NormalTime | LogNormalTime
+TimeDistribution = ConstantTime | ExponentialTime | UniformTime | NormalTime | LogNormalTime | QuantileTime
 FieldGenerator = ConstantField | UniformIntField | ChoiceField | ZipfField
 
 BLOCK_SIZE = 4096
@@ -42,7 +44,20 @@ def sample_durations(distribution: TimeDistribution, rng: np.random.Generator, s
             return _truncated_normal(mean, sd, rng, size)
         case LogNormalTime(median=median, sigma=sigma):
             return rng.lognormal(np.log(median), sigma, size)
+        case QuantileTime(points=points):
+            return _through_quantiles(points, rng, size)
     raise TypeError(f"not a time distribution: {distribution!r}")
+
+
+def _through_quantiles(points: dict[float, float], rng: np.random.Generator, size: int) -> np.ndarray:
+    """Log-durations linear in the normal score between given percentiles, extended at both ends."""
+    normal = NormalDist()
+    scores = np.array([normal.inv_cdf(p / 100) for p in sorted(points)])
+    logs = np.log([points[p] for p in sorted(points)])
+    z = rng.standard_normal(size)
+    segment = np.clip(np.searchsorted(scores, z) - 1, 0, scores.size - 2)
+    slope = (logs[segment + 1] - logs[segment]) / (scores[segment + 1] - scores[segment])
+    return np.exp(logs[segment] + slope * (z - scores[segment]))
 
 
 def _truncated_normal(mean: float, sd: float, rng: np.random.Generator, size: int) -> np.ndarray:

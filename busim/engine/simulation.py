@@ -17,11 +17,14 @@ import simpy
 from busim.engine.broker import BrokerLink
 from busim.engine.consumer import ConsumerGroup
 from busim.engine.effects import EffectPlan
+from busim.engine.keys import key_codes, partition_of
 from busim.engine.outages import Outages
+from busim.engine.partitions import PartitionedGroup
 from busim.engine.publishing import publish
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import GroupRecord, Messages, RunRecord
-from busim.scenario.schema import Scenario
+from busim.engine.records import DeliveryCause, GroupRecord, Messages, RunRecord
+from busim.engine.rules import DeliveryRules
+from busim.scenario.schema import Consumer, Scenario
 
 PROGRESS_STEPS = 200
 
@@ -37,16 +40,9 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
     scenario = scenario.model_copy(update={"seed": seed})
     streams = RandomStreams.from_seed(seed)
     outages = Outages(scenario.broker.outages)
-    messages = publish(scenario, streams, outages)
+    messages = publish(scenario, streams, outages, DeliveryRules.of(scenario.broker).dedup_window_s)
     env = simpy.Environment()
-
-    groups = []
-    for consumer in scenario.consumers:
-        events = list(dict.fromkeys(consumer.subscribes))
-        selection = messages.select(events)
-        plan = EffectPlan(consumer, messages.common_fields(selection))
-        link = BrokerLink(scenario.broker, consumer.name, streams, outages)
-        groups.append(ConsumerGroup(env, consumer, link, plan, messages.accept_s[selection.ids], selection, streams))
+    groups = [_build_group(env, scenario, consumer, messages, streams, outages) for consumer in scenario.consumers]
 
     horizon_s = scenario.horizon_s
     for start_s, end_s in zip(outages.starts_s, outages.ends_s):
@@ -78,6 +74,52 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
         sim_time_s=_last_activity_s(messages, records) if drained else horizon_s,
         drained=drained,
     )
+
+
+def _build_group(
+    env: simpy.Environment,
+    scenario: Scenario,
+    consumer: Consumer,
+    messages: Messages,
+    streams: RandomStreams,
+    outages: Outages,
+) -> ConsumerGroup | PartitionedGroup:
+    """One consumer group with its own queue (or its own offsets in a partitioned log)."""
+    rules = DeliveryRules.of(scenario.broker, consumer.instances)
+    selection = messages.select(list(dict.fromkeys(consumer.subscribes)))
+    plan = EffectPlan(consumer, messages.common_fields(selection))
+    link = BrokerLink(scenario.broker, consumer.name, streams, outages)
+    ids = selection.ids
+    accepted = np.flatnonzero(~messages.failed[ids])
+    resent = messages.resend_message[messages.resend_kept]
+    resent_here = np.isin(resent, ids)
+    resend_cause = DeliveryCause.PRODUCER_RETRY if rules.dedup_window_s is None else DeliveryCause.DEDUP_WINDOW_EXPIRED
+    copy_message = np.concatenate([accepted, np.searchsorted(ids, resent[resent_here])])
+    copy_accept_s = np.concatenate(
+        [messages.accept_s[ids[accepted]], messages.resend_accept_s[messages.resend_kept][resent_here]]
+    )
+    copy_cause = np.concatenate(
+        [np.full(accepted.size, DeliveryCause.FIRST), np.full(int(resent_here.sum()), resend_cause)]
+    ).astype(np.int8)
+    if rules.ordering == "partition":
+        partition = partition_of(scenario, messages, selection, rules.partitions or 1)
+        first = link.first_attempts(copy_message, copy_accept_s, copy_cause, partition)
+        group: ConsumerGroup | PartitionedGroup = PartitionedGroup(
+            env, consumer, link, rules, plan, first, selection, streams, partition
+        )
+    else:
+        codes = key_codes(scenario, messages, selection)[0] if rules.ordering == "group" else None
+        scope = {"none": None, "queue": np.zeros(ids.size, np.int64), "group": codes}[rules.ordering]
+        first = link.first_attempts(copy_message, copy_accept_s, copy_cause, scope)
+        publisher = messages.publisher[ids]
+        republish_s = np.array([p.publish_timeout for p in scenario.publishers])[publisher]
+        republish_limit = np.array([p.retries if isinstance(p.retries, int) else -1 for p in scenario.publishers])
+        group = ConsumerGroup(
+            env, consumer, link, rules, plan, first, selection, streams, codes, republish_s, republish_limit[publisher]
+        )
+    for message in np.flatnonzero(messages.failed[ids]).tolist():
+        group.publish_failed(message, float(messages.publish_s[ids[message]]))
+    return group
 
 
 def _last_activity_s(messages: Messages, records: tuple[GroupRecord, ...]) -> float:

@@ -115,12 +115,22 @@ def _publishers_table(result: Result) -> Table:
     table.add_column("published", justify="right")
     table.add_column("delayed by an outage", justify="right")
     table.add_column("longest delay", justify="right")
+    publishers = result.summary.publishers.values()
+    # Failures and resends only where the scenario can produce them, to keep the table narrow.
+    extra = [
+        (heading, attribute)
+        for heading, attribute in (("failed", "failed"), ("resent", "resent"), ("deduplicated", "deduplicated"))
+        if any(getattr(publisher, attribute) for publisher in publishers)
+    ]
+    for heading, _ in extra:
+        table.add_column(heading, justify="right")
     for name, publisher in result.summary.publishers.items():
         table.add_row(
             name,
             f"{publisher.published:,}",
             f"{publisher.delayed_by_outage:,}",
             format_duration(publisher.max_publish_delay_s) if publisher.delayed_by_outage else ABSENT,
+            *(f"{getattr(publisher, attribute):,}" for _, attribute in extra),
         )
     return table
 
@@ -141,6 +151,7 @@ _CONSUMER_ROWS = (
     ("out of order", "out_of_order", False),
     ("in flight at end", "in_flight_at_end", True),
     ("max backlog", "max_backlog", False),
+    ("publishes refused", "rejected_publishes", False),
     ("crashes", "crashes", False),
 )
 

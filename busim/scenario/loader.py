@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from busim.errors import OverrideError, Problem, ScenarioError, ScenarioFileError
+from busim.scenario.presets import PRESETS
 from busim.scenario.references import reference_problems
 from busim.scenario.schema import Scenario, did_you_mean
 
@@ -340,7 +341,7 @@ def _problem(document: Document, detail: Any) -> Problem:
         mark = document.key_mark(loc[:-1]) if loc[:-1] else Mark(document.source, 1, 1)
     else:
         mark = document.value_mark(loc)
-    return Problem(mark.source, mark.line, mark.column, format_path(loc), _message(detail, loc))
+    return Problem(mark.source, mark.line, mark.column, format_path(loc), _message(detail, loc, document.data))
 
 
 def _shown(value: Any) -> str:
@@ -361,14 +362,14 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _message(detail: Any, loc: KeyPath) -> str:
+def _message(detail: Any, loc: KeyPath, data: Any) -> str:
     kind = detail["type"]
     ctx = detail.get("ctx") or {}
     got = _shown(detail.get("input"))
     if kind == "missing":
         return "required key is missing"
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(loc[:-1], data)
         key = str(loc[-1])
         suggestion = did_you_mean(key, allowed)
         return f"unknown key {key!r}{suggestion}" + ("" if suggestion else f" (valid keys: {', '.join(allowed)})")
@@ -423,8 +424,13 @@ def _unwrap(annotation: Any) -> Any:
         return annotation
 
 
-def _allowed_keys(loc: KeyPath) -> list[str]:
-    """The keys the scenario schema accepts in the mapping at ``loc``."""
+def _allowed_keys(loc: KeyPath, data: Any) -> list[str]:
+    """The keys the scenario schema accepts in the mapping at ``loc`` of ``data``."""
+    if loc == ("broker",):
+        broker = data.get("broker") if isinstance(data, dict) else None
+        preset = broker.get("preset", "ideal") if isinstance(broker, dict) else "ideal"
+        if isinstance(preset, str) and preset in PRESETS:
+            return list(PRESETS[preset].keys)
     annotation: Any = Scenario
     for part in loc:
         annotation = _unwrap(annotation)

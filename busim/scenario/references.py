@@ -23,6 +23,7 @@ def reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     problems += _unique_names(data, "publishers", "publisher")
     problems += _unique_names(data, "consumers", "consumer")
     problems += _time_ranges(data)
+    problems += _endless_resends(data)
     events = data.get("events")
     if not isinstance(events, dict):
         return problems  # the schema reports it; every event reference would fail with it
@@ -34,6 +35,27 @@ def reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     for index, consumer in _entries(data, "consumers"):
         problems += _consumer_references(("consumers", index), consumer, events)
     return problems
+
+
+def _endless_resends(data: dict[str, Any]) -> list[tuple[Path, str]]:
+    """Every publish ack lost and a publisher that never gives up would resend forever."""
+    broker = data.get("broker")
+    if not isinstance(broker, dict) or broker.get("publish_ack_loss") != 1:
+        return []
+    endless = [
+        str(publisher.get("name"))
+        for _, publisher in _entries(data, "publishers")
+        if publisher.get("retries", "unlimited") == "unlimited"
+    ]
+    if not endless:
+        return []
+    return [
+        (
+            ("broker", "publish_ack_loss"),
+            f"with every publish ack lost, {', '.join(endless)} would resend forever; "
+            "give publishers[].retries a number or lower publish_ack_loss",
+        )
+    ]
 
 
 def _seconds(value: Any) -> float | None:

@@ -13,6 +13,7 @@ live in :mod:`busim.scenario.references`.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from itertools import pairwise
 from typing import Annotated, Any, Literal
@@ -29,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from busim.scenario.presets import BROKER_KEYS, COMMON_KEYS, PRESET_NAMES, PRESETS, defaults_of, inapplicable_hint
 from busim.scenario.units import parse_duration, parse_rate
 
 
@@ -51,6 +53,8 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 PerSecond = Annotated[float, BeforeValidator(parse_rate)]
 Probability = Annotated[float, Field(ge=0, le=1)]
+Unlimited = Literal["unlimited"]
+Limit = Annotated[int, Field(ge=1, le=INT64_MAX)] | Unlimited
 Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_:-]*$")]
 
 
@@ -165,9 +169,62 @@ class LogNormalTime(TaggedModel):
     sigma: Annotated[float, Field(ge=0)]
 
 
-TIME_KINDS = ("constant", "exponential", "uniform", "normal", "lognormal")
+class QuantileTime(TaggedModel):
+    """A distribution through given percentiles: ``{p50: 3ms, p99: 5.4ms, p99.9: 18.3ms}``.
+
+    Between two given percentiles the logarithm of the duration is linear in
+    the normal score of the probability, so two percentiles give a lognormal
+    and more bend its tail to fit published measurements; beyond the first
+    and last the nearest segment continues.
+    """
+
+    kind: Literal["quantiles"]
+    points: dict[float, PositiveSeconds]  # percentile (0 < p < 100) -> duration in seconds
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "points" in data:
+            return data
+        points, rest = {}, {}
+        for key, value in data.items():
+            if key == "kind":
+                rest[key] = value
+                continue
+            percentile = _percentile(key)
+            if percentile is None:
+                raise ValueError(
+                    f"quantiles are written as pNN: DURATION, such as p50: 3ms or p99.9: 18ms (got {key!r})"
+                )
+            points[percentile] = value
+        return {**rest, "points": points}
+
+    @model_validator(mode="after")
+    def _increasing(self) -> QuantileTime:
+        if len(self.points) < 2:
+            raise ValueError("quantiles needs at least two percentiles, such as p50 and p99")
+        ordered = sorted(self.points.items())
+        for (p_low, low_s), (p_high, high_s) in pairwise(ordered):
+            if high_s <= low_s:
+                raise ValueError(f"p{p_high:g} (={high_s:g}s) must be longer than p{p_low:g} (={low_s:g}s)")
+        return self
+
+    @model_serializer(mode="plain")
+    def _as_yaml(self) -> Any:
+        return {"quantiles": {f"p{p:g}": value for p, value in sorted(self.points.items())}}
+
+
+def _percentile(key: Any) -> float | None:
+    match = re.fullmatch(r"p(\d+(?:\.\d+)?)", str(key))
+    if match is None:
+        return None
+    value = float(match.group(1))
+    return value if 0 < value < 100 else None
+
+
+TIME_KINDS = ("constant", "exponential", "uniform", "normal", "lognormal", "quantiles")
 TimeDistribution = Annotated[
-    ConstantTime | ExponentialTime | UniformTime | NormalTime | LogNormalTime,
+    ConstantTime | ExponentialTime | UniformTime | NormalTime | LogNormalTime | QuantileTime,
     Field(discriminator="kind"),
     BeforeValidator(_tagged(TIME_KINDS, "distribution", scalar_kind="constant")),
 ]
@@ -258,6 +315,8 @@ class Publisher(Model):
     arrivals: Literal["poisson", "uniform"] = "poisson"
     rate: Annotated[list[RateStep], BeforeValidator(_rate_schedule), Field(min_length=1)]
     count: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
+    retries: Annotated[int, Field(ge=0, le=INT64_MAX)] | Unlimited = "unlimited"
+    publish_timeout: PositiveSeconds = 30.0
 
     @field_validator("rate")
     @classmethod
@@ -280,14 +339,84 @@ class Outage(Model):
         return self.at + self.duration
 
 
+def _known_preset(value: Any) -> Any:
+    if isinstance(value, str) and value not in PRESETS:
+        hint = did_you_mean(value, PRESET_NAMES)
+        raise ValueError(f"unknown preset {value!r}{hint} (presets: {', '.join(PRESET_NAMES)})")
+    return value
+
+
 class Broker(Model):
+    """The broker: a preset's delivery semantics, with any of its keys overridden.
+
+    A key left out takes the preset's default (see :mod:`busim.scenario.presets`);
+    a key that does not apply to the preset is an error. Keys that do not
+    apply are held as None.
+    """
+
+    preset: Annotated[Literal[PRESET_NAMES], BeforeValidator(_known_preset)] = "ideal"
+    # Every preset.
     delivery: Literal["at-most-once", "at-least-once"] = "at-least-once"
     latency: TimeDistribution = ConstantTime(value=0.0)
     duplication: Probability = 0.0
     loss: Probability = 0.0
-    ack_timeout: PositiveSeconds = 30.0
-    max_deliveries: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
+    publish_ack_loss: Probability = 0.0
+    throughput: PerSecond | Unlimited = "unlimited"
     outages: list[Outage] = []
+    # Timers that redeliver an unacknowledged message.
+    ack_timeout: PositiveSeconds | None = None
+    consumer_timeout: PositiveSeconds | None = None
+    visibility_timeout: PositiveSeconds | None = None
+    ack_wait: PositiveSeconds | None = None
+    claim_interval: PositiveSeconds | Literal["off"] | None = None
+    claim_min_idle: Seconds | None = None
+    # Delivery limits, after which a message is dead-lettered.
+    max_deliveries: Limit | None = None
+    delivery_limit: Limit | None = None
+    max_receive_count: Limit | None = None
+    max_deliver: Limit | None = None
+    # How many unacknowledged messages a consumer holds.
+    prefetch: Limit | None = None
+    batch_size: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | None = None
+    max_ack_pending: Limit | None = None
+    max_poll_records: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | None = None
+    # Queue length.
+    capacity: Limit | None = None
+    overflow: Literal["drop-head", "reject-publish"] | None = None
+    # Deduplication of producer retries.
+    dedup_window: Seconds | None = None
+    idempotent_producer: bool | None = None
+    # Kafka's partitions and offsets.
+    partitions: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | None = None
+    commit: Literal["auto", "per-message", "per-batch"] | None = None
+    auto_commit_interval: PositiveSeconds | None = None
+    session_timeout: Seconds | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_defaults(cls, data: Any) -> Any:
+        """Fill in the preset's defaults; ``null`` for a key also means the default."""
+        if not isinstance(data, dict):
+            return data
+        preset = data.get("preset", "ideal")
+        defaults = defaults_of(preset) if isinstance(preset, str) and preset in PRESETS else {}
+        given = {key: value for key, value in data.items() if value is not None or key not in defaults}
+        return {**defaults, **given}
+
+    @field_validator(*(key for key in BROKER_KEYS if key not in COMMON_KEYS))
+    @classmethod
+    def _applies(cls, value: Any, info: ValidationInfo) -> Any:
+        preset = info.data.get("preset")
+        if value is not None and preset is not None and info.field_name not in PRESETS[preset].keys:
+            raise ValueError(inapplicable_hint(info.field_name, preset))
+        return value
+
+    @field_validator("batch_size")
+    @classmethod
+    def _sqs_batch(cls, size: int | None, info: ValidationInfo) -> int | None:
+        if size is not None and size > 10 and str(info.data.get("preset")).startswith(("sqs", "sns")):
+            raise ValueError(f"SQS receives at most 10 messages at a time (got {size})")
+        return size
 
     @field_validator("outages")
     @classmethod
@@ -300,6 +429,10 @@ class Broker(Model):
                     f"the one at {before.at:g}s ends ({before.end_s:g}s)"
                 )
         return outages
+
+    @model_serializer(mode="wrap")
+    def _applicable_only(self, handler: Any) -> Any:
+        return {key: value for key, value in handler(self).items() if value is not None}
 
 
 class Crash(Model):

@@ -34,7 +34,7 @@ def test_run_prints_the_tables_and_writes_results_and_the_resolved_scenario(tmp_
     assert inventory["duplicate_effects"] > 0
     assert set(inventory["latency_s"]["end_to_end"]) == {"count", "mean", "p50", "p90", "p95", "p99", "p999", "max"}
     resolved = (tmp_path / "scenario.yaml").read_text()
-    assert "seed: 42" in resolved and "ack_timeout: 30.0" in resolved
+    assert "seed: 42" in resolved and "consumer_timeout: 1800.0" in resolved
 
 
 def test_the_default_output_folder_is_runs_slash_the_scenario_name(tmp_path, monkeypatch):

@@ -130,8 +130,8 @@ def test_overrides_create_missing_mappings_and_are_blamed_for_them():
     with pytest.raises(ScenarioError) as error:
         load_scenario(SCENARIOS / "flash-sale.yaml", ["broker.retry.backoff=1s"])
     assert str(error.value) == (
-        "--set broker.retry.backoff=1s: broker.retry: unknown key 'retry' (valid keys: delivery, latency, "
-        "duplication, loss, ack_timeout, max_deliveries, outages)"
+        "--set broker.retry.backoff=1s: broker.retry: unknown key 'retry' (valid keys: preset, delivery, latency, "
+        "duplication, loss, publish_ack_loss, throughput, outages, prefetch, consumer_timeout, capacity, overflow)"
     )
 
 
@@ -147,7 +147,7 @@ def test_overrides_create_missing_mappings_and_are_blamed_for_them():
             "--set broker.latency={exponential: {mean: 3ms}: the value is not valid YAML "
             "(expected ',' or '}', but got '<stream end>')",
         ),
-        ("broker.loss.x=1", "--set broker.loss.x=1: broker.loss is not a mapping or a list"),
+        ("broker.outages[0].at.x=1", "--set broker.outages[0].at.x=1: broker.outages[0].at is not a mapping or a list"),
     ],
 )
 def test_malformed_overrides_are_refused(assignment, message):

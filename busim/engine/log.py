@@ -1,0 +1,104 @@
+"""The growing record of one consumer group, frozen into a :class:`GroupRecord` at the end.
+
+Both kinds of group (a queue with competing consumers, a partitioned log)
+append one row per delivery here; columns are compact typed arrays, so a
+row costs a few dozen bytes rather than a Python object.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+import numpy as np
+
+from busim.engine.records import CounterState, Deliveries, GroupRecord, LossReason, Selection
+
+_PROCESSING = 0
+
+
+class DeliveryLog:
+    """Deliveries, losses, dead letters and crashes of one group, as they happen."""
+
+    def __init__(self) -> None:
+        self.message = array("q")
+        self.attempt = array("l")
+        self.cause = array("b")
+        self.instance = array("q")
+        self.arrival_s = array("d")
+        self.receive_s = array("d")
+        self.take_s = array("d")  # inf until processing starts
+        self.done_s = array("d")  # inf until processing ends
+        self.outcome = array("b")
+        self.crashed: set[int] = set()  # rare, so kept apart from the columns
+        self.lost: list[tuple[int, float, int]] = []
+        self.dead_letters: list[tuple[int, float, int]] = []
+        self.crashes: list[tuple[float, int]] = []
+        self.rejected_publishes = 0
+
+    def __len__(self) -> int:
+        return len(self.message)
+
+    def append(self, message: int, attempt: int, cause: int, instance: int, arrival_s: float, now: float) -> int:
+        """A delivery received at ``now``; returns its row."""
+        row = len(self.message)
+        self.message.append(message)
+        self.attempt.append(attempt)
+        self.cause.append(cause)
+        self.instance.append(instance)
+        self.arrival_s.append(arrival_s)
+        self.receive_s.append(now)
+        self.take_s.append(math.inf)
+        self.done_s.append(math.inf)
+        self.outcome.append(_PROCESSING)
+        return row
+
+    def lose(self, message: int, now: float, reason: LossReason) -> None:
+        self.lost.append((message, now, int(reason)))
+
+    def freeze(
+        self,
+        name: str,
+        selection: Selection,
+        unserved_arrival_s: list[float],
+        end_s: float,
+        counters: dict[str, CounterState],
+    ) -> GroupRecord:
+        crashed = np.zeros(len(self), dtype=bool)
+        crashed[list(self.crashed)] = True
+        take_s = np.array(self.take_s, dtype=np.float64)
+        take_s[np.isinf(take_s)] = np.nan
+        done_s = np.array(self.done_s, dtype=np.float64)
+        done_s[np.isinf(done_s)] = np.nan
+        deliveries = Deliveries(
+            message=np.array(self.message, dtype=np.int64),
+            attempt=np.array(self.attempt, dtype=np.int64),
+            cause=np.array(self.cause, dtype=np.int8),
+            instance=np.array(self.instance, dtype=np.int64),
+            arrival_s=np.array(self.arrival_s, dtype=np.float64),
+            receive_s=np.array(self.receive_s, dtype=np.float64),
+            take_s=take_s,
+            done_s=done_s,
+            outcome=np.array(self.outcome, dtype=np.int8),
+            crashed=crashed,
+        )
+        unserved = np.array(unserved_arrival_s, dtype=np.float64)
+        lost = np.array(self.lost, dtype=float).reshape(-1, 3)
+        dead = np.array(self.dead_letters, dtype=float).reshape(-1, 3)
+        crashes = np.array(self.crashes, dtype=float).reshape(-1, 2)
+        return GroupRecord(
+            name=name,
+            selection=selection,
+            deliveries=deliveries,
+            unserved_arrival_s=np.sort(unserved[unserved <= end_s]),
+            lost_message=lost[:, 0].astype(np.int64),
+            lost_s=lost[:, 1],
+            lost_reason=lost[:, 2].astype(np.int8),
+            dead_letter_message=dead[:, 0].astype(np.int64),
+            dead_letter_s=dead[:, 1],
+            dead_letter_cause=dead[:, 2].astype(np.int8),
+            crash_s=crashes[:, 0],
+            crash_instance=crashes[:, 1].astype(np.int64),
+            rejected_publishes=self.rejected_publishes,
+            counters=counters,
+        )

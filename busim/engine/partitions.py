@@ -1,0 +1,344 @@
+"""A consumer group on a partitioned log (Kafka): partition assignment, offsets, rewinds.
+
+Every worker of the group (``instances x concurrency``) is a member of the
+consumer group and owns whole partitions, assigned by range at the start; a
+member without a partition stays idle. A member processes the records of its
+partitions one at a time, the earliest arrival first, so order holds within
+each partition.
+
+Nothing is acknowledged message by message: the group commits, per
+partition, the offset up to which it has processed, every
+``auto_commit_interval`` (``commit: auto``), after each record
+(``per-message``) or after each batch of ``max_poll_records`` or when the
+member runs out of records (``per-batch``). When an instance crashes, its
+members' partitions stop until the session timeout expires; they then move
+to the live member with the fewest partitions (or wait for the first member
+to come back) and resume from the last committed offset, so the processed
+but uncommitted tail of each partition is delivered again.
+
+SimPy events: one per processing completion, wake-ups of idle members, the
+commit ticks, and one per crash for the session timeout and the restart.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import simpy
+
+from busim.engine.broker import BrokerLink, FirstAttempts
+from busim.engine.effects import EffectPlan
+from busim.engine.log import DeliveryLog
+from busim.engine.randomness import RandomStreams
+from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, Selection
+from busim.engine.rules import DeliveryRules
+from busim.engine.sampling import duration_sampler
+from busim.scenario.schema import Consumer
+
+_NEVER = 1 << 62
+_INFINITY = math.inf
+_PROCESSING, _APPLIED, _REJECTED, _SKIPPED, _ABORTED = (int(o) for o in Outcome)
+_ORPHANED = -1
+
+
+def range_assignment(partitions: int, members: int) -> list[list[int]]:
+    """Kafka's range assignor: consecutive partitions, the first members taking one extra."""
+    share, extra = divmod(partitions, members)
+    owned, start = [], 0
+    for member in range(members):
+        size = share + (member < extra)
+        owned.append(list(range(start, start + size)))
+        start += size
+    return owned
+
+
+class PartitionedGroup:
+    """One entry of ``consumers`` reading a partitioned log with its own committed offsets."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        consumer: Consumer,
+        link: BrokerLink,
+        rules: DeliveryRules,
+        plan: EffectPlan,
+        first: FirstAttempts,
+        selection: Selection,
+        streams: RandomStreams,
+        partition_of: np.ndarray,
+    ) -> None:
+        """``first`` holds the records as they reach the log; ``partition_of`` each message's partition."""
+        self.consumer = consumer
+        self._selection = selection
+        self._env = env
+        self._rules = rules
+        self._plan = plan
+        self._state = plan.new_state()
+        self._has_effects = bool(consumer.effects)
+        self._at_least_once = rules.at_least_once
+        self._processing_time = duration_sampler(
+            consumer.processing_time, streams.generator("consumer", consumer.name, "processing")
+        )
+        self._crash_rng = streams.generator("consumer", consumer.name, "crash")
+        self._crash_probability = consumer.crash.probability if consumer.crash else 0.0
+        self._until_crash = self._next_crash()
+        self._restart_s = consumer.crash.restart_after if consumer.crash else 0.0
+        self._dedup_ttl_s = consumer.dedup_ttl
+        count = selection.ids.size
+        self._dedup_at: list[float] | None = [-1.0] * count if consumer.idempotency == "dedup" else None
+        self._attempts = [0] * count
+        self._settled = bytearray(count)
+        self.log = DeliveryLog()
+
+        # The log: per partition, its records in order, and the group's offsets into it.
+        partition_count = rules.partitions or 1
+        record_partition = partition_of[first.message]
+        self._log_arrival: list[list[float]] = []
+        self._log_message: list[list[int]] = []
+        self._log_cause: list[list[int]] = []
+        for partition in range(partition_count):
+            mine = record_partition == partition
+            self._log_arrival.append(first.arrival_s[mine].tolist())
+            self._log_message.append(first.message[mine].tolist())
+            self._log_cause.append(first.cause[mine].tolist())
+        self._position = [0] * partition_count  # the next record to fetch
+        self._processed = [0] * partition_count  # one past the last record processed
+        self._committed = [0] * partition_count  # the committed offset
+        self._replay_cause: list[dict[int, int]] = [{} for _ in range(partition_count)]
+        self._replay_s = [-_INFINITY] * partition_count  # when a rewound partition became readable again
+        self._interval_s = 1.0 / rules.throughput_per_s
+        self._next_read_s = [-_INFINITY] * partition_count
+        for message, sent_s in zip(first.lost.tolist(), first.lost_s.tolist()):
+            self._lose(message, sent_s, LossReason.TRANSIT_LOSS)  # offsets move past a record never read
+
+        # Members: one per worker; slot m belongs to instance m // concurrency.
+        self._concurrency = consumer.concurrency
+        members = consumer.workers
+        self._owned = range_assignment(partition_count, members)
+        self._owner = [_ORPHANED] * partition_count
+        for member, owned in enumerate(self._owned):
+            for partition in owned:
+                self._owner[partition] = member
+        self._alive = [True] * members
+        self._current = [-1] * members  # the delivery a member is processing
+        self._batch = [0] * members  # records processed since the member's last poll
+        self._wake_at = [_INFINITY] * members
+        self._waiting_orphans: list[int] = []
+        self._paused = False
+        if rules.at_least_once and rules.commit == "auto":
+            self._env.timeout(rules.auto_commit_interval_s).callbacks.append(self._on_commit_tick)
+
+    # ------------------------------------------------------------ reading
+    def start(self) -> None:
+        for member in range(len(self._owned)):
+            self._dispatch(member, self._env.now)
+
+    def pause(self, _event: simpy.Event | None = None) -> None:
+        self._paused = True
+
+    def resume(self, _event: simpy.Event | None = None) -> None:
+        self._paused = False
+        for member in range(len(self._owned)):
+            self._dispatch(member, self._env.now)
+
+    def _ready_s(self, partition: int) -> float:
+        """When the partition's next record can be read (inf when it has none)."""
+        position = self._position[partition]
+        if position >= len(self._log_arrival[partition]):
+            return _INFINITY
+        return max(self._log_arrival[partition][position], self._replay_s[partition], self._next_read_s[partition])
+
+    def _dispatch(self, member: int, now: float) -> None:
+        """Give an idle member the earliest readable record of its partitions."""
+        if self._paused or not self._alive[member] or self._current[member] >= 0:
+            return
+        best, best_s = -1, _INFINITY
+        for partition in self._owned[member]:
+            ready_s = self._ready_s(partition)
+            if ready_s < best_s:
+                best, best_s = partition, ready_s
+        if best < 0:
+            self._poll_ends(member)
+            return
+        if best_s > now:
+            self._poll_ends(member)
+            if best_s < self._wake_at[member]:
+                self._wake_at[member] = best_s
+                self._env.timeout(best_s - now, (member, best_s)).callbacks.append(self._on_wake)
+            return
+        self._read(member, best, now)
+
+    def _on_wake(self, event: simpy.Event) -> None:
+        member, at_s = event.value
+        if at_s >= self._wake_at[member]:
+            self._wake_at[member] = _INFINITY
+        self._dispatch(member, max(self._env.now, at_s))
+
+    def _read(self, member: int, partition: int, now: float) -> None:
+        position = self._position[partition]
+        self._position[partition] = position + 1
+        self._next_read_s[partition] = max(self._next_read_s[partition], now) + self._interval_s
+        message = self._log_message[partition][position]
+        cause = self._replay_cause[partition].pop(position, self._log_cause[partition][position])
+        arrival_s = max(self._log_arrival[partition][position], self._replay_s[partition])
+        self._attempts[message] += 1
+        delivery = self.log.append(message, self._attempts[message], cause, member // self._concurrency, arrival_s, now)
+        self.log.take_s[delivery] = now
+        self._current[member] = delivery
+        if not self._at_least_once:
+            self._committed[partition] = position + 1  # committed before processing: at most once
+        processing_s = self._processing_time()
+        # `now` can be a hair later than the clock (see _on_wake): finish `processing_s` after `now`.
+        self._env.timeout(now - self._env.now + processing_s, (member, partition, delivery)).callbacks.append(
+            self._on_done
+        )
+
+    def _on_done(self, event: simpy.Event) -> None:
+        member, partition, delivery = event.value
+        if self._current[member] != delivery:
+            return  # aborted by a crash of its instance
+        now = self._env.now
+        log = self.log
+        message = log.message[delivery]
+        log.done_s[delivery] = now
+        outcome = _APPLIED
+        dedup_at = self._dedup_at
+        if dedup_at is not None:
+            seen_s = dedup_at[message]
+            if seen_s >= 0 and (self._dedup_ttl_s == 0 or now - seen_s <= self._dedup_ttl_s):
+                outcome = _SKIPPED
+            else:
+                dedup_at[message] = now
+        if outcome == _APPLIED and self._has_effects and not self._plan.apply(self._state, message):
+            outcome = _REJECTED
+        log.outcome[delivery] = outcome
+        self._processed[partition] = max(self._processed[partition], self._position[partition])
+        self._until_crash -= 1
+        if self._until_crash == 0:
+            self._until_crash = self._next_crash()
+            self._crash(member // self._concurrency, delivery, now)
+            return
+        self._settled[message] = 1
+        self._current[member] = -1
+        self._batch[member] += 1
+        if self._rules.commit == "per-message":
+            self._committed[partition] = self._processed[partition]
+        elif self._batch[member] >= self._rules.max_poll_records:
+            self._poll_ends(member)
+        self._dispatch(member, now)
+
+    # ------------------------------------------------------------ offsets
+    def _poll_ends(self, member: int) -> None:
+        """The member polls again: with ``commit: per-batch`` it commits what it processed."""
+        if self._batch[member] and self._rules.commit == "per-batch":
+            for partition in self._owned[member]:
+                self._committed[partition] = self._processed[partition]
+        self._batch[member] = 0
+
+    def _on_commit_tick(self, _event: simpy.Event) -> None:
+        for member, owned in enumerate(self._owned):
+            if self._alive[member]:
+                for partition in owned:
+                    self._committed[partition] = self._processed[partition]
+        self._env.timeout(self._rules.auto_commit_interval_s).callbacks.append(self._on_commit_tick)
+
+    # ------------------------------------------------------------ crashes and rebalancing
+    def _next_crash(self) -> int:
+        if self._crash_probability == 0:
+            return _NEVER
+        return int(self._crash_rng.geometric(self._crash_probability))
+
+    def _crash(self, instance: int, delivery: int, now: float) -> None:
+        """``instance`` crashes after processing ``delivery``, before committing its offset."""
+        log = self.log
+        log.crashes.append((now, instance))
+        log.crashed.add(delivery)
+        orphans = []
+        first_member = instance * self._concurrency
+        for member in range(first_member, first_member + self._concurrency):
+            self._alive[member] = False
+            current = self._current[member]
+            self._current[member] = -1
+            self._batch[member] = 0
+            if current >= 0 and current != delivery:
+                log.outcome[current] = _ABORTED
+                log.done_s[current] = now
+                if not self._at_least_once:
+                    self._lose(log.message[current], now, LossReason.CRASH_IN_FLIGHT)
+            for partition in self._owned[member]:
+                self._rewind(partition, current if current >= 0 else -1, delivery)
+                self._owner[partition] = _ORPHANED
+                orphans.append(partition)
+            self._owned[member] = []
+        if not self._at_least_once:
+            self._settled[log.message[delivery]] = 1
+        self._env.timeout(self._rules.session_timeout_s, orphans).callbacks.append(self._on_session_expired)
+        self._env.timeout(self._restart_s, instance).callbacks.append(self._on_restart)
+
+    def _rewind(self, partition: int, in_flight: int, crashed: int) -> None:
+        """Move the partition's read position back to its committed offset, labelling what comes again."""
+        committed = self._committed[partition]
+        causes = self._replay_cause[partition]
+        log = self.log
+        for position in range(committed, self._position[partition]):
+            message = self._log_message[partition][position]
+            if in_flight >= 0 and log.message[in_flight] == message and in_flight != crashed:
+                causes[position] = DeliveryCause.CRASH_IN_FLIGHT
+            elif log.message[crashed] == message:
+                causes[position] = DeliveryCause.CRASH_BEFORE_ACK
+            else:
+                causes[position] = DeliveryCause.OFFSET_REWIND
+        self._position[partition] = committed
+        self._processed[partition] = min(self._processed[partition], committed)
+
+    def _on_session_expired(self, event: simpy.Event) -> None:
+        """The coordinator drops the crashed members and hands their partitions to live ones."""
+        self._waiting_orphans += event.value
+        self._assign_orphans()
+
+    def _on_restart(self, event: simpy.Event) -> None:
+        first_member = event.value * self._concurrency
+        for member in range(first_member, first_member + self._concurrency):
+            self._alive[member] = True
+        self._assign_orphans()
+
+    def _assign_orphans(self) -> None:
+        live = [member for member, alive in enumerate(self._alive) if alive]
+        if not live:
+            return
+        now = self._env.now
+        for partition in self._waiting_orphans:
+            member = min(live, key=lambda m: (len(self._owned[m]), m))
+            self._owned[member].append(partition)
+            self._owner[partition] = member
+            self._replay_s[partition] = now
+        self._waiting_orphans = []
+        for member in live:
+            self._dispatch(member, now)
+
+    def _lose(self, message: int, now: float, reason: LossReason) -> None:
+        self.log.lose(message, now, reason)
+        self._settled[message] = 1
+
+    def publish_failed(self, message: int, publish_s: float) -> None:
+        """``message`` never reached the broker: its publisher gave up during an outage."""
+        self._lose(message, publish_s, LossReason.PUBLISH_FAILED)
+
+    # ------------------------------------------------------------ the record
+    def has_work_left(self) -> bool:
+        """Whether a record is unread, a member is processing, or a message is unsettled."""
+        return (
+            any(p < len(log) for p, log in zip(self._position, self._log_arrival))
+            or any(current >= 0 for current in self._current)
+            or self._settled.find(0) >= 0
+        )
+
+    def record(self, end_s: float) -> GroupRecord:
+        """Freeze what happened into arrays; records not yet read count as unserved."""
+        unserved = [
+            max(arrival_s, replay_s)
+            for arrivals, position, replay_s in zip(self._log_arrival, self._position, self._replay_s)
+            for arrival_s in arrivals[position:]
+        ]
+        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._plan.snapshot(self._state))

@@ -1,0 +1,109 @@
+"""The delivery rules of a broker, in the engine's own terms.
+
+Each preset names its mechanisms the way its broker does (``visibility_timeout``,
+``ack_wait``, ``delivery_limit``); the engine needs only a few ideas: when an
+unacknowledged delivery comes back, how many attempts a message gets, how many
+messages a consumer instance holds, and within which scope order is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from busim.scenario.schema import Broker
+
+Ordering = Literal["none", "queue", "partition", "group"]
+
+_ORDERING: dict[str, Ordering] = {
+    "ideal": "queue",
+    "kafka": "partition",
+    "rabbitmq": "queue",
+    "rabbitmq-quorum": "queue",
+    "sqs-standard": "none",
+    "sqs-fifo": "group",
+    "sns-sqs": "none",
+    "nats-jetstream": "queue",
+    "redis-streams": "queue",
+}
+
+
+def _limit(value: int | str | None) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _holding(broker: Broker, instances: int) -> int | None:
+    """How many unacked deliveries one instance may hold, if the broker sets it per instance or per group."""
+    if broker.prefetch is not None:  # per channel, so per instance
+        return _limit(broker.prefetch) or _NO_LIMIT
+    if broker.max_ack_pending is not None:  # per consumer: the group's instances share it
+        limit = _limit(broker.max_ack_pending)
+        return max(1, limit // instances) if limit else _NO_LIMIT
+    return None
+
+
+_NO_LIMIT = 1 << 62
+
+
+@dataclass(frozen=True)
+class DeliveryRules:
+    """How one broker delivers, acknowledges and redelivers.
+
+    ``None`` means "no such limit" or "no such timer" throughout.
+    """
+
+    at_least_once: bool
+    ordering: Ordering
+    ack_timeout_s: float | None  # an unacked delivery comes back this long after it was received
+    claim_interval_s: float | None  # ... or, with a claimer, at the claimer's next pass after that
+    requeue_on_crash: bool  # a crashed instance's unacked deliveries come back at once
+    max_deliveries: int | None  # attempts before a message is dead-lettered
+    prefetch_per_worker: int | None  # unacked deliveries a worker holds (None: the one it processes)
+    prefetch_per_instance: int | None  # ... or an instance holds
+    capacity: int | None  # copies waiting in a queue
+    overflow: Literal["drop-head", "reject-publish"]
+    throughput_per_s: float  # receives per second from a queue or partition (inf: no limit)
+    dedup_window_s: float | None  # producer retries within it are dropped by the broker
+    partitions: int | None
+    commit: Literal["auto", "per-message", "per-batch"]
+    auto_commit_interval_s: float
+    session_timeout_s: float
+    max_poll_records: int
+
+    @classmethod
+    def of(cls, broker: Broker, instances: int = 1) -> DeliveryRules:
+        """The rules of ``broker`` for a consumer group of ``instances`` instances."""
+        ack_timeout_s = broker.ack_timeout or broker.consumer_timeout or broker.visibility_timeout or broker.ack_wait
+        claim_interval_s = broker.claim_interval if isinstance(broker.claim_interval, float) else None
+        if broker.preset == "redis-streams":
+            ack_timeout_s = broker.claim_min_idle if claim_interval_s is not None else None
+        max_deliveries = _limit(broker.max_deliveries) or _limit(broker.max_receive_count) or _limit(broker.max_deliver)
+        if _limit(broker.delivery_limit) is not None:
+            # A quorum queue dead-letters a message returned more than delivery_limit times.
+            max_deliveries = _limit(broker.delivery_limit) + 1
+        if broker.idempotent_producer:
+            dedup_window_s: float | None = math.inf
+        elif broker.dedup_window:
+            dedup_window_s = broker.dedup_window
+        else:
+            dedup_window_s = None
+        return cls(
+            at_least_once=broker.delivery == "at-least-once",
+            ordering=_ORDERING[broker.preset],
+            ack_timeout_s=ack_timeout_s,
+            claim_interval_s=claim_interval_s,
+            requeue_on_crash=broker.preset in ("rabbitmq", "rabbitmq-quorum"),
+            max_deliveries=max_deliveries,
+            prefetch_per_worker=broker.batch_size,
+            prefetch_per_instance=_holding(broker, instances),
+            capacity=_limit(broker.capacity),
+            overflow=broker.overflow or "drop-head",
+            throughput_per_s=broker.throughput if isinstance(broker.throughput, float) else math.inf,
+            dedup_window_s=dedup_window_s,
+            partitions=broker.partitions,
+            commit=broker.commit or "auto",
+            auto_commit_interval_s=broker.auto_commit_interval or 5.0,
+            session_timeout_s=broker.session_timeout if broker.session_timeout is not None else 45.0,
+            max_poll_records=broker.max_poll_records or 500,
+        )

@@ -1,0 +1,255 @@
+"""Broker presets: each real broker's keys, their defaults, and where each default comes from.
+
+A preset is a named set of defaults for the ``broker`` section. The keys a
+preset lists are the only broker keys that apply to it, besides the
+:data:`COMMON_KEYS` that every preset accepts; a key that applies to another
+preset is an error, not silently ignored. Defaults are written in the YAML
+shape, so that the schema validates them exactly as it validates a file.
+
+Every default carries its source: a page of the broker's documentation, a
+published benchmark, or ``JUDGEMENT`` with the reason, where no documented
+figure exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+JUDGEMENT = "judgement"
+
+
+@dataclass(frozen=True)
+class Default:
+    """A preset's default for one key, and its source."""
+
+    value: Any  # in the YAML shape
+    source: str  # an address, or "judgement: why"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    title: str
+    ordering: str  # the scope within which the broker keeps order, in words
+    defaults: dict[str, Default] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every broker key that applies to this preset."""
+        return (*COMMON_KEYS, *(key for key in self.defaults if key not in COMMON_KEYS))
+
+
+# Keys that every preset accepts: the faults busim injects, and the broker's speed limit.
+COMMON_KEYS = (
+    "preset",
+    "delivery",
+    "latency",
+    "duplication",
+    "loss",
+    "publish_ack_loss",
+    "throughput",
+    "outages",
+)
+
+# Keys that mean the same thing under each broker's own name, for hints.
+EQUIVALENT_KEYS = (
+    ("ack_timeout", "consumer_timeout", "visibility_timeout", "ack_wait", "claim_min_idle"),
+    ("max_deliveries", "delivery_limit", "max_receive_count", "max_deliver"),
+    ("prefetch", "max_poll_records", "batch_size", "max_ack_pending"),
+    ("dedup_window", "idempotent_producer"),
+)
+
+_OMB = "https://www.confluent.io/blog/kafka-fastest-messaging-system/"
+_KAFKA_CONSUMER = "https://kafka.apache.org/documentation/#consumerconfigs"
+_KAFKA_PRODUCER = "https://kafka.apache.org/documentation/#producerconfigs"
+_RABBIT_CONFIRMS = "https://www.rabbitmq.com/docs/confirms"
+_RABBIT_CONSUMERS = "https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout"
+_RABBIT_QUORUM = "https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling"
+_RABBIT_LENGTH = "https://www.rabbitmq.com/docs/maxlength"
+_SQS_VISIBILITY = (
+    "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html"
+)
+_SQS_DLQ = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html"
+_SQS_RECEIVE = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html"
+_SQS_FIFO_DEDUP = (
+    "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/"
+    "FIFO-queues-exactly-once-processing.html"
+)
+_SQS_QUOTAS = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html"
+_SQS_STANDARD = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/standard-queues.html"
+_SQS_LATENCY = "https://aws.amazon.com/sqs/faqs/"
+_NATS_CONSUMERS = "https://docs.nats.io/nats-concepts/jetstream/consumers"
+_NATS_STREAMS = "https://docs.nats.io/nats-concepts/jetstream/streams"
+_REDIS_STREAMS = "https://redis.io/docs/latest/develop/data-types/streams/"
+
+_AT_LEAST_ONCE = Default("at-least-once", "the reliable mode of every preset: ack after processing")
+
+_KAFKA = Preset(
+    name="kafka",
+    title="Apache Kafka topic, consumer group with offset commits",
+    ordering="per partition",
+    defaults={
+        "latency": Default(
+            {"quantiles": {"p50": "3.0ms", "p99": "5.4ms", "p99.9": "18.3ms"}},
+            f"{_OMB} (OpenMessaging Benchmark, end-to-end latency at 200 MB/s)",
+        ),
+        "partitions": Default(6, f"{JUDGEMENT}: a typical topic; the broker's own num.partitions default is 1"),
+        "commit": Default("auto", f"{_KAFKA_CONSUMER} (enable.auto.commit=true)"),
+        "auto_commit_interval": Default("5s", f"{_KAFKA_CONSUMER} (auto.commit.interval.ms=5000)"),
+        "max_poll_records": Default(500, f"{_KAFKA_CONSUMER} (max.poll.records=500)"),
+        "session_timeout": Default("45s", f"{_KAFKA_CONSUMER} (session.timeout.ms=45000 since Kafka 3.0)"),
+        "idempotent_producer": Default(True, f"{_KAFKA_PRODUCER} (enable.idempotence=true since Kafka 3.0)"),
+    },
+)
+
+_RABBIT_LATENCY = Default(
+    {"quantiles": {"p50": "0.43ms", "p99": "0.73ms"}},
+    f"{_OMB} (OpenMessaging Benchmark, classic queue, end-to-end latency at 30 MB/s)",
+)
+_RABBIT_CLASSIC = {
+    "prefetch": Default(250, f"{JUDGEMENT}: the broker's default is unlimited; 250 is Spring AMQP's default"),
+    "consumer_timeout": Default("30m", f"{_RABBIT_CONSUMERS} (consumer_timeout=1800000 ms)"),
+    "capacity": Default("unlimited", f"{_RABBIT_LENGTH} (no x-max-length by default)"),
+    "overflow": Default("drop-head", f"{_RABBIT_LENGTH} (overflow=drop-head by default)"),
+}
+
+_PRESETS = (
+    Preset(
+        name="ideal",
+        title="A textbook queue: no latency, no faults, one FIFO queue per consumer group",
+        ordering="per queue",
+        defaults={
+            "latency": Default("0s", f"{JUDGEMENT}: an ideal broker adds no delay"),
+            "ack_timeout": Default("30s", f"{JUDGEMENT}: a common ack timeout"),
+            "max_deliveries": Default("unlimited", f"{JUDGEMENT}: no dead-letter queue unless asked for"),
+        },
+    ),
+    _KAFKA,
+    Preset(
+        name="rabbitmq",
+        title="RabbitMQ classic queue, competing consumers with manual acks",
+        ordering="per queue, broken by requeues",
+        defaults={"latency": _RABBIT_LATENCY, **_RABBIT_CLASSIC},
+    ),
+    Preset(
+        name="rabbitmq-quorum",
+        title="RabbitMQ quorum queue: replicated, with a delivery limit",
+        ordering="per queue, broken by requeues",
+        defaults={
+            "latency": Default(
+                {"quantiles": {"p50": "0.9ms", "p99": "2.5ms"}},
+                f"{JUDGEMENT}: the classic queue's latency plus a Raft round trip to a majority before "
+                "the message is enqueued; no published end-to-end percentiles",
+            ),
+            **_RABBIT_CLASSIC,
+            "delivery_limit": Default(20, f"{_RABBIT_QUORUM} (delivery-limit=20 since RabbitMQ 4.0)"),
+        },
+    ),
+    Preset(
+        name="sqs-standard",
+        title="Amazon SQS standard queue",
+        ordering="none (best-effort)",
+        defaults={
+            "latency": Default(
+                {"quantiles": {"p50": "20ms", "p99": "100ms"}},
+                f'{_SQS_LATENCY} ("tens or low hundreds of milliseconds"); the percentiles are a judgement',
+            ),
+            "duplication": Default(
+                0.0001,
+                f'{_SQS_STANDARD} ("more than one copy of a message might be delivered"); the rate is a {JUDGEMENT}',
+            ),
+            "visibility_timeout": Default("30s", f"{_SQS_VISIBILITY} (30 seconds by default)"),
+            "max_receive_count": Default("unlimited", f"{_SQS_DLQ} (no redrive policy by default)"),
+            "batch_size": Default(1, f"{_SQS_RECEIVE} (MaxNumberOfMessages=1 by default, at most 10)"),
+        },
+    ),
+    Preset(
+        name="sqs-fifo",
+        title="Amazon SQS FIFO queue, message groups by the event key",
+        ordering="per message group (the event key)",
+        defaults={
+            "latency": Default(
+                {"quantiles": {"p50": "20ms", "p99": "100ms"}},
+                f'{_SQS_LATENCY} ("tens or low hundreds of milliseconds"); the percentiles are a judgement',
+            ),
+            "throughput": Default("300/s", f"{_SQS_QUOTAS} (300 transactions per second without batching)"),
+            "visibility_timeout": Default("30s", f"{_SQS_VISIBILITY} (30 seconds by default)"),
+            "max_receive_count": Default("unlimited", f"{_SQS_DLQ} (no redrive policy by default)"),
+            "batch_size": Default(1, f"{_SQS_RECEIVE} (MaxNumberOfMessages=1 by default, at most 10)"),
+            "dedup_window": Default("5m", f"{_SQS_FIFO_DEDUP} (a 5-minute deduplication interval)"),
+        },
+    ),
+    Preset(
+        name="sns-sqs",
+        title="Amazon SNS topic fanning out to one SQS standard queue per consumer group",
+        ordering="none (best-effort)",
+        defaults={
+            "latency": Default(
+                {"quantiles": {"p50": "45ms", "p99": "200ms"}},
+                f"{JUDGEMENT}: the SQS latency plus an SNS hop of tens of milliseconds",
+            ),
+            "duplication": Default(
+                0.0001,
+                f'{_SQS_STANDARD} ("more than one copy of a message might be delivered"); the rate is a {JUDGEMENT}',
+            ),
+            "visibility_timeout": Default("30s", f"{_SQS_VISIBILITY} (30 seconds by default)"),
+            "max_receive_count": Default("unlimited", f"{_SQS_DLQ} (no redrive policy by default)"),
+            "batch_size": Default(1, f"{_SQS_RECEIVE} (MaxNumberOfMessages=1 by default, at most 10)"),
+        },
+    ),
+    Preset(
+        name="nats-jetstream",
+        title="NATS JetStream stream with a durable pull consumer",
+        ordering="per stream, broken by redeliveries",
+        defaults={
+            "latency": Default(
+                {"quantiles": {"p50": "0.5ms", "p99": "2ms"}},
+                f"{JUDGEMENT}: sub-millisecond median for a replicated stream on a LAN; no published percentiles",
+            ),
+            "ack_wait": Default("30s", f"{_NATS_CONSUMERS} (AckWait=30s)"),
+            "max_deliver": Default("unlimited", f"{_NATS_CONSUMERS} (MaxDeliver=-1)"),
+            "max_ack_pending": Default(1000, f"{_NATS_CONSUMERS} (MaxAckPending=1000)"),
+            "dedup_window": Default("2m", f"{_NATS_STREAMS} (Duplicates window of 2 minutes)"),
+            "capacity": Default("unlimited", f"{_NATS_STREAMS} (MaxMsgs=-1)"),
+            "overflow": Default("drop-head", f"{_NATS_STREAMS} (Discard=old)"),
+        },
+    ),
+    Preset(
+        name="redis-streams",
+        title="Redis stream read by a consumer group (XREADGROUP, XACK, XAUTOCLAIM)",
+        ordering="per stream, broken by claims",
+        defaults={
+            "latency": Default(
+                {"quantiles": {"p74.11": "1ms", "p99.9": "2ms"}},
+                f"{_REDIS_STREAMS} (latency tests: 74.11% of messages within 1 ms, 99.9% within 2 ms)",
+            ),
+            "batch_size": Default(1, f"{JUDGEMENT}: XREADGROUP COUNT 1"),
+            "claim_interval": Default("off", f"{_REDIS_STREAMS} (nothing is redelivered unless a consumer claims it)"),
+            "claim_min_idle": Default("60s", f"{JUDGEMENT}: the min-idle-time a claimer passes to XAUTOCLAIM"),
+            "capacity": Default("unlimited", f"{_REDIS_STREAMS} (no MAXLEN unless XADD trims)"),
+        },
+    ),
+)
+
+PRESETS: dict[str, Preset] = {preset.name: preset for preset in _PRESETS}
+PRESET_NAMES = tuple(PRESETS)
+# Every key that applies to some preset.
+BROKER_KEYS = tuple(dict.fromkeys(key for preset in _PRESETS for key in preset.keys))
+
+
+def defaults_of(preset: str) -> dict[str, Any]:
+    """The preset's defaults in the YAML shape."""
+    return {key: default.value for key, default in PRESETS[preset].defaults.items()}
+
+
+def inapplicable_hint(key: str, preset: str) -> str:
+    """Why ``key`` does not apply to ``preset``, and what to write instead."""
+    message = f"{key} does not apply to preset {preset}"
+    for group in EQUIVALENT_KEYS:
+        if key in group:
+            here = [other for other in group if other in PRESETS[preset].defaults]
+            if here:
+                return f"{message}; {preset} calls it {here[0]}"
+    users = [name for name, other in PRESETS.items() if key in other.defaults]
+    return f"{message}; it applies to {', '.join(users)}"

@@ -16,9 +16,11 @@ from rich.console import Console
 
 from busim.api import MAX_MESSAGES, check_size, simulate
 from busim.errors import BusimError, OverrideError, ScenarioError
-from busim.report.console import render_result, simulation_progress
+from busim.report.console import preset_table, presets_table, render_result, simulation_progress
 from busim.report.files import prepare_folder, results_json, write_run
 from busim.scenario import load_scenario
+from busim.scenario.presets import PRESET_NAMES, PRESETS
+from busim.scenario.schema import did_you_mean
 from busim.version import __version__
 
 EXIT_VIOLATION = 1
@@ -170,6 +172,26 @@ def validate(
             typer.echo(f"{file}: ok")
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def presets(
+    name: Annotated[
+        str | None, typer.Argument(help="A preset to show in full.", show_default=False, metavar="PRESET")
+    ] = None,
+) -> None:
+    """List the broker presets, or show one preset's keys, defaults and their sources."""
+    console = Console()
+    if name is None:
+        console.print(presets_table())
+        return
+    if name not in PRESETS:
+        _fail(
+            BusimError(
+                f"unknown preset {name!r}{did_you_mean(name, PRESET_NAMES)} (presets: {', '.join(PRESET_NAMES)})"
+            )
+        )
+    console.print(preset_table(name))
 
 
 def main() -> None:

@@ -181,9 +181,13 @@ class PartitionedGroup:
         self._next_read_s[partition] = max(self._next_read_s[partition], now) + self._interval_s
         message = self._log_message[partition][position]
         cause = self._replay_cause[partition].pop(position, self._log_cause[partition][position])
-        arrival_s = max(self._log_arrival[partition][position], self._replay_s[partition])
         self._attempts[message] += 1
-        delivery = self.log.append(message, self._attempts[message], cause, member // self._concurrency, arrival_s, now)
+        attempt = self._attempts[message]
+        # A record read again arrives when its partition was rewound; a paused partition's wait is queue wait.
+        arrival_s = self._log_arrival[partition][position]
+        if attempt > 1:
+            arrival_s = max(arrival_s, self._replay_s[partition])
+        delivery = self.log.append(message, attempt, cause, member // self._concurrency, arrival_s, now)
         self.log.take_s[delivery] = now
         self._current[member] = delivery
         if not self._at_least_once:

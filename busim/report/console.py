@@ -19,6 +19,7 @@ from rich.text import Text
 from busim.api import Result
 from busim.engine.simulation import ProgressCallback
 from busim.scenario import Scenario
+from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
 
 ABSENT = "—"
 
@@ -244,3 +245,28 @@ def _verdict(result: Result) -> Text | Group:
     for violation in result.summary.violations:
         items.add_row("-", violation, style="red")
     return Group(Text("Inconsistent with exactly-once processing:", style="bold red"), items)
+
+
+def presets_table() -> Table:
+    """Every broker preset in one line each."""
+    table = _table("Broker presets (busim presets NAME shows one in full)")
+    table.add_column("preset", no_wrap=True)
+    table.add_column("models")
+    table.add_column("order kept", style="dim")
+    for preset in PRESETS.values():
+        table.add_row(preset.name, preset.title, preset.ordering)
+    return table
+
+
+def preset_table(name: str) -> Table:
+    """One preset's keys, defaults and the source of each default."""
+    preset = PRESETS[name]
+    table = _table(f"{preset.name}: {preset.title}; order kept {preset.ordering}")
+    table.add_column("key", no_wrap=True)
+    table.add_column("default")
+    table.add_column("basis", overflow="fold")
+    for key, default, basis, url in preset_rows(name):
+        table.add_row(key, default, f"{basis}\n[dim]{url}[/]" if url else basis)
+    common = [key for key in COMMON_KEYS if key not in preset.defaults and key != "preset"]
+    table.caption = f"Also accepted, with busim's defaults: {', '.join(common)} (docs/brokers.md)"
+    return table

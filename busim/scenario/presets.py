@@ -24,7 +24,12 @@ class Default:
     """A preset's default for one key, and its source."""
 
     value: Any  # in the YAML shape
-    source: str  # an address, or "judgement: why"
+    basis: str  # the documented setting or measurement, or "judgement: why"
+    url: str = ""  # where it is documented
+
+    @property
+    def judgement(self) -> bool:
+        return JUDGEMENT in self.basis
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,10 @@ _SQS_FIFO_DEDUP = (
     "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/"
     "FIFO-queues-exactly-once-processing.html"
 )
-_SQS_QUOTAS = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html"
+_SQS_QUOTAS = (
+    "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/"
+    "troubleshooting-fifo-throttling-issues.html"
+)
 _SQS_STANDARD = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/standard-queues.html"
 _SQS_LATENCY = "https://aws.amazon.com/sqs/faqs/"
 _NATS_CONSUMERS = "https://docs.nats.io/nats-concepts/jetstream/consumers"
@@ -92,26 +100,36 @@ _KAFKA = Preset(
     defaults={
         "latency": Default(
             {"quantiles": {"p50": "3.0ms", "p99": "5.4ms", "p99.9": "18.3ms"}},
-            f"{_OMB} (OpenMessaging Benchmark, end-to-end latency at 200 MB/s)",
+            "end-to-end latency at 200 MB/s in the OpenMessaging Benchmark results behind this comparison "
+            "(its text quotes the p99, 5 ms)",
+            _OMB,
         ),
         "partitions": Default(6, f"{JUDGEMENT}: a typical topic; the broker's own num.partitions default is 1"),
-        "commit": Default("auto", f"{_KAFKA_CONSUMER} (enable.auto.commit=true)"),
-        "auto_commit_interval": Default("5s", f"{_KAFKA_CONSUMER} (auto.commit.interval.ms=5000)"),
-        "max_poll_records": Default(500, f"{_KAFKA_CONSUMER} (max.poll.records=500)"),
-        "session_timeout": Default("45s", f"{_KAFKA_CONSUMER} (session.timeout.ms=45000 since Kafka 3.0)"),
-        "idempotent_producer": Default(True, f"{_KAFKA_PRODUCER} (enable.idempotence=true since Kafka 3.0)"),
+        "commit": Default("auto", "enable.auto.commit=true", _KAFKA_CONSUMER),
+        "auto_commit_interval": Default("5s", "auto.commit.interval.ms=5000", _KAFKA_CONSUMER),
+        "max_poll_records": Default(500, "max.poll.records=500", _KAFKA_CONSUMER),
+        "session_timeout": Default("45s", "session.timeout.ms=45000 since Kafka 3.0", _KAFKA_CONSUMER),
+        "idempotent_producer": Default(
+            True, "enable.idempotence=true since Kafka 3.0 (in effect from 3.2)", _KAFKA_PRODUCER
+        ),
     },
 )
 
 _RABBIT_LATENCY = Default(
     {"quantiles": {"p50": "0.43ms", "p99": "0.73ms"}},
-    f"{_OMB} (OpenMessaging Benchmark, classic queue, end-to-end latency at 30 MB/s)",
+    "end-to-end latency at 30 MB/s in the OpenMessaging Benchmark results behind this comparison "
+    "(its text quotes the p99, about 1 ms)",
+    _OMB,
 )
 _RABBIT_CLASSIC = {
-    "prefetch": Default(250, f"{JUDGEMENT}: the broker's default is unlimited; 250 is Spring AMQP's default"),
-    "consumer_timeout": Default("30m", f"{_RABBIT_CONSUMERS} (consumer_timeout=1800000 ms)"),
-    "capacity": Default("unlimited", f"{_RABBIT_LENGTH} (no x-max-length by default)"),
-    "overflow": Default("drop-head", f"{_RABBIT_LENGTH} (overflow=drop-head by default)"),
+    "prefetch": Default(
+        250,
+        f"{JUDGEMENT}: the broker sets no limit by default and suggests 100 to 300; 250 is Spring AMQP's default",
+        _RABBIT_CONFIRMS,
+    ),
+    "consumer_timeout": Default("30m", "consumer_timeout=1800000 ms", _RABBIT_CONSUMERS),
+    "capacity": Default("unlimited", "no x-max-length by default", _RABBIT_LENGTH),
+    "overflow": Default("drop-head", "overflow=drop-head by default", _RABBIT_LENGTH),
 }
 
 _PRESETS = (
@@ -143,7 +161,7 @@ _PRESETS = (
                 "the message is enqueued; no published end-to-end percentiles",
             ),
             **_RABBIT_CLASSIC,
-            "delivery_limit": Default(20, f"{_RABBIT_QUORUM} (delivery-limit=20 since RabbitMQ 4.0)"),
+            "delivery_limit": Default(20, "delivery-limit=20 since RabbitMQ 4.0", _RABBIT_QUORUM),
         },
     ),
     Preset(
@@ -153,15 +171,17 @@ _PRESETS = (
         defaults={
             "latency": Default(
                 {"quantiles": {"p50": "20ms", "p99": "100ms"}},
-                f'{_SQS_LATENCY} ("tens or low hundreds of milliseconds"); the percentiles are a judgement',
+                f'"tens or low hundreds of milliseconds"; the percentiles are a {JUDGEMENT}',
+                _SQS_LATENCY,
             ),
             "duplication": Default(
                 0.0001,
-                f'{_SQS_STANDARD} ("more than one copy of a message might be delivered"); the rate is a {JUDGEMENT}',
+                f'"more than one copy of a message might be delivered"; the rate is a {JUDGEMENT}',
+                _SQS_STANDARD,
             ),
-            "visibility_timeout": Default("30s", f"{_SQS_VISIBILITY} (30 seconds by default)"),
-            "max_receive_count": Default("unlimited", f"{_SQS_DLQ} (no redrive policy by default)"),
-            "batch_size": Default(1, f"{_SQS_RECEIVE} (MaxNumberOfMessages=1 by default, at most 10)"),
+            "visibility_timeout": Default("30s", "30 seconds by default", _SQS_VISIBILITY),
+            "max_receive_count": Default("unlimited", "no redrive policy by default", _SQS_DLQ),
+            "batch_size": Default(1, "MaxNumberOfMessages=1 by default, at most 10", _SQS_RECEIVE),
         },
     ),
     Preset(
@@ -171,13 +191,14 @@ _PRESETS = (
         defaults={
             "latency": Default(
                 {"quantiles": {"p50": "20ms", "p99": "100ms"}},
-                f'{_SQS_LATENCY} ("tens or low hundreds of milliseconds"); the percentiles are a judgement',
+                f'"tens or low hundreds of milliseconds"; the percentiles are a {JUDGEMENT}',
+                _SQS_LATENCY,
             ),
-            "throughput": Default("300/s", f"{_SQS_QUOTAS} (300 transactions per second without batching)"),
-            "visibility_timeout": Default("30s", f"{_SQS_VISIBILITY} (30 seconds by default)"),
-            "max_receive_count": Default("unlimited", f"{_SQS_DLQ} (no redrive policy by default)"),
-            "batch_size": Default(1, f"{_SQS_RECEIVE} (MaxNumberOfMessages=1 by default, at most 10)"),
-            "dedup_window": Default("5m", f"{_SQS_FIFO_DEDUP} (a 5-minute deduplication interval)"),
+            "throughput": Default("300/s", "300 transactions per second per API action without batching", _SQS_QUOTAS),
+            "visibility_timeout": Default("30s", "30 seconds by default", _SQS_VISIBILITY),
+            "max_receive_count": Default("unlimited", "no redrive policy by default", _SQS_DLQ),
+            "batch_size": Default(1, "MaxNumberOfMessages=1 by default, at most 10", _SQS_RECEIVE),
+            "dedup_window": Default("5m", "a 5-minute deduplication interval", _SQS_FIFO_DEDUP),
         },
     ),
     Preset(
@@ -191,11 +212,12 @@ _PRESETS = (
             ),
             "duplication": Default(
                 0.0001,
-                f'{_SQS_STANDARD} ("more than one copy of a message might be delivered"); the rate is a {JUDGEMENT}',
+                f'"more than one copy of a message might be delivered"; the rate is a {JUDGEMENT}',
+                _SQS_STANDARD,
             ),
-            "visibility_timeout": Default("30s", f"{_SQS_VISIBILITY} (30 seconds by default)"),
-            "max_receive_count": Default("unlimited", f"{_SQS_DLQ} (no redrive policy by default)"),
-            "batch_size": Default(1, f"{_SQS_RECEIVE} (MaxNumberOfMessages=1 by default, at most 10)"),
+            "visibility_timeout": Default("30s", "30 seconds by default", _SQS_VISIBILITY),
+            "max_receive_count": Default("unlimited", "no redrive policy by default", _SQS_DLQ),
+            "batch_size": Default(1, "MaxNumberOfMessages=1 by default, at most 10", _SQS_RECEIVE),
         },
     ),
     Preset(
@@ -207,12 +229,12 @@ _PRESETS = (
                 {"quantiles": {"p50": "0.5ms", "p99": "2ms"}},
                 f"{JUDGEMENT}: sub-millisecond median for a replicated stream on a LAN; no published percentiles",
             ),
-            "ack_wait": Default("30s", f"{_NATS_CONSUMERS} (AckWait=30s)"),
-            "max_deliver": Default("unlimited", f"{_NATS_CONSUMERS} (MaxDeliver=-1)"),
-            "max_ack_pending": Default(1000, f"{_NATS_CONSUMERS} (MaxAckPending=1000)"),
-            "dedup_window": Default("2m", f"{_NATS_STREAMS} (Duplicates window of 2 minutes)"),
-            "capacity": Default("unlimited", f"{_NATS_STREAMS} (MaxMsgs=-1)"),
-            "overflow": Default("drop-head", f"{_NATS_STREAMS} (Discard=old)"),
+            "ack_wait": Default("30s", "AckWait=30s", _NATS_CONSUMERS),
+            "max_deliver": Default("unlimited", "MaxDeliver=-1", _NATS_CONSUMERS),
+            "max_ack_pending": Default(1000, "MaxAckPending=1000", _NATS_CONSUMERS),
+            "dedup_window": Default("2m", "Duplicates window of 2 minutes", _NATS_STREAMS),
+            "capacity": Default("unlimited", "MaxMsgs=-1", _NATS_STREAMS),
+            "overflow": Default("drop-head", "Discard=old", _NATS_STREAMS),
         },
     ),
     Preset(
@@ -222,12 +244,13 @@ _PRESETS = (
         defaults={
             "latency": Default(
                 {"quantiles": {"p74.11": "1ms", "p99.9": "2ms"}},
-                f"{_REDIS_STREAMS} (latency tests: 74.11% of messages within 1 ms, 99.9% within 2 ms)",
+                "latency tests: 74.11% of messages within 1 ms, 99.9% within 2 ms",
+                _REDIS_STREAMS,
             ),
             "batch_size": Default(1, f"{JUDGEMENT}: XREADGROUP COUNT 1"),
-            "claim_interval": Default("off", f"{_REDIS_STREAMS} (nothing is redelivered unless a consumer claims it)"),
+            "claim_interval": Default("off", "nothing is redelivered unless a consumer claims it", _REDIS_STREAMS),
             "claim_min_idle": Default("60s", f"{JUDGEMENT}: the min-idle-time a claimer passes to XAUTOCLAIM"),
-            "capacity": Default("unlimited", f"{_REDIS_STREAMS} (no MAXLEN unless XADD trims)"),
+            "capacity": Default("unlimited", "no MAXLEN unless XADD trims", _REDIS_STREAMS),
         },
     ),
 )
@@ -241,6 +264,22 @@ BROKER_KEYS = tuple(dict.fromkeys(key for preset in _PRESETS for key in preset.k
 def defaults_of(preset: str) -> dict[str, Any]:
     """The preset's defaults in the YAML shape."""
     return {key: default.value for key, default in PRESETS[preset].defaults.items()}
+
+
+def shown(value: Any) -> str:
+    """A default as a user would write it in YAML, on one line."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {shown(inner)}" for key, inner in value.items()) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def preset_rows(preset: str) -> list[tuple[str, str, str, str]]:
+    """``(key, default, basis, url)`` for each key a preset sets, in the preset's order."""
+    return [
+        (key, shown(default.value), default.basis, default.url) for key, default in PRESETS[preset].defaults.items()
+    ]
 
 
 def inapplicable_hint(key: str, preset: str) -> str:

@@ -193,9 +193,7 @@ class QuantileTime(TaggedModel):
                 continue
             percentile = _percentile(key)
             if percentile is None:
-                raise ValueError(
-                    f"quantiles are written as pNN: DURATION, such as p50: 3ms or p99.9: 18ms (got {key!r})"
-                )
+                raise ValueError(f"write quantiles as pNN: DURATION, such as p50: 3ms or p99.9: 18ms (got {key!r})")
             points[percentile] = value
         return {**rest, "points": points}
 

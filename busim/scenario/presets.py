@@ -141,6 +141,8 @@ _PRESETS = (
             "latency": Default("0s", f"{JUDGEMENT}: an ideal broker adds no delay"),
             "ack_timeout": Default("30s", f"{JUDGEMENT}: a common ack timeout"),
             "max_deliveries": Default("unlimited", f"{JUDGEMENT}: no dead-letter queue unless asked for"),
+            "capacity": Default("unlimited", f"{JUDGEMENT}: an ideal queue never fills"),
+            "overflow": Default("drop-head", f"{JUDGEMENT}: as RabbitMQ, when a capacity is set"),
         },
     ),
     _KAFKA,

@@ -110,9 +110,8 @@ def _tagged(kinds: tuple[str, ...], what: str, scalar_kind: str | None):
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A suggestion to append to an error message, or ``""`` when nothing is close."""
     choices = list(choices)
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not close and len(word) >= 3:
-        close = [choice for choice in choices if choice.startswith(word)][:1]
+    close = [choice for choice in choices if choice.startswith(word)][:1] if len(word) >= 3 else []
+    close = close or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

@@ -176,3 +176,50 @@ def test_a_bug_keeps_its_traceback_and_exits_with_its_own_code(monkeypatch, caps
     stderr = capsys.readouterr().err
     assert "Traceback" in stderr and "RuntimeError: boom" in stderr
     assert stderr.endswith("please report it with the traceback above\n")
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [
+        "ideal",
+        "kafka",
+        "rabbitmq",
+        "rabbitmq-quorum",
+        "sqs-standard",
+        "sqs-fifo",
+        "sns-sqs",
+        "nats-jetstream",
+        "redis-streams",
+    ],
+)
+def test_the_flash_sale_runs_on_every_preset_with_one_override(preset, tmp_path):
+    result = runner.invoke(
+        app, ["run", FLASH_SALE, "--set", f"broker.preset={preset}", "--out", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["scenario"]["overrides"] == [f"broker.preset={preset}"]
+    resolved = (tmp_path / "scenario.yaml").read_text()
+    assert f"preset: {preset}" in resolved
+    # The resolved scenario runs again, unchanged, without the override.
+    again = runner.invoke(app, ["run", str(tmp_path / "scenario.yaml"), "--out", str(tmp_path / "again"), "--json"])
+    assert json.loads(again.stdout)["consumers"] == document["consumers"]
+
+
+def test_presets_lists_every_preset_and_shows_one_with_its_sources():
+    listing = runner.invoke(app, ["presets"], env={"COLUMNS": "200"})
+    assert listing.exit_code == 0
+    for name in ("ideal", "kafka", "rabbitmq-quorum", "sqs-fifo", "sns-sqs", "nats-jetstream", "redis-streams"):
+        assert f"  {name} " in listing.stdout
+    kafka = runner.invoke(app, ["presets", "kafka"], env={"COLUMNS": "200"})
+    assert "session_timeout" in kafka.stdout and "session.timeout.ms=45000" in kafka.stdout
+    assert "https://kafka.apache.org/documentation/#consumerconfigs" in kafka.stdout
+
+
+def test_presets_names_the_valid_presets_for_a_typo():
+    result = runner.invoke(app, ["presets", "sqs"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "busim: unknown preset 'sqs'; did you mean 'sqs-standard'? (presets: ideal, kafka, rabbitmq, "
+        "rabbitmq-quorum, sqs-standard, sqs-fifo, sns-sqs, nats-jetstream, redis-streams)\n"
+    )

@@ -144,3 +144,113 @@ def test_every_run_keeps_its_books(subject):
     # The results document is valid JSON, without NaN, and the run repeats exactly.
     json.loads(results_json(result))
     assert busim.simulate(subject).summary == result.summary
+
+
+PRESET_KEYS = {
+    "ideal": {"ack_timeout": [0.05, 0.5], "max_deliveries": [None, 2], "capacity": [None, 5]},
+    "kafka": {"partitions": [1, 3, 8], "commit": ["auto", "per-message", "per-batch"], "session_timeout": [0, 1]},
+    "rabbitmq": {"prefetch": [1, 10, "unlimited"], "capacity": [None, 5], "overflow": ["drop-head", "reject-publish"]},
+    "rabbitmq-quorum": {"prefetch": [1, 10], "delivery_limit": [1, 20]},
+    "sqs-standard": {"visibility_timeout": [0.05, 1], "batch_size": [1, 10], "max_receive_count": [None, 2]},
+    "sqs-fifo": {"visibility_timeout": [0.05, 1], "throughput": ["unlimited", "100/s"], "dedup_window": [0, 300]},
+    "sns-sqs": {"visibility_timeout": [0.05, 1], "batch_size": [1, 3]},
+    "nats-jetstream": {"ack_wait": [0.05, 1], "max_ack_pending": [1, 1000], "max_deliver": [None, 3]},
+    "redis-streams": {"claim_interval": ["off", 0.5], "claim_min_idle": [0.1, 1], "batch_size": [1, 5]},
+}
+
+
+@st.composite
+def preset_scenarios(draw):
+    """A random small scenario on a random preset, with some of its own keys drawn too."""
+    preset = draw(st.sampled_from(sorted(PRESET_KEYS)))
+    broker = {
+        "preset": preset,
+        "delivery": draw(st.sampled_from(["at-least-once", "at-most-once"])),
+        "latency": draw(time_distribution()),
+        "duplication": draw(st.sampled_from([0, 0.05])),
+        "loss": draw(st.sampled_from([0, 0.05])),
+        "publish_ack_loss": draw(st.sampled_from([0, 0.1])),
+    }
+    for key, values in PRESET_KEYS[preset].items():
+        broker[key] = draw(st.sampled_from(values))
+    if draw(st.booleans()):
+        broker["outages"] = [{"at": draw(st.sampled_from([0.5, 2.5])), "duration": draw(st.sampled_from([0.1, 1.0]))}]
+    crash = None
+    if draw(st.booleans()):
+        crash = {"probability": draw(st.sampled_from([0.01, 0.1])), "restart_after": draw(durations_ms) / 1000}
+    worker = {
+        "name": "worker",
+        "subscribes": ["Job"],
+        "instances": draw(st.integers(1, 3)),
+        "concurrency": draw(st.integers(1, 2)),
+        "processing_time": draw(time_distribution()),
+        "idempotency": draw(st.sampled_from(["none", "dedup"])),
+        "crash": crash,
+        "state": {"count": {"initial": 0}},
+        "effects": [{"counter": "count", "key": "item", "add": 1}],
+    }
+    publisher = {
+        "name": "source",
+        "event": "Job",
+        "arrivals": draw(st.sampled_from(["poisson", "uniform"])),
+        "rate": draw(st.sampled_from([5, 50, 200])),
+        "retries": draw(st.sampled_from([0, 2, "unlimited"])),
+        "publish_timeout": draw(st.sampled_from([0.1, 1.0])),
+    }
+    return scenario(
+        seed=draw(st.integers(0, 2**32)),
+        duration=4,
+        drain_timeout=draw(st.sampled_from([1, 120])),
+        publishers=[publisher],
+        broker=broker,
+        consumers=[worker],
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(preset_scenarios())
+def test_every_preset_keeps_its_books(subject):
+    result = busim.simulate(subject)
+    record, worker = result.record, result.summary.consumers["worker"]
+    group = record.groups[0]
+    deliveries = group.deliveries
+    fates = group.fates()
+
+    dead_only = fates.dead_lettered & ~fates.processed
+    assert fates.processed.sum() + fates.lost.sum() + dead_only.sum() + fates.in_flight.sum() == worker.subscribed
+    assert not (fates.lost & fates.dead_lettered).any()
+
+    # Causal order: arrival, receipt, start, end; nothing received while the broker is down.
+    assert np.all(deliveries.receive_s >= deliveries.arrival_s)
+    started = ~np.isnan(deliveries.take_s)
+    assert np.all(deliveries.take_s[started] >= deliveries.receive_s[started])
+    finished = ~np.isnan(deliveries.done_s)
+    assert np.all(deliveries.done_s[finished & started] >= deliveries.take_s[finished & started])
+    for outage in subject.broker.outages:
+        assert not np.any((deliveries.receive_s >= outage.at) & (deliveries.receive_s < outage.end_s))
+
+    latency = worker.latency_s
+    if latency.end_to_end.count:
+        parts = latency.broker.mean + latency.queue_wait.mean + latency.processing.mean
+        assert abs(latency.end_to_end.mean - parts) <= 1e-9 * max(1.0, latency.end_to_end.mean)
+
+    assert worker.delivered == len(deliveries)
+    assert sum(worker.by_reason["lost"].values()) == worker.lost
+    assert sum(worker.by_reason["redelivered"].values()) == worker.redelivered
+    assert sum(worker.by_reason["duplicate_deliveries"].values()) == worker.duplicate_deliveries
+    assert sum(worker.by_reason["dead_lettered"].values()) == worker.dead_lettered
+    if record.drained:
+        assert worker.in_flight_at_end == 0
+    if subject.consumers[0].idempotency == "dedup":
+        assert worker.duplicate_effects == 0
+    # No instance ever processes more deliveries at once than it has workers.
+    concurrency = subject.consumers[0].concurrency
+    for instance in np.unique(deliveries.instance):
+        mine = (deliveries.instance == instance) & started
+        ends = np.where(np.isnan(deliveries.done_s[mine]), np.inf, deliveries.done_s[mine])
+        times = np.concatenate([deliveries.take_s[mine], ends])
+        steps = np.concatenate([np.ones(mine.sum()), -np.ones(mine.sum())])
+        order = np.lexsort((steps, times))  # at equal times an end comes before a start
+        assert np.cumsum(steps[order]).max(initial=0) <= concurrency
+    json.loads(results_json(result))
+    assert busim.simulate(subject).summary == result.summary

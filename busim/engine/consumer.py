@@ -53,16 +53,33 @@ _FIRST = int(DeliveryCause.FIRST)
 Copy = tuple[float, int, int, int]
 
 
-class _Queue(deque):
-    """One FIFO queue of copies."""
+class _Queue:
+    """One FIFO queue of copies; a requeued copy goes back to its place, ahead of later messages."""
 
-    take = deque.popleft
+    def __init__(self) -> None:
+        self._copies: deque[Copy] = deque()
+        self._requeued: list[tuple[int, Copy]] = []  # a heap by message: publish order
+
+    def __len__(self) -> int:
+        return len(self._copies) + len(self._requeued)
+
+    def __bool__(self) -> bool:
+        return bool(self._copies) or bool(self._requeued)
+
+    def __iter__(self):
+        yield from (copy for _, copy in self._requeued)
+        yield from self._copies
 
     def push(self, copy: Copy, front: bool) -> None:
         if front:
-            self.appendleft(copy)
+            heappush(self._requeued, (copy[1], copy))
         else:
-            self.append(copy)
+            self._copies.append(copy)
+
+    def take(self) -> Copy:
+        if self._requeued:
+            return heappop(self._requeued)[1]
+        return self._copies.popleft()
 
     def release(self, message: int) -> None:
         """Nothing to release: a queue without message groups never blocks."""

@@ -157,6 +157,10 @@ _CONSUMER_ROWS = (
 )
 
 
+# Rows that only a few scenarios can produce, left out while they are 0.
+_ONLY_WHEN_SEEN = ("rejected_publishes",)
+
+
 def _consumers_table(result: Result) -> Table:
     consumers = result.summary.consumers
     table = _table("Consumers")
@@ -166,6 +170,8 @@ def _consumers_table(result: Result) -> Table:
     table.add_column("why", style="dim")
     for label, attribute, anomaly in _CONSUMER_ROWS:
         values = [getattr(consumer, attribute) for consumer in consumers.values()]
+        if attribute in _ONLY_WHEN_SEEN and not any(values):
+            continue
         cells = [_count(value) if anomaly else f"{value:,}" for value in values]
         table.add_row(label, *cells, _reasons(result, attribute))
     return table

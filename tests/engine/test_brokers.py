@@ -447,3 +447,17 @@ def test_outcomes_of_crashed_prefetches_are_aborted():
     never_started = np.isnan(deliveries.take_s)
     assert np.all(deliveries.outcome[never_started] == Outcome.ABORTED)
     assert LossReason.OVERFLOW_DROPPED.name.lower() == "overflow_dropped"
+
+
+def test_rabbitmq_requeues_a_crashed_consumers_messages_to_their_places():
+    # One consumer holding 10 at a time crashes now and then; what it held goes back ahead of
+    # everything published later, in publish order, so one consumer still sees publish order.
+    result = busim.simulate(
+        scenario(
+            broker={"preset": "rabbitmq", "latency": 0, "prefetch": 10},
+            consumers=[consumer(processing_time="0.2s", crash={"probability": 0.1, "restart_after": 0})],
+        )
+    )
+    worker = worker_of(result)
+    assert worker.by_reason["redelivered"]["prefetched"] > 0
+    assert worker.out_of_order == 0

@@ -10,11 +10,16 @@ Nothing is acknowledged message by message: the group commits, per
 partition, the offset up to which it has processed, every
 ``auto_commit_interval`` (``commit: auto``), after each record
 (``per-message``) or after each batch of ``max_poll_records`` or when the
-member runs out of records (``per-batch``). When an instance crashes, its
-members' partitions stop until the session timeout expires; they then move
-to the live member with the fewest partitions (or wait for the first member
-to come back) and resume from the last committed offset, so the processed
-but uncommitted tail of each partition is delivered again.
+member runs out of records (``per-batch``).
+
+When an instance crashes, its members' partitions stop and are rewound to
+their committed offsets, so the processed but uncommitted tail of each is
+delivered again. The coordinator notices when the session timeout expires
+and rebalances: every partition is assigned again by range over the live
+members. A member that comes back joins with another rebalance, which waits
+for any crashed member's session to expire first. A partition that moves
+between live members carries on where it was: its old owner finishes the
+record in hand and commits on revocation.
 
 SimPy events: one per processing completion, wake-ups of idle members, the
 commit ticks, and one per crash for the session timeout and the restart.
@@ -122,9 +127,11 @@ class PartitionedGroup:
                 self._owner[partition] = member
         self._alive = [True] * members
         self._current = [-1] * members  # the delivery a member is processing
+        self._current_partition = [-1] * members  # ... and its partition
         self._batch = [0] * members  # records processed since the member's last poll
         self._wake_at = [_INFINITY] * members
-        self._waiting_orphans: list[int] = []
+        self._reader = [-1] * partition_count  # the member processing one of the partition's records
+        self._open_sessions = 0  # crashed members the coordinator has not yet dropped
         self._paused = False
         if rules.at_least_once and rules.commit == "auto":
             self._env.timeout(rules.auto_commit_interval_s).callbacks.append(self._on_commit_tick)
@@ -155,6 +162,8 @@ class PartitionedGroup:
             return
         best, best_s = -1, _INFINITY
         for partition in self._owned[member]:
+            if self._reader[partition] >= 0:
+                continue  # moved here by a rebalance while its last owner finishes a record
             ready_s = self._ready_s(partition)
             if ready_s < best_s:
                 best, best_s = partition, ready_s
@@ -190,6 +199,8 @@ class PartitionedGroup:
         delivery = self.log.append(message, attempt, cause, member // self._concurrency, arrival_s, now)
         self.log.take_s[delivery] = now
         self._current[member] = delivery
+        self._current_partition[member] = partition
+        self._reader[partition] = member
         if not self._at_least_once:
             self._committed[partition] = position + 1  # committed before processing: at most once
         processing_s = self._processing_time()
@@ -225,8 +236,14 @@ class PartitionedGroup:
             return
         self._settled[message] = 1
         self._current[member] = -1
+        self._reader[partition] = -1
         self._batch[member] += 1
-        if self._rules.commit == "per-message":
+        if self._owner[partition] != member:
+            # Revoked by a rebalance while processing: commit on revocation, and let the new owner read.
+            self._committed[partition] = self._processed[partition]
+            if self._owner[partition] >= 0:
+                self._dispatch(self._owner[partition], now)
+        elif self._rules.commit == "per-message":
             self._committed[partition] = self._processed[partition]
         elif self._batch[member] >= self._rules.max_poll_records:
             self._poll_ends(member)
@@ -258,13 +275,14 @@ class PartitionedGroup:
         log = self.log
         log.crashes.append((now, instance))
         log.crashed.add(delivery)
-        orphans = []
         first_member = instance * self._concurrency
         for member in range(first_member, first_member + self._concurrency):
             self._alive[member] = False
             current = self._current[member]
             self._current[member] = -1
             self._batch[member] = 0
+            if current >= 0:
+                self._reader[self._current_partition[member]] = -1
             if current >= 0 and current != delivery:
                 log.outcome[current] = _ABORTED
                 log.done_s[current] = now
@@ -273,11 +291,11 @@ class PartitionedGroup:
             for partition in self._owned[member]:
                 self._rewind(partition, current if current >= 0 else -1, delivery)
                 self._owner[partition] = _ORPHANED
-                orphans.append(partition)
             self._owned[member] = []
         if not self._at_least_once:
             self._settled[log.message[delivery]] = 1
-        self._env.timeout(self._rules.session_timeout_s, orphans).callbacks.append(self._on_session_expired)
+        self._open_sessions += 1
+        self._env.timeout(self._rules.session_timeout_s).callbacks.append(self._on_session_expired)
         self._env.timeout(self._restart_s, instance).callbacks.append(self._on_restart)
 
     def _rewind(self, partition: int, in_flight: int, crashed: int) -> None:
@@ -296,29 +314,43 @@ class PartitionedGroup:
         self._position[partition] = committed
         self._processed[partition] = min(self._processed[partition], committed)
 
-    def _on_session_expired(self, event: simpy.Event) -> None:
-        """The coordinator drops the crashed members and hands their partitions to live ones."""
-        self._waiting_orphans += event.value
-        self._assign_orphans()
+    def _on_session_expired(self, _event: simpy.Event) -> None:
+        """The coordinator drops a crashed member and rebalances the group."""
+        self._open_sessions -= 1
+        self._rebalance()
 
     def _on_restart(self, event: simpy.Event) -> None:
+        """The instance's members join again; the rebalance that follows waits for crashed members to expire."""
         first_member = event.value * self._concurrency
         for member in range(first_member, first_member + self._concurrency):
             self._alive[member] = True
-        self._assign_orphans()
+        if self._open_sessions == 0:
+            self._rebalance()
 
-    def _assign_orphans(self) -> None:
+    def _rebalance(self) -> None:
+        """Assign every partition again, by range over the live members.
+
+        A partition that changes hands between live members carries on from
+        where it was (its old owner commits on revocation); a crashed
+        member's partitions were rewound to their committed offsets.
+        """
         live = [member for member, alive in enumerate(self._alive) if alive]
         if not live:
             return
         now = self._env.now
-        for partition in self._waiting_orphans:
-            member = min(live, key=lambda m: (len(self._owned[m]), m))
-            self._owned[member].append(partition)
-            self._owner[partition] = member
-            self._replay_s[partition] = now
-        self._waiting_orphans = []
+        for member in range(len(self._owned)):
+            self._owned[member] = []
+        for member, owned in zip(live, range_assignment(len(self._owner), len(live))):
+            self._owned[member] = owned
+            for partition in owned:
+                previous = self._owner[partition]
+                if previous == _ORPHANED:
+                    self._replay_s[partition] = now
+                elif previous != member and self._reader[partition] < 0:
+                    self._committed[partition] = self._processed[partition]
+                self._owner[partition] = member
         for member in live:
+            self._poll_ends(member)
             self._dispatch(member, now)
 
     def _lose(self, message: int, now: float, reason: LossReason) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import busim
+from busim.engine.keys import partition_of
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause, LossReason, Outcome
 from tests.conftest import consumer, scenario
@@ -461,3 +462,45 @@ def test_rabbitmq_requeues_a_crashed_consumers_messages_to_their_places():
     worker = worker_of(result)
     assert worker.by_reason["redelivered"]["prefetched"] > 0
     assert worker.out_of_order == 0
+
+
+# A seed whose crash stream fires on the 200th processing, then not for 600 more.
+CRASH_ON_200TH = 7643
+
+
+def test_kafka_rebalances_when_a_session_expires_and_when_the_member_comes_back():
+    rng = RandomStreams.from_seed(CRASH_ON_200TH).generator("consumer", "worker", "crash")
+    assert rng.geometric(1 / 200) == 200 and rng.geometric(1 / 200) > 600
+    result = busim.simulate(
+        scenario(
+            seed=CRASH_ON_200TH,
+            duration=60,
+            broker={"preset": "kafka", "partitions": 2, "latency": 0, "session_timeout": "5s", "commit": "per-message"},
+            consumers=[consumer(instances=2, crash={"probability": 1 / 200, "restart_after": 20})],
+        )
+    )
+    group = result.record.groups[0]
+    deliveries = group.deliveries
+    # The 200th processing is message 199, published (and processed) at 19.9 s.
+    assert group.crash_s.tolist() == [pytest.approx(19.9)]
+    crashed = int(group.crash_instance[0])
+    survivor = 1 - crashed
+
+    selection = result.record.messages.select(["Job"])
+    partition = partition_of(result.record.scenario, result.record.messages, selection, 2)
+
+    def partitions_taken_by(instance, start_s, end_s):
+        window = (deliveries.take_s > start_s) & (deliveries.take_s < end_s) & (deliveries.instance == instance)
+        return set(partition[deliveries.message[window]].tolist())
+
+    own = partitions_taken_by(survivor, 0, 19.9)
+    assert len(own) == 1 and partitions_taken_by(crashed, 0, 19.9) == {0, 1} - own
+    # Until the session expires (24.9 s) the crashed member's partition waits; the survivor keeps to its own.
+    assert partitions_taken_by(crashed, 19.9, 24.9) == set()
+    assert partitions_taken_by(survivor, 19.9, 24.9) == own
+    # Then the survivor owns both, until the member is back (39.9 s) and takes its partition again.
+    assert partitions_taken_by(crashed, 24.9, 39.9) == set()
+    assert partitions_taken_by(survivor, 24.9, 39.9) == {0, 1}
+    assert partitions_taken_by(crashed, 39.9, 70) == {0, 1} - own
+    assert partitions_taken_by(survivor, 39.9, 70) == own
+    assert worker_of(result).processed == 600

@@ -129,6 +129,8 @@ class PartitionedGroup:
         self._current = [-1] * members  # the delivery a member is processing
         self._current_partition = [-1] * members  # ... and its partition
         self._batch = [0] * members  # records processed since the member's last poll
+        self._poll_s = [0.0] * members  # when the member last polled
+        self._expelled = [False] * members  # dropped for outlasting max_poll_interval, still processing
         self._wake_at = [_INFINITY] * members
         self._reader = [-1] * partition_count  # the member processing one of the partition's records
         self._open_sessions = 0  # crashed members the coordinator has not yet dropped
@@ -168,10 +170,10 @@ class PartitionedGroup:
             if ready_s < best_s:
                 best, best_s = partition, ready_s
         if best < 0:
-            self._poll_ends(member)
+            self._poll_ends(member, now)
             return
         if best_s > now:
-            self._poll_ends(member)
+            self._poll_ends(member, now)
             if best_s < self._wake_at[member]:
                 self._wake_at[member] = best_s
                 self._env.timeout(best_s - now, (member, best_s)).callbacks.append(self._on_wake)
@@ -204,6 +206,11 @@ class PartitionedGroup:
         if not self._at_least_once:
             self._committed[partition] = position + 1  # committed before processing: at most once
         processing_s = self._processing_time()
+        deadline_s = self._poll_s[member] + self._rules.max_poll_interval_s
+        if self._at_least_once and now + processing_s > deadline_s:
+            self._env.timeout(max(deadline_s - self._env.now, 0.0), (member, delivery)).callbacks.append(
+                self._on_poll_timeout
+            )
         # `now` can be a hair later than the clock (see _on_wake): finish `processing_s` after `now`.
         self._env.timeout(now - self._env.now + processing_s, (member, partition, delivery)).callbacks.append(
             self._on_done
@@ -228,7 +235,9 @@ class PartitionedGroup:
         if outcome == _APPLIED and self._has_effects and not self._plan.apply(self._state, message):
             outcome = _REJECTED
         log.outcome[delivery] = outcome
-        self._processed[partition] = max(self._processed[partition], self._position[partition])
+        expelled = self._expelled[member]
+        if not expelled:
+            self._processed[partition] = max(self._processed[partition], self._position[partition])
         self._until_crash -= 1
         if self._until_crash == 0:
             self._until_crash = self._next_crash()
@@ -236,6 +245,13 @@ class PartitionedGroup:
             return
         self._settled[message] = 1
         self._current[member] = -1
+        if expelled:
+            # Its commit fails; it polls again and rejoins the group.
+            self._expelled[member] = False
+            self._poll_ends(member, now)
+            if self._open_sessions == 0:
+                self._rebalance()
+            return
         self._reader[partition] = -1
         self._batch[member] += 1
         if self._owner[partition] != member:
@@ -246,16 +262,17 @@ class PartitionedGroup:
         elif self._rules.commit == "per-message":
             self._committed[partition] = self._processed[partition]
         elif self._batch[member] >= self._rules.max_poll_records:
-            self._poll_ends(member)
+            self._poll_ends(member, now)
         self._dispatch(member, now)
 
     # ------------------------------------------------------------ offsets
-    def _poll_ends(self, member: int) -> None:
+    def _poll_ends(self, member: int, now: float) -> None:
         """The member polls again: with ``commit: per-batch`` it commits what it processed."""
         if self._batch[member] and self._rules.commit == "per-batch":
             for partition in self._owned[member]:
                 self._committed[partition] = self._processed[partition]
         self._batch[member] = 0
+        self._poll_s[member] = now
 
     def _on_commit_tick(self, _event: simpy.Event) -> None:
         for member, owned in enumerate(self._owned):
@@ -289,7 +306,7 @@ class PartitionedGroup:
                 if not self._at_least_once:
                     self._lose(log.message[current], now, LossReason.CRASH_IN_FLIGHT)
             for partition in self._owned[member]:
-                self._rewind(partition, current if current >= 0 else -1, delivery)
+                self._rewind(partition, DeliveryCause.OFFSET_REWIND, self._crash_causes(current, delivery))
                 self._owner[partition] = _ORPHANED
             self._owned[member] = []
         if not self._at_least_once:
@@ -298,21 +315,42 @@ class PartitionedGroup:
         self._env.timeout(self._rules.session_timeout_s).callbacks.append(self._on_session_expired)
         self._env.timeout(self._restart_s, instance).callbacks.append(self._on_restart)
 
-    def _rewind(self, partition: int, in_flight: int, crashed: int) -> None:
+    def _crash_causes(self, in_flight: int, crashed: int) -> dict[int, int]:
+        """Why the records a crash interrupted come again, by message."""
+        causes = {self.log.message[crashed]: DeliveryCause.CRASH_BEFORE_ACK}
+        if in_flight >= 0 and in_flight != crashed:
+            causes[self.log.message[in_flight]] = DeliveryCause.CRASH_IN_FLIGHT
+        return causes
+
+    def _rewind(self, partition: int, cause: int, causes: dict[int, int]) -> None:
         """Move the partition's read position back to its committed offset, labelling what comes again."""
-        committed = self._committed[partition]
-        causes = self._replay_cause[partition]
-        log = self.log
-        for position in range(committed, self._position[partition]):
+        replay = self._replay_cause[partition]
+        for position in range(self._committed[partition], self._position[partition]):
             message = self._log_message[partition][position]
-            if in_flight >= 0 and log.message[in_flight] == message and in_flight != crashed:
-                causes[position] = DeliveryCause.CRASH_IN_FLIGHT
-            elif log.message[crashed] == message:
-                causes[position] = DeliveryCause.CRASH_BEFORE_ACK
-            else:
-                causes[position] = DeliveryCause.OFFSET_REWIND
-        self._position[partition] = committed
-        self._processed[partition] = min(self._processed[partition], committed)
+            replay[position] = causes.get(message, cause)
+        self._position[partition] = self._committed[partition]
+        self._processed[partition] = min(self._processed[partition], self._committed[partition])
+
+    def _on_poll_timeout(self, event: simpy.Event) -> None:
+        """A member outlasted max_poll_interval: the coordinator drops it and rebalances.
+
+        Its partitions go back to their committed offsets and to other members
+        while it finishes the record in hand, whose commit then fails: what it
+        processed since the last commit is processed again.
+        """
+        member, delivery = event.value
+        if self._current[member] != delivery or self._expelled[member]:
+            return
+        self._expelled[member] = True
+        in_hand = self._current_partition[member]
+        # The record in hand may belong to a partition an earlier rebalance already gave to another member.
+        for partition in {*self._owned[member], in_hand}:
+            self._rewind(partition, DeliveryCause.REBALANCE, {})
+        for partition in self._owned[member]:
+            self._owner[partition] = _ORPHANED
+        self._reader[in_hand] = -1
+        self._owned[member] = []
+        self._rebalance()
 
     def _on_session_expired(self, _event: simpy.Event) -> None:
         """The coordinator drops a crashed member and rebalances the group."""
@@ -334,7 +372,7 @@ class PartitionedGroup:
         where it was (its old owner commits on revocation); a crashed
         member's partitions were rewound to their committed offsets.
         """
-        live = [member for member, alive in enumerate(self._alive) if alive]
+        live = [member for member, alive in enumerate(self._alive) if alive and not self._expelled[member]]
         if not live:
             return
         now = self._env.now
@@ -350,7 +388,8 @@ class PartitionedGroup:
                     self._committed[partition] = self._processed[partition]
                 self._owner[partition] = member
         for member in live:
-            self._poll_ends(member)
+            if self._current[member] < 0:
+                self._poll_ends(member, now)
             self._dispatch(member, now)
 
     def _lose(self, message: int, now: float, reason: LossReason) -> None:

@@ -41,6 +41,7 @@ class DeliveryCause(enum.IntEnum):
     DEDUP_WINDOW_EXPIRED = 7  # a publisher's resend reached the broker after its dedup window
     PREFETCHED = 8  # redelivered: the instance crashed holding it unprocessed (prefetch, batch)
     OFFSET_REWIND = 9  # redelivered: processed but its offset not committed when the instance crashed
+    REBALANCE = 10  # redelivered: its partition moved after a member outlasted max_poll_interval
 
 
 class LossReason(enum.IntEnum):

@@ -70,6 +70,7 @@ class DeliveryRules:
     auto_commit_interval_s: float
     session_timeout_s: float
     max_poll_records: int
+    max_poll_interval_s: float
 
     @classmethod
     def of(cls, broker: Broker, instances: int = 1) -> DeliveryRules:
@@ -106,4 +107,5 @@ class DeliveryRules:
             auto_commit_interval_s=broker.auto_commit_interval or 5.0,
             session_timeout_s=broker.session_timeout if broker.session_timeout is not None else 45.0,
             max_poll_records=broker.max_poll_records or 500,
+            max_poll_interval_s=broker.max_poll_interval or 300.0,
         )

@@ -59,7 +59,7 @@ COMMON_KEYS = (
 
 # Keys that mean the same thing under each broker's own name, for hints.
 EQUIVALENT_KEYS = (
-    ("ack_timeout", "consumer_timeout", "visibility_timeout", "ack_wait", "claim_min_idle"),
+    ("ack_timeout", "consumer_timeout", "visibility_timeout", "ack_wait", "claim_min_idle", "max_poll_interval"),
     ("max_deliveries", "delivery_limit", "max_receive_count", "max_deliver"),
     ("prefetch", "max_poll_records", "batch_size", "max_ack_pending"),
     ("dedup_window", "idempotent_producer"),
@@ -109,6 +109,7 @@ _KAFKA = Preset(
         "auto_commit_interval": Default("5s", "auto.commit.interval.ms=5000", _KAFKA_CONSUMER),
         "max_poll_records": Default(500, "max.poll.records=500", _KAFKA_CONSUMER),
         "session_timeout": Default("45s", "session.timeout.ms=45000 since Kafka 3.0", _KAFKA_CONSUMER),
+        "max_poll_interval": Default("5m", "max.poll.interval.ms=300000", _KAFKA_CONSUMER),
         "idempotent_producer": Default(
             True, "enable.idempotence=true since Kafka 3.0 (in effect from 3.2)", _KAFKA_PRODUCER
         ),

@@ -388,6 +388,7 @@ class Broker(Model):
     commit: Literal["auto", "per-message", "per-batch"] | None = None
     auto_commit_interval: PositiveSeconds | None = None
     session_timeout: Seconds | None = None
+    max_poll_interval: PositiveSeconds | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -504,3 +504,29 @@ def test_kafka_rebalances_when_a_session_expires_and_when_the_member_comes_back(
     assert partitions_taken_by(crashed, 39.9, 70) == {0, 1} - own
     assert partitions_taken_by(survivor, 39.9, 70) == own
     assert worker_of(result).processed == 600
+
+
+def slow_kafka_record(processing_time):
+    """One record, two members, and max.poll.interval of 2 s."""
+    return busim.simulate(
+        scenario(
+            publishers=[{"name": "source", "event": "Job", "rate": 1, "count": 1, "arrivals": "uniform"}],
+            broker={"preset": "kafka", "partitions": 1, "latency": 0, "commit": "per-message", "max_poll_interval": 2},
+            consumers=[consumer(instances=2, processing_time=processing_time, **COUNTER)],
+            drain_timeout=9,
+        )
+    )
+
+
+def test_a_kafka_member_slower_than_max_poll_interval_is_expelled_and_its_record_processed_again():
+    # 3 s per record against 2 s: at 2 s the first member is dropped and the record goes to the other,
+    # whose own deadline passes at 4 s, and so on: a record that never fits loops between members.
+    result = slow_kafka_record("3s")
+    deliveries = deliveries_of(result)
+    assert deliveries.take_s.tolist()[:4] == [0.0, 2.0, 4.0, 6.0]
+    assert deliveries.instance.tolist()[:4] == [0, 1, 0, 1]
+    assert set(deliveries.cause[1:].tolist()) == {DeliveryCause.REBALANCE}
+    assert worker_of(result).duplicate_effects > 0
+    assert not result.record.drained
+    in_time = slow_kafka_record("1.9s")
+    assert len(deliveries_of(in_time)) == 1

@@ -148,7 +148,13 @@ def test_every_run_keeps_its_books(subject):
 
 PRESET_KEYS = {
     "ideal": {"ack_timeout": [0.05, 0.5], "max_deliveries": [None, 2], "capacity": [None, 5]},
-    "kafka": {"partitions": [1, 3, 8], "commit": ["auto", "per-message", "per-batch"], "session_timeout": [0, 1]},
+    "kafka": {
+        "partitions": [1, 3, 8],
+        "commit": ["auto", "per-message", "per-batch"],
+        "session_timeout": [0, 1],
+        "max_poll_interval": [0.05, 300],
+        "max_poll_records": [1, 500],
+    },
     "rabbitmq": {"prefetch": [1, 10, "unlimited"], "capacity": [None, 5], "overflow": ["drop-head", "reject-publish"]},
     "rabbitmq-quorum": {"prefetch": [1, 10], "delivery_limit": [1, 20]},
     "sqs-standard": {"visibility_timeout": [0.05, 1], "batch_size": [1, 10], "max_receive_count": [None, 2]},

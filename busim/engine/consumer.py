@@ -36,17 +36,17 @@ import simpy
 
 from busim.engine.broker import BrokerLink, FirstAttempts
 from busim.engine.effects import EffectPlan
+from busim.engine.handler import Handler
 from busim.engine.log import DeliveryLog
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, Selection
 from busim.engine.rules import DeliveryRules
-from busim.engine.sampling import duration_sampler
 from busim.scenario.schema import Consumer
 
 _NEVER = 1 << 62
 _INFINITY = math.inf
 # Plain ints for the hot path: an enum member lookup costs more than the work it labels.
-_PROCESSING, _APPLIED, _REJECTED, _SKIPPED, _ABORTED = (int(o) for o in Outcome)
+_PROCESSING, _ABORTED = int(Outcome.PROCESSING), int(Outcome.ABORTED)
 _FIRST = int(DeliveryCause.FIRST)
 
 # A copy waiting in the queue: (arrival_s, message, attempt, cause).
@@ -166,22 +166,12 @@ class ConsumerGroup:
         self._env = env
         self._link = link
         self._rules = rules
-        self._plan = plan
-        self._state = plan.new_state()
-        self._has_effects = bool(consumer.effects)
         self._at_least_once = rules.at_least_once
         self._ack_timeout_s = rules.ack_timeout_s if rules.at_least_once else None
         self._max_deliveries = rules.max_deliveries or _NEVER
-        self._processing_time = duration_sampler(
-            consumer.processing_time, streams.generator("consumer", consumer.name, "processing")
-        )
-        self._crash_rng = streams.generator("consumer", consumer.name, "crash")
-        self._crash_probability = consumer.crash.probability if consumer.crash else 0.0
-        self._until_crash = self._next_crash()
-        self._restart_s = consumer.crash.restart_after if consumer.crash else 0.0
-        self._dedup_ttl_s = consumer.dedup_ttl
         count = selection.ids.size
-        self._dedup_at: list[float] | None = [-1.0] * count if consumer.idempotency == "dedup" else None
+        self._handler = Handler(consumer, plan, streams, count)
+        self._processing_time = self._handler.processing_time
 
         # Instances: how many unacknowledged deliveries each may hold, and its idle workers.
         instances, concurrency = consumer.instances, consumer.concurrency
@@ -384,22 +374,10 @@ class ConsumerGroup:
         now = self._env.now
         message = self._d_message[delivery]
         self._d_done[delivery] = now
-        outcome = _APPLIED
-        dedup_at = self._dedup_at
-        if dedup_at is not None:
-            # The id is checked and recorded in the same transaction as the effects.
-            seen_s = dedup_at[message]
-            if seen_s >= 0 and (self._dedup_ttl_s == 0 or now - seen_s <= self._dedup_ttl_s):
-                outcome = _SKIPPED
-            else:
-                dedup_at[message] = now
-        if outcome == _APPLIED and self._has_effects and not self._plan.apply(self._state, message):
-            outcome = _REJECTED
+        outcome = self._handler.handle(message, now)
         self._d_outcome[delivery] = outcome
         instance = self._d_instance[delivery]
-        self._until_crash -= 1
-        if self._until_crash == 0:
-            self._until_crash = self._next_crash()
+        if self._handler.crashes():
             self._crash(instance, delivery, now)
             self._dispatch(now)
             return
@@ -419,12 +397,6 @@ class ConsumerGroup:
         self._dispatch(now)
 
     # ------------------------------------------------------------ crashes
-    def _next_crash(self) -> int:
-        """How many processings until the next crash (the crashing one included)."""
-        if self._crash_probability == 0:
-            return _NEVER
-        return int(self._crash_rng.geometric(self._crash_probability))
-
     def _crash(self, instance: int, delivery: int, now: float) -> None:
         """``instance`` crashes after processing ``delivery``, before acking it.
 
@@ -465,7 +437,7 @@ class ConsumerGroup:
                 self._timer(max(now, due_s), message, self._d_attempt[other], cause)
             else:
                 self._lose(message, now, LossReason.NEVER_CLAIMED)
-        self._env.timeout(self._restart_s, instance).callbacks.append(self._on_restart)
+        self._env.timeout(self._handler.restart_s, instance).callbacks.append(self._on_restart)
 
     def _on_restart(self, event: simpy.Event) -> None:
         instance = event.value
@@ -548,4 +520,4 @@ class ConsumerGroup:
         """Freeze what happened into arrays; copies still queued count as unserved."""
         unserved = [*self._first_arrival[self._cursor :], *(entry[0] for entry in self._redeliveries)]
         unserved += [copy[0] for copy in self._waiting]
-        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._plan.snapshot(self._state))
+        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler.counters())

@@ -34,16 +34,16 @@ import simpy
 
 from busim.engine.broker import BrokerLink, FirstAttempts
 from busim.engine.effects import EffectPlan
+from busim.engine.handler import Handler
 from busim.engine.log import DeliveryLog
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, Selection
 from busim.engine.rules import DeliveryRules
-from busim.engine.sampling import duration_sampler
 from busim.scenario.schema import Consumer
 
 _NEVER = 1 << 62
 _INFINITY = math.inf
-_PROCESSING, _APPLIED, _REJECTED, _SKIPPED, _ABORTED = (int(o) for o in Outcome)
+_PROCESSING, _ABORTED = int(Outcome.PROCESSING), int(Outcome.ABORTED)
 _ORPHANED = -1
 
 
@@ -78,20 +78,10 @@ class PartitionedGroup:
         self._selection = selection
         self._env = env
         self._rules = rules
-        self._plan = plan
-        self._state = plan.new_state()
-        self._has_effects = bool(consumer.effects)
         self._at_least_once = rules.at_least_once
-        self._processing_time = duration_sampler(
-            consumer.processing_time, streams.generator("consumer", consumer.name, "processing")
-        )
-        self._crash_rng = streams.generator("consumer", consumer.name, "crash")
-        self._crash_probability = consumer.crash.probability if consumer.crash else 0.0
-        self._until_crash = self._next_crash()
-        self._restart_s = consumer.crash.restart_after if consumer.crash else 0.0
-        self._dedup_ttl_s = consumer.dedup_ttl
         count = selection.ids.size
-        self._dedup_at: list[float] | None = [-1.0] * count if consumer.idempotency == "dedup" else None
+        self._handler = Handler(consumer, plan, streams, count)
+        self._processing_time = self._handler.processing_time
         self._attempts = [0] * count
         self._settled = bytearray(count)
         self.log = DeliveryLog()
@@ -224,23 +214,12 @@ class PartitionedGroup:
         log = self.log
         message = log.message[delivery]
         log.done_s[delivery] = now
-        outcome = _APPLIED
-        dedup_at = self._dedup_at
-        if dedup_at is not None:
-            seen_s = dedup_at[message]
-            if seen_s >= 0 and (self._dedup_ttl_s == 0 or now - seen_s <= self._dedup_ttl_s):
-                outcome = _SKIPPED
-            else:
-                dedup_at[message] = now
-        if outcome == _APPLIED and self._has_effects and not self._plan.apply(self._state, message):
-            outcome = _REJECTED
+        outcome = self._handler.handle(message, now)
         log.outcome[delivery] = outcome
         expelled = self._expelled[member]
         if not expelled:
             self._processed[partition] = max(self._processed[partition], self._position[partition])
-        self._until_crash -= 1
-        if self._until_crash == 0:
-            self._until_crash = self._next_crash()
+        if self._handler.crashes():
             self._crash(member // self._concurrency, delivery, now)
             return
         self._settled[message] = 1
@@ -282,11 +261,6 @@ class PartitionedGroup:
         self._env.timeout(self._rules.auto_commit_interval_s).callbacks.append(self._on_commit_tick)
 
     # ------------------------------------------------------------ crashes and rebalancing
-    def _next_crash(self) -> int:
-        if self._crash_probability == 0:
-            return _NEVER
-        return int(self._crash_rng.geometric(self._crash_probability))
-
     def _crash(self, instance: int, delivery: int, now: float) -> None:
         """``instance`` crashes after processing ``delivery``, before committing its offset."""
         log = self.log
@@ -313,7 +287,7 @@ class PartitionedGroup:
             self._settled[log.message[delivery]] = 1
         self._open_sessions += 1
         self._env.timeout(self._rules.session_timeout_s).callbacks.append(self._on_session_expired)
-        self._env.timeout(self._restart_s, instance).callbacks.append(self._on_restart)
+        self._env.timeout(self._handler.restart_s, instance).callbacks.append(self._on_restart)
 
     def _crash_causes(self, in_flight: int, crashed: int) -> dict[int, int]:
         """Why the records a crash interrupted come again, by message."""
@@ -416,4 +390,4 @@ class PartitionedGroup:
             for arrivals, position, replay_s in zip(self._log_arrival, self._position, self._replay_s)
             for arrival_s in arrivals[position:]
         ]
-        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._plan.snapshot(self._state))
+        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler.counters())

@@ -133,6 +133,22 @@ _RABBIT_CLASSIC = {
     "overflow": Default("drop-head", "overflow=drop-head by default", _RABBIT_LENGTH),
 }
 
+_SQS_LATENCY_DEFAULT = Default(
+    {"quantiles": {"p50": "20ms", "p99": "100ms"}},
+    f'"tens or low hundreds of milliseconds"; the percentiles are a {JUDGEMENT}',
+    _SQS_LATENCY,
+)
+_SQS_DUPLICATION = Default(
+    0.0001,
+    f'"more than one copy of a message might be delivered"; the rate is a {JUDGEMENT}',
+    _SQS_STANDARD,
+)
+_SQS_QUEUE = {
+    "visibility_timeout": Default("30s", "30 seconds by default", _SQS_VISIBILITY),
+    "max_receive_count": Default("unlimited", "no redrive policy by default", _SQS_DLQ),
+    "batch_size": Default(1, "MaxNumberOfMessages=1 by default, at most 10", _SQS_RECEIVE),
+}
+
 _PRESETS = (
     Preset(
         name="ideal",
@@ -172,19 +188,9 @@ _PRESETS = (
         title="Amazon SQS standard queue",
         ordering="none (best-effort)",
         defaults={
-            "latency": Default(
-                {"quantiles": {"p50": "20ms", "p99": "100ms"}},
-                f'"tens or low hundreds of milliseconds"; the percentiles are a {JUDGEMENT}',
-                _SQS_LATENCY,
-            ),
-            "duplication": Default(
-                0.0001,
-                f'"more than one copy of a message might be delivered"; the rate is a {JUDGEMENT}',
-                _SQS_STANDARD,
-            ),
-            "visibility_timeout": Default("30s", "30 seconds by default", _SQS_VISIBILITY),
-            "max_receive_count": Default("unlimited", "no redrive policy by default", _SQS_DLQ),
-            "batch_size": Default(1, "MaxNumberOfMessages=1 by default, at most 10", _SQS_RECEIVE),
+            "latency": _SQS_LATENCY_DEFAULT,
+            "duplication": _SQS_DUPLICATION,
+            **_SQS_QUEUE,
         },
     ),
     Preset(
@@ -192,15 +198,9 @@ _PRESETS = (
         title="Amazon SQS FIFO queue, message groups by the event key",
         ordering="per message group (the event key)",
         defaults={
-            "latency": Default(
-                {"quantiles": {"p50": "20ms", "p99": "100ms"}},
-                f'"tens or low hundreds of milliseconds"; the percentiles are a {JUDGEMENT}',
-                _SQS_LATENCY,
-            ),
+            "latency": _SQS_LATENCY_DEFAULT,
             "throughput": Default("300/s", "300 transactions per second per API action without batching", _SQS_QUOTAS),
-            "visibility_timeout": Default("30s", "30 seconds by default", _SQS_VISIBILITY),
-            "max_receive_count": Default("unlimited", "no redrive policy by default", _SQS_DLQ),
-            "batch_size": Default(1, "MaxNumberOfMessages=1 by default, at most 10", _SQS_RECEIVE),
+            **_SQS_QUEUE,
             "dedup_window": Default("5m", "a 5-minute deduplication interval", _SQS_FIFO_DEDUP),
         },
     ),
@@ -213,14 +213,8 @@ _PRESETS = (
                 {"quantiles": {"p50": "45ms", "p99": "200ms"}},
                 f"{JUDGEMENT}: the SQS latency plus an SNS hop of tens of milliseconds",
             ),
-            "duplication": Default(
-                0.0001,
-                f'"more than one copy of a message might be delivered"; the rate is a {JUDGEMENT}',
-                _SQS_STANDARD,
-            ),
-            "visibility_timeout": Default("30s", "30 seconds by default", _SQS_VISIBILITY),
-            "max_receive_count": Default("unlimited", "no redrive policy by default", _SQS_DLQ),
-            "batch_size": Default(1, "MaxNumberOfMessages=1 by default, at most 10", _SQS_RECEIVE),
+            "duplication": _SQS_DUPLICATION,
+            **_SQS_QUEUE,
         },
     ),
     Preset(

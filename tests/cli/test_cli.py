@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from busim import __version__
 from busim.cli import app
+from busim.scenario.presets import PRESET_NAMES
 from tests.conftest import ROOT, SCENARIOS
 
 runner = CliRunner()
@@ -178,20 +179,7 @@ def test_a_bug_keeps_its_traceback_and_exits_with_its_own_code(monkeypatch, caps
     assert stderr.endswith("please report it with the traceback above\n")
 
 
-@pytest.mark.parametrize(
-    "preset",
-    [
-        "ideal",
-        "kafka",
-        "rabbitmq",
-        "rabbitmq-quorum",
-        "sqs-standard",
-        "sqs-fifo",
-        "sns-sqs",
-        "nats-jetstream",
-        "redis-streams",
-    ],
-)
+@pytest.mark.parametrize("preset", PRESET_NAMES)
 def test_the_flash_sale_runs_on_every_preset_with_one_override(preset, tmp_path):
     result = runner.invoke(
         app, ["run", FLASH_SALE, "--set", f"broker.preset={preset}", "--out", str(tmp_path), "--json"]

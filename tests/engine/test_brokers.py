@@ -11,7 +11,8 @@ import pytest
 import busim
 from busim.engine.keys import partition_of
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import DeliveryCause, LossReason, Outcome
+from busim.engine.records import DeliveryCause, Outcome
+from busim.scenario.presets import PRESET_NAMES
 from tests.conftest import consumer, scenario
 
 COUNT = 100
@@ -413,41 +414,13 @@ def test_sns_fans_out_to_one_queue_per_group_each_with_its_own_redelivery():
     assert summary["audit"].redelivered == 0
 
 
-@pytest.mark.parametrize(
-    "preset",
-    [
-        "ideal",
-        "kafka",
-        "rabbitmq",
-        "rabbitmq-quorum",
-        "sqs-standard",
-        "sqs-fifo",
-        "sns-sqs",
-        "nats-jetstream",
-        "redis-streams",
-    ],
-)
+@pytest.mark.parametrize("preset", PRESET_NAMES)
 def test_every_preset_runs_the_base_scenario_and_processes_every_message(preset):
     result = busim.simulate(scenario(broker={"preset": preset}))
     worker = worker_of(result)
     assert result.record.drained
     assert worker.processed == COUNT
     assert worker.latency_s.end_to_end.count == COUNT
-
-
-def test_outcomes_of_crashed_prefetches_are_aborted():
-    result = busim.simulate(
-        scenario(
-            broker={"preset": "rabbitmq", "latency": 0, "prefetch": 10},
-            consumers=[consumer(processing_time="0.5s", crash={"probability": 0.1, "restart_after": 0})],
-        )
-    )
-    deliveries = deliveries_of(result)
-    prefetched = deliveries.cause == DeliveryCause.PREFETCHED
-    assert prefetched.any()
-    never_started = np.isnan(deliveries.take_s)
-    assert np.all(deliveries.outcome[never_started] == Outcome.ABORTED)
-    assert LossReason.OVERFLOW_DROPPED.name.lower() == "overflow_dropped"
 
 
 def test_rabbitmq_requeues_a_crashed_consumers_messages_to_their_places():
@@ -462,6 +435,11 @@ def test_rabbitmq_requeues_a_crashed_consumers_messages_to_their_places():
     worker = worker_of(result)
     assert worker.by_reason["redelivered"]["prefetched"] > 0
     assert worker.out_of_order == 0
+    # What it held but never started was aborted with it.
+    deliveries = deliveries_of(result)
+    never_started = np.isnan(deliveries.take_s)
+    assert never_started.any()
+    assert np.all(deliveries.outcome[never_started] == Outcome.ABORTED)
 
 
 # A seed whose crash stream fires on the 200th processing, then not for 600 more.

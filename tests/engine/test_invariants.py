@@ -99,6 +99,25 @@ def scenarios(draw):
 )
 def test_every_run_keeps_its_books(subject):
     result = busim.simulate(subject)
+    check_books(subject, result)
+    record, worker = result.record, result.summary.consumers["worker"]
+    deliveries = record.groups[0].deliveries
+    for outage in subject.broker.outages:
+        assert not np.any((deliveries.arrival_s >= outage.at) & (deliveries.arrival_s < outage.end_s))
+    applied = deliveries.message[deliveries.outcome == Outcome.APPLIED]
+    assert worker.duplicate_effects == applied.size - np.unique(applied).size
+    # At-least-once without a delivery limit loses nothing.
+    if record.drained and subject.broker.delivery == "at-least-once" and subject.broker.max_deliveries == "unlimited":
+        assert worker.processed == worker.subscribed
+    if subject.drain_timeout == 600 and subject.broker.delivery == "at-least-once" and subject.broker.ack_timeout < 1:
+        # Ten minutes is ample for four seconds of traffic and sub-second timeouts. (With 30 s timeouts
+        # and loss and crashes of 0.5 each, an attempt succeeds with probability 1/4: one of 200
+        # messages needing more than 20 attempts is likely.)
+        assert record.drained
+
+
+def check_books(subject, result):
+    """What every run must satisfy, whatever its broker."""
     record, worker = result.record, result.summary.consumers["worker"]
     group = record.groups[0]
     deliveries = group.deliveries
@@ -109,13 +128,14 @@ def test_every_run_keeps_its_books(subject):
     assert fates.processed.sum() + fates.lost.sum() + dead_only.sum() + fates.in_flight.sum() == worker.subscribed
     assert not (fates.lost & fates.dead_lettered).any()
 
-    # Deliveries happen in causal order, never while the broker is down.
-    assert np.all(deliveries.take_s >= deliveries.arrival_s)
+    # Causal order: arrival, receipt, start, end; nothing received while the broker is down.
+    assert np.all(deliveries.receive_s >= deliveries.arrival_s)
+    started = ~np.isnan(deliveries.take_s)
+    assert np.all(deliveries.take_s[started] >= deliveries.receive_s[started])
     finished = ~np.isnan(deliveries.done_s)
-    assert np.all(deliveries.done_s[finished] >= deliveries.take_s[finished])
+    assert np.all(deliveries.done_s[finished & started] >= deliveries.take_s[finished & started])
     for outage in subject.broker.outages:
-        assert not np.any((deliveries.take_s >= outage.at) & (deliveries.take_s < outage.end_s))
-        assert not np.any((deliveries.arrival_s >= outage.at) & (deliveries.arrival_s < outage.end_s))
+        assert not np.any((deliveries.receive_s >= outage.at) & (deliveries.receive_s < outage.end_s))
 
     # The latency parts add up to the whole.
     latency = worker.latency_s
@@ -125,21 +145,22 @@ def test_every_run_keeps_its_books(subject):
 
     # Counts agree with each other and with the record.
     assert worker.delivered == len(deliveries)
-    applied = deliveries.message[deliveries.outcome == Outcome.APPLIED]
-    assert worker.duplicate_effects == applied.size - np.unique(applied).size
-    assert sum(worker.by_reason["lost"].values()) == worker.lost
-    assert sum(worker.by_reason["redelivered"].values()) == worker.redelivered
-    assert sum(worker.by_reason["duplicate_deliveries"].values()) == worker.duplicate_deliveries
-
-    # A drained run left nothing in flight; at-least-once without a delivery limit loses nothing.
+    for figure in ("lost", "redelivered", "duplicate_deliveries", "dead_lettered"):
+        assert sum(worker.by_reason[figure].values()) == getattr(worker, figure), figure
     if record.drained:
         assert worker.in_flight_at_end == 0
-        if subject.broker.delivery == "at-least-once" and subject.broker.max_deliveries is None:
-            assert worker.processed == worker.subscribed
     if subject.consumers[0].idempotency == "dedup":
         assert worker.duplicate_effects == 0
-    if subject.drain_timeout == 600 and subject.broker.delivery == "at-least-once":
-        assert record.drained  # ten minutes is ample for four seconds of traffic
+
+    # No instance ever processes more deliveries at once than it has workers.
+    concurrency = subject.consumers[0].concurrency
+    for instance in np.unique(deliveries.instance):
+        mine = (deliveries.instance == instance) & started
+        ends = np.where(np.isnan(deliveries.done_s[mine]), np.inf, deliveries.done_s[mine])
+        times = np.concatenate([deliveries.take_s[mine], ends])
+        steps = np.concatenate([np.ones(mine.sum()), -np.ones(mine.sum())])
+        order = np.lexsort((steps, times))  # at equal times an end comes before a start
+        assert np.cumsum(steps[order]).max(initial=0) <= concurrency
 
     # The results document is valid JSON, without NaN, and the run repeats exactly.
     json.loads(results_json(result))
@@ -216,47 +237,4 @@ def preset_scenarios(draw):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(preset_scenarios())
 def test_every_preset_keeps_its_books(subject):
-    result = busim.simulate(subject)
-    record, worker = result.record, result.summary.consumers["worker"]
-    group = record.groups[0]
-    deliveries = group.deliveries
-    fates = group.fates()
-
-    dead_only = fates.dead_lettered & ~fates.processed
-    assert fates.processed.sum() + fates.lost.sum() + dead_only.sum() + fates.in_flight.sum() == worker.subscribed
-    assert not (fates.lost & fates.dead_lettered).any()
-
-    # Causal order: arrival, receipt, start, end; nothing received while the broker is down.
-    assert np.all(deliveries.receive_s >= deliveries.arrival_s)
-    started = ~np.isnan(deliveries.take_s)
-    assert np.all(deliveries.take_s[started] >= deliveries.receive_s[started])
-    finished = ~np.isnan(deliveries.done_s)
-    assert np.all(deliveries.done_s[finished & started] >= deliveries.take_s[finished & started])
-    for outage in subject.broker.outages:
-        assert not np.any((deliveries.receive_s >= outage.at) & (deliveries.receive_s < outage.end_s))
-
-    latency = worker.latency_s
-    if latency.end_to_end.count:
-        parts = latency.broker.mean + latency.queue_wait.mean + latency.processing.mean
-        assert abs(latency.end_to_end.mean - parts) <= 1e-9 * max(1.0, latency.end_to_end.mean)
-
-    assert worker.delivered == len(deliveries)
-    assert sum(worker.by_reason["lost"].values()) == worker.lost
-    assert sum(worker.by_reason["redelivered"].values()) == worker.redelivered
-    assert sum(worker.by_reason["duplicate_deliveries"].values()) == worker.duplicate_deliveries
-    assert sum(worker.by_reason["dead_lettered"].values()) == worker.dead_lettered
-    if record.drained:
-        assert worker.in_flight_at_end == 0
-    if subject.consumers[0].idempotency == "dedup":
-        assert worker.duplicate_effects == 0
-    # No instance ever processes more deliveries at once than it has workers.
-    concurrency = subject.consumers[0].concurrency
-    for instance in np.unique(deliveries.instance):
-        mine = (deliveries.instance == instance) & started
-        ends = np.where(np.isnan(deliveries.done_s[mine]), np.inf, deliveries.done_s[mine])
-        times = np.concatenate([deliveries.take_s[mine], ends])
-        steps = np.concatenate([np.ones(mine.sum()), -np.ones(mine.sum())])
-        order = np.lexsort((steps, times))  # at equal times an end comes before a start
-        assert np.cumsum(steps[order]).max(initial=0) <= concurrency
-    json.loads(results_json(result))
-    assert busim.simulate(subject).summary == result.summary
+    check_books(subject, busim.simulate(subject))

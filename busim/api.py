@@ -29,7 +29,7 @@ from busim.scenario import LoadedScenario, Scenario, load_scenario
 from busim.version import __version__
 
 RESULT_SCHEMA = "busim.result/1"
-# A run keeps a record of every delivery: about 0.4 GB per million messages a consumer group handles.
+# A run keeps a record of every delivery: about 0.5 GB per million messages a consumer group handles.
 MAX_MESSAGES = 20_000_000
 BYTES_PER_MESSAGE = 400
 

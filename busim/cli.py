@@ -16,7 +16,7 @@ from rich.console import Console
 
 from busim.api import MAX_MESSAGES, check_size, simulate
 from busim.errors import BusimError, OverrideError, ScenarioError
-from busim.report.console import preset_table, presets_table, render_result, simulation_progress
+from busim.report.console import presets_table, render_preset, render_result, simulation_progress
 from busim.report.files import prepare_folder, results_json, write_run
 from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
@@ -191,7 +191,7 @@ def presets(
                 f"unknown preset {name!r}{did_you_mean(name, PRESET_NAMES)} (presets: {', '.join(PRESET_NAMES)})"
             )
         )
-    console.print(preset_table(name))
+    render_preset(console, name)
 
 
 def main() -> None:

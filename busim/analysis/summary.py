@@ -58,6 +58,8 @@ class ConsumerSummary:
     out_of_order: int
     in_flight_at_end: int
     max_backlog: int
+    idle_instances: int  # instances that received no delivery (on Kafka: members beyond the partitions)
+    busiest_instance_share: float  # the share of deliveries the busiest instance received
     rejected_publishes: int
     crashes: int
     by_reason: dict[str, dict[str, int]]
@@ -135,6 +137,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
     # A first attempt that repeats a message was overtaken by its own broker duplicate.
     duplicates[duplicates == DeliveryCause.FIRST] = DeliveryCause.BROKER_DUPLICATE
     redelivered = deliveries.attempt > 1
+    per_instance = np.bincount(deliveries.instance, minlength=consumer.instances)
     _, first_loss = np.unique(group.lost_message, return_index=True)
     lost_reasons = group.lost_reason[first_loss][fates.lost[group.lost_message[first_loss]]]
     _, first_dead = np.unique(group.dead_letter_message, return_index=True)
@@ -158,6 +161,8 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
         ),
         in_flight_at_end=int(fates.in_flight.sum()),
         max_backlog=_max_backlog(group),
+        idle_instances=int(np.count_nonzero(per_instance == 0)),
+        busiest_instance_share=float(per_instance.max() / len(deliveries)) if len(deliveries) else 0.0,
         rejected_publishes=group.rejected_publishes,
         crashes=int(group.crash_s.size),
         by_reason={

@@ -82,7 +82,6 @@ class PartitionedGroup:
         count = selection.ids.size
         self._handler = Handler(consumer, plan, streams, count)
         self._processing_time = self._handler.processing_time
-        self._attempts = [0] * count
         self._settled = bytearray(count)
         self.log = DeliveryLog()
 
@@ -97,6 +96,7 @@ class PartitionedGroup:
             self._log_arrival.append(first.arrival_s[mine].tolist())
             self._log_message.append(first.message[mine].tolist())
             self._log_cause.append(first.cause[mine].tolist())
+        self._reads = [[0] * len(arrivals) for arrivals in self._log_arrival]  # times each record was read
         self._position = [0] * partition_count  # the next record to fetch
         self._processed = [0] * partition_count  # one past the last record processed
         self._committed = [0] * partition_count  # the committed offset
@@ -182,8 +182,9 @@ class PartitionedGroup:
         self._next_read_s[partition] = max(self._next_read_s[partition], now) + self._interval_s
         message = self._log_message[partition][position]
         cause = self._replay_cause[partition].pop(position, self._log_cause[partition][position])
-        self._attempts[message] += 1
-        attempt = self._attempts[message]
+        # Each record counts its own reads: a duplicate record in the log is a first attempt of its own.
+        attempt = self._reads[partition][position] + 1
+        self._reads[partition][position] = attempt
         # A record read again arrives when its partition was rewound; a paused partition's wait is queue wait.
         arrival_s = self._log_arrival[partition][position]
         if attempt > 1:

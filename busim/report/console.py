@@ -152,13 +152,15 @@ _CONSUMER_ROWS = (
     ("out of order", "out_of_order", False),
     ("in flight at end", "in_flight_at_end", True),
     ("max backlog", "max_backlog", False),
+    ("idle instances", "idle_instances", True),
+    ("busiest instance", "busiest_instance_share", False),
     ("publishes refused", "rejected_publishes", False),
     ("crashes", "crashes", False),
 )
 
 
 # Rows that only a few scenarios can produce, left out while they are 0.
-_ONLY_WHEN_SEEN = ("rejected_publishes",)
+_ONLY_WHEN_SEEN = ("rejected_publishes", "idle_instances")
 
 
 def _consumers_table(result: Result) -> Table:
@@ -172,17 +174,67 @@ def _consumers_table(result: Result) -> Table:
         values = [getattr(consumer, attribute) for consumer in consumers.values()]
         if attribute in _ONLY_WHEN_SEEN and not any(values):
             continue
-        cells = [_count(value) if anomaly else f"{value:,}" for value in values]
-        table.add_row(label, *cells, _reasons(result, attribute))
+        if attribute == "busiest_instance_share":
+            if all(result.scenario.consumer(name).instances == 1 for name in consumers):
+                continue
+            cells = [f"{value:.0%}" for value in values]
+        else:
+            cells = [_count(value) if anomaly else f"{value:,}" for value in values]
+        why = _SPECIAL_WHY.get(attribute, _reasons)(result, attribute)
+        table.add_row(label, *cells, why)
     return table
+
+
+# A reason in the words of the broker at hand, where they differ from results.json's generic names.
+_BROKER_WORDS = {
+    "ack_timeout": {
+        "rabbitmq": "consumer timeout",
+        "rabbitmq-quorum": "consumer timeout",
+        "sqs-standard": "visibility timeout",
+        "sqs-fifo": "visibility timeout",
+        "sns-sqs": "visibility timeout",
+        "nats-jetstream": "ack wait",
+        "redis-streams": "claimed when idle",
+    },
+    "crash_before_ack": {"kafka": "crash before commit"},
+}
+
+
+def reason_label(reason: str, preset: str) -> str:
+    """How the console names a reason of ``by_reason`` on ``preset``."""
+    return _BROKER_WORDS.get(reason, {}).get(preset, reason.replace("_", " "))
+
+
+def _busiest_why(result: Result, _attribute: str) -> str:
+    several = len(result.summary.consumers) > 1
+    return "; ".join(
+        f"{name + ': ' if several else ''}of deliveries (even: {1 / result.scenario.consumer(name).instances:.0%})"
+        for name in result.summary.consumers
+    )
+
+
+def _idle_why(result: Result, _attribute: str) -> str:
+    broker = result.scenario.broker
+    if broker.preset != "kafka":
+        return ""
+    parts = []
+    for name in result.summary.consumers:
+        members = result.scenario.consumer(name).workers
+        if members > (broker.partitions or 1):
+            parts.append(f"{members} members for {broker.partitions} partitions")
+    return "; ".join(parts)
+
+
+_SPECIAL_WHY = {"busiest_instance_share": _busiest_why, "idle_instances": _idle_why}
 
 
 def _reasons(result: Result, attribute: str) -> str:
     parts = []
     several = len(result.summary.consumers) > 1
+    preset = result.scenario.broker.preset
     for name, consumer in result.summary.consumers.items():
         reasons = consumer.by_reason.get(attribute) or {}
-        listed = ", ".join(f"{count:,} {reason.replace('_', ' ')}" for reason, count in reasons.items())
+        listed = ", ".join(f"{count:,} {reason_label(reason, preset)}" for reason, count in reasons.items())
         if listed:
             parts.append(f"{name}: {listed}" if several else listed)
     return "; ".join(parts)
@@ -264,15 +316,20 @@ def presets_table() -> Table:
     return table
 
 
-def preset_table(name: str) -> Table:
-    """One preset's keys, defaults and the source of each default."""
+def render_preset(console: Console, name: str) -> None:
+    """One preset's keys, defaults and the basis of each default, then its sources, unbroken."""
     preset = PRESETS[name]
     table = _table(f"{preset.name}: {preset.title}; order kept {preset.ordering}")
     table.add_column("key", no_wrap=True)
     table.add_column("default")
-    table.add_column("basis", overflow="fold")
+    table.add_column("basis")
+    sources: list[str] = []
     for key, default, basis, url in preset_rows(name):
-        table.add_row(key, default, f"{basis}\n[dim]{url}[/]" if url else basis)
+        if url and url not in sources:
+            sources.append(url)
+        table.add_row(key, default, f"{basis} [{sources.index(url) + 1}]" if url else basis)
     common = [key for key in COMMON_KEYS if key not in preset.defaults and key != "preset"]
     table.caption = f"Also accepted, with busim's defaults: {', '.join(common)} (docs/brokers.md)"
-    return table
+    console.print(table)
+    for number, url in enumerate(sources, start=1):
+        console.print(f"  [{number}] {url}", soft_wrap=True, highlight=False, markup=False)

@@ -269,7 +269,8 @@ def _entry_index(entries: list[Any], part: str, path: KeyPath, assignment: str) 
         index = int(part)
         if index < len(entries):
             return index
-        raise OverrideError(f"--set {assignment}: {format_path(path)} has {len(entries)} entries, no [{index}]")
+        count = f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}"
+        raise OverrideError(f"--set {assignment}: {format_path(path)} has {count}, no [{index}]")
     names = [entry.get("name") for entry in entries if isinstance(entry, dict)]
     for index, entry in enumerate(entries):
         if isinstance(entry, dict) and entry.get("name") == part:

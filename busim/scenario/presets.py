@@ -282,10 +282,11 @@ def preset_rows(preset: str) -> list[tuple[str, str, str, str]]:
 def inapplicable_hint(key: str, preset: str) -> str:
     """Why ``key`` does not apply to ``preset``, and what to write instead."""
     message = f"{key} does not apply to preset {preset}"
+    remedy = "leave it out or set it to null"
     for group in EQUIVALENT_KEYS:
         if key in group:
             here = [other for other in group if other in PRESETS[preset].defaults]
             if here:
-                return f"{message}; {preset} calls it {here[0]}"
+                return f"{message}; {preset} calls it {here[0]} ({remedy})"
     users = [name for name, other in PRESETS.items() if key in other.defaults]
-    return f"{message}; it applies to {', '.join(users)}"
+    return f"{message}; it applies to {', '.join(users)} ({remedy})"

@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -53,8 +54,6 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 PerSecond = Annotated[float, BeforeValidator(parse_rate)]
 Probability = Annotated[float, Field(ge=0, le=1)]
-Unlimited = Literal["unlimited"]
-Limit = Annotated[int, Field(ge=1, le=INT64_MAX)] | Unlimited
 Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_:-]*$")]
 
 
@@ -75,6 +74,51 @@ def _kind_of(value: Any) -> str:
 
 
 Scalar = Annotated[int | float | str | bool, BeforeValidator(_scalar)]
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _kind_of(value)
+
+
+def _count_or(word: str, minimum: int):
+    """A whole number of at least ``minimum``, or ``word``, with one error message for both."""
+
+    def validate(value: Any) -> int | str:
+        if value == word:
+            return word
+        if isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= INT64_MAX:
+            return value
+        raise ValueError(f"expected a whole number >= {minimum} or {word} (got {_got(value)})")
+
+    return validate
+
+
+def _parsed_or(word: str, parse: Any, example: str):
+    """A positive duration or rate, or ``word``, with one error message for both."""
+
+    def validate(value: Any) -> float | str:
+        if value == word:
+            return word
+        try:
+            parsed = parse(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed > 0:
+            return parsed
+        raise ValueError(f"expected {example}, or {word} (got {_got(value)})")
+
+    return validate
+
+
+Unlimited = Literal["unlimited"]
+Limit = Annotated[int | Unlimited, PlainValidator(_count_or("unlimited", 1))]
+Retries = Annotated[int | Unlimited, PlainValidator(_count_or("unlimited", 0))]
+Throughput = Annotated[float | Unlimited, PlainValidator(_parsed_or("unlimited", parse_rate, "a rate such as 300/s"))]
+ClaimInterval = Annotated[
+    float | Literal["off"], PlainValidator(_parsed_or("off", parse_duration, "a duration such as 5s"))
+]
 
 
 def _tagged(kinds: tuple[str, ...], what: str, scalar_kind: str | None):
@@ -178,23 +222,33 @@ class QuantileTime(TaggedModel):
     """
 
     kind: Literal["quantiles"]
-    points: dict[float, PositiveSeconds]  # percentile (0 < p < 100) -> duration in seconds
+    points: dict[float, float]  # percentile (0 < p < 100) -> duration in seconds (> 0)
 
     @model_validator(mode="before")
     @classmethod
     def _gather(cls, data: Any) -> Any:
+        """Read ``pNN: DURATION`` pairs into ``points``, each problem named by its key."""
         if not isinstance(data, dict) or "points" in data:
             return data
-        points, rest = {}, {}
+        points: dict[float, float] = {}
         for key, value in data.items():
             if key == "kind":
-                rest[key] = value
                 continue
             percentile = _percentile(key)
             if percentile is None:
                 raise ValueError(f"write quantiles as pNN: DURATION, such as p50: 3ms or p99.9: 18ms (got {key!r})")
-            points[percentile] = value
-        return {**rest, "points": points}
+            if not 0 < percentile < 100:
+                raise ValueError(f"{key}: a percentile must lie strictly between 0 and 100")
+            if percentile in points:
+                raise ValueError(f"{key}: p{percentile:g} is given twice")
+            try:
+                duration_s = parse_duration(value)
+            except ValueError as error:
+                raise ValueError(f"{key}: {error}") from None
+            if duration_s <= 0:
+                raise ValueError(f"{key}: must be > 0 (got {_got(value)})")
+            points[percentile] = duration_s
+        return {"kind": data.get("kind"), "points": points}
 
     @model_validator(mode="after")
     def _increasing(self) -> QuantileTime:
@@ -213,10 +267,7 @@ class QuantileTime(TaggedModel):
 
 def _percentile(key: Any) -> float | None:
     match = re.fullmatch(r"p(\d+(?:\.\d+)?)", str(key))
-    if match is None:
-        return None
-    value = float(match.group(1))
-    return value if 0 < value < 100 else None
+    return float(match.group(1)) if match else None
 
 
 TIME_KINDS = ("constant", "exponential", "uniform", "normal", "lognormal", "quantiles")
@@ -312,7 +363,7 @@ class Publisher(Model):
     arrivals: Literal["poisson", "uniform"] = "poisson"
     rate: Annotated[list[RateStep], BeforeValidator(_rate_schedule), Field(min_length=1)]
     count: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
-    retries: Annotated[int, Field(ge=0, le=INT64_MAX)] | Unlimited = "unlimited"
+    retries: Retries = "unlimited"
     publish_timeout: PositiveSeconds = 30.0
 
     @field_validator("rate")
@@ -358,14 +409,14 @@ class Broker(Model):
     duplication: Probability = 0.0
     loss: Probability = 0.0
     publish_ack_loss: Probability = 0.0
-    throughput: PerSecond | Unlimited = "unlimited"
+    throughput: Throughput = "unlimited"
     outages: list[Outage] = []
     # Timers that redeliver an unacknowledged message.
     ack_timeout: PositiveSeconds | None = None
     consumer_timeout: PositiveSeconds | None = None
     visibility_timeout: PositiveSeconds | None = None
     ack_wait: PositiveSeconds | None = None
-    claim_interval: PositiveSeconds | Literal["off"] | None = None
+    claim_interval: ClaimInterval | None = None
     claim_min_idle: Seconds | None = None
     # Delivery limits, after which a message is dead-lettered.
     max_deliveries: Limit | None = None

@@ -508,3 +508,10 @@ def test_a_kafka_member_slower_than_max_poll_interval_is_expelled_and_its_record
     assert not result.record.drained
     in_time = slow_kafka_record("1.9s")
     assert len(deliveries_of(in_time)) == 1
+
+
+def test_a_duplicate_record_in_a_kafka_log_is_a_duplicate_not_a_redelivery():
+    result = resent({"preset": "kafka", "idempotent_producer": False}, "1s")
+    worker = worker_of(result)
+    assert worker.by_reason["duplicate_deliveries"] == {"producer_retry": COUNT}
+    assert worker.redelivered == 0

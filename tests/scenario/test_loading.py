@@ -77,7 +77,7 @@ def test_an_override_that_breaks_the_scenario_is_reported_as_the_override():
             "did you mean 'inventory'? (names: inventory)",
         ),
         ("broker.loss", "--set broker.loss: expected KEY=VALUE, for example broker.loss=0.01"),
-        ("consumers.5.instances=2", "--set consumers.5.instances=2: consumers has 1 entries, no [5]"),
+        ("consumers.5.instances=2", "--set consumers.5.instances=2: consumers has 1 entry, no [5]"),
     ],
 )
 def test_malformed_overrides_say_why(assignment, message):

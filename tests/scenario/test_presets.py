@@ -6,6 +6,8 @@ import yaml
 from pydantic import ValidationError
 
 from busim.engine.sampling import sample_durations
+from busim.errors import ScenarioError
+from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
 from busim.scenario.schema import Broker, QuantileTime
 
@@ -29,8 +31,9 @@ def test_keys_of_other_presets_are_refused_with_the_presets_own_word_for_them():
     messages = {str(detail["loc"][0]): detail["msg"] for detail in error.value.errors()}
     assert messages == {
         "visibility_timeout": "Value error, visibility_timeout does not apply to preset nats-jetstream; "
-        "nats-jetstream calls it ack_wait",
-        "partitions": "Value error, partitions does not apply to preset nats-jetstream; it applies to kafka",
+        "nats-jetstream calls it ack_wait (leave it out or set it to null)",
+        "partitions": "Value error, partitions does not apply to preset nats-jetstream; it applies to kafka "
+        "(leave it out or set it to null)",
     }
 
 
@@ -64,3 +67,15 @@ def test_two_quantiles_make_a_lognormal():
 def test_quantiles_must_grow_with_the_percentile():
     with pytest.raises(ValidationError, match=r"p99 \(=0.002s\) must be longer than p50 \(=0.003s\)"):
         QuantileTime.model_validate({"kind": "quantiles", "p50": "3ms", "p99": "2ms"})
+
+
+def test_a_key_of_the_files_preset_can_be_dropped_from_the_command_line_to_try_another(tmp_path):
+    path = tmp_path / "tuned.yaml"
+    path.write_text(
+        "name: tuned\nduration: 1s\nevents: {E: {}}\npublishers: [{name: p, event: E, rate: 5/s}]\n"
+        "broker: {preset: rabbitmq, prefetch: 10}\nconsumers: [{name: c, subscribes: [E]}]\n"
+    )
+    with pytest.raises(ScenarioError, match="prefetch does not apply to preset nats-jetstream"):
+        load_scenario(path, ["broker.preset=nats-jetstream"])
+    loaded = load_scenario(path, ["broker.preset=nats-jetstream", "broker.prefetch=null"])
+    assert (loaded.scenario.broker.preset, loaded.scenario.broker.prefetch) == ("nats-jetstream", None)

@@ -24,8 +24,10 @@ from busim.engine import RunRecord
 from busim.engine import run as run_engine
 from busim.engine.arrivals import expected_count
 from busim.engine.simulation import ProgressCallback
-from busim.errors import RunTooLargeError
+from busim.errors import Problem, RunTooLargeError, ScenarioError
 from busim.scenario import LoadedScenario, Scenario, load_scenario
+from busim.scenario.loader import format_path
+from busim.scenario.references import reference_problems
 from busim.version import __version__
 
 RESULT_SCHEMA = "busim.result/1"
@@ -111,6 +113,19 @@ def expected_group_messages(scenario: Scenario) -> float:
     return sum(per_event[event] for consumer in scenario.consumers for event in set(consumer.subscribes))
 
 
+def check_references(scenario: Scenario) -> None:
+    """Check what relates the parts of a scenario built in code, as loading checks a file.
+
+    Raises:
+        ScenarioError: with every broken reference.
+    """
+    problems = reference_problems(scenario.model_dump())
+    if problems:
+        raise ScenarioError(
+            [Problem("<scenario>", None, None, format_path(path), message) for path, message in problems]
+        )
+
+
 def check_size(scenario: Scenario, max_messages: int = MAX_MESSAGES) -> None:
     """Refuse a run that would not fit in memory, before it starts.
 
@@ -149,6 +164,8 @@ def simulate(
     if isinstance(scenario, LoadedScenario):
         source = Source(scenario.file, scenario.sha256, scenario.overrides)
         scenario = scenario.scenario
+    else:
+        check_references(scenario)
     check_size(scenario, max_messages)
     if seed is None:
         seed = scenario.seed if scenario.seed is not None else fresh_seed()

@@ -47,7 +47,7 @@ _NEVER = 1 << 62
 _INFINITY = math.inf
 # Plain ints for the hot path: an enum member lookup costs more than the work it labels.
 _PROCESSING, _ABORTED = int(Outcome.PROCESSING), int(Outcome.ABORTED)
-_FIRST = int(DeliveryCause.FIRST)
+_BROKER_DUPLICATE = int(DeliveryCause.BROKER_DUPLICATE)
 
 # A copy waiting in the queue: (arrival_s, message, attempt, cause).
 Copy = tuple[float, int, int, int]
@@ -81,8 +81,11 @@ class _Queue:
             return heappop(self._requeued)[1]
         return self._copies.popleft()
 
-    def release(self, message: int) -> None:
-        """Nothing to release: a queue without message groups never blocks."""
+    def hold(self, message: int, delivery: int) -> None:
+        """Nothing to hold: a queue without message groups never blocks."""
+
+    def release(self, message: int, delivery: int = -1) -> None:
+        """Nothing to release."""
 
 
 class _GroupedQueue:
@@ -94,6 +97,7 @@ class _GroupedQueue:
         self._ready: deque[int] = deque()  # groups with a visible message and none in flight
         self._listed: set[int] = set()
         self._blocked: set[int] = set()
+        self._holder: dict[int, tuple[int, int]] = {}  # group -> the (message, delivery) in flight
         self._size = 0
 
     def __len__(self) -> int:
@@ -113,7 +117,9 @@ class _GroupedQueue:
             queue = self._queues[group] = deque()
         if front:
             queue.appendleft(copy)
-            self._blocked.discard(group)  # a message that came back is visible again, first of its group
+            # The message in flight came back: visible again, first of its group.
+            self._blocked.discard(group)
+            self._holder.pop(group, None)
         else:
             queue.append(copy)
         self._size += 1
@@ -126,8 +132,17 @@ class _GroupedQueue:
         self._size -= 1
         return self._queues[group].popleft()
 
-    def release(self, message: int) -> None:
+    def hold(self, message: int, delivery: int) -> None:
+        """``delivery`` of ``message`` holds its group until it is acked or the message comes back."""
+        self._holder[self._group_of[message]] = (message, delivery)
+
+    def release(self, message: int, delivery: int = -1) -> None:
+        """Unblock the group if ``message`` (in ``delivery``, or in any delivery) holds it."""
         group = self._group_of[message]
+        holder = self._holder.get(group)
+        if holder is None or holder[0] != message or (delivery >= 0 and holder[1] != delivery):
+            return  # a stale copy's ack does not release a later one's hold
+        del self._holder[group]
         self._blocked.discard(group)
         self._list(group)
 
@@ -217,6 +232,7 @@ class ConsumerGroup:
         # Per message: the broker's attempt count, and whether it is settled (acked, dead-lettered, lost).
         self._attempts = [1] * count
         self._settled = bytearray(count)
+        self._received = bytearray(count)
 
         # One row per delivery received, appended as the run goes.
         self.log = log = DeliveryLog()
@@ -269,13 +285,21 @@ class ConsumerGroup:
                 arrival_s, _, message, attempt, cause, front = heappop(heap)
                 copy = (arrival_s, message, attempt, cause)
             if len(waiting) >= capacity:
-                if not self._drop_head and copy[2] == 1:
+                if self._drop_head:
+                    self._drop(waiting.take(), copy[0])
+                elif copy[3] == _BROKER_DUPLICATE:
+                    continue  # a copy the broker made itself finds no room; the message has its own
+                elif copy[2] == 1:
                     self._refuse(copy)
                     continue
-                # drop-head; a message the broker itself puts back always gets in.
-                oldest = waiting.take()
-                self._lose(oldest[1], copy[0], LossReason.OVERFLOW_DROPPED)
+                # reject-publish refuses publishes only: a message the broker puts back always gets in.
             waiting.push(copy, front)
+
+    def _drop(self, copy: Copy, now: float) -> None:
+        """A full queue drops its oldest copy (drop-head); the message is lost if that was its live copy."""
+        _, message, attempt, cause = copy
+        if cause != _BROKER_DUPLICATE and attempt == self._attempts[message]:
+            self._lose(message, now, LossReason.OVERFLOW_DROPPED)
 
     def _refuse(self, copy: Copy) -> None:
         """A full queue refuses a publish: its publisher publishes again later, or gives up."""
@@ -285,7 +309,8 @@ class ConsumerGroup:
         self._refusals[message] = refusals
         limit = self._republish_limit[message] if self._republish_limit is not None else 0
         if 0 <= limit < refusals:
-            self._lose(message, arrival_s, LossReason.OVERFLOW_REJECTED)
+            if not self._received[message]:  # else a copy that got in stands for the message
+                self._lose(message, arrival_s, LossReason.OVERFLOW_REJECTED)
             return
         assert self._republish_s is not None
         self._enqueue(self._link.arrival(arrival_s + self._republish_s[message]), message, attempt, cause, False)
@@ -327,6 +352,8 @@ class ConsumerGroup:
     def _receive(self, instance: int, copy: Copy, now: float) -> None:
         arrival_s, message, attempt, cause = copy
         delivery = self.log.append(message, attempt, cause, instance, arrival_s, now)
+        self._received[message] = 1
+        self._waiting.hold(message, delivery)
         self._held += 1
         room = self._room[instance] - 1
         self._room[instance] = room
@@ -339,17 +366,21 @@ class ConsumerGroup:
             self._unacked[instance].add(delivery)
         if self._idle_workers[instance]:
             self._start(instance, delivery, now)
-        else:
-            buffer = self._buffer.get(instance)
-            if buffer is None:
-                buffer = self._buffer[instance] = deque()
-            buffer.append(delivery)
+            return
+        buffer = self._buffer.get(instance)
+        if buffer is None:
+            buffer = self._buffer[instance] = deque()
+        buffer.append(delivery)
+        if self._ack_timeout_s is not None:
+            # Its timer runs from receipt, while it waits in the instance's buffer too.
+            self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
+            self._timer(self._due(now), message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
 
     def _start(self, instance: int, delivery: int, now: float) -> None:
         self._idle_workers[instance] -= 1
         self._d_take[delivery] = now
         processing_s = self._processing_time()
-        if self._ack_timeout_s is not None:
+        if self._ack_timeout_s is not None and delivery not in self._timed:
             due_s = self._due(self._d_receive[delivery])
             if now + processing_s > due_s:
                 self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
@@ -382,7 +413,7 @@ class ConsumerGroup:
             self._dispatch(now)
             return
         self._settled[message] = 1
-        self._waiting.release(message)
+        self._waiting.release(message, delivery)
         self._held -= 1
         if self._track:
             self._unacked[instance].discard(delivery)
@@ -426,7 +457,7 @@ class ConsumerGroup:
                     self._settled[message] = 1  # applied, and never to be redelivered
                 else:
                     self._lose(message, now, LossReason.CRASH_IN_FLIGHT)
-                self._waiting.release(message)
+                self._waiting.release(message, other)
             elif self._rules.requeue_on_crash:
                 # The channel closes with the process: the broker requeues at once.
                 self._redeliver(message, self._d_attempt[other], cause, now)
@@ -434,7 +465,7 @@ class ConsumerGroup:
                 self._timed[other] = cause
             elif self._ack_timeout_s is not None:
                 due_s = self._due(self._d_receive[other])
-                self._timer(max(now, due_s), message, self._d_attempt[other], cause)
+                self._timer(max(now, due_s), message, self._d_attempt[other], cause, other)
             else:
                 self._lose(message, now, LossReason.NEVER_CLAIMED)
         self._env.timeout(self._handler.restart_s, instance).callbacks.append(self._on_restart)
@@ -455,12 +486,13 @@ class ConsumerGroup:
     def _lose(self, message: int, now: float, reason: LossReason) -> None:
         self.log.lose(message, now, reason)
         self._settled[message] = 1
+        self._waiting.release(message)
 
     # ------------------------------------------------------------ redelivery
     def _attempt_lost(self, message: int, attempt: int, sent_s: float) -> None:
         """An attempt lost in transit: the ack timer brings it back, if there is one."""
         if self._ack_timeout_s is not None:
-            self._timer(sent_s + self._ack_timeout_s, message, attempt, DeliveryCause.TRANSIT_LOSS)
+            self._timer(self._due(sent_s), message, attempt, DeliveryCause.TRANSIT_LOSS)
         else:
             self._lose(message, sent_s, LossReason.TRANSIT_LOSS)
 
@@ -472,9 +504,13 @@ class ConsumerGroup:
 
     def _on_timer(self, event: simpy.Event) -> None:
         message, attempt, cause, delivery = event.value
-        cause = self._timed.get(delivery, cause)
+        cause = self._timed.pop(delivery, cause)
         if self._settled[message] or self._attempts[message] != attempt:
-            return  # acked, dead-lettered, or already redelivered
+            # Acked, dead-lettered, or already redelivered; a delivery that held its group lets go.
+            if self._message_group is not None:
+                self._waiting.release(message, delivery)
+                self._dispatch(self._env.now)
+            return
         now = self._env.now
         self._redeliver(message, attempt, cause, now)
         self._dispatch(now)

@@ -195,20 +195,22 @@ class PartitionedGroup:
         self._current_partition[member] = partition
         self._reader[partition] = member
         if not self._at_least_once:
-            self._committed[partition] = position + 1  # committed before processing: at most once
+            self._commit(partition, position + 1)  # committed before processing: at most once
         processing_s = self._processing_time()
+        if self._batch[member] == 0:
+            self._poll_s[member] = now  # an idle member keeps polling: this record starts a new poll
         deadline_s = self._poll_s[member] + self._rules.max_poll_interval_s
-        if self._at_least_once and now + processing_s > deadline_s:
+        if now + processing_s > deadline_s:
             self._env.timeout(max(deadline_s - self._env.now, 0.0), (member, delivery)).callbacks.append(
                 self._on_poll_timeout
             )
         # `now` can be a hair later than the clock (see _on_wake): finish `processing_s` after `now`.
-        self._env.timeout(now - self._env.now + processing_s, (member, partition, delivery)).callbacks.append(
+        self._env.timeout(now - self._env.now + processing_s, (member, partition, position, delivery)).callbacks.append(
             self._on_done
         )
 
     def _on_done(self, event: simpy.Event) -> None:
-        member, partition, delivery = event.value
+        member, partition, position, delivery = event.value
         if self._current[member] != delivery:
             return  # aborted by a crash of its instance
         now = self._env.now
@@ -219,7 +221,7 @@ class PartitionedGroup:
         log.outcome[delivery] = outcome
         expelled = self._expelled[member]
         if not expelled:
-            self._processed[partition] = max(self._processed[partition], self._position[partition])
+            self._processed[partition] = max(self._processed[partition], position + 1)
         if self._handler.crashes():
             self._crash(member // self._concurrency, delivery, now)
             return
@@ -232,25 +234,32 @@ class PartitionedGroup:
             if self._open_sessions == 0:
                 self._rebalance()
             return
-        self._reader[partition] = -1
+        if self._reader[partition] == member:
+            self._reader[partition] = -1
         self._batch[member] += 1
         if self._owner[partition] != member:
             # Revoked by a rebalance while processing: commit on revocation, and let the new owner read.
-            self._committed[partition] = self._processed[partition]
+            self._commit(partition, self._processed[partition])
             if self._owner[partition] >= 0:
                 self._dispatch(self._owner[partition], now)
-        elif self._rules.commit == "per-message":
-            self._committed[partition] = self._processed[partition]
-        elif self._batch[member] >= self._rules.max_poll_records:
-            self._poll_ends(member, now)
+        else:
+            if self._rules.commit == "per-message":
+                self._commit(partition, self._processed[partition])
+            if self._batch[member] >= self._rules.max_poll_records:
+                self._poll_ends(member, now)
         self._dispatch(member, now)
 
     # ------------------------------------------------------------ offsets
+    def _commit(self, partition: int, offset: int) -> None:
+        """Commit ``offset``; a commit never moves a partition's offset back."""
+        if offset > self._committed[partition]:
+            self._committed[partition] = offset
+
     def _poll_ends(self, member: int, now: float) -> None:
         """The member polls again: with ``commit: per-batch`` it commits what it processed."""
         if self._batch[member] and self._rules.commit == "per-batch":
             for partition in self._owned[member]:
-                self._committed[partition] = self._processed[partition]
+                self._commit(partition, self._processed[partition])
         self._batch[member] = 0
         self._poll_s[member] = now
 
@@ -258,7 +267,7 @@ class PartitionedGroup:
         for member, owned in enumerate(self._owned):
             if self._alive[member]:
                 for partition in owned:
-                    self._committed[partition] = self._processed[partition]
+                    self._commit(partition, self._processed[partition])
         self._env.timeout(self._rules.auto_commit_interval_s).callbacks.append(self._on_commit_tick)
 
     # ------------------------------------------------------------ crashes and rebalancing
@@ -268,20 +277,28 @@ class PartitionedGroup:
         log.crashes.append((now, instance))
         log.crashed.add(delivery)
         first_member = instance * self._concurrency
+        moved = []  # partitions in hand that a rebalance had already given to another member
         for member in range(first_member, first_member + self._concurrency):
             self._alive[member] = False
+            self._expelled[member] = False  # it rejoins as a new member when the instance comes back
             current = self._current[member]
             self._current[member] = -1
             self._batch[member] = 0
-            if current >= 0:
-                self._reader[self._current_partition[member]] = -1
+            causes = self._crash_causes(current, delivery)
+            in_hand = self._current_partition[member]
+            # A member dropped for a slow poll no longer reads its record's partition; another may.
+            if current >= 0 and self._reader[in_hand] == member:
+                self._reader[in_hand] = -1
+                if in_hand not in self._owned[member]:
+                    self._rewind(in_hand, DeliveryCause.OFFSET_REWIND, causes)
+                    moved.append(in_hand)
             if current >= 0 and current != delivery:
                 log.outcome[current] = _ABORTED
                 log.done_s[current] = now
                 if not self._at_least_once:
                     self._lose(log.message[current], now, LossReason.CRASH_IN_FLIGHT)
             for partition in self._owned[member]:
-                self._rewind(partition, DeliveryCause.OFFSET_REWIND, self._crash_causes(current, delivery))
+                self._rewind(partition, DeliveryCause.OFFSET_REWIND, causes)
                 self._owner[partition] = _ORPHANED
             self._owned[member] = []
         if not self._at_least_once:
@@ -289,10 +306,13 @@ class PartitionedGroup:
         self._open_sessions += 1
         self._env.timeout(self._rules.session_timeout_s).callbacks.append(self._on_session_expired)
         self._env.timeout(self._handler.restart_s, instance).callbacks.append(self._on_restart)
+        for partition in moved:
+            if self._owner[partition] >= 0:
+                self._dispatch(self._owner[partition], now)
 
     def _crash_causes(self, in_flight: int, crashed: int) -> dict[int, int]:
         """Why the records a crash interrupted come again, by message."""
-        causes = {self.log.message[crashed]: DeliveryCause.CRASH_BEFORE_ACK}
+        causes: dict[int, int] = {self.log.message[crashed]: DeliveryCause.CRASH_BEFORE_ACK}
         if in_flight >= 0 and in_flight != crashed:
             causes[self.log.message[in_flight]] = DeliveryCause.CRASH_IN_FLIGHT
         return causes
@@ -319,13 +339,18 @@ class PartitionedGroup:
         self._expelled[member] = True
         in_hand = self._current_partition[member]
         # The record in hand may belong to a partition an earlier rebalance already gave to another member.
-        for partition in {*self._owned[member], in_hand}:
-            self._rewind(partition, DeliveryCause.REBALANCE, {})
         for partition in self._owned[member]:
+            self._rewind(partition, DeliveryCause.REBALANCE, {})
             self._owner[partition] = _ORPHANED
-        self._reader[in_hand] = -1
+        if self._reader[in_hand] == member:
+            self._reader[in_hand] = -1
+            if in_hand not in self._owned[member]:
+                self._rewind(in_hand, DeliveryCause.REBALANCE, {})
+                if self._owner[in_hand] >= 0:
+                    self._dispatch(self._owner[in_hand], self._env.now)
         self._owned[member] = []
-        self._rebalance()
+        if self._open_sessions == 0:  # else the rebalance waits for crashed members to expire
+            self._rebalance()
 
     def _on_session_expired(self, _event: simpy.Event) -> None:
         """The coordinator drops a crashed member and rebalances the group."""
@@ -360,7 +385,7 @@ class PartitionedGroup:
                 if previous == _ORPHANED:
                     self._replay_s[partition] = now
                 elif previous != member and self._reader[partition] < 0:
-                    self._committed[partition] = self._processed[partition]
+                    self._commit(partition, self._processed[partition])
                 self._owner[partition] = member
         for member in live:
             if self._current[member] < 0:

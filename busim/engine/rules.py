@@ -46,6 +46,15 @@ def _holding(broker: Broker, instances: int) -> int | None:
 _NO_LIMIT = 1 << 62
 
 
+def _throughput_per_s(broker: Broker) -> float:
+    """Messages per second a queue hands out; SQS limits receive calls, each of up to batch_size messages."""
+    if not isinstance(broker.throughput, float):
+        return math.inf
+    if broker.preset in ("sqs-standard", "sqs-fifo", "sns-sqs"):
+        return broker.throughput * (broker.batch_size or 1)
+    return broker.throughput
+
+
 @dataclass(frozen=True)
 class DeliveryRules:
     """How one broker delivers, acknowledges and redelivers.
@@ -100,7 +109,7 @@ class DeliveryRules:
             prefetch_per_instance=_holding(broker, instances),
             capacity=_limit(broker.capacity),
             overflow=broker.overflow or "drop-head",
-            throughput_per_s=broker.throughput if isinstance(broker.throughput, float) else math.inf,
+            throughput_per_s=_throughput_per_s(broker),
             dedup_window_s=dedup_window_s,
             partitions=broker.partitions,
             commit=broker.commit or "auto",

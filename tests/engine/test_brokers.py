@@ -515,3 +515,30 @@ def test_a_duplicate_record_in_a_kafka_log_is_a_duplicate_not_a_redelivery():
     worker = worker_of(result)
     assert worker.by_reason["duplicate_deliveries"] == {"producer_retry": COUNT}
     assert worker.redelivered == 0
+
+
+def test_a_scenario_built_in_code_gets_the_checks_a_file_gets():
+    from busim.errors import ScenarioError
+
+    endless = scenario(broker={"publish_ack_loss": 1.0})
+    with pytest.raises(ScenarioError) as error:
+        busim.simulate(endless)
+    assert str(error.value) == (
+        "<scenario>: broker.publish_ack_loss: with every publish ack lost, source would resend forever; "
+        "give publishers[].retries a number or lower publish_ack_loss"
+    )
+
+
+def test_sqs_throughput_counts_receive_calls_of_up_to_a_batch_each():
+    # 300 calls per second with batches of 10 serve 3,000 messages per second: 100 messages in 1/30 s.
+    burst = [{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 10_000, "count": 100}]
+    result = busim.simulate(
+        scenario(
+            publishers=burst,
+            broker={"preset": "sqs-fifo", "latency": 0, "batch_size": 10},
+            events={"Job": {"key": "item", "fields": {"item": {"sequence": {}}}}},
+            consumers=[consumer(instances=100)],
+        )
+    )
+    take_s = deliveries_of(result).take_s
+    assert np.diff(np.sort(take_s)).min() == pytest.approx(1 / 3000)

@@ -1,0 +1,206 @@
+"""Interleavings that once lost a message, stalled a run or mislabelled a delivery.
+
+Each scenario was found by a fuzzer or a review; the seeds are the ones that
+showed the fault. Each test states the rule that the fault broke.
+"""
+
+import numpy as np
+import pytest
+
+import busim
+from busim.engine.records import DeliveryCause
+from tests.conftest import consumer, scenario
+
+POISSON = [{"name": "source", "event": "Job", "arrivals": "poisson", "rate": 10}]
+
+
+def completes(result):
+    worker = result.summary.consumers["worker"]
+    return result.record.drained and worker.processed == worker.subscribed
+
+
+@pytest.mark.parametrize(
+    ("seed", "broker", "workers"),
+    [
+        # A member crashed while dropped for a slow poll, and never counted as live again.
+        (
+            1,
+            {"partitions": 1, "commit": "per-message", "max_poll_interval": 0.2, "session_timeout": 0.2},
+            {"instances": 1},
+        ),
+        # A member crashed finishing a record of a partition a rebalance had moved; the record was skipped.
+        (
+            913740,
+            {"partitions": 8, "commit": "per-message", "session_timeout": 0.2},
+            {"instances": 3, "concurrency": 2},
+        ),
+        # A dropped member crashed and cleared the mark of the member now reading its old partition.
+        (
+            803488,
+            {
+                "partitions": 3,
+                "commit": "per-batch",
+                "session_timeout": 0,
+                "max_poll_interval": 0.05,
+                "max_poll_records": 1,
+            },
+            {"instances": 3},
+        ),
+    ],
+)
+def test_kafka_never_skips_a_record_through_crashes_rebalances_and_slow_polls(seed, broker, workers):
+    result = busim.simulate(
+        scenario(
+            seed=seed,
+            duration=3,
+            drain_timeout=300,
+            publishers=POISSON,
+            broker={"preset": "kafka", "latency": "1ms", **broker},
+            consumers=[
+                consumer(
+                    processing_time={"exponential": {"mean": "40ms"}},
+                    crash={"probability": 0.3, "restart_after": 0.5},
+                    **workers,
+                )
+            ],
+        )
+    )
+    assert completes(result)
+
+
+def test_kafka_at_most_once_never_delivers_a_record_twice():
+    # Commits before processing once moved the offset back (6 -> 5) when a batch committed what it processed.
+    result = busim.simulate(
+        scenario(
+            seed=572889,
+            duration=3,
+            publishers=POISSON,
+            broker={"preset": "kafka", "delivery": "at-most-once", "partitions": 4, "commit": "per-batch"},
+            consumers=[
+                consumer(
+                    concurrency=3,
+                    processing_time={"exponential": {"mean": "40ms"}},
+                    crash={"probability": 0.3, "restart_after": 0.5},
+                )
+            ],
+        )
+    )
+    assert not (result.record.groups[0].deliveries.attempt > 1).any()
+
+
+def test_kafka_per_message_commits_still_poll_every_max_poll_records():
+    # 10 ms records, 10 per poll, 1 s allowed between polls: no member is ever dropped.
+    result = busim.simulate(
+        scenario(
+            duration=1,
+            publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 500}],
+            broker={"preset": "kafka", "partitions": 1, "latency": 0, "commit": "per-message", "max_poll_records": 10},
+            consumers=[consumer(processing_time="10ms")],
+        )
+    )
+    assert result.summary.consumers["worker"].redelivered == 0
+
+
+def test_an_sqs_fifo_group_is_released_when_its_stale_copy_crashes():
+    one_key = {"Job": {"key": "item", "fields": {"item": {"constant": 1}}}}
+    result = busim.simulate(
+        scenario(
+            seed=1,
+            duration=2,
+            events=one_key,
+            broker={"preset": "sqs-fifo", "latency": 0, "visibility_timeout": "1s"},
+            consumers=[
+                consumer(
+                    instances=2,
+                    processing_time={"uniform": {"low": 0.5, "high": 1.5}},
+                    crash={"probability": 0.3, "restart_after": 0},
+                )
+            ],
+        )
+    )
+    assert completes(result)
+
+
+def test_a_late_ack_of_a_stale_sqs_fifo_copy_does_not_let_the_next_message_overtake():
+    # A message's first copy outlives the 1 s visibility timeout and is acked while its second copy is
+    # in flight: the next message waits for that second copy to end or to become visible again.
+    one_key = {"Job": {"key": "item", "fields": {"item": {"constant": 1}}}}
+    result = busim.simulate(
+        scenario(
+            duration=0.5,
+            events=one_key,
+            broker={"preset": "sqs-fifo", "latency": 0, "visibility_timeout": "1s"},
+            consumers=[consumer(instances=2, processing_time={"uniform": {"low": 0.5, "high": 1.5}})],
+        )
+    )
+    deliveries = result.record.groups[0].deliveries
+    assert (deliveries.attempt == 2).sum() >= 3  # the case arises
+    for message in range(1, 5):
+        latest = np.flatnonzero(deliveries.message == message - 1)[-1]
+        released_s = min(deliveries.done_s[latest], deliveries.receive_s[latest] + 1)
+        assert deliveries.receive_s[deliveries.message == message].min() >= released_s - 1e-9
+
+
+def test_a_full_queue_refusing_a_broker_duplicate_does_not_lose_the_message():
+    result = busim.simulate(
+        scenario(
+            seed=2,
+            publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 10, "retries": 0}],
+            broker={"duplication": 0.5, "capacity": 1, "overflow": "reject-publish"},
+            consumers=[consumer(processing_time="150ms")],
+        )
+    )
+    group = result.record.groups[0]
+    fates = group.fates()
+    worker = result.summary.consumers["worker"]
+    assert not np.isin(group.lost_message, np.flatnonzero(fates.processed)).any()
+    assert worker.rejected_publishes == worker.lost  # every refusal here is a first publish, given up at once
+
+
+def test_reject_publish_never_drops_a_message_the_broker_puts_back():
+    result = busim.simulate(
+        scenario(
+            publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 20}],
+            broker={"preset": "rabbitmq", "latency": 0, "prefetch": 5, "capacity": 3, "overflow": "reject-publish"},
+            consumers=[consumer(processing_time="100ms", crash={"probability": 0.2, "restart_after": 0})],
+        )
+    )
+    assert "overflow_dropped" not in result.summary.consumers["worker"].by_reason["lost"]
+    assert completes(result)
+
+
+def test_a_buffered_sqs_message_is_visible_again_one_timeout_after_receipt():
+    # Ten messages received at 0, 0.01, ... 0.09 s into one batch and processed 0.4 s each, message k
+    # until 0.4 (k + 1) s: those not finished 1 s after receipt (k >= 2) come back at receipt + 1 s.
+    result = busim.simulate(
+        scenario(
+            duration=0.1,
+            publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 100}],
+            broker={
+                "preset": "sqs-standard",
+                "latency": 0,
+                "duplication": 0,
+                "visibility_timeout": 1,
+                "batch_size": 10,
+            },
+            consumers=[consumer(processing_time="400ms")],
+        )
+    )
+    deliveries = result.record.groups[0].deliveries
+    again = deliveries.attempt == 2
+    assert deliveries.message[again].tolist() == list(range(2, 10))
+    assert deliveries.arrival_s[again] == pytest.approx(1 + np.arange(2, 10) / 100)
+    assert set(deliveries.cause[again].tolist()) == {DeliveryCause.ACK_TIMEOUT}
+
+
+def test_redis_brings_back_a_lost_attempt_only_on_the_claimers_passes():
+    result = busim.simulate(
+        scenario(
+            duration=2,
+            broker={"preset": "redis-streams", "latency": 0, "loss": 0.5, "claim_interval": 1, "claim_min_idle": 0.3},
+        )
+    )
+    deliveries = result.record.groups[0].deliveries
+    again = deliveries.attempt > 1
+    assert again.any()
+    assert np.all(deliveries.arrival_s[again] == np.round(deliveries.arrival_s[again]))

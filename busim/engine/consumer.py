@@ -204,6 +204,8 @@ class ConsumerGroup:
         self._alive = [True] * instances
         self._idle_workers = [concurrency] * instances
         self._buffer: dict[int, deque[int]] = {}  # deliveries an instance holds but has not started
+        self._watch: dict[int, deque[tuple[float, int]]] = {}  # buffered deliveries by due time
+        self._watch_at = [_INFINITY] * instances  # when an instance's watch wakes up next
         self._track = consumer.crash is not None
         self._unacked: list[set[int]] = [set() for _ in range(instances)] if self._track else []
         self._held = 0  # deliveries received and not yet acked or aborted
@@ -372,15 +374,23 @@ class ConsumerGroup:
             buffer = self._buffer[instance] = deque()
         buffer.append(delivery)
         if self._ack_timeout_s is not None:
-            # Its timer runs from receipt, while it waits in the instance's buffer too.
-            self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
-            self._timer(self._due(now), message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
+            # Its timer runs from receipt, while it waits in the instance's buffer too. Buffers are
+            # in order of receipt, so one wake-up per instance, at the oldest due, watches them all.
+            watch = self._watch.get(instance)
+            if watch is None:
+                watch = self._watch[instance] = deque()
+            due_s = self._due(now)
+            watch.append((due_s, delivery))
+            if self._watch_at[instance] == _INFINITY:
+                self._watch_at[instance] = due_s
+                self._env.timeout(due_s - self._env.now, instance).callbacks.append(self._on_watch)
 
     def _start(self, instance: int, delivery: int, now: float) -> None:
         self._idle_workers[instance] -= 1
         self._d_take[delivery] = now
         processing_s = self._processing_time()
-        if self._ack_timeout_s is not None and delivery not in self._timed:
+        current = self._d_attempt[delivery] == self._attempts[self._d_message[delivery]]
+        if self._ack_timeout_s is not None and current and delivery not in self._timed:
             due_s = self._due(self._d_receive[delivery])
             if now + processing_s > due_s:
                 self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
@@ -389,6 +399,25 @@ class ConsumerGroup:
                 )
         # `now` can be a hair later than the clock (see _on_wake): finish `processing_s` after `now`.
         self._env.timeout(now - self._env.now + processing_s, delivery).callbacks.append(self._on_done)
+
+    def _on_watch(self, event: simpy.Event) -> None:
+        """Bring back the buffered deliveries of an instance whose timers ran out before they started."""
+        instance = event.value
+        self._watch_at[instance] = _INFINITY
+        watch = self._watch.get(instance)
+        now = self._env.now
+        while watch:
+            due_s, delivery = watch[0]
+            if self._d_take[delivery] < _INFINITY or self._d_outcome[delivery] != _PROCESSING:
+                watch.popleft()  # started (its own timer, if any, was set then) or aborted by a crash
+                continue
+            if due_s > now:
+                self._watch_at[instance] = due_s
+                self._env.timeout(due_s - now, instance).callbacks.append(self._on_watch)
+                return
+            watch.popleft()
+            self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
+            self._expire(self._d_message[delivery], self._d_attempt[delivery], DeliveryCause.ACK_TIMEOUT, delivery)
 
     def _due(self, receive_s: float) -> float:
         """When an unacked delivery received at ``receive_s`` comes back."""
@@ -441,6 +470,8 @@ class ConsumerGroup:
             self._listed[instance] = False
             self._open.remove(instance)
         self._buffer.pop(instance, None)
+        self._watch.pop(instance, None)
+        self._watch_at[instance] = _INFINITY
         held = sorted(self._unacked[instance])
         self._unacked[instance] = set()
         self._held -= len(held)
@@ -503,7 +534,10 @@ class ConsumerGroup:
         )
 
     def _on_timer(self, event: simpy.Event) -> None:
-        message, attempt, cause, delivery = event.value
+        self._expire(*event.value)
+
+    def _expire(self, message: int, attempt: int, cause: int, delivery: int) -> None:
+        """``attempt`` of ``message`` (in ``delivery``, or -1) went unacked for its timeout."""
         cause = self._timed.pop(delivery, cause)
         if self._settled[message] or self._attempts[message] != attempt:
             # Acked, dead-lettered, or already redelivered; a delivery that held its group lets go.

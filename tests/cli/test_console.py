@@ -40,3 +40,12 @@ def test_a_consistent_run_says_so():
     output = io.StringIO()
     render_result(Console(file=output, width=120), busim.simulate(scenario()))
     assert "Consistent: every message's effects were applied exactly once." in output.getvalue()
+
+
+def test_reasons_are_named_in_the_brokers_own_words():
+    from busim.report.console import reason_label
+
+    assert reason_label("ack_timeout", "sqs-fifo") == "visibility timeout"
+    assert reason_label("ack_timeout", "nats-jetstream") == "ack wait"
+    assert reason_label("crash_before_ack", "kafka") == "crash before commit"
+    assert reason_label("crash_before_ack", "rabbitmq") == "crash before ack"

@@ -542,3 +542,25 @@ def test_sqs_throughput_counts_receive_calls_of_up_to_a_batch_each():
     )
     take_s = deliveries_of(result).take_s
     assert np.diff(np.sort(take_s)).min() == pytest.approx(1 / 3000)
+
+
+def test_rabbitmq_redelivers_a_delivery_unacked_after_consumer_timeout():
+    result = busim.simulate(
+        scenario(
+            publishers=[{"name": "source", "event": "Job", "rate": 1, "count": 1, "arrivals": "uniform"}],
+            broker={"preset": "rabbitmq", "latency": 0, "consumer_timeout": "1s"},
+            consumers=[consumer(instances=2, processing_time="1.5s", **COUNTER)],
+        )
+    )
+    deliveries = deliveries_of(result)
+    assert deliveries.take_s.tolist() == [0.0, 1.0]
+    assert deliveries.instance.tolist() == [0, 1]
+    assert worker_of(result).by_reason["redelivered"] == {"ack_timeout": 1}
+
+
+def test_kafkas_idempotent_producer_leaves_other_duplicates_alone():
+    result = busim.simulate(scenario(broker={"preset": "kafka", "duplication": 0.2}, consumers=[consumer(**COUNTER)]))
+    worker = worker_of(result)
+    # 100 messages, each duplicated with probability 0.2: 20 expected, 0 has probability 0.8^100.
+    assert worker.by_reason["duplicate_deliveries"]["broker_duplicate"] > 0
+    assert worker.duplicate_effects == worker.by_reason["duplicate_deliveries"]["broker_duplicate"]

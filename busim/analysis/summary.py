@@ -170,10 +170,32 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
             "redelivered": _cause_counts(deliveries.cause[redelivered], DeliveryCause),
             "lost": _cause_counts(lost_reasons, LossReason),
             "dead_lettered": _cause_counts(dead_causes, DeliveryCause),
+            "in_flight_at_end": _in_flight_reasons(group, fates.in_flight),
         },
         latency_s=_latency(record, group, first_rows),
         state=state,
     )
+
+
+def _in_flight_reasons(group: GroupRecord, in_flight: np.ndarray) -> dict[str, int]:
+    """Where the messages still in flight were when the run stopped, most advanced place first."""
+    deliveries = group.deliveries
+    unfinished = deliveries.outcome == Outcome.PROCESSING
+    places = (
+        ("processing", deliveries.message[unfinished & ~np.isnan(deliveries.take_s)]),
+        ("prefetched", deliveries.message[unfinished & np.isnan(deliveries.take_s)]),
+        ("queued_or_in_transit", group.unserved_message),
+    )
+    left = in_flight.copy()
+    counts = {}
+    for place, messages in places:
+        here = np.zeros_like(left)
+        here[messages] = True
+        here &= left
+        left &= ~here
+        counts[place] = int(here.sum())
+    counts["awaiting_redelivery"] = int(left.sum())
+    return {place: count for place, count in counts.items() if count}
 
 
 def _first_processing(deliveries: Deliveries) -> np.ndarray:

@@ -588,6 +588,10 @@ class ConsumerGroup:
 
     def record(self, end_s: float) -> GroupRecord:
         """Freeze what happened into arrays; copies still queued count as unserved."""
-        unserved = [*self._first_arrival[self._cursor :], *(entry[0] for entry in self._redeliveries)]
-        unserved += [copy[0] for copy in self._waiting]
+        cursor = self._cursor
+        unserved = [
+            *zip(self._first_arrival[cursor:], self._first_message[cursor:]),
+            *((entry[0], entry[2]) for entry in self._redeliveries),
+            *((copy[0], copy[1]) for copy in self._waiting),
+        ]
         return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler.counters())

@@ -60,7 +60,7 @@ class DeliveryLog:
         self,
         name: str,
         selection: Selection,
-        unserved_arrival_s: list[float],
+        unserved: list[tuple[float, int]],
         end_s: float,
         counters: dict[str, CounterState],
     ) -> GroupRecord:
@@ -82,7 +82,7 @@ class DeliveryLog:
             outcome=np.array(self.outcome, dtype=np.int8),
             crashed=crashed,
         )
-        unserved = np.array(unserved_arrival_s, dtype=np.float64)
+        unserved_s = np.array([arrival_s for arrival_s, _ in unserved], dtype=np.float64)
         lost = np.array(self.lost, dtype=float).reshape(-1, 3)
         dead = np.array(self.dead_letters, dtype=float).reshape(-1, 3)
         crashes = np.array(self.crashes, dtype=float).reshape(-1, 2)
@@ -90,7 +90,8 @@ class DeliveryLog:
             name=name,
             selection=selection,
             deliveries=deliveries,
-            unserved_arrival_s=np.sort(unserved[unserved <= end_s]),
+            unserved_arrival_s=np.sort(unserved_s[unserved_s <= end_s]),
+            unserved_message=np.array([message for _, message in unserved], dtype=np.int64),
             lost_message=lost[:, 0].astype(np.int64),
             lost_s=lost[:, 1],
             lost_reason=lost[:, 2].astype(np.int8),

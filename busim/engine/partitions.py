@@ -412,8 +412,10 @@ class PartitionedGroup:
     def record(self, end_s: float) -> GroupRecord:
         """Freeze what happened into arrays; records not yet read count as unserved."""
         unserved = [
-            max(arrival_s, replay_s)
-            for arrivals, position, replay_s in zip(self._log_arrival, self._position, self._replay_s)
-            for arrival_s in arrivals[position:]
+            (max(arrival_s, replay_s), message)
+            for arrivals, messages, position, replay_s in zip(
+                self._log_arrival, self._log_message, self._position, self._replay_s
+            )
+            for arrival_s, message in zip(arrivals[position:], messages[position:])
         ]
         return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler.counters())

@@ -152,7 +152,8 @@ class GroupRecord:
     name: str
     selection: Selection  # the messages of the events the group subscribes to
     deliveries: Deliveries
-    unserved_arrival_s: np.ndarray  # copies that reached the queue but no worker by the end
+    unserved_arrival_s: np.ndarray  # copies that reached the queue but no instance by the end
+    unserved_message: np.ndarray  # messages of every copy still queued or on its way at the end
     lost_message: np.ndarray
     lost_s: np.ndarray
     lost_reason: np.ndarray  # LossReason

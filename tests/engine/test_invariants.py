@@ -145,7 +145,7 @@ def check_books(subject, result):
 
     # Counts agree with each other and with the record.
     assert worker.delivered == len(deliveries)
-    for figure in ("lost", "redelivered", "duplicate_deliveries", "dead_lettered"):
+    for figure in ("lost", "redelivered", "duplicate_deliveries", "dead_lettered", "in_flight_at_end"):
         assert sum(worker.by_reason[figure].values()) == getattr(worker, figure), figure
     if record.drained:
         assert worker.in_flight_at_end == 0

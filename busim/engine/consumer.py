@@ -84,6 +84,9 @@ class _Queue:
     def hold(self, message: int, delivery: int) -> None:
         """Nothing to hold: a queue without message groups never blocks."""
 
+    def discard(self, message: int) -> None:
+        """Nothing to unblock after a taken copy is thrown away."""
+
     def release(self, message: int, delivery: int = -1) -> None:
         """Nothing to release."""
 
@@ -117,9 +120,11 @@ class _GroupedQueue:
             queue = self._queues[group] = deque()
         if front:
             queue.appendleft(copy)
-            # The message in flight came back: visible again, first of its group.
-            self._blocked.discard(group)
-            self._holder.pop(group, None)
+            holder = self._holder.get(group)
+            if holder is not None and holder[0] == copy[1]:
+                # The message that held its group is back: visible again, first of its group.
+                del self._holder[group]
+                self._blocked.discard(group)
         else:
             queue.append(copy)
         self._size += 1
@@ -135,6 +140,16 @@ class _GroupedQueue:
     def hold(self, message: int, delivery: int) -> None:
         """``delivery`` of ``message`` holds its group until it is acked or the message comes back."""
         self._holder[self._group_of[message]] = (message, delivery)
+
+    def discard(self, message: int) -> None:
+        """A copy just taken is thrown away: its group is free again, unless another message holds it."""
+        group = self._group_of[message]
+        holder = self._holder.get(group)
+        if holder is not None and holder[0] != message:
+            return
+        self._holder.pop(group, None)
+        self._blocked.discard(group)
+        self._list(group)
 
     def release(self, message: int, delivery: int = -1) -> None:
         """Unblock the group if ``message`` (in ``delivery``, or in any delivery) holds it."""
@@ -220,6 +235,9 @@ class ConsumerGroup:
             _GroupedQueue(self._message_group) if self._message_group is not None else _Queue()
         )
         self._capacity = rules.capacity or _NEVER
+        # A late ack still deletes a message that came back but was not received again, except where
+        # the broker closed the channel it came on (RabbitMQ).
+        self._late_ack_cancels = not rules.requeue_on_crash
         self._drop_head = rules.overflow == "drop-head"
         self._republish_s = republish_s.tolist() if republish_s is not None else None
         self._republish_limit = republish_limit.tolist() if republish_limit is not None else None
@@ -328,8 +346,13 @@ class ConsumerGroup:
             if self._next_receive_s > now:
                 self._wake(self._next_receive_s, now)
                 return
+            copy = waiting.take()
+            if self._late_ack_cancels and copy[2] > 1 and self._settled[copy[1]]:
+                # Acked late, after its timeout but before this copy was received: the broker deleted it.
+                waiting.discard(copy[1])
+                continue
             self._next_receive_s = max(self._next_receive_s, now) + self._interval_s
-            self._receive(open_instances[0], waiting.take(), now)
+            self._receive(open_instances[0], copy, now)
         if open_instances and not waiting:
             # Room and nothing queued: wake up at the next arrival.
             cursor = self._cursor

@@ -44,12 +44,13 @@ def stable_partition(value: object, partitions: int) -> int:
 
 
 def partition_of(scenario: Scenario, messages: Messages, selection: Selection, partitions: int) -> np.ndarray:
-    """Each message's partition: by a stable hash of its key, round robin for events without one."""
+    """Each message's partition: by a stable hash of its key, round robin (by message id) without one."""
     codes, values = key_codes(scenario, messages, selection)
     by_code = np.array([stable_partition(value, partitions) for value in values], dtype=np.int64)
     partition = by_code[codes] if codes.size else codes
     keyless = np.array([isinstance(value, _WholeEvent) for value in values], dtype=bool)
     if keyless.any():
+        # Chosen when the message is produced, so every group sees a message in the same partition.
         spread = keyless[codes]
-        partition[spread] = np.arange(int(spread.sum())) % partitions
+        partition[spread] = selection.ids[spread] % partitions
     return partition

@@ -325,6 +325,7 @@ class PartitionedGroup:
             replay[position] = causes.get(message, cause)
         self._position[partition] = self._committed[partition]
         self._processed[partition] = min(self._processed[partition], self._committed[partition])
+        self._replay_s[partition] = self._env.now  # what comes again arrives now; a stall after it is queue wait
 
     def _on_poll_timeout(self, event: simpy.Event) -> None:
         """A member outlasted max_poll_interval: the coordinator drops it and rebalances.

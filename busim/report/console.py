@@ -206,6 +206,8 @@ def reason_label(reason: str, preset: str) -> str:
 
 
 def _busiest_why(result: Result, _attribute: str) -> str:
+    if result.scenario.broker.preset == "kafka":
+        return "of deliveries"  # partitions, not instances, set the spread
     several = len(result.summary.consumers) > 1
     return "; ".join(
         f"{name + ': ' if several else ''}of deliveries (even: {1 / result.scenario.consumer(name).instances:.0%})"

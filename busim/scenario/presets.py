@@ -180,7 +180,9 @@ _PRESETS = (
                 "the message is enqueued; no published end-to-end percentiles",
             ),
             **_RABBIT_CLASSIC,
-            "delivery_limit": Default(20, "delivery-limit=20 since RabbitMQ 4.0", _RABBIT_QUORUM),
+            "delivery_limit": Default(
+                20, "delivery-limit=20 since RabbitMQ 4.0; every return counts, as in 4.0", _RABBIT_QUORUM
+            ),
         },
     ),
     Preset(

@@ -204,3 +204,63 @@ def test_redis_brings_back_a_lost_attempt_only_on_the_claimers_passes():
     again = deliveries.attempt > 1
     assert again.any()
     assert np.all(deliveries.arrival_s[again] == np.round(deliveries.arrival_s[again]))
+
+
+def test_an_sqs_fifo_group_stays_held_while_its_message_is_on_the_way_back():
+    # With broker latency, a message whose visibility timed out travels back for 50 ms; a late delete of
+    # its older copy in that time must not let the next message of the group in ahead of it.
+    one_key = {"Job": {"key": "item", "fields": {"item": {"constant": 1}}}}
+    for seed in range(1, 6):
+        result = busim.simulate(
+            scenario(
+                seed=seed,
+                events=one_key,
+                broker={
+                    "preset": "sqs-fifo",
+                    "latency": "50ms",
+                    "visibility_timeout": "100ms",
+                    "throughput": "unlimited",
+                },
+                consumers=[consumer(instances=3, processing_time={"exponential": {"mean": "80ms"}})],
+            )
+        )
+        assert result.summary.consumers["worker"].out_of_order == 0
+
+
+def test_a_late_ack_deletes_a_message_that_came_back_but_was_not_received_again():
+    # One instance, 1.5 s processing, 1 s visibility: the copy waits in the queue until the first
+    # processing deletes the message at 1.5 s, and is never received. RabbitMQ closes the channel
+    # of a consumer past its consumer_timeout, so there the late ack fails and the copy is processed.
+    slow = [consumer(processing_time="1.5s")]
+    one = [{"name": "source", "event": "Job", "rate": 1, "count": 1, "arrivals": "uniform"}]
+    sqs = busim.simulate(
+        scenario(
+            publishers=one,
+            broker={"preset": "sqs-standard", "latency": 0, "duplication": 0, "visibility_timeout": 1},
+            consumers=slow,
+        )
+    )
+    assert len(sqs.record.groups[0].deliveries) == 1
+    rabbit = busim.simulate(
+        scenario(publishers=one, broker={"preset": "rabbitmq", "latency": 0, "consumer_timeout": 1}, consumers=slow)
+    )
+    assert len(rabbit.record.groups[0].deliveries) == 2
+
+
+def test_a_message_back_after_its_group_moved_on_waits_its_turn():
+    # 100 ms latency, 550 ms processing, 500 ms visibility, messages at 0, 1/3 and 2/3 s, two instances.
+    # Message 0 (received 0.1 s) times out at 0.6 s, is deleted late at 0.65 s, which lets message 1 in;
+    # its copy arrives at 0.7 s while message 1 holds the group, and must neither be received nor free
+    # the group then. So no two messages of the group are ever in flight together.
+    one_key = {"Job": {"key": "item", "fields": {"item": {"constant": 1}}}}
+    result = busim.simulate(
+        scenario(
+            events=one_key,
+            publishers=[{"name": "source", "event": "Job", "rate": 3, "count": 3, "arrivals": "uniform"}],
+            broker={"preset": "sqs-fifo", "latency": "100ms", "visibility_timeout": "500ms"},
+            consumers=[consumer(instances=2, processing_time="550ms")],
+        )
+    )
+    deliveries = result.record.groups[0].deliveries
+    assert deliveries.message.tolist() == [0, 1, 2]
+    assert deliveries.receive_s.tolist() == pytest.approx([0.1, 0.65, 1.2])

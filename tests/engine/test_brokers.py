@@ -149,20 +149,20 @@ def test_kafka_session_timeout_pauses_a_crashed_members_partitions():
 
 # ---------------------------------------------------------------- redelivery mechanisms
 def test_a_consumer_slower_than_the_sqs_visibility_timeout_processes_a_message_twice():
-    # Received at 0 s, visible again at 1 s, received again when the worker frees up at 1.5 s;
-    # the first processing deletes it, so the second copy's timer finds it gone.
+    # Received at 0 s and visible again at 1 s, when the other instance receives it: processed twice.
+    # (With one instance the copy would wait until the first processing deleted it at 1.5 s, and go.)
     result = busim.simulate(
         scenario(
             publishers=[{"name": "source", "event": "Job", "rate": 1, "count": 1, "arrivals": "uniform"}],
             broker={"preset": "sqs-standard", "latency": 0, "duplication": 0, "visibility_timeout": "1s"},
-            consumers=[consumer(processing_time="1.5s", **COUNTER)],
+            consumers=[consumer(instances=2, processing_time="1.5s", **COUNTER)],
         )
     )
     worker = worker_of(result)
     assert worker.delivered == 2
     assert worker.duplicate_effects == 1
     assert worker.by_reason["redelivered"] == {"ack_timeout": 1}
-    assert deliveries_of(result).take_s.tolist() == [0.0, 1.5]
+    assert deliveries_of(result).take_s.tolist() == [0.0, 1.0]
 
 
 def test_rabbitmq_requeues_at_once_when_a_crashed_consumer_channel_closes():
@@ -257,7 +257,9 @@ def test_prefetched_messages_come_back_after_a_crash():
 
 def test_an_sqs_batch_starts_every_visibility_timer_at_receipt():
     # Message k arrives and is received at 0.9 + k/10 s (a batch holds all ten) and is processed
-    # from 0.9 + k to 1.9 + k s: past its receipt + 5 s for k >= 5, so five come back.
+    # from 0.9 + k to 1.9 + k s: past its receipt + 5 s for k >= 5, so five come back, each 0.9 s
+    # later. Message 5's copy arrives at 7.3 s, after its first processing deleted it at 6.9 s:
+    # gone. Messages 6..9 are received again before their first processing ends.
     result = busim.simulate(
         scenario(
             publishers=[{"name": "source", "event": "Job", "rate": 10, "count": 10, "arrivals": "uniform"}],
@@ -271,7 +273,7 @@ def test_an_sqs_batch_starts_every_visibility_timer_at_receipt():
             consumers=[consumer(processing_time="1s")],
         )
     )
-    assert worker_of(result).by_reason["redelivered"] == {"ack_timeout": 5}
+    assert worker_of(result).by_reason["redelivered"] == {"ack_timeout": 4}
 
 
 # ---------------------------------------------------------------- capacity and throughput

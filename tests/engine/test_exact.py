@@ -211,20 +211,21 @@ def test_the_run_stops_at_the_drain_timeout_and_reports_what_is_left():
 
 
 def test_a_run_cut_off_while_reprocessing_a_message_has_not_drained():
-    # Processed from 0 s to 5 s; its ack was due at 2 s, so a redelivery is taken at 5 s and would finish
-    # at 10 s, after the 7 s horizon. Every message was processed once, but the duplicate is still at work.
+    # Processed from 0 s to 5 s; its ack was due at 2 s, so the other instance takes a redelivery at 2 s,
+    # which would finish at 7 s, after the 6.5 s horizon. Every message was processed once, but the
+    # duplicate is still at work.
     result = busim.simulate(
         scenario(
             duration=1,
-            drain_timeout=6,
+            drain_timeout=5.5,
             publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 1}],
             broker={"ack_timeout": "2s"},
-            consumers=[consumer(processing_time="5s")],
+            consumers=[consumer(instances=2, processing_time="5s")],
         )
     )
     assert summary_of(result).in_flight_at_end == 0
     assert not result.record.drained
-    assert result.record.sim_time_s == 7
+    assert result.record.sim_time_s == 6.5
     assert not result.summary.consistent
 
 

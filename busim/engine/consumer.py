@@ -563,8 +563,9 @@ class ConsumerGroup:
         """``attempt`` of ``message`` (in ``delivery``, or -1) went unacked for its timeout."""
         cause = self._timed.pop(delivery, cause)
         if self._settled[message] or self._attempts[message] != attempt:
-            # Acked, dead-lettered, or already redelivered; a delivery that held its group lets go.
-            if self._message_group is not None:
+            # Acked, dead-lettered, or already redelivered. A settled message's delivery lets go of its group;
+            # one already redelivered keeps it until the new copy is back.
+            if self._message_group is not None and self._settled[message]:
                 self._waiting.release(message, delivery)
                 self._dispatch(self._env.now)
             return

@@ -264,3 +264,34 @@ def test_a_message_back_after_its_group_moved_on_waits_its_turn():
     deliveries = result.record.groups[0].deliveries
     assert deliveries.message.tolist() == [0, 1, 2]
     assert deliveries.receive_s.tolist() == pytest.approx([0.1, 0.65, 1.2])
+
+
+def test_a_fifo_group_stays_held_while_its_prefetched_message_times_out_and_its_instance_crashes():
+    # Found by fuzzing: a prefetched message timed out, was sent again, and then its instance crashed;
+    # the crash's own timer found the message already redelivered and freed the group, letting the next
+    # message of the group overtake the copy on its way back.
+    result = busim.simulate(
+        scenario(
+            seed=1262280197,
+            duration=3,
+            drain_timeout=60,
+            events={"Job": {"key": "item", "fields": {"item": {"uniform_int": {"low": 1, "high": 3}}}}},
+            publishers=[{"name": "source", "event": "Job", "rate": 10, "publish_timeout": 0.3}],
+            broker={
+                "preset": "sqs-fifo",
+                "latency": {"exponential": {"mean": "50ms"}},
+                "visibility_timeout": 0.05,
+                "throughput": "unlimited",
+                "batch_size": 3,
+            },
+            consumers=[
+                consumer(
+                    instances=4,
+                    concurrency=3,
+                    processing_time={"uniform": {"low": 0, "high": 0.4}},
+                    crash={"probability": 0.2, "restart_after": 0.1},
+                )
+            ],
+        )
+    )
+    assert result.summary.consumers["worker"].out_of_order == 0

@@ -3,6 +3,8 @@
 Each preset runs its own delivery rules (prefetch buffers, message groups,
 partitions and offsets), so the cost per message differs; this reports
 simulated messages per wall-clock second for each, best of ``--repeat``.
+The p99 column is the simulated end-to-end latency: on Kafka it includes the
+45 s session-timeout stalls that follow the run's few crashes.
 
     python benchmarks/presets.py [--messages 200000] [--repeat 2] [--preset kafka] [--profile]
 """

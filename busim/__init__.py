@@ -1,12 +1,13 @@
 """busim: simulate an event bus and what its latency and failures do to your services.
 
 The public API: :func:`load` a scenario, :func:`simulate` it, read the
-:class:`Result`. See docs/ for the scenario and results formats.
+:class:`Result`; :func:`replicate` runs it on independent seeds and gives
+every metric a confidence interval. See docs/ for the formats.
 """
 
-from busim.api import Result, load, simulate
+from busim.api import Replications, Result, load, replicate, simulate
 from busim.errors import BusimError
 from busim.scenario import Scenario
 from busim.version import __version__
 
-__all__ = ["BusimError", "Result", "Scenario", "__version__", "load", "simulate"]
+__all__ = ["BusimError", "Replications", "Result", "Scenario", "__version__", "load", "replicate", "simulate"]

@@ -10,8 +10,10 @@ The command line is a thin layer over these functions.
 
 from __future__ import annotations
 
+import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import numpy as np
 import simpy
 
 from busim.analysis import Summary, summarize
+from busim.analysis.intervals import CONFIDENCE, Interval, mean_interval
 from busim.engine import RunRecord
 from busim.engine import run as run_engine
 from busim.engine.arrivals import expected_count
@@ -31,6 +34,7 @@ from busim.scenario.references import reference_problems
 from busim.version import __version__
 
 RESULT_SCHEMA = "busim.result/1"
+REPLICATIONS_SCHEMA = "busim.replications/1"
 # A run keeps a record of every delivery: about 0.5 GB per million messages a consumer group handles.
 MAX_MESSAGES = 20_000_000
 BYTES_PER_MESSAGE = 400
@@ -72,13 +76,7 @@ class Result:
                 "sha256": self.source.sha256,
                 "overrides": list(self.source.overrides),
             },
-            "run": {
-                "wall_time_s": round(self.wall_time_s, 3),
-                "busim_version": __version__,
-                "python_version": platform.python_version(),
-                "numpy_version": np.__version__,
-                "simpy_version": simpy.__version__,
-            },
+            "run": _run_metadata(self.wall_time_s),
             "sim_time_s": self.record.sim_time_s,
             "drained": self.record.drained,
             "messages": {"published": len(self.record.messages)},
@@ -89,6 +87,137 @@ class Result:
                 "violations": list(self.summary.violations),
             },
         }
+
+
+@dataclass(frozen=True)
+class Replications:
+    """Independent runs of one scenario, each with a seed spawned from one root seed."""
+
+    scenario: Scenario  # as run, with the root seed filled in
+    seeds: tuple[int, ...]  # each replication's seed
+    results: tuple[dict[str, Any], ...]  # each replication's results.json, without its run metadata
+    summaries: tuple[Summary, ...]
+    source: Source = Source()
+    wall_time_s: float = 0.0
+
+    def interval(self, *path: str) -> Interval:
+        """The mean and confidence interval of one metric, e.g. ``("consumers", "inventory", "lost")``."""
+        values = []
+        for document in self.results:
+            value: Any = document
+            for key in path:
+                value = value[key]
+            values.append(float(value))
+        return mean_interval(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The results.json document of replications (see docs/results.md)."""
+        scenario = self.scenario
+        return {
+            "schema": REPLICATIONS_SCHEMA,
+            "scenario": {
+                "name": scenario.name,
+                "description": scenario.description,
+                "seed": scenario.seed,
+                "file": self.source.file,
+                "sha256": self.source.sha256,
+                "overrides": list(self.source.overrides),
+            },
+            "run": _run_metadata(self.wall_time_s),
+            "replications": len(self.seeds),
+            "confidence": CONFIDENCE,
+            "seeds": list(self.seeds),
+            "metrics": _intervals(list(self.results)),
+            "results": list(self.results),
+        }
+
+
+def replication_seeds(root_seed: int, count: int) -> tuple[int, ...]:
+    """``count`` independent seeds spawned from ``root_seed`` (numpy's SeedSequence.spawn)."""
+    children = np.random.SeedSequence(root_seed).spawn(count)
+    return tuple(int(child.generate_state(1, np.uint64)[0] >> np.uint64(1)) for child in children)
+
+
+def replicate(
+    scenario: Scenario | LoadedScenario,
+    replications: int | None = None,
+    seed: int | None = None,
+    on_replication: Callable[[int, int], None] | None = None,
+    max_messages: int = MAX_MESSAGES,
+) -> Replications:
+    """Run ``scenario`` ``replications`` times (default: its ``replications`` key), on independent seeds.
+
+    The seeds are spawned from ``seed``, else the scenario's, else a fresh
+    one; the same root seed gives the same replications, and so the same
+    intervals. ``on_replication(done, total)`` is called after each run.
+
+    Raises:
+        RunTooLargeError: one run would handle more than ``max_messages`` messages.
+    """
+    source = Source()
+    if isinstance(scenario, LoadedScenario):
+        source = Source(scenario.file, scenario.sha256, scenario.overrides)
+        scenario = scenario.scenario
+    else:
+        check_references(scenario)
+    check_size(scenario, max_messages)
+    count = replications if replications is not None else scenario.replications
+    if seed is None:
+        seed = scenario.seed if scenario.seed is not None else fresh_seed()
+    started = time.perf_counter()
+    seeds = replication_seeds(seed, count)
+    results, summaries = [], []
+    for done, replication_seed in enumerate(seeds, start=1):
+        result = simulate(scenario, seed=replication_seed, max_messages=max_messages)
+        document = result.to_dict()
+        for key in ("schema", "scenario", "run"):
+            del document[key]
+        document["seed"] = replication_seed
+        results.append(document)
+        summaries.append(result.summary)
+        if on_replication is not None:
+            on_replication(done, count)
+    return Replications(
+        scenario=scenario.model_copy(update={"seed": seed, "replications": count}),
+        seeds=seeds,
+        results=tuple(results),
+        summaries=tuple(summaries),
+        source=source,
+        wall_time_s=time.perf_counter() - started,
+    )
+
+
+def _intervals(documents: list[Any]) -> Any:
+    """Replace each number of the documents (which share a shape) by its mean and interval.
+
+    True/false figures become the fraction of replications where they held;
+    a key missing from some documents (a reason that did not occur) counts
+    as 0 there. Lists and text are left out.
+    """
+    first = next((document for document in documents if document is not None), None)
+    if isinstance(first, dict):
+        keys = list(dict.fromkeys(key for document in documents for key in (document or {})))
+        merged = {key: _intervals([(document or {}).get(key, 0) for document in documents]) for key in keys}
+        return {key: value for key, value in merged.items() if value is not None}
+    if isinstance(first, bool | int | float):
+        values = [float(value) for value in documents if value is not None]
+        interval = mean_interval(values)
+        return {
+            "mean": interval.mean,
+            "low": None if math.isnan(interval.low) else interval.low,
+            "high": None if math.isnan(interval.high) else interval.high,
+        }
+    return None
+
+
+def _run_metadata(wall_time_s: float) -> dict[str, Any]:
+    return {
+        "wall_time_s": round(wall_time_s, 3),
+        "busim_version": __version__,
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "simpy_version": simpy.__version__,
+    }
 
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:

@@ -14,9 +14,16 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from busim.api import MAX_MESSAGES, check_size, simulate
+from busim.api import MAX_MESSAGES, Replications, Result, check_size, replicate, simulate
 from busim.errors import BusimError, OverrideError, ScenarioError
-from busim.report.console import presets_table, render_preset, render_result, simulation_progress
+from busim.report.console import (
+    presets_table,
+    render_preset,
+    render_replications,
+    render_result,
+    replications_progress,
+    simulation_progress,
+)
 from busim.report.files import prepare_folder, results_json, write_run
 from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
@@ -114,6 +121,16 @@ def run(
             metavar="N",
         ),
     ] = MAX_MESSAGES,
+    replications: Annotated[
+        int | None,
+        typer.Option(
+            "--replications",
+            help="Run this many replications on seeds spawned from the seed, and report every figure as a mean "
+            "with its 95% confidence interval (default: the scenario's replications, 1).",
+            parser=_whole_number(1),
+            metavar="N",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout and nothing else.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     fail_on_violation: Annotated[
@@ -135,8 +152,16 @@ def run(
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
-    with simulation_progress(console, loaded.scenario, enabled=show and console.is_terminal) as on_progress:
-        result = simulate(loaded, seed=seed, on_progress=on_progress, max_messages=max_messages)
+    count = replications if replications is not None else loaded.scenario.replications
+    result: Result | Replications
+    if count > 1:
+        with replications_progress(console, loaded.scenario, count, enabled=show and console.is_terminal) as done:
+            result = replicate(loaded, count, seed=seed, on_replication=done, max_messages=max_messages)
+        consistent = all(summary.consistent for summary in result.summaries)
+    else:
+        with simulation_progress(console, loaded.scenario, enabled=show and console.is_terminal) as on_progress:
+            result = simulate(loaded, seed=seed, on_progress=on_progress, max_messages=max_messages)
+        consistent = result.summary.consistent
     try:
         written = write_run(result, folder)
     except BusimError as error:
@@ -144,9 +169,12 @@ def run(
     if as_json:
         sys.stdout.write(results_json(result))
     elif show:
-        render_result(console, result)
+        if isinstance(result, Replications):
+            render_replications(console, result)
+        else:
+            render_result(console, result)
         console.print(f"Wrote {', '.join(str(path) for path in written)}", style="dim", highlight=False, soft_wrap=True)
-    if fail_on_violation and not result.summary.consistent:
+    if fail_on_violation and not consistent:
         raise typer.Exit(EXIT_VIOLATION)
 
 

@@ -12,11 +12,19 @@ from contextlib import contextmanager
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
-from busim.api import Result
+from busim.analysis.intervals import CONFIDENCE, Interval
+from busim.api import Replications, Result
 from busim.engine.simulation import ProgressCallback
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
@@ -335,3 +343,108 @@ def render_preset(console: Console, name: str) -> None:
     console.print(table)
     for number, url in enumerate(sources, start=1):
         console.print(f"  [{number}] {url}", soft_wrap=True, highlight=False, markup=False)
+
+
+@contextmanager
+def replications_progress(console: Console, scenario: Scenario, total: int, enabled: bool) -> Iterator:
+    """A progress bar of replications done out of ``total``, with the time left."""
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task(f"replicating {scenario.name}", total=total)
+
+    def report(done: int, _total: int) -> None:
+        progress.update(task, completed=done)
+
+    with progress:
+        yield report
+
+
+# (row label, path below consumers.<name>, a duration)
+_REPLICATED_ROWS = (
+    ("latency mean", ("latency_s", "end_to_end", "mean"), True),
+    ("latency p50", ("latency_s", "end_to_end", "p50"), True),
+    ("latency p99", ("latency_s", "end_to_end", "p99"), True),
+    ("latency p99.9", ("latency_s", "end_to_end", "p999"), True),
+    ("duplicate deliveries", ("duplicate_deliveries",), False),
+    ("duplicate effects", ("duplicate_effects",), False),
+    ("redelivered", ("redelivered",), False),
+    ("lost", ("lost",), False),
+    ("dead-lettered", ("dead_lettered",), False),
+    ("wrongly rejected", ("wrongly_rejected",), False),
+    ("wrongly accepted", ("wrongly_accepted",), False),
+    ("out of order", ("out_of_order",), False),
+    ("in flight at end", ("in_flight_at_end",), False),
+    ("max backlog", ("max_backlog",), False),
+    ("crashes", ("crashes",), False),
+)
+
+
+def render_replications(console: Console, replications: Replications) -> None:
+    """Print each consumer's figures as a mean with its confidence interval, and how often runs were consistent."""
+    scenario = replications.scenario
+    count = len(replications.seeds)
+    console.print(
+        Panel(
+            Group(
+                Text(scenario.description),
+                Text.from_markup(
+                    f"root seed [bold]{scenario.seed}[/] · {count} replications on seeds spawned from it · "
+                    f"{replications.wall_time_s:.2f}s"
+                ),
+            ),
+            title=f"[bold]{scenario.name}",
+            expand=False,
+        )
+    )
+    table = _table(f"Mean of {count} replications")
+    table.caption = Text(f"[low, high]: the {CONFIDENCE:.0%} confidence interval of the mean")
+    table.caption_justify = "left"
+    table.add_column("", no_wrap=True)
+    names = list(replications.results[0]["consumers"])
+    for name in names:
+        table.add_column(name, justify="right", no_wrap=True)
+    for label, path, duration in _REPLICATED_ROWS:
+        cells: list[Text | str] = []
+        for name in names:
+            if any(_at(result["consumers"][name], path) is None for result in replications.results):
+                cells.append(ABSENT)
+                continue
+            interval = replications.interval("consumers", name, *path)
+            cells.append(_interval_text(interval, duration))
+        table.add_row(label, *cells)
+    for name in names:
+        for counter in replications.results[0]["consumers"][name]["state"]:
+            interval = replications.interval("consumers", name, "state", counter, "abs_drift")
+            table.add_row(
+                f"{counter} drift ({name})" if len(names) > 1 else f"{counter} drift",
+                *([_interval_text(interval, False) if other == name else "" for other in names]),
+            )
+    console.print(table)
+    consistent = sum(summary.consistent for summary in replications.summaries)
+    style = "bold green" if consistent == count else "bold red"
+    console.print(
+        Text(f"Consistent with exactly-once processing in {consistent} of {count} replications.", style=style)
+    )
+
+
+def _at(document: dict, path: tuple[str, ...]) -> object:
+    for key in path:
+        document = document[key]
+    return document
+
+
+def _interval_text(interval: Interval, duration: bool) -> Text:
+    show = format_duration if duration else (lambda value: f"{value:,.1f}")
+    if interval.replications < 2:
+        return Text(show(interval.mean))
+    return Text(f"{show(interval.mean)} [{show(interval.low)}, {show(interval.high)}]")

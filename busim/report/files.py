@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from busim.api import Result
+from busim.api import Replications, Result
 from busim.errors import OutputError
 from busim.scenario import Scenario
 
@@ -16,7 +16,7 @@ RESULTS_FILE = "results.json"
 SCENARIO_FILE = "scenario.yaml"
 
 
-def results_json(result: Result) -> str:
+def results_json(result: Result | Replications) -> str:
     """results.json as text: stable key order, so identical runs give identical files."""
     return json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
 
@@ -40,7 +40,7 @@ def prepare_folder(folder: Path) -> None:
         raise OutputError(f"cannot write the results to {folder}: {error.strerror or error}") from None
 
 
-def write_run(result: Result, folder: Path) -> list[Path]:
+def write_run(result: Result | Replications, folder: Path) -> list[Path]:
     """Write the run's files into ``folder`` (created if needed); return their paths.
 
     Raises:

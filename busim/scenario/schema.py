@@ -48,6 +48,7 @@ class Model(BaseModel):
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_ZIPF_KEYS = 10_000_000
 MAX_WORKERS = 1_000_000
+MAX_REPLICATIONS = 10_000
 
 Integer = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -561,6 +562,7 @@ class Scenario(Model):
     duration: PositiveSeconds
     drain_timeout: Seconds = 600.0
     warmup: Seconds = 0.0
+    replications: Annotated[int, Field(ge=1, le=MAX_REPLICATIONS)] = 1
     events: Annotated[dict[Name, Event], Field(min_length=1)]
     publishers: Annotated[list[Publisher], Field(min_length=1)]
     broker: Broker = Broker()

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 import busim
+from busim.analysis.intervals import mean_interval
 from tests.conftest import scenario
 
 RATE_PER_S = 800
@@ -137,3 +138,31 @@ def test_a_full_queue_loses_the_mm1k_blocking_probability(overflow):
     fraction, reasons = mm1k_loss_fraction(overflow)
     assert fraction == pytest.approx(expected, abs=0.0055)
     assert set(reasons) == {"overflow_rejected" if overflow == "reject-publish" else "overflow_dropped"}
+
+
+def test_replications_bracket_the_mm1_mean_latency_and_narrow_as_they_grow():
+    """Forty M/M/1 replications (24k messages each, 2 s warm-up); the first ten are a replication set of their own.
+
+    The analytic mean is 1 ms of broker latency plus 1 / (mu - lambda) = 5 ms. Over root seeds 0..19 the
+    95 % interval covered 6 ms in 20 of 20 cases with 10 replications and with 40, and the half-width
+    with 40 was 0.32 to 0.78 of that with 10 (expected about 0.56: sqrt(10/40) x t(0.975, 39) / t(0.975, 9)).
+    """
+    replications = busim.replicate(
+        scenario(
+            seed=2024,
+            duration=30,
+            warmup=2,
+            publishers=[{"name": "source", "event": "Job", "arrivals": "poisson", "rate": RATE_PER_S}],
+            broker={"latency": {"exponential": {"mean": LATENCY_MEAN_S}}},
+            consumers=[{"name": "server", "subscribes": ["Job"], "processing_time": {"exponential": {"mean": 0.001}}}],
+        ),
+        replications=40,
+    )
+    means = [document["consumers"]["server"]["latency_s"]["end_to_end"]["mean"] for document in replications.results]
+    ten, forty = (
+        mean_interval(means[:10]),
+        replications.interval("consumers", "server", "latency_s", "end_to_end", "mean"),
+    )
+    for interval in (ten, forty):
+        assert interval.low < 0.006 < interval.high
+    assert forty.half_width < 0.8 * ten.half_width

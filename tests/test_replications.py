@@ -1,0 +1,78 @@
+"""Replications: independent seeds spawned from one root, and every metric as a mean with its interval."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import busim
+from busim.api import replication_seeds
+from busim.cli import app
+from busim.report.files import results_json
+from tests.conftest import SCENARIOS, consumer, scenario
+
+FAULTY = scenario(
+    broker={"latency": {"exponential": {"mean": "5ms"}}, "duplication": 0.05},
+    consumers=[consumer(processing_time={"exponential": {"mean": "20ms"}}, crash={"probability": 0.02})],
+)
+
+
+def test_replication_seeds_are_spawned_from_the_root_and_repeat():
+    seeds = replication_seeds(42, 5)
+    assert seeds == replication_seeds(42, 5)
+    assert len(set(seeds)) == 5 and all(0 <= seed < 2**63 for seed in seeds)
+    assert replication_seeds(42, 3) == seeds[:3]  # more replications extend the list, never reshuffle it
+    assert replication_seeds(43, 5) != seeds
+
+
+def test_each_replication_is_the_single_run_with_its_seed():
+    replications = busim.replicate(FAULTY, replications=3, seed=7)
+    for seed, document in zip(replications.seeds, replications.results):
+        single = busim.simulate(FAULTY, seed=seed).to_dict()
+        assert document["consumers"] == single["consumers"]
+        assert document["seed"] == seed
+
+
+def test_every_metric_gets_the_mean_and_interval_of_its_replications():
+    replications = busim.replicate(FAULTY, replications=4, seed=7)
+    metrics = replications.to_dict()["metrics"]
+    values = [document["consumers"]["worker"]["duplicate_deliveries"] for document in replications.results]
+    interval = metrics["consumers"]["worker"]["duplicate_deliveries"]
+    assert interval["mean"] == pytest.approx(np.mean(values))
+    assert interval["low"] < interval["mean"] < interval["high"]
+    assert replications.interval("consumers", "worker", "duplicate_deliveries").low == interval["low"]
+    # True/false figures become the fraction of replications where they held.
+    assert metrics["drained"] == {"mean": 1.0, "low": 1.0, "high": 1.0}
+
+
+def test_replications_are_deterministic_under_the_root_seed():
+    first = json.loads(results_json(busim.replicate(FAULTY, replications=3, seed=11)))
+    second = json.loads(results_json(busim.replicate(FAULTY, replications=3, seed=11)))
+    del first["run"], second["run"]
+    assert first == second
+
+
+def test_the_scenario_can_ask_for_replications(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(SCENARIOS / "flash-sale.yaml"),
+            "--set",
+            "replications=3",
+            "--set",
+            "duration=100s",
+            "--out",
+            str(tmp_path),
+        ],
+        env={"COLUMNS": "120"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "Mean of 3 replications" in result.stdout
+    assert "the 95% confidence interval of the mean" in result.stdout
+    assert "Consistent with exactly-once processing in" in result.stdout
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert document["schema"] == "busim.replications/1"
+    assert document["replications"] == 3 and len(document["seeds"]) == 3
+    assert "replications: 3" in (tmp_path / "scenario.yaml").read_text()

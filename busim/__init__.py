@@ -5,9 +5,20 @@ The public API: :func:`load` a scenario, :func:`simulate` it, read the
 every metric a confidence interval. See docs/ for the formats.
 """
 
-from busim.api import Replications, Result, load, replicate, simulate
+from busim.api import Comparison, Replications, Result, compare, load, replicate, simulate
 from busim.errors import BusimError
 from busim.scenario import Scenario
 from busim.version import __version__
 
-__all__ = ["BusimError", "Replications", "Result", "Scenario", "__version__", "load", "replicate", "simulate"]
+__all__ = [
+    "BusimError",
+    "Comparison",
+    "Replications",
+    "Result",
+    "Scenario",
+    "__version__",
+    "compare",
+    "load",
+    "replicate",
+    "simulate",
+]

@@ -35,6 +35,7 @@ from busim.version import __version__
 
 RESULT_SCHEMA = "busim.result/1"
 REPLICATIONS_SCHEMA = "busim.replications/1"
+COMPARISON_SCHEMA = "busim.compare/1"
 # A run keeps a record of every delivery: about 0.5 GB per million messages a consumer group handles.
 MAX_MESSAGES = 20_000_000
 BYTES_PER_MESSAGE = 400
@@ -130,6 +131,57 @@ class Replications:
             "metrics": _intervals(list(self.results)),
             "results": list(self.results),
         }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Variants of a scenario run on the same seeds (common random numbers)."""
+
+    names: tuple[str, ...]
+    outcomes: tuple[Result | Replications, ...]  # one per variant, in order
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The compare.json document: each variant's results.json under its name."""
+        return {
+            "schema": COMPARISON_SCHEMA,
+            "seed": self.seed,
+            "variants": [
+                {"name": name, "overrides": list(outcome.source.overrides), "results": outcome.to_dict()}
+                for name, outcome in zip(self.names, self.outcomes)
+            ],
+        }
+
+
+def compare(
+    variants: list[tuple[str, Scenario | LoadedScenario]],
+    seed: int | None = None,
+    replications: int | None = None,
+    on_variant: Callable[[int, int], None] | None = None,
+    max_messages: int = MAX_MESSAGES,
+) -> Comparison:
+    """Run each ``(name, scenario)`` on the same seed, or the same replication seeds.
+
+    Common random numbers: every variant draws its publishing, latencies and
+    faults from streams named after the same components, so differences come
+    from the variants rather than from the noise. The seed is ``seed``, else
+    the first variant's, else a fresh one. With ``replications`` (default:
+    the first variant's ``replications``) above 1, each variant is replicated.
+    """
+    first = variants[0][1]
+    first_scenario = first.scenario if isinstance(first, LoadedScenario) else first
+    if seed is None:
+        seed = first_scenario.seed if first_scenario.seed is not None else fresh_seed()
+    count = replications if replications is not None else first_scenario.replications
+    outcomes: list[Result | Replications] = []
+    for done, (_, scenario) in enumerate(variants, start=1):
+        if count > 1:
+            outcomes.append(replicate(scenario, count, seed=seed, max_messages=max_messages))
+        else:
+            outcomes.append(simulate(scenario, seed=seed, max_messages=max_messages))
+        if on_variant is not None:
+            on_variant(done, len(variants))
+    return Comparison(names=tuple(name for name, _ in variants), outcomes=tuple(outcomes), seed=seed)
 
 
 def replication_seeds(root_seed: int, count: int) -> tuple[int, ...]:

@@ -6,6 +6,7 @@ run departs from exactly-once processing, 2 for bad input.
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -14,20 +15,23 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from busim.api import MAX_MESSAGES, Replications, Result, check_size, replicate, simulate
+from busim.api import MAX_MESSAGES, Replications, Result, check_size, compare, replicate, simulate
 from busim.errors import BusimError, OverrideError, ScenarioError
 from busim.report.console import (
     presets_table,
+    render_comparison,
     render_preset,
     render_replications,
     render_result,
     replications_progress,
     simulation_progress,
+    variants_progress,
 )
-from busim.report.files import prepare_folder, results_json, write_run
+from busim.report.files import prepare_folder, results_json, write_comparison, write_run
 from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
 from busim.scenario.schema import did_you_mean
+from busim.scenario.variants import load_variants
 from busim.version import __version__
 
 EXIT_VIOLATION = 1
@@ -200,6 +204,70 @@ def validate(
             typer.echo(f"{file}: ok")
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command(name="compare")
+def compare_command(
+    files: Annotated[
+        list[Path], typer.Argument(help="Scenario files: one to vary, or several to compare.", metavar="FILE...")
+    ],
+    vary: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--vary",
+            metavar="KEY=V1,V2",
+            help="Run the file once per value, e.g. broker.preset=kafka,rabbitmq. Several make a grid.",
+        ),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Override a scenario key in every variant. Repeatable."),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="The seed every variant shares.", parser=_whole_number(0), metavar="N"),
+    ] = None,
+    replications: Annotated[
+        int | None,
+        typer.Option(
+            "--replications",
+            help="Replicate every variant on the same N seeds and compare means with confidence intervals.",
+            parser=_whole_number(1),
+            metavar="N",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder.", show_default="runs/compare-<scenario name>/", metavar="DIR"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print compare.json to stdout and nothing else.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Run variants of a scenario on the same seeds and show them side by side.
+
+    The variants are several files, a grid of --vary values, or the variants: block of one file.
+    """
+    console = Console()
+    try:
+        variants = load_variants(files, vary or [], overrides or [])
+        folder = out if out is not None else Path("runs") / f"compare-{variants[0].loaded.scenario.name}"
+        for variant in variants:
+            check_size(variant.loaded.scenario, MAX_MESSAGES)
+        prepare_folder(folder)
+    except BusimError as error:
+        _fail(error)
+    show = not (quiet or as_json)
+    with variants_progress(console, len(variants), enabled=show and console.is_terminal) as done:
+        comparison = compare([(variant.name, variant.loaded) for variant in variants], seed, replications, done)
+    try:
+        written = write_comparison(comparison, folder)
+    except BusimError as error:
+        _fail(error)
+    if as_json:
+        sys.stdout.write(json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n")
+    elif show:
+        render_comparison(console, comparison)
+        console.print(f"Wrote {', '.join(str(path) for path in written)}", style="dim", highlight=False, soft_wrap=True)
 
 
 @app.command()

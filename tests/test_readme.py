@@ -32,3 +32,22 @@ def test_ci_runs_the_readme_test_command():
     block = re.search(r"<!-- test command[^\n]*\n```\n([^\n]+)\n```", README)
     assert block is not None
     assert printed.stdout == block.group(1) + "\n" == "pip install -e '.[test]' && python -m pytest\n"
+
+
+def test_the_comparison_sample_is_what_busim_compare_prints():
+    from busim.report.console import render_comparison
+    from busim.scenario.variants import load_variants
+
+    sample = README.split("busim compare scenarios/broker-tradeoffs.yaml\n```\n\n```\n", 1)[1].split("\n```", 1)[0]
+    variants = load_variants([SCENARIOS / "broker-tradeoffs.yaml"], [], [])
+    output = io.StringIO()
+    render_comparison(
+        Console(file=output, width=80, color_system=None),
+        busim.compare([(variant.name, variant.loaded) for variant in variants]),
+    )
+    printed = [line.rstrip() for line in output.getvalue().splitlines()]
+    expected = sample.splitlines()
+    assert printed == expected[:-1]
+    assert expected[-1] == (
+        "Wrote runs/compare-broker-tradeoffs/compare.json, runs/compare-broker-tradeoffs/compare.md"
+    )

@@ -6,8 +6,10 @@ the engine or the analysis knows about them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 
 from rich import box
 from rich.console import Console, Group
@@ -24,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from busim.analysis.intervals import CONFIDENCE, Interval
-from busim.api import Replications, Result
+from busim.api import Comparison, Replications, Result
 from busim.engine.simulation import ProgressCallback
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
@@ -369,6 +371,30 @@ def replications_progress(console: Console, scenario: Scenario, total: int, enab
         yield report
 
 
+@contextmanager
+def variants_progress(console: Console, total: int, enabled: bool) -> Iterator:
+    """A progress bar of variants done out of ``total``, with the time left."""
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("[bold]comparing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task("comparing", total=total)
+
+    def report(done: int, _total: int) -> None:
+        progress.update(task, completed=done)
+
+    with progress:
+        yield report
+
+
 # (row label, path below consumers.<name>, a duration)
 _REPLICATED_ROWS = (
     ("latency mean", ("latency_s", "end_to_end", "mean"), True),
@@ -446,5 +472,143 @@ def _at(document: dict, path: tuple[str, ...]) -> object:
 def _interval_text(interval: Interval, duration: bool) -> Text:
     show = format_duration if duration else (lambda value: f"{value:,.1f}")
     if interval.replications < 2:
-        return Text(show(interval.mean))
+        return Text(format_duration(interval.mean) if duration else f"{interval.mean:,.0f}")
     return Text(f"{show(interval.mean)} [{show(interval.low)}, {show(interval.high)}]")
+
+
+def render_comparison(console: Console, comparison: Comparison) -> None:
+    """Print the variants side by side, each figure with its change from the first variant."""
+    first = comparison.outcomes[0]
+    replicated = isinstance(first, Replications)
+    count = len(first.seeds) if isinstance(first, Replications) else 1
+    how = f"{count} replications each, on the same seeds" if replicated else "the same seed"
+    console.print(
+        Text.from_markup(f"[bold]Comparing {len(comparison.names)} variants[/] · {how} (root seed {comparison.seed})")
+    )
+    if len(comparison.names) > WIDE_COMPARISON:
+        for consumer in compared_consumers(comparison):
+            console.print(_compact_comparison(comparison, consumer))
+        console.print(_comparison_verdicts(comparison))
+        return
+    for consumer in compared_consumers(comparison):
+        title = f"{consumer}: change against {comparison.names[0]}"
+        table = _table(title if not replicated else f"{title} (means; [low, high] 95% confidence interval)")
+        table.add_column("", no_wrap=True)
+        for name in comparison.names:
+            table.add_column(name, justify="right")
+        for label, cells in comparison_rows(comparison, consumer):
+            table.add_row(label, *cells)
+        console.print(table)
+    console.print(_comparison_verdicts(comparison))
+
+
+# More variants than this are shown one per row, with the key figures only.
+WIDE_COMPARISON = 3
+_COMPACT_COLUMNS = (
+    ("p50", ("latency_s", "end_to_end", "p50"), True),
+    ("p99", ("latency_s", "end_to_end", "p99"), True),
+    ("dup. effects", ("duplicate_effects",), False),
+    ("lost", ("lost",), False),
+    ("dead", ("dead_lettered",), False),
+    ("wrong rej.", ("wrongly_rejected",), False),
+    ("out of order", ("out_of_order",), False),
+)
+
+
+def _compact_comparison(comparison: Comparison, consumer: str) -> Table:
+    replicated = isinstance(comparison.outcomes[0], Replications)
+    table = _table(f"{consumer}{' (means of the replications)' if replicated else ''}")
+    table.add_column("variant", no_wrap=True)
+    counters = list(_at(_consumer_document(comparison.outcomes[0], consumer), ("state",)))
+    columns = [*_COMPACT_COLUMNS, *((f"{c} drift", ("state", c, "abs_drift"), False) for c in counters)]
+    figures = [[_figure(outcome, consumer, path) for _, path, _ in columns] for outcome in comparison.outcomes]
+    # Leave out the figures that are 0 for every variant: they make no difference here.
+    shown = [
+        index for index in range(len(columns)) if any(row[index] is not None and row[index].mean for row in figures)
+    ]
+    for index in shown:
+        table.add_column(columns[index][0], justify="right", min_width=6)
+    for name, row in zip(comparison.names, figures):
+        cells = [ABSENT if row[i] is None else _short(row[i].mean, columns[i][2]) for i in shown]
+        table.add_row(name, *cells)
+    return table
+
+
+def _consumer_document(outcome: Result | Replications, consumer: str) -> dict:
+    if isinstance(outcome, Replications):
+        return outcome.results[0]["consumers"][consumer]
+    return asdict(outcome.summary.consumers[consumer])
+
+
+def _short(value: float, duration: bool) -> str:
+    return format_duration(value) if duration else f"{value:,.0f}"
+
+
+def _comparison_verdicts(comparison: Comparison) -> Table:
+    verdicts = Table.grid(padding=(0, 2))
+    for name, outcome in zip(comparison.names, comparison.outcomes):
+        if isinstance(outcome, Replications):
+            held = sum(summary.consistent for summary in outcome.summaries)
+            verdict = f"consistent in {held} of {len(outcome.summaries)} replications"
+            good = held == len(outcome.summaries)
+        else:
+            good = outcome.summary.consistent
+            verdict = "consistent" if good else f"inconsistent ({len(outcome.summary.violations)} violations)"
+        verdicts.add_row(Text(name, style="bold"), Text(verdict, style="green" if good else "red"))
+    return verdicts
+
+
+def comparison_rows(comparison: Comparison, consumer: str) -> list[tuple[str, list[Text]]]:
+    """Each figure of ``consumer`` across the variants, with its change from the first variant."""
+    rows = []
+    for label, path, duration in _REPLICATED_ROWS:
+        figures = [_figure(outcome, consumer, path) for outcome in comparison.outcomes]
+        if all(figure is None for figure in figures):
+            continue
+        rows.append((label, [_compared(figure, figures[0], duration) for figure in figures]))
+    return rows
+
+
+def compared_consumers(comparison: Comparison) -> list[str]:
+    """The consumers that every variant has."""
+    first = comparison.outcomes[0]
+    return [
+        name
+        for name in _consumer_names(first)
+        if all(name in _consumer_names(outcome) for outcome in comparison.outcomes)
+    ]
+
+
+def _consumer_names(outcome: Result | Replications) -> list[str]:
+    if isinstance(outcome, Replications):
+        return list(outcome.results[0]["consumers"])
+    return list(outcome.summary.consumers)
+
+
+def _figure(outcome: Result | Replications, consumer: str, path: tuple[str, ...]) -> Interval | None:
+    if isinstance(outcome, Replications):
+        if any(_at(result["consumers"][consumer], path) is None for result in outcome.results):
+            return None
+        return outcome.interval("consumers", consumer, *path)
+    value = _at(asdict(outcome.summary.consumers[consumer]), path)
+    return None if value is None else Interval(float(value), math.nan, math.nan, 1)
+
+
+def _compared(figure: Interval | None, baseline: Interval | None, duration: bool) -> Text:
+    if figure is None:
+        return Text(ABSENT)
+    text = _interval_text(figure, duration)
+    if baseline is None or figure is baseline:
+        return text
+    change = figure.mean - baseline.mean
+    if change == 0:
+        return text
+    if baseline.mean and abs(change / baseline.mean) >= 9:
+        note = f" (x{figure.mean / baseline.mean:,.0f})"
+    elif baseline.mean:
+        if abs(change / baseline.mean) < 0.005:
+            return text
+        note = f" ({change / abs(baseline.mean):+.0%})"
+    else:
+        note = f" ({'+' if change > 0 else '-'}{format_duration(abs(change)) if duration else f'{abs(change):,.1f}'})"
+    return text + Text(note, style="red" if change > 0 else "green")

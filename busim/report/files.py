@@ -8,8 +8,9 @@ from typing import Any
 
 import yaml
 
-from busim.api import Replications, Result
+from busim.api import Comparison, Replications, Result
 from busim.errors import OutputError
+from busim.report.console import compared_consumers, comparison_rows
 from busim.scenario import Scenario
 
 RESULTS_FILE = "results.json"
@@ -58,4 +59,42 @@ def write_run(result: Result | Replications, folder: Path) -> list[Path]:
             written.append(path)
     except OSError as error:
         raise OutputError(f"cannot write the results to {folder}: {error.strerror or error}") from None
+    return written
+
+
+COMPARE_JSON = "compare.json"
+COMPARE_MARKDOWN = "compare.md"
+
+
+def comparison_markdown(comparison: Comparison) -> str:
+    """compare.md: one table per consumer, the variants side by side."""
+    lines = [f"# Comparison of {len(comparison.names)} variants (seed {comparison.seed})", ""]
+    for consumer in compared_consumers(comparison):
+        lines += [f"## {consumer}", "", "| | " + " | ".join(comparison.names) + " |"]
+        lines.append("|---|" + "---:|" * len(comparison.names))
+        for label, cells in comparison_rows(comparison, consumer):
+            lines.append(f"| {label} | " + " | ".join(cell.plain for cell in cells) + " |")
+        lines.append("")
+    lines.append("Changes are against the first variant.")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
+    """Write compare.json and compare.md into ``folder``; return their paths.
+
+    Raises:
+        OutputError: the folder cannot be created or written.
+    """
+    prepare_folder(folder)
+    written = []
+    try:
+        for name, text in (
+            (COMPARE_JSON, json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"),
+            (COMPARE_MARKDOWN, comparison_markdown(comparison)),
+        ):
+            path = folder / name
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    except OSError as error:
+        raise OutputError(f"cannot write the comparison to {folder}: {error.strerror or error}") from None
     return written

@@ -210,7 +210,7 @@ _OVERRIDE_KEY = re.compile(r"^(?:[^.\[\]=]+|\[[^\]]+\])(?:\.[^.\[\]=]+|\[[^\]]+\
 _OVERRIDE_PART = re.compile(r"\[([^\]]+)\]|([^.\[\]]+)")
 
 
-def apply_override(document: Document, assignment: str) -> None:
+def apply_override(document: Document, assignment: str, source: str | None = None) -> None:
     """Apply one ``KEY=VALUE`` override to ``document`` in place.
 
     ``KEY`` is a dotted path; an entry of ``publishers`` or ``consumers`` is
@@ -219,33 +219,36 @@ def apply_override(document: Document, assignment: str) -> None:
     ``VALUE`` is read as YAML, so ``8`` is a number and ``[a, b]`` a list.
     Mappings missing on the way are created.
 
+    ``source`` names where the assignment came from in messages and marks
+    (default ``--set KEY=VALUE``).
+
     Raises:
         OverrideError: the assignment is malformed or names no scenario key.
     """
+    source = source or f"--set {assignment}"
     key, equals, text = assignment.partition("=")
     key = key.strip()
     if not equals or not key:
-        raise OverrideError(f"--set {assignment}: expected KEY=VALUE, for example broker.loss=0.01")
+        raise OverrideError(f"{source}: expected KEY=VALUE, for example broker.loss=0.01")
     if not _OVERRIDE_KEY.match(key):
         raise OverrideError(
-            f"--set {assignment}: malformed key {key!r}; "
-            "write keys such as broker.loss or consumers[inventory].instances"
+            f"{source}: malformed key {key!r}; write keys such as broker.loss or consumers[inventory].instances"
         )
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as error:
         problem = getattr(error, "problem", None) or str(error)
-        raise OverrideError(f"--set {assignment}: the value is not valid YAML ({problem})") from None
+        raise OverrideError(f"{source}: the value is not valid YAML ({problem})") from None
     if not isinstance(document.data, dict):
-        raise OverrideError(f"--set {assignment}: the scenario file does not hold a mapping of keys")
-    mark = Mark(f"--set {assignment}")
+        raise OverrideError(f"{source}: the scenario file does not hold a mapping of keys")
+    mark = Mark(source)
     parts = [bracketed or dotted for bracketed, dotted in _OVERRIDE_PART.findall(key)]
     node: Any = document.data
     path: KeyPath = ()
     for position, part in enumerate(parts):
         last = position == len(parts) - 1
         if isinstance(node, list):
-            step: str | int = _entry_index(node, part, path, assignment)
+            step: str | int = _entry_index(node, part, path, source)
         elif isinstance(node, dict):
             step = part
             if not last and part not in node:
@@ -253,7 +256,7 @@ def apply_override(document: Document, assignment: str) -> None:
                 document.key_marks[(*path, part)] = mark
                 document.value_marks[(*path, part)] = mark
         else:
-            raise OverrideError(f"--set {assignment}: {format_path(path)} is not a mapping or a list")
+            raise OverrideError(f"{source}: {format_path(path)} is not a mapping or a list")
         path = (*path, step)
         if last:
             node[step] = value
@@ -264,20 +267,20 @@ def apply_override(document: Document, assignment: str) -> None:
     document.value_marks[path] = mark
 
 
-def _entry_index(entries: list[Any], part: str, path: KeyPath, assignment: str) -> int:
+def _entry_index(entries: list[Any], part: str, path: KeyPath, source: str) -> int:
     if part.isdigit():
         index = int(part)
         if index < len(entries):
             return index
         count = f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}"
-        raise OverrideError(f"--set {assignment}: {format_path(path)} has {count}, no [{index}]")
+        raise OverrideError(f"{source}: {format_path(path)} has {count}, no [{index}]")
     names = [entry.get("name") for entry in entries if isinstance(entry, dict)]
     for index, entry in enumerate(entries):
         if isinstance(entry, dict) and entry.get("name") == part:
             return index
     listed = ", ".join(str(name) for name in names) or "none"
     raise OverrideError(
-        f"--set {assignment}: no entry named {part!r} in {format_path(path)}"
+        f"{source}: no entry named {part!r} in {format_path(path)}"
         f"{did_you_mean(part, [str(n) for n in names])} (names: {listed})"
     )
 
@@ -485,10 +488,16 @@ def read_scenario_text(path: FilePath) -> str:
         raise ScenarioFileError(f"{path}: cannot be read ({error.strerror})") from None
 
 
-def load_scenario(path: str | FilePath, overrides: tuple[str, ...] | list[str] = ()) -> LoadedScenario:
+def load_scenario(
+    path: str | FilePath,
+    overrides: tuple[str, ...] | list[str] = (),
+    labelled: tuple[tuple[str, str], ...] = (),
+) -> LoadedScenario:
     """Read, override and validate a scenario file.
 
-    A scenario without ``name`` takes the file's stem.
+    A scenario without ``name`` takes the file's stem. ``labelled`` holds
+    further ``(KEY=VALUE, source)`` overrides, applied after ``overrides``,
+    whose problems name ``source`` (a variant, say) instead of ``--set``.
 
     Raises:
         ScenarioFileError, ScenarioError, OverrideError: as their names say.
@@ -500,10 +509,12 @@ def load_scenario(path: str | FilePath, overrides: tuple[str, ...] | list[str] =
         document.data["name"] = path.stem
     for assignment in overrides:
         apply_override(document, assignment)
+    for assignment, source in labelled:
+        apply_override(document, assignment, source)
     scenario = validate(document)
     return LoadedScenario(
         scenario=scenario,
         file=str(path),
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        overrides=tuple(overrides),
+        overrides=(*overrides, *(assignment for assignment, _ in labelled)),
     )

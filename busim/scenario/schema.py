@@ -563,6 +563,8 @@ class Scenario(Model):
     drain_timeout: Seconds = 600.0
     warmup: Seconds = 0.0
     replications: Annotated[int, Field(ge=1, le=MAX_REPLICATIONS)] = 1
+    # Named sets of overrides for `busim compare`: variant name -> {key path: value}.
+    variants: dict[Name, dict[str, Any]] = {}
     events: Annotated[dict[Name, Event], Field(min_length=1)]
     publishers: Annotated[list[Publisher], Field(min_length=1)]
     broker: Broker = Broker()

@@ -1,0 +1,83 @@
+"""Variants to compare: several scenario files, a grid of --vary values, or a scenario's variants block."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from busim.errors import OverrideError
+from busim.scenario.loader import LoadedScenario, load_scenario
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    loaded: LoadedScenario
+
+
+def load_variants(files: list[Path], vary: list[str], overrides: list[str]) -> list[Variant]:
+    """The variants that ``busim compare`` runs.
+
+    Several files are one variant each; one file is varied by the grid of
+    every ``--vary KEY=V1,V2`` (their product), or else by its ``variants:``
+    block. ``overrides`` apply to every variant first.
+
+    Raises:
+        OverrideError: a --vary is malformed, or there is nothing to compare.
+        ScenarioFileError, ScenarioError: a file or a variant is invalid.
+    """
+    if len(files) > 1:
+        if vary:
+            raise OverrideError("--vary varies one scenario file; give one file, or several files without --vary")
+        return [Variant(_file_name(path), load_scenario(path, overrides)) for path in files]
+    (path,) = files
+    if vary:
+        axes = [_vary_axis(spec) for spec in vary]
+        variants = []
+        for combination in itertools.product(*axes):
+            assignments = tuple((assignment, f"--vary {assignment}") for assignment in combination)
+            name = " / ".join(assignment.partition("=")[2] for assignment in combination)
+            variants.append(Variant(name, load_scenario(path, overrides, assignments)))
+        return variants
+    base = load_scenario(path, overrides)
+    if not base.scenario.variants:
+        raise OverrideError(
+            f"{path}: nothing to compare; give two or more scenario files, --vary KEY=V1,V2, "
+            "or a variants: block in the scenario"
+        )
+    variants = []
+    for name, changes in base.scenario.variants.items():
+        assignments = tuple((f"{key}={_flow(value)}", f"{path}: variants.{name}") for key, value in changes.items())
+        variants.append(Variant(name, load_scenario(path, overrides, assignments)))
+    return variants
+
+
+def _file_name(path: Path) -> str:
+    return path.stem
+
+
+def _vary_axis(spec: str) -> list[str]:
+    """``KEY=V1,V2`` as the assignments ``KEY=V1`` and ``KEY=V2``."""
+    key, equals, text = spec.partition("=")
+    key = key.strip()
+    if not equals or not key or not text.strip():
+        raise OverrideError(f"--vary {spec}: expected KEY=V1,V2,..., for example broker.preset=kafka,rabbitmq")
+    try:
+        values = yaml.safe_load(f"[{text}]")
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error)
+        raise OverrideError(f"--vary {spec}: the values are not valid YAML ({problem})") from None
+    if len(values) < 1:
+        raise OverrideError(f"--vary {spec}: give at least one value")
+    return [f"{key}={_flow(value)}" for value in values]
+
+
+def _flow(value: Any) -> str:
+    """A value as one line of YAML, to be read back as the same value."""
+    if isinstance(value, str):
+        return value if yaml.safe_load(value) == value else yaml.safe_dump(value, default_flow_style=True).strip()
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()

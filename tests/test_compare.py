@@ -1,0 +1,122 @@
+"""busim compare: variants from files, a --vary grid or a variants block, run on common random numbers."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import busim
+from busim.cli import app
+from busim.errors import OverrideError, ScenarioError
+from busim.scenario.variants import load_variants
+from tests.conftest import SCENARIOS
+
+FLASH_SALE = SCENARIOS / "flash-sale.yaml"
+TRADEOFFS = SCENARIOS / "broker-tradeoffs.yaml"
+SHORT = ["duration=100s"]  # the flash sale up to its last rate step, for speed
+
+
+def test_each_vary_is_an_axis_and_the_variants_are_their_grid():
+    variants = load_variants(
+        [FLASH_SALE], ["broker.preset=rabbitmq,kafka,sqs-fifo", "consumers.inventory.idempotency=none,dedup"], SHORT
+    )
+    assert [variant.name for variant in variants] == [
+        "rabbitmq / none",
+        "rabbitmq / dedup",
+        "kafka / none",
+        "kafka / dedup",
+        "sqs-fifo / none",
+        "sqs-fifo / dedup",
+    ]
+    kafka_dedup = variants[3].loaded
+    assert (kafka_dedup.scenario.broker.preset, kafka_dedup.scenario.consumers[0].idempotency) == ("kafka", "dedup")
+    assert kafka_dedup.overrides == ("duration=100s", "broker.preset=kafka", "consumers.inventory.idempotency=dedup")
+
+
+def test_a_variants_block_names_its_variants():
+    variants = load_variants([TRADEOFFS], [], [])
+    assert [variant.name for variant in variants] == [
+        "rabbitmq",
+        "rabbitmq-idempotent",
+        "kafka",
+        "kafka-idempotent",
+        "sqs",
+        "sqs-idempotent",
+    ]
+    assert variants[1].loaded.scenario.consumers[0].idempotency == "dedup"
+
+
+def test_several_files_are_one_variant_each():
+    variants = load_variants([FLASH_SALE, SCENARIOS / "flash-sale-idempotent.yaml"], [], [])
+    assert [variant.name for variant in variants] == ["flash-sale", "flash-sale-idempotent"]
+
+
+def test_a_bad_variant_is_reported_as_the_variant(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(FLASH_SALE.read_text() + "variants:\n  typo: {broker.preset: kafk}\n")
+    with pytest.raises(ScenarioError) as error:
+        load_variants([path], [], [])
+    assert str(error.value).startswith(f"{path}: variants.typo: broker.preset: unknown preset 'kafk'")
+
+
+@pytest.mark.parametrize(
+    ("files", "vary", "message"),
+    [
+        ([FLASH_SALE, FLASH_SALE], ["broker.preset=kafka"], "--vary varies one scenario file"),
+        ([FLASH_SALE], [], "nothing to compare"),
+        ([FLASH_SALE], ["broker.preset"], "--vary broker.preset: expected KEY=V1,V2"),
+    ],
+)
+def test_nothing_to_compare_is_an_error(files, vary, message):
+    with pytest.raises(OverrideError, match=message):
+        load_variants(files, vary, [])
+
+
+def test_every_variant_runs_on_the_same_seed_and_so_the_same_traffic():
+    variants = load_variants([FLASH_SALE], ["broker.preset=rabbitmq,kafka,sqs-standard"], SHORT)
+    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants], seed=5)
+    assert {outcome.scenario.seed for outcome in comparison.outcomes} == {5}
+    published = [outcome.record.messages.publish_s for outcome in comparison.outcomes]
+    assert all((times == published[0]).all() for times in published)
+    effects = [outcome.summary.consumers["inventory"].duplicate_effects for outcome in comparison.outcomes]
+    assert len(set(effects)) > 1  # the brokers differ, not the traffic
+
+
+def test_replicated_variants_share_their_replication_seeds():
+    variants = load_variants([FLASH_SALE], ["broker.preset=rabbitmq,kafka"], [*SHORT, "replications=2"])
+    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants], seed=5)
+    assert comparison.outcomes[0].seeds == comparison.outcomes[1].seeds
+
+
+def test_compare_prints_the_variants_side_by_side_and_writes_its_files(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(FLASH_SALE),
+            "--vary",
+            "broker.preset=rabbitmq,sqs-fifo",
+            "--set",
+            SHORT[0],
+            "--out",
+            str(tmp_path),
+        ],
+        env={"COLUMNS": "120"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "inventory: change against rabbitmq" in result.stdout
+    document = json.loads((tmp_path / "compare.json").read_text())
+    assert document["schema"] == "busim.compare/1"
+    assert [variant["name"] for variant in document["variants"]] == ["rabbitmq", "sqs-fifo"]
+    assert document["variants"][1]["results"]["consumers"]["inventory"]["subscribed"] > 0
+    markdown = (tmp_path / "compare.md").read_text()
+    assert "| | rabbitmq | sqs-fifo |" in markdown
+
+
+def test_many_variants_are_shown_one_per_row(tmp_path):
+    result = CliRunner().invoke(app, ["compare", str(TRADEOFFS), "--set", SHORT[0], "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ") and line.split()]
+    assert {"rabbitmq", "kafka-idempotent", "sqs-idempotent"} <= set(rows)
+    assert Path(tmp_path / "compare.md").exists()

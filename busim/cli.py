@@ -18,14 +18,13 @@ from rich.console import Console
 from busim.api import MAX_MESSAGES, Replications, Result, check_size, compare, replicate, simulate
 from busim.errors import BusimError, OverrideError, ScenarioError
 from busim.report.console import (
+    count_progress,
     presets_table,
     render_comparison,
     render_preset,
     render_replications,
     render_result,
-    replications_progress,
     simulation_progress,
-    variants_progress,
 )
 from busim.report.files import prepare_folder, results_json, write_comparison, write_run
 from busim.scenario import load_scenario
@@ -159,7 +158,8 @@ def run(
     count = replications if replications is not None else loaded.scenario.replications
     result: Result | Replications
     if count > 1:
-        with replications_progress(console, loaded.scenario, count, enabled=show and console.is_terminal) as done:
+        description = f"replicating {loaded.scenario.name}"
+        with count_progress(console, description, count, enabled=show and console.is_terminal) as done:
             result = replicate(loaded, count, seed=seed, on_replication=done, max_messages=max_messages)
         consistent = all(summary.consistent for summary in result.summaries)
     else:
@@ -257,7 +257,7 @@ def compare_command(
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
-    with variants_progress(console, len(variants), enabled=show and console.is_terminal) as done:
+    with count_progress(console, "comparing", len(variants), enabled=show and console.is_terminal) as done:
         comparison = compare([(variant.name, variant.loaded) for variant in variants], seed, replications, done)
     try:
         written = write_comparison(comparison, folder)

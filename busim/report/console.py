@@ -348,8 +348,8 @@ def render_preset(console: Console, name: str) -> None:
 
 
 @contextmanager
-def replications_progress(console: Console, scenario: Scenario, total: int, enabled: bool) -> Iterator:
-    """A progress bar of replications done out of ``total``, with the time left."""
+def count_progress(console: Console, description: str, total: int, enabled: bool) -> Iterator:
+    """A progress bar of runs done out of ``total`` (replications, variants), with the time left."""
     if not enabled:
         yield None
         return
@@ -362,31 +362,7 @@ def replications_progress(console: Console, scenario: Scenario, total: int, enab
         console=console,
         transient=True,
     )
-    task = progress.add_task(f"replicating {scenario.name}", total=total)
-
-    def report(done: int, _total: int) -> None:
-        progress.update(task, completed=done)
-
-    with progress:
-        yield report
-
-
-@contextmanager
-def variants_progress(console: Console, total: int, enabled: bool) -> Iterator:
-    """A progress bar of variants done out of ``total``, with the time left."""
-    if not enabled:
-        yield None
-        return
-    progress = Progress(
-        TextColumn("[bold]comparing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-    task = progress.add_task("comparing", total=total)
+    task = progress.add_task(description, total=total)
 
     def report(done: int, _total: int) -> None:
         progress.update(task, completed=done)

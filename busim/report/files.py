@@ -47,19 +47,9 @@ def write_run(result: Result | Replications, folder: Path) -> list[Path]:
     Raises:
         OutputError: the folder cannot be created or written.
     """
-    prepare_folder(folder)
-    written = []
-    try:
-        for name, text in (
-            (RESULTS_FILE, results_json(result)),
-            (SCENARIO_FILE, resolved_scenario_yaml(result.scenario)),
-        ):
-            path = folder / name
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-    except OSError as error:
-        raise OutputError(f"cannot write the results to {folder}: {error.strerror or error}") from None
-    return written
+    return _write_files(
+        folder, ((RESULTS_FILE, results_json(result)), (SCENARIO_FILE, resolved_scenario_yaml(result.scenario)))
+    )
 
 
 COMPARE_JSON = "compare.json"
@@ -85,16 +75,23 @@ def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
     Raises:
         OutputError: the folder cannot be created or written.
     """
+    return _write_files(
+        folder,
+        (
+            (COMPARE_JSON, json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"),
+            (COMPARE_MARKDOWN, comparison_markdown(comparison)),
+        ),
+    )
+
+
+def _write_files(folder: Path, files: tuple[tuple[str, str], ...]) -> list[Path]:
     prepare_folder(folder)
     written = []
     try:
-        for name, text in (
-            (COMPARE_JSON, json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"),
-            (COMPARE_MARKDOWN, comparison_markdown(comparison)),
-        ):
+        for name, text in files:
             path = folder / name
             path.write_text(text, encoding="utf-8")
             written.append(path)
     except OSError as error:
-        raise OutputError(f"cannot write the comparison to {folder}: {error.strerror or error}") from None
+        raise OutputError(f"cannot write the results to {folder}: {error.strerror or error}") from None
     return written

@@ -78,6 +78,17 @@ def _fail(error: BusimError) -> NoReturn:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
+def _wrote(paths: list[Path]) -> str:
+    """What a command wrote: its documents by path, its charts counted."""
+    charts = [path for path in paths if path.suffix in (".png", ".svg")]
+    documents = [str(path) for path in paths if path not in charts]
+    if charts:
+        kinds = sorted({path.suffix[1:].upper() for path in charts})
+        count = len({path.stem for path in charts})
+        documents.append(f"{count} charts ({', '.join(kinds)}) in {charts[0].parent}")
+    return f"Wrote {', '.join(documents)}"
+
+
 def _show_version(value: bool) -> None:
     if value:
         typer.echo(f"busim {__version__}")
@@ -135,6 +146,9 @@ def run(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout and nothing else.")] = False,
+    charts: Annotated[
+        bool, typer.Option("--charts/--no-charts", help="Write the charts (PNG and SVG) into the output folder.")
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     fail_on_violation: Annotated[
         bool,
@@ -168,6 +182,10 @@ def run(
         consistent = result.summary.consistent
     try:
         written = write_run(result, folder)
+        if charts and isinstance(result, Result):
+            from busim.report.charts import write_charts  # matplotlib loads only when charts are drawn
+
+            written += write_charts(result, folder)
     except BusimError as error:
         _fail(error)
     if as_json:
@@ -177,7 +195,7 @@ def run(
             render_replications(console, result)
         else:
             render_result(console, result)
-        console.print(f"Wrote {', '.join(str(path) for path in written)}", style="dim", highlight=False, soft_wrap=True)
+        console.print(_wrote(written), style="dim", highlight=False, soft_wrap=True)
     if fail_on_violation and not consistent:
         raise typer.Exit(EXIT_VIOLATION)
 
@@ -267,7 +285,7 @@ def compare_command(
         sys.stdout.write(json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n")
     elif show:
         render_comparison(console, comparison)
-        console.print(f"Wrote {', '.join(str(path) for path in written)}", style="dim", highlight=False, soft_wrap=True)
+        console.print(_wrote(written), style="dim", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -24,7 +24,9 @@ def test_the_sample_output_is_what_the_flash_sale_prints():
     start = printed.index(expected[0])
     # The last README line is the "Wrote ..." line from the command line, not from the renderer.
     assert printed[start:] == expected[:-1]
-    assert expected[-1] == "Wrote runs/flash-sale/results.json, runs/flash-sale/scenario.yaml"
+    assert expected[-1] == (
+        "Wrote runs/flash-sale/results.json, runs/flash-sale/scenario.yaml, 5 charts (PNG, SVG) in runs/flash-sale"
+    )
 
 
 def test_ci_runs_the_readme_test_command():

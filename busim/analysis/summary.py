@@ -17,6 +17,7 @@ from busim.analysis.consistency import (
     reference_acceptance,
 )
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
+from busim.analysis.series import Series, backlog_steps, group_series
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes
 from busim.engine.records import (
@@ -65,6 +66,7 @@ class ConsumerSummary:
     by_reason: dict[str, dict[str, int]]
     latency_s: LatencyBreakdown
     state: dict[str, CounterConsistency]
+    series: Series  # figures per time window, for charts
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
     expected = plan.snapshot(reference_state)
     state = {name: compare_counter(expected[name], group.counters[name]) for name in plan.counter_names}
 
-    first_rows = _first_processing(deliveries)
+    first_rows = first_processing(deliveries)
     duplicates = deliveries.cause[_duplicate_rows(deliveries.message)].copy()
     # A first attempt that repeats a message was overtaken by its own broker duplicate.
     duplicates[duplicates == DeliveryCause.FIRST] = DeliveryCause.BROKER_DUPLICATE
@@ -174,6 +176,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
         },
         latency_s=_latency(record, group, first_rows),
         state=state,
+        series=group_series(record, group, first_rows),
     )
 
 
@@ -198,7 +201,7 @@ def _in_flight_reasons(group: GroupRecord, in_flight: np.ndarray) -> dict[str, i
     return {place: count for place, count in counts.items() if count}
 
 
-def _first_processing(deliveries: Deliveries) -> np.ndarray:
+def first_processing(deliveries: Deliveries) -> np.ndarray:
     """Rows of each message's first completed processing, in order of message."""
     rows = np.flatnonzero(np.isin(deliveries.outcome, PROCESSED_OUTCOMES))
     rows = rows[np.lexsort((deliveries.done_s[rows], deliveries.message[rows]))]
@@ -236,15 +239,8 @@ def _duplicate_rows(message: np.ndarray) -> np.ndarray:
 
 def _max_backlog(group: GroupRecord) -> int:
     """The most copies waiting in the group's queue at any moment (until an instance received them)."""
-    deliveries = group.deliveries
-    times = np.concatenate([deliveries.receive_s, deliveries.arrival_s, group.unserved_arrival_s])
-    steps = np.concatenate(
-        [np.full(len(deliveries), -1), np.ones(len(deliveries) + group.unserved_arrival_s.size)]
-    ).astype(np.int64)
-    if times.size == 0:
-        return 0
-    order = np.lexsort((steps, times))  # at equal times a receive comes before an arrival
-    return int(max(np.cumsum(steps[order]).max(), 0))
+    _, level = backlog_steps(group)
+    return int(level.max()) if level.size else 0
 
 
 # Each figure that departs from exactly-once, with how to say one and many of it.

@@ -40,14 +40,14 @@ def test_run_prints_the_tables_and_writes_results_and_the_resolved_scenario(tmp_
 
 def test_the_default_output_folder_is_runs_slash_the_scenario_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["run", FLASH_SALE, "--quiet"])
+    result = runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--no-charts"])
     assert result.exit_code == 0
     assert result.stdout == ""
     assert (tmp_path / "runs" / "flash-sale" / "results.json").is_file()
 
 
 def test_json_prints_results_json_and_nothing_else(tmp_path):
-    result = runner.invoke(app, ["run", FLASH_SALE, "--json", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["run", FLASH_SALE, "--json", "--no-charts", "--out", str(tmp_path)])
     assert result.exit_code == 0
     assert json.loads(result.stdout) == json.loads((tmp_path / "results.json").read_text())
 
@@ -59,6 +59,7 @@ def test_set_and_seed_change_the_run_and_are_recorded(tmp_path):
             "run",
             FLASH_SALE,
             "--json",
+            "--no-charts",
             "--out",
             str(tmp_path),
             "--seed",
@@ -79,7 +80,7 @@ def test_set_and_seed_change_the_run_and_are_recorded(tmp_path):
 @pytest.mark.parametrize("path", [FLASH_SALE, IDEMPOTENT], ids=["naive", "idempotent"])
 def test_fail_on_violation_exits_1_when_the_run_departs_from_exactly_once(tmp_path, path):
     # The idempotent sale still refuses some orders out of turn: competing consumers reorder them.
-    result = runner.invoke(app, ["run", path, "--quiet", "--fail-on-violation", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["run", path, "--quiet", "--no-charts", "--fail-on-violation", "--out", str(tmp_path)])
     assert result.exit_code == 1
 
 
@@ -91,6 +92,7 @@ def test_fail_on_violation_exits_0_for_a_consistent_run(tmp_path):
             "run",
             IDEMPOTENT,
             "--quiet",
+            "--no-charts",
             "--fail-on-violation",
             "--out",
             str(tmp_path),
@@ -170,7 +172,7 @@ def test_a_bug_keeps_its_traceback_and_exits_with_its_own_code(monkeypatch, caps
         raise RuntimeError("boom")
 
     monkeypatch.setattr(busim.cli, "simulate", broken)
-    monkeypatch.setattr("sys.argv", ["busim", "run", FLASH_SALE, "--quiet"])
+    monkeypatch.setattr("sys.argv", ["busim", "run", FLASH_SALE, "--quiet", "--no-charts"])
     with pytest.raises(SystemExit) as exit_:
         busim.cli.main()
     assert exit_.value.code == 70
@@ -182,7 +184,7 @@ def test_a_bug_keeps_its_traceback_and_exits_with_its_own_code(monkeypatch, caps
 @pytest.mark.parametrize("preset", PRESET_NAMES)
 def test_the_flash_sale_runs_on_every_preset_with_one_override(preset, tmp_path):
     result = runner.invoke(
-        app, ["run", FLASH_SALE, "--set", f"broker.preset={preset}", "--out", str(tmp_path), "--json"]
+        app, ["run", FLASH_SALE, "--set", f"broker.preset={preset}", "--out", str(tmp_path), "--json", "--no-charts"]
     )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
@@ -190,7 +192,9 @@ def test_the_flash_sale_runs_on_every_preset_with_one_override(preset, tmp_path)
     resolved = (tmp_path / "scenario.yaml").read_text()
     assert f"preset: {preset}" in resolved
     # The resolved scenario runs again, unchanged, without the override.
-    again = runner.invoke(app, ["run", str(tmp_path / "scenario.yaml"), "--out", str(tmp_path / "again"), "--json"])
+    again = runner.invoke(
+        app, ["run", str(tmp_path / "scenario.yaml"), "--out", str(tmp_path / "again"), "--json", "--no-charts"]
+    )
     assert json.loads(again.stdout)["consumers"] == document["consumers"]
 
 

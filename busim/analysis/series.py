@@ -1,0 +1,89 @@
+"""A consumer group's figures per time window: what the charts over time draw.
+
+Windows are of equal length, a round number of seconds (1, 2 or 5 times a
+power of ten) that cuts the run into about :data:`WINDOWS` of them, from 0
+to the end of the run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from busim.engine.records import GroupRecord, RunRecord
+
+WINDOWS = 120
+
+
+@dataclass(frozen=True)
+class Series:
+    """Per window of ``window_s`` seconds, the ``i``-th starting at ``i * window_s``."""
+
+    window_s: float
+    published: tuple[int, ...]  # the group's messages published in the window
+    processed: tuple[int, ...]  # first completed processings that ended in the window
+    backlog: tuple[int, ...]  # copies waiting at the broker when the window ended
+    latency_p50_s: tuple[float | None, ...]  # end-to-end, of the messages published in the window
+    latency_p99_s: tuple[float | None, ...]
+
+
+def window_length_s(end_s: float) -> float:
+    """A round window length that cuts ``[0, end_s]`` into about :data:`WINDOWS` windows."""
+    if end_s <= 0:
+        return 1.0
+    raw = end_s / WINDOWS
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= raw)
+
+
+def group_series(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> Series:
+    """The figures of ``group`` per window; ``first_rows`` are its messages' first completed processings."""
+    window_s = window_length_s(record.sim_time_s)
+    count = max(1, math.ceil(record.sim_time_s / window_s))
+    edges = np.arange(count + 1) * window_s
+    deliveries = group.deliveries
+    publish_s = record.messages.publish_s[group.message_ids]
+    done_s = deliveries.done_s[first_rows]
+    first_publish_s = publish_s[deliveries.message[first_rows]]
+    published = np.histogram(publish_s, bins=edges)[0]
+    processed = np.histogram(done_s, bins=edges)[0]
+    window = np.minimum((first_publish_s // window_s).astype(np.int64), count - 1)
+    latency_s = done_s - first_publish_s
+    p50: list[float | None] = [None] * count
+    p99: list[float | None] = [None] * count
+    order = np.argsort(window, kind="stable")
+    bounds = np.searchsorted(window[order], np.arange(count + 1))
+    for index in range(count):
+        values = latency_s[order[bounds[index] : bounds[index + 1]]]
+        if values.size:
+            p50[index], p99[index] = (float(v) for v in np.percentile(values, [50, 99]))
+    return Series(
+        window_s=window_s,
+        published=tuple(int(v) for v in published),
+        processed=tuple(int(v) for v in processed),
+        backlog=tuple(int(v) for v in backlog_at(group, edges[1:])),
+        latency_p50_s=tuple(p50),
+        latency_p99_s=tuple(p99),
+    )
+
+
+def backlog_steps(group: GroupRecord) -> tuple[np.ndarray, np.ndarray]:
+    """When the group's queue at the broker changed, and how many copies waited after each change."""
+    deliveries = group.deliveries
+    times = np.concatenate([deliveries.receive_s, deliveries.arrival_s, group.unserved_arrival_s])
+    steps = np.concatenate(
+        [np.full(len(deliveries), -1), np.ones(len(deliveries) + group.unserved_arrival_s.size)]
+    ).astype(np.int64)
+    order = np.lexsort((steps, times))  # at equal times a receive comes before an arrival
+    return times[order], np.maximum(np.cumsum(steps[order]), 0)
+
+
+def backlog_at(group: GroupRecord, times_s: np.ndarray) -> np.ndarray:
+    """Copies waiting at the broker at each of ``times_s``."""
+    change_s, level = backlog_steps(group)
+    if change_s.size == 0:
+        return np.zeros(times_s.size, dtype=np.int64)
+    index = np.searchsorted(change_s, times_s, side="right") - 1
+    return np.where(index >= 0, level[np.maximum(index, 0)], 0)

@@ -1,0 +1,85 @@
+"""Charts: valid PNG and SVG files whose titles state the scenario, and series that add up."""
+
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+from typer.testing import CliRunner
+
+import busim
+from busim.analysis.series import window_length_s
+from busim.cli import app
+from busim.report.charts import CHARTS, figure_title, write_charts
+from tests.conftest import SCENARIOS, consumer, scenario
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def flash_sale():
+    return busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml"))
+
+
+def test_busim_run_writes_every_chart_as_png_and_svg_with_its_title(tmp_path):
+    result = CliRunner().invoke(app, ["run", str(SCENARIOS / "flash-sale.yaml"), "--quiet", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for name in CHARTS:
+        png = (tmp_path / f"{name}.png").read_bytes()
+        assert png.startswith(PNG_SIGNATURE)
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        assert (width, height) == (1500, 840)  # 10 x 5.6 inches at 150 dpi: 16:9 for a slide
+        svg = ElementTree.parse(tmp_path / f"{name}.svg").getroot()
+        title = svg.find("{http://www.w3.org/2000/svg}metadata")
+        text = ElementTree.tostring(svg, encoding="unicode")
+        assert title is not None and "flash-sale" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "title"),
+    [
+        ("latency-cdf", "flash-sale: end-to-end latency, publish to first processing"),
+        ("latency-over-time", "flash-sale: latency over time (per 2s window)"),
+        ("throughput-backlog", "flash-sale: throughput and backlog"),
+        ("delivery-funnel", "flash-sale: delivery funnel"),
+        ("consistency", "flash-sale: state against an exactly-once reference, most drifted keys"),
+    ],
+)
+def test_each_chart_states_the_scenario_and_labels_its_axes(flash_sale, name, title):
+    figure = CHARTS[name](flash_sale)
+    assert figure_title(figure) == title
+    for ax in figure.axes:
+        if ax.get_visible() and ax.has_data() and name != "delivery-funnel":  # the funnel's rows are named
+            assert ax.get_ylabel()
+    assert figure.axes[-1].get_xlabel()
+
+
+def test_a_run_without_state_has_no_consistency_chart(tmp_path):
+    written = write_charts(busim.simulate(scenario()), tmp_path)
+    assert {path.name for path in written} == {
+        f"{name}.{suffix}" for name in CHARTS if name != "consistency" for suffix in ("png", "svg")
+    }
+
+
+def test_series_windows_add_up_to_the_run(flash_sale):
+    inventory = flash_sale.summary.consumers["inventory"]
+    series = inventory.series
+    assert series.window_s == 2.0  # a 180 s run in about 120 windows
+    assert sum(series.published) == inventory.subscribed
+    assert sum(series.processed) == inventory.processed
+    assert max(series.backlog) <= inventory.max_backlog
+    # The 10 s outage from 60 s: nothing is processed in its windows.
+    assert sum(series.processed[31:35]) == 0
+
+
+@pytest.mark.parametrize(("end_s", "window_s"), [(180, 2.0), (1, 0.01), (600, 5.0), (3600, 50.0), (0, 1.0)])
+def test_windows_are_round_and_about_a_hundred_and_twenty(end_s, window_s):
+    assert window_length_s(end_s) == window_s
+
+
+def test_latency_per_window_is_that_of_the_messages_published_in_it():
+    # 100 messages at 10/s, 50 ms each, no queueing: 50 ms end to end in every window that has a message.
+    result = busim.simulate(scenario(consumers=[consumer(processing_time="50ms")]))
+    series = result.summary.consumers["worker"].series
+    assert series.window_s == 0.1 and sum(series.published) == 100
+    latencies = [value for value in series.latency_p50_s + series.latency_p99_s if value is not None]
+    assert len(latencies) >= 2 * 80  # a window edge can fall on a publish time and take two messages
+    assert latencies == pytest.approx([0.05] * len(latencies))

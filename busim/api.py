@@ -31,6 +31,7 @@ from busim.errors import Problem, RunTooLargeError, ScenarioError
 from busim.scenario import LoadedScenario, Scenario, load_scenario
 from busim.scenario.loader import format_path
 from busim.scenario.references import reference_problems
+from busim.scenario.schema import MAX_REPLICATIONS
 from busim.version import __version__
 
 RESULT_SCHEMA = "busim.result/1"
@@ -108,7 +109,8 @@ class Replications:
             value: Any = document
             for key in path:
                 value = value[key]
-            values.append(float(value))
+            if value is not None:  # a statistic over no samples
+                values.append(float(value))
         return mean_interval(values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,6 +216,8 @@ def replicate(
         check_references(scenario)
     check_size(scenario, max_messages)
     count = replications if replications is not None else scenario.replications
+    if not 1 <= count <= MAX_REPLICATIONS:
+        raise ValueError(f"replications must be 1 to {MAX_REPLICATIONS:,} (got {count})")
     if seed is None:
         seed = scenario.seed if scenario.seed is not None else fresh_seed()
     started = time.perf_counter()
@@ -244,9 +248,13 @@ def _intervals(documents: list[Any]) -> Any:
 
     True/false figures become the fraction of replications where they held;
     a key missing from some documents (a reason that did not occur) counts
-    as 0 there. Lists and text are left out.
+    as 0 there. A statistic over no samples (null) is left out of its mean,
+    and ``replications`` then says how many replications the mean is of.
+    Lists and text are left out.
     """
     first = next((document for document in documents if document is not None), None)
+    if first is None:
+        return {"mean": None, "low": None, "high": None, "replications": 0}
     if isinstance(first, dict):
         keys = list(dict.fromkeys(key for document in documents for key in (document or {})))
         merged = {key: _intervals([(document or {}).get(key, 0) for document in documents]) for key in keys}
@@ -254,11 +262,14 @@ def _intervals(documents: list[Any]) -> Any:
     if isinstance(first, bool | int | float):
         values = [float(value) for value in documents if value is not None]
         interval = mean_interval(values)
-        return {
+        figure: dict[str, Any] = {
             "mean": interval.mean,
             "low": None if math.isnan(interval.low) else interval.low,
             "high": None if math.isnan(interval.high) else interval.high,
         }
+        if len(values) < len(documents):
+            figure["replications"] = len(values)
+        return figure
     return None
 
 

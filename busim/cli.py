@@ -29,7 +29,7 @@ from busim.report.console import (
 from busim.report.files import prepare_folder, results_json, write_comparison, write_run
 from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
-from busim.scenario.schema import did_you_mean
+from busim.scenario.schema import MAX_REPLICATIONS, did_you_mean
 from busim.scenario.variants import load_variants
 from busim.version import __version__
 
@@ -58,7 +58,7 @@ def _report(error: BusimError) -> None:
     typer.echo(str(error) if located else f"busim: {error}", err=True)
 
 
-def _whole_number(minimum: int):
+def _whole_number(minimum: int, maximum: int | None = None):
     """A parser for an integer option that says plainly what it wants."""
 
     def parse(text: str) -> int:
@@ -68,6 +68,8 @@ def _whole_number(minimum: int):
             raise typer.BadParameter(f"expected a whole number (got {text!r})") from None
         if value < minimum:
             raise typer.BadParameter(f"must be >= {minimum} (got {value})")
+        if maximum is not None and value > maximum:
+            raise typer.BadParameter(f"must be <= {maximum:,} (got {value})")
         return value
 
     return parse
@@ -141,7 +143,7 @@ def run(
             "--replications",
             help="Run this many replications on seeds spawned from the seed, and report every figure as a mean "
             "with its 95% confidence interval (default: the scenario's replications, 1).",
-            parser=_whole_number(1),
+            parser=_whole_number(1, MAX_REPLICATIONS),
             metavar="N",
         ),
     ] = None,
@@ -214,7 +216,9 @@ def validate(
     failed = False
     for file in files:
         try:
-            load_scenario(file, overrides or [])
+            loaded = load_scenario(file, overrides or [])
+            if loaded.scenario.variants:
+                load_variants([file], [], overrides or [])  # each variant must be a valid scenario too
         except BusimError as error:
             failed = True
             _report(error)
@@ -250,7 +254,7 @@ def compare_command(
         typer.Option(
             "--replications",
             help="Replicate every variant on the same N seeds and compare means with confidence intervals.",
-            parser=_whole_number(1),
+            parser=_whole_number(1, MAX_REPLICATIONS),
             metavar="N",
         ),
     ] = None,

@@ -1,14 +1,18 @@
 """busim compare: variants from files, a --vary grid or a variants block, run on common random numbers."""
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 import busim
 from busim.cli import app
 from busim.errors import OverrideError, ScenarioError
+from busim.report.console import render_comparison
+from busim.report.files import comparison_markdown
 from busim.scenario.variants import load_variants
 from tests.conftest import SCENARIOS
 
@@ -120,3 +124,36 @@ def test_many_variants_are_shown_one_per_row(tmp_path):
     rows = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ") and line.split()]
     assert {"rabbitmq", "kafka-idempotent", "sqs-idempotent"} <= set(rows)
     assert Path(tmp_path / "compare.md").exists()
+
+
+def test_variants_may_not_change_the_shared_seed_or_replications():
+    with pytest.raises(OverrideError, match="every variant runs on the same seed and replications"):
+        load_variants([FLASH_SALE], ["seed=1,2"], [])
+
+
+def test_validate_checks_every_variant_and_reports_them_all(tmp_path):
+    path = tmp_path / "variants.yaml"
+    path.write_text(
+        FLASH_SALE.read_text() + "variants:\n  a: {broker.preset: kafk}\n  b: {consumers.inventory.instances: 0}\n"
+    )
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}: variants.a: broker.preset: unknown preset 'kafk'" in result.stderr
+    assert f"{path}: variants.b: consumers[0].instances: must be >= 1 (got 0)" in result.stderr
+
+
+def test_variants_whose_consumers_keep_different_counters_compare():
+    # Four variants keep `stock`; a fifth renames it `units`. Both drifts show, "—" where a variant has none.
+    renamed = [
+        "consumers.inventory.state={units: {initial: 1500}}",
+        "consumers.inventory.effects=[{counter: units, key: productId, add: -quantity, floor: 0}]",
+    ]
+    variants = load_variants([FLASH_SALE], ["broker.preset=rabbitmq,kafka,sqs-standard,nats-jetstream"], SHORT)
+    variants += load_variants([FLASH_SALE], ["broker.preset=ideal"], [*SHORT, *renamed])
+    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
+    output = io.StringIO()
+    render_comparison(Console(file=output, width=120, color_system=None), comparison)
+    assert "stock drift" in output.getvalue() and "units drift" in output.getvalue()
+    markdown = comparison_markdown(comparison)
+    assert "| stock drift |" in markdown and "| units drift |" in markdown
+    assert "| units drift | — | — | — | — |" in markdown

@@ -76,3 +76,22 @@ def test_the_scenario_can_ask_for_replications(tmp_path):
     assert document["schema"] == "busim.replications/1"
     assert document["replications"] == 3 and len(document["seeds"]) == 3
     assert "replications: 3" in (tmp_path / "scenario.yaml").read_text()
+
+
+def test_a_statistic_without_samples_in_some_replications_says_how_many_it_is_of():
+    # One message at most per run at a rate of 0.15/s for 10 s: some replications process none.
+    sparse = scenario(publishers=[{"name": "source", "event": "Job", "rate": 0.15}])
+    replications = busim.replicate(sparse, replications=6, seed=3)
+    counts = [document["consumers"]["worker"]["latency_s"]["end_to_end"]["count"] for document in replications.results]
+    assert 0 in counts and any(counts)
+    p99 = replications.to_dict()["metrics"]["consumers"]["worker"]["latency_s"]["end_to_end"]["p99"]
+    assert p99["replications"] == sum(1 for count in counts if count)
+    interval = replications.interval("consumers", "worker", "latency_s", "end_to_end", "p99")
+    assert interval.replications == p99["replications"]
+
+
+def test_replications_are_bounded():
+    with pytest.raises(ValueError, match="replications must be 1 to 10,000"):
+        busim.replicate(FAULTY, replications=0)
+    result = CliRunner().invoke(app, ["run", str(SCENARIOS / "flash-sale.yaml"), "--replications", "10001"])
+    assert result.exit_code == 2

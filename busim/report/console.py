@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 from rich import box
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -418,11 +419,8 @@ def render_replications(console: Console, replications: Replications) -> None:
     for label, path, duration in _REPLICATED_ROWS:
         cells: list[Text | str] = []
         for name in names:
-            if any(_at(result["consumers"][name], path) is None for result in replications.results):
-                cells.append(ABSENT)
-                continue
             interval = replications.interval("consumers", name, *path)
-            cells.append(_interval_text(interval, duration))
+            cells.append(ABSENT if interval.replications == 0 else _interval_text(interval, duration))
         table.add_row(label, *cells)
     for name in names:
         for counter in replications.results[0]["consumers"][name]["state"]:
@@ -468,7 +466,7 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
         return
     for consumer in compared_consumers(comparison):
         title = f"{consumer}: change against {comparison.names[0]}"
-        table = _table(title if not replicated else f"{title} (means; [low, high] 95% confidence interval)")
+        table = _table(escape(title if not replicated else f"{title} (means; [low, high] 95% confidence interval)"))
         table.add_column("", no_wrap=True)
         for name in comparison.names:
             table.add_column(name, justify="right")
@@ -494,9 +492,12 @@ _COMPACT_COLUMNS = (
 def _compact_comparison(comparison: Comparison, consumer: str) -> Table:
     replicated = isinstance(comparison.outcomes[0], Replications)
     table = _table(f"{consumer}{' (means of the replications)' if replicated else ''}")
-    table.add_column("variant", no_wrap=True)
-    counters = list(_at(_consumer_document(comparison.outcomes[0], consumer), ("state",)))
-    columns = [*_COMPACT_COLUMNS, *((f"{c} drift", ("state", c, "abs_drift"), False) for c in counters)]
+    # Names up to 22 characters stay whole; longer ones fold rather than squeeze the figures out.
+    if max(len(name) for name in comparison.names) <= 22:
+        table.add_column("variant", no_wrap=True)
+    else:
+        table.add_column("variant", overflow="fold", width=22)
+    columns = [*_COMPACT_COLUMNS, *_drift_columns(comparison, consumer)]
     figures = [[_figure(outcome, consumer, path) for _, path, _ in columns] for outcome in comparison.outcomes]
     # Leave out the figures that are 0 for every variant: they make no difference here.
     shown = [
@@ -510,6 +511,14 @@ def _compact_comparison(comparison: Comparison, consumer: str) -> Table:
     return table
 
 
+def _drift_columns(comparison: Comparison, consumer: str) -> list[tuple[str, tuple[str, ...], bool]]:
+    """A drift figure for every counter that some variant's consumer keeps."""
+    counters = dict.fromkeys(
+        counter for outcome in comparison.outcomes for counter in _consumer_document(outcome, consumer)["state"]
+    )
+    return [(f"{counter} drift", ("state", counter, "abs_drift"), False) for counter in counters]
+
+
 def _consumer_document(outcome: Result | Replications, consumer: str) -> dict:
     if isinstance(outcome, Replications):
         return outcome.results[0]["consumers"][consumer]
@@ -520,24 +529,32 @@ def _short(value: float, duration: bool) -> str:
     return format_duration(value) if duration else f"{value:,.0f}"
 
 
-def _comparison_verdicts(comparison: Comparison) -> Table:
-    verdicts = Table.grid(padding=(0, 2))
-    for name, outcome in zip(comparison.names, comparison.outcomes):
+def comparison_verdicts(comparison: Comparison) -> list[tuple[str, bool]]:
+    """Each variant's verdict on exactly-once processing, in words, and whether it held throughout."""
+    verdicts = []
+    for outcome in comparison.outcomes:
         if isinstance(outcome, Replications):
             held = sum(summary.consistent for summary in outcome.summaries)
-            verdict = f"consistent in {held} of {len(outcome.summaries)} replications"
-            good = held == len(outcome.summaries)
+            total = len(outcome.summaries)
+            verdicts.append((f"consistent in {held} of {total} replications", held == total))
+        elif outcome.summary.consistent:
+            verdicts.append(("consistent", True))
         else:
-            good = outcome.summary.consistent
-            verdict = "consistent" if good else f"inconsistent ({len(outcome.summary.violations)} violations)"
-        verdicts.add_row(Text(name, style="bold"), Text(verdict, style="green" if good else "red"))
+            verdicts.append((f"inconsistent ({len(outcome.summary.violations)} violations)", False))
     return verdicts
+
+
+def _comparison_verdicts(comparison: Comparison) -> Table:
+    table = Table.grid(padding=(0, 2))
+    for name, (verdict, good) in zip(comparison.names, comparison_verdicts(comparison)):
+        table.add_row(Text(name, style="bold"), Text(verdict, style="green" if good else "red"))
+    return table
 
 
 def comparison_rows(comparison: Comparison, consumer: str) -> list[tuple[str, list[Text]]]:
     """Each figure of ``consumer`` across the variants, with its change from the first variant."""
     rows = []
-    for label, path, duration in _REPLICATED_ROWS:
+    for label, path, duration in (*_REPLICATED_ROWS, *_drift_columns(comparison, consumer)):
         figures = [_figure(outcome, consumer, path) for outcome in comparison.outcomes]
         if all(figure is None for figure in figures):
             continue
@@ -562,11 +579,14 @@ def _consumer_names(outcome: Result | Replications) -> list[str]:
 
 
 def _figure(outcome: Result | Replications, consumer: str, path: tuple[str, ...]) -> Interval | None:
-    if isinstance(outcome, Replications):
-        if any(_at(result["consumers"][consumer], path) is None for result in outcome.results):
-            return None
-        return outcome.interval("consumers", consumer, *path)
-    value = _at(asdict(outcome.summary.consumers[consumer]), path)
+    """A figure of one consumer, or None where the variant has no such figure or no sample of it."""
+    try:
+        if isinstance(outcome, Replications):
+            interval = outcome.interval("consumers", consumer, *path)
+            return None if interval.replications == 0 else interval
+        value = _at(asdict(outcome.summary.consumers[consumer]), path)
+    except KeyError:
+        return None
     return None if value is None else Interval(float(value), math.nan, math.nan, 1)
 
 

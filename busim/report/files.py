@@ -10,7 +10,7 @@ import yaml
 
 from busim.api import Comparison, Replications, Result
 from busim.errors import OutputError
-from busim.report.console import compared_consumers, comparison_rows
+from busim.report.console import compared_consumers, comparison_rows, comparison_verdicts
 from busim.scenario import Scenario
 
 RESULTS_FILE = "results.json"
@@ -66,6 +66,9 @@ def comparison_markdown(comparison: Comparison) -> str:
             lines.append(f"| {label} | " + " | ".join(cell.plain for cell in cells) + " |")
         lines.append("")
     lines.append("Changes are against the first variant.")
+    lines += ["", "## Verdicts", ""]
+    for name, (verdict, _) in zip(comparison.names, comparison_verdicts(comparison)):
+        lines.append(f"- {name}: {verdict}")
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from busim.errors import OverrideError
+from busim.errors import OverrideError, ScenarioError
 from busim.scenario.loader import LoadedScenario, load_scenario
 
 
@@ -37,6 +37,8 @@ def load_variants(files: list[Path], vary: list[str], overrides: list[str]) -> l
     (path,) = files
     if vary:
         axes = [_vary_axis(spec) for spec in vary]
+        for axis in axes:
+            _shared(axis[0].partition("=")[0], f"--vary {axis[0].partition('=')[0]}")
         variants = []
         for combination in itertools.product(*axes):
             assignments = tuple((assignment, f"--vary {assignment}") for assignment in combination)
@@ -49,11 +51,27 @@ def load_variants(files: list[Path], vary: list[str], overrides: list[str]) -> l
             f"{path}: nothing to compare; give two or more scenario files, --vary KEY=V1,V2, "
             "or a variants: block in the scenario"
         )
-    variants = []
+    variants, problems = [], []
     for name, changes in base.scenario.variants.items():
+        for key in changes:
+            _shared(key, f"{path}: variants.{name}")
         assignments = tuple((f"{key}={_flow(value)}", f"{path}: variants.{name}") for key, value in changes.items())
-        variants.append(Variant(name, load_scenario(path, overrides, assignments)))
+        try:
+            variants.append(Variant(name, load_scenario(path, overrides, assignments)))
+        except ScenarioError as error:  # report every variant's problems at once
+            problems += error.problems
+    if problems:
+        raise ScenarioError(problems)
     return variants
+
+
+def _shared(key: str, source: str) -> None:
+    """Every variant runs on the same seed and replications: they are not for a variant to change."""
+    if key.strip() in ("seed", "replications"):
+        raise OverrideError(
+            f"{source}: every variant runs on the same seed and replications; "
+            f"set {key.strip()} for all of them with --{key.strip()}"
+        )
 
 
 def _file_name(path: Path) -> str:

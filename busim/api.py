@@ -32,6 +32,7 @@ from busim.scenario import LoadedScenario, Scenario, load_scenario
 from busim.scenario.loader import format_path
 from busim.scenario.references import reference_problems
 from busim.scenario.schema import MAX_REPLICATIONS
+from busim.scenario.variants import Variant, load_variants
 from busim.version import __version__
 
 RESULT_SCHEMA = "busim.result/1"
@@ -156,7 +157,7 @@ class Comparison:
 
 
 def compare(
-    variants: list[tuple[str, Scenario | LoadedScenario]],
+    variants: list[Variant] | list[tuple[str, Scenario | LoadedScenario]],
     seed: int | None = None,
     replications: int | None = None,
     on_variant: Callable[[int, int], None] | None = None,
@@ -170,6 +171,7 @@ def compare(
     the first variant's, else a fresh one. With ``replications`` (default:
     the first variant's ``replications``) above 1, each variant is replicated.
     """
+    variants = [(variant.name, variant.loaded) if isinstance(variant, Variant) else variant for variant in variants]
     first = variants[0][1]
     first_scenario = first.scenario if isinstance(first, LoadedScenario) else first
     if seed is None:
@@ -281,6 +283,17 @@ def _run_metadata(wall_time_s: float) -> dict[str, Any]:
         "numpy_version": np.__version__,
         "simpy_version": simpy.__version__,
     }
+
+
+def variants(
+    path: str | Path, vary: list[str] | tuple[str, ...] = (), overrides: list[str] | tuple[str, ...] = ()
+) -> list[Variant]:
+    """The variants of one scenario file: the grid of ``vary`` (``KEY=V1,V2``) or its ``variants:`` block.
+
+    Raises:
+        busim.errors.BusimError: the file, a --vary or a variant is invalid, or there is nothing to vary.
+    """
+    return load_variants([Path(path)], list(vary), list(overrides))
 
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:

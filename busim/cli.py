@@ -263,6 +263,9 @@ def compare_command(
         typer.Option("--out", help="Output folder.", show_default="runs/compare-<scenario name>/", metavar="DIR"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print compare.json to stdout and nothing else.")] = False,
+    charts: Annotated[
+        bool, typer.Option("--charts/--no-charts", help="Write the comparison charts (PNG and SVG).")
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Run variants of a scenario on the same seeds and show them side by side.
@@ -283,6 +286,10 @@ def compare_command(
         comparison = compare([(variant.name, variant.loaded) for variant in variants], seed, replications, done)
     try:
         written = write_comparison(comparison, folder)
+        if charts:
+            from busim.report.charts import write_comparison_charts  # matplotlib loads only when charts are drawn
+
+            written += write_comparison_charts(comparison, folder)
     except BusimError as error:
         _fail(error)
     if as_json:

@@ -26,3 +26,11 @@ def test_notebook_code_cells_run_in_order(path, monkeypatch):
         assert len(rows) == 6
         assert all(row[2] == "0" for row in rows if row[0] == "dedup")
         assert any(int(row[2]) > 0 for row in rows if row[0] == "none")
+    if path.stem == "broker-tradeoffs":
+        # Every naive variant applies duplicates and no idempotent one does; idempotent Kafka refuses no order wrongly.
+        table = [line.split() for line in printed.splitlines() if len(line.split()) == 5]
+        rows = {row[0]: row for row in table if row[1] != "p99"}
+        for name in ("rabbitmq", "kafka", "sqs"):
+            assert int(rows[name][2].replace(",", "")) > 0
+            assert rows[f"{name}-idempotent"][2] == "0"
+        assert rows["kafka-idempotent"][3] == "0"

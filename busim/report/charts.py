@@ -8,14 +8,16 @@ Colours are the Okabe-Ito palette, which colour-blind readers tell apart.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from busim.analysis.intervals import Interval
 from busim.analysis.summary import first_processing
-from busim.api import Result
+from busim.api import Comparison, Replications, Result
 from busim.engine.records import GroupRecord, RunRecord
 from busim.report.console import format_duration, reason_label
 
@@ -232,16 +234,132 @@ def write_charts(result: Result, folder: Path) -> list[Path]:
     written = []
     for name, chart in CHARTS.items():
         figure = chart(result)
-        if figure is None:
-            continue
-        for suffix in FORMATS:
-            path = folder / f"{name}.{suffix}"
-            figure.savefig(path, metadata={"Title": figure_title(figure)} if suffix == "svg" else None)
-            written.append(path)
+        if figure is not None:
+            written += _save(figure, folder, name)
     return written
+
+
+def _save(figure: Figure, folder: Path, name: str) -> list[Path]:
+    """Save ``figure`` as ``name`` in every format; an SVG carries the figure's title."""
+    paths = []
+    for suffix in FORMATS:
+        path = folder / f"{name}.{suffix}"
+        figure.savefig(path, metadata={"Title": figure_title(figure)} if suffix == "svg" else None)
+        paths.append(path)
+    return paths
 
 
 def figure_title(figure: Figure) -> str:
     """The title a figure states: its suptitle, else its first axes' title."""
     suptitle = figure.get_suptitle()
     return suptitle or figure.axes[0].get_title()
+
+
+def comparison_latency_cdf(comparison: Comparison, consumer: str | None = None) -> Figure:
+    """One consumer's end-to-end latency distribution under each variant, overlaid (single runs only)."""
+    figure, (ax,) = _figure()
+    consumer = consumer or _first_consumer(comparison)
+    styles = ("-", "--", "-.", ":")  # identical curves (a variant that changes no latency) stay visible
+    for index, (name, outcome) in enumerate(zip(comparison.names, comparison.outcomes)):
+        if not isinstance(outcome, Result):
+            raise ValueError("latency distributions need single runs; compare without replications")
+        group = next(group for group in outcome.record.groups if group.name == consumer)
+        latency_s = np.sort(np.maximum(_end_to_end_s(outcome.record, group), 1e-6))
+        if latency_s.size == 0:
+            continue
+        fraction = np.arange(1, latency_s.size + 1) / latency_s.size
+        colour = PALETTE[index % len(PALETTE)]
+        style = styles[index % len(styles)]
+        ax.step(latency_s, fraction, where="post", color=colour, linestyle=style, linewidth=2, label=name)
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("end-to-end latency (seconds, log scale)")
+    ax.set_ylabel("fraction of messages")
+    ax.set_title(f"{_scenario_name(comparison)}: {consumer} latency by variant")
+    ax.legend(loc="lower right", fontsize=8)
+    return figure
+
+
+_ANOMALIES = (
+    ("duplicate effects", ("duplicate_effects",)),
+    ("lost", ("lost",)),
+    ("dead-lettered", ("dead_lettered",)),
+    ("wrongly rejected", ("wrongly_rejected",)),
+    ("wrongly accepted", ("wrongly_accepted",)),
+)
+
+
+def comparison_anomalies(comparison: Comparison, consumer: str | None = None) -> Figure:
+    """One consumer's departures from exactly-once under each variant, as grouped bars (means, with
+    95 % confidence intervals when the variants were replicated)."""
+    figure, (ax,) = _figure()
+    consumer = consumer or _first_consumer(comparison)
+    anomalies = list(_ANOMALIES)
+    counters = dict.fromkeys(
+        counter
+        for outcome in comparison.outcomes
+        for counter in (
+            outcome.summary.consumers[consumer].state
+            if isinstance(outcome, Result)
+            else outcome.results[0]["consumers"][consumer]["state"]
+        )
+    )
+    anomalies += [(f"{counter} drift", ("state", counter, "abs_drift")) for counter in counters]
+    positions = np.arange(len(anomalies))
+    width = 0.8 / len(comparison.names)
+    for index, (name, outcome) in enumerate(zip(comparison.names, comparison.outcomes)):
+        figures = [_comparison_figure(outcome, consumer, path) for _, path in anomalies]
+        means = [0.0 if figure is None else figure.mean for figure in figures]
+        errors = None
+        if isinstance(outcome, Replications):
+            errors = [0.0 if figure is None or np.isnan(figure.half_width) else figure.half_width for figure in figures]
+        ax.bar(
+            positions + (index - (len(comparison.names) - 1) / 2) * width,
+            means,
+            width,
+            yerr=errors,
+            capsize=3,
+            color=PALETTE[index % len(PALETTE)],
+            label=name,
+        )
+    ax.set_xticks(positions, [label for label, _ in anomalies])
+    ax.set_yscale("symlog", linthresh=10)  # a few wrongly refused orders stay visible beside thousands
+    ax.set_ylabel("messages or units of drift (log above 10)")
+    ax.set_title(f"{_scenario_name(comparison)}: {consumer} departures from exactly-once by variant")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return figure
+
+
+def _comparison_figure(outcome: Result | Replications, consumer: str, path: tuple[str, ...]) -> Interval | None:
+    try:
+        if isinstance(outcome, Replications):
+            return outcome.interval("consumers", consumer, *path)
+        value: object = asdict(outcome.summary.consumers[consumer])
+        for key in path:
+            value = value[key]  # type: ignore[index]
+    except KeyError:
+        return None
+    return Interval(float(value), np.nan, np.nan, 1)  # type: ignore[arg-type]
+
+
+def _first_consumer(comparison: Comparison) -> str:
+    outcome = comparison.outcomes[0]
+    return next(iter(outcome.summary.consumers if isinstance(outcome, Result) else outcome.results[0]["consumers"]))
+
+
+def _scenario_name(comparison: Comparison) -> str:
+    outcome = comparison.outcomes[0]
+    return outcome.scenario.name
+
+
+COMPARISON_CHARTS = {"compare-latency-cdf": comparison_latency_cdf, "compare-anomalies": comparison_anomalies}
+
+
+def write_comparison_charts(comparison: Comparison, folder: Path) -> list[Path]:
+    """Save the comparison charts that apply as PNG and SVG in ``folder``; return the paths."""
+    written = []
+    for name, chart in COMPARISON_CHARTS.items():
+        if chart is comparison_latency_cdf and not all(isinstance(o, Result) for o in comparison.outcomes):
+            continue  # replications keep figures, not every delivery
+        written += _save(chart(comparison), folder, name)
+    return written

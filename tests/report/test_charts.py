@@ -83,3 +83,38 @@ def test_latency_per_window_is_that_of_the_messages_published_in_it():
     latencies = [value for value in series.latency_p50_s + series.latency_p99_s if value is not None]
     assert len(latencies) >= 2 * 80  # a window edge can fall on a publish time and take two messages
     assert latencies == pytest.approx([0.05] * len(latencies))
+
+
+def test_busim_compare_draws_the_overlaid_latency_and_the_anomalies(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(SCENARIOS / "flash-sale.yaml"),
+            "--vary",
+            "broker.preset=rabbitmq,kafka",
+            "--set",
+            "duration=100s",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("compare-latency-cdf", "compare-anomalies"):
+        assert (tmp_path / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
+        assert "flash-sale" in (tmp_path / f"{name}.svg").read_text()
+
+
+def test_replicated_comparisons_draw_means_with_their_intervals():
+    from busim.report.charts import comparison_anomalies, comparison_latency_cdf
+
+    comparison = busim.compare(
+        busim.variants(SCENARIOS / "flash-sale.yaml", ["broker.preset=rabbitmq,sqs-standard"], ["duration=100s"]),
+        replications=3,
+    )
+    figure = comparison_anomalies(comparison)
+    assert figure_title(figure) == "flash-sale: inventory departures from exactly-once by variant"
+    assert any(type(container).__name__ == "ErrorbarContainer" for container in figure.axes[0].containers)
+    with pytest.raises(ValueError, match="need single runs"):
+        comparison_latency_cdf(comparison)

@@ -171,21 +171,23 @@ def compare(
     the first variant's, else a fresh one. With ``replications`` (default:
     the first variant's ``replications``) above 1, each variant is replicated.
     """
-    variants = [(variant.name, variant.loaded) if isinstance(variant, Variant) else variant for variant in variants]
-    first = variants[0][1]
+    pairs = [(variant.name, variant.loaded) if isinstance(variant, Variant) else variant for variant in variants]
+    if not pairs:
+        raise ValueError("compare needs at least one variant")
+    first = pairs[0][1]
     first_scenario = first.scenario if isinstance(first, LoadedScenario) else first
     if seed is None:
         seed = first_scenario.seed if first_scenario.seed is not None else fresh_seed()
     count = replications if replications is not None else first_scenario.replications
     outcomes: list[Result | Replications] = []
-    for done, (_, scenario) in enumerate(variants, start=1):
+    for done, (_, scenario) in enumerate(pairs, start=1):
         if count > 1:
             outcomes.append(replicate(scenario, count, seed=seed, max_messages=max_messages))
         else:
             outcomes.append(simulate(scenario, seed=seed, max_messages=max_messages))
         if on_variant is not None:
-            on_variant(done, len(variants))
-    return Comparison(names=tuple(name for name, _ in variants), outcomes=tuple(outcomes), seed=seed)
+            on_variant(done, len(pairs))
+    return Comparison(names=tuple(name for name, _ in pairs), outcomes=tuple(outcomes), seed=seed)
 
 
 def replication_seeds(root_seed: int, count: int) -> tuple[int, ...]:

@@ -33,7 +33,12 @@ def load_variants(files: list[Path], vary: list[str], overrides: list[str]) -> l
     if len(files) > 1:
         if vary:
             raise OverrideError("--vary varies one scenario file; give one file, or several files without --vary")
-        return [Variant(_file_name(path), load_scenario(path, overrides)) for path in files]
+        # A variant is named after its file; files of the same name in other folders keep their paths.
+        stems = [path.stem for path in files]
+        return [
+            Variant(path.stem if stems.count(path.stem) == 1 else str(path), load_scenario(path, overrides))
+            for path in files
+        ]
     (path,) = files
     if vary:
         axes = [_vary_axis(spec) for spec in vary]
@@ -72,10 +77,6 @@ def _shared(key: str, source: str) -> None:
             f"{source}: every variant runs on the same seed and replications; "
             f"set {key.strip()} for all of them with --{key.strip()}"
         )
-
-
-def _file_name(path: Path) -> str:
-    return path.stem
 
 
 def _vary_axis(spec: str) -> list[str]:

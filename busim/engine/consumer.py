@@ -17,8 +17,11 @@ flight delivers nothing more until that message is acked or comes back.
 An unacknowledged delivery comes back by the broker's own mechanism:
 ``ack_timeout_s`` after it was received (ack timeout, consumer_timeout,
 visibility timeout, AckWait), at a claimer's pass (Redis XAUTOCLAIM), or at
-once when a crashed instance's channel closes (RabbitMQ). After
-``max_deliveries`` attempts a message is dead-lettered.
+once when a crashed instance's channel closes (RabbitMQ). A timer runs from
+receipt, also while a delivery waits in its instance's prefetch buffer; one
+wake-up per instance watches those. An ack that arrives late still deletes a
+message that has not been received again (except on RabbitMQ, whose channel
+closed). After ``max_deliveries`` attempts a message is dead-lettered.
 
 SimPy events exist only for processing completions, for waking the group at
 the next arrival, for redelivery timers and for restarts; never one process
@@ -222,7 +225,7 @@ class ConsumerGroup:
         self._watch: dict[int, deque[tuple[float, int]]] = {}  # buffered deliveries by due time
         self._watch_at = [_INFINITY] * instances  # when an instance's watch wakes up next
         self._track = consumer.crash is not None
-        self._unacked: list[set[int]] = [set() for _ in range(instances)] if self._track else []
+        self._unacked: dict[int, set[int]] = {}  # by instance, only with crashes: what a crash brings back
         self._held = 0  # deliveries received and not yet acked or aborted
         self._paused = False
         self._wake_at = _INFINITY
@@ -388,7 +391,7 @@ class ConsumerGroup:
         else:
             self._open.rotate(-1)
         if self._track:
-            self._unacked[instance].add(delivery)
+            self._unacked.setdefault(instance, set()).add(delivery)
         if self._idle_workers[instance]:
             self._start(instance, delivery, now)
             return
@@ -468,7 +471,7 @@ class ConsumerGroup:
         self._waiting.release(message, delivery)
         self._held -= 1
         if self._track:
-            self._unacked[instance].discard(delivery)
+            self._unacked[instance].discard(delivery)  # received, so its set exists
         self._room[instance] += 1
         if not self._listed[instance]:
             self._listed[instance] = True
@@ -495,8 +498,7 @@ class ConsumerGroup:
         self._buffer.pop(instance, None)
         self._watch.pop(instance, None)
         self._watch_at[instance] = _INFINITY
-        held = sorted(self._unacked[instance])
-        self._unacked[instance] = set()
+        held = sorted(self._unacked.pop(instance, ()))
         self._held -= len(held)
         for other in held:
             message = self._d_message[other]

@@ -63,10 +63,12 @@ class ConsumerSummary:
     busiest_instance_share: float  # the share of deliveries the busiest instance received
     rejected_publishes: int
     crashes: int
+    crash_times_s: tuple[float, ...]
     by_reason: dict[str, dict[str, int]]
     latency_s: LatencyBreakdown
     state: dict[str, CounterConsistency]
     series: Series  # figures per time window, for charts
+    latency_quantiles_s: tuple[tuple[float, float], ...]  # (percentile, end-to-end latency), for the CDF
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
         busiest_instance_share=float(per_instance.max() / len(deliveries)) if len(deliveries) else 0.0,
         rejected_publishes=group.rejected_publishes,
         crashes=int(group.crash_s.size),
+        crash_times_s=tuple(float(t) for t in group.crash_s),
         by_reason={
             "duplicate_deliveries": _cause_counts(duplicates, DeliveryCause),
             "redelivered": _cause_counts(deliveries.cause[redelivered], DeliveryCause),
@@ -177,6 +180,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
         latency_s=_latency(record, group, first_rows),
         state=state,
         series=group_series(record, group, first_rows),
+        latency_quantiles_s=_latency_quantiles(record, group, first_rows),
     )
 
 
@@ -211,13 +215,18 @@ def first_processing(deliveries: Deliveries) -> np.ndarray:
     return rows[np.r_[True, message[1:] != message[:-1]]]
 
 
-def _latency(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> LatencyBreakdown:
-    """Latency of each message's first completed processing, for messages published after the warm-up."""
+def _measured(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first-processing rows of messages published after the warm-up, and their publish times."""
     deliveries = group.deliveries
     publish_s = record.messages.publish_s[group.message_ids[deliveries.message[first_rows]]]
     measured = publish_s >= record.scenario.warmup
-    rows = first_rows[measured]
-    publish_s = publish_s[measured]
+    return first_rows[measured], publish_s[measured]
+
+
+def _latency(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> LatencyBreakdown:
+    """Latency of each message's first completed processing, for messages published after the warm-up."""
+    deliveries = group.deliveries
+    rows, publish_s = _measured(record, group, first_rows)
     arrival_s, take_s, done_s = deliveries.arrival_s[rows], deliveries.take_s[rows], deliveries.done_s[rows]
     return LatencyBreakdown(
         end_to_end=LatencySummary.of(done_s - publish_s),
@@ -225,6 +234,20 @@ def _latency(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> L
         queue_wait=LatencySummary.of(take_s - arrival_s),
         processing=LatencySummary.of(done_s - take_s),
     )
+
+
+# The percentiles kept for drawing the latency distribution again from results.json.
+QUANTILE_GRID = (0.0, 0.1, 0.5, *range(1, 100), 99.5, 99.9, 99.99, 100.0)
+
+
+def _latency_quantiles(
+    record: RunRecord, group: GroupRecord, first_rows: np.ndarray
+) -> tuple[tuple[float, float], ...]:
+    rows, publish_s = _measured(record, group, first_rows)
+    latency_s = group.deliveries.done_s[rows] - publish_s
+    if latency_s.size == 0:
+        return ()
+    return tuple(zip(map(float, QUANTILE_GRID), map(float, np.percentile(latency_s, QUANTILE_GRID))))
 
 
 def _duplicate_rows(message: np.ndarray) -> np.ndarray:

@@ -8,18 +8,18 @@ Colours are the Okabe-Ito palette, which colour-blind readers tell apart.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from busim.analysis.intervals import Interval
-from busim.analysis.summary import first_processing
 from busim.api import Comparison, Replications, Result
-from busim.engine.records import GroupRecord, RunRecord
 from busim.report.console import format_duration, reason_label
+from busim.scenario import Scenario
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 OUTAGE_COLOUR = "#999999"
@@ -36,33 +36,47 @@ def _figure(rows: int = 1) -> tuple[Figure, list]:
     return figure, axes
 
 
-def _end_to_end_s(record: RunRecord, group: GroupRecord) -> np.ndarray:
-    """End-to-end latency of each message's first completed processing, published after the warm-up."""
-    deliveries = group.deliveries
-    rows = first_processing(deliveries)
-    publish_s = record.messages.publish_s[group.message_ids[deliveries.message[rows]]]
-    measured = publish_s >= record.scenario.warmup
-    return deliveries.done_s[rows][measured] - publish_s[measured]
+@dataclass(frozen=True)
+class RunView:
+    """What the charts and reports of a run draw on: its scenario and its results.json document.
+
+    Built from a finished run, or read back from a run's folder, so that a
+    report can be drawn again without simulating.
+    """
+
+    scenario: Scenario
+    document: dict[str, Any]
+
+    @classmethod
+    def of(cls, result: Result | RunView) -> RunView:
+        return result if isinstance(result, RunView) else cls(result.scenario, result.to_dict())
+
+    @property
+    def consumers(self) -> dict[str, dict[str, Any]]:
+        return self.document["consumers"]
 
 
-def latency_cdf(result: Result) -> Figure:
+def latency_cdf(result: Result | RunView) -> Figure:
     """The distribution of end-to-end latency per consumer, on a log time axis, with p50, p99 and p99.9."""
+    view = RunView.of(result)
     figure, (ax,) = _figure()
-    smallest = np.inf
-    for colour, group in zip(PALETTE, result.record.groups):
-        latency_s = np.sort(_end_to_end_s(result.record, group))
-        if latency_s.size == 0:
+    for colour, (name, consumer) in zip(PALETTE, view.consumers.items()):
+        quantiles = np.array(consumer["latency_quantiles_s"], dtype=float).reshape(-1, 2)
+        if quantiles.size == 0:
             continue
-        latency_s = np.maximum(latency_s, 1e-6)  # a log axis has no 0
-        smallest = min(smallest, latency_s[0])
-        fraction = np.arange(1, latency_s.size + 1) / latency_s.size
-        ax.step(latency_s, fraction, where="post", color=colour, label=group.name, linewidth=2)
+        latency_s = np.maximum(quantiles[:, 1], 1e-6)  # a log axis has no 0
+        ax.plot(latency_s, quantiles[:, 0] / 100, color=colour, label=name, linewidth=2)
+        end_to_end = consumer["latency_s"]["end_to_end"]
         # Label p50 to the right of its point; p99 and p99.9, near the top, to the left, one above the other.
-        for percentile, offset, align in ((50, (8, -4), "left"), (99, (-8, -12), "right"), (99.9, (-8, 4), "right")):
-            value = float(np.percentile(latency_s, percentile))
+        for key, percentile, offset, align in (
+            ("p50", 50, (8, -4), "left"),
+            ("p99", 99, (-8, -12), "right"),
+            ("p999", 99.9, (-8, 4), "right"),
+        ):
+            value = max(end_to_end[key], 1e-6)
             ax.plot(value, percentile / 100, "o", color=colour, markersize=6)
             ax.annotate(
-                f"p{percentile:g} {format_duration(value)}",
+                f"p{percentile:g} {format_duration(end_to_end[key])}",
                 (value, percentile / 100),
                 textcoords="offset points",
                 xytext=offset,
@@ -74,62 +88,67 @@ def latency_cdf(result: Result) -> Figure:
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("end-to-end latency (seconds, log scale)")
     ax.set_ylabel("fraction of messages")
-    ax.set_title(f"{result.scenario.name}: end-to-end latency, publish to first processing")
+    ax.set_title(f"{view.scenario.name}: end-to-end latency, publish to first processing")
     ax.legend(loc="lower right")
     return figure
 
 
-def _shade_outages(ax, result: Result) -> None:
-    for index, outage in enumerate(result.scenario.broker.outages):
-        ax.axvspan(
-            outage.at, outage.end_s, color=OUTAGE_COLOUR, alpha=0.25, label="broker outage" if index == 0 else None
-        )
+def _shade_outages(ax, scenario: Scenario) -> None:
+    for index, outage in enumerate(scenario.broker.outages):
+        label = "broker outage" if index == 0 else None
+        ax.axvspan(outage.at, outage.end_s, color=OUTAGE_COLOUR, alpha=0.25, label=label)
 
 
-def _window_starts(series) -> np.ndarray:
-    return np.arange(len(series.published)) * series.window_s
+def _window_starts(series: dict[str, Any]) -> np.ndarray:
+    return np.arange(len(series["published"])) * series["window_s"]
 
 
-def latency_over_time(result: Result) -> Figure:
+def _values(items: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if value is None else value for value in items], dtype=float)
+
+
+def latency_over_time(result: Result | RunView) -> Figure:
     """p50 and p99 latency of the messages published in each window, with outages and crashes marked."""
+    view = RunView.of(result)
     figure, (ax,) = _figure()
-    _shade_outages(ax, result)
-    for colour, group in zip(PALETTE, result.record.groups):
-        series = result.summary.consumers[group.name].series
+    _shade_outages(ax, view.scenario)
+    window_s = 0.0
+    for colour, (name, consumer) in zip(PALETTE, view.consumers.items()):
+        series = consumer["series"]
+        window_s = series["window_s"]
         starts = _window_starts(series)
-        p50 = np.array([np.nan if v is None else v for v in series.latency_p50_s])
-        p99 = np.array([np.nan if v is None else v for v in series.latency_p99_s])
-        ax.plot(starts, p99, color=colour, linewidth=2, label=f"{group.name} p99")
-        ax.plot(starts, p50, color=colour, linewidth=1.5, linestyle="--", label=f"{group.name} p50")
-        for index, crash_s in enumerate(group.crash_s):
-            ax.axvline(
-                crash_s, color=colour, alpha=0.4, linewidth=0.8, label=f"{group.name} crash" if index == 0 else None
-            )
+        ax.plot(starts, _values(series["latency_p99_s"]), color=colour, linewidth=2, label=f"{name} p99")
+        p50 = _values(series["latency_p50_s"])
+        ax.plot(starts, p50, color=colour, linewidth=1.5, linestyle="--", label=f"{name} p50")
+        for index, crash_s in enumerate(consumer["crash_times_s"]):
+            label = f"{name} crash" if index == 0 else None
+            ax.axvline(crash_s, color=colour, alpha=0.4, linewidth=0.8, label=label)
     if any(line.get_ydata().size and np.nanmax(line.get_ydata(), initial=0) > 0 for line in ax.get_lines()):
         ax.set_yscale("log")
     ax.set_xlabel("publish time (seconds)")
     ax.set_ylabel("end-to-end latency (seconds" + (", log scale)" if ax.get_yscale() == "log" else ")"))
-    ax.set_title(f"{result.scenario.name}: latency over time (per {format_duration(series.window_s)} window)")
+    ax.set_title(f"{view.scenario.name}: latency over time (per {format_duration(window_s)} window)")
     ax.legend(loc="upper left", fontsize=8, ncols=2)
     return figure
 
 
-def throughput_and_backlog(result: Result) -> Figure:
+def throughput_and_backlog(result: Result | RunView) -> Figure:
     """Messages published and processed per second, and the backlog at the broker, per window."""
+    view = RunView.of(result)
     figure, (top, bottom) = _figure(rows=2)
     for ax in (top, bottom):
-        _shade_outages(ax, result)
-    for index, (colour, group) in enumerate(zip(PALETTE, result.record.groups)):
-        series = result.summary.consumers[group.name].series
+        _shade_outages(ax, view.scenario)
+    for index, (colour, (name, consumer)) in enumerate(zip(PALETTE, view.consumers.items())):
+        series = consumer["series"]
         starts = _window_starts(series)
         if index == 0:
-            published = np.array(series.published) / series.window_s
+            published = np.array(series["published"]) / series["window_s"]
             top.step(starts, published, where="post", color=PALETTE[-1], linewidth=1.5, label="published")
-        processed = np.array(series.processed) / series.window_s
-        top.step(starts, processed, where="post", color=colour, linewidth=2, label=f"{group.name} processed")
-        bottom.step(starts, series.backlog, where="post", color=colour, linewidth=2, label=group.name)
+        processed = np.array(series["processed"]) / series["window_s"]
+        top.step(starts, processed, where="post", color=colour, linewidth=2, label=f"{name} processed")
+        bottom.step(starts, series["backlog"], where="post", color=colour, linewidth=2, label=name)
     top.set_ylabel("messages per second")
-    top.set_title(f"{result.scenario.name}: throughput and backlog")
+    top.set_title(f"{view.scenario.name}: throughput and backlog")
     top.legend(loc="upper right", fontsize=8)
     bottom.set_ylabel("copies queued at the broker")
     bottom.set_xlabel("time (seconds)")
@@ -149,62 +168,63 @@ _FUNNEL = (
 )
 
 
-def delivery_funnel(result: Result) -> Figure:
+def delivery_funnel(result: Result | RunView) -> Figure:
     """From published to processed, and what went astray, by reason where known."""
-    consumers = result.summary.consumers
+    view = RunView.of(result)
+    consumers = view.consumers
     figure, (ax,) = _figure()
     height = 0.8 / len(consumers)
     labels = [label for label, _ in _FUNNEL]
     positions = np.arange(len(labels))
-    preset = result.scenario.broker.preset
+    preset = view.scenario.broker.preset
+    largest = max(max(consumer[key] for _, key in _FUNNEL) for consumer in consumers.values()) or 1
     for offset, (colour, (name, consumer)) in enumerate(zip(PALETTE, consumers.items())):
-        values = [getattr(consumer, attribute) for _, attribute in _FUNNEL]
+        values = [consumer[key] for _, key in _FUNNEL]
         y = positions + offset * height
         ax.barh(y, values, height=height, color=colour, label=name)
-        largest = max(values) or 1
-        for value, row, (_, attribute) in zip(values, y, _FUNNEL):
-            reasons = consumer.by_reason.get(attribute) or {}
+        for value, row, (_, key) in zip(values, y, _FUNNEL):
+            reasons = consumer["by_reason"].get(key) or {}
             why = ", ".join(f"{count:,} {reason_label(reason, preset)}" for reason, count in reasons.items())
-            text = f"{value:,}" + (f"  ({why})" if why else "")
-            ax.text(value + largest * 0.01, row, text, va="center", fontsize=8)
+            ax.text(value + largest * 0.01, row, f"{value:,}" + (f"  ({why})" if why else ""), va="center", fontsize=8)
     ax.set_yticks(positions + height * (len(consumers) - 1) / 2, labels)
     ax.invert_yaxis()
     ax.set_xlabel("messages or deliveries")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
-    ax.set_xlim(0, max(max(getattr(c, a) for _, a in _FUNNEL) for c in consumers.values()) * 1.6 or 1)
-    ax.set_title(f"{result.scenario.name}: delivery funnel")
+    ax.set_xlim(0, largest * 1.6)
+    ax.set_title(f"{view.scenario.name}: delivery funnel")
     if len(consumers) > 1:
         ax.legend(loc="lower right")
     return figure
 
 
-def consistency(result: Result) -> Figure | None:
+def consistency(result: Result | RunView) -> Figure | None:
     """Expected against actual state for the keys that drift most; None when no consumer keeps state."""
+    view = RunView.of(result)
     counters = [
         (name, counter, state)
-        for name, consumer in result.summary.consumers.items()
-        for counter, state in consumer.state.items()
+        for name, consumer in view.consumers.items()
+        for counter, state in consumer["state"].items()
     ]
     if not counters:
         return None
     figure = Figure(figsize=_SIZE, dpi=150, layout="constrained")
     axes = figure.subplots(1, len(counters), squeeze=False)[0]
     for ax, (name, counter, state) in zip(axes, counters):
-        drifted = state.most_drifted
+        drifted = state["most_drifted"]
         ax.spines[["top", "right"]].set_visible(False)
         if not drifted:
             ax.text(0.5, 0.5, "no key drifted", ha="center", va="center", transform=ax.transAxes)
             ax.set_title(f"{name} {counter}")
             continue
-        keys = [str(item.key) for item in drifted]
-        drift = [item.actual - item.expected for item in drifted]
+        keys = [str(item["key"]) for item in drifted]
+        drift = [item["actual"] - item["expected"] for item in drifted]
         positions = np.arange(len(keys))
         colours = [PALETTE[3] if value < 0 else PALETTE[0] for value in drift]
         ax.bar(positions, drift, 0.6, color=colours)
         ax.axhline(0, color=PALETTE[-1], linewidth=0.8)
         for position, value, item in zip(positions, drift, drifted):
             ax.annotate(
-                f"{item.expected:,} → {item.actual:,}",
+                f"{item['expected']:,} → {item['actual']:,}",
                 (position, value),
                 textcoords="offset points",
                 xytext=(0, -12 if value < 0 else 4),
@@ -215,8 +235,8 @@ def consistency(result: Result) -> Figure | None:
         ax.set_xlabel(f"{counter} key (expected → actual)")
         ax.set_ylabel(f"{counter}: actual − exactly once")
         ax.margins(y=0.15)
-        ax.set_title(f"{name} {counter}: drift {state.abs_drift:,} over {state.keys_diverged:,} keys")
-    figure.suptitle(f"{result.scenario.name}: state against an exactly-once reference, most drifted keys")
+        ax.set_title(f"{name} {counter}: drift {state['abs_drift']:,} over {state['keys_diverged']:,} keys")
+    figure.suptitle(f"{view.scenario.name}: state against an exactly-once reference, most drifted keys")
     return figure
 
 
@@ -229,13 +249,18 @@ CHARTS = {
 }
 
 
-def write_charts(result: Result, folder: Path) -> list[Path]:
+def draw_charts(result: Result | RunView) -> dict[str, Figure]:
+    """Every chart that applies to the run, by name."""
+    view = RunView.of(result)
+    figures = {name: chart(view) for name, chart in CHARTS.items()}
+    return {name: figure for name, figure in figures.items() if figure is not None}
+
+
+def write_charts(result: Result | RunView, folder: Path) -> list[Path]:
     """Save every chart that applies as PNG and SVG in ``folder``; return the paths."""
     written = []
-    for name, chart in CHARTS.items():
-        figure = chart(result)
-        if figure is not None:
-            written += _save(figure, folder, name)
+    for name, figure in draw_charts(result).items():
+        written += _save(figure, folder, name)
     return written
 
 
@@ -263,14 +288,14 @@ def comparison_latency_cdf(comparison: Comparison, consumer: str | None = None) 
     for index, (name, outcome) in enumerate(zip(comparison.names, comparison.outcomes)):
         if not isinstance(outcome, Result):
             raise ValueError("latency distributions need single runs; compare without replications")
-        group = next(group for group in outcome.record.groups if group.name == consumer)
-        latency_s = np.sort(np.maximum(_end_to_end_s(outcome.record, group), 1e-6))
-        if latency_s.size == 0:
+        quantiles = np.array(outcome.summary.consumers[consumer].latency_quantiles_s, dtype=float).reshape(-1, 2)
+        if quantiles.size == 0:
             continue
-        fraction = np.arange(1, latency_s.size + 1) / latency_s.size
+        latency_s = np.maximum(quantiles[:, 1], 1e-6)  # a log axis has no 0
+        fraction = quantiles[:, 0] / 100
         colour = PALETTE[index % len(PALETTE)]
         style = styles[index % len(styles)]
-        ax.step(latency_s, fraction, where="post", color=colour, linestyle=style, linewidth=2, label=name)
+        ax.plot(latency_s, fraction, color=colour, linestyle=style, linewidth=2, label=name)
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("end-to-end latency (seconds, log scale)")

@@ -184,10 +184,10 @@ def run(
         consistent = result.summary.consistent
     try:
         written = write_run(result, folder)
-        if charts and isinstance(result, Result):
-            from busim.report.charts import write_charts  # matplotlib loads only when charts are drawn
+        if isinstance(result, Result):
+            from busim.report.run_report import RunView, write_report  # matplotlib loads only for a report
 
-            written += write_charts(result, folder)
+            written += write_report(RunView.of(result), folder, charts)
     except BusimError as error:
         _fail(error)
     if as_json:
@@ -297,6 +297,23 @@ def compare_command(
     elif show:
         render_comparison(console, comparison)
         console.print(_wrote(written), style="dim", highlight=False, soft_wrap=True)
+
+
+@app.command(name="report")
+def report_command(
+    folder: Annotated[Path, typer.Argument(help="The output folder of a busim run.", metavar="RUN_DIR")],
+    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG) too.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Draw a run's charts, report.md and report.html again from its results.json, without simulating."""
+    from busim.report.run_report import read_run, write_report
+
+    try:
+        written = write_report(read_run(folder), folder, charts)
+    except BusimError as error:
+        _fail(error)
+    if not quiet:
+        Console().print(_wrote(written), style="dim", highlight=False, soft_wrap=True)
 
 
 @app.command()

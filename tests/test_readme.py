@@ -25,7 +25,8 @@ def test_the_sample_output_is_what_the_flash_sale_prints():
     # The last README line is the "Wrote ..." line from the command line, not from the renderer.
     assert printed[start:] == expected[:-1]
     assert expected[-1] == (
-        "Wrote runs/flash-sale/results.json, runs/flash-sale/scenario.yaml, 5 charts (PNG, SVG) in runs/flash-sale"
+        "Wrote runs/flash-sale/results.json, runs/flash-sale/scenario.yaml, runs/flash-sale/report.md, "
+        "runs/flash-sale/report.html, 5 charts (PNG, SVG) in runs/flash-sale"
     )
 
 

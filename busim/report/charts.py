@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
@@ -260,17 +261,20 @@ def write_charts(result: Result | RunView, folder: Path) -> list[Path]:
     """Save every chart that applies as PNG and SVG in ``folder``; return the paths."""
     written = []
     for name, figure in draw_charts(result).items():
-        written += _save(figure, folder, name)
+        written += save_figure(figure, folder, name)
     return written
 
 
-def _save(figure: Figure, folder: Path, name: str) -> list[Path]:
+def save_figure(figure: Figure, folder: Path, name: str) -> list[Path]:
     """Save ``figure`` as ``name`` in every format; an SVG carries the figure's title."""
     paths = []
-    for suffix in FORMATS:
-        path = folder / f"{name}.{suffix}"
-        figure.savefig(path, metadata={"Title": figure_title(figure)} if suffix == "svg" else None)
-        paths.append(path)
+    # A fixed salt and no date: the same run gives byte-identical files.
+    with rc_context({"svg.hashsalt": "busim"}):
+        for suffix in FORMATS:
+            path = folder / f"{name}.{suffix}"
+            metadata = {"Title": figure_title(figure), "Date": None} if suffix == "svg" else {"Software": "busim"}
+            figure.savefig(path, metadata=metadata)
+            paths.append(path)
     return paths
 
 
@@ -386,5 +390,5 @@ def write_comparison_charts(comparison: Comparison, folder: Path) -> list[Path]:
     for name, chart in COMPARISON_CHARTS.items():
         if chart is comparison_latency_cdf and not all(isinstance(o, Result) for o in comparison.outcomes):
             continue  # replications keep figures, not every delivery
-        written += _save(chart(comparison), folder, name)
+        written += save_figure(chart(comparison), folder, name)
     return written

@@ -269,6 +269,8 @@ def shown(value: Any) -> str:
     """A default as a user would write it in YAML, on one line."""
     if isinstance(value, dict):
         return "{" + ", ".join(f"{key}: {shown(inner)}" for key, inner in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(shown(inner) for inner in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

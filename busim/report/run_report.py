@@ -1,0 +1,266 @@
+"""A run's report for a review board: report.md and a self-contained report.html.
+
+Both are drawn from the run's results document and resolved scenario (a
+:class:`~busim.report.charts.RunView`), so ``busim report RUN_DIR`` draws
+them again from a run's folder without simulating. The HTML embeds its
+charts as SVG and loads nothing from the network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from busim.errors import OutputError, ScenarioFileError
+from busim.report.charts import RunView, draw_charts, figure_title, save_figure
+from busim.report.console import format_duration, reason_label
+from busim.scenario.presets import shown
+
+MARKDOWN_FILE = "report.md"
+HTML_FILE = "report.html"
+
+# (row label, key in consumers.<name>)
+_FIGURES = (
+    ("messages subscribed", "subscribed"),
+    ("deliveries", "delivered"),
+    ("processed", "processed"),
+    ("duplicate deliveries", "duplicate_deliveries"),
+    ("duplicate effects", "duplicate_effects"),
+    ("redelivered", "redelivered"),
+    ("lost", "lost"),
+    ("dead-lettered", "dead_lettered"),
+    ("rejected", "rejected"),
+    ("wrongly rejected", "wrongly_rejected"),
+    ("wrongly accepted", "wrongly_accepted"),
+    ("out of order", "out_of_order"),
+    ("in flight at end", "in_flight_at_end"),
+    ("max backlog", "max_backlog"),
+    ("crashes", "crashes"),
+)
+_LATENCY = (("mean", "mean"), ("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max"))
+
+
+def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
+    """The report's sections in order: (heading, a table as rows with a header row first, or text)."""
+    scenario, document = view.scenario, view.document
+    broker = scenario.broker.model_dump()
+    found: list[tuple[str, list[list[str]] | str]] = [
+        (
+            "Run",
+            f"Seed {scenario.seed}; simulated {format_duration(document['sim_time_s'])}; "
+            f"{document['messages']['published']:,} messages published; "
+            + ("the bus drained." if document["drained"] else "stopped at duration + drain_timeout with work left."),
+        ),
+        (
+            f"Broker: {scenario.broker.preset}",
+            [["key", "value"]] + [[key, shown(value)] for key, value in broker.items()],
+        ),
+        (
+            "Publishers",
+            [["publisher", "event", "arrivals", "rate", "retries", "publish timeout"]]
+            + [
+                [
+                    publisher.name,
+                    publisher.event,
+                    publisher.arrivals,
+                    ", ".join(f"{step.rate:g}/s from {step.at:g}s" for step in publisher.rate),
+                    str(publisher.retries),
+                    format_duration(publisher.publish_timeout),
+                ]
+                for publisher in scenario.publishers
+            ],
+        ),
+        (
+            "Consumers",
+            [["consumer", "subscribes", "instances", "concurrency", "processing time", "idempotency", "crash"]]
+            + [
+                [
+                    consumer.name,
+                    ", ".join(consumer.subscribes),
+                    str(consumer.instances),
+                    str(consumer.concurrency),
+                    shown(consumer.model_dump()["processing_time"]),
+                    consumer.idempotency,
+                    "none"
+                    if consumer.crash is None
+                    else f"{consumer.crash.probability:g} per message, restart after "
+                    f"{format_duration(consumer.crash.restart_after)}",
+                ]
+                for consumer in scenario.consumers
+            ],
+        ),
+        ("Results", _figures_table(view)),
+        ("Latency, publish to first completed processing", _latency_table(view)),
+    ]
+    verdict = document["consistency"]
+    found.append(
+        (
+            "Verdict",
+            "Consistent: every message's effects were applied exactly once."
+            if verdict["consistent"]
+            else "Inconsistent with exactly-once processing: " + "; ".join(verdict["violations"]) + ".",
+        )
+    )
+    return found
+
+
+def _figures_table(view: RunView) -> list[list[str]]:
+    names = list(view.consumers)
+    rows = [["", *names, "why"]]
+    preset = view.scenario.broker.preset
+    for label, key in _FIGURES:
+        why = "; ".join(
+            ", ".join(f"{count:,} {reason_label(reason, preset)}" for reason, count in reasons.items())
+            for reasons in (view.consumers[name]["by_reason"].get(key) or {} for name in names)
+            if reasons
+        )
+        rows.append([label, *(f"{view.consumers[name][key]:,}" for name in names), why])
+    for name in names:
+        for counter, state in view.consumers[name]["state"].items():
+            cells = [
+                f"{state['abs_drift']:,} over {state['keys_diverged']:,} keys" if other == name else ""
+                for other in names
+            ]
+            rows.append([f"{counter} drift", *cells, "against the exactly-once reference"])
+    return rows
+
+
+def _latency_table(view: RunView) -> list[list[str]]:
+    rows = [["consumer", "count", *(label for label, _ in _LATENCY)]]
+    for name, consumer in view.consumers.items():
+        end_to_end = consumer["latency_s"]["end_to_end"]
+        rows.append([name, f"{end_to_end['count']:,}", *(format_duration(end_to_end[key]) for _, key in _LATENCY)])
+    return rows
+
+
+def report_markdown(view: RunView, charts: dict[str, str]) -> str:
+    """report.md; ``charts`` maps each chart's file (PNG, beside the report) to its title."""
+    lines = [f"# {view.scenario.name}", ""]
+    if view.scenario.description:
+        lines += [view.scenario.description, ""]
+    for heading, content in sections(view):
+        lines += [f"## {heading}", ""]
+        if isinstance(content, str):
+            lines += [content, ""]
+            continue
+        header, *body = content
+        lines.append("| " + " | ".join(_cell(cell) for cell in header) + " |")
+        lines.append("|" + "---|" * len(header))
+        lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in body]
+        lines.append("")
+        if heading == "Latency, publish to first completed processing" and charts:
+            lines += ["## Charts", ""]
+            lines += [f"![{title}]({file})" for file, title in charts.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|") or " "
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.75rem; text-align: right; }
+th:first-child, td:first-child, td:last-child { text-align: left; }
+figure { margin: 1rem 0 2rem; }
+figure svg { width: 100%; height: auto; }
+.verdict-ok { color: #009E73; font-weight: bold; }
+.verdict-bad { color: #D55E00; font-weight: bold; }
+"""
+
+
+def report_html(view: RunView, charts: dict[str, str]) -> str:
+    """report.html, self-contained; ``charts`` maps each chart's title to its SVG text."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{html.escape(view.scenario.name)}: busim report</title>",
+        f"<style>{_STYLE}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{html.escape(view.scenario.name)}</h1>",
+    ]
+    if view.scenario.description:
+        parts.append(f"<p>{html.escape(view.scenario.description)}</p>")
+    for heading, content in sections(view):
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if isinstance(content, str):
+            css = ""
+            if heading == "Verdict":
+                css = ' class="verdict-ok"' if view.document["consistency"]["consistent"] else ' class="verdict-bad"'
+            parts.append(f"<p{css}>{html.escape(content)}</p>")
+            continue
+        header, *body = content
+        parts.append("<table>")
+        parts.append("<tr>" + "".join(f"<th>{html.escape(cell)}</th>" for cell in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in body]
+        parts.append("</table>")
+        if heading == "Latency, publish to first completed processing" and charts:
+            parts.append("<h2>Charts</h2>")
+            for title, svg in charts.items():
+                parts.append(f"<figure>{_inline(svg)}<figcaption>{html.escape(title)}</figcaption></figure>")
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def _inline(svg: str) -> str:
+    """An SVG file's markup without its XML prologue and doctype, to sit inside HTML."""
+    start = svg.find("<svg")
+    return svg[start:] if start >= 0 else svg
+
+
+def write_report(view: RunView, folder: Path, charts: bool = True) -> list[Path]:
+    """Draw the charts (unless ``charts`` is false) and write report.md and report.html into ``folder``.
+
+    Raises:
+        OutputError: the folder cannot be written.
+    """
+    written: list[Path] = []
+    markdown_charts: dict[str, str] = {}
+    html_charts: dict[str, str] = {}
+    try:
+        if charts:
+            for name, figure in draw_charts(view).items():
+                paths = save_figure(figure, folder, name)
+                written += paths
+                title = figure_title(figure)
+                markdown_charts[f"{name}.png"] = title
+                html_charts[title] = (folder / f"{name}.svg").read_text(encoding="utf-8")
+        for name, text in (
+            (MARKDOWN_FILE, report_markdown(view, markdown_charts)),
+            (HTML_FILE, report_html(view, html_charts)),
+        ):
+            path = folder / name
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    except OSError as error:
+        raise OutputError(f"cannot write the report to {folder}: {error.strerror or error}") from None
+    return written
+
+
+def read_run(folder: Path) -> RunView:
+    """A run's folder (results.json and scenario.yaml, as busim run writes them) as a :class:`RunView`.
+
+    Raises:
+        ScenarioFileError: the folder does not hold a single run's results.
+        ScenarioError: its scenario.yaml is not a valid scenario.
+    """
+    from busim.scenario import load_scenario
+
+    results = folder / "results.json"
+    try:
+        document = json.loads(results.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioFileError(f"{folder}: no results.json here; give the folder of a busim run") from None
+    except (OSError, ValueError) as error:
+        raise ScenarioFileError(f"{results}: cannot read it ({error})") from None
+    if document.get("schema") != "busim.result/1":
+        raise ScenarioFileError(
+            f"{results}: a report draws a single run (schema busim.result/1), not {document.get('schema')!r}"
+        )
+    return RunView(load_scenario(folder / "scenario.yaml").scenario, document)

@@ -1,0 +1,108 @@
+"""report.md and report.html: what a review board reads, drawn again from a run's folder alone."""
+
+import json
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+from typer.testing import CliRunner
+
+from busim.cli import app
+from busim.report.charts import CHARTS
+from tests.conftest import SCENARIOS
+
+runner = CliRunner()
+FLASH_SALE = str(SCENARIOS / "flash-sale.yaml")
+
+
+class Outline(HTMLParser):
+    """The tags, headings and external references of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.headings: list[str] = []
+        self.external: list[str] = []
+        self._heading = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self._heading = tag in ("h1", "h2")
+        for name, value in attrs:
+            # In-document references (#glyph) and XML namespaces load nothing.
+            if name in ("src", "href", "xlink:href") and value and not value.startswith("#"):
+                self.external.append(value)
+
+    def handle_data(self, data):
+        if self._heading and data.strip():
+            self.headings.append(data.strip())
+            self._heading = False
+
+
+def test_run_writes_a_self_contained_html_report_with_every_chart(tmp_path):
+    assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
+    page = Outline()
+    page.feed((tmp_path / "report.html").read_text())
+    assert page.headings[:3] == ["flash-sale", "Run", "Broker: rabbitmq"]
+    assert {"Publishers", "Consumers", "Results", "Charts", "Verdict"} <= set(page.headings)
+    assert page.tags.count("svg") == len(CHARTS)
+    assert page.external == []
+    assert "script" not in page.tags and "link" not in page.tags
+
+
+def test_the_markdown_report_states_the_question_the_assumptions_and_the_verdict(tmp_path):
+    assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
+    report = (tmp_path / "report.md").read_text()
+    assert report.startswith("# flash-sale\n\nDoors open at 30 s")
+    assert "| prefetch | 250 |" in report
+    assert "| outages | [{at: 60.0, duration: 10.0}] |" in report
+    assert "![flash-sale: end-to-end latency, publish to first processing](latency-cdf.png)" in report
+    assert "Inconsistent with exactly-once processing: inventory: 8 duplicate effects;" in report
+
+
+def test_busim_report_draws_the_same_report_again_from_the_folder_alone(tmp_path):
+    assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
+    first = {name: (tmp_path / name).read_bytes() for name in ("report.md", "report.html", "latency-cdf.svg")}
+    for name in first:
+        (tmp_path / name).unlink()
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert {name: (tmp_path / name).read_bytes() for name in first} == first
+
+
+def test_busim_report_needs_a_single_runs_folder(tmp_path):
+    empty = runner.invoke(app, ["report", str(tmp_path)])
+    assert empty.exit_code == 2
+    assert empty.stderr == f"busim: {tmp_path}: no results.json here; give the folder of a busim run\n"
+    (tmp_path / "results.json").write_text(json.dumps({"schema": "busim.replications/1"}))
+    replicated = runner.invoke(app, ["report", str(tmp_path)])
+    assert replicated.exit_code == 2
+    assert "a report draws a single run (schema busim.result/1), not 'busim.replications/1'" in replicated.stderr
+
+
+def chromium() -> str:
+    """Debian's headless Chromium, installed with apt-get where it is missing (the CI machine runs as root)."""
+    if shutil.which("chromium") is None and shutil.which("apt-get") and os.geteuid() == 0:
+        install = ["apt-get", "install", "-y", "-q", "chromium"]
+        if subprocess.run(install, capture_output=True, timeout=900, check=False).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=900, check=False)
+            subprocess.run(install, capture_output=True, timeout=900, check=False)
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("Chromium is needed to render report.html: install Debian's chromium package")
+    return found
+
+
+def test_the_html_report_renders_in_a_browser(tmp_path):
+    assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
+    page = (tmp_path / "report.html").as_uri()
+    headless = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,4000"]
+    dom = subprocess.run([*headless, "--dump-dom", page], capture_output=True, text=True, timeout=120, check=True)
+    # The browser built the whole document: the title, every table and every chart's drawing.
+    assert "<h1>flash-sale</h1>" in dom.stdout
+    assert dom.stdout.count("<table>") == 5 and dom.stdout.count("<svg") == len(CHARTS)
+    screenshot = tmp_path / "report.png"
+    subprocess.run([*headless, f"--screenshot={screenshot}", page], capture_output=True, timeout=120, check=True)
+    assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 50_000

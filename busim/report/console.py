@@ -147,8 +147,9 @@ def _publishers_table(result: Result) -> Table:
     return table
 
 
+# Every figure of a consumer that the tables show:
 # (row label, summary attribute, whether a non-zero value is an anomaly)
-_CONSUMER_ROWS = (
+CONSUMER_ROWS = (
     ("messages subscribed", "subscribed", False),
     ("deliveries", "delivered", False),
     ("processed", "processed", False),
@@ -181,7 +182,7 @@ def _consumers_table(result: Result) -> Table:
     for name in consumers:
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("why", style="dim")
-    for label, attribute, anomaly in _CONSUMER_ROWS:
+    for label, attribute, anomaly in CONSUMER_ROWS:
         values = [getattr(consumer, attribute) for consumer in consumers.values()]
         if attribute in _ONLY_WHEN_SEEN and not any(values):
             continue

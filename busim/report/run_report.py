@@ -14,30 +14,12 @@ from pathlib import Path
 
 from busim.errors import OutputError, ScenarioFileError
 from busim.report.charts import RunView, draw_charts, figure_title, save_figure
-from busim.report.console import format_duration, reason_label
+from busim.report.console import CONSUMER_ROWS, format_duration, reason_label
 from busim.scenario.presets import shown
 
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
 
-# (row label, key in consumers.<name>)
-_FIGURES = (
-    ("messages subscribed", "subscribed"),
-    ("deliveries", "delivered"),
-    ("processed", "processed"),
-    ("duplicate deliveries", "duplicate_deliveries"),
-    ("duplicate effects", "duplicate_effects"),
-    ("redelivered", "redelivered"),
-    ("lost", "lost"),
-    ("dead-lettered", "dead_lettered"),
-    ("rejected", "rejected"),
-    ("wrongly rejected", "wrongly_rejected"),
-    ("wrongly accepted", "wrongly_accepted"),
-    ("out of order", "out_of_order"),
-    ("in flight at end", "in_flight_at_end"),
-    ("max backlog", "max_backlog"),
-    ("crashes", "crashes"),
-)
 _LATENCY = (("mean", "mean"), ("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max"))
 
 
@@ -109,7 +91,10 @@ def _figures_table(view: RunView) -> list[list[str]]:
     names = list(view.consumers)
     rows = [["", *names, "why"]]
     preset = view.scenario.broker.preset
-    for label, key in _FIGURES:
+    for label, key, _ in CONSUMER_ROWS:
+        if key == "busiest_instance_share":
+            rows.append([label, *(f"{view.consumers[name][key]:.0%}" for name in names), "of deliveries"])
+            continue
         why = "; ".join(
             ", ".join(f"{count:,} {reason_label(reason, preset)}" for reason, count in reasons.items())
             for reasons in (view.consumers[name]["by_reason"].get(key) or {} for name in names)

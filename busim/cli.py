@@ -286,10 +286,9 @@ def compare_command(
         comparison = compare([(variant.name, variant.loaded) for variant in variants], seed, replications, done)
     try:
         written = write_comparison(comparison, folder)
-        if charts:
-            from busim.report.charts import write_comparison_charts  # matplotlib loads only when charts are drawn
+        from busim.report.run_report import write_comparison_report  # matplotlib loads only for reports
 
-            written += write_comparison_charts(comparison, folder)
+        written += write_comparison_report(comparison, folder, charts)
     except BusimError as error:
         _fail(error)
     if as_json:

@@ -157,3 +157,34 @@ def test_variants_whose_consumers_keep_different_counters_compare():
     markdown = comparison_markdown(comparison)
     assert "| stock drift |" in markdown and "| units drift |" in markdown
     assert "| units drift | — | — | — | — |" in markdown
+
+
+def test_compare_html_embeds_the_tables_verdicts_and_charts(tmp_path):
+    from html.parser import HTMLParser
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(FLASH_SALE),
+            "--vary",
+            "broker.preset=rabbitmq,kafka",
+            "--set",
+            SHORT[0],
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    tags: list[str] = []
+
+    class Tags(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            tags.append(tag)
+            assert not any(name in ("src", "href") and not value.startswith("#") for name, value in attrs)
+
+    page = (tmp_path / "compare.html").read_text()
+    Tags().feed(page)
+    assert tags.count("svg") == 2 and tags.count("table") == 2
+    assert "<h1>flash-sale: 2 variants on seed 42</h1>" in page

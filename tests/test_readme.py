@@ -53,5 +53,5 @@ def test_the_comparison_sample_is_what_busim_compare_prints():
     assert printed == expected[:-1]
     assert expected[-1] == (
         "Wrote runs/compare-broker-tradeoffs/compare.json, runs/compare-broker-tradeoffs/compare.md, "
-        "2 charts (PNG, SVG) in runs/compare-broker-tradeoffs"
+        "runs/compare-broker-tradeoffs/compare.html, 2 charts (PNG, SVG) in runs/compare-broker-tradeoffs"
     )

@@ -12,13 +12,22 @@ import html
 import json
 from pathlib import Path
 
+from busim.api import Comparison
 from busim.errors import OutputError, ScenarioFileError
 from busim.report.charts import RunView, draw_charts, figure_title, save_figure
-from busim.report.console import CONSUMER_ROWS, format_duration, reason_label
+from busim.report.console import (
+    CONSUMER_ROWS,
+    compared_consumers,
+    comparison_rows,
+    comparison_verdicts,
+    format_duration,
+    reason_label,
+)
 from busim.scenario.presets import shown
 
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
+COMPARE_HTML_FILE = "compare.html"
 
 _LATENCY = (("mean", "mean"), ("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max"))
 
@@ -159,17 +168,7 @@ figure svg { width: 100%; height: auto; }
 
 def report_html(view: RunView, charts: dict[str, str]) -> str:
     """report.html, self-contained; ``charts`` maps each chart's title to its SVG text."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f"<title>{html.escape(view.scenario.name)}: busim report</title>",
-        f"<style>{_STYLE}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{html.escape(view.scenario.name)}</h1>",
-    ]
+    parts = [f"<h1>{html.escape(view.scenario.name)}</h1>"]
     if view.scenario.description:
         parts.append(f"<p>{html.escape(view.scenario.description)}</p>")
     for heading, content in sections(view):
@@ -181,16 +180,54 @@ def report_html(view: RunView, charts: dict[str, str]) -> str:
             parts.append(f"<p{css}>{html.escape(content)}</p>")
             continue
         header, *body = content
-        parts.append("<table>")
-        parts.append("<tr>" + "".join(f"<th>{html.escape(cell)}</th>" for cell in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in body]
-        parts.append("</table>")
+        parts.append(_html_table(header, body))
         if heading == "Latency, publish to first completed processing" and charts:
             parts.append("<h2>Charts</h2>")
-            for title, svg in charts.items():
-                parts.append(f"<figure>{_inline(svg)}<figcaption>{html.escape(title)}</figcaption></figure>")
-    parts += ["</body>", "</html>", ""]
-    return "\n".join(parts)
+            parts += _figures(charts)
+    return _page(f"{view.scenario.name}: busim report", parts)
+
+
+def comparison_html(comparison: Comparison, charts: dict[str, str]) -> str:
+    """compare.html, self-contained: the variants side by side, their verdicts and charts."""
+    name = comparison.outcomes[0].scenario.name
+    parts = [f"<h1>{html.escape(name)}: {len(comparison.names)} variants on seed {comparison.seed}</h1>"]
+    for consumer in compared_consumers(comparison):
+        parts.append(f"<h2>{html.escape(consumer)}</h2>")
+        rows = [[label, *(cell.plain for cell in cells)] for label, cells in comparison_rows(comparison, consumer)]
+        parts.append(_html_table(["", *comparison.names], rows))
+    parts.append("<p>Changes are against the first variant.</p><h2>Verdicts</h2>")
+    verdicts = [[variant, verdict] for variant, (verdict, _) in zip(comparison.names, comparison_verdicts(comparison))]
+    parts.append(_html_table(["variant", "verdict"], verdicts))
+    if charts:
+        parts.append("<h2>Charts</h2>")
+        parts += _figures(charts)
+    return _page(f"{name}: busim comparison", parts)
+
+
+def _page(title: str, body: list[str]) -> str:
+    head = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_STYLE}</style>",
+        "</head>",
+        "<body>",
+    ]
+    return "\n".join([*head, *body, "</body>", "</html>", ""])
+
+
+def _html_table(header: list[str], body: list[list[str]]) -> str:
+    rows = ["<tr>" + "".join(f"<th>{html.escape(cell)}</th>" for cell in header) + "</tr>"]
+    rows += ["<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in body]
+    return "<table>\n" + "\n".join(rows) + "\n</table>"
+
+
+def _figures(charts: dict[str, str]) -> list[str]:
+    return [
+        f"<figure>{_inline(svg)}<figcaption>{html.escape(title)}</figcaption></figure>" for title, svg in charts.items()
+    ]
 
 
 def _inline(svg: str) -> str:
@@ -249,3 +286,30 @@ def read_run(folder: Path) -> RunView:
             f"{results}: a report draws a single run (schema busim.result/1), not {document.get('schema')!r}"
         )
     return RunView(load_scenario(folder / "scenario.yaml").scenario, document)
+
+
+def write_comparison_report(comparison: Comparison, folder: Path, charts: bool = True) -> list[Path]:
+    """Draw the comparison charts (unless ``charts`` is false) and write compare.html into ``folder``.
+
+    Raises:
+        OutputError: the folder cannot be written.
+    """
+    from busim.report.charts import write_comparison_charts
+
+    try:
+        written = write_comparison_charts(comparison, folder) if charts else []
+        svgs = {figure_title_of(path): path.read_text(encoding="utf-8") for path in written if path.suffix == ".svg"}
+        path = folder / COMPARE_HTML_FILE
+        path.write_text(comparison_html(comparison, svgs), encoding="utf-8")
+    except OSError as error:
+        raise OutputError(f"cannot write the comparison to {folder}: {error.strerror or error}") from None
+    return [*written, path]
+
+
+def figure_title_of(svg_path: Path) -> str:
+    """The title an SVG chart carries in its metadata, else its file name."""
+    text = svg_path.read_text(encoding="utf-8")
+    start = text.find("<dc:title>")
+    if start < 0:
+        return svg_path.stem
+    return html.unescape(text[start + len("<dc:title>") : text.find("</dc:title>", start)])

@@ -160,7 +160,7 @@ def compare(
     variants: list[Variant] | list[tuple[str, Scenario | LoadedScenario]],
     seed: int | None = None,
     replications: int | None = None,
-    on_variant: Callable[[int, int], None] | None = None,
+    on_run: Callable[[int, int], None] | None = None,
     max_messages: int = MAX_MESSAGES,
 ) -> Comparison:
     """Run each ``(name, scenario)`` on the same seed, or the same replication seeds.
@@ -170,6 +170,8 @@ def compare(
     from the variants rather than from the noise. The seed is ``seed``, else
     the first variant's, else a fresh one. With ``replications`` (default:
     the first variant's ``replications``) above 1, each variant is replicated.
+    ``on_run(done, total)`` is called after each run (every replication of
+    every variant).
     """
     pairs = [(variant.name, variant.loaded) if isinstance(variant, Variant) else variant for variant in variants]
     if not pairs:
@@ -180,13 +182,19 @@ def compare(
         seed = first_scenario.seed if first_scenario.seed is not None else fresh_seed()
     count = replications if replications is not None else first_scenario.replications
     outcomes: list[Result | Replications] = []
-    for done, (_, scenario) in enumerate(pairs, start=1):
+    runs = [0]
+
+    def ran(*_: int) -> None:
+        runs[0] += 1
+        if on_run is not None:
+            on_run(runs[0], len(pairs) * count)
+
+    for _, scenario in pairs:
         if count > 1:
-            outcomes.append(replicate(scenario, count, seed=seed, max_messages=max_messages))
+            outcomes.append(replicate(scenario, count, seed=seed, on_replication=ran, max_messages=max_messages))
         else:
             outcomes.append(simulate(scenario, seed=seed, max_messages=max_messages))
-        if on_variant is not None:
-            on_variant(done, len(pairs))
+            ran()
     return Comparison(names=tuple(name for name, _ in pairs), outcomes=tuple(outcomes), seed=seed)
 
 

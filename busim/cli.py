@@ -282,8 +282,10 @@ def compare_command(
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
-    with count_progress(console, "comparing", len(variants), enabled=show and console.is_terminal) as done:
-        comparison = compare([(variant.name, variant.loaded) for variant in variants], seed, replications, done)
+    count = replications if replications is not None else variants[0].loaded.scenario.replications
+    runs = len(variants) * count
+    with count_progress(console, "comparing", runs, enabled=show and console.is_terminal) as done:
+        comparison = compare(variants, seed, replications, done)
     try:
         written = write_comparison(comparison, folder)
         from busim.report.run_report import write_comparison_report  # matplotlib loads only for reports

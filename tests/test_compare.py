@@ -188,3 +188,12 @@ def test_compare_html_embeds_the_tables_verdicts_and_charts(tmp_path):
     Tags().feed(page)
     assert tags.count("svg") == 2 and tags.count("table") == 2
     assert "<h1>flash-sale: 2 variants on seed 42</h1>" in page
+
+
+def test_progress_counts_every_run_of_every_variant():
+    calls = []
+    busim.compare(
+        load_variants([FLASH_SALE], ["broker.preset=rabbitmq,kafka"], [*SHORT, "replications=2"]),
+        on_run=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]

@@ -162,6 +162,7 @@ def compare(
     replications: int | None = None,
     on_run: Callable[[int, int], None] | None = None,
     max_messages: int = MAX_MESSAGES,
+    on_progress: ProgressCallback | None = None,
 ) -> Comparison:
     """Run each ``(name, scenario)`` on the same seed, or the same replication seeds.
 
@@ -171,7 +172,7 @@ def compare(
     the first variant's, else a fresh one. With ``replications`` (default:
     the first variant's ``replications``) above 1, each variant is replicated.
     ``on_run(done, total)`` is called after each run (every replication of
-    every variant).
+    every variant), and ``on_progress`` with each run's simulated time.
     """
     pairs = [(variant.name, variant.loaded) if isinstance(variant, Variant) else variant for variant in variants]
     if not pairs:
@@ -191,9 +192,9 @@ def compare(
 
     for _, scenario in pairs:
         if count > 1:
-            outcomes.append(replicate(scenario, count, seed=seed, on_replication=ran, max_messages=max_messages))
+            outcomes.append(replicate(scenario, count, seed, ran, max_messages=max_messages, on_progress=on_progress))
         else:
-            outcomes.append(simulate(scenario, seed=seed, max_messages=max_messages))
+            outcomes.append(simulate(scenario, seed=seed, on_progress=on_progress, max_messages=max_messages))
             ran()
     return Comparison(names=tuple(name for name, _ in pairs), outcomes=tuple(outcomes), seed=seed)
 
@@ -210,12 +211,14 @@ def replicate(
     seed: int | None = None,
     on_replication: Callable[[int, int], None] | None = None,
     max_messages: int = MAX_MESSAGES,
+    on_progress: ProgressCallback | None = None,
 ) -> Replications:
     """Run ``scenario`` ``replications`` times (default: its ``replications`` key), on independent seeds.
 
     The seeds are spawned from ``seed``, else the scenario's, else a fresh
     one; the same root seed gives the same replications, and so the same
-    intervals. ``on_replication(done, total)`` is called after each run.
+    intervals. ``on_replication(done, total)`` is called after each run, and
+    ``on_progress`` with each run's simulated time, as :func:`simulate` does.
 
     Raises:
         RunTooLargeError: one run would handle more than ``max_messages`` messages.
@@ -236,7 +239,7 @@ def replicate(
     seeds = replication_seeds(seed, count)
     results, summaries = [], []
     for done, replication_seed in enumerate(seeds, start=1):
-        result = simulate(scenario, seed=replication_seed, max_messages=max_messages)
+        result = simulate(scenario, seed=replication_seed, on_progress=on_progress, max_messages=max_messages)
         document = result.to_dict()
         for key in ("schema", "scenario", "run"):
             del document[key]

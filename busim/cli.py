@@ -175,8 +175,15 @@ def run(
     result: Result | Replications
     if count > 1:
         description = f"replicating {loaded.scenario.name}"
-        with count_progress(console, description, count, enabled=show and console.is_terminal) as done:
-            result = replicate(loaded, count, seed=seed, on_replication=done, max_messages=max_messages)
+        with count_progress(console, description, count, enabled=show and console.is_terminal) as bar:
+            result = replicate(
+                loaded,
+                count,
+                seed=seed,
+                on_replication=bar.run_done if bar else None,
+                max_messages=max_messages,
+                on_progress=bar.simulated if bar else None,
+            )
         consistent = all(summary.consistent for summary in result.summaries)
     else:
         with simulation_progress(console, loaded.scenario, enabled=show and console.is_terminal) as on_progress:
@@ -284,8 +291,14 @@ def compare_command(
     show = not (quiet or as_json)
     count = replications if replications is not None else variants[0].loaded.scenario.replications
     runs = len(variants) * count
-    with count_progress(console, "comparing", runs, enabled=show and console.is_terminal) as done:
-        comparison = compare(variants, seed, replications, done)
+    with count_progress(console, "comparing", runs, enabled=show and console.is_terminal) as bar:
+        comparison = compare(
+            variants,
+            seed,
+            replications,
+            on_run=bar.run_done if bar else None,
+            on_progress=bar.simulated if bar else None,
+        )
     try:
         written = write_comparison(comparison, folder)
         from busim.report.run_report import write_comparison_report  # matplotlib loads only for reports

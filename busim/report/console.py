@@ -19,6 +19,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -75,6 +76,7 @@ def simulation_progress(console: Console, scenario: Scenario, enabled: bool) -> 
         BarColumn(),
         TextColumn("{task.fields[clock]}"),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
     )
@@ -350,8 +352,9 @@ def render_preset(console: Console, name: str) -> None:
 
 
 @contextmanager
-def count_progress(console: Console, description: str, total: int, enabled: bool) -> Iterator:
-    """A progress bar of runs done out of ``total`` (replications, variants), with the time left."""
+def count_progress(console: Console, description: str, total: int, enabled: bool) -> Iterator[RunsProgress | None]:
+    """A progress bar of runs done out of ``total`` (replications, variants), the current run's simulated
+    time, and the time left."""
     if not enabled:
         yield None
         return
@@ -359,18 +362,29 @@ def count_progress(console: Console, description: str, total: int, enabled: bool
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[clock]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
         transient=True,
     )
-    task = progress.add_task(description, total=total)
-
-    def report(done: int, _total: int) -> None:
-        progress.update(task, completed=done)
-
+    task = progress.add_task(description, total=total, clock="")
     with progress:
-        yield report
+        yield RunsProgress(progress, task)
+
+
+class RunsProgress:
+    """The callbacks that move a runs progress bar: one per finished run, one per step of simulated time."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self._progress = progress
+        self._task = task
+
+    def run_done(self, done: int, _total: int) -> None:
+        self._progress.update(self._task, completed=done)
+
+    def simulated(self, now_s: float) -> None:
+        self._progress.update(self._task, clock=f"run at t={format_duration(now_s)}")
 
 
 # (row label, path below consumers.<name>, a duration)

@@ -62,24 +62,13 @@ def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
                 for publisher in scenario.publishers
             ],
         ),
-        (
-            "Consumers",
-            [["consumer", "subscribes", "instances", "concurrency", "processing time", "idempotency", "crash"]]
-            + [
-                [
-                    consumer.name,
-                    ", ".join(consumer.subscribes),
-                    str(consumer.instances),
-                    str(consumer.concurrency),
-                    shown(consumer.model_dump()["processing_time"]),
-                    consumer.idempotency,
-                    "none"
-                    if consumer.crash is None
-                    else f"{consumer.crash.probability:g} per message, restart after "
-                    f"{format_duration(consumer.crash.restart_after)}",
-                ]
-                for consumer in scenario.consumers
-            ],
+        *(
+            (
+                f"Consumer: {consumer.name}",
+                [["key", "value"]] + [[key, shown(value)] for key, value in settings.items()],
+            )
+            for consumer in scenario.consumers
+            for settings in [{key: value for key, value in consumer.model_dump().items() if key != "name"}]
         ),
         ("Results", _figures_table(view)),
         ("Latency, publish to first completed processing", _latency_table(view)),

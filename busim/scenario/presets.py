@@ -273,6 +273,8 @@ def shown(value: Any) -> str:
         return "[" + ", ".join(shown(inner) for inner in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None:
+        return "null"
     return str(value)
 
 

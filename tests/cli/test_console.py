@@ -49,3 +49,18 @@ def test_reasons_are_named_in_the_brokers_own_words():
     assert reason_label("ack_timeout", "nats-jetstream") == "ack wait"
     assert reason_label("crash_before_ack", "kafka") == "crash before commit"
     assert reason_label("crash_before_ack", "rabbitmq") == "crash before ack"
+
+
+def test_the_runs_progress_bar_counts_runs_and_shows_the_current_runs_clock():
+    from busim.report.console import count_progress
+
+    output = io.StringIO()
+    console = Console(file=output, force_terminal=True, width=120)
+    subject = scenario(consumers=[consumer(processing_time="10ms")])
+    with count_progress(console, "replicating test", 3, enabled=True) as bar:
+        replications = busim.replicate(subject, 3, on_replication=bar.run_done, on_progress=bar.simulated)
+    shown = output.getvalue()
+    assert "replicating test" in shown and "3/3" in shown and "run at t=" in shown
+    assert len(replications.seeds) == 3
+    with count_progress(console, "quiet", 3, enabled=False) as bar:
+        assert bar is None

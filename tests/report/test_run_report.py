@@ -46,7 +46,7 @@ def test_run_writes_a_self_contained_html_report_with_every_chart(tmp_path):
     page = Outline()
     page.feed((tmp_path / "report.html").read_text())
     assert page.headings[:3] == ["flash-sale", "Run", "Broker: rabbitmq"]
-    assert {"Publishers", "Consumers", "Results", "Charts", "Verdict"} <= set(page.headings)
+    assert {"Publishers", "Consumer: inventory", "Results", "Charts", "Verdict"} <= set(page.headings)
     assert page.tags.count("svg") == len(CHARTS)
     assert page.external == []
     assert "script" not in page.tags and "link" not in page.tags
@@ -57,6 +57,9 @@ def test_the_markdown_report_states_the_question_the_assumptions_and_the_verdict
     report = (tmp_path / "report.md").read_text()
     assert report.startswith("# flash-sale\n\nDoors open at 30 s")
     assert "| prefetch | 250 |" in report
+    # Every consumer parameter, effects and state included.
+    assert "| effects | [{counter: stock, key: productId, add: -quantity, floor: 0}] |" in report
+    assert "| crash | {probability: 0.0005, restart_after: 2.0} |" in report
     assert "| outages | [{at: 60.0, duration: 10.0}] |" in report
     assert "![flash-sale: end-to-end latency, publish to first processing](latency-cdf.png)" in report
     assert "Inconsistent with exactly-once processing: inventory: 8 duplicate effects;" in report

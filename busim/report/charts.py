@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib import rc_context
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from busim.analysis.intervals import Interval
@@ -193,8 +194,7 @@ def delivery_funnel(result: Result | RunView) -> Figure:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.set_xlim(0, largest * 1.6)
     ax.set_title(f"{view.scenario.name}: delivery funnel")
-    if len(consumers) > 1:
-        ax.legend(loc="lower right")
+    ax.legend(loc="lower right")
     return figure
 
 
@@ -237,6 +237,10 @@ def consistency(result: Result | RunView) -> Figure | None:
         ax.set_ylabel(f"{counter}: actual − exactly once")
         ax.margins(y=0.15)
         ax.set_title(f"{name} {counter}: drift {state['abs_drift']:,} over {state['keys_diverged']:,} keys")
+        ax.legend(
+            handles=[Patch(color=PALETTE[3], label="below exactly-once"), Patch(color=PALETTE[0], label="above")],
+            loc="best",
+        )
     figure.suptitle(f"{view.scenario.name}: state against an exactly-once reference, most drifted keys")
     return figure
 

@@ -50,6 +50,7 @@ def test_each_chart_states_the_scenario_and_labels_its_axes(flash_sale, name, ti
         if ax.get_visible() and ax.has_data() and name != "delivery-funnel":  # the funnel's rows are named
             assert ax.get_ylabel()
     assert figure.axes[-1].get_xlabel()
+    assert all(ax.get_legend() is not None for ax in figure.axes if ax.has_data())
 
 
 def test_a_run_without_state_has_no_consistency_chart(tmp_path):

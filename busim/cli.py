@@ -191,9 +191,10 @@ def run(
         consistent = result.summary.consistent
     try:
         written = write_run(result, folder)
-        if isinstance(result, Result):
-            from busim.report.run_report import RunView, write_report  # matplotlib loads only for a report
+        from busim.report.run_report import RunView, remove_report, write_report  # matplotlib loads only here
 
+        remove_report(folder)  # what an earlier run left must not sit beside these results
+        if isinstance(result, Result):
             written += write_report(RunView.of(result), folder, charts)
     except BusimError as error:
         _fail(error)

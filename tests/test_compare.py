@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from typer.testing import CliRunner
 
 import busim
 from busim.cli import app
-from busim.errors import OverrideError, ScenarioError
+from busim.errors import OverrideError
 from busim.report.console import render_comparison
 from busim.report.files import comparison_markdown
 from busim.scenario.variants import load_variants
@@ -59,7 +60,7 @@ def test_several_files_are_one_variant_each():
 def test_a_bad_variant_is_reported_as_the_variant(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(FLASH_SALE.read_text() + "variants:\n  typo: {broker.preset: kafk}\n")
-    with pytest.raises(ScenarioError) as error:
+    with pytest.raises(OverrideError) as error:
         load_variants([path], [], [])
     assert str(error.value).startswith(f"{path}: variants.typo: broker.preset: unknown preset 'kafk'")
 
@@ -149,7 +150,7 @@ def test_variants_whose_consumers_keep_different_counters_compare():
         "consumers.inventory.effects=[{counter: units, key: productId, add: -quantity, floor: 0}]",
     ]
     variants = load_variants([FLASH_SALE], ["broker.preset=rabbitmq,kafka,sqs-standard,nats-jetstream"], SHORT)
-    variants += load_variants([FLASH_SALE], ["broker.preset=ideal"], [*SHORT, *renamed])
+    variants += load_variants([FLASH_SALE], ["broker.preset=ideal,sqs-fifo"], [*SHORT, *renamed])[:1]
     comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
     output = io.StringIO()
     render_comparison(Console(file=output, width=120, color_system=None), comparison)
@@ -197,3 +198,27 @@ def test_progress_counts_every_run_of_every_variant():
         on_run=lambda done, total: calls.append((done, total)),
     )
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+@pytest.mark.parametrize(
+    ("vary", "message"),
+    [
+        (["broker.preset=kafka"], "a comparison needs two or more variants (got kafka)"),
+        (["broker.preset=kafka,kafka"], "variants named more than once: kafka"),
+    ],
+)
+def test_a_comparison_needs_two_distinct_variants(vary, message):
+    with pytest.raises(OverrideError, match=re.escape(message)):
+        load_variants([FLASH_SALE], vary, [])
+
+
+def test_every_bad_variant_is_reported_at_once(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        FLASH_SALE.read_text()
+        + "variants:\n  a: {broker.preset: kafk}\n  b: {consumers.nobody.instances: 2}\n  c: {seed: 7}\n"
+    )
+    with pytest.raises(OverrideError) as error:
+        load_variants([path], [], [])
+    lines = str(error.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["variants.a", "variants.b", "variants.c"]

@@ -462,7 +462,8 @@ def _interval_text(interval: Interval, duration: bool) -> Text:
     show = format_duration if duration else (lambda value: f"{value:,.1f}")
     if interval.replications < 2:
         return Text(format_duration(interval.mean) if duration else f"{interval.mean:,.0f}")
-    return Text(f"{show(interval.mean)} [{show(interval.low)}, {show(interval.high)}]")
+    # Every figure shown is a count or a duration: an interval reaching below 0 is shown from 0.
+    return Text(f"{show(interval.mean)} [{show(max(interval.low, 0.0))}, {show(interval.high)}]")
 
 
 def render_comparison(console: Console, comparison: Comparison) -> None:

@@ -254,6 +254,14 @@ def write_report(view: RunView, folder: Path, charts: bool = True) -> list[Path]
     return written
 
 
+def remove_report(folder: Path) -> None:
+    """Remove a single run's report and charts, so that a folder never pairs them with other results."""
+    from busim.report.charts import CHARTS, FORMATS
+
+    for name in (MARKDOWN_FILE, HTML_FILE, *(f"{chart}.{suffix}" for chart in CHARTS for suffix in FORMATS)):
+        (folder / name).unlink(missing_ok=True)
+
+
 def read_run(folder: Path) -> RunView:
     """A run's folder (results.json and scenario.yaml, as busim run writes them) as a :class:`RunView`.
 
@@ -283,10 +291,14 @@ def write_comparison_report(comparison: Comparison, folder: Path, charts: bool =
     Raises:
         OutputError: the folder cannot be written.
     """
-    from busim.report.charts import write_comparison_charts
+    from busim.report.charts import COMPARISON_CHARTS, FORMATS, write_comparison_charts
 
     try:
         written = write_comparison_charts(comparison, folder) if charts else []
+        for name in COMPARISON_CHARTS:  # a chart not drawn this time must not stay from an earlier comparison
+            for suffix in FORMATS:
+                if folder / f"{name}.{suffix}" not in written:
+                    (folder / f"{name}.{suffix}").unlink(missing_ok=True)
         svgs = {figure_title_of(path): path.read_text(encoding="utf-8") for path in written if path.suffix == ".svg"}
         path = folder / COMPARE_HTML_FILE
         path.write_text(comparison_html(comparison, svgs), encoding="utf-8")

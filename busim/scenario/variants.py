@@ -35,10 +35,12 @@ def load_variants(files: list[Path], vary: list[str], overrides: list[str]) -> l
             raise OverrideError("--vary varies one scenario file; give one file, or several files without --vary")
         # A variant is named after its file; files of the same name in other folders keep their paths.
         stems = [path.stem for path in files]
-        return [
-            Variant(path.stem if stems.count(path.stem) == 1 else str(path), load_scenario(path, overrides))
-            for path in files
-        ]
+        return _distinct(
+            [
+                Variant(path.stem if stems.count(path.stem) == 1 else str(path), load_scenario(path, overrides))
+                for path in files
+            ]
+        )
     (path,) = files
     if vary:
         axes = [_vary_axis(spec) for spec in vary]
@@ -49,7 +51,7 @@ def load_variants(files: list[Path], vary: list[str], overrides: list[str]) -> l
             assignments = tuple((assignment, f"--vary {assignment}") for assignment in combination)
             name = " / ".join(assignment.partition("=")[2] for assignment in combination)
             variants.append(Variant(name, load_scenario(path, overrides, assignments)))
-        return variants
+        return _distinct(variants)
     base = load_scenario(path, overrides)
     if not base.scenario.variants:
         raise OverrideError(
@@ -58,15 +60,26 @@ def load_variants(files: list[Path], vary: list[str], overrides: list[str]) -> l
         )
     variants, problems = [], []
     for name, changes in base.scenario.variants.items():
-        for key in changes:
-            _shared(key, f"{path}: variants.{name}")
-        assignments = tuple((f"{key}={_flow(value)}", f"{path}: variants.{name}") for key, value in changes.items())
         try:
+            for key in changes:
+                _shared(key, f"{path}: variants.{name}")
+            assignments = tuple((f"{key}={_flow(value)}", f"{path}: variants.{name}") for key, value in changes.items())
             variants.append(Variant(name, load_scenario(path, overrides, assignments)))
-        except ScenarioError as error:  # report every variant's problems at once
-            problems += error.problems
+        except (ScenarioError, OverrideError) as error:  # report every variant's problems at once
+            problems.append(str(error))
     if problems:
-        raise ScenarioError(problems)
+        raise OverrideError("\n".join(problems))
+    return _distinct(variants)
+
+
+def _distinct(variants: list[Variant]) -> list[Variant]:
+    """A comparison needs two or more variants, each named once."""
+    names = [variant.name for variant in variants]
+    if len(variants) < 2:
+        raise OverrideError(f"a comparison needs two or more variants (got {', '.join(names) or 'none'})")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise OverrideError(f"variants named more than once: {', '.join(twice)}; give each a different value")
     return variants
 
 

@@ -109,3 +109,13 @@ def test_the_html_report_renders_in_a_browser(tmp_path):
     screenshot = tmp_path / "report.png"
     subprocess.run([*headless, f"--screenshot={screenshot}", page], capture_output=True, timeout=120, check=True)
     assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 50_000
+
+
+def test_a_replicated_run_leaves_no_earlier_report_beside_its_results(tmp_path):
+    assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
+    assert (tmp_path / "report.html").exists()
+    replicated = runner.invoke(
+        app, ["run", FLASH_SALE, "--quiet", "--replications", "2", "--set", "duration=100s", "--out", str(tmp_path)]
+    )
+    assert replicated.exit_code == 0, replicated.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["results.json", "scenario.yaml"]

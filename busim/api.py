@@ -71,14 +71,7 @@ class Result:
         scenario = self.record.scenario
         return {
             "schema": RESULT_SCHEMA,
-            "scenario": {
-                "name": scenario.name,
-                "description": scenario.description,
-                "seed": scenario.seed,
-                "file": self.source.file,
-                "sha256": self.source.sha256,
-                "overrides": list(self.source.overrides),
-            },
+            "scenario": _scenario_record(scenario, self.source),
             "run": _run_metadata(self.wall_time_s),
             "sim_time_s": self.record.sim_time_s,
             "drained": self.record.drained,
@@ -119,14 +112,7 @@ class Replications:
         scenario = self.scenario
         return {
             "schema": REPLICATIONS_SCHEMA,
-            "scenario": {
-                "name": scenario.name,
-                "description": scenario.description,
-                "seed": scenario.seed,
-                "file": self.source.file,
-                "sha256": self.source.sha256,
-                "overrides": list(self.source.overrides),
-            },
+            "scenario": _scenario_record(scenario, self.source),
             "run": _run_metadata(self.wall_time_s),
             "replications": len(self.seeds),
             "confidence": CONFIDENCE,
@@ -223,13 +209,7 @@ def replicate(
     Raises:
         RunTooLargeError: one run would handle more than ``max_messages`` messages.
     """
-    source = Source()
-    if isinstance(scenario, LoadedScenario):
-        source = Source(scenario.file, scenario.sha256, scenario.overrides)
-        scenario = scenario.scenario
-    else:
-        check_references(scenario)
-    check_size(scenario, max_messages)
+    scenario, source = _checked(scenario, max_messages)
     count = replications if replications is not None else scenario.replications
     if not 1 <= count <= MAX_REPLICATIONS:
         raise ValueError(f"replications must be 1 to {MAX_REPLICATIONS:,} (got {count})")
@@ -286,6 +266,35 @@ def _intervals(documents: list[Any]) -> Any:
             figure["replications"] = len(values)
         return figure
     return None
+
+
+def _checked(scenario: Scenario | LoadedScenario, max_messages: int) -> tuple[Scenario, Source]:
+    """The scenario to run and where it came from, checked as a file would be and for size.
+
+    Raises:
+        ScenarioError: a scenario built in code breaks a cross-reference.
+        RunTooLargeError: a run would handle more than ``max_messages`` messages.
+    """
+    if isinstance(scenario, LoadedScenario):
+        source = Source(scenario.file, scenario.sha256, scenario.overrides)
+        loaded = scenario.scenario
+    else:
+        check_references(scenario)
+        source, loaded = Source(), scenario
+    check_size(loaded, max_messages)
+    return loaded, source
+
+
+def _scenario_record(scenario: Scenario, source: Source) -> dict[str, Any]:
+    """Which scenario ran, from where, with which seed and overrides."""
+    return {
+        "name": scenario.name,
+        "description": scenario.description,
+        "seed": scenario.seed,
+        "file": source.file,
+        "sha256": source.sha256,
+        "overrides": list(source.overrides),
+    }
 
 
 def _run_metadata(wall_time_s: float) -> dict[str, Any]:
@@ -378,13 +387,7 @@ def simulate(
     Raises:
         RunTooLargeError: the run would handle more than ``max_messages`` messages (see :func:`check_size`).
     """
-    source = Source()
-    if isinstance(scenario, LoadedScenario):
-        source = Source(scenario.file, scenario.sha256, scenario.overrides)
-        scenario = scenario.scenario
-    else:
-        check_references(scenario)
-    check_size(scenario, max_messages)
+    scenario, source = _checked(scenario, max_messages)
     if seed is None:
         seed = scenario.seed if scenario.seed is not None else fresh_seed()
     started = time.perf_counter()

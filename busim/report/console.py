@@ -19,6 +19,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -65,21 +66,27 @@ def _count(value: int) -> Text:
     return Text(f"{value:,}", style="bold red" if value else "dim")
 
 
-@contextmanager
-def simulation_progress(console: Console, scenario: Scenario, enabled: bool) -> Iterator[ProgressCallback | None]:
-    """A progress bar of simulated time over the publishing window, then draining."""
-    if not enabled:
-        yield None
-        return
-    progress = Progress(
+def _progress(console: Console, *counts: ProgressColumn) -> Progress:
+    """A transient bar: what it does, how far, ``counts``, its clock, the time taken and the time left."""
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
+        *counts,
         TextColumn("{task.fields[clock]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
         transient=True,
     )
+
+
+@contextmanager
+def simulation_progress(console: Console, scenario: Scenario, enabled: bool) -> Iterator[ProgressCallback | None]:
+    """A progress bar of simulated time over the publishing window, then draining."""
+    if not enabled:
+        yield None
+        return
+    progress = _progress(console)
     task = progress.add_task(f"simulating {scenario.name}", total=scenario.duration, clock="")
 
     def report(now_s: float) -> None:
@@ -358,16 +365,7 @@ def count_progress(console: Console, description: str, total: int, enabled: bool
     if not enabled:
         yield None
         return
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[clock]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
+    progress = _progress(console, MofNCompleteColumn())
     task = progress.add_task(description, total=total, clock="")
     with progress:
         yield RunsProgress(progress, task)

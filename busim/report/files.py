@@ -47,7 +47,7 @@ def write_run(result: Result | Replications, folder: Path) -> list[Path]:
     Raises:
         OutputError: the folder cannot be created or written.
     """
-    return _write_files(
+    return write_files(
         folder, ((RESULTS_FILE, results_json(result)), (SCENARIO_FILE, resolved_scenario_yaml(result.scenario)))
     )
 
@@ -78,7 +78,7 @@ def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
     Raises:
         OutputError: the folder cannot be created or written.
     """
-    return _write_files(
+    return write_files(
         folder,
         (
             (COMPARE_JSON, json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"),
@@ -87,7 +87,12 @@ def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
     )
 
 
-def _write_files(folder: Path, files: tuple[tuple[str, str], ...]) -> list[Path]:
+def write_files(folder: Path, files: tuple[tuple[str, str], ...]) -> list[Path]:
+    """Write each ``(name, text)`` into ``folder`` (created if needed); return the paths.
+
+    Raises:
+        OutputError: the folder cannot be created or written.
+    """
     prepare_folder(folder)
     written = []
     try:

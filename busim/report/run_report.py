@@ -23,6 +23,7 @@ from busim.report.console import (
     format_duration,
     reason_label,
 )
+from busim.report.files import write_files
 from busim.scenario.presets import shown
 
 MARKDOWN_FILE = "report.md"
@@ -242,16 +243,12 @@ def write_report(view: RunView, folder: Path, charts: bool = True) -> list[Path]
                 title = figure_title(figure)
                 markdown_charts[f"{name}.png"] = title
                 html_charts[title] = (folder / f"{name}.svg").read_text(encoding="utf-8")
-        for name, text in (
-            (MARKDOWN_FILE, report_markdown(view, markdown_charts)),
-            (HTML_FILE, report_html(view, html_charts)),
-        ):
-            path = folder / name
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
     except OSError as error:
         raise OutputError(f"cannot write the report to {folder}: {error.strerror or error}") from None
-    return written
+    return written + write_files(
+        folder,
+        ((MARKDOWN_FILE, report_markdown(view, markdown_charts)), (HTML_FILE, report_html(view, html_charts))),
+    )
 
 
 def remove_report(folder: Path) -> None:

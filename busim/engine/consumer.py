@@ -39,7 +39,7 @@ import simpy
 
 from busim.engine.broker import BrokerLink, FirstAttempts
 from busim.engine.effects import EffectPlan
-from busim.engine.handler import Handler
+from busim.engine.handler import RETRY, Handler
 from busim.engine.log import DeliveryLog
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, Selection
@@ -414,6 +414,12 @@ class ConsumerGroup:
     def _start(self, instance: int, delivery: int, now: float) -> None:
         self._idle_workers[instance] -= 1
         self._d_take[delivery] = now
+        self._process(delivery, now)
+
+    def _process(self, delivery: int, now: float) -> None:
+        """A worker processes ``delivery`` from ``now``: its handler reads, and its timers are checked."""
+        if self._handler.reads_first:
+            self._handler.begin(delivery, self._d_message[delivery])
         processing_s = self._processing_time()
         current = self._d_attempt[delivery] == self._attempts[self._d_message[delivery]]
         if self._ack_timeout_s is not None and current and delivery not in self._timed:
@@ -460,9 +466,12 @@ class ConsumerGroup:
         now = self._env.now
         message = self._d_message[delivery]
         self._d_done[delivery] = now
-        outcome = self._handler.handle(message, now)
-        self._d_outcome[delivery] = outcome
         instance = self._d_instance[delivery]
+        outcome = self._handler.handle(delivery, message, instance, now)
+        if outcome == RETRY:
+            self._process(delivery, now)  # an optimistic write met a conflict: the worker starts over
+            return
+        self._d_outcome[delivery] = outcome
         if self._handler.crashes():
             self._crash(instance, delivery, now)
             self._dispatch(now)
@@ -508,6 +517,7 @@ class ConsumerGroup:
                 cause = DeliveryCause.CRASH_IN_FLIGHT if self._d_take[other] < _INFINITY else DeliveryCause.PREFETCHED
                 self._d_outcome[other] = _ABORTED
                 self._d_done[other] = now
+                self._handler.abort(other)
             if not self._at_least_once:
                 if other == delivery:
                     self._settled[message] = 1  # applied, and never to be redelivered
@@ -524,7 +534,7 @@ class ConsumerGroup:
                 self._timer(max(now, due_s), message, self._d_attempt[other], cause, other)
             else:
                 self._lose(message, now, LossReason.NEVER_CLAIMED)
-        self._env.timeout(self._handler.restart_s, instance).callbacks.append(self._on_restart)
+        self._env.timeout(self._handler.crash(instance), instance).callbacks.append(self._on_restart)
 
     def _on_restart(self, event: simpy.Event) -> None:
         instance = event.value
@@ -620,4 +630,4 @@ class ConsumerGroup:
             *((entry[0], entry[2]) for entry in self._redeliveries),
             *((copy[0], copy[1]) for copy in self._waiting),
         ]
-        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler.counters())
+        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler)

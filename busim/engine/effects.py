@@ -113,10 +113,57 @@ class EffectPlan:
             state[counter][key] = value
         return True
 
-    def snapshot(self, state: list[list[int]]) -> dict[str, CounterState]:
+    def add(self, state: list[list[int]], message: int) -> None:
+        """Add the changes of ``message`` to ``state`` without checking floors (a ledger of accepted changes)."""
+        for effect in self._effects:
+            state[effect.counter][effect.key_code[message]] += effect.change[message]
+
+    def slots(self, message: int) -> list[tuple[int, int]]:
+        """The ``(counter, key code)`` slots the effects of ``message`` write, each once."""
+        return list(dict.fromkeys((effect.counter, effect.key_code[message]) for effect in self._effects))
+
+    def apply_read(self, state: list[list[int]], message: int, read: dict[tuple[int, int], int]) -> bool:
+        """Write the effects of ``message`` computed from values ``read`` earlier; False if a floor refused them.
+
+        This is a read-modify-write without a lock: the values written are the
+        ones read plus the changes, whatever other writers did in between, and
+        the floor is checked against what was read.
+        """
+        pending = dict(read)
+        for effect in self._effects:
+            slot = (effect.counter, effect.key_code[message])
+            change = effect.change[message]
+            new = pending[slot] + change
+            if effect.floor is not None and change < 0 and new < effect.floor:
+                return False
+            pending[slot] = new
+        for (counter, key), value in pending.items():
+            state[counter][key] = value
+        return True
+
+    def floors(self) -> tuple[int | None, ...]:
+        """Each counter's highest floor, or None where no effect sets one."""
+        highest: list[int | None] = [None] * len(self.counter_names)
+        for effect in self._effects:
+            if effect.floor is not None:
+                current = highest[effect.counter]
+                highest[effect.counter] = effect.floor if current is None else max(current, effect.floor)
+        return tuple(highest)
+
+    def snapshot(self, state: list[list[int]], committed: list[list[int]] | None = None) -> dict[str, CounterState]:
+        """The counters' values; ``committed`` holds what the accepted changes add up to, where that differs."""
+        floors = self.floors()
         return {
-            name: CounterState(keys=keys, values=_integers(values), initial=initial)
-            for name, keys, values, initial in zip(self.counter_names, self.keys, state, self.initial)
+            name: CounterState(
+                keys=keys,
+                values=_integers(values),
+                initial=initial,
+                floor=floor,
+                committed=_integers(committed[index]) if committed is not None else None,
+            )
+            for index, (name, keys, values, initial, floor) in enumerate(
+                zip(self.counter_names, self.keys, state, self.initial, floors)
+            )
         }
 
 

@@ -1,12 +1,28 @@
 """The consumer's handler: what processing one delivery does, and when the instance crashes.
 
-Both kinds of consumer group (a queue, a partitioned log) hand each finished
-processing to a :class:`Handler`: it checks the dedup store, applies the
-effects to the group's state, and counts down to the next crash.
+Both kinds of consumer group (a queue, a partitioned log) hand each
+processing to a :class:`Handler`: :meth:`Handler.begin` when a worker starts
+it and :meth:`Handler.handle` when it ends. The handler checks the dedup
+store, applies the effects to the group's state with the consumer's
+isolation, counts down to the next crash, and says how long the instance
+takes to recover.
+
+Isolation decides what concurrent workers on the same key do to each other:
+
+- ``atomic``: read, check and write happen in one step when processing ends.
+- ``read-modify-write``: the values are read when processing starts and
+  written (read value plus change) when it ends, without a lock; a write
+  that lands on a value changed since its read loses that change, and a
+  floor checked against a stale read lets changes through that take the
+  balance below it (oversell).
+- ``optimistic``: the versions read when processing starts are checked when
+  it ends; on a conflict nothing is written and the processing is done
+  again, which costs latency and retries but loses nothing.
 """
 
 from __future__ import annotations
 
+from busim.engine.dedup import DedupStore
 from busim.engine.effects import EffectPlan
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import CounterState, Outcome
@@ -16,6 +32,9 @@ from busim.scenario.schema import Consumer
 _NEVER = 1 << 62
 # Plain ints for the hot path: an enum member lookup costs more than the work it labels.
 _APPLIED, _REJECTED, _SKIPPED = int(Outcome.APPLIED), int(Outcome.REJECTED), int(Outcome.SKIPPED)
+RETRY = -1  # an optimistic write met a conflict: process the delivery again
+
+Slot = tuple[int, int]  # (counter, key code)
 
 
 class Handler:
@@ -25,30 +44,100 @@ class Handler:
         self.processing_time = duration_sampler(
             consumer.processing_time, streams.generator("consumer", consumer.name, "processing")
         )
-        self.restart_s = consumer.crash.restart_after if consumer.crash else 0.0
+        self._restart_s = consumer.crash.restart_after if consumer.crash else 0.0
         self._plan = plan
         self._state = plan.new_state()
-        self._has_effects = bool(consumer.effects)
-        self._dedup_ttl_s = consumer.dedup_ttl
-        self._dedup_at: list[float] | None = [-1.0] * messages if consumer.idempotency == "dedup" else None
+        self._has_effects = plan.has_effects
         self._crash_rng = streams.generator("consumer", consumer.name, "crash")
         self._crash_probability = consumer.crash.probability if consumer.crash else 0.0
         self._until_crash = self._next_crash()
 
-    def handle(self, message: int, now: float) -> int:
-        """Process ``message`` at ``now``; returns the :class:`Outcome`.
+        dedup = consumer.dedup if consumer.idempotency == "dedup" else None
+        self._store = DedupStore(dedup, consumer.instances) if dedup is not None else None
+        self._records_with_effects = dedup is None or dedup.atomic_with_effects
+        self._processed = bytearray(messages) if dedup is not None else None
+        self._just_recorded = -1  # the message whose id the last processing recorded
+        self.dedup_misses: dict[int, int] = {}  # delivery -> DedupMiss, for processings the store let through
 
-        The id is checked and recorded in the same transaction as the effects.
-        """
-        dedup_at = self._dedup_at
-        if dedup_at is not None:
-            seen_s = dedup_at[message]
-            if seen_s >= 0 and (self._dedup_ttl_s == 0 or now - seen_s <= self._dedup_ttl_s):
-                return _SKIPPED
-            dedup_at[message] = now
-        if self._has_effects and not self._plan.apply(self._state, message):
-            return _REJECTED
-        return _APPLIED
+        isolation = consumer.effects_isolation
+        self.reads_first = isolation != "atomic" and self._has_effects
+        self._optimistic = isolation == "optimistic"
+        self._reads: dict[int, tuple[dict[Slot, int], dict[Slot, int]]] = {}  # delivery -> (values, versions)
+        self._versions = [[0] * len(row) for row in self._state] if self.reads_first else None
+        self._committed = plan.new_state() if isolation == "read-modify-write" and self._has_effects else None
+        self.lost_updates = 0  # writes that overwrote a change made since their read
+        self.conflicts = 0  # optimistic writes refused and processed again
+
+        self._snapshot_every = consumer.snapshot_every
+        self._replay_rate_per_s = consumer.replay_rate or 1.0
+        self._since_snapshot = 0
+        self.recoveries: list[tuple[float, int]] = []  # per crash: (recovery_s, events replayed)
+
+    def begin(self, delivery: int, message: int) -> None:
+        """A worker starts processing ``delivery``: read the values (and versions) it will write."""
+        versions = self._versions
+        assert versions is not None  # only called when reads_first
+        slots = self._plan.slots(message)
+        state = self._state
+        self._reads[delivery] = ({slot: state[slot[0]][slot[1]] for slot in slots}, {
+            slot: versions[slot[0]][slot[1]] for slot in slots
+        })
+
+    def handle(self, delivery: int, message: int, instance: int, now: float) -> int:
+        """Finish processing ``delivery`` of ``message`` at ``now``; returns the :class:`Outcome`, or :data:`RETRY`."""
+        self._just_recorded = -1
+        store = self._store
+        if store is not None and store.seen(message, instance, now):
+            return _SKIPPED
+        if self._optimistic and self._conflicts(delivery):
+            self.conflicts += 1
+            return RETRY
+        if store is not None:
+            processed = self._processed
+            if processed[message]:
+                self.dedup_misses[delivery] = store.miss(message, instance)
+            processed[message] = 1
+            store.record(message, instance, now)
+            self._just_recorded = message
+        outcome = _APPLIED
+        if self._has_effects and not self._write(delivery, message):
+            outcome = _REJECTED
+        if self._snapshot_every is not None:
+            self._since_snapshot += 1
+            if self._since_snapshot == self._snapshot_every:
+                self._since_snapshot = 0
+        return outcome
+
+    def _conflicts(self, delivery: int) -> bool:
+        versions = self._versions
+        _, read = self._reads[delivery]
+        if any(versions[counter][key] != version for (counter, key), version in read.items()):
+            del self._reads[delivery]
+            return True
+        return False
+
+    def _write(self, delivery: int, message: int) -> bool:
+        if not self.reads_first:
+            return self._plan.apply(self._state, message)
+        values, read_versions = self._reads.pop(delivery)
+        if self._optimistic:
+            accepted = self._plan.apply(self._state, message)
+        else:
+            accepted = self._plan.apply_read(self._state, message, values)
+            if accepted:
+                self._plan.add(self._committed, message)
+        if accepted:
+            versions = self._versions
+            clobbered = False
+            for (counter, key), version in read_versions.items():
+                clobbered |= versions[counter][key] != version
+                versions[counter][key] += 1
+            self.lost_updates += clobbered
+        return accepted
+
+    def abort(self, delivery: int) -> None:
+        """The processing of ``delivery`` ended without writing (its instance crashed)."""
+        self._reads.pop(delivery, None)
 
     def crashes(self) -> bool:
         """Whether the instance crashes after this processing, before its ack."""
@@ -58,8 +147,25 @@ class Handler:
         self._until_crash = self._next_crash()
         return True
 
+    def crash(self, instance: int) -> float:
+        """``instance`` crashed after the last processing; returns how long it takes to come back, in seconds.
+
+        An in-memory dedup store is lost; an id recorded after the effects
+        rather than with them was not recorded. An event-sourced consumer
+        replays the events since its last snapshot before it serves again.
+        """
+        store = self._store
+        if store is not None:
+            if not self._records_with_effects and self._just_recorded >= 0:
+                store.forget(self._just_recorded, instance)
+            store.lose(instance)
+        replayed = self._since_snapshot if self._snapshot_every is not None else 0
+        recovery_s = self._restart_s + replayed / self._replay_rate_per_s
+        self.recoveries.append((recovery_s, replayed))
+        return recovery_s
+
     def counters(self) -> dict[str, CounterState]:
-        return self._plan.snapshot(self._state)
+        return self._plan.snapshot(self._state, self._committed)
 
     def _next_crash(self) -> int:
         """How many processings until the next crash (the crashing one included)."""

@@ -12,7 +12,12 @@ from array import array
 
 import numpy as np
 
-from busim.engine.records import CounterState, Deliveries, GroupRecord, LossReason, Selection
+from typing import TYPE_CHECKING
+
+from busim.engine.records import Deliveries, GroupRecord, LossReason, Selection
+
+if TYPE_CHECKING:
+    from busim.engine.handler import Handler
 
 _PROCESSING = 0
 
@@ -62,7 +67,7 @@ class DeliveryLog:
         selection: Selection,
         unserved: list[tuple[float, int]],
         end_s: float,
-        counters: dict[str, CounterState],
+        handler: Handler,
     ) -> GroupRecord:
         crashed = np.zeros(len(self), dtype=bool)
         crashed[list(self.crashed)] = True
@@ -86,6 +91,8 @@ class DeliveryLog:
         lost = np.array(self.lost, dtype=float).reshape(-1, 3)
         dead = np.array(self.dead_letters, dtype=float).reshape(-1, 3)
         crashes = np.array(self.crashes, dtype=float).reshape(-1, 2)
+        recoveries = np.array(handler.recoveries, dtype=float).reshape(-1, 2)
+        misses = np.array(sorted(handler.dedup_misses.items()), dtype=np.int64).reshape(-1, 2)
         return GroupRecord(
             name=name,
             selection=selection,
@@ -101,5 +108,11 @@ class DeliveryLog:
             crash_s=crashes[:, 0],
             crash_instance=crashes[:, 1].astype(np.int64),
             rejected_publishes=self.rejected_publishes,
-            counters=counters,
+            counters=handler.counters(),
+            recovery_s=recoveries[:, 0],
+            replayed=recoveries[:, 1].astype(np.int64),
+            dedup_miss_delivery=misses[:, 0],
+            dedup_miss_reason=misses[:, 1].astype(np.int8),
+            lost_updates=handler.lost_updates,
+            conflicts=handler.conflicts,
         )

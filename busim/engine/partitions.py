@@ -34,7 +34,7 @@ import simpy
 
 from busim.engine.broker import BrokerLink, FirstAttempts
 from busim.engine.effects import EffectPlan
-from busim.engine.handler import Handler
+from busim.engine.handler import RETRY, Handler
 from busim.engine.log import DeliveryLog
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, Selection
@@ -196,6 +196,8 @@ class PartitionedGroup:
         self._reader[partition] = member
         if not self._at_least_once:
             self._commit(partition, position + 1)  # committed before processing: at most once
+        if self._handler.reads_first:
+            self._handler.begin(delivery, message)
         processing_s = self._processing_time()
         if self._batch[member] == 0:
             self._poll_s[member] = now  # an idle member keeps polling: this record starts a new poll
@@ -217,7 +219,12 @@ class PartitionedGroup:
         log = self.log
         message = log.message[delivery]
         log.done_s[delivery] = now
-        outcome = self._handler.handle(message, now)
+        outcome = self._handler.handle(delivery, message, member // self._concurrency, now)
+        if outcome == RETRY:
+            # An optimistic write met a conflict: the member processes the record again.
+            self._handler.begin(delivery, message)
+            self._env.timeout(self._processing_time(), event.value).callbacks.append(self._on_done)
+            return
         log.outcome[delivery] = outcome
         expelled = self._expelled[member]
         if not expelled:
@@ -295,6 +302,7 @@ class PartitionedGroup:
             if current >= 0 and current != delivery:
                 log.outcome[current] = _ABORTED
                 log.done_s[current] = now
+                self._handler.abort(current)
                 if not self._at_least_once:
                     self._lose(log.message[current], now, LossReason.CRASH_IN_FLIGHT)
             for partition in self._owned[member]:
@@ -305,7 +313,7 @@ class PartitionedGroup:
             self._settled[log.message[delivery]] = 1
         self._open_sessions += 1
         self._env.timeout(self._rules.session_timeout_s).callbacks.append(self._on_session_expired)
-        self._env.timeout(self._handler.restart_s, instance).callbacks.append(self._on_restart)
+        self._env.timeout(self._handler.crash(instance), instance).callbacks.append(self._on_restart)
         for partition in moved:
             if self._owner[partition] >= 0:
                 self._dispatch(self._owner[partition], now)
@@ -419,4 +427,4 @@ class PartitionedGroup:
             )
             for arrival_s, message in zip(arrivals[position:], messages[position:])
         ]
-        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler.counters())
+        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler)

@@ -42,6 +42,17 @@ class DeliveryCause(enum.IntEnum):
     PREFETCHED = 8  # redelivered: the instance crashed holding it unprocessed (prefetch, batch)
     OFFSET_REWIND = 9  # redelivered: processed but its offset not committed when the instance crashed
     REBALANCE = 10  # redelivered: its partition moved after a member outlasted max_poll_interval
+    OUTBOX_RELAY = 11  # published again from the outbox after its publisher crashed around the first publish
+
+
+class DedupMiss(enum.IntEnum):
+    """Why an idempotent consumer's store did not know a message it had processed before."""
+
+    TTL_EXPIRED = 0  # the id was older than dedup.ttl
+    EVICTED = 1  # the store was full (dedup.capacity) and evicted the id as the least recently seen
+    STORE_LOST = 2  # the instance kept the id in memory (durable: false) and crashed
+    OTHER_INSTANCE = 3  # another instance processed it, and in-memory stores are not shared
+    NOT_RECORDED = 4  # the instance crashed after the effects, before recording the id (atomic_with_effects: false)
 
 
 class LossReason(enum.IntEnum):
@@ -53,6 +64,7 @@ class LossReason(enum.IntEnum):
     OVERFLOW_REJECTED = 3  # the queue was full and refused it until the publisher gave up (reject-publish)
     PUBLISH_FAILED = 4  # the broker was down for longer than the publisher kept retrying
     NEVER_CLAIMED = 5  # left pending by a crashed consumer, and no claimer takes it over
+    PUBLISHER_CRASH = 6  # its publisher crashed after committing its state and before publishing (no outbox)
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,22 @@ class CounterState:
     keys: tuple[object, ...]
     values: np.ndarray
     initial: int
+    floor: int | None = None  # the highest floor an effect on this counter sets
+    # What the initial value and every accepted change add up to, per key, where lost updates made
+    # it differ from ``values`` (read-modify-write); None where the two are the same.
+    committed: np.ndarray | None = None
+
+    @property
+    def balance(self) -> np.ndarray:
+        """Per key, the initial value plus every change the consumer accepted."""
+        return self.values if self.committed is None else self.committed
+
+    @property
+    def oversold(self) -> int:
+        """How far the accepted changes took the keys below the floor, summed over keys."""
+        if self.floor is None:
+            return 0
+        return int(np.maximum(self.floor - self.balance, 0).sum())
 
 
 @dataclass(frozen=True)
@@ -164,6 +192,12 @@ class GroupRecord:
     crash_instance: np.ndarray
     rejected_publishes: int  # publishes the full queue refused (reject-publish), retried or not
     counters: dict[str, CounterState]
+    recovery_s: np.ndarray  # per crash: how long the instance took to serve again (restart plus replay)
+    replayed: np.ndarray  # per crash: events an event-sourced consumer replayed to rebuild its state
+    dedup_miss_delivery: np.ndarray  # deliveries of messages processed before that the dedup store let through
+    dedup_miss_reason: np.ndarray  # DedupMiss, aligned with dedup_miss_delivery
+    lost_updates: int  # read-modify-write: writes that overwrote a change made since their read
+    conflicts: int  # optimistic: writes refused for a changed version, and processed again
 
     @property
     def message_ids(self) -> np.ndarray:

@@ -358,6 +358,13 @@ def _rate_schedule(value: Any) -> Any:
     return [{"at": 0.0, "rate": parse_rate(value)}]
 
 
+class PublisherCrash(Model):
+    """The publishing service crashes after committing its own state and before its event is out."""
+
+    probability: Probability
+    restart_after: Seconds = 5.0
+
+
 class Publisher(Model):
     name: Name
     event: str
@@ -366,6 +373,8 @@ class Publisher(Model):
     count: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
     retries: Retries = "unlimited"
     publish_timeout: PositiveSeconds = 30.0
+    crash: PublisherCrash | None = None
+    outbox: bool = False
 
     @field_validator("rate")
     @classmethod
@@ -520,6 +529,26 @@ class Effect(Model):
         return -1 if isinstance(self.add, str) and self.add.startswith("-") else 1
 
 
+class Dedup(Model):
+    """Where an idempotent consumer remembers the ids it has processed, and how well."""
+
+    ttl: Seconds = 0.0  # 0: forever
+    capacity: Limit = "unlimited"  # ids kept; beyond it the least recently seen is evicted
+    durable: bool = True  # False: each instance keeps its ids in memory, lost when it crashes
+    atomic_with_effects: bool = True  # False: the id is recorded after the effects, not with them
+
+
+class Emit(Model):
+    """A follow-up event a consumer publishes after processing a message."""
+
+    event: str
+    when: Literal["accepted", "rejected", "always"] = "accepted"
+
+
+ISOLATIONS = ("atomic", "read-modify-write", "optimistic")
+DEFAULT_REPLAY_RATE_PER_S = 10_000.0
+
+
 class Consumer(Model):
     name: Name
     subscribes: Annotated[list[str], Field(min_length=1)]
@@ -527,10 +556,27 @@ class Consumer(Model):
     concurrency: Annotated[int, Field(ge=1, le=MAX_WORKERS)] = 1
     processing_time: TimeDistribution = ConstantTime(value=0.0)
     idempotency: Literal["none", "dedup"] = "none"
-    dedup_ttl: Seconds = 0.0
+    dedup: Dedup | None = None
+    effects_isolation: Literal[ISOLATIONS] = "atomic"
     crash: Crash | None = None
+    snapshot_every: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
+    replay_rate: Annotated[float, BeforeValidator(parse_rate), Field(gt=0)] | None = None
     state: dict[Name, Counter] = {}
     effects: list[Effect] = []
+    emits: list[Emit] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        """An idempotent consumer gets the default store, an event-sourced one the default replay rate."""
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        if filled.get("idempotency") == "dedup" and filled.get("dedup") is None:
+            filled["dedup"] = {}
+        if filled.get("snapshot_every") is not None and filled.get("replay_rate") is None:
+            filled["replay_rate"] = DEFAULT_REPLAY_RATE_PER_S
+        return filled
 
     @field_validator("concurrency")
     @classmethod
@@ -542,13 +588,20 @@ class Consumer(Model):
             )
         return concurrency
 
-    @field_validator("dedup_ttl")
+    @field_validator("dedup")
     @classmethod
-    def _ttl_needs_dedup(cls, ttl_s: float, info: ValidationInfo) -> float:
+    def _dedup_needs_idempotency(cls, dedup: Dedup | None, info: ValidationInfo) -> Dedup | None:
         # Field validators run on given values only, and in declaration order.
-        if ttl_s and info.data.get("idempotency", "dedup") != "dedup":
-            raise ValueError("dedup_ttl applies only with idempotency: dedup")
-        return ttl_s
+        if dedup is not None and info.data.get("idempotency", "dedup") != "dedup":
+            raise ValueError("dedup applies only with idempotency: dedup")
+        return dedup
+
+    @field_validator("replay_rate")
+    @classmethod
+    def _replay_needs_snapshots(cls, rate: float | None, info: ValidationInfo) -> float | None:
+        if rate is not None and info.data.get("snapshot_every", 1) is None:
+            raise ValueError("replay_rate applies only with snapshot_every (an event-sourced consumer)")
+        return rate
 
     @property
     def workers(self) -> int:

@@ -119,7 +119,7 @@ def test_a_short_dedup_ttl_forgets_ids_before_the_redelivery():
     result = busim.simulate(
         scenario(
             broker={"ack_timeout": "1s", "max_deliveries": 2},
-            consumers=[consumer(crash=crash, idempotency="dedup", dedup_ttl="500ms")],
+            consumers=[consumer(crash=crash, idempotency="dedup", dedup={"ttl": "500ms"})],
         )
     )
     assert summary_of(result).duplicate_effects == COUNT

@@ -545,9 +545,9 @@ class ConsumerGroup:
         self._open.append(instance)
         self._dispatch(self._env.now)
 
-    def publish_failed(self, message: int, publish_s: float) -> None:
-        """``message`` never reached the broker: its publisher gave up during an outage."""
-        self._lose(message, publish_s, LossReason.PUBLISH_FAILED)
+    def publish_failed(self, message: int, publish_s: float, reason: LossReason) -> None:
+        """``message`` never reached the broker: its publisher gave up during an outage, or crashed."""
+        self._lose(message, publish_s, reason)
 
     def _lose(self, message: int, now: float, reason: LossReason) -> None:
         self.log.lose(message, now, reason)

@@ -79,9 +79,10 @@ class Handler:
         assert versions is not None  # only called when reads_first
         slots = self._plan.slots(message)
         state = self._state
-        self._reads[delivery] = ({slot: state[slot[0]][slot[1]] for slot in slots}, {
-            slot: versions[slot[0]][slot[1]] for slot in slots
-        })
+        self._reads[delivery] = (
+            {slot: state[slot[0]][slot[1]] for slot in slots},
+            {slot: versions[slot[0]][slot[1]] for slot in slots},
+        )
 
     def handle(self, delivery: int, message: int, instance: int, now: float) -> int:
         """Finish processing ``delivery`` of ``message`` at ``now``; returns the :class:`Outcome`, or :data:`RETRY`."""

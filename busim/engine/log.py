@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 from array import array
+from typing import TYPE_CHECKING
 
 import numpy as np
-
-from typing import TYPE_CHECKING
 
 from busim.engine.records import Deliveries, GroupRecord, LossReason, Selection
 

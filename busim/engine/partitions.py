@@ -405,9 +405,9 @@ class PartitionedGroup:
         self.log.lose(message, now, reason)
         self._settled[message] = 1
 
-    def publish_failed(self, message: int, publish_s: float) -> None:
-        """``message`` never reached the broker: its publisher gave up during an outage."""
-        self._lose(message, publish_s, LossReason.PUBLISH_FAILED)
+    def publish_failed(self, message: int, publish_s: float, reason: LossReason) -> None:
+        """``message`` never reached the broker: its publisher gave up during an outage, or crashed."""
+        self._lose(message, publish_s, reason)
 
     # ------------------------------------------------------------ the record
     def has_work_left(self) -> bool:

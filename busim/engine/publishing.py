@@ -8,6 +8,13 @@ back, unless that is later than the publisher keeps retrying
 acknowledgement is lost (``broker.publish_ack_loss``) is sent again after
 ``publish_timeout``, while retries remain; the broker keeps the resend as a
 second copy unless it deduplicates within a window that has not yet passed.
+
+A publisher with ``crash`` crashes, with that probability per message, after
+committing its own state and before its event is safely out. Without an
+outbox the event is lost: the publisher's state says it happened, no
+consumer ever hears of it. With an outbox the relay publishes it after the
+restart: the crash falls before or after the relay's send with equal chance
+(a uniform point in the window), so the event is either late or sent twice.
 """
 
 from __future__ import annotations
@@ -71,8 +78,19 @@ def publish(
     retries = np.array([_retries(p.retries) for p in scenario.publishers], dtype=float)[publisher]
     timeout_s = np.array([p.publish_timeout for p in scenario.publishers])[publisher]
     failed = accept_s - published_s > retries * timeout_s
+    crashed, sent = _crashes(scenario, streams, publisher)
+    crashed &= ~failed
+    outbox = np.array([p.outbox for p in scenario.publishers], dtype=bool)[publisher]
+    restart_s = np.array([p.crash.restart_after if p.crash else 0.0 for p in scenario.publishers])[publisher]
+    failed |= crashed & ~outbox
+    late = crashed & outbox & ~sent
+    accept_s[late] = outages.defer(published_s[late] + restart_s[late])
     accept_s[failed] = np.nan
     resend_message, resend_accept_s = _resends(scenario, streams, outages, publisher, accept_s, retries, timeout_s)
+    relayed = np.flatnonzero(crashed & outbox & sent)
+    resend_relayed = np.concatenate([np.zeros(resend_message.size, bool), np.ones(relayed.size, bool)])
+    resend_message = np.concatenate([resend_message, relayed])
+    resend_accept_s = np.concatenate([resend_accept_s, outages.defer(published_s[relayed] + restart_s[relayed])])
     if dedup_window_s is None:
         resend_kept = np.ones(resend_message.size, dtype=bool)
     else:
@@ -84,12 +102,30 @@ def publish(
         resend_message=resend_message,
         resend_accept_s=resend_accept_s,
         resend_kept=resend_kept,
+        resend_relayed=resend_relayed,
+        publisher_crashed=crashed,
+        cause=np.full(published_s.size, -1, np.int64),
+        emitter=np.full(published_s.size, -1, np.int32),
         publisher=publisher,
         event=event_of,
         event_names=event_names,
         fields=fields,
         members={name: np.flatnonzero(event_of == e) for e, name in enumerate(event_names)},
     )
+
+
+def _crashes(scenario: Scenario, streams: RandomStreams, publisher: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which messages' publishers crashed around publishing them, and whether the relay had sent them first."""
+    crashed = np.zeros(publisher.size, dtype=bool)
+    sent = np.zeros(publisher.size, dtype=bool)
+    for index, entry in enumerate(scenario.publishers):
+        if entry.crash is None or entry.crash.probability == 0:
+            continue
+        mine = np.flatnonzero(publisher == index)
+        point = streams.generator("publisher", entry.name, "crash").random(mine.size) / entry.crash.probability
+        crashed[mine] = point < 1  # the crash falls inside the publish window
+        sent[mine] = point < 0.5  # in its second half: after the relay's send
+    return crashed, sent
 
 
 def _retries(retries: int | str) -> float:

@@ -84,15 +84,31 @@ class Messages:
     resend_message: np.ndarray
     resend_accept_s: np.ndarray
     resend_kept: np.ndarray
+    resend_relayed: np.ndarray  # the resend is the outbox relay's, after its publisher crashed
+    publisher_crashed: np.ndarray  # its publisher crashed after committing, before the event was safely out
+    # Emitted messages (appended after the published ones): the message whose processing emitted
+    # each, and the index of the consumer that emitted it; -1 for messages a publisher published.
+    cause: np.ndarray
+    emitter: np.ndarray
 
     def __len__(self) -> int:
         return len(self.publish_s)
 
     def select(self, events: list[str]) -> Selection:
-        """The messages of ``events``, in publish order."""
+        """The messages of ``events``, in publish order (ties by id)."""
         members = np.concatenate([self.members[event] for event in events])
-        order = np.argsort(members, kind="stable")
+        order = np.lexsort((members, self.publish_s[members]))
         return Selection(ids=members[order], events=tuple(events), order=order)
+
+    def root(self) -> np.ndarray:
+        """For each message, the published message its chain of causes starts from (itself if published)."""
+        root = np.where(self.cause >= 0, self.cause, np.arange(len(self)))
+        while True:
+            parent = self.cause[root]
+            step = parent >= 0
+            if not step.any():
+                return root
+            root[step] = parent[step]
 
     def common_fields(self, selection: Selection) -> dict[str, np.ndarray]:
         """The payload fields that all of the selection's events declare, aligned with it."""
@@ -109,6 +125,11 @@ class Selection:
     ids: np.ndarray
     events: tuple[str, ...]
     order: np.ndarray  # from the events' members, concatenated, to publish order
+
+    def local(self, ids: np.ndarray) -> np.ndarray:
+        """The group-local indices of messages ``ids``, which must be in the selection."""
+        sorter = np.argsort(self.ids, kind="stable")
+        return sorter[np.searchsorted(self.ids, ids, sorter=sorter)]
 
     def align(self, per_event: list[np.ndarray]) -> np.ndarray:
         """Concatenate one array per event (aligned with its members) into publish order."""

@@ -15,6 +15,7 @@ import numpy as np
 import simpy
 
 from busim.engine.broker import BrokerLink
+from busim.engine.chains import emit, flows_of
 from busim.engine.consumer import ConsumerGroup
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes, partition_of
@@ -22,11 +23,13 @@ from busim.engine.outages import Outages
 from busim.engine.partitions import PartitionedGroup
 from busim.engine.publishing import publish
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import DeliveryCause, GroupRecord, Messages, RunRecord
+from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Messages, RunRecord
 from busim.engine.rules import DeliveryRules
-from busim.scenario.schema import Consumer, Scenario
+from busim.scenario.flows import stages
+from busim.scenario.schema import Consumer, Publisher, Scenario
 
 PROGRESS_STEPS = 200
+DEFAULT_PUBLISH_TIMEOUT_S = Publisher.model_fields["publish_timeout"].default
 
 ProgressCallback = Callable[[float], None]
 
@@ -34,16 +37,55 @@ ProgressCallback = Callable[[float], None]
 def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = None) -> RunRecord:
     """Simulate ``scenario`` with ``seed``.
 
-    ``on_progress`` is called with the simulated time in seconds, about
-    :data:`PROGRESS_STEPS` times over the publishing window.
+    Consumers run in stages (see :func:`busim.scenario.flows.stages`): a
+    consumer depends only on the messages it receives, so those emitting
+    events run, and their emitted messages are appended, before the
+    consumers of those events start. ``on_progress`` is called with the
+    simulated time in seconds, about :data:`PROGRESS_STEPS` times over the
+    publishing window of each stage (scaled so that it ends at ``duration``).
     """
     scenario = scenario.model_copy(update={"seed": seed})
     streams = RandomStreams.from_seed(seed)
     outages = Outages(scenario.broker.outages)
     messages = publish(scenario, streams, outages, DeliveryRules.of(scenario.broker).dedup_window_s)
-    env = simpy.Environment()
-    groups = [_build_group(env, scenario, consumer, messages, streams, outages) for consumer in scenario.consumers]
+    ordered = stages(flows_of(scenario))
+    records: dict[str, GroupRecord] = {}
+    drained = True
+    for index, names in enumerate(ordered):
+        progress = on_progress
+        if on_progress is not None and len(ordered) > 1:
+            share_s = scenario.duration / len(ordered)
+            progress = _scaled(on_progress, index * share_s, share_s / scenario.duration, scenario.duration)
+        env = simpy.Environment()
+        consumers = [scenario.consumer(name) for name in names]
+        groups = [_build_group(env, scenario, consumer, messages, streams, outages) for consumer in consumers]
+        drained &= _run_clock(env, scenario, groups, outages, progress)
+        for group in groups:
+            record = group.record(scenario.horizon_s)
+            records[record.name] = record
+            messages = emit(scenario, record, messages, streams, outages)
+    groups_in_order = tuple(records[consumer.name] for consumer in scenario.consumers)
+    return RunRecord(
+        scenario=scenario,
+        messages=messages,
+        groups=groups_in_order,
+        sim_time_s=_last_activity_s(messages, groups_in_order) if drained else scenario.horizon_s,
+        drained=drained,
+    )
 
+
+def _scaled(on_progress: ProgressCallback, offset_s: float, scale: float, end_s: float) -> ProgressCallback:
+    return lambda now_s: on_progress(offset_s + min(now_s, end_s) * scale)
+
+
+def _run_clock(
+    env: simpy.Environment,
+    scenario: Scenario,
+    groups: list[ConsumerGroup | PartitionedGroup],
+    outages: Outages,
+    on_progress: ProgressCallback | None,
+) -> bool:
+    """Run ``groups`` until they have no work left or the horizon; whether they drained."""
     horizon_s = scenario.horizon_s
     for start_s, end_s in zip(outages.starts_s, outages.ends_s):
         if start_s < horizon_s:
@@ -65,15 +107,7 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
         env.run(until=min(stop_s, next_s + step_s))
         if on_progress is not None:
             on_progress(min(env.now, horizon_s))
-    drained = not any(group.has_work_left() for group in groups)
-    records = tuple(group.record(horizon_s) for group in groups)
-    return RunRecord(
-        scenario=scenario,
-        messages=messages,
-        groups=records,
-        sim_time_s=_last_activity_s(messages, records) if drained else horizon_s,
-        drained=drained,
-    )
+    return not any(group.has_work_left() for group in groups)
 
 
 def _build_group(
@@ -93,14 +127,14 @@ def _build_group(
     accepted = np.flatnonzero(~messages.failed[ids])
     resent = messages.resend_message[messages.resend_kept]
     resent_here = np.isin(resent, ids)
-    resend_cause = DeliveryCause.PRODUCER_RETRY if rules.dedup_window_s is None else DeliveryCause.DEDUP_WINDOW_EXPIRED
-    copy_message = np.concatenate([accepted, np.searchsorted(ids, resent[resent_here])])
+    retry_cause = DeliveryCause.PRODUCER_RETRY if rules.dedup_window_s is None else DeliveryCause.DEDUP_WINDOW_EXPIRED
+    relayed = messages.resend_relayed[messages.resend_kept][resent_here]
+    resend_cause = np.where(relayed, DeliveryCause.OUTBOX_RELAY, retry_cause)
+    copy_message = np.concatenate([accepted, selection.local(resent[resent_here])])
     copy_accept_s = np.concatenate(
         [messages.accept_s[ids[accepted]], messages.resend_accept_s[messages.resend_kept][resent_here]]
     )
-    copy_cause = np.concatenate(
-        [np.full(accepted.size, DeliveryCause.FIRST), np.full(int(resent_here.sum()), resend_cause)]
-    ).astype(np.int8)
+    copy_cause = np.concatenate([np.full(accepted.size, DeliveryCause.FIRST), resend_cause]).astype(np.int8)
     if rules.ordering == "partition":
         partition = partition_of(scenario, messages, selection, rules.partitions or 1)
         first = link.first_attempts(copy_message, copy_accept_s, copy_cause, partition)
@@ -111,19 +145,33 @@ def _build_group(
         codes = key_codes(scenario, messages, selection)[0] if rules.ordering == "group" else None
         scope = {"none": None, "queue": np.zeros(ids.size, np.int64), "group": codes}[rules.ordering]
         first = link.first_attempts(copy_message, copy_accept_s, copy_cause, scope)
+        # Emitted messages (publisher -1) take the last entries: a consumer retries a refused publish forever.
         publisher = messages.publisher[ids]
-        republish_s = np.array([p.publish_timeout for p in scenario.publishers])[publisher]
-        republish_limit = np.array([p.retries if isinstance(p.retries, int) else -1 for p in scenario.publishers])
+        republish_s = np.array([*(p.publish_timeout for p in scenario.publishers), DEFAULT_PUBLISH_TIMEOUT_S])
+        republish_limit = np.array(
+            [p.retries if isinstance(p.retries, int) else -1 for p in scenario.publishers] + [-1]
+        )
         group = ConsumerGroup(
-            env, consumer, link, rules, plan, first, selection, streams, codes, republish_s, republish_limit[publisher]
+            env,
+            consumer,
+            link,
+            rules,
+            plan,
+            first,
+            selection,
+            streams,
+            codes,
+            republish_s[publisher],
+            republish_limit[publisher],
         )
     for message in np.flatnonzero(messages.failed[ids]).tolist():
-        group.publish_failed(message, float(messages.publish_s[ids[message]]))
+        reason = LossReason.PUBLISHER_CRASH if messages.publisher_crashed[ids[message]] else LossReason.PUBLISH_FAILED
+        group.publish_failed(message, float(messages.publish_s[ids[message]]), reason)
     return group
 
 
 def _last_activity_s(messages: Messages, records: tuple[GroupRecord, ...]) -> float:
-    times = [messages.accept_s[-1:]] if len(messages) else []
+    times = [messages.accept_s]
     for record in records:
         times += [record.deliveries.done_s, record.lost_s, record.dead_letter_s]
     merged = np.concatenate(times) if times else np.empty(0)

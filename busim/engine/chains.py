@@ -1,0 +1,115 @@
+"""Emitted events: the messages a consumer publishes after processing, appended to the run's messages.
+
+Each processing that ends as the consumer's ``emits`` entry asks (the effects
+applied, or refused by a floor, or either) publishes one message of that
+event when it ends, with a causal link to the message processed. A naive
+consumer that processes a duplicate therefore emits a duplicate. An emitted
+message reaches the broker when the emitter publishes it, or when the broker
+comes back from an outage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from busim.engine.outages import Outages
+from busim.engine.randomness import RandomStreams
+from busim.engine.records import GroupRecord, Messages, Outcome
+from busim.engine.sampling import sample_field
+from busim.scenario.flows import Flow, carried_fields
+from busim.scenario.schema import Scenario, SequenceField
+
+_EMITTING_OUTCOMES = {
+    "accepted": (Outcome.APPLIED,),
+    "rejected": (Outcome.REJECTED,),
+    "always": (Outcome.APPLIED, Outcome.REJECTED),
+}
+
+
+def flows_of(scenario: Scenario) -> list[Flow]:
+    return [Flow(c.name, tuple(c.subscribes), tuple(emit.event for emit in c.emits)) for c in scenario.consumers]
+
+
+def fields_of(scenario: Scenario) -> dict[str, tuple[str, ...]]:
+    """The fields every message of each event carries (see :func:`busim.scenario.flows.carried_fields`)."""
+    published = {publisher.event for publisher in scenario.publishers}
+    declared = {name: tuple(event.fields) for name, event in scenario.events.items()}
+    return carried_fields(declared, published, flows_of(scenario))
+
+
+def emit(
+    scenario: Scenario, group: GroupRecord, messages: Messages, streams: RandomStreams, outages: Outages
+) -> Messages:
+    """``messages`` with the messages ``group``'s consumer emitted appended, each event's in emit order."""
+    consumer = scenario.consumer(group.name)
+    emitter = next(index for index, c in enumerate(scenario.consumers) if c.name == group.name)
+    deliveries = group.deliveries
+    carried = fields_of(scenario)
+    for entry in consumer.emits:
+        rows = np.flatnonzero(np.isin(deliveries.outcome, _EMITTING_OUTCOMES[entry.when]))
+        rows = rows[np.argsort(deliveries.done_s[rows], kind="stable")]
+        cause = group.message_ids[deliveries.message[rows]]
+        publish_s = deliveries.done_s[rows]
+        event = entry.event
+        declared = scenario.events[event].fields
+        already = messages.members[event].size
+        new_fields = {}
+        for name in carried[event]:
+            generator = declared.get(name)
+            if isinstance(generator, SequenceField):
+                new_fields[name] = generator.start + already + np.arange(rows.size, dtype=np.int64)
+            elif generator is not None:
+                rng = streams.generator("consumer", consumer.name, "emits", event, name)
+                new_fields[name] = sample_field(generator, rng, rows.size)
+            else:
+                new_fields[name] = _inherited(messages, cause, name)
+        messages = _appended(messages, event, publish_s, outages.defer(publish_s), cause, emitter, new_fields)
+    return messages
+
+
+def _inherited(messages: Messages, cause: np.ndarray, name: str) -> np.ndarray:
+    """The values of field ``name`` of the ``cause`` messages, whatever their events."""
+    values: np.ndarray | None = None
+    for index, event in enumerate(messages.event_names):
+        mine = np.flatnonzero(messages.event[cause] == index)
+        if mine.size == 0:
+            continue
+        column = messages.fields[event][name]
+        picked = column[np.searchsorted(messages.members[event], cause[mine])]
+        if values is None:
+            values = np.empty(cause.size, dtype=picked.dtype)
+        elif values.dtype != np.result_type(values.dtype, picked.dtype):
+            values = values.astype(np.result_type(values.dtype, picked.dtype))
+        values[mine] = picked
+    return values if values is not None else np.empty(0, dtype=np.int64)
+
+
+def _appended(
+    messages: Messages,
+    event: str,
+    publish_s: np.ndarray,
+    accept_s: np.ndarray,
+    cause: np.ndarray,
+    emitter: int,
+    fields: dict[str, np.ndarray],
+) -> Messages:
+    count = publish_s.size
+    ids = len(messages) + np.arange(count)
+    event_index = messages.event_names.index(event)
+    old = messages.fields[event]
+    merged = {name: np.concatenate([old[name], values]) if name in old else values for name, values in fields.items()}
+    return replace(
+        messages,
+        publish_s=np.concatenate([messages.publish_s, publish_s]),
+        accept_s=np.concatenate([messages.accept_s, accept_s]),
+        failed=np.concatenate([messages.failed, np.zeros(count, bool)]),
+        publisher_crashed=np.concatenate([messages.publisher_crashed, np.zeros(count, bool)]),
+        publisher=np.concatenate([messages.publisher, np.full(count, -1, messages.publisher.dtype)]),
+        event=np.concatenate([messages.event, np.full(count, event_index, messages.event.dtype)]),
+        cause=np.concatenate([messages.cause, cause]),
+        emitter=np.concatenate([messages.emitter, np.full(count, emitter, np.int32)]),
+        fields={**messages.fields, event: merged},
+        members={**messages.members, event: np.concatenate([messages.members[event], ids])},
+    )

@@ -37,12 +37,21 @@ class CounterConsistency:
     most_drifted: tuple[KeyDrift, ...]
 
 
-def reference_acceptance(plan: EffectPlan, count: int) -> tuple[np.ndarray, list[list[int]]]:
-    """Replay messages ``0..count-1`` once each, in order: which were accepted, and the final state."""
+def reference_acceptance(
+    plan: EffectPlan, count: int, messages: np.ndarray | None = None
+) -> tuple[np.ndarray, list[list[int]]]:
+    """Replay group-local ``messages`` (default: ``0..count-1``) once each, in order.
+
+    Returns which of the ``count`` messages were accepted (those not
+    replayed count as accepted) and the final state.
+    """
     state = plan.new_state()
-    if not plan.has_effects:
-        return np.ones(count, dtype=bool), state
-    accepted = np.fromiter((plan.apply(state, message) for message in range(count)), dtype=bool, count=count)
+    accepted = np.ones(count, dtype=bool)
+    replayed = np.arange(count) if messages is None else messages
+    if plan.has_effects:
+        accepted[replayed] = np.fromiter(
+            (plan.apply(state, message) for message in replayed.tolist()), dtype=bool, count=replayed.size
+        )
     return accepted, state
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from busim.analysis.chains import ChainSummary, logical_ids, summarize_chains
 from busim.analysis.consistency import (
     CounterConsistency,
     compare_counter,
@@ -22,6 +23,7 @@ from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes
 from busim.engine.records import (
     PROCESSED_OUTCOMES,
+    DedupMiss,
     Deliveries,
     DeliveryCause,
     GroupRecord,
@@ -39,6 +41,9 @@ class PublisherSummary:
     failed: int  # the broker was down for longer than the publisher kept retrying
     resent: int  # publishes sent again after a lost publish acknowledgement
     deduplicated: int  # resends the broker dropped inside its deduplication window
+    crashed: int  # publishes during which the publisher crashed, after committing its own state
+    lost_to_crash: int  # of those, events never published: no outbox
+    relayed_twice: int  # of those, events the outbox relay published again after the restart
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,13 @@ class ConsumerSummary:
     state: dict[str, CounterConsistency]
     series: Series  # figures per time window, for charts
     latency_quantiles_s: tuple[tuple[float, float], ...]  # (percentile, end-to-end latency), for the CDF
+    emitted: dict[str, int]  # messages emitted, by event
+    oversold: int  # units the accepted changes took counters below their floors, over keys and counters
+    lost_updates: int  # read-modify-write: writes that overwrote a change made since their read
+    optimistic_retries: int  # optimistic: processings done again after a version conflict
+    recovery_s: LatencySummary  # per crash: restart plus replay until the instance serves again
+    recovery_times_s: tuple[float, ...]  # per crash, in the order of crash_times_s
+    replayed_events: tuple[int, ...]  # per crash: events an event-sourced consumer replayed
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,7 @@ class Summary:
     publishers: dict[str, PublisherSummary]
     consumers: dict[str, ConsumerSummary]
     violations: tuple[str, ...]  # every departure from exactly-once, in words
+    chains: dict[str, ChainSummary]  # by name, for scenarios whose consumers emit events
 
     @property
     def consistent(self) -> bool:
@@ -89,6 +102,7 @@ def summarize(record: RunRecord) -> Summary:
     publishers = {}
     delay_s = messages.accept_s - messages.publish_s
     resend_publisher = messages.publisher[messages.resend_message]
+    relayed = messages.resend_relayed
     for index, publisher in enumerate(scenario.publishers):
         mine = messages.publisher == index
         accepted = mine & ~messages.failed
@@ -98,10 +112,17 @@ def summarize(record: RunRecord) -> Summary:
             delayed_by_outage=int(np.count_nonzero(delay_s[accepted] > 0)),
             max_publish_delay_s=float(delay_s[accepted].max()) if accepted.any() else 0.0,
             failed=int(np.count_nonzero(mine & messages.failed)),
-            resent=int(np.count_nonzero(resends)),
+            resent=int(np.count_nonzero(resends & ~relayed)),
             deduplicated=int(np.count_nonzero(resends & ~messages.resend_kept)),
+            crashed=int(np.count_nonzero(mine & messages.publisher_crashed)),
+            lost_to_crash=int(np.count_nonzero(mine & messages.publisher_crashed & messages.failed)),
+            relayed_twice=int(np.count_nonzero(resends & relayed)),
         )
-    consumers = {group.name: _consumer_summary(record, group) for group in record.groups}
+    logical = logical_ids(messages)
+    consumers = {}
+    first_done_s = {}
+    for group in record.groups:
+        consumers[group.name], first_done_s[group.name] = _consumer_summary(record, group, logical)
     violations = _violations(consumers)
     if not record.drained:
         violations = (
@@ -109,34 +130,48 @@ def summarize(record: RunRecord) -> Summary:
             "so later redeliveries and duplicates are not counted",
             *violations,
         )
-    return Summary(publishers=publishers, consumers=consumers, violations=violations)
+    return Summary(
+        publishers=publishers,
+        consumers=consumers,
+        violations=violations,
+        chains=summarize_chains(record, first_done_s),
+    )
 
 
-def _cause_counts(causes: np.ndarray, names: type[DeliveryCause] | type[LossReason]) -> dict[str, int]:
+def _cause_counts(
+    causes: np.ndarray, names: type[DeliveryCause] | type[LossReason] | type[DedupMiss]
+) -> dict[str, int]:
     counts = np.bincount(causes.astype(np.int64), minlength=len(names))
     return {member.name.lower(): int(counts[member]) for member in names if counts[member]}
 
 
-def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
+def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray) -> tuple[ConsumerSummary, np.ndarray]:
+    """The group's figures, and when each of its messages was first processed (NaN if never)."""
     scenario = record.scenario
     consumer = scenario.consumer(group.name)
     deliveries = group.deliveries
     count = group.message_ids.size
     fates = group.fates()
 
-    applied_count = np.bincount(deliveries.message[deliveries.outcome == Outcome.APPLIED], minlength=count)
+    # Twins (messages emitted twice upstream for one event) count as their first message.
+    twin_of = group.selection.local(logical[group.message_ids])
+    twin = twin_of != np.arange(count)
+    applied_rows = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
+    applied_count = np.bincount(twin_of[deliveries.message[applied_rows]], minlength=count)
     rejected = np.zeros(count, bool)
-    rejected[deliveries.message[deliveries.outcome == Outcome.REJECTED]] = True
-    rejected &= applied_count == 0
+    rejected[twin_of[deliveries.message[deliveries.outcome == Outcome.REJECTED]]] = True
+    rejected &= (applied_count == 0) & ~twin
     delivered_messages = int(np.count_nonzero(np.bincount(deliveries.message, minlength=count)))
 
-    # The exactly-once reference, with the same effect rules as the run.
+    # The exactly-once reference, with the same effect rules as the run, applies each event once.
     plan = EffectPlan(consumer, record.messages.common_fields(group.selection))
-    accepted_by_reference, reference_state = reference_acceptance(plan, count)
+    accepted_by_reference, reference_state = reference_acceptance(plan, count, np.flatnonzero(~twin))
     expected = plan.snapshot(reference_state)
     state = {name: compare_counter(expected[name], group.counters[name]) for name in plan.counter_names}
 
     first_rows = first_processing(deliveries)
+    first_done_s = np.full(count, np.nan)
+    first_done_s[deliveries.message[first_rows]] = deliveries.done_s[first_rows]
     duplicates = deliveries.cause[_duplicate_rows(deliveries.message)].copy()
     # A first attempt that repeats a message was overtaken by its own broker duplicate.
     duplicates[duplicates == DeliveryCause.FIRST] = DeliveryCause.BROKER_DUPLICATE
@@ -146,7 +181,10 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
     lost_reasons = group.lost_reason[first_loss][fates.lost[group.lost_message[first_loss]]]
     _, first_dead = np.unique(group.dead_letter_message, return_index=True)
     dead_causes = group.dead_letter_cause[first_dead]
-    return ConsumerSummary(
+    emitted_by = record.messages.emitter == scenario.consumers.index(consumer)
+    events = record.messages.event_names
+    emitted = np.bincount(record.messages.event[emitted_by], minlength=len(events))
+    summary = ConsumerSummary(
         subscribed=count,
         delivered=len(deliveries),
         processed=int(fates.processed.sum()),
@@ -172,6 +210,8 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
         crash_times_s=tuple(float(t) for t in group.crash_s),
         by_reason={
             "duplicate_deliveries": _cause_counts(duplicates, DeliveryCause),
+            "duplicate_effects": _duplicate_effect_causes(group, applied_rows, twin_of),
+            "dedup_missed": _dedup_misses(group, applied_rows, twin_of),
             "redelivered": _cause_counts(deliveries.cause[redelivered], DeliveryCause),
             "lost": _cause_counts(lost_reasons, LossReason),
             "dead_lettered": _cause_counts(dead_causes, DeliveryCause),
@@ -181,7 +221,50 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
         state=state,
         series=group_series(record, group, first_rows),
         latency_quantiles_s=_latency_quantiles(record, group, first_rows),
+        emitted={event: int(n) for event, n in zip(events, emitted) if n},
+        oversold=sum(counter.oversold for counter in group.counters.values()),
+        lost_updates=group.lost_updates,
+        optimistic_retries=group.conflicts,
+        recovery_s=LatencySummary.of(group.recovery_s),
+        recovery_times_s=tuple(float(t) for t in group.recovery_s),
+        replayed_events=tuple(int(n) for n in group.replayed),
     )
+    return summary, first_done_s
+
+
+def _repeat_applications(
+    group: GroupRecord, applied_rows: np.ndarray, twin_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that applied the effects of an event already applied, and whether a different message (a twin) had."""
+    deliveries = group.deliveries
+    rows = applied_rows[np.argsort(deliveries.done_s[applied_rows], kind="stable")]
+    logical = twin_of[deliveries.message[rows]]
+    first_message = np.full(twin_of.size, -1)
+    first_message[logical[::-1]] = deliveries.message[rows[::-1]]  # the earliest write wins
+    repeat = _duplicate_rows(logical)
+    rows = rows[repeat]
+    return rows, first_message[logical[repeat]] != deliveries.message[rows]
+
+
+def _duplicate_effect_causes(group: GroupRecord, applied_rows: np.ndarray, twin_of: np.ndarray) -> dict[str, int]:
+    """Why each duplicate effect happened: the cause of the repeated delivery, or a twin emitted upstream."""
+    rows, by_twin = _repeat_applications(group, applied_rows, twin_of)
+    causes = group.deliveries.cause[rows[~by_twin]].astype(np.int64)
+    causes[causes == DeliveryCause.FIRST] = DeliveryCause.BROKER_DUPLICATE
+    counts = _cause_counts(causes, DeliveryCause)
+    if by_twin.any():
+        counts[UPSTREAM_DUPLICATE] = int(by_twin.sum())
+    return counts
+
+
+UPSTREAM_DUPLICATE = "upstream_duplicate"  # a twin: the upstream consumer processed its cause twice and emitted twice
+
+
+def _dedup_misses(group: GroupRecord, applied_rows: np.ndarray, twin_of: np.ndarray) -> dict[str, int]:
+    """Of the duplicate effects, those an idempotent consumer's store let through, by why it did."""
+    rows, _ = _repeat_applications(group, applied_rows, twin_of)
+    missed = np.isin(group.dedup_miss_delivery, rows)
+    return _cause_counts(group.dedup_miss_reason[missed], DedupMiss)
 
 
 def _in_flight_reasons(group: GroupRecord, in_flight: np.ndarray) -> dict[str, int]:
@@ -273,6 +356,8 @@ _VIOLATIONS = (
     ("dead_lettered", "message dead-lettered", "messages dead-lettered"),
     ("wrongly_rejected", "message wrongly rejected", "messages wrongly rejected"),
     ("wrongly_accepted", "message wrongly accepted", "messages wrongly accepted"),
+    ("oversold", "unit oversold past a floor", "units oversold past a floor"),
+    ("lost_updates", "update lost to a concurrent write", "updates lost to concurrent writes"),
     (
         "in_flight_at_end",
         "message never processed before the run stopped",

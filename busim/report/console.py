@@ -107,6 +107,8 @@ def render_result(console: Console, result: Result) -> None:
     console.print(_publishers_table(result))
     console.print(_consumers_table(result))
     console.print(_latency_table(result))
+    if result.summary.chains:
+        console.print(_chains_table(result))
     if any(consumer.state for consumer in result.summary.consumers.values()):
         console.print(_consistency_table(result))
         drifted = _most_drifted(result)
@@ -140,7 +142,14 @@ def _publishers_table(result: Result) -> Table:
     # Failures and resends only where the scenario can produce them, to keep the table narrow.
     extra = [
         (heading, attribute)
-        for heading, attribute in (("failed", "failed"), ("resent", "resent"), ("deduplicated", "deduplicated"))
+        for heading, attribute in (
+            ("failed", "failed"),
+            ("resent", "resent"),
+            ("deduplicated", "deduplicated"),
+            ("crashed", "crashed"),
+            ("lost to crash", "lost_to_crash"),
+            ("relayed twice", "relayed_twice"),
+        )
         if any(getattr(publisher, attribute) for publisher in publishers)
     ]
     for heading, _ in extra:
@@ -170,6 +179,9 @@ CONSUMER_ROWS = (
     ("rejected", "rejected", False),
     ("wrongly rejected", "wrongly_rejected", True),
     ("wrongly accepted", "wrongly_accepted", True),
+    ("oversold", "oversold", True),
+    ("lost updates", "lost_updates", True),
+    ("optimistic retries", "optimistic_retries", False),
     ("out of order", "out_of_order", False),
     ("in flight at end", "in_flight_at_end", True),
     ("max backlog", "max_backlog", False),
@@ -177,11 +189,29 @@ CONSUMER_ROWS = (
     ("busiest instance", "busiest_instance_share", False),
     ("publishes refused", "rejected_publishes", False),
     ("crashes", "crashes", False),
+    ("recovery p50 / max", "recovery_s", False),
+    ("emitted", "emitted", False),
 )
 
 
 # Rows that only a few scenarios can produce, left out while they are 0.
 _ONLY_WHEN_SEEN = ("rejected_publishes", "idle_instances")
+# Rows shown only where a consumer is set up to produce them.
+_ONLY_WHEN_SET = {
+    "oversold": lambda consumer: consumer.effects_isolation != "atomic",
+    "lost_updates": lambda consumer: consumer.effects_isolation == "read-modify-write",
+    "optimistic_retries": lambda consumer: consumer.effects_isolation == "optimistic",
+    "recovery_s": lambda consumer: consumer.snapshot_every is not None and consumer.crash is not None,
+    "emitted": lambda consumer: bool(consumer.emits),
+}
+
+
+def row_shown(scenario: Scenario, attribute: str, values: list[object]) -> bool:
+    """Whether the consumers' table shows the row of ``attribute``, given each consumer's value."""
+    if attribute in _ONLY_WHEN_SEEN and not any(values):
+        return False
+    set_up = _ONLY_WHEN_SET.get(attribute)
+    return not set_up or (any(values) and attribute != "recovery_s") or any(map(set_up, scenario.consumers))
 
 
 def _consumers_table(result: Result) -> Table:
@@ -193,9 +223,16 @@ def _consumers_table(result: Result) -> Table:
     table.add_column("why", style="dim")
     for label, attribute, anomaly in CONSUMER_ROWS:
         values = [getattr(consumer, attribute) for consumer in consumers.values()]
-        if attribute in _ONLY_WHEN_SEEN and not any(values):
+        if not row_shown(result.scenario, attribute, values):
             continue
-        if attribute == "busiest_instance_share":
+        if attribute == "recovery_s":
+            cells = [
+                f"{format_duration(value.p50)} / {format_duration(value.max)}" if value.count else ABSENT
+                for value in values
+            ]
+        elif attribute == "emitted":
+            cells = [f"{sum(value.values()):,}" if value else ABSENT for value in values]
+        elif attribute == "busiest_instance_share":
             if all(result.scenario.consumer(name).instances == 1 for name in consumers):
                 continue
             cells = [f"{value:.0%}" for value in values]
@@ -248,7 +285,39 @@ def _idle_why(result: Result, _attribute: str) -> str:
     return "; ".join(parts)
 
 
-_SPECIAL_WHY = {"busiest_instance_share": _busiest_why, "idle_instances": _idle_why}
+def _duplicate_effects_why(result: Result, attribute: str) -> str:
+    """The causes of duplicate effects, and why an idempotent consumer's store let them through."""
+    why = _reasons(result, attribute)
+    missed = _reasons(result, "dedup_missed")
+    return f"{why}; past the dedup store: {missed}" if missed else why
+
+
+def _per_event(result: Result, attribute: str) -> str:
+    several = len(result.summary.consumers) > 1
+    parts = []
+    for name, consumer in result.summary.consumers.items():
+        listed = ", ".join(f"{count:,} {event}" for event, count in getattr(consumer, attribute).items())
+        if listed:
+            parts.append(f"{name}: {listed}" if several else listed)
+    return "; ".join(parts)
+
+
+def _recovery_why(result: Result, _attribute: str) -> str:
+    parts = []
+    for name, consumer in result.summary.consumers.items():
+        if consumer.replayed_events:
+            most = max(consumer.replayed_events)
+            parts.append(f"{name}: restart + replay of up to {most:,} events")
+    return "; ".join(parts)
+
+
+_SPECIAL_WHY = {
+    "busiest_instance_share": _busiest_why,
+    "idle_instances": _idle_why,
+    "duplicate_effects": _duplicate_effects_why,
+    "emitted": _per_event,
+    "recovery_s": _recovery_why,
+}
 
 
 def _reasons(result: Result, attribute: str) -> str:
@@ -283,6 +352,33 @@ def _latency_table(result: Result) -> Table:
         for label, summary, style in parts:
             values = (summary.mean, summary.p50, summary.p90, summary.p99, summary.p999, summary.max)
             table.add_row(label, f"{summary.count:,}", *map(format_duration, values), style=style)
+    return table
+
+
+def _chains_table(result: Result) -> Table:
+    warmup = result.scenario.warmup
+    note = f", published at or after the {format_duration(warmup)} warm-up" if warmup else ""
+    table = _table(f"Event chains: publish to the last consumer's first completed processing{note}")
+    for heading in ("", "messages", "duplicates", "p50", "p99", "max"):
+        table.add_column(heading, justify="right" if heading else "left")
+    table.columns[0].no_wrap = True
+    for chain in result.summary.chains.values():
+        latency = chain.latency_s
+        table.add_row(
+            " > ".join(hop.consumer for hop in chain.hops),
+            f"{chain.completed:,} of {chain.published:,}",
+            _count(chain.duplicate_completions),
+            *map(format_duration, (latency.p50, latency.p99, latency.max)),
+        )
+        for hop in chain.hops:
+            hop_latency = hop.latency_s
+            table.add_row(
+                f"  {hop.event} > {hop.consumer}",
+                f"{hop.messages:,}",
+                _count(hop.duplicates),
+                *map(format_duration, (hop_latency.p50, hop_latency.p99, hop_latency.max)),
+                style="dim",
+            )
     return table
 
 

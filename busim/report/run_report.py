@@ -11,17 +11,20 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 from busim.api import Comparison
 from busim.errors import OutputError, ScenarioFileError
 from busim.report.charts import RunView, draw_charts, figure_title, save_figure
 from busim.report.console import (
+    ABSENT,
     CONSUMER_ROWS,
     compared_consumers,
     comparison_rows,
     comparison_verdicts,
     format_duration,
     reason_label,
+    row_shown,
 )
 from busim.report.files import write_files
 from busim.scenario.presets import shown
@@ -91,6 +94,15 @@ def _figures_table(view: RunView) -> list[list[str]]:
     rows = [["", *names, "why"]]
     preset = view.scenario.broker.preset
     for label, key, _ in CONSUMER_ROWS:
+        if not row_shown(view.scenario, key, [view.consumers[name][key] for name in names]):
+            continue
+        if key == "recovery_s":
+            cells = [_recovery(view.consumers[name][key]) for name in names]
+            rows.append([label, *cells, "restart plus replay since the last snapshot"])
+            continue
+        if key == "emitted":
+            rows.append([label, *(_emitted(view.consumers[name][key]) for name in names), ""])
+            continue
         if key == "busiest_instance_share":
             rows.append([label, *(f"{view.consumers[name][key]:.0%}" for name in names), "of deliveries"])
             continue
@@ -108,6 +120,14 @@ def _figures_table(view: RunView) -> list[list[str]]:
             ]
             rows.append([f"{counter} drift", *cells, "against the exactly-once reference"])
     return rows
+
+
+def _recovery(summary: dict[str, Any]) -> str:
+    return f"{format_duration(summary['p50'])} / {format_duration(summary['max'])}" if summary["count"] else ABSENT
+
+
+def _emitted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count:,} {event}" for event, count in counts.items()) or ABSENT
 
 
 def _latency_table(view: RunView) -> list[list[str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from busim.scenario.flows import Flow, carried_fields, find_loop
 from busim.scenario.schema import Scenario, did_you_mean
 from busim.scenario.units import parse_duration
 
@@ -27,14 +28,74 @@ def reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     events = data.get("events")
     if not isinstance(events, dict):
         return problems  # the schema reports it; every event reference would fail with it
-    problems += _event_keys(events)
+    fields = _carried_fields(data, events)
+    problems += _event_keys(events, fields)
     for index, publisher in _entries(data, "publishers"):
         event = publisher.get("event")
         if isinstance(event, str) and event not in events:
             problems.append((("publishers", index, "event"), _undeclared_event(event, events)))
     for index, consumer in _entries(data, "consumers"):
-        problems += _consumer_references(("consumers", index), consumer, events)
+        problems += _consumer_references(("consumers", index), consumer, events, fields)
+        problems += _emitted_events(("consumers", index), consumer, events)
+    problems += _loops(data)
     return problems
+
+
+def _names(values: Any) -> tuple[str, ...]:
+    return tuple(value for value in values if isinstance(value, str)) if isinstance(values, list) else ()
+
+
+def _flows(data: dict[str, Any]) -> list[Flow]:
+    flows = []
+    for _, consumer in _entries(data, "consumers"):
+        emits = consumer.get("emits")
+        emitted = [entry.get("event") for entry in emits if isinstance(entry, dict)] if isinstance(emits, list) else []
+        name = consumer.get("name")
+        if isinstance(name, str):
+            flows.append(Flow(name, _names(consumer.get("subscribes")), _names(emitted)))
+    return flows
+
+
+def _carried_fields(data: dict[str, Any], events: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each event's fields, with the raw generator of declared ones and None for those carried from a cause."""
+    published = {p.get("event") for _, p in _entries(data, "publishers")}
+    declared = {name: tuple(_fields_of(event)) for name, event in events.items()}
+    flows = _flows(data)
+    carried = carried_fields(declared, {e for e in published if isinstance(e, str)}, flows)
+    generators = {
+        name: {field: _fields_of(events[name]).get(field, _CARRIED) for field in carried[name]} for name in carried
+    }
+    # A carried field takes the generator of the field it is carried from.
+    causes = {event: [c for flow in flows if event in flow.emits for c in flow.subscribes] for event in events}
+    for _ in range(len(events)):
+        for name, fields in generators.items():
+            for field, generator in fields.items():
+                if generator is _CARRIED:
+                    found = [generators[c][field] for c in causes[name] if c in generators and field in generators[c]]
+                    fields[field] = next((g for g in found if g is not _CARRIED), _CARRIED)
+    return generators
+
+
+_CARRIED = None  # a field carried from a cause whose generator is not known (yet)
+
+
+def _emitted_events(at: Path, consumer: dict[str, Any], events: dict[str, Any]) -> list[tuple[Path, str]]:
+    emits = consumer.get("emits")
+    problems: list[tuple[Path, str]] = []
+    for index, entry in enumerate(emits if isinstance(emits, list) else []):
+        event = entry.get("event") if isinstance(entry, dict) else None
+        if isinstance(event, str) and event not in events:
+            problems.append(((*at, "emits", index, "event"), _undeclared_event(event, events)))
+    return problems
+
+
+def _loops(data: dict[str, Any]) -> list[tuple[Path, str]]:
+    """Consumers that feed each other in a circle would emit without end."""
+    loop = find_loop(_flows(data))
+    if loop is None:
+        return []
+    index = next(i for i, consumer in _entries(data, "consumers") if consumer.get("name") == loop[0])
+    return [(("consumers", index, "emits"), f"event chains loop: {' -> '.join(loop)} emit to each other without end")]
 
 
 def _endless_resends(data: dict[str, Any]) -> list[tuple[Path, str]]:
@@ -117,11 +178,11 @@ def _undeclared_event(name: str, events: dict[str, Any]) -> str:
     return f"event {name!r} is not declared under events{did_you_mean(name, events)} (declared: {declared})"
 
 
-def _event_keys(events: dict[str, Any]) -> list[tuple[Path, str]]:
+def _event_keys(events: dict[str, Any], carried: dict[str, dict[str, Any]]) -> list[tuple[Path, str]]:
     problems = []
     for name, event in events.items():
         key = event.get("key") if isinstance(event, dict) else None
-        fields = _fields_of(event)
+        fields = carried.get(name, {})
         if isinstance(key, str) and key not in fields:
             problems.append(
                 (("events", name, "key"), f"key {key!r} is not one of the event's fields{_declared(key, fields)}")
@@ -161,7 +222,9 @@ def _integer_generator(generator: Any) -> bool:
     return True
 
 
-def _consumer_references(at: Path, consumer: dict[str, Any], events: dict[str, Any]) -> list[tuple[Path, str]]:
+def _consumer_references(
+    at: Path, consumer: dict[str, Any], events: dict[str, Any], carried: dict[str, dict[str, Any]]
+) -> list[tuple[Path, str]]:
     problems: list[tuple[Path, str]] = []
     subscribed = []
     subscribes = consumer.get("subscribes")
@@ -195,7 +258,7 @@ def _consumer_references(at: Path, consumer: dict[str, Any], events: dict[str, A
         add = effect.get("add")
         add_field = add.removeprefix("-") if isinstance(add, str) else None
         for event in subscribed:
-            fields = _fields_of(events[event])
+            fields = carried[event]
             if isinstance(key, str) and key not in fields:
                 problems.append(((*here, "key"), f"{key!r} is not a field of event {event}{_declared(key, fields)}"))
             if add_field is None:
@@ -204,7 +267,7 @@ def _consumer_references(at: Path, consumer: dict[str, Any], events: dict[str, A
                 problems.append(
                     ((*here, "add"), f"{add_field!r} is not a field of event {event}{_declared(add_field, fields)}")
                 )
-            elif not _integer_generator(fields[add_field]):
+            elif fields[add_field] is not _CARRIED and not _integer_generator(fields[add_field]):
                 problems.append(
                     (
                         (*here, "add"),

@@ -105,7 +105,7 @@ def summarize(record: RunRecord) -> Summary:
     relayed = messages.resend_relayed
     for index, publisher in enumerate(scenario.publishers):
         mine = messages.publisher == index
-        accepted = mine & ~messages.failed
+        accepted = mine & ~messages.failed & ~messages.publisher_crashed  # crashes delay by their restart
         resends = resend_publisher == index
         publishers[publisher.name] = PublisherSummary(
             published=int(np.count_nonzero(mine)),

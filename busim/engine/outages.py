@@ -25,9 +25,9 @@ class Outages:
         self._ends = np.array(self.ends_s)
 
     def defer(self, times_s: np.ndarray) -> np.ndarray:
-        """Times in an outage ``[start, end)`` become its end; others stay."""
+        """Times in an outage ``[start, end)`` become its end; others stay. Always a new array."""
         if not self.starts_s:
-            return times_s
+            return times_s.copy()
         window = np.searchsorted(self._starts, times_s, side="right") - 1
         inside = (window >= 0) & (times_s < self._ends[np.maximum(window, 0)])
         return np.where(inside, self._ends[np.maximum(window, 0)], times_s)

@@ -1,0 +1,140 @@
+"""Event chains: emitted events, their causal links, per-hop and end-to-end latency, and duplicates downstream."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import busim
+from busim.errors import ScenarioError
+from busim.scenario import load_scenario
+from busim.scenario.schema import Scenario
+
+ORDERS = 100
+STOCK = 90
+
+
+def pipeline(inventory: dict | None = None, broker: dict | None = None, **changes) -> Scenario:
+    """Orders 100 ms apart through inventory, payment and shipping; 1 ms broker latency, 2 ms per processing."""
+    stock = {"counter": "stock", "key": "sku", "add": -1, "floor": 0}
+    data = {
+        "name": "pipeline",
+        "seed": 3,
+        "duration": 10,
+        "events": {
+            "OrderPlaced": {
+                "key": "sku",
+                "fields": {"order_id": {"sequence": {}}, "sku": {"constant": 1}},
+            },
+            "StockReserved": {"key": "order_id", "fields": {"reservation": {"constant": "r"}}},
+            "OutOfStock": {},
+            "PaymentCaptured": {"key": "order_id"},
+        },
+        "publishers": [{"name": "order", "event": "OrderPlaced", "arrivals": "uniform", "rate": 10}],
+        "broker": {"latency": "1ms", **(broker or {})},
+        "consumers": [
+            {
+                "name": "inventory",
+                "subscribes": ["OrderPlaced"],
+                "processing_time": "2ms",
+                "state": {"stock": {"initial": STOCK}},
+                "effects": [stock],
+                "emits": [{"event": "StockReserved", "when": "accepted"}, {"event": "OutOfStock", "when": "rejected"}],
+                **(inventory or {}),
+            },
+            {
+                "name": "payment",
+                "subscribes": ["StockReserved"],
+                "processing_time": "2ms",
+                "state": {"charged": {}},
+                "effects": [{"counter": "charged", "key": "order_id", "add": 1}],
+                "emits": [{"event": "PaymentCaptured"}],
+            },
+            {"name": "shipping", "subscribes": ["PaymentCaptured"], "processing_time": "2ms"},
+            {"name": "apology", "subscribes": ["OutOfStock"], "processing_time": "2ms"},
+        ],
+        **changes,
+    }
+    return Scenario.model_validate(data)
+
+
+def test_each_processing_emits_one_message_linked_to_its_cause_with_its_fields():
+    result = busim.simulate(pipeline())
+    messages = result.record.messages
+    reserved = messages.members["StockReserved"]
+    inventory = result.summary.consumers["inventory"]
+    assert inventory.emitted == {"StockReserved": ORDERS - inventory.rejected, "OutOfStock": inventory.rejected}
+    assert inventory.rejected == ORDERS - STOCK
+    # Emitted when the processing ended, caused by the order, carrying its fields plus its own.
+    causes = messages.cause[reserved]
+    assert np.all(messages.event[causes] == messages.event_names.index("OrderPlaced"))
+    assert np.allclose(messages.publish_s[reserved], messages.publish_s[causes] + 0.003)
+    order_ids = messages.fields["OrderPlaced"]["order_id"][np.searchsorted(messages.members["OrderPlaced"], causes)]
+    assert messages.fields["StockReserved"]["order_id"].tolist() == order_ids.tolist()
+    assert set(messages.fields["StockReserved"]["reservation"].tolist()) == {"r"}
+    assert messages.root()[messages.members["PaymentCaptured"]].tolist() == causes.tolist()
+
+
+def test_latency_adds_up_hop_by_hop_along_each_chain():
+    summary = busim.simulate(pipeline()).summary
+    assert list(summary.chains) == [
+        "OrderPlaced > inventory > StockReserved > payment > PaymentCaptured > shipping",
+        "OrderPlaced > inventory > OutOfStock > apology",
+    ]
+    shipped, apologised = summary.chains.values()
+    assert (shipped.published, shipped.completed, shipped.duplicate_completions) == (ORDERS, STOCK, 0)
+    assert (apologised.published, apologised.completed) == (ORDERS, 10)
+    # Nothing waits: each hop is 1 ms in the broker and 2 ms of processing.
+    assert [hop.latency_s.max for hop in shipped.hops] == pytest.approx([0.003] * 3)
+    assert (shipped.latency_s.p50, shipped.latency_s.max) == pytest.approx((0.009, 0.009))
+    assert apologised.latency_s.max == pytest.approx(0.006)
+    assert [(hop.event, hop.consumer, hop.messages) for hop in shipped.hops] == [
+        ("OrderPlaced", "inventory", 100),
+        ("StockReserved", "payment", STOCK),
+        ("PaymentCaptured", "shipping", STOCK),
+    ]
+
+
+def test_a_duplicate_processed_by_a_naive_consumer_travels_down_the_chain():
+    # Every attempt is duplicated. Inventory applies each order twice, so the 90 in stock go to the
+    # first 45 orders, each emitting two reservations for one event (twins). Payment gets each
+    # reservation twice from the broker: four charges per order, one of them legitimate.
+    summary = busim.simulate(pipeline(broker={"duplication": 1.0})).summary
+    inventory, payment = summary.consumers["inventory"], summary.consumers["payment"]
+    reserved = STOCK // 2
+    assert inventory.duplicate_effects == reserved
+    assert inventory.wrongly_rejected == STOCK - reserved
+    assert inventory.emitted == {"StockReserved": 2 * reserved, "OutOfStock": 2 * (ORDERS - reserved)}
+    assert payment.subscribed == 2 * reserved
+    assert payment.duplicate_effects == 3 * reserved
+    assert payment.by_reason["duplicate_effects"] == {"broker_duplicate": reserved, "upstream_duplicate": 2 * reserved}
+    assert payment.state["charged"].abs_drift == 3 * reserved
+    shipped = summary.chains["OrderPlaced > inventory > StockReserved > payment > PaymentCaptured > shipping"]
+    assert [hop.duplicates for hop in shipped.hops] == [0, reserved, 3 * reserved]
+    assert (shipped.completed, shipped.duplicate_completions) == (reserved, 3 * reserved)
+
+
+def test_an_idempotent_consumer_stops_duplicates_at_its_door():
+    summary = busim.simulate(pipeline(inventory={"idempotency": "dedup"}, broker={"duplication": 1.0})).summary
+    assert summary.consumers["inventory"].duplicate_effects == 0
+    assert summary.consumers["inventory"].emitted == {"StockReserved": STOCK, "OutOfStock": ORDERS - STOCK}
+    assert summary.consumers["payment"].by_reason["duplicate_effects"] == {"broker_duplicate": STOCK}
+
+
+def test_emitted_events_must_be_declared_and_chains_must_not_loop(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text(
+        "name: loop\n"
+        "duration: 10s\n"
+        "events: {A: {}, B: {}}\n"
+        "publishers: [{name: p, event: A, rate: 1/s}]\n"
+        "consumers:\n"
+        "  - {name: one, subscribes: [A], emits: [{event: B}]}\n"
+        "  - {name: two, subscribes: [B], emits: [{event: A}, {event: Bee}]}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"{path}:6:41: consumers[0].emits: event chains loop: one -> two -> one emit to each other without end",
+        f"{path}:7:62: consumers[1].emits[1].event: event 'Bee' is not declared under events (declared: A, B)",
+    ]

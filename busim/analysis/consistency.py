@@ -71,17 +71,27 @@ def compare_counter(expected: CounterState, actual: CounterState) -> CounterCons
 
 
 def out_of_order(ordering_key: list[np.ndarray] | np.ndarray, message: np.ndarray, processed_s: np.ndarray) -> int:
-    """Messages processed after a later-published message of the same key had been.
+    """How many messages were processed after a later-published message of the same key had been.
 
     ``message`` holds group-local indices (publish order) of processed
     messages, ``processed_s`` when each was first processed, and
     ``ordering_key`` the key code of every group-local message.
     """
+    return int(np.count_nonzero(overtaken(ordering_key, message, processed_s)))
+
+
+def overtaken(ordering_key: list[np.ndarray] | np.ndarray, message: np.ndarray, at_s: np.ndarray) -> np.ndarray:
+    """Which of ``message`` had a later-published message of the same key come before them (at ``at_s``).
+
+    Returns a mask aligned with ``message``.
+    """
     if message.size == 0:
-        return 0
+        return np.zeros(0, dtype=bool)
     key = np.asarray(ordering_key)[message]
-    order = np.lexsort((message, processed_s, key))
-    # Within a key, a message is out of order when an earlier-processed one was published after it.
+    order = np.lexsort((message, at_s, key))
+    # Within a key, a message is overtaken when an earlier one (in time) was published after it.
     ranked = key[order] * (int(message.max()) + 1) + message[order]
     highest_before = np.maximum.accumulate(np.concatenate([[-1], ranked[:-1]]))
-    return int(np.count_nonzero(ranked < highest_before))
+    mask = np.zeros(message.size, dtype=bool)
+    mask[order] = ranked < highest_before
+    return mask

@@ -14,7 +14,7 @@ from busim.analysis.chains import ChainSummary, logical_ids, summarize_chains
 from busim.analysis.consistency import (
     CounterConsistency,
     compare_counter,
-    out_of_order,
+    overtaken,
     reference_acceptance,
 )
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
@@ -183,6 +183,8 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
     dead_causes = group.dead_letter_cause[first_dead]
     emitted_by = record.messages.emitter == scenario.consumers.index(consumer)
     events = record.messages.event_names
+    oversold = sum(counter.oversold for counter in group.counters.values())
+    out_of_order_causes = _out_of_order_causes(record, group, first_rows)
     emitted = np.bincount(record.messages.event[emitted_by], minlength=len(events))
     summary = ConsumerSummary(
         subscribed=count,
@@ -196,11 +198,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         rejected=int(rejected.sum()),
         wrongly_rejected=int(np.count_nonzero(rejected & accepted_by_reference)),
         wrongly_accepted=int(np.count_nonzero((applied_count > 0) & ~accepted_by_reference)),
-        out_of_order=out_of_order(
-            key_codes(record.scenario, record.messages, group.selection)[0],
-            deliveries.message[first_rows],
-            deliveries.done_s[first_rows],
-        ),
+        out_of_order=sum(out_of_order_causes.values()),
         in_flight_at_end=int(fates.in_flight.sum()),
         max_backlog=_max_backlog(group),
         idle_instances=int(np.count_nonzero(per_instance == 0)),
@@ -216,13 +214,18 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
             "lost": _cause_counts(lost_reasons, LossReason),
             "dead_lettered": _cause_counts(dead_causes, DeliveryCause),
             "in_flight_at_end": _in_flight_reasons(group, fates.in_flight),
+            "out_of_order": out_of_order_causes,
+            "wrongly_rejected": _rejection_causes(
+                plan, group, np.flatnonzero(rejected & accepted_by_reference), applied_rows, twin_of
+            ),
+            "oversold": {"lost_updates": oversold} if oversold else {},
         },
         latency_s=_latency(record, group, first_rows),
         state=state,
         series=group_series(record, group, first_rows),
         latency_quantiles_s=_latency_quantiles(record, group, first_rows),
         emitted={event: int(n) for event, n in zip(events, emitted) if n},
-        oversold=sum(counter.oversold for counter in group.counters.values()),
+        oversold=oversold,
         lost_updates=group.lost_updates,
         optimistic_retries=group.conflicts,
         recovery_s=LatencySummary.of(group.recovery_s),
@@ -230,6 +233,71 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         replayed_events=tuple(int(n) for n in group.replayed),
     )
     return summary, first_done_s
+
+
+def _out_of_order_causes(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> dict[str, int]:
+    """Messages first processed after a later-published message of their key, by why.
+
+    A first processing that was itself a redelivery was late for that
+    redelivery's cause; otherwise the message either reached the queue after
+    the later one (``broker_reordering``) or was overtaken while workers
+    processed in parallel (``parallel_processing``).
+    """
+    deliveries = group.deliveries
+    codes = key_codes(record.scenario, record.messages, group.selection)[0]
+    message = deliveries.message[first_rows]
+    late = overtaken(codes, message, deliveries.done_s[first_rows])
+    counts = _cause_counts(deliveries.cause[first_rows[late]][deliveries.cause[first_rows[late]] != 0], DeliveryCause)
+    first_attempt = late & (deliveries.cause[first_rows] == DeliveryCause.FIRST)
+    arrived_late = overtaken(codes, message, deliveries.arrival_s[first_rows])
+    for reason, mask in (
+        ("broker_reordering", first_attempt & arrived_late),
+        ("parallel_processing", first_attempt & ~arrived_late),
+    ):
+        if mask.any():
+            counts[reason] = int(mask.sum())
+    return counts
+
+
+def _rejection_causes(
+    plan: EffectPlan, group: GroupRecord, wrongly_rejected: np.ndarray, applied_rows: np.ndarray, twin_of: np.ndarray
+) -> dict[str, int]:
+    """Why each wrongly rejected message found its counter too low, checked in this order.
+
+    ``duplicate_effects``: an effect on one of its keys had been applied
+    twice before the rejection; ``out_of_order``: a later-published message
+    had taken from one of its keys first; ``upstream``: neither, so the
+    difference came from what the consumer was sent (messages lost or
+    emitted twice upstream).
+    """
+    if wrongly_rejected.size == 0:
+        return {}
+    deliveries = group.deliveries
+    repeat_rows, _ = _repeat_applications(group, applied_rows, twin_of)
+    repeat_s: dict[tuple[int, int], float] = {}  # slot -> when the first repeated effect on it landed
+    for row in repeat_rows.tolist():
+        for slot in plan.slots(int(deliveries.message[row])):
+            repeat_s.setdefault(slot, float(deliveries.done_s[row]))
+    applied = applied_rows[np.argsort(deliveries.done_s[applied_rows], kind="stable")]
+    latest: dict[tuple[int, int], list[tuple[float, int]]] = {}  # slot -> (done_s, message) of applications
+    for row in applied.tolist():
+        for slot in plan.slots(int(deliveries.message[row])):
+            latest.setdefault(slot, []).append((float(deliveries.done_s[row]), int(twin_of[deliveries.message[row]])))
+    rejected_s = np.full(twin_of.size, np.inf)
+    rows = np.flatnonzero(deliveries.outcome == Outcome.REJECTED)
+    np.minimum.at(rejected_s, twin_of[deliveries.message[rows]], deliveries.done_s[rows])
+    counts: dict[str, int] = {}
+    for message in wrongly_rejected.tolist():
+        at_s = rejected_s[message]
+        slots = plan.slots(message)
+        if any(repeat_s.get(slot, np.inf) < at_s for slot in slots):
+            reason = "duplicate_effects"
+        elif any(done_s < at_s and other > message for slot in slots for done_s, other in latest.get(slot, ())):
+            reason = "out_of_order"
+        else:
+            reason = "upstream"
+        counts[reason] = counts.get(reason, 0) + 1
+    return counts
 
 
 def _repeat_applications(

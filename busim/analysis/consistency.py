@@ -35,6 +35,8 @@ class CounterConsistency:
     keys_diverged: int
     abs_drift: int
     most_drifted: tuple[KeyDrift, ...]
+    lowest: int | None  # the lowest value over the keys in the run; None without keys
+    highest: int | None  # the highest
 
 
 def reference_acceptance(plan: EffectPlan, count: int) -> tuple[np.ndarray, list[list[int]]]:
@@ -47,6 +49,11 @@ def reference_acceptance(plan: EffectPlan, count: int) -> tuple[np.ndarray, list
 
 
 def compare_counter(expected: CounterState, actual: CounterState) -> CounterConsistency:
+    """Compare a counter of the run with the reference, key by key; its range is the run's.
+
+    The lowest and highest values are what counter invariants bound, read here
+    and nowhere else.
+    """
     drift = actual.values - expected.values
     order = np.argsort(-np.abs(drift), kind="stable")[:MOST_DRIFTED]
     return CounterConsistency(
@@ -58,6 +65,8 @@ def compare_counter(expected: CounterState, actual: CounterState) -> CounterCons
         most_drifted=tuple(
             KeyDrift(actual.keys[i], int(expected.values[i]), int(actual.values[i])) for i in order if drift[i] != 0
         ),
+        lowest=int(actual.values.min()) if actual.values.size else None,
+        highest=int(actual.values.max()) if actual.values.size else None,
     )
 
 

@@ -16,6 +16,7 @@ from busim.analysis.consistency import (
     out_of_order,
     reference_acceptance,
 )
+from busim.analysis.invariants import InvariantOutcome, check_invariants
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.analysis.series import Series, backlog_steps, group_series
 from busim.engine.effects import EffectPlan
@@ -76,6 +77,7 @@ class Summary:
     publishers: dict[str, PublisherSummary]
     consumers: dict[str, ConsumerSummary]
     violations: tuple[str, ...]  # every departure from exactly-once, in words
+    invariants: tuple[InvariantOutcome, ...] = ()  # every bound of the scenario's invariants, checked
 
     @property
     def consistent(self) -> bool:
@@ -109,7 +111,12 @@ def summarize(record: RunRecord) -> Summary:
             "so later redeliveries and duplicates are not counted",
             *violations,
         )
-    return Summary(publishers=publishers, consumers=consumers, violations=violations)
+    return Summary(
+        publishers=publishers,
+        consumers=consumers,
+        violations=violations,
+        invariants=check_invariants(scenario.invariants, consumers),
+    )
 
 
 def _cause_counts(causes: np.ndarray, names: type[DeliveryCause] | type[LossReason]) -> dict[str, int]:

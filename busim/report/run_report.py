@@ -12,6 +12,7 @@ import html
 import json
 from pathlib import Path
 
+from busim.analysis.invariants import InvariantOutcome
 from busim.api import Comparison
 from busim.errors import OutputError, ScenarioFileError
 from busim.report.charts import RunView, draw_charts, figure_title, save_figure
@@ -21,6 +22,7 @@ from busim.report.console import (
     comparison_rows,
     comparison_verdicts,
     format_duration,
+    invariant_rows,
     reason_label,
 )
 from busim.report.files import write_files
@@ -74,6 +76,8 @@ def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
         ("Results", _figures_table(view)),
         ("Latency, publish to first completed processing", _latency_table(view)),
     ]
+    if document.get("invariants"):
+        found.append(("Invariants", _invariants_table(document["invariants"])))
     verdict = document["consistency"]
     found.append(
         (
@@ -107,6 +111,16 @@ def _figures_table(view: RunView) -> list[list[str]]:
                 for other in names
             ]
             rows.append([f"{counter} drift", *cells, "against the exactly-once reference"])
+    return rows
+
+
+def _invariants_table(invariants: list[dict]) -> list[list[str]]:
+    outcomes = tuple(InvariantOutcome(**outcome) for outcome in invariants)
+    rows = [["invariant", "checks", "measured", "result"]]
+    rows += [
+        [name, check, measured, "PASS" if passed else "FAIL"]
+        for name, check, measured, passed in invariant_rows(outcomes)
+    ]
     return rows
 
 

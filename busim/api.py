@@ -97,7 +97,7 @@ class Replications:
     source: Source = Source()
     wall_time_s: float = 0.0
 
-    def interval(self, *path: str) -> Interval:
+    def interval(self, *path: str | int) -> Interval:
         """The mean and confidence interval of one metric, e.g. ``("consumers", "inventory", "lost")``."""
         values = []
         for document in self.results:

@@ -361,10 +361,15 @@ def _result_word(passed: bool) -> Text:
     return Text("PASS", style="bold green") if passed else Text("FAIL", style="bold red")
 
 
-def _invariants_table(outcomes: tuple[InvariantOutcome, ...]) -> Table:
+def _invariants_frame() -> Table:
     table = _table("Invariants")
     for heading in ("invariant", "checks", "measured", "result"):
         table.add_column(heading, justify="right" if heading == "measured" else "left")
+    return table
+
+
+def _invariants_table(outcomes: tuple[InvariantOutcome, ...]) -> Table:
+    table = _invariants_frame()
     for name, check, measured, passed in invariant_rows(outcomes):
         table.add_row(name, check, measured, _result_word(passed))
     return table
@@ -525,9 +530,7 @@ def render_replications(console: Console, replications: Replications) -> None:
 def _replicated_invariants_table(replications: Replications) -> Table:
     """Each bound of the invariants: its measured mean and interval, and in how many replications it held."""
     count = len(replications.summaries)
-    table = _table("Invariants")
-    for heading in ("invariant", "checks", "measured", "result"):
-        table.add_column(heading, justify="right" if heading == "measured" else "left")
+    table = _invariants_frame()
     for index, outcome in enumerate(replications.summaries[0].invariants):
         interval = replications.interval("invariants", index, "measured")
         passed = sum(summary.invariants[index].passed for summary in replications.summaries)

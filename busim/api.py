@@ -82,6 +82,7 @@ class Result:
                 "consistent": self.summary.consistent,
                 "violations": list(self.summary.violations),
             },
+            "invariants": [asdict(outcome) for outcome in self.summary.invariants],
         }
 
 
@@ -96,7 +97,7 @@ class Replications:
     source: Source = Source()
     wall_time_s: float = 0.0
 
-    def interval(self, *path: str) -> Interval:
+    def interval(self, *path: str | int) -> Interval:
         """The mean and confidence interval of one metric, e.g. ``("consumers", "inventory", "lost")``."""
         values = []
         for document in self.results:
@@ -119,6 +120,7 @@ class Replications:
             "seeds": list(self.seeds),
             "metrics": _intervals(list(self.results)),
             "results": list(self.results),
+            "invariants": _replicated_invariants(list(self.results)),
         }
 
 
@@ -266,6 +268,25 @@ def _intervals(documents: list[Any]) -> Any:
             figure["replications"] = len(values)
         return figure
     return None
+
+
+def _replicated_invariants(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each bound of the invariants over the replications: in how many it held, and its measured mean and interval.
+
+    Every replication checks the same bounds in the same order.
+    """
+    replicated = []
+    for index, first in enumerate(documents[0]["invariants"]):
+        outcomes = [document["invariants"][index] for document in documents]
+        replicated.append(
+            {
+                **{key: first[key] for key in ("name", "subject", "metric", "bound", "limit")},
+                "passed": sum(outcome["passed"] for outcome in outcomes),
+                "replications": len(outcomes),
+                "measured": _intervals([outcome["measured"] for outcome in outcomes]),
+            }
+        )
+    return replicated
 
 
 def _checked(scenario: Scenario | LoadedScenario, max_messages: int) -> tuple[Scenario, Source]:

@@ -37,3 +37,34 @@ def test_every_preset_has_a_section_on_what_it_captures_and_leaves_out():
     assert covered == set(PRESETS)
     for section in sections:
         assert "Captures:" in section and "Leaves out:" in section, section.split("\n", 1)[0]
+
+
+SCENARIOS_DOC = (ROOT / "docs" / "scenarios.md").read_text()
+
+
+def test_every_invariant_metric_is_documented():
+    from busim.scenario.schema import INVARIANT_METRICS
+
+    section = SCENARIOS_DOC.split("## `invariants[]`", 1)[1].split("\n## ", 1)[0]
+    for metric in INVARIANT_METRICS:
+        assert f"`{metric}`" in section, metric
+
+
+def test_the_invariants_example_prints_the_table_shown(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    import busim
+    from busim.report.console import render_result
+
+    section = SCENARIOS_DOC.split("## `invariants[]`", 1)[1].split("\n## ", 1)[0]
+    example = section.split("A full scenario", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    shown = section.split("exits with code 0:\n\n```\n", 1)[1].split("\n```", 1)[0]
+    path = tmp_path / "checkout-fitness.yaml"
+    path.write_text(example)
+    output = io.StringIO()
+    render_result(Console(file=output, width=80, color_system=None), busim.simulate(busim.load(path)))
+    printed = [line.rstrip() for line in output.getvalue().splitlines()]
+    start = printed.index("Invariants")
+    assert printed[start : start + len(shown.splitlines())] == shown.splitlines()

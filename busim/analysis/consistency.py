@@ -35,6 +35,9 @@ class CounterConsistency:
     keys_diverged: int
     abs_drift: int
     most_drifted: tuple[KeyDrift, ...]
+    lowest: int | None  # the lowest balance over the keys in the run (see CounterState.balance); None without keys
+    highest: int | None  # the highest
+    oversold: int  # units the accepted changes took the keys below the counter's floor
 
 
 def reference_acceptance(
@@ -56,6 +59,13 @@ def reference_acceptance(
 
 
 def compare_counter(expected: CounterState, actual: CounterState) -> CounterConsistency:
+    """Compare a counter of the run with the reference, key by key; its range is the run's.
+
+    The lowest and highest balances are what counter invariants bound, read
+    here and nowhere else. A balance is the initial value plus every change
+    the consumer accepted: where concurrent writers lost updates it is below
+    the stored value, and an oversold key shows below its floor.
+    """
     drift = actual.values - expected.values
     order = np.argsort(-np.abs(drift), kind="stable")[:MOST_DRIFTED]
     return CounterConsistency(
@@ -67,6 +77,9 @@ def compare_counter(expected: CounterState, actual: CounterState) -> CounterCons
         most_drifted=tuple(
             KeyDrift(actual.keys[i], int(expected.values[i]), int(actual.values[i])) for i in order if drift[i] != 0
         ),
+        lowest=int(actual.balance.min()) if actual.balance.size else None,
+        highest=int(actual.balance.max()) if actual.balance.size else None,
+        oversold=actual.oversold,
     )
 
 

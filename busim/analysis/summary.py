@@ -17,6 +17,7 @@ from busim.analysis.consistency import (
     overtaken,
     reference_acceptance,
 )
+from busim.analysis.invariants import InvariantOutcome, check_invariants
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.analysis.series import Series, backlog_steps, group_series
 from busim.engine.effects import EffectPlan
@@ -89,6 +90,7 @@ class Summary:
     consumers: dict[str, ConsumerSummary]
     violations: tuple[str, ...]  # every departure from exactly-once, in words
     chains: dict[str, ChainSummary]  # by name, for scenarios whose consumers emit events
+    invariants: tuple[InvariantOutcome, ...] = ()  # every bound of the scenario's invariants, checked
 
     @property
     def consistent(self) -> bool:
@@ -135,6 +137,7 @@ def summarize(record: RunRecord) -> Summary:
         consumers=consumers,
         violations=violations,
         chains=summarize_chains(record, first_done_s),
+        invariants=check_invariants(scenario.invariants, consumers),
     )
 
 

@@ -29,10 +29,12 @@ from rich.table import Table
 from rich.text import Text
 
 from busim.analysis.intervals import CONFIDENCE, Interval
+from busim.analysis.invariants import COUNTER_MEASURES, InvariantOutcome, failed_invariants, invariant_names
 from busim.api import Comparison, Replications, Result
 from busim.engine.simulation import ProgressCallback
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
+from busim.scenario.schema import INVARIANT_METRICS
 
 ABSENT = "—"
 
@@ -114,6 +116,8 @@ def render_result(console: Console, result: Result) -> None:
         drifted = _most_drifted(result)
         if drifted.plain:
             console.print(drifted, soft_wrap=True)
+    if result.summary.invariants:
+        console.print(_invariants_table(result.summary.invariants))
     console.print(_verdict(result))
 
 
@@ -413,6 +417,77 @@ def _most_drifted(result: Result) -> Text:
     return text
 
 
+NOT_MEASURED = "n/a"
+
+
+def _measure(value: float | None, metric: str) -> str:
+    """A limit or a measured value of ``metric`` in its unit: ``250ms``, ``1.5%``, ``1,204``."""
+    if value is None:
+        return NOT_MEASURED
+    unit = INVARIANT_METRICS.get(metric, "count")  # a counter's lowest and highest are counts
+    if unit == "duration":
+        return format_duration(value)
+    if unit == "fraction":
+        return f"{value * 100:.3g}%"
+    if isinstance(value, int) or value.is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")  # a mean over replications, or a limit between whole numbers
+
+
+def invariant_check(outcome: InvariantOutcome) -> str:
+    """What a bound checks, in words: ``inventory latency p99 <= 250ms``, ``lowest inventory stock >= 0``."""
+    sign = "<=" if outcome.bound == "max" else ">="
+    limit = _measure(outcome.limit, outcome.metric)
+    if outcome.metric in COUNTER_MEASURES.values():
+        consumer, counter = outcome.subject.split(".", 1)
+        return f"{outcome.metric} {consumer} {counter} {sign} {limit}"
+    label = outcome.metric.replace("p999", "p99.9").replace("_", " ")
+    return f"{outcome.subject} {label} {sign} {limit}"
+
+
+def invariant_rows(outcomes: tuple[InvariantOutcome, ...]) -> list[tuple[str, str, str, bool]]:
+    """Each bound checked: the invariant's name, what it checks, the measured value, whether it held."""
+    return [
+        (outcome.name, invariant_check(outcome), _measure(outcome.measured, outcome.metric), outcome.passed)
+        for outcome in outcomes
+    ]
+
+
+def _result_word(passed: bool) -> Text:
+    return Text("PASS", style="bold green") if passed else Text("FAIL", style="bold red")
+
+
+def _invariants_frame() -> Table:
+    table = _table("Invariants")
+    for heading in ("invariant", "checks", "measured", "result"):
+        table.add_column(heading, justify="right" if heading == "measured" else "left")
+    return table
+
+
+def _invariants_table(outcomes: tuple[InvariantOutcome, ...]) -> Table:
+    table = _invariants_frame()
+    for name, check, measured, passed in invariant_rows(outcomes):
+        table.add_row(name, check, measured, _result_word(passed))
+    return table
+
+
+def invariant_failures(result: Result | Replications) -> list[str]:
+    """Each bound that failed, in a sentence: in the run, or in how many replications."""
+    if isinstance(result, Result):
+        return [
+            f"{name}: {check} (measured {measured})"
+            for name, check, measured, passed in invariant_rows(result.summary.invariants)
+            if not passed
+        ]
+    count = len(result.summaries)
+    failures = []
+    for index, outcome in enumerate(result.summaries[0].invariants):
+        failed = sum(not summary.invariants[index].passed for summary in result.summaries)
+        if failed:
+            failures.append(f"{outcome.name}: {invariant_check(outcome)} (failed in {failed} of {count} replications)")
+    return failures
+
+
 def _verdict(result: Result) -> Text | Group:
     if result.summary.consistent:
         return Text("Consistent: every message's effects were applied exactly once.", style="bold green")
@@ -539,11 +614,40 @@ def render_replications(console: Console, replications: Replications) -> None:
                 *([_interval_text(interval, False) if other == name else "" for other in names]),
             )
     console.print(table)
+    if replications.summaries[0].invariants:
+        console.print(_replicated_invariants_table(replications))
     consistent = sum(summary.consistent for summary in replications.summaries)
     style = "bold green" if consistent == count else "bold red"
     console.print(
         Text(f"Consistent with exactly-once processing in {consistent} of {count} replications.", style=style)
     )
+
+
+def _replicated_invariants_table(replications: Replications) -> Table:
+    """Each bound of the invariants: its measured mean and interval, and in how many replications it held."""
+    count = len(replications.summaries)
+    table = _invariants_frame()
+    for index, outcome in enumerate(replications.summaries[0].invariants):
+        interval = replications.interval("invariants", index, "measured")
+        passed = sum(summary.invariants[index].passed for summary in replications.summaries)
+        table.add_row(
+            outcome.name,
+            invariant_check(outcome),
+            _measured_interval(interval, outcome),
+            Text(f"passed in {passed} of {count}", style="bold green" if passed == count else "bold red"),
+        )
+    return table
+
+
+def _measured_interval(interval: Interval, outcome: InvariantOutcome) -> str:
+    if interval.replications == 0:
+        return NOT_MEASURED
+    if interval.replications < 2:
+        return _measure(interval.mean, outcome.metric)
+    # A consumer's figures are never negative; a counter's values can be.
+    low = interval.low if outcome.metric in COUNTER_MEASURES.values() else max(interval.low, 0.0)
+    shown = (_measure(value, outcome.metric) for value in (interval.mean, low, interval.high))
+    return "{} [{}, {}]".format(*shown)
 
 
 def _at(document: dict, path: tuple[str, ...]) -> object:
@@ -640,18 +744,39 @@ def _short(value: float, duration: bool) -> str:
 
 
 def comparison_verdicts(comparison: Comparison) -> list[tuple[str, bool]]:
-    """Each variant's verdict on exactly-once processing, in words, and whether it held throughout."""
+    """Each variant's verdict on exactly-once processing, in words, and whether it held throughout.
+
+    A variant with invariants is also judged by them, as ``busim run --fail-on-violation`` judges a run:
+    it is good when they all hold.
+    """
     verdicts = []
     for outcome in comparison.outcomes:
         if isinstance(outcome, Replications):
             held = sum(summary.consistent for summary in outcome.summaries)
             total = len(outcome.summaries)
-            verdicts.append((f"consistent in {held} of {total} replications", held == total))
+            verdict = (f"consistent in {held} of {total} replications", held == total)
         elif outcome.summary.consistent:
-            verdicts.append(("consistent", True))
+            verdict = ("consistent", True)
         else:
-            verdicts.append((f"inconsistent ({len(outcome.summary.violations)} violations)", False))
+            verdict = (f"inconsistent ({len(outcome.summary.violations)} violations)", False)
+        invariants = _invariants_verdict(outcome)
+        verdicts.append(verdict if invariants is None else (f"{verdict[0]}; {invariants[0]}", invariants[1]))
     return verdicts
+
+
+def _invariants_verdict(outcome: Result | Replications) -> tuple[str, bool] | None:
+    """How a variant fared against its invariants, in words, and whether they all held; None without any."""
+    summaries = outcome.summaries if isinstance(outcome, Replications) else (outcome.summary,)
+    names = invariant_names(summaries[0].invariants)
+    if not names:
+        return None
+    failed = list(dict.fromkeys(name for summary in summaries for name in failed_invariants(summary.invariants)))
+    if isinstance(outcome, Replications):
+        held = sum(not failed_invariants(summary.invariants) for summary in summaries)
+        words = f"invariants hold in {held} of {len(summaries)} replications"
+    else:
+        words = f"{len(names) - len(failed)} of {len(names)} invariants hold"
+    return (words + (f"; fails {', '.join(failed)}" if failed else ""), not failed)
 
 
 def _comparison_verdicts(comparison: Comparison) -> Table:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from busim.analysis.invariants import InvariantOutcome
 from busim.api import Comparison
 from busim.errors import OutputError, ScenarioFileError
 from busim.report.charts import RunView, draw_charts, figure_title, save_figure
@@ -23,6 +24,7 @@ from busim.report.console import (
     comparison_rows,
     comparison_verdicts,
     format_duration,
+    invariant_rows,
     reason_label,
     row_shown,
 )
@@ -77,6 +79,8 @@ def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
         ("Results", _figures_table(view)),
         ("Latency, publish to first completed processing", _latency_table(view)),
     ]
+    if document.get("invariants"):
+        found.append(("Invariants", _invariants_table(document["invariants"])))
     verdict = document["consistency"]
     found.append(
         (
@@ -128,6 +132,16 @@ def _recovery(summary: dict[str, Any]) -> str:
 
 def _emitted(counts: dict[str, int]) -> str:
     return ", ".join(f"{count:,} {event}" for event, count in counts.items()) or ABSENT
+
+
+def _invariants_table(invariants: list[dict]) -> list[list[str]]:
+    outcomes = tuple(InvariantOutcome(**outcome) for outcome in invariants)
+    rows = [["invariant", "checks", "measured", "result"]]
+    rows += [
+        [name, check, measured, "PASS" if passed else "FAIL"]
+        for name, check, measured, passed in invariant_rows(outcomes)
+    ]
+    return rows
 
 
 def _latency_table(view: RunView) -> list[list[str]]:

@@ -376,7 +376,10 @@ def _message(detail: Any, loc: KeyPath, data: Any) -> str:
         allowed = _allowed_keys(loc[:-1], data)
         key = str(loc[-1])
         suggestion = did_you_mean(key, allowed)
-        return f"unknown key {key!r}{suggestion}" + ("" if suggestion else f" (valid keys: {', '.join(allowed)})")
+        # The keys of an invariant's min and max name metrics.
+        what = "metric" if loc[:1] == ("invariants",) and loc[2:3] in (("min",), ("max",)) else "key"
+        listed = "metrics" if what == "metric" else "valid keys"
+        return f"unknown {what} {key!r}{suggestion}" + ("" if suggestion else f" ({listed}: {', '.join(allowed)})")
     if kind == "value_error":
         return str(ctx.get("error", detail["msg"]))
     comparisons = {
@@ -462,6 +465,14 @@ def _allowed_keys(loc: KeyPath, data: Any) -> list[str]:
         if annotation is None:
             return []
     annotation = _unwrap(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        # A value that is a number or a mapping (an invariant's bound): the keys are the mapping's.
+        models = [
+            member
+            for member in map(_unwrap, typing.get_args(annotation))
+            if isinstance(member, type) and issubclass(member, BaseModel)
+        ]
+        annotation = models[0] if len(models) == 1 else annotation
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [name for name in annotation.model_fields if name != "kind"]
     return []

@@ -23,6 +23,8 @@ def reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     problems: list[tuple[Path, str]] = []
     problems += _unique_names(data, "publishers", "publisher")
     problems += _unique_names(data, "consumers", "consumer")
+    problems += _unique_names(data, "invariants", "invariant")
+    problems += _invariant_references(data)
     problems += _time_ranges(data)
     problems += _endless_resends(data)
     events = data.get("events")
@@ -275,4 +277,54 @@ def _consumer_references(
                         "so it cannot be added to a counter",
                     )
                 )
+    return problems
+
+
+def _invariant_references(data: dict[str, Any]) -> list[tuple[Path, str]]:
+    """Each invariant's consumer is declared, and its counter is kept by that consumer, or by exactly one."""
+    counters: dict[str, list[str]] = {}  # consumer name -> its counters
+    for _, consumer in _entries(data, "consumers"):
+        name, state = consumer.get("name"), consumer.get("state")
+        if isinstance(name, str):
+            counters[name] = list(state) if isinstance(state, dict) else []
+    problems: list[tuple[Path, str]] = []
+    for index, invariant in _entries(data, "invariants"):
+        here: Path = ("invariants", index)
+        consumer, counter = invariant.get("consumer"), invariant.get("counter")
+        if isinstance(consumer, str) and consumer not in counters:
+            declared = ", ".join(counters) or "none"
+            problems.append(
+                (
+                    (*here, "consumer"),
+                    f"consumer {consumer!r} is not declared under consumers"
+                    f"{did_you_mean(consumer, counters)} (declared: {declared})",
+                )
+            )
+            continue
+        if not isinstance(counter, str):
+            continue
+        if isinstance(consumer, str):
+            kept = counters[consumer]
+            if counter not in kept:
+                problems.append(
+                    (
+                        (*here, "counter"),
+                        f"counter {counter!r} is not declared in {consumer}'s state"
+                        f"{did_you_mean(counter, kept)} (declared: {', '.join(kept) or 'none'})",
+                    )
+                )
+            continue
+        keepers = [name for name, kept in counters.items() if counter in kept]
+        if len(keepers) > 1:
+            listed = ", ".join(keepers[:-1]) + f" and {keepers[-1]}"
+            problems.append(((*here, "counter"), f"counter {counter!r} is kept by {listed}; name the consumer"))
+        elif not keepers:
+            every = list(dict.fromkeys(name for kept in counters.values() for name in kept))
+            problems.append(
+                (
+                    (*here, "counter"),
+                    f"counter {counter!r} is not declared in any consumer's state"
+                    f"{did_you_mean(counter, every)} (declared: {', '.join(every) or 'none'})",
+                )
+            )
     return problems

@@ -13,6 +13,7 @@ live in :mod:`busim.scenario.references`.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterable
 from itertools import pairwise
@@ -23,9 +24,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     PlainValidator,
     StringConstraints,
     ValidationInfo,
+    create_model,
     field_validator,
     model_serializer,
     model_validator,
@@ -608,6 +611,148 @@ class Consumer(Model):
         return self.instances * self.concurrency
 
 
+# ---------------------------------------------------------------- invariants
+# The figures of a consumer that an invariant can bound, and the unit of each
+# limit: a duration is written with units (250ms) and held in seconds; counts and
+# fractions are numbers >= 0. busim.analysis.invariants.METRICS reads each from a
+# run, and a test keeps the two tables in step.
+INVARIANT_METRICS: dict[str, Literal["count", "duration", "fraction"]] = {
+    "duplicate_effects": "count",
+    "duplicate_deliveries": "count",
+    "redelivered": "count",
+    "lost": "count",
+    "dead_lettered": "count",
+    "rejected": "count",
+    "wrongly_rejected": "count",
+    "wrongly_accepted": "count",
+    "out_of_order": "count",
+    "in_flight_at_end": "count",
+    "crashes": "count",
+    "max_backlog": "count",
+    "processed": "count",
+    "latency_p50": "duration",
+    "latency_p90": "duration",
+    "latency_p95": "duration",
+    "latency_p99": "duration",
+    "latency_p999": "duration",
+    "latency_max": "duration",
+    "latency_mean": "duration",
+    "duplicate_effect_fraction": "fraction",
+    "lost_fraction": "fraction",
+    "oversold": "count",
+    "lost_updates": "count",
+    "optimistic_retries": "count",
+    "recovery_max": "duration",
+}
+
+
+def _non_negative(value: Any) -> int | float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 and math.isfinite(value):
+        return value
+    raise ValueError(f"expected a number >= 0 (got {_got(value)})")
+
+
+NonNegative = Annotated[int | float, PlainValidator(_non_negative)]
+
+
+class _Limits(Model):
+    """Limits on figures of a consumer, one optional field per metric of :data:`INVARIANT_METRICS`."""
+
+    def items(self) -> list[tuple[str, int | float]]:
+        """The ``(metric, limit)`` pairs given, in the order of :data:`INVARIANT_METRICS`."""
+        return [(metric, limit) for metric, limit in self if limit is not None]
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> _Limits:
+        if not self.items():
+            raise ValueError("name at least one metric, such as {duplicate_effects: 0}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: Any) -> Any:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+MetricLimits = create_model(
+    "MetricLimits",
+    __base__=_Limits,
+    **{
+        metric: (Seconds | None if unit == "duration" else NonNegative | None, None)
+        for metric, unit in INVARIANT_METRICS.items()
+    },
+)
+
+
+def _invariant_kind(fields: dict[str, Any]) -> str | None:
+    """``counter`` or ``consumer`` from the fields validated so far; None while a wrong value hides it."""
+    if fields.get("counter") is not None:
+        return "counter"
+    if "counter" in fields and fields.get("consumer") is not None:
+        return "consumer"
+    return None
+
+
+def _bound(value: Any, info: ValidationInfo) -> int | _Limits:
+    """A counter's bound (an integer) or limits on a consumer's metrics (a mapping), as the invariant needs."""
+    kind = _invariant_kind(info.data)
+    if isinstance(value, dict) and kind != "counter":
+        return MetricLimits.model_validate(value)
+    is_integer = isinstance(value, int) and not isinstance(value, bool)
+    if is_integer and kind != "consumer":
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"integers must lie within ±2^63 (got {value})")
+        return value
+    if kind == "counter":
+        raise ValueError(f"a counter's bound is a whole number, such as {info.field_name}: 0 (got {_got(value)})")
+    if kind == "consumer":
+        raise ValueError(
+            f"expected a mapping of metric to limit, such as {info.field_name}: {{duplicate_effects: 0}} "
+            f"(got {_got(value)})"
+        )
+    raise ValueError(f"expected a whole number (a counter's bound) or a mapping of metric to limit (got {_got(value)})")
+
+
+def _dump_bound(bound: int | _Limits) -> Any:
+    return bound if isinstance(bound, int) else bound.model_dump()
+
+
+Bound = Annotated[int | MetricLimits, PlainValidator(_bound), PlainSerializer(_dump_bound)]
+
+
+class Invariant(Model):
+    """A bound the run must keep: on every key of a counter, or on figures of a consumer.
+
+    ``{counter, min, max}`` bounds a counter's values with integers (``consumer``
+    names its keeper when several consumers have a counter of that name);
+    ``{consumer, min, max}`` bounds the consumer's metrics, each a mapping of
+    metric to limit, durations in seconds.
+    """
+
+    name: Name
+    counter: str | None = None
+    consumer: str | None = None
+    min: Bound | None = None
+    max: Bound | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Invariant:
+        if self.counter is None and self.consumer is None:
+            raise ValueError(
+                "an invariant bounds a counter (counter: stock, min: 0) "
+                "or a consumer's metrics (consumer: inventory, max: {duplicate_effects: 0}); give counter or consumer"
+            )
+        if self.min is None and self.max is None:
+            example = "min: 0" if self.counter is not None else "max: {duplicate_effects: 0}"
+            raise ValueError(f"an invariant needs min, max or both, such as {example}")
+        if isinstance(self.min, int) and isinstance(self.max, int) and self.min > self.max:
+            raise ValueError(f"min (={self.min}) must be <= max (={self.max})")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: Any) -> Any:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
 class Scenario(Model):
     name: Name
     description: str = ""
@@ -622,6 +767,7 @@ class Scenario(Model):
     publishers: Annotated[list[Publisher], Field(min_length=1)]
     broker: Broker = Broker()
     consumers: Annotated[list[Consumer], Field(min_length=1)]
+    invariants: list[Invariant] = []
 
     @field_validator("warmup")
     @classmethod

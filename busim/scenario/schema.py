@@ -54,6 +54,7 @@ Integer = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 PerSecond = Annotated[float, BeforeValidator(parse_rate)]
+PositivePerSecond = Annotated[float, BeforeValidator(parse_rate), Field(gt=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_:-]*$")]
 
@@ -520,6 +521,17 @@ class Effect(Model):
         return -1 if isinstance(self.add, str) and self.add.startswith("-") else 1
 
 
+class Queries(Model):
+    """Reads served from a consumer's state (its read model): Poisson at ``rate``, each of one key of ``counter``.
+
+    That the counter is the consumer's own and has an effect to give it keys
+    is checked in :mod:`busim.scenario.references`.
+    """
+
+    rate: PositivePerSecond
+    counter: str
+
+
 class Consumer(Model):
     name: Name
     subscribes: Annotated[list[str], Field(min_length=1)]
@@ -531,6 +543,7 @@ class Consumer(Model):
     crash: Crash | None = None
     state: dict[Name, Counter] = {}
     effects: list[Effect] = []
+    queries: Queries | None = None
 
     @field_validator("concurrency")
     @classmethod

@@ -71,9 +71,9 @@ def test_keys_keep_their_written_form(tmp_path):
     text = BASE + "consumers: [{name: c, subscribes: [E], true: 1, 3: x}]\n"
     assert problems(tmp_path, text) == [
         "4:40: consumers[0].true: unknown key 'true' (valid keys: name, subscribes, instances, concurrency, "
-        "processing_time, idempotency, dedup_ttl, crash, state, effects)",
+        "processing_time, idempotency, dedup_ttl, crash, state, effects, queries)",
         "4:49: consumers[0].3: unknown key '3' (valid keys: name, subscribes, instances, concurrency, "
-        "processing_time, idempotency, dedup_ttl, crash, state, effects)",
+        "processing_time, idempotency, dedup_ttl, crash, state, effects, queries)",
     ]
 
 

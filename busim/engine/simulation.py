@@ -21,6 +21,7 @@ from busim.engine.keys import key_codes, partition_of
 from busim.engine.outages import Outages
 from busim.engine.partitions import PartitionedGroup
 from busim.engine.publishing import publish
+from busim.engine.queries import draw_reads
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause, GroupRecord, Messages, RunRecord
 from busim.engine.rules import DeliveryRules
@@ -67,12 +68,18 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
             on_progress(min(env.now, horizon_s))
     drained = not any(group.has_work_left() for group in groups)
     records = tuple(group.record(horizon_s) for group in groups)
+    reads = {
+        consumer.name: draw_reads(consumer, scenario.duration, record.message_ids.size, streams)
+        for consumer, record in zip(scenario.consumers, records)
+        if consumer.queries is not None
+    }
     return RunRecord(
         scenario=scenario,
         messages=messages,
         groups=records,
         sim_time_s=_last_activity_s(messages, records) if drained else horizon_s,
         drained=drained,
+        reads=reads,
     )
 
 

@@ -17,6 +17,7 @@ from busim.analysis.consistency import (
     reference_acceptance,
 )
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
+from busim.analysis.reads import read_staleness
 from busim.analysis.series import Series, backlog_steps, group_series
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes
@@ -69,6 +70,11 @@ class ConsumerSummary:
     state: dict[str, CounterConsistency]
     series: Series  # figures per time window, for charts
     latency_quantiles_s: tuple[tuple[float, float], ...]  # (percentile, end-to-end latency), for the CDF
+    # Reads of the read model (queries), at or after the warm-up: 0 and None without queries.
+    reads: int
+    stale_reads: int
+    stale_read_fraction: float | None
+    staleness_age_s: LatencySummary | None
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
     lost_reasons = group.lost_reason[first_loss][fates.lost[group.lost_message[first_loss]]]
     _, first_dead = np.unique(group.dead_letter_message, return_index=True)
     dead_causes = group.dead_letter_cause[first_dead]
+    staleness = read_staleness(record, group, first_rows)
     return ConsumerSummary(
         subscribed=count,
         delivered=len(deliveries),
@@ -181,6 +188,10 @@ def _consumer_summary(record: RunRecord, group: GroupRecord) -> ConsumerSummary:
         state=state,
         series=group_series(record, group, first_rows),
         latency_quantiles_s=_latency_quantiles(record, group, first_rows),
+        reads=staleness.reads if staleness else 0,
+        stale_reads=staleness.stale_reads if staleness else 0,
+        stale_read_fraction=staleness.stale_read_fraction if staleness else None,
+        staleness_age_s=staleness.staleness_age_s if staleness else None,
     )
 
 

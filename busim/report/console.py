@@ -203,7 +203,48 @@ def _consumers_table(result: Result) -> Table:
             cells = [_count(value) if anomaly else f"{value:,}" for value in values]
         why = _SPECIAL_WHY.get(attribute, _reasons)(result, attribute)
         table.add_row(label, *cells, why)
+    for label, cells, why in read_rows(
+        result.scenario, {name: asdict(consumer) for name, consumer in consumers.items()}
+    ):
+        table.add_row(label, *cells, why)
     return table
+
+
+def read_rows(scenario: Scenario, consumers: dict[str, dict]) -> list[tuple[str, list[str], str]]:
+    """Rows on the reads of the consumers' read models: (label, a cell per consumer, why).
+
+    ``consumers`` holds each consumer's results.json figures. There are no
+    rows unless some consumer has ``queries``; a consumer without them shows
+    a dash.
+    """
+    queried = {name: scenario.consumer(name).queries for name in consumers}
+    if not any(queried.values()):
+        return []
+    stale, ages = [], []
+    for name, figures in consumers.items():
+        if queried[name] is None:
+            stale.append(ABSENT)
+            ages.append(ABSENT)
+            continue
+        fraction = figures["stale_read_fraction"]
+        share = f" ({fraction:.1%})" if fraction is not None else ""
+        stale.append(f"{figures['stale_reads']:,} of {figures['reads']:,}{share}")
+        age = figures["staleness_age_s"]
+        ages.append(f"{format_duration(age['p50'])} / {format_duration(age['p99'])}" if age["count"] else ABSENT)
+    several = sum(queries is not None for queries in queried.values()) > 1
+    reads = "; ".join(
+        f"{name + ': ' if several else ''}reads of {queries.counter} at {_rate(queries.rate)}/s"
+        for name, queries in queried.items()
+        if queries is not None
+    )
+    return [
+        ("stale reads", stale, reads),
+        ("staleness p50 / p99", ages, "since the oldest event not yet applied"),
+    ]
+
+
+def _rate(per_s: float) -> str:
+    return f"{int(per_s):,}" if per_s.is_integer() else f"{per_s:,.3g}"
 
 
 # A reason in the words of the broker at hand, where they differ from results.json's generic names.

@@ -21,6 +21,7 @@ from busim.report.console import (
     comparison_rows,
     comparison_verdicts,
     format_duration,
+    read_rows,
     reason_label,
 )
 from busim.report.files import write_files
@@ -100,6 +101,7 @@ def _figures_table(view: RunView) -> list[list[str]]:
             if reasons
         )
         rows.append([label, *(f"{view.consumers[name][key]:,}" for name in names), why])
+    rows += [[label, *cells, why] for label, cells, why in read_rows(view.scenario, view.consumers)]
     for name in names:
         for counter, state in view.consumers[name]["state"].items():
             cells = [

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 import busim
 from busim.analysis.latency import LatencySummary
 from busim.analysis.reads import stale_read_ages
-from busim.errors import ScenarioError
+from busim.errors import RunTooLargeError, ScenarioError
 from tests.conftest import SCENARIOS, consumer, scenario
 
 ONE_KEY = {"Job": {"fields": {"item": {"constant": 1}}}}
@@ -259,4 +259,14 @@ def test_an_override_naming_an_unknown_counter_is_reported_as_the_override():
     assert str(error.value) == (
         f"--set {assignment}: consumers[0].queries.counter: counter 'stok' is not declared in this consumer's "
         "state; did you mean 'stock'? (declared: stock)"
+    )
+
+
+def test_a_run_with_more_reads_than_the_limit_is_refused_before_it_starts():
+    subject = scenario(consumers=[consumer(queries={"rate": "1000/s", "counter": "seen"}, **COUNTED)])
+    with pytest.raises(RunTooLargeError) as error:
+        busim.simulate(subject, max_messages=5_000)
+    assert str(error.value) == (
+        "test would have its consumers serve about 10,000 reads, more than the limit of 5,000; lower "
+        "consumers[].queries.rate, shorten duration, or raise the limit with --max-messages"
     )

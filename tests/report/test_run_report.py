@@ -129,7 +129,8 @@ def test_the_results_table_of_the_report_shows_the_reads_of_a_read_model():
     from tests.conftest import scenario
 
     figures = dict(sections(RunView.of(crash_and_loss())))["Results"]
-    assert ["stale reads", "151 of 196 (77.0%)", "reads of seen at 20/s"] in figures
-    assert ["staleness p50 / p99", "4.52s / 9.77s", "since the oldest event not yet applied"] in figures
+    assert ["stale reads", "151", "77.0% of 196 reads of seen at 20/s"] in figures
+    assert ["staleness p50", "4.52s", "since the oldest event not yet applied"] in figures
+    assert ["staleness p99", "9.77s", ""] in figures
     plain = dict(sections(RunView.of(busim.simulate(scenario()))))["Results"]
     assert not any(row[0].startswith("stale") for row in plain)

@@ -246,7 +246,8 @@ def read_rows(scenario: Scenario, consumers: dict[str, dict]) -> list[tuple[str,
 
 
 def _rate(per_s: float) -> str:
-    return f"{int(per_s):,}" if per_s.is_integer() else f"{per_s:,.3g}"
+    """A rate per second as a user would write it: ``1,000``, ``20``, ``0.5``."""
+    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
 
 
 # A reason in the words of the broker at hand, where they differ from results.json's generic names.

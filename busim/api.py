@@ -102,6 +102,8 @@ class Replications:
         for document in self.results:
             value: Any = document
             for key in path:
+                if value is None:  # under a summary with no samples (staleness without queries)
+                    break
                 value = value[key]
             if value is not None:  # a statistic over no samples
                 values.append(float(value))

@@ -486,6 +486,16 @@ def render_replications(console: Console, replications: Replications) -> None:
                 f"{counter} drift ({name})" if len(names) > 1 else f"{counter} drift",
                 *([_interval_text(interval, False) if other == name else "" for other in names]),
             )
+    for name in names:
+        if scenario.consumer(name).queries is None:
+            continue
+        for label, path, duration in READ_FIGURES:
+            interval = replications.interval("consumers", name, *path)
+            cell = ABSENT if interval.replications == 0 else _interval_text(interval, duration)
+            table.add_row(
+                f"{label} ({name})" if len(names) > 1 else label,
+                *([cell if other == name else "" for other in names]),
+            )
     console.print(table)
     consistent = sum(summary.consistent for summary in replications.summaries)
     style = "bold green" if consistent == count else "bold red"
@@ -496,6 +506,8 @@ def render_replications(console: Console, replications: Replications) -> None:
 
 def _at(document: dict, path: tuple[str, ...]) -> object:
     for key in path:
+        if document is None:  # under a summary with no samples (staleness without queries)
+            return None
         document = document[key]
     return document
 
@@ -555,7 +567,11 @@ def _compact_comparison(comparison: Comparison, consumer: str) -> Table:
         table.add_column("variant", no_wrap=True)
     else:
         table.add_column("variant", overflow="fold", width=22)
-    columns = [*_COMPACT_COLUMNS, *_drift_columns(comparison, consumer)]
+    columns = [
+        *_COMPACT_COLUMNS,
+        *_drift_columns(comparison, consumer),
+        *_read_columns(comparison, consumer, _COMPACT_READ_COLUMNS),
+    ]
     figures = [[_figure(outcome, consumer, path) for _, path, _ in columns] for outcome in comparison.outcomes]
     # Leave out the figures that are 0 for every variant: they make no difference here.
     shown = [
@@ -575,6 +591,28 @@ def _drift_columns(comparison: Comparison, consumer: str) -> list[tuple[str, tup
         counter for outcome in comparison.outcomes for counter in _consumer_document(outcome, consumer)["state"]
     )
     return [(f"{counter} drift", ("state", counter, "abs_drift"), False) for counter in counters]
+
+
+# The figures on a read model's reads, where a consumer has queries: (label, path, a duration).
+READ_FIGURES = (
+    ("stale reads", ("stale_reads",), False),
+    ("staleness p50", ("staleness_age_s", "p50"), True),
+    ("staleness p99", ("staleness_age_s", "p99"), True),
+)
+
+
+_COMPACT_READ_COLUMNS = tuple(
+    (label.replace("staleness", "stale"), path, duration) for label, path, duration in READ_FIGURES
+)
+
+
+def _read_columns(
+    comparison: Comparison, consumer: str, figures: tuple[tuple[str, tuple[str, ...], bool], ...] = READ_FIGURES
+) -> list[tuple[str, tuple[str, ...], bool]]:
+    """The stale-read ``figures``, where some variant's consumer has queries."""
+    if any(outcome.scenario.consumer(consumer).queries for outcome in comparison.outcomes):
+        return list(figures)
+    return []
 
 
 def _consumer_document(outcome: Result | Replications, consumer: str) -> dict:
@@ -612,7 +650,11 @@ def _comparison_verdicts(comparison: Comparison) -> Table:
 def comparison_rows(comparison: Comparison, consumer: str) -> list[tuple[str, list[Text]]]:
     """Each figure of ``consumer`` across the variants, with its change from the first variant."""
     rows = []
-    for label, path, duration in (*_REPLICATED_ROWS, *_drift_columns(comparison, consumer)):
+    for label, path, duration in (
+        *_REPLICATED_ROWS,
+        *_drift_columns(comparison, consumer),
+        *_read_columns(comparison, consumer),
+    ):
         figures = [_figure(outcome, consumer, path) for outcome in comparison.outcomes]
         if all(figure is None for figure in figures):
             continue

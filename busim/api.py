@@ -103,6 +103,8 @@ class Replications:
         for document in self.results:
             value: Any = document
             for key in path:
+                if value is None:  # under a summary with no samples (staleness without queries)
+                    break
                 value = value[key]
             if value is not None:  # a statistic over no samples
                 values.append(float(value))
@@ -378,7 +380,8 @@ def check_size(scenario: Scenario, max_messages: int = MAX_MESSAGES) -> None:
     """Refuse a run that would not fit in memory, before it starts.
 
     Raises:
-        RunTooLargeError: the consumer groups would handle more than ``max_messages`` messages.
+        RunTooLargeError: the consumer groups would handle more than ``max_messages`` messages, or their
+            read models would serve more than ``max_messages`` reads.
     """
     expected = expected_group_messages(scenario)
     if expected > max_messages:
@@ -387,6 +390,13 @@ def check_size(scenario: Scenario, max_messages: int = MAX_MESSAGES) -> None:
             f"limit of {max_messages:,} (about {_bytes(expected * BYTES_PER_MESSAGE)} of memory for the "
             "records); shorten duration, lower the rates, set publishers[].count, or raise the limit "
             "with --max-messages"
+        )
+    reads = sum(consumer.queries.rate * scenario.duration for consumer in scenario.consumers if consumer.queries)
+    if reads > max_messages:
+        raise RunTooLargeError(
+            f"{scenario.name} would have its consumers serve about {reads:,.0f} reads, more than the limit of "
+            f"{max_messages:,}; lower consumers[].queries.rate, shorten duration, or raise the limit with "
+            "--max-messages"
         )
 
 

@@ -134,7 +134,8 @@ def run(
         int,
         typer.Option(
             "--max-messages",
-            help="Refuse runs whose consumer groups would handle more messages than this (memory guard).",
+            help="Refuse runs whose consumer groups would handle more messages, or serve more reads, than this "
+            "(memory guard).",
             parser=_whole_number(1),
             metavar="N",
         ),

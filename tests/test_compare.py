@@ -222,3 +222,28 @@ def test_every_bad_variant_is_reported_at_once(tmp_path):
         load_variants([path], [], [])
     lines = str(error.value).splitlines()
     assert [line.split(": ")[1] for line in lines] == ["variants.a", "variants.b", "variants.c"]
+
+
+def test_a_comparison_shows_the_stale_reads_of_consumers_with_queries():
+    from busim.report.console import comparison_rows
+    from tests.conftest import consumer, scenario
+
+    counted = {"state": {"seen": {}}, "effects": [{"counter": "seen", "key": "item", "add": 1}]}
+    slow = consumer(
+        processing_time={"exponential": {"mean": "50ms"}}, queries={"rate": 50, "counter": "seen"}, **counted
+    )
+    variants = [
+        ("slow", scenario(consumers=[slow, consumer(name="plain")])),
+        ("instant", scenario(consumers=[{**slow, "processing_time": 0}, consumer(name="plain")])),
+    ]
+    comparison = busim.compare(variants)
+    rows = {label: [cell.plain for cell in cells] for label, cells in comparison_rows(comparison, "worker")}
+    # Processing that takes no time applies every message the instant it is published: no read is stale.
+    assert rows["stale reads"] == ["53", "0 (-100%)"]
+    assert rows["staleness p50"] == ["40.5ms", "—"]
+    assert rows["staleness p99"] == ["159ms", "—"]
+    assert not any(label.startswith("stale") for label, _ in comparison_rows(comparison, "plain"))
+    output = io.StringIO()
+    render_comparison(Console(file=output, width=100, color_system=None), busim.compare(variants * 2))
+    assert "  variant      p50      p99   stale reads   stale p50   stale p99" in output.getvalue()
+    assert "  slow      36.6ms    219ms            53      40.5ms       159ms" in output.getvalue()

@@ -30,6 +30,21 @@ def test_the_sample_output_is_what_the_flash_sale_prints():
     )
 
 
+def test_the_stale_reads_sample_is_what_the_flash_sale_prints_with_queries():
+    command, sample = re.findall(r"## Stale reads\n.*?```\n(.*?)\n```\n\n```\n(.*?)\n```", README, re.DOTALL)[0]
+    assignment = "consumers.inventory.queries={rate: 200/s, counter: stock}"
+    assert command == f"busim run scenarios/flash-sale.yaml --set '{assignment}'"
+    output = io.StringIO()
+    render_result(
+        Console(file=output, width=80, color_system=None),
+        busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml", [assignment])),
+    )
+    printed = [line.rstrip() for line in output.getvalue().splitlines()]
+    expected = sample.splitlines()
+    start = printed.index(expected[0])
+    assert printed[start : start + len(expected)] == expected
+
+
 def test_ci_runs_the_readme_test_command():
     printed = subprocess.run(["bash", ".ci/run", "--print"], cwd=ROOT, capture_output=True, text=True, check=True)
     block = re.search(r"<!-- test command[^\n]*\n```\n([^\n]+)\n```", README)

@@ -95,3 +95,27 @@ def test_replications_are_bounded():
         busim.replicate(FAULTY, replications=0)
     result = CliRunner().invoke(app, ["run", str(SCENARIOS / "flash-sale.yaml"), "--replications", "10001"])
     assert result.exit_code == 2
+
+
+def test_replications_show_the_stale_reads_of_consumers_with_queries():
+    import io
+
+    from rich.console import Console
+
+    from busim.report.console import render_replications
+
+    counted = {"state": {"seen": {}}, "effects": [{"counter": "seen", "key": "item", "add": 1}]}
+    reader = consumer(
+        processing_time={"exponential": {"mean": "50ms"}}, queries={"rate": 50, "counter": "seen"}, **counted
+    )
+    replications = busim.replicate(scenario(consumers=[reader, consumer(name="plain")]), 3)
+    stale = [document["consumers"]["worker"]["stale_reads"] for document in replications.results]
+    assert replications.interval("consumers", "worker", "stale_reads").mean == pytest.approx(sum(stale) / 3)
+    # Without queries there is no staleness summary to look into.
+    assert replications.interval("consumers", "plain", "staleness_age_s", "p50").replications == 0
+    output = io.StringIO()
+    render_replications(Console(file=output, width=120, color_system=None), replications)
+    lines = [line.strip() for line in output.getvalue().splitlines()]
+    (row,) = [line for line in lines if line.startswith("stale reads (worker)")]
+    assert row.endswith("65.0 [15.1, 114.9]")  # the mean of the replications' 63, 86 and 46, under root seed 1
+    assert not any("(plain)" in line for line in lines)

@@ -61,6 +61,7 @@ METRICS: dict[str, MetricReader] = {
     "lost_updates": attrgetter("lost_updates"),
     "optimistic_retries": attrgetter("optimistic_retries"),
     "recovery_max": attrgetter("recovery_s.max"),
+    "stale_read_fraction": attrgetter("stale_read_fraction"),
 }
 
 # What a counter invariant measures for each bound: every key is at least min

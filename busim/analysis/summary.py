@@ -19,6 +19,7 @@ from busim.analysis.consistency import (
 )
 from busim.analysis.invariants import InvariantOutcome, check_invariants
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
+from busim.analysis.reads import read_staleness
 from busim.analysis.series import Series, backlog_steps, group_series
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes
@@ -82,6 +83,11 @@ class ConsumerSummary:
     recovery_s: LatencySummary  # per crash: restart plus replay until the instance serves again
     recovery_times_s: tuple[float, ...]  # per crash, in the order of crash_times_s
     replayed_events: tuple[int, ...]  # per crash: events an event-sourced consumer replayed
+    # Reads of the read model (queries), at or after the warm-up: 0 and None without queries.
+    reads: int
+    stale_reads: int
+    stale_read_fraction: float | None
+    staleness_age_s: LatencySummary | None
 
 
 @dataclass(frozen=True)
@@ -189,6 +195,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
     oversold = sum(counter.oversold for counter in group.counters.values())
     out_of_order_causes = _out_of_order_causes(record, group, first_rows)
     emitted = np.bincount(record.messages.event[emitted_by], minlength=len(events))
+    staleness = read_staleness(record, group, first_rows)
     summary = ConsumerSummary(
         subscribed=count,
         delivered=len(deliveries),
@@ -234,6 +241,10 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         recovery_s=LatencySummary.of(group.recovery_s),
         recovery_times_s=tuple(float(t) for t in group.recovery_s),
         replayed_events=tuple(int(n) for n in group.replayed),
+        reads=staleness.reads if staleness else 0,
+        stale_reads=staleness.stale_reads if staleness else 0,
+        stale_read_fraction=staleness.stale_read_fraction if staleness else None,
+        staleness_age_s=staleness.staleness_age_s if staleness else None,
     )
     return summary, first_done_s
 

@@ -8,7 +8,7 @@ by its group-local index, an index into ``GroupRecord.message_ids``.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -238,6 +238,18 @@ class GroupRecord:
 
 
 @dataclass(frozen=True)
+class Reads:
+    """The reads of one consumer's read model (its ``queries``), drawn up front, in time order."""
+
+    at_s: np.ndarray  # when each read came, inside the publishing window [0, duration)
+    message: np.ndarray  # group-local index of the message whose key it reads
+    effect: np.ndarray  # which of the effects on the queried counter gives that key (0 with one effect)
+
+    def __len__(self) -> int:
+        return len(self.at_s)
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """Everything one simulation run produced."""
 
@@ -246,3 +258,4 @@ class RunRecord:
     groups: tuple[GroupRecord, ...]
     sim_time_s: float
     drained: bool  # False when the run stopped at duration + drain_timeout with work left
+    reads: dict[str, Reads] = field(default_factory=dict)  # consumer name -> its reads, for consumers with queries

@@ -22,6 +22,7 @@ from busim.engine.keys import key_codes, partition_of
 from busim.engine.outages import Outages
 from busim.engine.partitions import PartitionedGroup
 from busim.engine.publishing import publish
+from busim.engine.queries import draw_reads
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Messages, RunRecord
 from busim.engine.rules import DeliveryRules
@@ -65,12 +66,18 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
             records[record.name] = record
             messages = emit(scenario, record, messages, streams, outages)
     groups_in_order = tuple(records[consumer.name] for consumer in scenario.consumers)
+    reads = {
+        consumer.name: draw_reads(consumer, scenario.duration, record.message_ids.size, streams)
+        for consumer, record in zip(scenario.consumers, groups_in_order)
+        if consumer.queries is not None
+    }
     return RunRecord(
         scenario=scenario,
         messages=messages,
         groups=groups_in_order,
         sim_time_s=_last_activity_s(messages, groups_in_order) if drained else scenario.horizon_s,
         drained=drained,
+        reads=reads,
     )
 
 

@@ -244,7 +244,51 @@ def _consumers_table(result: Result) -> Table:
             cells = [_count(value) if anomaly else f"{value:,}" for value in values]
         why = _SPECIAL_WHY.get(attribute, _reasons)(result, attribute)
         table.add_row(label, *cells, why)
+    for label, cells, why in read_rows(
+        result.scenario, {name: asdict(consumer) for name, consumer in consumers.items()}
+    ):
+        table.add_row(label, *cells, why)
     return table
+
+
+def read_rows(scenario: Scenario, consumers: dict[str, dict]) -> list[tuple[str, list[str], str]]:
+    """Rows on the reads of the consumers' read models: (label, a cell per consumer, why).
+
+    ``consumers`` holds each consumer's results.json figures. There are no
+    rows unless some consumer has ``queries``; a consumer without them shows
+    a dash. The cells stay narrow, as the other rows' do; the share of stale
+    reads goes with the why.
+    """
+    queried = {name: scenario.consumer(name).queries for name in consumers}
+    if not any(queried.values()):
+        return []
+    stale, p50, p99, shares = [], [], [], []
+    several = sum(queries is not None for queries in queried.values()) > 1
+    for name, figures in consumers.items():
+        queries = queried[name]
+        if queries is None:
+            stale.append(ABSENT)
+            p50.append(ABSENT)
+            p99.append(ABSENT)
+            continue
+        stale.append(f"{figures['stale_reads']:,}")
+        age_s = figures["staleness_age_s"]
+        p50.append(format_duration(age_s["p50"]))
+        p99.append(format_duration(age_s["p99"]))
+        fraction = figures["stale_read_fraction"]
+        share = f"{fraction:.1%} of " if fraction is not None else ""
+        reads = f"{share}{figures['reads']:,} reads of {queries.counter} at {_rate(queries.rate)}/s"
+        shares.append(f"{name}: {reads}" if several else reads)
+    return [
+        ("stale reads", stale, "; ".join(shares)),
+        ("staleness p50", p50, "since the oldest event not yet applied"),
+        ("staleness p99", p99, ""),
+    ]
+
+
+def _rate(per_s: float) -> str:
+    """A rate per second as a user would write it: ``1,000``, ``20``, ``0.5``."""
+    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
 
 
 # A reason in the words of the broker at hand, where they differ from results.json's generic names.
@@ -613,6 +657,16 @@ def render_replications(console: Console, replications: Replications) -> None:
                 f"{counter} drift ({name})" if len(names) > 1 else f"{counter} drift",
                 *([_interval_text(interval, False) if other == name else "" for other in names]),
             )
+    for name in names:
+        if scenario.consumer(name).queries is None:
+            continue
+        for label, path, duration in READ_FIGURES:
+            interval = replications.interval("consumers", name, *path)
+            cell = ABSENT if interval.replications == 0 else _interval_text(interval, duration)
+            table.add_row(
+                f"{label} ({name})" if len(names) > 1 else label,
+                *([cell if other == name else "" for other in names]),
+            )
     console.print(table)
     if replications.summaries[0].invariants:
         console.print(_replicated_invariants_table(replications))
@@ -652,6 +706,8 @@ def _measured_interval(interval: Interval, outcome: InvariantOutcome) -> str:
 
 def _at(document: dict, path: tuple[str, ...]) -> object:
     for key in path:
+        if document is None:  # under a summary with no samples (staleness without queries)
+            return None
         document = document[key]
     return document
 
@@ -711,7 +767,11 @@ def _compact_comparison(comparison: Comparison, consumer: str) -> Table:
         table.add_column("variant", no_wrap=True)
     else:
         table.add_column("variant", overflow="fold", width=22)
-    columns = [*_COMPACT_COLUMNS, *_drift_columns(comparison, consumer)]
+    columns = [
+        *_COMPACT_COLUMNS,
+        *_drift_columns(comparison, consumer),
+        *_read_columns(comparison, consumer, _COMPACT_READ_COLUMNS),
+    ]
     figures = [[_figure(outcome, consumer, path) for _, path, _ in columns] for outcome in comparison.outcomes]
     # Leave out the figures that are 0 for every variant: they make no difference here.
     shown = [
@@ -731,6 +791,28 @@ def _drift_columns(comparison: Comparison, consumer: str) -> list[tuple[str, tup
         counter for outcome in comparison.outcomes for counter in _consumer_document(outcome, consumer)["state"]
     )
     return [(f"{counter} drift", ("state", counter, "abs_drift"), False) for counter in counters]
+
+
+# The figures on a read model's reads, where a consumer has queries: (label, path, a duration).
+READ_FIGURES = (
+    ("stale reads", ("stale_reads",), False),
+    ("staleness p50", ("staleness_age_s", "p50"), True),
+    ("staleness p99", ("staleness_age_s", "p99"), True),
+)
+
+
+_COMPACT_READ_COLUMNS = tuple(
+    (label.replace("staleness", "stale"), path, duration) for label, path, duration in READ_FIGURES
+)
+
+
+def _read_columns(
+    comparison: Comparison, consumer: str, figures: tuple[tuple[str, tuple[str, ...], bool], ...] = READ_FIGURES
+) -> list[tuple[str, tuple[str, ...], bool]]:
+    """The stale-read ``figures``, where some variant's consumer has queries."""
+    if any(outcome.scenario.consumer(consumer).queries for outcome in comparison.outcomes):
+        return list(figures)
+    return []
 
 
 def _consumer_document(outcome: Result | Replications, consumer: str) -> dict:
@@ -789,7 +871,11 @@ def _comparison_verdicts(comparison: Comparison) -> Table:
 def comparison_rows(comparison: Comparison, consumer: str) -> list[tuple[str, list[Text]]]:
     """Each figure of ``consumer`` across the variants, with its change from the first variant."""
     rows = []
-    for label, path, duration in (*_REPLICATED_ROWS, *_drift_columns(comparison, consumer)):
+    for label, path, duration in (
+        *_REPLICATED_ROWS,
+        *_drift_columns(comparison, consumer),
+        *_read_columns(comparison, consumer),
+    ):
         figures = [_figure(outcome, consumer, path) for outcome in comparison.outcomes]
         if all(figure is None for figure in figures):
             continue

@@ -25,6 +25,7 @@ from busim.report.console import (
     comparison_verdicts,
     format_duration,
     invariant_rows,
+    read_rows,
     reason_label,
     row_shown,
 )
@@ -116,6 +117,7 @@ def _figures_table(view: RunView) -> list[list[str]]:
             if reasons
         )
         rows.append([label, *(f"{view.consumers[name][key]:,}" for name in names), why])
+    rows += [[label, *cells, why] for label, cells, why in read_rows(view.scenario, view.consumers)]
     for name in names:
         for counter, state in view.consumers[name]["state"].items():
             cells = [

@@ -240,6 +240,7 @@ def _consumer_references(
                 problems.append(((*at, "subscribes", index), _undeclared_event(event, events)))
     state = consumer.get("state") if isinstance(consumer.get("state"), dict) else {}
     effects = consumer.get("effects")
+    problems += _queried_counter(at, consumer.get("queries"), state, effects if isinstance(effects, list) else [])
     if not isinstance(effects, list):
         return problems
     for index, effect in enumerate(effects):
@@ -328,3 +329,34 @@ def _invariant_references(data: dict[str, Any]) -> list[tuple[Path, str]]:
                 )
             )
     return problems
+
+
+def _queried_counter(at: Path, queries: Any, state: dict[str, Any], effects: list[Any]) -> list[tuple[Path, str]]:
+    """Reads need a counter of the consumer's own state, and an effect on it to give them keys."""
+    counter = queries.get("counter") if isinstance(queries, dict) else None
+    if not isinstance(counter, str):
+        return []  # missing or malformed: the schema reports it
+    here = (*at, "queries", "counter")
+    if counter not in state:
+        declared = ", ".join(state) or "none"
+        return [
+            (
+                here,
+                f"counter {counter!r} is not declared in this consumer's state"
+                f"{did_you_mean(counter, state)} (declared: {declared})",
+            )
+        ]
+    changed = [
+        effect["counter"] for effect in effects if isinstance(effect, dict) and isinstance(effect.get("counter"), str)
+    ]
+    changed = list(dict.fromkeys(changed))
+    if counter not in changed:
+        return [
+            (
+                here,
+                f"no effect changes counter {counter!r}, so its reads have no keys; "
+                f"query a counter that an effect changes{did_you_mean(counter, changed)} "
+                f"(changed: {', '.join(changed) or 'none'})",
+            )
+        ]
+    return []

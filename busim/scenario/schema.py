@@ -57,6 +57,7 @@ Integer = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 PerSecond = Annotated[float, BeforeValidator(parse_rate)]
+PositivePerSecond = Annotated[float, BeforeValidator(parse_rate), Field(gt=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_:-]*$")]
 
@@ -532,6 +533,17 @@ class Effect(Model):
         return -1 if isinstance(self.add, str) and self.add.startswith("-") else 1
 
 
+class Queries(Model):
+    """Reads served from a consumer's state (its read model): Poisson at ``rate``, each of one key of ``counter``.
+
+    That the counter is the consumer's own and has an effect to give it keys
+    is checked in :mod:`busim.scenario.references`.
+    """
+
+    rate: PositivePerSecond
+    counter: str
+
+
 class Dedup(Model):
     """Where an idempotent consumer remembers the ids it has processed, and how well."""
 
@@ -563,10 +575,11 @@ class Consumer(Model):
     effects_isolation: Literal[ISOLATIONS] = "atomic"
     crash: Crash | None = None
     snapshot_every: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
-    replay_rate: Annotated[float, BeforeValidator(parse_rate), Field(gt=0)] | None = None
+    replay_rate: PositivePerSecond | None = None
     state: dict[Name, Counter] = {}
     effects: list[Effect] = []
     emits: list[Emit] = []
+    queries: Queries | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -643,6 +656,7 @@ INVARIANT_METRICS: dict[str, Literal["count", "duration", "fraction"]] = {
     "lost_updates": "count",
     "optimistic_retries": "count",
     "recovery_max": "duration",
+    "stale_read_fraction": "fraction",
 }
 
 

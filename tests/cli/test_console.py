@@ -64,3 +64,21 @@ def test_the_runs_progress_bar_counts_runs_and_shows_the_current_runs_clock():
     assert len(replications.seeds) == 3
     with count_progress(console, "quiet", 3, enabled=False) as bar:
         assert bar is None
+
+
+def test_reads_are_shown_only_for_consumers_with_queries():
+    from tests.analysis.test_reads import crash_and_loss
+
+    queried = crash_and_loss().scenario
+    plain = queried.consumers[0].model_copy(update={"name": "plain", "queries": None})
+    output = io.StringIO()
+    result = busim.simulate(queried.model_copy(update={"consumers": [*queried.consumers, plain]}))
+    render_result(Console(file=output, width=120, color_system=None), result)
+    lines = [line.strip() for line in output.getvalue().splitlines()]
+    # The counts are worked out in tests/analysis/test_reads.py.
+    assert "stale reads               151       —   77.0% of 196 reads of seen at 20/s" in lines
+    assert "staleness p50           4.52s       —   since the oldest event not yet applied" in lines
+    assert "staleness p99           9.77s       —" in lines
+    output = io.StringIO()
+    render_result(Console(file=output, width=120, color_system=None), busim.simulate(scenario()))
+    assert "stale" not in output.getvalue()

@@ -119,3 +119,18 @@ def test_a_replicated_run_leaves_no_earlier_report_beside_its_results(tmp_path):
     )
     assert replicated.exit_code == 0, replicated.output
     assert sorted(path.name for path in tmp_path.iterdir()) == ["results.json", "scenario.yaml"]
+
+
+def test_the_results_table_of_the_report_shows_the_reads_of_a_read_model():
+    import busim
+    from busim.report.charts import RunView
+    from busim.report.run_report import sections
+    from tests.analysis.test_reads import crash_and_loss
+    from tests.conftest import scenario
+
+    figures = dict(sections(RunView.of(crash_and_loss())))["Results"]
+    assert ["stale reads", "151", "77.0% of 196 reads of seen at 20/s"] in figures
+    assert ["staleness p50", "4.52s", "since the oldest event not yet applied"] in figures
+    assert ["staleness p99", "9.77s", ""] in figures
+    plain = dict(sections(RunView.of(busim.simulate(scenario()))))["Results"]
+    assert not any(row[0].startswith("stale") for row in plain)

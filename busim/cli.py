@@ -27,6 +27,7 @@ from busim.report.console import (
     simulation_progress,
 )
 from busim.report.files import prepare_folder, results_json, write_comparison, write_run
+from busim.report.trace import remove_trace, write_trace
 from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
 from busim.scenario.schema import MAX_REPLICATIONS, did_you_mean
@@ -160,6 +161,13 @@ def run(
             "(drift, duplicate effects, losses, dead letters, wrong rejections, or work left when it stopped).",
         ),
     ] = False,
+    trace: Annotated[
+        bool,
+        typer.Option(
+            "--trace",
+            help="Also write every message's deliveries: trace.jsonl, and trace.json for Perfetto or chrome://tracing.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a scenario, print its results and write them to the output folder."""
     console = Console()
@@ -167,11 +175,16 @@ def run(
         loaded = load_scenario(file, overrides or [])
         folder = out if out is not None else Path("runs") / loaded.scenario.name
         check_size(loaded.scenario, max_messages)
+        count = replications if replications is not None else loaded.scenario.replications
+        if trace and count > 1:
+            raise BusimError(
+                f"--trace records a single run, not {count} replications; run without --replications "
+                "(or with --seed for one replication's seed)"
+            )
         prepare_folder(folder)
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
-    count = replications if replications is not None else loaded.scenario.replications
     result: Result | Replications
     if count > 1:
         description = f"replicating {loaded.scenario.name}"
@@ -194,8 +207,11 @@ def run(
         from busim.report.run_report import RunView, remove_report, write_report  # matplotlib loads only here
 
         remove_report(folder)  # what an earlier run left must not sit beside these results
+        remove_trace(folder)
         if isinstance(result, Result):
             written += write_report(RunView.of(result), folder, charts)
+            if trace:
+                written += write_trace(result.record, folder)
     except BusimError as error:
         _fail(error)
     if as_json:

@@ -6,7 +6,11 @@ import pytest
 import busim
 from busim.analysis.stories import Anomaly, Happening, Stories, What
 from busim.engine.records import DeliveryCause, LossReason, Outcome
-from tests.conftest import SCENARIOS, consumer, scenario
+from tests.conftest import ROOT, SCENARIOS, scenario
+
+DATA = ROOT / "tests" / "data"
+CRASH_BEFORE_ACK = DATA / "crash-before-ack.yaml"
+CRASH_AND_LOSS = DATA / "crash-and-loss.yaml"
 
 
 def crashing_before_every_ack():
@@ -15,39 +19,12 @@ def crashing_before_every_ack():
     Times are exact in binary: 1/64 s latency, 1/16 s processing, a 1 s ack
     timeout, and two attempts before the dead-letter queue.
     """
-    return busim.simulate(
-        scenario(
-            duration=1,
-            events={"Job": {"key": "orderId", "fields": {"orderId": {"sequence": {"start": 1}}}}},
-            publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 4}],
-            broker={"latency": 1 / 64, "ack_timeout": 1, "max_deliveries": 2},
-            consumers=[
-                consumer(
-                    processing_time=1 / 16,
-                    crash={"probability": 1.0, "restart_after": 0},
-                    state={"done": {}},
-                    effects=[{"counter": "done", "key": "orderId", "add": 1}],
-                )
-            ],
-        )
-    )
+    return busim.simulate(busim.load(CRASH_BEFORE_ACK))
 
 
 def crashing_and_losing():
     """100 messages; 30% of attempts lost in transit, 40% of processings crash before the ack, 3 attempts each."""
-    return busim.simulate(
-        scenario(
-            broker={"ack_timeout": 1, "max_deliveries": 3, "loss": 0.3},
-            consumers=[
-                consumer(
-                    processing_time="10ms",
-                    crash={"probability": 0.4, "restart_after": 0},
-                    state={"done": {}},
-                    effects=[{"counter": "done", "key": "item", "add": 1}],
-                )
-            ],
-        )
-    )
+    return busim.simulate(busim.load(CRASH_AND_LOSS))
 
 
 def test_a_story_follows_each_crash_before_ack_to_the_dead_letter_queue():

@@ -27,6 +27,7 @@ from busim.report.console import (
     simulation_progress,
 )
 from busim.report.files import prepare_folder, results_json, write_comparison, write_run
+from busim.report.stories import DEFAULT_TOP, check_replay, check_request, read_run_folder, render_explanation
 from busim.report.trace import remove_trace, write_trace
 from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
@@ -345,6 +346,56 @@ def report_command(
         _fail(error)
     if not quiet:
         Console().print(_wrote(written), style="dim", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def explain(
+    folder: Annotated[Path, typer.Argument(help="The output folder of a busim run.", metavar="RUN_DIR")],
+    message: Annotated[
+        int | None,
+        typer.Option("--message", help="Tell this message's story.", parser=_whole_number(0), metavar="ID"),
+    ] = None,
+    anomaly: Annotated[
+        str | None,
+        typer.Option(
+            "--anomaly",
+            help="Tell the stories of the messages with this anomaly, worst first: duplicate_effect, lost, "
+            "dead_lettered, wrongly_rejected or out_of_order.",
+            metavar="KIND",
+        ),
+    ] = None,
+    consumer: Annotated[
+        str | None,
+        typer.Option("--consumer", help="Only this consumer group (default: all).", metavar="NAME"),
+    ] = None,
+    top: Annotated[
+        int,
+        typer.Option("--top", help="How many stories --anomaly tells.", parser=_whole_number(1), metavar="N"),
+    ] = DEFAULT_TOP,
+    max_messages: Annotated[
+        int,
+        typer.Option(
+            "--max-messages",
+            help="Refuse runs whose consumer groups would handle more messages than this (memory guard).",
+            parser=_whole_number(1),
+            metavar="N",
+        ),
+    ] = MAX_MESSAGES,
+) -> None:
+    """Tell what happened to a run's messages, one by one, by simulating its folder's scenario.yaml again.
+
+    Without --message or --anomaly, count the messages with each anomaly per consumer.
+    """
+    try:
+        loaded, document = read_run_folder(folder)
+        check_request(loaded.scenario, document, message, anomaly, consumer)
+        status = Console(stderr=True)
+        with simulation_progress(status, loaded.scenario, enabled=status.is_terminal) as on_progress:
+            result = simulate(loaded, on_progress=on_progress, max_messages=max_messages)
+        check_replay(result, document, folder)
+    except BusimError as error:
+        _fail(error)
+    render_explanation(Console(), result, folder, message, anomaly, consumer, top)
 
 
 @app.command()

@@ -6,7 +6,7 @@ import pytest
 import busim
 from busim.analysis.stories import Anomaly, Happening, Stories, What
 from busim.engine.records import DeliveryCause, LossReason, Outcome
-from tests.conftest import ROOT, SCENARIOS, scenario
+from tests.conftest import ROOT, SCENARIOS, consumer, scenario
 
 DATA = ROOT / "tests" / "data"
 CRASH_BEFORE_ACK = DATA / "crash-before-ack.yaml"
@@ -142,3 +142,23 @@ def test_a_bad_question_is_refused(call, message):
     with pytest.raises(ValueError) as error:
         call(stories)
     assert str(error.value) == message
+
+
+def test_a_story_can_keep_to_one_consumer_and_a_listing_counts_a_message_once():
+    crash = {"probability": 1.0, "restart_after": 0}
+    effects = {"state": {"done": {}}, "effects": [{"counter": "done", "key": "item", "add": 1}]}
+    result = busim.simulate(
+        scenario(
+            broker={"ack_timeout": 1, "max_deliveries": 2},
+            consumers=[consumer(name="billing", crash=crash, **effects), consumer(name="shipping", **effects)],
+        )
+    )
+    stories = Stories(result.record)
+    assert stories.with_anomaly("duplicate_effect").tolist() == list(range(100))
+    assert stories.with_anomaly("duplicate_effect", "shipping").tolist() == []
+    both = stories.story(7)
+    assert {happening.service for happening in both.happenings} == {"source", "billing", "shipping"}
+    shipping = stories.story(7, ["shipping"])
+    assert {happening.service for happening in shipping.happenings} == {"source", "shipping"}
+    assert shipping.anomalies == ()
+    assert [anomaly.consumer for anomaly in both.anomalies] == ["billing", "billing"]

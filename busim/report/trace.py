@@ -184,9 +184,15 @@ def write_trace_lines(record: RunRecord, out: TextIO) -> None:
         out.write("\n")
 
 
-def _us(time_s: float) -> float:
-    """A time in the trace's unit, microseconds, to the nanosecond."""
-    return round(time_s * 1e6, 3)
+def _us(time_s: float) -> int:
+    """A time in the trace's unit, whole microseconds.
+
+    Whole numbers, because Perfetto truncates ``ts * 1000`` to nanoseconds:
+    a fractional timestamp can lose a nanosecond, and a processing that
+    starts as the one before it ends would then overlap it. Rounding is
+    monotonic, so slices that did not overlap still do not.
+    """
+    return round(time_s * 1e6)
 
 
 def _lanes(group: _GroupColumns) -> tuple[list[int], int]:
@@ -320,7 +326,7 @@ def chrome_trace_lines(record: RunRecord) -> Iterator[str]:
                 done_s = group.done_s[row]
                 tid = track.worker(group.instance[row], track.lane[row])
                 take_us = _us(take_s)
-                duration_us = _us((done_s if done_s is not None else max(end_s, take_s)) - take_s)
+                duration_us = _us(done_s if done_s is not None else max(end_s, take_s)) - take_us
                 yield (
                     f'{{"name":{name},"cat":"processing","ph":"X","ts":{take_us!r},"dur":{duration_us!r},'
                     f'"pid":{track.pid},"tid":{tid},"args":{{"message":{message},'
@@ -351,7 +357,7 @@ def _flow_id(message: int, group: int, groups: int) -> int:
     return message * groups + group + 1
 
 
-def _flow(phase: str, flow_id: int, ts: float, pid: int, tid: int) -> str:
+def _flow(phase: str, flow_id: int, ts: int, pid: int, tid: int) -> str:
     """A flow event; the last of a flow binds to the processing that encloses it, not to the next slice."""
     bind = ',"bp":"e"' if phase == "f" else ""
     return f'{{"name":"message","cat":"flow","ph":"{phase}","id":{flow_id},"ts":{ts!r},"pid":{pid},"tid":{tid}{bind}}}'

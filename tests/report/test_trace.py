@@ -136,20 +136,23 @@ def test_a_slice_per_processing_in_microseconds_and_instants_for_publishes_crash
     events = chrome_trace(crashing_before_every_ack())["traceEvents"]
     slices = [event for event in events if event["ph"] == "X"]
     assert all({"ts", "dur", "pid", "tid", "name"} <= set(event) for event in slices)
+    # Whole microseconds, which Perfetto turns into nanoseconds without rounding errors.
+    assert all(type(event["ts"]) is int for event in events if event["ph"] != "M")
+    assert all(type(event["dur"]) is int for event in slices)
     # Message 1's two processings: from 0.265625 s and 1.28125 s, 1/16 s each.
     assert [(event["ts"], event["dur"], event["args"]) for event in slices if event["args"]["message"] == 1] == [
-        (265625.0, 62500.0, {"message": 1, "attempt": 1, "cause": "first", "outcome": "applied"}),
-        (1281250.0, 62500.0, {"message": 1, "attempt": 2, "cause": "crash_before_ack", "outcome": "applied"}),
+        (265625, 62500, {"message": 1, "attempt": 1, "cause": "first", "outcome": "applied"}),
+        (1281250, 62500, {"message": 1, "attempt": 2, "cause": "crash_before_ack", "outcome": "applied"}),
     ]
     instants = defaultdict(list)
     for event in events:
         if event["ph"] == "i":
             instants[event["cat"]].append(event["ts"])
-    assert instants["publish"] == [0.0, 250000.0, 500000.0, 750000.0]
+    assert instants["publish"] == [0, 250000, 500000, 750000]
     # Each message's two processings crash as they end: 1/64 + 1/16 s after its publish, and 1 s after that.
-    ends_us = [(publish_us + 78125.0, publish_us + 1093750.0) for publish_us in instants["publish"]]
+    ends_us = [(publish_us + 78125, publish_us + 1093750) for publish_us in instants["publish"]]
     assert sorted(instants["crash"]) == sorted(end for pair in ends_us for end in pair)
-    assert instants["dead letter"] == [2031250.0, 2281250.0, 2531250.0, 2781250.0]
+    assert instants["dead letter"] == [2031250, 2281250, 2531250, 2781250]
 
 
 def test_flows_run_from_each_publish_through_every_processing_of_the_message():
@@ -192,3 +195,15 @@ def test_overlapping_processings_of_one_instance_go_on_separate_tracks():
         spans.sort()
         assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
     assert sum(map(len, by_track.values())) == 100
+
+
+def test_back_to_back_processings_never_overlap_on_a_track():
+    # One busy worker: each processing starts the instant the one before it ends, at times with no exact
+    # decimal form. Rounded apart, an end could pass the next start and break the track's nesting.
+    result = busim.simulate(scenario(consumers=[consumer(processing_time={"exponential": {"mean": "150ms"}})]))
+    slices = sorted(
+        (event["ts"], event["ts"] + event["dur"]) for event in chrome_trace(result)["traceEvents"] if event["ph"] == "X"
+    )
+    back_to_back = sum(end == next_start for (_, end), (next_start, _) in itertools.pairwise(slices))
+    assert back_to_back > 50
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(slices))

@@ -305,13 +305,13 @@ def render_anomaly(
         render_story(console, stories, message, consumer)
 
 
-def render_overview(console: Console, stories: Stories, folder: Path) -> None:
-    """Print how many messages show each anomaly per consumer, and how to ask for their stories."""
+def render_overview(console: Console, stories: Stories, folder: Path, consumer: str | None = None) -> None:
+    """Print how many messages show each anomaly per consumer (or in one), and how to ask for their stories."""
     scenario = stories.record.scenario
     published = len(stories.record.messages)
     ids = f"ids 0 to {published - 1:,}" if published else "none published"
     _print_lines(console, [f"{scenario.name}, seed {scenario.seed}: {published:,} messages ({ids})"])
-    counts = stories.counts()
+    counts = {name: count for name, count in stories.counts().items() if consumer in (None, name)}
     table = Table(title="Messages with each anomaly", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("anomaly", no_wrap=True)
     for name in counts:
@@ -348,4 +348,4 @@ def render_explanation(
     elif anomaly is not None:
         render_anomaly(console, stories, anomaly, consumer, top)
     else:
-        render_overview(console, stories, folder)
+        render_overview(console, stories, folder, consumer)

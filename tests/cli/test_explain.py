@@ -175,3 +175,37 @@ def test_a_folder_whose_results_the_scenario_does_not_give_again_is_refused(tmp_
         f"busim: {edited}: simulating its scenario.yaml again does not give its results.json (worker delivered: "
         "9 there, 8 now); it was written by another version of busim, or edited\n"
     )
+
+
+def test_consumer_keeps_to_one_consumer(tmp_path):
+    # Two consumers of the same messages: billing crashes before every ack, shipping never does.
+    source = CRASH_BEFORE_ACK.read_text()
+    billing = source[source.index("  - name: worker") :].replace("worker", "billing")
+    shipping = billing.replace("billing", "shipping").replace("    crash: {probability: 1, restart_after: 0s}\n", "")
+    path = tmp_path / "two.yaml"
+    path.write_text(source[: source.index("  - name: worker")] + billing + shipping)
+    folder = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(path), "--out", str(folder), "--no-charts", "--quiet"]).exit_code == 0
+    both = explain(folder).stdout.splitlines()
+    assert [both[3].rstrip(), both[5].rstrip()] == [
+        "  anomaly            billing   shipping",
+        "  duplicate_effect         4          0",
+    ]
+    shipping_only = explain(folder, "--consumer", "shipping").stdout.splitlines()
+    assert [shipping_only[3].rstrip(), shipping_only[5].rstrip()] == [
+        "  anomaly            shipping",
+        "  duplicate_effect          0",
+    ]
+    story = explain(folder, "--message", 1, "--consumer", "shipping").stdout.splitlines()
+    assert story[1:] == [
+        "  0.266 s  shipping     reached the queue (attempt 1)",
+        "  0.266 s  shipping #0  received",
+        "  0.266 s  shipping #0  started processing",
+        "  0.328 s  shipping #0  applied its effects",
+        "  no anomaly",
+    ]
+    assert explain(folder, "--anomaly", "duplicate_effect", "--consumer", "shipping").stdout == (
+        "No message shows duplicate_effect in shipping.\n"
+    )
+    listed = explain(folder, "--anomaly", "duplicate_effect", "--top", 1).stdout.splitlines()
+    assert listed[0] == "4 messages show duplicate_effect in any consumer; the first:"

@@ -143,9 +143,9 @@ _CAUSES = {
     DeliveryCause.CRASH_BEFORE_ACK: "a redelivery because the instance crashed before its ack",
     DeliveryCause.ACK_TIMEOUT: "a redelivery because the processing outlasted the ack timeout",
     DeliveryCause.CRASH_IN_FLIGHT: "a redelivery because the instance crashed while processing it",
-    DeliveryCause.PRODUCER_RETRY: "a second copy its publisher sent after a lost publish ack",
+    DeliveryCause.PRODUCER_RETRY: "a copy its publisher sent again after a lost publish ack",
     DeliveryCause.DEDUP_WINDOW_EXPIRED: (
-        "a second copy its publisher sent after a lost publish ack, past the broker's deduplication window"
+        "a copy its publisher sent again after a lost publish ack, past the broker's deduplication window"
     ),
     DeliveryCause.PREFETCHED: "a redelivery because the instance crashed holding it unprocessed",
     DeliveryCause.OFFSET_REWIND: "a redelivery because the instance crashed before its offset was committed",

@@ -170,9 +170,11 @@ def _label(cause: DeliveryCause | LossReason, preset: str) -> str:
 
 def _explained(cause: DeliveryCause | LossReason, preset: str) -> str:
     """A reason as a clause, with the broker's own name for it where that differs from busim's."""
-    clause = _CAUSES[cause] if isinstance(cause, DeliveryCause) else _LOSSES[cause]
     generic = cause.name.lower().replace("_", " ")
     label = _label(cause, preset)
+    clause = (_CAUSES if isinstance(cause, DeliveryCause) else _LOSSES).get(cause)
+    if clause is None:  # a reason without a sentence of its own: its name says it
+        return label
     return clause if label == generic else f"{clause} ({label})"
 
 

@@ -29,9 +29,10 @@ TRACE_JSONL = "trace.jsonl"
 TRACE_JSON = "trace.json"
 TRACE_FILES = (TRACE_JSONL, TRACE_JSON)
 
-_CAUSES = [cause.name.lower() for cause in DeliveryCause]
-_REASONS = [reason.name.lower() for reason in LossReason]
-_OUTCOMES = [outcome.name.lower() for outcome in Outcome]
+# Each code of the record's enums by its name in results.json.
+_CAUSES = {int(cause): cause.name.lower() for cause in DeliveryCause}
+_REASONS = {int(reason): reason.name.lower() for reason in LossReason}
+_OUTCOMES = {int(outcome): outcome.name.lower() for outcome in Outcome}
 _CHUNK = 4096  # events written at a time: few writes, and never the whole trace in memory
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 

@@ -29,6 +29,8 @@ from busim.report.console import (
     simulation_progress,
 )
 from busim.report.files import prepare_folder, results_json, write_comparison, write_run
+from busim.report.stories import DEFAULT_TOP, check_replay, check_request, read_run_folder, render_explanation
+from busim.report.trace import remove_trace, write_trace
 from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
 from busim.scenario.schema import MAX_REPLICATIONS, did_you_mean
@@ -164,6 +166,13 @@ def run(
             "(drift, duplicate effects, losses, dead letters, wrong rejections, or work left when it stopped).",
         ),
     ] = False,
+    trace: Annotated[
+        bool,
+        typer.Option(
+            "--trace",
+            help="Also write every message's deliveries: trace.jsonl, and trace.json for Perfetto or chrome://tracing.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a scenario, print its results and write them to the output folder."""
     console = Console()
@@ -171,11 +180,16 @@ def run(
         loaded = load_scenario(file, overrides or [])
         folder = out if out is not None else Path("runs") / loaded.scenario.name
         check_size(loaded.scenario, max_messages)
+        count = replications if replications is not None else loaded.scenario.replications
+        if trace and count > 1:
+            raise BusimError(
+                f"--trace records a single run, not {count} replications; run without --replications "
+                "(or with --seed for one replication's seed)"
+            )
         prepare_folder(folder)
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
-    count = replications if replications is not None else loaded.scenario.replications
     result: Result | Replications
     if count > 1:
         description = f"replicating {loaded.scenario.name}"
@@ -198,8 +212,11 @@ def run(
         from busim.report.run_report import RunView, remove_report, write_report  # matplotlib loads only here
 
         remove_report(folder)  # what an earlier run left must not sit beside these results
+        remove_trace(folder)
         if isinstance(result, Result):
             written += write_report(RunView.of(result), folder, charts)
+            if trace:
+                written += write_trace(result.record, folder)
     except BusimError as error:
         _fail(error)
     if as_json:
@@ -342,6 +359,56 @@ def report_command(
         _fail(error)
     if not quiet:
         Console().print(_wrote(written), style="dim", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def explain(
+    folder: Annotated[Path, typer.Argument(help="The output folder of a busim run.", metavar="RUN_DIR")],
+    message: Annotated[
+        int | None,
+        typer.Option("--message", help="Tell this message's story.", parser=_whole_number(0), metavar="ID"),
+    ] = None,
+    anomaly: Annotated[
+        str | None,
+        typer.Option(
+            "--anomaly",
+            help="Tell the stories of the messages with this anomaly, worst first: duplicate_effect, lost, "
+            "dead_lettered, wrongly_rejected or out_of_order.",
+            metavar="KIND",
+        ),
+    ] = None,
+    consumer: Annotated[
+        str | None,
+        typer.Option("--consumer", help="Only this consumer group (default: all).", metavar="NAME"),
+    ] = None,
+    top: Annotated[
+        int,
+        typer.Option("--top", help="How many stories --anomaly tells.", parser=_whole_number(1), metavar="N"),
+    ] = DEFAULT_TOP,
+    max_messages: Annotated[
+        int,
+        typer.Option(
+            "--max-messages",
+            help="Refuse runs whose consumer groups would handle more messages than this (memory guard).",
+            parser=_whole_number(1),
+            metavar="N",
+        ),
+    ] = MAX_MESSAGES,
+) -> None:
+    """Tell what happened to a run's messages, one by one, by simulating its folder's scenario.yaml again.
+
+    Without --message or --anomaly, count the messages with each anomaly per consumer.
+    """
+    try:
+        loaded, document = read_run_folder(folder)
+        check_request(loaded.scenario, document, message, anomaly, consumer)
+        status = Console(stderr=True)
+        with simulation_progress(status, loaded.scenario, enabled=status.is_terminal) as on_progress:
+            result = simulate(loaded, on_progress=on_progress, max_messages=max_messages)
+        check_replay(result, document, folder)
+    except BusimError as error:
+        _fail(error)
+    render_explanation(Console(), result, folder, message, anomaly, consumer, top)
 
 
 @app.command()

@@ -64,3 +64,7 @@ class OutputError(BusimError):
 
 class RunTooLargeError(BusimError):
     """A run would handle more messages than the memory limit allows."""
+
+
+class RunFolderError(BusimError):
+    """A run's folder is missing, incomplete, or disagrees with what simulating it again gives."""

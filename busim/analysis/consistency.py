@@ -108,3 +108,26 @@ def overtaken(ordering_key: list[np.ndarray] | np.ndarray, message: np.ndarray, 
     mask = np.zeros(message.size, dtype=bool)
     mask[order] = ranked < highest_before
     return mask
+
+
+def out_of_order_messages(
+    ordering_key: list[np.ndarray] | np.ndarray, message: np.ndarray, processed_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The messages :func:`out_of_order` counts, and which later-published message overtook each.
+
+    Takes the arguments of :func:`out_of_order`. Returns two arrays of
+    group-local indices, in order of key and then of processing: the
+    messages processed out of order, and for each the latest-published
+    message of its key that had been processed before it.
+    """
+    if message.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    key = np.asarray(ordering_key)[message]
+    order = np.lexsort((message, processed_s, key))
+    # Within a key, a message is out of order when an earlier-processed one was published after it.
+    span = int(message.max()) + 1
+    ranked = key[order] * span + message[order]
+    highest_before = np.maximum.accumulate(np.concatenate([[-1], ranked[:-1]]))
+    late = ranked < highest_before
+    # Keys ascend, so a rank above this one's can only come from its own key: the remainder is a message.
+    return message[order][late], highest_before[late] % span

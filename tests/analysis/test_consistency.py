@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from busim.analysis.consistency import compare_counter, out_of_order, reference_acceptance
+from busim.analysis.consistency import compare_counter, out_of_order, out_of_order_messages, reference_acceptance
 from busim.analysis.latency import LatencySummary
 from busim.engine.effects import EffectPlan, encode_keys
 from busim.engine.records import CounterState
@@ -90,3 +90,14 @@ def test_counters_past_int64_are_kept_exactly():
     state = plan.new_state()
     plan.apply(state, 0)
     assert plan.snapshot(state)["stock"].values.tolist() == [2**63 + 1]
+
+
+def test_out_of_order_messages_names_each_late_message_and_the_one_that_overtook_it():
+    keys = np.array([0, 0, 0, 1, 1, 1])
+    # Key 0: processed 2, 0, 1 -> 0 and 1 overtaken by 2. Key 1: 5, 3, 4 -> 3 and 4 overtaken by 5.
+    message = np.array([0, 1, 2, 3, 4, 5])
+    processed_s = np.array([2.0, 3.0, 1.0, 2.0, 3.0, 1.0])
+    late, overtaking = out_of_order_messages(keys, message, processed_s)
+    assert late.tolist() == [0, 1, 3, 4]
+    assert overtaking.tolist() == [2, 2, 5, 5]
+    assert out_of_order(keys, message, processed_s) == 4

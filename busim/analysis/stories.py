@@ -1,0 +1,390 @@
+"""Every message's story: what happened to it, moment by moment, and where it departs from exactly-once.
+
+A :class:`Story` follows one message from its publisher through each
+consumer group that subscribes to its event: every copy delivered, who
+processed it and how that ended, crashes, losses and dead letters, in time
+order, followed by the anomalies the message shows per consumer. The
+anomalies are the summary's figures taken message by message, so the
+messages with an anomaly in a consumer are exactly the ones its figure
+counts (``duplicate_effect`` counts messages, where ``duplicate_effects``
+counts the applications beyond the first).
+
+Everything here is pure numpy over a :class:`RunRecord`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+
+from busim.analysis.consistency import out_of_order_messages, reference_acceptance
+from busim.analysis.summary import first_processing
+from busim.engine.effects import EffectPlan
+from busim.engine.keys import key_codes
+from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, RunRecord
+
+# Every anomaly a message can show in a consumer, in the order reports list them.
+ANOMALY_KINDS = ("duplicate_effect", "lost", "dead_lettered", "wrongly_rejected", "out_of_order")
+
+
+class What(enum.StrEnum):
+    """What happened to a message at one moment."""
+
+    PUBLISHED = "published"  # its publisher published it
+    ACCEPTED = "accepted"  # the broker accepted it late: it was down when the message was published
+    PUBLISH_FAILED = "publish_failed"  # the broker was down for longer than the publisher kept retrying
+    RESENT = "resent"  # the publisher sent it again after a lost publish ack, and the broker kept the copy
+    RESEND_DROPPED = "resend_dropped"  # the same, but the broker dropped the copy inside its dedup window
+    ARRIVED = "arrived"  # a copy reached the group's queue
+    RECEIVED = "received"  # an instance received the copy, which left the broker's queue
+    STARTED = "started"  # a worker started processing the copy
+    APPLIED = "applied"  # processing ended and applied the effects
+    REJECTED = "rejected"  # processing ended, and a floor refused the change
+    SKIPPED = "skipped"  # processing ended without effects: an idempotent consumer had processed it before
+    ABORTED = "aborted"  # the instance crashed while processing the copy
+    ABANDONED = "abandoned"  # the instance crashed holding the copy, before processing it
+    CRASHED = "crashed"  # the instance crashed right after processing the copy, before its ack
+    LOST = "lost"  # the group will never process it
+    DEAD_LETTERED = "dead_lettered"  # moved to the dead-letter queue after the delivery limit
+
+
+_ENDINGS = {
+    Outcome.APPLIED: What.APPLIED,
+    Outcome.REJECTED: What.REJECTED,
+    Outcome.SKIPPED: What.SKIPPED,
+}
+
+
+@dataclass(frozen=True)
+class Happening:
+    """One moment of a message's life."""
+
+    time_s: float
+    service: str  # the publisher, or the consumer group
+    instance: int | None  # the group's instance involved, if one was
+    what: What
+    cause: DeliveryCause | LossReason | None = None  # why a copy was delivered, lost or dead-lettered
+    attempt: int | None = None  # the broker's delivery attempt of the copy (1 = first)
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One way a message departs from exactly-once processing in one consumer."""
+
+    kind: str  # one of ANOMALY_KINDS
+    consumer: str
+    time_s: float  # when it showed: the second application, the loss, the dead letter, the rejection, the processing
+    # duplicate_effect: why each copy that applied the effects again was delivered; lost: the reason;
+    # dead_lettered: why the attempt the delivery limit refused to repeat went unacknowledged.
+    causes: tuple[DeliveryCause | LossReason, ...] = ()
+    applications: int = 0  # duplicate_effect: how many times the effects were applied
+    attempts: int = 0  # dead_lettered: the highest attempt delivered before (0: none reached the group)
+    processed: bool = False  # dead_lettered: whether a processing had completed before
+    overtaken_by: int | None = None  # out_of_order: the later-published message of its key processed first
+    overtaken_s: float | None = None  # out_of_order: when that message was first processed
+
+
+@dataclass(frozen=True)
+class Story:
+    """The life of one message, in time order, and its anomalies per consumer."""
+
+    message: int  # its id: its index in publish order
+    event: str
+    publisher: str
+    fields: tuple[tuple[str, object], ...]  # its payload, in the event's order of fields
+    published_s: float
+    happenings: tuple[Happening, ...]
+    anomalies: tuple[Anomaly, ...]
+
+
+@dataclass(frozen=True)
+class _GroupFacts:
+    """What one group did with each of its messages, as arrays over group-local indices."""
+
+    group: GroupRecord
+    rows_by_message: np.ndarray  # delivery rows, grouped by message, each message's in the order received
+    first_row: np.ndarray  # where each message's rows start in rows_by_message (one more entry at the end)
+    applications: np.ndarray
+    lost: np.ndarray
+    loss_row: np.ndarray  # the first loss record of each message (-1: none)
+    dead_lettered: np.ndarray
+    dead_letter_row: np.ndarray
+    processed: np.ndarray
+    wrongly_rejected: np.ndarray
+    overtaken_by: np.ndarray  # out of order: the local index of the message that overtook it (-1: in order)
+    first_done_s: np.ndarray  # when each message was first processed (NaN: never)
+
+    @classmethod
+    def of(cls, record: RunRecord, group: GroupRecord) -> _GroupFacts:
+        deliveries = group.deliveries
+        count = group.message_ids.size
+        rows_by_message = np.argsort(deliveries.message, kind="stable")
+        first_row = np.searchsorted(deliveries.message[rows_by_message], np.arange(count + 1))
+        applications = np.bincount(deliveries.message[deliveries.outcome == Outcome.APPLIED], minlength=count)
+        rejected = np.zeros(count, bool)
+        rejected[deliveries.message[deliveries.outcome == Outcome.REJECTED]] = True
+        rejected &= applications == 0
+        plan = EffectPlan(record.scenario.consumer(group.name), record.messages.common_fields(group.selection))
+        accepted_by_reference, _ = reference_acceptance(plan, count)
+        fates = group.fates()
+        first_rows = first_processing(deliveries)
+        first_done_s = np.full(count, np.nan)
+        first_done_s[deliveries.message[first_rows]] = deliveries.done_s[first_rows]
+        late, overtaking = out_of_order_messages(
+            key_codes(record.scenario, record.messages, group.selection)[0],
+            deliveries.message[first_rows],
+            deliveries.done_s[first_rows],
+        )
+        overtaken_by = np.full(count, -1, np.int64)
+        overtaken_by[late] = overtaking
+        return cls(
+            group=group,
+            rows_by_message=rows_by_message,
+            first_row=first_row,
+            applications=applications,
+            lost=fates.lost,
+            loss_row=_first_record(group.lost_message, count),
+            dead_lettered=fates.dead_lettered,
+            dead_letter_row=_first_record(group.dead_letter_message, count),
+            processed=fates.processed,
+            wrongly_rejected=rejected & accepted_by_reference,
+            overtaken_by=overtaken_by,
+            first_done_s=first_done_s,
+        )
+
+    def local(self, message: int) -> int | None:
+        """The group-local index of a message, or None when the group does not subscribe to it."""
+        ids = self.group.message_ids
+        index = int(np.searchsorted(ids, message))
+        return index if index < ids.size and ids[index] == message else None
+
+    def rows(self, local: int) -> np.ndarray:
+        """A message's delivery rows, in the order its copies were received."""
+        return self.rows_by_message[self.first_row[local] : self.first_row[local + 1]]
+
+    def mask(self, kind: str) -> np.ndarray:
+        """Which messages show ``kind``."""
+        if kind == "duplicate_effect":
+            return self.applications > 1
+        if kind == "out_of_order":
+            return self.overtaken_by >= 0
+        return {"lost": self.lost, "dead_lettered": self.dead_lettered, "wrongly_rejected": self.wrongly_rejected}[kind]
+
+    def severity(self, kind: str) -> np.ndarray:
+        """How bad ``kind`` is for each message, to list the worst first: higher is worse."""
+        if kind == "duplicate_effect":
+            return self.applications
+        if kind == "dead_lettered":
+            return (~self.processed).astype(np.int64)  # never processed is worse than processed, then parked
+        return np.zeros(self.applications.size, np.int64)
+
+
+def _first_record(messages: np.ndarray, count: int) -> np.ndarray:
+    """For each message, its first row in a list of per-message records (-1 where it has none)."""
+    first = np.full(count, -1, np.int64)
+    unique, index = np.unique(messages, return_index=True)
+    first[unique] = index
+    return first
+
+
+class Stories:
+    """The stories of one run's messages.
+
+    Builds, once per consumer group, which messages show each anomaly; each
+    story is then told from the record's arrays.
+    """
+
+    def __init__(self, record: RunRecord) -> None:
+        self.record = record
+        self._facts = {group.name: _GroupFacts.of(record, group) for group in record.groups}
+
+    @property
+    def consumers(self) -> tuple[str, ...]:
+        """The consumer groups, in scenario order."""
+        return tuple(self._facts)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """How many messages show each anomaly, per consumer: ``{consumer: {kind: messages}}``."""
+        return {
+            name: {kind: int(np.count_nonzero(facts.mask(kind))) for kind in ANOMALY_KINDS}
+            for name, facts in self._facts.items()
+        }
+
+    def with_anomaly(self, kind: str, consumer: str | None = None) -> np.ndarray:
+        """Ids of the messages that show ``kind`` in ``consumer`` (in any consumer if None), worst first.
+
+        duplicate_effect lists the messages applied most often first;
+        dead_lettered those never processed first; ties, and the other
+        kinds, go by message id. A message shown in several consumers counts
+        once, at its worst.
+
+        Raises:
+            ValueError: ``kind`` is not one of :data:`ANOMALY_KINDS`, or ``consumer`` is unknown.
+        """
+        self._check(kind=kind, consumers=None if consumer is None else [consumer])
+        names = self.consumers if consumer is None else (consumer,)
+        ids, severity = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+        for name in names:
+            facts = self._facts[name]
+            shown = facts.mask(kind)
+            ids.append(facts.group.message_ids[shown])
+            severity.append(facts.severity(kind)[shown])
+        merged_ids, merged_severity = np.concatenate(ids), np.concatenate(severity)
+        order = np.lexsort((merged_ids, -merged_severity))
+        merged_ids = merged_ids[order]
+        _, first = np.unique(merged_ids, return_index=True)  # each message at its worst: its first place
+        return merged_ids[np.sort(first)]
+
+    def story(self, message: int, consumers: Collection[str] | None = None) -> Story:
+        """The story of message ``message``, in the consumers named (every consumer if None).
+
+        Raises:
+            ValueError: no message has that id, or a consumer is unknown.
+        """
+        messages = self.record.messages
+        if not 0 <= message < len(messages):
+            raise ValueError(f"no message {message}: the run published messages 0 to {len(messages) - 1}")
+        self._check(consumers=consumers)
+        scenario = self.record.scenario
+        event = messages.event_names[messages.event[message]]
+        publisher = scenario.publishers[messages.publisher[message]].name
+        position = int(np.searchsorted(messages.members[event], message))
+        fields = tuple((name, _plain(messages.fields[event][name][position])) for name in scenario.events[event].fields)
+        published_s = float(messages.publish_s[message])
+        happenings = [Happening(published_s, publisher, None, What.PUBLISHED)]
+        if messages.failed[message]:
+            happenings.append(Happening(published_s, publisher, None, What.PUBLISH_FAILED))
+        elif messages.accept_s[message] > published_s:
+            happenings.append(Happening(float(messages.accept_s[message]), publisher, None, What.ACCEPTED))
+        for resend in np.flatnonzero(messages.resend_message == message):
+            what = What.RESENT if messages.resend_kept[resend] else What.RESEND_DROPPED
+            happenings.append(Happening(float(messages.resend_accept_s[resend]), publisher, None, what))
+        anomalies: list[Anomaly] = []
+        for name, facts in self._facts.items():
+            if consumers is not None and name not in consumers:
+                continue
+            local = facts.local(message)
+            if local is not None:
+                happenings += _group_happenings(facts, local)
+                anomalies += _anomalies(facts, local)
+        return Story(
+            message=message,
+            event=event,
+            publisher=publisher,
+            fields=fields,
+            published_s=published_s,
+            # A stable sort: at equal times, cause stays before consequence, as listed.
+            happenings=tuple(sorted(happenings, key=lambda happening: happening.time_s)),
+            anomalies=tuple(anomalies),
+        )
+
+    def _check(self, kind: str | None = None, consumers: Collection[str] | None = None) -> None:
+        if kind is not None and kind not in ANOMALY_KINDS:
+            raise ValueError(f"unknown anomaly {kind!r} (anomalies: {', '.join(ANOMALY_KINDS)})")
+        unknown = [name for name in consumers or () if name not in self._facts]
+        if unknown:
+            raise ValueError(f"unknown consumer {unknown[0]!r} (consumers: {', '.join(self._facts)})")
+
+
+def _plain(value: object) -> object:
+    """A payload value as a plain Python value."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _group_happenings(facts: _GroupFacts, local: int) -> list[Happening]:
+    """What happened to a message in one group: each copy, then its loss or dead letter."""
+    group = facts.group
+    deliveries = group.deliveries
+    name = group.name
+    found = []
+    for row in facts.rows(local).tolist():
+        instance = int(deliveries.instance[row])
+        attempt = int(deliveries.attempt[row])
+        cause = DeliveryCause(deliveries.cause[row])
+        found.append(Happening(float(deliveries.arrival_s[row]), name, None, What.ARRIVED, cause, attempt))
+        found.append(Happening(float(deliveries.receive_s[row]), name, instance, What.RECEIVED, attempt=attempt))
+        take_s, done_s = float(deliveries.take_s[row]), float(deliveries.done_s[row])
+        if not np.isnan(take_s):
+            found.append(Happening(take_s, name, instance, What.STARTED, attempt=attempt))
+        outcome = Outcome(deliveries.outcome[row])
+        if outcome == Outcome.ABORTED:
+            what = What.ABANDONED if np.isnan(take_s) else What.ABORTED
+            found.append(Happening(done_s, name, instance, what, attempt=attempt))
+        elif outcome in _ENDINGS:
+            found.append(Happening(done_s, name, instance, _ENDINGS[outcome], attempt=attempt))
+        if deliveries.crashed[row]:
+            found.append(Happening(done_s, name, instance, What.CRASHED, attempt=attempt))
+    if facts.lost[local]:
+        row = int(facts.loss_row[local])
+        found.append(Happening(float(group.lost_s[row]), name, None, What.LOST, LossReason(group.lost_reason[row])))
+    if facts.dead_lettered[local]:
+        row = int(facts.dead_letter_row[local])
+        found.append(
+            Happening(
+                float(group.dead_letter_s[row]),
+                name,
+                None,
+                What.DEAD_LETTERED,
+                DeliveryCause(group.dead_letter_cause[row]),
+            )
+        )
+    return found
+
+
+def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:
+    """The anomalies one message shows in one group, in the order of :data:`ANOMALY_KINDS`."""
+    group = facts.group
+    deliveries = group.deliveries
+    name = group.name
+    found = []
+    rows = facts.rows(local)
+    if facts.applications[local] > 1:
+        applied = rows[deliveries.outcome[rows] == Outcome.APPLIED]
+        applied = applied[np.argsort(deliveries.done_s[applied], kind="stable")]
+        # A first attempt that applies again was overtaken by its own broker duplicate (as in the summary).
+        causes = tuple(
+            DeliveryCause.BROKER_DUPLICATE if cause == DeliveryCause.FIRST else DeliveryCause(cause)
+            for cause in deliveries.cause[applied[1:]]
+        )
+        found.append(
+            Anomaly(
+                "duplicate_effect",
+                name,
+                float(deliveries.done_s[applied[1]]),
+                causes=causes,
+                applications=int(applied.size),
+            )
+        )
+    if facts.lost[local]:
+        row = int(facts.loss_row[local])
+        found.append(Anomaly("lost", name, float(group.lost_s[row]), causes=(LossReason(group.lost_reason[row]),)))
+    if facts.dead_lettered[local]:
+        row = int(facts.dead_letter_row[local])
+        found.append(
+            Anomaly(
+                "dead_lettered",
+                name,
+                float(group.dead_letter_s[row]),
+                causes=(DeliveryCause(group.dead_letter_cause[row]),),
+                attempts=int(deliveries.attempt[rows].max()) if rows.size else 0,
+                processed=bool(facts.processed[local]),
+            )
+        )
+    if facts.wrongly_rejected[local]:
+        rejected = rows[deliveries.outcome[rows] == Outcome.REJECTED]
+        found.append(Anomaly("wrongly_rejected", name, float(np.min(deliveries.done_s[rejected]))))
+    overtaking = int(facts.overtaken_by[local])
+    if overtaking >= 0:
+        found.append(
+            Anomaly(
+                "out_of_order",
+                name,
+                float(facts.first_done_s[local]),
+                overtaken_by=int(group.message_ids[overtaking]),
+                overtaken_s=float(facts.first_done_s[overtaking]),
+            )
+        )
+    return found

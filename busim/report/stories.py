@@ -1,0 +1,353 @@
+"""``busim explain``: a run's folder simulated again, and its messages' stories told in words.
+
+A run's folder holds no per-message data: its resolved ``scenario.yaml``
+carries the seed, and a run is deterministic under its seed, so simulating
+it again rebuilds the exact record. :func:`check_replay` makes sure it did,
+against the folder's ``results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from busim.analysis.stories import ANOMALY_KINDS, Anomaly, Happening, Stories, Story, What
+from busim.api import REPLICATIONS_SCHEMA, RESULT_SCHEMA, Result
+from busim.engine.records import DeliveryCause, LossReason
+from busim.errors import BusimError, RunFolderError
+from busim.report.console import reason_label
+from busim.report.files import RESULTS_FILE, SCENARIO_FILE
+from busim.scenario import LoadedScenario, Scenario, load_scenario
+from busim.scenario.schema import did_you_mean
+
+DEFAULT_TOP = 5
+
+# The figures of results.json that simulating a folder again must reproduce, per consumer.
+CHECKED_FIGURES = ("delivered", "processed", "duplicate_effects", "lost", "dead_lettered")
+
+
+def read_run_folder(folder: Path) -> tuple[LoadedScenario, dict[str, Any]]:
+    """A single run's resolved scenario and its results.json document.
+
+    Raises:
+        RunFolderError: the folder is missing, lacks either file, or holds replications or other results.
+        ScenarioError: its scenario.yaml is not a valid scenario.
+    """
+    if not folder.exists():
+        raise RunFolderError(f"{folder}: no such folder; give the output folder of a busim run")
+    if not folder.is_dir():
+        raise RunFolderError(f"{folder}: not a folder; give the output folder of a busim run")
+    results = folder / RESULTS_FILE
+    for path in (results, folder / SCENARIO_FILE):
+        if not path.is_file():
+            raise RunFolderError(f"{folder}: no {path.name} here; give the output folder of a busim run")
+    try:
+        document = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RunFolderError(f"{results}: cannot read it ({error})") from None
+    schema = document.get("schema") if isinstance(document, dict) else None
+    if schema == REPLICATIONS_SCHEMA:
+        seeds = document.get("seeds") or ["S"]
+        raise RunFolderError(
+            f"{folder}: holds {document.get('replications')} replications; explain needs a single run "
+            f"(run one of them with --seed, e.g. --seed {seeds[0]})"
+        )
+    if schema != RESULT_SCHEMA:
+        raise RunFolderError(f"{results}: not the results of a busim run (schema {schema!r}, not {RESULT_SCHEMA!r})")
+    messages = document.get("messages")
+    published = messages.get("published") if isinstance(messages, dict) else None
+    if not isinstance(published, int) or not isinstance(document.get("consumers"), dict):
+        raise RunFolderError(f"{results}: lacks messages.published or consumers; it was edited")
+    return load_scenario(folder / SCENARIO_FILE), document
+
+
+def check_request(
+    scenario: Scenario,
+    document: dict[str, Any],
+    message: int | None,
+    anomaly: str | None,
+    consumer: str | None,
+) -> None:
+    """Check what ``busim explain`` is asked for against the run, before simulating it.
+
+    Raises:
+        BusimError: both a message and an anomaly, an unknown anomaly or consumer, or no such message.
+    """
+    if message is not None and anomaly is not None:
+        raise BusimError("give --message or --anomaly, not both")
+    if anomaly is not None and anomaly not in ANOMALY_KINDS:
+        raise BusimError(
+            f"unknown anomaly {anomaly!r}{did_you_mean(anomaly, ANOMALY_KINDS)} (anomalies: {', '.join(ANOMALY_KINDS)})"
+        )
+    names = [entry.name for entry in scenario.consumers]
+    if consumer is not None and consumer not in names:
+        hint = did_you_mean(consumer, names)
+        raise BusimError(f"unknown consumer {consumer!r}{hint} (consumers: {', '.join(names)})")
+    published = int(document["messages"]["published"])
+    if message is not None and not 0 <= message < published:
+        valid = f"its messages are 0 to {published - 1:,}" if published else "it published no message"
+        raise BusimError(f"no message {message:,} in this run: {valid}")
+
+
+def check_replay(result: Result, document: dict[str, Any], folder: Path) -> None:
+    """Make sure that simulating the folder again reproduced its results.json.
+
+    Raises:
+        RunFolderError: a headline figure differs, naming the first that does.
+    """
+    now = result.to_dict()
+    differences = []
+    if now["messages"]["published"] != document["messages"]["published"]:
+        differences.append(("messages published", document["messages"]["published"], now["messages"]["published"]))
+    if list(now["consumers"]) != list(document["consumers"]):
+        differences.append(("consumers", ", ".join(document["consumers"]), ", ".join(now["consumers"])))
+    else:
+        for name, consumer in now["consumers"].items():
+            before = document["consumers"][name]
+            before = before if isinstance(before, dict) else {}
+            differences += [
+                (f"{name} {figure}", before.get(figure), consumer[figure])
+                for figure in CHECKED_FIGURES
+                if before.get(figure) != consumer[figure]
+            ]
+    if differences:
+        figure, then, again = differences[0]
+        raise RunFolderError(
+            f"{folder}: simulating its {SCENARIO_FILE} again does not give its {RESULTS_FILE} ({figure}: "
+            f"{_shown(then)} there, {_shown(again)} now); it was written by another version of busim, or edited"
+        )
+
+
+def _shown(value: object) -> str:
+    """A figure as the message shows it: counts grouped by thousands, names as they are, anything else as JSON."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _seconds(time_s: float) -> str:
+    return f"{time_s:.3f} s"
+
+
+# Why a copy was delivered, as a clause: "the second after <clause>".
+_CAUSES = {
+    DeliveryCause.FIRST: "its first attempt",
+    DeliveryCause.BROKER_DUPLICATE: "a duplicate copy the broker delivered",
+    DeliveryCause.TRANSIT_LOSS: "a redelivery because an earlier attempt was lost in transit",
+    DeliveryCause.CRASH_BEFORE_ACK: "a redelivery because the instance crashed before its ack",
+    DeliveryCause.ACK_TIMEOUT: "a redelivery because the processing outlasted the ack timeout",
+    DeliveryCause.CRASH_IN_FLIGHT: "a redelivery because the instance crashed while processing it",
+    DeliveryCause.PRODUCER_RETRY: "a copy its publisher sent again after a lost publish ack",
+    DeliveryCause.DEDUP_WINDOW_EXPIRED: (
+        "a copy its publisher sent again after a lost publish ack, past the broker's deduplication window"
+    ),
+    DeliveryCause.PREFETCHED: "a redelivery because the instance crashed holding it unprocessed",
+    DeliveryCause.OFFSET_REWIND: "a redelivery because the instance crashed before its offset was committed",
+    DeliveryCause.REBALANCE: "a redelivery because its partition moved to another member",
+}
+
+# Why a message was lost, as a clause: "lost in inventory: <clause>".
+_LOSSES = {
+    LossReason.TRANSIT_LOSS: "an attempt was lost in transit, and nothing redelivered it",
+    LossReason.CRASH_IN_FLIGHT: "the instance crashed while holding it, and at-most-once delivery never sends it again",
+    LossReason.OVERFLOW_DROPPED: "the queue was full and dropped it, its oldest message",
+    LossReason.OVERFLOW_REJECTED: "the queue was full and refused it until its publisher gave up",
+    LossReason.PUBLISH_FAILED: "the broker was down for longer than its publisher kept retrying",
+    LossReason.NEVER_CLAIMED: "a crashed consumer left it pending, and no claimer takes it over",
+}
+
+
+def _label(cause: DeliveryCause | LossReason, preset: str) -> str:
+    """A reason as results.json's by_reason names it, in the broker's own words."""
+    return reason_label(cause.name.lower(), preset)
+
+
+def _explained(cause: DeliveryCause | LossReason, preset: str) -> str:
+    """A reason as a clause, with the broker's own name for it where that differs from busim's."""
+    generic = cause.name.lower().replace("_", " ")
+    label = _label(cause, preset)
+    clause = (_CAUSES if isinstance(cause, DeliveryCause) else _LOSSES).get(cause)
+    if clause is None:  # a reason without a sentence of its own: its name says it
+        return label
+    return clause if label == generic else f"{clause} ({label})"
+
+
+def _happening_text(happening: Happening, preset: str, effects: bool) -> str:
+    """What a story line says about one happening."""
+    what = happening.what
+    if what == What.ARRIVED:
+        reason = "" if happening.cause == DeliveryCause.FIRST else f", {_label(happening.cause, preset)}"
+        return f"reached the queue (attempt {happening.attempt}{reason})"
+    if what in (What.LOST, What.DEAD_LETTERED):
+        label = _label(happening.cause, preset)
+        if what == What.LOST:
+            return f"lost: {label}"
+        return f"dead-lettered: the delivery limit refused another attempt after {label}"
+    if what == What.APPLIED and not effects:
+        return "processed"
+    return _TEXTS[what]
+
+
+_TEXTS = {
+    What.PUBLISHED: "published",
+    What.ACCEPTED: "accepted by the broker, back from an outage",
+    What.PUBLISH_FAILED: "publish failed: the broker was down for longer than the publisher kept retrying",
+    What.RESENT: "sent again after a lost publish ack; the broker kept both copies",
+    What.RESEND_DROPPED: "sent again after a lost publish ack; the broker dropped the copy as a duplicate",
+    What.RECEIVED: "received",
+    What.STARTED: "started processing",
+    What.APPLIED: "applied its effects",
+    What.REJECTED: "rejected: a floor refused the change, nothing was applied",
+    What.SKIPPED: "skipped as a duplicate: processed before",
+    What.ABORTED: "aborted: the instance crashed while processing it",
+    What.ABANDONED: "dropped unprocessed: the instance crashed holding it",
+    What.CRASHED: "crashed after processing it, before acknowledging it",
+}
+
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
+def _ordinal(number: int) -> str:
+    return _ORDINALS[number - 1] if number <= len(_ORDINALS) else f"{number}th"
+
+
+def _times(count: int) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{count} times")
+
+
+def anomaly_text(anomaly: Anomaly, preset: str) -> str:
+    """One anomaly of a story, in a sentence."""
+    where = anomaly.consumer
+    if anomaly.kind == "duplicate_effect":
+        causes = [_explained(cause, preset) for cause in anomaly.causes]
+        if len(set(causes)) == 1 and len(causes) > 1:
+            last = _ordinal(anomaly.applications)
+            later = f"the second and {last}" if anomaly.applications == 3 else f"the second to the {last}"
+            repeats = f"{later} each after {causes[0]}"
+        else:
+            repeats = ", ".join(f"the {_ordinal(number)} after {cause}" for number, cause in enumerate(causes, 2))
+        return f"duplicate effect in {where}: its effects were applied {_times(anomaly.applications)}, {repeats}"
+    if anomaly.kind == "lost":
+        return f"lost in {where} at {_seconds(anomaly.time_s)}: {_explained(anomaly.causes[0], preset)}"
+    if anomaly.kind == "dead_lettered":
+        after = f" after {anomaly.attempts} attempts" if anomaly.attempts > 1 else ""
+        processed = "; it had been processed" if anomaly.processed else ", never processed"
+        return (
+            f"dead-lettered in {where} at {_seconds(anomaly.time_s)}{after}: the delivery limit refused "
+            f"{_explained(anomaly.causes[0], preset)}{processed}"
+        )
+    if anomaly.kind == "wrongly_rejected":
+        return (
+            f"wrongly rejected in {where}: a floor refused it at {_seconds(anomaly.time_s)}, but applied "
+            "exactly once in publish order it would have been accepted"
+        )
+    return (
+        f"out of order in {where}: message {anomaly.overtaken_by}, published later with the same key, was processed "
+        f"first, at {_seconds(anomaly.overtaken_s or 0)}; this one at {_seconds(anomaly.time_s)}"
+    )
+
+
+def story_lines(story: Story, scenario: Scenario) -> list[str]:
+    """A message's story as text: a heading, one line per happening, then its anomalies."""
+    preset = scenario.broker.preset
+    payload = ", ".join(f"{name}={value}" for name, value in story.fields)
+    lines = [
+        f"message {story.message} {story.event}{f' ({payload})' if payload else ''}, "
+        f"published by {story.publisher} at {_seconds(story.published_s)}"
+    ]
+    # The heading says when it was published; the lines tell the rest.
+    shown = [happening for happening in story.happenings if happening.what != What.PUBLISHED]
+    times = [_seconds(happening.time_s) for happening in shown]
+    who = [happening.service + ("" if happening.instance is None else f" #{happening.instance}") for happening in shown]
+    time_width = max(map(len, times), default=0)
+    who_width = max(map(len, who), default=0)
+    effects = {consumer.name: bool(consumer.effects) for consumer in scenario.consumers}
+    for happening, time, service in zip(shown, times, who):
+        text = _happening_text(happening, preset, effects.get(happening.service, True))
+        lines.append(f"  {time:>{time_width}}  {service:<{who_width}}  {text}")
+    if story.anomalies:
+        lines += [f"  ! {anomaly_text(anomaly, preset)}" for anomaly in story.anomalies]
+    else:
+        lines.append("  no anomaly")
+    return lines
+
+
+def _print_lines(console: Console, lines: Iterable[str]) -> None:
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def render_story(console: Console, stories: Stories, message: int, consumer: str | None = None) -> None:
+    """Print the story of one message (in one consumer, if named)."""
+    story = stories.story(message, None if consumer is None else [consumer])
+    _print_lines(console, story_lines(story, stories.record.scenario))
+
+
+def render_anomaly(
+    console: Console, stories: Stories, kind: str, consumer: str | None = None, top: int = DEFAULT_TOP
+) -> None:
+    """Print how many messages show ``kind``, then the stories of the ``top`` worst."""
+    ids = stories.with_anomaly(kind, consumer)
+    names = stories.consumers
+    where = consumer if consumer is not None else names[0] if len(names) == 1 else "any consumer"
+    if ids.size == 0:
+        _print_lines(console, [f"No message shows {kind} in {where}."])
+        return
+    count = f"{ids.size:,} message{' shows' if ids.size == 1 else 's show'} {kind} in {where}"
+    listed = (f"; the first {top}:" if top > 1 else "; the first:") if ids.size > top else ":"
+    _print_lines(console, [count + listed])
+    for message in ids[:top].tolist():
+        console.print()
+        render_story(console, stories, message, consumer)
+
+
+def render_overview(console: Console, stories: Stories, folder: Path, consumer: str | None = None) -> None:
+    """Print how many messages show each anomaly per consumer (or in one), and how to ask for their stories."""
+    scenario = stories.record.scenario
+    published = len(stories.record.messages)
+    ids = f"ids 0 to {published - 1:,}" if published else "none published"
+    _print_lines(console, [f"{scenario.name}, seed {scenario.seed}: {published:,} messages ({ids})"])
+    counts = {name: count for name, count in stories.counts().items() if consumer in (None, name)}
+    table = Table(title="Messages with each anomaly", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("anomaly", no_wrap=True)
+    for name in counts:
+        table.add_column(name, justify="right", no_wrap=True)
+    for kind in ANOMALY_KINDS:
+        table.add_row(kind, *(f"{counts[name][kind]:,}" for name in counts))
+    console.print(table)
+    _print_lines(
+        console,
+        [
+            f"busim explain {folder} --message ID tells a message's story;",
+            f"busim explain {folder} --anomaly KIND tells the stories of the {DEFAULT_TOP} worst messages "
+            "with that anomaly (--top N for more, --consumer NAME for one consumer).",
+        ],
+    )
+
+
+def render_explanation(
+    console: Console,
+    result: Result,
+    folder: Path,
+    message: int | None = None,
+    anomaly: str | None = None,
+    consumer: str | None = None,
+    top: int = DEFAULT_TOP,
+) -> None:
+    """Print what ``busim explain`` was asked for: a message's story, an anomaly's worst stories, or the counts.
+
+    ``folder`` is the run's folder, for the commands the counts suggest.
+    """
+    stories = Stories(result.record)
+    if message is not None:
+        render_story(console, stories, message, consumer)
+    elif anomaly is not None:
+        render_anomaly(console, stories, anomaly, consumer, top)
+    else:
+        render_overview(console, stories, folder, consumer)

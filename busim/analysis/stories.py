@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from busim.analysis.chains import logical_ids
 from busim.analysis.consistency import out_of_order_messages, reference_acceptance
 from busim.analysis.summary import first_processing
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes
-from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, RunRecord
+from busim.engine.records import DedupMiss, DeliveryCause, GroupRecord, LossReason, Outcome, RunRecord
 
 # Every anomaly a message can show in a consumer, in the order reports list them.
 ANOMALY_KINDS = ("duplicate_effect", "lost", "dead_lettered", "wrongly_rejected", "out_of_order")
@@ -36,6 +37,10 @@ class What(enum.StrEnum):
     PUBLISHED = "published"  # its publisher published it
     ACCEPTED = "accepted"  # the broker accepted it late: it was down when the message was published
     PUBLISH_FAILED = "publish_failed"  # the broker was down for longer than the publisher kept retrying
+    PUBLISHER_CRASHED = "publisher_crashed"  # the publisher crashed after committing, before publishing: no outbox
+    RELAYED_LATE = "relayed_late"  # the publisher crashed before the outbox relay's send; sent after the restart
+    RELAYED = "relayed"  # the publisher crashed after the relay's send; the relay sent it again after the restart
+    EMITTED = "emitted"  # a consumer processing it emitted a follow-up message (``other``)
     RESENT = "resent"  # the publisher sent it again after a lost publish ack, and the broker kept the copy
     RESEND_DROPPED = "resend_dropped"  # the same, but the broker dropped the copy inside its dedup window
     ARRIVED = "arrived"  # a copy reached the group's queue
@@ -68,6 +73,7 @@ class Happening:
     what: What
     cause: DeliveryCause | LossReason | None = None  # why a copy was delivered, lost or dead-lettered
     attempt: int | None = None  # the broker's delivery attempt of the copy (1 = first)
+    other: int | None = None  # EMITTED: the message emitted
 
 
 @dataclass(frozen=True)
@@ -85,19 +91,24 @@ class Anomaly:
     processed: bool = False  # dead_lettered: whether a processing had completed before
     overtaken_by: int | None = None  # out_of_order: the later-published message of its key processed first
     overtaken_s: float | None = None  # out_of_order: when that message was first processed
+    # duplicate_effect: twins (messages emitted twice upstream for this event) whose processing applied it
+    # again, and why an idempotent consumer's store let each repeat through.
+    twins: tuple[int, ...] = ()
+    dedup_missed: tuple[DedupMiss, ...] = ()
 
 
 @dataclass(frozen=True)
 class Story:
     """The life of one message, in time order, and its anomalies per consumer."""
 
-    message: int  # its id: its index in publish order
+    message: int  # its id: its index in publish order (emitted messages come after the published ones)
     event: str
-    publisher: str
+    publisher: str  # the publisher, or for an emitted message the consumer that emitted it
     fields: tuple[tuple[str, object], ...]  # its payload, in the event's order of fields
     published_s: float
     happenings: tuple[Happening, ...]
     anomalies: tuple[Anomaly, ...]
+    caused_by: int | None = None  # an emitted message: the message whose processing emitted it
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class _GroupFacts:
     """What one group did with each of its messages, as arrays over group-local indices."""
 
     group: GroupRecord
+    twin_of: np.ndarray  # each message's first twin (itself unless emitted twice upstream for one event)
     rows_by_message: np.ndarray  # delivery rows, grouped by message, each message's in the order received
     first_row: np.ndarray  # where each message's rows start in rows_by_message (one more entry at the end)
     applications: np.ndarray
@@ -118,17 +130,21 @@ class _GroupFacts:
     first_done_s: np.ndarray  # when each message was first processed (NaN: never)
 
     @classmethod
-    def of(cls, record: RunRecord, group: GroupRecord) -> _GroupFacts:
+    def of(cls, record: RunRecord, group: GroupRecord, logical: np.ndarray) -> _GroupFacts:
         deliveries = group.deliveries
         count = group.message_ids.size
+        # Twins count as their first message, as in the summary.
+        twin_of = group.selection.local(logical[group.message_ids])
+        twin = twin_of != np.arange(count)
         rows_by_message = np.argsort(deliveries.message, kind="stable")
         first_row = np.searchsorted(deliveries.message[rows_by_message], np.arange(count + 1))
-        applications = np.bincount(deliveries.message[deliveries.outcome == Outcome.APPLIED], minlength=count)
+        applied = deliveries.message[deliveries.outcome == Outcome.APPLIED]
+        applications = np.bincount(twin_of[applied], minlength=count)
         rejected = np.zeros(count, bool)
-        rejected[deliveries.message[deliveries.outcome == Outcome.REJECTED]] = True
-        rejected &= applications == 0
+        rejected[twin_of[deliveries.message[deliveries.outcome == Outcome.REJECTED]]] = True
+        rejected &= (applications == 0) & ~twin
         plan = EffectPlan(record.scenario.consumer(group.name), record.messages.common_fields(group.selection))
-        accepted_by_reference, _ = reference_acceptance(plan, count)
+        accepted_by_reference, _ = reference_acceptance(plan, count, np.flatnonzero(~twin))
         fates = group.fates()
         first_rows = first_processing(deliveries)
         first_done_s = np.full(count, np.nan)
@@ -142,6 +158,7 @@ class _GroupFacts:
         overtaken_by[late] = overtaking
         return cls(
             group=group,
+            twin_of=twin_of,
             rows_by_message=rows_by_message,
             first_row=first_row,
             applications=applications,
@@ -157,9 +174,8 @@ class _GroupFacts:
 
     def local(self, message: int) -> int | None:
         """The group-local index of a message, or None when the group does not subscribe to it."""
-        ids = self.group.message_ids
-        index = int(np.searchsorted(ids, message))
-        return index if index < ids.size and ids[index] == message else None
+        found = np.flatnonzero(self.group.message_ids == message)
+        return int(found[0]) if found.size else None
 
     def rows(self, local: int) -> np.ndarray:
         """A message's delivery rows, in the order its copies were received."""
@@ -199,7 +215,8 @@ class Stories:
 
     def __init__(self, record: RunRecord) -> None:
         self.record = record
-        self._facts = {group.name: _GroupFacts.of(record, group) for group in record.groups}
+        logical = logical_ids(record.messages)
+        self._facts = {group.name: _GroupFacts.of(record, group, logical) for group in record.groups}
 
     @property
     def consumers(self) -> tuple[str, ...]:
@@ -250,17 +267,26 @@ class Stories:
         self._check(consumers=consumers)
         scenario = self.record.scenario
         event = messages.event_names[messages.event[message]]
-        publisher = scenario.publishers[messages.publisher[message]].name
+        emitted = messages.emitter[message] >= 0
+        if emitted:
+            publisher = scenario.consumers[messages.emitter[message]].name
+        else:
+            publisher = scenario.publishers[messages.publisher[message]].name
         position = int(np.searchsorted(messages.members[event], message))
-        fields = tuple((name, _plain(messages.fields[event][name][position])) for name in scenario.events[event].fields)
+        fields = tuple((name, _plain(values[position])) for name, values in messages.fields[event].items())
         published_s = float(messages.publish_s[message])
         happenings = [Happening(published_s, publisher, None, What.PUBLISHED)]
         if messages.failed[message]:
-            happenings.append(Happening(published_s, publisher, None, What.PUBLISH_FAILED))
+            what = What.PUBLISHER_CRASHED if messages.publisher_crashed[message] else What.PUBLISH_FAILED
+            happenings.append(Happening(published_s, publisher, None, what))
         elif messages.accept_s[message] > published_s:
-            happenings.append(Happening(float(messages.accept_s[message]), publisher, None, What.ACCEPTED))
+            what = What.RELAYED_LATE if messages.publisher_crashed[message] else What.ACCEPTED
+            happenings.append(Happening(float(messages.accept_s[message]), publisher, None, what))
         for resend in np.flatnonzero(messages.resend_message == message):
-            what = What.RESENT if messages.resend_kept[resend] else What.RESEND_DROPPED
+            if messages.resend_relayed[resend]:
+                what = What.RELAYED if messages.resend_kept[resend] else What.RESEND_DROPPED
+            else:
+                what = What.RESENT if messages.resend_kept[resend] else What.RESEND_DROPPED
             happenings.append(Happening(float(messages.resend_accept_s[resend]), publisher, None, what))
         anomalies: list[Anomaly] = []
         for name, facts in self._facts.items():
@@ -270,6 +296,12 @@ class Stories:
             if local is not None:
                 happenings += _group_happenings(facts, local)
                 anomalies += _anomalies(facts, local)
+        # After the processings: at equal times, the processing that emitted comes first.
+        for child in np.flatnonzero(messages.cause == message).tolist():
+            emitter = scenario.consumers[messages.emitter[child]].name
+            if consumers is None or emitter in consumers:
+                happening = Happening(float(messages.publish_s[child]), emitter, None, What.EMITTED, other=child)
+                happenings.append(happening)
         return Story(
             message=message,
             event=event,
@@ -279,6 +311,7 @@ class Stories:
             # A stable sort: at equal times, cause stays before consequence, as listed.
             happenings=tuple(sorted(happenings, key=lambda happening: happening.time_s)),
             anomalies=tuple(anomalies),
+            caused_by=int(messages.cause[message]) if emitted else None,
         )
 
     def _check(self, kind: str | None = None, consumers: Collection[str] | None = None) -> None:
@@ -342,13 +375,20 @@ def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:
     found = []
     rows = facts.rows(local)
     if facts.applications[local] > 1:
-        applied = rows[deliveries.outcome[rows] == Outcome.APPLIED]
+        # Every application of this event: by this message, or by a twin emitted upstream.
+        copies = np.flatnonzero(facts.twin_of == local)
+        every = np.concatenate([facts.rows(int(copy)) for copy in copies])
+        applied = every[deliveries.outcome[every] == Outcome.APPLIED]
         applied = applied[np.argsort(deliveries.done_s[applied], kind="stable")]
+        repeats = applied[1:]
+        first_message = deliveries.message[applied[0]]
+        by_twin = deliveries.message[repeats] != first_message
         # A first attempt that applies again was overtaken by its own broker duplicate (as in the summary).
         causes = tuple(
             DeliveryCause.BROKER_DUPLICATE if cause == DeliveryCause.FIRST else DeliveryCause(cause)
-            for cause in deliveries.cause[applied[1:]]
+            for cause in deliveries.cause[repeats[~by_twin]]
         )
+        missed = dict(zip(group.dedup_miss_delivery.tolist(), group.dedup_miss_reason.tolist()))
         found.append(
             Anomaly(
                 "duplicate_effect",
@@ -356,6 +396,12 @@ def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:
                 float(deliveries.done_s[applied[1]]),
                 causes=causes,
                 applications=int(applied.size),
+                twins=tuple(
+                    int(group.message_ids[copy])
+                    for copy in dict.fromkeys(deliveries.message[applied].tolist())
+                    if copy != local
+                ),
+                dedup_missed=tuple(DedupMiss(missed[row]) for row in repeats.tolist() if row in missed),
             )
         )
     if facts.lost[local]:
@@ -374,7 +420,8 @@ def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:
             )
         )
     if facts.wrongly_rejected[local]:
-        rejected = rows[deliveries.outcome[rows] == Outcome.REJECTED]
+        every = np.concatenate([facts.rows(int(copy)) for copy in np.flatnonzero(facts.twin_of == local)])
+        rejected = every[deliveries.outcome[every] == Outcome.REJECTED]
         found.append(Anomaly("wrongly_rejected", name, float(np.min(deliveries.done_s[rejected]))))
     overtaking = int(facts.overtaken_by[local])
     if overtaking >= 0:

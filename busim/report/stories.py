@@ -19,7 +19,7 @@ from rich.table import Table
 
 from busim.analysis.stories import ANOMALY_KINDS, Anomaly, Happening, Stories, Story, What
 from busim.api import REPLICATIONS_SCHEMA, RESULT_SCHEMA, Result
-from busim.engine.records import DeliveryCause, LossReason
+from busim.engine.records import DedupMiss, DeliveryCause, LossReason
 from busim.errors import BusimError, RunFolderError
 from busim.report.console import reason_label
 from busim.report.files import RESULTS_FILE, SCENARIO_FILE
@@ -150,6 +150,7 @@ _CAUSES = {
     DeliveryCause.PREFETCHED: "a redelivery because the instance crashed holding it unprocessed",
     DeliveryCause.OFFSET_REWIND: "a redelivery because the instance crashed before its offset was committed",
     DeliveryCause.REBALANCE: "a redelivery because its partition moved to another member",
+    DeliveryCause.OUTBOX_RELAY: "a copy the outbox relay published again after its publisher crashed",
 }
 
 # Why a message was lost, as a clause: "lost in inventory: <clause>".
@@ -160,6 +161,18 @@ _LOSSES = {
     LossReason.OVERFLOW_REJECTED: "the queue was full and refused it until its publisher gave up",
     LossReason.PUBLISH_FAILED: "the broker was down for longer than its publisher kept retrying",
     LossReason.NEVER_CLAIMED: "a crashed consumer left it pending, and no claimer takes it over",
+    LossReason.PUBLISHER_CRASH: (
+        "its publisher crashed after committing its state and before publishing, with no outbox"
+    ),
+}
+
+# Why an idempotent consumer's store let a repeat through, as a clause.
+_MISSES = {
+    DedupMiss.TTL_EXPIRED: "the id was older than the store's ttl",
+    DedupMiss.EVICTED: "the full store had evicted the id",
+    DedupMiss.STORE_LOST: "the in-memory store was lost in a crash",
+    DedupMiss.OTHER_INSTANCE: "another instance had processed it, and in-memory stores are not shared",
+    DedupMiss.NOT_RECORDED: "the instance crashed after the effects, before recording the id",
 }
 
 
@@ -191,6 +204,8 @@ def _happening_text(happening: Happening, preset: str, effects: bool) -> str:
         return f"dead-lettered: the delivery limit refused another attempt after {label}"
     if what == What.APPLIED and not effects:
         return "processed"
+    if what == What.EMITTED:
+        return f"emitted message {happening.other}"
     return _TEXTS[what]
 
 
@@ -198,6 +213,9 @@ _TEXTS = {
     What.PUBLISHED: "published",
     What.ACCEPTED: "accepted by the broker, back from an outage",
     What.PUBLISH_FAILED: "publish failed: the broker was down for longer than the publisher kept retrying",
+    What.PUBLISHER_CRASHED: "never published: the publisher crashed after committing its state, and has no outbox",
+    What.RELAYED_LATE: "published by the outbox relay after the publisher's restart",
+    What.RELAYED: "published again by the outbox relay after the publisher's restart",
     What.RESENT: "sent again after a lost publish ack; the broker kept both copies",
     What.RESEND_DROPPED: "sent again after a lost publish ack; the broker dropped the copy as a duplicate",
     What.RECEIVED: "received",
@@ -232,7 +250,19 @@ def anomaly_text(anomaly: Anomaly, preset: str) -> str:
             repeats = f"{later} each after {causes[0]}"
         else:
             repeats = ", ".join(f"the {_ordinal(number)} after {cause}" for number, cause in enumerate(causes, 2))
-        return f"duplicate effect in {where}: its effects were applied {_times(anomaly.applications)}, {repeats}"
+        parts = [repeats] if causes else []
+        if anomaly.twins:
+            twins = ", ".join(map(str, anomaly.twins))
+            parts.append(
+                f"{'a twin' if len(anomaly.twins) == 1 else 'twins'} emitted upstream for the same event "
+                f"(message {twins}) applied them too"
+            )
+        if anomaly.dedup_missed:
+            misses = "; ".join(dict.fromkeys(_MISSES[miss] for miss in anomaly.dedup_missed))
+            parts.append(f"the dedup store let {'it' if len(anomaly.dedup_missed) == 1 else 'them'} through: {misses}")
+        return f"duplicate effect in {where}: its effects were applied {_times(anomaly.applications)}, " + "; ".join(
+            parts
+        )
     if anomaly.kind == "lost":
         return f"lost in {where} at {_seconds(anomaly.time_s)}: {_explained(anomaly.causes[0], preset)}"
     if anomaly.kind == "dead_lettered":
@@ -257,10 +287,12 @@ def story_lines(story: Story, scenario: Scenario) -> list[str]:
     """A message's story as text: a heading, one line per happening, then its anomalies."""
     preset = scenario.broker.preset
     payload = ", ".join(f"{name}={value}" for name, value in story.fields)
-    lines = [
-        f"message {story.message} {story.event}{f' ({payload})' if payload else ''}, "
-        f"published by {story.publisher} at {_seconds(story.published_s)}"
-    ]
+    origin = (
+        f"emitted by {story.publisher} at {_seconds(story.published_s)}, processing message {story.caused_by}"
+        if story.caused_by is not None
+        else f"published by {story.publisher} at {_seconds(story.published_s)}"
+    )
+    lines = [f"message {story.message} {story.event}{f' ({payload})' if payload else ''}, {origin}"]
     # The heading says when it was published; the lines tell the rest.
     shown = [happening for happening in story.happenings if happening.what != What.PUBLISHED]
     times = [_seconds(happening.time_s) for happening in shown]

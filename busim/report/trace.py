@@ -113,7 +113,13 @@ class _MessageColumns:
         self.count = len(messages)
         self.event = [messages.event_names[event] for event in messages.event.tolist()]
         names = [publisher.name for publisher in scenario.publishers]
-        self.publisher = [names[publisher] for publisher in messages.publisher.tolist()]
+        consumers = [consumer.name for consumer in scenario.consumers]
+        # An emitted message's publisher is the consumer that emitted it.
+        self.publisher = [
+            names[publisher] if publisher >= 0 else consumers[emitter]
+            for publisher, emitter in zip(messages.publisher.tolist(), messages.emitter.tolist())
+        ]
+        self.caused_by = [None if cause < 0 else cause for cause in messages.cause.tolist()]
         self.published_s = messages.publish_s.tolist()
         self.accepted_s = _times(messages.accept_s)
         position = np.empty(self.count, np.int64)
@@ -121,9 +127,7 @@ class _MessageColumns:
         self.key: dict[str, str | None] = {}
         for event, members in messages.members.items():
             position[members] = np.arange(members.size)
-            self.columns[event] = [
-                (name, messages.fields[event][name].tolist()) for name in scenario.events[event].fields
-            ]
+            self.columns[event] = [(name, values.tolist()) for name, values in messages.fields[event].items()]
             self.key[event] = scenario.events[event].key
         self.position = position.tolist()
         self.resends: dict[int, list[dict[str, Any]]] = {}
@@ -174,6 +178,7 @@ def write_trace_lines(record: RunRecord, out: TextIO) -> None:
             "id": message,
             "event": messages.event[message],
             "publisher": messages.publisher[message],
+            "caused_by": messages.caused_by[message],
             "key": None if key is None else fields[key],
             "fields": fields,
             "published_s": messages.published_s[message],
@@ -302,11 +307,16 @@ def chrome_trace_lines(record: RunRecord) -> Iterator[str]:
     end_s = record.sim_time_s
     for message in range(messages.count):
         name = names[messages.event[message]]
-        pid = publisher_pid[messages.publisher[message]]
+        emitter = record.messages.emitter[message]
+        if emitter >= 0:
+            # Emitted by a consumer: on its group's queue track, where the arrow to its consumers starts.
+            pid, tid = tracks[emitter].pid, tracks[emitter].queue
+        else:
+            pid = tid = publisher_pid[messages.publisher[message]]
         published_us = _us(messages.published_s[message])
         accepted_s = messages.accepted_s[message]
         yield (
-            f'{{"name":{name},"cat":"publish","ph":"i","s":"t","ts":{published_us!r},"pid":{pid},"tid":{pid},'
+            f'{{"name":{name},"cat":"publish","ph":"i","s":"t","ts":{published_us!r},"pid":{pid},"tid":{tid},'
             f'"args":{{"message":{message},"accepted_s":{_number(accepted_s)},'
             f'"failed":{"true" if accepted_s is None else "false"}}}}}'
         )
@@ -319,7 +329,7 @@ def chrome_trace_lines(record: RunRecord) -> Iterator[str]:
             if rows:
                 flows.append((index, sorted(rows, key=group.take_s.__getitem__)))
         for index, _ in flows:
-            yield _flow("s", _flow_id(message, index, len(groups)), published_us, pid, pid)
+            yield _flow("s", _flow_id(message, index, len(groups)), published_us, pid, tid)
         for index, rows in flows:
             group, track = groups[index], tracks[index]
             for number, row in enumerate(rows, start=1):

@@ -162,3 +162,40 @@ def test_a_story_can_keep_to_one_consumer_and_a_listing_counts_a_message_once():
     assert {happening.service for happening in shipping.happenings} == {"source", "shipping"}
     assert shipping.anomalies == ()
     assert [anomaly.consumer for anomaly in both.anomalies] == ["billing", "billing"]
+
+
+def test_a_story_follows_an_event_down_its_chain_and_names_the_twin_a_crash_emitted():
+    # A naive inventory crashes after reserving and before its ack: the order comes back, is reserved again
+    # and emits a second StockReserved, a twin of the first; payment charges for both.
+    from tests.engine.test_chains import pipeline
+
+    result = busim.simulate(
+        pipeline(inventory={"crash": {"probability": 0.05, "restart_after": 0}}, broker={"ack_timeout": "1s"})
+    )
+    stories = Stories(result.record)
+    messages = result.record.messages
+    charged_twice = stories.with_anomaly("duplicate_effect", "payment")
+    repeats = [
+        anomaly.applications - 1
+        for message in charged_twice.tolist()
+        for anomaly in stories.story(message, ["payment"]).anomalies
+        if anomaly.kind == "duplicate_effect"
+    ]
+    assert sum(repeats) == result.summary.consumers["payment"].duplicate_effects > 0
+    reservation = int(charged_twice[0])
+    order = int(messages.cause[reservation])
+    twin = [int(m) for m in np.flatnonzero(messages.cause == order) if m != reservation]
+    assert twin
+    story = stories.story(reservation)
+    assert (story.event, story.publisher, story.caused_by) == ("StockReserved", "inventory", order)
+    (anomaly,) = [a for a in story.anomalies if a.kind == "duplicate_effect"]
+    assert (anomaly.consumer, anomaly.applications, set(anomaly.twins), anomaly.causes) == (
+        "payment",
+        1 + len(twin),
+        set(twin),
+        (),
+    )
+    upstream = stories.story(order, ["inventory"])
+    emitted = [happening.other for happening in upstream.happenings if happening.what == What.EMITTED]
+    assert emitted == sorted([reservation, *twin])
+    assert [happening.what for happening in upstream.happenings].count(What.CRASHED) == len(twin)

@@ -31,6 +31,7 @@ def test_each_message_has_one_line_with_its_deliveries_in_every_consumer():
         "id": 1,
         "event": "Job",
         "publisher": "source",
+        "caused_by": None,
         "key": 2,
         "fields": {"orderId": 2},
         "published_s": 0.25,

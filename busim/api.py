@@ -75,7 +75,10 @@ class Result:
             "run": _run_metadata(self.wall_time_s),
             "sim_time_s": self.record.sim_time_s,
             "drained": self.record.drained,
-            "messages": {"published": len(self.record.messages)},
+            "messages": {
+                "published": int(np.count_nonzero(self.record.messages.emitter < 0)),
+                "emitted": int(np.count_nonzero(self.record.messages.emitter >= 0)),
+            },
             "publishers": {name: asdict(summary) for name, summary in self.summary.publishers.items()},
             "consumers": {name: asdict(summary) for name, summary in self.summary.consumers.items()},
             "consistency": {
@@ -83,6 +86,7 @@ class Result:
                 "violations": list(self.summary.violations),
             },
             "invariants": [asdict(outcome) for outcome in self.summary.invariants],
+            "chains": {name: asdict(chain) for name, chain in self.summary.chains.items()},
         }
 
 

@@ -111,6 +111,7 @@ def render_result(console: Console, result: Result) -> None:
     console.print(_latency_table(result))
     if result.summary.chains:
         console.print(_chains_table(result))
+        console.print()
     if any(consumer.state for consumer in result.summary.consumers.values()):
         console.print(_consistency_table(result))
         drifted = _most_drifted(result)
@@ -406,15 +407,17 @@ def _latency_table(result: Result) -> Table:
 def _chains_table(result: Result) -> Table:
     warmup = result.scenario.warmup
     note = f", published at or after the {format_duration(warmup)} warm-up" if warmup else ""
-    table = _table(f"Event chains: publish to the last consumer's first completed processing{note}")
-    for heading in ("", "messages", "duplicates", "p50", "p99", "max"):
+    table = _table(f"Event chains: latency from publish to the last consumer{note}")
+    for heading in ("", "messages", "dups", "p50", "p99", "max"):
         table.add_column(heading, justify="right" if heading else "left")
     table.columns[0].no_wrap = True
+    captions = []
     for chain in result.summary.chains.values():
         latency = chain.latency_s
+        path = " > ".join(hop.consumer for hop in chain.hops)
         table.add_row(
-            " > ".join(hop.consumer for hop in chain.hops),
-            f"{chain.completed:,} of {chain.published:,}",
+            path,
+            f"{chain.completed:,}",
             _count(chain.duplicate_completions),
             *map(format_duration, (latency.p50, latency.p99, latency.max)),
         )
@@ -427,6 +430,15 @@ def _chains_table(result: Result) -> Table:
                 *map(format_duration, (hop_latency.p50, hop_latency.p99, hop_latency.max)),
                 style="dim",
             )
+        first, last = chain.hops[0], chain.hops[-1]
+        duplicates = chain.duplicate_completions
+        plural = "duplicate" if duplicates == 1 else "duplicates"
+        captions.append(
+            f"{chain.completed:,} of {chain.published:,} {first.event} messages reached {last.consumer}"
+            + (f", with {duplicates:,} {plural}" if duplicates else "")
+        )
+    table.caption = "\n".join(captions)
+    table.caption_justify = "left"
     return table
 
 

@@ -80,6 +80,8 @@ def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
         ("Results", _figures_table(view)),
         ("Latency, publish to first completed processing", _latency_table(view)),
     ]
+    if document.get("chains"):
+        found.append(("Event chains, publish to the last consumer", _chains_table(document["chains"])))
     if document.get("invariants"):
         found.append(("Invariants", _invariants_table(document["invariants"])))
     verdict = document["consistency"]
@@ -143,6 +145,34 @@ def _invariants_table(invariants: list[dict]) -> list[list[str]]:
         [name, check, measured, "PASS" if passed else "FAIL"]
         for name, check, measured, passed in invariant_rows(outcomes)
     ]
+    return rows
+
+
+def _chains_table(chains: dict[str, Any]) -> list[list[str]]:
+    rows = [["chain or hop", "published", "reached the end", "duplicates", "p50", "p99", "max"]]
+    for chain in chains.values():
+        latency = chain["latency_s"]
+        consumers = " > ".join(hop["consumer"] for hop in chain["hops"])
+        rows.append(
+            [
+                consumers,
+                f"{chain['published']:,}",
+                f"{chain['completed']:,}",
+                f"{chain['duplicate_completions']:,}",
+                *(format_duration(latency[key]) for key in ("p50", "p99", "max")),
+            ]
+        )
+        for hop in chain["hops"]:
+            hop_latency = hop["latency_s"]
+            rows.append(
+                [
+                    f"{hop['event']} > {hop['consumer']}",
+                    "",
+                    f"{hop['messages']:,}",
+                    f"{hop['duplicates']:,}",
+                    *(format_duration(hop_latency[key]) for key in ("p50", "p99", "max")),
+                ]
+            )
     return rows
 
 

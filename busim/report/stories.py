@@ -89,7 +89,7 @@ def check_request(
     if consumer is not None and consumer not in names:
         hint = did_you_mean(consumer, names)
         raise BusimError(f"unknown consumer {consumer!r}{hint} (consumers: {', '.join(names)})")
-    published = int(document["messages"]["published"])
+    published = int(document["messages"]["published"]) + int(document["messages"].get("emitted", 0))
     if message is not None and not 0 <= message < published:
         valid = f"its messages are 0 to {published - 1:,}" if published else "it published no message"
         raise BusimError(f"no message {message:,} in this run: {valid}")
@@ -103,8 +103,9 @@ def check_replay(result: Result, document: dict[str, Any], folder: Path) -> None
     """
     now = result.to_dict()
     differences = []
-    if now["messages"]["published"] != document["messages"]["published"]:
-        differences.append(("messages published", document["messages"]["published"], now["messages"]["published"]))
+    for kind in ("published", "emitted"):
+        if now["messages"][kind] != document["messages"].get(kind, 0):
+            differences.append((f"messages {kind}", document["messages"].get(kind, 0), now["messages"][kind]))
     if list(now["consumers"]) != list(document["consumers"]):
         differences.append(("consumers", ", ".join(document["consumers"]), ", ".join(now["consumers"])))
     else:

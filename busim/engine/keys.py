@@ -26,6 +26,11 @@ def key_codes(scenario: Scenario, messages: Messages, selection: Selection) -> t
     has the same key value; the messages of an event without a key form a
     scope of their own, whose value is a :class:`_WholeEvent`.
     """
+    if not any(scenario.events[event].key for event in selection.events):
+        # No keys: each event is one scope, and its code is its place among the events.
+        sizes = [messages.members[event].size for event in selection.events]
+        codes = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        return codes[selection.order], [_WholeEvent(event) for event in selection.events]
     columns = []
     for event in selection.events:
         key = scenario.events[event].key

@@ -70,3 +70,51 @@ def test_the_comparison_sample_is_what_busim_compare_prints():
         "Wrote runs/compare-broker-tradeoffs/compare.json, runs/compare-broker-tradeoffs/compare.md, "
         "runs/compare-broker-tradeoffs/compare.html, 2 charts (PNG, SVG) in runs/compare-broker-tradeoffs"
     )
+
+
+def _block_after(marker: str) -> str:
+    """The code block that follows ``marker`` (itself a code block's only line) in the README."""
+    return README.split(f"{marker}\n```\n\n```\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_the_order_pipeline_samples_are_what_busim_prints(tmp_path):
+    from typer.testing import CliRunner
+
+    from busim.cli import app
+
+    result = busim.simulate(busim.load(SCENARIOS / "order-pipeline.yaml"))
+    output = io.StringIO()
+    render_result(Console(file=output, width=80, color_system=None), result)
+    printed = [line.rstrip() for line in output.getvalue().splitlines()]
+    for sample in (
+        _block_after("busim run scenarios/order-pipeline.yaml"),
+        README.split("when one fails, so a CI job can hold the architecture to them:\n\n```\n", 1)[1].split("\n```")[0],
+    ):
+        expected = sample.splitlines()
+        start = printed.index(expected[0])
+        assert printed[start : start + len(expected)] == expected
+
+    folder = tmp_path / "order-pipeline"
+    runner = CliRunner()
+    ran = runner.invoke(app, ["run", str(SCENARIOS / "order-pipeline.yaml"), "--out", str(folder), "--no-charts", "-q"])
+    assert ran.exit_code == 0, ran.output
+    explained = runner.invoke(app, ["explain", str(folder), "--message", "1067"], env={"COLUMNS": "200"})
+    assert explained.exit_code == 0, explained.output
+    sample = _block_after("busim explain runs/order-pipeline --message 1067")
+    assert explained.stdout.splitlines() == sample.splitlines()
+
+
+def test_the_order_pipeline_verdicts_are_what_busim_compare_prints():
+    from busim.report.console import render_comparison
+    from busim.scenario.variants import load_variants
+
+    sample = README.split("`busim compare scenarios/order-pipeline.yaml` ends:\n\n```\n", 1)[1].split("\n```")[0]
+    variants = load_variants([SCENARIOS / "order-pipeline.yaml"], [], [])
+    output = io.StringIO()
+    render_comparison(
+        Console(file=output, width=80, color_system=None),
+        busim.compare([(variant.name, variant.loaded) for variant in variants]),
+    )
+    printed = [line.rstrip() for line in output.getvalue().splitlines()]
+    expected = sample.splitlines()
+    assert printed[-len(expected) :] == expected

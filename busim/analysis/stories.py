@@ -74,6 +74,7 @@ class Happening:
     cause: DeliveryCause | LossReason | None = None  # why a copy was delivered, lost or dead-lettered
     attempt: int | None = None  # the broker's delivery attempt of the copy (1 = first)
     other: int | None = None  # EMITTED: the message emitted
+    other_event: str | None = None  # EMITTED: its event
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,14 @@ class Stories:
         for child in np.flatnonzero(messages.cause == message).tolist():
             emitter = scenario.consumers[messages.emitter[child]].name
             if consumers is None or emitter in consumers:
-                happening = Happening(float(messages.publish_s[child]), emitter, None, What.EMITTED, other=child)
+                happening = Happening(
+                    float(messages.publish_s[child]),
+                    emitter,
+                    None,
+                    What.EMITTED,
+                    other=child,
+                    other_event=messages.event_names[messages.event[child]],
+                )
                 happenings.append(happening)
         return Story(
             message=message,
@@ -374,9 +382,10 @@ def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:
     name = group.name
     found = []
     rows = facts.rows(local)
-    if facts.applications[local] > 1:
+    event = int(facts.twin_of[local])  # the first message standing for this event
+    if facts.applications[event] > 1:
         # Every application of this event: by this message, or by a twin emitted upstream.
-        copies = np.flatnonzero(facts.twin_of == local)
+        copies = np.flatnonzero(facts.twin_of == event)
         every = np.concatenate([facts.rows(int(copy)) for copy in copies])
         applied = every[deliveries.outcome[every] == Outcome.APPLIED]
         applied = applied[np.argsort(deliveries.done_s[applied], kind="stable")]

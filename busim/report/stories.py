@@ -206,7 +206,7 @@ def _happening_text(happening: Happening, preset: str, effects: bool) -> str:
     if what == What.APPLIED and not effects:
         return "processed"
     if what == What.EMITTED:
-        return f"emitted message {happening.other}"
+        return f"emitted message {happening.other} {happening.other_event}"
     return _TEXTS[what]
 
 

@@ -31,6 +31,9 @@ class ReadStaleness:
     stale_reads: int
     stale_read_fraction: float | None  # None without reads
     staleness_age_s: LatencySummary  # over the stale reads
+    # Why each stale read was stale: the oldest event it missed was applied later ("not_yet_applied"),
+    # or never ("never_applied": lost, dead-lettered or still in flight when the run stopped).
+    by_reason: dict[str, int]
 
 
 def stale_read_ages(
@@ -55,6 +58,17 @@ def stale_read_ages(
     over composite codes (key, rank of time) that keep the keys apart and
     every comparison of times exact.
     """
+    return _stale_reads(write_key, write_publish_s, write_applied_s, read_key, read_s)[0]
+
+
+def _stale_reads(
+    write_key: np.ndarray,
+    write_publish_s: np.ndarray,
+    write_applied_s: np.ndarray,
+    read_key: np.ndarray,
+    read_s: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`stale_read_ages`, and when the oldest write each stale read missed was applied (NaN if fresh)."""
     order = np.lexsort((write_publish_s, write_key))
     key = write_key[order].astype(np.int64)
     publish_s = write_publish_s[order]
@@ -73,7 +87,9 @@ def stale_read_ages(
     stale = oldest_missing < published_before
     ages_s = np.full(read_s.size, np.nan)
     ages_s[stale] = read_s[stale] - publish_s[oldest_missing[stale]]
-    return ages_s
+    missed_applied_s = np.full(read_s.size, np.nan)
+    missed_applied_s[stale] = write_applied_s[order][oldest_missing[stale]]
+    return ages_s, missed_applied_s
 
 
 def _ranks(times_s: np.ndarray, read_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -109,17 +125,21 @@ def read_staleness(record: RunRecord, group: GroupRecord, first_rows: np.ndarray
     counted = reads.at_s >= record.scenario.warmup
     read_s = reads.at_s[counted]
     read_key = np.stack(key_columns)[reads.effect[counted], reads.message[counted]]
-    ages_s = stale_read_ages(
+    ages_s, missed_applied_s = _stale_reads(
         np.concatenate(key_columns),
         np.tile(publish_s, len(key_columns)),
         np.tile(applied_s, len(key_columns)),
         read_key,
         read_s,
     )
-    stale_ages_s = ages_s[~np.isnan(ages_s)]
+    stale = ~np.isnan(ages_s)
+    stale_ages_s = ages_s[stale]
+    never = int(np.count_nonzero(np.isinf(missed_applied_s[stale])))
+    reasons = {"not_yet_applied": int(stale_ages_s.size) - never, "never_applied": never}
     return ReadStaleness(
         reads=int(read_s.size),
         stale_reads=int(stale_ages_s.size),
         stale_read_fraction=stale_ages_s.size / read_s.size if read_s.size else None,
         staleness_age_s=LatencySummary.of(stale_ages_s),
+        by_reason={reason: count for reason, count in reasons.items() if count},
     )

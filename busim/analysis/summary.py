@@ -229,6 +229,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
                 plan, group, np.flatnonzero(rejected & accepted_by_reference), applied_rows, twin_of
             ),
             "oversold": {"lost_updates": oversold} if oversold else {},
+            "stale_reads": staleness.by_reason if staleness else {},
         },
         latency_s=_latency(record, group, first_rows),
         state=state,

@@ -154,6 +154,12 @@ def test_a_lost_message_leaves_every_later_read_of_its_key_stale(warmup_s):
     # Under this seed, of 196 reads (20/s over 10 s) 148 read key 1, every one stale, and 3 of the 48 of key 2
     # came between 5 and 6 s; 157 came after the 2 s warm-up.
     assert (worker.reads, worker.stale_reads) == ((196, 151) if warmup_s == 0 else (157, 120))
+    # Reads of key 1 from 1 s on miss the lost message, which is never applied; the others miss a message
+    # applied later (message 0, applied at 1 s; message 3, published at 5 s and applied at 6 s).
+    key = np.array([1, 1, 1, 2])[reads.message[counted]]
+    never = int(np.count_nonzero(~np.isnan(expected) & (key == 1) & (read_s >= 1)))
+    assert worker.by_reason["stale_reads"] == {"not_yet_applied": stale.size - never, "never_applied": never}
+    assert never > 0
 
 
 # ---------------------------------------------------------------- queueing theory
@@ -244,10 +250,12 @@ def test_queries_leave_every_other_draw_and_figure_as_it_was():
     plain, read = without.summary.consumers["worker"], with_reads.summary.consumers["worker"]
     assert (plain.reads, plain.stale_reads, plain.stale_read_fraction, plain.staleness_age_s) == (0, 0, None, None)
     assert read.reads > 0
-    no_reads = ("reads", "stale_reads", "stale_read_fraction", "staleness_age_s")
+    no_reads = ("reads", "stale_reads", "stale_read_fraction", "staleness_age_s", "by_reason")
     assert {k: v for k, v in vars(plain).items() if k not in no_reads} == {
         k: v for k, v in vars(read).items() if k not in no_reads
     }
+    assert plain.by_reason == {**read.by_reason, "stale_reads": {}}
+    assert read.by_reason["stale_reads"] == {"not_yet_applied": read.stale_reads}
     assert without.summary.consumers["other"] == with_reads.summary.consumers["other"]
 
 

@@ -247,3 +247,20 @@ def test_a_comparison_shows_the_stale_reads_of_consumers_with_queries():
     render_comparison(Console(file=output, width=100, color_system=None), busim.compare(variants * 2))
     assert "  variant      p50      p99   stale reads   stale p50   stale p99" in output.getvalue()
     assert "  slow      36.6ms    219ms            53      40.5ms       159ms" in output.getvalue()
+
+
+def test_snapshot_intervals_compare_by_recovery_time():
+    from busim.report.console import comparison_rows
+
+    variants = load_variants([SCENARIOS / "event-sourced-recovery.yaml"], [], [])
+    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
+    means = [outcome.summary.consumers["inventory"].recovery_s.mean for outcome in comparison.outcomes]
+    assert comparison.names == ("every-100", "every-1000", "every-10000", "every-100000")
+    assert means == sorted(means) and means[0] < means[-1]
+    # Each recovery is the 2 s restart plus the events since the last snapshot at 2,000 a second.
+    for outcome, every in zip(comparison.outcomes, (100, 1000, 10000, 100000)):
+        inventory = outcome.summary.consumers["inventory"]
+        assert all(n < every for n in inventory.replayed_events)
+        assert inventory.recovery_times_s == pytest.approx(tuple(2 + n / 2000 for n in inventory.replayed_events))
+    labels = [label for label, _ in comparison_rows(comparison, "inventory")]
+    assert {"recovery mean", "recovery max"} <= set(labels)

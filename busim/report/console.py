@@ -783,6 +783,7 @@ def _compact_comparison(comparison: Comparison, consumer: str) -> Table:
         *_COMPACT_COLUMNS,
         *_drift_columns(comparison, consumer),
         *_read_columns(comparison, consumer, _COMPACT_READ_COLUMNS),
+        *_pattern_columns(comparison, consumer),
     ]
     figures = [[_figure(outcome, consumer, path) for _, path, _ in columns] for outcome in comparison.outcomes]
     # Leave out the figures that are 0 for every variant: they make no difference here.
@@ -825,6 +826,25 @@ def _read_columns(
     if any(outcome.scenario.consumer(consumer).queries for outcome in comparison.outcomes):
         return list(figures)
     return []
+
+
+# Figures of the consistency patterns, each compared where some variant's consumer is set up for it.
+_PATTERN_FIGURES = (
+    ("oversold", ("oversold",), False, "oversold"),
+    ("lost updates", ("lost_updates",), False, "lost_updates"),
+    ("optimistic retries", ("optimistic_retries",), False, "optimistic_retries"),
+    ("recovery mean", ("recovery_s", "mean"), True, "recovery_s"),
+    ("recovery max", ("recovery_s", "max"), True, "recovery_s"),
+)
+
+
+def _pattern_columns(comparison: Comparison, consumer: str) -> list[tuple[str, tuple[str, ...], bool]]:
+    """Isolation and recovery figures, where some variant's consumer is set up to produce them."""
+    return [
+        (label, path, duration)
+        for label, path, duration, attribute in _PATTERN_FIGURES
+        if any(_ONLY_WHEN_SET[attribute](outcome.scenario.consumer(consumer)) for outcome in comparison.outcomes)
+    ]
 
 
 def _consumer_document(outcome: Result | Replications, consumer: str) -> dict:
@@ -887,6 +907,7 @@ def comparison_rows(comparison: Comparison, consumer: str) -> list[tuple[str, li
         *_REPLICATED_ROWS,
         *_drift_columns(comparison, consumer),
         *_read_columns(comparison, consumer),
+        *_pattern_columns(comparison, consumer),
     ):
         figures = [_figure(outcome, consumer, path) for outcome in comparison.outcomes]
         if all(figure is None for figure in figures):

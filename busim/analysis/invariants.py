@@ -60,7 +60,7 @@ METRICS: dict[str, MetricReader] = {
     "oversold": attrgetter("oversold"),
     "lost_updates": attrgetter("lost_updates"),
     "optimistic_retries": attrgetter("optimistic_retries"),
-    "recovery_max": attrgetter("recovery_s.max"),
+    "recovery_max": lambda consumer: consumer.recovery_s.max if consumer.recovery_s.count else 0.0,
     "stale_read_fraction": attrgetter("stale_read_fraction"),
 }
 

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from busim.analysis.chains import logical_ids
-from busim.analysis.consistency import out_of_order_messages, reference_acceptance
-from busim.analysis.summary import first_processing
-from busim.engine.effects import EffectPlan
+from busim.analysis.consistency import out_of_order_messages
+from busim.analysis.events import GroupEvents, repeated
 from busim.engine.keys import key_codes
 from busim.engine.records import DedupMiss, DeliveryCause, GroupRecord, LossReason, Outcome, RunRecord
 
@@ -117,60 +116,55 @@ class _GroupFacts:
     """What one group did with each of its messages, as arrays over group-local indices."""
 
     group: GroupRecord
-    twin_of: np.ndarray  # each message's first twin (itself unless emitted twice upstream for one event)
+    events: GroupEvents  # the group's messages counted once per event, as the summary counts them
     rows_by_message: np.ndarray  # delivery rows, grouped by message, each message's in the order received
     first_row: np.ndarray  # where each message's rows start in rows_by_message (one more entry at the end)
-    applications: np.ndarray
     lost: np.ndarray
     loss_row: np.ndarray  # the first loss record of each message (-1: none)
     dead_lettered: np.ndarray
     dead_letter_row: np.ndarray
     processed: np.ndarray
-    wrongly_rejected: np.ndarray
-    overtaken_by: np.ndarray  # out of order: the local index of the message that overtook it (-1: in order)
-    first_done_s: np.ndarray  # when each message was first processed (NaN: never)
+    overtaken_by: np.ndarray  # out of order, per event: the event that overtook it (-1: in order)
+
+    @property
+    def twin_of(self) -> np.ndarray:
+        return self.events.twin_of
+
+    @property
+    def applications(self) -> np.ndarray:
+        return self.events.applications
+
+    @property
+    def first_done_s(self) -> np.ndarray:
+        return self.events.first_done_s
 
     @classmethod
     def of(cls, record: RunRecord, group: GroupRecord, logical: np.ndarray) -> _GroupFacts:
         deliveries = group.deliveries
         count = group.message_ids.size
-        # Twins count as their first message, as in the summary.
-        twin_of = group.selection.local(logical[group.message_ids])
-        twin = twin_of != np.arange(count)
+        events = GroupEvents.of(record, group, logical)
         rows_by_message = np.argsort(deliveries.message, kind="stable")
         first_row = np.searchsorted(deliveries.message[rows_by_message], np.arange(count + 1))
-        applied = deliveries.message[deliveries.outcome == Outcome.APPLIED]
-        applications = np.bincount(twin_of[applied], minlength=count)
-        rejected = np.zeros(count, bool)
-        rejected[twin_of[deliveries.message[deliveries.outcome == Outcome.REJECTED]]] = True
-        rejected &= (applications == 0) & ~twin
-        plan = EffectPlan(record.scenario.consumer(group.name), record.messages.common_fields(group.selection))
-        accepted_by_reference, _ = reference_acceptance(plan, count, np.flatnonzero(~twin))
         fates = group.fates()
-        first_rows = first_processing(deliveries)
-        first_done_s = np.full(count, np.nan)
-        first_done_s[deliveries.message[first_rows]] = deliveries.done_s[first_rows]
+        rows = events.event_first_rows
         late, overtaking = out_of_order_messages(
             key_codes(record.scenario, record.messages, group.selection)[0],
-            deliveries.message[first_rows],
-            deliveries.done_s[first_rows],
+            events.twin_of[deliveries.message[rows]],
+            deliveries.done_s[rows],
         )
         overtaken_by = np.full(count, -1, np.int64)
         overtaken_by[late] = overtaking
         return cls(
             group=group,
-            twin_of=twin_of,
+            events=events,
             rows_by_message=rows_by_message,
             first_row=first_row,
-            applications=applications,
             lost=fates.lost,
             loss_row=_first_record(group.lost_message, count),
             dead_lettered=fates.dead_lettered,
             dead_letter_row=_first_record(group.dead_letter_message, count),
             processed=fates.processed,
-            wrongly_rejected=rejected & accepted_by_reference,
             overtaken_by=overtaken_by,
-            first_done_s=first_done_s,
         )
 
     def local(self, message: int) -> int | None:
@@ -188,7 +182,12 @@ class _GroupFacts:
             return self.applications > 1
         if kind == "out_of_order":
             return self.overtaken_by >= 0
-        return {"lost": self.lost, "dead_lettered": self.dead_lettered, "wrongly_rejected": self.wrongly_rejected}[kind]
+        masks = {
+            "lost": self.lost,
+            "dead_lettered": self.dead_lettered,
+            "wrongly_rejected": self.events.wrongly_rejected,
+        }
+        return masks[kind]
 
     def severity(self, kind: str) -> np.ndarray:
         """How bad ``kind`` is for each message, to list the worst first: higher is worse."""
@@ -390,8 +389,8 @@ def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:
         applied = every[deliveries.outcome[every] == Outcome.APPLIED]
         applied = applied[np.argsort(deliveries.done_s[applied], kind="stable")]
         repeats = applied[1:]
-        first_message = deliveries.message[applied[0]]
-        by_twin = deliveries.message[repeats] != first_message
+        # A repeat comes from a twin when its own message had not applied the event before (as in the summary).
+        by_twin = ~repeated(deliveries.message[applied])[1:]
         # A first attempt that applies again was overtaken by its own broker duplicate (as in the summary).
         causes = tuple(
             DeliveryCause.BROKER_DUPLICATE if cause == DeliveryCause.FIRST else DeliveryCause(cause)
@@ -428,11 +427,11 @@ def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:
                 processed=bool(facts.processed[local]),
             )
         )
-    if facts.wrongly_rejected[local]:
-        every = np.concatenate([facts.rows(int(copy)) for copy in np.flatnonzero(facts.twin_of == local)])
+    if facts.events.wrongly_rejected[event]:
+        every = np.concatenate([facts.rows(int(copy)) for copy in np.flatnonzero(facts.twin_of == event)])
         rejected = every[deliveries.outcome[every] == Outcome.REJECTED]
         found.append(Anomaly("wrongly_rejected", name, float(np.min(deliveries.done_s[rejected]))))
-    overtaking = int(facts.overtaken_by[local])
+    overtaking = int(facts.overtaken_by[event])
     if overtaking >= 0:
         found.append(
             Anomaly(

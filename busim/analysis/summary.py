@@ -15,18 +15,15 @@ from busim.analysis.consistency import (
     CounterConsistency,
     compare_counter,
     overtaken,
-    reference_acceptance,
 )
+from busim.analysis.events import GroupEvents, repeated
 from busim.analysis.invariants import InvariantOutcome, check_invariants
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.analysis.reads import read_staleness
 from busim.analysis.series import Series, backlog_steps, group_series
-from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes
 from busim.engine.records import (
-    PROCESSED_OUTCOMES,
     DedupMiss,
-    Deliveries,
     DeliveryCause,
     GroupRecord,
     LossReason,
@@ -121,7 +118,7 @@ def summarize(record: RunRecord) -> Summary:
             max_publish_delay_s=float(delay_s[accepted].max()) if accepted.any() else 0.0,
             failed=int(np.count_nonzero(mine & messages.failed)),
             resent=int(np.count_nonzero(resends & ~relayed)),
-            deduplicated=int(np.count_nonzero(resends & ~messages.resend_kept)),
+            deduplicated=int(np.count_nonzero(resends & ~relayed & ~messages.resend_kept)),
             crashed=int(np.count_nonzero(mine & messages.publisher_crashed)),
             lost_to_crash=int(np.count_nonzero(mine & messages.publisher_crashed & messages.failed)),
             relayed_twice=int(np.count_nonzero(resends & relayed)),
@@ -162,26 +159,17 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
     count = group.message_ids.size
     fates = group.fates()
 
-    # Twins (messages emitted twice upstream for one event) count as their first message.
-    twin_of = group.selection.local(logical[group.message_ids])
-    twin = twin_of != np.arange(count)
-    applied_rows = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
-    applied_count = np.bincount(twin_of[deliveries.message[applied_rows]], minlength=count)
-    rejected = np.zeros(count, bool)
-    rejected[twin_of[deliveries.message[deliveries.outcome == Outcome.REJECTED]]] = True
-    rejected &= (applied_count == 0) & ~twin
+    # Events, not messages: twins (messages emitted twice upstream for one event) count as one.
+    events = GroupEvents.of(record, group, logical)
     delivered_messages = int(np.count_nonzero(np.bincount(deliveries.message, minlength=count)))
 
     # The exactly-once reference, with the same effect rules as the run, applies each event once.
-    plan = EffectPlan(consumer, record.messages.common_fields(group.selection))
-    accepted_by_reference, reference_state = reference_acceptance(plan, count, np.flatnonzero(~twin))
-    expected = plan.snapshot(reference_state)
+    plan = events.plan
+    expected = plan.snapshot(events.reference_state)
     state = {name: compare_counter(expected[name], group.counters[name]) for name in plan.counter_names}
 
-    first_rows = first_processing(deliveries)
-    first_done_s = np.full(count, np.nan)
-    first_done_s[deliveries.message[first_rows]] = deliveries.done_s[first_rows]
-    duplicates = deliveries.cause[_duplicate_rows(deliveries.message)].copy()
+    first_rows = events.first_rows
+    duplicates = deliveries.cause[repeated(deliveries.message)].copy()
     # A first attempt that repeats a message was overtaken by its own broker duplicate.
     duplicates[duplicates == DeliveryCause.FIRST] = DeliveryCause.BROKER_DUPLICATE
     redelivered = deliveries.attempt > 1
@@ -191,23 +179,23 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
     _, first_dead = np.unique(group.dead_letter_message, return_index=True)
     dead_causes = group.dead_letter_cause[first_dead]
     emitted_by = record.messages.emitter == scenario.consumers.index(consumer)
-    events = record.messages.event_names
+    event_names = record.messages.event_names
     oversold = sum(counter.oversold for counter in group.counters.values())
-    out_of_order_causes = _out_of_order_causes(record, group, first_rows)
-    emitted = np.bincount(record.messages.event[emitted_by], minlength=len(events))
+    out_of_order_causes = _out_of_order_causes(record, group, events)
+    emitted = np.bincount(record.messages.event[emitted_by], minlength=len(event_names))
     staleness = read_staleness(record, group, first_rows)
     summary = ConsumerSummary(
         subscribed=count,
         delivered=len(deliveries),
         processed=int(fates.processed.sum()),
         duplicate_deliveries=len(deliveries) - delivered_messages,
-        duplicate_effects=int(np.maximum(applied_count - 1, 0).sum()),
+        duplicate_effects=int(np.maximum(events.applications - 1, 0).sum()),
         redelivered=int(redelivered.sum()),
         lost=int(fates.lost.sum()),
         dead_lettered=int(fates.dead_lettered.sum()),
-        rejected=int(rejected.sum()),
-        wrongly_rejected=int(np.count_nonzero(rejected & accepted_by_reference)),
-        wrongly_accepted=int(np.count_nonzero((applied_count > 0) & ~accepted_by_reference)),
+        rejected=int(events.rejected.sum()),
+        wrongly_rejected=int(events.wrongly_rejected.sum()),
+        wrongly_accepted=int(events.wrongly_accepted.sum()),
         out_of_order=sum(out_of_order_causes.values()),
         in_flight_at_end=int(fates.in_flight.sum()),
         max_backlog=_max_backlog(group),
@@ -218,27 +206,25 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         crash_times_s=tuple(float(t) for t in group.crash_s),
         by_reason={
             "duplicate_deliveries": _cause_counts(duplicates, DeliveryCause),
-            "duplicate_effects": _duplicate_effect_causes(group, applied_rows, twin_of),
-            "dedup_missed": _dedup_misses(group, applied_rows, twin_of),
+            "duplicate_effects": _duplicate_effect_causes(group, events),
+            "dedup_missed": _dedup_misses(group, events),
             "redelivered": _cause_counts(deliveries.cause[redelivered], DeliveryCause),
             "lost": _cause_counts(lost_reasons, LossReason),
             "dead_lettered": _cause_counts(dead_causes, DeliveryCause),
             "in_flight_at_end": _in_flight_reasons(group, fates.in_flight),
             "out_of_order": out_of_order_causes,
-            "wrongly_rejected": _rejection_causes(
-                plan, group, np.flatnonzero(rejected & accepted_by_reference), applied_rows, twin_of
-            ),
-            "oversold": {"lost_updates": oversold} if oversold else {},
+            "wrongly_rejected": _rejection_causes(group, events),
+            "oversold": {"read_modify_write": oversold} if oversold else {},
             "stale_reads": staleness.by_reason if staleness else {},
         },
         latency_s=_latency(record, group, first_rows),
         state=state,
         series=group_series(record, group, first_rows),
         latency_quantiles_s=_latency_quantiles(record, group, first_rows),
-        emitted={event: int(n) for event, n in zip(events, emitted) if n},
+        emitted={event: int(n) for event, n in zip(event_names, emitted) if n},
         oversold=oversold,
         lost_updates=group.lost_updates,
-        optimistic_retries=group.conflicts,
+        optimistic_retries=group.optimistic_retries,
         recovery_s=LatencySummary.of(group.recovery_s),
         recovery_times_s=tuple(float(t) for t in group.recovery_s),
         replayed_events=tuple(int(n) for n in group.replayed),
@@ -247,24 +233,27 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         stale_read_fraction=staleness.stale_read_fraction if staleness else None,
         staleness_age_s=staleness.staleness_age_s if staleness else None,
     )
-    return summary, first_done_s
+    return summary, events.first_done_s
 
 
-def _out_of_order_causes(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> dict[str, int]:
-    """Messages first processed after a later-published message of their key, by why.
+def _out_of_order_causes(record: RunRecord, group: GroupRecord, events: GroupEvents) -> dict[str, int]:
+    """Events first processed after a later-published event of their key, by why.
 
     A first processing that was itself a redelivery was late for that
     redelivery's cause; otherwise the message either reached the queue after
     the later one (``broker_reordering``) or was overtaken while workers
-    processed in parallel (``parallel_processing``).
+    processed in parallel (``parallel_processing``). Twins are one event,
+    so a message is never out of order behind its own twin.
     """
     deliveries = group.deliveries
+    rows = events.event_first_rows
     codes = key_codes(record.scenario, record.messages, group.selection)[0]
-    message = deliveries.message[first_rows]
-    late = overtaken(codes, message, deliveries.done_s[first_rows])
-    counts = _cause_counts(deliveries.cause[first_rows[late]][deliveries.cause[first_rows[late]] != 0], DeliveryCause)
-    first_attempt = late & (deliveries.cause[first_rows] == DeliveryCause.FIRST)
-    arrived_late = overtaken(codes, message, deliveries.arrival_s[first_rows])
+    event = events.twin_of[deliveries.message[rows]]
+    late = overtaken(codes, event, deliveries.done_s[rows])
+    causes = deliveries.cause[rows[late]]
+    counts = _cause_counts(causes[causes != DeliveryCause.FIRST], DeliveryCause)
+    first_attempt = late & (deliveries.cause[rows] == DeliveryCause.FIRST)
+    arrived_late = overtaken(codes, event, deliveries.arrival_s[rows])
     for reason, mask in (
         ("broker_reordering", first_attempt & arrived_late),
         ("parallel_processing", first_attempt & ~arrived_late),
@@ -274,40 +263,39 @@ def _out_of_order_causes(record: RunRecord, group: GroupRecord, first_rows: np.n
     return counts
 
 
-def _rejection_causes(
-    plan: EffectPlan, group: GroupRecord, wrongly_rejected: np.ndarray, applied_rows: np.ndarray, twin_of: np.ndarray
-) -> dict[str, int]:
-    """Why each wrongly rejected message found its counter too low, checked in this order.
+def _rejection_causes(group: GroupRecord, events: GroupEvents) -> dict[str, int]:
+    """Why each wrongly rejected event found its counter too low, checked in this order.
 
     ``duplicate_effects``: an effect on one of its keys had been applied
-    twice before the rejection; ``out_of_order``: a later-published message
+    twice before the rejection; ``out_of_order``: a later-published event
     had taken from one of its keys first; ``upstream``: neither, so the
-    difference came from what the consumer was sent (messages lost or
-    emitted twice upstream).
+    difference came from what the consumer was sent (messages lost
+    upstream) or from concurrent writers.
     """
+    wrongly_rejected = np.flatnonzero(events.wrongly_rejected)
     if wrongly_rejected.size == 0:
         return {}
-    deliveries = group.deliveries
-    repeat_rows, _ = _repeat_applications(group, applied_rows, twin_of)
+    plan, twin_of, deliveries = events.plan, events.twin_of, group.deliveries
     repeat_s: dict[tuple[int, int], float] = {}  # slot -> when the first repeated effect on it landed
-    for row in repeat_rows.tolist():
+    for row in events.repeat_rows.tolist():
         for slot in plan.slots(int(deliveries.message[row])):
             repeat_s.setdefault(slot, float(deliveries.done_s[row]))
-    applied = applied_rows[np.argsort(deliveries.done_s[applied_rows], kind="stable")]
-    latest: dict[tuple[int, int], list[tuple[float, int]]] = {}  # slot -> (done_s, message) of applications
+    applied = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
+    applied = applied[np.argsort(deliveries.done_s[applied], kind="stable")]
+    writes: dict[tuple[int, int], list[tuple[float, int]]] = {}  # slot -> (done_s, event) of applications
     for row in applied.tolist():
         for slot in plan.slots(int(deliveries.message[row])):
-            latest.setdefault(slot, []).append((float(deliveries.done_s[row]), int(twin_of[deliveries.message[row]])))
+            writes.setdefault(slot, []).append((float(deliveries.done_s[row]), int(twin_of[deliveries.message[row]])))
     rejected_s = np.full(twin_of.size, np.inf)
     rows = np.flatnonzero(deliveries.outcome == Outcome.REJECTED)
     np.minimum.at(rejected_s, twin_of[deliveries.message[rows]], deliveries.done_s[rows])
     counts: dict[str, int] = {}
-    for message in wrongly_rejected.tolist():
-        at_s = rejected_s[message]
-        slots = plan.slots(message)
+    for event in wrongly_rejected.tolist():
+        at_s = rejected_s[event]
+        slots = plan.slots(event)
         if any(repeat_s.get(slot, np.inf) < at_s for slot in slots):
             reason = "duplicate_effects"
-        elif any(done_s < at_s and other > message for slot in slots for done_s, other in latest.get(slot, ())):
+        elif any(done_s < at_s and other > event for slot in slots for done_s, other in writes.get(slot, ())):
             reason = "out_of_order"
         else:
             reason = "upstream"
@@ -315,24 +303,14 @@ def _rejection_causes(
     return counts
 
 
-def _repeat_applications(
-    group: GroupRecord, applied_rows: np.ndarray, twin_of: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows that applied the effects of an event already applied, and whether a different message (a twin) had."""
-    deliveries = group.deliveries
-    rows = applied_rows[np.argsort(deliveries.done_s[applied_rows], kind="stable")]
-    logical = twin_of[deliveries.message[rows]]
-    first_message = np.full(twin_of.size, -1)
-    first_message[logical[::-1]] = deliveries.message[rows[::-1]]  # the earliest write wins
-    repeat = _duplicate_rows(logical)
-    rows = rows[repeat]
-    return rows, first_message[logical[repeat]] != deliveries.message[rows]
+# A duplicate effect by a twin: the upstream consumer processed its cause twice and emitted twice.
+UPSTREAM_DUPLICATE = "upstream_duplicate"
 
 
-def _duplicate_effect_causes(group: GroupRecord, applied_rows: np.ndarray, twin_of: np.ndarray) -> dict[str, int]:
+def _duplicate_effect_causes(group: GroupRecord, events: GroupEvents) -> dict[str, int]:
     """Why each duplicate effect happened: the cause of the repeated delivery, or a twin emitted upstream."""
-    rows, by_twin = _repeat_applications(group, applied_rows, twin_of)
-    causes = group.deliveries.cause[rows[~by_twin]].astype(np.int64)
+    by_twin = events.repeat_by_twin
+    causes = group.deliveries.cause[events.repeat_rows[~by_twin]].astype(np.int64)
     causes[causes == DeliveryCause.FIRST] = DeliveryCause.BROKER_DUPLICATE
     counts = _cause_counts(causes, DeliveryCause)
     if by_twin.any():
@@ -340,13 +318,9 @@ def _duplicate_effect_causes(group: GroupRecord, applied_rows: np.ndarray, twin_
     return counts
 
 
-UPSTREAM_DUPLICATE = "upstream_duplicate"  # a twin: the upstream consumer processed its cause twice and emitted twice
-
-
-def _dedup_misses(group: GroupRecord, applied_rows: np.ndarray, twin_of: np.ndarray) -> dict[str, int]:
+def _dedup_misses(group: GroupRecord, events: GroupEvents) -> dict[str, int]:
     """Of the duplicate effects, those an idempotent consumer's store let through, by why it did."""
-    rows, _ = _repeat_applications(group, applied_rows, twin_of)
-    missed = np.isin(group.dedup_miss_delivery, rows)
+    missed = np.isin(group.dedup_miss_delivery, events.repeat_rows)
     return _cause_counts(group.dedup_miss_reason[missed], DedupMiss)
 
 
@@ -369,16 +343,6 @@ def _in_flight_reasons(group: GroupRecord, in_flight: np.ndarray) -> dict[str, i
         counts[place] = int(here.sum())
     counts["awaiting_redelivery"] = int(left.sum())
     return {place: count for place, count in counts.items() if count}
-
-
-def first_processing(deliveries: Deliveries) -> np.ndarray:
-    """Rows of each message's first completed processing, in order of message."""
-    rows = np.flatnonzero(np.isin(deliveries.outcome, PROCESSED_OUTCOMES))
-    rows = rows[np.lexsort((deliveries.done_s[rows], deliveries.message[rows]))]
-    if rows.size == 0:
-        return rows
-    message = deliveries.message[rows]
-    return rows[np.r_[True, message[1:] != message[:-1]]]
 
 
 def _measured(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -414,16 +378,6 @@ def _latency_quantiles(
     if latency_s.size == 0:
         return ()
     return tuple(zip(map(float, QUANTILE_GRID), map(float, np.percentile(latency_s, QUANTILE_GRID))))
-
-
-def _duplicate_rows(message: np.ndarray) -> np.ndarray:
-    """Rows of deliveries that repeat a message delivered before (every row but its first)."""
-    repeated = np.ones(message.size, bool)
-    if message.size:
-        order = np.argsort(message, kind="stable")
-        ordered = message[order]
-        repeated[order[np.r_[True, ordered[1:] != ordered[:-1]]]] = False
-    return repeated
 
 
 def _max_backlog(group: GroupRecord) -> int:

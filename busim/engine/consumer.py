@@ -469,7 +469,8 @@ class ConsumerGroup:
         instance = self._d_instance[delivery]
         outcome = self._handler.handle(delivery, message, instance, now)
         if outcome == RETRY:
-            self._process(delivery, now)  # an optimistic write met a conflict: the worker starts over
+            self._d_done[delivery] = _INFINITY  # an optimistic write met a conflict: the worker starts over
+            self._process(delivery, now)
             return
         self._d_outcome[delivery] = outcome
         if self._handler.crashes():

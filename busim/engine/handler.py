@@ -66,7 +66,7 @@ class Handler:
         self._versions = [[0] * len(row) for row in self._state] if self.reads_first else None
         self._committed = plan.new_state() if isolation == "read-modify-write" and self._has_effects else None
         self.lost_updates = 0  # writes that overwrote a change made since their read
-        self.conflicts = 0  # optimistic writes refused and processed again
+        self.optimistic_retries = 0  # optimistic writes refused for a changed version, and processed again
 
         self._snapshot_every = consumer.snapshot_every
         self._replay_rate_per_s = consumer.replay_rate or 1.0
@@ -89,9 +89,11 @@ class Handler:
         self._just_recorded = -1
         store = self._store
         if store is not None and store.seen(message, instance, now):
+            if self.reads_first:
+                del self._reads[delivery]  # nothing to write
             return _SKIPPED
         if self._optimistic and self._conflicts(delivery):
-            self.conflicts += 1
+            self.optimistic_retries += 1
             return RETRY
         if store is not None:
             processed = self._processed

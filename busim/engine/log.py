@@ -113,5 +113,5 @@ class DeliveryLog:
             dedup_miss_delivery=misses[:, 0],
             dedup_miss_reason=misses[:, 1].astype(np.int8),
             lost_updates=handler.lost_updates,
-            conflicts=handler.conflicts,
+            optimistic_retries=handler.optimistic_retries,
         )

@@ -222,6 +222,7 @@ class PartitionedGroup:
         outcome = self._handler.handle(delivery, message, member // self._concurrency, now)
         if outcome == RETRY:
             # An optimistic write met a conflict: the member processes the record again.
+            log.done_s[delivery] = math.inf
             self._handler.begin(delivery, message)
             self._env.timeout(self._processing_time(), event.value).callbacks.append(self._on_done)
             return

@@ -77,24 +77,33 @@ def publish(
     accept_s = outages.defer(published_s)
     retries = np.array([_retries(p.retries) for p in scenario.publishers], dtype=float)[publisher]
     timeout_s = np.array([p.publish_timeout for p in scenario.publishers])[publisher]
-    failed = accept_s - published_s > retries * timeout_s
+    outbox = np.array([p.outbox for p in scenario.publishers], dtype=bool)[publisher]
+    # A relay publishing from a durable outbox never gives up on an outage.
+    failed = (accept_s - published_s > retries * timeout_s) & ~outbox
     crashed, sent = _crashes(scenario, streams, publisher)
     crashed &= ~failed
-    outbox = np.array([p.outbox for p in scenario.publishers], dtype=bool)[publisher]
     restart_s = np.array([p.crash.restart_after if p.crash else 0.0 for p in scenario.publishers])[publisher]
     failed |= crashed & ~outbox
     late = crashed & outbox & ~sent
     accept_s[late] = outages.defer(published_s[late] + restart_s[late])
     accept_s[failed] = np.nan
-    resend_message, resend_accept_s = _resends(scenario, streams, outages, publisher, accept_s, retries, timeout_s)
     relayed = np.flatnonzero(crashed & outbox & sent)
+    # The crashed publisher sends nothing more itself: after its restart the relay publishes again.
+    resend_message, resend_accept_s = _resends(
+        scenario, streams, outages, publisher, accept_s, retries, timeout_s, crashed
+    )
     resend_relayed = np.concatenate([np.zeros(resend_message.size, bool), np.ones(relayed.size, bool)])
     resend_message = np.concatenate([resend_message, relayed])
     resend_accept_s = np.concatenate([resend_accept_s, outages.defer(published_s[relayed] + restart_s[relayed])])
-    if dedup_window_s is None:
-        resend_kept = np.ones(resend_message.size, dtype=bool)
-    else:
-        resend_kept = resend_accept_s - accept_s[resend_message] > dedup_window_s
+    after_s = resend_accept_s - accept_s[resend_message]
+    resend_kept = np.ones(resend_message.size, dtype=bool)
+    if dedup_window_s is not None:
+        resend_kept[~resend_relayed] = after_s[~resend_relayed] > dedup_window_s
+    # The relay is a new producer session after the restart: only a window on the message id (SQS FIFO,
+    # NATS) drops its resend, not an idempotent producer's sequence numbers.
+    relay_window_s = scenario.broker.dedup_window
+    if relay_window_s:
+        resend_kept[resend_relayed] = after_s[resend_relayed] > relay_window_s
     return Messages(
         publish_s=published_s,
         accept_s=accept_s,
@@ -124,7 +133,7 @@ def _crashes(scenario: Scenario, streams: RandomStreams, publisher: np.ndarray) 
         mine = np.flatnonzero(publisher == index)
         point = streams.generator("publisher", entry.name, "crash").random(mine.size) / entry.crash.probability
         crashed[mine] = point < 1  # the crash falls inside the publish window
-        sent[mine] = point < 0.5  # in its second half: after the relay's send
+        sent[mine] = point < 0.5  # the crash came after the relay's send
     return crashed, sent
 
 
@@ -140,8 +149,12 @@ def _resends(
     accept_s: np.ndarray,
     retries: np.ndarray,
     timeout_s: np.ndarray,
+    crashed: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resends after lost publish acks: each message's ``k``-th resend goes ``k x publish_timeout`` after it."""
+    """Resends after lost publish acks: each message's ``k``-th resend goes ``k x publish_timeout`` after it.
+
+    A publisher that crashed around a message (``crashed``) resends nothing of it.
+    """
     ack_loss = scenario.broker.publish_ack_loss
     if ack_loss == 0 or accept_s.size == 0:
         return np.empty(0, np.int64), np.empty(0)
@@ -152,7 +165,7 @@ def _resends(
             rng = streams.generator("publisher", entry.name, "acks")
             lost_acks[mine] = rng.geometric(1 - ack_loss, mine.size) - 1  # acks lost before one arrives
     lost_acks = np.minimum(lost_acks, retries).astype(np.int64)
-    lost_acks[np.isnan(accept_s)] = 0
+    lost_acks[np.isnan(accept_s) | crashed] = 0
     message = np.repeat(np.arange(accept_s.size), lost_acks)
     nth = np.arange(message.size) - np.repeat(np.cumsum(lost_acks) - lost_acks, lost_acks) + 1
     return message, outages.defer(accept_s[message] + nth * timeout_s[message])

@@ -174,8 +174,12 @@ class CounterState:
 
     @property
     def oversold(self) -> int:
-        """How far the accepted changes took the keys below the floor, summed over keys."""
-        if self.floor is None:
+        """How far the accepted changes took the keys below the floor, summed over keys.
+
+        Only changes a floor could not hold back count: those accepted on a
+        stale read (read-modify-write), where ``committed`` is kept.
+        """
+        if self.floor is None or self.committed is None:
             return 0
         return int(np.maximum(self.floor - self.balance, 0).sum())
 
@@ -218,7 +222,7 @@ class GroupRecord:
     dedup_miss_delivery: np.ndarray  # deliveries of messages processed before that the dedup store let through
     dedup_miss_reason: np.ndarray  # DedupMiss, aligned with dedup_miss_delivery
     lost_updates: int  # read-modify-write: writes that overwrote a change made since their read
-    conflicts: int  # optimistic: writes refused for a changed version, and processed again
+    optimistic_retries: int  # optimistic: writes refused for a changed version, and processed again
 
     @property
     def message_ids(self) -> np.ndarray:

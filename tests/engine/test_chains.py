@@ -107,7 +107,9 @@ def test_a_duplicate_processed_by_a_naive_consumer_travels_down_the_chain():
     assert inventory.emitted == {"StockReserved": 2 * reserved, "OutOfStock": 2 * (ORDERS - reserved)}
     assert payment.subscribed == 2 * reserved
     assert payment.duplicate_effects == 3 * reserved
-    assert payment.by_reason["duplicate_effects"] == {"broker_duplicate": reserved, "upstream_duplicate": 2 * reserved}
+    # Per order: the first twin's first copy is the event; each twin's second copy is a broker duplicate,
+    # and the second twin's first copy is the upstream duplicate.
+    assert payment.by_reason["duplicate_effects"] == {"broker_duplicate": 2 * reserved, "upstream_duplicate": reserved}
     assert payment.state["charged"].abs_drift == 3 * reserved
     shipped = summary.chains["OrderPlaced > inventory > StockReserved > payment > PaymentCaptured > shipping"]
     assert [hop.duplicates for hop in shipped.hops] == [0, reserved, 3 * reserved]

@@ -1,0 +1,115 @@
+"""A consumer group's events: its messages counted once per event, with what the run and the reference did.
+
+When an upstream consumer processes a message twice it emits twice: two
+messages, one event (see :mod:`busim.analysis.chains`). Everything that
+judges a group against exactly-once processing counts events, not messages:
+how often each event's effects were applied, whether it was refused, what
+the exactly-once reference did with it, when it was first processed. The
+summary and the stories of single messages both read these arrays, so that a
+story's anomalies are the summary's figures message by message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from busim.analysis.consistency import reference_acceptance
+from busim.engine.effects import EffectPlan
+from busim.engine.records import PROCESSED_OUTCOMES, Deliveries, GroupRecord, Outcome, RunRecord
+
+
+@dataclass(frozen=True)
+class GroupEvents:
+    """Per group-local message (arrays over the group's messages), and per delivery row where said.
+
+    An event is addressed by its first message: ``twin_of[i]`` is the first
+    message standing for message ``i``'s event (``i`` itself unless a twin),
+    and the per-event arrays are indexed by that first message.
+    """
+
+    plan: EffectPlan
+    twin_of: np.ndarray
+    applications: np.ndarray  # per event: how many times its effects were applied (by any of its messages)
+    rejected: np.ndarray  # per event: refused by a floor and never applied
+    accepted_by_reference: np.ndarray  # per event: applied exactly once in publish order, it would be accepted
+    reference_state: list[list[int]]
+    first_rows: np.ndarray  # rows of each message's first completed processing, in order of message
+    first_done_s: np.ndarray  # per message: when its first processing ended (NaN: never)
+    event_first_rows: np.ndarray  # rows of each event's first completed processing (by any of its messages)
+    repeat_rows: np.ndarray  # rows that applied an event's effects again, in time order
+    repeat_by_twin: np.ndarray  # per repeat row: the first application of a twin, not its own message's repeat
+
+    @property
+    def twin(self) -> np.ndarray:
+        """Messages that are twins: another message stands for their event."""
+        return self.twin_of != np.arange(self.twin_of.size)
+
+    @property
+    def wrongly_rejected(self) -> np.ndarray:
+        return self.rejected & self.accepted_by_reference
+
+    @property
+    def wrongly_accepted(self) -> np.ndarray:
+        return (self.applications > 0) & ~self.accepted_by_reference
+
+    @classmethod
+    def of(cls, record: RunRecord, group: GroupRecord, logical: np.ndarray) -> GroupEvents:
+        """``logical`` gives, per message id of the run, the first message standing for its event."""
+        deliveries = group.deliveries
+        count = group.message_ids.size
+        twin_of = group.selection.local(logical[group.message_ids])
+        twin = twin_of != np.arange(count)
+        applied_rows = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
+        applications = np.bincount(twin_of[deliveries.message[applied_rows]], minlength=count)
+        rejected = np.zeros(count, bool)
+        rejected[twin_of[deliveries.message[deliveries.outcome == Outcome.REJECTED]]] = True
+        rejected &= (applications == 0) & ~twin
+        plan = EffectPlan(record.scenario.consumer(group.name), record.messages.common_fields(group.selection))
+        accepted_by_reference, reference_state = reference_acceptance(plan, count, np.flatnonzero(~twin))
+
+        first_rows = first_processing(deliveries)
+        first_done_s = np.full(count, np.nan)
+        first_done_s[deliveries.message[first_rows]] = deliveries.done_s[first_rows]
+        earliest = first_rows[np.argsort(deliveries.done_s[first_rows], kind="stable")]
+        event_first_rows = np.sort(earliest[~repeated(twin_of[deliveries.message[earliest]])])
+
+        # Applications in time order: a repeat applies an event applied before; it comes from a twin when
+        # its own message had not applied it before.
+        applied = applied_rows[np.argsort(deliveries.done_s[applied_rows], kind="stable")]
+        repeat = repeated(twin_of[deliveries.message[applied]])
+        own_repeat = repeated(deliveries.message[applied])
+        return cls(
+            plan=plan,
+            twin_of=twin_of,
+            applications=applications,
+            rejected=rejected,
+            accepted_by_reference=accepted_by_reference,
+            reference_state=reference_state,
+            first_rows=first_rows,
+            first_done_s=first_done_s,
+            event_first_rows=event_first_rows,
+            repeat_rows=applied[repeat],
+            repeat_by_twin=(repeat & ~own_repeat)[repeat],
+        )
+
+
+def first_processing(deliveries: Deliveries) -> np.ndarray:
+    """Rows of each message's first completed processing, in order of message."""
+    rows = np.flatnonzero(np.isin(deliveries.outcome, PROCESSED_OUTCOMES))
+    rows = rows[np.lexsort((deliveries.done_s[rows], deliveries.message[rows]))]
+    if rows.size == 0:
+        return rows
+    message = deliveries.message[rows]
+    return rows[np.r_[True, message[1:] != message[:-1]]]
+
+
+def repeated(values: np.ndarray) -> np.ndarray:
+    """Which entries repeat a value seen earlier in ``values`` (every occurrence but the first)."""
+    repeat = np.ones(values.size, bool)
+    if values.size:
+        order = np.argsort(values, kind="stable")
+        ordered = values[order]
+        repeat[order[np.r_[True, ordered[1:] != ordered[:-1]]]] = False
+    return repeat

@@ -26,9 +26,11 @@ from busim.analysis.intervals import CONFIDENCE, Interval, mean_interval
 from busim.engine import RunRecord
 from busim.engine import run as run_engine
 from busim.engine.arrivals import expected_count
+from busim.engine.chains import flows_of
 from busim.engine.simulation import ProgressCallback
 from busim.errors import Problem, RunTooLargeError, ScenarioError
 from busim.scenario import LoadedScenario, Scenario, load_scenario
+from busim.scenario.flows import stages
 from busim.scenario.loader import format_path
 from busim.scenario.references import reference_problems
 from busim.scenario.schema import MAX_REPLICATIONS
@@ -360,10 +362,20 @@ def fresh_seed() -> int:
 
 
 def expected_group_messages(scenario: Scenario) -> float:
-    """The mean number of messages the consumer groups handle together (a message counts once per group)."""
+    """The mean number of messages the consumer groups handle together (a message counts once per group).
+
+    An emitting consumer is counted as emitting one message of each event it
+    emits per message it receives, in the order the chains run.
+    """
     per_event = {event: 0.0 for event in scenario.events}
     for publisher in scenario.publishers:
         per_event[publisher.event] += expected_count(publisher, scenario.duration)
+    for names in stages(flows_of(scenario)):
+        for name in names:
+            consumer = scenario.consumer(name)
+            received = sum(per_event[event] for event in set(consumer.subscribes))
+            for event in {emit.event for emit in consumer.emits}:
+                per_event[event] += received
     return sum(per_event[event] for consumer in scenario.consumers for event in set(consumer.subscribes))
 
 

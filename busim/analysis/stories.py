@@ -186,6 +186,7 @@ class _GroupFacts:
             "lost": self.lost,
             "dead_lettered": self.dead_lettered,
             "wrongly_rejected": self.events.wrongly_rejected,
+            "wrongly_accepted": self.events.wrongly_accepted,
         }
         return masks[kind]
 
@@ -431,6 +432,10 @@ def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:
         every = np.concatenate([facts.rows(int(copy)) for copy in np.flatnonzero(facts.twin_of == event)])
         rejected = every[deliveries.outcome[every] == Outcome.REJECTED]
         found.append(Anomaly("wrongly_rejected", name, float(np.min(deliveries.done_s[rejected]))))
+    if facts.events.wrongly_accepted[event]:
+        every = np.concatenate([facts.rows(int(copy)) for copy in np.flatnonzero(facts.twin_of == event)])
+        applied = every[deliveries.outcome[every] == Outcome.APPLIED]
+        found.append(Anomaly("wrongly_accepted", name, float(np.min(deliveries.done_s[applied]))))
     overtaking = int(facts.overtaken_by[event])
     if overtaking >= 0:
         found.append(

@@ -116,7 +116,7 @@ def summarize(record: RunRecord) -> Summary:
             published=int(np.count_nonzero(mine)),
             delayed_by_outage=int(np.count_nonzero(delay_s[accepted] > 0)),
             max_publish_delay_s=float(delay_s[accepted].max()) if accepted.any() else 0.0,
-            failed=int(np.count_nonzero(mine & messages.failed)),
+            failed=int(np.count_nonzero(mine & messages.failed & ~messages.publisher_crashed)),
             resent=int(np.count_nonzero(resends & ~relayed)),
             deduplicated=int(np.count_nonzero(resends & ~relayed & ~messages.resend_kept)),
             crashed=int(np.count_nonzero(mine & messages.publisher_crashed)),

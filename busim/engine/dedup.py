@@ -28,7 +28,8 @@ class DedupStore:
         self._capacity = dedup.capacity if isinstance(dedup.capacity, int) else None
         self._shared = dedup.durable
         self._stores: list[OrderedDict[int, float]] = [OrderedDict() for _ in range(1 if dedup.durable else instances)]
-        self._forgotten: dict[int, int] = {}  # message -> why its id left the store it was in
+        # message -> why its id left the store it was in, and which instance's store that was
+        self._forgotten: dict[int, tuple[int, int]] = {}
 
     def seen(self, message: int, instance: int, now: float) -> bool:
         """Whether ``instance`` finds ``message`` in its store at ``now`` (a hit counts as a use)."""
@@ -38,7 +39,7 @@ class DedupStore:
             return False
         if self._ttl_s and now - seen_s > self._ttl_s:
             del store[message]
-            self._forgotten[message] = _TTL_EXPIRED
+            self._forgotten[message] = (_TTL_EXPIRED, instance)
             return False
         if self._capacity is not None:
             store.move_to_end(message)
@@ -51,18 +52,23 @@ class DedupStore:
             store.move_to_end(message)
             if len(store) > self._capacity:
                 evicted, _ = store.popitem(last=False)
-                self._forgotten[evicted] = _EVICTED
+                self._forgotten[evicted] = (_EVICTED, instance)
 
     def miss(self, message: int, instance: int) -> int:
-        """Why ``instance`` did not recognise ``message``, which was processed before (a :class:`DedupMiss`)."""
+        """Why ``instance`` did not recognise ``message``, which was processed before (a :class:`DedupMiss`).
+
+        With stores per instance, an id that only another instance ever held
+        was never in this one's store, whatever happened to it there.
+        """
         if not self._shared and any(message in store for store in self._stores):
             return _OTHER_INSTANCE
-        return self._forgotten.get(message, _OTHER_INSTANCE)
+        reason, holder = self._forgotten.get(message, (_OTHER_INSTANCE, instance))
+        return reason if self._shared or holder == instance else _OTHER_INSTANCE
 
     def forget(self, message: int, instance: int) -> None:
         """The instance crashed before recording ``message``, which it had just recorded with its effects."""
         self._stores[0 if self._shared else instance].pop(message, None)
-        self._forgotten[message] = _NOT_RECORDED
+        self._forgotten[message] = (_NOT_RECORDED, instance)
 
     def lose(self, instance: int) -> None:
         """The instance crashed: an in-memory store is gone with it."""
@@ -70,5 +76,5 @@ class DedupStore:
             return
         store = self._stores[instance]
         for message in store:
-            self._forgotten[message] = _STORE_LOST
+            self._forgotten[message] = (_STORE_LOST, instance)
         store.clear()

@@ -261,9 +261,8 @@ def anomaly_text(anomaly: Anomaly, preset: str) -> str:
         if anomaly.dedup_missed:
             misses = "; ".join(dict.fromkeys(_MISSES[miss] for miss in anomaly.dedup_missed))
             parts.append(f"the dedup store let {'it' if len(anomaly.dedup_missed) == 1 else 'them'} through: {misses}")
-        return f"duplicate effect in {where}: its effects were applied {_times(anomaly.applications)}, " + "; ".join(
-            parts
-        )
+        whose = "its event's effects" if anomaly.twins else "its effects"  # twins: messages of one event
+        return f"duplicate effect in {where}: {whose} were applied {_times(anomaly.applications)}, " + "; ".join(parts)
     if anomaly.kind == "lost":
         return f"lost in {where} at {_seconds(anomaly.time_s)}: {_explained(anomaly.causes[0], preset)}"
     if anomaly.kind == "dead_lettered":
@@ -272,6 +271,11 @@ def anomaly_text(anomaly: Anomaly, preset: str) -> str:
         return (
             f"dead-lettered in {where} at {_seconds(anomaly.time_s)}{after}: the delivery limit refused "
             f"{_explained(anomaly.causes[0], preset)}{processed}"
+        )
+    if anomaly.kind == "wrongly_accepted":
+        return (
+            f"wrongly accepted in {where}: applied at {_seconds(anomaly.time_s)}, but applied exactly once in "
+            "publish order a floor would have refused it"
         )
     if anomaly.kind == "wrongly_rejected":
         return (

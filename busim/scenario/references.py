@@ -31,12 +31,31 @@ def reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     if not isinstance(events, dict):
         return problems  # the schema reports it; every event reference would fail with it
     fields = _carried_fields(data, events)
+    produced = {p.get("event") for _, p in _entries(data, "publishers")} | {
+        event for flow in _flows(data) for event in flow.emits
+    }
+    # An event nothing produces and that declares no fields of its own was meant to carry its cause's,
+    # which are unknown: checks on them would only echo the mistake that left it without a producer.
+    unknown = {event for event in events if event not in produced and not _fields_of(events[event])}
+    for _ in range(len(events)):  # and so are those that carry theirs down a chain
+        unknown |= {
+            event
+            for flow in _flows(data)
+            if set(flow.subscribes) & unknown
+            for event in flow.emits
+            if event in events and not _fields_of(events[event])
+        }
+    fields = {event: names for event, names in fields.items() if event not in unknown}
+    # A misspelt publisher's or emitter's event already explains why something is not produced.
+    misspelt = any(isinstance(e, str) and e not in events for e in produced)
     problems += _event_keys(events, fields)
     for index, publisher in _entries(data, "publishers"):
         event = publisher.get("event")
         if isinstance(event, str) and event not in events:
             problems.append((("publishers", index, "event"), _undeclared_event(event, events)))
     for index, consumer in _entries(data, "consumers"):
+        if not misspelt:
+            problems += _unproduced(("consumers", index), consumer, events, produced)
         problems += _consumer_references(("consumers", index), consumer, events, fields)
         problems += _emitted_events(("consumers", index), consumer, events)
     problems += _loops(data)
@@ -81,13 +100,40 @@ def _carried_fields(data: dict[str, Any], events: dict[str, Any]) -> dict[str, d
 _CARRIED = None  # a field carried from a cause whose generator is not known (yet)
 
 
+def _unproduced(
+    at: Path, consumer: dict[str, Any], events: dict[str, Any], produced: set[Any]
+) -> list[tuple[Path, str]]:
+    """A subscription to a declared event that no publisher publishes and no consumer emits receives nothing."""
+    subscribes = consumer.get("subscribes")
+    return [
+        (
+            (*at, "subscribes", index),
+            f"nothing produces {event}: no publisher publishes it and no consumer emits it",
+        )
+        for index, event in enumerate(subscribes if isinstance(subscribes, list) else [])
+        if isinstance(event, str) and event in events and event not in produced
+    ]
+
+
 def _emitted_events(at: Path, consumer: dict[str, Any], events: dict[str, Any]) -> list[tuple[Path, str]]:
     emits = consumer.get("emits")
     problems: list[tuple[Path, str]] = []
+    seen: set[str] = set()
     for index, entry in enumerate(emits if isinstance(emits, list) else []):
         event = entry.get("event") if isinstance(entry, dict) else None
-        if isinstance(event, str) and event not in events:
+        if not isinstance(event, str):
+            continue
+        if event not in events:
             problems.append(((*at, "emits", index, "event"), _undeclared_event(event, events)))
+        elif event in seen:
+            problems.append(
+                (
+                    (*at, "emits", index, "event"),
+                    f"{event} is emitted by an earlier entry too; one entry per event "
+                    "(when: always emits it after every processing)",
+                )
+            )
+        seen.add(event)
     return problems
 
 
@@ -184,7 +230,9 @@ def _event_keys(events: dict[str, Any], carried: dict[str, dict[str, Any]]) -> l
     problems = []
     for name, event in events.items():
         key = event.get("key") if isinstance(event, dict) else None
-        fields = carried.get(name, {})
+        if name not in carried:
+            continue
+        fields = carried[name]
         if isinstance(key, str) and key not in fields:
             problems.append(
                 (("events", name, "key"), f"key {key!r} is not one of the event's fields{_declared(key, fields)}")
@@ -261,6 +309,8 @@ def _consumer_references(
         add = effect.get("add")
         add_field = add.removeprefix("-") if isinstance(add, str) else None
         for event in subscribed:
+            if event not in carried:
+                continue
             fields = carried[event]
             if isinstance(key, str) and key not in fields:
                 problems.append(((*here, "key"), f"{key!r} is not a field of event {event}{_declared(key, fields)}"))

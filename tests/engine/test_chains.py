@@ -9,6 +9,7 @@ import busim
 from busim.errors import ScenarioError
 from busim.scenario import load_scenario
 from busim.scenario.schema import Scenario
+from tests.conftest import ROOT
 
 ORDERS = 100
 STOCK = 90
@@ -139,4 +140,36 @@ def test_emitted_events_must_be_declared_and_chains_must_not_loop(tmp_path):
     assert [str(problem) for problem in caught.value.problems] == [
         f"{path}:6:41: consumers[0].emits: event chains loop: one -> two -> one emit to each other without end",
         f"{path}:7:62: consumers[1].emits[1].event: event 'Bee' is not declared under events (declared: A, B)",
+    ]
+
+
+def test_a_misspelt_emitted_event_is_the_only_error_however_far_its_fields_were_to_be_carried(tmp_path):
+    text = (ROOT / "scenarios" / "order-pipeline.yaml").read_text()
+    path = tmp_path / "typo.yaml"
+    path.write_text(
+        text.replace("- {event: StockReserved, when: accepted}", "- {event: StockReserverd, when: accepted}")
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert [problem.path for problem in caught.value.problems] == ["consumers[0].emits[0].event"]
+
+
+def test_an_event_that_nothing_publishes_or_emits_is_refused_and_one_entry_per_emitted_event(tmp_path):
+    path = tmp_path / "orphan.yaml"
+    path.write_text(
+        "name: orphan\n"
+        "duration: 10s\n"
+        "events: {A: {}, B: {}, C: {}}\n"
+        "publishers: [{name: p, event: A, rate: 1/s}]\n"
+        "consumers:\n"
+        "  - {name: one, subscribes: [A], emits: [{event: B}, {event: B, when: rejected}]}\n"
+        "  - {name: two, subscribes: [B, C]}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"{path}:6:62: consumers[0].emits[1].event: B is emitted by an earlier entry too; one entry per event "
+        "(when: always emits it after every processing)",
+        f"{path}:7:33: consumers[1].subscribes[1]: nothing produces C: no publisher publishes it and no consumer "
+        "emits it",
     ]

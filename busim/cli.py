@@ -182,9 +182,9 @@ def run(
         check_size(loaded.scenario, max_messages)
         count = replications if replications is not None else loaded.scenario.replications
         if trace and count > 1:
+            how = "drop --replications" if replications is not None else "add --replications 1"
             raise BusimError(
-                f"--trace records a single run, not {count} replications; run without --replications "
-                "(or with --seed for one replication's seed)"
+                f"--trace records a single run, not {count} replications; {how} (and --seed for one replication's seed)"
             )
         prepare_folder(folder)
     except BusimError as error:
@@ -237,6 +237,14 @@ def run(
         if failures:
             raise typer.Exit(EXIT_VIOLATION)
     elif not consistent:
+        if isinstance(result, Replications):
+            departed = sum(not summary.consistent for summary in result.summaries)
+            typer.echo(
+                f"busim: inconsistent with exactly-once processing in {departed} of {count} replications", err=True
+            )
+        else:
+            for violation in result.summary.violations:
+                typer.echo(f"busim: inconsistent with exactly-once processing: {violation}", err=True)
         raise typer.Exit(EXIT_VIOLATION)
 
 

@@ -412,9 +412,9 @@ def _chains_table(result: Result) -> Table:
         table.add_column(heading, justify="right" if heading else "left")
     table.columns[0].no_wrap = True
     captions = []
-    for chain in result.summary.chains.values():
+    labels = chain_labels(list(result.summary.chains))
+    for chain, path in zip(result.summary.chains.values(), labels):
         latency = chain.latency_s
-        path = " > ".join(hop.consumer for hop in chain.hops)
         table.add_row(
             path,
             f"{chain.completed:,}",
@@ -434,12 +434,18 @@ def _chains_table(result: Result) -> Table:
         duplicates = chain.duplicate_completions
         plural = "duplicate" if duplicates == 1 else "duplicates"
         captions.append(
-            f"{chain.completed:,} of {chain.published:,} {first.event} messages reached {last.consumer}"
+            f"{path}: {chain.completed:,} of {chain.published:,} {first.event} messages reached {last.consumer}"
             + (f", with {duplicates:,} {plural}" if duplicates else "")
         )
     table.caption = "\n".join(captions)
     table.caption_justify = "left"
     return table
+
+
+def chain_labels(names: list[str]) -> list[str]:
+    """Short labels for chains named ``Event > consumer > Event > consumer``: the consumers, unless two would match."""
+    short = [" > ".join(name.split(" > ")[1::2]) for name in names]
+    return short if len(set(short)) == len(short) else names
 
 
 def _consistency_table(result: Result) -> Table:

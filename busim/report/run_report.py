@@ -20,6 +20,7 @@ from busim.report.charts import RunView, draw_charts, figure_title, save_figure
 from busim.report.console import (
     ABSENT,
     CONSUMER_ROWS,
+    chain_labels,
     compared_consumers,
     comparison_rows,
     comparison_verdicts,
@@ -47,7 +48,8 @@ def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
         (
             "Run",
             f"Seed {scenario.seed}; simulated {format_duration(document['sim_time_s'])}; "
-            f"{document['messages']['published']:,} messages published; "
+            f"{document['messages']['published']:,} messages published"
+            + (f", {emitted:,} emitted by consumers; " if (emitted := document["messages"].get("emitted")) else "; ")
             + ("the bus drained." if document["drained"] else "stopped at duration + drain_timeout with work left."),
         ),
         (
@@ -56,7 +58,7 @@ def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
         ),
         (
             "Publishers",
-            [["publisher", "event", "arrivals", "rate", "retries", "publish timeout"]]
+            [["publisher", "event", "arrivals", "rate", "retries", "publish timeout", "crash", "outbox"]]
             + [
                 [
                     publisher.name,
@@ -65,6 +67,8 @@ def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
                     ", ".join(f"{step.rate:g}/s from {step.at:g}s" for step in publisher.rate),
                     str(publisher.retries),
                     format_duration(publisher.publish_timeout),
+                    shown(publisher.crash.model_dump()) if publisher.crash else "none",
+                    "yes" if publisher.outbox else "no",
                 ]
                 for publisher in scenario.publishers
             ],
@@ -77,6 +81,7 @@ def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
             for consumer in scenario.consumers
             for settings in [{key: value for key, value in consumer.model_dump().items() if key != "name"}]
         ),
+        ("Publishing", _publishing_table(view)),
         ("Results", _figures_table(view)),
         ("Latency, publish to first completed processing", _latency_table(view)),
     ]
@@ -114,10 +119,21 @@ def _figures_table(view: RunView) -> list[list[str]]:
             rows.append([label, *(f"{view.consumers[name][key]:.0%}" for name in names), "of deliveries"])
             continue
         why = "; ".join(
-            ", ".join(f"{count:,} {reason_label(reason, preset)}" for reason, count in reasons.items())
-            for reasons in (view.consumers[name]["by_reason"].get(key) or {} for name in names)
+            (f"{name}: " if len(names) > 1 else "")
+            + ", ".join(f"{count:,} {reason_label(reason, preset)}" for reason, count in reasons.items())
+            for name, reasons in ((name, view.consumers[name]["by_reason"].get(key) or {}) for name in names)
             if reasons
         )
+        if key == "duplicate_effects":
+            missed = "; ".join(
+                (f"{name}: " if len(names) > 1 else "")
+                + ", ".join(f"{count:,} {reason.replace('_', ' ')}" for reason, count in reasons.items())
+                for name, reasons in (
+                    (name, view.consumers[name]["by_reason"].get("dedup_missed") or {}) for name in names
+                )
+                if reasons
+            )
+            why += f"; past the dedup store: {missed}" if missed else ""
         rows.append([label, *(f"{view.consumers[name][key]:,}" for name in names), why])
     rows += [[label, *cells, why] for label, cells, why in read_rows(view.scenario, view.consumers)]
     for name in names:
@@ -127,6 +143,31 @@ def _figures_table(view: RunView) -> list[list[str]]:
                 for other in names
             ]
             rows.append([f"{counter} drift", *cells, "against the exactly-once reference"])
+    return rows
+
+
+# What happened to the publishers' messages: (heading, results.json key), the last ones only where they happened.
+_PUBLISHING = (
+    ("published", "published"),
+    ("delayed by an outage", "delayed_by_outage"),
+    ("failed", "failed"),
+    ("resent", "resent"),
+    ("deduplicated", "deduplicated"),
+    ("crashed", "crashed"),
+    ("lost to crash", "lost_to_crash"),
+    ("relayed twice", "relayed_twice"),
+)
+
+
+def _publishing_table(view: RunView) -> list[list[str]]:
+    publishers = view.document["publishers"]
+    columns = [
+        (heading, key)
+        for index, (heading, key) in enumerate(_PUBLISHING)
+        if index < 2 or any(publisher[key] for publisher in publishers.values())
+    ]
+    rows = [["publisher", *(heading for heading, _ in columns)]]
+    rows += [[name, *(f"{publisher[key]:,}" for _, key in columns)] for name, publisher in publishers.items()]
     return rows
 
 
@@ -149,10 +190,9 @@ def _invariants_table(invariants: list[dict]) -> list[list[str]]:
 
 
 def _chains_table(chains: dict[str, Any]) -> list[list[str]]:
-    rows = [["chain or hop", "published", "reached the end", "duplicates", "p50", "p99", "max"]]
-    for chain in chains.values():
+    rows = [["chain, then its hops", "published", "reached the end / messages", "duplicates", "p50", "p99", "max"]]
+    for chain, consumers in zip(chains.values(), chain_labels(list(chains))):
         latency = chain["latency_s"]
-        consumers = " > ".join(hop["consumer"] for hop in chain["hops"])
         rows.append(
             [
                 consumers,

@@ -82,6 +82,12 @@ def test_fail_on_violation_exits_1_when_the_run_departs_from_exactly_once(tmp_pa
     # The idempotent sale still refuses some orders out of turn: competing consumers reorder them.
     result = runner.invoke(app, ["run", path, "--quiet", "--no-charts", "--fail-on-violation", "--out", str(tmp_path)])
     assert result.exit_code == 1
+    # Quiet, yet it says why: each departure on stderr.
+    violations = json.loads((tmp_path / "results.json").read_text())["consistency"]["violations"]
+    assert result.stderr.splitlines() == [
+        f"busim: inconsistent with exactly-once processing: {violation}" for violation in violations
+    ]
+    assert violations
 
 
 def test_fail_on_violation_exits_0_for_a_consistent_run(tmp_path):

@@ -37,7 +37,7 @@ def test_trace_is_refused_with_replications(tmp_path):
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == (
-        "busim: --trace records a single run, not 3 replications; run without --replications "
-        "(or with --seed for one replication's seed)\n"
+        "busim: --trace records a single run, not 3 replications; drop --replications "
+        "(and --seed for one replication's seed)\n"
     )
     assert not (tmp_path / "run").exists()

@@ -105,7 +105,8 @@ def test_the_html_report_renders_in_a_browser(tmp_path):
     dom = subprocess.run([*headless, "--dump-dom", page], capture_output=True, text=True, timeout=120, check=True)
     # The browser built the whole document: the title, every table and every chart's drawing.
     assert "<h1>flash-sale</h1>" in dom.stdout
-    assert dom.stdout.count("<table>") == 5 and dom.stdout.count("<svg") == len(CHARTS)
+    # Tables: the broker, the publishers, the consumer, publishing, the results and the latency.
+    assert dom.stdout.count("<table>") == 6 and dom.stdout.count("<svg") == len(CHARTS)
     screenshot = tmp_path / "report.png"
     subprocess.run([*headless, f"--screenshot={screenshot}", page], capture_output=True, timeout=120, check=True)
     assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 50_000

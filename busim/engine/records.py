@@ -1,8 +1,12 @@
 """What a run leaves behind: immutable records of numpy arrays.
 
 The engine writes these; :mod:`busim.analysis` reads them. A message id is
-its index in publish order; inside a consumer group a message is addressed
-by its group-local index, an index into ``GroupRecord.message_ids``.
+its index in :class:`Messages`: the published messages in publish order,
+then the emitted ones, appended stage by stage. Inside a consumer group a
+message is addressed by its group-local index, an index into
+``GroupRecord.message_ids``, which lists the group's messages in publish
+order (an emitted message is published when the processing that emitted it
+ends).
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class LossReason(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Messages:
-    """Every published message, in publish order."""
+    """Every message: the published ones in publish order, then those consumers emitted."""
 
     publish_s: np.ndarray  # when its publisher published it
     accept_s: np.ndarray  # when the broker accepted it (later if an outage was on; NaN if never)

@@ -1,9 +1,11 @@
 """One simulation run: build the components, run the clock, collect the record.
 
-The lifecycle is fixed: publish every message (arrays), build one consumer
-group per entry of ``consumers``, schedule the outages, run the SimPy clock
-until everything has drained or ``duration + drain_timeout`` is reached, and
-freeze what happened into a :class:`RunRecord`.
+The lifecycle is fixed: publish every message (arrays), then run the
+consumers stage by stage (those that emit events before those that consume
+them): build one consumer group per consumer of the stage, schedule the
+outages, run the SimPy clock until the stage has drained or ``duration +
+drain_timeout`` is reached, and append the messages its consumers emitted.
+Finally, freeze what happened into a :class:`RunRecord`.
 """
 
 from __future__ import annotations

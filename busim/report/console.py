@@ -662,7 +662,12 @@ def render_replications(console: Console, replications: Replications) -> None:
     names = list(replications.results[0]["consumers"])
     for name in names:
         table.add_column(name, justify="right", no_wrap=True)
-    for label, path, duration in _REPLICATED_ROWS:
+    patterns = [
+        (label, path, duration)
+        for label, path, duration, attribute in _PATTERN_FIGURES
+        if any(_ONLY_WHEN_SET[attribute](scenario.consumer(name)) for name in names)
+    ]
+    for label, path, duration in (*_REPLICATED_ROWS, *patterns):
         cells: list[Text | str] = []
         for name in names:
             interval = replications.interval("consumers", name, *path)

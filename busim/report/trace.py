@@ -1,6 +1,6 @@
 """``busim run --trace``: every message's deliveries, as JSON Lines and as a Chrome trace.
 
-``trace.jsonl`` holds one JSON object per message, in publish order, with
+``trace.jsonl`` holds one JSON object per message, in order of id, with
 each consumer group's deliveries of it (see docs/results.md).
 ``trace.json`` is in the Chrome Trace Event Format, which Perfetto
 (https://ui.perfetto.dev) and chrome://tracing open: one process per
@@ -142,7 +142,7 @@ class _MessageColumns:
 
 
 def write_trace_lines(record: RunRecord, out: TextIO) -> None:
-    """Write trace.jsonl to ``out``: one JSON object per message, in publish order."""
+    """Write trace.jsonl to ``out``: one JSON object per message, in order of id."""
     messages = _MessageColumns(record)
     groups = [_GroupColumns(record, group) for group in record.groups]
     for message in range(messages.count):

@@ -96,9 +96,7 @@ def summarize_chains(record: RunRecord, first_done_s: dict[str, np.ndarray]) -> 
         hops = []
         for depth, (event, consumer) in enumerate(path):
             group = groups[consumer]
-            local, root = _on_path(messages, group, path[: depth + 1], consumer_index)
-            measured = messages.publish_s[root] >= scenario.warmup
-            local, root = local[measured], root[measured]
+            local, root = _measured_on_path(record, group, path[: depth + 1], consumer_index)
             done_s = first_done_s[consumer][local]
             processed = ~np.isnan(done_s)
             hops.append(
@@ -118,6 +116,7 @@ def summarize_chains(record: RunRecord, first_done_s: dict[str, np.ndarray]) -> 
             & (messages.publish_s >= scenario.warmup)
         )
         # The end: first completion per published message, over all its messages at the last hop.
+        local, root = _measured_on_path(record, groups[path[-1][1]], path, consumer_index)
         done_s = first_done_s[path[-1][1]][local]
         processed = ~np.isnan(done_s)
         end_s = np.full(len(messages), np.inf)
@@ -131,6 +130,15 @@ def summarize_chains(record: RunRecord, first_done_s: dict[str, np.ndarray]) -> 
             latency_s=LatencySummary.of(end_s[finished] - messages.publish_s[finished]),
         )
     return chains
+
+
+def _measured_on_path(
+    record: RunRecord, group: GroupRecord, path: tuple[tuple[str, str], ...], consumer_index: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_on_path`, keeping the messages whose chain was published at or after the warm-up."""
+    local, root = _on_path(record.messages, group, path, consumer_index)
+    measured = record.messages.publish_s[root] >= record.scenario.warmup
+    return local[measured], root[measured]
 
 
 def _on_path(

@@ -29,6 +29,7 @@ _EMITTING_OUTCOMES = {
 
 
 def flows_of(scenario: Scenario) -> list[Flow]:
+    """Each consumer's place in the chains: what it subscribes to and what it emits."""
     return [Flow(c.name, tuple(c.subscribes), tuple(emit.event for emit in c.emits)) for c in scenario.consumers]
 
 
@@ -40,13 +41,20 @@ def fields_of(scenario: Scenario) -> dict[str, tuple[str, ...]]:
 
 
 def emit(
-    scenario: Scenario, group: GroupRecord, messages: Messages, streams: RandomStreams, outages: Outages
+    scenario: Scenario,
+    group: GroupRecord,
+    messages: Messages,
+    streams: RandomStreams,
+    outages: Outages,
+    carried: dict[str, tuple[str, ...]],
 ) -> Messages:
-    """``messages`` with the messages ``group``'s consumer emitted appended, each event's in emit order."""
+    """``messages`` with the messages ``group``'s consumer emitted appended, each event's in emit order.
+
+    ``carried`` gives the fields each event's messages carry (:func:`fields_of`).
+    """
     consumer = scenario.consumer(group.name)
     emitter = next(index for index, c in enumerate(scenario.consumers) if c.name == group.name)
     deliveries = group.deliveries
-    carried = fields_of(scenario)
     for entry in consumer.emits:
         rows = np.flatnonzero(np.isin(deliveries.outcome, _EMITTING_OUTCOMES[entry.when]))
         rows = rows[np.argsort(deliveries.done_s[rows], kind="stable")]

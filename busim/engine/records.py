@@ -104,18 +104,8 @@ class Messages:
         order = np.lexsort((members, self.publish_s[members]))
         return Selection(ids=members[order], events=tuple(events), order=order)
 
-    def root(self) -> np.ndarray:
-        """For each message, the published message its chain of causes starts from (itself if published)."""
-        root = np.where(self.cause >= 0, self.cause, np.arange(len(self)))
-        while True:
-            parent = self.cause[root]
-            step = parent >= 0
-            if not step.any():
-                return root
-            root[step] = parent[step]
-
     def common_fields(self, selection: Selection) -> dict[str, np.ndarray]:
-        """The payload fields that all of the selection's events declare, aligned with it."""
+        """The payload fields that all of the selection's events carry, aligned with it."""
         common = set.intersection(*(set(self.fields[event]) for event in selection.events))
         return {
             name: selection.align([self.fields[event][name] for event in selection.events]) for name in sorted(common)

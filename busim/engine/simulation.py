@@ -17,7 +17,7 @@ import numpy as np
 import simpy
 
 from busim.engine.broker import BrokerLink
-from busim.engine.chains import emit, flows_of
+from busim.engine.chains import emit, fields_of, flows_of
 from busim.engine.consumer import ConsumerGroup
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes, partition_of
@@ -52,6 +52,7 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
     outages = Outages(scenario.broker.outages)
     messages = publish(scenario, streams, outages, DeliveryRules.of(scenario.broker).dedup_window_s)
     ordered = stages(flows_of(scenario))
+    carried = fields_of(scenario)
     records: dict[str, GroupRecord] = {}
     drained = True
     for index, names in enumerate(ordered):
@@ -66,7 +67,7 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
         for group in groups:
             record = group.record(scenario.horizon_s)
             records[record.name] = record
-            messages = emit(scenario, record, messages, streams, outages)
+            messages = emit(scenario, record, messages, streams, outages, carried)
     groups_in_order = tuple(records[consumer.name] for consumer in scenario.consumers)
     reads = {
         consumer.name: draw_reads(consumer, scenario.duration, record.message_ids.size, streams)

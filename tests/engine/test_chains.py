@@ -73,7 +73,8 @@ def test_each_processing_emits_one_message_linked_to_its_cause_with_its_fields()
     order_ids = messages.fields["OrderPlaced"]["order_id"][np.searchsorted(messages.members["OrderPlaced"], causes)]
     assert messages.fields["StockReserved"]["order_id"].tolist() == order_ids.tolist()
     assert set(messages.fields["StockReserved"]["reservation"].tolist()) == {"r"}
-    assert messages.root()[messages.members["PaymentCaptured"]].tolist() == causes.tolist()
+    # Each capture's cause is a reservation, whose cause is the order.
+    assert messages.cause[messages.cause[messages.members["PaymentCaptured"]]].tolist() == causes.tolist()
 
 
 def test_latency_adds_up_hop_by_hop_along_each_chain():

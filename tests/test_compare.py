@@ -264,3 +264,16 @@ def test_snapshot_intervals_compare_by_recovery_time():
         assert inventory.recovery_times_s == pytest.approx(tuple(2 + n / 2000 for n in inventory.replayed_events))
     labels = [label for label, _ in comparison_rows(comparison, "inventory")]
     assert {"recovery mean", "recovery max"} <= set(labels)
+
+
+def test_at_80_columns_no_figure_of_many_variants_is_left_out():
+    from busim.report.console import render_comparison
+
+    variants = load_variants([SCENARIOS / "order-pipeline.yaml"], [], [])
+    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
+    output = io.StringIO()
+    render_comparison(Console(file=output, width=80, color_system=None), comparison)
+    printed = output.getvalue()
+    assert "inventory, continued" in printed and "stock drift" in printed
+    assert max(len(line.rstrip()) for line in printed.splitlines() if not line.startswith("Wrote")) <= 80
+    assert "…" not in printed

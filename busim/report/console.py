@@ -754,7 +754,8 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
     )
     if len(comparison.names) > WIDE_COMPARISON:
         for consumer in compared_consumers(comparison):
-            console.print(_compact_comparison(comparison, consumer))
+            for table in _compact_comparison(comparison, consumer):
+                console.print(table)
         console.print(_comparison_verdicts(comparison))
         return
     for consumer in compared_consumers(comparison):
@@ -782,14 +783,13 @@ _COMPACT_COLUMNS = (
 )
 
 
-def _compact_comparison(comparison: Comparison, consumer: str) -> Table:
+# Figures per compact table: more than this would not fit 80 columns beside the variants' names.
+_COMPACT_FIGURES_PER_TABLE = 6
+
+
+def _compact_comparison(comparison: Comparison, consumer: str) -> list[Table]:
+    """One row per variant; figures beyond what one table holds go to a second (and third) one."""
     replicated = isinstance(comparison.outcomes[0], Replications)
-    table = _table(f"{consumer}{' (means of the replications)' if replicated else ''}")
-    # Names up to 22 characters stay whole; longer ones fold rather than squeeze the figures out.
-    if max(len(name) for name in comparison.names) <= 22:
-        table.add_column("variant", no_wrap=True)
-    else:
-        table.add_column("variant", overflow="fold", width=22)
     columns = [
         *_COMPACT_COLUMNS,
         *_drift_columns(comparison, consumer),
@@ -801,12 +801,22 @@ def _compact_comparison(comparison: Comparison, consumer: str) -> Table:
     shown = [
         index for index in range(len(columns)) if any(row[index] is not None and row[index].mean for row in figures)
     ]
-    for index in shown:
-        table.add_column(columns[index][0], justify="right", min_width=6)
-    for name, row in zip(comparison.names, figures):
-        cells = [ABSENT if row[i] is None else _short(row[i].mean, columns[i][2]) for i in shown]
-        table.add_row(name, *cells)
-    return table
+    tables = []
+    for start in range(0, max(len(shown), 1), _COMPACT_FIGURES_PER_TABLE):
+        part = shown[start : start + _COMPACT_FIGURES_PER_TABLE]
+        title = f"{consumer}{' (means of the replications)' if replicated else ''}{', continued' if start else ''}"
+        table = _table(title)
+        # Names up to 22 characters stay whole; longer ones fold rather than squeeze the figures out.
+        if max(len(name) for name in comparison.names) <= 22:
+            table.add_column("variant", no_wrap=True)
+        else:
+            table.add_column("variant", overflow="fold", width=22)
+        for index in part:
+            table.add_column(columns[index][0], justify="right", min_width=6)
+        for name, row in zip(comparison.names, figures):
+            table.add_row(name, *(ABSENT if row[i] is None else _short(row[i].mean, columns[i][2]) for i in part))
+        tables.append(table)
+    return tables
 
 
 def _drift_columns(comparison: Comparison, consumer: str) -> list[tuple[str, tuple[str, ...], bool]]:

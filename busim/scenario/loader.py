@@ -402,7 +402,10 @@ def _message(detail: Any, loc: KeyPath, data: Any) -> str:
     if kind in ("bool_type", "bool_parsing"):
         return f"expected true or false (got {got})"
     if kind == "literal_error":
-        return f"must be one of {ctx['expected']} (got {got})"
+        choices = re.findall(r"'([^']*)'", str(ctx["expected"]))
+        value = detail.get("input")
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+        return f"must be one of {ctx['expected']} (got {got}){hint}"
     if kind == "list_type":
         return f"expected a list (got {got})"
     if kind in ("dict_type", "model_type", "model_attributes_type"):

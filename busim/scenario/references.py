@@ -9,6 +9,7 @@ business and are reported by it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 from busim.scenario.flows import Flow, carried_fields, find_loop
@@ -139,11 +140,21 @@ def _emitted_events(at: Path, consumer: dict[str, Any], events: dict[str, Any]) 
 
 def _loops(data: dict[str, Any]) -> list[tuple[Path, str]]:
     """Consumers that feed each other in a circle would emit without end."""
-    loop = find_loop(_flows(data))
+    flows = {flow.consumer: flow for flow in _flows(data)}
+    loop = find_loop(list(flows.values()))
     if loop is None:
         return []
+    steps = []
+    for sender, receiver in pairwise(loop):
+        events = [event for event in flows[sender].emits if event in flows[receiver].subscribes]
+        steps.append(f"{sender} emits {' and '.join(events)} to {receiver}")
     index = next(i for i, consumer in _entries(data, "consumers") if consumer.get("name") == loop[0])
-    return [(("consumers", index, "emits"), f"event chains loop: {' -> '.join(loop)} emit to each other without end")]
+    return [
+        (
+            ("consumers", index, "emits"),
+            f"event chains loop: {', '.join(steps)}, without end; drop one of these emits",
+        )
+    ]
 
 
 def _endless_resends(data: dict[str, Any]) -> list[tuple[Path, str]]:
@@ -338,10 +349,22 @@ def _invariant_references(data: dict[str, Any]) -> list[tuple[Path, str]]:
         name, state = consumer.get("name"), consumer.get("state")
         if isinstance(name, str):
             counters[name] = list(state) if isinstance(state, dict) else []
+    queried = {consumer.get("name") for _, consumer in _entries(data, "consumers") if consumer.get("queries")}
     problems: list[tuple[Path, str]] = []
     for index, invariant in _entries(data, "invariants"):
         here: Path = ("invariants", index)
         consumer, counter = invariant.get("consumer"), invariant.get("counter")
+        if isinstance(consumer, str) and consumer in counters and consumer not in queried:
+            # A consumer without reads has no stale-read fraction: the bound could only fail.
+            for bound in ("max", "min"):
+                limits = invariant.get(bound)
+                if isinstance(limits, dict) and "stale_read_fraction" in limits:
+                    problems.append(
+                        (
+                            (*here, bound, "stale_read_fraction"),
+                            f"{consumer} serves no reads; give it queries: {{rate, counter}} to bound its stale reads",
+                        )
+                    )
         if isinstance(consumer, str) and consumer not in counters:
             declared = ", ".join(counters) or "none"
             problems.append(

@@ -139,7 +139,8 @@ def test_emitted_events_must_be_declared_and_chains_must_not_loop(tmp_path):
     with pytest.raises(ScenarioError) as caught:
         load_scenario(path)
     assert [str(problem) for problem in caught.value.problems] == [
-        f"{path}:6:41: consumers[0].emits: event chains loop: one -> two -> one emit to each other without end",
+        f"{path}:6:41: consumers[0].emits: event chains loop: one emits B to two, two emits A to one, without end; "
+        "drop one of these emits",
         f"{path}:7:62: consumers[1].emits[1].event: event 'Bee' is not declared under events (declared: A, B)",
     ]
 

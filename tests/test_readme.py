@@ -52,18 +52,23 @@ def test_ci_runs_the_readme_test_command():
     assert printed.stdout == block.group(1) + "\n" == "pip install -e '.[test]' && python -m pytest\n"
 
 
-def test_the_comparison_sample_is_what_busim_compare_prints():
+def compared(file: str) -> list[str]:
+    """What ``busim compare scenarios/FILE`` prints at 80 columns, line by line."""
     from busim.report.console import render_comparison
     from busim.scenario.variants import load_variants
 
-    sample = README.split("busim compare scenarios/broker-tradeoffs.yaml\n```\n\n```\n", 1)[1].split("\n```", 1)[0]
-    variants = load_variants([SCENARIOS / "broker-tradeoffs.yaml"], [], [])
+    variants = load_variants([SCENARIOS / file], [], [])
     output = io.StringIO()
     render_comparison(
         Console(file=output, width=80, color_system=None),
         busim.compare([(variant.name, variant.loaded) for variant in variants]),
     )
-    printed = [line.rstrip() for line in output.getvalue().splitlines()]
+    return [line.rstrip() for line in output.getvalue().splitlines()]
+
+
+def test_the_comparison_sample_is_what_busim_compare_prints():
+    sample = README.split("busim compare scenarios/broker-tradeoffs.yaml\n```\n\n```\n", 1)[1].split("\n```", 1)[0]
+    printed = compared("broker-tradeoffs.yaml")
     expected = sample.splitlines()
     assert printed == expected[:-1]
     assert expected[-1] == (
@@ -105,16 +110,7 @@ def test_the_order_pipeline_samples_are_what_busim_prints(tmp_path):
 
 
 def test_the_order_pipeline_verdicts_are_what_busim_compare_prints():
-    from busim.report.console import render_comparison
-    from busim.scenario.variants import load_variants
-
     sample = README.split("`busim compare scenarios/order-pipeline.yaml` ends:\n\n```\n", 1)[1].split("\n```")[0]
-    variants = load_variants([SCENARIOS / "order-pipeline.yaml"], [], [])
-    output = io.StringIO()
-    render_comparison(
-        Console(file=output, width=80, color_system=None),
-        busim.compare([(variant.name, variant.loaded) for variant in variants]),
-    )
-    printed = [line.rstrip() for line in output.getvalue().splitlines()]
+    printed = compared("order-pipeline.yaml")
     expected = sample.splitlines()
     assert printed[-len(expected) :] == expected

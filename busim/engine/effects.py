@@ -101,17 +101,7 @@ class EffectPlan:
                 return False
             row[key] = new
             return True
-        pending: dict[tuple[int, int], int] = {}
-        for effect in effects:
-            slot = (effect.counter, effect.key_code[message])
-            change = effect.change[message]
-            new = pending.get(slot, state[slot[0]][slot[1]]) + change
-            if effect.floor is not None and change < 0 and new < effect.floor:
-                return False
-            pending[slot] = new
-        for (counter, key), value in pending.items():
-            state[counter][key] = value
-        return True
+        return self._apply(state, message, {})
 
     def add(self, state: list[list[int]], message: int) -> None:
         """Add the changes of ``message`` to ``state`` without checking floors (a ledger of accepted changes)."""
@@ -129,11 +119,14 @@ class EffectPlan:
         ones read plus the changes, whatever other writers did in between, and
         the floor is checked against what was read.
         """
-        pending = dict(read)
+        return self._apply(state, message, dict(read))
+
+    def _apply(self, state: list[list[int]], message: int, pending: dict[tuple[int, int], int]) -> bool:
+        """Apply all effects or none, starting from ``pending`` values where given and ``state`` elsewhere."""
         for effect in self._effects:
             slot = (effect.counter, effect.key_code[message])
             change = effect.change[message]
-            new = pending[slot] + change
+            new = pending.get(slot, state[slot[0]][slot[1]]) + change
             if effect.floor is not None and change < 0 and new < effect.floor:
                 return False
             pending[slot] = new

@@ -137,6 +137,17 @@ def _heading(result: Result) -> Panel:
     return Panel(Group(*[line for line in lines if line.plain]), title=f"[bold]{scenario.name}", expand=False)
 
 
+# The publishers' figures shown only where some publisher has them: (heading, summary attribute).
+PUBLISHER_FIGURES = (
+    ("failed", "failed"),
+    ("resent", "resent"),
+    ("deduplicated", "deduplicated"),
+    ("crashed", "crashed"),
+    ("lost to crash", "lost_to_crash"),
+    ("relayed twice", "relayed_twice"),
+)
+
+
 def _publishers_table(result: Result) -> Table:
     table = _table("Publishers")
     table.add_column("publisher")
@@ -147,14 +158,7 @@ def _publishers_table(result: Result) -> Table:
     # Failures and resends only where the scenario can produce them, to keep the table narrow.
     extra = [
         (heading, attribute)
-        for heading, attribute in (
-            ("failed", "failed"),
-            ("resent", "resent"),
-            ("deduplicated", "deduplicated"),
-            ("crashed", "crashed"),
-            ("lost to crash", "lost_to_crash"),
-            ("relayed twice", "relayed_twice"),
-        )
+        for heading, attribute in PUBLISHER_FIGURES
         if any(getattr(publisher, attribute) for publisher in publishers)
     ]
     for heading, _ in extra:

@@ -20,6 +20,7 @@ from busim.report.charts import RunView, draw_charts, figure_title, save_figure
 from busim.report.console import (
     ABSENT,
     CONSUMER_ROWS,
+    PUBLISHER_FIGURES,
     chain_labels,
     compared_consumers,
     comparison_rows,
@@ -146,25 +147,12 @@ def _figures_table(view: RunView) -> list[list[str]]:
     return rows
 
 
-# What happened to the publishers' messages: (heading, results.json key), the last ones only where they happened.
-_PUBLISHING = (
-    ("published", "published"),
-    ("delayed by an outage", "delayed_by_outage"),
-    ("failed", "failed"),
-    ("resent", "resent"),
-    ("deduplicated", "deduplicated"),
-    ("crashed", "crashed"),
-    ("lost to crash", "lost_to_crash"),
-    ("relayed twice", "relayed_twice"),
-)
-
-
 def _publishing_table(view: RunView) -> list[list[str]]:
+    """What happened to the publishers' messages, as the console's publishers table says it."""
     publishers = view.document["publishers"]
-    columns = [
-        (heading, key)
-        for index, (heading, key) in enumerate(_PUBLISHING)
-        if index < 2 or any(publisher[key] for publisher in publishers.values())
+    columns = [("published", "published"), ("delayed by an outage", "delayed_by_outage")]
+    columns += [
+        (heading, key) for heading, key in PUBLISHER_FIGURES if any(publisher[key] for publisher in publishers.values())
     ]
     rows = [["publisher", *(heading for heading, _ in columns)]]
     rows += [[name, *(f"{publisher[key]:,}" for _, key in columns)] for name, publisher in publishers.items()]

@@ -245,12 +245,75 @@ def consistency(result: Result | RunView) -> Figure | None:
     return figure
 
 
+def chain_latency(result: Result | RunView) -> Figure | None:
+    """Latency of each hop of each event chain, and from publish to the chain's end; None without chains.
+
+    Bars are medians and whiskers run to the p99, on a log axis: a chain's
+    hops differ by orders of magnitude. Medians do not add up along a chain,
+    so the end-to-end figures are drawn from the messages themselves.
+    """
+    view = RunView.of(result)
+    chains = view.document.get("chains") or {}
+    if not chains:
+        return None
+    figure = Figure(figsize=_SIZE, dpi=150, layout="constrained")
+    axes = figure.subplots(len(chains), 1, squeeze=False)[:, 0]
+    for ax, chain in zip(axes, chains.values()):
+        ax.grid(True, axis="x", alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        rows = [(f"{hop['event']} > {hop['consumer']}", hop["latency_s"]) for hop in chain["hops"]]
+        rows.append(("publish to the end", chain["latency_s"]))
+        positions = np.arange(len(rows))
+        for position, (_, latency) in zip(positions, rows):
+            if not latency["count"]:
+                continue
+            end_to_end = position == len(rows) - 1
+            colour = PALETTE[3] if end_to_end else PALETTE[0]
+            ax.barh(
+                position, latency["p50"], 0.6, color=colour, label="p50, publish to the end" if end_to_end else None
+            )
+            ax.plot([latency["p50"], latency["p99"]], [position, position], color=PALETTE[-1], linewidth=1)
+            ax.plot(latency["p99"], position, "|", color=PALETTE[-1], markersize=12)
+            ax.annotate(
+                f"p50 {format_duration(latency['p50'])}, p99 {format_duration(latency['p99'])}",
+                (latency["p99"], position),
+                textcoords="offset points",
+                xytext=(6, 0),
+                va="center",
+                fontsize=8,
+            )
+        ax.set_yticks(positions, [label for label, _ in rows])
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.margins(x=0.4)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: format_duration(value)))
+        ax.set_xlabel("latency (log scale)")
+        ax.set_title(
+            f"{' > '.join(hop['consumer'] for hop in chain['hops'])}: {chain['completed']:,} of "
+            f"{chain['published']:,} reached the end",
+            fontsize=10,
+        )
+    figure.legend(
+        handles=[
+            Patch(color=PALETTE[0], label="p50 of a hop"),
+            Patch(color=PALETTE[3], label="p50 from publish to the end"),
+            Patch(color=PALETTE[-1], label="whisker to the p99"),
+        ],
+        loc="outside lower center",
+        ncols=3,
+        fontsize=8,
+    )
+    figure.suptitle(f"{view.scenario.name}: latency along each event chain")
+    return figure
+
+
 CHARTS = {
     "latency-cdf": latency_cdf,
     "latency-over-time": latency_over_time,
     "throughput-backlog": throughput_and_backlog,
     "delivery-funnel": delivery_funnel,
     "consistency": consistency,
+    "chain-latency": chain_latency,
 }
 
 

@@ -15,6 +15,7 @@ Everything here is vectorised over the reads: no Python loop per read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from heapq import heappop, heappush
 
 import numpy as np
 
@@ -34,6 +35,8 @@ class ReadStaleness:
     # Why each stale read was stale: the oldest event it missed was applied later ("not_yet_applied"),
     # or never ("never_applied": lost, dead-lettered or still in flight when the run stopped).
     by_reason: dict[str, int]
+    # Over the stale reads: how long before the read the newest event it missed had been published.
+    newest_missing_age_s: LatencySummary
 
 
 def stale_read_ages(
@@ -92,6 +95,42 @@ def _stale_reads(
     return ages_s, missed_applied_s
 
 
+def newest_missing_ages(
+    write_key: np.ndarray,
+    write_publish_s: np.ndarray,
+    write_applied_s: np.ndarray,
+    read_key: np.ndarray,
+    read_s: np.ndarray,
+) -> np.ndarray:
+    """How long before each read the newest write of its key it missed was published; NaN for a fresh read.
+
+    Takes the arguments of :func:`stale_read_ages`. Key by key, reads in
+    time order: the writes published before a read go on a heap by publish
+    time, newest on top; a write applied by then stays applied for every
+    later read, so it leaves the heap for good, and what remains on top is
+    the newest write the read missed.
+    """
+    ages_s = np.full(read_s.size, np.nan)
+    write_order = np.lexsort((write_publish_s, write_key))
+    keys, published_s = write_key[write_order].tolist(), write_publish_s[write_order].tolist()
+    applied_s = write_applied_s[write_order].tolist()
+    read_order = np.lexsort((read_s, read_key))
+    position, current, heap = 0, None, []
+    for read, key, at_s in zip(read_order.tolist(), read_key[read_order].tolist(), read_s[read_order].tolist()):
+        if key != current:
+            current, heap = key, []
+            while position < len(keys) and keys[position] < key:
+                position += 1
+        while position < len(keys) and keys[position] == key and published_s[position] < at_s:
+            heappush(heap, (-published_s[position], applied_s[position]))
+            position += 1
+        while heap and heap[0][1] <= at_s:
+            heappop(heap)
+        if heap:
+            ages_s[read] = at_s + heap[0][0]
+    return ages_s
+
+
 def _ranks(times_s: np.ndarray, read_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Dense ranks of ``times_s`` and ``read_s`` among both together, and how many distinct times there are."""
     distinct, inverse = np.unique(np.concatenate([times_s, read_s]), return_inverse=True)
@@ -125,13 +164,9 @@ def read_staleness(record: RunRecord, group: GroupRecord, first_rows: np.ndarray
     counted = reads.at_s >= record.scenario.warmup
     read_s = reads.at_s[counted]
     read_key = np.stack(key_columns)[reads.effect[counted], reads.message[counted]]
-    ages_s, missed_applied_s = _stale_reads(
-        np.concatenate(key_columns),
-        np.tile(publish_s, len(key_columns)),
-        np.tile(applied_s, len(key_columns)),
-        read_key,
-        read_s,
-    )
+    writes = (np.concatenate(key_columns), np.tile(publish_s, len(key_columns)), np.tile(applied_s, len(key_columns)))
+    ages_s, missed_applied_s = _stale_reads(*writes, read_key, read_s)
+    newest_s = newest_missing_ages(*writes, read_key, read_s)
     stale = ~np.isnan(ages_s)
     stale_ages_s = ages_s[stale]
     never = int(np.count_nonzero(np.isinf(missed_applied_s[stale])))
@@ -142,4 +177,5 @@ def read_staleness(record: RunRecord, group: GroupRecord, first_rows: np.ndarray
         stale_read_fraction=stale_ages_s.size / read_s.size if read_s.size else None,
         staleness_age_s=LatencySummary.of(stale_ages_s),
         by_reason={reason: count for reason, count in reasons.items() if count},
+        newest_missing_age_s=LatencySummary.of(newest_s[stale]),
     )

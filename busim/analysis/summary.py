@@ -85,6 +85,7 @@ class ConsumerSummary:
     stale_reads: int
     stale_read_fraction: float | None
     staleness_age_s: LatencySummary | None
+    newest_missing_age_s: LatencySummary | None  # over the stale reads: since the newest missed event's publish
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         stale_reads=staleness.stale_reads if staleness else 0,
         stale_read_fraction=staleness.stale_read_fraction if staleness else None,
         staleness_age_s=staleness.staleness_age_s if staleness else None,
+        newest_missing_age_s=staleness.newest_missing_age_s if staleness else None,
     )
     return summary, events.first_done_s
 

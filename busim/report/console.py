@@ -267,7 +267,7 @@ def read_rows(scenario: Scenario, consumers: dict[str, dict]) -> list[tuple[str,
     queried = {name: scenario.consumer(name).queries for name in consumers}
     if not any(queried.values()):
         return []
-    stale, p50, p99, shares = [], [], [], []
+    stale, p50, p99, newest, shares = [], [], [], [], []
     several = sum(queries is not None for queries in queried.values()) > 1
     for name, figures in consumers.items():
         queries = queried[name]
@@ -275,11 +275,13 @@ def read_rows(scenario: Scenario, consumers: dict[str, dict]) -> list[tuple[str,
             stale.append(ABSENT)
             p50.append(ABSENT)
             p99.append(ABSENT)
+            newest.append(ABSENT)
             continue
         stale.append(f"{figures['stale_reads']:,}")
         age_s = figures["staleness_age_s"]
         p50.append(format_duration(age_s["p50"]))
         p99.append(format_duration(age_s["p99"]))
+        newest.append(format_duration((figures.get("newest_missing_age_s") or {}).get("p50")))
         fraction = figures["stale_read_fraction"]
         share = f"{fraction:.1%} of " if fraction is not None else ""
         reads = f"{share}{figures['reads']:,} reads of {queries.counter} at {_rate(queries.rate)}/s"
@@ -288,6 +290,7 @@ def read_rows(scenario: Scenario, consumers: dict[str, dict]) -> list[tuple[str,
         ("stale reads", stale, "; ".join(shares)),
         ("staleness p50", p50, "since the oldest event not yet applied"),
         ("staleness p99", p99, ""),
+        ("newest missed p50", newest, "since the newest event not yet applied"),
     ]
 
 

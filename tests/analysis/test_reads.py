@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 import busim
 from busim.analysis.latency import LatencySummary
-from busim.analysis.reads import stale_read_ages
+from busim.analysis.reads import newest_missing_ages, stale_read_ages
 from busim.errors import RunTooLargeError, ScenarioError
 from tests.conftest import SCENARIOS, consumer, scenario
 
@@ -79,6 +79,38 @@ reads = st.lists(st.tuples(st.integers(0, 4), instants), min_size=0, max_size=30
 def columns(rows, dtypes):
     """Rows of tuples as one array per column, empty arrays of the right types for no rows."""
     return [np.array([row[index] for row in rows], dtype=dtype) for index, dtype in enumerate(dtypes)]
+
+
+def newest_definition(key, publish_s, applied_s, read_key, read_s):
+    """The newest write of the key published before the read and applied after it, read by read."""
+    ages_s = []
+    for k, t in zip(read_key, read_s):
+        missing = (key == k) & (publish_s < t) & (applied_s > t)
+        ages_s.append(t - publish_s[missing].max() if missing.any() else math.nan)
+    return np.array(ages_s)
+
+
+@given(writes, reads)
+def test_the_newest_missing_age_follows_its_rule_read_by_read(write_rows, read_rows):
+    key, publish_s, applied_s = columns(write_rows, (np.int64, float, float))
+    read_key, read_s = columns(read_rows, (np.int64, float))
+    np.testing.assert_array_equal(
+        newest_missing_ages(key, publish_s, applied_s, read_key, read_s),
+        newest_definition(key, publish_s, applied_s, read_key, read_s),
+    )
+
+
+def test_the_newest_missing_age_on_the_worked_example():
+    # The writes of the example above.
+    key = np.array([0, 0, 0, 1])
+    publish_s = np.array([1.0, 2.0, 3.0, 1.0])
+    applied_s = np.array([5.0, 2.5, np.inf, 1.5])
+    read_key = np.array([0, 0, 0, 0, 0, 1])
+    read_s = np.array([0.5, 1.5, 2.25, 2.75, 5.0, 1.25])
+    # 1.5 s: misses the 1 s write; 2.25 s: the 2 s one is newest; 2.75 s: the 2 s one is applied, so 1 s;
+    # 5 s: only the 3 s write is missing.
+    expected = np.array([math.nan, 0.5, 0.25, 1.75, 2.0, 0.25])
+    np.testing.assert_array_equal(newest_missing_ages(key, publish_s, applied_s, read_key, read_s), expected)
 
 
 @given(writes, reads)
@@ -250,7 +282,7 @@ def test_queries_leave_every_other_draw_and_figure_as_it_was():
     plain, read = without.summary.consumers["worker"], with_reads.summary.consumers["worker"]
     assert (plain.reads, plain.stale_reads, plain.stale_read_fraction, plain.staleness_age_s) == (0, 0, None, None)
     assert read.reads > 0
-    no_reads = ("reads", "stale_reads", "stale_read_fraction", "staleness_age_s", "by_reason")
+    no_reads = ("reads", "stale_reads", "stale_read_fraction", "staleness_age_s", "newest_missing_age_s", "by_reason")
     assert {k: v for k, v in vars(plain).items() if k not in no_reads} == {
         k: v for k, v in vars(read).items() if k not in no_reads
     }

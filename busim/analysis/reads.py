@@ -39,39 +39,41 @@ class ReadStaleness:
     newest_missing_age_s: LatencySummary
 
 
-def stale_read_ages(
+@dataclass(frozen=True)
+class StaleAges:
+    """Per read (NaN for a fresh read): how long its value had been out of date, and related times in seconds."""
+
+    oldest_s: np.ndarray  # since the publish of the oldest write it missed: how long the value was out of date
+    newest_s: np.ndarray  # since the publish of the newest write it missed
+    oldest_applied_s: np.ndarray  # when that oldest missed write was applied (inf: never)
+
+
+def stale_reads(
     write_key: np.ndarray,
     write_publish_s: np.ndarray,
     write_applied_s: np.ndarray,
     read_key: np.ndarray,
     read_s: np.ndarray,
-) -> np.ndarray:
-    """How long each read's value had been out of date, in seconds; NaN for a read that was fresh.
+) -> StaleAges:
+    """Which reads were stale, and by how long.
 
     A write is one message's change to one key: ``write_key`` (a code >= 0),
     when the message was published, and when it was applied (``inf`` for
     never). A read of key ``read_key[i]`` at ``read_s[i]`` is stale when a
-    write of that key published before it was applied after it; its age runs
-    from the publish time of the oldest such write.
+    write of that key published before it was applied after it.
 
-    Within a key, in order of publishing, the running maximum of the applied
-    times is non-decreasing: a read at t is stale exactly when it exceeds t
-    at the last write published before t, and the oldest missing write is
-    where it first exceeds t. Both are found by one binary search per read,
-    over composite codes (key, rank of time) that keep the keys apart and
-    every comparison of times exact.
+    Oldest: within a key, in order of publishing, the running maximum of the
+    applied times is non-decreasing: a read at t is stale exactly when it
+    exceeds t at the last write published before t, and the oldest missing
+    write is where it first exceeds t. Both are found by one binary search
+    per read, over composite codes (key, rank of time) that keep the keys
+    apart and every comparison of times exact.
+
+    Newest: key by key, reads in time order, the writes published before a
+    read go on a heap by publish time, newest on top; a write applied by
+    then stays applied for every later read, so it leaves the heap for good,
+    and what remains on top is the newest write the read missed.
     """
-    return _stale_reads(write_key, write_publish_s, write_applied_s, read_key, read_s)[0]
-
-
-def _stale_reads(
-    write_key: np.ndarray,
-    write_publish_s: np.ndarray,
-    write_applied_s: np.ndarray,
-    read_key: np.ndarray,
-    read_s: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`stale_read_ages`, and when the oldest write each stale read missed was applied (NaN if fresh)."""
     order = np.lexsort((write_publish_s, write_key))
     key = write_key[order].astype(np.int64)
     publish_s = write_publish_s[order]
@@ -88,41 +90,32 @@ def _stale_reads(
     oldest_missing = np.searchsorted(running, read_key * width + read_applied_rank, side="right")
 
     stale = oldest_missing < published_before
-    ages_s = np.full(read_s.size, np.nan)
-    ages_s[stale] = read_s[stale] - publish_s[oldest_missing[stale]]
-    missed_applied_s = np.full(read_s.size, np.nan)
-    missed_applied_s[stale] = write_applied_s[order][oldest_missing[stale]]
-    return ages_s, missed_applied_s
+    oldest_s = np.full(read_s.size, np.nan)
+    oldest_s[stale] = read_s[stale] - publish_s[oldest_missing[stale]]
+    oldest_applied_s = np.full(read_s.size, np.nan)
+    oldest_applied_s[stale] = write_applied_s[order][oldest_missing[stale]]
+    return StaleAges(
+        oldest_s=oldest_s,
+        newest_s=_newest_missing(key, publish_s, write_applied_s[order], read_key, read_s),
+        oldest_applied_s=oldest_applied_s,
+    )
 
 
-def newest_missing_ages(
-    write_key: np.ndarray,
-    write_publish_s: np.ndarray,
-    write_applied_s: np.ndarray,
-    read_key: np.ndarray,
-    read_s: np.ndarray,
+def _newest_missing(
+    key: np.ndarray, publish_s: np.ndarray, applied_s: np.ndarray, read_key: np.ndarray, read_s: np.ndarray
 ) -> np.ndarray:
-    """How long before each read the newest write of its key it missed was published; NaN for a fresh read.
-
-    Takes the arguments of :func:`stale_read_ages`. Key by key, reads in
-    time order: the writes published before a read go on a heap by publish
-    time, newest on top; a write applied by then stays applied for every
-    later read, so it leaves the heap for good, and what remains on top is
-    the newest write the read missed.
-    """
+    """The newest-missed age of each read, from writes sorted by key and publish time (see :func:`stale_reads`)."""
     ages_s = np.full(read_s.size, np.nan)
-    write_order = np.lexsort((write_publish_s, write_key))
-    keys, published_s = write_key[write_order].tolist(), write_publish_s[write_order].tolist()
-    applied_s = write_applied_s[write_order].tolist()
+    keys, published, applied = key.tolist(), publish_s.tolist(), applied_s.tolist()
     read_order = np.lexsort((read_s, read_key))
     position, current, heap = 0, None, []
-    for read, key, at_s in zip(read_order.tolist(), read_key[read_order].tolist(), read_s[read_order].tolist()):
-        if key != current:
-            current, heap = key, []
-            while position < len(keys) and keys[position] < key:
+    for read, read_of, at_s in zip(read_order.tolist(), read_key[read_order].tolist(), read_s[read_order].tolist()):
+        if read_of != current:
+            current, heap = read_of, []
+            while position < len(keys) and keys[position] < read_of:
                 position += 1
-        while position < len(keys) and keys[position] == key and published_s[position] < at_s:
-            heappush(heap, (-published_s[position], applied_s[position]))
+        while position < len(keys) and keys[position] == read_of and published[position] < at_s:
+            heappush(heap, (-published[position], applied[position]))
             position += 1
         while heap and heap[0][1] <= at_s:
             heappop(heap)
@@ -164,12 +157,17 @@ def read_staleness(record: RunRecord, group: GroupRecord, first_rows: np.ndarray
     counted = reads.at_s >= record.scenario.warmup
     read_s = reads.at_s[counted]
     read_key = np.stack(key_columns)[reads.effect[counted], reads.message[counted]]
-    writes = (np.concatenate(key_columns), np.tile(publish_s, len(key_columns)), np.tile(applied_s, len(key_columns)))
-    ages_s, missed_applied_s = _stale_reads(*writes, read_key, read_s)
-    newest_s = newest_missing_ages(*writes, read_key, read_s)
+    ages = stale_reads(
+        np.concatenate(key_columns),
+        np.tile(publish_s, len(key_columns)),
+        np.tile(applied_s, len(key_columns)),
+        read_key,
+        read_s,
+    )
+    ages_s = ages.oldest_s
     stale = ~np.isnan(ages_s)
     stale_ages_s = ages_s[stale]
-    never = int(np.count_nonzero(np.isinf(missed_applied_s[stale])))
+    never = int(np.count_nonzero(np.isinf(ages.oldest_applied_s[stale])))
     reasons = {"not_yet_applied": int(stale_ages_s.size) - never, "never_applied": never}
     return ReadStaleness(
         reads=int(read_s.size),
@@ -177,5 +175,5 @@ def read_staleness(record: RunRecord, group: GroupRecord, first_rows: np.ndarray
         stale_read_fraction=stale_ages_s.size / read_s.size if read_s.size else None,
         staleness_age_s=LatencySummary.of(stale_ages_s),
         by_reason={reason: count for reason, count in reasons.items() if count},
-        newest_missing_age_s=LatencySummary.of(newest_s[stale]),
+        newest_missing_age_s=LatencySummary.of(ages.newest_s[stale]),
     )

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 import busim
 from busim.analysis.latency import LatencySummary
-from busim.analysis.reads import newest_missing_ages, stale_read_ages
+from busim.analysis.reads import stale_reads
 from busim.errors import RunTooLargeError, ScenarioError
 from tests.conftest import SCENARIOS, consumer, scenario
 
@@ -55,16 +55,17 @@ def test_a_read_is_stale_from_the_oldest_event_not_yet_applied():
         (2, 4.0, math.nan),  # a key nobody writes
     ]
     read_key, read_s, expected = (np.array(column) for column in zip(*reads))
-    ages_s = stale_read_ages(key, publish_s, applied_s, read_key, read_s)
+    ages_s = stale_reads(key, publish_s, applied_s, read_key, read_s).oldest_s
     np.testing.assert_array_equal(ages_s, expected)
 
 
-def definition(key, publish_s, applied_s, read_key, read_s):
-    """The rule read by read: the oldest write of the key published before the read and applied after it."""
+def definition(key, publish_s, applied_s, read_key, read_s, which=np.min):
+    """The rule read by read: the oldest (or, with ``np.max``, newest) write of the key published before the
+    read and applied after it."""
     ages_s = []
     for k, t in zip(read_key, read_s):
         missing = (key == k) & (publish_s < t) & (applied_s > t)
-        ages_s.append(t - publish_s[missing].min() if missing.any() else math.nan)
+        ages_s.append(t - which(publish_s[missing]) if missing.any() else math.nan)
     return np.array(ages_s)
 
 
@@ -81,25 +82,6 @@ def columns(rows, dtypes):
     return [np.array([row[index] for row in rows], dtype=dtype) for index, dtype in enumerate(dtypes)]
 
 
-def newest_definition(key, publish_s, applied_s, read_key, read_s):
-    """The newest write of the key published before the read and applied after it, read by read."""
-    ages_s = []
-    for k, t in zip(read_key, read_s):
-        missing = (key == k) & (publish_s < t) & (applied_s > t)
-        ages_s.append(t - publish_s[missing].max() if missing.any() else math.nan)
-    return np.array(ages_s)
-
-
-@given(writes, reads)
-def test_the_newest_missing_age_follows_its_rule_read_by_read(write_rows, read_rows):
-    key, publish_s, applied_s = columns(write_rows, (np.int64, float, float))
-    read_key, read_s = columns(read_rows, (np.int64, float))
-    np.testing.assert_array_equal(
-        newest_missing_ages(key, publish_s, applied_s, read_key, read_s),
-        newest_definition(key, publish_s, applied_s, read_key, read_s),
-    )
-
-
 def test_the_newest_missing_age_on_the_worked_example():
     # The writes of the example above.
     key = np.array([0, 0, 0, 1])
@@ -110,17 +92,16 @@ def test_the_newest_missing_age_on_the_worked_example():
     # 1.5 s: misses the 1 s write; 2.25 s: the 2 s one is newest; 2.75 s: the 2 s one is applied, so 1 s;
     # 5 s: only the 3 s write is missing.
     expected = np.array([math.nan, 0.5, 0.25, 1.75, 2.0, 0.25])
-    np.testing.assert_array_equal(newest_missing_ages(key, publish_s, applied_s, read_key, read_s), expected)
+    np.testing.assert_array_equal(stale_reads(key, publish_s, applied_s, read_key, read_s).newest_s, expected)
 
 
 @given(writes, reads)
 def test_ages_follow_the_rule_read_by_read(write_rows, read_rows):
     key, publish_s, applied_s = columns(write_rows, (np.int64, float, float))
     read_key, read_s = columns(read_rows, (np.int64, float))
-    np.testing.assert_array_equal(
-        stale_read_ages(key, publish_s, applied_s, read_key, read_s),
-        definition(key, publish_s, applied_s, read_key, read_s),
-    )
+    ages = stale_reads(key, publish_s, applied_s, read_key, read_s)
+    np.testing.assert_array_equal(ages.oldest_s, definition(key, publish_s, applied_s, read_key, read_s))
+    np.testing.assert_array_equal(ages.newest_s, definition(key, publish_s, applied_s, read_key, read_s, np.max))
 
 
 # ---------------------------------------------------------------- a run worked out by hand

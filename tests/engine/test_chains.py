@@ -125,53 +125,49 @@ def test_an_idempotent_consumer_stops_duplicates_at_its_door():
     assert summary.consumers["payment"].by_reason["duplicate_effects"] == {"broker_duplicate": STOCK}
 
 
-def test_emitted_events_must_be_declared_and_chains_must_not_loop(tmp_path):
-    path = tmp_path / "loop.yaml"
-    path.write_text(
-        "name: loop\n"
-        "duration: 10s\n"
-        "events: {A: {}, B: {}}\n"
-        "publishers: [{name: p, event: A, rate: 1/s}]\n"
-        "consumers:\n"
-        "  - {name: one, subscribes: [A], emits: [{event: B}]}\n"
-        "  - {name: two, subscribes: [B], emits: [{event: A}, {event: Bee}]}\n"
-    )
+def refusals(path, text: str) -> list[str]:
+    """The problems loading ``text`` from ``path`` reports, each as printed without its file."""
+    path.write_text(text)
     with pytest.raises(ScenarioError) as caught:
         load_scenario(path)
-    assert [str(problem) for problem in caught.value.problems] == [
-        f"{path}:6:41: consumers[0].emits: event chains loop: one emits B to two, two emits A to one, without end; "
+    return [str(problem).removeprefix(f"{path}:") for problem in caught.value.problems]
+
+
+def minimal(events: str, consumers: str) -> str:
+    """A scenario with these events and consumers, publishing A once a second."""
+    return f"name: chains\nduration: 10s\nevents: {events}\npublishers: [{{name: p, event: A, rate: 1/s}}]\n" + (
+        f"consumers:\n{consumers}"
+    )
+
+
+def test_emitted_events_must_be_declared_and_chains_must_not_loop(tmp_path):
+    text = minimal(
+        "{A: {}, B: {}}",
+        "  - {name: one, subscribes: [A], emits: [{event: B}]}\n"
+        "  - {name: two, subscribes: [B], emits: [{event: A}, {event: Bee}]}\n",
+    )
+    assert refusals(tmp_path / "loop.yaml", text) == [
+        "6:41: consumers[0].emits: event chains loop: one emits B to two, two emits A to one, without end; "
         "drop one of these emits",
-        f"{path}:7:62: consumers[1].emits[1].event: event 'Bee' is not declared under events (declared: A, B)",
+        "7:62: consumers[1].emits[1].event: event 'Bee' is not declared under events (declared: A, B)",
     ]
 
 
 def test_a_misspelt_emitted_event_is_the_only_error_however_far_its_fields_were_to_be_carried(tmp_path):
     text = (ROOT / "scenarios" / "order-pipeline.yaml").read_text()
-    path = tmp_path / "typo.yaml"
-    path.write_text(
-        text.replace("- {event: StockReserved, when: accepted}", "- {event: StockReserverd, when: accepted}")
-    )
-    with pytest.raises(ScenarioError) as caught:
-        load_scenario(path)
-    assert [problem.path for problem in caught.value.problems] == ["consumers[0].emits[0].event"]
+    typo = text.replace("- {event: StockReserved, when: accepted}", "- {event: StockReserverd, when: accepted}")
+    (only,) = refusals(tmp_path / "typo.yaml", typo)
+    assert only.startswith("49:17: consumers[0].emits[0].event: event 'StockReserverd' is not declared")
 
 
 def test_an_event_that_nothing_publishes_or_emits_is_refused_and_one_entry_per_emitted_event(tmp_path):
-    path = tmp_path / "orphan.yaml"
-    path.write_text(
-        "name: orphan\n"
-        "duration: 10s\n"
-        "events: {A: {}, B: {}, C: {}}\n"
-        "publishers: [{name: p, event: A, rate: 1/s}]\n"
-        "consumers:\n"
+    text = minimal(
+        "{A: {}, B: {}, C: {}}",
         "  - {name: one, subscribes: [A], emits: [{event: B}, {event: B, when: rejected}]}\n"
-        "  - {name: two, subscribes: [B, C]}\n"
+        "  - {name: two, subscribes: [B, C]}\n",
     )
-    with pytest.raises(ScenarioError) as caught:
-        load_scenario(path)
-    assert [str(problem) for problem in caught.value.problems] == [
-        f"{path}:6:62: consumers[0].emits[1].event: B is emitted by an earlier entry too; one entry per event "
+    assert refusals(tmp_path / "orphan.yaml", text) == [
+        "6:62: consumers[0].emits[1].event: B is emitted by an earlier entry too; one entry per event "
         "(when: always emits it after every processing)",
-        f"{path}:7:33: consumers[1].subscribes[1]: nothing produces C: no publisher publishes it and no consumer "
-        "emits it",
+        "7:33: consumers[1].subscribes[1]: nothing produces C: no publisher publishes it and no consumer emits it",
     ]

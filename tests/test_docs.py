@@ -68,3 +68,14 @@ def test_the_invariants_example_prints_the_table_shown(tmp_path):
     printed = [line.rstrip() for line in output.getvalue().splitlines()]
     start = printed.index("Invariants")
     assert printed[start : start + len(shown.splitlines())] == shown.splitlines()
+
+
+def test_the_units_table_lists_every_unit_a_duration_takes():
+    import re
+
+    from busim.scenario.units import SECONDS_PER_DURATION_UNIT
+
+    section = SCENARIOS_DOC.split("## Units", 1)[1].split("\n## ", 1)[0]
+    table = section.split("| unit | also written |", 1)[1].split("\n\n", 1)[0]
+    # The Greek mu goes unlisted: it looks the same as the micro sign.
+    assert set(re.findall(r"`([^`]+)`", table)) | {"μs"} == set(SECONDS_PER_DURATION_UNIT)

@@ -49,10 +49,12 @@ class Document:
     key_marks: dict[KeyPath, Mark] = field(default_factory=dict)
     value_marks: dict[KeyPath, Mark] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)  # found while reading, reported with the rest
+    # How each value YAML read as true or false was written (on, No), so that a message names the word.
+    booleans: dict[KeyPath, str] = field(default_factory=dict)
 
     def forget(self, path: KeyPath) -> None:
         """Drop the marks of ``path`` and everything under it."""
-        for marks in (self.key_marks, self.value_marks):
+        for marks in (self.key_marks, self.value_marks, self.booleans):
             for marked in [p for p in marks if p[: len(path)] == path]:
                 del marks[marked]
 
@@ -156,7 +158,10 @@ class _Builder:
             return self._mapping(node, path, inside)
         if isinstance(node, yaml.SequenceNode):
             return [self._build(item, (*path, index), inside) for index, item in enumerate(node.value)]
-        return self.constructor.construct_object(node, deep=True)
+        value = self.constructor.construct_object(node, deep=True)
+        if isinstance(value, bool):
+            self.document.booleans[path] = node.value
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath, inside: frozenset[int]) -> dict[str, Any]:
         mapping: dict[str, Any] = {}
@@ -265,6 +270,8 @@ def apply_override(document: Document, assignment: str, source: str | None = Non
     document.forget(path)
     document.key_marks[path] = mark
     document.value_marks[path] = mark
+    if isinstance(value, bool):
+        document.booleans[path] = text.strip()
 
 
 def _entry_index(entries: list[Any], part: str, path: KeyPath, source: str) -> int:
@@ -345,7 +352,31 @@ def _problem(document: Document, detail: Any) -> Problem:
         mark = document.key_mark(loc[:-1]) if loc[:-1] else Mark(document.source, 1, 1)
     else:
         mark = document.value_mark(loc)
-    return Problem(mark.source, mark.line, mark.column, format_path(loc), _message(detail, loc, document.data))
+    spelled = document.booleans.get(loc)
+    if not isinstance(detail.get("input"), bool) or spelled is None or spelled.lower() in ("true", "false"):
+        spelled = None  # the value is as written
+    message = _message(detail, loc, document.data, spelled)
+    if spelled is not None:
+        message = _as_written(message, spelled)
+    return Problem(mark.source, mark.line, mark.column, format_path(loc), message)
+
+
+_BOOLEAN_GOT = re.compile(r"(\(got |invalid (?:duration|rate) )(true|false)\b")
+
+
+def _as_written(message: str, spelled: str) -> str:
+    """``message`` about a value YAML 1.1 read as true or false, naming the word as written.
+
+    ``(got false)`` becomes ``(got no, which YAML reads as false)``: the file
+    says ``no``, and without the note the message would seem to quote a value
+    that is not there.
+    """
+    match = _BOOLEAN_GOT.search(message)
+    if match is None:
+        return message
+    lead, shown = match.groups()
+    said = f"{spelled}, which YAML reads as {shown}" if lead == "(got " else f"{spelled} (YAML reads it as {shown})"
+    return f"{message[: match.start(2)]}{said}{message[match.end(2) :]}"
 
 
 def _shown(value: Any) -> str:
@@ -366,7 +397,8 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _message(detail: Any, loc: KeyPath, data: Any) -> str:
+def _message(detail: Any, loc: KeyPath, data: Any, spelled: str | None = None) -> str:
+    """The message for one pydantic error; ``spelled``: the word YAML read as a boolean, if it was not true or false."""
     kind = detail["type"]
     ctx = detail.get("ctx") or {}
     got = _shown(detail.get("input"))
@@ -403,7 +435,7 @@ def _message(detail: Any, loc: KeyPath, data: Any) -> str:
         return f"expected true or false (got {got})"
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(ctx["expected"]))
-        value = detail.get("input")
+        value = spelled or detail.get("input")  # idempotency: no -> did you mean 'none'?
         hint = did_you_mean(value, choices) if isinstance(value, str) else ""
         return f"must be one of {ctx['expected']} (got {got}){hint}"
     if kind == "list_type":

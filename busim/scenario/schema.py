@@ -87,11 +87,21 @@ def _got(value: Any) -> str:
     return _kind_of(value)
 
 
+# Words that mean "false". YAML 1.1 reads them unquoted (off, Off, OFF) as false, as it reads
+# no and yes, on and true: a key that takes one of these words takes false too, and keeps the word.
+FALSE_WORDS = ("off",)
+
+
+def _is_word(value: Any, word: str) -> bool:
+    """Whether ``value`` is ``word``, or false where ``word`` means false (unquoted ``off`` in YAML)."""
+    return value == word or (value is False and word in FALSE_WORDS)
+
+
 def _count_or(word: str, minimum: int):
     """A whole number of at least ``minimum``, or ``word``, with one error message for both."""
 
     def validate(value: Any) -> int | str:
-        if value == word:
+        if _is_word(value, word):
             return word
         if isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= INT64_MAX:
             return value
@@ -104,7 +114,7 @@ def _parsed_or(word: str, parse: Any, example: str):
     """A positive duration or rate, or ``word``, with one error message for both."""
 
     def validate(value: Any) -> float | str:
-        if value == word:
+        if _is_word(value, word):
             return word
         try:
             parsed = parse(value)
@@ -151,7 +161,7 @@ def _tagged(kinds: tuple[str, ...], what: str, scalar_kind: str | None):
         expected = f"one of {', '.join(kinds)}"
         if scalar_kind is not None:
             expected = f"a constant or {expected}"
-        raise ValueError(f"expected {what} as {expected}, written as {{kind: {{parameters}}}} (got {_kind_of(value)})")
+        raise ValueError(f"expected {what} as {expected}, written as {{kind: {{parameters}}}} (got {_got(value)})")
 
     return tag
 
@@ -510,7 +520,7 @@ class Counter(Model):
 def _integer_or_field(value: Any) -> Any:
     if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
         return value
-    raise ValueError(f"expected an integer or a field name such as quantity or -quantity (got {_kind_of(value)})")
+    raise ValueError(f"expected an integer or a field name such as quantity or -quantity (got {_got(value)})")
 
 
 class Effect(Model):

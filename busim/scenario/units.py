@@ -1,9 +1,12 @@
-"""Durations and rates as users write them: ``250ms``, ``2s``, ``800/s``.
+"""Durations and rates as users write them: ``250ms``, ``2s``, ``5min``, ``800/s``.
 
-A duration is a number of seconds or a string with one of the units ``us``,
-``ms``, ``s``, ``m``, ``h``. A rate is a number per second or a string
-``N/s``, ``N/min`` or ``N/h``. Both parse to floats in SI units (seconds,
-messages per second) and are never negative.
+A duration is a number of seconds or a string of a number and a unit: ``us``,
+``ms``, ``s``, ``min`` (or ``m``), ``h``, or the longer spellings systemd
+accepts (``sec``, ``minutes``, ``hr``, ...) and their plurals (``mins``); a
+space may come between. A rate is a number per second or a string ``N/UNIT``
+with any of the same units (``800/s``, ``50/min``, ``50/m``, ``3/h``). Both
+parse to floats in SI units (seconds, messages per second) and are never
+negative.
 """
 
 from __future__ import annotations
@@ -11,15 +14,24 @@ from __future__ import annotations
 import math
 import re
 
-SECONDS_PER_DURATION_UNIT = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-SECONDS_PER_RATE_UNIT = {"s": 1.0, "min": 60.0, "h": 3600.0}
+# Case matters (as in Go and systemd): M, were it a unit, would be months. No days: scenarios
+# run for seconds to hours, and 24h says a day plainly. Rates take the same units: 50/m is 50/min.
+SECONDS_PER_DURATION_UNIT = {
+    **dict.fromkeys(("us", "µs", "μs", "usec"), 1e-6),  # the micro sign and the Greek mu, as Go reads both
+    **dict.fromkeys(("ms", "msec"), 1e-3),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
+}
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_DURATION = re.compile(rf"^\s*({_NUMBER})\s*(us|µs|ms|s|m|h)?\s*$")
-_RATE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*(s|min|h))?\s*$")
+# Longest first, so that "ms" is not read as "m" followed by junk.
+_UNIT = "|".join(re.escape(unit) for unit in sorted(SECONDS_PER_DURATION_UNIT, key=len, reverse=True))
+_DURATION = re.compile(rf"^\s*({_NUMBER})\s*({_UNIT})?\s*$")
+_RATE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*({_UNIT}))?\s*$")
 
-DURATION_HINT = "expected seconds as a number or a string such as '250ms', '2s', '5m' (units: us, ms, s, m, h)"
-RATE_HINT = "expected a number per second or a string such as '800/s', '50/min', '3/h'"
+DURATION_HINT = "expected seconds as a number or a string such as '250ms', '2s', '5min' (units: us, ms, s, min or m, h)"
+RATE_HINT = "expected a number per second or a string such as '800/s', '50/min', '3/h' (per us, ms, s, min or m, h)"
 
 
 def _number(value: object) -> float | None:
@@ -28,6 +40,13 @@ def _number(value: object) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     return None
+
+
+def _written(value: object) -> str:
+    """``value`` as YAML writes it in a message: ``true``, not Python's ``True``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def _checked(amount: float, value: object, what: str) -> float:
@@ -52,7 +71,7 @@ def parse_duration(value: object) -> float:
         if match:
             amount = float(match.group(1)) * SECONDS_PER_DURATION_UNIT[match.group(2) or "s"]
             return _checked(amount, value, "a duration")
-    raise ValueError(f"invalid duration {value!r}: {DURATION_HINT}")
+    raise ValueError(f"invalid duration {_written(value)}: {DURATION_HINT}")
 
 
 def parse_rate(value: object) -> float:
@@ -67,6 +86,6 @@ def parse_rate(value: object) -> float:
     if isinstance(value, str):
         match = _RATE.match(value)
         if match:
-            amount = float(match.group(1)) / SECONDS_PER_RATE_UNIT[match.group(2) or "s"]
+            amount = float(match.group(1)) / SECONDS_PER_DURATION_UNIT[match.group(2) or "s"]
             return _checked(amount, value, "a rate")
-    raise ValueError(f"invalid rate {value!r}: {RATE_HINT}")
+    raise ValueError(f"invalid rate {_written(value)}: {RATE_HINT}")

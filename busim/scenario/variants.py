@@ -100,12 +100,19 @@ def _vary_axis(spec: str) -> list[str]:
         raise OverrideError(f"--vary {spec}: expected KEY=V1,V2,..., for example broker.preset=kafka,rabbitmq")
     try:
         values = yaml.safe_load(f"[{text}]")
+        nodes = yaml.compose(f"[{text}]", Loader=yaml.SafeLoader).value
     except yaml.YAMLError as error:
         problem = getattr(error, "problem", None) or str(error)
         raise OverrideError(f"--vary {spec}: the values are not valid YAML ({problem})") from None
     if len(values) < 1:
         raise OverrideError(f"--vary {spec}: give at least one value")
-    return [f"{key}={_flow(value)}" for value in values]
+    # A plain word keeps its spelling, which names the variant: off, not the false YAML reads it as.
+    return [f"{key}={node.value if _plain(node) else _flow(value)}" for value, node in zip(values, nodes, strict=True)]
+
+
+def _plain(node: yaml.Node) -> bool:
+    """Whether ``node`` is an unquoted scalar, which reads the same on its own as in a flow list."""
+    return isinstance(node, yaml.ScalarNode) and node.style is None
 
 
 def _flow(value: Any) -> str:

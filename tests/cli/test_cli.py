@@ -221,3 +221,28 @@ def test_presets_names_the_valid_presets_for_a_typo():
         "busim: unknown preset 'sqs'; did you mean 'sqs-standard'? (presets: ideal, kafka, rabbitmq, "
         "rabbitmq-quorum, sqs-standard, sqs-fifo, sns-sqs, nats-jetstream, redis-streams)\n"
     )
+
+
+def test_set_takes_off_unquoted_as_yaml_reads_it_and_the_resolved_scenario_runs_again(tmp_path):
+    # The shell passes off as it is; YAML 1.1 reads it as false, which claim_interval takes as off.
+    overrides = ["--set", "broker.preset=redis-streams", "--set", "broker.claim_interval=off"]
+    result = runner.invoke(app, ["run", FLASH_SALE, *overrides, "--out", str(tmp_path), "--json", "--no-charts"])
+    assert result.exit_code == 0, result.output
+    resolved = (tmp_path / "scenario.yaml").read_text()
+    assert "  claim_interval: 'off'\n" in resolved
+    again = runner.invoke(
+        app, ["run", str(tmp_path / "scenario.yaml"), "--out", str(tmp_path / "again"), "--json", "--no-charts"]
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["consumers"] == json.loads(result.stdout)["consumers"]
+
+
+def test_set_names_a_word_yaml_reads_as_true_as_it_was_written():
+    result = runner.invoke(
+        app, ["validate", FLASH_SALE, "--set", "broker.preset=redis-streams", "--set", "broker.claim_interval=on"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "--set broker.claim_interval=on: broker.claim_interval: expected a duration such as 5s, or off "
+        "(got on, which YAML reads as true)\n"
+    )

@@ -3,8 +3,11 @@
 import pytest
 
 from busim.errors import OverrideError, ScenarioError
+from busim.report.files import resolved_scenario_yaml
 from busim.scenario import load_scenario
+from busim.scenario.loader import parse_yaml, validate
 from busim.scenario.schema import Consumer
+from busim.scenario.variants import load_variants
 from tests.conftest import SCENARIOS
 
 BASE = """\
@@ -155,3 +158,84 @@ def test_malformed_overrides_are_refused(assignment, message):
     with pytest.raises(OverrideError) as error:
         load_scenario(SCENARIOS / "flash-sale.yaml", [assignment])
     assert str(error.value) == message
+
+
+# YAML 1.1 reads unquoted yes, no, on and off (and True, OFF, ...) as true and false.
+REDIS = BASE + "consumers: [{name: c, subscribes: [E]}]\nbroker:\n  preset: redis-streams\n"
+
+
+@pytest.mark.parametrize("written", ["off", "Off", "OFF", "'off'", "false"])
+def test_claim_interval_off_loads_unquoted_and_is_written_back_as_off(tmp_path, written):
+    path = tmp_path / "s.yaml"
+    path.write_text(REDIS + f"  claim_interval: {written}\n")
+    scenario = load_scenario(path).scenario
+    assert scenario.broker.claim_interval == "off"
+    resolved = resolved_scenario_yaml(scenario)
+    assert "  claim_interval: 'off'\n" in resolved
+    assert validate(parse_yaml(resolved, "resolved.yaml")) == scenario
+
+
+@pytest.mark.parametrize(
+    ("written", "got"),
+    [("true", "true"), ("on", "on, which YAML reads as true"), ("Yes", "Yes, which YAML reads as true")],
+)
+def test_claim_interval_on_is_refused_at_its_place(tmp_path, written, got):
+    assert problems(tmp_path, REDIS + f"  claim_interval: {written}\n") == [
+        f"7:19: broker.claim_interval: expected a duration such as 5s, or off (got {got})"
+    ]
+
+
+def test_words_yaml_reads_as_booleans_are_named_as_written_where_no_boolean_belongs(tmp_path):
+    text = (
+        "duration: 10s\nevents: {E: {fields: {k: yes}}}\n"
+        "publishers: [{name: p, event: E, rate: no}]\n"
+        "broker: {latency: Off}\n"
+        "consumers: [{name: c, subscribes: [E], idempotency: no, dedup: {ttl: off}}]\n"
+    )
+    rate_hint = "expected a number per second or a string such as '800/s', '50/min', '3/h' (per us, ms, s, min or m, h)"
+    duration_hint = (
+        "expected seconds as a number or a string such as '250ms', '2s', '5min' (units: us, ms, s, min or m, h)"
+    )
+    assert problems(tmp_path, text) == [
+        "2:26: events.E.fields.k: expected field generator as one of constant, uniform_int, choice, zipf, sequence, "
+        "written as {kind: {parameters}} (got yes, which YAML reads as true)",
+        f"3:40: publishers[0].rate: invalid rate no (YAML reads it as false): {rate_hint}",
+        f"4:19: broker.latency: invalid duration Off (YAML reads it as false): {duration_hint}",
+        "5:53: consumers[0].idempotency: must be one of 'none' or 'dedup' (got no, which YAML reads as false); "
+        "did you mean 'none'?",
+        f"5:70: consumers[0].dedup.ttl: invalid duration off (YAML reads it as false): {duration_hint}",
+    ]
+
+
+def test_a_word_yaml_reads_as_a_boolean_in_an_override_is_named_as_written():
+    path = SCENARIOS / "flash-sale.yaml"
+    loaded = load_scenario(path, ["broker.preset=redis-streams", "broker.claim_interval=off"])
+    assert loaded.scenario.broker.claim_interval == "off"
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(path, ["broker.preset=redis-streams", "broker.claim_interval=on"])
+    assert str(error.value) == (
+        "--set broker.claim_interval=on: broker.claim_interval: expected a duration such as 5s, or off "
+        "(got on, which YAML reads as true)"
+    )
+
+
+def test_a_varied_word_names_its_variant_as_written():
+    variants = load_variants(
+        [SCENARIOS / "flash-sale.yaml"], ["broker.claim_interval=off,5s"], ["broker.preset=redis-streams"]
+    )
+    assert [(variant.name, variant.loaded.scenario.broker.claim_interval) for variant in variants] == [
+        ("off", "off"),
+        ("5s", 5.0),
+    ]
+    assert variants[0].loaded.overrides == ("broker.preset=redis-streams", "broker.claim_interval=off")
+
+
+def test_minutes_and_other_spellings_of_units_load_from_a_file(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "duration: 5min\nevents: {E: {}}\npublishers: [{name: p, event: E, rate: 90/m}]\n"
+        "broker: {ack_timeout: 2 sec, latency: 3 msec}\nconsumers: [{name: c, subscribes: [E]}]\n"
+    )
+    scenario = load_scenario(path).scenario
+    assert (scenario.duration, scenario.publishers[0].rate[0].rate) == (300.0, 1.5)
+    assert (scenario.broker.ack_timeout, scenario.broker.latency.value) == (2.0, 0.003)

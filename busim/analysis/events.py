@@ -17,7 +17,7 @@ import numpy as np
 
 from busim.analysis.consistency import reference_acceptance
 from busim.engine.effects import EffectPlan
-from busim.engine.records import PROCESSED_OUTCOMES, Deliveries, GroupRecord, Outcome, RunRecord
+from busim.engine.records import PROCESSED_OUTCOMES, Deliveries, DeliveryCause, GroupRecord, Outcome, RunRecord
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,14 @@ class GroupEvents:
     first_rows: np.ndarray  # rows of each message's first completed processing, in order of message
     first_done_s: np.ndarray  # per message: when its first processing ended (NaN: never)
     event_first_rows: np.ndarray  # rows of each event's first completed processing (by any of its messages)
-    repeat_rows: np.ndarray  # rows that applied an event's effects again, in time order
-    repeat_by_twin: np.ndarray  # per repeat row: the first application of a twin, not its own message's repeat
+    # Rows that applied an event's effects again after an earlier application, in time order: when
+    # each repeat landed (which copy was the extra one is ``extra_rows``).
+    repeat_rows: np.ndarray
+    # Rows that applied an event's effects beyond its original application, in time order: every
+    # application but the original's (see :func:`original_rows`), whichever copy finished first. As
+    # many as ``repeat_rows``; they differ where a redelivery finished before the original.
+    extra_rows: np.ndarray
+    extra_by_twin: np.ndarray  # per extra row: the original application of a twin, not an extra copy of its message
 
     @property
     def twin(self) -> np.ndarray:
@@ -75,11 +81,18 @@ class GroupEvents:
         earliest = first_rows[np.argsort(deliveries.done_s[first_rows], kind="stable")]
         event_first_rows = np.sort(earliest[~repeated(twin_of[deliveries.message[earliest]])])
 
-        # Applications in time order: a repeat applies an event applied before; it comes from a twin when
-        # its own message had not applied it before.
+        # Applications in time order: a repeat applies an event applied before.
         applied = applied_rows[np.argsort(deliveries.done_s[applied_rows], kind="stable")]
         repeat = repeated(twin_of[deliveries.message[applied]])
-        own_repeat = repeated(deliveries.message[applied])
+        # Extras, by why they exist rather than by when they landed: each message's original application
+        # (its broker's first attempt) is no extra, even when a redelivery finished first. Of an event's
+        # messages, the one standing for it is the original; another's original application is a twin's.
+        originals = original_rows(deliveries, applied_rows)
+        own = deliveries.message[originals]
+        event = twin_of[own]
+        by_event = np.lexsort((own, own != event, event))
+        twin_originals = originals[by_event][repeated(event[by_event])]
+        extra = ~np.isin(applied, originals) | np.isin(applied, twin_originals)
         return cls(
             plan=plan,
             twin_of=twin_of,
@@ -91,8 +104,32 @@ class GroupEvents:
             first_done_s=first_done_s,
             event_first_rows=event_first_rows,
             repeat_rows=applied[repeat],
-            repeat_by_twin=(repeat & ~own_repeat)[repeat],
+            extra_rows=applied[extra],
+            extra_by_twin=np.isin(applied[extra], twin_originals),
         )
+
+
+# How the original copy of a message ranks among copies of the same attempt: the broker's own first
+# copy, then a resend (producer retry, outbox relay), then a copy the broker duplicated.
+_COPY_RANK = np.ones(max(DeliveryCause) + 1, np.int64)
+_COPY_RANK[DeliveryCause.FIRST] = 0
+_COPY_RANK[DeliveryCause.BROKER_DUPLICATE] = 2
+
+
+def original_rows(deliveries: Deliveries, rows: np.ndarray) -> np.ndarray:
+    """Of ``rows``, each message's original delivery, in order of message.
+
+    The original is the broker's first attempt at the message: the lowest
+    attempt among ``rows``, at that attempt its own copy before a resend and
+    a resend before a broker duplicate, then the copy received first. Every
+    other row of the message is an extra copy, there for its own delivery
+    cause, whichever copy finished first: a redelivery after an ack timeout
+    that overtakes the slow original is the extra one.
+    """
+    rank = _COPY_RANK[deliveries.cause[rows]]
+    ranked = rows[np.lexsort((rows, rank, deliveries.attempt[rows], deliveries.message[rows]))]
+    message = deliveries.message[ranked]
+    return ranked[np.r_[True, message[1:] != message[:-1]]] if ranked.size else ranked
 
 
 def first_processing(deliveries: Deliveries) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 
 from busim.analysis.chains import logical_ids
 from busim.analysis.consistency import out_of_order_messages
-from busim.analysis.events import GroupEvents, repeated
+from busim.analysis.events import GroupEvents
 from busim.engine.keys import key_codes
 from busim.engine.records import DedupMiss, DeliveryCause, GroupRecord, LossReason, Outcome, RunRecord
 
@@ -83,7 +83,8 @@ class Anomaly:
     kind: str  # one of ANOMALY_KINDS
     consumer: str
     time_s: float  # when it showed: the second application, the loss, the dead letter, the rejection, the processing
-    # duplicate_effect: why each copy that applied the effects again was delivered; lost: the reason;
+    # duplicate_effect: why each extra copy that applied the effects was delivered (every copy but the
+    # original, the broker's first attempt, whichever finished first), in time order; lost: the reason;
     # dead_lettered: why the attempt the delivery limit refused to repeat went unacknowledged.
     causes: tuple[DeliveryCause | LossReason, ...] = ()
     applications: int = 0  # duplicate_effect: how many times the effects were applied
@@ -389,14 +390,13 @@ def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:
         every = np.concatenate([facts.rows(int(copy)) for copy in copies])
         applied = every[deliveries.outcome[every] == Outcome.APPLIED]
         applied = applied[np.argsort(deliveries.done_s[applied], kind="stable")]
-        repeats = applied[1:]
-        # A repeat comes from a twin when its own message had not applied the event before (as in the summary).
-        by_twin = ~repeated(deliveries.message[applied])[1:]
-        # A first attempt that applies again was overtaken by its own broker duplicate (as in the summary).
-        causes = tuple(
-            DeliveryCause.BROKER_DUPLICATE if cause == DeliveryCause.FIRST else DeliveryCause(cause)
-            for cause in deliveries.cause[repeats[~by_twin]]
-        )
+        repeats = applied[1:]  # when each repeat landed: the store let the later copy through
+        # The extra copies, by why they exist, whichever finished first (as in the summary): a twin's
+        # original application is named among the twins, every other extra by its delivery cause.
+        events = facts.events
+        mine = events.twin_of[deliveries.message[events.extra_rows]] == event
+        extras = events.extra_rows[mine & ~events.extra_by_twin]
+        causes = tuple(DeliveryCause(cause) for cause in deliveries.cause[extras])
         missed = dict(zip(group.dedup_miss_delivery.tolist(), group.dedup_miss_reason.tolist()))
         found.append(
             Anomaly(

@@ -16,7 +16,7 @@ from busim.analysis.consistency import (
     compare_counter,
     overtaken,
 )
-from busim.analysis.events import GroupEvents, repeated
+from busim.analysis.events import GroupEvents, original_rows
 from busim.analysis.invariants import InvariantOutcome, check_invariants
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.analysis.reads import read_staleness
@@ -170,9 +170,10 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
     state = {name: compare_counter(expected[name], group.counters[name]) for name in plan.counter_names}
 
     first_rows = events.first_rows
-    duplicates = deliveries.cause[repeated(deliveries.message)].copy()
-    # A first attempt that repeats a message was overtaken by its own broker duplicate.
-    duplicates[duplicates == DeliveryCause.FIRST] = DeliveryCause.BROKER_DUPLICATE
+    # Every delivery but each message's original, by its own cause, whichever copy was received first.
+    extra = np.ones(len(deliveries), bool)
+    extra[original_rows(deliveries, np.arange(len(deliveries)))] = False
+    duplicates = deliveries.cause[extra]
     redelivered = deliveries.attempt > 1
     per_instance = np.bincount(deliveries.instance, minlength=consumer.instances)
     _, first_loss = np.unique(group.lost_message, return_index=True)
@@ -278,7 +279,9 @@ def _rejection_causes(group: GroupRecord, events: GroupEvents) -> dict[str, int]
     if wrongly_rejected.size == 0:
         return {}
     plan, twin_of, deliveries = events.plan, events.twin_of, group.deliveries
-    repeat_s: dict[tuple[int, int], float] = {}  # slot -> when the first repeated effect on it landed
+    # slot -> when an effect on it was first applied a second time. By time, not by which copy was the
+    # extra one: the slot had taken the effect twice once the later of the two landed.
+    repeat_s: dict[tuple[int, int], float] = {}
     for row in events.repeat_rows.tolist():
         for slot in plan.slots(int(deliveries.message[row])):
             repeat_s.setdefault(slot, float(deliveries.done_s[row]))
@@ -310,11 +313,13 @@ UPSTREAM_DUPLICATE = "upstream_duplicate"
 
 
 def _duplicate_effect_causes(group: GroupRecord, events: GroupEvents) -> dict[str, int]:
-    """Why each duplicate effect happened: the cause of the repeated delivery, or a twin emitted upstream."""
-    by_twin = events.repeat_by_twin
-    causes = group.deliveries.cause[events.repeat_rows[~by_twin]].astype(np.int64)
-    causes[causes == DeliveryCause.FIRST] = DeliveryCause.BROKER_DUPLICATE
-    counts = _cause_counts(causes, DeliveryCause)
+    """Why each duplicate effect happened: the cause of the extra delivery, or a twin emitted upstream.
+
+    The extra delivery is every application but the original's, whichever
+    finished first (see :func:`busim.analysis.events.original_rows`).
+    """
+    by_twin = events.extra_by_twin
+    counts = _cause_counts(group.deliveries.cause[events.extra_rows[~by_twin]], DeliveryCause)
     if by_twin.any():
         counts[UPSTREAM_DUPLICATE] = int(by_twin.sum())
     return counts
@@ -322,6 +327,8 @@ def _duplicate_effect_causes(group: GroupRecord, events: GroupEvents) -> dict[st
 
 def _dedup_misses(group: GroupRecord, events: GroupEvents) -> dict[str, int]:
     """Of the duplicate effects, those an idempotent consumer's store let through, by why it did."""
+    # The store lets through the copy processed later, which is the original when a redelivery finished
+    # first: so this goes by when each repeat landed (repeat_rows), not by which copy was the extra one.
     missed = np.isin(group.dedup_miss_delivery, events.repeat_rows)
     return _cause_counts(group.dedup_miss_reason[missed], DedupMiss)
 

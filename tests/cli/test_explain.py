@@ -6,7 +6,9 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+import busim
 from busim.cli import app
+from tests.analysis.test_duplicate_causes import SLOW_PAST_ACK_WAIT, overtaken_originals
 from tests.analysis.test_stories import CRASH_AND_LOSS, CRASH_BEFORE_ACK
 
 runner = CliRunner()
@@ -58,6 +60,26 @@ def test_a_story_names_crash_before_ack_as_the_cause_of_the_duplicate(crashed):
         "  ! dead-lettered in worker at 2.281 s after 2 attempts: the delivery limit refused a redelivery because "
         "the instance crashed before its ack; it had been processed",
     ]
+
+
+def test_a_redelivery_that_finished_before_the_slow_original_is_blamed_on_the_ack_wait(tmp_path_factory):
+    # Its duplicate effect is the redelivery's, whichever copy finished first: the story, the anomaly
+    # listing and results.json all name the ack wait, none a broker duplicate.
+    folder = run_folder(tmp_path_factory, SLOW_PAST_ACK_WAIT, "slow")
+    overtaken = overtaken_originals(busim.simulate(busim.load(SLOW_PAST_ACK_WAIT)).record)
+    assert overtaken
+    told = explain(folder, "--message", overtaken[0])
+    assert told.exit_code == 0, told.output
+    assert [line for line in told.stdout.splitlines() if line.startswith("  ! duplicate effect")] == [
+        "  ! duplicate effect in worker: its effects were applied twice, the second after a redelivery because the "
+        "processing outlasted the ack timeout (ack wait)"
+    ]
+    listed = explain(folder, "--anomaly", "duplicate_effect", "--top", 100)
+    assert listed.exit_code == 0, listed.output
+    assert "ack wait" in listed.stdout
+    assert "broker" not in listed.stdout
+    worker = json.loads((folder / "results.json").read_text())["consumers"]["worker"]
+    assert worker["by_reason"]["duplicate_effects"] == {"ack_timeout": worker["duplicate_effects"]}
 
 
 def test_anomaly_tells_the_worst_messages_first(lossy):

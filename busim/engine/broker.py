@@ -6,12 +6,12 @@ delivers a second copy with probability ``duplication`` (with its own
 latency draw). A delivery that would land inside an outage lands when the
 outage ends.
 
-Within an ordering scope (a queue, a partition, a message group) the broker
-keeps publish order: the scope's copies reach the queue at the sorted
-arrival times of their independent draws, taken in the order the broker
-accepted them. The multiset of arrival times, and so the mean latency, is
-the same as without ordering; only which copy gets which time changes. An
-unordered broker (SQS standard) lets every copy keep its own draw.
+Every copy keeps its own latency draw. Within an ordering scope (a queue, a
+partition, a message group) the broker keeps the order in which it accepted
+the copies, so a copy reaches the queue no earlier than the copy ahead of it:
+head-of-line blocking, by which a slow copy holds up those behind it and the
+tail grows with the load. An unordered broker (SQS standard) lets every copy
+arrive at its own time.
 
 First attempts depend only on publishing, so they are drawn for all copies
 at once; redeliveries are drawn one at a time from the same streams.
@@ -86,10 +86,7 @@ class BrokerLink:
         if scope is not None:
             copy_scope = scope[copy_message]
             in_accept_order = np.lexsort((copy_cause, copy_message, copy_accept_s, copy_scope))
-            in_arrival_order = np.lexsort((arrival_s, copy_scope))
-            ordered_s = np.empty_like(arrival_s)
-            ordered_s[in_accept_order] = arrival_s[in_arrival_order]
-            arrival_s = ordered_s
+            arrival_s[in_accept_order] = running_max_by_segment(arrival_s[in_accept_order], copy_scope[in_accept_order])
         arrival_s = self.outages.defer(arrival_s)
         order = np.lexsort((copy_cause, copy_message, arrival_s))
         return FirstAttempts(
@@ -103,3 +100,21 @@ class BrokerLink:
     def arrival(self, sent_s: float) -> float:
         """When an attempt sent at ``sent_s`` reaches the group's queue."""
         return self.outages.defer_one(sent_s + self.latency())
+
+
+def running_max_by_segment(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """The running maximum of ``values``, restarted wherever ``segment`` changes.
+
+    ``segment`` must be grouped (equal values adjacent). The maximum runs over
+    the ranks of the values, offset by segment, in int64: exact, unlike an
+    offset added to the float values themselves.
+    """
+    count = values.size
+    if count == 0:
+        return values.copy()
+    by_value = np.argsort(values, kind="stable")
+    rank = np.empty(count, np.int64)
+    rank[by_value] = np.arange(count)
+    starts = np.r_[True, segment[1:] != segment[:-1]]
+    offset = (np.cumsum(starts) - 1) * count
+    return values[by_value][np.maximum.accumulate(offset + rank) - offset]

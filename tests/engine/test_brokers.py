@@ -80,17 +80,6 @@ def test_sqs_standard_delivers_out_of_order_and_with_duplicates():
     assert worker_of(in_order).out_of_order == 0
 
 
-def test_ordered_presets_keep_the_mean_broker_latency_of_their_draws():
-    # Ordering hands the scope's sorted arrival times out in publish order: the same times, so the same mean.
-    latency = {"exponential": {"mean": "20ms"}}
-    means = []
-    for preset in ("sqs-standard", "rabbitmq"):
-        broker = {"preset": preset, "latency": latency, "duplication": 0}
-        result = busim.simulate(scenario(broker=broker, consumers=[consumer()], **keyed()))
-        means.append(worker_of(result).latency_s.broker.mean)
-    assert means[0] == pytest.approx(means[1], rel=1e-9)
-
-
 # ---------------------------------------------------------------- Kafka offsets
 # A seed whose consumer crash stream first fires on the 40th processing, then not for 150 more:
 # more than the 100 processings left after the crash, replays included.

@@ -29,7 +29,14 @@ from busim.report.console import (
     simulation_progress,
 )
 from busim.report.files import prepare_folder, results_json, write_comparison, write_run
-from busim.report.stories import DEFAULT_TOP, check_replay, check_request, read_run_folder, render_explanation
+from busim.report.stories import (
+    ANOMALY_KINDS,
+    DEFAULT_TOP,
+    check_replay,
+    check_request,
+    read_run_folder,
+    render_explanation,
+)
 from busim.report.trace import remove_trace, write_trace
 from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
@@ -380,8 +387,8 @@ def explain(
         str | None,
         typer.Option(
             "--anomaly",
-            help="Tell the stories of the messages with this anomaly, worst first: duplicate_effect, lost, "
-            "dead_lettered, wrongly_rejected or out_of_order.",
+            help="Tell the stories of the messages with this anomaly, worst first: "
+            f"{', '.join(ANOMALY_KINDS[:-1])} or {ANOMALY_KINDS[-1]}.",
             metavar="KIND",
         ),
     ] = None,

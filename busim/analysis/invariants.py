@@ -40,6 +40,7 @@ METRICS: dict[str, MetricReader] = {
     "redelivered": attrgetter("redelivered"),
     "lost": attrgetter("lost"),
     "dead_lettered": attrgetter("dead_lettered"),
+    "stuck_pending": attrgetter("stuck_pending"),
     "rejected": attrgetter("rejected"),
     "wrongly_rejected": attrgetter("wrongly_rejected"),
     "wrongly_accepted": attrgetter("wrongly_accepted"),

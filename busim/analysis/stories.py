@@ -27,7 +27,15 @@ from busim.engine.keys import key_codes
 from busim.engine.records import DedupMiss, DeliveryCause, GroupRecord, LossReason, Outcome, RunRecord
 
 # Every anomaly a message can show in a consumer, in the order reports list them.
-ANOMALY_KINDS = ("duplicate_effect", "lost", "dead_lettered", "wrongly_rejected", "out_of_order")
+ANOMALY_KINDS = (
+    "duplicate_effect",
+    "lost",
+    "dead_lettered",
+    "stuck_pending",
+    "wrongly_rejected",
+    "wrongly_accepted",
+    "out_of_order",
+)
 
 
 class What(enum.StrEnum):
@@ -53,6 +61,7 @@ class What(enum.StrEnum):
     CRASHED = "crashed"  # the instance crashed right after processing the copy, before its ack
     LOST = "lost"  # the group will never process it
     DEAD_LETTERED = "dead_lettered"  # moved to the dead-letter queue after the delivery limit
+    LEFT_PENDING = "left_pending"  # left unacknowledged, with nothing to deliver it again (Redis without a claimer)
 
 
 _ENDINGS = {
@@ -70,7 +79,7 @@ class Happening:
     service: str  # the publisher, or the consumer group
     instance: int | None  # the group's instance involved, if one was
     what: What
-    cause: DeliveryCause | LossReason | None = None  # why a copy was delivered, lost or dead-lettered
+    cause: DeliveryCause | LossReason | None = None  # why a copy was delivered, lost, dead-lettered or left pending
     attempt: int | None = None  # the broker's delivery attempt of the copy (1 = first)
     other: int | None = None  # EMITTED: the message emitted
     other_event: str | None = None  # EMITTED: its event
@@ -85,11 +94,13 @@ class Anomaly:
     time_s: float  # when it showed: the second application, the loss, the dead letter, the rejection, the processing
     # duplicate_effect: why each extra copy that applied the effects was delivered (every copy but the
     # original, the broker's first attempt, whichever finished first), in time order; lost: the reason;
-    # dead_lettered: why the attempt the delivery limit refused to repeat went unacknowledged.
+    # dead_lettered: why the attempt the delivery limit refused to repeat went unacknowledged;
+    # stuck_pending: why it was left unacknowledged.
     causes: tuple[DeliveryCause | LossReason, ...] = ()
     applications: int = 0  # duplicate_effect: how many times the effects were applied
     attempts: int = 0  # dead_lettered: the highest attempt delivered before (0: none reached the group)
-    processed: bool = False  # dead_lettered: whether a processing had completed before
+    processed: bool = False  # dead_lettered, stuck_pending: whether a processing had completed before
+    idle_since_s: float | None = None  # stuck_pending: its last delivery, from which its idle time counts
     overtaken_by: int | None = None  # out_of_order: the later-published message of its key processed first
     overtaken_s: float | None = None  # out_of_order: when that message was first processed
     # duplicate_effect: twins (messages emitted twice upstream for this event) whose processing applied it
@@ -124,6 +135,8 @@ class _GroupFacts:
     loss_row: np.ndarray  # the first loss record of each message (-1: none)
     dead_lettered: np.ndarray
     dead_letter_row: np.ndarray
+    stuck_pending: np.ndarray
+    stuck_pending_row: np.ndarray
     processed: np.ndarray
     overtaken_by: np.ndarray  # out of order, per event: the event that overtook it (-1: in order)
 
@@ -164,6 +177,8 @@ class _GroupFacts:
             loss_row=_first_record(group.lost_message, count),
             dead_lettered=fates.dead_lettered,
             dead_letter_row=_first_record(group.dead_letter_message, count),
+            stuck_pending=fates.stuck_pending,
+            stuck_pending_row=_first_record(group.stuck_pending_message, count),
             processed=fates.processed,
             overtaken_by=overtaken_by,
         )
@@ -186,6 +201,7 @@ class _GroupFacts:
         masks = {
             "lost": self.lost,
             "dead_lettered": self.dead_lettered,
+            "stuck_pending": self.stuck_pending,
             "wrongly_rejected": self.events.wrongly_rejected,
             "wrongly_accepted": self.events.wrongly_accepted,
         }
@@ -195,7 +211,7 @@ class _GroupFacts:
         """How bad ``kind`` is for each message, to list the worst first: higher is worse."""
         if kind == "duplicate_effect":
             return self.applications
-        if kind == "dead_lettered":
+        if kind in ("dead_lettered", "stuck_pending"):
             return (~self.processed).astype(np.int64)  # never processed is worse than processed, then parked
         return np.zeros(self.applications.size, np.int64)
 
@@ -236,7 +252,7 @@ class Stories:
         """Ids of the messages that show ``kind`` in ``consumer`` (in any consumer if None), worst first.
 
         duplicate_effect lists the messages applied most often first;
-        dead_lettered those never processed first; ties, and the other
+        dead_lettered and stuck_pending those never processed first; ties, and the other
         kinds, go by message id. A message shown in several consumers counts
         once, at its worst.
 
@@ -337,7 +353,7 @@ def _plain(value: object) -> object:
 
 
 def _group_happenings(facts: _GroupFacts, local: int) -> list[Happening]:
-    """What happened to a message in one group: each copy, then its loss or dead letter."""
+    """What happened to a message in one group: each copy, then its loss, dead letter or stuck entry."""
     group = facts.group
     deliveries = group.deliveries
     name = group.name
@@ -373,6 +389,10 @@ def _group_happenings(facts: _GroupFacts, local: int) -> list[Happening]:
                 DeliveryCause(group.dead_letter_cause[row]),
             )
         )
+    if facts.stuck_pending[local]:
+        row = int(facts.stuck_pending_row[local])
+        cause = DeliveryCause(group.stuck_pending_cause[row])
+        found.append(Happening(float(group.stuck_pending_s[row]), name, None, What.LEFT_PENDING, cause))
     return found
 
 
@@ -426,6 +446,18 @@ def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:
                 causes=(DeliveryCause(group.dead_letter_cause[row]),),
                 attempts=int(deliveries.attempt[rows].max()) if rows.size else 0,
                 processed=bool(facts.processed[local]),
+            )
+        )
+    if facts.stuck_pending[local]:
+        row = int(facts.stuck_pending_row[local])
+        found.append(
+            Anomaly(
+                "stuck_pending",
+                name,
+                float(group.stuck_pending_s[row]),
+                causes=(DeliveryCause(group.stuck_pending_cause[row]),),
+                processed=bool(facts.processed[local]),
+                idle_since_s=float(group.stuck_pending_since_s[row]),
             )
         )
     if facts.events.wrongly_rejected[event]:

@@ -57,6 +57,9 @@ class ConsumerSummary:
     redelivered: int
     lost: int
     dead_lettered: int
+    stuck_pending: int  # left unacknowledged with no claimer to deliver them again (Redis), processed or not
+    stuck_pending_unprocessed: int  # of those, never processed: a departure from exactly-once until claimed
+    stuck_pending_age_s: LatencySummary  # how long each had been idle when the run ended
     rejected: int
     wrongly_rejected: int
     wrongly_accepted: int
@@ -179,6 +182,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
     _, first_loss = np.unique(group.lost_message, return_index=True)
     lost_reasons = group.lost_reason[first_loss][fates.lost[group.lost_message[first_loss]]]
     _, first_dead = np.unique(group.dead_letter_message, return_index=True)
+    stuck_pending_age_s = record.sim_time_s - group.stuck_pending_since_s
     dead_causes = group.dead_letter_cause[first_dead]
     emitted_by = record.messages.emitter == scenario.consumers.index(consumer)
     event_names = record.messages.event_names
@@ -195,6 +199,9 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         redelivered=int(redelivered.sum()),
         lost=int(fates.lost.sum()),
         dead_lettered=int(fates.dead_lettered.sum()),
+        stuck_pending=int(fates.stuck_pending.sum()),
+        stuck_pending_unprocessed=int((fates.stuck_pending & ~fates.processed).sum()),
+        stuck_pending_age_s=LatencySummary.of(stuck_pending_age_s),
         rejected=int(events.rejected.sum()),
         wrongly_rejected=int(events.wrongly_rejected.sum()),
         wrongly_accepted=int(events.wrongly_accepted.sum()),
@@ -213,6 +220,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
             "redelivered": _cause_counts(deliveries.cause[redelivered], DeliveryCause),
             "lost": _cause_counts(lost_reasons, LossReason),
             "dead_lettered": _cause_counts(dead_causes, DeliveryCause),
+            "stuck_pending": _cause_counts(group.stuck_pending_cause, DeliveryCause),
             "in_flight_at_end": _in_flight_reasons(group, fates.in_flight),
             "out_of_order": out_of_order_causes,
             "wrongly_rejected": _rejection_causes(group, events),
@@ -423,6 +431,11 @@ def _violations(consumers: dict[str, ConsumerSummary]) -> tuple[str, ...]:
             value = getattr(consumer, figure)
             if value:
                 found.append(f"{name}: {_counted(value, one, many)}")
+        if consumer.stuck_pending_unprocessed:
+            found.append(
+                f"{name}: {_counted(consumer.stuck_pending_unprocessed, 'message', 'messages')} never processed, "
+                "stuck pending: they wait for a claim (XCLAIM, or a claim_interval)"
+            )
         for counter, consistency in consumer.state.items():
             if consistency.abs_drift:
                 keys = _counted(consistency.keys_diverged, "key", "keys")

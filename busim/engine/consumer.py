@@ -10,9 +10,13 @@ where a full queue drops its oldest copy or refuses a publish.
 
 An instance receives copies while it holds fewer unacknowledged ones than its
 prefetch allows (one per worker by default), round robin among the instances
-with room; its workers process what it holds in order of receipt. On SQS
-FIFO the queue is split by message group, and a group with a message in
-flight delivers nothing more until that message is acked or comes back.
+with room; its workers process what it holds in order of receipt. Where
+workers read in batches (SQS ``ReceiveMessage``, Redis ``XREADGROUP COUNT``)
+a read takes up to ``batch_size`` copies at once, whatever has arrived, and
+the instance reads again only when it has room for a whole batch: a worker
+works through its batch before it reads again. On SQS FIFO the queue is
+split by message group, and a group with a message in flight delivers
+nothing more until that message is acked or comes back.
 
 An unacknowledged delivery comes back by the broker's own mechanism:
 ``ack_timeout_s`` after it was received (ack timeout, consumer_timeout,
@@ -208,12 +212,8 @@ class ConsumerGroup:
 
         # Instances: how many unacknowledged deliveries each may hold, and its idle workers.
         instances, concurrency = consumer.instances, consumer.concurrency
-        if rules.prefetch_per_instance is not None:
-            hold = rules.prefetch_per_instance
-        elif rules.prefetch_per_worker is not None:
-            hold = rules.prefetch_per_worker * concurrency
-        else:
-            hold = concurrency
+        self._read_size = rules.batch_per_worker or 1  # copies one read takes, at most
+        hold = rules.prefetch_per_instance or self._read_size * concurrency
         self._hold = hold
         self._concurrency = concurrency
         self._room = [hold] * instances
@@ -229,7 +229,9 @@ class ConsumerGroup:
         self._held = 0  # deliveries received and not yet acked or aborted
         self._paused = False
         self._wake_at = _INFINITY
+        # The throughput limit spaces reads: by the copies each takes, or by calls where it counts calls (SQS).
         self._interval_s = 1.0 / rules.throughput_per_s
+        self._interval_per_read_s = self._interval_s * self._read_size if rules.throughput_counts_calls else None
         self._next_receive_s = -_INFINITY
 
         # The queue, and the copies on their way to it.
@@ -345,17 +347,32 @@ class ConsumerGroup:
         self._admit(now)
         waiting = self._waiting
         open_instances = self._open
+        read_size = self._read_size
         while open_instances and waiting:
             if self._next_receive_s > now:
                 self._wake(self._next_receive_s, now)
                 return
-            copy = waiting.take()
-            if self._late_ack_cancels and copy[2] > 1 and self._settled[copy[1]]:
-                # Acked late, after its timeout but before this copy was received: the broker deleted it.
-                waiting.discard(copy[1])
+            instance = open_instances[0]
+            taken = 0
+            while taken < read_size and waiting:
+                copy = waiting.take()
+                if self._late_ack_cancels and copy[2] > 1 and self._settled[copy[1]]:
+                    # Acked late, after its timeout but before this copy was received: the broker deleted it.
+                    waiting.discard(copy[1])
+                    continue
+                self._receive(instance, copy, now)
+                taken += 1
+            if not taken:
                 continue
-            self._next_receive_s = max(self._next_receive_s, now) + self._interval_s
-            self._receive(open_instances[0], copy, now)
+            interval_s = self._interval_per_read_s
+            self._next_receive_s = max(self._next_receive_s, now) + (
+                interval_s if interval_s is not None else taken * self._interval_s
+            )
+            if self._room[instance] < read_size:
+                open_instances.popleft()
+                self._listed[instance] = False
+            else:
+                open_instances.rotate(-1)
         if open_instances and not waiting:
             # Room and nothing queued: wake up at the next arrival.
             cursor = self._cursor
@@ -383,13 +400,7 @@ class ConsumerGroup:
         self._received[message] = 1
         self._waiting.hold(message, delivery)
         self._held += 1
-        room = self._room[instance] - 1
-        self._room[instance] = room
-        if room == 0:
-            self._open.popleft()
-            self._listed[instance] = False
-        else:
-            self._open.rotate(-1)
+        self._room[instance] -= 1
         if self._track:
             self._unacked.setdefault(instance, set()).add(delivery)
         if self._idle_workers[instance]:
@@ -438,6 +449,7 @@ class ConsumerGroup:
         self._watch_at[instance] = _INFINITY
         watch = self._watch.get(instance)
         now = self._env.now
+        expired = False
         while watch:
             due_s, delivery = watch[0]
             if self._d_take[delivery] < _INFINITY or self._d_outcome[delivery] != _PROCESSING:
@@ -446,10 +458,14 @@ class ConsumerGroup:
             if due_s > now:
                 self._watch_at[instance] = due_s
                 self._env.timeout(due_s - now, instance).callbacks.append(self._on_watch)
-                return
+                break
             watch.popleft()
             self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
-            self._expire(self._d_message[delivery], self._d_attempt[delivery], DeliveryCause.ACK_TIMEOUT, delivery)
+            message, attempt = self._d_message[delivery], self._d_attempt[delivery]
+            expired |= self._expire(message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
+        if expired:
+            # Once for all that came back at this moment, so that a batch read finds them together.
+            self._dispatch(now)
 
     def _due(self, receive_s: float) -> float:
         """When an unacked delivery received at ``receive_s`` comes back."""
@@ -483,7 +499,7 @@ class ConsumerGroup:
         if self._track:
             self._unacked[instance].discard(delivery)  # received, so its set exists
         self._room[instance] += 1
-        if not self._listed[instance]:
+        if not self._listed[instance] and self._room[instance] >= self._read_size:
             self._listed[instance] = True
             self._open.append(instance)
         self._idle_workers[instance] += 1
@@ -534,7 +550,7 @@ class ConsumerGroup:
                 due_s = self._due(self._d_receive[other])
                 self._timer(max(now, due_s), message, self._d_attempt[other], cause, other)
             else:
-                self._lose(message, now, LossReason.NEVER_CLAIMED)
+                self._leave_pending(message, now, self._d_receive[other], cause)
         self._env.timeout(self._handler.crash(instance), instance).callbacks.append(self._on_restart)
 
     def _on_restart(self, event: simpy.Event) -> None:
@@ -555,11 +571,28 @@ class ConsumerGroup:
         self._settled[message] = 1
         self._waiting.release(message)
 
+    def _leave_pending(self, message: int, now: float, since_s: float, cause: int) -> None:
+        """``message`` stays unacknowledged from ``now``, idle since ``since_s``, and nothing will deliver it again.
+
+        Not lost: a Redis entry stays in the group's pending-entries list, where
+        ``XPENDING`` shows it and ``XCLAIM`` can take it over, but without a
+        claimer nothing does.
+        """
+        self.log.stuck_pending.append((message, now, since_s, cause))
+        self._settled[message] = 1
+        self._waiting.release(message)
+
     # ------------------------------------------------------------ redelivery
     def _attempt_lost(self, message: int, attempt: int, sent_s: float) -> None:
-        """An attempt lost in transit: the ack timer brings it back, if there is one."""
+        """An attempt lost in transit: the ack timer brings it back, if there is one.
+
+        Without one, at least once, the broker still counts it delivered and
+        waits for its ack (Redis without a claimer): it stays pending.
+        """
         if self._ack_timeout_s is not None:
             self._timer(self._due(sent_s), message, attempt, DeliveryCause.TRANSIT_LOSS)
+        elif self._at_least_once:
+            self._leave_pending(message, sent_s, sent_s, DeliveryCause.TRANSIT_LOSS)
         else:
             self._lose(message, sent_s, LossReason.TRANSIT_LOSS)
 
@@ -570,21 +603,24 @@ class ConsumerGroup:
         )
 
     def _on_timer(self, event: simpy.Event) -> None:
-        self._expire(*event.value)
+        if self._expire(*event.value):
+            self._dispatch(self._env.now)
 
-    def _expire(self, message: int, attempt: int, cause: int, delivery: int) -> None:
-        """``attempt`` of ``message`` (in ``delivery``, or -1) went unacked for its timeout."""
+    def _expire(self, message: int, attempt: int, cause: int, delivery: int) -> bool:
+        """``attempt`` of ``message`` (in ``delivery``, or -1) went unacked for its timeout.
+
+        Returns whether the queue changed, so that the caller dispatches.
+        """
         cause = self._timed.pop(delivery, cause)
         if self._settled[message] or self._attempts[message] != attempt:
             # Acked, dead-lettered, or already redelivered. A settled message's delivery lets go of its group;
             # one already redelivered keeps it until the new copy is back.
             if self._message_group is not None and self._settled[message]:
                 self._waiting.release(message, delivery)
-                self._dispatch(self._env.now)
-            return
-        now = self._env.now
-        self._redeliver(message, attempt, cause, now)
-        self._dispatch(now)
+                return True
+            return False
+        self._redeliver(message, attempt, cause, self._env.now)
+        return True
 
     def _redeliver(self, message: int, attempt: int, cause: int, now: float) -> None:
         """Send ``message`` again after ``attempt`` went unacknowledged, or dead-letter it."""

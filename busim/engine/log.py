@@ -37,6 +37,7 @@ class DeliveryLog:
         self.crashed: set[int] = set()  # rare, so kept apart from the columns
         self.lost: list[tuple[int, float, int]] = []
         self.dead_letters: list[tuple[int, float, int]] = []
+        self.stuck_pending: list[tuple[int, float, float, int]] = []  # (message, left at, idle since, cause)
         self.crashes: list[tuple[float, int]] = []
         self.rejected_publishes = 0
 
@@ -89,6 +90,7 @@ class DeliveryLog:
         unserved_s = np.array([arrival_s for arrival_s, _ in unserved], dtype=np.float64)
         lost = np.array(self.lost, dtype=float).reshape(-1, 3)
         dead = np.array(self.dead_letters, dtype=float).reshape(-1, 3)
+        stuck = np.array(self.stuck_pending, dtype=float).reshape(-1, 4)
         crashes = np.array(self.crashes, dtype=float).reshape(-1, 2)
         recoveries = np.array(handler.recoveries, dtype=float).reshape(-1, 2)
         misses = np.array(sorted(handler.dedup_misses.items()), dtype=np.int64).reshape(-1, 2)
@@ -104,6 +106,10 @@ class DeliveryLog:
             dead_letter_message=dead[:, 0].astype(np.int64),
             dead_letter_s=dead[:, 1],
             dead_letter_cause=dead[:, 2].astype(np.int8),
+            stuck_pending_message=stuck[:, 0].astype(np.int64),
+            stuck_pending_s=stuck[:, 1],
+            stuck_pending_since_s=stuck[:, 2],
+            stuck_pending_cause=stuck[:, 3].astype(np.int8),
             crash_s=crashes[:, 0],
             crash_instance=crashes[:, 1].astype(np.int64),
             rejected_publishes=self.rejected_publishes,

@@ -67,8 +67,7 @@ class LossReason(enum.IntEnum):
     OVERFLOW_DROPPED = 2  # the queue was full and dropped its oldest message (drop-head)
     OVERFLOW_REJECTED = 3  # the queue was full and refused it until the publisher gave up (reject-publish)
     PUBLISH_FAILED = 4  # the broker was down for longer than the publisher kept retrying
-    NEVER_CLAIMED = 5  # left pending by a crashed consumer, and no claimer takes it over
-    PUBLISHER_CRASH = 6  # its publisher crashed after committing its state and before publishing (no outbox)
+    PUBLISHER_CRASH = 5  # its publisher crashed after committing its state and before publishing (no outbox)
 
 
 @dataclass(frozen=True)
@@ -185,11 +184,12 @@ class Fates:
     processed: np.ndarray  # processing completed at least once
     lost: np.ndarray  # never processed, and lost (at-most-once)
     dead_lettered: np.ndarray  # moved to the dead-letter queue (possibly after processing)
+    stuck_pending: np.ndarray  # left unacknowledged with nothing to redeliver it (possibly after processing)
 
     @property
     def in_flight(self) -> np.ndarray:
-        """Neither processed, lost nor dead-lettered: still somewhere in the system."""
-        return ~(self.processed | self.lost | self.dead_lettered)
+        """Neither processed, lost, dead-lettered nor stuck pending: still on its way somewhere."""
+        return ~(self.processed | self.lost | self.dead_lettered | self.stuck_pending)
 
 
 @dataclass(frozen=True)
@@ -207,6 +207,13 @@ class GroupRecord:
     dead_letter_message: np.ndarray
     dead_letter_s: np.ndarray
     dead_letter_cause: np.ndarray  # DeliveryCause of the redelivery the limit refused
+    # Entries left in a pending-entries list that nothing claims (Redis without a claimer): which
+    # message, when it was left there (the crash, the lost attempt), since when it has been idle
+    # there (its last delivery), and why it was not acked.
+    stuck_pending_message: np.ndarray
+    stuck_pending_s: np.ndarray
+    stuck_pending_since_s: np.ndarray
+    stuck_pending_cause: np.ndarray  # DeliveryCause its redelivery would have had
     crash_s: np.ndarray
     crash_instance: np.ndarray
     rejected_publishes: int  # publishes the full queue refused (reject-publish), retried or not
@@ -232,7 +239,11 @@ class GroupRecord:
         lost[self.lost_message] = True
         dead_lettered = np.zeros(count, dtype=bool)
         dead_lettered[self.dead_letter_message] = True
-        return Fates(processed=processed, lost=lost & ~processed, dead_lettered=dead_lettered)
+        stuck_pending = np.zeros(count, dtype=bool)
+        stuck_pending[self.stuck_pending_message] = True
+        return Fates(
+            processed=processed, lost=lost & ~processed, dead_lettered=dead_lettered, stuck_pending=stuck_pending
+        )
 
 
 @dataclass(frozen=True)

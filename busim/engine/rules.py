@@ -46,11 +46,14 @@ def _holding(broker: Broker, instances: int) -> int | None:
 _NO_LIMIT = 1 << 62
 
 
+_LIMITS_CALLS = ("sqs-standard", "sqs-fifo", "sns-sqs")  # throughput counts receive calls, not messages
+
+
 def _throughput_per_s(broker: Broker) -> float:
-    """Messages per second a queue hands out; SQS limits receive calls, each of up to batch_size messages."""
+    """Messages per second a queue hands out at most; SQS limits receive calls, each of up to batch_size messages."""
     if not isinstance(broker.throughput, float):
         return math.inf
-    if broker.preset in ("sqs-standard", "sqs-fifo", "sns-sqs"):
+    if broker.preset in _LIMITS_CALLS:
         return broker.throughput * (broker.batch_size or 1)
     return broker.throughput
 
@@ -68,11 +71,12 @@ class DeliveryRules:
     claim_interval_s: float | None  # ... or, with a claimer, at the claimer's next pass after that
     requeue_on_crash: bool  # a crashed instance's unacked deliveries come back at once
     max_deliveries: int | None  # attempts before a message is dead-lettered
-    prefetch_per_worker: int | None  # unacked deliveries a worker holds (None: the one it processes)
-    prefetch_per_instance: int | None  # ... or an instance holds
+    batch_per_worker: int | None  # entries a worker reads at a time, and works through before it reads again
+    prefetch_per_instance: int | None  # unacked deliveries an instance holds, topped up on each ack
     capacity: int | None  # copies waiting in a queue
     overflow: Literal["drop-head", "reject-publish"]
     throughput_per_s: float  # receives per second from a queue or partition (inf: no limit)
+    throughput_counts_calls: bool  # throughput limits receive calls of up to batch_per_worker each (SQS)
     dedup_window_s: float | None  # producer retries within it are dropped by the broker
     partitions: int | None
     commit: Literal["auto", "per-message", "per-batch"]
@@ -105,11 +109,12 @@ class DeliveryRules:
             claim_interval_s=claim_interval_s,
             requeue_on_crash=broker.preset in ("rabbitmq", "rabbitmq-quorum"),
             max_deliveries=max_deliveries,
-            prefetch_per_worker=broker.batch_size,
+            batch_per_worker=broker.batch_size,
             prefetch_per_instance=_holding(broker, instances),
             capacity=_limit(broker.capacity),
             overflow=broker.overflow or "drop-head",
             throughput_per_s=_throughput_per_s(broker),
+            throughput_counts_calls=broker.preset in _LIMITS_CALLS,
             dedup_window_s=dedup_window_s,
             partitions=broker.partitions,
             commit=broker.commit or "auto",

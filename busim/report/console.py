@@ -7,7 +7,7 @@ the engine or the analysis knows about them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 
@@ -34,7 +34,7 @@ from busim.api import Comparison, Replications, Result
 from busim.engine.simulation import ProgressCallback
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
-from busim.scenario.schema import INVARIANT_METRICS
+from busim.scenario.schema import INVARIANT_METRICS, Consumer
 
 ABSENT = "—"
 
@@ -185,6 +185,7 @@ CONSUMER_ROWS = (
     ("redelivered", "redelivered", False),
     ("lost", "lost", True),
     ("dead-lettered", "dead_lettered", True),
+    ("stuck pending", "stuck_pending", True),
     ("rejected", "rejected", False),
     ("wrongly rejected", "wrongly_rejected", True),
     ("wrongly accepted", "wrongly_accepted", True),
@@ -206,12 +207,15 @@ CONSUMER_ROWS = (
 # Rows that only a few scenarios can produce, left out while they are 0.
 _ONLY_WHEN_SEEN = ("rejected_publishes", "idle_instances")
 # Rows shown only where a consumer is set up to produce them.
-_ONLY_WHEN_SET = {
-    "oversold": lambda consumer: consumer.effects_isolation != "atomic",
-    "lost_updates": lambda consumer: consumer.effects_isolation == "read-modify-write",
-    "optimistic_retries": lambda consumer: consumer.effects_isolation == "optimistic",
-    "recovery_s": lambda consumer: consumer.snapshot_every is not None and consumer.crash is not None,
-    "emitted": lambda consumer: bool(consumer.emits),
+_ONLY_WHEN_SET: dict[str, Callable[[Scenario, Consumer], bool]] = {
+    "oversold": lambda _, consumer: consumer.effects_isolation != "atomic",
+    "lost_updates": lambda _, consumer: consumer.effects_isolation == "read-modify-write",
+    "optimistic_retries": lambda _, consumer: consumer.effects_isolation == "optimistic",
+    "recovery_s": lambda _, consumer: consumer.snapshot_every is not None and consumer.crash is not None,
+    "emitted": lambda _, consumer: bool(consumer.emits),
+    # Only a broker that waits for acks with nothing to redeliver (Redis without a claimer) leaves entries pending.
+    "stuck_pending": lambda scenario, _: scenario.broker.claim_interval == "off"
+    and scenario.broker.delivery == "at-least-once",
 }
 
 
@@ -220,7 +224,11 @@ def row_shown(scenario: Scenario, attribute: str, values: list[object]) -> bool:
     if attribute in _ONLY_WHEN_SEEN and not any(values):
         return False
     set_up = _ONLY_WHEN_SET.get(attribute)
-    return not set_up or (any(values) and attribute != "recovery_s") or any(map(set_up, scenario.consumers))
+    return (
+        not set_up
+        or (any(values) and attribute != "recovery_s")
+        or any(set_up(scenario, consumer) for consumer in scenario.consumers)
+    )
 
 
 def _consumers_table(result: Result) -> Table:
@@ -367,7 +375,22 @@ def _recovery_why(result: Result, _attribute: str) -> str:
     return "; ".join(parts)
 
 
+def _stuck_pending_why(result: Result, attribute: str) -> str:
+    """Why entries were left pending, and how long the oldest had been idle: they wait for a claim."""
+    why = _reasons(result, attribute)
+    idle = [consumer.stuck_pending_age_s.max for consumer in result.summary.consumers.values()]
+    return why + stuck_pending_note(idle) if why else why
+
+
+def stuck_pending_note(idle_s: list[float | None]) -> str:
+    """What follows the reasons entries were left pending: the longest any had been idle, given each
+    consumer's longest (None: none left)."""
+    longest = max((value for value in idle_s if value is not None), default=None)
+    return "" if longest is None else f"; they wait for a claim, idle up to {format_duration(longest)}"
+
+
 _SPECIAL_WHY = {
+    "stuck_pending": _stuck_pending_why,
     "busiest_instance_share": _busiest_why,
     "idle_instances": _idle_why,
     "duplicate_effects": _duplicate_effects_why,
@@ -672,7 +695,7 @@ def render_replications(console: Console, replications: Replications) -> None:
     patterns = [
         (label, path, duration)
         for label, path, duration, attribute in _PATTERN_FIGURES
-        if any(_ONLY_WHEN_SET[attribute](scenario.consumer(name)) for name in names)
+        if any(_ONLY_WHEN_SET[attribute](scenario, scenario.consumer(name)) for name in names)
     ]
     for label, path, duration in (*_REPLICATED_ROWS, *patterns):
         cells: list[Text | str] = []
@@ -858,6 +881,7 @@ def _read_columns(
 
 # Figures of the consistency patterns, each compared where some variant's consumer is set up for it.
 _PATTERN_FIGURES = (
+    ("stuck pending", ("stuck_pending",), False, "stuck_pending"),
     ("oversold", ("oversold",), False, "oversold"),
     ("lost updates", ("lost_updates",), False, "lost_updates"),
     ("optimistic retries", ("optimistic_retries",), False, "optimistic_retries"),
@@ -871,7 +895,10 @@ def _pattern_columns(comparison: Comparison, consumer: str) -> list[tuple[str, t
     return [
         (label, path, duration)
         for label, path, duration, attribute in _PATTERN_FIGURES
-        if any(_ONLY_WHEN_SET[attribute](outcome.scenario.consumer(consumer)) for outcome in comparison.outcomes)
+        if any(
+            _ONLY_WHEN_SET[attribute](outcome.scenario, outcome.scenario.consumer(consumer))
+            for outcome in comparison.outcomes
+        )
     ]
 
 

@@ -30,6 +30,7 @@ from busim.report.console import (
     read_rows,
     reason_label,
     row_shown,
+    stuck_pending_note,
 )
 from busim.report.files import write_files
 from busim.scenario.presets import shown
@@ -135,6 +136,8 @@ def _figures_table(view: RunView) -> list[list[str]]:
                 if reasons
             )
             why += f"; past the dedup store: {missed}" if missed else ""
+        if key == "stuck_pending" and why:
+            why += stuck_pending_note([view.consumers[name]["stuck_pending_age_s"]["max"] for name in names])
         rows.append([label, *(f"{view.consumers[name][key]:,}" for name in names), why])
     rows += [[label, *cells, why] for label, cells, why in read_rows(view.scenario, view.consumers)]
     for name in names:

@@ -29,7 +29,7 @@ from busim.scenario.schema import did_you_mean
 DEFAULT_TOP = 5
 
 # The figures of results.json that simulating a folder again must reproduce, per consumer.
-CHECKED_FIGURES = ("delivered", "processed", "duplicate_effects", "lost", "dead_lettered")
+CHECKED_FIGURES = ("delivered", "processed", "duplicate_effects", "lost", "dead_lettered", "stuck_pending")
 
 
 def read_run_folder(folder: Path) -> tuple[LoadedScenario, dict[str, Any]]:
@@ -154,6 +154,14 @@ _CAUSES = {
     DeliveryCause.OUTBOX_RELAY: "a copy the outbox relay published again after its publisher crashed",
 }
 
+# Why an entry was left pending with nothing to deliver it again, as a clause.
+_LEFT_PENDING = {
+    DeliveryCause.CRASH_BEFORE_ACK: "the instance crashed after processing it, before its ack",
+    DeliveryCause.CRASH_IN_FLIGHT: "the instance crashed while processing it",
+    DeliveryCause.PREFETCHED: "the instance crashed holding it unprocessed, in the batch it had read",
+    DeliveryCause.TRANSIT_LOSS: "its delivery was lost in transit, and the broker waits for an ack that never comes",
+}
+
 # Why a message was lost, as a clause: "lost in inventory: <clause>".
 _LOSSES = {
     LossReason.TRANSIT_LOSS: "an attempt was lost in transit, and nothing redelivered it",
@@ -161,7 +169,6 @@ _LOSSES = {
     LossReason.OVERFLOW_DROPPED: "the queue was full and dropped it, its oldest message",
     LossReason.OVERFLOW_REJECTED: "the queue was full and refused it until its publisher gave up",
     LossReason.PUBLISH_FAILED: "the broker was down for longer than its publisher kept retrying",
-    LossReason.NEVER_CLAIMED: "a crashed consumer left it pending, and no claimer takes it over",
     LossReason.PUBLISHER_CRASH: (
         "its publisher crashed after committing its state and before publishing, with no outbox"
     ),
@@ -198,6 +205,10 @@ def _happening_text(happening: Happening, preset: str, effects: bool) -> str:
     if what == What.ARRIVED:
         reason = "" if happening.cause == DeliveryCause.FIRST else f", {_label(happening.cause, preset)}"
         return f"reached the queue (attempt {happening.attempt}{reason})"
+    if what == What.LEFT_PENDING:
+        return (
+            f"left pending ({_label(happening.cause, preset)}): unacknowledged, and no claimer takes it over"
+        )
     if what in (What.LOST, What.DEAD_LETTERED):
         label = _label(happening.cause, preset)
         if what == What.LOST:
@@ -271,6 +282,13 @@ def anomaly_text(anomaly: Anomaly, preset: str) -> str:
         return (
             f"dead-lettered in {where} at {_seconds(anomaly.time_s)}{after}: the delivery limit refused "
             f"{_explained(anomaly.causes[0], preset)}{processed}"
+        )
+    if anomaly.kind == "stuck_pending":
+        processed = "it had been processed" if anomaly.processed else "never processed"
+        return (
+            f"stuck pending in {where} from {_seconds(anomaly.time_s)}, {processed}: "
+            f"{_LEFT_PENDING[anomaly.causes[0]]}; it waits in the pending-entries list for a claim "
+            "(XCLAIM, or a claim_interval)"
         )
     if anomaly.kind == "wrongly_accepted":
         return (

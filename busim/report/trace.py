@@ -99,6 +99,11 @@ class _GroupColumns:
             group.dead_letter_message.tolist(), group.dead_letter_s.tolist(), group.dead_letter_cause.tolist()
         ):
             self.dead.setdefault(message, (at_s, cause))
+        self.stuck: dict[int, tuple[float, int]] = {}
+        for message, at_s, cause in zip(
+            group.stuck_pending_message.tolist(), group.stuck_pending_s.tolist(), group.stuck_pending_cause.tolist()
+        ):
+            self.stuck.setdefault(message, (at_s, cause))
 
     def message_rows(self, local: int) -> list[int]:
         return self.rows[self.first_row[local] : self.first_row[local + 1]]
@@ -169,10 +174,12 @@ def write_trace_lines(record: RunRecord, out: TextIO) -> None:
             ]
             lost = group.lost.get(local)
             dead = group.dead.get(local)
+            stuck = group.stuck.get(local)
             consumers[group.name] = {
                 "deliveries": deliveries,
                 "lost": None if lost is None else {"at_s": lost[0], "reason": _REASONS[lost[1]]},
                 "dead_lettered": None if dead is None else {"at_s": dead[0], "cause": _CAUSES[dead[1]]},
+                "stuck_pending": None if stuck is None else {"at_s": stuck[0], "cause": _CAUSES[stuck[1]]},
             }
         line = {
             "id": message,
@@ -357,6 +364,9 @@ def chrome_trace_lines(record: RunRecord) -> Iterator[str]:
         for local, (at_s, cause) in sorted(group.dead.items()):
             args = {"message": message_ids[local], "cause": _CAUSES[cause]}
             yield _instant("dead-lettered", "dead letter", at_s, track.pid, track.queue, args)
+        for local, (at_s, cause) in sorted(group.stuck.items()):
+            args = {"message": message_ids[local], "cause": _CAUSES[cause]}
+            yield _instant("left pending", "stuck pending", at_s, track.pid, track.queue, args)
 
 
 def _number(value: float | None) -> str:

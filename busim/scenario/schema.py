@@ -645,6 +645,7 @@ INVARIANT_METRICS: dict[str, Literal["count", "duration", "fraction"]] = {
     "redelivered": "count",
     "lost": "count",
     "dead_lettered": "count",
+    "stuck_pending": "count",
     "rejected": "count",
     "wrongly_rejected": "count",
     "wrongly_accepted": "count",

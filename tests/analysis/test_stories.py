@@ -79,7 +79,9 @@ def test_the_messages_with_an_anomaly_are_the_ones_the_summary_counts():
             "duplicate_effect": inventory.duplicate_effects,
             "lost": inventory.lost,
             "dead_lettered": inventory.dead_lettered,
+            "stuck_pending": inventory.stuck_pending,
             "wrongly_rejected": inventory.wrongly_rejected,
+            "wrongly_accepted": inventory.wrongly_accepted,
             "out_of_order": inventory.out_of_order,
         }
     }
@@ -132,7 +134,8 @@ def test_an_out_of_order_message_names_the_later_message_that_overtook_it():
         (lambda stories: stories.story(4), "no message 4: the run published messages 0 to 3"),
         (
             lambda stories: stories.with_anomaly("late"),
-            "unknown anomaly 'late' (anomalies: duplicate_effect, lost, dead_lettered, wrongly_rejected, out_of_order)",
+            "unknown anomaly 'late' (anomalies: duplicate_effect, lost, dead_lettered, stuck_pending, "
+            "wrongly_rejected, wrongly_accepted, out_of_order)",
         ),
         (lambda stories: stories.story(0, ["billing"]), "unknown consumer 'billing' (consumers: worker)"),
     ],

@@ -12,7 +12,9 @@ from tests.analysis.test_duplicate_causes import SLOW_PAST_ACK_WAIT, overtaken_o
 from tests.analysis.test_stories import CRASH_AND_LOSS, CRASH_BEFORE_ACK
 
 runner = CliRunner()
-ANOMALIES = "duplicate_effect, lost, dead_lettered, wrongly_rejected, out_of_order"
+ANOMALIES = (
+    "duplicate_effect, lost, dead_lettered, stuck_pending, wrongly_rejected, wrongly_accepted, out_of_order"
+)
 
 
 def run_folder(tmp_path_factory, scenario, name):
@@ -111,7 +113,9 @@ def test_without_a_question_explain_counts_the_messages_with_each_anomaly(crashe
         "  duplicate_effect        4",
         "  lost                    0",
         "  dead_lettered           4",
+        "  stuck_pending           0",
         "  wrongly_rejected        0",
+        "  wrongly_accepted        0",
         "  out_of_order            0",
         "",
         f"busim explain {crashed} --message ID tells a message's story;",

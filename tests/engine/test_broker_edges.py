@@ -170,8 +170,12 @@ def test_reject_publish_never_drops_a_message_the_broker_puts_back():
 
 
 def test_a_buffered_sqs_message_is_visible_again_one_timeout_after_receipt():
-    # Ten messages received at 0, 0.01, ... 0.09 s into one batch and processed 0.4 s each, message k
-    # until 0.4 (k + 1) s: those not finished 1 s after receipt (k >= 2) come back at receipt + 1 s.
+    # Ten messages arrive at 0, 0.01, ... 0.09 s; instance 0 reads message 0 alone at 0 s and
+    # instance 1 message 1 at 0.01 s, 400 ms each. At 0.4 s instance 0 reads the other eight in one
+    # batch and processes message k from 0.4 (k - 2) s. The five still waiting in its buffer 1 s
+    # after that receipt (k >= 5) are visible again at 1.4 s, and idle instance 1 reads them in one
+    # batch. (Message 4, in processing, times out too, but its late delete at 1.6 s removes it
+    # before instance 1, busy with its batch until 3.4 s, reads again.)
     result = busim.simulate(
         scenario(
             duration=0.1,
@@ -183,13 +187,17 @@ def test_a_buffered_sqs_message_is_visible_again_one_timeout_after_receipt():
                 "visibility_timeout": 1,
                 "batch_size": 10,
             },
-            consumers=[consumer(processing_time="400ms")],
+            consumers=[consumer(instances=2, processing_time="400ms")],
         )
     )
     deliveries = result.record.groups[0].deliveries
+    first = deliveries.attempt == 1
+    assert deliveries.receive_s[first] == pytest.approx([0, 0.01, *[0.4] * 8])
     again = deliveries.attempt == 2
-    assert deliveries.message[again].tolist() == list(range(2, 10))
-    assert deliveries.arrival_s[again] == pytest.approx(1 + np.arange(2, 10) / 100)
+    assert deliveries.message[again].tolist() == list(range(5, 10))
+    assert deliveries.arrival_s[again] == pytest.approx([1.4] * 5)
+    assert deliveries.receive_s[again] == pytest.approx([1.4] * 5)
+    assert deliveries.instance[again].tolist() == [1] * 5
     assert set(deliveries.cause[again].tolist()) == {DeliveryCause.ACK_TIMEOUT}
 
 

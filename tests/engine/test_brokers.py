@@ -214,7 +214,7 @@ def test_redis_streams_claimer_takes_over_idle_pending_entries_on_its_pass():
     assert deliveries.take_s[deliveries.message == 0][:3].tolist() == [0.0, 4.0, 8.0]
 
 
-def test_a_crashed_redis_consumer_loses_what_it_held_unprocessed():
+def test_a_crashed_redis_consumer_leaves_what_it_held_pending_not_lost():
     result = busim.simulate(
         scenario(
             broker={"preset": "redis-streams", "latency": 0},
@@ -225,8 +225,21 @@ def test_a_crashed_redis_consumer_loses_what_it_held_unprocessed():
             ],
         )
     )
-    worker = worker_of(result)
-    assert worker.lost == worker.by_reason["lost"]["never_claimed"] > 0
+    worker, group = worker_of(result), result.record.groups[0]
+    # Each crash leaves the entry it had processed (not acked) and what the other worker held pending.
+    assert worker.lost == 0
+    assert worker.by_reason["stuck_pending"]["crash_before_ack"] == worker.crashes == 18
+    assert worker.stuck_pending == sum(worker.by_reason["stuck_pending"].values()) == 36
+    assert worker.stuck_pending_unprocessed == worker.by_reason["stuck_pending"]["crash_in_flight"] == 18
+    assert worker.processed + worker.stuck_pending_unprocessed == COUNT
+    # Each has been idle since its delivery, until the run ended.
+    since_s = {
+        int(message): float(receive_s)
+        for message, receive_s in zip(group.deliveries.message, group.deliveries.receive_s)
+    }
+    ages_s = [result.record.sim_time_s - since_s[int(m)] for m in group.stuck_pending_message]
+    assert worker.stuck_pending_age_s.max == pytest.approx(max(ages_s))
+    assert "worker: 18 messages never processed, stuck pending: they wait for a claim" in result.summary.violations[0]
 
 
 # ---------------------------------------------------------------- prefetch
@@ -244,11 +257,12 @@ def test_prefetched_messages_come_back_after_a_crash():
     assert redelivered(50)["prefetched"] > 0
 
 
-def test_an_sqs_batch_starts_every_visibility_timer_at_receipt():
-    # Message k arrives and is received at 0.9 + k/10 s (a batch holds all ten) and is processed
-    # from 0.9 + k to 1.9 + k s: past its receipt + 5 s for k >= 5, so five come back, each 0.9 s
-    # later. Message 5's copy arrives at 7.3 s, after its first processing deleted it at 6.9 s:
-    # gone. Messages 6..9 are received again before their first processing ends.
+def test_an_sqs_worker_works_through_its_batch_before_it_reads_again():
+    # Message k arrives at 0.9 + k/10 s. The worker's first read, at 0.9 s, finds message 0 alone;
+    # its next, when that is done at 1.9 s, takes the nine that arrived meanwhile, and it processes
+    # message k from 0.9 + k to 1.9 + k s. The visibility timers run from receipt: messages 6..9 are
+    # visible again at 6.9 s, but the worker reads next at 10.9 s, by when their late deletes have
+    # removed them, so nothing is received twice.
     result = busim.simulate(
         scenario(
             publishers=[{"name": "source", "event": "Job", "rate": 10, "count": 10, "arrivals": "uniform"}],
@@ -262,7 +276,10 @@ def test_an_sqs_batch_starts_every_visibility_timer_at_receipt():
             consumers=[consumer(processing_time="1s")],
         )
     )
-    assert worker_of(result).by_reason["redelivered"] == {"ack_timeout": 4}
+    deliveries = deliveries_of(result)
+    assert deliveries.receive_s == pytest.approx([0.9, *[1.9] * 9])
+    assert deliveries.take_s == pytest.approx(0.9 + np.arange(10))
+    assert worker_of(result).duplicate_deliveries == 0
 
 
 # ---------------------------------------------------------------- capacity and throughput
@@ -521,7 +538,8 @@ def test_a_scenario_built_in_code_gets_the_checks_a_file_gets():
 
 
 def test_sqs_throughput_counts_receive_calls_of_up_to_a_batch_each():
-    # 300 calls per second with batches of 10 serve 3,000 messages per second: 100 messages in 1/30 s.
+    # 300 calls per second, each of up to 10 messages: the first call, at 0 s, finds one message of the
+    # burst (one every 0.1 ms); the next ten, 1/300 s apart, take ten each.
     burst = [{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 10_000, "count": 100}]
     result = busim.simulate(
         scenario(
@@ -531,8 +549,9 @@ def test_sqs_throughput_counts_receive_calls_of_up_to_a_batch_each():
             consumers=[consumer(instances=100)],
         )
     )
-    take_s = deliveries_of(result).take_s
-    assert np.diff(np.sort(take_s)).min() == pytest.approx(1 / 3000)
+    read_s, per_read = np.unique(deliveries_of(result).receive_s, return_counts=True)
+    assert read_s == pytest.approx(np.arange(11) / 300)
+    assert per_read.tolist() == [1, *[10] * 9, 9]
 
 
 def test_rabbitmq_redelivers_a_delivery_unacked_after_consumer_timeout():

@@ -125,8 +125,11 @@ def check_books(subject, result):
 
     # Every message ends in exactly one place.
     dead_only = fates.dead_lettered & ~fates.processed
-    assert fates.processed.sum() + fates.lost.sum() + dead_only.sum() + fates.in_flight.sum() == worker.subscribed
+    stuck_only = fates.stuck_pending & ~fates.processed
+    places = fates.processed.sum() + fates.lost.sum() + dead_only.sum() + stuck_only.sum() + fates.in_flight.sum()
+    assert places == worker.subscribed
     assert not (fates.lost & fates.dead_lettered).any()
+    assert not (fates.stuck_pending & (fates.lost | fates.dead_lettered)).any()
 
     # Causal order: arrival, receipt, start, end; nothing received while the broker is down.
     assert np.all(deliveries.receive_s >= deliveries.arrival_s)
@@ -145,7 +148,7 @@ def check_books(subject, result):
 
     # Counts agree with each other and with the record.
     assert worker.delivered == len(deliveries)
-    for figure in ("lost", "redelivered", "duplicate_deliveries", "dead_lettered", "in_flight_at_end"):
+    for figure in ("lost", "redelivered", "duplicate_deliveries", "dead_lettered", "stuck_pending", "in_flight_at_end"):
         assert sum(worker.by_reason[figure].values()) == getattr(worker, figure), figure
     if record.drained:
         assert worker.in_flight_at_end == 0

@@ -65,6 +65,7 @@ def test_each_message_has_one_line_with_its_deliveries_in_every_consumer():
                 ],
                 "lost": None,
                 "dead_lettered": {"at_s": 2.28125, "cause": "crash_before_ack"},
+                "stuck_pending": None,
             }
         },
     }
@@ -93,6 +94,7 @@ def test_absent_times_are_null_and_losses_say_why():
         "deliveries": [],
         "lost": {"at_s": 2.0, "reason": "publish_failed"},
         "dead_lettered": None,
+        "stuck_pending": None,
     }
     assert (lines[65]["published_s"], lines[65]["accepted_s"]) == (6.5, 7.0)
     assert lines[65]["consumers"]["worker"]["deliveries"][0]["arrival_s"] == 7.0

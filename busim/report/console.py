@@ -214,8 +214,9 @@ _ONLY_WHEN_SET: dict[str, Callable[[Scenario, Consumer], bool]] = {
     "recovery_s": lambda _, consumer: consumer.snapshot_every is not None and consumer.crash is not None,
     "emitted": lambda _, consumer: bool(consumer.emits),
     # Only a broker that waits for acks with nothing to redeliver (Redis without a claimer) leaves entries pending.
-    "stuck_pending": lambda scenario, _: scenario.broker.claim_interval == "off"
-    and scenario.broker.delivery == "at-least-once",
+    "stuck_pending": lambda scenario, _: (
+        scenario.broker.claim_interval == "off" and scenario.broker.delivery == "at-least-once"
+    ),
 }
 
 

@@ -206,9 +206,7 @@ def _happening_text(happening: Happening, preset: str, effects: bool) -> str:
         reason = "" if happening.cause == DeliveryCause.FIRST else f", {_label(happening.cause, preset)}"
         return f"reached the queue (attempt {happening.attempt}{reason})"
     if what == What.LEFT_PENDING:
-        return (
-            f"left pending ({_label(happening.cause, preset)}): unacknowledged, and no claimer takes it over"
-        )
+        return f"left pending ({_label(happening.cause, preset)}): unacknowledged, and no claimer takes it over"
     if what in (What.LOST, What.DEAD_LETTERED):
         label = _label(happening.cause, preset)
         if what == What.LOST:

@@ -12,9 +12,7 @@ from tests.analysis.test_duplicate_causes import SLOW_PAST_ACK_WAIT, overtaken_o
 from tests.analysis.test_stories import CRASH_AND_LOSS, CRASH_BEFORE_ACK
 
 runner = CliRunner()
-ANOMALIES = (
-    "duplicate_effect, lost, dead_lettered, stuck_pending, wrongly_rejected, wrongly_accepted, out_of_order"
-)
+ANOMALIES = "duplicate_effect, lost, dead_lettered, stuck_pending, wrongly_rejected, wrongly_accepted, out_of_order"
 
 
 def run_folder(tmp_path_factory, scenario, name):

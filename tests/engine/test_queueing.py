@@ -72,9 +72,7 @@ def test_mean_latency_matches_erlang_c_at_utilisation_0_8(servers, service_mean_
     service_rate = 1 / service_mean_s
     offered_load = RATE_PER_S / service_rate
     assert offered_load / servers == pytest.approx(0.8)
-    analytic_s = (
-        LATENCY_S + erlang_c(servers, offered_load) / (servers * service_rate - RATE_PER_S) + service_mean_s
-    )
+    analytic_s = LATENCY_S + erlang_c(servers, offered_load) / (servers * service_rate - RATE_PER_S) + service_mean_s
     result = simulated(servers, service_mean_s)
     latency = result.summary.consumers["server"].latency_s
     assert latency.end_to_end.count > 390_000

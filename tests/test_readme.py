@@ -114,3 +114,13 @@ def test_the_order_pipeline_verdicts_are_what_busim_compare_prints():
     printed = compared("order-pipeline.yaml")
     expected = sample.splitlines()
     assert printed[-len(expected) :] == expected
+
+
+def test_the_scheduled_crash_does_what_the_readme_says():
+    command = re.search(r"## Faults on a schedule\n.*?```\n(busim run [^\n]+)\n```", README, re.DOTALL).group(1)
+    assignment = "consumers.inventory.crash={at: 72s, instance: 1}"
+    assert command == f"busim run scenarios/flash-sale.yaml --set '{assignment}'"
+    inventory = busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml", [assignment])).summary.consumers["inventory"]
+    assert inventory.crash_times_s == (72.0,)
+    assert inventory.by_reason["redelivered"] == {"crash_in_flight": 1, "prefetched": 249}
+    assert inventory.duplicate_effects == 0

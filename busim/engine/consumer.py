@@ -227,6 +227,7 @@ class ConsumerGroup:
         self._track = consumer.crash is not None
         self._unacked: dict[int, set[int]] = {}  # by instance, only with crashes: what a crash brings back
         self._held = 0  # deliveries received and not yet acked or aborted
+        self._crashes_due = 0  # crashes scheduled for a time not yet reached
         self._paused = False
         self._wake_at = _INFINITY
         # The throughput limit spaces reads: by the copies each takes, or by calls where it counts calls (SQS).
@@ -277,8 +278,19 @@ class ConsumerGroup:
 
     # ------------------------------------------------------------ the queue
     def start(self) -> None:
-        """Let the instances receive their first messages."""
+        """Let the instances receive their first messages, and schedule the crashes set for given times."""
+        for at_s, instance in self._handler.crash_times:
+            self._env.timeout(at_s, instance).callbacks.append(self._on_scheduled_crash)
+        self._crashes_due = len(self._handler.crash_times)
         self._dispatch(self._env.now)
+
+    def _on_scheduled_crash(self, event: simpy.Event) -> None:
+        self._crashes_due -= 1
+        instance = self._handler.crashing_instance(event.value, self._alive)
+        if instance is not None:
+            now = self._env.now
+            self._crash(instance, -1, now)
+            self._dispatch(now)
 
     def pause(self, _event: simpy.Event | None = None) -> None:
         """The broker is down: instances receive nothing until :meth:`resume`."""
@@ -489,7 +501,7 @@ class ConsumerGroup:
             self._process(delivery, now)
             return
         self._d_outcome[delivery] = outcome
-        if self._handler.crashes():
+        if self._handler.crashes(instance):
             self._crash(instance, delivery, now)
             self._dispatch(now)
             return
@@ -510,13 +522,14 @@ class ConsumerGroup:
 
     # ------------------------------------------------------------ crashes
     def _crash(self, instance: int, delivery: int, now: float) -> None:
-        """``instance`` crashes after processing ``delivery``, before acking it.
+        """``instance`` crashes after processing ``delivery``, before acking it (-1: at a scheduled time).
 
         Everything it holds comes back: the processed delivery, the ones in
         processing (aborted) and the ones received but not started.
         """
         self.log.crashes.append((now, instance))
-        self.log.crashed.add(delivery)
+        if delivery >= 0:
+            self.log.crashed.add(delivery)
         self._alive[instance] = False
         if self._listed[instance]:
             self._listed[instance] = False
@@ -551,7 +564,8 @@ class ConsumerGroup:
                 self._timer(max(now, due_s), message, self._d_attempt[other], cause, other)
             else:
                 self._leave_pending(message, now, self._d_receive[other], cause)
-        self._env.timeout(self._handler.crash(instance), instance).callbacks.append(self._on_restart)
+        recovery_s = self._handler.crash(instance, after_processing=delivery >= 0)
+        self._env.timeout(recovery_s, instance).callbacks.append(self._on_restart)
 
     def _on_restart(self, event: simpy.Event) -> None:
         instance = event.value
@@ -650,13 +664,15 @@ class ConsumerGroup:
 
     # ------------------------------------------------------------ the record
     def has_work_left(self) -> bool:
-        """Whether a message is unsettled, a copy is queued or in transit, or an instance holds one."""
+        """Whether a message is unsettled, a copy is queued or in transit, an instance holds one, or a
+        scheduled crash is still to come."""
         return (
             self._cursor < len(self._first_arrival)
             or bool(self._redeliveries)
             or len(self._waiting) > 0
             or self._held > 0
             or self._settled.find(0) >= 0
+            or self._crashes_due > 0
         )
 
     def record(self, end_s: float) -> GroupRecord:

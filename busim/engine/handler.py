@@ -44,13 +44,29 @@ class Handler:
         self.processing_time = duration_sampler(
             consumer.processing_time, streams.generator("consumer", consumer.name, "processing")
         )
-        self._restart_s = consumer.crash.restart_after if consumer.crash else 0.0
+        crash = consumer.crash
+        self._restart_s = crash.restart_after if crash else 0.0
         self._plan = plan
         self._state = plan.new_state()
         self._has_effects = plan.has_effects
         self._crash_rng = streams.generator("consumer", consumer.name, "crash")
-        self._crash_probability = consumer.crash.probability if consumer.crash else 0.0
+        self._crash_probability = crash.probability if crash else 0.0
         self._until_crash = self._next_crash()
+        # Scheduled crashes: by time (instance -1: drawn when the crash comes), and by each instance's count.
+        self._schedule_rng = streams.generator("consumer", consumer.name, "crash schedule")
+        random_instance = crash is not None and crash.instance == "random"
+        fixed = -1 if random_instance or crash is None else int(crash.instance)
+        self.crash_times: list[tuple[float, int]] = [(at_s, fixed) for at_s in sorted(crash.at)] if crash else []
+        self._processed_by = [0] * consumer.instances
+        self._crash_after: set[tuple[int, int]] = set()  # (instance, its processings when it crashes)
+        if crash is not None and crash.after_messages:
+            counts = crash.after_messages
+            instances = (
+                self._schedule_rng.integers(consumer.instances, size=len(counts)).tolist()
+                if random_instance
+                else [fixed] * len(counts)
+            )
+            self._crash_after = set(zip(instances, counts))
 
         dedup = consumer.dedup if consumer.idempotency == "dedup" else None
         self._store = DedupStore(dedup, consumer.instances) if dedup is not None else None
@@ -142,24 +158,40 @@ class Handler:
         """The processing of ``delivery`` ended without writing (its instance crashed)."""
         self._reads.pop(delivery, None)
 
-    def crashes(self) -> bool:
-        """Whether the instance crashes after this processing, before its ack."""
+    def crashes(self, instance: int) -> bool:
+        """Whether ``instance`` crashes after the processing it has just finished, before its ack."""
+        processed = self._processed_by[instance] + 1
+        self._processed_by[instance] = processed
+        scheduled = (instance, processed) in self._crash_after
         self._until_crash -= 1
         if self._until_crash:
-            return False
+            return scheduled
         self._until_crash = self._next_crash()
         return True
 
-    def crash(self, instance: int) -> float:
-        """``instance`` crashed after the last processing; returns how long it takes to come back, in seconds.
+    def crashing_instance(self, instance: int, alive: list[bool]) -> int | None:
+        """The instance a crash scheduled for ``instance`` hits (-1: one of the live ones, drawn), or None.
 
-        An in-memory dedup store is lost; an id recorded after the effects
-        rather than with them was not recorded. An event-sourced consumer
-        replays the events since its last snapshot before it serves again.
+        None when the instance is down (still restarting or replaying), or
+        when every instance is: a crash of what is down changes nothing.
+        """
+        if instance < 0:
+            live = [index for index, up in enumerate(alive) if up]
+            return live[int(self._schedule_rng.integers(len(live)))] if live else None
+        return instance if alive[instance] else None
+
+    def crash(self, instance: int, after_processing: bool = True) -> float:
+        """``instance`` crashed; returns how long it takes to come back, in seconds.
+
+        ``after_processing``: it crashed right after a processing, before the
+        ack (else at a scheduled time, whatever it was doing). An in-memory
+        dedup store is lost; an id recorded after the effects rather than
+        with them was not recorded. An event-sourced consumer replays the
+        events since its last snapshot before it serves again.
         """
         store = self._store
         if store is not None:
-            if not self._records_with_effects and self._just_recorded >= 0:
+            if after_processing and not self._records_with_effects and self._just_recorded >= 0:
                 store.forget(self._just_recorded, instance)
             store.lose(instance)
         replayed = self._since_snapshot if self._snapshot_every is not None else 0

@@ -124,14 +124,26 @@ class PartitionedGroup:
         self._wake_at = [_INFINITY] * members
         self._reader = [-1] * partition_count  # the member processing one of the partition's records
         self._open_sessions = 0  # crashed members the coordinator has not yet dropped
+        self._crashes_due = 0  # crashes scheduled for a time not yet reached
         self._paused = False
         if rules.at_least_once and rules.commit == "auto":
             self._env.timeout(rules.auto_commit_interval_s).callbacks.append(self._on_commit_tick)
 
     # ------------------------------------------------------------ reading
     def start(self) -> None:
+        """Let the members read their first records, and schedule the crashes set for given times."""
+        for at_s, instance in self._handler.crash_times:
+            self._env.timeout(at_s, instance).callbacks.append(self._on_scheduled_crash)
+        self._crashes_due = len(self._handler.crash_times)
         for member in range(len(self._owned)):
             self._dispatch(member, self._env.now)
+
+    def _on_scheduled_crash(self, event: simpy.Event) -> None:
+        self._crashes_due -= 1
+        alive = self._alive[:: self._concurrency]  # an instance's members live and die together
+        instance = self._handler.crashing_instance(event.value, alive)
+        if instance is not None:
+            self._crash(instance, -1, self._env.now)
 
     def pause(self, _event: simpy.Event | None = None) -> None:
         self._paused = True
@@ -230,7 +242,7 @@ class PartitionedGroup:
         expelled = self._expelled[member]
         if not expelled:
             self._processed[partition] = max(self._processed[partition], position + 1)
-        if self._handler.crashes():
+        if self._handler.crashes(member // self._concurrency):
             self._crash(member // self._concurrency, delivery, now)
             return
         self._settled[message] = 1
@@ -280,10 +292,12 @@ class PartitionedGroup:
 
     # ------------------------------------------------------------ crashes and rebalancing
     def _crash(self, instance: int, delivery: int, now: float) -> None:
-        """``instance`` crashes after processing ``delivery``, before committing its offset."""
+        """``instance`` crashes after processing ``delivery``, before committing its offset (-1: at a
+        scheduled time)."""
         log = self.log
         log.crashes.append((now, instance))
-        log.crashed.add(delivery)
+        if delivery >= 0:
+            log.crashed.add(delivery)
         first_member = instance * self._concurrency
         moved = []  # partitions in hand that a rebalance had already given to another member
         for member in range(first_member, first_member + self._concurrency):
@@ -310,18 +324,19 @@ class PartitionedGroup:
                 self._rewind(partition, DeliveryCause.OFFSET_REWIND, causes)
                 self._owner[partition] = _ORPHANED
             self._owned[member] = []
-        if not self._at_least_once:
+        if not self._at_least_once and delivery >= 0:
             self._settled[log.message[delivery]] = 1
         self._open_sessions += 1
         self._env.timeout(self._rules.session_timeout_s).callbacks.append(self._on_session_expired)
-        self._env.timeout(self._handler.crash(instance), instance).callbacks.append(self._on_restart)
+        recovery_s = self._handler.crash(instance, after_processing=delivery >= 0)
+        self._env.timeout(recovery_s, instance).callbacks.append(self._on_restart)
         for partition in moved:
             if self._owner[partition] >= 0:
                 self._dispatch(self._owner[partition], now)
 
     def _crash_causes(self, in_flight: int, crashed: int) -> dict[int, int]:
         """Why the records a crash interrupted come again, by message."""
-        causes: dict[int, int] = {self.log.message[crashed]: DeliveryCause.CRASH_BEFORE_ACK}
+        causes: dict[int, int] = {self.log.message[crashed]: DeliveryCause.CRASH_BEFORE_ACK} if crashed >= 0 else {}
         if in_flight >= 0 and in_flight != crashed:
             causes[self.log.message[in_flight]] = DeliveryCause.CRASH_IN_FLIGHT
         return causes
@@ -417,6 +432,7 @@ class PartitionedGroup:
             any(p < len(log) for p, log in zip(self._position, self._log_arrival))
             or any(current >= 0 for current in self._current)
             or self._settled.find(0) >= 0
+            or self._crashes_due > 0
         )
 
     def record(self, end_s: float) -> GroupRecord:

@@ -13,7 +13,7 @@ from itertools import pairwise
 from typing import Any
 
 from busim.scenario.flows import Flow, carried_fields, find_loop
-from busim.scenario.schema import Scenario, did_you_mean
+from busim.scenario.schema import Crash, Scenario, did_you_mean
 from busim.scenario.units import parse_duration
 
 Path = tuple[str | int, ...]
@@ -27,6 +27,7 @@ def reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     problems += _unique_names(data, "invariants", "invariant")
     problems += _invariant_references(data)
     problems += _time_ranges(data)
+    problems += _crash_schedules(data)
     problems += _endless_resends(data)
     events = data.get("events")
     if not isinstance(events, dict):
@@ -215,6 +216,67 @@ def _time_ranges(data: dict[str, Any]) -> list[tuple[Path, str]]:
                     f"this outage starts at {at_s:g}s, after the run ends (duration + drain_timeout: {horizon_s:g}s)",
                 )
             )
+    return problems
+
+
+def _crash_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
+    """A scheduled crash must name an instance the consumer has, and come while the run goes on.
+
+    A crash of a fixed instance while it is still restarting from the one
+    before would do nothing, and so would an ``instance`` given for crashes
+    by probability, which happen on whichever instance processed a message.
+    """
+    duration_s = _seconds(data.get("duration"))
+    drain_s = _seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
+    problems: list[tuple[Path, str]] = []
+    for index, consumer in _entries(data, "consumers"):
+        crash = consumer.get("crash")
+        if not isinstance(crash, dict):
+            continue
+        at = ("consumers", index, "crash")
+        instance = crash.get("instance", 0)
+        if "instance" in crash and "at" not in crash and "after_messages" not in crash:
+            problems.append(
+                (
+                    (*at, "instance"),
+                    "instance chooses where a scheduled crash (at, after_messages) happens; "
+                    "a crash by probability happens on the instance that has just processed a message",
+                )
+            )
+        instances = consumer.get("instances", 1)
+        known = isinstance(instance, int) and isinstance(instances, int) and not isinstance(instance, bool)
+        if known and instance >= instances > 0:
+            numbered = "instance 0" if instances == 1 else f"instances 0 to {instances - 1}"
+            problems.append(
+                ((*at, "instance"), f"{consumer.get('name', 'this consumer')} has {numbered} (got {instance})")
+            )
+        times = crash.get("at")
+        times = times if isinstance(times, list) else [times] if "at" in crash else []
+        scheduled = [(_seconds(time), time_index) for time_index, time in enumerate(times)]
+        scheduled = sorted((time_s, time_index) for time_s, time_index in scheduled if time_s is not None)
+        if duration_s is not None and drain_s is not None:
+            horizon_s = duration_s + drain_s
+            for time_s, time_index in scheduled:
+                if time_s >= horizon_s:
+                    problems.append(
+                        (
+                            (*at, "at", time_index) if isinstance(crash.get("at"), list) else (*at, "at"),
+                            f"this crash comes at {time_s:g}s, after the run ends "
+                            f"(duration + drain_timeout: {horizon_s:g}s)",
+                        )
+                    )
+        restart_s = _seconds(crash.get("restart_after", Crash.model_fields["restart_after"].default))
+        if instance != "random" and restart_s is not None:
+            for (before_s, _), (time_s, time_index) in pairwise(scheduled):
+                if time_s < before_s + restart_s:
+                    problems.append(
+                        (
+                            (*at, "at", time_index),
+                            f"instance {instance} is still restarting at {time_s:g}s from its crash at "
+                            f"{before_s:g}s (restart_after: {restart_s:g}s); crash another instance, "
+                            "or use instance: random",
+                        )
+                    )
     return problems
 
 

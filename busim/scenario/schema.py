@@ -508,9 +508,63 @@ class Broker(Model):
         return {key: value for key, value in handler(self).items() if value is not None}
 
 
+def _one_or_more(value: Any) -> Any:
+    """A single value where a list is expected stands for a list of one."""
+    return value if isinstance(value, list) else [value]
+
+
 class Crash(Model):
-    probability: Probability
+    """When a consumer instance crashes: by chance after a processing, at given times, or after given counts.
+
+    ``probability`` crashes the instance that has just processed a message,
+    after its effects and before its ack. ``at`` crashes ``instance`` at
+    those times, whatever it holds; ``after_messages`` crashes it right
+    after its Nth processed message (counted from the start), before the
+    ack. ``instance: random`` draws the instance for each scheduled crash.
+    Cross-checks (an instance the consumer has, times inside the run, a
+    crash while the instance is still restarting) live in
+    :mod:`busim.scenario.references`.
+    """
+
+    probability: Probability = 0.0
+    at: Annotated[list[Seconds], BeforeValidator(_one_or_more)] = []
+    after_messages: Annotated[list[Annotated[int, Field(ge=1, le=INT64_MAX)]], BeforeValidator(_one_or_more)] = []
+    instance: Annotated[int | Literal["random"], PlainValidator(_count_or("random", 0))] = 0
     restart_after: Seconds = 5.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _says_when(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not {"probability", "at", "after_messages"} & set(data):
+            raise ValueError(
+                "say when the instance crashes: probability (after any processing), "
+                "at (times, such as [30s, 95s]) or after_messages (such as 200)"
+            )
+        return data
+
+    @field_validator("after_messages")
+    @classmethod
+    def _ascending(cls, counts: list[int]) -> list[int]:
+        for before, after in pairwise(counts):
+            if after <= before:
+                raise ValueError(f"counts must increase (a crash after {after} follows one after {before})")
+        return counts
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether any crash is scheduled, by time or by count."""
+        return bool(self.at or self.after_messages)
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: Any) -> Any:
+        data = handler(self)
+        if not self.scheduled:
+            del data["at"], data["after_messages"], data["instance"]
+        else:
+            for key in ("at", "after_messages"):
+                if not data[key]:
+                    del data[key]
+        return data
 
 
 class Counter(Model):

@@ -170,7 +170,8 @@ def run(
             "--fail-on-violation",
             help="Exit with code 1 when an invariant of the scenario fails (in any replication), naming it on "
             "stderr; for a scenario without invariants, when the run departs from exactly-once processing "
-            "(drift, duplicate effects, losses, dead letters, wrong rejections, or work left when it stopped).",
+            "(drift, duplicate effects, losses, dead letters, entries left pending unprocessed, wrong rejections, "
+            "or work left when it stopped).",
         ),
     ] = False,
     trace: Annotated[

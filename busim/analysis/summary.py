@@ -71,6 +71,7 @@ class ConsumerSummary:
     rejected_publishes: int
     crashes: int
     crash_times_s: tuple[float, ...]
+    missed_crashes: int  # scheduled crashes that did not happen (by_reason.missed_crashes says why)
     by_reason: dict[str, dict[str, int]]
     latency_s: LatencyBreakdown
     state: dict[str, CounterConsistency]
@@ -213,6 +214,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         rejected_publishes=group.rejected_publishes,
         crashes=int(group.crash_s.size),
         crash_times_s=tuple(float(t) for t in group.crash_s),
+        missed_crashes=int(group.missed_crash_s.size),
         by_reason={
             "duplicate_deliveries": _cause_counts(duplicates, DeliveryCause),
             "duplicate_effects": _duplicate_effect_causes(group, events),
@@ -221,6 +223,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
             "lost": _cause_counts(lost_reasons, LossReason),
             "dead_lettered": _cause_counts(dead_causes, DeliveryCause),
             "stuck_pending": _cause_counts(group.stuck_pending_cause, DeliveryCause),
+            "missed_crashes": _missed_crash_reasons(group),
             "in_flight_at_end": _in_flight_reasons(group, fates.in_flight),
             "out_of_order": out_of_order_causes,
             "wrongly_rejected": _rejection_causes(group, events),
@@ -333,6 +336,15 @@ def _duplicate_effect_causes(group: GroupRecord, events: GroupEvents) -> dict[st
     return counts
 
 
+def _missed_crash_reasons(group: GroupRecord) -> dict[str, int]:
+    """Why scheduled crashes did not happen: their instance was down then, or never processed that many."""
+    reasons = {
+        "instance_down": int(np.count_nonzero(group.missed_crash_after < 0)),
+        "count_not_reached": int(np.count_nonzero(group.missed_crash_after >= 0)),
+    }
+    return {reason: count for reason, count in reasons.items() if count}
+
+
 def _dedup_misses(group: GroupRecord, events: GroupEvents) -> dict[str, int]:
     """Of the duplicate effects, those an idempotent consumer's store let through, by why it did."""
     # The store lets through the copy processed later, which is the original when a redelivery finished
@@ -431,10 +443,12 @@ def _violations(consumers: dict[str, ConsumerSummary]) -> tuple[str, ...]:
             value = getattr(consumer, figure)
             if value:
                 found.append(f"{name}: {_counted(value, one, many)}")
-        if consumer.stuck_pending_unprocessed:
+        stuck = consumer.stuck_pending_unprocessed
+        if stuck:
+            waits = "it waits" if stuck == 1 else "they wait"
             found.append(
-                f"{name}: {_counted(consumer.stuck_pending_unprocessed, 'message', 'messages')} never processed, "
-                "stuck pending: they wait for a claim (XCLAIM, or a claim_interval)"
+                f"{name}: {_counted(stuck, 'message', 'messages')} never processed, stuck pending: "
+                f"{waits} for a claim (XCLAIM, or a claim_interval)"
             )
         for counter, consistency in consumer.state.items():
             if consistency.abs_drift:

@@ -11,12 +11,12 @@ where a full queue drops its oldest copy or refuses a publish.
 An instance receives copies while it holds fewer unacknowledged ones than its
 prefetch allows (one per worker by default), round robin among the instances
 with room; its workers process what it holds in order of receipt. Where
-workers read in batches (SQS ``ReceiveMessage``, Redis ``XREADGROUP COUNT``)
-a read takes up to ``batch_size`` copies at once, whatever has arrived, and
-the instance reads again only when it has room for a whole batch: a worker
-works through its batch before it reads again. On SQS FIFO the queue is
-split by message group, and a group with a message in flight delivers
-nothing more until that message is acked or comes back.
+workers read in batches (SQS ``ReceiveMessage``, Redis ``XREADGROUP COUNT``),
+each worker reads for itself: a read takes up to ``batch_size`` copies at
+once, whatever has arrived, and the worker works through them before it
+reads again. On SQS FIFO the queue is split by message group, and a group
+with a message in flight delivers nothing more until that message is acked
+or comes back.
 
 An unacknowledged delivery comes back by the broker's own mechanism:
 ``ack_timeout_s`` after it was received (ack timeout, consumer_timeout,
@@ -217,7 +217,16 @@ class ConsumerGroup:
         self._hold = hold
         self._concurrency = concurrency
         self._room = [hold] * instances
-        self._open = deque(range(instances))  # instances with room, round robin
+        # Workers that read in batches keep what they read apart: per worker, the copies of its last
+        # read not yet started. A worker reads again once they are done; with batches of one, that is
+        # the same as a shared buffer of one copy per worker, which costs less.
+        self._batched = self._read_size > 1 and rules.prefetch_per_instance is None
+        if not self._batched:
+            self._read_size = 1
+        self._batches: list[deque[int]] = [deque() for _ in range(instances * concurrency)] if self._batched else []
+        self._readers = [list(range(concurrency)) for _ in range(instances)]  # per instance: workers ready to read
+        self._worker_of: dict[int, int] = {}  # batched: delivery -> the worker (instance x concurrency + w) holding it
+        self._open = deque(range(instances))  # instances with room (batched: with a worker ready to read), round robin
         self._listed = [True] * instances
         self._alive = [True] * instances
         self._idle_workers = [concurrency] * instances
@@ -259,6 +268,7 @@ class ConsumerGroup:
         self._attempts = [1] * count
         self._settled = bytearray(count)
         self._received = bytearray(count)
+        self._pending = bytearray(count)  # left pending for good: whatever befalls a later copy, it stays so
 
         # One row per delivery received, appended as the run goes.
         self.log = log = DeliveryLog()
@@ -286,7 +296,7 @@ class ConsumerGroup:
 
     def _on_scheduled_crash(self, event: simpy.Event) -> None:
         self._crashes_due -= 1
-        instance = self._handler.crashing_instance(event.value, self._alive)
+        instance = self._handler.crashing_instance(event.value, self._alive, self._env.now)
         if instance is not None:
             now = self._env.now
             self._crash(instance, -1, now)
@@ -365,6 +375,7 @@ class ConsumerGroup:
                 self._wake(self._next_receive_s, now)
                 return
             instance = open_instances[0]
+            worker = instance * self._concurrency + self._readers[instance][-1] if self._batched else -1
             taken = 0
             while taken < read_size and waiting:
                 copy = waiting.take()
@@ -372,7 +383,7 @@ class ConsumerGroup:
                     # Acked late, after its timeout but before this copy was received: the broker deleted it.
                     waiting.discard(copy[1])
                     continue
-                self._receive(instance, copy, now)
+                self._receive(instance, copy, now, worker, taken == 0)
                 taken += 1
             if not taken:
                 continue
@@ -380,11 +391,16 @@ class ConsumerGroup:
             self._next_receive_s = max(self._next_receive_s, now) + (
                 interval_s if interval_s is not None else taken * self._interval_s
             )
-            if self._room[instance] < read_size:
+            if self._batched:
+                self._readers[instance].pop()
+                still_open = bool(self._readers[instance])
+            else:
+                still_open = self._room[instance] > 0
+            if still_open:
+                open_instances.rotate(-1)
+            else:
                 open_instances.popleft()
                 self._listed[instance] = False
-            else:
-                open_instances.rotate(-1)
         if open_instances and not waiting:
             # Room and nothing queued: wake up at the next arrival.
             cursor = self._cursor
@@ -406,7 +422,8 @@ class ConsumerGroup:
         self._dispatch(max(self._env.now, at_s))
 
     # ------------------------------------------------------------ processing
-    def _receive(self, instance: int, copy: Copy, now: float) -> None:
+    def _receive(self, instance: int, copy: Copy, now: float, worker: int, first: bool) -> None:
+        """``instance`` receives ``copy``; batched, ``worker`` read it, the ``first`` of its read."""
         arrival_s, message, attempt, cause = copy
         delivery = self.log.append(message, attempt, cause, instance, arrival_s, now)
         self._received[message] = 1
@@ -415,13 +432,20 @@ class ConsumerGroup:
         self._room[instance] -= 1
         if self._track:
             self._unacked.setdefault(instance, set()).add(delivery)
-        if self._idle_workers[instance]:
+        if worker >= 0:
+            self._worker_of[delivery] = worker
+            if first:  # a worker reads when it has nothing left to do: it starts at once
+                self._start(instance, delivery, now)
+                return
+            self._batches[worker].append(delivery)
+        elif self._idle_workers[instance]:
             self._start(instance, delivery, now)
             return
-        buffer = self._buffer.get(instance)
-        if buffer is None:
-            buffer = self._buffer[instance] = deque()
-        buffer.append(delivery)
+        else:
+            buffer = self._buffer.get(instance)
+            if buffer is None:
+                buffer = self._buffer[instance] = deque()
+            buffer.append(delivery)
         if self._ack_timeout_s is not None:
             # Its timer runs from receipt, while it waits in the instance's buffer too. Buffers are
             # in order of receipt, so one wake-up per instance, at the oldest due, watches them all.
@@ -511,14 +535,27 @@ class ConsumerGroup:
         if self._track:
             self._unacked[instance].discard(delivery)  # received, so its set exists
         self._room[instance] += 1
-        if not self._listed[instance] and self._room[instance] >= self._read_size:
+        self._idle_workers[instance] += 1
+        if self._batched:
+            worker = self._worker_of.pop(delivery)
+            batch = self._batches[worker]
+            if batch:
+                self._start(instance, batch.popleft(), now)
+            else:
+                self._readers[instance].append(worker % self._concurrency)
+                self._list(instance)
+        else:
+            self._list(instance)
+            buffer = self._buffer.get(instance)
+            if buffer:
+                self._start(instance, buffer.popleft(), now)
+        self._dispatch(now)
+
+    def _list(self, instance: int) -> None:
+        """Put ``instance`` back among those that receive, if it is not there."""
+        if not self._listed[instance]:
             self._listed[instance] = True
             self._open.append(instance)
-        self._idle_workers[instance] += 1
-        buffer = self._buffer.get(instance)
-        if buffer:
-            self._start(instance, buffer.popleft(), now)
-        self._dispatch(now)
 
     # ------------------------------------------------------------ crashes
     def _crash(self, instance: int, delivery: int, now: float) -> None:
@@ -535,11 +572,17 @@ class ConsumerGroup:
             self._listed[instance] = False
             self._open.remove(instance)
         self._buffer.pop(instance, None)
+        if self._batched:
+            self._readers[instance] = []
+            first_worker = instance * self._concurrency
+            for batch in self._batches[first_worker : first_worker + self._concurrency]:
+                batch.clear()
         self._watch.pop(instance, None)
         self._watch_at[instance] = _INFINITY
         held = sorted(self._unacked.pop(instance, ()))
         self._held -= len(held)
         for other in held:
+            self._worker_of.pop(other, None)
             message = self._d_message[other]
             if other == delivery:
                 cause = DeliveryCause.CRASH_BEFORE_ACK
@@ -572,8 +615,8 @@ class ConsumerGroup:
         self._alive[instance] = True
         self._room[instance] = self._hold
         self._idle_workers[instance] = self._concurrency
-        self._listed[instance] = True
-        self._open.append(instance)
+        self._readers[instance] = list(range(self._concurrency))
+        self._list(instance)
         self._dispatch(self._env.now)
 
     def publish_failed(self, message: int, publish_s: float, reason: LossReason) -> None:
@@ -581,6 +624,8 @@ class ConsumerGroup:
         self._lose(message, publish_s, reason)
 
     def _lose(self, message: int, now: float, reason: LossReason) -> None:
+        if self._pending[message]:
+            return  # an entry of it stays pending: a copy dropped or refused later does not lose it
         self.log.lose(message, now, reason)
         self._settled[message] = 1
         self._waiting.release(message)
@@ -592,7 +637,9 @@ class ConsumerGroup:
         ``XPENDING`` shows it and ``XCLAIM`` can take it over, but without a
         claimer nothing does.
         """
-        self.log.stuck_pending.append((message, now, since_s, cause))
+        if not self._pending[message]:  # one entry per message, however many of its copies were held
+            self._pending[message] = 1
+            self.log.stuck_pending.append((message, now, since_s, cause))
         self._settled[message] = 1
         self._waiting.release(message)
 

@@ -22,6 +22,8 @@ Isolation decides what concurrent workers on the same key do to each other:
 
 from __future__ import annotations
 
+import math
+
 from busim.engine.dedup import DedupStore
 from busim.engine.effects import EffectPlan
 from busim.engine.randomness import RandomStreams
@@ -53,7 +55,7 @@ class Handler:
         self._crash_probability = crash.probability if crash else 0.0
         self._until_crash = self._next_crash()
         # Scheduled crashes: by time (instance -1: drawn when the crash comes), and by each instance's count.
-        self._schedule_rng = streams.generator("consumer", consumer.name, "crash schedule")
+        self._instance_rng = streams.generator("consumer", consumer.name, "crash instance")  # at a time
         random_instance = crash is not None and crash.instance == "random"
         fixed = -1 if random_instance or crash is None else int(crash.instance)
         self.crash_times: list[tuple[float, int]] = [(at_s, fixed) for at_s in sorted(crash.at)] if crash else []
@@ -62,11 +64,15 @@ class Handler:
         if crash is not None and crash.after_messages:
             counts = crash.after_messages
             instances = (
-                self._schedule_rng.integers(consumer.instances, size=len(counts)).tolist()
+                streams.generator("consumer", consumer.name, "crash count instance")
+                .integers(consumer.instances, size=len(counts))
+                .tolist()
                 if random_instance
                 else [fixed] * len(counts)
             )
             self._crash_after = set(zip(instances, counts))
+        # Scheduled crashes that did not happen: (time or NaN, instance or -1, count or -1).
+        self._missed_crashes: list[tuple[float, int, int]] = []
 
         dedup = consumer.dedup if consumer.idempotency == "dedup" else None
         self._store = DedupStore(dedup, consumer.instances) if dedup is not None else None
@@ -163,22 +169,35 @@ class Handler:
         processed = self._processed_by[instance] + 1
         self._processed_by[instance] = processed
         scheduled = (instance, processed) in self._crash_after
+        if scheduled:
+            self._crash_after.discard((instance, processed))
         self._until_crash -= 1
         if self._until_crash:
             return scheduled
         self._until_crash = self._next_crash()
         return True
 
-    def crashing_instance(self, instance: int, alive: list[bool]) -> int | None:
-        """The instance a crash scheduled for ``instance`` hits (-1: one of the live ones, drawn), or None.
+    def crashing_instance(self, instance: int, alive: list[bool], at_s: float) -> int | None:
+        """The instance a crash scheduled at ``at_s`` for ``instance`` hits (-1: one of the live ones,
+        drawn), or None, recorded as missed.
 
         None when the instance is down (still restarting or replaying), or
         when every instance is: a crash of what is down changes nothing.
         """
         if instance < 0:
             live = [index for index, up in enumerate(alive) if up]
-            return live[int(self._schedule_rng.integers(len(live)))] if live else None
-        return instance if alive[instance] else None
+            if live:
+                return live[int(self._instance_rng.integers(len(live)))]
+        elif alive[instance]:
+            return instance
+        self._missed_crashes.append((at_s, instance, -1))
+        return None
+
+    def missed_crashes(self) -> list[tuple[float, int, int]]:
+        """Scheduled crashes that did not happen: ``(time, instance, -1)`` for a time that found its
+        instance down, ``(NaN, instance, count)`` for a count the instance never reached."""
+        unreached = [(math.nan, instance, count) for instance, count in sorted(self._crash_after)]
+        return self._missed_crashes + unreached
 
     def crash(self, instance: int, after_processing: bool = True) -> float:
         """``instance`` crashed; returns how long it takes to come back, in seconds.

@@ -92,6 +92,7 @@ class DeliveryLog:
         dead = np.array(self.dead_letters, dtype=float).reshape(-1, 3)
         stuck = np.array(self.stuck_pending, dtype=float).reshape(-1, 4)
         crashes = np.array(self.crashes, dtype=float).reshape(-1, 2)
+        missed = handler.missed_crashes()
         recoveries = np.array(handler.recoveries, dtype=float).reshape(-1, 2)
         misses = np.array(sorted(handler.dedup_misses.items()), dtype=np.int64).reshape(-1, 2)
         return GroupRecord(
@@ -112,6 +113,9 @@ class DeliveryLog:
             stuck_pending_cause=stuck[:, 3].astype(np.int8),
             crash_s=crashes[:, 0],
             crash_instance=crashes[:, 1].astype(np.int64),
+            missed_crash_s=np.array([at_s for at_s, _, _ in missed], dtype=np.float64),
+            missed_crash_instance=np.array([instance for _, instance, _ in missed], dtype=np.int64),
+            missed_crash_after=np.array([count for _, _, count in missed], dtype=np.int64),
             rejected_publishes=self.rejected_publishes,
             counters=handler.counters(),
             recovery_s=recoveries[:, 0],

@@ -141,7 +141,7 @@ class PartitionedGroup:
     def _on_scheduled_crash(self, event: simpy.Event) -> None:
         self._crashes_due -= 1
         alive = self._alive[:: self._concurrency]  # an instance's members live and die together
-        instance = self._handler.crashing_instance(event.value, alive)
+        instance = self._handler.crashing_instance(event.value, alive, self._env.now)
         if instance is not None:
             self._crash(instance, -1, self._env.now)
 

@@ -216,6 +216,11 @@ class GroupRecord:
     stuck_pending_cause: np.ndarray  # DeliveryCause its redelivery would have had
     crash_s: np.ndarray
     crash_instance: np.ndarray
+    # Scheduled crashes that did not happen: at a time that found the instance down (count -1), or
+    # after a count the instance never reached (time NaN); instance -1 where it was to be drawn.
+    missed_crash_s: np.ndarray
+    missed_crash_instance: np.ndarray
+    missed_crash_after: np.ndarray
     rejected_publishes: int  # publishes the full queue refused (reject-publish), retried or not
     counters: dict[str, CounterState]
     recovery_s: np.ndarray  # per crash: how long the instance took to serve again (restart plus replay)
@@ -241,8 +246,12 @@ class GroupRecord:
         dead_lettered[self.dead_letter_message] = True
         stuck_pending = np.zeros(count, dtype=bool)
         stuck_pending[self.stuck_pending_message] = True
+        # A message left pending is not lost, even where a copy of it was dropped before it was.
         return Fates(
-            processed=processed, lost=lost & ~processed, dead_lettered=dead_lettered, stuck_pending=stuck_pending
+            processed=processed,
+            lost=lost & ~processed & ~stuck_pending,
+            dead_lettered=dead_lettered,
+            stuck_pending=stuck_pending,
         )
 
 

@@ -168,6 +168,8 @@ _FUNNEL = (
     ("lost", "lost"),
     ("dead-lettered", "dead_lettered"),
 )
+# Rows of the funnel that only some brokers produce, drawn where a consumer has any.
+_FUNNEL_WHEN_SEEN = (("stuck pending", "stuck_pending"),)
 
 
 def delivery_funnel(result: Result | RunView) -> Figure:
@@ -176,15 +178,18 @@ def delivery_funnel(result: Result | RunView) -> Figure:
     consumers = view.consumers
     figure, (ax,) = _figure()
     height = 0.8 / len(consumers)
-    labels = [label for label, _ in _FUNNEL]
+    funnel = _FUNNEL + tuple(
+        (label, key) for label, key in _FUNNEL_WHEN_SEEN if any(consumer[key] for consumer in consumers.values())
+    )
+    labels = [label for label, _ in funnel]
     positions = np.arange(len(labels))
     preset = view.scenario.broker.preset
-    largest = max(max(consumer[key] for _, key in _FUNNEL) for consumer in consumers.values()) or 1
+    largest = max(max(consumer[key] for _, key in funnel) for consumer in consumers.values()) or 1
     for offset, (colour, (name, consumer)) in enumerate(zip(PALETTE, consumers.items())):
-        values = [consumer[key] for _, key in _FUNNEL]
+        values = [consumer[key] for _, key in funnel]
         y = positions + offset * height
         ax.barh(y, values, height=height, color=colour, label=name)
-        for value, row, (_, key) in zip(values, y, _FUNNEL):
+        for value, row, (_, key) in zip(values, y, funnel):
             reasons = consumer["by_reason"].get(key) or {}
             why = ", ".join(f"{count:,} {reason_label(reason, preset)}" for reason, count in reasons.items())
             ax.text(value + largest * 0.01, row, f"{value:,}" + (f"  ({why})" if why else ""), va="center", fontsize=8)
@@ -383,6 +388,7 @@ _ANOMALIES = (
     ("wrongly rejected", ("wrongly_rejected",)),
     ("wrongly accepted", ("wrongly_accepted",)),
 )
+_ANOMALIES_WHEN_SEEN = (("stuck pending", ("stuck_pending",)),)  # only some brokers produce these
 
 
 def comparison_anomalies(comparison: Comparison, consumer: str | None = None) -> Figure:
@@ -391,6 +397,10 @@ def comparison_anomalies(comparison: Comparison, consumer: str | None = None) ->
     figure, (ax,) = _figure()
     consumer = consumer or _first_consumer(comparison)
     anomalies = list(_ANOMALIES)
+    for label, path in _ANOMALIES_WHEN_SEEN:
+        seen = (_comparison_figure(outcome, consumer, path) for outcome in comparison.outcomes)
+        if any(figure is not None and figure.mean for figure in seen):
+            anomalies.append((label, path))
     counters = dict.fromkeys(
         counter
         for outcome in comparison.outcomes

@@ -42,12 +42,15 @@ ABSENT = "—"
 _DURATION_UNITS = ((1e-6, "µs"), (1e-3, "ms"), (1.0, "s"))
 
 
+NEGLIGIBLE_S = 1e-9  # shorter than any time a scenario can state meaningfully
+
+
 def format_duration(seconds: float | None) -> str:
     """A duration for people, to three significant digits: ``412µs``, ``12.3ms``, ``4.21s``, ``3m05s``."""
     if seconds is None:
         return ABSENT
-    if seconds == 0:
-        return "0s"
+    if abs(seconds) < NEGLIGIBLE_S:
+        return "0s"  # rounding noise of float arithmetic, such as a queue wait of 3.5e-17 s
     for scale, unit in _DURATION_UNITS:
         text = f"{seconds / scale:.3g}"
         # Move up a unit when rounding reaches the next one (999.96µs is 1ms, 59.97s is 1m00s).
@@ -377,20 +380,49 @@ def _recovery_why(result: Result, _attribute: str) -> str:
 
 
 def _stuck_pending_why(result: Result, attribute: str) -> str:
-    """Why entries were left pending, and how long the oldest had been idle: they wait for a claim."""
+    """Why entries were left pending, how many were never processed, and how long the oldest had been
+    idle: they wait for a claim."""
     why = _reasons(result, attribute)
-    idle = [consumer.stuck_pending_age_s.max for consumer in result.summary.consumers.values()]
-    return why + stuck_pending_note(idle) if why else why
+    consumers = result.summary.consumers.values()
+    idle = [consumer.stuck_pending_age_s.max for consumer in consumers]
+    unprocessed = sum(consumer.stuck_pending_unprocessed for consumer in consumers)
+    stuck = sum(consumer.stuck_pending for consumer in consumers)
+    return why + stuck_pending_note(stuck, unprocessed, idle) if why else why
 
 
-def stuck_pending_note(idle_s: list[float | None]) -> str:
-    """What follows the reasons entries were left pending: the longest any had been idle, given each
-    consumer's longest (None: none left)."""
+def stuck_pending_note(stuck: int, unprocessed: int, idle_s: list[float | None]) -> str:
+    """What follows the reasons entries were left pending: how many were never processed, and the
+    longest any had been idle, given each consumer's longest (None: none left)."""
     longest = max((value for value in idle_s if value is not None), default=None)
-    return "" if longest is None else f"; they wait for a claim, idle up to {format_duration(longest)}"
+    if longest is None:
+        return ""
+    waits = "it waits" if stuck == 1 else "they wait"
+    return f"; {unprocessed:,} never processed; {waits} for a claim, idle up to {format_duration(longest)}"
 
+
+def _crashes_why(result: Result, _attribute: str) -> str:
+    several = len(result.summary.consumers) > 1
+    parts = []
+    for name, consumer in result.summary.consumers.items():
+        note = missed_crashes_note(consumer.by_reason["missed_crashes"])
+        if note:
+            parts.append(f"{name}: {note}" if several else note)
+    return "; ".join(parts)
+
+
+def missed_crashes_note(reasons: dict[str, int]) -> str:
+    """Scheduled crashes that did not happen, and why, from ``by_reason.missed_crashes``."""
+    missed = sum(reasons.values())
+    if not missed:
+        return ""
+    why = ", ".join(f"{count:,} {_MISSED_CRASH_REASONS[reason]}" for reason, count in reasons.items())
+    return f"{missed:,} scheduled {'crash' if missed == 1 else 'crashes'} did not happen: {why}"
+
+
+_MISSED_CRASH_REASONS = {"instance_down": "instance down then", "count_not_reached": "count never reached"}
 
 _SPECIAL_WHY = {
+    "crashes": _crashes_why,
     "stuck_pending": _stuck_pending_why,
     "busiest_instance_share": _busiest_why,
     "idle_instances": _idle_why,

@@ -27,6 +27,7 @@ from busim.report.console import (
     comparison_verdicts,
     format_duration,
     invariant_rows,
+    missed_crashes_note,
     read_rows,
     reason_label,
     row_shown,
@@ -136,8 +137,18 @@ def _figures_table(view: RunView) -> list[list[str]]:
                 if reasons
             )
             why += f"; past the dedup store: {missed}" if missed else ""
+        if key == "crashes":
+            why = "; ".join(
+                (f"{name}: " if len(names) > 1 else "") + note
+                for name in names
+                if (note := missed_crashes_note(view.consumers[name]["by_reason"].get("missed_crashes") or {}))
+            )
         if key == "stuck_pending" and why:
-            why += stuck_pending_note([view.consumers[name]["stuck_pending_age_s"]["max"] for name in names])
+            why += stuck_pending_note(
+                sum(view.consumers[name]["stuck_pending"] for name in names),
+                sum(view.consumers[name]["stuck_pending_unprocessed"] for name in names),
+                [view.consumers[name]["stuck_pending_age_s"]["max"] for name in names],
+            )
         rows.append([label, *(f"{view.consumers[name][key]:,}" for name in names), why])
     rows += [[label, *cells, why] for label, cells, why in read_rows(view.scenario, view.consumers)]
     for name in names:

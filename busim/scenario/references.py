@@ -235,7 +235,8 @@ def _crash_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
             continue
         at = ("consumers", index, "crash")
         instance = crash.get("instance", 0)
-        if "instance" in crash and "at" not in crash and "after_messages" not in crash:
+        scheduled_keys = {"at", "after_messages"} & set(crash)
+        if "instance" in crash and not scheduled_keys and "probability" in crash:
             problems.append(
                 (
                     (*at, "instance"),
@@ -257,7 +258,7 @@ def _crash_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
         if duration_s is not None and drain_s is not None:
             horizon_s = duration_s + drain_s
             for time_s, time_index in scheduled:
-                if time_s >= horizon_s:
+                if time_s > horizon_s:
                     problems.append(
                         (
                             (*at, "at", time_index) if isinstance(crash.get("at"), list) else (*at, "at"),
@@ -266,17 +267,43 @@ def _crash_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
                         )
                     )
         restart_s = _seconds(crash.get("restart_after", Crash.model_fields["restart_after"].default))
-        if instance != "random" and restart_s is not None:
-            for (before_s, _), (time_s, time_index) in pairwise(scheduled):
-                if time_s < before_s + restart_s:
-                    problems.append(
-                        (
-                            (*at, "at", time_index),
-                            f"instance {instance} is still restarting at {time_s:g}s from its crash at "
-                            f"{before_s:g}s (restart_after: {restart_s:g}s); crash another instance, "
-                            "or use instance: random",
-                        )
+        if restart_s is not None:
+            problems += _crashes_while_down(at, instance, instances, scheduled, restart_s)
+    return problems
+
+
+def _crashes_while_down(
+    at: Path, instance: Any, instances: Any, scheduled: list[tuple[float, int]], restart_s: float
+) -> list[tuple[Path, str]]:
+    """Scheduled crashes that would find their instance still restarting from an earlier one.
+
+    A crash at the very time of another finds its instance down too (it
+    restarts after both). With ``instance: random``, a crash finds none up
+    when every instance crashed within ``restart_after`` before it.
+    """
+    problems: list[tuple[Path, str]] = []
+    for index, (time_s, time_index) in enumerate(scheduled):
+        earlier = [before_s for before_s, _ in scheduled[:index] if time_s < before_s + restart_s or time_s == before_s]
+        if instance == "random":
+            if isinstance(instances, int) and len(earlier) >= instances >= 1:
+                every = "the one instance is" if instances == 1 else f"all {instances} instances are"
+                problems.append(
+                    (
+                        (*at, "at", time_index),
+                        f"{every} still restarting at {time_s:g}s from the crashes before it "
+                        f"(restart_after: {restart_s:g}s)",
                     )
+                )
+        elif earlier:
+            before_s = earlier[-1]
+            if before_s == time_s:
+                message = f"instance {instance} crashes twice at {time_s:g}s"
+            else:
+                message = (
+                    f"instance {instance} is still restarting at {time_s:g}s from its crash at {before_s:g}s "
+                    f"(restart_after: {restart_s:g}s)"
+                )
+            problems.append(((*at, "at", time_index), f"{message}; crash another instance, or use instance: random"))
     return problems
 
 

@@ -542,6 +542,14 @@ class Crash(Model):
             )
         return data
 
+    @field_validator("at", "after_messages")
+    @classmethod
+    def _not_empty(cls, values: list[Any], info: ValidationInfo) -> list[Any]:
+        if not values:
+            example = "[30s, 95s]" if info.field_name == "at" else "[200]"
+            raise ValueError(f"give at least one, such as {info.field_name}: {example}, or leave the key out")
+        return values
+
     @field_validator("after_messages")
     @classmethod
     def _ascending(cls, counts: list[int]) -> list[int]:

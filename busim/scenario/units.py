@@ -43,9 +43,13 @@ def _number(value: object) -> float | None:
 
 
 def _written(value: object) -> str:
-    """``value`` as YAML writes it in a message: ``true``, not Python's ``True``."""
+    """``value`` as YAML writes it in a message: ``true`` and ``null``, not Python's ``True`` and ``None``."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict | list):
+        return "(a mapping)" if isinstance(value, dict) else "(a list)"
     return repr(value)
 
 

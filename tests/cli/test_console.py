@@ -19,6 +19,8 @@ def test_durations_are_written_for_people():
         59.97: "1m00s",
         7300: "2h01m",
         3e-9: "0.003µs",
+        3.5e-17: "0s",  # float noise in a difference of times, not a duration
+        -1e-12: "0s",
     }
     assert {seconds: format_duration(seconds) for seconds in cases} == cases
 

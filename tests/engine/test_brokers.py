@@ -242,6 +242,24 @@ def test_a_crashed_redis_consumer_leaves_what_it_held_pending_not_lost():
     assert "worker: 18 messages never processed, stuck pending: they wait for a claim" in result.summary.violations[0]
 
 
+def test_each_redis_worker_reads_its_own_batch_and_works_through_it():
+    # One message every 0.1 s to two workers of one instance, 260 ms each, XREADGROUP COUNT 10. A worker
+    # reads whatever has arrived when it has nothing left, and nothing is read while both are busy:
+    # worker A reads [0] at 0 s, B [1] at 0.1 s, A [2] at 0.26 s, B [3] at 0.36 s, A [4, 5] at 0.52 s,
+    # B [6] at 0.62 s, B [7, 8] at 0.88 s (while A still has 5 to do), A [9] at 1.04 s.
+    result = busim.simulate(
+        scenario(
+            publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 10, "count": 10}],
+            broker={"preset": "redis-streams", "latency": 0, "batch_size": 10},
+            consumers=[consumer(concurrency=2, processing_time="260ms")],
+        )
+    )
+    deliveries = deliveries_of(result)
+    assert deliveries.message.tolist() == list(range(10))
+    assert deliveries.receive_s == pytest.approx([0, 0.1, 0.26, 0.36, 0.52, 0.52, 0.62, 0.88, 0.88, 1.04])
+    assert deliveries.take_s == pytest.approx([0, 0.1, 0.26, 0.36, 0.52, 0.78, 0.62, 0.88, 1.14, 1.04])
+
+
 # ---------------------------------------------------------------- prefetch
 def test_prefetched_messages_come_back_after_a_crash():
     def redelivered(prefetch):

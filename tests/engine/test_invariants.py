@@ -33,22 +33,39 @@ def time_distribution(draw):
 
 
 @st.composite
+def crashes(draw, instances: int, probabilities: list[float]):
+    """No crash, crashes by chance, scheduled ones (at times, after counts, on a fixed or a random
+    instance), or both; scheduled times lie 1 s apart, longer than any restart drawn."""
+    kind = draw(st.sampled_from(["none", "chance", "at", "after", "mixed"]))
+    if kind == "none":
+        return None
+    crash: dict = {"restart_after": draw(st.sampled_from([0, 0.005, 0.05]))}
+    if kind in ("chance", "mixed"):
+        crash["probability"] = draw(st.sampled_from(probabilities))
+    if kind in ("at", "mixed"):
+        crash["at"] = draw(st.lists(st.sampled_from([0.5, 1.5, 2.5, 3.5]), min_size=1, max_size=3, unique=True))
+    if kind in ("after", "mixed"):
+        crash["after_messages"] = sorted(draw(st.lists(st.sampled_from([1, 5, 20, 100]), min_size=1, unique=True)))
+    if kind != "chance":
+        crash["instance"] = draw(st.sampled_from([*range(instances), "random"]))
+    return crash
+
+
+@st.composite
 def scenarios(draw):
     outages = []
     if draw(st.booleans()):
         start = draw(st.sampled_from([0.5, 1.0, 2.5]))
         outages.append({"at": start, "duration": draw(st.sampled_from([0.1, 0.5, 1.0]))})
-    crash = None
-    if draw(st.booleans()):
-        crash = {"probability": draw(st.sampled_from([0.01, 0.1, 0.5])), "restart_after": draw(durations_ms) / 1000}
+    instances = draw(st.integers(1, 3))
     worker = {
         "name": "worker",
         "subscribes": ["Job"],
-        "instances": draw(st.integers(1, 3)),
+        "instances": instances,
         "concurrency": draw(st.integers(1, 3)),
         "processing_time": draw(time_distribution()),
         "idempotency": draw(st.sampled_from(["none", "dedup"])),
-        "crash": crash,
+        "crash": draw(crashes(instances, [0.01, 0.1, 0.5])),
         "state": {"count": {"initial": 0}},
         "effects": [{"counter": "count", "key": "item", "add": 1}],
     }
@@ -155,6 +172,19 @@ def check_books(subject, result):
     if subject.consumers[0].idempotency == "dedup":
         assert worker.duplicate_effects == 0
 
+    # A crashed instance receives and starts nothing until it is back; every crash has its recovery; a
+    # scheduled crash happens or is counted missed.
+    group = record.groups[0]
+    assert group.crash_s.size == group.recovery_s.size
+    for crash_s, instance, recovery_s in zip(group.crash_s, group.crash_instance, group.recovery_s):
+        mine = deliveries.instance == instance
+        for times_s in (deliveries.receive_s[mine], deliveries.take_s[mine]):
+            assert not np.any((times_s > crash_s) & (times_s < crash_s + recovery_s))
+    crash = subject.consumers[0].crash
+    if crash is not None and crash.probability == 0:
+        scheduled = len(crash.at) + len(crash.after_messages)
+        assert worker.crashes + worker.missed_crashes == scheduled
+
     # No instance ever processes more deliveries at once than it has workers.
     concurrency = subject.consumers[0].concurrency
     for instance in np.unique(deliveries.instance):
@@ -185,7 +215,12 @@ PRESET_KEYS = {
     "sqs-fifo": {"visibility_timeout": [0.05, 1], "throughput": ["unlimited", "100/s"], "dedup_window": [0, 300]},
     "sns-sqs": {"visibility_timeout": [0.05, 1], "batch_size": [1, 3]},
     "nats-jetstream": {"ack_wait": [0.05, 1], "max_ack_pending": [1, 1000], "max_deliver": [None, 3]},
-    "redis-streams": {"claim_interval": ["off", 0.5], "claim_min_idle": [0.1, 1], "batch_size": [1, 5]},
+    "redis-streams": {
+        "claim_interval": ["off", 0.5],
+        "claim_min_idle": [0.1, 1],
+        "batch_size": [1, 5, 10],
+        "capacity": [None, 5],
+    },
 }
 
 
@@ -197,25 +232,23 @@ def preset_scenarios(draw):
         "preset": preset,
         "delivery": draw(st.sampled_from(["at-least-once", "at-most-once"])),
         "latency": draw(time_distribution()),
-        "duplication": draw(st.sampled_from([0, 0.05])),
-        "loss": draw(st.sampled_from([0, 0.05])),
-        "publish_ack_loss": draw(st.sampled_from([0, 0.1])),
+        "duplication": draw(st.sampled_from([0, 0.05, 0.5])),
+        "loss": draw(st.sampled_from([0, 0.05, 0.3])),
+        "publish_ack_loss": draw(st.sampled_from([0, 0.1, 0.5])),
     }
     for key, values in PRESET_KEYS[preset].items():
         broker[key] = draw(st.sampled_from(values))
     if draw(st.booleans()):
         broker["outages"] = [{"at": draw(st.sampled_from([0.5, 2.5])), "duration": draw(st.sampled_from([0.1, 1.0]))}]
-    crash = None
-    if draw(st.booleans()):
-        crash = {"probability": draw(st.sampled_from([0.01, 0.1])), "restart_after": draw(durations_ms) / 1000}
+    instances = draw(st.integers(1, 3))
     worker = {
         "name": "worker",
         "subscribes": ["Job"],
-        "instances": draw(st.integers(1, 3)),
+        "instances": instances,
         "concurrency": draw(st.integers(1, 2)),
         "processing_time": draw(time_distribution()),
         "idempotency": draw(st.sampled_from(["none", "dedup"])),
-        "crash": crash,
+        "crash": draw(crashes(instances, [0.01, 0.1])),
         "state": {"count": {"initial": 0}},
         "effects": [{"counter": "count", "key": "item", "add": 1}],
     }

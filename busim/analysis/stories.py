@@ -59,6 +59,7 @@ class What(enum.StrEnum):
     ABORTED = "aborted"  # the instance crashed while processing the copy
     ABANDONED = "abandoned"  # the instance crashed holding the copy, before processing it
     CRASHED = "crashed"  # the instance crashed right after processing the copy, before its ack
+    UNCOMMITTED = "uncommitted"  # the instance that processed the copy crashed before committing its offset
     LOST = "lost"  # the group will never process it
     DEAD_LETTERED = "dead_lettered"  # moved to the dead-letter queue after the delivery limit
     LEFT_PENDING = "left_pending"  # left unacknowledged, with nothing to deliver it again (Redis without a claimer)
@@ -358,10 +359,17 @@ def _group_happenings(facts: _GroupFacts, local: int) -> list[Happening]:
     deliveries = group.deliveries
     name = group.name
     found = []
+    previous = -1
     for row in facts.rows(local).tolist():
         instance = int(deliveries.instance[row])
         attempt = int(deliveries.attempt[row])
         cause = DeliveryCause(deliveries.cause[row])
+        if cause == DeliveryCause.OFFSET_REWIND and previous >= 0:
+            # Processed before, and read again because its instance crashed before the commit: when.
+            crashed = _crash_after(group, int(deliveries.instance[previous]), float(deliveries.done_s[previous]))
+            if crashed is not None:
+                found.append(Happening(crashed, name, int(deliveries.instance[previous]), What.UNCOMMITTED))
+        previous = row
         found.append(Happening(float(deliveries.arrival_s[row]), name, None, What.ARRIVED, cause, attempt))
         found.append(Happening(float(deliveries.receive_s[row]), name, instance, What.RECEIVED, attempt=attempt))
         take_s, done_s = float(deliveries.take_s[row]), float(deliveries.done_s[row])
@@ -394,6 +402,12 @@ def _group_happenings(facts: _GroupFacts, local: int) -> list[Happening]:
         cause = DeliveryCause(group.stuck_pending_cause[row])
         found.append(Happening(float(group.stuck_pending_s[row]), name, None, What.LEFT_PENDING, cause))
     return found
+
+
+def _crash_after(group: GroupRecord, instance: int, after_s: float) -> float | None:
+    """When ``instance`` first crashed at or after ``after_s``, if it did."""
+    times = group.crash_s[(group.crash_instance == instance) & (group.crash_s >= after_s)]
+    return float(times.min()) if times.size else None
 
 
 def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from busim.analysis.stories import ANOMALY_KINDS, Anomaly, Happening, Stories, Story, What
 from busim.api import REPLICATIONS_SCHEMA, RESULT_SCHEMA, Result
-from busim.engine.records import DedupMiss, DeliveryCause, LossReason
+from busim.engine.records import DedupMiss, DeliveryCause, LossReason, RunRecord
 from busim.errors import BusimError, RunFolderError
 from busim.report.console import reason_label
 from busim.report.files import RESULTS_FILE, SCENARIO_FILE
@@ -236,6 +236,7 @@ _TEXTS = {
     What.ABORTED: "aborted: the instance crashed while processing it",
     What.ABANDONED: "dropped unprocessed: the instance crashed holding it",
     What.CRASHED: "crashed after processing it, before acknowledging it",
+    What.UNCOMMITTED: "crashed before committing its offset: the partition goes back to the last commit",
 }
 
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
@@ -283,8 +284,9 @@ def anomaly_text(anomaly: Anomaly, preset: str) -> str:
         )
     if anomaly.kind == "stuck_pending":
         processed = "it had been processed" if anomaly.processed else "never processed"
+        idle = f" (idle since its delivery at {_seconds(anomaly.idle_since_s or 0)})"
         return (
-            f"stuck pending in {where} from {_seconds(anomaly.time_s)}, {processed}: "
+            f"stuck pending in {where} from {_seconds(anomaly.time_s)}{idle}, {processed}: "
             f"{_LEFT_PENDING[anomaly.causes[0]]}; it waits in the pending-entries list for a claim "
             "(XCLAIM, or a claim_interval)"
         )
@@ -374,6 +376,7 @@ def render_overview(console: Console, stories: Stories, folder: Path, consumer: 
     for kind in ANOMALY_KINDS:
         table.add_row(kind, *(f"{counts[name][kind]:,}" for name in counts))
     console.print(table)
+    _print_lines(console, crash_lines(stories.record, consumer))
     _print_lines(
         console,
         [
@@ -382,6 +385,23 @@ def render_overview(console: Console, stories: Stories, folder: Path, consumer: 
             "with that anomaly (--top N for more, --consumer NAME for one consumer).",
         ],
     )
+
+
+CRASHES_LISTED = 10
+
+
+def crash_lines(record: RunRecord, consumer: str | None = None) -> list[str]:
+    """When each consumer's instances crashed, the first :data:`CRASHES_LISTED` of each: a crash that
+    touched no message shows in no story."""
+    lines = []
+    for group in record.groups:
+        if consumer not in (None, group.name) or not group.crash_s.size:
+            continue
+        crashes = list(zip(group.crash_s.tolist(), group.crash_instance.tolist()))
+        listed = ", ".join(f"#{instance} at {_seconds(at_s)}" for at_s, instance in crashes[:CRASHES_LISTED])
+        more = f", and {len(crashes) - CRASHES_LISTED:,} more" if len(crashes) > CRASHES_LISTED else ""
+        lines.append(f"Crashes in {group.name} ({len(crashes):,}): {listed}{more}.")
+    return lines
 
 
 def render_explanation(

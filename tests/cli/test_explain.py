@@ -116,6 +116,8 @@ def test_without_a_question_explain_counts_the_messages_with_each_anomaly(crashe
         "  wrongly_accepted        0",
         "  out_of_order            0",
         "",
+        "Crashes in worker (8): #0 at 0.078 s, #0 at 0.328 s, #0 at 0.578 s, #0 at 0.828 s, #0 at 1.094 s, "
+        "#0 at 1.344 s, #0 at 1.594 s, #0 at 1.844 s.",
         f"busim explain {crashed} --message ID tells a message's story;",
         f"busim explain {crashed} --anomaly KIND tells the stories of the 5 worst messages with that anomaly "
         "(--top N for more, --consumer NAME for one consumer).",

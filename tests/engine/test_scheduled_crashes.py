@@ -175,3 +175,41 @@ def test_crashes_by_chance_leave_about_n_plus_one_over_two_pending_each():
     per_crash = worker.stuck_pending / worker.crashes
     assert abs(per_crash - mean) <= 4 * sd / math.sqrt(worker.crashes)
     assert abs(mean - (BATCH + 1) / 2) < 0.1
+
+
+# ---------------------------------------------------------------- crashes that cannot happen, and late ones
+def test_a_scheduled_crash_that_cannot_happen_is_counted_with_why():
+    # Ten jobs a second, one instance: its 20th processing (at 1.9 s) crashes it for 5 s, so the crash
+    # set for 3 s finds it down; and it never processes a millionth message.
+    result = busim.simulate(
+        scenario(consumers=[consumer(crash={"after_messages": [20, 1_000_000], "at": "3s", "restart_after": "5s"})])
+    )
+    worker = worker_of(result)
+    assert worker.crash_times_s == (pytest.approx(1.9),)
+    assert worker.missed_crashes == 2
+    assert worker.by_reason["missed_crashes"] == {"instance_down": 1, "count_not_reached": 1}
+
+
+def test_a_crash_scheduled_after_the_bus_drained_still_happens_and_the_run_lasts_until_it():
+    subject = scenario(drain_timeout="100s", consumers=[consumer(crash={"at": ["50s", "110s"]})])
+    result = busim.simulate(subject)
+    # The last at duration + drain_timeout: events due at that instant still happen.
+    assert worker_of(result).crash_times_s == (50.0, 110.0)
+    assert result.record.sim_time_s == 110.0
+
+
+def test_the_story_of_a_rewound_kafka_record_tells_the_crash_before_the_commit():
+    from busim.analysis.stories import Stories, What
+
+    # Committed every 5 s: at 3 s instance 0 crashes with everything since 0 s uncommitted, and after the
+    # 1 s session timeout instance 1 reads it all again.
+    result = busim.simulate(
+        scenario(
+            broker={"preset": "kafka", "latency": 0, "partitions": 1, "session_timeout": "1s"},
+            consumers=[consumer(instances=2, crash={"at": "3s", "restart_after": "10s"})],
+        )
+    )
+    assert worker_of(result).by_reason["redelivered"] == {"offset_rewind": 30}
+    happenings = [(h.time_s, h.instance, h.what) for h in Stories(result.record).story(5).happenings]
+    assert (3.0, 0, What.UNCOMMITTED) in happenings
+    assert happenings.index((3.0, 0, What.UNCOMMITTED)) < happenings.index((4.0, None, What.ARRIVED))

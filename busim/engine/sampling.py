@@ -50,11 +50,19 @@ def sample_durations(distribution: TimeDistribution, rng: np.random.Generator, s
 
 
 def _through_quantiles(points: dict[float, float], rng: np.random.Generator, size: int) -> np.ndarray:
-    """Log-durations linear in the normal score between given percentiles, extended at both ends."""
+    """Log-durations linear in the normal score between given percentiles, extended at both ends.
+
+    Above the last given percentile the last segment goes on for two more
+    nines of probability (to p99.99 after p99, p99.999 after p99.9) and
+    stops: the draws beyond are that longest duration. Extended without end,
+    the segment would invent a tail no measurement stated, and in an ordered
+    queue one such draw holds up every copy behind it.
+    """
     normal = NormalDist()
     scores = np.array([normal.inv_cdf(p / 100) for p in sorted(points)])
     logs = np.log([points[p] for p in sorted(points)])
-    z = rng.standard_normal(size)
+    longest_score = normal.inv_cdf(1 - (1 - max(points) / 100) / 100)
+    z = np.minimum(rng.standard_normal(size), longest_score)
     segment = np.clip(np.searchsorted(scores, z) - 1, 0, scores.size - 2)
     slope = (logs[segment + 1] - logs[segment]) / (scores[segment + 1] - scores[segment])
     return np.exp(logs[segment] + slope * (z - scores[segment]))

@@ -232,8 +232,10 @@ class QuantileTime(TaggedModel):
 
     Between two given percentiles the logarithm of the duration is linear in
     the normal score of the probability, so two percentiles give a lognormal
-    and more bend its tail to fit published measurements; beyond the first
-    and last the nearest segment continues.
+    and more bend its tail to fit published measurements; below the first
+    the first segment continues, and above the last the last one goes on for
+    two more nines of probability, the longest draw (see
+    :mod:`busim.engine.sampling`).
     """
 
     kind: Literal["quantiles"]

@@ -1,5 +1,8 @@
 """Broker presets: defaults that validate, resolve and round-trip, and keys that apply or do not."""
 
+import math
+from statistics import NormalDist
+
 import numpy as np
 import pytest
 import yaml
@@ -62,6 +65,19 @@ def test_two_quantiles_make_a_lognormal():
     two = QuantileTime.model_validate({"kind": "quantiles", "p50": 0.01, "p84.134474606854": 0.02})
     draws = sample_durations(two, np.random.default_rng(3), 400_000)
     assert np.std(np.log(draws)) == pytest.approx(np.log(2), rel=0.01)  # sd of the log-sd estimate: 0.11 %
+
+
+def test_the_tail_goes_two_nines_beyond_the_last_percentile_and_stops():
+    # p50 0.5 ms and p99 2 ms: sigma = ln 4 / z(0.99); the longest draw is the p99.99 of that lognormal.
+    nats = QuantileTime.model_validate({"kind": "quantiles", "p50": "0.5ms", "p99": "2ms"})
+    normal = NormalDist()
+    sigma = math.log(4) / normal.inv_cdf(0.99)
+    longest_s = 0.0005 * math.exp(sigma * normal.inv_cdf(0.9999))
+    draws = sample_durations(nats, np.random.default_rng(5), 1_000_000)
+    assert draws.max() == pytest.approx(longest_s, rel=1e-12)
+    # About 1 in 10,000 draws is the longest: 100 expected, and fewer than 60 or more than 140 has
+    # probability under 1e-4 (Poisson, 4 standard deviations).
+    assert 60 <= np.count_nonzero(draws == draws.max()) <= 140
 
 
 def test_quantiles_must_grow_with_the_percentile():

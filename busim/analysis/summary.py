@@ -71,6 +71,7 @@ class ConsumerSummary:
     rejected_publishes: int
     crashes: int
     crash_times_s: tuple[float, ...]
+    crash_instances: tuple[int, ...]  # per crash, in the order of crash_times_s: the instance that crashed
     missed_crashes: int  # scheduled crashes that did not happen (by_reason.missed_crashes says why)
     by_reason: dict[str, dict[str, int]]
     latency_s: LatencyBreakdown
@@ -214,6 +215,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         rejected_publishes=group.rejected_publishes,
         crashes=int(group.crash_s.size),
         crash_times_s=tuple(float(t) for t in group.crash_s),
+        crash_instances=tuple(int(instance) for instance in group.crash_instance),
         missed_crashes=int(group.missed_crash_s.size),
         by_reason={
             "duplicate_deliveries": _cause_counts(duplicates, DeliveryCause),

@@ -102,8 +102,10 @@ def test_the_story_of_a_message_tells_the_scheduled_crash_that_aborted_it():
 def test_random_crashes_draw_a_live_instance_for_each_from_the_seed():
     crash = {"at": [f"{t}s" for t in range(1, 10)], "instance": "random", "restart_after": 0}
     subject = scenario(consumers=[consumer(instances=3, crash=crash)])
-    instances = busim.simulate(subject).record.groups[0].crash_instance.tolist()
+    result = busim.simulate(subject)
+    instances = result.record.groups[0].crash_instance.tolist()
     assert len(instances) == 9 and set(instances) == {0, 1, 2}
+    assert worker_of(result).crash_instances == tuple(instances)
     assert busim.simulate(subject).record.groups[0].crash_instance.tolist() == instances
     other = busim.simulate(subject.model_copy(update={"seed": 2})).record.groups[0].crash_instance.tolist()
     assert other != instances

@@ -9,7 +9,9 @@ marks and reported together, as ``FILE:LINE:COL: key.path: message``.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,7 +28,15 @@ from busim.scenario.schema import Scenario, did_you_mean
 
 KeyPath = tuple[str | int, ...]
 
+# Limits on what a scenario file may hold, far beyond any real scenario, so that a
+# mistaken or hostile file is refused with a message instead of exhausting memory,
+# time or the stack (PyYAML composes nodes recursively).
+MAX_SCENARIO_BYTES = 4 * 1024 * 1024  # a large scenario is a few KB
 MAX_YAML_VALUES = 100_000  # a large scenario has a few thousand
+MAX_YAML_DEPTH = 100  # lists and mappings one inside another; a scenario nests 6 deep
+# Integers beyond ±2^63 are refused anyway; past this many digits Python will not even
+# print them (its limit is 4,300 digits, 640 at the least), and a float holds 309.
+MAX_INTEGER_DIGITS = 400
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 IGNORED_PREFIX = "x-"  # top-level keys for YAML anchors, as in Compose files
 
@@ -92,10 +102,14 @@ def parse_yaml(text: str, source: str) -> Document:
     validation errors, so that one pass shows everything.
 
     Raises:
-        ScenarioError: the text is not valid YAML, or its aliases run away.
+        ScenarioError: the text is not valid YAML, holds a character YAML
+            does not allow, nests or expands beyond the limits, or its
+            aliases run away.
     """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
+    except _RefusedText as error:
+        raise ScenarioError([Problem(source, error.line, error.column, "", str(error))]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -111,10 +125,110 @@ def parse_yaml(text: str, source: str) -> Document:
     return document
 
 
+class _RefusedText(Exception):
+    """YAML text that is not composed, with the 1-based line and column of the reason."""
+
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stopping at :data:`MAX_YAML_DEPTH` levels and :data:`MAX_YAML_VALUES` nodes.
+
+    Its composer calls itself once per level, so a few hundred brackets
+    would exhaust Python's stack, and it keeps every node, so a large file
+    would take seconds and hundreds of MB before the builder could count.
+    """
+
+    def __init__(self, stream: str, subject: str) -> None:
+        super().__init__(stream)
+        self.subject = subject  # what the text is, in messages: the file, the value
+        self.depth = 0
+        self.nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        opens = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        self.nodes += 1
+        self.depth += opens
+        if self.depth > MAX_YAML_DEPTH or self.nodes > MAX_YAML_VALUES:
+            mark = self.peek_event().start_mark
+            message = _TOO_DEEP if self.depth > MAX_YAML_DEPTH else f"{self.subject} {_TOO_MANY}"
+            raise _RefusedText(mark.line + 1, mark.column + 1, message)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= opens
+
+
+_TOO_DEEP = f"lists and mappings nest more than {MAX_YAML_DEPTH} levels deep"
+_TOO_MANY = f"holds more than {MAX_YAML_VALUES:,} values; a large scenario has a few thousand"
+
+
+def _compose(text: str, subject: str = "the file") -> yaml.Node | None:
+    """Compose YAML text into nodes, as ``yaml.compose`` does, within the limits.
+
+    Raises:
+        _RefusedText: a character YAML does not allow, or too many or too deep nodes.
+        yaml.MarkedYAMLError: the text is not valid YAML.
+    """
+    try:
+        loader = _GuardedLoader(text, subject)  # reads the whole text for characters it refuses
+    except yaml.reader.ReaderError as error:
+        line, column = _position(text, error.position)
+        raise _RefusedText(line, column, _refused_character(error.character)) from None
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # YAML 1.1's line breaks, as PyYAML counts them
+# The names of U+0000 to U+001F, as the ASCII standard gives them.
+_CONTROL_NAMES = [
+    *("NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL", "BS", "HT", "LF", "VT", "FF", "CR", "SO", "SI"),
+    *("DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB", "CAN", "EM", "SUB", "ESC", "FS", "GS", "RS", "US"),
+]
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """The 1-based line and column of ``text[index]``, counted as PyYAML counts its marks."""
+    head = text[:index]
+    line_start = max(head.rfind(end) for end in "\n\r\x85\u2028\u2029") + 1
+    # PyYAML does not count a byte order mark as a column.
+    return len(_LINE_BREAK.findall(head)) + 1, index - line_start - head.count("\ufeff", line_start) + 1
+
+
+def _refused_character(code: int | str) -> str:
+    code = code if isinstance(code, int) else ord(code)
+    if code < len(_CONTROL_NAMES) or code == 0x7F:
+        name = _CONTROL_NAMES[code] if code < len(_CONTROL_NAMES) else "DEL"
+        what = f"the control character U+{code:04X} ({name})"
+    else:
+        what = f"the character U+{code:04X}"
+    return f"{what} is not allowed in YAML, not even in a comment; remove it"
+
+
 class _UnreadableYaml(Exception):
-    def __init__(self, node: yaml.Node, message: str) -> None:
+    """A node the builder refuses; ``path`` is the key path of a value to blame, if it is not the whole file."""
+
+    def __init__(self, node: yaml.Node, message: str, path: KeyPath | None = None) -> None:
         super().__init__(message)
         self.node = node
+        self.path = path
+
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_SCALAR_KINDS = {
+    _INT_TAG: "a whole number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "true or false",
+    _TIMESTAMP_TAG: "a date or time",
+    "tag:yaml.org,2002:binary": "base64 data",
+}
+_LARGEST_INTEGER = 10**MAX_INTEGER_DIGITS - 1
 
 
 class _Builder:
@@ -124,11 +238,17 @@ class _Builder:
     a key repeated in one mapping is reported rather than silently overridden.
     It keeps a key as it is
     written (``3`` and ``true`` become the strings "3" and "true"), and stops
-    on aliases that contain themselves or expand beyond :data:`MAX_YAML_VALUES`.
+    on aliases that contain themselves, and on values that expand beyond
+    :data:`MAX_YAML_VALUES` or nest beyond :data:`MAX_YAML_DEPTH` through
+    aliases and merges.
+
+    ``override`` names the ``--set`` override the nodes were read from: its
+    values are marked with it, without the positions in its one line.
     """
 
-    def __init__(self, document: Document) -> None:
+    def __init__(self, document: Document, override: str | None = None) -> None:
         self.document = document
+        self.override = override
         self.constructor = yaml.constructor.SafeConstructor()
         self.values = 0
 
@@ -136,59 +256,97 @@ class _Builder:
         try:
             return self._build(node, path, ancestors)
         except _UnreadableYaml as error:
-            raise ScenarioError([self._problem(error.node, path, str(error))]) from None
+            blamed = path if error.path is None else error.path
+            raise ScenarioError([self._problem(error.node, blamed, str(error))]) from None
         except yaml.constructor.ConstructorError as error:
+            if self.override is not None:
+                problem = Problem(self.override, None, None, format_path(path), str(error.problem))
+                raise ScenarioError([problem]) from None
             mark = error.problem_mark
             line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             raise ScenarioError([Problem(self.document.source, line, column, "", str(error.problem))]) from None
 
+    def _mark(self, node: yaml.Node) -> Mark:
+        if self.override is not None:
+            return Mark(self.override)
+        return _mark(self.document.source, node.start_mark)
+
     def _problem(self, node: yaml.Node, path: KeyPath, message: str) -> Problem:
-        mark = node.start_mark
-        return Problem(self.document.source, mark.line + 1, mark.column + 1, format_path(path), message)
+        mark = self._mark(node)
+        return Problem(mark.source, mark.line, mark.column, format_path(path), message)
+
+    def _count(self, node: yaml.Node, values: int = 1) -> None:
+        self.values += values
+        if self.values > MAX_YAML_VALUES:
+            what = "the value" if self.override else "the file"
+            raise _UnreadableYaml(node, f"{what} expands to more than {MAX_YAML_VALUES:,} values through its aliases")
 
     def _build(self, node: yaml.Node, path: KeyPath, ancestors: frozenset[int]) -> Any:
         if id(node) in ancestors:
             raise _UnreadableYaml(node, "an alias refers to a value that contains it")
-        self.values += 1
-        if self.values > MAX_YAML_VALUES:
-            raise _UnreadableYaml(node, f"the file expands to more than {MAX_YAML_VALUES:,} values through its aliases")
-        self.document.value_marks[path] = _mark(self.document.source, node.start_mark)
+        self._count(node)
+        self.document.value_marks[path] = self._mark(node)
         inside = ancestors | {id(node)}
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and len(path) >= MAX_YAML_DEPTH:
+            # Nesting in the text is checked as it is read: this is through aliases, or under an override's key.
+            raise _UnreadableYaml(node, _TOO_DEEP if self.override else f"{_TOO_DEEP} once aliases are expanded")
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, inside)
         if isinstance(node, yaml.SequenceNode):
             return [self._build(item, (*path, index), inside) for index, item in enumerate(node.value)]
-        value = self.constructor.construct_object(node, deep=True)
+        value = self._scalar(node, path)
         if isinstance(value, bool):
             self.document.booleans[path] = node.value
+        return value
+
+    def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
+        """The value of a scalar node, refusing what its tag cannot read (``2024-13-01``, ``!!int x``)."""
+        tag = node.tag  # resolved by the composer
+        # int() of a long decimal string raises (Python's digit limit) or, without the limit, takes quadratic time.
+        if tag == _INT_TAG and len(node.value) > 4 * MAX_INTEGER_DIGITS:
+            raise _UnreadableYaml(node, _too_long(node.value), path)
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except (ValueError, KeyError, AttributeError) as error:
+            # PyYAML's constructors assume the resolver's patterns: an explicit tag (!!int x)
+            # or a date out of range (2024-13-01) fails in int(), a dict lookup or datetime.
+            kind = _SCALAR_KINDS.get(tag, tag)
+            detail = f": {error}" if tag == _TIMESTAMP_TAG and isinstance(error, ValueError) else ""
+            if "timedelta" in detail:  # datetime's own words, about an offset such as -99:00
+                detail = ": its offset from UTC must be under 24 hours"
+            raise _UnreadableYaml(node, f"cannot read {_excerpt(node.value)} as {kind}{detail}", path) from None
+        if isinstance(value, int) and not -_LARGEST_INTEGER <= value <= _LARGEST_INTEGER:
+            raise _UnreadableYaml(node, _too_long(node.value), path)
         return value
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath, inside: frozenset[int]) -> dict[str, Any]:
         mapping: dict[str, Any] = {}
         own: dict[str, yaml.Node] = {}
-        for key_node, value_node, merged in self._pairs(node, inside):
-            key = self._key(key_node)
+        for key_node, value_node, merged in self._pairs(node, inside, 0):
+            key = self._key(key_node, path)
             here = (*path, key)
             if key in own and not merged:
-                first = own[key].start_mark.line + 1
-                self.document.problems.append(
-                    self._problem(key_node, here, f"duplicate key {key!r} (first given on line {first})")
-                )
+                first = "" if self.override else f" (first given on line {own[key].start_mark.line + 1})"
+                self.document.problems.append(self._problem(key_node, here, f"duplicate key {key!r}{first}"))
                 continue
             if key in mapping:
                 continue  # a merged value never overrides one already set
             if not merged:
                 own[key] = key_node
-            self.document.key_marks[here] = _mark(self.document.source, key_node.start_mark)
+            self.document.key_marks[here] = self._mark(key_node)
             mapping[key] = self._build(value_node, here, inside)
         return mapping
 
-    def _pairs(self, node: yaml.MappingNode, inside: frozenset[int]) -> list[tuple[yaml.Node, yaml.Node, bool]]:
+    def _pairs(
+        self, node: yaml.MappingNode, inside: frozenset[int], depth: int
+    ) -> list[tuple[yaml.Node, yaml.Node, bool]]:
         """The mapping's ``(key, value, merged)`` pairs, highest precedence first.
 
         YAML's merge key: the mapping's own keys come first, then each merged
         mapping's pairs, earlier mappings of a ``<<: [*a, *b]`` list before
         later ones (and, inside each, its own keys before its merges).
+        Merged pairs count as values as they are produced: ten mappings each
+        merging the one before ten times would make 10^10 of them.
         """
         own = [(key, value, False) for key, value in node.value if key.tag != _MERGE_TAG]
         merged: list[tuple[yaml.Node, yaml.Node, bool]] = []
@@ -201,13 +359,27 @@ class _Builder:
                     raise _UnreadableYaml(source, "an alias refers to a value that contains it")
                 if not isinstance(source, yaml.MappingNode):
                     raise _UnreadableYaml(source, "<< merges a mapping or a list of mappings")
-                merged += [(k, v, True) for k, v, _ in self._pairs(source, inside | {id(node)})]
+                if depth >= MAX_YAML_DEPTH:
+                    raise _UnreadableYaml(source, f"merges (<<) nest more than {MAX_YAML_DEPTH} levels deep")
+                pairs = self._pairs(source, inside | {id(node)}, depth + 1)
+                self._count(source, len(pairs))
+                merged += [(k, v, True) for k, v, _ in pairs]
         return own + merged
 
-    def _key(self, node: yaml.Node) -> str:
+    def _key(self, node: yaml.Node, path: KeyPath) -> str:
         if isinstance(node, yaml.ScalarNode):
             return node.value
-        return str(self.constructor.construct_object(node, deep=True))
+        # A list or mapping as a key names nothing in a scenario, and printing one that aliases expand could hang.
+        raise _UnreadableYaml(node, "a key must be a single value, not a list or a mapping", path)
+
+
+def _too_long(written: str) -> str:
+    return f"integers must lie within ±2^63 (got {written[:20]}…, {len(written):,} characters long)"
+
+
+def _excerpt(text: str, length: int = 40) -> str:
+    """``text`` quoted, cut short with an ellipsis when it is longer than ``length``."""
+    return repr(text) if len(text) <= length else repr(text[:length]) + "…"
 
 
 # ---------------------------------------------------------------- overrides
@@ -221,16 +393,17 @@ def apply_override(document: Document, assignment: str, source: str | None = Non
     ``KEY`` is a dotted path; an entry of ``publishers`` or ``consumers`` is
     addressed by its name or index, after a dot or in brackets
     (``consumers.inventory.instances``, ``consumers[0].instances``).
-    ``VALUE`` is read as YAML, so ``8`` is a number and ``[a, b]`` a list.
-    Mappings missing on the way are created.
+    ``VALUE`` is read as YAML, so ``8`` is a number and ``[a, b]`` a list,
+    within the limits of a file. Mappings missing on the way are created.
 
     ``source`` names where the assignment came from in messages and marks
-    (default ``--set KEY=VALUE``).
+    (default ``--set KEY=VALUE``, cut short when it is long).
 
     Raises:
-        OverrideError: the assignment is malformed or names no scenario key.
+        OverrideError: the assignment is malformed, names no scenario key, or
+            its value is beyond the limits of a file.
     """
-    source = source or f"--set {assignment}"
+    source = source or f"--set {_excerpt_text(assignment, 60)}"
     key, equals, text = assignment.partition("=")
     key = key.strip()
     if not equals or not key:
@@ -239,15 +412,14 @@ def apply_override(document: Document, assignment: str, source: str | None = Non
         raise OverrideError(
             f"{source}: malformed key {key!r}; write keys such as broker.loss or consumers[inventory].instances"
         )
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as error:
-        problem = getattr(error, "problem", None) or str(error)
-        raise OverrideError(f"{source}: the value is not valid YAML ({problem})") from None
+    root = compose_value(text, source)
     if not isinstance(document.data, dict):
         raise OverrideError(f"{source}: the scenario file does not hold a mapping of keys")
     mark = Mark(source)
     parts = [bracketed or dotted for bracketed, dotted in _OVERRIDE_PART.findall(key)]
+    if len(parts) > MAX_YAML_DEPTH:
+        # The mappings it creates would nest deeper than a file may.
+        raise OverrideError(f"{source}: the key has more than {MAX_YAML_DEPTH} parts")
     node: Any = document.data
     path: KeyPath = ()
     for position, part in enumerate(parts):
@@ -263,15 +435,59 @@ def apply_override(document: Document, assignment: str, source: str | None = Non
         else:
             raise OverrideError(f"{source}: {format_path(path)} is not a mapping or a list")
         path = (*path, step)
-        if last:
-            node[step] = value
-        else:
+        if not last:
             node = node[step]
     document.forget(path)
+    node[step] = None if root is None else _build_value(root, source, document, path)
     document.key_marks[path] = mark
     document.value_marks[path] = mark
-    if isinstance(value, bool):
-        document.booleans[path] = text.strip()
+
+
+def compose_value(text: str, source: str, invalid: str = "the value is not valid YAML") -> yaml.Node | None:
+    """Compose a YAML value given on the command line, within the limits of a file.
+
+    Raises:
+        OverrideError: ``f"{source}: {invalid} (why)"`` for a syntax error, or
+            the value holds a character YAML does not allow or is beyond the limits.
+    """
+    try:
+        return _compose(text, "the value")
+    except _RefusedText as error:
+        raise OverrideError(f"{source}: {error}") from None
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error)
+        raise OverrideError(f"{source}: {invalid} ({problem})") from None
+
+
+def read_value(text: str, source: str, invalid: str = "the value is not valid YAML") -> tuple[Any, yaml.Node | None]:
+    """A YAML value given on the command line, and its node, read as a file's values are.
+
+    Raises:
+        OverrideError: as :func:`compose_value` says, or the value repeats a key
+            or expands beyond the limits through aliases.
+    """
+    root = compose_value(text, source, invalid)
+    if root is None:
+        return None, None
+    document = Document(data=None, source=source)
+    value = _build_value(root, source, document, ())
+    if document.problems:
+        raise OverrideError(str(document.problems[0]))
+    return value, root
+
+
+def _build_value(root: yaml.Node, source: str, document: Document, path: KeyPath) -> Any:
+    """The value of an override's nodes, built into ``document`` at ``path`` and marked with ``source``."""
+    try:
+        return _Builder(document, override=source).build(root, path, frozenset())
+    except ScenarioError as error:
+        raise OverrideError(str(error)) from None
+
+
+def _excerpt_text(text: str, length: int) -> str:
+    """``text`` cut short with an ellipsis when longer than ``length``, control characters escaped (``\\x07``)."""
+    shown = "".join(character if character.isprintable() else repr(character)[1:-1] for character in text[:length])
+    return shown if len(text) <= length else shown + "…"
 
 
 def _entry_index(entries: list[Any], part: str, path: KeyPath, source: str) -> int:
@@ -515,23 +731,67 @@ def _allowed_keys(loc: KeyPath, data: Any) -> list[str]:
 
 # ---------------------------------------------------------------- files
 def read_scenario_text(path: FilePath) -> str:
-    """Read a scenario file as text.
+    """Read a scenario file as text, at most :data:`MAX_SCENARIO_BYTES` of it.
 
     Raises:
-        ScenarioFileError: the path is missing, a folder, or not UTF-8 text.
+        ScenarioFileError: the path is missing, a folder, not a regular file
+            (a FIFO would block, a device might never end), or too large.
+        ScenarioError: the file is not UTF-8 text, located at its first bad byte.
     """
-    if not path.exists():
-        raise ScenarioFileError(f"{path}: no such file")
-    if path.is_dir():
+    try:
+        status = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ScenarioFileError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ScenarioFileError(f"{path}: cannot be read ({error.strerror})") from None
+    except ValueError:  # a NUL character, which no path may hold
+        raise ScenarioFileError(f"{str(path)!r}: no such file") from None
+    if stat.S_ISDIR(status.st_mode):
         inside = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
         hint = f" such as {inside[0]}" if inside else f" (there is no .yaml file in {path})"
         raise ScenarioFileError(f"{path}: is a folder; give a scenario file{hint}")
+    if not stat.S_ISREG(status.st_mode):
+        raise ScenarioFileError(f"{path}: is {_file_kind(status.st_mode)}, not a regular file; give a scenario file")
+    if status.st_size > MAX_SCENARIO_BYTES:
+        raise ScenarioFileError(f"{path}: {_too_large(status.st_size)}")
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ScenarioFileError(f"{path}: is not a UTF-8 text file") from None
+        # Non-blocking: a FIFO swapped in since the stat must not block the open (fstat then refuses it).
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        with os.fdopen(os.open(path, flags), "rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                raise ScenarioFileError(f"{path}: is {_file_kind(mode)}, not a regular file; give a scenario file")
+            # A byte beyond the limit tells a file that grew since the stat, or one that stat sizes 0 (in /proc).
+            data = file.read(MAX_SCENARIO_BYTES + 1)
     except OSError as error:
         raise ScenarioFileError(f"{path}: cannot be read ({error.strerror})") from None
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise ScenarioFileError(f"{path}: {_too_large(None)}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        head = data[: error.start].decode("utf-8")
+        line, column = _position(head, len(head))
+        message = f"is not UTF-8 text (byte 0x{data[error.start]:02X}: {error.reason}); save it as UTF-8"
+        raise ScenarioError([Problem(str(path), line, column, "", message)]) from None
+
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _file_kind(mode: int) -> str:
+    return next((kind for test, kind in _FILE_KINDS if test(mode)), "a special file")
+
+
+def _too_large(size: int | None) -> str:
+    """Why a file of ``size`` bytes (None: unknown, but too many) is refused."""
+    limit = f"the {MAX_SCENARIO_BYTES // 2**20} MiB ({MAX_SCENARIO_BYTES:,} bytes) a scenario file may hold"
+    return f"is {size:,} bytes, larger than {limit}" if size is not None else f"is larger than {limit}"
 
 
 def load_scenario(

@@ -8,19 +8,50 @@ business and are reported by it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from itertools import pairwise
+from collections.abc import Collection, Iterator
+from contextvars import ContextVar
+from itertools import islice, pairwise
 from typing import Any
 
-from busim.scenario.flows import Flow, carried_fields, find_loop
+from busim.scenario.flows import Flow, carried_fields, causes_first, find_loop
 from busim.scenario.schema import Crash, Scenario, did_you_mean
 from busim.scenario.units import parse_duration
 
 Path = tuple[str | int, ...]
 
 
+# Suggesting a near miss compares the word with every name it could be: thousands of misspelt
+# references to thousands of names would take minutes. Past this many comparisons in one check
+# (a second or so), and for words too long to have been typed, nothing is suggested.
+SUGGESTION_COMPARISONS = 20_000
+LISTED_NAMES = 50  # a message lists this many names at most: thousands would bury it
+_comparisons_left: ContextVar[int] = ContextVar("comparisons_left", default=SUGGESTION_COMPARISONS)
+
+
 def reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     """Return ``(key path, message)`` for every broken cross-reference in ``data``."""
+    budget = _comparisons_left.set(SUGGESTION_COMPARISONS)
+    try:
+        return _reference_problems(data)
+    finally:
+        _comparisons_left.reset(budget)
+
+
+def _suggest(word: str, choices: Collection[str]) -> str:
+    """:func:`did_you_mean`, within the comparisons left for this check."""
+    left = _comparisons_left.get()
+    if len(word) > 100 or len(choices) > left:
+        return ""
+    _comparisons_left.set(left - len(choices))
+    return did_you_mean(word, choices)
+
+
+def _listed(names: Collection[str]) -> str:
+    shown = ", ".join(islice(names, LISTED_NAMES)) or "none"
+    return shown if len(names) <= LISTED_NAMES else f"{shown}, … ({len(names):,} in all)"
+
+
+def _reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     problems: list[tuple[Path, str]] = []
     problems += _unique_names(data, "publishers", "publisher")
     problems += _unique_names(data, "consumers", "consumer")
@@ -32,24 +63,28 @@ def reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     events = data.get("events")
     if not isinstance(events, dict):
         return problems  # the schema reports it; every event reference would fail with it
-    fields = _carried_fields(data, events)
-    produced = {p.get("event") for _, p in _entries(data, "publishers")} | {
-        event for flow in _flows(data) for event in flow.emits
-    }
+    flows = _flows(data)
+    fields = _carried_fields(data, events, flows)
+    produced = _published(data) | {event for flow in flows for event in flow.emits}
     # An event nothing produces and that declares no fields of its own was meant to carry its cause's,
     # which are unknown: checks on them would only echo the mistake that left it without a producer.
     unknown = {event for event in events if event not in produced and not _fields_of(events[event])}
-    for _ in range(len(events)):  # and so are those that carry theirs down a chain
-        unknown |= {
-            event
-            for flow in _flows(data)
-            if set(flow.subscribes) & unknown
-            for event in flow.emits
-            if event in events and not _fields_of(events[event])
-        }
+    subscribers: dict[str, list[Flow]] = {}
+    for flow in flows:
+        for event in set(flow.subscribes):
+            subscribers.setdefault(event, []).append(flow)
+    pending = list(unknown)
+    while pending:  # and so are those that carry theirs down a chain
+        for flow in subscribers.get(pending.pop(), []):
+            for event in flow.emits:
+                if event in events and event not in unknown and not _fields_of(events[event]):
+                    unknown.add(event)
+                    pending.append(event)
     fields = {event: names for event, names in fields.items() if event not in unknown}
-    # A misspelt publisher's or emitter's event already explains why something is not produced.
-    misspelt = any(isinstance(e, str) and e not in events for e in produced)
+    # A misspelt or malformed publisher's event, or emitter's, already explains why something is not produced.
+    misspelt = any(e not in events for e in produced) or any(
+        not isinstance(entry.get("event"), str) for entry in _producers(data)
+    )
     problems += _event_keys(events, fields)
     for index, publisher in _entries(data, "publishers"):
         event = publisher.get("event")
@@ -62,6 +97,18 @@ def reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
         problems += _emitted_events(("consumers", index), consumer, events)
     problems += _loops(data)
     return problems
+
+
+def _published(data: dict[str, Any]) -> set[str]:
+    """The events publishers name; a publisher's event that is not a name (a list, say) is the schema's to report."""
+    return {p["event"] for _, p in _entries(data, "publishers") if isinstance(p.get("event"), str)}
+
+
+def _producers(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The publishers and the consumers' emits entries, each a mapping that names an event."""
+    emits = [consumer.get("emits") for _, consumer in _entries(data, "consumers")]
+    emitted = [entry for entries in emits if isinstance(entries, list) for entry in entries if isinstance(entry, dict)]
+    return [publisher for _, publisher in _entries(data, "publishers")] + emitted
 
 
 def _names(values: Any) -> tuple[str, ...]:
@@ -79,23 +126,31 @@ def _flows(data: dict[str, Any]) -> list[Flow]:
     return flows
 
 
-def _carried_fields(data: dict[str, Any], events: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _carried_fields(data: dict[str, Any], events: dict[str, Any], flows: list[Flow]) -> dict[str, dict[str, Any]]:
     """Each event's fields, with the raw generator of declared ones and None for those carried from a cause."""
-    published = {p.get("event") for _, p in _entries(data, "publishers")}
     declared = {name: tuple(_fields_of(event)) for name, event in events.items()}
-    flows = _flows(data)
-    carried = carried_fields(declared, {e for e in published if isinstance(e, str)}, flows)
+    carried = carried_fields(declared, _published(data), flows)
     generators = {
         name: {field: _fields_of(events[name]).get(field, _CARRIED) for field in carried[name]} for name in carried
     }
     # A carried field takes the generator of the field it is carried from.
-    causes = {event: [c for flow in flows if event in flow.emits for c in flow.subscribes] for event in events}
+    causes: dict[str, list[str]] = {event: [] for event in events}
+    for flow in flows:
+        for event in dict.fromkeys(flow.emits):
+            if event in causes:
+                causes[event] += flow.subscribes
+    ordered = causes_first(generators, flows)  # causes first: one pass usually settles every field
     for _ in range(len(events)):
-        for name, fields in generators.items():
+        changed = False
+        for name in ordered:
+            fields = generators[name]
             for field, generator in fields.items():
                 if generator is _CARRIED:
                     found = [generators[c][field] for c in causes[name] if c in generators and field in generators[c]]
                     fields[field] = next((g for g in found if g is not _CARRIED), _CARRIED)
+                    changed |= fields[field] is not _CARRIED
+        if not changed:
+            break
     return generators
 
 
@@ -322,8 +377,7 @@ def _fields_of(event: Any) -> dict[str, Any]:
 
 
 def _undeclared_event(name: str, events: dict[str, Any]) -> str:
-    declared = ", ".join(events) or "none"
-    return f"event {name!r} is not declared under events{did_you_mean(name, events)} (declared: {declared})"
+    return f"event {name!r} is not declared under events{_suggest(name, events)} (declared: {_listed(events)})"
 
 
 def _event_keys(events: dict[str, Any], carried: dict[str, dict[str, Any]]) -> list[tuple[Path, str]]:
@@ -341,7 +395,7 @@ def _event_keys(events: dict[str, Any], carried: dict[str, dict[str, Any]]) -> l
 
 
 def _declared(name: str, fields: dict[str, Any]) -> str:
-    return f"{did_you_mean(name, fields)} (fields: {', '.join(fields) or 'none'})"
+    return f"{_suggest(name, fields)} (fields: {_listed(fields)})"
 
 
 def _unique_names(data: dict[str, Any], section: str, what: str) -> list[tuple[Path, str]]:
@@ -397,12 +451,11 @@ def _consumer_references(
         here = (*at, "effects", index)
         counter = effect.get("counter")
         if isinstance(counter, str) and counter not in state:
-            declared = ", ".join(state) or "none"
             problems.append(
                 (
                     (*here, "counter"),
                     f"counter {counter!r} is not declared in this consumer's state"
-                    f"{did_you_mean(counter, state)} (declared: {declared})",
+                    f"{_suggest(counter, state)} (declared: {_listed(state)})",
                 )
             )
         key = effect.get("key")
@@ -433,12 +486,20 @@ def _consumer_references(
 
 def _invariant_references(data: dict[str, Any]) -> list[tuple[Path, str]]:
     """Each invariant's consumer is declared, and its counter is kept by that consumer, or by exactly one."""
-    counters: dict[str, list[str]] = {}  # consumer name -> its counters
+    counters: dict[str, dict[str, None]] = {}  # consumer name -> its counters (a dict: in order, found at once)
     for _, consumer in _entries(data, "consumers"):
         name, state = consumer.get("name"), consumer.get("state")
         if isinstance(name, str):
-            counters[name] = list(state) if isinstance(state, dict) else []
-    queried = {consumer.get("name") for _, consumer in _entries(data, "consumers") if consumer.get("queries")}
+            counters[name] = dict.fromkeys(state) if isinstance(state, dict) else {}
+    keepers_of: dict[str, list[str]] = {}  # counter -> the consumers keeping one of that name
+    for name, kept in counters.items():
+        for kept_counter in kept:
+            keepers_of.setdefault(kept_counter, []).append(name)
+    queried = {
+        consumer["name"]
+        for _, consumer in _entries(data, "consumers")
+        if consumer.get("queries") and isinstance(consumer.get("name"), str)
+    }
     problems: list[tuple[Path, str]] = []
     for index, invariant in _entries(data, "invariants"):
         here: Path = ("invariants", index)
@@ -455,12 +516,11 @@ def _invariant_references(data: dict[str, Any]) -> list[tuple[Path, str]]:
                         )
                     )
         if isinstance(consumer, str) and consumer not in counters:
-            declared = ", ".join(counters) or "none"
             problems.append(
                 (
                     (*here, "consumer"),
                     f"consumer {consumer!r} is not declared under consumers"
-                    f"{did_you_mean(consumer, counters)} (declared: {declared})",
+                    f"{_suggest(consumer, counters)} (declared: {_listed(counters)})",
                 )
             )
             continue
@@ -473,21 +533,20 @@ def _invariant_references(data: dict[str, Any]) -> list[tuple[Path, str]]:
                     (
                         (*here, "counter"),
                         f"counter {counter!r} is not declared in {consumer}'s state"
-                        f"{did_you_mean(counter, kept)} (declared: {', '.join(kept) or 'none'})",
+                        f"{_suggest(counter, kept)} (declared: {_listed(kept)})",
                     )
                 )
             continue
-        keepers = [name for name, kept in counters.items() if counter in kept]
+        keepers = keepers_of.get(counter, [])
         if len(keepers) > 1:
-            listed = ", ".join(keepers[:-1]) + f" and {keepers[-1]}"
+            listed = _listed(keepers[:-1]) + f" and {keepers[-1]}" if len(keepers) <= LISTED_NAMES else _listed(keepers)
             problems.append(((*here, "counter"), f"counter {counter!r} is kept by {listed}; name the consumer"))
         elif not keepers:
-            every = list(dict.fromkeys(name for kept in counters.values() for name in kept))
             problems.append(
                 (
                     (*here, "counter"),
                     f"counter {counter!r} is not declared in any consumer's state"
-                    f"{did_you_mean(counter, every)} (declared: {', '.join(every) or 'none'})",
+                    f"{_suggest(counter, keepers_of)} (declared: {_listed(keepers_of)})",
                 )
             )
     return problems
@@ -500,12 +559,11 @@ def _queried_counter(at: Path, queries: Any, state: dict[str, Any], effects: lis
         return []  # missing or malformed: the schema reports it
     here = (*at, "queries", "counter")
     if counter not in state:
-        declared = ", ".join(state) or "none"
         return [
             (
                 here,
                 f"counter {counter!r} is not declared in this consumer's state"
-                f"{did_you_mean(counter, state)} (declared: {declared})",
+                f"{_suggest(counter, state)} (declared: {_listed(state)})",
             )
         ]
     changed = [
@@ -517,8 +575,8 @@ def _queried_counter(at: Path, queries: Any, state: dict[str, Any], effects: lis
             (
                 here,
                 f"no effect changes counter {counter!r}, so its reads have no keys; "
-                f"query a counter that an effect changes{did_you_mean(counter, changed)} "
-                f"(changed: {', '.join(changed) or 'none'})",
+                f"query a counter that an effect changes{_suggest(counter, changed)} "
+                f"(changed: {_listed(changed)})",
             )
         ]
     return []

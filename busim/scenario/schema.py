@@ -736,6 +736,9 @@ INVARIANT_METRICS: dict[str, Literal["count", "duration", "fraction"]] = {
 
 
 def _non_negative(value: Any) -> int | float:
+    if isinstance(value, int) and not isinstance(value, bool) and value > INT64_MAX:
+        # Checked apart: math.isfinite fails on an integer beyond a float's range.
+        raise ValueError(f"integers must lie within ±2^63 (got {value})")
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 and math.isfinite(value):
         return value
     raise ValueError(f"expected a number >= 0 (got {_got(value)})")

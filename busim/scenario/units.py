@@ -38,7 +38,10 @@ def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond a float's range, as infinite as 1e999
+            return math.inf
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import yaml
 
 from busim.errors import OverrideError, ScenarioError
-from busim.scenario.loader import LoadedScenario, load_scenario
+from busim.scenario.loader import LoadedScenario, load_scenario, read_value
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,9 @@ class Variant:
     loaded: LoadedScenario
 
 
-def load_variants(files: list[Path], vary: list[str], overrides: list[str]) -> list[Variant]:
+def load_variants(
+    files: list[Path], vary: list[str], overrides: list[str], max_variants: int | None = None
+) -> list[Variant]:
     """The variants that ``busim compare`` runs.
 
     Several files are one variant each; one file is varied by the grid of
@@ -27,7 +30,8 @@ def load_variants(files: list[Path], vary: list[str], overrides: list[str]) -> l
     block. ``overrides`` apply to every variant first.
 
     Raises:
-        OverrideError: a --vary is malformed, or there is nothing to compare.
+        OverrideError: a --vary is malformed, its grid has more than
+            ``max_variants`` points, or there is nothing to compare.
         ScenarioFileError, ScenarioError: a file or a variant is invalid.
     """
     if len(files) > 1:
@@ -44,6 +48,13 @@ def load_variants(files: list[Path], vary: list[str], overrides: list[str]) -> l
     (path,) = files
     if vary:
         axes = [_vary_axis(spec) for spec in vary]
+        size = math.prod(len(axis) for axis in axes)
+        if max_variants is not None and size > max_variants:  # before a single variant is built
+            grid = " x ".join(f"{len(axis):,}" for axis in axes)
+            raise OverrideError(
+                f"--vary makes {grid} = {size:,} variants, more than the limit of {max_variants:,} simulations "
+                "(raise it with --max-runs)"
+            )
         for axis in axes:
             _shared(axis[0].partition("=")[0], f"--vary {axis[0].partition('=')[0]}")
         variants = []
@@ -98,12 +109,9 @@ def _vary_axis(spec: str) -> list[str]:
     key = key.strip()
     if not equals or not key or not text.strip():
         raise OverrideError(f"--vary {spec}: expected KEY=V1,V2,..., for example broker.preset=kafka,rabbitmq")
-    try:
-        values = yaml.safe_load(f"[{text}]")
-        nodes = yaml.compose(f"[{text}]", Loader=yaml.SafeLoader).value
-    except yaml.YAMLError as error:
-        problem = getattr(error, "problem", None) or str(error)
-        raise OverrideError(f"--vary {spec}: the values are not valid YAML ({problem})") from None
+    # Read as a file's values are, within its limits: the text comes from the command line too.
+    values, root = read_value(f"[{text}]", f"--vary {spec}", "the values are not valid YAML")
+    nodes = root.value if root is not None else []
     if len(values) < 1:
         raise OverrideError(f"--vary {spec}: give at least one value")
     # A plain word keeps its spelling, which names the variant: off, not the false YAML reads it as.
@@ -118,5 +126,14 @@ def _plain(node: yaml.Node) -> bool:
 def _flow(value: Any) -> str:
     """A value as one line of YAML, to be read back as the same value."""
     if isinstance(value, str):
-        return value if yaml.safe_load(value) == value else yaml.safe_dump(value, default_flow_style=True).strip()
+        return value if _reads_as_itself(value) else yaml.safe_dump(value, default_flow_style=True).strip()
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
+
+
+def _reads_as_itself(text: str) -> bool:
+    """Whether ``text`` unquoted reads back as the same string; text beyond the limits does not."""
+    try:
+        value, _ = read_value(text, "")
+    except OverrideError:
+        return False
+    return value == text

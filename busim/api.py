@@ -11,6 +11,7 @@ The command line is a thin layer over these functions.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -42,7 +43,10 @@ REPLICATIONS_SCHEMA = "busim.replications/1"
 COMPARISON_SCHEMA = "busim.compare/1"
 # A run keeps a record of every delivery: about 0.5 GB per million messages a consumer group handles.
 MAX_MESSAGES = 20_000_000
-BYTES_PER_MESSAGE = 400
+# Peak memory per message a consumer group handles, measured: about 400 bytes on an M/M/1 queue, 580 to
+# 730 on the flash sale; and the process itself, with numpy, SimPy and matplotlib loaded.
+BYTES_PER_MESSAGE = 750
+BASE_BYTES = 150e6
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class Result:
             "run": _run_metadata(self.wall_time_s),
             "sim_time_s": self.record.sim_time_s,
             "drained": self.record.drained,
+            "stopped": asdict(self.record.stopped) if self.record.stopped is not None else None,
             "messages": {
                 "published": int(np.count_nonzero(self.record.messages.emitter < 0)),
                 "emitted": int(np.count_nonzero(self.record.messages.emitter >= 0)),
@@ -158,6 +163,7 @@ def compare(
     replications: int | None = None,
     on_run: Callable[[int, int], None] | None = None,
     max_messages: int = MAX_MESSAGES,
+    max_memory_bytes: float | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Comparison:
     """Run each ``(name, scenario)`` on the same seed, or the same replication seeds.
@@ -188,9 +194,27 @@ def compare(
 
     for _, scenario in pairs:
         if count > 1:
-            outcomes.append(replicate(scenario, count, seed, ran, max_messages=max_messages, on_progress=on_progress))
+            outcomes.append(
+                replicate(
+                    scenario,
+                    count,
+                    seed,
+                    ran,
+                    max_messages=max_messages,
+                    max_memory_bytes=max_memory_bytes,
+                    on_progress=on_progress,
+                )
+            )
         else:
-            outcomes.append(simulate(scenario, seed=seed, on_progress=on_progress, max_messages=max_messages))
+            outcomes.append(
+                simulate(
+                    scenario,
+                    seed=seed,
+                    on_progress=on_progress,
+                    max_messages=max_messages,
+                    max_memory_bytes=max_memory_bytes,
+                )
+            )
             ran()
     return Comparison(names=tuple(name for name, _ in pairs), outcomes=tuple(outcomes), seed=seed)
 
@@ -207,6 +231,7 @@ def replicate(
     seed: int | None = None,
     on_replication: Callable[[int, int], None] | None = None,
     max_messages: int = MAX_MESSAGES,
+    max_memory_bytes: float | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Replications:
     """Run ``scenario`` ``replications`` times (default: its ``replications`` key), on independent seeds.
@@ -219,7 +244,7 @@ def replicate(
     Raises:
         RunTooLargeError: one run would handle more than ``max_messages`` messages.
     """
-    scenario, source = _checked(scenario, max_messages)
+    scenario, source = _checked(scenario, max_messages, max_memory_bytes)
     count = replications if replications is not None else scenario.replications
     if not 1 <= count <= MAX_REPLICATIONS:
         raise ValueError(f"replications must be 1 to {MAX_REPLICATIONS:,} (got {count})")
@@ -229,7 +254,13 @@ def replicate(
     seeds = replication_seeds(seed, count)
     results, summaries = [], []
     for done, replication_seed in enumerate(seeds, start=1):
-        result = simulate(scenario, seed=replication_seed, on_progress=on_progress, max_messages=max_messages)
+        result = simulate(
+            scenario,
+            seed=replication_seed,
+            on_progress=on_progress,
+            max_messages=max_messages,
+            max_memory_bytes=max_memory_bytes,
+        )
         document = result.to_dict()
         for key in ("schema", "scenario", "run"):
             del document[key]
@@ -297,7 +328,9 @@ def _replicated_invariants(documents: list[dict[str, Any]]) -> list[dict[str, An
     return replicated
 
 
-def _checked(scenario: Scenario | LoadedScenario, max_messages: int) -> tuple[Scenario, Source]:
+def _checked(
+    scenario: Scenario | LoadedScenario, max_messages: int, max_memory_bytes: float | None
+) -> tuple[Scenario, Source]:
     """The scenario to run and where it came from, checked as a file would be and for size.
 
     Raises:
@@ -310,7 +343,7 @@ def _checked(scenario: Scenario | LoadedScenario, max_messages: int) -> tuple[Sc
     else:
         check_references(scenario)
         source, loaded = Source(), scenario
-    check_size(loaded, max_messages)
+    check_size(loaded, max_messages, max_memory_bytes)
     return loaded, source
 
 
@@ -392,20 +425,25 @@ def check_references(scenario: Scenario) -> None:
         )
 
 
-def check_size(scenario: Scenario, max_messages: int = MAX_MESSAGES) -> None:
+def check_size(scenario: Scenario, max_messages: int = MAX_MESSAGES, max_memory_bytes: float | None = None) -> None:
     """Refuse a run that would not fit in memory, before it starts.
 
+    The memory a run needs is estimated from the messages its consumer
+    groups handle (:data:`BYTES_PER_MESSAGE` each, on top of
+    :data:`BASE_BYTES`) and compared with ``max_memory_bytes``, or else with
+    the memory the machine has available.
+
     Raises:
-        RunTooLargeError: the consumer groups would handle more than ``max_messages`` messages, or their
-            read models would serve more than ``max_messages`` reads.
+        RunTooLargeError: the consumer groups would handle more than ``max_messages`` messages, their
+            read models would serve more than ``max_messages`` reads, or the run would need more memory
+            than it may have.
     """
     expected = expected_group_messages(scenario)
     if expected > max_messages:
         raise RunTooLargeError(
             f"{scenario.name} would have its consumer groups handle about {expected:,.0f} messages, more than the "
-            f"limit of {max_messages:,} (about {_bytes(expected * BYTES_PER_MESSAGE)} of memory for the "
-            "records); shorten duration, lower the rates, set publishers[].count, or raise the limit "
-            "with --max-messages"
+            f"limit of {max_messages:,} (about {_bytes(memory_needed_bytes(scenario))} of memory); shorten "
+            "duration, lower the rates, set publishers[].count, or raise the limit with --max-messages"
         )
     reads = sum(consumer.queries.rate * scenario.duration for consumer in scenario.consumers if consumer.queries)
     if reads > max_messages:
@@ -414,6 +452,40 @@ def check_size(scenario: Scenario, max_messages: int = MAX_MESSAGES) -> None:
             f"{max_messages:,}; lower consumers[].queries.rate, shorten duration, or raise the limit with "
             "--max-messages"
         )
+    needed = memory_needed_bytes(scenario)
+    budget = max_memory_bytes if max_memory_bytes is not None else available_memory_bytes()
+    if budget is not None and needed > budget:
+        allowed = (
+            f"the limit of {_bytes(budget)} (--max-memory)"
+            if max_memory_bytes is not None
+            else f"the {_bytes(budget)} this machine has available"
+        )
+        raise RunTooLargeError(
+            f"{scenario.name} needs about {_bytes(needed)} of memory ({expected:,.0f} messages for its consumer "
+            f"groups), more than {allowed}; shorten duration, lower the rates, set publishers[].count, or allow "
+            "more with --max-memory"
+        )
+
+
+def memory_needed_bytes(scenario: Scenario) -> float:
+    """About how much memory a run of ``scenario`` needs at its peak, in bytes."""
+    reads = sum(consumer.queries.rate * scenario.duration for consumer in scenario.consumers if consumer.queries)
+    return BASE_BYTES + BYTES_PER_MESSAGE * (expected_group_messages(scenario) + reads)
+
+
+def available_memory_bytes() -> float | None:
+    """The memory the machine can give a new run without swapping (Linux: MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _bytes(amount: float) -> str:
@@ -425,6 +497,7 @@ def simulate(
     seed: int | None = None,
     on_progress: ProgressCallback | None = None,
     max_messages: int = MAX_MESSAGES,
+    max_memory_bytes: float | None = None,
 ) -> Result:
     """Simulate a scenario and summarise the run.
 
@@ -434,7 +507,7 @@ def simulate(
     Raises:
         RunTooLargeError: the run would handle more than ``max_messages`` messages (see :func:`check_size`).
     """
-    scenario, source = _checked(scenario, max_messages)
+    scenario, source = _checked(scenario, max_messages, max_memory_bytes)
     if seed is None:
         seed = scenario.seed if scenario.seed is not None else fresh_seed()
     started = time.perf_counter()

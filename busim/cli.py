@@ -8,15 +8,29 @@ from exactly-once processing), 2 for bad input.
 from __future__ import annotations
 
 import json
+import re
+import signal
 import sys
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from busim.api import MAX_MESSAGES, Replications, Result, check_size, compare, replicate, simulate
+from busim.api import (
+    MAX_MESSAGES,
+    Replications,
+    Result,
+    check_size,
+    compare,
+    expected_group_messages,
+    replicate,
+    simulate,
+)
 from busim.errors import BusimError, OverrideError, ScenarioError
 from busim.report.console import (
     count_progress,
@@ -28,16 +42,25 @@ from busim.report.console import (
     render_result,
     simulation_progress,
 )
-from busim.report.files import prepare_folder, results_json, write_comparison, write_run
+from busim.report.files import results_json, write_comparison, write_run
+from busim.report.folder import read_run_folder
+from busim.report.output import (
+    CHART_SUFFIXES,
+    DOCUMENT_NAMES,
+    LATEST,
+    OutputFolder,
+    new_run_folder,
+    point_latest,
+    resolve_run_folder,
+)
 from busim.report.stories import (
     ANOMALY_KINDS,
     DEFAULT_TOP,
     check_replay,
     check_request,
-    read_run_folder,
     render_explanation,
 )
-from busim.report.trace import remove_trace, write_trace
+from busim.report.trace import write_trace
 from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
 from busim.scenario.schema import MAX_REPLICATIONS, did_you_mean
@@ -47,6 +70,10 @@ from busim.version import __version__
 EXIT_VIOLATION = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: not 1, which --fail-on-violation gives its own meaning
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+MAX_RUNS = 1_000
+ROUGH_MESSAGES_PER_S = 50_000  # what a busy scenario simulates, with its analysis, on a laptop's core
 
 app = typer.Typer(
     name="busim",
@@ -86,20 +113,151 @@ def _whole_number(minimum: int, maximum: int | None = None):
     return parse
 
 
+def _claim(out: Path | None, runs: Path, command: str, inputs: list[Path]) -> OutputFolder:
+    """The output folder of a run: ``out``, or a new folder of its own in ``runs`` (its ``latest`` the newest).
+
+    Raises:
+        OutputError: busim may not, or cannot, write there.
+    """
+    if out is not None:
+        return OutputFolder.claim(out, command, inputs)
+    return OutputFolder.claim(new_run_folder(runs), command, inputs, fresh=True)
+
+
+def _write(
+    output: OutputFolder,
+    write: Callable[[Path], None],
+    *,
+    own_folder: bool = False,
+    replaces: Callable[[str], bool] = lambda _name: True,
+) -> list[Path]:
+    """Write the files with ``write`` into ``output``'s staging folder and move them into place; their names.
+
+    ``own_folder``: the folder was made for this run, and its ``latest``
+    link now points at it. ``replaces`` is passed to :meth:`OutputFolder.commit`.
+    On busim's own errors, the folder is left as it was and the command fails.
+    """
+    try:
+        write(output.staging)
+        written = output.commit(replaces)
+    except BusimError as error:
+        output.abandon()
+        _fail(error)
+    if own_folder:
+        point_latest(output.path)
+    return written
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: stop as for Ctrl-C."""
+
+
+def _terminate(_signal: int, _frame: object) -> None:
+    raise _Terminated
+
+
+@contextmanager
+def _interruptible(output: OutputFolder) -> Iterator[None]:
+    """On Ctrl-C or SIGTERM: say what was kept, leave ``output`` as it was before (or complete), exit 130 or 143."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: nothing to install
+        previous = None
+    try:
+        yield
+    except (KeyboardInterrupt, _Terminated) as stop:
+        code = EXIT_TERMINATED if isinstance(stop, _Terminated) else EXIT_INTERRUPTED
+        if output.committed:
+            kept = f"the results in {output.path} are complete"
+        else:
+            output.abandon()
+            # A folder made for this run is gone again; one that was there is left as it was.
+            kept = (
+                f"nothing was written, and {output.path} is as it was"
+                if output.path.exists()
+                else "nothing was written"
+            )
+        typer.echo(f"busim: {'terminated' if code == EXIT_TERMINATED else 'interrupted'}; {kept}", err=True)
+        raise typer.Exit(code) from None
+    finally:
+        output.abandon()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKMGT]i?B|B)?\s*$")
+_BYTES_PER_UNIT = {
+    None: 1,
+    "B": 1,
+    **{f"{prefix}B": 1000**power for power, prefix in enumerate("kMGT", 1)},
+    **{f"{prefix}iB": 1024**power for power, prefix in enumerate("KMGT", 1)},
+    "KB": 1000,
+}
+
+
+def _memory_size(text: str) -> float:
+    """An amount of memory as people write it: ``800MB``, ``16GB``, ``2GiB`` (a bare number is bytes)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise typer.BadParameter(f"expected an amount of memory such as 800MB, 16GB or 2GiB (got {text!r})")
+    return float(match.group(1)) * _BYTES_PER_UNIT[match.group(2)]
+
+
+MaxMemory = Annotated[
+    float | None,
+    typer.Option(
+        "--max-memory",
+        help="The memory a run may use, such as 16GB (default: what the machine has available); a run that "
+        "would need more is refused before it starts.",
+        parser=_memory_size,
+        metavar="SIZE",
+    ),
+]
+MaxRuns = Annotated[
+    int,
+    typer.Option(
+        "--max-runs",
+        help="Refuse more simulations than this in one command (replications, variants, their product).",
+        parser=_whole_number(1),
+        metavar="N",
+    ),
+]
+
+
+def _check_runs(runs: int, max_runs: int, messages_per_run: float, what: str) -> None:
+    """Refuse more runs than ``max_runs``, saying what they would cost.
+
+    Raises:
+        BusimError: ``runs`` exceeds ``max_runs``.
+    """
+    if runs <= max_runs:
+        return
+    total = runs * messages_per_run
+    hours = total / ROUGH_MESSAGES_PER_S / 3600
+    raise BusimError(
+        f"{what} would be {runs:,} simulations of about {messages_per_run:,.0f} messages each, "
+        f"{total:,.0f} messages in all: about {hours:,.1f} hours at {ROUGH_MESSAGES_PER_S:,} messages a second; "
+        f"the limit is {max_runs:,} (raise it with --max-runs)"
+    )
+
+
 def _fail(error: BusimError) -> NoReturn:
     _report(error)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
-def _wrote(paths: list[Path]) -> str:
-    """What a command wrote: its documents by path, its charts counted."""
-    charts = [path for path in paths if path.suffix in (".png", ".svg")]
-    documents = [str(path) for path in paths if path not in charts]
+def _wrote(paths: list[Path], folder: Path, latest: bool = False) -> Text:
+    """What a command wrote into ``folder``: its documents by name, its charts counted; ``latest``:
+    the folder is its scenario's newest run."""
+    charts = [path for path in paths if path.suffix in CHART_SUFFIXES]
+    names = [path.name for path in paths if path not in charts]
+    documents = sorted(names, key=lambda name: DOCUMENT_NAMES.index(name) if name in DOCUMENT_NAMES else len(names))
     if charts:
         kinds = sorted({path.suffix[1:].upper() for path in charts})
         count = len({path.stem for path in charts})
-        documents.append(f"{count} charts ({', '.join(kinds)}) in {charts[0].parent}")
-    return f"Wrote {', '.join(documents)}"
+        documents.append(f"{count} charts ({', '.join(kinds)})")
+    where = f"{folder} ({folder.parent / LATEST})" if latest else str(folder)
+    return Text(f"Wrote {', '.join(documents)} in {where}")  # as written: a folder's name may hold [/] or :smile:
 
 
 def _show_version(value: bool) -> None:
@@ -149,6 +307,8 @@ def run(
             metavar="N",
         ),
     ] = MAX_MESSAGES,
+    max_memory: MaxMemory = None,
+    max_runs: MaxRuns = MAX_RUNS,
     replications: Annotated[
         int | None,
         typer.Option(
@@ -186,47 +346,50 @@ def run(
     console = Console()
     try:
         loaded = load_scenario(file, overrides or [])
-        folder = out if out is not None else Path("runs") / loaded.scenario.name
-        check_size(loaded.scenario, max_messages)
+        check_size(loaded.scenario, max_messages, max_memory)
         count = replications if replications is not None else loaded.scenario.replications
+        _check_runs(count, max_runs, expected_group_messages(loaded.scenario), f"{count:,} replications")
         if trace and count > 1:
             how = "drop --replications" if replications is not None else "add --replications 1"
             raise BusimError(
                 f"--trace records a single run, not {count} replications; {how} (and --seed for one replication's seed)"
             )
-        prepare_folder(folder)
+        output = _claim(out, Path("runs") / loaded.scenario.name, f"busim run {file}", [file])
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
     result: Result | Replications
-    if count > 1:
-        description = f"replicating {loaded.scenario.name}"
-        with count_progress(console, description, count, enabled=show and console.is_terminal) as bar:
-            result = replicate(
-                loaded,
-                count,
-                seed=seed,
-                on_replication=bar.run_done if bar else None,
-                max_messages=max_messages,
-                on_progress=bar.simulated if bar else None,
-            )
-        consistent = all(summary.consistent for summary in result.summaries)
-    else:
-        with simulation_progress(console, loaded.scenario, enabled=show and console.is_terminal) as on_progress:
-            result = simulate(loaded, seed=seed, on_progress=on_progress, max_messages=max_messages)
-        consistent = result.summary.consistent
-    try:
-        written = write_run(result, folder)
-        from busim.report.run_report import RunView, remove_report, write_report  # matplotlib loads only here
+    with _interruptible(output):
+        if count > 1:
+            description = f"replicating {loaded.scenario.name}"
+            with count_progress(console, description, count, enabled=show and console.is_terminal) as bar:
+                result = replicate(
+                    loaded,
+                    count,
+                    seed=seed,
+                    on_replication=bar.run_done if bar else None,
+                    max_messages=max_messages,
+                    max_memory_bytes=max_memory,
+                    on_progress=bar.simulated if bar else None,
+                )
+            consistent = all(summary.consistent for summary in result.summaries)
+        else:
+            with simulation_progress(console, loaded.scenario, enabled=show and console.is_terminal) as on_progress:
+                result = simulate(
+                    loaded, seed=seed, on_progress=on_progress, max_messages=max_messages, max_memory_bytes=max_memory
+                )
+            consistent = result.summary.consistent
 
-        remove_report(folder)  # what an earlier run left must not sit beside these results
-        remove_trace(folder)
-        if isinstance(result, Result):
-            written += write_report(RunView.of(result), folder, charts)
-            if trace:
-                written += write_trace(result.record, folder)
-    except BusimError as error:
-        _fail(error)
+        def write(staging: Path) -> None:
+            write_run(result, staging)
+            if isinstance(result, Result):
+                from busim.report.run_report import RunView, write_report  # matplotlib loads only here
+
+                write_report(RunView.of(result), staging, charts)
+                if trace:
+                    write_trace(result.record, staging)
+
+        written = _write(output, write, own_folder=out is None)
     if as_json:
         sys.stdout.write(results_json(result))
     elif show:
@@ -234,7 +397,7 @@ def run(
             render_replications(console, result)
         else:
             render_result(console, result)
-        console.print(_wrote(written), style="dim", highlight=False, soft_wrap=True)
+        console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
     if not fail_on_violation:
         return
     if loaded.scenario.invariants:
@@ -321,6 +484,8 @@ def compare_command(
         bool, typer.Option("--charts/--no-charts", help="Write the comparison charts (PNG and SVG).")
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    max_memory: MaxMemory = None,
+    max_runs: MaxRuns = MAX_RUNS,
 ) -> None:
     """Run variants of a scenario on the same seeds and show them side by side.
 
@@ -328,36 +493,41 @@ def compare_command(
     """
     console = Console()
     try:
-        variants = load_variants(files, vary or [], overrides or [])
-        folder = out if out is not None else Path("runs") / f"compare-{variants[0].loaded.scenario.name}"
+        variants = load_variants(files, vary or [], overrides or [], max_variants=max_runs)
         for variant in variants:
-            check_size(variant.loaded.scenario, MAX_MESSAGES)
-        prepare_folder(folder)
+            check_size(variant.loaded.scenario, MAX_MESSAGES, max_memory)
+        count = replications if replications is not None else variants[0].loaded.scenario.replications
+        largest = max(expected_group_messages(variant.loaded.scenario) for variant in variants)
+        _check_runs(len(variants) * count, max_runs, largest, f"{len(variants):,} variants x {count:,} replications")
+        runs_folder = Path("runs") / f"compare-{variants[0].loaded.scenario.name}"
+        output = _claim(out, runs_folder, f"busim compare {' '.join(map(str, files))}", files)
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
-    count = replications if replications is not None else variants[0].loaded.scenario.replications
     runs = len(variants) * count
-    with count_progress(console, "comparing", runs, enabled=show and console.is_terminal) as bar:
-        comparison = compare(
-            variants,
-            seed,
-            replications,
-            on_run=bar.run_done if bar else None,
-            on_progress=bar.simulated if bar else None,
-        )
-    try:
-        written = write_comparison(comparison, folder)
-        from busim.report.run_report import write_comparison_report  # matplotlib loads only for reports
+    with _interruptible(output):
+        with count_progress(console, "comparing", runs, enabled=show and console.is_terminal) as bar:
+            comparison = compare(
+                variants,
+                seed,
+                replications,
+                on_run=bar.run_done if bar else None,
+                on_progress=bar.simulated if bar else None,
+                max_memory_bytes=max_memory,
+            )
 
-        written += write_comparison_report(comparison, folder, charts)
-    except BusimError as error:
-        _fail(error)
+        def write(staging: Path) -> None:
+            write_comparison(comparison, staging)
+            from busim.report.run_report import write_comparison_report  # matplotlib loads only for reports
+
+            write_comparison_report(comparison, staging, charts)
+
+        written = _write(output, write, own_folder=out is None)
     if as_json:
         sys.stdout.write(json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n")
     elif show:
         render_comparison(console, comparison)
-        console.print(_wrote(written), style="dim", highlight=False, soft_wrap=True)
+        console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
 
 
 @app.command(name="report")
@@ -367,14 +537,18 @@ def report_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Draw a run's charts, report.md and report.html again from its results.json, without simulating."""
-    from busim.report.run_report import read_run, write_report
+    from busim.report.run_report import is_report_file, write_report
 
+    folder = resolve_run_folder(folder)
     try:
-        written = write_report(read_run(folder), folder, charts)
+        view = read_run_folder(folder, "report").view
+        output = OutputFolder.claim(folder, f"busim report {folder}")
     except BusimError as error:
         _fail(error)
+    with _interruptible(output):
+        written = _write(output, lambda staging: write_report(view, staging, charts), replaces=is_report_file)
     if not quiet:
-        Console().print(_wrote(written), style="dim", highlight=False, soft_wrap=True)
+        Console().print(_wrote(written, output.path), style="dim", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -416,12 +590,13 @@ def explain(
     Without --message or --anomaly, count the messages with each anomaly per consumer.
     """
     try:
-        loaded, document = read_run_folder(folder)
-        check_request(loaded.scenario, document, message, anomaly, consumer)
+        folder = resolve_run_folder(folder)
+        run_folder = read_run_folder(folder, "explain")
+        check_request(run_folder.loaded.scenario, run_folder.document, message, anomaly, consumer)
         status = Console(stderr=True)
-        with simulation_progress(status, loaded.scenario, enabled=status.is_terminal) as on_progress:
-            result = simulate(loaded, on_progress=on_progress, max_messages=max_messages)
-        check_replay(result, document, folder)
+        with simulation_progress(status, run_folder.loaded.scenario, enabled=status.is_terminal) as on_progress:
+            result = simulate(run_folder.loaded, on_progress=on_progress, max_messages=max_messages)
+        check_replay(result, run_folder.document, folder)
     except BusimError as error:
         _fail(error)
     render_explanation(Console(), result, folder, message, anomaly, consumer, top)

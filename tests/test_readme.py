@@ -25,8 +25,8 @@ def test_the_sample_output_is_what_the_flash_sale_prints():
     # The last README line is the "Wrote ..." line from the command line, not from the renderer.
     assert printed[start:] == expected[:-1]
     assert expected[-1] == (
-        "Wrote runs/flash-sale/results.json, runs/flash-sale/scenario.yaml, runs/flash-sale/report.md, "
-        "runs/flash-sale/report.html, 5 charts (PNG, SVG) in runs/flash-sale"
+        "Wrote results.json, scenario.yaml, report.md, report.html, 5 charts (PNG, SVG) in "
+        "runs/flash-sale/20261206-101500 (runs/flash-sale/latest)"
     )
 
 
@@ -72,8 +72,8 @@ def test_the_comparison_sample_is_what_busim_compare_prints():
     expected = sample.splitlines()
     assert printed == expected[:-1]
     assert expected[-1] == (
-        "Wrote runs/compare-broker-tradeoffs/compare.json, runs/compare-broker-tradeoffs/compare.md, "
-        "runs/compare-broker-tradeoffs/compare.html, 2 charts (PNG, SVG) in runs/compare-broker-tradeoffs"
+        "Wrote compare.json, compare.md, compare.html, 2 charts (PNG, SVG) in "
+        "runs/compare-broker-tradeoffs/20261206-101530 (runs/compare-broker-tradeoffs/latest)"
     )
 
 

@@ -136,17 +136,28 @@ def summarize(record: RunRecord) -> Summary:
         consumers[group.name], first_done_s[group.name] = _consumer_summary(record, group, logical)
     violations = _violations(consumers)
     if not record.drained:
-        violations = (
-            "the run stopped at duration + drain_timeout before the bus drained, "
-            "so later redeliveries and duplicates are not counted",
-            *violations,
-        )
+        violations = (stop_sentence(record), *violations)
     return Summary(
         publishers=publishers,
         consumers=consumers,
         violations=violations,
         chains=summarize_chains(record, first_done_s),
         invariants=check_invariants(scenario.invariants, consumers),
+    )
+
+
+def stop_sentence(record: RunRecord) -> str:
+    """Why a run that did not drain stopped, and what its figures leave out."""
+    stop = record.stopped
+    if stop is None:
+        return (
+            "the run stopped at duration + drain_timeout before the bus drained, "
+            "so later redeliveries and duplicates are not counted"
+        )
+    return (
+        f"the run stopped at {stop.at_s:.3f} s: {stop.consumer} had made {stop.deliveries:,} deliveries of its "
+        f"{stop.messages:,} messages, a delivery loop that would not end (each delivery crashing its instance, "
+        "or coming back at once); the figures cover the run until then"
     )
 
 

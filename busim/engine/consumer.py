@@ -271,7 +271,7 @@ class ConsumerGroup:
         self._pending = bytearray(count)  # left pending for good: whatever befalls a later copy, it stays so
 
         # One row per delivery received, appended as the run goes.
-        self.log = log = DeliveryLog()
+        self.log = log = DeliveryLog(count)
         self._d_message = log.message
         self._d_attempt = log.attempt
         self._d_instance = log.instance

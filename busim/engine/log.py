@@ -19,12 +19,32 @@ if TYPE_CHECKING:
     from busim.engine.handler import Handler
 
 _PROCESSING = 0
+# A group that makes this many deliveries per message (beyond a floor for small runs) is in a loop
+# that would never end: every delivery crashing its instance, say, with an instant restart.
+MAX_DELIVERIES_PER_MESSAGE = 100
+DELIVERIES_FLOOR = 10_000
+
+
+class TooManyDeliveries(Exception):
+    """A group's log reached its :func:`delivery_limit`: the run stops there."""
+
+    def __init__(self, log: DeliveryLog, now: float) -> None:
+        super().__init__(f"{len(log):,} deliveries for {log.messages:,} messages at {now:g} s")
+        self.log = log
+        self.now = now
+
+
+def delivery_limit(messages: int) -> int:
+    """The most deliveries a group of ``messages`` messages may make."""
+    return MAX_DELIVERIES_PER_MESSAGE * messages + DELIVERIES_FLOOR
 
 
 class DeliveryLog:
     """Deliveries, losses, dead letters and crashes of one group, as they happen."""
 
-    def __init__(self) -> None:
+    def __init__(self, messages: int) -> None:
+        self.messages = messages
+        self.limit = delivery_limit(messages)
         self.message = array("q")
         self.attempt = array("l")
         self.cause = array("b")
@@ -47,6 +67,8 @@ class DeliveryLog:
     def append(self, message: int, attempt: int, cause: int, instance: int, arrival_s: float, now: float) -> int:
         """A delivery received at ``now``; returns its row."""
         row = len(self.message)
+        if row == self.limit:
+            raise TooManyDeliveries(self, now)
         self.message.append(message)
         self.attempt.append(attempt)
         self.cause.append(cause)

@@ -83,7 +83,7 @@ class PartitionedGroup:
         self._handler = Handler(consumer, plan, streams, count)
         self._processing_time = self._handler.processing_time
         self._settled = bytearray(count)
-        self.log = DeliveryLog()
+        self.log = DeliveryLog(count)
 
         # The log: per partition, its records in order, and the group's offsets into it.
         partition_count = rules.partitions or 1

@@ -268,6 +268,16 @@ class Reads:
 
 
 @dataclass(frozen=True)
+class Stop:
+    """Why a run stopped early: a consumer group in a delivery loop that would never end."""
+
+    consumer: str
+    at_s: float
+    deliveries: int
+    messages: int
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """Everything one simulation run produced."""
 
@@ -277,3 +287,4 @@ class RunRecord:
     sim_time_s: float
     drained: bool  # False when the run stopped at duration + drain_timeout with work left
     reads: dict[str, Reads] = field(default_factory=dict)  # consumer name -> its reads, for consumers with queries
+    stopped: Stop | None = None  # the run stopped early, before the horizon

@@ -21,12 +21,13 @@ from busim.engine.chains import emit, fields_of, flows_of
 from busim.engine.consumer import ConsumerGroup
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes, partition_of
+from busim.engine.log import TooManyDeliveries
 from busim.engine.outages import Outages
 from busim.engine.partitions import PartitionedGroup
 from busim.engine.publishing import publish
 from busim.engine.queries import draw_reads
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Messages, RunRecord
+from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Messages, RunRecord, Stop
 from busim.engine.rules import DeliveryRules
 from busim.scenario.flows import stages
 from busim.scenario.schema import Consumer, Publisher, Scenario
@@ -55,6 +56,7 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
     carried = fields_of(scenario)
     records: dict[str, GroupRecord] = {}
     drained = True
+    stopped: Stop | None = None
     for index, names in enumerate(ordered):
         progress = on_progress
         if on_progress is not None and len(ordered) > 1:
@@ -63,7 +65,13 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
         env = simpy.Environment()
         consumers = [scenario.consumer(name) for name in names]
         groups = [_build_group(env, scenario, consumer, messages, streams, outages) for consumer in consumers]
-        drained &= _run_clock(env, scenario, groups, outages, progress)
+        try:
+            drained &= _run_clock(env, scenario, groups, outages, progress)
+        except TooManyDeliveries as loop:
+            # A delivery loop: keep what happened until then, and say so.
+            drained = False
+            looping = next(group for group in groups if group.log is loop.log)
+            stopped = Stop(looping.consumer.name, loop.now, len(loop.log), loop.log.messages)
         for group in groups:
             record = group.record(scenario.horizon_s)
             records[record.name] = record
@@ -78,9 +86,10 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
         scenario=scenario,
         messages=messages,
         groups=groups_in_order,
-        sim_time_s=_last_activity_s(messages, groups_in_order) if drained else scenario.horizon_s,
+        sim_time_s=_end_s(scenario, messages, groups_in_order, drained, stopped),
         drained=drained,
         reads=reads,
+        stopped=stopped,
     )
 
 
@@ -178,6 +187,15 @@ def _build_group(
         reason = LossReason.PUBLISHER_CRASH if messages.publisher_crashed[ids[message]] else LossReason.PUBLISH_FAILED
         group.publish_failed(message, float(messages.publish_s[ids[message]]), reason)
     return group
+
+
+def _end_s(
+    scenario: Scenario, messages: Messages, records: tuple[GroupRecord, ...], drained: bool, stopped: Stop | None
+) -> float:
+    """When the run ended: its last activity if it drained, when it stopped, or the horizon."""
+    if drained:
+        return _last_activity_s(messages, records)
+    return stopped.at_s if stopped is not None else scenario.horizon_s
 
 
 def _last_activity_s(messages: Messages, records: tuple[GroupRecord, ...]) -> float:

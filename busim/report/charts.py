@@ -8,7 +8,7 @@ Colours are the Okabe-Ito palette, which colour-blind readers tell apart.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,19 @@ from matplotlib.ticker import FuncFormatter
 from busim.analysis.intervals import Interval
 from busim.api import Comparison, Replications, Result
 from busim.report.console import format_duration, reason_label
+from busim.report.folder import RunView
 from busim.scenario import Scenario
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 OUTAGE_COLOUR = "#999999"
 FORMATS = ("png", "svg")
 _SIZE = (10, 5.6)  # inches: 16:9, for a slide
+
+
+def _plain(text: object) -> str:
+    """Text as matplotlib shows it as written: between two $ it would read mathematical notation, and fail on
+    what is not (a variant named after a price, a key with a backslash)."""
+    return str(text).replace("$", r"\$")
 
 
 def _figure(rows: int = 1) -> tuple[Figure, list]:
@@ -36,26 +43,6 @@ def _figure(rows: int = 1) -> tuple[Figure, list]:
         ax.grid(True, alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
     return figure, axes
-
-
-@dataclass(frozen=True)
-class RunView:
-    """What the charts and reports of a run draw on: its scenario and its results.json document.
-
-    Built from a finished run, or read back from a run's folder, so that a
-    report can be drawn again without simulating.
-    """
-
-    scenario: Scenario
-    document: dict[str, Any]
-
-    @classmethod
-    def of(cls, result: Result | RunView) -> RunView:
-        return result if isinstance(result, RunView) else cls(result.scenario, result.to_dict())
-
-    @property
-    def consumers(self) -> dict[str, dict[str, Any]]:
-        return self.document["consumers"]
 
 
 def latency_cdf(result: Result | RunView) -> Figure:
@@ -75,6 +62,8 @@ def latency_cdf(result: Result | RunView) -> Figure:
             ("p99", 99, (-8, -12), "right"),
             ("p999", 99.9, (-8, 4), "right"),
         ):
+            if end_to_end[key] is None:
+                continue
             value = max(end_to_end[key], 1e-6)
             ax.plot(value, percentile / 100, "o", color=colour, markersize=6)
             ax.annotate(
@@ -191,7 +180,7 @@ def delivery_funnel(result: Result | RunView) -> Figure:
         ax.barh(y, values, height=height, color=colour, label=name)
         for value, row, (_, key) in zip(values, y, funnel):
             reasons = consumer["by_reason"].get(key) or {}
-            why = ", ".join(f"{count:,} {reason_label(reason, preset)}" for reason, count in reasons.items())
+            why = ", ".join(f"{count:,} {_plain(reason_label(reason, preset))}" for reason, count in reasons.items())
             ax.text(value + largest * 0.01, row, f"{value:,}" + (f"  ({why})" if why else ""), va="center", fontsize=8)
     ax.set_yticks(positions + height * (len(consumers) - 1) / 2, labels)
     ax.invert_yaxis()
@@ -222,8 +211,8 @@ def consistency(result: Result | RunView) -> Figure | None:
             ax.text(0.5, 0.5, "no key drifted", ha="center", va="center", transform=ax.transAxes)
             ax.set_title(f"{name} {counter}")
             continue
-        keys = [str(item["key"]) for item in drifted]
-        drift = [item["actual"] - item["expected"] for item in drifted]
+        keys = [_plain(item["key"]) for item in drifted]
+        drift = [float(item["actual"]) - float(item["expected"]) for item in drifted]  # may pass int64's range
         positions = np.arange(len(keys))
         colours = [PALETTE[3] if value < 0 else PALETTE[0] for value in drift]
         ax.bar(positions, drift, 0.6, color=colours)
@@ -266,7 +255,7 @@ def chain_latency(result: Result | RunView) -> Figure | None:
     for ax, chain in zip(axes, chains.values()):
         ax.grid(True, axis="x", alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
-        rows = [(f"{hop['event']} > {hop['consumer']}", hop["latency_s"]) for hop in chain["hops"]]
+        rows = [(_plain(f"{hop['event']} > {hop['consumer']}"), hop["latency_s"]) for hop in chain["hops"]]
         rows.append(("publish to the end", chain["latency_s"]))
         positions = np.arange(len(rows))
         for position, (_, latency) in zip(positions, rows):
@@ -294,7 +283,7 @@ def chain_latency(result: Result | RunView) -> Figure | None:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: format_duration(value)))
         ax.set_xlabel("latency (log scale)")
         ax.set_title(
-            f"{' > '.join(hop['consumer'] for hop in chain['hops'])}: {chain['completed']:,} of "
+            f"{_plain(' > '.join(hop['consumer'] for hop in chain['hops']))}: {chain['completed']:,} of "
             f"{chain['published']:,} reached the end",
             fontsize=10,
         )
@@ -371,7 +360,7 @@ def comparison_latency_cdf(comparison: Comparison, consumer: str | None = None) 
         fraction = quantiles[:, 0] / 100
         colour = PALETTE[index % len(PALETTE)]
         style = styles[index % len(styles)]
-        ax.plot(latency_s, fraction, color=colour, linestyle=style, linewidth=2, label=name)
+        ax.plot(latency_s, fraction, color=colour, linestyle=style, linewidth=2, label=_plain(name))
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("end-to-end latency (seconds, log scale)")
@@ -426,7 +415,7 @@ def comparison_anomalies(comparison: Comparison, consumer: str | None = None) ->
             yerr=errors,
             capsize=3,
             color=PALETTE[index % len(PALETTE)],
-            label=name,
+            label=_plain(name),
         )
     ax.set_xticks(positions, [label for label, _ in anomalies])
     ax.set_yscale("symlog", linthresh=10)  # a few wrongly refused orders stay visible beside thousands

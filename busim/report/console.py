@@ -12,8 +12,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 
 from rich import box
-from rich.console import Console, Group
-from rich.markup import escape
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -63,8 +62,24 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes}m{rest:02d}s"
 
 
+def literal(text: RenderableType) -> RenderableType:
+    """A string shown as written: Rich reads no markup (``[bold]``, ``[/]``) and no emoji code (``:smile:``) in
+    it. Names, descriptions, keys and variants come from the user."""
+    return Text(text) if isinstance(text, str) else text
+
+
+class _Table(Table):
+    """A table whose strings are shown as written (see :func:`literal`); styled cells are :class:`Text`."""
+
+    def add_column(self, header: RenderableType = "", *args, **kwargs) -> None:  # type: ignore[override]
+        super().add_column(literal(header), *args, **kwargs)
+
+    def add_row(self, *renderables: RenderableType | None, **kwargs) -> None:  # type: ignore[override]
+        super().add_row(*(None if cell is None else literal(cell) for cell in renderables), **kwargs)
+
+
 def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
+    return _Table(title=Text(title), title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
 
 
 def _count(value: int) -> Text:
@@ -74,10 +89,10 @@ def _count(value: int) -> Text:
 def _progress(console: Console, *counts: ProgressColumn) -> Progress:
     """A transient bar: what it does, how far, ``counts``, its clock, the time taken and the time left."""
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),  # the scenario's name, as written
         BarColumn(),
         *counts,
-        TextColumn("{task.fields[clock]}"),
+        TextColumn("{task.fields[clock]}", markup=False),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
@@ -129,15 +144,25 @@ def _heading(result: Result) -> Panel:
     scenario = result.scenario
     record = result.record
     rate = len(record.messages) / result.wall_time_s if result.wall_time_s > 0 else 0
-    drained = "drained" if record.drained else "[red]stopped at duration + drain_timeout with work left[/]"
+    if record.drained:
+        drained = "drained"
+    elif record.stopped is not None:
+        stop = record.stopped  # its consumer is a name, which carries no markup
+        drained = f"[red]stopped at {format_duration(stop.at_s)}: {stop.consumer} in a delivery loop[/]"
+    else:
+        drained = "[red]stopped at duration + drain_timeout with work left[/]"
     lines = [
         Text(scenario.description),
         Text.from_markup(
             f"seed [bold]{scenario.seed}[/] · simulated {format_duration(record.sim_time_s)}, {drained} · "
-            f"{len(record.messages):,} messages in {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)"
+            f"{len(record.messages):,} messages in {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)",
+            emoji=False,  # a consumer's name may hold :fire:, an emoji code
         ),
+        Text("overrides: " + " · ".join(f"--set {override}" for override in result.source.overrides))
+        if result.source.overrides
+        else Text(""),
     ]
-    return Panel(Group(*[line for line in lines if line.plain]), title=f"[bold]{scenario.name}", expand=False)
+    return Panel(Group(*[line for line in lines if line.plain]), title=Text(scenario.name, style="bold"), expand=False)
 
 
 # The publishers' figures shown only where some publisher has them: (heading, summary attribute).
@@ -290,9 +315,9 @@ def read_rows(scenario: Scenario, consumers: dict[str, dict]) -> list[tuple[str,
             newest.append(ABSENT)
             continue
         stale.append(f"{figures['stale_reads']:,}")
-        age_s = figures["staleness_age_s"]
-        p50.append(format_duration(age_s["p50"]))
-        p99.append(format_duration(age_s["p99"]))
+        age_s = figures["staleness_age_s"] or {}  # null: none measured
+        p50.append(format_duration(age_s.get("p50")))
+        p99.append(format_duration(age_s.get("p99")))
         newest.append(format_duration((figures.get("newest_missing_age_s") or {}).get("p50")))
         fraction = figures["stale_read_fraction"]
         share = f"{fraction:.1%} of " if fraction is not None else ""
@@ -415,7 +440,9 @@ def missed_crashes_note(reasons: dict[str, int]) -> str:
     missed = sum(reasons.values())
     if not missed:
         return ""
-    why = ", ".join(f"{count:,} {_MISSED_CRASH_REASONS[reason]}" for reason, count in reasons.items())
+    why = ", ".join(
+        f"{count:,} {_MISSED_CRASH_REASONS.get(reason, reason.replace('_', ' '))}" for reason, count in reasons.items()
+    )
     return f"{missed:,} scheduled {'crash' if missed == 1 else 'crashes'} did not happen: {why}"
 
 
@@ -500,7 +527,7 @@ def _chains_table(result: Result) -> Table:
             f"{path}: {chain.completed:,} of {chain.published:,} {first.event} messages reached {last.consumer}"
             + (f", with {duplicates:,} {plural}" if duplicates else "")
         )
-    table.caption = "\n".join(captions)
+    table.caption = Text("\n".join(captions))
     table.caption_justify = "left"
     return table
 
@@ -620,7 +647,7 @@ def _verdict(result: Result) -> Text | Group:
     items.add_column(justify="right", width=3)
     items.add_column()
     for violation in result.summary.violations:
-        items.add_row("-", violation, style="red")
+        items.add_row("-", Text(violation), style="red")
     return Group(Text("Inconsistent with exactly-once processing:", style="bold red"), items)
 
 
@@ -648,7 +675,7 @@ def render_preset(console: Console, name: str) -> None:
             sources.append(url)
         table.add_row(key, default, f"{basis} [{sources.index(url) + 1}]" if url else basis)
     common = [key for key in COMMON_KEYS if key not in preset.defaults and key != "preset"]
-    table.caption = f"Also accepted, with busim's defaults: {', '.join(common)} (docs/brokers.md)"
+    table.caption = Text(f"Also accepted, with busim's defaults: {', '.join(common)} (docs/brokers.md)")
     console.print(table)
     for number, url in enumerate(sources, start=1):
         console.print(f"  [{number}] {url}", soft_wrap=True, highlight=False, markup=False)
@@ -714,7 +741,7 @@ def render_replications(console: Console, replications: Replications) -> None:
                     f"{replications.wall_time_s:.2f}s"
                 ),
             ),
-            title=f"[bold]{scenario.name}",
+            title=Text(scenario.name, style="bold"),
             expand=False,
         )
     )
@@ -823,7 +850,7 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
         return
     for consumer in compared_consumers(comparison):
         title = f"{consumer}: change against {comparison.names[0]}"
-        table = _table(escape(title if not replicated else f"{title} (means; [low, high] 95% confidence interval)"))
+        table = _table(title if not replicated else f"{title} (means; [low, high] 95% confidence interval)")
         table.add_column("", no_wrap=True)
         for name in comparison.names:
             table.add_column(name, justify="right")

@@ -11,6 +11,7 @@ import yaml
 from busim.api import Comparison, Replications, Result
 from busim.errors import OutputError
 from busim.report.console import compared_consumers, comparison_rows, comparison_verdicts
+from busim.report.markdown import markdown_cell
 from busim.scenario import Scenario
 
 RESULTS_FILE = "results.json"
@@ -57,18 +58,20 @@ COMPARE_MARKDOWN = "compare.md"
 
 
 def comparison_markdown(comparison: Comparison) -> str:
-    """compare.md: one table per consumer, the variants side by side."""
+    """compare.md: one table per consumer, the variants side by side; names escaped, as the user wrote them."""
     lines = [f"# Comparison of {len(comparison.names)} variants (seed {comparison.seed})", ""]
     for consumer in compared_consumers(comparison):
-        lines += [f"## {consumer}", "", "| | " + " | ".join(comparison.names) + " |"]
+        names = " | ".join(markdown_cell(name) for name in comparison.names)
+        lines += [f"## {markdown_cell(consumer)}", "", f"| | {names} |"]
         lines.append("|---|" + "---:|" * len(comparison.names))
         for label, cells in comparison_rows(comparison, consumer):
-            lines.append(f"| {label} | " + " | ".join(cell.plain for cell in cells) + " |")
+            figures = " | ".join(markdown_cell(cell.plain) for cell in cells)
+            lines.append(f"| {markdown_cell(label)} | {figures} |")
         lines.append("")
     lines.append("Changes are against the first variant.")
     lines += ["", "## Verdicts", ""]
     for name, (verdict, _) in zip(comparison.names, comparison_verdicts(comparison)):
-        lines.append(f"- {name}: {verdict}")
+        lines.append(f"- {markdown_cell(name)}: {markdown_cell(verdict)}")
     return "\n".join(lines) + "\n"
 
 

@@ -9,13 +9,12 @@ charts as SVG and loads nothing from the network.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 from busim.analysis.invariants import InvariantOutcome
 from busim.api import Comparison
-from busim.errors import OutputError, ScenarioFileError
+from busim.errors import OutputError
 from busim.report.charts import RunView, draw_charts, figure_title, save_figure
 from busim.report.console import (
     ABSENT,
@@ -34,6 +33,7 @@ from busim.report.console import (
     stuck_pending_note,
 )
 from busim.report.files import write_files
+from busim.report.markdown import markdown_cell, markdown_text
 from busim.scenario.presets import shown
 
 MARKDOWN_FILE = "report.md"
@@ -41,6 +41,12 @@ HTML_FILE = "report.html"
 COMPARE_HTML_FILE = "compare.html"
 
 _LATENCY = (("mean", "mean"), ("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max"))
+
+
+def _overrides_note(document: dict[str, Any]) -> str:
+    """The overrides a run had, which its scenario file does not show."""
+    overrides = (document.get("scenario") or {}).get("overrides") or []
+    return " Overrides: " + "; ".join(f"--set {override}" for override in overrides) + "." if overrides else ""
 
 
 def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
@@ -53,7 +59,14 @@ def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
             f"Seed {scenario.seed}; simulated {format_duration(document['sim_time_s'])}; "
             f"{document['messages']['published']:,} messages published"
             + (f", {emitted:,} emitted by consumers; " if (emitted := document["messages"].get("emitted")) else "; ")
-            + ("the bus drained." if document["drained"] else "stopped at duration + drain_timeout with work left."),
+            + (
+                "the bus drained."
+                if document["drained"]
+                else f"stopped at {format_duration(stop['at_s'])}: {stop['consumer']} in a delivery loop."
+                if (stop := document.get("stopped"))
+                else "stopped at duration + drain_timeout with work left."
+            )
+            + _overrides_note(document),
         ),
         (
             f"Broker: {scenario.broker.preset}",
@@ -227,29 +240,28 @@ def _latency_table(view: RunView) -> list[list[str]]:
 
 
 def report_markdown(view: RunView, charts: dict[str, str]) -> str:
-    """report.md; ``charts`` maps each chart's file (PNG, beside the report) to its title."""
-    lines = [f"# {view.scenario.name}", ""]
+    """report.md; ``charts`` maps each chart's file (PNG, beside the report) to its title.
+
+    Every text is escaped (:mod:`busim.report.markdown`): names, descriptions and values are the user's.
+    """
+    lines = [f"# {markdown_cell(view.scenario.name)}", ""]
     if view.scenario.description:
-        lines += [view.scenario.description, ""]
+        lines += [markdown_text(view.scenario.description), ""]
     for heading, content in sections(view):
-        lines += [f"## {heading}", ""]
+        lines += [f"## {markdown_cell(heading)}", ""]
         if isinstance(content, str):
-            lines += [content, ""]
+            lines += [markdown_text(content), ""]
             continue
         header, *body = content
-        lines.append("| " + " | ".join(_cell(cell) for cell in header) + " |")
+        lines.append("| " + " | ".join(markdown_cell(cell) for cell in header) + " |")
         lines.append("|" + "---|" * len(header))
-        lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in body]
+        lines += ["| " + " | ".join(markdown_cell(cell) for cell in row) + " |" for row in body]
         lines.append("")
         if heading == "Latency, publish to first completed processing" and charts:
             lines += ["## Charts", ""]
-            lines += [f"![{title}]({file})" for file, title in charts.items()]
+            lines += [f"![{markdown_cell(title)}]({file})" for file, title in charts.items()]
             lines.append("")
     return "\n".join(lines)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|") or " "
 
 
 _STYLE = """
@@ -359,35 +371,12 @@ def write_report(view: RunView, folder: Path, charts: bool = True) -> list[Path]
     )
 
 
-def remove_report(folder: Path) -> None:
-    """Remove a single run's report and charts, so that a folder never pairs them with other results."""
+def is_report_file(name: str) -> bool:
+    """Whether a file of a run's folder is part of its report (report.md, report.html, a chart), which
+    ``busim report`` writes anew."""
     from busim.report.charts import CHARTS, FORMATS
 
-    for name in (MARKDOWN_FILE, HTML_FILE, *(f"{chart}.{suffix}" for chart in CHARTS for suffix in FORMATS)):
-        (folder / name).unlink(missing_ok=True)
-
-
-def read_run(folder: Path) -> RunView:
-    """A run's folder (results.json and scenario.yaml, as busim run writes them) as a :class:`RunView`.
-
-    Raises:
-        ScenarioFileError: the folder does not hold a single run's results.
-        ScenarioError: its scenario.yaml is not a valid scenario.
-    """
-    from busim.scenario import load_scenario
-
-    results = folder / "results.json"
-    try:
-        document = json.loads(results.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioFileError(f"{folder}: no results.json here; give the folder of a busim run") from None
-    except (OSError, ValueError) as error:
-        raise ScenarioFileError(f"{results}: cannot read it ({error})") from None
-    if document.get("schema") != "busim.result/1":
-        raise ScenarioFileError(
-            f"{results}: a report draws a single run (schema busim.result/1), not {document.get('schema')!r}"
-        )
-    return RunView(load_scenario(folder / "scenario.yaml").scenario, document)
+    return name in (MARKDOWN_FILE, HTML_FILE) or name in {f"{chart}.{suffix}" for chart in CHARTS for suffix in FORMATS}
 
 
 def write_comparison_report(comparison: Comparison, folder: Path, charts: bool = True) -> list[Path]:
@@ -396,14 +385,10 @@ def write_comparison_report(comparison: Comparison, folder: Path, charts: bool =
     Raises:
         OutputError: the folder cannot be written.
     """
-    from busim.report.charts import COMPARISON_CHARTS, FORMATS, write_comparison_charts
+    from busim.report.charts import write_comparison_charts
 
     try:
         written = write_comparison_charts(comparison, folder) if charts else []
-        for name in COMPARISON_CHARTS:  # a chart not drawn this time must not stay from an earlier comparison
-            for suffix in FORMATS:
-                if folder / f"{name}.{suffix}" not in written:
-                    (folder / f"{name}.{suffix}").unlink(missing_ok=True)
         svgs = {figure_title_of(path): path.read_text(encoding="utf-8") for path in written if path.suffix == ".svg"}
         path = folder / COMPARE_HTML_FILE
         path.write_text(comparison_html(comparison, svgs), encoding="utf-8")

@@ -18,53 +18,18 @@ from rich.console import Console
 from rich.table import Table
 
 from busim.analysis.stories import ANOMALY_KINDS, Anomaly, Happening, Stories, Story, What
-from busim.api import REPLICATIONS_SCHEMA, RESULT_SCHEMA, Result
+from busim.api import Result
 from busim.engine.records import DedupMiss, DeliveryCause, LossReason, RunRecord
 from busim.errors import BusimError, RunFolderError
-from busim.report.console import reason_label
+from busim.report.console import literal, reason_label
 from busim.report.files import RESULTS_FILE, SCENARIO_FILE
-from busim.scenario import LoadedScenario, Scenario, load_scenario
+from busim.scenario import Scenario
 from busim.scenario.schema import did_you_mean
 
 DEFAULT_TOP = 5
 
 # The figures of results.json that simulating a folder again must reproduce, per consumer.
 CHECKED_FIGURES = ("delivered", "processed", "duplicate_effects", "lost", "dead_lettered", "stuck_pending")
-
-
-def read_run_folder(folder: Path) -> tuple[LoadedScenario, dict[str, Any]]:
-    """A single run's resolved scenario and its results.json document.
-
-    Raises:
-        RunFolderError: the folder is missing, lacks either file, or holds replications or other results.
-        ScenarioError: its scenario.yaml is not a valid scenario.
-    """
-    if not folder.exists():
-        raise RunFolderError(f"{folder}: no such folder; give the output folder of a busim run")
-    if not folder.is_dir():
-        raise RunFolderError(f"{folder}: not a folder; give the output folder of a busim run")
-    results = folder / RESULTS_FILE
-    for path in (results, folder / SCENARIO_FILE):
-        if not path.is_file():
-            raise RunFolderError(f"{folder}: no {path.name} here; give the output folder of a busim run")
-    try:
-        document = json.loads(results.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise RunFolderError(f"{results}: cannot read it ({error})") from None
-    schema = document.get("schema") if isinstance(document, dict) else None
-    if schema == REPLICATIONS_SCHEMA:
-        seeds = document.get("seeds") or ["S"]
-        raise RunFolderError(
-            f"{folder}: holds {document.get('replications')} replications; explain needs a single run "
-            f"(run one of them with --seed, e.g. --seed {seeds[0]})"
-        )
-    if schema != RESULT_SCHEMA:
-        raise RunFolderError(f"{results}: not the results of a busim run (schema {schema!r}, not {RESULT_SCHEMA!r})")
-    messages = document.get("messages")
-    published = messages.get("published") if isinstance(messages, dict) else None
-    if not isinstance(published, int) or not isinstance(document.get("consumers"), dict):
-        raise RunFolderError(f"{results}: lacks messages.published or consumers; it was edited")
-    return load_scenario(folder / SCENARIO_FILE), document
 
 
 def check_request(
@@ -335,7 +300,8 @@ def story_lines(story: Story, scenario: Scenario) -> list[str]:
 
 def _print_lines(console: Console, lines: Iterable[str]) -> None:
     for line in lines:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        # As written: names and field values are the user's, and may hold [bold] or :smile:.
+        console.print(line, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def render_story(console: Console, stories: Stories, message: int, consumer: str | None = None) -> None:
@@ -372,7 +338,7 @@ def render_overview(console: Console, stories: Stories, folder: Path, consumer: 
     table = Table(title="Messages with each anomaly", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("anomaly", no_wrap=True)
     for name in counts:
-        table.add_column(name, justify="right", no_wrap=True)
+        table.add_column(literal(name), justify="right", no_wrap=True)
     for kind in ANOMALY_KINDS:
         table.add_row(kind, *(f"{counts[name][kind]:,}" for name in counts))
     console.print(table)

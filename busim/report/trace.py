@@ -54,12 +54,6 @@ def write_trace(record: RunRecord, folder: Path) -> list[Path]:
     return paths
 
 
-def remove_trace(folder: Path) -> None:
-    """Remove an earlier run's trace, so that a folder never pairs it with other results."""
-    for name in TRACE_FILES:
-        (folder / name).unlink(missing_ok=True)
-
-
 def _times(values: np.ndarray) -> list[float | None]:
     """Times in seconds as plain floats, None where absent (NaN)."""
     return [None if math.isnan(value) else value for value in values.tolist()]

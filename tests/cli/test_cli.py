@@ -1,6 +1,8 @@
 """The command line as a user meets it, through Typer's CliRunner."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +14,7 @@ from tests.conftest import ROOT, SCENARIOS
 
 runner = CliRunner()
 FLASH_SALE = str(SCENARIOS / "flash-sale.yaml")
+FLASH_SALE_TEXT = (SCENARIOS / "flash-sale.yaml").read_text()
 IDEMPOTENT = str(SCENARIOS / "flash-sale-idempotent.yaml")
 
 
@@ -38,12 +41,27 @@ def test_run_prints_the_tables_and_writes_results_and_the_resolved_scenario(tmp_
     assert "seed: 42" in resolved and "consumer_timeout: 1800.0" in resolved
 
 
-def test_the_default_output_folder_is_runs_slash_the_scenario_name(tmp_path, monkeypatch):
+def test_each_run_keeps_a_folder_of_its_own_in_runs_slash_the_scenario_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--no-charts"])
     assert result.exit_code == 0
     assert result.stdout == ""
-    assert (tmp_path / "runs" / "flash-sale" / "results.json").is_file()
+    runs = tmp_path / "runs" / "flash-sale"
+    (first,) = [path for path in runs.iterdir() if path.name != "latest"]
+    assert re.fullmatch(r"\d{8}-\d{6}", first.name)
+    assert (runs / "latest").resolve() == first.resolve()
+    baseline = (first / "results.json").read_bytes()
+    # A run with an override gets a folder of its own: the baseline stays as it was.
+    again = runner.invoke(app, ["run", FLASH_SALE, "--no-charts", "--set", "seed=7"], env={"COLUMNS": "200"})
+    assert again.exit_code == 0
+    (second,) = [path for path in runs.iterdir() if path.name not in ("latest", first.name)]
+    assert (runs / "latest").resolve() == second.resolve()
+    assert (first / "results.json").read_bytes() == baseline
+    assert "overrides: --set seed=7" in again.stdout
+    assert f"in runs/flash-sale/{second.name} (runs/flash-sale/latest)" in again.stdout
+    assert "Overrides: --set seed=7." in (second / "report.md").read_text()
+    # busim explain and report take the scenario's folder for its newest run.
+    assert runner.invoke(app, ["report", str(runs), "--no-charts", "--quiet"]).exit_code == 0
 
 
 def test_json_prints_results_json_and_nothing_else(tmp_path):
@@ -169,6 +187,7 @@ def test_an_output_folder_that_is_a_file_is_reported(tmp_path):
     result = runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(blocker)])
     assert result.exit_code == 2
     assert result.stderr == f"busim: cannot write the results to {blocker}: File exists\n"
+    assert blocker.read_text() == ""
 
 
 def test_a_bug_keeps_its_traceback_and_exits_with_its_own_code(monkeypatch, capsys):
@@ -185,6 +204,39 @@ def test_a_bug_keeps_its_traceback_and_exits_with_its_own_code(monkeypatch, caps
     stderr = capsys.readouterr().err
     assert "Traceback" in stderr and "RuntimeError: boom" in stderr
     assert stderr.endswith("please report it with the traceback above\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        ("seed: 1 # \x00\n", [], "{file}:1:11: the control character U+0000 (NUL) is not allowed in YAML"),
+        ("seed: " + "[" * 500 + "]" * 500 + "\n", [], "{file}:1:106: lists and mappings nest more than 100 levels"),
+        ("", ["seed=" + "9" * 5000], "--set seed=999"),
+        ("", ["duration=" + "[" * 3000], "--set duration=[[["),
+    ],
+    ids=["nul", "deep", "long-seed", "deep-override"],
+)
+def test_input_that_once_crashed_the_loader_exits_with_2_without_a_traceback(
+    tmp_path, monkeypatch, capsys, text, overrides, message
+):
+    import busim.cli
+
+    path = tmp_path / "s.yaml"
+    path.write_text(text or FLASH_SALE_TEXT)
+    sets = [option for assignment in overrides for option in ("--set", assignment)]
+    monkeypatch.setattr("sys.argv", ["busim", "validate", str(path), *sets])
+    with pytest.raises(SystemExit) as exit_:
+        busim.cli.main()
+    assert exit_.value.code == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(message.format(file=path)) and "Traceback" not in stderr
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_validate_refuses_a_device_without_reading_it():
+    result = runner.invoke(app, ["validate", "/dev/zero"])
+    assert result.exit_code == 2
+    assert result.stderr == "busim: /dev/zero: is a character device, not a regular file; give a scenario file\n"
 
 
 @pytest.mark.parametrize("preset", PRESET_NAMES)

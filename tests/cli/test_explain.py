@@ -169,7 +169,8 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path, crashed):
     result = explain(gutted)
     assert (result.exit_code, result.stderr) == (
         2,
-        f"busim: {gutted / 'results.json'}: lacks messages.published or consumers; it was edited\n",
+        f"busim: {gutted / 'results.json'}: scenario: missing; the file was written by another version of busim, "
+        "or edited\n",
     )
 
 

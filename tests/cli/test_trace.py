@@ -15,7 +15,7 @@ def test_trace_writes_a_line_per_message_and_a_chrome_trace(tmp_path):
     folder = tmp_path / "run"
     result = runner.invoke(app, ["run", CRASHING, "--out", str(folder), "--no-charts", "--trace"])
     assert result.exit_code == 0, result.output
-    assert f"{folder / 'trace.jsonl'}, {folder / 'trace.json'}" in result.stdout
+    assert f"report.html, trace.jsonl, trace.json in {folder}" in result.stdout
     published = json.loads((folder / "results.json").read_text())["messages"]["published"]
     lines = (folder / "trace.jsonl").read_text().splitlines()
     assert len(lines) == published == 4

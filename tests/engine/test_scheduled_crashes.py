@@ -215,3 +215,23 @@ def test_the_story_of_a_rewound_kafka_record_tells_the_crash_before_the_commit()
     happenings = [(h.time_s, h.instance, h.what) for h in Stories(result.record).story(5).happenings]
     assert (3.0, 0, What.UNCOMMITTED) in happenings
     assert happenings.index((3.0, 0, What.UNCOMMITTED)) < happenings.index((4.0, None, What.ARRIVED))
+
+
+# ---------------------------------------------------------------- a delivery loop
+def test_a_delivery_loop_stops_the_run_with_a_verdict_that_says_so():
+    # Every processing crashes its instance, which comes back at once, and RabbitMQ requeues at once:
+    # the same message is delivered for ever. The run stops at 100 deliveries per message plus 10,000.
+    result = busim.simulate(
+        scenario(broker={"preset": "rabbitmq"}, consumers=[consumer(crash={"probability": 1.0, "restart_after": 0})])
+    )
+    stop = result.record.stopped
+    assert (stop.consumer, stop.deliveries, stop.messages) == ("worker", 100 * 100 + 10_000, 100)
+    assert len(result.record.groups[0].deliveries) == stop.deliveries
+    assert not result.record.drained and result.record.sim_time_s == stop.at_s
+    assert result.summary.violations[0] == (
+        f"the run stopped at {stop.at_s:.3f} s: worker had made 20,000 deliveries of its 100 messages, a delivery "
+        "loop that would not end (each delivery crashing its instance, or coming back at once); the figures cover "
+        "the run until then"
+    )
+    document = result.to_dict()["stopped"]
+    assert document == {"consumer": "worker", "at_s": stop.at_s, "deliveries": 20_000, "messages": 100}

@@ -57,10 +57,10 @@ def test_the_markdown_report_states_the_question_the_assumptions_and_the_verdict
     report = (tmp_path / "report.md").read_text()
     assert report.startswith("# flash-sale\n\nDoors open at 30 s")
     assert "| prefetch | 250 |" in report
-    # Every consumer parameter, effects and state included.
-    assert "| effects | [{counter: stock, key: productId, add: -quantity, floor: 0}] |" in report
+    # Every consumer parameter, effects and state included; a [ is escaped, as in all user text.
+    assert "| effects | \\[{counter: stock, key: productId, add: -quantity, floor: 0}] |" in report
     assert "| crash | {probability: 0.0005, restart_after: 2.0} |" in report
-    assert "| outages | [{at: 60.0, duration: 10.0}] |" in report
+    assert "| outages | \\[{at: 60.0, duration: 10.0}] |" in report
     assert "![flash-sale: end-to-end latency, publish to first processing](latency-cdf.png)" in report
     assert "Inconsistent with exactly-once processing: inventory: 8 duplicate effects;" in report
 
@@ -78,11 +78,14 @@ def test_busim_report_draws_the_same_report_again_from_the_folder_alone(tmp_path
 def test_busim_report_needs_a_single_runs_folder(tmp_path):
     empty = runner.invoke(app, ["report", str(tmp_path)])
     assert empty.exit_code == 2
-    assert empty.stderr == f"busim: {tmp_path}: no results.json here; give the folder of a busim run\n"
+    assert empty.stderr == f"busim: {tmp_path}: no results.json here; give the output folder of a busim run\n"
     (tmp_path / "results.json").write_text(json.dumps({"schema": "busim.replications/1"}))
+    (tmp_path / "scenario.yaml").write_text((SCENARIOS / "flash-sale.yaml").read_text())
     replicated = runner.invoke(app, ["report", str(tmp_path)])
     assert replicated.exit_code == 2
-    assert "a report draws a single run (schema busim.result/1), not 'busim.replications/1'" in replicated.stderr
+    assert replicated.stderr == (
+        f"busim: {tmp_path}: holds replications; report needs a single run (run one of them with --seed)\n"
+    )
 
 
 def chromium() -> str:
@@ -119,7 +122,10 @@ def test_a_replicated_run_leaves_no_earlier_report_beside_its_results(tmp_path):
         app, ["run", FLASH_SALE, "--quiet", "--replications", "2", "--set", "duration=100s", "--out", str(tmp_path)]
     )
     assert replicated.exit_code == 0, replicated.output
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["results.json", "scenario.yaml"]
+    assert sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith(".")) == [
+        "results.json",
+        "scenario.yaml",
+    ]
 
 
 def test_the_results_table_of_the_report_shows_the_reads_of_a_read_model():

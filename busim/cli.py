@@ -383,9 +383,9 @@ def run(
         def write(staging: Path) -> None:
             write_run(result, staging)
             if isinstance(result, Result):
-                from busim.report.run_report import RunView, write_report  # matplotlib loads only here
+                from busim.report.run_report import write_report  # matplotlib loads only here
 
-                write_report(RunView.of(result), staging, charts)
+                write_report(result, staging, charts)
                 if trace:
                     write_trace(result.record, staging)
 
@@ -541,12 +541,12 @@ def report_command(
 
     folder = resolve_run_folder(folder)
     try:
-        view = read_run_folder(folder, "report").view
+        run = read_run_folder(folder, "report")
         output = OutputFolder.claim(folder, f"busim report {folder}")
     except BusimError as error:
         _fail(error)
     with _interruptible(output):
-        written = _write(output, lambda staging: write_report(view, staging, charts), replaces=is_report_file)
+        written = _write(output, lambda staging: write_report(run, staging, charts), replaces=is_report_file)
     if not quiet:
         Console().print(_wrote(written, output.path), style="dim", highlight=False, soft_wrap=True)
 

@@ -1,0 +1,1245 @@
+"""What a run, its replications or a comparison shows, built once as plain data.
+
+Every table and text a user reads (publishers, consumers and why, latency,
+chains, consistency and drift, reads, invariants, the verdict and the
+configuration) is a :class:`TableView` or a few sentences here, without
+Rich and without markup. The console (:mod:`busim.report.console`),
+report.md and report.html render the same views, so they cannot disagree;
+they style a cell by its tone and choose a layout, but never compute or
+word a figure of their own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from busim.analysis import Summary
+from busim.analysis.intervals import CONFIDENCE, Interval
+from busim.analysis.invariants import COUNTER_MEASURES, InvariantOutcome, failed_invariants, invariant_names
+from busim.analysis.summary import ConsumerSummary
+from busim.api import Comparison, Replications, Result
+from busim.engine.records import Stop
+from busim.scenario import Scenario
+from busim.scenario.presets import COMMON_KEYS, PRESETS
+from busim.scenario.schema import INVARIANT_METRICS, Consumer
+from busim.scenario.units import parse_duration, parse_rate
+
+ABSENT = "—"
+NOT_MEASURED = "n/a"
+
+# ---------------------------------------------------------------- the shapes of a view
+Tone = Literal["bad", "good", "quiet"] | None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A figure as shown: its text, its raw value (a number, or None where there is none) and its tone.
+
+    ``bad`` is an anomaly (red), ``good`` a check that held (green), ``quiet``
+    a figure that matters little (a zero count, dim). ``note`` follows the
+    text with its own tone: a change against a baseline, ``(+5%)``.
+    """
+
+    text: str
+    value: float | int | str | bool | None = None
+    tone: Tone = None
+    note: str = ""
+    note_tone: Tone = None
+    brief: str = ""  # the text in a narrow layout, where it differs: a mean without its interval
+
+    @property
+    def bad(self) -> bool:
+        return self.tone == "bad"
+
+    @property
+    def full(self) -> str:
+        """The text and its note, as a file shows the cell."""
+        return self.text + self.note
+
+
+@dataclass(frozen=True)
+class Column:
+    """A value column: its heading, and whether its figures align right."""
+
+    header: str
+    right: bool = True
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row: its label, a cell per value column and why (the causes, in words).
+
+    ``sub`` marks a part of the row above (a latency's broker part, a chain's
+    hop): indented and dim. ``why_parts`` holds why by the column it is about
+    ("" for all), for a layout that splits the columns. ``short`` names the
+    row where a narrow layout turns rows into columns; a row without one is
+    left out there.
+    """
+
+    label: str
+    cells: tuple[Cell, ...]
+    why: str = ""
+    sub: bool = False
+    why_parts: tuple[tuple[str, str], ...] = ()
+    short: str = ""
+
+
+@dataclass(frozen=True)
+class TableView:
+    """A titled table: a label column (headed ``label``), value columns, rows, an optional why column and caption."""
+
+    title: str
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+    label: str = ""
+    why: bool = False
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict: whether all is well, a headline, and the failures (departures, then failed invariants)."""
+
+    good: bool
+    headline: str
+    items: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Heading:
+    """What a run is: its name, description, facts (``seed 7``, ``simulated 10m00s, drained``) and overrides."""
+
+    name: str
+    description: str
+    facts: tuple[Cell, ...]
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunViews:
+    """Everything a single run shows, in the order a report reads it."""
+
+    heading: Heading
+    verdict: Verdict
+    key_figures: TableView
+    publishers: TableView
+    consumers: TableView
+    latency: TableView
+    chains: TableView | None
+    consistency: TableView | None
+    most_drifted: tuple[tuple[str, str], ...]  # (which counter, its most drifted keys)
+    invariants: TableView | None
+    configuration: tuple[TableView, ...]
+
+    @property
+    def tables(self) -> tuple[TableView, ...]:
+        """Every table of the results, in order (not the configuration)."""
+        found = (self.key_figures, self.publishers, self.consumers, self.latency)
+        extra = (self.chains, self.consistency, self.invariants)
+        return found + tuple(table for table in extra if table is not None)
+
+
+@dataclass(frozen=True)
+class ReplicationsViews:
+    heading: Heading
+    figures: TableView
+    invariants: TableView | None
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class ComparisonViews:
+    """Variants side by side: what each changes, a table per consumer, and each variant's verdict."""
+
+    title: str
+    how: str  # the same seed, or replications on the same seeds
+    variants: TableView  # each variant and its overrides
+    consumers: tuple[tuple[str, TableView], ...]  # (consumer, its figures across the variants)
+    verdicts: tuple[tuple[str, Cell], ...]  # (variant, its verdict)
+    replicated: bool = False
+    note: str = ""
+    legend: tuple[tuple[str, str], ...] = field(default=())  # (short heading, what it stands for)
+
+
+# ---------------------------------------------------------------- words and units
+_DURATION_UNITS = ((1e-6, "µs"), (1e-3, "ms"), (1.0, "s"))
+NEGLIGIBLE_S = 1e-9  # shorter than any time a scenario can state meaningfully
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration for people, to three significant digits: ``412µs``, ``12.3ms``, ``4.21s``, ``3m05s``."""
+    if seconds is None:
+        return ABSENT
+    if abs(seconds) < NEGLIGIBLE_S:
+        return "0s"  # rounding noise of float arithmetic, such as a queue wait of 3.5e-17 s
+    for scale, unit in _DURATION_UNITS:
+        text = f"{seconds / scale:.3g}"
+        # Move up a unit when rounding reaches the next one (999.96µs is 1ms, 59.97s is 1m00s).
+        if float(text) < (60 if unit == "s" else 1000) and "e" not in text:
+            return f"{text}{unit}"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes >= 60:
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{rest:02d}s"
+
+
+def format_setting_duration(seconds: float) -> str:
+    """A duration setting as a scenario can state it, exactly: ``30min``, ``2h``, ``45s``, ``1.5s``, ``250ms``."""
+    if seconds >= 1:
+        for scale, unit in ((3600.0, "h"), (60.0, "min")):
+            if seconds >= scale and (seconds / scale).is_integer():
+                return f"{seconds / scale:g}{unit}"
+        return f"{seconds:g}s"
+    if seconds == 0:
+        return "0s"
+    milliseconds = round(seconds * 1e3, 9)
+    if milliseconds >= 1:
+        return f"{milliseconds:g}ms"
+    return f"{round(seconds * 1e6, 6):g}µs"
+
+
+def format_rate(per_s: float) -> str:
+    """A rate per second as a user would write it: ``1,000``, ``20``, ``0.5``."""
+    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
+
+
+def _count(value: int) -> Cell:
+    """A count where anything but 0 is an anomaly."""
+    return Cell(f"{value:,}", value, "bad" if value else "quiet")
+
+
+def _number(value: int | float) -> Cell:
+    return Cell(f"{value:,}", value)
+
+
+def _duration(seconds: float | None) -> Cell:
+    return Cell(format_duration(seconds), seconds)
+
+
+def _text(text: str) -> Cell:
+    return Cell(text, text)
+
+
+_BLANK = Cell("")
+
+
+# A reason in the words of the broker at hand, where they differ from results.json's generic names.
+_BROKER_WORDS = {
+    "ack_timeout": {
+        "rabbitmq": "consumer timeout",
+        "rabbitmq-quorum": "consumer timeout",
+        "sqs-standard": "visibility timeout",
+        "sqs-fifo": "visibility timeout",
+        "sns-sqs": "visibility timeout",
+        "nats-jetstream": "ack wait",
+        "redis-streams": "claimed when idle",
+    },
+    "crash_before_ack": {"kafka": "crash before commit"},
+}
+
+
+def reason_label(reason: str, preset: str) -> str:
+    """How a reason of ``by_reason`` is named on ``preset``."""
+    return _BROKER_WORDS.get(reason, {}).get(preset, reason.replace("_", " "))
+
+
+def chain_labels(names: list[str]) -> list[str]:
+    """Short labels for chains named ``Event > consumer > Event > consumer``: the consumers, unless two would match."""
+    short = [" > ".join(name.split(" > ")[1::2]) for name in names]
+    return short if len(set(short)) == len(short) else names
+
+
+# ---------------------------------------------------------------- a run: the few functions that read a result
+# Each reads what a view needs from a finished run or one read back from its folder.
+@dataclass(frozen=True)
+class RunFacts:
+    """What the views of a single run read: its scenario, its figures and how the run went."""
+
+    scenario: Scenario
+    summary: Summary
+    overrides: tuple[str, ...]
+    sim_time_s: float
+    drained: bool
+    stopped: Stop | None
+    published: int
+    emitted: int
+    wall_time_s: float | None = None  # None when read back from a folder
+
+    @classmethod
+    def of(cls, result: Result) -> RunFacts:
+        record = result.record
+        emitted = int(np.count_nonzero(record.messages.emitter >= 0))
+        return cls(
+            scenario=result.scenario,
+            summary=result.summary,
+            overrides=tuple(result.source.overrides),
+            sim_time_s=record.sim_time_s,
+            drained=record.drained,
+            stopped=record.stopped,
+            published=len(record.messages) - emitted,
+            emitted=emitted,
+            wall_time_s=result.wall_time_s,
+        )
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """Every departure from exactly-once, then each failed invariant, in a sentence."""
+        return self.summary.violations + tuple(
+            f"{name}: {check} (measured {measured})"
+            for name, check, measured, passed in invariant_rows(self.summary.invariants)
+            if not passed
+        )
+
+
+def run_facts(result: Result | RunFacts) -> RunFacts:
+    return result if isinstance(result, RunFacts) else RunFacts.of(result)
+
+
+def _figure(outcome: Result | Replications, consumer: str, path: tuple[str, ...]) -> Interval | None:
+    """A figure of one consumer (a mean and interval over replications), or None where it has no such figure."""
+    try:
+        if isinstance(outcome, Replications):
+            interval = outcome.interval("consumers", consumer, *path)
+            return None if interval.replications == 0 else interval
+        value = _at(asdict(outcome.summary.consumers[consumer]), path)
+    except KeyError:
+        return None
+    return None if value is None else Interval(float(value), math.nan, math.nan, 1)
+
+
+def _at(document: Any, path: tuple[str, ...]) -> object:
+    for key in path:
+        if document is None:  # under a summary with no samples (staleness without queries)
+            return None
+        document = document[key]
+    return document
+
+
+def _summaries(outcome: Result | Replications) -> tuple[Summary, ...]:
+    return outcome.summaries if isinstance(outcome, Replications) else (outcome.summary,)
+
+
+def _consumer_names(outcome: Result | Replications) -> list[str]:
+    return list(_summaries(outcome)[0].consumers)
+
+
+def _runs(outcome: Result | Replications) -> int:
+    return len(outcome.summaries) if isinstance(outcome, Replications) else 1
+
+
+# ---------------------------------------------------------------- a run
+def run_views(result: Result | RunFacts) -> RunViews:
+    """Every table and text of a single run."""
+    facts = run_facts(result)
+    summary = facts.summary
+    drifted = tuple(
+        (f"{name} {counter}", "; ".join(f"key {d.key}: {d.expected:,} → {d.actual:,}" for d in state.most_drifted[:3]))
+        for name, consumer in summary.consumers.items()
+        for counter, state in consumer.state.items()
+        if state.most_drifted
+    )
+    has_state = any(consumer.state for consumer in summary.consumers.values())
+    return RunViews(
+        heading=_heading(facts),
+        verdict=_verdict(facts),
+        key_figures=_key_figures(facts),
+        publishers=_publishers(facts),
+        consumers=_consumers(facts),
+        latency=_latency(facts),
+        chains=_chains(facts) if summary.chains else None,
+        consistency=_consistency(facts) if has_state else None,
+        most_drifted=drifted,
+        invariants=invariants_table(summary.invariants) if summary.invariants else None,
+        configuration=configuration(facts.scenario),
+    )
+
+
+def _heading(facts: RunFacts) -> Heading:
+    scenario = facts.scenario
+    if facts.drained:
+        how = Cell(f"simulated {format_duration(facts.sim_time_s)}, drained")
+    elif facts.stopped is not None:
+        stop = facts.stopped
+        how = Cell(
+            f"simulated {format_duration(facts.sim_time_s)}, stopped at {format_duration(stop.at_s)}: "
+            f"{stop.consumer} in a delivery loop",
+            tone="bad",
+        )
+    else:
+        how = Cell(
+            f"simulated {format_duration(facts.sim_time_s)}, stopped at duration + drain_timeout with work left",
+            tone="bad",
+        )
+    messages = facts.published + facts.emitted
+    counted = f"{facts.published:,} published, {facts.emitted:,} emitted" if facts.emitted else f"{messages:,} messages"
+    return Heading(
+        scenario.name,
+        scenario.description,
+        (Cell(f"seed {scenario.seed}", scenario.seed), how, Cell(counted, messages)),
+        facts.overrides,
+    )
+
+
+def _verdict(facts: RunFacts) -> Verdict:
+    summary = facts.summary
+    failed = failed_invariants(summary.invariants)
+    items = facts.failures
+    if summary.consistent and not failed:
+        words = "Consistent: every message's effects were applied exactly once."
+        if summary.invariants:
+            words = "Consistent: every message's effects were applied exactly once, and every invariant holds."
+        return Verdict(True, words)
+    if summary.consistent:
+        return Verdict(False, "Consistent with exactly-once processing, but invariants fail:", items)
+    if failed:
+        return Verdict(False, "Inconsistent with exactly-once processing, and invariants fail:", items)
+    return Verdict(False, "Inconsistent with exactly-once processing:", items)
+
+
+def _drift(consumer: ConsumerSummary) -> Cell:
+    if not consumer.state:
+        return Cell(ABSENT)
+    drift = sum(state.abs_drift for state in consumer.state.values())
+    return _count(drift)
+
+
+def _key_figures(facts: RunFacts) -> TableView:
+    """Per consumer, the figures that matter most: delivered, duplicate effects, lost, p99 latency, drift."""
+    rows = tuple(
+        Row(
+            name,
+            (
+                _number(consumer.delivered),
+                _count(consumer.duplicate_effects),
+                _count(consumer.lost),
+                _duration(consumer.latency_s.end_to_end.p99),
+                _drift(consumer),
+            ),
+        )
+        for name, consumer in facts.summary.consumers.items()
+    )
+    columns = ("deliveries", "duplicate effects", "lost", "latency p99", "abs drift")
+    return TableView("At a glance", tuple(Column(header) for header in columns), rows, label="consumer")
+
+
+# The publishers' figures shown only where some publisher has them: (heading, summary attribute).
+PUBLISHER_FIGURES = (
+    ("failed", "failed"),
+    ("resent", "resent"),
+    ("deduplicated", "deduplicated"),
+    ("crashed", "crashed"),
+    ("lost to crash", "lost_to_crash"),
+    ("relayed twice", "relayed_twice"),
+)
+
+
+def _publishers(facts: RunFacts) -> TableView:
+    publishers = facts.summary.publishers
+    # Failures and resends only where the scenario can produce them, to keep the table narrow.
+    extra = [
+        (heading, attribute)
+        for heading, attribute in PUBLISHER_FIGURES
+        if any(getattr(publisher, attribute) for publisher in publishers.values())
+    ]
+    columns = (
+        Column("published"),
+        Column("delayed by an outage"),
+        Column("longest delay"),
+        *(Column(heading) for heading, _ in extra),
+    )
+    rows = tuple(
+        Row(
+            name,
+            (
+                _number(publisher.published),
+                _number(publisher.delayed_by_outage),
+                _duration(publisher.max_publish_delay_s) if publisher.delayed_by_outage else Cell(ABSENT),
+                *(_number(getattr(publisher, attribute)) for _, attribute in extra),
+            ),
+        )
+        for name, publisher in publishers.items()
+    )
+    return TableView("Publishers", columns, rows, label="publisher")
+
+
+# Every figure of a consumer that the tables show: (row label, summary attribute, whether non-zero is an anomaly)
+CONSUMER_ROWS = (
+    ("messages subscribed", "subscribed", False),
+    ("deliveries", "delivered", False),
+    ("processed", "processed", False),
+    ("duplicate deliveries", "duplicate_deliveries", True),
+    ("duplicate effects", "duplicate_effects", True),
+    ("redelivered", "redelivered", False),
+    ("lost", "lost", True),
+    ("dead-lettered", "dead_lettered", True),
+    ("stuck pending", "stuck_pending", True),
+    ("rejected", "rejected", False),
+    ("wrongly rejected", "wrongly_rejected", True),
+    ("wrongly accepted", "wrongly_accepted", True),
+    ("oversold", "oversold", True),
+    ("lost updates", "lost_updates", True),
+    ("optimistic retries", "optimistic_retries", False),
+    ("out of order", "out_of_order", False),
+    ("in flight at end", "in_flight_at_end", True),
+    ("max backlog", "max_backlog", False),
+    ("idle instances", "idle_instances", True),
+    ("busiest instance", "busiest_instance_share", False),
+    ("publishes refused", "rejected_publishes", False),
+    ("crashes", "crashes", False),
+    ("recovery p50 / max", "recovery_s", False),
+    ("emitted", "emitted", False),
+)
+
+
+# Rows that only a few scenarios can produce, left out while they are 0.
+_ONLY_WHEN_SEEN = ("rejected_publishes", "idle_instances")
+# Rows shown only where a consumer is set up to produce them.
+_ONLY_WHEN_SET: dict[str, Callable[[Scenario, Consumer], bool]] = {
+    "oversold": lambda _, consumer: consumer.effects_isolation != "atomic",
+    "lost_updates": lambda _, consumer: consumer.effects_isolation == "read-modify-write",
+    "optimistic_retries": lambda _, consumer: consumer.effects_isolation == "optimistic",
+    "recovery_s": lambda _, consumer: consumer.snapshot_every is not None and consumer.crash is not None,
+    "emitted": lambda _, consumer: bool(consumer.emits),
+    # Only a broker that waits for acks with nothing to redeliver (Redis without a claimer) leaves entries pending.
+    "stuck_pending": lambda scenario, _: (
+        scenario.broker.claim_interval == "off" and scenario.broker.delivery == "at-least-once"
+    ),
+}
+
+
+def row_shown(scenario: Scenario, attribute: str, values: list[object]) -> bool:
+    """Whether the consumers' table shows the row of ``attribute``, given each consumer's value."""
+    if attribute in _ONLY_WHEN_SEEN and not any(values):
+        return False
+    set_up = _ONLY_WHEN_SET.get(attribute)
+    return (
+        not set_up
+        or (any(values) and attribute != "recovery_s")
+        or any(set_up(scenario, consumer) for consumer in scenario.consumers)
+    )
+
+
+# Why, by consumer: (consumer, or "" for all; words).
+WhyParts = list[tuple[str, str]]
+
+
+def _joined(parts: WhyParts, several: bool) -> str:
+    return "; ".join(f"{owner}: {words}" if several and owner else words for owner, words in parts if words)
+
+
+def _listed(counts: dict[str, int], name: Callable[[str], str]) -> str:
+    return ", ".join(f"{count:,} {name(reason)}" for reason, count in counts.items())
+
+
+def _reasons(facts: RunFacts, attribute: str) -> WhyParts:
+    preset = facts.scenario.broker.preset
+    return [
+        (name, _listed(consumer.by_reason.get(attribute) or {}, lambda reason: reason_label(reason, preset)))
+        for name, consumer in facts.summary.consumers.items()
+        if consumer.by_reason.get(attribute)
+    ]
+
+
+def _busiest_why(facts: RunFacts, _attribute: str) -> WhyParts:
+    if facts.scenario.broker.preset == "kafka":
+        return [("", "of deliveries")]  # partitions, not instances, set the spread
+    return [
+        (name, f"of deliveries (even: {1 / facts.scenario.consumer(name).instances:.0%})")
+        for name in facts.summary.consumers
+    ]
+
+
+def _idle_why(facts: RunFacts, _attribute: str) -> WhyParts:
+    broker = facts.scenario.broker
+    if broker.preset != "kafka":
+        return []
+    parts: WhyParts = []
+    for name in facts.summary.consumers:
+        members = facts.scenario.consumer(name).workers
+        if members > (broker.partitions or 1):
+            parts.append(("", f"{members} members for {broker.partitions} partitions"))
+    return parts
+
+
+def _duplicate_effects_why(facts: RunFacts, attribute: str) -> WhyParts:
+    """The causes of duplicate effects, and why an idempotent consumer's store let them through."""
+    several = len(facts.summary.consumers) > 1
+    why = _joined(_reasons(facts, attribute), several)
+    missed = _joined(_reasons(facts, "dedup_missed"), several)
+    if not missed:
+        return _reasons(facts, attribute)
+    return [("", f"{why}; past the dedup store: {missed}")]
+
+
+def _emitted_why(facts: RunFacts, _attribute: str) -> WhyParts:
+    return [
+        (name, ", ".join(f"{count:,} {event}" for event, count in consumer.emitted.items()))
+        for name, consumer in facts.summary.consumers.items()
+        if consumer.emitted
+    ]
+
+
+def _recovery_why(facts: RunFacts, _attribute: str) -> WhyParts:
+    return [
+        (name, f"restart + replay of up to {max(consumer.replayed_events):,} events")
+        for name, consumer in facts.summary.consumers.items()
+        if consumer.replayed_events
+    ]
+
+
+def _stuck_pending_why(facts: RunFacts, attribute: str) -> WhyParts:
+    """Why entries were left pending, how many were never processed, and how long the oldest had been idle."""
+    reasons = _reasons(facts, attribute)
+    if not reasons:
+        return []
+    consumers = facts.summary.consumers.values()
+    note = stuck_pending_note(
+        sum(consumer.stuck_pending for consumer in consumers),
+        sum(consumer.stuck_pending_unprocessed for consumer in consumers),
+        [consumer.stuck_pending_age_s.max for consumer in consumers],
+    )
+    return [("", _joined(reasons, len(facts.summary.consumers) > 1) + note)]
+
+
+def stuck_pending_note(stuck: int, unprocessed: int, idle_s: list[float | None]) -> str:
+    """What follows the reasons entries were left pending: how many were never processed, and the
+    longest any had been idle, given each consumer's longest (None: none left)."""
+    longest = max((value for value in idle_s if value is not None), default=None)
+    if longest is None:
+        return ""
+    waits = "it waits" if stuck == 1 else "they wait"
+    return f"; {unprocessed:,} never processed; {waits} for a claim, idle up to {format_duration(longest)}"
+
+
+def _crashes_why(facts: RunFacts, _attribute: str) -> WhyParts:
+    return [
+        (name, missed_crashes_note(consumer.by_reason.get("missed_crashes") or {}))
+        for name, consumer in facts.summary.consumers.items()
+    ]
+
+
+def missed_crashes_note(reasons: dict[str, int]) -> str:
+    """Scheduled crashes that did not happen, and why, from ``by_reason.missed_crashes``."""
+    missed = sum(reasons.values())
+    if not missed:
+        return ""
+    why = _listed(reasons, lambda reason: _MISSED_CRASH_REASONS.get(reason, reason.replace("_", " ")))
+    return f"{missed:,} scheduled {'crash' if missed == 1 else 'crashes'} did not happen: {why}"
+
+
+_MISSED_CRASH_REASONS = {"instance_down": "instance down then", "count_not_reached": "count never reached"}
+
+_SPECIAL_WHY: dict[str, Callable[[RunFacts, str], WhyParts]] = {
+    "crashes": _crashes_why,
+    "stuck_pending": _stuck_pending_why,
+    "busiest_instance_share": _busiest_why,
+    "idle_instances": _idle_why,
+    "duplicate_effects": _duplicate_effects_why,
+    "emitted": _emitted_why,
+    "recovery_s": _recovery_why,
+}
+
+
+def _consumer_cells(attribute: str, anomaly: bool, values: list[Any]) -> tuple[Cell, ...]:
+    if attribute == "recovery_s":
+        return tuple(
+            Cell(f"{format_duration(value.p50)} / {format_duration(value.max)}", value.p50)
+            if value.count
+            else Cell(ABSENT)
+            for value in values
+        )
+    if attribute == "emitted":
+        return tuple(
+            Cell(f"{sum(value.values()):,}", sum(value.values())) if value else Cell(ABSENT) for value in values
+        )
+    if attribute == "busiest_instance_share":
+        return tuple(Cell(f"{value:.0%}", value) for value in values)
+    return tuple(_count(value) if anomaly else _number(value) for value in values)
+
+
+def _consumers(facts: RunFacts) -> TableView:
+    consumers = facts.summary.consumers
+    scenario = facts.scenario
+    several = len(consumers) > 1
+    rows = []
+    for label, attribute, anomaly in CONSUMER_ROWS:
+        values = [getattr(consumer, attribute) for consumer in consumers.values()]
+        if not row_shown(scenario, attribute, values):
+            continue
+        if attribute == "busiest_instance_share" and all(scenario.consumer(name).instances == 1 for name in consumers):
+            continue
+        parts = _SPECIAL_WHY.get(attribute, _reasons)(facts, attribute)
+        parts = [(owner, words) for owner, words in parts if words]
+        cells = _consumer_cells(attribute, anomaly, values)
+        rows.append(Row(label, cells, _joined(parts, several), why_parts=tuple(parts)))
+    rows += read_rows(scenario, consumers)
+    columns = tuple(Column(name) for name in consumers)
+    return TableView("Consumers", columns, tuple(rows), why=True)
+
+
+def read_rows(scenario: Scenario, consumers: dict[str, ConsumerSummary]) -> list[Row]:
+    """Rows on the reads of the consumers' read models; none unless some consumer has ``queries``.
+
+    A consumer without them shows a dash. The cells stay narrow, as the other
+    rows' do; the share of stale reads goes with the why.
+    """
+    queried = {name: scenario.consumer(name).queries for name in consumers}
+    if not any(queried.values()):
+        return []
+    stale, p50, p99, newest = [], [], [], []
+    shares: WhyParts = []
+    several = sum(queries is not None for queries in queried.values()) > 1
+    for name, consumer in consumers.items():
+        queries = queried[name]
+        if queries is None:
+            for cells in (stale, p50, p99, newest):
+                cells.append(Cell(ABSENT))
+            continue
+        stale.append(_number(consumer.stale_reads))
+        age_s = consumer.staleness_age_s
+        p50.append(_duration(age_s.p50 if age_s else None))
+        p99.append(_duration(age_s.p99 if age_s else None))
+        newest.append(_duration(consumer.newest_missing_age_s.p50 if consumer.newest_missing_age_s else None))
+        fraction = consumer.stale_read_fraction
+        share = f"{fraction:.1%} of " if fraction is not None else ""
+        shares.append((name, f"{share}{consumer.reads:,} reads of {queries.counter} at {format_rate(queries.rate)}/s"))
+    return [
+        Row("stale reads", tuple(stale), _joined(shares, several), why_parts=tuple(shares)),
+        Row("staleness p50", tuple(p50), "since the oldest event not yet applied"),
+        Row("staleness p99", tuple(p99)),
+        Row("newest missed p50", tuple(newest), "since the newest event not yet applied"),
+    ]
+
+
+_LATENCY_COLUMNS = ("count", "mean", "p50", "p90", "p99", "p99.9", "max")
+
+
+def _warm_up_note(scenario: Scenario) -> str:
+    warmup = scenario.warmup
+    return f", published at or after the {format_duration(warmup)} warm-up" if warmup else ""
+
+
+def _latency(facts: RunFacts) -> TableView:
+    note = _warm_up_note(facts.scenario)
+    if not facts.drained:
+        note += ", of the messages processed before the run stopped"
+    rows = []
+    for name, consumer in facts.summary.consumers.items():
+        latency = consumer.latency_s
+        for label, summary, sub in (
+            (name, latency.end_to_end, False),
+            ("broker", latency.broker, True),
+            ("queue wait", latency.queue_wait, True),
+            ("processing", latency.processing, True),
+        ):
+            values = (summary.mean, summary.p50, summary.p90, summary.p99, summary.p999, summary.max)
+            rows.append(Row(label, (_number(summary.count), *map(_duration, values)), sub=sub))
+    columns = tuple(Column(heading) for heading in _LATENCY_COLUMNS)
+    return TableView(f"Latency: publish to first completed processing{note}", columns, tuple(rows))
+
+
+def _chains(facts: RunFacts) -> TableView:
+    chains = facts.summary.chains
+    rows, captions = [], []
+    for chain, path in zip(chains.values(), chain_labels(list(chains))):
+        latency = chain.latency_s
+        rows.append(
+            Row(
+                path,
+                (
+                    _number(chain.completed),
+                    _count(chain.duplicate_completions),
+                    *map(_duration, (latency.p50, latency.p99, latency.max)),
+                ),
+            )
+        )
+        for hop in chain.hops:
+            hop_latency = hop.latency_s
+            rows.append(
+                Row(
+                    f"{hop.event} > {hop.consumer}",
+                    (
+                        _number(hop.messages),
+                        _count(hop.duplicates),
+                        *map(_duration, (hop_latency.p50, hop_latency.p99, hop_latency.max)),
+                    ),
+                    sub=True,
+                )
+            )
+        first, last = chain.hops[0], chain.hops[-1]
+        duplicates = chain.duplicate_completions
+        plural = "duplicate" if duplicates == 1 else "duplicates"
+        captions.append(
+            f"{path}: {chain.completed:,} of {chain.published:,} {first.event} messages reached {last.consumer}"
+            + (f", with {duplicates:,} {plural}" if duplicates else "")
+        )
+    columns = tuple(Column(heading) for heading in ("messages", "dups", "p50", "p99", "max"))
+    title = f"Event chains: latency from publish to the last consumer{_warm_up_note(facts.scenario)}"
+    return TableView(title, columns, tuple(rows), caption="\n".join(captions))
+
+
+def _consistency(facts: RunFacts) -> TableView:
+    rows = tuple(
+        Row(
+            name,
+            (
+                _text(counter),
+                _number(state.expected_total),
+                _number(state.actual_total),
+                _count(state.keys_diverged),
+                _count(state.abs_drift),
+            ),
+        )
+        for name, consumer in facts.summary.consumers.items()
+        for counter, state in consumer.state.items()
+    )
+    columns = (Column("counter", right=False), *(Column(h) for h in ("expected", "actual", "keys off", "abs drift")))
+    return TableView("State against an exactly-once reference", columns, rows, label="consumer")
+
+
+# ---------------------------------------------------------------- invariants
+def _measure(value: float | None, metric: str) -> str:
+    """A limit or a measured value of ``metric`` in its unit: ``250ms``, ``1.5%``, ``1,204``."""
+    if value is None:
+        return NOT_MEASURED
+    unit = INVARIANT_METRICS.get(metric, "count")  # a counter's lowest and highest are counts
+    if unit == "duration":
+        return format_duration(value)
+    if unit == "fraction":
+        return f"{value * 100:.3g}%"
+    if isinstance(value, int) or value.is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")  # a mean over replications, or a limit between whole numbers
+
+
+def invariant_check(outcome: InvariantOutcome) -> str:
+    """What a bound checks, in words: ``inventory latency p99 <= 250ms``, ``lowest inventory stock >= 0``."""
+    sign = "<=" if outcome.bound == "max" else ">="
+    limit = _measure(outcome.limit, outcome.metric)
+    if outcome.metric in COUNTER_MEASURES.values():
+        consumer, counter = outcome.subject.split(".", 1)
+        return f"{outcome.metric} {consumer} {counter} {sign} {limit}"
+    label = outcome.metric.replace("p999", "p99.9").replace("_", " ")
+    return f"{outcome.subject} {label} {sign} {limit}"
+
+
+def invariant_rows(outcomes: Iterable[InvariantOutcome]) -> list[tuple[str, str, str, bool]]:
+    """Each bound checked: the invariant's name, what it checks, the measured value, whether it held."""
+    return [
+        (outcome.name, invariant_check(outcome), _measure(outcome.measured, outcome.metric), outcome.passed)
+        for outcome in outcomes
+    ]
+
+
+_INVARIANT_COLUMNS = (Column("checks", right=False), Column("measured"), Column("result", right=False))
+
+
+def invariants_table(outcomes: tuple[InvariantOutcome, ...]) -> TableView:
+    rows = tuple(
+        Row(
+            name,
+            (
+                _text(check),
+                Cell(measured, outcome.measured),
+                Cell("PASS", True, "good") if passed else Cell("FAIL", False, "bad"),
+            ),
+        )
+        for outcome, (name, check, measured, passed) in zip(outcomes, invariant_rows(outcomes))
+    )
+    return TableView("Invariants", _INVARIANT_COLUMNS, rows, label="invariant")
+
+
+def invariant_failures(result: Result | Replications) -> list[str]:
+    """Each bound that failed, in a sentence: in the run, or in how many replications."""
+    if isinstance(result, Result):
+        return [
+            f"{name}: {check} (measured {measured})"
+            for name, check, measured, passed in invariant_rows(result.summary.invariants)
+            if not passed
+        ]
+    count = len(result.summaries)
+    failures = []
+    for index, outcome in enumerate(result.summaries[0].invariants):
+        failed = sum(not summary.invariants[index].passed for summary in result.summaries)
+        if failed:
+            failures.append(f"{outcome.name}: {invariant_check(outcome)} (failed in {failed} of {count} replications)")
+    return failures
+
+
+# ---------------------------------------------------------------- the configuration
+def _marks(annotation: Any) -> set[Callable[..., Any]]:
+    """The parsers (durations, rates) that an annotation's validators name, through unions and Annotated."""
+    found: set[Callable[..., Any]] = set()
+    for item in getattr(annotation, "__metadata__", ()):
+        func = getattr(item, "func", None)
+        if func in (parse_duration, parse_rate):
+            found.add(func)
+    for argument in getattr(annotation, "__args__", ()) or ():
+        found |= _marks(argument)
+    return found
+
+
+def setting_text(value: Any, marks: frozenset[Callable[..., Any]] = frozenset()) -> str:
+    """A setting as a user would write it in YAML, on one line: durations and rates in their units
+    (``30min``, ``250ms``, ``700/s``), a distribution as ``{exponential: {mean: 3ms}}``, and a setting
+    left unset as a dash (never ``null``)."""
+    if value is None:
+        return ABSENT
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        items = [
+            f"{key}: {setting_text(getattr(value, key), _field_marks(info))}"
+            for key, info in fields.items()
+            if key != "kind" and getattr(value, key) not in (None, [], {})
+        ]
+        if "points" in fields:  # quantiles, as written: {p50: 3ms, p99: 5.4ms}
+            points = value.points  # type: ignore[attr-defined]
+            items = [f"p{percentile:g}: {format_setting_duration(duration)}" for percentile, duration in points.items()]
+        inner = "{" + ", ".join(items) + "}"
+        kind = getattr(value, "kind", None)
+        return f"{{{kind}: {inner}}}" if isinstance(kind, str) else inner
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {setting_text(inner, marks)}" for key, inner in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(setting_text(inner, marks) for inner in value) + "]" if value else "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float) and parse_duration in marks:
+        return format_setting_duration(float(value))
+    if isinstance(value, int | float) and parse_rate in marks:
+        return f"{format_rate(float(value))}/s"
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value)}"
+    return str(value)
+
+
+def _field_marks(info: Any) -> frozenset[Callable[..., Any]]:
+    """The parsers a model field names: on its own metadata, or within its annotation."""
+    found = set(_marks(info.annotation))
+    for item in info.metadata:
+        func = getattr(item, "func", None)
+        if func in (parse_duration, parse_rate):
+            found.add(func)
+    return frozenset(found)
+
+
+def _settings_table(title: str, model: BaseModel, shown: Callable[[str], bool] = lambda _: True) -> TableView:
+    rows = tuple(
+        Row(key, (_text(setting_text(getattr(model, key), _field_marks(info))),))
+        for key, info in type(model).model_fields.items()
+        if shown(key)
+    )
+    return TableView(title, (Column("value", right=False),), rows, label="key")
+
+
+def configuration(scenario: Scenario) -> tuple[TableView, ...]:
+    """The broker's, each publisher's and each consumer's settings as run, every default filled in."""
+    broker = scenario.broker
+    # The keys every broker takes and those of its preset; another preset's keys are unset and say nothing.
+    applies = {*COMMON_KEYS, *PRESETS[broker.preset].defaults}
+    return (
+        _settings_table(
+            f"Broker: {broker.preset}", broker, lambda key: key in applies or getattr(broker, key) is not None
+        ),
+        *(_settings_table(f"Publisher: {p.name}", p, lambda key: key != "name") for p in scenario.publishers),
+        *(_settings_table(f"Consumer: {c.name}", c, lambda key: key != "name") for c in scenario.consumers),
+    )
+
+
+# ---------------------------------------------------------------- replications
+# (row label, path below consumers.<name>, a duration, a short label for narrow layouts or "")
+FIGURE_ROWS = (
+    ("latency mean", ("latency_s", "end_to_end", "mean"), True, ""),
+    ("latency p50", ("latency_s", "end_to_end", "p50"), True, "p50"),
+    ("latency p99", ("latency_s", "end_to_end", "p99"), True, "p99"),
+    ("latency p99.9", ("latency_s", "end_to_end", "p999"), True, ""),
+    ("duplicate deliveries", ("duplicate_deliveries",), False, ""),
+    ("duplicate effects", ("duplicate_effects",), False, "dup. effects"),
+    ("redelivered", ("redelivered",), False, ""),
+    ("lost", ("lost",), False, "lost"),
+    ("dead-lettered", ("dead_lettered",), False, "dead"),
+    ("wrongly rejected", ("wrongly_rejected",), False, "wrong rej."),
+    ("wrongly accepted", ("wrongly_accepted",), False, ""),
+    ("out of order", ("out_of_order",), False, "out of order"),
+    ("in flight at end", ("in_flight_at_end",), False, ""),
+    ("max backlog", ("max_backlog",), False, ""),
+    ("crashes", ("crashes",), False, ""),
+)
+
+# The figures on a read model's reads, where a consumer has queries: (label, path, a duration, short label).
+READ_FIGURES = (
+    ("stale reads", ("stale_reads",), False, "stale reads"),
+    ("staleness p50", ("staleness_age_s", "p50"), True, "stale p50"),
+    ("staleness p99", ("staleness_age_s", "p99"), True, "stale p99"),
+)
+
+# Figures of the consistency patterns, each where some consumer is set up for it: (label, path, a duration,
+# short label, the row of the consumers' table that says when).
+PATTERN_FIGURES = (
+    ("stuck pending", ("stuck_pending",), False, "stuck pending", "stuck_pending"),
+    ("oversold", ("oversold",), False, "oversold", "oversold"),
+    ("lost updates", ("lost_updates",), False, "lost updates", "lost_updates"),
+    ("optimistic retries", ("optimistic_retries",), False, "optimistic retries", "optimistic_retries"),
+    ("recovery mean", ("recovery_s", "mean"), True, "recovery mean", "recovery_s"),
+    ("recovery max", ("recovery_s", "max"), True, "recovery max", "recovery_s"),
+)
+
+Figure = tuple[str, tuple[str, ...], bool, str]
+
+
+def _patterns(scenarios: list[Scenario], consumers: list[str]) -> list[Figure]:
+    return [
+        (label, path, duration, short)
+        for label, path, duration, short, attribute in PATTERN_FIGURES
+        if any(
+            _ONLY_WHEN_SET[attribute](scenario, scenario.consumer(name))
+            for scenario in scenarios
+            for name in consumers
+            if name in {consumer.name for consumer in scenario.consumers}
+        )
+    ]
+
+
+def interval_text(interval: Interval, duration: bool) -> str:
+    """A mean, with its interval when there are two replications or more; an interval below 0 shown from 0."""
+    show = format_duration if duration else (lambda value: f"{value:,.1f}")
+    if interval.replications < 2:
+        return format_duration(interval.mean) if duration else f"{interval.mean:,.0f}"
+    # Every figure shown is a count or a duration: an interval reaching below 0 is shown from 0.
+    return f"{show(interval.mean)} [{show(max(interval.low, 0.0))}, {show(interval.high)}]"
+
+
+def _brief(interval: Interval, duration: bool) -> str:
+    return format_duration(interval.mean) if duration else f"{interval.mean:,.0f}"
+
+
+def _interval_cell(interval: Interval | None, duration: bool) -> Cell:
+    if interval is None:
+        return Cell(ABSENT)
+    return Cell(interval_text(interval, duration), interval.mean, brief=_brief(interval, duration))
+
+
+def replications_views(replications: Replications) -> ReplicationsViews:
+    """Each consumer's figures as a mean with its confidence interval, and how often runs were consistent."""
+    scenario = replications.scenario
+    count = _runs(replications)
+    names = _consumer_names(replications)
+    rows = []
+    for label, path, duration, _ in (*FIGURE_ROWS, *_patterns([scenario], names)):
+        rows.append(Row(label, tuple(_interval_cell(_figure(replications, name, path), duration) for name in names)))
+    several = len(names) > 1
+    for name in names:
+        for counter in replications.summaries[0].consumers[name].state:
+            cell = _interval_cell(_figure(replications, name, ("state", counter, "abs_drift")), False)
+            label = f"{counter} drift ({name})" if several else f"{counter} drift"
+            rows.append(Row(label, tuple(cell if other == name else _BLANK for other in names)))
+    for name in names:
+        if scenario.consumer(name).queries is None:
+            continue
+        for label, path, duration, _ in READ_FIGURES:
+            cell = _interval_cell(_figure(replications, name, path), duration)
+            shown = f"{label} ({name})" if several else label
+            rows.append(Row(shown, tuple(cell if other == name else _BLANK for other in names)))
+    figures = TableView(
+        f"Mean of {count} replications",
+        tuple(Column(name) for name in names),
+        tuple(rows),
+        caption=f"[low, high]: the {CONFIDENCE:.0%} confidence interval of the mean",
+    )
+    heading = Heading(
+        scenario.name,
+        scenario.description,
+        (
+            Cell(f"root seed {scenario.seed}", scenario.seed),
+            Cell(f"{count} replications on seeds spawned from it", count),
+        ),
+        tuple(replications.source.overrides),
+    )
+    consistent = sum(summary.consistent for summary in replications.summaries)
+    verdict = Verdict(
+        consistent == count, f"Consistent with exactly-once processing in {consistent} of {count} replications."
+    )
+    invariants = _replicated_invariants(replications) if replications.summaries[0].invariants else None
+    return ReplicationsViews(heading, figures, invariants, verdict)
+
+
+def _replicated_invariants(replications: Replications) -> TableView:
+    """Each bound of the invariants: its measured mean and interval, and in how many replications it held."""
+    count = _runs(replications)
+    rows = []
+    for index, outcome in enumerate(replications.summaries[0].invariants):
+        interval = replications.interval("invariants", index, "measured")
+        passed = sum(summary.invariants[index].passed for summary in replications.summaries)
+        rows.append(
+            Row(
+                outcome.name,
+                (
+                    _text(invariant_check(outcome)),
+                    Cell(_measured_interval(interval, outcome), interval.mean),
+                    Cell(f"passed in {passed} of {count}", passed, "good" if passed == count else "bad"),
+                ),
+            )
+        )
+    return TableView("Invariants", _INVARIANT_COLUMNS, tuple(rows), label="invariant")
+
+
+def _measured_interval(interval: Interval, outcome: InvariantOutcome) -> str:
+    if interval.replications == 0:
+        return NOT_MEASURED
+    if interval.replications < 2:
+        return _measure(interval.mean, outcome.metric)
+    # A consumer's figures are never negative; a counter's values can be.
+    low = interval.low if outcome.metric in COUNTER_MEASURES.values() else max(interval.low, 0.0)
+    shown = (_measure(value, outcome.metric) for value in (interval.mean, low, interval.high))
+    return "{} [{}, {}]".format(*shown)
+
+
+# ---------------------------------------------------------------- a comparison
+def compared_consumers(comparison: Comparison) -> list[str]:
+    """The consumers that every variant has."""
+    return [
+        name
+        for name in _consumer_names(comparison.outcomes[0])
+        if all(name in _consumer_names(outcome) for outcome in comparison.outcomes)
+    ]
+
+
+def _variant_overrides(comparison: Comparison, index: int) -> tuple[str, ...]:
+    return tuple(comparison.outcomes[index].source.overrides)
+
+
+def comparison_views(comparison: Comparison) -> ComparisonViews:
+    """The variants side by side, each figure with its change from the first variant."""
+    first = comparison.outcomes[0]
+    replicated = isinstance(first, Replications)
+    count = _runs(first)
+    how = f"{count} replications each, on the same seeds" if replicated else "the same seed"
+    overrides = [_variant_overrides(comparison, index) for index in range(len(comparison.names))]
+    # What all variants share (a --set given to every one) says nothing about how they differ.
+    shared = set.intersection(*(set(found) for found in overrides)) if overrides else set()
+    variants = TableView(
+        "Variants",
+        (Column("changes", right=False),),
+        tuple(
+            Row(name, (_text(", ".join(o for o in found if o not in shared) or "the scenario as written"),))
+            for name, found in zip(comparison.names, overrides)
+        ),
+        label="variant",
+        caption=f"Every variant also sets {', '.join(sorted(shared))}." if shared else "",
+    )
+    tables = []
+    for consumer in compared_consumers(comparison):
+        title = f"{consumer}: change against {comparison.names[0]}"
+        if replicated:
+            title += f" (means; [low, high] {CONFIDENCE:.0%} confidence interval)"
+        columns = tuple(Column(name) for name in comparison.names)
+        tables.append((consumer, TableView(title, columns, tuple(comparison_rows(comparison, consumer)))))
+    verdicts = tuple(
+        (name, Cell(words, good, "good" if good else "bad"))
+        for name, (words, good) in zip(comparison.names, comparison_verdicts(comparison))
+    )
+    name = first.scenario.name
+    legend = tuple(
+        (short, label)
+        for label, _, _, short in (*FIGURE_ROWS, *READ_FIGURES)
+        if short and short != label and not label.startswith(("latency", "staleness"))
+    )
+    return ComparisonViews(
+        title=f"{name}: {len(comparison.names)} variants on seed {comparison.seed}",
+        how=how,
+        variants=variants,
+        consumers=tuple(tables),
+        verdicts=verdicts,
+        replicated=replicated,
+        note=f"Changes are against the first variant, {comparison.names[0]}.",
+        legend=legend,
+    )
+
+
+def _compared_figures(comparison: Comparison, consumer: str) -> list[Figure]:
+    """Every figure of ``consumer`` that the variants compare: the main ones, drift, reads and patterns."""
+    counters = dict.fromkeys(
+        counter
+        for outcome in comparison.outcomes
+        for summary in _summaries(outcome)[:1]
+        for counter in summary.consumers[consumer].state
+    )
+    drift = [(f"{counter} drift", ("state", counter, "abs_drift"), False, f"{counter} drift") for counter in counters]
+    scenarios = [outcome.scenario for outcome in comparison.outcomes]
+    queried = any(scenario.consumer(consumer).queries for scenario in scenarios)
+    return [*FIGURE_ROWS, *drift, *(READ_FIGURES if queried else ()), *_patterns(scenarios, [consumer])]
+
+
+def comparison_rows(comparison: Comparison, consumer: str) -> list[Row]:
+    """Each figure of ``consumer`` across the variants, with its change from the first variant."""
+    rows = []
+    for label, path, duration, short in _compared_figures(comparison, consumer):
+        figures = [_figure(outcome, consumer, path) for outcome in comparison.outcomes]
+        if all(figure is None for figure in figures):
+            continue
+        cells = tuple(_compared(figure, figures[0], duration) for figure in figures)
+        rows.append(Row(label, cells, short=short))
+    return rows
+
+
+def _compared(figure: Interval | None, baseline: Interval | None, duration: bool) -> Cell:
+    if figure is None:
+        return Cell(ABSENT)
+    plain = _interval_cell(figure, duration)
+    if baseline is None or figure is baseline:
+        return plain
+    change = figure.mean - baseline.mean
+    if change == 0:
+        return plain
+    if baseline.mean and abs(change / baseline.mean) >= 9:
+        note = f" (x{figure.mean / baseline.mean:,.0f})"
+    elif baseline.mean:
+        if abs(change / baseline.mean) < 0.005:
+            return plain
+        note = f" ({change / abs(baseline.mean):+.0%})"
+    else:
+        note = f" ({'+' if change > 0 else '-'}{format_duration(abs(change)) if duration else f'{abs(change):,.1f}'})"
+    return replace(plain, note=note, note_tone="bad" if change > 0 else "good")
+
+
+def comparison_verdicts(comparison: Comparison) -> list[tuple[str, bool]]:
+    """Each variant's verdict on exactly-once processing, in words, and whether it held throughout.
+
+    A variant with invariants is also judged by them, as ``busim run --fail-on-violation`` judges a run:
+    it is good when they all hold.
+    """
+    verdicts = []
+    for outcome in comparison.outcomes:
+        summaries = _summaries(outcome)
+        if isinstance(outcome, Replications):
+            held = sum(summary.consistent for summary in summaries)
+            verdict = (f"consistent in {held} of {len(summaries)} replications", held == len(summaries))
+        elif outcome.summary.consistent:
+            verdict = ("consistent", True)
+        else:
+            verdict = (f"inconsistent ({len(outcome.summary.violations)} violations)", False)
+        invariants = _invariants_verdict(outcome)
+        verdicts.append(verdict if invariants is None else (f"{verdict[0]}; {invariants[0]}", invariants[1]))
+    return verdicts
+
+
+def _invariants_verdict(outcome: Result | Replications) -> tuple[str, bool] | None:
+    """How a variant fared against its invariants, in words, and whether they all held; None without any."""
+    summaries = _summaries(outcome)
+    names = invariant_names(summaries[0].invariants)
+    if not names:
+        return None
+    failed = list(dict.fromkeys(name for summary in summaries for name in failed_invariants(summary.invariants)))
+    if isinstance(outcome, Replications):
+        held = sum(not failed_invariants(summary.invariants) for summary in summaries)
+        words = f"invariants hold in {held} of {len(summaries)} replications"
+    else:
+        words = f"{len(names) - len(failed)} of {len(names)} invariants hold"
+    return (words + (f"; fails {', '.join(failed)}" if failed else ""), not failed)

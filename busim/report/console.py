@@ -42,6 +42,7 @@ from busim.report.views import (
     comparison_views,
     format_duration,
     invariant_failures,
+    legend,
     reason_label,
     replications_views,
     run_views,
@@ -251,25 +252,33 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
             (f"Comparing {len(comparison.names)} variants", "bold"), f" · {views.how} (root seed {comparison.seed})"
         )
     )
+    abbreviated: dict[str, Row] = {}
     for consumer, view in views.consumers:
         wide = rich_table(view, no_wrap=True)
         if len(view.columns) <= WIDE_COMPARISON and _fits(console, wide):
             console.print(wide)
             continue
-        for table in _compact(console, views, consumer, view):
+        rows = _compact_rows(view)
+        abbreviated.update((row.short, row) for row in rows)
+        for table in _compact(console, views, consumer, view, rows):
             console.print(table)
+    if legend(abbreviated.values()):
+        console.print(Text(legend(abbreviated.values()), style="dim"))
     verdicts = Table.grid(padding=(0, 2))
     for name, cell in views.verdicts:
         verdicts.add_row(Text(name, style="bold"), Text(cell.text, style="green" if cell.tone == "good" else "red"))
     console.print(verdicts)
 
 
-def _compact(console: Console, views: ComparisonViews, consumer: str, view: TableView) -> list[Table]:
-    """One row per variant, the figures with a short label as columns; a figure that is 0 (or absent) under
-    every variant makes no difference and is left out; what does not fit goes to a continued table."""
-    shown = [row for row in view.rows if row.short and any(cell.value for cell in row.cells)] or [
-        row for row in view.rows if row.short
-    ][:1]
+def _compact_rows(view: TableView) -> list[Row]:
+    """The figures a narrow layout shows: those with a short label, less those that are 0 (or absent) under
+    every variant, which make no difference here."""
+    shown = [row for row in view.rows if row.short and any(cell.value for cell in row.cells)]
+    return shown or [row for row in view.rows if row.short][:1]
+
+
+def _compact(console: Console, views: ComparisonViews, consumer: str, view: TableView, shown: list[Row]) -> list[Table]:
+    """One row per variant, the figures as columns; what does not fit goes to a continued table."""
     names = [column.header for column in view.columns]
     base = f"{consumer}{' (means of the replications)' if views.replicated else ''}"
     tables: list[Table] = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -90,6 +90,19 @@ class Row:
     short: str = ""
 
 
+def legend(rows: Iterable[Row]) -> str:
+    """What the short labels of ``rows`` that abbreviate stand for: ``dup. effects: duplicate effects``.
+
+    A short label whose words are all the label's (``p50`` for ``latency p50``) needs no entry.
+    """
+    entries = [
+        f"{row.short}: {row.label}"
+        for row in rows
+        if row.short and not set(row.short.split()) <= set(row.label.split())
+    ]
+    return "; ".join(entries)
+
+
 @dataclass(frozen=True)
 class TableView:
     """A titled table: a label column (headed ``label``), value columns, rows, an optional why column and caption."""
@@ -164,7 +177,6 @@ class ComparisonViews:
     verdicts: tuple[tuple[str, Cell], ...]  # (variant, its verdict)
     replicated: bool = False
     note: str = ""
-    legend: tuple[tuple[str, str], ...] = field(default=())  # (short heading, what it stands for)
 
 
 # ---------------------------------------------------------------- words and units
@@ -1146,11 +1158,6 @@ def comparison_views(comparison: Comparison) -> ComparisonViews:
         for name, (words, good) in zip(comparison.names, comparison_verdicts(comparison))
     )
     name = first.scenario.name
-    legend = tuple(
-        (short, label)
-        for label, _, _, short in (*FIGURE_ROWS, *READ_FIGURES)
-        if short and short != label and not label.startswith(("latency", "staleness"))
-    )
     return ComparisonViews(
         title=f"{name}: {len(comparison.names)} variants on seed {comparison.seed}",
         how=how,
@@ -1159,7 +1166,6 @@ def comparison_views(comparison: Comparison) -> ComparisonViews:
         verdicts=verdicts,
         replicated=replicated,
         note=f"Changes are against the first variant, {comparison.names[0]}.",
-        legend=legend,
     )
 
 

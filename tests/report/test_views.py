@@ -212,6 +212,7 @@ def test_eight_values_of_vary_fit_80_columns():
     assert_whole(printed, comparison.names)
     # What does not fit goes to a continued table, and the short headings are explained.
     assert "inventory, continued" in printed and "stuck pending" in printed
+    assert "\ndup. effects: duplicate effects; wrong rej.: wrongly rejected\n" in printed
 
 
 def test_a_run_of_three_consumers_fits_80_columns_one_table_per_consumer(order_pipeline):

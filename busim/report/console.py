@@ -1,15 +1,14 @@
 """Terminal output: the progress bar while simulating and the result tables after.
 
-All Rich tables are built here, from a :class:`busim.api.Result`; nothing in
+All Rich tables are built here, from a :class:`busim.results.Result`; nothing in
 the engine or the analysis knows about them.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -28,38 +27,19 @@ from rich.table import Table
 from rich.text import Text
 
 from busim.analysis.intervals import CONFIDENCE, Interval
-from busim.analysis.invariants import COUNTER_MEASURES, InvariantOutcome, failed_invariants, invariant_names
-from busim.api import Comparison, Replications, Result
+from busim.analysis.invariants import (
+    COUNTER_MEASURES,
+    NOT_MEASURED,
+    InvariantOutcome,
+    bound_text,
+    measure_text,
+)
 from busim.engine.simulation import ProgressCallback
+from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
-from busim.scenario.schema import INVARIANT_METRICS, Consumer
-
-ABSENT = "—"
-
-
-_DURATION_UNITS = ((1e-6, "µs"), (1e-3, "ms"), (1.0, "s"))
-
-
-NEGLIGIBLE_S = 1e-9  # shorter than any time a scenario can state meaningfully
-
-
-def format_duration(seconds: float | None) -> str:
-    """A duration for people, to three significant digits: ``412µs``, ``12.3ms``, ``4.21s``, ``3m05s``."""
-    if seconds is None:
-        return ABSENT
-    if abs(seconds) < NEGLIGIBLE_S:
-        return "0s"  # rounding noise of float arithmetic, such as a queue wait of 3.5e-17 s
-    for scale, unit in _DURATION_UNITS:
-        text = f"{seconds / scale:.3g}"
-        # Move up a unit when rounding reaches the next one (999.96µs is 1ms, 59.97s is 1m00s).
-        if float(text) < (60 if unit == "s" else 1000) and "e" not in text:
-            return f"{text}{unit}"
-    minutes, rest = divmod(round(seconds), 60)
-    if minutes >= 60:
-        hours, minutes = divmod(minutes, 60)
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{rest:02d}s"
+from busim.scenario.schema import Consumer
+from busim.scenario.units import ABSENT, NEGLIGIBLE_S, format_duration  # noqa: F401 (used by the reports)
 
 
 def literal(text: RenderableType) -> RenderableType:
@@ -121,6 +101,33 @@ def simulation_progress(console: Console, scenario: Scenario, enabled: bool) -> 
         yield report
 
 
+@dataclass(frozen=True)
+class RunCallbacks:
+    """What moves a progress bar while ``busim run`` simulates: after each run, and as simulated time passes."""
+
+    on_run: Callable[[int, int], None] | None = None
+    on_progress: ProgressCallback | None = None
+
+
+@contextmanager
+def run_progress(console: Console, scenario: Scenario, runs: int, enabled: bool) -> Iterator[RunCallbacks]:
+    """A progress bar of one run's simulated time, or of ``runs`` replications done."""
+    if runs > 1:
+        with count_progress(console, f"replicating {scenario.name}", runs, enabled) as bar:
+            yield RunCallbacks(bar.run_done, bar.simulated) if bar else RunCallbacks()
+    else:
+        with simulation_progress(console, scenario, enabled) as on_progress:
+            yield RunCallbacks(on_progress=on_progress)
+
+
+def render_outcome(console: Console, outcome: Result | Replications) -> None:
+    """Print a run's or replications' tables and verdict."""
+    if isinstance(outcome, Replications):
+        render_replications(console, outcome)
+    else:
+        render_result(console, outcome)
+
+
 def render_result(console: Console, result: Result) -> None:
     """Print the result tables and the consistency verdict."""
     console.print(_heading(result))
@@ -142,20 +149,20 @@ def render_result(console: Console, result: Result) -> None:
 
 def _heading(result: Result) -> Panel:
     scenario = result.scenario
-    record = result.record
-    rate = len(record.messages) / result.wall_time_s if result.wall_time_s > 0 else 0
-    if record.drained:
+    messages = result.messages.published + result.messages.emitted
+    rate = messages / result.wall_time_s if result.wall_time_s > 0 else 0
+    if result.drained:
         drained = "drained"
-    elif record.stopped is not None:
-        stop = record.stopped  # its consumer is a name, which carries no markup
+    elif result.stopped is not None:
+        stop = result.stopped  # its consumer is a name, which carries no markup
         drained = f"[red]stopped at {format_duration(stop.at_s)}: {stop.consumer} in a delivery loop[/]"
     else:
         drained = "[red]stopped at duration + drain_timeout with work left[/]"
     lines = [
         Text(scenario.description),
         Text.from_markup(
-            f"seed [bold]{scenario.seed}[/] · simulated {format_duration(record.sim_time_s)}, {drained} · "
-            f"{len(record.messages):,} messages in {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)",
+            f"seed [bold]{scenario.seed}[/] · simulated {format_duration(result.sim_time_s)}, {drained} · "
+            f"{messages:,} messages in {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)",
             emoji=False,  # a consumer's name may hold :fire:, an emoji code
         ),
         Text("overrides: " + " · ".join(f"--set {override}" for override in result.source.overrides))
@@ -474,7 +481,7 @@ def _reasons(result: Result, attribute: str) -> str:
 def _latency_table(result: Result) -> Table:
     warmup = result.scenario.warmup
     note = f", published at or after the {format_duration(warmup)} warm-up" if warmup else ""
-    if not result.record.drained:
+    if not result.drained:
         note += ", of the messages processed before the run stopped"
     table = _table(f"Latency: publish to first completed processing{note}")
     for heading in ("", "count", "mean", "p50", "p90", "p99", "p99.9", "max"):
@@ -569,38 +576,10 @@ def _most_drifted(result: Result) -> Text:
     return text
 
 
-NOT_MEASURED = "n/a"
-
-
-def _measure(value: float | None, metric: str) -> str:
-    """A limit or a measured value of ``metric`` in its unit: ``250ms``, ``1.5%``, ``1,204``."""
-    if value is None:
-        return NOT_MEASURED
-    unit = INVARIANT_METRICS.get(metric, "count")  # a counter's lowest and highest are counts
-    if unit == "duration":
-        return format_duration(value)
-    if unit == "fraction":
-        return f"{value * 100:.3g}%"
-    if isinstance(value, int) or value.is_integer():
-        return f"{int(value):,}"
-    return f"{value:,.2f}".rstrip("0").rstrip(".")  # a mean over replications, or a limit between whole numbers
-
-
-def invariant_check(outcome: InvariantOutcome) -> str:
-    """What a bound checks, in words: ``inventory latency p99 <= 250ms``, ``lowest inventory stock >= 0``."""
-    sign = "<=" if outcome.bound == "max" else ">="
-    limit = _measure(outcome.limit, outcome.metric)
-    if outcome.metric in COUNTER_MEASURES.values():
-        consumer, counter = outcome.subject.split(".", 1)
-        return f"{outcome.metric} {consumer} {counter} {sign} {limit}"
-    label = outcome.metric.replace("p999", "p99.9").replace("_", " ")
-    return f"{outcome.subject} {label} {sign} {limit}"
-
-
 def invariant_rows(outcomes: tuple[InvariantOutcome, ...]) -> list[tuple[str, str, str, bool]]:
     """Each bound checked: the invariant's name, what it checks, the measured value, whether it held."""
     return [
-        (outcome.name, invariant_check(outcome), _measure(outcome.measured, outcome.metric), outcome.passed)
+        (outcome.name, bound_text(outcome), measure_text(outcome.measured, outcome.metric), outcome.passed)
         for outcome in outcomes
     ]
 
@@ -621,23 +600,6 @@ def _invariants_table(outcomes: tuple[InvariantOutcome, ...]) -> Table:
     for name, check, measured, passed in invariant_rows(outcomes):
         table.add_row(name, check, measured, _result_word(passed))
     return table
-
-
-def invariant_failures(result: Result | Replications) -> list[str]:
-    """Each bound that failed, in a sentence: in the run, or in how many replications."""
-    if isinstance(result, Result):
-        return [
-            f"{name}: {check} (measured {measured})"
-            for name, check, measured, passed in invariant_rows(result.summary.invariants)
-            if not passed
-        ]
-    count = len(result.summaries)
-    failures = []
-    for index, outcome in enumerate(result.summaries[0].invariants):
-        failed = sum(not summary.invariants[index].passed for summary in result.summaries)
-        if failed:
-            failures.append(f"{outcome.name}: {invariant_check(outcome)} (failed in {failed} of {count} replications)")
-    return failures
 
 
 def _verdict(result: Result) -> Text | Group:
@@ -749,7 +711,7 @@ def render_replications(console: Console, replications: Replications) -> None:
     table.caption = Text(f"[low, high]: the {CONFIDENCE:.0%} confidence interval of the mean")
     table.caption_justify = "left"
     table.add_column("", no_wrap=True)
-    names = list(replications.results[0]["consumers"])
+    names = replications.consumers
     for name in names:
         table.add_column(name, justify="right", no_wrap=True)
     patterns = [
@@ -760,22 +722,23 @@ def render_replications(console: Console, replications: Replications) -> None:
     for label, path, duration in (*_REPLICATED_ROWS, *patterns):
         cells: list[Text | str] = []
         for name in names:
-            interval = replications.interval("consumers", name, *path)
-            cells.append(ABSENT if interval.replications == 0 else _interval_text(interval, duration))
+            interval = replications.figure(name, *path)
+            cells.append(ABSENT if interval is None else _interval_text(interval, duration))
         table.add_row(label, *cells)
     for name in names:
-        for counter in replications.results[0]["consumers"][name]["state"]:
-            interval = replications.interval("consumers", name, "state", counter, "abs_drift")
+        for counter in scenario.consumer(name).state:
+            interval = replications.figure(name, "state", counter, "abs_drift")
+            cell = ABSENT if interval is None else _interval_text(interval, False)
             table.add_row(
                 f"{counter} drift ({name})" if len(names) > 1 else f"{counter} drift",
-                *([_interval_text(interval, False) if other == name else "" for other in names]),
+                *([cell if other == name else "" for other in names]),
             )
     for name in names:
         if scenario.consumer(name).queries is None:
             continue
         for label, path, duration in READ_FIGURES:
-            interval = replications.interval("consumers", name, *path)
-            cell = ABSENT if interval.replications == 0 else _interval_text(interval, duration)
+            interval = replications.figure(name, *path)
+            cell = ABSENT if interval is None else _interval_text(interval, duration)
             table.add_row(
                 f"{label} ({name})" if len(names) > 1 else label,
                 *([cell if other == name else "" for other in names]),
@@ -792,28 +755,28 @@ def render_replications(console: Console, replications: Replications) -> None:
 
 def _replicated_invariants_table(replications: Replications) -> Table:
     """Each bound of the invariants: its measured mean and interval, and in how many replications it held."""
-    count = len(replications.summaries)
+    count = replications.runs
     table = _invariants_frame()
-    for index, outcome in enumerate(replications.summaries[0].invariants):
-        interval = replications.interval("invariants", index, "measured")
-        passed = sum(summary.invariants[index].passed for summary in replications.summaries)
+    for index, outcome in enumerate(replications.invariants):
+        interval = replications.invariant(index)
+        passed = replications.invariant_passes(index)
         table.add_row(
             outcome.name,
-            invariant_check(outcome),
+            bound_text(outcome),
             _measured_interval(interval, outcome),
             Text(f"passed in {passed} of {count}", style="bold green" if passed == count else "bold red"),
         )
     return table
 
 
-def _measured_interval(interval: Interval, outcome: InvariantOutcome) -> str:
-    if interval.replications == 0:
+def _measured_interval(interval: Interval | None, outcome: InvariantOutcome) -> str:
+    if interval is None:
         return NOT_MEASURED
     if interval.replications < 2:
-        return _measure(interval.mean, outcome.metric)
+        return measure_text(interval.mean, outcome.metric)
     # A consumer's figures are never negative; a counter's values can be.
     low = interval.low if outcome.metric in COUNTER_MEASURES.values() else max(interval.low, 0.0)
-    shown = (_measure(value, outcome.metric) for value in (interval.mean, low, interval.high))
+    shown = (measure_text(value, outcome.metric) for value in (interval.mean, low, interval.high))
     return "{} [{}, {}]".format(*shown)
 
 
@@ -912,7 +875,7 @@ def _compact_comparison(comparison: Comparison, consumer: str) -> list[Table]:
 def _drift_columns(comparison: Comparison, consumer: str) -> list[tuple[str, tuple[str, ...], bool]]:
     """A drift figure for every counter that some variant's consumer keeps."""
     counters = dict.fromkeys(
-        counter for outcome in comparison.outcomes for counter in _consumer_document(outcome, consumer)["state"]
+        counter for outcome in comparison.outcomes for counter in outcome.scenario.consumer(consumer).state
     )
     return [(f"{counter} drift", ("state", counter, "abs_drift"), False) for counter in counters]
 
@@ -962,50 +925,13 @@ def _pattern_columns(comparison: Comparison, consumer: str) -> list[tuple[str, t
     ]
 
 
-def _consumer_document(outcome: Result | Replications, consumer: str) -> dict:
-    if isinstance(outcome, Replications):
-        return outcome.results[0]["consumers"][consumer]
-    return asdict(outcome.summary.consumers[consumer])
-
-
 def _short(value: float, duration: bool) -> str:
     return format_duration(value) if duration else f"{value:,.0f}"
 
 
 def comparison_verdicts(comparison: Comparison) -> list[tuple[str, bool]]:
-    """Each variant's verdict on exactly-once processing, in words, and whether it held throughout.
-
-    A variant with invariants is also judged by them, as ``busim run --fail-on-violation`` judges a run:
-    it is good when they all hold.
-    """
-    verdicts = []
-    for outcome in comparison.outcomes:
-        if isinstance(outcome, Replications):
-            held = sum(summary.consistent for summary in outcome.summaries)
-            total = len(outcome.summaries)
-            verdict = (f"consistent in {held} of {total} replications", held == total)
-        elif outcome.summary.consistent:
-            verdict = ("consistent", True)
-        else:
-            verdict = (f"inconsistent ({len(outcome.summary.violations)} violations)", False)
-        invariants = _invariants_verdict(outcome)
-        verdicts.append(verdict if invariants is None else (f"{verdict[0]}; {invariants[0]}", invariants[1]))
-    return verdicts
-
-
-def _invariants_verdict(outcome: Result | Replications) -> tuple[str, bool] | None:
-    """How a variant fared against its invariants, in words, and whether they all held; None without any."""
-    summaries = outcome.summaries if isinstance(outcome, Replications) else (outcome.summary,)
-    names = invariant_names(summaries[0].invariants)
-    if not names:
-        return None
-    failed = list(dict.fromkeys(name for summary in summaries for name in failed_invariants(summary.invariants)))
-    if isinstance(outcome, Replications):
-        held = sum(not failed_invariants(summary.invariants) for summary in summaries)
-        words = f"invariants hold in {held} of {len(summaries)} replications"
-    else:
-        words = f"{len(names) - len(failed)} of {len(names)} invariants hold"
-    return (words + (f"; fails {', '.join(failed)}" if failed else ""), not failed)
+    """Each variant's verdict in words, and whether it passed as ``busim run --fail-on-violation`` judges a run."""
+    return [(outcome.verdict, outcome.passed) for outcome in comparison.outcomes]
 
 
 def _comparison_verdicts(comparison: Comparison) -> Table:
@@ -1033,30 +959,12 @@ def comparison_rows(comparison: Comparison, consumer: str) -> list[tuple[str, li
 
 def compared_consumers(comparison: Comparison) -> list[str]:
     """The consumers that every variant has."""
-    first = comparison.outcomes[0]
-    return [
-        name
-        for name in _consumer_names(first)
-        if all(name in _consumer_names(outcome) for outcome in comparison.outcomes)
-    ]
-
-
-def _consumer_names(outcome: Result | Replications) -> list[str]:
-    if isinstance(outcome, Replications):
-        return list(outcome.results[0]["consumers"])
-    return list(outcome.summary.consumers)
+    return list(comparison.consumers)
 
 
 def _figure(outcome: Result | Replications, consumer: str, path: tuple[str, ...]) -> Interval | None:
     """A figure of one consumer, or None where the variant has no such figure or no sample of it."""
-    try:
-        if isinstance(outcome, Replications):
-            interval = outcome.interval("consumers", consumer, *path)
-            return None if interval.replications == 0 else interval
-        value = _at(asdict(outcome.summary.consumers[consumer]), path)
-    except KeyError:
-        return None
-    return None if value is None else Interval(float(value), math.nan, math.nan, 1)
+    return outcome.figure(consumer, *path)
 
 
 def _compared(figure: Interval | None, baseline: Interval | None, duration: bool) -> Text:

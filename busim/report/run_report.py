@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from busim.analysis.invariants import InvariantOutcome
-from busim.api import Comparison
 from busim.errors import OutputError
 from busim.report.charts import RunView, draw_charts, figure_title, save_figure
 from busim.report.console import (
@@ -34,6 +33,7 @@ from busim.report.console import (
 )
 from busim.report.files import write_files
 from busim.report.markdown import markdown_cell, markdown_text
+from busim.results import Comparison
 from busim.scenario.presets import shown
 
 MARKDOWN_FILE = "report.md"
@@ -372,11 +372,13 @@ def write_report(view: RunView, folder: Path, charts: bool = True) -> list[Path]
 
 
 def is_report_file(name: str) -> bool:
-    """Whether a file of a run's folder is part of its report (report.md, report.html, a chart), which
-    ``busim report`` writes anew."""
-    from busim.report.charts import CHARTS, FORMATS
+    """Whether a file of a run's or a comparison's folder is part of its report (report.md, report.html,
+    compare.md, compare.html, a chart), which ``busim report`` writes anew."""
+    from busim.report.charts import CHARTS, COMPARISON_CHARTS, FORMATS
+    from busim.report.files import COMPARE_MARKDOWN
 
-    return name in (MARKDOWN_FILE, HTML_FILE) or name in {f"{chart}.{suffix}" for chart in CHARTS for suffix in FORMATS}
+    charts = {f"{chart}.{suffix}" for chart in (*CHARTS, *COMPARISON_CHARTS) for suffix in FORMATS}
+    return name in (MARKDOWN_FILE, HTML_FILE, COMPARE_MARKDOWN, COMPARE_HTML_FILE) or name in charts
 
 
 def write_comparison_report(comparison: Comparison, folder: Path, charts: bool = True) -> list[Path]:

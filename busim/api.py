@@ -4,157 +4,40 @@
     >>> scenario = busim.load("scenarios/flash-sale.yaml")
     >>> result = busim.simulate(scenario)
     >>> result.summary.consumers["inventory"].latency_s.end_to_end.p99
+    >>> result.figure("inventory", "latency_s", "end_to_end", "p99").mean
 
 The command line is a thin layer over these functions.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import simpy
 
-from busim.analysis import Summary, summarize
-from busim.analysis.intervals import CONFIDENCE, Interval, mean_interval
-from busim.engine import RunRecord
+from busim.analysis import summarize
 from busim.engine import run as run_engine
 from busim.engine.arrivals import expected_count
 from busim.engine.chains import flows_of
 from busim.engine.simulation import ProgressCallback
 from busim.errors import Problem, RunTooLargeError, ScenarioError
+from busim.results import Comparison, MessageCounts, Replications, Result, RunMetadata, Source
 from busim.scenario import LoadedScenario, Scenario, load_scenario
 from busim.scenario.flows import stages
 from busim.scenario.loader import format_path
 from busim.scenario.references import reference_problems
 from busim.scenario.schema import MAX_REPLICATIONS
 from busim.scenario.variants import Variant, load_variants
-from busim.version import __version__
 
-RESULT_SCHEMA = "busim.result/1"
-REPLICATIONS_SCHEMA = "busim.replications/1"
-COMPARISON_SCHEMA = "busim.compare/1"
 # A run keeps a record of every delivery: about 0.5 GB per million messages a consumer group handles.
 MAX_MESSAGES = 20_000_000
 # Peak memory per message a consumer group handles, measured: about 400 bytes on an M/M/1 queue, 580 to
 # 730 on the flash sale; and the process itself, with numpy, SimPy and matplotlib loaded.
 BYTES_PER_MESSAGE = 750
 BASE_BYTES = 150e6
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a scenario came from, for the record."""
-
-    file: str | None = None
-    sha256: str | None = None
-    overrides: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Result:
-    """A finished run: its raw record, its summary, and how it was made."""
-
-    record: RunRecord
-    summary: Summary
-    source: Source = Source()
-    wall_time_s: float = 0.0
-
-    @property
-    def scenario(self) -> Scenario:
-        """The scenario as run, with its seed filled in."""
-        return self.record.scenario
-
-    def to_dict(self) -> dict[str, Any]:
-        """The results.json document (see docs/results.md)."""
-        scenario = self.record.scenario
-        return {
-            "schema": RESULT_SCHEMA,
-            "scenario": _scenario_record(scenario, self.source),
-            "run": _run_metadata(self.wall_time_s),
-            "sim_time_s": self.record.sim_time_s,
-            "drained": self.record.drained,
-            "stopped": asdict(self.record.stopped) if self.record.stopped is not None else None,
-            "messages": {
-                "published": int(np.count_nonzero(self.record.messages.emitter < 0)),
-                "emitted": int(np.count_nonzero(self.record.messages.emitter >= 0)),
-            },
-            "publishers": {name: asdict(summary) for name, summary in self.summary.publishers.items()},
-            "consumers": {name: asdict(summary) for name, summary in self.summary.consumers.items()},
-            "consistency": {
-                "consistent": self.summary.consistent,
-                "violations": list(self.summary.violations),
-            },
-            "invariants": [asdict(outcome) for outcome in self.summary.invariants],
-            "chains": {name: asdict(chain) for name, chain in self.summary.chains.items()},
-        }
-
-
-@dataclass(frozen=True)
-class Replications:
-    """Independent runs of one scenario, each with a seed spawned from one root seed."""
-
-    scenario: Scenario  # as run, with the root seed filled in
-    seeds: tuple[int, ...]  # each replication's seed
-    results: tuple[dict[str, Any], ...]  # each replication's results.json, without its run metadata
-    summaries: tuple[Summary, ...]
-    source: Source = Source()
-    wall_time_s: float = 0.0
-
-    def interval(self, *path: str | int) -> Interval:
-        """The mean and confidence interval of one metric, e.g. ``("consumers", "inventory", "lost")``."""
-        values = []
-        for document in self.results:
-            value: Any = document
-            for key in path:
-                if value is None:  # under a summary with no samples (staleness without queries)
-                    break
-                value = value[key]
-            if value is not None:  # a statistic over no samples
-                values.append(float(value))
-        return mean_interval(values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The results.json document of replications (see docs/results.md)."""
-        scenario = self.scenario
-        return {
-            "schema": REPLICATIONS_SCHEMA,
-            "scenario": _scenario_record(scenario, self.source),
-            "run": _run_metadata(self.wall_time_s),
-            "replications": len(self.seeds),
-            "confidence": CONFIDENCE,
-            "seeds": list(self.seeds),
-            "metrics": _intervals(list(self.results)),
-            "results": list(self.results),
-            "invariants": _replicated_invariants(list(self.results)),
-        }
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Variants of a scenario run on the same seeds (common random numbers)."""
-
-    names: tuple[str, ...]
-    outcomes: tuple[Result | Replications, ...]  # one per variant, in order
-    seed: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """The compare.json document: each variant's results.json under its name."""
-        return {
-            "schema": COMPARISON_SCHEMA,
-            "seed": self.seed,
-            "variants": [
-                {"name": name, "overrides": list(outcome.source.overrides), "results": outcome.to_dict()}
-                for name, outcome in zip(self.names, self.outcomes)
-            ],
-        }
 
 
 def compare(
@@ -193,30 +76,31 @@ def compare(
             on_run(runs[0], len(pairs) * count)
 
     for _, scenario in pairs:
-        if count > 1:
-            outcomes.append(
-                replicate(
-                    scenario,
-                    count,
-                    seed,
-                    ran,
-                    max_messages=max_messages,
-                    max_memory_bytes=max_memory_bytes,
-                    on_progress=on_progress,
-                )
-            )
-        else:
-            outcomes.append(
-                simulate(
-                    scenario,
-                    seed=seed,
-                    on_progress=on_progress,
-                    max_messages=max_messages,
-                    max_memory_bytes=max_memory_bytes,
-                )
-            )
-            ran()
+        outcomes.append(run(scenario, count, seed, ran, on_progress, max_messages, max_memory_bytes))
     return Comparison(names=tuple(name for name, _ in pairs), outcomes=tuple(outcomes), seed=seed)
+
+
+def run(
+    scenario: Scenario | LoadedScenario,
+    replications: int | None = None,
+    seed: int | None = None,
+    on_run: Callable[[int, int], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+    max_messages: int = MAX_MESSAGES,
+    max_memory_bytes: float | None = None,
+) -> Result | Replications:
+    """Simulate a scenario once, or replicate it when ``replications`` (default: its own) is above 1.
+
+    As ``busim run`` does; see :func:`simulate` and :func:`replicate`.
+    """
+    loaded = scenario.scenario if isinstance(scenario, LoadedScenario) else scenario
+    count = replications if replications is not None else loaded.replications
+    if count > 1:
+        return replicate(scenario, count, seed, on_run, max_messages, max_memory_bytes, on_progress)
+    result = simulate(scenario, seed, on_progress, max_messages, max_memory_bytes)
+    if on_run is not None:
+        on_run(1, 1)
+    return result
 
 
 def replication_seeds(root_seed: int, count: int) -> tuple[int, ...]:
@@ -252,80 +136,26 @@ def replicate(
         seed = scenario.seed if scenario.seed is not None else fresh_seed()
     started = time.perf_counter()
     seeds = replication_seeds(seed, count)
-    results, summaries = [], []
+    results = []
     for done, replication_seed in enumerate(seeds, start=1):
-        result = simulate(
-            scenario,
-            seed=replication_seed,
-            on_progress=on_progress,
-            max_messages=max_messages,
-            max_memory_bytes=max_memory_bytes,
+        results.append(
+            simulate(
+                scenario,
+                seed=replication_seed,
+                on_progress=on_progress,
+                max_messages=max_messages,
+                max_memory_bytes=max_memory_bytes,
+            )
         )
-        document = result.to_dict()
-        for key in ("schema", "scenario", "run"):
-            del document[key]
-        document["seed"] = replication_seed
-        results.append(document)
-        summaries.append(result.summary)
         if on_replication is not None:
             on_replication(done, count)
     return Replications(
         scenario=scenario.model_copy(update={"seed": seed, "replications": count}),
         seeds=seeds,
         results=tuple(results),
-        summaries=tuple(summaries),
         source=source,
-        wall_time_s=time.perf_counter() - started,
+        run=RunMetadata.took(time.perf_counter() - started),
     )
-
-
-def _intervals(documents: list[Any]) -> Any:
-    """Replace each number of the documents (which share a shape) by its mean and interval.
-
-    True/false figures become the fraction of replications where they held;
-    a key missing from some documents (a reason that did not occur) counts
-    as 0 there. A statistic over no samples (null) is left out of its mean,
-    and ``replications`` then says how many replications the mean is of.
-    Lists and text are left out.
-    """
-    first = next((document for document in documents if document is not None), None)
-    if first is None:
-        return {"mean": None, "low": None, "high": None, "replications": 0}
-    if isinstance(first, dict):
-        keys = list(dict.fromkeys(key for document in documents for key in (document or {})))
-        merged = {key: _intervals([(document or {}).get(key, 0) for document in documents]) for key in keys}
-        return {key: value for key, value in merged.items() if value is not None}
-    if isinstance(first, bool | int | float):
-        values = [float(value) for value in documents if value is not None]
-        interval = mean_interval(values)
-        figure: dict[str, Any] = {
-            "mean": interval.mean,
-            "low": None if math.isnan(interval.low) else interval.low,
-            "high": None if math.isnan(interval.high) else interval.high,
-        }
-        if len(values) < len(documents):
-            figure["replications"] = len(values)
-        return figure
-    return None
-
-
-def _replicated_invariants(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each bound of the invariants over the replications: in how many it held, and its measured mean and interval.
-
-    Every replication checks the same bounds in the same order.
-    """
-    replicated = []
-    for index, first in enumerate(documents[0]["invariants"]):
-        outcomes = [document["invariants"][index] for document in documents]
-        replicated.append(
-            {
-                **{key: first[key] for key in ("name", "subject", "metric", "bound", "limit")},
-                "passed": sum(outcome["passed"] for outcome in outcomes),
-                "replications": len(outcomes),
-                "measured": _intervals([outcome["measured"] for outcome in outcomes]),
-            }
-        )
-    return replicated
 
 
 def _checked(
@@ -345,28 +175,6 @@ def _checked(
         source, loaded = Source(), scenario
     check_size(loaded, max_messages, max_memory_bytes)
     return loaded, source
-
-
-def _scenario_record(scenario: Scenario, source: Source) -> dict[str, Any]:
-    """Which scenario ran, from where, with which seed and overrides."""
-    return {
-        "name": scenario.name,
-        "description": scenario.description,
-        "seed": scenario.seed,
-        "file": source.file,
-        "sha256": source.sha256,
-        "overrides": list(source.overrides),
-    }
-
-
-def _run_metadata(wall_time_s: float) -> dict[str, Any]:
-    return {
-        "wall_time_s": round(wall_time_s, 3),
-        "busim_version": __version__,
-        "python_version": platform.python_version(),
-        "numpy_version": np.__version__,
-        "simpy_version": simpy.__version__,
-    }
 
 
 def variants(
@@ -513,4 +321,17 @@ def simulate(
     started = time.perf_counter()
     record = run_engine(scenario, seed, on_progress)
     summary = summarize(record)
-    return Result(record=record, summary=summary, source=source, wall_time_s=time.perf_counter() - started)
+    return Result(
+        scenario=record.scenario,
+        summary=summary,
+        sim_time_s=record.sim_time_s,
+        drained=record.drained,
+        messages=MessageCounts(
+            published=int(np.count_nonzero(record.messages.emitter < 0)),
+            emitted=int(np.count_nonzero(record.messages.emitter >= 0)),
+        ),
+        stopped=record.stopped,
+        source=source,
+        run=RunMetadata.took(time.perf_counter() - started),
+        record=record,
+    )

@@ -23,27 +23,24 @@ from rich.text import Text
 
 from busim.api import (
     MAX_MESSAGES,
-    Replications,
-    Result,
     check_size,
     compare,
     expected_group_messages,
-    replicate,
     simulate,
 )
+from busim.api import run as run_scenario
 from busim.errors import BusimError, OverrideError, ScenarioError
 from busim.report.console import (
     count_progress,
-    invariant_failures,
     presets_table,
     render_comparison,
+    render_outcome,
     render_preset,
-    render_replications,
-    render_result,
+    run_progress,
     simulation_progress,
 )
-from busim.report.files import results_json, write_comparison, write_run
-from busim.report.folder import read_run_folder
+from busim.report.files import results_json, write_comparison, write_comparison_markdown, write_run
+from busim.report.folder import is_comparison_folder, read_comparison_folder, read_run_folder
 from busim.report.output import (
     CHART_SUFFIXES,
     DOCUMENT_NAMES,
@@ -61,6 +58,7 @@ from busim.report.stories import (
     render_explanation,
 )
 from busim.report.trace import write_trace
+from busim.results import Replications, Result
 from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
 from busim.scenario.schema import MAX_REPLICATIONS, did_you_mean
@@ -358,65 +356,41 @@ def run(
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
-    result: Result | Replications
     with _interruptible(output):
-        if count > 1:
-            description = f"replicating {loaded.scenario.name}"
-            with count_progress(console, description, count, enabled=show and console.is_terminal) as bar:
-                result = replicate(
-                    loaded,
-                    count,
-                    seed=seed,
-                    on_replication=bar.run_done if bar else None,
-                    max_messages=max_messages,
-                    max_memory_bytes=max_memory,
-                    on_progress=bar.simulated if bar else None,
-                )
-            consistent = all(summary.consistent for summary in result.summaries)
-        else:
-            with simulation_progress(console, loaded.scenario, enabled=show and console.is_terminal) as on_progress:
-                result = simulate(
-                    loaded, seed=seed, on_progress=on_progress, max_messages=max_messages, max_memory_bytes=max_memory
-                )
-            consistent = result.summary.consistent
-
-        def write(staging: Path) -> None:
-            write_run(result, staging)
-            if isinstance(result, Result):
-                from busim.report.run_report import write_report  # matplotlib loads only here
-
-                write_report(result, staging, charts)
-                if trace:
-                    write_trace(result.record, staging)
-
-        written = _write(output, write, own_folder=out is None)
-    if as_json:
-        sys.stdout.write(results_json(result))
-    elif show:
-        if isinstance(result, Replications):
-            render_replications(console, result)
-        else:
-            render_result(console, result)
-        console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
-    if not fail_on_violation:
-        return
-    if loaded.scenario.invariants:
-        # The invariants say what is acceptable: a run that departs from exactly-once may still be.
-        failures = invariant_failures(result)
-        for failure in failures:
-            typer.echo(f"busim: invariant {failure}", err=True)
-        if failures:
-            raise typer.Exit(EXIT_VIOLATION)
-    elif not consistent:
-        if isinstance(result, Replications):
-            departed = sum(not summary.consistent for summary in result.summaries)
-            typer.echo(
-                f"busim: inconsistent with exactly-once processing in {departed} of {count} replications", err=True
+        with run_progress(console, loaded.scenario, count, enabled=show and console.is_terminal) as progress:
+            result = run_scenario(
+                loaded,
+                count,
+                seed,
+                progress.on_run,
+                progress.on_progress,
+                max_messages=max_messages,
+                max_memory_bytes=max_memory,
             )
-        else:
-            for violation in result.summary.violations:
-                typer.echo(f"busim: inconsistent with exactly-once processing: {violation}", err=True)
+        text = results_json(result)
+        written = _write(
+            output, lambda staging: _write_run(result, text, staging, charts, trace), own_folder=out is None
+        )
+    if as_json:
+        sys.stdout.write(text)
+    elif show:
+        render_outcome(console, result)
+        console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
+    if fail_on_violation and result.failures:
+        for failure in result.failures:
+            typer.echo(f"busim: {failure}", err=True)
         raise typer.Exit(EXIT_VIOLATION)
+
+
+def _write_run(result: Result | Replications, results_text: str, folder: Path, charts: bool, trace: bool) -> None:
+    """A run's files: results.json and scenario.yaml, and for a single run its report, charts and trace."""
+    write_run(result, folder, results_text)
+    if isinstance(result, Result):
+        from busim.report.run_report import write_report  # matplotlib loads only here
+
+        write_report(result, folder, charts)
+        if trace and result.record is not None:
+            write_trace(result.record, folder)
 
 
 @app.command()
@@ -536,17 +510,28 @@ def report_command(
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG) too.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Draw a run's charts, report.md and report.html again from its results.json, without simulating."""
-    from busim.report.run_report import is_report_file, write_report
+    """Draw a run's or a comparison's charts and reports again from its results, without simulating."""
+    from busim.report.run_report import is_report_file, write_comparison_report, write_report
 
     folder = resolve_run_folder(folder)
     try:
-        run = read_run_folder(folder, "report")
+        if is_comparison_folder(folder):
+            comparison = read_comparison_folder(folder)
+
+            def write(staging: Path) -> None:
+                write_comparison_markdown(comparison, staging)
+                write_comparison_report(comparison, staging, charts)
+        else:
+            result = read_run_folder(folder, "report").result
+
+            def write(staging: Path) -> None:
+                write_report(result, staging, charts)
+
         output = OutputFolder.claim(folder, f"busim report {folder}")
     except BusimError as error:
         _fail(error)
     with _interruptible(output):
-        written = _write(output, lambda staging: write_report(run, staging, charts), replaces=is_report_file)
+        written = _write(output, write, replaces=is_report_file)
     if not quiet:
         Console().print(_wrote(written, output.path), style="dim", highlight=False, soft_wrap=True)
 
@@ -592,11 +577,11 @@ def explain(
     try:
         folder = resolve_run_folder(folder)
         run_folder = read_run_folder(folder, "explain")
-        check_request(run_folder.loaded.scenario, run_folder.document, message, anomaly, consumer)
+        check_request(run_folder.result, message, anomaly, consumer)
         status = Console(stderr=True)
         with simulation_progress(status, run_folder.loaded.scenario, enabled=status.is_terminal) as on_progress:
             result = simulate(run_folder.loaded, on_progress=on_progress, max_messages=max_messages)
-        check_replay(result, run_folder.document, folder)
+        check_replay(result, run_folder.result, folder)
     except BusimError as error:
         _fail(error)
     render_explanation(Console(), result, folder, message, anomaly, consumer, top)

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 import busim
+from busim.analysis.intervals import mean_interval
 from busim.api import replication_seeds
 from busim.cli import app
 from busim.report.files import results_json
@@ -28,20 +29,25 @@ def test_replication_seeds_are_spawned_from_the_root_and_repeat():
 
 def test_each_replication_is_the_single_run_with_its_seed():
     replications = busim.replicate(FAULTY, replications=3, seed=7)
-    for seed, document in zip(replications.seeds, replications.results):
-        single = busim.simulate(FAULTY, seed=seed).to_dict()
-        assert document["consumers"] == single["consumers"]
+    documents = replications.to_dict()["results"]
+    for seed, result, document in zip(replications.seeds, replications.results, documents):
+        single = busim.simulate(FAULTY, seed=seed)
+        assert result.summary == single.summary
+        assert result.scenario.seed == seed
+        assert document["consumers"] == single.to_dict()["consumers"]
         assert document["seed"] == seed
 
 
 def test_every_metric_gets_the_mean_and_interval_of_its_replications():
     replications = busim.replicate(FAULTY, replications=4, seed=7)
     metrics = replications.to_dict()["metrics"]
-    values = [document["consumers"]["worker"]["duplicate_deliveries"] for document in replications.results]
+    values = [result.summary.consumers["worker"].duplicate_deliveries for result in replications.results]
     interval = metrics["consumers"]["worker"]["duplicate_deliveries"]
     assert interval["mean"] == pytest.approx(np.mean(values))
     assert interval["low"] < interval["mean"] < interval["high"]
-    assert replications.interval("consumers", "worker", "duplicate_deliveries").low == interval["low"]
+    assert replications.figure("worker", "duplicate_deliveries").low == interval["low"]
+    # The seeds are not a figure to average.
+    assert "seed" not in metrics
     # True/false figures become the fraction of replications where they held.
     assert metrics["drained"] == {"mean": 1.0, "low": 1.0, "high": 1.0}
 
@@ -82,12 +88,18 @@ def test_a_statistic_without_samples_in_some_replications_says_how_many_it_is_of
     # One message at most per run at a rate of 0.15/s for 10 s: some replications process none.
     sparse = scenario(publishers=[{"name": "source", "event": "Job", "rate": 0.15}])
     replications = busim.replicate(sparse, replications=6, seed=3)
-    counts = [document["consumers"]["worker"]["latency_s"]["end_to_end"]["count"] for document in replications.results]
+    counts = [result.summary.consumers["worker"].latency_s.end_to_end.count for result in replications.results]
     assert 0 in counts and any(counts)
     p99 = replications.to_dict()["metrics"]["consumers"]["worker"]["latency_s"]["end_to_end"]["p99"]
     assert p99["replications"] == sum(1 for count in counts if count)
-    interval = replications.interval("consumers", "worker", "latency_s", "end_to_end", "p99")
+    interval = replications.figure("worker", "latency_s", "end_to_end", "p99")
     assert interval.replications == p99["replications"]
+    # A count's interval starts at 0, in results.json as on the console, where the t interval reaches below.
+    processed = [result.summary.consumers["worker"].processed for result in replications.results]
+    assert mean_interval(processed).low < 0
+    written = replications.to_dict()["metrics"]["consumers"]["worker"]["processed"]
+    assert (written["low"], replications.figure("worker", "processed").low) == (0.0, 0.0)
+    assert written["high"] == mean_interval(processed).high
 
 
 def test_replications_are_bounded():
@@ -109,10 +121,10 @@ def test_replications_show_the_stale_reads_of_consumers_with_queries():
         processing_time={"exponential": {"mean": "50ms"}}, queries={"rate": 50, "counter": "seen"}, **counted
     )
     replications = busim.replicate(scenario(consumers=[reader, consumer(name="plain")]), 3)
-    stale = [document["consumers"]["worker"]["stale_reads"] for document in replications.results]
-    assert replications.interval("consumers", "worker", "stale_reads").mean == pytest.approx(sum(stale) / 3)
+    stale = [result.summary.consumers["worker"].stale_reads for result in replications.results]
+    assert replications.figure("worker", "stale_reads").mean == pytest.approx(sum(stale) / 3)
     # Without queries there is no staleness summary to look into.
-    assert replications.interval("consumers", "plain", "staleness_age_s", "p50").replications == 0
+    assert replications.figure("plain", "staleness_age_s", "p50") is None
     output = io.StringIO()
     render_replications(Console(file=output, width=120, color_system=None), replications)
     lines = [line.strip() for line in output.getvalue().splitlines()]

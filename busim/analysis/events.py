@@ -72,7 +72,7 @@ class GroupEvents:
         rejected = np.zeros(count, bool)
         rejected[twin_of[deliveries.message[deliveries.outcome == Outcome.REJECTED]]] = True
         rejected &= (applications == 0) & ~twin
-        plan = EffectPlan(record.scenario.consumer(group.name), record.messages.common_fields(group.selection))
+        plan = group.plan
         accepted_by_reference, reference_state = reference_acceptance(plan, count, np.flatnonzero(~twin))
 
         first_rows = first_processing(deliveries)

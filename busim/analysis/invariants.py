@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import TYPE_CHECKING, Literal
 
-from busim.scenario.schema import Invariant
+from busim.scenario.schema import INVARIANT_METRICS, Invariant
+from busim.scenario.units import format_duration
 
 if TYPE_CHECKING:  # the summary imports this module to check a run's invariants
     from busim.analysis.summary import ConsumerSummary
@@ -136,3 +137,32 @@ def failed_invariants(outcomes: Sequence[InvariantOutcome]) -> tuple[str, ...]:
 def invariant_names(outcomes: Sequence[InvariantOutcome]) -> tuple[str, ...]:
     """The names of the invariants checked, in declaration order."""
     return tuple(dict.fromkeys(outcome.name for outcome in outcomes))
+
+
+# ---------------------------------------------------------------- in words
+NOT_MEASURED = "n/a"
+
+
+def measure_text(value: float | None, metric: str) -> str:
+    """A limit or a measured value of ``metric`` in its unit: ``250ms``, ``1.5%``, ``1,204``."""
+    if value is None:
+        return NOT_MEASURED
+    unit = INVARIANT_METRICS.get(metric, "count")  # a counter's lowest and highest are counts
+    if unit == "duration":
+        return format_duration(value)
+    if unit == "fraction":
+        return f"{value * 100:.3g}%"
+    if isinstance(value, int) or value.is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")  # a mean over replications, or a limit between whole numbers
+
+
+def bound_text(outcome: InvariantOutcome) -> str:
+    """What a bound checks, in words: ``inventory latency p99 <= 250ms``, ``lowest inventory stock >= 0``."""
+    sign = "<=" if outcome.bound == "max" else ">="
+    limit = measure_text(outcome.limit, outcome.metric)
+    if outcome.metric in COUNTER_MEASURES.values():
+        consumer, counter = outcome.subject.split(".", 1)
+        return f"{outcome.metric} {consumer} {counter} {sign} {limit}"
+    label = outcome.metric.replace("p999", "p99.9").replace("_", " ")
+    return f"{outcome.subject} {label} {sign} {limit}"

@@ -23,7 +23,6 @@ import numpy as np
 from busim.analysis.chains import logical_ids
 from busim.analysis.consistency import out_of_order_messages
 from busim.analysis.events import GroupEvents
-from busim.engine.keys import key_codes
 from busim.engine.records import DedupMiss, DeliveryCause, GroupRecord, LossReason, Outcome, RunRecord
 
 # Every anomaly a message can show in a consumer, in the order reports list them.
@@ -163,7 +162,7 @@ class _GroupFacts:
         fates = group.fates()
         rows = events.event_first_rows
         late, overtaking = out_of_order_messages(
-            key_codes(record.scenario, record.messages, group.selection)[0],
+            group.key_codes,
             events.twin_of[deliveries.message[rows]],
             deliveries.done_s[rows],
         )

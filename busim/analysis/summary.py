@@ -21,7 +21,6 @@ from busim.analysis.invariants import InvariantOutcome, check_invariants
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.analysis.reads import read_staleness
 from busim.analysis.series import Series, backlog_steps, group_series
-from busim.engine.keys import key_codes
 from busim.engine.records import (
     DedupMiss,
     DeliveryCause,
@@ -274,7 +273,7 @@ def _out_of_order_causes(record: RunRecord, group: GroupRecord, events: GroupEve
     """
     deliveries = group.deliveries
     rows = events.event_first_rows
-    codes = key_codes(record.scenario, record.messages, group.selection)[0]
+    codes = group.key_codes
     event = events.twin_of[deliveries.message[rows]]
     late = overtaken(codes, event, deliveries.done_s[rows])
     causes = deliveries.cause[rows[late]]

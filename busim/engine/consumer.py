@@ -722,7 +722,7 @@ class ConsumerGroup:
             or self._crashes_due > 0
         )
 
-    def record(self, end_s: float) -> GroupRecord:
+    def record(self, end_s: float, key_codes: np.ndarray) -> GroupRecord:
         """Freeze what happened into arrays; copies still queued count as unserved."""
         cursor = self._cursor
         unserved = [
@@ -730,4 +730,4 @@ class ConsumerGroup:
             *((entry[0], entry[2]) for entry in self._redeliveries),
             *((copy[0], copy[1]) for copy in self._waiting),
         ]
-        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler)
+        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler, key_codes)

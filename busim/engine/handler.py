@@ -49,6 +49,7 @@ class Handler:
         crash = consumer.crash
         self._restart_s = crash.restart_after if crash else 0.0
         self._plan = plan
+        self.plan = plan  # the record keeps it, for the analysis
         self._state = plan.new_state()
         self._has_effects = plan.has_effects
         self._crash_rng = streams.generator("consumer", consumer.name, "crash")

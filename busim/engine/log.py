@@ -90,6 +90,7 @@ class DeliveryLog:
         unserved: list[tuple[float, int]],
         end_s: float,
         handler: Handler,
+        key_codes: np.ndarray,
     ) -> GroupRecord:
         crashed = np.zeros(len(self), dtype=bool)
         crashed[list(self.crashed)] = True
@@ -146,4 +147,6 @@ class DeliveryLog:
             dedup_miss_reason=misses[:, 1].astype(np.int8),
             lost_updates=handler.lost_updates,
             optimistic_retries=handler.optimistic_retries,
+            plan=handler.plan,
+            key_codes=key_codes,
         )

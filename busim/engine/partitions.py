@@ -435,7 +435,7 @@ class PartitionedGroup:
             or self._crashes_due > 0
         )
 
-    def record(self, end_s: float) -> GroupRecord:
+    def record(self, end_s: float, key_codes: np.ndarray) -> GroupRecord:
         """Freeze what happened into arrays; records not yet read count as unserved."""
         unserved = [
             (max(arrival_s, replay_s), message)
@@ -444,4 +444,4 @@ class PartitionedGroup:
             )
             for arrival_s, message in zip(arrivals[position:], messages[position:])
         ]
-        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler)
+        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler, key_codes)

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from busim.scenario.schema import Scenario
+
+if TYPE_CHECKING:
+    from busim.engine.effects import EffectPlan  # which builds on the records
 
 
 class Outcome(enum.IntEnum):
@@ -229,6 +233,10 @@ class GroupRecord:
     dedup_miss_reason: np.ndarray  # DedupMiss, aligned with dedup_miss_delivery
     lost_updates: int  # read-modify-write: writes that overwrote a change made since their read
     optimistic_retries: int  # optimistic: writes refused for a changed version, and processed again
+    # How the group's effects applied to its state, and each message's ordering key as a code (keys.key_codes):
+    # the analysis replays the one and compares orders by the other, as the engine used them.
+    plan: EffectPlan
+    key_codes: np.ndarray
 
     @property
     def message_ids(self) -> np.ndarray:

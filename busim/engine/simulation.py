@@ -64,7 +64,8 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
             progress = _scaled(on_progress, index * share_s, share_s / scenario.duration, scenario.duration)
         env = simpy.Environment()
         consumers = [scenario.consumer(name) for name in names]
-        groups = [_build_group(env, scenario, consumer, messages, streams, outages) for consumer in consumers]
+        built = [_build_group(env, scenario, consumer, messages, streams, outages) for consumer in consumers]
+        groups = [group for group, _ in built]
         try:
             drained &= _run_clock(env, scenario, groups, outages, progress)
         except TooManyDeliveries as loop:
@@ -72,8 +73,8 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
             drained = False
             looping = next(group for group in groups if group.log is loop.log)
             stopped = Stop(looping.consumer.name, loop.now, len(loop.log), loop.log.messages)
-        for group in groups:
-            record = group.record(scenario.horizon_s)
+        for group, codes in built:
+            record = group.record(scenario.horizon_s, codes)
             records[record.name] = record
             messages = emit(scenario, record, messages, streams, outages, carried)
     groups_in_order = tuple(records[consumer.name] for consumer in scenario.consumers)
@@ -136,11 +137,12 @@ def _build_group(
     messages: Messages,
     streams: RandomStreams,
     outages: Outages,
-) -> ConsumerGroup | PartitionedGroup:
-    """One consumer group with its own queue (or its own offsets in a partitioned log)."""
+) -> tuple[ConsumerGroup | PartitionedGroup, np.ndarray]:
+    """One consumer group with its own queue (or its own offsets in a partitioned log), and its messages' key codes."""
     rules = DeliveryRules.of(scenario.broker, consumer.instances)
     selection = messages.select(list(dict.fromkeys(consumer.subscribes)))
     plan = EffectPlan(consumer, messages.common_fields(selection))
+    codes = key_codes(scenario, messages, selection)[0]
     link = BrokerLink(scenario.broker, consumer.name, streams, outages)
     ids = selection.ids
     accepted = np.flatnonzero(~messages.failed[ids])
@@ -161,7 +163,6 @@ def _build_group(
             env, consumer, link, rules, plan, first, selection, streams, partition
         )
     else:
-        codes = key_codes(scenario, messages, selection)[0] if rules.ordering == "group" else None
         scope = {"none": None, "queue": np.zeros(ids.size, np.int64), "group": codes}[rules.ordering]
         first = link.first_attempts(copy_message, copy_accept_s, copy_cause, scope)
         # Emitted messages (publisher -1) take the last entries: a consumer retries a refused publish forever.
@@ -179,14 +180,14 @@ def _build_group(
             first,
             selection,
             streams,
-            codes,
+            codes if rules.ordering == "group" else None,
             republish_s[publisher],
             republish_limit[publisher],
         )
     for message in np.flatnonzero(messages.failed[ids]).tolist():
         reason = LossReason.PUBLISHER_CRASH if messages.publisher_crashed[ids[message]] else LossReason.PUBLISH_FAILED
         group.publish_failed(message, float(messages.publish_s[ids[message]]), reason)
-    return group
+    return group, codes
 
 
 def _end_s(

@@ -1,6 +1,6 @@
 """Charts of a run for a slide: matplotlib figures built with the object-oriented API.
 
-Each function takes a :class:`~busim.api.Result` and returns a
+Each function takes a :class:`~busim.results.Result` and returns a
 ``matplotlib.figure.Figure``; nothing here shows a window or touches
 pyplot's global state. :func:`write_charts` saves them as PNG and SVG.
 Colours are the Okabe-Ito palette, which colour-blind readers tell apart.
@@ -8,7 +8,6 @@ Colours are the Okabe-Ito palette, which colour-blind readers tell apart.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,9 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from busim.analysis.intervals import Interval
-from busim.api import Comparison, Replications, Result
 from busim.report.console import format_duration, reason_label
 from busim.report.folder import RunView
+from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -391,13 +390,7 @@ def comparison_anomalies(comparison: Comparison, consumer: str | None = None) ->
         if any(figure is not None and figure.mean for figure in seen):
             anomalies.append((label, path))
     counters = dict.fromkeys(
-        counter
-        for outcome in comparison.outcomes
-        for counter in (
-            outcome.summary.consumers[consumer].state
-            if isinstance(outcome, Result)
-            else outcome.results[0]["consumers"][consumer]["state"]
-        )
+        counter for outcome in comparison.outcomes for counter in outcome.scenario.consumer(consumer).state
     )
     anomalies += [(f"{counter} drift", ("state", counter, "abs_drift")) for counter in counters]
     positions = np.arange(len(anomalies))
@@ -406,7 +399,7 @@ def comparison_anomalies(comparison: Comparison, consumer: str | None = None) ->
         figures = [_comparison_figure(outcome, consumer, path) for _, path in anomalies]
         means = [0.0 if figure is None else figure.mean for figure in figures]
         errors = None
-        if isinstance(outcome, Replications):
+        if outcome.runs > 1:
             errors = [0.0 if figure is None or np.isnan(figure.half_width) else figure.half_width for figure in figures]
         ax.bar(
             positions + (index - (len(comparison.names) - 1) / 2) * width,
@@ -426,20 +419,11 @@ def comparison_anomalies(comparison: Comparison, consumer: str | None = None) ->
 
 
 def _comparison_figure(outcome: Result | Replications, consumer: str, path: tuple[str, ...]) -> Interval | None:
-    try:
-        if isinstance(outcome, Replications):
-            return outcome.interval("consumers", consumer, *path)
-        value: object = asdict(outcome.summary.consumers[consumer])
-        for key in path:
-            value = value[key]  # type: ignore[index]
-    except KeyError:
-        return None
-    return Interval(float(value), np.nan, np.nan, 1)  # type: ignore[arg-type]
+    return outcome.figure(consumer, *path)
 
 
 def _first_consumer(comparison: Comparison) -> str:
-    outcome = comparison.outcomes[0]
-    return next(iter(outcome.summary.consumers if isinstance(outcome, Result) else outcome.results[0]["consumers"]))
+    return comparison.outcomes[0].consumers[0]
 
 
 def _scenario_name(comparison: Comparison) -> str:

@@ -8,8 +8,9 @@ continued in a second table) rather than cut.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -27,7 +28,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from busim.api import Comparison, Replications, Result
 from busim.engine.simulation import ProgressCallback
 from busim.report.views import (
     ABSENT,
@@ -35,22 +35,21 @@ from busim.report.views import (
     ComparisonViews,
     Heading,
     Row,
-    RunFacts,
     TableView,
     Tone,
     Verdict,
     comparison_views,
     format_duration,
-    invariant_failures,
     legend,
     reason_label,
     replications_views,
     run_views,
 )
+from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
 
-__all__ = ["format_duration", "invariant_failures", "reason_label"]  # also read by the charts and the stories
+__all__ = ["format_duration", "reason_label"]  # also read by the charts and the stories
 
 
 def literal(text: RenderableType) -> RenderableType:
@@ -106,6 +105,25 @@ def simulation_progress(console: Console, scenario: Scenario, enabled: bool) -> 
 
     with progress:
         yield report
+
+
+@dataclass(frozen=True)
+class RunCallbacks:
+    """What moves a progress bar while ``busim run`` simulates: after each run, and as simulated time passes."""
+
+    on_run: Callable[[int, int], None] | None = None
+    on_progress: ProgressCallback | None = None
+
+
+@contextmanager
+def run_progress(console: Console, scenario: Scenario, runs: int, enabled: bool) -> Iterator[RunCallbacks]:
+    """A progress bar of one run's simulated time, or of ``runs`` replications done."""
+    if runs > 1:
+        with count_progress(console, f"replicating {scenario.name}", runs, enabled) as bar:
+            yield RunCallbacks(bar.run_done, bar.simulated) if bar else RunCallbacks()
+    else:
+        with simulation_progress(console, scenario, enabled) as on_progress:
+            yield RunCallbacks(on_progress=on_progress)
 
 
 # ---------------------------------------------------------------- cells and tables
@@ -195,15 +213,20 @@ def _verdict(verdict: Verdict) -> RenderableType:
     return Group(Text(verdict.headline, style="bold red"), items)
 
 
-def render_result(console: Console, result: Result | RunFacts) -> None:
+def render_outcome(console: Console, outcome: Result | Replications) -> None:
+    """Print a run's or replications' tables and verdict."""
+    if isinstance(outcome, Replications):
+        render_replications(console, outcome)
+    else:
+        render_result(console, outcome)
+
+
+def render_result(console: Console, result: Result) -> None:
     """Print the result tables and the verdict."""
     views = run_views(result)
-    wall = ""
-    if isinstance(result, Result):
-        messages = len(result.record.messages)
-        rate = messages / result.wall_time_s if result.wall_time_s > 0 else 0
-        wall = f" · {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)"
-    console.print(_heading(views.heading, wall))
+    messages = result.messages.published + result.messages.emitted
+    rate = messages / result.wall_time_s if result.wall_time_s > 0 else 0
+    console.print(_heading(views.heading, f" · {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)"))
     console.print(rich_table(views.publishers))
     for table in _consumer_tables(console, views.consumers):
         console.print(table)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from busim.api import Comparison, Replications, Result
 from busim.errors import OutputError
 from busim.report.templating import render
 from busim.report.views import comparison_views
+from busim.results import Comparison, Replications, Result, comparison_document, document, json_text
 from busim.scenario import Scenario
 
 RESULTS_FILE = "results.json"
@@ -20,7 +19,7 @@ SCENARIO_FILE = "scenario.yaml"
 
 def results_json(result: Result | Replications) -> str:
     """results.json as text: stable key order, so identical runs give identical files."""
-    return json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
+    return json_text(document(result))
 
 
 def resolved_scenario_yaml(scenario: Scenario) -> str:
@@ -42,15 +41,14 @@ def prepare_folder(folder: Path) -> None:
         raise OutputError(f"cannot write the results to {folder}: {error.strerror or error}") from None
 
 
-def write_run(result: Result | Replications, folder: Path) -> list[Path]:
-    """Write the run's files into ``folder`` (created if needed); return their paths.
+def write_run(result: Result | Replications, folder: Path, results_text: str | None = None) -> list[Path]:
+    """Write the run's results.json (``results_text``, if already made) and scenario.yaml into ``folder``.
 
     Raises:
         OutputError: the folder cannot be created or written.
     """
-    return write_files(
-        folder, ((RESULTS_FILE, results_json(result)), (SCENARIO_FILE, resolved_scenario_yaml(result.scenario)))
-    )
+    text = results_text if results_text is not None else results_json(result)
+    return write_files(folder, ((RESULTS_FILE, text), (SCENARIO_FILE, resolved_scenario_yaml(result.scenario))))
 
 
 COMPARE_JSON = "compare.json"
@@ -69,13 +67,17 @@ def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
     Raises:
         OutputError: the folder cannot be created or written.
     """
-    return write_files(
-        folder,
-        (
-            (COMPARE_JSON, json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"),
-            (COMPARE_MARKDOWN, comparison_markdown(comparison)),
-        ),
-    )
+    written = write_files(folder, ((COMPARE_JSON, json_text(comparison_document(comparison))),))
+    return written + write_comparison_markdown(comparison, folder)
+
+
+def write_comparison_markdown(comparison: Comparison, folder: Path) -> list[Path]:
+    """Write compare.md into ``folder``; return its path.
+
+    Raises:
+        OutputError: the folder cannot be created or written.
+    """
+    return write_files(folder, ((COMPARE_MARKDOWN, comparison_markdown(comparison)),))
 
 
 def write_files(folder: Path, files: tuple[tuple[str, str], ...]) -> list[Path]:

@@ -16,15 +16,12 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from busim.analysis import Summary
-from busim.api import Comparison, Result
-from busim.engine.records import Stop
 from busim.errors import OutputError
 from busim.report.charts import RunView, draw_charts, figure_title, save_figure
 from busim.report.files import write_files
-from busim.report.folder import RunFolder, _result_document
 from busim.report.templating import render
-from busim.report.views import RunFacts, comparison_views, run_views
+from busim.report.views import comparison_views, run_views
+from busim.results import Comparison, Result
 
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
@@ -40,12 +37,12 @@ class Chart:
     svg: Markup
 
 
-def report_markdown(run: RunFacts, charts: list[Chart]) -> str:
+def report_markdown(run: Result, charts: list[Chart]) -> str:
     """report.md; every text escaped (:mod:`busim.report.markdown`): names, descriptions and values are the user's."""
     return render("report.md.j2", run=run_views(run), charts=charts)
 
 
-def report_html(run: RunFacts, charts: list[Chart]) -> str:
+def report_html(run: Result, charts: list[Chart]) -> str:
     """report.html, self-contained."""
     return render("report.html.j2", run=run_views(run), charts=charts)
 
@@ -55,39 +52,13 @@ def comparison_html(comparison: Comparison, charts: list[Chart]) -> str:
     return render("compare.html.j2", views=comparison_views(comparison), charts=charts)
 
 
-def run_facts_of(run: Result | RunFolder) -> RunFacts:
-    """What the views of a run read, from a finished run or from its folder."""
-    if isinstance(run, Result):
-        return RunFacts.of(run)
-    document = run.document
-    typed = _result_document().validate_python(document, strict=False)
-    summary = Summary(
-        publishers=typed["publishers"],
-        consumers=typed["consumers"],
-        violations=tuple(document["consistency"]["violations"]),
-        chains=typed["chains"],
-        invariants=tuple(typed["invariants"]),
-    )
-    stopped = document.get("stopped")
-    return RunFacts(
-        scenario=run.loaded.scenario,
-        summary=summary,
-        overrides=tuple(document["scenario"]["overrides"]),
-        sim_time_s=document["sim_time_s"],
-        drained=document["drained"],
-        stopped=Stop(**stopped) if stopped else None,
-        published=document["messages"]["published"],
-        emitted=document["messages"]["emitted"],
-    )
-
-
 def _inline(svg: str) -> str:
     """An SVG file's markup without its XML prologue and doctype, to sit inside HTML."""
     start = svg.find("<svg")
     return svg[start:] if start >= 0 else svg
 
 
-def write_report(run: Result | RunFolder, folder: Path, charts: bool = True) -> list[Path]:
+def write_report(result: Result, folder: Path, charts: bool = True) -> list[Path]:
     """Draw the charts (unless ``charts`` is false) and write report.md and report.html into ``folder``.
 
     Raises:
@@ -97,26 +68,26 @@ def write_report(run: Result | RunFolder, folder: Path, charts: bool = True) -> 
     shown: list[Chart] = []
     try:
         if charts:
-            view = RunView.of(run) if isinstance(run, Result) else run.view
-            for name, figure in draw_charts(view).items():
+            for name, figure in draw_charts(RunView.of(result)).items():
                 paths = save_figure(figure, folder, name)
                 written += paths
                 svg = (folder / f"{name}.svg").read_text(encoding="utf-8")
                 shown.append(Chart(figure_title(figure), f"{name}.png", Markup(_inline(svg))))
     except OSError as error:
         raise OutputError(f"cannot write the report to {folder}: {error.strerror or error}") from None
-    facts = run_facts_of(run)
     return written + write_files(
-        folder, ((MARKDOWN_FILE, report_markdown(facts, shown)), (HTML_FILE, report_html(facts, shown)))
+        folder, ((MARKDOWN_FILE, report_markdown(result, shown)), (HTML_FILE, report_html(result, shown)))
     )
 
 
 def is_report_file(name: str) -> bool:
-    """Whether a file of a run's folder is part of its report (report.md, report.html, a chart), which
-    ``busim report`` writes anew."""
-    from busim.report.charts import CHARTS, FORMATS
+    """Whether a file of a run's or a comparison's folder is part of its report (report.md, report.html,
+    compare.md, compare.html, a chart), which ``busim report`` writes anew."""
+    from busim.report.charts import CHARTS, COMPARISON_CHARTS, FORMATS
+    from busim.report.files import COMPARE_MARKDOWN
 
-    return name in (MARKDOWN_FILE, HTML_FILE) or name in {f"{chart}.{suffix}" for chart in CHARTS for suffix in FORMATS}
+    charts = {f"{chart}.{suffix}" for chart in (*CHARTS, *COMPARISON_CHARTS) for suffix in FORMATS}
+    return name in (MARKDOWN_FILE, HTML_FILE, COMPARE_MARKDOWN, COMPARE_HTML_FILE) or name in charts
 
 
 def write_comparison_report(comparison: Comparison, folder: Path, charts: bool = True) -> list[Path]:

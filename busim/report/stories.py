@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from busim.analysis.stories import ANOMALY_KINDS, Anomaly, Happening, Stories, Story, What
-from busim.api import Result
 from busim.engine.records import DedupMiss, DeliveryCause, LossReason, RunRecord
 from busim.errors import BusimError, RunFolderError
 from busim.report.console import literal, reason_label
 from busim.report.files import RESULTS_FILE, SCENARIO_FILE
+from busim.results import Result
 from busim.scenario import Scenario
 from busim.scenario.schema import did_you_mean
 
@@ -32,14 +31,8 @@ DEFAULT_TOP = 5
 CHECKED_FIGURES = ("delivered", "processed", "duplicate_effects", "lost", "dead_lettered", "stuck_pending")
 
 
-def check_request(
-    scenario: Scenario,
-    document: dict[str, Any],
-    message: int | None,
-    anomaly: str | None,
-    consumer: str | None,
-) -> None:
-    """Check what ``busim explain`` is asked for against the run, before simulating it.
+def check_request(run: Result, message: int | None, anomaly: str | None, consumer: str | None) -> None:
+    """Check what ``busim explain`` is asked for against the run read from its folder, before simulating it.
 
     Raises:
         BusimError: both a message and an anomaly, an unknown anomaly or consumer, or no such message.
@@ -50,43 +43,42 @@ def check_request(
         raise BusimError(
             f"unknown anomaly {anomaly!r}{did_you_mean(anomaly, ANOMALY_KINDS)} (anomalies: {', '.join(ANOMALY_KINDS)})"
         )
-    names = [entry.name for entry in scenario.consumers]
+    names = list(run.consumers)
     if consumer is not None and consumer not in names:
         hint = did_you_mean(consumer, names)
         raise BusimError(f"unknown consumer {consumer!r}{hint} (consumers: {', '.join(names)})")
-    published = int(document["messages"]["published"]) + int(document["messages"].get("emitted", 0))
+    published = run.messages.published + run.messages.emitted
     if message is not None and not 0 <= message < published:
         valid = f"its messages are 0 to {published - 1:,}" if published else "it published no message"
         raise BusimError(f"no message {message:,} in this run: {valid}")
 
 
-def check_replay(result: Result, document: dict[str, Any], folder: Path) -> None:
-    """Make sure that simulating the folder again reproduced its results.json.
+def check_replay(result: Result, then: Result, folder: Path) -> None:
+    """Make sure that simulating the folder again (``result``) reproduced its results.json (``then``).
 
     Raises:
         RunFolderError: a headline figure differs, naming the first that does.
     """
-    now = result.to_dict()
-    differences = []
-    for kind in ("published", "emitted"):
-        if now["messages"][kind] != document["messages"].get(kind, 0):
-            differences.append((f"messages {kind}", document["messages"].get(kind, 0), now["messages"][kind]))
-    if list(now["consumers"]) != list(document["consumers"]):
-        differences.append(("consumers", ", ".join(document["consumers"]), ", ".join(now["consumers"])))
+    differences: list[tuple[str, object, object]] = [
+        (f"messages {kind}", getattr(then.messages, kind), getattr(result.messages, kind))
+        for kind in ("published", "emitted")
+        if getattr(then.messages, kind) != getattr(result.messages, kind)
+    ]
+    if result.consumers != then.consumers:
+        differences.append(("consumers", ", ".join(then.consumers), ", ".join(result.consumers)))
     else:
-        for name, consumer in now["consumers"].items():
-            before = document["consumers"][name]
-            before = before if isinstance(before, dict) else {}
+        for name in result.consumers:
+            before, now = then.summary.consumers[name], result.summary.consumers[name]
             differences += [
-                (f"{name} {figure}", before.get(figure), consumer[figure])
+                (f"{name} {figure}", getattr(before, figure), getattr(now, figure))
                 for figure in CHECKED_FIGURES
-                if before.get(figure) != consumer[figure]
+                if getattr(before, figure) != getattr(now, figure)
             ]
     if differences:
-        figure, then, again = differences[0]
+        figure, earlier, again = differences[0]
         raise RunFolderError(
             f"{folder}: simulating its {SCENARIO_FILE} again does not give its {RESULTS_FILE} ({figure}: "
-            f"{_shown(then)} there, {_shown(again)} now); it was written by another version of busim, or edited"
+            f"{_shown(earlier)} there, {_shown(again)} now); it was written by another version of busim, or edited"
         )
 
 

@@ -11,27 +11,27 @@ word a figure of their own.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel
 
 from busim.analysis import Summary
 from busim.analysis.intervals import CONFIDENCE, Interval
-from busim.analysis.invariants import COUNTER_MEASURES, InvariantOutcome, failed_invariants, invariant_names
+from busim.analysis.invariants import (
+    NOT_MEASURED,
+    InvariantOutcome,
+    bound_text,
+    failed_invariants,
+    measure_text,
+)
 from busim.analysis.summary import ConsumerSummary
-from busim.api import Comparison, Replications, Result
-from busim.engine.records import Stop
+from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS
-from busim.scenario.schema import INVARIANT_METRICS, Consumer
-from busim.scenario.units import parse_duration, parse_rate
-
-ABSENT = "—"
-NOT_MEASURED = "n/a"
+from busim.scenario.schema import Consumer
+from busim.scenario.units import ABSENT, format_duration, parse_duration, parse_rate
 
 # ---------------------------------------------------------------- the shapes of a view
 Tone = Literal["bad", "good", "quiet"] | None
@@ -180,28 +180,6 @@ class ComparisonViews:
 
 
 # ---------------------------------------------------------------- words and units
-_DURATION_UNITS = ((1e-6, "µs"), (1e-3, "ms"), (1.0, "s"))
-NEGLIGIBLE_S = 1e-9  # shorter than any time a scenario can state meaningfully
-
-
-def format_duration(seconds: float | None) -> str:
-    """A duration for people, to three significant digits: ``412µs``, ``12.3ms``, ``4.21s``, ``3m05s``."""
-    if seconds is None:
-        return ABSENT
-    if abs(seconds) < NEGLIGIBLE_S:
-        return "0s"  # rounding noise of float arithmetic, such as a queue wait of 3.5e-17 s
-    for scale, unit in _DURATION_UNITS:
-        text = f"{seconds / scale:.3g}"
-        # Move up a unit when rounding reaches the next one (999.96µs is 1ms, 59.97s is 1m00s).
-        if float(text) < (60 if unit == "s" else 1000) and "e" not in text:
-            return f"{text}{unit}"
-    minutes, rest = divmod(round(seconds), 60)
-    if minutes >= 60:
-        hours, minutes = divmod(minutes, 60)
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{rest:02d}s"
-
-
 def format_setting_duration(seconds: float) -> str:
     """A duration setting as a scenario can state it, exactly: ``30min``, ``2h``, ``45s``, ``1.5s``, ``250ms``."""
     if seconds >= 1:
@@ -268,89 +246,20 @@ def chain_labels(names: list[str]) -> list[str]:
     return short if len(set(short)) == len(short) else names
 
 
-# ---------------------------------------------------------------- a run: the few functions that read a result
-# Each reads what a view needs from a finished run or one read back from its folder.
-@dataclass(frozen=True)
-class RunFacts:
-    """What the views of a single run read: its scenario, its figures and how the run went."""
-
-    scenario: Scenario
-    summary: Summary
-    overrides: tuple[str, ...]
-    sim_time_s: float
-    drained: bool
-    stopped: Stop | None
-    published: int
-    emitted: int
-    wall_time_s: float | None = None  # None when read back from a folder
-
-    @classmethod
-    def of(cls, result: Result) -> RunFacts:
-        record = result.record
-        emitted = int(np.count_nonzero(record.messages.emitter >= 0))
-        return cls(
-            scenario=result.scenario,
-            summary=result.summary,
-            overrides=tuple(result.source.overrides),
-            sim_time_s=record.sim_time_s,
-            drained=record.drained,
-            stopped=record.stopped,
-            published=len(record.messages) - emitted,
-            emitted=emitted,
-            wall_time_s=result.wall_time_s,
-        )
-
-    @property
-    def failures(self) -> tuple[str, ...]:
-        """Every departure from exactly-once, then each failed invariant, in a sentence."""
-        return self.summary.violations + tuple(
-            f"{name}: {check} (measured {measured})"
-            for name, check, measured, passed in invariant_rows(self.summary.invariants)
-            if not passed
-        )
-
-
-def run_facts(result: Result | RunFacts) -> RunFacts:
-    return result if isinstance(result, RunFacts) else RunFacts.of(result)
-
-
+# ---------------------------------------------------------------- the few functions that read an outcome
 def _figure(outcome: Result | Replications, consumer: str, path: tuple[str, ...]) -> Interval | None:
-    """A figure of one consumer (a mean and interval over replications), or None where it has no such figure."""
-    try:
-        if isinstance(outcome, Replications):
-            interval = outcome.interval("consumers", consumer, *path)
-            return None if interval.replications == 0 else interval
-        value = _at(asdict(outcome.summary.consumers[consumer]), path)
-    except KeyError:
-        return None
-    return None if value is None else Interval(float(value), math.nan, math.nan, 1)
-
-
-def _at(document: Any, path: tuple[str, ...]) -> object:
-    for key in path:
-        if document is None:  # under a summary with no samples (staleness without queries)
-            return None
-        document = document[key]
-    return document
+    """A figure of one consumer (a mean and interval over replications), or None where it has no value."""
+    return outcome.figure(consumer, *path)
 
 
 def _summaries(outcome: Result | Replications) -> tuple[Summary, ...]:
     return outcome.summaries if isinstance(outcome, Replications) else (outcome.summary,)
 
 
-def _consumer_names(outcome: Result | Replications) -> list[str]:
-    return list(_summaries(outcome)[0].consumers)
-
-
-def _runs(outcome: Result | Replications) -> int:
-    return len(outcome.summaries) if isinstance(outcome, Replications) else 1
-
-
 # ---------------------------------------------------------------- a run
-def run_views(result: Result | RunFacts) -> RunViews:
-    """Every table and text of a single run."""
-    facts = run_facts(result)
-    summary = facts.summary
+def run_views(result: Result) -> RunViews:
+    """Every table and text of a single run, simulated here or read back from its folder."""
+    summary = result.summary
     drifted = tuple(
         (f"{name} {counter}", "; ".join(f"key {d.key}: {d.expected:,} → {d.actual:,}" for d in state.most_drifted[:3]))
         for name, consumer in summary.consumers.items()
@@ -359,50 +268,53 @@ def run_views(result: Result | RunFacts) -> RunViews:
     )
     has_state = any(consumer.state for consumer in summary.consumers.values())
     return RunViews(
-        heading=_heading(facts),
-        verdict=_verdict(facts),
-        key_figures=_key_figures(facts),
-        publishers=_publishers(facts),
-        consumers=_consumers(facts),
-        latency=_latency(facts),
-        chains=_chains(facts) if summary.chains else None,
-        consistency=_consistency(facts) if has_state else None,
+        heading=_heading(result),
+        verdict=_verdict(result),
+        key_figures=_key_figures(result),
+        publishers=_publishers(result),
+        consumers=_consumers(result),
+        latency=_latency(result),
+        chains=_chains(result) if summary.chains else None,
+        consistency=_consistency(result) if has_state else None,
         most_drifted=drifted,
         invariants=invariants_table(summary.invariants) if summary.invariants else None,
-        configuration=configuration(facts.scenario),
+        configuration=configuration(result.scenario),
     )
 
 
-def _heading(facts: RunFacts) -> Heading:
-    scenario = facts.scenario
-    if facts.drained:
-        how = Cell(f"simulated {format_duration(facts.sim_time_s)}, drained")
-    elif facts.stopped is not None:
-        stop = facts.stopped
+def _heading(result: Result) -> Heading:
+    scenario = result.scenario
+    if result.drained:
+        how = Cell(f"simulated {format_duration(result.sim_time_s)}, drained")
+    elif result.stopped is not None:
+        stop = result.stopped
         how = Cell(
-            f"simulated {format_duration(facts.sim_time_s)}, stopped at {format_duration(stop.at_s)}: "
+            f"simulated {format_duration(result.sim_time_s)}, stopped at {format_duration(stop.at_s)}: "
             f"{stop.consumer} in a delivery loop",
             tone="bad",
         )
     else:
         how = Cell(
-            f"simulated {format_duration(facts.sim_time_s)}, stopped at duration + drain_timeout with work left",
+            f"simulated {format_duration(result.sim_time_s)}, stopped at duration + drain_timeout with work left",
             tone="bad",
         )
-    messages = facts.published + facts.emitted
-    counted = f"{facts.published:,} published, {facts.emitted:,} emitted" if facts.emitted else f"{messages:,} messages"
+    messages = result.messages.published + result.messages.emitted
+    counts = result.messages
+    counted = (
+        f"{counts.published:,} published, {counts.emitted:,} emitted" if counts.emitted else f"{messages:,} messages"
+    )
     return Heading(
         scenario.name,
         scenario.description,
         (Cell(f"seed {scenario.seed}", scenario.seed), how, Cell(counted, messages)),
-        facts.overrides,
+        result.source.overrides,
     )
 
 
-def _verdict(facts: RunFacts) -> Verdict:
-    summary = facts.summary
+def _verdict(result: Result) -> Verdict:
+    summary = result.summary
     failed = failed_invariants(summary.invariants)
-    items = facts.failures
+    items = result.violations + result.invariant_failures
     if summary.consistent and not failed:
         words = "Consistent: every message's effects were applied exactly once."
         if summary.invariants:
@@ -422,7 +334,7 @@ def _drift(consumer: ConsumerSummary) -> Cell:
     return _count(drift)
 
 
-def _key_figures(facts: RunFacts) -> TableView:
+def _key_figures(result: Result) -> TableView:
     """Per consumer, the figures that matter most: delivered, duplicate effects, lost, p99 latency, drift."""
     rows = tuple(
         Row(
@@ -435,7 +347,7 @@ def _key_figures(facts: RunFacts) -> TableView:
                 _drift(consumer),
             ),
         )
-        for name, consumer in facts.summary.consumers.items()
+        for name, consumer in result.summary.consumers.items()
     )
     columns = ("deliveries", "duplicate effects", "lost", "latency p99", "abs drift")
     return TableView("At a glance", tuple(Column(header) for header in columns), rows, label="consumer")
@@ -452,8 +364,8 @@ PUBLISHER_FIGURES = (
 )
 
 
-def _publishers(facts: RunFacts) -> TableView:
-    publishers = facts.summary.publishers
+def _publishers(result: Result) -> TableView:
+    publishers = result.summary.publishers
     # Failures and resends only where the scenario can produce them, to keep the table narrow.
     extra = [
         (heading, attribute)
@@ -550,74 +462,74 @@ def _listed(counts: dict[str, int], name: Callable[[str], str]) -> str:
     return ", ".join(f"{count:,} {name(reason)}" for reason, count in counts.items())
 
 
-def _reasons(facts: RunFacts, attribute: str) -> WhyParts:
-    preset = facts.scenario.broker.preset
+def _reasons(result: Result, attribute: str) -> WhyParts:
+    preset = result.scenario.broker.preset
     return [
         (name, _listed(consumer.by_reason.get(attribute) or {}, lambda reason: reason_label(reason, preset)))
-        for name, consumer in facts.summary.consumers.items()
+        for name, consumer in result.summary.consumers.items()
         if consumer.by_reason.get(attribute)
     ]
 
 
-def _busiest_why(facts: RunFacts, _attribute: str) -> WhyParts:
-    if facts.scenario.broker.preset == "kafka":
+def _busiest_why(result: Result, _attribute: str) -> WhyParts:
+    if result.scenario.broker.preset == "kafka":
         return [("", "of deliveries")]  # partitions, not instances, set the spread
     return [
-        (name, f"of deliveries (even: {1 / facts.scenario.consumer(name).instances:.0%})")
-        for name in facts.summary.consumers
+        (name, f"of deliveries (even: {1 / result.scenario.consumer(name).instances:.0%})")
+        for name in result.summary.consumers
     ]
 
 
-def _idle_why(facts: RunFacts, _attribute: str) -> WhyParts:
-    broker = facts.scenario.broker
+def _idle_why(result: Result, _attribute: str) -> WhyParts:
+    broker = result.scenario.broker
     if broker.preset != "kafka":
         return []
     parts: WhyParts = []
-    for name in facts.summary.consumers:
-        members = facts.scenario.consumer(name).workers
+    for name in result.summary.consumers:
+        members = result.scenario.consumer(name).workers
         if members > (broker.partitions or 1):
             parts.append(("", f"{members} members for {broker.partitions} partitions"))
     return parts
 
 
-def _duplicate_effects_why(facts: RunFacts, attribute: str) -> WhyParts:
+def _duplicate_effects_why(result: Result, attribute: str) -> WhyParts:
     """The causes of duplicate effects, and why an idempotent consumer's store let them through."""
-    several = len(facts.summary.consumers) > 1
-    why = _joined(_reasons(facts, attribute), several)
-    missed = _joined(_reasons(facts, "dedup_missed"), several)
+    several = len(result.summary.consumers) > 1
+    why = _joined(_reasons(result, attribute), several)
+    missed = _joined(_reasons(result, "dedup_missed"), several)
     if not missed:
-        return _reasons(facts, attribute)
+        return _reasons(result, attribute)
     return [("", f"{why}; past the dedup store: {missed}")]
 
 
-def _emitted_why(facts: RunFacts, _attribute: str) -> WhyParts:
+def _emitted_why(result: Result, _attribute: str) -> WhyParts:
     return [
         (name, ", ".join(f"{count:,} {event}" for event, count in consumer.emitted.items()))
-        for name, consumer in facts.summary.consumers.items()
+        for name, consumer in result.summary.consumers.items()
         if consumer.emitted
     ]
 
 
-def _recovery_why(facts: RunFacts, _attribute: str) -> WhyParts:
+def _recovery_why(result: Result, _attribute: str) -> WhyParts:
     return [
         (name, f"restart + replay of up to {max(consumer.replayed_events):,} events")
-        for name, consumer in facts.summary.consumers.items()
+        for name, consumer in result.summary.consumers.items()
         if consumer.replayed_events
     ]
 
 
-def _stuck_pending_why(facts: RunFacts, attribute: str) -> WhyParts:
+def _stuck_pending_why(result: Result, attribute: str) -> WhyParts:
     """Why entries were left pending, how many were never processed, and how long the oldest had been idle."""
-    reasons = _reasons(facts, attribute)
+    reasons = _reasons(result, attribute)
     if not reasons:
         return []
-    consumers = facts.summary.consumers.values()
+    consumers = result.summary.consumers.values()
     note = stuck_pending_note(
         sum(consumer.stuck_pending for consumer in consumers),
         sum(consumer.stuck_pending_unprocessed for consumer in consumers),
         [consumer.stuck_pending_age_s.max for consumer in consumers],
     )
-    return [("", _joined(reasons, len(facts.summary.consumers) > 1) + note)]
+    return [("", _joined(reasons, len(result.summary.consumers) > 1) + note)]
 
 
 def stuck_pending_note(stuck: int, unprocessed: int, idle_s: list[float | None]) -> str:
@@ -630,10 +542,10 @@ def stuck_pending_note(stuck: int, unprocessed: int, idle_s: list[float | None])
     return f"; {unprocessed:,} never processed; {waits} for a claim, idle up to {format_duration(longest)}"
 
 
-def _crashes_why(facts: RunFacts, _attribute: str) -> WhyParts:
+def _crashes_why(result: Result, _attribute: str) -> WhyParts:
     return [
         (name, missed_crashes_note(consumer.by_reason.get("missed_crashes") or {}))
-        for name, consumer in facts.summary.consumers.items()
+        for name, consumer in result.summary.consumers.items()
     ]
 
 
@@ -648,7 +560,7 @@ def missed_crashes_note(reasons: dict[str, int]) -> str:
 
 _MISSED_CRASH_REASONS = {"instance_down": "instance down then", "count_not_reached": "count never reached"}
 
-_SPECIAL_WHY: dict[str, Callable[[RunFacts, str], WhyParts]] = {
+_SPECIAL_WHY: dict[str, Callable[[Result, str], WhyParts]] = {
     "crashes": _crashes_why,
     "stuck_pending": _stuck_pending_why,
     "busiest_instance_share": _busiest_why,
@@ -676,9 +588,9 @@ def _consumer_cells(attribute: str, anomaly: bool, values: list[Any]) -> tuple[C
     return tuple(_count(value) if anomaly else _number(value) for value in values)
 
 
-def _consumers(facts: RunFacts) -> TableView:
-    consumers = facts.summary.consumers
-    scenario = facts.scenario
+def _consumers(result: Result) -> TableView:
+    consumers = result.summary.consumers
+    scenario = result.scenario
     several = len(consumers) > 1
     rows = []
     for label, attribute, anomaly in CONSUMER_ROWS:
@@ -687,7 +599,7 @@ def _consumers(facts: RunFacts) -> TableView:
             continue
         if attribute == "busiest_instance_share" and all(scenario.consumer(name).instances == 1 for name in consumers):
             continue
-        parts = _SPECIAL_WHY.get(attribute, _reasons)(facts, attribute)
+        parts = _SPECIAL_WHY.get(attribute, _reasons)(result, attribute)
         parts = [(owner, words) for owner, words in parts if words]
         cells = _consumer_cells(attribute, anomaly, values)
         rows.append(Row(label, cells, _joined(parts, several), why_parts=tuple(parts)))
@@ -738,12 +650,12 @@ def _warm_up_note(scenario: Scenario) -> str:
     return f", published at or after the {format_duration(warmup)} warm-up" if warmup else ""
 
 
-def _latency(facts: RunFacts) -> TableView:
-    note = _warm_up_note(facts.scenario)
-    if not facts.drained:
+def _latency(result: Result) -> TableView:
+    note = _warm_up_note(result.scenario)
+    if not result.drained:
         note += ", of the messages processed before the run stopped"
     rows = []
-    for name, consumer in facts.summary.consumers.items():
+    for name, consumer in result.summary.consumers.items():
         latency = consumer.latency_s
         for label, summary, sub in (
             (name, latency.end_to_end, False),
@@ -757,8 +669,8 @@ def _latency(facts: RunFacts) -> TableView:
     return TableView(f"Latency: publish to first completed processing{note}", columns, tuple(rows))
 
 
-def _chains(facts: RunFacts) -> TableView:
-    chains = facts.summary.chains
+def _chains(result: Result) -> TableView:
+    chains = result.summary.chains
     rows, captions = [], []
     for chain, path in zip(chains.values(), chain_labels(list(chains))):
         latency = chain.latency_s
@@ -793,11 +705,11 @@ def _chains(facts: RunFacts) -> TableView:
             + (f", with {duplicates:,} {plural}" if duplicates else "")
         )
     columns = tuple(Column(heading) for heading in ("messages", "dups", "p50", "p99", "max"))
-    title = f"Event chains: latency from publish to the last consumer{_warm_up_note(facts.scenario)}"
+    title = f"Event chains: latency from publish to the last consumer{_warm_up_note(result.scenario)}"
     return TableView(title, columns, tuple(rows), caption="\n".join(captions))
 
 
-def _consistency(facts: RunFacts) -> TableView:
+def _consistency(result: Result) -> TableView:
     rows = tuple(
         Row(
             name,
@@ -809,7 +721,7 @@ def _consistency(facts: RunFacts) -> TableView:
                 _count(state.abs_drift),
             ),
         )
-        for name, consumer in facts.summary.consumers.items()
+        for name, consumer in result.summary.consumers.items()
         for counter, state in consumer.state.items()
     )
     columns = (Column("counter", right=False), *(Column(h) for h in ("expected", "actual", "keys off", "abs drift")))
@@ -817,35 +729,10 @@ def _consistency(facts: RunFacts) -> TableView:
 
 
 # ---------------------------------------------------------------- invariants
-def _measure(value: float | None, metric: str) -> str:
-    """A limit or a measured value of ``metric`` in its unit: ``250ms``, ``1.5%``, ``1,204``."""
-    if value is None:
-        return NOT_MEASURED
-    unit = INVARIANT_METRICS.get(metric, "count")  # a counter's lowest and highest are counts
-    if unit == "duration":
-        return format_duration(value)
-    if unit == "fraction":
-        return f"{value * 100:.3g}%"
-    if isinstance(value, int) or value.is_integer():
-        return f"{int(value):,}"
-    return f"{value:,.2f}".rstrip("0").rstrip(".")  # a mean over replications, or a limit between whole numbers
-
-
-def invariant_check(outcome: InvariantOutcome) -> str:
-    """What a bound checks, in words: ``inventory latency p99 <= 250ms``, ``lowest inventory stock >= 0``."""
-    sign = "<=" if outcome.bound == "max" else ">="
-    limit = _measure(outcome.limit, outcome.metric)
-    if outcome.metric in COUNTER_MEASURES.values():
-        consumer, counter = outcome.subject.split(".", 1)
-        return f"{outcome.metric} {consumer} {counter} {sign} {limit}"
-    label = outcome.metric.replace("p999", "p99.9").replace("_", " ")
-    return f"{outcome.subject} {label} {sign} {limit}"
-
-
 def invariant_rows(outcomes: Iterable[InvariantOutcome]) -> list[tuple[str, str, str, bool]]:
     """Each bound checked: the invariant's name, what it checks, the measured value, whether it held."""
     return [
-        (outcome.name, invariant_check(outcome), _measure(outcome.measured, outcome.metric), outcome.passed)
+        (outcome.name, bound_text(outcome), measure_text(outcome.measured, outcome.metric), outcome.passed)
         for outcome in outcomes
     ]
 
@@ -866,23 +753,6 @@ def invariants_table(outcomes: tuple[InvariantOutcome, ...]) -> TableView:
         for outcome, (name, check, measured, passed) in zip(outcomes, invariant_rows(outcomes))
     )
     return TableView("Invariants", _INVARIANT_COLUMNS, rows, label="invariant")
-
-
-def invariant_failures(result: Result | Replications) -> list[str]:
-    """Each bound that failed, in a sentence: in the run, or in how many replications."""
-    if isinstance(result, Result):
-        return [
-            f"{name}: {check} (measured {measured})"
-            for name, check, measured, passed in invariant_rows(result.summary.invariants)
-            if not passed
-        ]
-    count = len(result.summaries)
-    failures = []
-    for index, outcome in enumerate(result.summaries[0].invariants):
-        failed = sum(not summary.invariants[index].passed for summary in result.summaries)
-        if failed:
-            failures.append(f"{outcome.name}: {invariant_check(outcome)} (failed in {failed} of {count} replications)")
-    return failures
 
 
 # ---------------------------------------------------------------- the configuration
@@ -1041,14 +911,14 @@ def _interval_cell(interval: Interval | None, duration: bool) -> Cell:
 def replications_views(replications: Replications) -> ReplicationsViews:
     """Each consumer's figures as a mean with its confidence interval, and how often runs were consistent."""
     scenario = replications.scenario
-    count = _runs(replications)
-    names = _consumer_names(replications)
+    count = replications.runs
+    names = list(replications.consumers)
     rows = []
     for label, path, duration, _ in (*FIGURE_ROWS, *_patterns([scenario], names)):
         rows.append(Row(label, tuple(_interval_cell(_figure(replications, name, path), duration) for name in names)))
     several = len(names) > 1
     for name in names:
-        for counter in replications.summaries[0].consumers[name].state:
+        for counter in scenario.consumer(name).state:
             cell = _interval_cell(_figure(replications, name, ("state", counter, "abs_drift")), False)
             label = f"{counter} drift ({name})" if several else f"{counter} drift"
             rows.append(Row(label, tuple(cell if other == name else _BLANK for other in names)))
@@ -1078,23 +948,23 @@ def replications_views(replications: Replications) -> ReplicationsViews:
     verdict = Verdict(
         consistent == count, f"Consistent with exactly-once processing in {consistent} of {count} replications."
     )
-    invariants = _replicated_invariants(replications) if replications.summaries[0].invariants else None
+    invariants = _replicated_invariants(replications) if replications.invariants else None
     return ReplicationsViews(heading, figures, invariants, verdict)
 
 
 def _replicated_invariants(replications: Replications) -> TableView:
     """Each bound of the invariants: its measured mean and interval, and in how many replications it held."""
-    count = _runs(replications)
+    count = replications.runs
     rows = []
-    for index, outcome in enumerate(replications.summaries[0].invariants):
-        interval = replications.interval("invariants", index, "measured")
-        passed = sum(summary.invariants[index].passed for summary in replications.summaries)
+    for index, outcome in enumerate(replications.invariants):
+        interval = replications.invariant(index)
+        passed = replications.invariant_passes(index)
         rows.append(
             Row(
                 outcome.name,
                 (
-                    _text(invariant_check(outcome)),
-                    Cell(_measured_interval(interval, outcome), interval.mean),
+                    _text(bound_text(outcome)),
+                    Cell(_measured_interval(interval, outcome), None if interval is None else interval.mean),
                     Cell(f"passed in {passed} of {count}", passed, "good" if passed == count else "bad"),
                 ),
             )
@@ -1102,38 +972,29 @@ def _replicated_invariants(replications: Replications) -> TableView:
     return TableView("Invariants", _INVARIANT_COLUMNS, tuple(rows), label="invariant")
 
 
-def _measured_interval(interval: Interval, outcome: InvariantOutcome) -> str:
-    if interval.replications == 0:
+def _measured_interval(interval: Interval | None, outcome: InvariantOutcome) -> str:
+    if interval is None:
         return NOT_MEASURED
     if interval.replications < 2:
-        return _measure(interval.mean, outcome.metric)
-    # A consumer's figures are never negative; a counter's values can be.
-    low = interval.low if outcome.metric in COUNTER_MEASURES.values() else max(interval.low, 0.0)
-    shown = (_measure(value, outcome.metric) for value in (interval.mean, low, interval.high))
+        return measure_text(interval.mean, outcome.metric)
+    # The model has clamped the interval at 0 where the figure cannot be negative.
+    shown = (measure_text(value, outcome.metric) for value in (interval.mean, interval.low, interval.high))
     return "{} [{}, {}]".format(*shown)
 
 
 # ---------------------------------------------------------------- a comparison
 def compared_consumers(comparison: Comparison) -> list[str]:
     """The consumers that every variant has."""
-    return [
-        name
-        for name in _consumer_names(comparison.outcomes[0])
-        if all(name in _consumer_names(outcome) for outcome in comparison.outcomes)
-    ]
-
-
-def _variant_overrides(comparison: Comparison, index: int) -> tuple[str, ...]:
-    return tuple(comparison.outcomes[index].source.overrides)
+    return list(comparison.consumers)
 
 
 def comparison_views(comparison: Comparison) -> ComparisonViews:
     """The variants side by side, each figure with its change from the first variant."""
     first = comparison.outcomes[0]
     replicated = isinstance(first, Replications)
-    count = _runs(first)
+    count = first.runs
     how = f"{count} replications each, on the same seeds" if replicated else "the same seed"
-    overrides = [_variant_overrides(comparison, index) for index in range(len(comparison.names))]
+    overrides = [comparison.overrides(name) for name in comparison.names]
     # What all variants share (a --set given to every one) says nothing about how they differ.
     shared = set.intersection(*(set(found) for found in overrides)) if overrides else set()
     variants = TableView(
@@ -1216,36 +1077,6 @@ def _compared(figure: Interval | None, baseline: Interval | None, duration: bool
 
 
 def comparison_verdicts(comparison: Comparison) -> list[tuple[str, bool]]:
-    """Each variant's verdict on exactly-once processing, in words, and whether it held throughout.
-
-    A variant with invariants is also judged by them, as ``busim run --fail-on-violation`` judges a run:
-    it is good when they all hold.
-    """
-    verdicts = []
-    for outcome in comparison.outcomes:
-        summaries = _summaries(outcome)
-        if isinstance(outcome, Replications):
-            held = sum(summary.consistent for summary in summaries)
-            verdict = (f"consistent in {held} of {len(summaries)} replications", held == len(summaries))
-        elif outcome.summary.consistent:
-            verdict = ("consistent", True)
-        else:
-            verdict = (f"inconsistent ({len(outcome.summary.violations)} violations)", False)
-        invariants = _invariants_verdict(outcome)
-        verdicts.append(verdict if invariants is None else (f"{verdict[0]}; {invariants[0]}", invariants[1]))
-    return verdicts
-
-
-def _invariants_verdict(outcome: Result | Replications) -> tuple[str, bool] | None:
-    """How a variant fared against its invariants, in words, and whether they all held; None without any."""
-    summaries = _summaries(outcome)
-    names = invariant_names(summaries[0].invariants)
-    if not names:
-        return None
-    failed = list(dict.fromkeys(name for summary in summaries for name in failed_invariants(summary.invariants)))
-    if isinstance(outcome, Replications):
-        held = sum(not failed_invariants(summary.invariants) for summary in summaries)
-        words = f"invariants hold in {held} of {len(summaries)} replications"
-    else:
-        words = f"{len(names) - len(failed)} of {len(names)} invariants hold"
-    return (words + (f"; fails {', '.join(failed)}" if failed else ""), not failed)
+    """Each variant's verdict in words, and whether it passed as ``busim run --fail-on-violation`` judges a run:
+    by its invariants where it has them, else by exactly-once processing."""
+    return [(outcome.verdict, outcome.passed) for outcome in comparison.outcomes]

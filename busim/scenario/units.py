@@ -1,4 +1,4 @@
-"""Durations and rates as users write them: ``250ms``, ``2s``, ``5min``, ``800/s``.
+"""Durations and rates as users write them (``250ms``, ``2s``, ``5min``, ``800/s``), and durations as they read them.
 
 A duration is a number of seconds or a string of a number and a unit: ``us``,
 ``ms``, ``s``, ``min`` (or ``m``), ``h``, or the longer spellings systemd
@@ -96,3 +96,27 @@ def parse_rate(value: object) -> float:
             amount = float(match.group(1)) / SECONDS_PER_DURATION_UNIT[match.group(2) or "s"]
             return _checked(amount, value, "a rate")
     raise ValueError(f"invalid rate {_written(value)}: {RATE_HINT}")
+
+
+# ---------------------------------------------------------------- and back, for people
+ABSENT = "—"  # a figure with no value: no sample of it, or none measured
+_DURATION_UNITS = ((1e-6, "µs"), (1e-3, "ms"), (1.0, "s"))
+NEGLIGIBLE_S = 1e-9  # shorter than any time a scenario can state meaningfully
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration for people, to three significant digits: ``412µs``, ``12.3ms``, ``4.21s``, ``3m05s``."""
+    if seconds is None:
+        return ABSENT
+    if abs(seconds) < NEGLIGIBLE_S:
+        return "0s"  # rounding noise of float arithmetic, such as a queue wait of 3.5e-17 s
+    for scale, unit in _DURATION_UNITS:
+        text = f"{seconds / scale:.3g}"
+        # Move up a unit when rounding reaches the next one (999.96µs is 1ms, 59.97s is 1m00s).
+        if float(text) < (60 if unit == "s" else 1000) and "e" not in text:
+            return f"{text}{unit}"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes >= 60:
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{rest:02d}s"

@@ -147,11 +147,11 @@ def test_replications_count_the_replications_where_each_bound_held():
         invariants=[{"name": "few-duplicates", "consumer": "worker", "max": {"duplicate_effects": 5}}],
     )
     replications = busim.replicate(faulty, replications=4, seed=7)
-    measured = [document["consumers"]["worker"]["duplicate_effects"] for document in replications.results]
+    measured = [result.summary.consumers["worker"].duplicate_effects for result in replications.results]
     assert measured == [3, 7, 4, 7]
     assert [summary.invariants[0].passed for summary in replications.summaries] == [True, False, True, False]
     (bound,) = replications.to_dict()["invariants"]
-    interval = replications.interval("invariants", 0, "measured")
+    interval = replications.invariant(0)
     assert bound == {
         "name": "few-duplicates",
         "subject": "worker",

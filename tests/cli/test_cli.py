@@ -196,7 +196,7 @@ def test_a_bug_keeps_its_traceback_and_exits_with_its_own_code(monkeypatch, caps
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(busim.cli, "simulate", broken)
+    monkeypatch.setattr(busim.cli, "run_scenario", broken)
     monkeypatch.setattr("sys.argv", ["busim", "run", FLASH_SALE, "--quiet", "--no-charts"])
     with pytest.raises(SystemExit) as exit_:
         busim.cli.main()

@@ -19,7 +19,7 @@ def no_simulation(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("simulated work it should have refused")
 
-    for name in ("simulate", "replicate", "compare"):
+    for name in ("run_scenario", "compare"):
         monkeypatch.setattr(busim.cli, name, refuse)
 
 

@@ -156,10 +156,10 @@ def test_replications_bracket_the_mm1_mean_latency_and_narrow_as_they_grow():
         ),
         replications=40,
     )
-    means = [document["consumers"]["server"]["latency_s"]["end_to_end"]["mean"] for document in replications.results]
+    means = [result.summary.consumers["server"].latency_s.end_to_end.mean for result in replications.results]
     ten, forty = (
         mean_interval(means[:10]),
-        replications.interval("consumers", "server", "latency_s", "end_to_end", "mean"),
+        replications.figure("server", "latency_s", "end_to_end", "mean"),
     )
     for interval in (ten, forty):
         assert interval.low < 0.006 < interval.high

@@ -5,6 +5,7 @@ the first bad key, and exit code 2: never a traceback, whichever command
 (``busim report``, ``busim explain``) reads the folder.
 """
 
+import io
 import json
 import math
 import shutil
@@ -14,18 +15,20 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 from typer.testing import CliRunner
 
 import busim
 from busim.cli import app
-from busim.report.folder import read_run_folder
+from busim.report.console import render_outcome
+from busim.report.folder import read_comparison_folder, read_run_folder
 from tests.conftest import ROOT
 
 runner = CliRunner()
 # A chain, state with a floor, a read model, crashes and invariants: every part of results.json a report draws.
 SMALL_PIPELINE = ROOT / "tests" / "data" / "small-pipeline.yaml"
 CHAIN = "OrderPlaced > inventory > StockReserved > payment"
-EDITED = "the two files come from different runs, or were edited"
+EDITED = "the results and the scenario come from different runs, or were edited"
 MISSING = "missing; the file was written by another version of busim, or edited"
 
 
@@ -64,8 +67,9 @@ def refused(result, message: str) -> None:
 
 def test_a_runs_folder_reads_back_as_the_document_its_run_wrote(pipeline):
     run_folder = read_run_folder(pipeline, "report")
-    # The same document as Result.to_dict() gives, lists as tuples: the report drawn from it is the same.
-    assert json.loads(json.dumps(run_folder.document)) == json.loads((pipeline / "results.json").read_text())
+    # The same document again, written from the result read: one schema writes and reads it.
+    assert run_folder.result.to_dict() == json.loads((pipeline / "results.json").read_text())
+    assert run_folder.result.record is None
     assert run_folder.view.scenario == run_folder.loaded.scenario
     assert list(run_folder.view.consumers) == ["inventory", "payment"]
 
@@ -77,10 +81,24 @@ def test_the_schema_reads_what_every_example_scenario_writes(tmp_path, path):
     folder = tmp_path
     (folder / "results.json").write_text(json.dumps(result.to_dict(), allow_nan=False))
     shutil.copy(path, folder / "scenario.yaml")
-    # Equal as JSON: a whole number where a float is due (an invariant's limit of 0) reads back as 0.0.
-    assert json.loads(json.dumps(read_run_folder(folder, "report").document)) == json.loads(
-        json.dumps(result.to_dict())
+    read = read_run_folder(folder, "report").result
+    # The very figures the run had, typed as it typed them, and written again as it wrote them.
+    assert read.summary == result.summary
+    assert (read.sim_time_s, read.drained, read.messages, read.stopped) == (
+        result.sim_time_s,
+        result.drained,
+        result.messages,
+        result.stopped,
     )
+    assert read.to_dict() == result.to_dict()
+    # And the console shows the run read back as it showed the run.
+    assert rendered(read) == rendered(result)
+
+
+def rendered(result) -> str:
+    output = io.StringIO()
+    render_outcome(Console(file=output, width=160, color_system=None), result)
+    return output.getvalue()
 
 
 # ---------------------------------------------------------------- the document's shape
@@ -228,7 +246,7 @@ def test_keys_a_later_busim_adds_are_left_out_and_the_report_is_drawn(pipeline, 
         document["consumers"]["inventory"]["added_later"] = 1
 
     folder = edited(pipeline, tmp_path, added)
-    assert "added_later" not in json.dumps(read_run_folder(folder, "report").document)
+    assert "added_later" not in json.dumps(read_run_folder(folder, "report").result.to_dict())
     drawn = report(folder, "--quiet")
     assert (drawn.exit_code, drawn.stderr) == (0, "")
 
@@ -371,7 +389,7 @@ def test_replications_are_refused_with_a_seed_to_run_one_of_them(tmp_path, comma
     )
 
 
-@pytest.mark.parametrize("command", ["report", "explain"])
+@pytest.mark.parametrize("command", ["explain"])
 def test_a_comparison_is_refused(pipeline, tmp_path, command):
     folder = tmp_path / "compared"
     folder.mkdir()
@@ -522,3 +540,71 @@ def test_no_edit_of_results_json_makes_report_or_explain_fail_with_a_traceback(p
 @given(data=st.data())
 def test_no_edit_of_results_json_makes_the_charts_fail_with_a_traceback(pipeline, data):
     _fuzz(pipeline, data, [["report"]], breaking=False)
+
+
+# ---------------------------------------------------------------- a comparison's folder
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory) -> Path:
+    """A comparison's folder: the small pipeline with and without broker duplicates, replicated twice."""
+    folder = tmp_path_factory.mktemp("compared")
+    command = ["compare", str(SMALL_PIPELINE), "--vary", "broker.duplication=0,0.02", "--replications", "2"]
+    ran = runner.invoke(app, [*command, "--out", str(folder), "--no-charts", "--quiet"])
+    assert ran.exit_code == 0, ran.output
+    return folder
+
+
+def test_busim_report_draws_a_comparison_again_from_its_folder(compared):
+    before = {name: (compared / name).read_text() for name in ("compare.json", "compare.md", "compare.html")}
+    drawn = report(compared)
+    assert (drawn.exit_code, drawn.stderr) == (0, "")
+    assert drawn.stdout == f"Wrote compare.md, compare.html in {compared}\n"
+    assert {name: (compared / name).read_text() for name in before} == before
+
+
+def test_a_comparison_reads_back_as_the_document_it_wrote(compared):
+    comparison = read_comparison_folder(compared)
+    assert comparison.to_dict() == json.loads((compared / "compare.json").read_text())
+    assert len(comparison.names) == 2
+    assert [outcome.runs for outcome in comparison.outcomes] == [2, 2]
+
+
+def edited_comparison(compared: Path, folder: Path, change) -> Path:
+    document = json.loads((compared / "compare.json").read_text())
+    change(document)
+    folder.mkdir()
+    (folder / "compare.json").write_text(json.dumps(document))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            lambda document: document["variants"][1]["results"]["results"][0]["consumers"]["payment"].update(lost="5"),
+            "variants[1].results.results[0].consumers.payment.lost: expected a whole number (got '5')",
+        ),
+        (
+            lambda document: document["variants"][0].pop("scenario"),
+            "variants[0].scenario: missing; the file was written by an earlier busim, so run busim compare again",
+        ),
+        (
+            lambda document: document["variants"][0]["scenario"]["consumers"].pop(),
+            "variants[0].scenario.invariants[1].consumer: consumer 'payment' is not declared under consumers "
+            "(declared: inventory)",
+        ),
+        (
+            lambda document: document["variants"][0]["results"]["results"][1]["consumers"].update(
+                shipping=document["variants"][0]["results"]["results"][1]["consumers"]["payment"]
+            ),
+            "variants[0].results.results[1].consumers.shipping: not in variants[0].scenario (its consumers: "
+            f"inventory, payment); {EDITED}",
+        ),
+        (lambda document: document.update(variants=[]), "variants: expected one or more (got an empty list)"),
+    ],
+    ids=["a count as text", "no scenario", "a scenario that breaks a reference", "a consumer too many", "no variants"],
+)
+def test_a_compare_json_that_departs_from_its_schema_is_refused_naming_the_first_bad_key(
+    compared, tmp_path, change, problem
+):
+    folder = edited_comparison(compared, tmp_path / "edited", change)
+    refused(report(folder), f"{folder / 'compare.json'}: {problem}")

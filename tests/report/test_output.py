@@ -37,8 +37,7 @@ def no_simulation(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("simulated before checking the output folder")
 
-    monkeypatch.setattr(busim.cli, "simulate", refuse)
-    monkeypatch.setattr(busim.cli, "replicate", refuse)
+    monkeypatch.setattr(busim.cli, "run_scenario", refuse)
     monkeypatch.setattr(busim.cli, "compare", refuse)
 
 
@@ -145,7 +144,7 @@ def test_an_interrupted_run_leaves_its_folder_as_it_was(tmp_path, monkeypatch, s
     def interrupted(*args, **kwargs):
         raise stop
 
-    monkeypatch.setattr(busim.cli, "simulate", interrupted)
+    monkeypatch.setattr(busim.cli, "run_scenario", interrupted)
     result = runner.invoke(app, ["run", CRASHING, "--out", str(folder), "-q"])
     code, word = (130, "interrupted") if stop is KeyboardInterrupt else (143, "terminated")
     assert result.exit_code == code

@@ -16,7 +16,7 @@ from rich.console import Console
 import busim
 from busim.report.console import render_comparison, render_result
 from busim.report.files import comparison_markdown
-from busim.report.run_report import comparison_html, report_html, report_markdown, run_facts_of
+from busim.report.run_report import comparison_html, report_html, report_markdown
 from busim.report.views import TableView, comparison_views, run_views
 from busim.scenario.variants import load_variants
 from tests.conftest import ROOT, SCENARIOS
@@ -79,7 +79,7 @@ def order_pipeline():
 
 def test_the_console_and_both_reports_show_the_same_labels_and_cells(order_pipeline):
     views = run_views(order_pipeline)
-    facts = run_facts_of(order_pipeline)
+    facts = order_pipeline
     results = [*views.tables, *views.configuration]
     markdown = markdown_tables(report_markdown(facts, []))
     html = Tables(report_html(facts, [])).tables
@@ -120,7 +120,7 @@ def test_the_key_rows_read_the_same_everywhere(order_pipeline):
     assert [cell.text for cell in emitted.cells] == ["45,514", "17,721", "—"]
     assert emitted.why == "inventory: 17,721 StockReserved, 27,793 OutOfStock; payment: 17,721 PaymentCaptured"
     assert [cell.bad for cell in rows["duplicate effects"].cells] == [True, True, True]
-    facts = run_facts_of(order_pipeline)
+    facts = order_pipeline
     markdown = report_markdown(facts, [])
     assert "| busiest instance | 34% | 50% | 50% | " + busiest.why + " |" in markdown
     assert "| emitted | 45,514 | 17,721 | — | " + emitted.why + " |" in markdown
@@ -143,7 +143,7 @@ def test_report_html_opens_with_the_verdict_then_the_charts_then_the_configurati
     from busim.report.run_report import Chart
 
     chart = Chart("order-pipeline: a chart", "chart.png", Markup("<svg></svg>"))
-    html = report_html(run_facts_of(order_pipeline), [chart])
+    html = report_html(order_pipeline, [chart])
     order = ['<h2 id="verdict">', '<h2 id="at-a-glance">', '<h2 id="charts">', '<h2 id="results">']
     order += ['<h2 id="configuration">']
     assert [html.index(heading) for heading in order] == sorted(html.index(heading) for heading in order)
@@ -162,7 +162,7 @@ UNSET = re.compile(r"\b(None|null|nan|NaN)\b")
 
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=[path.stem for path in SCENARIO_FILES])
 def test_no_report_shows_null_or_none(path):
-    facts = run_facts_of(busim.simulate(busim.load(path)))
+    facts = busim.simulate(busim.load(path))
     for text in (report_markdown(facts, []), report_html(facts, [])):
         assert not UNSET.findall(text)
     # Durations in the units a scenario states them in, never a bare number of seconds.

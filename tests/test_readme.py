@@ -56,13 +56,15 @@ def compared(file: str) -> list[str]:
     """What ``busim compare scenarios/FILE`` prints at 80 columns, line by line."""
     from busim.report.console import render_comparison
     from busim.scenario.variants import load_variants
+    from tests.report.test_views import assert_no_null, assert_whole
 
     variants = load_variants([SCENARIOS / file], [], [])
+    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
     output = io.StringIO()
-    render_comparison(
-        Console(file=output, width=80, color_system=None),
-        busim.compare([(variant.name, variant.loaded) for variant in variants]),
-    )
+    render_comparison(Console(file=output, width=80, color_system=None), comparison)
+    # As a CI log shows it: no figure cut short, no name split; and no null in its reports.
+    assert_whole(output.getvalue(), comparison.names)
+    assert_no_null(comparison)
     return [line.rstrip() for line in output.getvalue().splitlines()]
 
 

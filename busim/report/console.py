@@ -29,25 +29,12 @@ from rich.table import Table
 from rich.text import Text
 
 from busim.engine.simulation import ProgressCallback
-from busim.report.views import (
-    ABSENT,
-    Cell,
-    ComparisonViews,
-    Heading,
-    Row,
-    TableView,
-    Tone,
-    Verdict,
-    comparison_views,
-    format_duration,
-    legend,
-    reason_label,
-    replications_views,
-    run_views,
-)
+from busim.report.tables import Cell, Heading, Row, TableView, Tone, Verdict, legend
+from busim.report.views import ComparisonViews, comparison_views, reason_label, replications_views, run_views
 from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
+from busim.scenario.units import ABSENT, format_duration
 
 __all__ = ["format_duration", "reason_label"]  # also read by the charts and the stories
 

@@ -1,8 +1,9 @@
 """What a run, its replications or a comparison shows, built once as plain data.
 
 Every table and text a user reads (publishers, consumers and why, latency,
-chains, consistency and drift, reads, invariants, the verdict and the
-configuration) is a :class:`TableView` or a few sentences here, without
+chains, consistency and drift, reads, invariants, the verdict; and the
+configuration, from :mod:`busim.report.settings`) is a
+:class:`~busim.report.tables.TableView` or a few sentences here, without
 Rich and without markup. The console (:mod:`busim.report.console`),
 report.md and report.html render the same views, so they cannot disagree;
 they style a cell by its tone and choose a layout, but never compute or
@@ -13,127 +14,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
-
-from pydantic import BaseModel
+from typing import Any
 
 from busim.analysis import Summary
 from busim.analysis.intervals import CONFIDENCE, Interval
-from busim.analysis.invariants import (
-    NOT_MEASURED,
-    InvariantOutcome,
-    bound_text,
-    failed_invariants,
-    measure_text,
-)
+from busim.analysis.invariants import NOT_MEASURED, InvariantOutcome, bound_text, failed_invariants, measure_text
 from busim.analysis.summary import ConsumerSummary
+from busim.report.settings import configuration, format_rate
+from busim.report.tables import (
+    BLANK,
+    Cell,
+    Column,
+    Heading,
+    Row,
+    TableView,
+    Verdict,
+    count_cell,
+    duration_cell,
+    number_cell,
+    text_cell,
+)
 from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
-from busim.scenario.presets import COMMON_KEYS, PRESETS
 from busim.scenario.schema import Consumer
-from busim.scenario.units import ABSENT, format_duration, parse_duration, parse_rate
-
-# ---------------------------------------------------------------- the shapes of a view
-Tone = Literal["bad", "good", "quiet"] | None
+from busim.scenario.units import ABSENT, format_duration
 
 
-@dataclass(frozen=True)
-class Cell:
-    """A figure as shown: its text, its raw value (a number, or None where there is none) and its tone.
-
-    ``bad`` is an anomaly (red), ``good`` a check that held (green), ``quiet``
-    a figure that matters little (a zero count, dim). ``note`` follows the
-    text with its own tone: a change against a baseline, ``(+5%)``.
-    """
-
-    text: str
-    value: float | int | str | bool | None = None
-    tone: Tone = None
-    note: str = ""
-    note_tone: Tone = None
-    brief: str = ""  # the text in a narrow layout, where it differs: a mean without its interval
-
-    @property
-    def bad(self) -> bool:
-        return self.tone == "bad"
-
-    @property
-    def full(self) -> str:
-        """The text and its note, as a file shows the cell."""
-        return self.text + self.note
-
-
-@dataclass(frozen=True)
-class Column:
-    """A value column: its heading, and whether its figures align right."""
-
-    header: str
-    right: bool = True
-
-
-@dataclass(frozen=True)
-class Row:
-    """A row: its label, a cell per value column and why (the causes, in words).
-
-    ``sub`` marks a part of the row above (a latency's broker part, a chain's
-    hop): indented and dim. ``why_parts`` holds why by the column it is about
-    ("" for all), for a layout that splits the columns. ``short`` names the
-    row where a narrow layout turns rows into columns; a row without one is
-    left out there.
-    """
-
-    label: str
-    cells: tuple[Cell, ...]
-    why: str = ""
-    sub: bool = False
-    why_parts: tuple[tuple[str, str], ...] = ()
-    short: str = ""
-
-
-def legend(rows: Iterable[Row]) -> str:
-    """What the short labels of ``rows`` that abbreviate stand for: ``dup. effects: duplicate effects``.
-
-    A short label whose words are all the label's (``p50`` for ``latency p50``) needs no entry.
-    """
-    entries = [
-        f"{row.short}: {row.label}"
-        for row in rows
-        if row.short and not set(row.short.split()) <= set(row.label.split())
-    ]
-    return "; ".join(entries)
-
-
-@dataclass(frozen=True)
-class TableView:
-    """A titled table: a label column (headed ``label``), value columns, rows, an optional why column and caption."""
-
-    title: str
-    columns: tuple[Column, ...]
-    rows: tuple[Row, ...]
-    label: str = ""
-    why: bool = False
-    caption: str = ""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The verdict: whether all is well, a headline, and the failures (departures, then failed invariants)."""
-
-    good: bool
-    headline: str
-    items: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Heading:
-    """What a run is: its name, description, facts (``seed 7``, ``simulated 10m00s, drained``) and overrides."""
-
-    name: str
-    description: str
-    facts: tuple[Cell, ...]
-    overrides: tuple[str, ...] = ()
-
-
+# ---------------------------------------------------------------- what each shows
 @dataclass(frozen=True)
 class RunViews:
     """Everything a single run shows, in the order a report reads it."""
@@ -179,45 +86,7 @@ class ComparisonViews:
     note: str = ""
 
 
-# ---------------------------------------------------------------- words and units
-def format_setting_duration(seconds: float) -> str:
-    """A duration setting as a scenario can state it, exactly: ``30min``, ``2h``, ``45s``, ``1.5s``, ``250ms``."""
-    if seconds >= 1:
-        for scale, unit in ((3600.0, "h"), (60.0, "min")):
-            if seconds >= scale and (seconds / scale).is_integer():
-                return f"{seconds / scale:g}{unit}"
-        return f"{seconds:g}s"
-    if seconds == 0:
-        return "0s"
-    milliseconds = round(seconds * 1e3, 9)
-    if milliseconds >= 1:
-        return f"{milliseconds:g}ms"
-    return f"{round(seconds * 1e6, 6):g}µs"
-
-
-def format_rate(per_s: float) -> str:
-    """A rate per second as a user would write it: ``1,000``, ``20``, ``0.5``."""
-    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
-
-
-def _count(value: int) -> Cell:
-    """A count where anything but 0 is an anomaly."""
-    return Cell(f"{value:,}", value, "bad" if value else "quiet")
-
-
-def _number(value: int | float) -> Cell:
-    return Cell(f"{value:,}", value)
-
-
-def _duration(seconds: float | None) -> Cell:
-    return Cell(format_duration(seconds), seconds)
-
-
-def _text(text: str) -> Cell:
-    return Cell(text, text)
-
-
-_BLANK = Cell("")
+# ---------------------------------------------------------------- words
 
 
 # A reason in the words of the broker at hand, where they differ from results.json's generic names.
@@ -331,7 +200,7 @@ def _drift(consumer: ConsumerSummary) -> Cell:
     if not consumer.state:
         return Cell(ABSENT)
     drift = sum(state.abs_drift for state in consumer.state.values())
-    return _count(drift)
+    return count_cell(drift)
 
 
 def _key_figures(result: Result) -> TableView:
@@ -340,10 +209,10 @@ def _key_figures(result: Result) -> TableView:
         Row(
             name,
             (
-                _number(consumer.delivered),
-                _count(consumer.duplicate_effects),
-                _count(consumer.lost),
-                _duration(consumer.latency_s.end_to_end.p99),
+                number_cell(consumer.delivered),
+                count_cell(consumer.duplicate_effects),
+                count_cell(consumer.lost),
+                duration_cell(consumer.latency_s.end_to_end.p99),
                 _drift(consumer),
             ),
         )
@@ -382,10 +251,10 @@ def _publishers(result: Result) -> TableView:
         Row(
             name,
             (
-                _number(publisher.published),
-                _number(publisher.delayed_by_outage),
-                _duration(publisher.max_publish_delay_s) if publisher.delayed_by_outage else Cell(ABSENT),
-                *(_number(getattr(publisher, attribute)) for _, attribute in extra),
+                number_cell(publisher.published),
+                number_cell(publisher.delayed_by_outage),
+                duration_cell(publisher.max_publish_delay_s) if publisher.delayed_by_outage else Cell(ABSENT),
+                *(number_cell(getattr(publisher, attribute)) for _, attribute in extra),
             ),
         )
         for name, publisher in publishers.items()
@@ -585,7 +454,7 @@ def _consumer_cells(attribute: str, anomaly: bool, values: list[Any]) -> tuple[C
         )
     if attribute == "busiest_instance_share":
         return tuple(Cell(f"{value:.0%}", value) for value in values)
-    return tuple(_count(value) if anomaly else _number(value) for value in values)
+    return tuple(count_cell(value) if anomaly else number_cell(value) for value in values)
 
 
 def _consumers(result: Result) -> TableView:
@@ -626,11 +495,11 @@ def read_rows(scenario: Scenario, consumers: dict[str, ConsumerSummary]) -> list
             for cells in (stale, p50, p99, newest):
                 cells.append(Cell(ABSENT))
             continue
-        stale.append(_number(consumer.stale_reads))
+        stale.append(number_cell(consumer.stale_reads))
         age_s = consumer.staleness_age_s
-        p50.append(_duration(age_s.p50 if age_s else None))
-        p99.append(_duration(age_s.p99 if age_s else None))
-        newest.append(_duration(consumer.newest_missing_age_s.p50 if consumer.newest_missing_age_s else None))
+        p50.append(duration_cell(age_s.p50 if age_s else None))
+        p99.append(duration_cell(age_s.p99 if age_s else None))
+        newest.append(duration_cell(consumer.newest_missing_age_s.p50 if consumer.newest_missing_age_s else None))
         fraction = consumer.stale_read_fraction
         share = f"{fraction:.1%} of " if fraction is not None else ""
         shares.append((name, f"{share}{consumer.reads:,} reads of {queries.counter} at {format_rate(queries.rate)}/s"))
@@ -664,7 +533,7 @@ def _latency(result: Result) -> TableView:
             ("processing", latency.processing, True),
         ):
             values = (summary.mean, summary.p50, summary.p90, summary.p99, summary.p999, summary.max)
-            rows.append(Row(label, (_number(summary.count), *map(_duration, values)), sub=sub))
+            rows.append(Row(label, (number_cell(summary.count), *map(duration_cell, values)), sub=sub))
     columns = tuple(Column(heading) for heading in _LATENCY_COLUMNS)
     return TableView(f"Latency: publish to first completed processing{note}", columns, tuple(rows))
 
@@ -678,9 +547,9 @@ def _chains(result: Result) -> TableView:
             Row(
                 path,
                 (
-                    _number(chain.completed),
-                    _count(chain.duplicate_completions),
-                    *map(_duration, (latency.p50, latency.p99, latency.max)),
+                    number_cell(chain.completed),
+                    count_cell(chain.duplicate_completions),
+                    *map(duration_cell, (latency.p50, latency.p99, latency.max)),
                 ),
             )
         )
@@ -690,9 +559,9 @@ def _chains(result: Result) -> TableView:
                 Row(
                     f"{hop.event} > {hop.consumer}",
                     (
-                        _number(hop.messages),
-                        _count(hop.duplicates),
-                        *map(_duration, (hop_latency.p50, hop_latency.p99, hop_latency.max)),
+                        number_cell(hop.messages),
+                        count_cell(hop.duplicates),
+                        *map(duration_cell, (hop_latency.p50, hop_latency.p99, hop_latency.max)),
                     ),
                     sub=True,
                 )
@@ -714,11 +583,11 @@ def _consistency(result: Result) -> TableView:
         Row(
             name,
             (
-                _text(counter),
-                _number(state.expected_total),
-                _number(state.actual_total),
-                _count(state.keys_diverged),
-                _count(state.abs_drift),
+                text_cell(counter),
+                number_cell(state.expected_total),
+                number_cell(state.actual_total),
+                count_cell(state.keys_diverged),
+                count_cell(state.abs_drift),
             ),
         )
         for name, consumer in result.summary.consumers.items()
@@ -745,7 +614,7 @@ def invariants_table(outcomes: tuple[InvariantOutcome, ...]) -> TableView:
         Row(
             name,
             (
-                _text(check),
+                text_cell(check),
                 Cell(measured, outcome.measured),
                 Cell("PASS", True, "good") if passed else Cell("FAIL", False, "bad"),
             ),
@@ -753,86 +622,6 @@ def invariants_table(outcomes: tuple[InvariantOutcome, ...]) -> TableView:
         for outcome, (name, check, measured, passed) in zip(outcomes, invariant_rows(outcomes))
     )
     return TableView("Invariants", _INVARIANT_COLUMNS, rows, label="invariant")
-
-
-# ---------------------------------------------------------------- the configuration
-def _marks(annotation: Any) -> set[Callable[..., Any]]:
-    """The parsers (durations, rates) that an annotation's validators name, through unions and Annotated."""
-    found: set[Callable[..., Any]] = set()
-    for item in getattr(annotation, "__metadata__", ()):
-        func = getattr(item, "func", None)
-        if func in (parse_duration, parse_rate):
-            found.add(func)
-    for argument in getattr(annotation, "__args__", ()) or ():
-        found |= _marks(argument)
-    return found
-
-
-def setting_text(value: Any, marks: frozenset[Callable[..., Any]] = frozenset()) -> str:
-    """A setting as a user would write it in YAML, on one line: durations and rates in their units
-    (``30min``, ``250ms``, ``700/s``), a distribution as ``{exponential: {mean: 3ms}}``, and a setting
-    left unset as a dash (never ``null``)."""
-    if value is None:
-        return ABSENT
-    if isinstance(value, BaseModel):
-        fields = type(value).model_fields
-        items = [
-            f"{key}: {setting_text(getattr(value, key), _field_marks(info))}"
-            for key, info in fields.items()
-            if key != "kind" and getattr(value, key) not in (None, [], {})
-        ]
-        if "points" in fields:  # quantiles, as written: {p50: 3ms, p99: 5.4ms}
-            points = value.points  # type: ignore[attr-defined]
-            items = [f"p{percentile:g}: {format_setting_duration(duration)}" for percentile, duration in points.items()]
-        inner = "{" + ", ".join(items) + "}"
-        kind = getattr(value, "kind", None)
-        return f"{{{kind}: {inner}}}" if isinstance(kind, str) else inner
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{key}: {setting_text(inner, marks)}" for key, inner in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(setting_text(inner, marks) for inner in value) + "]" if value else "none"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int | float) and parse_duration in marks:
-        return format_setting_duration(float(value))
-    if isinstance(value, int | float) and parse_rate in marks:
-        return f"{format_rate(float(value))}/s"
-    if isinstance(value, float) and value.is_integer():
-        return f"{int(value)}"
-    return str(value)
-
-
-def _field_marks(info: Any) -> frozenset[Callable[..., Any]]:
-    """The parsers a model field names: on its own metadata, or within its annotation."""
-    found = set(_marks(info.annotation))
-    for item in info.metadata:
-        func = getattr(item, "func", None)
-        if func in (parse_duration, parse_rate):
-            found.add(func)
-    return frozenset(found)
-
-
-def _settings_table(title: str, model: BaseModel, shown: Callable[[str], bool] = lambda _: True) -> TableView:
-    rows = tuple(
-        Row(key, (_text(setting_text(getattr(model, key), _field_marks(info))),))
-        for key, info in type(model).model_fields.items()
-        if shown(key)
-    )
-    return TableView(title, (Column("value", right=False),), rows, label="key")
-
-
-def configuration(scenario: Scenario) -> tuple[TableView, ...]:
-    """The broker's, each publisher's and each consumer's settings as run, every default filled in."""
-    broker = scenario.broker
-    # The keys every broker takes and those of its preset; another preset's keys are unset and say nothing.
-    applies = {*COMMON_KEYS, *PRESETS[broker.preset].defaults}
-    return (
-        _settings_table(
-            f"Broker: {broker.preset}", broker, lambda key: key in applies or getattr(broker, key) is not None
-        ),
-        *(_settings_table(f"Publisher: {p.name}", p, lambda key: key != "name") for p in scenario.publishers),
-        *(_settings_table(f"Consumer: {c.name}", c, lambda key: key != "name") for c in scenario.consumers),
-    )
 
 
 # ---------------------------------------------------------------- replications
@@ -889,7 +678,7 @@ def _patterns(scenarios: list[Scenario], consumers: list[str]) -> list[Figure]:
     ]
 
 
-def interval_text(interval: Interval, duration: bool) -> str:
+def intervaltext_cell(interval: Interval, duration: bool) -> str:
     """A mean, with its interval when there are two replications or more; an interval below 0 shown from 0."""
     show = format_duration if duration else (lambda value: f"{value:,.1f}")
     if interval.replications < 2:
@@ -905,7 +694,7 @@ def _brief(interval: Interval, duration: bool) -> str:
 def _interval_cell(interval: Interval | None, duration: bool) -> Cell:
     if interval is None:
         return Cell(ABSENT)
-    return Cell(interval_text(interval, duration), interval.mean, brief=_brief(interval, duration))
+    return Cell(intervaltext_cell(interval, duration), interval.mean, brief=_brief(interval, duration))
 
 
 def replications_views(replications: Replications) -> ReplicationsViews:
@@ -921,14 +710,14 @@ def replications_views(replications: Replications) -> ReplicationsViews:
         for counter in scenario.consumer(name).state:
             cell = _interval_cell(_figure(replications, name, ("state", counter, "abs_drift")), False)
             label = f"{counter} drift ({name})" if several else f"{counter} drift"
-            rows.append(Row(label, tuple(cell if other == name else _BLANK for other in names)))
+            rows.append(Row(label, tuple(cell if other == name else BLANK for other in names)))
     for name in names:
         if scenario.consumer(name).queries is None:
             continue
         for label, path, duration, _ in READ_FIGURES:
             cell = _interval_cell(_figure(replications, name, path), duration)
             shown = f"{label} ({name})" if several else label
-            rows.append(Row(shown, tuple(cell if other == name else _BLANK for other in names)))
+            rows.append(Row(shown, tuple(cell if other == name else BLANK for other in names)))
     figures = TableView(
         f"Mean of {count} replications",
         tuple(Column(name) for name in names),
@@ -963,7 +752,7 @@ def _replicated_invariants(replications: Replications) -> TableView:
             Row(
                 outcome.name,
                 (
-                    _text(bound_text(outcome)),
+                    text_cell(bound_text(outcome)),
                     Cell(_measured_interval(interval, outcome), None if interval is None else interval.mean),
                     Cell(f"passed in {passed} of {count}", passed, "good" if passed == count else "bad"),
                 ),
@@ -1001,7 +790,7 @@ def comparison_views(comparison: Comparison) -> ComparisonViews:
         "Variants",
         (Column("changes", right=False),),
         tuple(
-            Row(name, (_text(", ".join(o for o in found if o not in shared) or "the scenario as written"),))
+            Row(name, (text_cell(", ".join(o for o in found if o not in shared) or "the scenario as written"),))
             for name, found in zip(comparison.names, overrides)
         ),
         label="variant",

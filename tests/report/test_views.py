@@ -233,3 +233,28 @@ def test_the_templates_are_package_data_a_non_editable_install_includes():
     assert shipped == set(names)
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert "jinja2>=3.1" in dependencies
+
+
+@pytest.mark.parametrize(
+    ("seconds", "written"),
+    [(1800, "30min"), (7200, "2h"), (90, "90s"), (1.5, "1.5s"), (0.25, "250ms"), (0.0005, "500µs"), (0, "0s")],
+)
+def test_a_duration_setting_reads_as_a_scenario_would_state_it(seconds, written):
+    from busim.report.settings import format_setting_duration
+    from busim.scenario.units import parse_duration
+
+    assert format_setting_duration(seconds) == written
+    assert parse_duration(written) == pytest.approx(seconds)  # and a scenario reads it back
+
+
+def test_settings_left_unset_read_as_a_dash_and_empty_ones_as_none():
+    from busim.report.settings import configuration
+    from tests.conftest import scenario
+
+    tables = {view.title: {row.label: row.cells[0].text for row in view.rows} for view in configuration(scenario())}
+    assert tables["Consumer: worker"]["crash"] == "—"
+    assert tables["Consumer: worker"]["emits"] == "none"
+    assert tables["Consumer: worker"]["state"] == "none"
+    assert tables["Publisher: source"]["rate"] == "[{at: 0s, rate: 10/s}]"
+    # The keys of the broker's preset and those every broker takes; no other preset's.
+    assert "prefetch" not in tables["Broker: ideal"] and "ack_timeout" in tables["Broker: ideal"]

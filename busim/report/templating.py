@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from busim.report.markdown import markdown_cell, markdown_text
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = "templates"  # the folder of busim.report that holds them, shipped as package data
 
 
 @functools.cache
 def environment() -> jinja2.Environment:
-    """The templates' environment: autoescaping for .html templates, none for .md ones."""
+    """The templates' environment: autoescaping for .html templates, none for .md ones.
+
+    Jinja2 loads here, when a report is first written, not with every command.
+    """
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("busim.report", TEMPLATES),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),

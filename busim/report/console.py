@@ -138,10 +138,16 @@ def rich_table(
     ``no_wrap`` keeps every figure on one line."""
     kept = list(range(len(view.columns))) if columns is None else list(columns)
     table = _table(view.title if title is None else title)
-    table.add_column(view.label, no_wrap=True)
+    # Where the table is too wide, a long label folds onto a second line rather than lose its end.
+    table.add_column(view.label, overflow="fold")
     for index in kept:
         column = view.columns[index]
-        table.add_column(column.header, justify="right" if column.right else "left", no_wrap=no_wrap)
+        table.add_column(
+            column.header,
+            justify="right" if column.right else "left",
+            no_wrap=no_wrap,
+            min_width=_least_width(column.header, [row.cells[index] for row in view.rows], column.right),
+        )
     if view.why:
         table.add_column("why", style="dim")
     for number, row in enumerate(view.rows):
@@ -154,6 +160,16 @@ def rich_table(
         table.caption = Text(view.caption)
         table.caption_justify = "left"
     return table
+
+
+def _least_width(header: str, cells: list[Cell], figures: bool) -> int:
+    """The narrowest a column may get: a figure whole (its change may go to a second line), a heading's or a
+    text's longest word; never cut short with an ellipsis."""
+    words = [word for cell in cells for word in cell.full.split()] + header.split()
+    widths = [len(word) for word in words]
+    if figures:
+        widths += [len(cell.text) for cell in cells]
+    return max(widths, default=1)
 
 
 def _fits(console: Console, table: Table, spare: int = 0) -> bool:

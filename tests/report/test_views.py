@@ -222,6 +222,20 @@ def test_a_run_of_three_consumers_fits_80_columns_one_table_per_consumer(order_p
     ]
 
 
+def test_long_consumer_names_fold_rather_than_cut_a_figure_or_a_heading():
+    from tests.conftest import consumer, scenario
+
+    counted = {"state": {"stock": {}}, "effects": [{"counter": "stock", "key": "item", "add": 1}]}
+    names = ("inventory-reservations-service", "payments-and-refunds-gateway", "shipping-labels-printer")
+    run = busim.simulate(scenario(consumers=[consumer(name=name, **counted) for name in names]))
+    output = io.StringIO()
+    render_result(Console(file=output, width=80, color_system=None), run)
+    lines = [line.rstrip() for line in output.getvalue().splitlines()]
+    assert "…" not in output.getvalue() and max(len(line) for line in lines) <= 80
+    assert "  consumer                  counter   expected   actual   keys off   abs drift" in lines
+    assert any(line.split() == ["count", "mean", "p50", "p90", "p99", "p99.9", "max"] for line in lines)
+
+
 # ---------------------------------------------------------------- the templates ship with the package
 def test_the_templates_are_package_data_a_non_editable_install_includes():
     templates = importlib.resources.files("busim.report") / "templates"

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from busim.analysis import Summary
 from busim.analysis.intervals import CONFIDENCE, Interval
 from busim.analysis.invariants import NOT_MEASURED, InvariantOutcome, bound_text, failed_invariants, measure_text
 from busim.analysis.summary import ConsumerSummary
@@ -115,16 +114,6 @@ def chain_labels(names: list[str]) -> list[str]:
     return short if len(set(short)) == len(short) else names
 
 
-# ---------------------------------------------------------------- the few functions that read an outcome
-def _figure(outcome: Result | Replications, consumer: str, path: tuple[str, ...]) -> Interval | None:
-    """A figure of one consumer (a mean and interval over replications), or None where it has no value."""
-    return outcome.figure(consumer, *path)
-
-
-def _summaries(outcome: Result | Replications) -> tuple[Summary, ...]:
-    return outcome.summaries if isinstance(outcome, Replications) else (outcome.summary,)
-
-
 # ---------------------------------------------------------------- a run
 def run_views(result: Result) -> RunViews:
     """Every table and text of a single run, simulated here or read back from its folder."""
@@ -167,8 +156,8 @@ def _heading(result: Result) -> Heading:
             f"simulated {format_duration(result.sim_time_s)}, stopped at duration + drain_timeout with work left",
             tone="bad",
         )
-    messages = result.messages.published + result.messages.emitted
     counts = result.messages
+    messages = counts.published + counts.emitted
     counted = (
         f"{counts.published:,} published, {counts.emitted:,} emitted" if counts.emitted else f"{messages:,} messages"
     )
@@ -704,18 +693,18 @@ def replications_views(replications: Replications) -> ReplicationsViews:
     names = list(replications.consumers)
     rows = []
     for label, path, duration, _ in (*FIGURE_ROWS, *_patterns([scenario], names)):
-        rows.append(Row(label, tuple(_interval_cell(_figure(replications, name, path), duration) for name in names)))
+        rows.append(Row(label, tuple(_interval_cell(replications.figure(name, *path), duration) for name in names)))
     several = len(names) > 1
     for name in names:
         for counter in scenario.consumer(name).state:
-            cell = _interval_cell(_figure(replications, name, ("state", counter, "abs_drift")), False)
+            cell = _interval_cell(replications.figure(name, "state", counter, "abs_drift"), False)
             label = f"{counter} drift ({name})" if several else f"{counter} drift"
             rows.append(Row(label, tuple(cell if other == name else BLANK for other in names)))
     for name in names:
         if scenario.consumer(name).queries is None:
             continue
         for label, path, duration, _ in READ_FIGURES:
-            cell = _interval_cell(_figure(replications, name, path), duration)
+            cell = _interval_cell(replications.figure(name, *path), duration)
             shown = f"{label} ({name})" if several else label
             rows.append(Row(shown, tuple(cell if other == name else BLANK for other in names)))
     figures = TableView(
@@ -794,7 +783,7 @@ def comparison_views(comparison: Comparison) -> ComparisonViews:
             for name, found in zip(comparison.names, overrides)
         ),
         label="variant",
-        caption=f"Every variant also sets {', '.join(sorted(shared))}." if shared else "",
+        caption=f"Every variant also sets {', '.join(o for o in overrides[0] if o in shared)}." if shared else "",
     )
     tables = []
     for consumer in compared_consumers(comparison):
@@ -822,10 +811,7 @@ def comparison_views(comparison: Comparison) -> ComparisonViews:
 def _compared_figures(comparison: Comparison, consumer: str) -> list[Figure]:
     """Every figure of ``consumer`` that the variants compare: the main ones, drift, reads and patterns."""
     counters = dict.fromkeys(
-        counter
-        for outcome in comparison.outcomes
-        for summary in _summaries(outcome)[:1]
-        for counter in summary.consumers[consumer].state
+        counter for outcome in comparison.outcomes for counter in outcome.scenario.consumer(consumer).state
     )
     drift = [(f"{counter} drift", ("state", counter, "abs_drift"), False, f"{counter} drift") for counter in counters]
     scenarios = [outcome.scenario for outcome in comparison.outcomes]
@@ -837,7 +823,7 @@ def comparison_rows(comparison: Comparison, consumer: str) -> list[Row]:
     """Each figure of ``consumer`` across the variants, with its change from the first variant."""
     rows = []
     for label, path, duration, short in _compared_figures(comparison, consumer):
-        figures = [_figure(outcome, consumer, path) for outcome in comparison.outcomes]
+        figures = [outcome.figure(consumer, *path) for outcome in comparison.outcomes]
         if all(figure is None for figure in figures):
             continue
         cells = tuple(_compared(figure, figures[0], duration) for figure in figures)

@@ -76,9 +76,11 @@ def _plain(text: object) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _wrapped(text: str, width: int) -> str:
+def _wrapped(text: str, width: int, break_on_hyphens: bool = True) -> str:
     """``text`` in lines of at most ``width`` characters, keeping the line breaks it has."""
-    return "\n".join(textwrap.fill(line, max(width, 8)) or line for line in text.split("\n"))
+    return "\n".join(
+        textwrap.fill(line, max(width, 8), break_on_hyphens=break_on_hyphens) or line for line in text.split("\n")
+    )
 
 
 def _style(index: int) -> tuple[str, str]:
@@ -100,12 +102,24 @@ def _new_figure() -> Figure:
     return figure
 
 
-def _figure(rows: int = 1) -> tuple[Figure, list[Axes]]:
+def _areas(figure: Figure, legend: bool) -> tuple[Any, Axes | None]:
+    """Where a chart's axes go and, where it has a legend, the legend's place beside them: a column of its
+    own as tall as the figure, as wide as the legend (a legend beside one panel would stretch its row)."""
+    if not legend:
+        return figure.add_gridspec(1, 1)[0, 0], None
+    outer = figure.add_gridspec(1, 2, width_ratios=(1, 0.001))
+    key = figure.add_subplot(outer[0, 1])
+    key.set_axis_off()
+    return outer[0, 0], key
+
+
+def _figure(rows: int = 1, legend: bool = False) -> tuple[Figure, list[Axes], Axes | None]:
     figure = _new_figure()
-    axes = figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0].tolist()
+    area, key = _areas(figure, legend)
+    axes = area.subgridspec(rows, 1).subplots(sharex=True, squeeze=False)[:, 0].tolist()
     for ax in axes:
         _plain_axes(ax)
-    return figure, axes
+    return figure, axes, key
 
 
 def _columns(count: int) -> int:
@@ -113,10 +127,14 @@ def _columns(count: int) -> int:
     return count if count <= 3 else 2 if count == 4 else math.ceil(math.sqrt(count))
 
 
-def _panels(figure: Figure, count: int, sharex: bool = False, sharey: bool = False) -> list[Axes]:
-    """``count`` axes in a grid; each panel at the foot of its column keeps its x tick labels."""
+def _panels(
+    figure: Figure, count: int, sharex: bool = False, sharey: bool = False, legend: bool = False
+) -> tuple[list[Axes], Axes | None]:
+    """``count`` axes in a grid, and the legend's place; each panel at the foot of its column keeps its x
+    tick labels."""
     columns = _columns(count)
-    grid = figure.subplots(math.ceil(count / columns), columns, squeeze=False, sharex=sharex, sharey=sharey)
+    area, key = _areas(figure, legend)
+    grid = area.subgridspec(math.ceil(count / columns), columns).subplots(squeeze=False, sharex=sharex, sharey=sharey)
     cells = grid.ravel().tolist()
     for ax in cells[count:]:
         ax.set_visible(False)
@@ -125,14 +143,16 @@ def _panels(figure: Figure, count: int, sharex: bool = False, sharey: bool = Fal
         _plain_axes(ax)
         if index + columns >= count:
             ax.xaxis.set_tick_params(labelbottom=True)
-    return axes
+    return axes, key
 
 
 def _titled(figure: Figure, title: str, notes: Sequence[str] = ()) -> Figure:
     """Give ``figure`` its title and, under it, what produced it; the figure's label holds both on one line,
     for a caption."""
     lines = [title, *(note for note in notes if note)]
-    figure.suptitle("\n".join(_wrapped(_plain(line), _TITLE_CHARACTERS) for line in lines), fontsize=_TITLE_PT)
+    # Overrides break between assignments, not inside a value such as sqs-standard.
+    wrapped = (_wrapped(_plain(line), _TITLE_CHARACTERS, break_on_hyphens=False) for line in lines)
+    figure.suptitle("\n".join(wrapped), fontsize=_TITLE_PT)
     figure.set_label(" — ".join(lines))
     _fit_panel_titles(figure)
     return figure
@@ -160,16 +180,16 @@ def _fit_panel_titles(figure: Figure) -> None:
             title.set_text(_wrapped(title.get_text(), int(characters * room_px / width_px * 0.92)))
 
 
-def _legend(ax: Axes, handles: list, labels: list[str], title: str | None = None) -> None:
-    """A legend beside the axes ``ax`` (the top right panel), never on the data, in as many columns as its
-    lines need."""
+def _legend(key: Axes, handles: list, labels: list[str], title: str | None = None) -> None:
+    """A legend in its place beside the axes (see :func:`_areas`), never on the data, in as many columns
+    as its lines need."""
     labels = [_wrapped(_plain(label), 36) for label in labels]
     lines = sum(label.count("\n") + 1 for label in labels) + (1 if title else 0)
-    ax.legend(
+    key.legend(
         handles,
         labels,
         loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
+        bbox_to_anchor=(0.0, 1.0),
         ncols=math.ceil(lines / _LEGEND_LINES),
         fontsize=_SMALL_PT,
         title=_plain(title) if title else None,
@@ -263,7 +283,7 @@ def latency_cdf(result: Result | RunView) -> Figure:
     """The distribution of end-to-end latency per consumer, on a log time axis; its p50, p99 and p99.9 are
     dots on the curve and figures in the legend."""
     view = RunView.of(result)
-    figure, (ax,) = _figure()
+    figure, (ax,), key = _figure(legend=True)
     consumers = view.consumers
     distributions = [_quantiles(consumer["latency_quantiles_s"]) for consumer in consumers.values()]
     handles, labels, latencies_s = [], [], [1e-6]
@@ -284,7 +304,7 @@ def latency_cdf(result: Result | RunView) -> Figure:
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("end-to-end latency (log scale)")
     ax.set_ylabel("fraction of messages")
-    _legend(ax, handles, labels, "dots: p50, p99, p99.9")
+    _legend(key, handles, labels, "dots: p50, p99, p99.9")
     return _titled(figure, f"{view.scenario.name}: end-to-end latency, publish to first processing", _run_notes(view))
 
 
@@ -314,7 +334,7 @@ def latency_over_time(result: Result | RunView) -> Figure:
     view = RunView.of(result)
     consumers = view.consumers
     figure = _new_figure()
-    axes = _panels(figure, len(consumers), sharex=True, sharey=True)
+    axes, key = _panels(figure, len(consumers), sharex=True, sharey=True, legend=True)
     window_s, latencies_s = 0.0, []
     for index, (ax, (name, consumer)) in enumerate(zip(axes, consumers.items())):
         colour, _ = _style(index)
@@ -336,7 +356,7 @@ def latency_over_time(result: Result | RunView) -> Figure:
     figure.supylabel("end-to-end latency" + (" (log scale)" if latencies_s else ""), fontsize=_PANEL_TITLE_PT)
     outage_handles, outage_labels = _outage_key(view.scenario)
     _legend(
-        axes[min(_columns(len(axes)), len(axes)) - 1],
+        key,
         [
             Line2D([], [], color=PALETTE[-1], linewidth=1.8),
             Line2D([], [], color=PALETTE[-1], linewidth=1.3, linestyle="--"),
@@ -355,7 +375,7 @@ def latency_over_time(result: Result | RunView) -> Figure:
 def throughput_and_backlog(result: Result | RunView) -> Figure:
     """Messages published and processed per second, and the backlog at the broker, per window."""
     view = RunView.of(result)
-    figure, (top, bottom) = _figure(rows=2)
+    figure, (top, bottom), key = _figure(rows=2, legend=True)
     for ax in (top, bottom):
         _shade_outages(ax, view.scenario)
     consumers = view.consumers
@@ -383,7 +403,7 @@ def throughput_and_backlog(result: Result | RunView) -> Figure:
     for ax in (top, bottom):
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     outage_handles, outage_labels = _outage_key(view.scenario)
-    _legend(top, handles + outage_handles, labels + outage_labels, "processed and queued")
+    _legend(key, handles + outage_handles, labels + outage_labels, "processed and queued")
     return _titled(figure, f"{view.scenario.name}: throughput and backlog", _run_notes(view))
 
 
@@ -409,8 +429,8 @@ def delivery_funnel(result: Result | RunView) -> Figure:
     funnel = _FUNNEL + tuple(
         (label, key) for label, key in _FUNNEL_WHEN_SEEN if any(consumer[key] for consumer in consumers.values())
     )
-    figure = _new_figure()
     if len(consumers) > _GROUPED_BARS:
+        figure = _new_figure()
         ax = figure.subplots()
         values = np.array([[consumer[key] for consumer in consumers.values()] for _, key in funnel], dtype=float)
         cells = [[f"{value:,.0f}" for value in row] for row in values]
@@ -420,8 +440,7 @@ def delivery_funnel(result: Result | RunView) -> Figure:
             f"{view.scenario.name}: delivery funnel",
             [*_run_notes(view), "the reasons are in the report's results table"],
         )
-    ax = figure.subplots()
-    _plain_axes(ax)
+    figure, (ax,), place = _figure(legend=True)
     height = 0.8 / len(consumers)
     positions = np.arange(len(funnel))
     preset = view.scenario.broker.preset
@@ -442,7 +461,7 @@ def delivery_funnel(result: Result | RunView) -> Figure:
     ax.set_xlabel("messages or deliveries")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.set_xlim(0, largest * 1.05)
-    _legend(ax, *ax.get_legend_handles_labels())
+    _legend(place, *ax.get_legend_handles_labels())
     _titled(figure, f"{view.scenario.name}: delivery funnel", _run_notes(view))
     _room_for(ax, labels)
     return figure
@@ -522,7 +541,7 @@ def consistency(result: Result | RunView) -> Figure | None:
         ax.set_axis_off()
         ax.text(0.5, 0.5, _wrapped(_plain(f"no key drifted: {', '.join(steady)}"), 80), ha="center", va="center")
         return _titled(figure, title, notes)
-    axes = _panels(figure, len(shown))
+    axes, _ = _panels(figure, len(shown))
     keys_per_panel = max(3, 10 // math.ceil(len(shown) / _columns(len(shown))) + 2)
     for ax, (name, counter, state) in zip(axes, shown):
         ax.grid(False)
@@ -713,8 +732,12 @@ def comparison_latency_cdf(comparison: Comparison, consumer: str | None = None) 
         raise ValueError("latency distributions need single runs; compare without replications")
     names = list(comparison.names)
     consumers = _chart_consumers(comparison, consumer)
+    # Panels name coinciding variants; where names would not fit a panel, by their number in the legend.
+    numbered = len(consumers) > 3 and sum(len(name) for name in names) > 3 * len(names)
+    numbered = numbered or sum(len(name) for name in names) > 60
+    keys = [str(index + 1) for index in range(len(names))] if numbered else names
     figure = _new_figure()
-    axes = _panels(figure, len(consumers), sharex=True, sharey=True)
+    axes, key = _panels(figure, len(consumers), sharex=True, sharey=True, legend=True)
     styles = [(PALETTE[index % len(PALETTE)], _LINE_STYLES[index % len(_LINE_STYLES)]) for index in range(len(names))]
     handles: list = [Line2D([], [], color=colour, linestyle=style, linewidth=1.8) for colour, style in styles]
     latencies_s = [1e-6]
@@ -729,12 +752,13 @@ def comparison_latency_cdf(comparison: Comparison, consumer: str | None = None) 
             ax.plot(latency_s, points[:, 0] / 100, color=colour, linestyle=style, linewidth=1.8)
             latencies_s += latency_s.tolist()
         ax.set_ylim(0, 1.02)
-        twins = _twins([_latencies(points) for points in distributions], names, _close_in_ratio)
-        _panel_title(ax, name + _sameness(names, twins))
+        twins = _twins([_latencies(points) for points in distributions], keys, _close_in_ratio)
+        _panel_title(ax, name + _sameness(keys, twins))
     _duration_axis(axes[0], "x", min(latencies_s), max(latencies_s))
     figure.supxlabel("end-to-end latency, publish to first processing (log scale)", fontsize=_PANEL_TITLE_PT)
     figure.supylabel("fraction of messages", fontsize=_PANEL_TITLE_PT)
-    _legend(axes[min(_columns(len(axes)), len(axes)) - 1], handles, names, "variant")
+    labels = [f"{key}  {name}" for key, name in zip(keys, names)] if numbered else names
+    _legend(key, handles, labels, "variant")
     return _titled(figure, f"{_scenario_name(comparison)}: latency by variant", _variant_notes(comparison))
 
 
@@ -748,7 +772,11 @@ def _sameness(names: list[str], twins: list[tuple[str, bool] | None]) -> str:
         if twin:
             groups[twin[0]] = groups.get(twin[0], twin[0]) + (" = " if twin[1] else " ≈ ") + name
     near = any(twin and not twin[1] for twin in twins)
-    return "".join(f"\n{group}" for group in groups.values()) + (f"\n(≈: within {_CLOSE_PERCENT} %)" if near else "")
+    # Variants known by their number take a line together, to leave the panel its height.
+    between = "; " if all(name.isdigit() for name in names) else "\n"
+    return ("\n" + between.join(groups.values()) if groups else "") + (
+        f"\n(≈: within {_CLOSE_PERCENT} %)" if near else ""
+    )
 
 
 _ANOMALIES = (

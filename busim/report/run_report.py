@@ -14,7 +14,7 @@ from typing import Any
 
 from busim.analysis.invariants import InvariantOutcome
 from busim.errors import OutputError
-from busim.report.charts import RunView, draw_charts, figure_title, save_figure
+from busim.report.charts import RunView, write_charts
 from busim.report.console import (
     ABSENT,
     CONSUMER_ROWS,
@@ -357,12 +357,10 @@ def write_report(view: RunView, folder: Path, charts: bool = True) -> list[Path]
     html_charts: dict[str, str] = {}
     try:
         if charts:
-            for name, figure in draw_charts(view).items():
-                paths = save_figure(figure, folder, name)
-                written += paths
-                title = figure_title(figure)
-                markdown_charts[f"{name}.png"] = title
-                html_charts[title] = (folder / f"{name}.svg").read_text(encoding="utf-8")
+            for chart in write_charts(view, folder):
+                written += chart.paths
+                markdown_charts[f"{chart.name}.png"] = chart.title
+                html_charts[chart.title] = chart.path("svg").read_text(encoding="utf-8")
     except OSError as error:
         raise OutputError(f"cannot write the report to {folder}: {error.strerror or error}") from None
     return written + write_files(
@@ -390,19 +388,11 @@ def write_comparison_report(comparison: Comparison, folder: Path, charts: bool =
     from busim.report.charts import write_comparison_charts
 
     try:
-        written = write_comparison_charts(comparison, folder) if charts else []
-        svgs = {figure_title_of(path): path.read_text(encoding="utf-8") for path in written if path.suffix == ".svg"}
+        drawn = write_comparison_charts(comparison, folder) if charts else []
+        written = [path for chart in drawn for path in chart.paths]
+        svgs = {chart.title: chart.path("svg").read_text(encoding="utf-8") for chart in drawn}
         path = folder / COMPARE_HTML_FILE
         path.write_text(comparison_html(comparison, svgs), encoding="utf-8")
     except OSError as error:
         raise OutputError(f"cannot write the comparison to {folder}: {error.strerror or error}") from None
     return [*written, path]
-
-
-def figure_title_of(svg_path: Path) -> str:
-    """The title an SVG chart carries in its metadata, else its file name."""
-    text = svg_path.read_text(encoding="utf-8")
-    start = text.find("<dc:title>")
-    if start < 0:
-        return svg_path.stem
-    return html.unescape(text[start + len("<dc:title>") : text.find("</dc:title>", start)])

@@ -10,14 +10,13 @@ SVG and loads nothing from the network.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
 from markupsafe import Markup
 
 from busim.errors import OutputError
-from busim.report.charts import RunView, draw_charts, figure_title, save_figure
+from busim.report.charts import Chart, write_charts
 from busim.report.files import write_files
 from busim.report.templating import render
 from busim.report.views import comparison_views, run_views
@@ -29,25 +28,30 @@ COMPARE_HTML_FILE = "compare.html"
 
 
 @dataclass(frozen=True)
-class Chart:
+class ShownChart:
     """A chart as a report shows it: its title, its PNG file beside the report, and its SVG markup."""
 
     title: str
     file: str
     svg: Markup
 
+    @classmethod
+    def of(cls, chart: Chart) -> ShownChart:
+        """A chart as its writer returned it, its title included."""
+        return cls(chart.title, chart.path("png").name, Markup(_inline(chart.path("svg").read_text(encoding="utf-8"))))
 
-def report_markdown(run: Result, charts: list[Chart]) -> str:
+
+def report_markdown(run: Result, charts: list[ShownChart]) -> str:
     """report.md; every text escaped (:mod:`busim.report.markdown`): names, descriptions and values are the user's."""
     return render("report.md.j2", run=run_views(run), charts=charts)
 
 
-def report_html(run: Result, charts: list[Chart]) -> str:
+def report_html(run: Result, charts: list[ShownChart]) -> str:
     """report.html, self-contained."""
     return render("report.html.j2", run=run_views(run), charts=charts)
 
 
-def comparison_html(comparison: Comparison, charts: list[Chart]) -> str:
+def comparison_html(comparison: Comparison, charts: list[ShownChart]) -> str:
     """compare.html, self-contained: what each variant changes, their verdicts, the variants side by side."""
     return render("compare.html.j2", views=comparison_views(comparison), charts=charts)
 
@@ -64,17 +68,12 @@ def write_report(result: Result, folder: Path, charts: bool = True) -> list[Path
     Raises:
         OutputError: the folder cannot be written.
     """
-    written: list[Path] = []
-    shown: list[Chart] = []
     try:
-        if charts:
-            for name, figure in draw_charts(RunView.of(result)).items():
-                paths = save_figure(figure, folder, name)
-                written += paths
-                svg = (folder / f"{name}.svg").read_text(encoding="utf-8")
-                shown.append(Chart(figure_title(figure), f"{name}.png", Markup(_inline(svg))))
+        drawn = write_charts(result, folder) if charts else []
+        shown = [ShownChart.of(chart) for chart in drawn]
     except OSError as error:
         raise OutputError(f"cannot write the report to {folder}: {error.strerror or error}") from None
+    written = [path for chart in drawn for path in chart.paths]
     return written + write_files(
         folder, ((MARKDOWN_FILE, report_markdown(result, shown)), (HTML_FILE, report_html(result, shown)))
     )
@@ -99,25 +98,11 @@ def write_comparison_report(comparison: Comparison, folder: Path, charts: bool =
     from busim.report.charts import write_comparison_charts
 
     try:
-        written = write_comparison_charts(comparison, folder) if charts else []
-        shown = [
-            Chart(
-                figure_title_of(path), path.with_suffix(".png").name, Markup(_inline(path.read_text(encoding="utf-8")))
-            )
-            for path in written
-            if path.suffix == ".svg"
-        ]
+        drawn = write_comparison_charts(comparison, folder) if charts else []
+        written = [path for chart in drawn for path in chart.paths]
+        shown = [ShownChart.of(chart) for chart in drawn]
         path = folder / COMPARE_HTML_FILE
         path.write_text(comparison_html(comparison, shown), encoding="utf-8")
     except OSError as error:
         raise OutputError(f"cannot write the comparison to {folder}: {error.strerror or error}") from None
     return [*written, path]
-
-
-def figure_title_of(svg_path: Path) -> str:
-    """The title an SVG chart carries in its metadata, else its file name."""
-    text = svg_path.read_text(encoding="utf-8")
-    start = text.find("<dc:title>")
-    if start < 0:
-        return svg_path.stem
-    return html.unescape(text[start + len("<dc:title>") : text.find("</dc:title>", start)])

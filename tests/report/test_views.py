@@ -140,9 +140,9 @@ def test_the_key_rows_read_the_same_everywhere(order_pipeline):
 def test_report_html_opens_with_the_verdict_then_the_charts_then_the_configuration(order_pipeline):
     from markupsafe import Markup
 
-    from busim.report.run_report import Chart
+    from busim.report.run_report import ShownChart
 
-    chart = Chart("order-pipeline: a chart", "chart.png", Markup("<svg></svg>"))
+    chart = ShownChart("order-pipeline: a chart", "chart.png", Markup("<svg></svg>"))
     html = report_html(order_pipeline, [chart])
     order = ['<h2 id="verdict">', '<h2 id="at-a-glance">', '<h2 id="charts">', '<h2 id="results">']
     order += ['<h2 id="configuration">']

@@ -66,6 +66,7 @@ from busim.scenario.presets import PRESET_NAMES, PRESETS
 from busim.scenario.schema import MAX_REPLICATIONS, did_you_mean
 from busim.scenario.variants import load_variants
 from busim.version import __version__
+from busim.words import count_of, counted
 
 EXIT_VIOLATION = 1
 EXIT_BAD_INPUT = 2
@@ -79,7 +80,7 @@ app = typer.Typer(
     name="busim",
     help="Simulate an event bus and see what its latency, duplicates, losses and outages do to your services.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -255,7 +256,7 @@ def _wrote(paths: list[Path], folder: Path, latest: bool = False) -> Text:
     if charts:
         kinds = sorted({path.suffix[1:].upper() for path in charts})
         count = len({path.stem for path in charts})
-        documents.append(f"{count} charts ({', '.join(kinds)})")
+        documents.append(f"{counted(count, 'chart')} ({', '.join(kinds)})")
     where = f"{folder} ({folder.parent / LATEST})" if latest else str(folder)
     return Text(f"Wrote {', '.join(documents)} in {where}")  # as written: a folder's name may hold [/] or :smile:
 
@@ -348,7 +349,7 @@ def run(
         loaded = load_scenario(file, overrides or [])
         check_size(loaded.scenario, max_messages, max_memory)
         count = replications if replications is not None else loaded.scenario.replications
-        _check_runs(count, max_runs, expected_group_messages(loaded.scenario), f"{count:,} replications")
+        _check_runs(count, max_runs, expected_group_messages(loaded.scenario), counted(count, "replication"))
         if trace and count > 1:
             how = "drop --replications" if replications is not None else "add --replications 1"
             raise BusimError(
@@ -411,7 +412,8 @@ def run(
         if isinstance(result, Replications):
             departed = sum(not summary.consistent for summary in result.summaries)
             typer.echo(
-                f"busim: inconsistent with exactly-once processing in {departed} of {count} replications", err=True
+                f"busim: inconsistent with exactly-once processing in {count_of(departed, count, 'replication')}",
+                err=True,
             )
         else:
             for violation in result.summary.violations:
@@ -498,7 +500,12 @@ def compare_command(
             check_size(variant.loaded.scenario, MAX_MESSAGES, max_memory)
         count = replications if replications is not None else variants[0].loaded.scenario.replications
         largest = max(expected_group_messages(variant.loaded.scenario) for variant in variants)
-        _check_runs(len(variants) * count, max_runs, largest, f"{len(variants):,} variants x {count:,} replications")
+        _check_runs(
+            len(variants) * count,
+            max_runs,
+            largest,
+            f"{counted(len(variants), 'variant')} x {counted(count, 'replication')}",
+        )
         runs_folder = Path("runs") / f"compare-{variants[0].loaded.scenario.name}"
         output = _claim(out, runs_folder, f"busim compare {' '.join(map(str, files))}", files)
     except BusimError as error:

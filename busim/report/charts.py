@@ -23,6 +23,7 @@ from busim.api import Comparison, Replications, Result
 from busim.report.console import format_duration, reason_label
 from busim.report.folder import RunView
 from busim.scenario import Scenario
+from busim.words import counted
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 OUTAGE_COLOUR = "#999999"
@@ -230,7 +231,7 @@ def consistency(result: Result | RunView) -> Figure | None:
         ax.set_xlabel(f"{counter} key (expected → actual)")
         ax.set_ylabel(f"{counter}: actual − exactly once")
         ax.margins(y=0.15)
-        ax.set_title(f"{name} {counter}: drift {state['abs_drift']:,} over {state['keys_diverged']:,} keys")
+        ax.set_title(f"{name} {counter}: drift {state['abs_drift']:,} over {counted(state['keys_diverged'], 'key')}")
         ax.legend(
             handles=[Patch(color=PALETTE[3], label="below exactly-once"), Patch(color=PALETTE[0], label="above")],
             loc="best",

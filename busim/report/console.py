@@ -34,6 +34,7 @@ from busim.engine.simulation import ProgressCallback
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
 from busim.scenario.schema import INVARIANT_METRICS, Consumer
+from busim.words import count_of, counted
 
 ABSENT = "—"
 
@@ -155,7 +156,7 @@ def _heading(result: Result) -> Panel:
         Text(scenario.description),
         Text.from_markup(
             f"seed [bold]{scenario.seed}[/] · simulated {format_duration(record.sim_time_s)}, {drained} · "
-            f"{len(record.messages):,} messages in {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)",
+            f"{counted(len(record.messages), 'message')} in {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)",
             emoji=False,  # a consumer's name may hold :fire:, an emoji code
         ),
         Text("overrides: " + " · ".join(f"--set {override}" for override in result.source.overrides))
@@ -321,7 +322,7 @@ def read_rows(scenario: Scenario, consumers: dict[str, dict]) -> list[tuple[str,
         newest.append(format_duration((figures.get("newest_missing_age_s") or {}).get("p50")))
         fraction = figures["stale_read_fraction"]
         share = f"{fraction:.1%} of " if fraction is not None else ""
-        reads = f"{share}{figures['reads']:,} reads of {queries.counter} at {_rate(queries.rate)}/s"
+        reads = f"{share}{counted(figures['reads'], 'read')} of {queries.counter} at {_rate(queries.rate)}/s"
         shares.append(f"{name}: {reads}" if several else reads)
     return [
         ("stale reads", stale, "; ".join(shares)),
@@ -374,7 +375,7 @@ def _idle_why(result: Result, _attribute: str) -> str:
     for name in result.summary.consumers:
         members = result.scenario.consumer(name).workers
         if members > (broker.partitions or 1):
-            parts.append(f"{members} members for {broker.partitions} partitions")
+            parts.append(f"{counted(members, 'member')} for {counted(broker.partitions or 1, 'partition')}")
     return "; ".join(parts)
 
 
@@ -400,7 +401,7 @@ def _recovery_why(result: Result, _attribute: str) -> str:
     for name, consumer in result.summary.consumers.items():
         if consumer.replayed_events:
             most = max(consumer.replayed_events)
-            parts.append(f"{name}: restart + replay of up to {most:,} events")
+            parts.append(f"{name}: restart + replay of up to {counted(most, 'event')}")
     return "; ".join(parts)
 
 
@@ -443,7 +444,7 @@ def missed_crashes_note(reasons: dict[str, int]) -> str:
     why = ", ".join(
         f"{count:,} {_MISSED_CRASH_REASONS.get(reason, reason.replace('_', ' '))}" for reason, count in reasons.items()
     )
-    return f"{missed:,} scheduled {'crash' if missed == 1 else 'crashes'} did not happen: {why}"
+    return f"{counted(missed, 'scheduled crash')} did not happen: {why}"
 
 
 _MISSED_CRASH_REASONS = {"instance_down": "instance down then", "count_not_reached": "count never reached"}
@@ -522,10 +523,9 @@ def _chains_table(result: Result) -> Table:
             )
         first, last = chain.hops[0], chain.hops[-1]
         duplicates = chain.duplicate_completions
-        plural = "duplicate" if duplicates == 1 else "duplicates"
         captions.append(
-            f"{path}: {chain.completed:,} of {chain.published:,} {first.event} messages reached {last.consumer}"
-            + (f", with {duplicates:,} {plural}" if duplicates else "")
+            f"{path}: {count_of(chain.completed, chain.published, f'{first.event} message')} reached {last.consumer}"
+            + (f", with {counted(duplicates, 'duplicate')}" if duplicates else "")
         )
     table.caption = Text("\n".join(captions))
     table.caption_justify = "left"
@@ -636,7 +636,9 @@ def invariant_failures(result: Result | Replications) -> list[str]:
     for index, outcome in enumerate(result.summaries[0].invariants):
         failed = sum(not summary.invariants[index].passed for summary in result.summaries)
         if failed:
-            failures.append(f"{outcome.name}: {invariant_check(outcome)} (failed in {failed} of {count} replications)")
+            failures.append(
+                f"{outcome.name}: {invariant_check(outcome)} (failed in {count_of(failed, count, 'replication')})"
+            )
     return failures
 
 
@@ -737,7 +739,7 @@ def render_replications(console: Console, replications: Replications) -> None:
             Group(
                 Text(scenario.description),
                 Text.from_markup(
-                    f"root seed [bold]{scenario.seed}[/] · {count} replications on seeds spawned from it · "
+                    f"root seed [bold]{scenario.seed}[/] · {counted(count, 'replication')} on seeds spawned from it · "
                     f"{replications.wall_time_s:.2f}s"
                 ),
             ),
@@ -745,7 +747,7 @@ def render_replications(console: Console, replications: Replications) -> None:
             expand=False,
         )
     )
-    table = _table(f"Mean of {count} replications")
+    table = _table(f"Mean of {counted(count, 'replication')}")
     table.caption = Text(f"[low, high]: the {CONFIDENCE:.0%} confidence interval of the mean")
     table.caption_justify = "left"
     table.add_column("", no_wrap=True)
@@ -786,7 +788,7 @@ def render_replications(console: Console, replications: Replications) -> None:
     consistent = sum(summary.consistent for summary in replications.summaries)
     style = "bold green" if consistent == count else "bold red"
     console.print(
-        Text(f"Consistent with exactly-once processing in {consistent} of {count} replications.", style=style)
+        Text(f"Consistent with exactly-once processing in {count_of(consistent, count, 'replication')}.", style=style)
     )
 
 
@@ -838,7 +840,7 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
     first = comparison.outcomes[0]
     replicated = isinstance(first, Replications)
     count = len(first.seeds) if isinstance(first, Replications) else 1
-    how = f"{count} replications each, on the same seeds" if replicated else "the same seed"
+    how = f"{counted(count, 'replication')} each, on the same seeds" if replicated else "the same seed"
     console.print(
         Text.from_markup(f"[bold]Comparing {len(comparison.names)} variants[/] · {how} (root seed {comparison.seed})")
     )
@@ -983,11 +985,11 @@ def comparison_verdicts(comparison: Comparison) -> list[tuple[str, bool]]:
         if isinstance(outcome, Replications):
             held = sum(summary.consistent for summary in outcome.summaries)
             total = len(outcome.summaries)
-            verdict = (f"consistent in {held} of {total} replications", held == total)
+            verdict = (f"consistent in {count_of(held, total, 'replication')}", held == total)
         elif outcome.summary.consistent:
             verdict = ("consistent", True)
         else:
-            verdict = (f"inconsistent ({len(outcome.summary.violations)} violations)", False)
+            verdict = (f"inconsistent ({counted(len(outcome.summary.violations), 'violation')})", False)
         invariants = _invariants_verdict(outcome)
         verdicts.append(verdict if invariants is None else (f"{verdict[0]}; {invariants[0]}", invariants[1]))
     return verdicts
@@ -1002,9 +1004,11 @@ def _invariants_verdict(outcome: Result | Replications) -> tuple[str, bool] | No
     failed = list(dict.fromkeys(name for summary in summaries for name in failed_invariants(summary.invariants)))
     if isinstance(outcome, Replications):
         held = sum(not failed_invariants(summary.invariants) for summary in summaries)
-        words = f"invariants hold in {held} of {len(summaries)} replications"
+        words = f"invariants hold in {count_of(held, len(summaries), 'replication')}"
     else:
-        words = f"{len(names) - len(failed)} of {len(names)} invariants hold"
+        words = (
+            f"{count_of(len(names) - len(failed), len(names), 'invariant')} {'holds' if len(names) == 1 else 'hold'}"
+        )
     return (words + (f"; fails {', '.join(failed)}" if failed else ""), not failed)
 
 

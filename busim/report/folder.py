@@ -36,6 +36,7 @@ from busim.errors import RunFolderError
 from busim.report.files import COMPARE_JSON, RESULTS_FILE, SCENARIO_FILE
 from busim.scenario import LoadedScenario, Scenario, load_scenario
 from busim.scenario.schema import INT64_MAX, INT64_MIN
+from busim.words import counted
 
 
 # ---------------------------------------------------------------- the schema of results.json
@@ -176,7 +177,7 @@ def _checked_document(text: str, results: Path, folder: Path, command: str) -> d
         how = "run one of them with --seed"
         if isinstance(seeds, list) and seeds and _whole(seeds[0]):
             how += f", e.g. --seed {seeds[0]}"
-        held = f"{count} replications" if _whole(count) else "replications"
+        held = counted(count, "replication") if _whole(count) else "replications"
         raise RunFolderError(f"{folder}: holds {held}; {command} needs a single run ({how})")
     if schema == COMPARISON_SCHEMA:
         raise RunFolderError(f"{folder}: holds a comparison; {command} needs a single run's folder")
@@ -403,7 +404,9 @@ def _describe(annotation: Any) -> str:
         return " or ".join(repr(argument) for argument in arguments)
     if origin is tuple and arguments[-1:] != (Ellipsis,):
         kinds = {_describe(argument) for argument in arguments}
-        return f"a list of {len(arguments)} numbers" if kinds == {"a number"} else f"a list of {len(arguments)}"
+        return (
+            f"a list of {counted(len(arguments), 'number')}" if kinds == {"a number"} else f"a list of {len(arguments)}"
+        )
     if origin in (list, tuple):
         return "a list"
     if origin is dict or is_typeddict(annotation) or dataclasses.is_dataclass(annotation):
@@ -423,7 +426,7 @@ def _got(value: object) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, int) and abs(value) >= 10**30:
-        return f"a whole number of {len(str(abs(value))):,} digits"
+        return f"a whole number of {counted(len(str(abs(value))), 'digit')}"
     if isinstance(value, str):
         return repr(value) if len(value) <= _SHOWN_TEXT else repr(value[:_SHOWN_TEXT]) + "..."
     if isinstance(value, dict):

@@ -25,6 +25,7 @@ from busim.report.console import literal, reason_label
 from busim.report.files import RESULTS_FILE, SCENARIO_FILE
 from busim.scenario import Scenario
 from busim.scenario.schema import did_you_mean
+from busim.words import counted
 
 DEFAULT_TOP = 5
 
@@ -320,7 +321,7 @@ def render_anomaly(
     if ids.size == 0:
         _print_lines(console, [f"No message shows {kind} in {where}."])
         return
-    count = f"{ids.size:,} message{' shows' if ids.size == 1 else 's show'} {kind} in {where}"
+    count = f"{counted(ids.size, 'message')} {'shows' if ids.size == 1 else 'show'} {kind} in {where}"
     listed = (f"; the first {top}:" if top > 1 else "; the first:") if ids.size > top else ":"
     _print_lines(console, [count + listed])
     for message in ids[:top].tolist():
@@ -333,7 +334,7 @@ def render_overview(console: Console, stories: Stories, folder: Path, consumer: 
     scenario = stories.record.scenario
     published = len(stories.record.messages)
     ids = f"ids 0 to {published - 1:,}" if published else "none published"
-    _print_lines(console, [f"{scenario.name}, seed {scenario.seed}: {published:,} messages ({ids})"])
+    _print_lines(console, [f"{scenario.name}, seed {scenario.seed}: {counted(published, 'message')} ({ids})"])
     counts = {name: count for name, count in stories.counts().items() if consumer in (None, name)}
     table = Table(title="Messages with each anomaly", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("anomaly", no_wrap=True)

@@ -36,6 +36,7 @@ from pydantic import (
 
 from busim.scenario.presets import BROKER_KEYS, COMMON_KEYS, PRESET_NAMES, PRESETS, defaults_of, inapplicable_hint
 from busim.scenario.units import parse_duration, parse_rate
+from busim.words import counted
 
 
 class Model(BaseModel):
@@ -328,7 +329,10 @@ class ChoiceField(TaggedModel):
     def _weights_match(self) -> ChoiceField:
         if self.weights is not None:
             if len(self.weights) != len(self.values):
-                raise ValueError(f"weights has {len(self.weights)} entries but values has {len(self.values)}")
+                raise ValueError(
+                    f"weights has {counted(len(self.weights), 'entry')} "
+                    f"but values has {counted(len(self.values), 'entry')}"
+                )
             if sum(self.weights) <= 0:
                 raise ValueError("weights must not all be 0")
         return self

@@ -261,6 +261,11 @@ def _wrote(paths: list[Path], folder: Path, latest: bool = False) -> Text:
     return Text(f"Wrote {', '.join(documents)} in {where}")  # as written: a folder's name may hold [/] or :smile:
 
 
+def _completing(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """Shell completion for an option that takes one of ``choices``."""
+    return lambda incomplete: [choice for choice in choices if choice.startswith(incomplete)]
+
+
 def _show_version(value: bool) -> None:
     if value:
         typer.echo(f"busim {__version__}")
@@ -572,6 +577,7 @@ def explain(
             help="Tell the stories of the messages with this anomaly, worst first: "
             f"{', '.join(ANOMALY_KINDS[:-1])} or {ANOMALY_KINDS[-1]}.",
             metavar="KIND",
+            autocompletion=_completing(ANOMALY_KINDS),
         ),
     ] = None,
     consumer: Annotated[
@@ -612,7 +618,13 @@ def explain(
 @app.command()
 def presets(
     name: Annotated[
-        str | None, typer.Argument(help="A preset to show in full.", show_default=False, metavar="PRESET")
+        str | None,
+        typer.Argument(
+            help="A preset to show in full.",
+            show_default=False,
+            metavar="PRESET",
+            autocompletion=_completing(PRESET_NAMES),
+        ),
     ] = None,
 ) -> None:
     """List the broker presets, or show one preset's keys, defaults and their sources."""

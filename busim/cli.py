@@ -64,7 +64,7 @@ from busim.report.trace import write_trace
 from busim.scenario import load_scenario
 from busim.scenario.presets import PRESET_NAMES, PRESETS
 from busim.scenario.schema import MAX_REPLICATIONS, did_you_mean
-from busim.scenario.variants import load_variants
+from busim.scenario.variants import load_variant, load_variants
 from busim.version import __version__
 from busim.words import count_of, counted
 
@@ -347,11 +347,19 @@ def run(
             help="Also write every message's deliveries: trace.jsonl, and trace.json for Perfetto or chrome://tracing.",
         ),
     ] = False,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            help="Run this variant of the file's variants: block (the ones busim compare FILE runs), after any --set.",
+            metavar="NAME",
+        ),
+    ] = None,
 ) -> None:
     """Simulate a scenario, print its results and write them to the output folder."""
     console = Console()
     try:
-        loaded = load_scenario(file, overrides or [])
+        loaded = load_variant(file, variant, overrides or []) if variant else load_scenario(file, overrides or [])
         check_size(loaded.scenario, max_messages, max_memory)
         count = replications if replications is not None else loaded.scenario.replications
         _check_runs(count, max_runs, expected_group_messages(loaded.scenario), counted(count, "replication"))

@@ -53,6 +53,7 @@ from busim.report.output import (
     point_latest,
     resolve_run_folder,
 )
+from busim.report.series_csv import SERIES_FILE, write_series
 from busim.report.stories import (
     ANOMALY_KINDS,
     DEFAULT_TOP,
@@ -400,6 +401,7 @@ def run(
                 from busim.report.run_report import RunView, write_report  # matplotlib loads only here
 
                 write_report(RunView.of(result), staging, charts)
+                write_series(RunView.of(result).document, staging)
                 if trace:
                     write_trace(result.record, staging)
 
@@ -556,7 +558,10 @@ def report_command(
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG) too.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Draw a run's charts, report.md and report.html again from its results.json, without simulating."""
+    """Draw a run's charts, report.md and report.html again from its results.json, without simulating.
+
+    Also writes series.csv if the folder lacks it.
+    """
     from busim.report.run_report import is_report_file, write_report
 
     folder = resolve_run_folder(folder)
@@ -565,8 +570,15 @@ def report_command(
         output = OutputFolder.claim(folder, f"busim report {folder}")
     except BusimError as error:
         _fail(error)
+    missing_series = not (folder / SERIES_FILE).exists()  # from a busim before series.csv
+
+    def write(staging: Path) -> None:
+        write_report(view, staging, charts)
+        if missing_series:
+            write_series(view.document, staging)
+
     with _interruptible(output):
-        written = _write(output, lambda staging: write_report(view, staging, charts), replaces=is_report_file)
+        written = _write(output, write, replaces=is_report_file)
     if not quiet:
         Console().print(_wrote(written, output.path), style="dim", highlight=False, soft_wrap=True)
 

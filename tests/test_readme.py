@@ -25,7 +25,7 @@ def test_the_sample_output_is_what_the_flash_sale_prints():
     # The last README line is the "Wrote ..." line from the command line, not from the renderer.
     assert printed[start:] == expected[:-1]
     assert expected[-1] == (
-        "Wrote results.json, scenario.yaml, report.md, report.html, 5 charts (PNG, SVG) in "
+        "Wrote results.json, scenario.yaml, series.csv, report.md, report.html, 5 charts (PNG, SVG) in "
         "runs/flash-sale/20261206-101500 (runs/flash-sale/latest)"
     )
 

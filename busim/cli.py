@@ -63,8 +63,17 @@ from busim.report.stories import (
 )
 from busim.report.trace import write_trace
 from busim.scenario import load_scenario
+from busim.scenario.json_schema import SCHEMA_FILE
 from busim.scenario.presets import PRESET_NAMES, PRESETS
-from busim.scenario.schema import MAX_REPLICATIONS, did_you_mean
+from busim.scenario.schema import MAX_REPLICATIONS, unknown_preset
+from busim.scenario.starter import (
+    DEFAULT_NAME,
+    DEFAULT_PRESET,
+    check_preset,
+    schema_reference,
+    starter_path,
+    starter_text,
+)
 from busim.scenario.variants import load_variant, load_variants
 from busim.version import __version__
 from busim.words import count_of, counted
@@ -653,12 +662,54 @@ def presets(
         console.print(presets_table())
         return
     if name not in PRESETS:
-        _fail(
-            BusimError(
-                f"unknown preset {name!r}{did_you_mean(name, PRESET_NAMES)} (presets: {', '.join(PRESET_NAMES)})"
-            )
-        )
+        _fail(BusimError(unknown_preset(name)))
     render_preset(console, name)
+
+
+@app.command()
+def init(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help=f"The scenario's name; the file is NAME.yaml (default: {DEFAULT_NAME}).",
+            show_default=False,
+            metavar="NAME",
+        ),
+    ] = None,
+    preset: Annotated[
+        str,
+        typer.Option(
+            "--preset",
+            help="The broker preset (busim presets lists them).",
+            metavar="PRESET",
+            autocompletion=_completing(PRESET_NAMES),
+        ),
+    ] = DEFAULT_PRESET,
+) -> None:
+    """Write a starter scenario, commented key by key, that runs as it is."""
+    try:
+        check_preset(preset)
+        path = starter_path(name)
+        text = starter_text(path.stem, preset, schema_reference(path, SCHEMA_FILE))
+        with path.open("x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        _fail(BusimError(f"{path} already exists; give another NAME, or move it away first"))
+    except OSError as error:
+        _fail(BusimError(f"cannot write {path}: {error.strerror or error}"))
+    except BusimError as error:
+        _fail(error)
+    typer.echo(f"Wrote {path}: run it with busim run {path}")
+
+
+@app.command()
+def schema(
+    path: Annotated[
+        bool, typer.Option("--path", help="Print where the schema file is, for an editor's settings, instead.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of scenario files, with which editors complete and check keys."""
+    typer.echo(str(SCHEMA_FILE) if path else SCHEMA_FILE.read_text(encoding="utf-8"), nl=path)
 
 
 def main() -> None:

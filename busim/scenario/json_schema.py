@@ -1,0 +1,188 @@
+"""The JSON Schema of a scenario file, for editors that complete and check keys as one types.
+
+Generated from the pydantic models of :mod:`busim.scenario.schema`, then
+reshaped to what the loader reads rather than what it holds: a duration is
+seconds or a string such as ``250ms``, a distribution is ``{kind: {params}}``
+or a bare duration, a single crash time stands for a list of one, and a
+broker key that does not apply to the preset is refused. The schema ships in
+the package (:data:`SCHEMA_FILE`); a test regenerates it and compares, and
+``python -m busim.scenario.json_schema`` writes it again after a change.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from busim.scenario.loader import IGNORED_PREFIX
+from busim.scenario.presets import BROKER_KEYS, PRESET_NAMES, PRESETS
+from busim.scenario.schema import (
+    FIELD_KINDS,
+    MODEL_REF,
+    NAME_PATTERN,
+    TIME_KINDS,
+    MetricLimits,
+    RateStep,
+    Scenario,
+)
+from busim.scenario.units import duration_json_schema, rate_json_schema
+
+SCHEMA_FILE = Path(__file__).with_name("scenario.schema.json")
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+_PERCENTILE_PATTERN = r"^p\d+(?:\.\d+)?$"
+
+# Shapes used in many places, each given once in $defs.
+_SHARED = {
+    "Duration": duration_json_schema(),
+    "PositiveDuration": duration_json_schema(positive=True),
+    "Rate": rate_json_schema(),
+    "PositiveRate": rate_json_schema(positive=True),
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _walk(node: Any, change: Any) -> Any:
+    """``node`` with ``change`` applied to every mapping in it, innermost first."""
+    if isinstance(node, dict):
+        return change({key: _walk(value, change) for key, value in node.items()})
+    if isinstance(node, list):
+        return [_walk(value, change) for value in node]
+    return node
+
+
+def _summary(docstring: str) -> str:
+    """A model's docstring as an editor shows it: its first paragraph, in one line, without reST quotes."""
+    return " ".join(docstring.split("\n\n", 1)[0].split()).replace("``", "`")
+
+
+def _tidy(node: dict[str, Any]) -> dict[str, Any]:
+    """Named models and shared shapes as references; no generated titles; model summaries only."""
+    if MODEL_REF in node:
+        return _ref(node[MODEL_REF])
+    node = {key: value for key, value in node.items() if key != "title" or not isinstance(value, str)}
+    bare = {key: value for key, value in node.items() if key != "default"}
+    for name, shape in _SHARED.items():
+        if bare == shape:
+            return {**_ref(name), **{key: value for key, value in node.items() if key == "default"}}
+    if node.get("type") == "object" and isinstance(node.get("description"), str):
+        node["description"] = _summary(node["description"])
+    if "discriminator" in node:  # a tagged union: a distribution or a field generator
+        kinds = set(node["discriminator"]["mapping"])
+        return _ref("TimeDistribution" if kinds == set(TIME_KINDS) else "FieldGenerator")
+    pattern_keys = node.get("patternProperties")
+    if pattern_keys is not None and list(pattern_keys) == [NAME_PATTERN.pattern]:
+        node["propertyNames"] = {"pattern": NAME_PATTERN.pattern}
+        node["additionalProperties"] = False
+    return node
+
+
+def _tagged(kind: str, definition: dict[str, Any]) -> dict[str, Any]:
+    """``{kind: {parameters}}``, the way the file writes a member of a tagged union."""
+    properties = {key: value for key, value in definition["properties"].items() if key != "kind"}
+    required = [key for key in definition.get("required", []) if key != "kind"]
+    if kind == "constant":
+        parameters = properties["value"]  # {constant: VALUE}, the value itself
+    elif kind == "quantiles":
+        parameters = {
+            "type": "object",
+            "description": "durations at percentiles, such as {p50: 3ms, p99: 5.4ms}: at least two",
+            "patternProperties": {_PERCENTILE_PATTERN: _ref("PositiveDuration")},
+            "additionalProperties": False,
+            "minProperties": 2,
+        }
+    else:
+        parameters = {"type": "object", "properties": properties, "additionalProperties": False}
+        if required:
+            parameters["required"] = required
+        else:  # {sequence: } reads as no parameters, all defaults
+            parameters = {"anyOf": [parameters, {"type": "null"}]}
+    tagged = {"type": "object", "properties": {kind: parameters}, "required": [kind], "additionalProperties": False}
+    if "description" in definition:
+        tagged["description"] = definition["description"]
+    return tagged
+
+
+def _union(kinds: tuple[str, ...], models: dict[str, str], defs: dict[str, Any], description: str) -> dict[str, Any]:
+    forms = [_tagged(kind, defs.pop(models[kind])) for kind in kinds]
+    return {"description": description, "anyOf": forms}
+
+
+def _preset_rules() -> list[dict[str, Any]]:
+    """A broker key that does not apply to the preset (ideal when none is given) may only be null."""
+    rules = []
+    for preset in PRESET_NAMES:
+        chosen: dict[str, Any] = {"properties": {"preset": {"const": preset}}, "required": ["preset"]}
+        if preset == "ideal":
+            chosen = {"anyOf": [chosen, {"not": {"required": ["preset"]}}]}
+        foreign = [key for key in BROKER_KEYS if key not in PRESETS[preset].keys]
+        rules.append({"if": chosen, "then": {"properties": {key: {"type": "null"} for key in foreign}}})
+    return rules
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a scenario file."""
+    generated = Scenario.model_json_schema()
+    defs = generated.pop("$defs")
+    defs["RateStep"] = RateStep.model_json_schema()
+    defs["MetricLimits"] = MetricLimits.model_json_schema()
+    defs["MetricLimits"]["description"] = (
+        "limits on figures of the consumer: at least one, such as {duplicate_effects: 0}"
+    )
+    defs["MetricLimits"]["minProperties"] = 1
+    time_models = {
+        kind: model
+        for kind, model in (
+            ("constant", "ConstantTime"),
+            ("exponential", "ExponentialTime"),
+            ("uniform", "UniformTime"),
+            ("normal", "NormalTime"),
+            ("lognormal", "LogNormalTime"),
+            ("quantiles", "QuantileTime"),
+        )
+    }
+    field_models = {
+        "constant": "ConstantField",
+        "uniform_int": "UniformIntField",
+        "choice": "ChoiceField",
+        "zipf": "ZipfField",
+        "sequence": "SequenceField",
+    }
+    defs = _walk(defs, _tidy)
+    root = _walk(generated, _tidy)
+    time_distribution = _union(
+        TIME_KINDS, time_models, defs, "a duration, or a distribution written as {kind: {parameters}}"
+    )
+    time_distribution["anyOf"].insert(0, _ref("Duration"))
+    defs["TimeDistribution"] = time_distribution
+    defs["FieldGenerator"] = _union(
+        FIELD_KINDS, field_models, defs, "how each message's value of the field is drawn, as {kind: {parameters}}"
+    )
+    defs["Broker"]["allOf"] = _preset_rules()
+    defs["Broker"]["properties"]["preset"]["description"] = (
+        "the broker: busim presets lists them, docs/brokers.md explains them"
+    )
+    root["properties"]["broker"].pop("default", None)  # the ideal preset's defaults; another preset has its own
+    root["required"].remove("name")  # a scenario without a name takes its file's name
+    root["patternProperties"] = {f"^{IGNORED_PREFIX}": {}}  # ignored keys, for YAML anchors
+    return {
+        "$schema": DRAFT,
+        "title": "busim scenario",
+        "description": "A scenario for busim, the event-bus simulator: see docs/scenarios.md, or busim init for a "
+        "commented starter.",
+        **root,
+        "$defs": {**{name: shape for name, shape in _SHARED.items()}, **dict(sorted(defs.items()))},
+    }
+
+
+def schema_text() -> str:
+    """The schema as the shipped file holds it."""
+    return json.dumps(scenario_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    SCHEMA_FILE.write_text(schema_text(), encoding="utf-8")
+    print(f"wrote {SCHEMA_FILE}")

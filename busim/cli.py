@@ -57,6 +57,8 @@ from busim.report.series_csv import SERIES_FILE, write_series
 from busim.report.stories import (
     ANOMALY_KINDS,
     DEFAULT_TOP,
+    anomaly_kind,
+    anomaly_orders,
     check_replay,
     check_request,
     render_explanation,
@@ -603,8 +605,8 @@ def explain(
         str | None,
         typer.Option(
             "--anomaly",
-            help="Tell the stories of the messages with this anomaly, worst first: "
-            f"{', '.join(ANOMALY_KINDS[:-1])} or {ANOMALY_KINDS[-1]}.",
+            help="Tell the stories of the messages with this anomaly, worst first; each kind in its order: "
+            f"{anomaly_orders()}. Ties go in publish order.",
             metavar="KIND",
             autocompletion=_completing(ANOMALY_KINDS),
         ),
@@ -615,7 +617,12 @@ def explain(
     ] = None,
     top: Annotated[
         int,
-        typer.Option("--top", help="How many stories --anomaly tells.", parser=_whole_number(1), metavar="N"),
+        typer.Option(
+            "--top",
+            help="How many stories --anomaly tells, the worst first in the kind's order (see --anomaly).",
+            parser=_whole_number(1),
+            metavar="N",
+        ),
     ] = DEFAULT_TOP,
     max_messages: Annotated[
         int,
@@ -634,6 +641,7 @@ def explain(
     try:
         folder = resolve_run_folder(folder)
         run_folder = read_run_folder(folder, "explain")
+        anomaly = anomaly_kind(anomaly) if anomaly is not None else None
         check_request(run_folder.loaded.scenario, run_folder.document, message, anomaly, consumer)
         status = Console(stderr=True)
         with simulation_progress(status, run_folder.loaded.scenario, enabled=status.is_terminal) as on_progress:

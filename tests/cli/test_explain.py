@@ -1,12 +1,14 @@
 """``busim explain``: a run's messages, one by one, from its folder simulated again."""
 
 import json
+import re
 import shutil
 
 import pytest
 from typer.testing import CliRunner
 
 import busim
+from busim.analysis.stories import ANOMALY_KINDS
 from busim.cli import app
 from tests.analysis.test_duplicate_causes import SLOW_PAST_ACK_WAIT, overtaken_originals
 from tests.analysis.test_stories import CRASH_AND_LOSS, CRASH_BEFORE_ACK
@@ -86,7 +88,7 @@ def test_anomaly_tells_the_worst_messages_first(lossy):
     result = explain(lossy, "--anomaly", "duplicate_effect", "--top", 2)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "31 messages show duplicate_effect in worker; the first 2:"
+    assert lines[0] == "31 messages show duplicate_effect in worker, most applications first; the first 2:"
     # Messages 8 and 16 were applied three times (tests/analysis/test_stories.py).
     headings = [line for line in lines if line.startswith("message ")]
     assert [heading.split()[1] for heading in headings] == ["8", "16"]
@@ -120,7 +122,7 @@ def test_without_a_question_explain_counts_the_messages_with_each_anomaly(crashe
         "#0 at 1.344 s, #0 at 1.594 s, #0 at 1.844 s.",
         f"busim explain {crashed} --message ID tells a message's story;",
         f"busim explain {crashed} --anomaly KIND tells the stories of the 5 worst messages with that anomaly "
-        "(--top N for more, --consumer NAME for one consumer).",
+        "(--top N for more, --consumer NAME for one consumer); busim explain --help says the order of each.",
     ]
 
 
@@ -235,4 +237,53 @@ def test_consumer_keeps_to_one_consumer(tmp_path):
         "No message shows duplicate_effect in shipping.\n"
     )
     listed = explain(folder, "--anomaly", "duplicate_effect", "--top", 1).stdout.splitlines()
-    assert listed[0] == "4 messages show duplicate_effect in any consumer; the first:"
+    assert listed[0] == "4 messages show duplicate_effect in any consumer, most applications first; the first:"
+
+
+@pytest.fixture(scope="module")
+def flash_sale(tmp_path_factory):
+    """The flash sale's run folder."""
+    from tests.conftest import SCENARIOS
+
+    folder = tmp_path_factory.mktemp("explain") / "flash-sale"
+    ran = CliRunner().invoke(
+        app, ["run", str(SCENARIOS / "flash-sale.yaml"), "--out", str(folder), "--no-charts", "-q"]
+    )
+    assert ran.exit_code == 0, ran.output
+    return folder
+
+
+def test_every_anomaly_kind_the_readme_lists_is_told_and_counted_as_results_json_counts_it(flash_sale):
+    from tests.conftest import ROOT
+
+    folder = flash_sale
+    readme = (ROOT / "README.md").read_text()
+    listed = re.search(r"`--anomaly duplicate_effect` \(or (.*?)\) tells", readme, re.DOTALL).group(1)
+    kinds = ["duplicate_effect", *re.findall(r"`(\w+)`", listed)]
+    assert kinds == list(ANOMALY_KINDS)
+    inventory = json.loads((folder / "results.json").read_text())["consumers"]["inventory"]
+    for kind in kinds:
+        told = explain(folder, "--anomaly", kind, "--top", 1)
+        assert told.exit_code == 0, told.output
+        count = 0 if told.stdout.startswith("No message") else int(told.stdout.split()[0].replace(",", ""))
+        # Messages, where duplicate_effects counts the applications beyond the first: 8 messages applied twice.
+        assert count == inventory[kind if kind != "duplicate_effect" else "duplicate_effects"], kind
+
+
+@pytest.mark.parametrize("spelling", ["wrongly accepted", "wrongly-accepted", "Wrongly_Accepted", "wrongly_accepted"])
+def test_an_anomaly_may_be_named_as_the_console_writes_it(crashed, spelling):
+    result = explain(crashed, "--anomaly", spelling)
+    assert (result.exit_code, result.stdout) == (0, "No message shows wrongly_accepted in worker.\n")
+
+
+def test_out_of_order_messages_are_told_longest_overtaken_first(flash_sale):
+    told = explain(flash_sale, "--anomaly", "out_of_order", "--top", 3).stdout.splitlines()
+    assert told[0] == (
+        "17,212 messages show out_of_order in inventory, longest overtaken first, timed from the later message's "
+        "processing to its own; the first 3:"
+    )
+    waits = [
+        re.search(r"first, at ([\d.]+) s; this one at ([\d.]+) s", line).groups() for line in told if "! out of" in line
+    ]
+    lags = [float(own) - float(overtaking) for overtaking, own in waits]
+    assert lags == sorted(lags, reverse=True) and len(lags) == 3

@@ -241,33 +241,30 @@ def test_consumer_keeps_to_one_consumer(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def flash_sale(tmp_path_factory):
-    """The flash sale's run folder."""
+def flash_sale_stories():
+    """The flash sale's run, and its messages' stories."""
+    from busim.analysis.stories import Stories
     from tests.conftest import SCENARIOS
 
-    folder = tmp_path_factory.mktemp("explain") / "flash-sale"
-    ran = CliRunner().invoke(
-        app, ["run", str(SCENARIOS / "flash-sale.yaml"), "--out", str(folder), "--no-charts", "-q"]
-    )
-    assert ran.exit_code == 0, ran.output
-    return folder
+    result = busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml"))
+    return result, Stories(result.record)
 
 
-def test_every_anomaly_kind_the_readme_lists_is_told_and_counted_as_results_json_counts_it(flash_sale):
+def test_every_anomaly_kind_the_readme_lists_is_accepted_and_counted_as_results_json_counts_it(flash_sale_stories):
+    from busim.report.stories import anomaly_kind
     from tests.conftest import ROOT
 
-    folder = flash_sale
     readme = (ROOT / "README.md").read_text()
     listed = re.search(r"`--anomaly duplicate_effect` \(or (.*?)\) tells", readme, re.DOTALL).group(1)
     kinds = ["duplicate_effect", *re.findall(r"`(\w+)`", listed)]
     assert kinds == list(ANOMALY_KINDS)
-    inventory = json.loads((folder / "results.json").read_text())["consumers"]["inventory"]
-    for kind in kinds:
-        told = explain(folder, "--anomaly", kind, "--top", 1)
-        assert told.exit_code == 0, told.output
-        count = 0 if told.stdout.startswith("No message") else int(told.stdout.split()[0].replace(",", ""))
-        # Messages, where duplicate_effects counts the applications beyond the first: 8 messages applied twice.
-        assert count == inventory[kind if kind != "duplicate_effect" else "duplicate_effects"], kind
+    assert [anomaly_kind(kind) for kind in kinds] == kinds
+    result, stories = flash_sale_stories
+    inventory = result.to_dict()["consumers"]["inventory"]
+    counts = stories.counts()["inventory"]
+    # Messages, where duplicate_effects counts the applications beyond the first: 8 messages applied twice.
+    assert counts == {kind: inventory[kind if kind != "duplicate_effect" else "duplicate_effects"] for kind in kinds}
+    assert counts["wrongly_accepted"] == 17
 
 
 @pytest.mark.parametrize("spelling", ["wrongly accepted", "wrongly-accepted", "Wrongly_Accepted", "wrongly_accepted"])
@@ -276,14 +273,11 @@ def test_an_anomaly_may_be_named_as_the_console_writes_it(crashed, spelling):
     assert (result.exit_code, result.stdout) == (0, "No message shows wrongly_accepted in worker.\n")
 
 
-def test_out_of_order_messages_are_told_longest_overtaken_first(flash_sale):
-    told = explain(flash_sale, "--anomaly", "out_of_order", "--top", 3).stdout.splitlines()
-    assert told[0] == (
-        "17,212 messages show out_of_order in inventory, longest overtaken first, timed from the later message's "
-        "processing to its own; the first 3:"
-    )
-    waits = [
-        re.search(r"first, at ([\d.]+) s; this one at ([\d.]+) s", line).groups() for line in told if "! out of" in line
-    ]
-    lags = [float(own) - float(overtaking) for overtaking, own in waits]
-    assert lags == sorted(lags, reverse=True) and len(lags) == 3
+def test_out_of_order_messages_are_listed_longest_overtaken_first(flash_sale_stories):
+    _, stories = flash_sale_stories
+    worst = stories.with_anomaly("out_of_order")[:20].tolist()
+    anomalies = [stories.story(message).anomalies[-1] for message in worst]
+    assert {anomaly.kind for anomaly in anomalies} == {"out_of_order"}
+    lags_s = [anomaly.time_s - anomaly.overtaken_s for anomaly in anomalies]
+    assert lags_s == sorted(lags_s, reverse=True)
+    assert worst[:3] == [22446, 22443, 22458]

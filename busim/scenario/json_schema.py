@@ -4,7 +4,8 @@ Generated from the pydantic models of :mod:`busim.scenario.schema`, then
 reshaped to what the loader reads rather than what it holds: a duration is
 seconds or a string such as ``250ms``, a distribution is ``{kind: {params}}``
 or a bare duration, a single crash time stands for a list of one, and a
-broker key that does not apply to the preset is refused. The schema ships in
+broker key that does not apply to the preset is refused. Each key carries
+its meaning from the tables of docs/, for the editor to show. The schema ships in
 the package (:data:`SCHEMA_FILE`); a test regenerates it and compares, and
 ``python -m busim.scenario.json_schema`` writes it again after a change.
 """
@@ -12,6 +13,7 @@ the package (:data:`SCHEMA_FILE`); a test regenerates it and compares, and
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,20 @@ from busim.scenario.schema import (
 from busim.scenario.units import duration_json_schema, rate_json_schema
 
 SCHEMA_FILE = Path(__file__).with_name("scenario.schema.json")
+DOCS = Path(__file__).resolve().parents[2] / "docs"  # in a checkout, where the schema is generated
+# Which section of the docs gives the meaning of which model's keys: (file, heading, model; "" for the top level).
+DOCUMENTED = (
+    ("scenarios.md", "## Top level", ""),
+    ("scenarios.md", "## `events.<Event>`", "Event"),
+    ("scenarios.md", "## `publishers[]`", "Publisher"),
+    ("scenarios.md", "## `consumers[]`", "Consumer"),
+    ("scenarios.md", "### `effects[]`", "Effect"),
+    ("scenarios.md", "### `queries`", "Queries"),
+    ("scenarios.md", "## `invariants[]`", "Invariant"),
+    ("brokers.md", "## Keys every preset accepts", "Broker"),
+    ("brokers.md", "## What the keys mean", "Broker"),
+)
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _PERCENTILE_PATTERN = r"^p\d+(?:\.\d+)?$"
 
@@ -38,6 +54,24 @@ _SHARED = {
     "PositiveDuration": duration_json_schema(positive=True),
     "Rate": rate_json_schema(),
     "PositiveRate": rate_json_schema(positive=True),
+}
+
+
+# The model of each member of the tagged unions, by its kind.
+_TIME_MODELS = {
+    "constant": "ConstantTime",
+    "exponential": "ExponentialTime",
+    "uniform": "UniformTime",
+    "normal": "NormalTime",
+    "lognormal": "LogNormalTime",
+    "quantiles": "QuantileTime",
+}
+_FIELD_MODELS = {
+    "constant": "ConstantField",
+    "uniform_int": "UniformIntField",
+    "choice": "ChoiceField",
+    "zipf": "ZipfField",
+    "sequence": "SequenceField",
 }
 
 
@@ -111,6 +145,28 @@ def _union(kinds: tuple[str, ...], models: dict[str, str], defs: dict[str, Any],
     return {"description": description, "anyOf": forms}
 
 
+def documented_meanings(docs: Path = DOCS) -> dict[str, dict[str, str]]:
+    """The meaning of each key from the docs' tables, by model (``""``: the top level): what an editor shows
+    beside a key. Empty where the docs are not at hand (an installed package ships the schema ready made)."""
+    meanings: dict[str, dict[str, str]] = {}
+    for file, heading, model in DOCUMENTED:
+        if not (docs / file).is_file():
+            return {}
+        section = (docs / file).read_text(encoding="utf-8").split(f"\n{heading}\n", 1)[1].split("\n#", 1)[0]
+        for row in re.findall(r"^\| (`[^|]*`) \|.*\| ([^|]*) \|$", section, re.MULTILINE):
+            keys, meaning = row
+            for key in re.findall(r"`([a-z0-9_]+)`", keys):
+                meanings.setdefault(model, {}).setdefault(key, _LINK.sub(r"\1", meaning.strip()))
+    return meanings
+
+
+def _describe(node: dict[str, Any], meanings: dict[str, str]) -> None:
+    """Give each property of ``node`` its documented meaning."""
+    for key, meaning in meanings.items():
+        if key in node.get("properties", {}):
+            node["properties"][key]["description"] = meaning
+
+
 def _preset_rules() -> list[dict[str, Any]]:
     """A broker key that does not apply to the preset (ideal when none is given) may only be null."""
     rules = []
@@ -133,38 +189,23 @@ def scenario_json_schema() -> dict[str, Any]:
         "limits on figures of the consumer: at least one, such as {duplicate_effects: 0}"
     )
     defs["MetricLimits"]["minProperties"] = 1
-    time_models = {
-        kind: model
-        for kind, model in (
-            ("constant", "ConstantTime"),
-            ("exponential", "ExponentialTime"),
-            ("uniform", "UniformTime"),
-            ("normal", "NormalTime"),
-            ("lognormal", "LogNormalTime"),
-            ("quantiles", "QuantileTime"),
-        )
-    }
-    field_models = {
-        "constant": "ConstantField",
-        "uniform_int": "UniformIntField",
-        "choice": "ChoiceField",
-        "zipf": "ZipfField",
-        "sequence": "SequenceField",
-    }
     defs = _walk(defs, _tidy)
     root = _walk(generated, _tidy)
     time_distribution = _union(
-        TIME_KINDS, time_models, defs, "a duration, or a distribution written as {kind: {parameters}}"
+        TIME_KINDS, _TIME_MODELS, defs, "a duration, or a distribution written as {kind: {parameters}}"
     )
     time_distribution["anyOf"].insert(0, _ref("Duration"))
     defs["TimeDistribution"] = time_distribution
     defs["FieldGenerator"] = _union(
-        FIELD_KINDS, field_models, defs, "how each message's value of the field is drawn, as {kind: {parameters}}"
+        FIELD_KINDS, _FIELD_MODELS, defs, "how each message's value of the field is drawn, as {kind: {parameters}}"
     )
     defs["Broker"]["allOf"] = _preset_rules()
-    defs["Broker"]["properties"]["preset"]["description"] = (
-        "the broker: busim presets lists them, docs/brokers.md explains them"
-    )
+    meanings = documented_meanings()
+    _describe(root, meanings.get("", {}))
+    for model, described in meanings.items():
+        if model:
+            _describe(defs[model], described)
+    _describe(defs["MetricLimits"], meanings.get("Invariant", {}))  # the metrics' table is the invariants'
     root["properties"]["broker"].pop("default", None)  # the ideal preset's defaults; another preset has its own
     root["required"].remove("name")  # a scenario without a name takes its file's name
     root["patternProperties"] = {f"^{IGNORED_PREFIX}": {}}  # ignored keys, for YAML anchors
@@ -174,7 +215,7 @@ def scenario_json_schema() -> dict[str, Any]:
         "description": "A scenario for busim, the event-bus simulator: see docs/scenarios.md, or busim init for a "
         "commented starter.",
         **root,
-        "$defs": {**{name: shape for name, shape in _SHARED.items()}, **dict(sorted(defs.items()))},
+        "$defs": {**_SHARED, **dict(sorted(defs.items()))},
     }
 
 

@@ -27,8 +27,9 @@ def problems(document: object) -> list[str]:
 
 
 def test_the_shipped_schema_is_what_the_models_generate():
-    # After changing busim/scenario/schema.py: python -m busim.scenario.json_schema
-    assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_text()
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_text(), (
+        "the models or the docs changed: python -m busim.scenario.json_schema writes the schema again"
+    )
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
 
 
@@ -112,3 +113,20 @@ def test_busim_schema_prints_the_schema_and_where_it_is():
     assert json.loads(printed.stdout) == SCHEMA
     located = CliRunner().invoke(app, ["schema", "--path"])
     assert located.stdout == f"{SCHEMA_FILE}\n"
+
+
+@pytest.mark.parametrize(
+    "model", ["", "Event", "Publisher", "Consumer", "Effect", "Queries", "Invariant", "Broker", "MetricLimits"]
+)
+def test_every_key_carries_its_meaning_from_the_docs_for_an_editor_to_show(model):
+    node = SCHEMA["$defs"][model] if model else SCHEMA
+    assert [key for key, value in node["properties"].items() if "description" not in value] == []
+
+
+def test_a_meaning_is_the_docs_text_without_its_links():
+    assert SCHEMA["properties"]["duration"]["description"] == (
+        "Publishers publish from 0 until here; then the bus drains."
+    )
+    assert SCHEMA["$defs"]["Broker"]["properties"]["latency"]["description"].startswith(
+        "A time distribution: the time from publish"
+    )

@@ -284,13 +284,49 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(epilog="New here? busim init writes a scenario to start from; busim run FILE simulates it.")
 def main_options(
     version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True)
     ] = False,
 ) -> None:
     """Simulate an event bus and see what its latency, duplicates, losses and outages do to your services."""
+
+
+@app.command()
+def init(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help=f"The scenario's name; the file is NAME.yaml (default: {DEFAULT_NAME}).",
+            show_default=False,
+            metavar="NAME",
+        ),
+    ] = None,
+    preset: Annotated[
+        str,
+        typer.Option(
+            "--preset",
+            help="The broker preset (busim presets lists them).",
+            metavar="PRESET",
+            autocompletion=_completing(PRESET_NAMES),
+        ),
+    ] = DEFAULT_PRESET,
+) -> None:
+    """Write a starter scenario, commented key by key, that runs as it is."""
+    try:
+        check_preset(preset)
+        path = starter_path(name)
+        text = starter_text(path.stem, preset, schema_reference(path, SCHEMA_FILE))
+        with path.open("x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        _fail(BusimError(f"{path} already exists; give another NAME, or move it away first"))
+    except OSError as error:
+        _fail(BusimError(f"cannot write {path}: {error.strerror or error}"))
+    except BusimError as error:
+        _fail(error)
+    typer.echo(f"Wrote {path}: run it with busim run {path}")
 
 
 @app.command()
@@ -411,8 +447,9 @@ def run(
             if isinstance(result, Result):
                 from busim.report.run_report import RunView, write_report  # matplotlib loads only here
 
-                write_report(RunView.of(result), staging, charts)
-                write_series(RunView.of(result).document, staging)
+                view = RunView.of(result)
+                write_report(view, staging, charts)
+                write_series(view.document, staging)
                 if trace:
                     write_trace(result.record, staging)
 
@@ -672,42 +709,6 @@ def presets(
     if name not in PRESETS:
         _fail(BusimError(unknown_preset(name)))
     render_preset(console, name)
-
-
-@app.command()
-def init(
-    name: Annotated[
-        str | None,
-        typer.Argument(
-            help=f"The scenario's name; the file is NAME.yaml (default: {DEFAULT_NAME}).",
-            show_default=False,
-            metavar="NAME",
-        ),
-    ] = None,
-    preset: Annotated[
-        str,
-        typer.Option(
-            "--preset",
-            help="The broker preset (busim presets lists them).",
-            metavar="PRESET",
-            autocompletion=_completing(PRESET_NAMES),
-        ),
-    ] = DEFAULT_PRESET,
-) -> None:
-    """Write a starter scenario, commented key by key, that runs as it is."""
-    try:
-        check_preset(preset)
-        path = starter_path(name)
-        text = starter_text(path.stem, preset, schema_reference(path, SCHEMA_FILE))
-        with path.open("x", encoding="utf-8") as file:
-            file.write(text)
-    except FileExistsError:
-        _fail(BusimError(f"{path} already exists; give another NAME, or move it away first"))
-    except OSError as error:
-        _fail(BusimError(f"cannot write {path}: {error.strerror or error}"))
-    except BusimError as error:
-        _fail(error)
-    typer.echo(f"Wrote {path}: run it with busim run {path}")
 
 
 @app.command()

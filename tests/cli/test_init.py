@@ -78,3 +78,10 @@ def test_init_refuses_to_overwrite_an_unknown_preset_or_a_bad_name(tmp_path, mon
     assert (result.exit_code, result.stderr) == (2, message)
     assert (tmp_path / "orders.yaml").read_text() == "mine\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["orders.yaml"]
+
+
+def test_the_help_points_a_new_user_at_init_first():
+    helped = runner.invoke(app, ["--help"], prog_name="busim")
+    commands = helped.output.split("Commands:\n", 1)[1].split()
+    assert commands[0] == "init"
+    assert "New here? busim init writes a scenario to start from; busim run FILE" in helped.output

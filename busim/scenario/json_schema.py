@@ -45,7 +45,9 @@ DOCUMENTED = (
     ("brokers.md", "## What the keys mean", "Broker"),
 )
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
-DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Draft 7, which every editor's schema support reads; the schema uses nothing newer (its $defs is only where
+# the $refs point).
+DRAFT = "http://json-schema.org/draft-07/schema#"
 _PERCENTILE_PATTERN = r"^p\d+(?:\.\d+)?$"
 
 # Shapes used in many places, each given once in $defs.
@@ -114,6 +116,13 @@ def _tidy(node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+def _ref_alone(node: dict[str, Any]) -> dict[str, Any]:
+    """A $ref with a description or a default beside it, as draft 7 reads them: inside an allOf."""
+    if "$ref" in node and len(node) > 1:
+        return {"allOf": [{"$ref": node["$ref"]}], **{key: value for key, value in node.items() if key != "$ref"}}
+    return node
+
+
 def _tagged(kind: str, definition: dict[str, Any]) -> dict[str, Any]:
     """``{kind: {parameters}}``, the way the file writes a member of a tagged union."""
     properties = {key: value for key, value in definition["properties"].items() if key != "kind"}
@@ -156,8 +165,14 @@ def documented_meanings(docs: Path = DOCS) -> dict[str, dict[str, str]]:
         for row in re.findall(r"^\| (`[^|]*`) \|.*\| ([^|]*) \|$", section, re.MULTILINE):
             keys, meaning = row
             for key in re.findall(r"`([a-z0-9_]+)`", keys):
-                meanings.setdefault(model, {}).setdefault(key, _LINK.sub(r"\1", meaning.strip()))
+                meanings.setdefault(model, {}).setdefault(key, _LINK.sub(_link_text, meaning.strip()))
     return meanings
+
+
+def _link_text(link: re.Match[str]) -> str:
+    """A Markdown link as plain text; a link to another page of the docs names it as a path."""
+    text = link.group(1)
+    return f"docs/{text}" if text.endswith(".md") else text
 
 
 def _describe(node: dict[str, Any], meanings: dict[str, str]) -> None:
@@ -180,7 +195,7 @@ def _preset_rules() -> list[dict[str, Any]]:
 
 
 def scenario_json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a scenario file."""
+    """The JSON Schema (draft 7) of a scenario file."""
     generated = Scenario.model_json_schema()
     defs = generated.pop("$defs")
     defs["RateStep"] = RateStep.model_json_schema()
@@ -209,6 +224,7 @@ def scenario_json_schema() -> dict[str, Any]:
     root["properties"]["broker"].pop("default", None)  # the ideal preset's defaults; another preset has its own
     root["required"].remove("name")  # a scenario without a name takes its file's name
     root["patternProperties"] = {f"^{IGNORED_PREFIX}": {}}  # ignored keys, for YAML anchors
+    root, defs = _walk(root, _ref_alone), _walk(defs, _ref_alone)
     return {
         "$schema": DRAFT,
         "title": "busim scenario",

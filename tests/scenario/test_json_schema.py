@@ -15,7 +15,7 @@ from busim.scenario.starter import starter_text
 from tests.conftest import ROOT, SCENARIOS
 
 SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+VALIDATOR = jsonschema.Draft7Validator(SCHEMA)
 GOOD_FILES = sorted(SCENARIOS.glob("*.yaml")) + sorted((ROOT / "tests" / "data").glob("*.yaml"))
 
 
@@ -30,7 +30,7 @@ def test_the_shipped_schema_is_what_the_models_generate():
     assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_text(), (
         "the models or the docs changed: python -m busim.scenario.json_schema writes the schema again"
     )
-    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    jsonschema.Draft7Validator.check_schema(SCHEMA)
 
 
 @pytest.mark.parametrize("path", GOOD_FILES, ids=lambda path: path.name)

@@ -5,14 +5,18 @@ import json
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given
 from typer.testing import CliRunner
 
 import busim
 from busim.cli import app
+from busim.errors import BusimError
 from busim.scenario.json_schema import SCHEMA_FILE, schema_text
+from busim.scenario.loader import parse_yaml, validate
 from busim.scenario.presets import PRESET_NAMES
 from busim.scenario.starter import starter_text
 from tests.conftest import ROOT, SCENARIOS
+from tests.scenario.test_fuzz import fuzz_settings, mutated_text
 
 SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft7Validator(SCHEMA)
@@ -130,3 +134,17 @@ def test_a_meaning_is_the_docs_text_without_its_links():
     assert SCHEMA["$defs"]["Broker"]["properties"]["latency"]["description"].startswith(
         "A time distribution: the time from publish"
     )
+
+
+@fuzz_settings(150)
+@given(text=mutated_text())
+def test_whatever_busim_loads_the_schema_accepts(text):
+    # The schema checks keys one at a time, so it accepts more than busim (cross-references); never less.
+    try:
+        document = parse_yaml(text, "fuzzed.yaml")
+        if isinstance(document.data, dict):
+            document.data.setdefault("name", "fuzzed")
+        validate(document)
+    except BusimError:
+        return
+    assert problems(document.data) == []

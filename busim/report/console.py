@@ -40,6 +40,7 @@ from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
 from busim.scenario.schema import Consumer
 from busim.scenario.units import ABSENT, NEGLIGIBLE_S, format_duration  # noqa: F401 (used by the reports)
+from busim.words import count_of, counted
 
 
 def literal(text: RenderableType) -> RenderableType:
@@ -162,7 +163,7 @@ def _heading(result: Result) -> Panel:
         Text(scenario.description),
         Text.from_markup(
             f"seed [bold]{scenario.seed}[/] · simulated {format_duration(result.sim_time_s)}, {drained} · "
-            f"{messages:,} messages in {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)",
+            f"{counted(messages, 'message')} in {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)",
             emoji=False,  # a consumer's name may hold :fire:, an emoji code
         ),
         Text("overrides: " + " · ".join(f"--set {override}" for override in result.source.overrides))
@@ -328,7 +329,7 @@ def read_rows(scenario: Scenario, consumers: dict[str, dict]) -> list[tuple[str,
         newest.append(format_duration((figures.get("newest_missing_age_s") or {}).get("p50")))
         fraction = figures["stale_read_fraction"]
         share = f"{fraction:.1%} of " if fraction is not None else ""
-        reads = f"{share}{figures['reads']:,} reads of {queries.counter} at {_rate(queries.rate)}/s"
+        reads = f"{share}{counted(figures['reads'], 'read')} of {queries.counter} at {_rate(queries.rate)}/s"
         shares.append(f"{name}: {reads}" if several else reads)
     return [
         ("stale reads", stale, "; ".join(shares)),
@@ -381,7 +382,7 @@ def _idle_why(result: Result, _attribute: str) -> str:
     for name in result.summary.consumers:
         members = result.scenario.consumer(name).workers
         if members > (broker.partitions or 1):
-            parts.append(f"{members} members for {broker.partitions} partitions")
+            parts.append(f"{counted(members, 'member')} for {counted(broker.partitions or 1, 'partition')}")
     return "; ".join(parts)
 
 
@@ -407,7 +408,7 @@ def _recovery_why(result: Result, _attribute: str) -> str:
     for name, consumer in result.summary.consumers.items():
         if consumer.replayed_events:
             most = max(consumer.replayed_events)
-            parts.append(f"{name}: restart + replay of up to {most:,} events")
+            parts.append(f"{name}: restart + replay of up to {counted(most, 'event')}")
     return "; ".join(parts)
 
 
@@ -450,7 +451,7 @@ def missed_crashes_note(reasons: dict[str, int]) -> str:
     why = ", ".join(
         f"{count:,} {_MISSED_CRASH_REASONS.get(reason, reason.replace('_', ' '))}" for reason, count in reasons.items()
     )
-    return f"{missed:,} scheduled {'crash' if missed == 1 else 'crashes'} did not happen: {why}"
+    return f"{counted(missed, 'scheduled crash')} did not happen: {why}"
 
 
 _MISSED_CRASH_REASONS = {"instance_down": "instance down then", "count_not_reached": "count never reached"}
@@ -529,10 +530,9 @@ def _chains_table(result: Result) -> Table:
             )
         first, last = chain.hops[0], chain.hops[-1]
         duplicates = chain.duplicate_completions
-        plural = "duplicate" if duplicates == 1 else "duplicates"
         captions.append(
-            f"{path}: {chain.completed:,} of {chain.published:,} {first.event} messages reached {last.consumer}"
-            + (f", with {duplicates:,} {plural}" if duplicates else "")
+            f"{path}: {count_of(chain.completed, chain.published, f'{first.event} message')} reached {last.consumer}"
+            + (f", with {counted(duplicates, 'duplicate')}" if duplicates else "")
         )
     table.caption = Text("\n".join(captions))
     table.caption_justify = "left"
@@ -699,7 +699,7 @@ def render_replications(console: Console, replications: Replications) -> None:
             Group(
                 Text(scenario.description),
                 Text.from_markup(
-                    f"root seed [bold]{scenario.seed}[/] · {count} replications on seeds spawned from it · "
+                    f"root seed [bold]{scenario.seed}[/] · {counted(count, 'replication')} on seeds spawned from it · "
                     f"{replications.wall_time_s:.2f}s"
                 ),
             ),
@@ -707,7 +707,7 @@ def render_replications(console: Console, replications: Replications) -> None:
             expand=False,
         )
     )
-    table = _table(f"Mean of {count} replications")
+    table = _table(f"Mean of {counted(count, 'replication')}")
     table.caption = Text(f"[low, high]: the {CONFIDENCE:.0%} confidence interval of the mean")
     table.caption_justify = "left"
     table.add_column("", no_wrap=True)
@@ -749,7 +749,7 @@ def render_replications(console: Console, replications: Replications) -> None:
     consistent = sum(summary.consistent for summary in replications.summaries)
     style = "bold green" if consistent == count else "bold red"
     console.print(
-        Text(f"Consistent with exactly-once processing in {consistent} of {count} replications.", style=style)
+        Text(f"Consistent with exactly-once processing in {count_of(consistent, count, 'replication')}.", style=style)
     )
 
 
@@ -801,7 +801,7 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
     first = comparison.outcomes[0]
     replicated = isinstance(first, Replications)
     count = len(first.seeds) if isinstance(first, Replications) else 1
-    how = f"{count} replications each, on the same seeds" if replicated else "the same seed"
+    how = f"{counted(count, 'replication')} each, on the same seeds" if replicated else "the same seed"
     console.print(
         Text.from_markup(f"[bold]Comparing {len(comparison.names)} variants[/] · {how} (root seed {comparison.seed})")
     )

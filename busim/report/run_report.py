@@ -35,6 +35,7 @@ from busim.report.files import write_files
 from busim.report.markdown import markdown_cell, markdown_text
 from busim.results import Comparison
 from busim.scenario.presets import shown
+from busim.words import counted
 
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
@@ -57,7 +58,7 @@ def sections(view: RunView) -> list[tuple[str, list[list[str]] | str]]:
         (
             "Run",
             f"Seed {scenario.seed}; simulated {format_duration(document['sim_time_s'])}; "
-            f"{document['messages']['published']:,} messages published"
+            f"{counted(document['messages']['published'], 'message')} published"
             + (f", {emitted:,} emitted by consumers; " if (emitted := document["messages"].get("emitted")) else "; ")
             + (
                 "the bus drained."
@@ -167,7 +168,7 @@ def _figures_table(view: RunView) -> list[list[str]]:
     for name in names:
         for counter, state in view.consumers[name]["state"].items():
             cells = [
-                f"{state['abs_drift']:,} over {state['keys_diverged']:,} keys" if other == name else ""
+                f"{state['abs_drift']:,} over {counted(state['keys_diverged'], 'key')}" if other == name else ""
                 for other in names
             ]
             rows.append([f"{counter} drift", *cells, "against the exactly-once reference"])

@@ -50,9 +50,12 @@ from busim.report.output import (
     point_latest,
     resolve_run_folder,
 )
+from busim.report.series_csv import SERIES_FILE, write_series
 from busim.report.stories import (
     ANOMALY_KINDS,
     DEFAULT_TOP,
+    anomaly_kind,
+    anomaly_orders,
     check_replay,
     check_request,
     render_explanation,
@@ -60,10 +63,20 @@ from busim.report.stories import (
 from busim.report.trace import write_trace
 from busim.results import Replications, Result
 from busim.scenario import load_scenario
+from busim.scenario.json_schema import SCHEMA_FILE
 from busim.scenario.presets import PRESET_NAMES, PRESETS
-from busim.scenario.schema import MAX_REPLICATIONS, did_you_mean
-from busim.scenario.variants import load_variants
+from busim.scenario.schema import MAX_REPLICATIONS, unknown_preset
+from busim.scenario.starter import (
+    DEFAULT_NAME,
+    DEFAULT_PRESET,
+    check_preset,
+    schema_reference,
+    starter_path,
+    starter_text,
+)
+from busim.scenario.variants import load_variant, load_variants
 from busim.version import __version__
+from busim.words import counted
 
 EXIT_VIOLATION = 1
 EXIT_BAD_INPUT = 2
@@ -77,7 +90,7 @@ app = typer.Typer(
     name="busim",
     help="Simulate an event bus and see what its latency, duplicates, losses and outages do to your services.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -253,9 +266,14 @@ def _wrote(paths: list[Path], folder: Path, latest: bool = False) -> Text:
     if charts:
         kinds = sorted({path.suffix[1:].upper() for path in charts})
         count = len({path.stem for path in charts})
-        documents.append(f"{count} charts ({', '.join(kinds)})")
+        documents.append(f"{counted(count, 'chart')} ({', '.join(kinds)})")
     where = f"{folder} ({folder.parent / LATEST})" if latest else str(folder)
     return Text(f"Wrote {', '.join(documents)} in {where}")  # as written: a folder's name may hold [/] or :smile:
+
+
+def _completing(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """Shell completion for an option that takes one of ``choices``."""
+    return lambda incomplete: [choice for choice in choices if choice.startswith(incomplete)]
 
 
 def _show_version(value: bool) -> None:
@@ -264,13 +282,49 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(epilog="New here? busim init writes a scenario to start from; busim run FILE simulates it.")
 def main_options(
     version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True)
     ] = False,
 ) -> None:
     """Simulate an event bus and see what its latency, duplicates, losses and outages do to your services."""
+
+
+@app.command()
+def init(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help=f"The scenario's name; the file is NAME.yaml (default: {DEFAULT_NAME}).",
+            show_default=False,
+            metavar="NAME",
+        ),
+    ] = None,
+    preset: Annotated[
+        str,
+        typer.Option(
+            "--preset",
+            help="The broker preset (busim presets lists them).",
+            metavar="PRESET",
+            autocompletion=_completing(PRESET_NAMES),
+        ),
+    ] = DEFAULT_PRESET,
+) -> None:
+    """Write a starter scenario, commented key by key, that runs as it is."""
+    try:
+        check_preset(preset)
+        path = starter_path(name)
+        text = starter_text(path.stem, preset, schema_reference(path, SCHEMA_FILE))
+        with path.open("x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        _fail(BusimError(f"{path} already exists; give another NAME, or move it away first"))
+    except OSError as error:
+        _fail(BusimError(f"cannot write {path}: {error.strerror or error}"))
+    except BusimError as error:
+        _fail(error)
+    typer.echo(f"Wrote {path}: run it with busim run {path}")
 
 
 @app.command()
@@ -339,14 +393,22 @@ def run(
             help="Also write every message's deliveries: trace.jsonl, and trace.json for Perfetto or chrome://tracing.",
         ),
     ] = False,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            help="Run this variant of the file's variants: block (the ones busim compare FILE runs), after any --set.",
+            metavar="NAME",
+        ),
+    ] = None,
 ) -> None:
     """Simulate a scenario, print its results and write them to the output folder."""
     console = Console()
     try:
-        loaded = load_scenario(file, overrides or [])
+        loaded = load_variant(file, variant, overrides or []) if variant else load_scenario(file, overrides or [])
         check_size(loaded.scenario, max_messages, max_memory)
         count = replications if replications is not None else loaded.scenario.replications
-        _check_runs(count, max_runs, expected_group_messages(loaded.scenario), f"{count:,} replications")
+        _check_runs(count, max_runs, expected_group_messages(loaded.scenario), counted(count, "replication"))
         if trace and count > 1:
             how = "drop --replications" if replications is not None else "add --replications 1"
             raise BusimError(
@@ -383,11 +445,12 @@ def run(
 
 
 def _write_run(result: Result | Replications, results_text: str, folder: Path, charts: bool, trace: bool) -> None:
-    """A run's files: results.json and scenario.yaml, and for a single run its report, charts and trace."""
+    """A run's files: results.json and scenario.yaml, and for a single run its series, report, charts and trace."""
     write_run(result, folder, results_text)
     if isinstance(result, Result):
         from busim.report.run_report import write_report  # matplotlib loads only here
 
+        write_series(result, folder)
         write_report(result, folder, charts)
         if trace and result.record is not None:
             write_trace(result.record, folder)
@@ -472,7 +535,12 @@ def compare_command(
             check_size(variant.loaded.scenario, MAX_MESSAGES, max_memory)
         count = replications if replications is not None else variants[0].loaded.scenario.replications
         largest = max(expected_group_messages(variant.loaded.scenario) for variant in variants)
-        _check_runs(len(variants) * count, max_runs, largest, f"{len(variants):,} variants x {count:,} replications")
+        _check_runs(
+            len(variants) * count,
+            max_runs,
+            largest,
+            f"{counted(len(variants), 'variant')} x {counted(count, 'replication')}",
+        )
         runs_folder = Path("runs") / f"compare-{variants[0].loaded.scenario.name}"
         output = _claim(out, runs_folder, f"busim compare {' '.join(map(str, files))}", files)
     except BusimError as error:
@@ -510,7 +578,10 @@ def report_command(
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG) too.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Draw a run's or a comparison's charts and reports again from its results, without simulating."""
+    """Draw a run's or a comparison's charts and reports again from its results, without simulating.
+
+    Also writes a run's series.csv if the folder lacks it.
+    """
     from busim.report.run_report import is_report_file, write_comparison_report, write_report
 
     folder = resolve_run_folder(folder)
@@ -523,9 +594,12 @@ def report_command(
                 write_comparison_report(comparison, staging, charts)
         else:
             result = read_run_folder(folder, "report").result
+            missing_series = not (folder / SERIES_FILE).exists()  # from a busim before series.csv
 
             def write(staging: Path) -> None:
                 write_report(result, staging, charts)
+                if missing_series:
+                    write_series(result, staging)
 
         output = OutputFolder.claim(folder, f"busim report {folder}")
     except BusimError as error:
@@ -547,9 +621,10 @@ def explain(
         str | None,
         typer.Option(
             "--anomaly",
-            help="Tell the stories of the messages with this anomaly, worst first: "
-            f"{', '.join(ANOMALY_KINDS[:-1])} or {ANOMALY_KINDS[-1]}.",
+            help="Tell the stories of the messages with this anomaly, worst first; each kind in its order: "
+            f"{anomaly_orders()}. Ties go in publish order.",
             metavar="KIND",
+            autocompletion=_completing(ANOMALY_KINDS),
         ),
     ] = None,
     consumer: Annotated[
@@ -558,7 +633,12 @@ def explain(
     ] = None,
     top: Annotated[
         int,
-        typer.Option("--top", help="How many stories --anomaly tells.", parser=_whole_number(1), metavar="N"),
+        typer.Option(
+            "--top",
+            help="How many stories --anomaly tells, the worst first in the kind's order (see --anomaly).",
+            parser=_whole_number(1),
+            metavar="N",
+        ),
     ] = DEFAULT_TOP,
     max_messages: Annotated[
         int,
@@ -577,6 +657,7 @@ def explain(
     try:
         folder = resolve_run_folder(folder)
         run_folder = read_run_folder(folder, "explain")
+        anomaly = anomaly_kind(anomaly) if anomaly is not None else None
         check_request(run_folder.result, message, anomaly, consumer)
         status = Console(stderr=True)
         with simulation_progress(status, run_folder.loaded.scenario, enabled=status.is_terminal) as on_progress:
@@ -590,7 +671,13 @@ def explain(
 @app.command()
 def presets(
     name: Annotated[
-        str | None, typer.Argument(help="A preset to show in full.", show_default=False, metavar="PRESET")
+        str | None,
+        typer.Argument(
+            help="A preset to show in full.",
+            show_default=False,
+            metavar="PRESET",
+            autocompletion=_completing(PRESET_NAMES),
+        ),
     ] = None,
 ) -> None:
     """List the broker presets, or show one preset's keys, defaults and their sources."""
@@ -599,12 +686,18 @@ def presets(
         console.print(presets_table())
         return
     if name not in PRESETS:
-        _fail(
-            BusimError(
-                f"unknown preset {name!r}{did_you_mean(name, PRESET_NAMES)} (presets: {', '.join(PRESET_NAMES)})"
-            )
-        )
+        _fail(BusimError(unknown_preset(name)))
     render_preset(console, name)
+
+
+@app.command()
+def schema(
+    path: Annotated[
+        bool, typer.Option("--path", help="Print where the schema file is, for an editor's settings, instead.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of scenario files, with which editors complete and check keys."""
+    typer.echo(str(SCHEMA_FILE) if path else SCHEMA_FILE.read_text(encoding="utf-8"), nl=path)
 
 
 def main() -> None:

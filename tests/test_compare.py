@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -27,12 +28,12 @@ def test_each_vary_is_an_axis_and_the_variants_are_their_grid():
         [FLASH_SALE], ["broker.preset=rabbitmq,kafka,sqs-fifo", "consumers.inventory.idempotency=none,dedup"], SHORT
     )
     assert [variant.name for variant in variants] == [
-        "rabbitmq / none",
-        "rabbitmq / dedup",
-        "kafka / none",
-        "kafka / dedup",
-        "sqs-fifo / none",
-        "sqs-fifo / dedup",
+        "preset=rabbitmq idempotency=none",
+        "preset=rabbitmq idempotency=dedup",
+        "preset=kafka idempotency=none",
+        "preset=kafka idempotency=dedup",
+        "preset=sqs-fifo idempotency=none",
+        "preset=sqs-fifo idempotency=dedup",
     ]
     kafka_dedup = variants[3].loaded
     assert (kafka_dedup.scenario.broker.preset, kafka_dedup.scenario.consumers[0].idempotency) == ("kafka", "dedup")
@@ -110,14 +111,14 @@ def test_compare_prints_the_variants_side_by_side_and_writes_its_files(tmp_path)
         env={"COLUMNS": "120"},
     )
     assert result.exit_code == 0, result.output
-    assert "inventory: change against rabbitmq" in result.stdout
+    assert "inventory: change against preset=rabbitmq" in result.stdout
     document = json.loads((tmp_path / "compare.json").read_text())
     assert document["schema"] == "busim.compare/1"
-    assert [variant["name"] for variant in document["variants"]] == ["rabbitmq", "sqs-fifo"]
+    assert [variant["name"] for variant in document["variants"]] == ["preset=rabbitmq", "preset=sqs-fifo"]
     assert document["variants"][1]["results"]["consumers"]["inventory"]["subscribed"] > 0
     markdown = (tmp_path / "compare.md").read_text()
-    assert "|   | rabbitmq | sqs-fifo |" in markdown
-    assert "| sqs-fifo | broker.preset=sqs-fifo |" in markdown  # what the variant changes
+    assert "|   | preset=rabbitmq | preset=sqs-fifo |" in markdown
+    assert "| preset=sqs-fifo | broker.preset=sqs-fifo |" in markdown  # what the variant changes
 
 
 def test_many_variants_are_shown_one_per_row(tmp_path):
@@ -205,8 +206,8 @@ def test_progress_counts_every_run_of_every_variant():
 @pytest.mark.parametrize(
     ("vary", "message"),
     [
-        (["broker.preset=kafka"], "a comparison needs two or more variants (got kafka)"),
-        (["broker.preset=kafka,kafka"], "variants named more than once: kafka"),
+        (["broker.preset=kafka"], "a comparison needs two or more variants (got preset=kafka)"),
+        (["broker.preset=kafka,kafka"], "variants named more than once: preset=kafka"),
     ],
 )
 def test_a_comparison_needs_two_distinct_variants(vary, message):
@@ -279,3 +280,53 @@ def test_at_80_columns_no_figure_of_many_variants_is_left_out():
     assert "inventory, continued" in printed and "stock drift" in printed
     assert max(len(line.rstrip()) for line in printed.splitlines() if not line.startswith("Wrote")) <= 80
     assert "…" not in printed
+
+
+def test_vary_axes_of_the_same_last_key_are_named_by_as_much_of_the_key_as_tells_them_apart():
+    variants = load_variants(
+        [SCENARIOS / "order-pipeline.yaml"],
+        ["consumers.inventory.instances=3,4", "consumers.payment.instances=2"],
+        [],
+    )
+    assert [variant.name for variant in variants] == [
+        "inventory.instances=3 payment.instances=2",
+        "inventory.instances=4 payment.instances=2",
+    ]
+
+
+def test_run_variant_runs_one_variant_of_the_variants_block(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["run", str(TRADEOFFS), "--variant", "kafka-idempotent", "--set", SHORT[0], "--out", str(tmp_path), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["scenario"]["overrides"] == [
+        "duration=100s",
+        "broker.preset=kafka",
+        "consumers.inventory.idempotency=dedup",
+    ]
+    resolved = yaml.safe_load((tmp_path / "scenario.yaml").read_text())
+    assert (resolved["broker"]["preset"], resolved["consumers"][0]["idempotency"]) == ("kafka", "dedup")
+
+
+@pytest.mark.parametrize(
+    ("file", "name", "message"),
+    [
+        (
+            TRADEOFFS,
+            "kafka-idempotnet",
+            f"{TRADEOFFS}: --variant kafka-idempotnet: no such variant; did you mean 'kafka-idempotent'? "
+            "(variants: rabbitmq, rabbitmq-idempotent, kafka, kafka-idempotent, sqs, sqs-idempotent)\n",
+        ),
+        (
+            FLASH_SALE,
+            "kafka",
+            f"{FLASH_SALE}: --variant kafka: the scenario has no variants: block to pick from\n",
+        ),
+    ],
+)
+def test_run_refuses_a_variant_the_file_does_not_have(tmp_path, file, name, message):
+    result = CliRunner().invoke(app, ["run", str(file), "--variant", name, "--out", str(tmp_path / "out")])
+    assert (result.exit_code, result.stderr) == (2, message)
+    assert not (tmp_path / "out").exists()

@@ -1,48 +1,89 @@
-"""The README shows what busim prints, and its commands are the ones CI runs."""
+"""The README shows what busim prints, and its commands are the ones CI runs.
 
-import io
+Every console sample in the README (a code block without a language that is
+not a command) follows a ``<!-- sample: COMMAND -->`` line, and is what
+COMMAND prints at 80 columns: all of it, or a part of it that ends where the
+printed paragraph or table ends, so that a line the README leaves out shows.
+"""
+
 import re
+import shlex
 import subprocess
+from pathlib import Path
 
-from rich.console import Console
+import pytest
+from typer.testing import CliRunner
 
 import busim
-from busim.report.console import render_result
+from busim.cli import app
 from tests.conftest import ROOT, SCENARIOS
 
 README = (ROOT / "README.md").read_text()
+BLOCK = re.compile(r"(?:<!-- sample: (?P<command>[^\n]*) -->\n)?```(?P<language>\w*)\n(?P<body>.*?)\n```", re.DOTALL)
+COMMANDS = ("busim ", "pip ")
+RUN_FOLDER = re.compile(r"\d{8}-\d{6}(?:-\d+)?")  # runs/<name>/<date>-<time>: the time of the run
 
 
-def test_the_sample_output_is_what_the_flash_sale_prints():
-    sample = README.split("## What you get\n\n```\n", 1)[1].split("\n```", 1)[0]
-    output = io.StringIO()
-    render_result(
-        Console(file=output, width=80, color_system=None), busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml"))
-    )
-    printed = [line.rstrip() for line in output.getvalue().splitlines()]
-    expected = sample.splitlines()
-    start = printed.index(expected[0])
-    # The last README line is the "Wrote ..." line from the command line, not from the renderer.
-    assert printed[start:] == expected[:-1]
-    assert expected[-1] == (
-        "Wrote results.json, scenario.yaml, report.md, report.html, 5 charts (PNG, SVG) in "
-        "runs/flash-sale/20261206-101500 (runs/flash-sale/latest)"
-    )
+def console_samples() -> list[tuple[str | None, str]]:
+    """``(command, sample)`` for every console sample in the README, in order; command None where unmarked."""
+    return [
+        (match["command"], match["body"])
+        for match in BLOCK.finditer(README)
+        if not match["language"] and not match["body"].startswith(COMMANDS)
+    ]
 
 
-def test_the_stale_reads_sample_is_what_the_flash_sale_prints_with_queries():
-    command, sample = re.findall(r"## Stale reads\n.*?```\n(.*?)\n```\n\n```\n(.*?)\n```", README, re.DOTALL)[0]
-    assignment = "consumers.inventory.queries={rate: 200/s, counter: stock}"
-    assert command == f"busim run scenarios/flash-sale.yaml --set '{assignment}'"
-    output = io.StringIO()
-    render_result(
-        Console(file=output, width=80, color_system=None),
-        busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml", [assignment])),
-    )
-    printed = [line.rstrip() for line in output.getvalue().splitlines()]
-    expected = sample.splitlines()
-    start = printed.index(expected[0])
-    assert printed[start : start + len(expected)] == expected
+def test_every_console_sample_names_the_command_that_prints_it():
+    samples = console_samples()
+    assert len(samples) == 7
+    assert [sample.splitlines()[0] for command, sample in samples if command is None] == []
+
+
+_PRINTED: dict[tuple[str, bool], list[str]] = {}  # two samples may show parts of one command's output
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A folder to run the README's commands in, beside the scenarios as in a checkout."""
+    folder = tmp_path_factory.mktemp("readme")
+    (folder / "scenarios").symlink_to(SCENARIOS)
+    return folder
+
+
+def printed(command: str, charts: bool = True) -> list[str]:
+    """What ``command`` prints on stdout at 80 columns, run in the current folder, line by line;
+    ``charts``: draw the charts too (they change only the last line, the files written)."""
+    if (command, charts) not in _PRINTED:
+        arguments = shlex.split(command)[1:] + ([] if charts or arguments_draw_none(command) else ["--no-charts"])
+        runner = CliRunner()
+        if arguments[0] == "explain" and not Path(arguments[1]).exists():  # explain tells a run's stories
+            ran = runner.invoke(app, ["run", f"scenarios/{Path(arguments[1]).name}.yaml", "--no-charts", "-q"])
+            assert ran.exit_code == 0, ran.output
+        result = runner.invoke(app, arguments, env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        _PRINTED[command, charts] = [RUN_FOLDER.sub("DATE-TIME", line.rstrip()) for line in result.stdout.splitlines()]
+    return _PRINTED[command, charts]
+
+
+def arguments_draw_none(command: str) -> bool:
+    """Whether ``command`` draws no charts anyway."""
+    return command.split()[1] not in ("run", "compare") or "--no-charts" in command
+
+
+@pytest.mark.parametrize(
+    ("command", "sample"),
+    [sample for sample in console_samples() if sample[0] is not None],
+    ids=lambda value: value.splitlines()[0][:40],
+)
+def test_the_sample_is_what_its_command_prints(workdir, monkeypatch, command, sample):
+    monkeypatch.chdir(workdir)
+    lines = printed(command, charts=any(line.startswith("Wrote ") for line in sample.splitlines()))
+    expected = [RUN_FOLDER.sub("DATE-TIME", line) for line in sample.splitlines()]
+    starts = [index for index, line in enumerate(lines) if line == expected[0]]
+    matches = [start for start in starts if lines[start : start + len(expected)] == expected]
+    assert matches, "\n".join(lines)
+    end = matches[0] + len(expected)
+    assert end == len(lines) or lines[end] == "", f"the sample stops before the printed lines do: {lines[end]!r}"
 
 
 def test_ci_runs_the_readme_test_command():
@@ -50,72 +91,6 @@ def test_ci_runs_the_readme_test_command():
     block = re.search(r"<!-- test command[^\n]*\n```\n([^\n]+)\n```", README)
     assert block is not None
     assert printed.stdout == block.group(1) + "\n" == "pip install -e '.[test]' && python -m pytest\n"
-
-
-def compared(file: str) -> list[str]:
-    """What ``busim compare scenarios/FILE`` prints at 80 columns, line by line."""
-    from busim.report.console import render_comparison
-    from busim.scenario.variants import load_variants
-    from tests.report.test_views import assert_no_null, assert_whole
-
-    variants = load_variants([SCENARIOS / file], [], [])
-    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
-    output = io.StringIO()
-    render_comparison(Console(file=output, width=80, color_system=None), comparison)
-    # As a CI log shows it: no figure cut short, no name split; and no null in its reports.
-    assert_whole(output.getvalue(), comparison.names)
-    assert_no_null(comparison)
-    return [line.rstrip() for line in output.getvalue().splitlines()]
-
-
-def test_the_comparison_sample_is_what_busim_compare_prints():
-    sample = README.split("busim compare scenarios/broker-tradeoffs.yaml\n```\n\n```\n", 1)[1].split("\n```", 1)[0]
-    printed = compared("broker-tradeoffs.yaml")
-    expected = sample.splitlines()
-    assert printed == expected[:-1]
-    assert expected[-1] == (
-        "Wrote compare.json, compare.md, compare.html, 2 charts (PNG, SVG) in "
-        "runs/compare-broker-tradeoffs/20261206-101530 (runs/compare-broker-tradeoffs/latest)"
-    )
-
-
-def _block_after(marker: str) -> str:
-    """The code block that follows ``marker`` (itself a code block's only line) in the README."""
-    return README.split(f"{marker}\n```\n\n```\n", 1)[1].split("\n```", 1)[0]
-
-
-def test_the_order_pipeline_samples_are_what_busim_prints(tmp_path):
-    from typer.testing import CliRunner
-
-    from busim.cli import app
-
-    result = busim.simulate(busim.load(SCENARIOS / "order-pipeline.yaml"))
-    output = io.StringIO()
-    render_result(Console(file=output, width=80, color_system=None), result)
-    printed = [line.rstrip() for line in output.getvalue().splitlines()]
-    for sample in (
-        _block_after("busim run scenarios/order-pipeline.yaml"),
-        README.split("when one fails, so a CI job can hold the architecture to them:\n\n```\n", 1)[1].split("\n```")[0],
-    ):
-        expected = sample.splitlines()
-        start = printed.index(expected[0])
-        assert printed[start : start + len(expected)] == expected
-
-    folder = tmp_path / "order-pipeline"
-    runner = CliRunner()
-    ran = runner.invoke(app, ["run", str(SCENARIOS / "order-pipeline.yaml"), "--out", str(folder), "--no-charts", "-q"])
-    assert ran.exit_code == 0, ran.output
-    explained = runner.invoke(app, ["explain", str(folder), "--message", "1067"], env={"COLUMNS": "200"})
-    assert explained.exit_code == 0, explained.output
-    sample = _block_after("busim explain runs/order-pipeline --message 1067")
-    assert explained.stdout.splitlines() == sample.splitlines()
-
-
-def test_the_order_pipeline_verdicts_are_what_busim_compare_prints():
-    sample = README.split("`busim compare scenarios/order-pipeline.yaml` ends:\n\n```\n", 1)[1].split("\n```")[0]
-    printed = compared("order-pipeline.yaml")
-    expected = sample.splitlines()
-    assert printed[-len(expected) :] == expected
 
 
 def test_the_scheduled_crash_does_what_the_readme_says():

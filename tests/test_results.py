@@ -50,7 +50,7 @@ def test_invariants_decide_what_fails_when_the_scenario_has_them():
         invariants=[{"name": "few-duplicates", "consumer": "worker", "max": {"duplicate_effects": 5}}],
     )
     result = busim.simulate(bounded, seed=7)
-    assert result.verdict == "inconsistent (1 violation); 0 of 1 invariants hold; fails few-duplicates"
+    assert result.verdict == "inconsistent (1 violation); 0 of 1 invariant holds; fails few-duplicates"
     assert result.failures == ("invariant few-duplicates: worker duplicate effects <= 5 (measured 6)",)
     replications = busim.replicate(bounded, replications=4, seed=7)
     assert replications.verdict == (

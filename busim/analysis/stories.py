@@ -36,6 +36,18 @@ ANOMALY_KINDS = (
     "out_of_order",
 )
 
+# How `with_anomaly` lists the messages with each kind, worst first; ties, and kinds where every case is
+# as bad as another, go in publish order (message id). Said in --anomaly's help and in the docs.
+ANOMALY_ORDER = {
+    "duplicate_effect": "most applications first",
+    "lost": "in publish order",
+    "dead_lettered": "never processed first",
+    "stuck_pending": "never processed first",
+    "wrongly_rejected": "in publish order",
+    "wrongly_accepted": "in publish order",
+    "out_of_order": "longest overtaken first, timed from the later message's processing to its own",
+}
+
 
 class What(enum.StrEnum):
     """What happened to a message at one moment."""
@@ -208,12 +220,17 @@ class _GroupFacts:
         return masks[kind]
 
     def severity(self, kind: str) -> np.ndarray:
-        """How bad ``kind`` is for each message, to list the worst first: higher is worse."""
+        """How bad ``kind`` is for each message, by :data:`ANOMALY_ORDER`, to list the worst first: higher is worse."""
         if kind == "duplicate_effect":
-            return self.applications
+            return self.applications.astype(np.float64)
         if kind in ("dead_lettered", "stuck_pending"):
-            return (~self.processed).astype(np.int64)  # never processed is worse than processed, then parked
-        return np.zeros(self.applications.size, np.int64)
+            return (~self.processed).astype(np.float64)  # never processed is worse than processed, then parked
+        if kind == "out_of_order":
+            late = np.flatnonzero(self.overtaken_by >= 0)
+            overtaken_s = np.zeros(self.applications.size)
+            overtaken_s[late] = self.first_done_s[late] - self.first_done_s[self.overtaken_by[late]]
+            return overtaken_s
+        return np.zeros(self.applications.size)
 
 
 def _first_record(messages: np.ndarray, count: int) -> np.ndarray:
@@ -251,17 +268,18 @@ class Stories:
     def with_anomaly(self, kind: str, consumer: str | None = None) -> np.ndarray:
         """Ids of the messages that show ``kind`` in ``consumer`` (in any consumer if None), worst first.
 
-        duplicate_effect lists the messages applied most often first;
-        dead_lettered and stuck_pending those never processed first; ties, and the other
-        kinds, go by message id. A message shown in several consumers counts
-        once, at its worst.
+        In the order :data:`ANOMALY_ORDER` says: duplicate_effect the messages
+        applied most often first; dead_lettered and stuck_pending those never
+        processed first; out_of_order those overtaken longest first; ties, and
+        the other kinds, go by message id. A message shown in several consumers
+        counts once, at its worst.
 
         Raises:
             ValueError: ``kind`` is not one of :data:`ANOMALY_KINDS`, or ``consumer`` is unknown.
         """
         self._check(kind=kind, consumers=None if consumer is None else [consumer])
         names = self.consumers if consumer is None else (consumer,)
-        ids, severity = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+        ids, severity = [np.empty(0, np.int64)], [np.empty(0)]
         for name in names:
             facts = self._facts[name]
             shown = facts.mask(kind)

@@ -29,6 +29,7 @@ from busim.engine.records import (
     Outcome,
     RunRecord,
 )
+from busim.words import counted
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,8 @@ def stop_sentence(record: RunRecord) -> str:
         )
     return (
         f"the run stopped at {stop.at_s:.3f} s: {stop.consumer} had made {stop.deliveries:,} deliveries of its "
-        f"{stop.messages:,} messages, a delivery loop that would not end (each delivery crashing its instance, "
-        "or coming back at once); the figures cover the run until then"
+        f"{counted(stop.messages, 'message')}, a delivery loop that would not end "
+        "(each delivery crashing its instance, or coming back at once); the figures cover the run until then"
     )
 
 
@@ -444,26 +445,22 @@ _VIOLATIONS = (
 )
 
 
-def _counted(value: int, one: str, many: str) -> str:
-    return f"{value:,} {one if value == 1 else many}"
-
-
 def _violations(consumers: dict[str, ConsumerSummary]) -> tuple[str, ...]:
     found = []
     for name, consumer in consumers.items():
         for figure, one, many in _VIOLATIONS:
             value = getattr(consumer, figure)
             if value:
-                found.append(f"{name}: {_counted(value, one, many)}")
+                found.append(f"{name}: {counted(value, one, many)}")
         stuck = consumer.stuck_pending_unprocessed
         if stuck:
             waits = "it waits" if stuck == 1 else "they wait"
             found.append(
-                f"{name}: {_counted(stuck, 'message', 'messages')} never processed, stuck pending: "
+                f"{name}: {counted(stuck, 'message', 'messages')} never processed, stuck pending: "
                 f"{waits} for a claim (XCLAIM, or a claim_interval)"
             )
         for counter, consistency in consumer.state.items():
             if consistency.abs_drift:
-                keys = _counted(consistency.keys_diverged, "key", "keys")
+                keys = counted(consistency.keys_diverged, "key", "keys")
                 found.append(f"{name}: {counter} drifts by {consistency.abs_drift:,} over {keys}")
     return tuple(found)

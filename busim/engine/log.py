@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from busim.engine.records import Deliveries, GroupRecord, LossReason, Selection
+from busim.words import counted
 
 if TYPE_CHECKING:
     from busim.engine.handler import Handler
@@ -29,7 +30,7 @@ class TooManyDeliveries(Exception):
     """A group's log reached its :func:`delivery_limit`: the run stops there."""
 
     def __init__(self, log: DeliveryLog, now: float) -> None:
-        super().__init__(f"{len(log):,} deliveries for {log.messages:,} messages at {now:g} s")
+        super().__init__(f"{counted(len(log), 'delivery')} for {counted(log.messages, 'message')} at {now:g} s")
         self.log = log
         self.now = now
 

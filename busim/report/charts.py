@@ -39,6 +39,7 @@ from busim.report.console import compared_consumers, format_duration, reason_lab
 from busim.report.folder import RunView
 from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
+from busim.words import counted
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 OUTAGE_COLOUR = "#999999"
@@ -561,7 +562,7 @@ def consistency(result: Result | RunView) -> Figure | None:
         ax.set_xlabel("actual − exactly-once", fontsize=_SMALL_PT)
         _panel_title(
             ax,
-            f"{name} {counter}: drift {state['abs_drift']:,} over {state['keys_diverged']:,} keys"
+            f"{name} {counter}: drift {state['abs_drift']:,} over {counted(state['keys_diverged'], 'key')}"
             + (f" (top {len(items)})" if state["keys_diverged"] > len(items) else ""),
         )
     figure.legend(
@@ -703,10 +704,8 @@ def _variant_notes(comparison: Comparison) -> list[str]:
     shared = [override for override in overrides[0] if all(override in others for others in overrides[1:])]
     own = [[override for override in each if override not in shared] for each in overrides]
     notes = []
-    if all(
-        changes and name == " / ".join(change.partition("=")[2] for change in changes)
-        for name, changes in zip(comparison.names, own)
-    ):  # a grid of --vary values, each variant named after its values
+    if all(_named_after(name, changes) for name, changes in zip(comparison.names, own)):
+        # a grid of --vary values, each variant named after what it sets: instances=8 preset=kafka
         keys = dict.fromkeys(change.partition("=")[0] for changes in own for change in changes)
         notes.append("variants by " + " / ".join(keys))
     elif any(own):
@@ -719,6 +718,19 @@ def _variant_notes(comparison: Comparison) -> list[str]:
     if shared:
         notes.append("every variant " + _overrides_note(shared))
     return notes
+
+
+def _named_after(name: str, changes: list[str]) -> bool:
+    """Whether a variant's name spells out its ``changes`` as --vary names it, each key by its last parts."""
+    parts = name.split(" ")
+    if not changes or len(parts) != len(changes):
+        return False
+    for part, change in zip(parts, changes):
+        short, _, value = part.partition("=")
+        key, _, set_to = change.partition("=")
+        if value != set_to or not (key == short or key.endswith(f".{short}")):
+            return False
+    return True
 
 
 def _chart_consumers(comparison: Comparison, consumer: str | None) -> list[str]:

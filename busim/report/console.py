@@ -179,9 +179,14 @@ def _least_width(header: str, cells: list[Cell], figures: bool) -> int:
     return max(widths, default=1)
 
 
-def _fits(console: Console, table: Table, spare: int = 0) -> bool:
-    """Whether ``table`` fits the console's width on its natural lines, with ``spare`` columns left over."""
-    return console.measure(table).maximum + spare <= console.width
+def _fits(console: Console, table: Table, spare: int = 0, wrapped: bool = False) -> bool:
+    """Whether ``table`` fits the console's width with ``spare`` columns left over: on its natural lines, or
+    ``wrapped`` where its headings and texts may wrap (never a figure)."""
+    measured = console.measure(table, options=console.options.update_width(_UNBOUNDED))
+    return (measured.minimum if wrapped else measured.maximum) + spare <= console.width
+
+
+_UNBOUNDED = 100_000  # columns: wide enough to measure any table at its natural width
 
 
 # A why column narrower than this reads as a column of fragments: below it, a table is split.
@@ -274,6 +279,7 @@ def render_replications(console: Console, replications: Replications) -> None:
 WIDE_COMPARISON = 3
 # Figures per table where the variants are rows: more would not fit 80 columns beside the variants' names.
 _COMPACT_FIGURES_PER_TABLE = 6
+_COMPACT_MIN_WIDTH = 6  # figures line up in columns at least this wide
 
 
 def render_comparison(console: Console, comparison: Comparison) -> None:
@@ -321,10 +327,10 @@ def _compact(console: Console, views: ComparisonViews, consumer: str, view: Tabl
         while True:
             part = shown[start : start + size]
             table = _variants_as_rows(f"{base}{', continued' if start else ''}", names, part, fold=False)
-            if size == 1 or _fits(console, table):
+            if size == 1 or _fits(console, table, wrapped=True):
                 break
             size -= 1
-        if not _fits(console, table):  # names too long for any figure beside them: fold them, rather than cut
+        if not _fits(console, table, wrapped=True):  # names too long for any figure beside them: fold, not cut
             table = _variants_as_rows(f"{base}{', continued' if start else ''}", names, part, fold=True)
         tables.append(table)
         start += size
@@ -335,7 +341,8 @@ def _variants_as_rows(title: str, names: list[str], rows: list[Row], fold: bool)
     table = _table(title)
     table.add_column("variant", no_wrap=not fold, overflow="fold")
     for row in rows:
-        table.add_column(row.short, justify="right", min_width=6, no_wrap=False)
+        least = _least_width(row.short, [Cell(cell.brief or cell.text) for cell in row.cells], figures=True)
+        table.add_column(row.short, justify="right", min_width=max(least, _COMPACT_MIN_WIDTH))
     for index, name in enumerate(names):
         table.add_row(
             name, *(Text(ABSENT) if row.cells[index].text == ABSENT else _cell(row.cells[index], True) for row in rows)

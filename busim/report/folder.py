@@ -29,6 +29,7 @@ from busim.results import (
     read_outcome,
 )
 from busim.scenario import LoadedScenario, Scenario, load_scenario
+from busim.words import counted
 
 
 # ---------------------------------------------------------------- a run's folder
@@ -91,7 +92,7 @@ def read_run_folder(folder: Path, command: str) -> RunFolder:
         how = "run one of them with --seed"
         if isinstance(seeds, list) and seeds and _whole(seeds[0]):
             how += f", e.g. --seed {seeds[0]}"
-        held = f"{count} replications" if _whole(count) else "replications"
+        held = counted(count, "replication") if _whole(count) else "replications"
         raise RunFolderError(f"{folder}: holds {held}; {command} needs a single run ({how})")
     if schema == COMPARISON_SCHEMA:
         raise RunFolderError(f"{folder}: holds a comparison; {command} needs a single run's folder")

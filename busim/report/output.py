@@ -43,6 +43,7 @@ RESULTS_LAST = ("results.json", "compare.json")  # the files that say a folder i
 DOCUMENT_NAMES = (
     "results.json",
     "scenario.yaml",
+    "series.csv",
     "report.md",
     "report.html",
     "trace.jsonl",

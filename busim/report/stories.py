@@ -16,7 +16,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from busim.analysis.stories import ANOMALY_KINDS, Anomaly, Happening, Stories, Story, What
+from busim.analysis.stories import ANOMALY_KINDS, ANOMALY_ORDER, Anomaly, Happening, Stories, Story, What
 from busim.engine.records import DedupMiss, DeliveryCause, LossReason, RunRecord
 from busim.errors import BusimError, RunFolderError
 from busim.report.console import literal, reason_label
@@ -24,6 +24,7 @@ from busim.report.files import RESULTS_FILE, SCENARIO_FILE
 from busim.results import Result
 from busim.scenario import Scenario
 from busim.scenario.schema import did_you_mean
+from busim.words import counted
 
 DEFAULT_TOP = 5
 
@@ -40,9 +41,7 @@ def check_request(run: Result, message: int | None, anomaly: str | None, consume
     if message is not None and anomaly is not None:
         raise BusimError("give --message or --anomaly, not both")
     if anomaly is not None and anomaly not in ANOMALY_KINDS:
-        raise BusimError(
-            f"unknown anomaly {anomaly!r}{did_you_mean(anomaly, ANOMALY_KINDS)} (anomalies: {', '.join(ANOMALY_KINDS)})"
-        )
+        anomaly_kind(anomaly)  # raises, naming the kinds
     names = list(run.consumers)
     if consumer is not None and consumer not in names:
         hint = did_you_mean(consumer, names)
@@ -51,6 +50,27 @@ def check_request(run: Result, message: int | None, anomaly: str | None, consume
     if message is not None and not 0 <= message < published:
         valid = f"its messages are 0 to {published - 1:,}" if published else "it published no message"
         raise BusimError(f"no message {message:,} in this run: {valid}")
+
+
+def anomaly_kind(text: str) -> str:
+    """The anomaly kind ``text`` names, as ``--anomaly`` takes it: the kind, or the figure or the words that
+    count it (duplicate_effects, wrongly-accepted, "out of order").
+
+    Raises:
+        BusimError: ``text`` names no anomaly.
+    """
+    word = "_".join(text.strip().lower().replace("-", " ").split())
+    for kind in ANOMALY_KINDS:
+        if word in (kind, f"{kind}s"):
+            return kind
+    raise BusimError(
+        f"unknown anomaly {text!r}{did_you_mean(word, ANOMALY_KINDS)} (anomalies: {', '.join(ANOMALY_KINDS)})"
+    )
+
+
+def anomaly_orders() -> str:
+    """Every anomaly kind with the order its stories are told in, for help texts."""
+    return "; ".join(f"{kind} ({ANOMALY_ORDER[kind]})" for kind in ANOMALY_KINDS)
 
 
 def check_replay(result: Result, then: Result, folder: Path) -> None:
@@ -312,9 +332,10 @@ def render_anomaly(
     if ids.size == 0:
         _print_lines(console, [f"No message shows {kind} in {where}."])
         return
-    count = f"{ids.size:,} message{' shows' if ids.size == 1 else 's show'} {kind} in {where}"
+    count = f"{counted(ids.size, 'message')} {'shows' if ids.size == 1 else 'show'} {kind} in {where}"
+    order = f", {ANOMALY_ORDER[kind]}" if ids.size > 1 else ""
     listed = (f"; the first {top}:" if top > 1 else "; the first:") if ids.size > top else ":"
-    _print_lines(console, [count + listed])
+    _print_lines(console, [count + order + listed])
     for message in ids[:top].tolist():
         console.print()
         render_story(console, stories, message, consumer)
@@ -325,7 +346,7 @@ def render_overview(console: Console, stories: Stories, folder: Path, consumer: 
     scenario = stories.record.scenario
     published = len(stories.record.messages)
     ids = f"ids 0 to {published - 1:,}" if published else "none published"
-    _print_lines(console, [f"{scenario.name}, seed {scenario.seed}: {published:,} messages ({ids})"])
+    _print_lines(console, [f"{scenario.name}, seed {scenario.seed}: {counted(published, 'message')} ({ids})"])
     counts = {name: count for name, count in stories.counts().items() if consumer in (None, name)}
     table = Table(title="Messages with each anomaly", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("anomaly", no_wrap=True)
@@ -340,7 +361,8 @@ def render_overview(console: Console, stories: Stories, folder: Path, consumer: 
         [
             f"busim explain {folder} --message ID tells a message's story;",
             f"busim explain {folder} --anomaly KIND tells the stories of the {DEFAULT_TOP} worst messages "
-            "with that anomaly (--top N for more, --consumer NAME for one consumer).",
+            "with that anomaly (--top N for more, --consumer NAME for one consumer); busim explain --help "
+            "says the order of each.",
         ],
     )
 

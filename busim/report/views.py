@@ -37,6 +37,7 @@ from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
 from busim.scenario.schema import Consumer
 from busim.scenario.units import ABSENT, format_duration
+from busim.words import count_of, counted
 
 
 # ---------------------------------------------------------------- what each shows
@@ -158,13 +159,11 @@ def _heading(result: Result) -> Heading:
         )
     counts = result.messages
     messages = counts.published + counts.emitted
-    counted = (
-        f"{counts.published:,} published, {counts.emitted:,} emitted" if counts.emitted else f"{messages:,} messages"
-    )
+    words = f"{counts.published:,} published, {counts.emitted:,} emitted" if counts.emitted else None
     return Heading(
         scenario.name,
         scenario.description,
-        (Cell(f"seed {scenario.seed}", scenario.seed), how, Cell(counted, messages)),
+        (Cell(f"seed {scenario.seed}", scenario.seed), how, Cell(words or counted(messages, "message"), messages)),
         result.source.overrides,
     )
 
@@ -346,7 +345,7 @@ def _idle_why(result: Result, _attribute: str) -> WhyParts:
     for name in result.summary.consumers:
         members = result.scenario.consumer(name).workers
         if members > (broker.partitions or 1):
-            parts.append(("", f"{members} members for {broker.partitions} partitions"))
+            parts.append(("", f"{counted(members, 'member')} for {counted(broker.partitions or 1, 'partition')}"))
     return parts
 
 
@@ -370,7 +369,7 @@ def _emitted_why(result: Result, _attribute: str) -> WhyParts:
 
 def _recovery_why(result: Result, _attribute: str) -> WhyParts:
     return [
-        (name, f"restart + replay of up to {max(consumer.replayed_events):,} events")
+        (name, f"restart + replay of up to {counted(max(consumer.replayed_events), 'event')}")
         for name, consumer in result.summary.consumers.items()
         if consumer.replayed_events
     ]
@@ -413,7 +412,7 @@ def missed_crashes_note(reasons: dict[str, int]) -> str:
     if not missed:
         return ""
     why = _listed(reasons, lambda reason: _MISSED_CRASH_REASONS.get(reason, reason.replace("_", " ")))
-    return f"{missed:,} scheduled {'crash' if missed == 1 else 'crashes'} did not happen: {why}"
+    return f"{counted(missed, 'scheduled crash')} did not happen: {why}"
 
 
 _MISSED_CRASH_REASONS = {"instance_down": "instance down then", "count_not_reached": "count never reached"}
@@ -491,7 +490,9 @@ def read_rows(scenario: Scenario, consumers: dict[str, ConsumerSummary]) -> list
         newest.append(duration_cell(consumer.newest_missing_age_s.p50 if consumer.newest_missing_age_s else None))
         fraction = consumer.stale_read_fraction
         share = f"{fraction:.1%} of " if fraction is not None else ""
-        shares.append((name, f"{share}{consumer.reads:,} reads of {queries.counter} at {format_rate(queries.rate)}/s"))
+        shares.append(
+            (name, f"{share}{counted(consumer.reads, 'read')} of {queries.counter} at {format_rate(queries.rate)}/s")
+        )
     return [
         Row("stale reads", tuple(stale), _joined(shares, several), why_parts=tuple(shares)),
         Row("staleness p50", tuple(p50), "since the oldest event not yet applied"),
@@ -557,10 +558,9 @@ def _chains(result: Result) -> TableView:
             )
         first, last = chain.hops[0], chain.hops[-1]
         duplicates = chain.duplicate_completions
-        plural = "duplicate" if duplicates == 1 else "duplicates"
         captions.append(
-            f"{path}: {chain.completed:,} of {chain.published:,} {first.event} messages reached {last.consumer}"
-            + (f", with {duplicates:,} {plural}" if duplicates else "")
+            f"{path}: {count_of(chain.completed, chain.published, f'{first.event} message')} reached {last.consumer}"
+            + (f", with {counted(duplicates, 'duplicate')}" if duplicates else "")
         )
     columns = tuple(Column(heading) for heading in ("messages", "dups", "p50", "p99", "max"))
     title = f"Event chains: latency from publish to the last consumer{_warm_up_note(result.scenario)}"
@@ -708,7 +708,7 @@ def replications_views(replications: Replications) -> ReplicationsViews:
             shown = f"{label} ({name})" if several else label
             rows.append(Row(shown, tuple(cell if other == name else BLANK for other in names)))
     figures = TableView(
-        f"Mean of {count} replications",
+        f"Mean of {counted(count, 'replication')}",
         tuple(Column(name) for name in names),
         tuple(rows),
         caption=f"[low, high]: the {CONFIDENCE:.0%} confidence interval of the mean",
@@ -718,13 +718,13 @@ def replications_views(replications: Replications) -> ReplicationsViews:
         scenario.description,
         (
             Cell(f"root seed {scenario.seed}", scenario.seed),
-            Cell(f"{count} replications on seeds spawned from it", count),
+            Cell(f"{counted(count, 'replication')} on seeds spawned from it", count),
         ),
         tuple(replications.source.overrides),
     )
     consistent = sum(summary.consistent for summary in replications.summaries)
     verdict = Verdict(
-        consistent == count, f"Consistent with exactly-once processing in {consistent} of {count} replications."
+        consistent == count, f"Consistent with exactly-once processing in {count_of(consistent, count, 'replication')}."
     )
     invariants = _replicated_invariants(replications) if replications.invariants else None
     return ReplicationsViews(heading, figures, invariants, verdict)
@@ -771,7 +771,7 @@ def comparison_views(comparison: Comparison) -> ComparisonViews:
     first = comparison.outcomes[0]
     replicated = isinstance(first, Replications)
     count = first.runs
-    how = f"{count} replications each, on the same seeds" if replicated else "the same seed"
+    how = f"{counted(count, 'replication')} each, on the same seeds" if replicated else "the same seed"
     overrides = [comparison.overrides(name) for name in comparison.names]
     # What all variants share (a --set given to every one) says nothing about how they differ.
     shared = set.intersection(*(set(found) for found in overrides)) if overrides else set()

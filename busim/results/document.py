@@ -35,6 +35,7 @@ from busim.errors import RunFolderError, ScenarioError
 from busim.results.model import Comparison, MessageCounts, Replications, Result, RunMetadata, Source
 from busim.scenario import Scenario
 from busim.scenario.schema import INT64_MAX, INT64_MIN
+from busim.words import counted
 
 RESULT_SCHEMA = "busim.result/1"
 REPLICATIONS_SCHEMA = "busim.replications/1"
@@ -611,7 +612,9 @@ def _describe(annotation: Any) -> str:
         return " or ".join(repr(argument) for argument in arguments)
     if origin is tuple and arguments[-1:] != (Ellipsis,):
         kinds = {_describe(argument) for argument in arguments}
-        return f"a list of {len(arguments)} numbers" if kinds == {"a number"} else f"a list of {len(arguments)}"
+        return (
+            f"a list of {counted(len(arguments), 'number')}" if kinds == {"a number"} else f"a list of {len(arguments)}"
+        )
     if origin in (list, tuple):
         return "a list"
     if origin is dict or is_typeddict(annotation) or dataclasses.is_dataclass(annotation):
@@ -631,7 +634,7 @@ def json_words(value: object) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, int) and abs(value) >= 10**30:
-        return f"a whole number of {len(str(abs(value))):,} digits"
+        return f"a whole number of {counted(len(str(abs(value))), 'digit')}"
     if isinstance(value, str):
         return repr(value) if len(value) <= _SHOWN_TEXT else repr(value[:_SHOWN_TEXT]) + "..."
     if isinstance(value, dict):

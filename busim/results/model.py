@@ -31,6 +31,7 @@ from busim.analysis.summary import Summary
 from busim.engine.records import Stop
 from busim.scenario import Scenario
 from busim.version import __version__
+from busim.words import count_of, counted
 
 if TYPE_CHECKING:
     from busim.engine import RunRecord
@@ -176,7 +177,7 @@ class Result(_Outcome):
     def verdict(self) -> str:
         """The run in a few words: ``consistent``, ``inconsistent (3 violations); 1 of 2 invariants hold``."""
         count = len(self.violations)
-        words = "consistent" if not count else f"inconsistent ({count} violation{'s' if count > 1 else ''})"
+        words = f"inconsistent ({counted(count, 'violation')})" if count else "consistent"
         return _with_invariants(words, (self.summary,))
 
 
@@ -241,7 +242,7 @@ class Replications(_Outcome):
     @property
     def violations(self) -> tuple[str, ...]:
         departed = self.inconsistent_runs
-        return (f"in {departed} of {self.runs} replications",) if departed else ()
+        return (f"in {count_of(departed, self.runs, 'replication')}",) if departed else ()
 
     @property
     def invariant_failures(self) -> tuple[str, ...]:
@@ -250,7 +251,7 @@ class Replications(_Outcome):
             failed = self.runs - self.invariant_passes(index)
             if failed:
                 failures.append(
-                    f"{outcome.name}: {bound_text(outcome)} (failed in {failed} of {self.runs} replications)"
+                    f"{outcome.name}: {bound_text(outcome)} (failed in {count_of(failed, self.runs, 'replication')})"
                 )
         return tuple(failures)
 
@@ -261,7 +262,7 @@ class Replications(_Outcome):
     @property
     def verdict(self) -> str:
         held = self.runs - self.inconsistent_runs
-        return _with_invariants(f"consistent in {held} of {self.runs} replications", self.summaries)
+        return _with_invariants(f"consistent in {count_of(held, self.runs, 'replication')}", self.summaries)
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,9 @@ def _with_invariants(words: str, summaries: tuple[Summary, ...]) -> str:
     )
     if len(summaries) > 1:
         held = sum(all(outcome.passed for outcome in summary.invariants) for summary in summaries)
-        words += f"; invariants hold in {held} of {len(summaries)} replications"
+        words += f"; invariants hold in {count_of(held, len(summaries), 'replication')}"
     else:
-        words += f"; {len(names) - len(failed)} of {len(names)} invariants hold"
+        words += (
+            f"; {count_of(len(names) - len(failed), len(names), 'invariant')} {'holds' if len(names) == 1 else 'hold'}"
+        )
     return words + (f"; fails {', '.join(failed)}" if failed else "")

@@ -25,6 +25,7 @@ from busim.errors import OverrideError, Problem, ScenarioError, ScenarioFileErro
 from busim.scenario.presets import PRESETS
 from busim.scenario.references import reference_problems
 from busim.scenario.schema import Scenario, did_you_mean
+from busim.words import counted
 
 KeyPath = tuple[str | int, ...]
 
@@ -495,7 +496,7 @@ def _entry_index(entries: list[Any], part: str, path: KeyPath, source: str) -> i
         index = int(part)
         if index < len(entries):
             return index
-        count = f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}"
+        count = counted(len(entries), "entry")
         raise OverrideError(f"{source}: {format_path(path)} has {count}, no [{index}]")
     names = [entry.get("name") for entry in entries if isinstance(entry, dict)]
     for index, entry in enumerate(entries):
@@ -660,7 +661,7 @@ def _message(detail: Any, loc: KeyPath, data: Any, spelled: str | None = None) -
         return f"expected a mapping of keys (got {got})"
     if kind == "too_short":
         count = ctx.get("min_length", 1)
-        return f"must have at least {count} {'entry' if count == 1 else 'entries'}"
+        return f"must have at least {counted(count, 'entry')}"
     if kind == "string_pattern_mismatch":
         return f"a name may hold letters, digits and _ : - and must not start with : or - (got {got})"
     if kind == "string_too_short":

@@ -28,6 +28,7 @@ from pydantic import (
     PlainValidator,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     create_model,
     field_validator,
     model_serializer,
@@ -35,7 +36,8 @@ from pydantic import (
 )
 
 from busim.scenario.presets import BROKER_KEYS, COMMON_KEYS, PRESET_NAMES, PRESETS, defaults_of, inapplicable_hint
-from busim.scenario.units import parse_duration, parse_rate
+from busim.scenario.units import duration_json_schema, parse_duration, parse_rate, rate_json_schema
+from busim.words import counted
 
 
 class Model(BaseModel):
@@ -54,12 +56,20 @@ MAX_WORKERS = 1_000_000
 MAX_REPLICATIONS = 10_000
 
 Integer = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-PerSecond = Annotated[float, BeforeValidator(parse_rate)]
-PositivePerSecond = Annotated[float, BeforeValidator(parse_rate), Field(gt=0)]
+# WithJsonSchema: what the JSON Schema of a file (busim.scenario.json_schema) says the loader accepts.
+# A model such a schema names, {MODEL_REF: "RateStep"}, becomes a $ref to the model's definition there.
+MODEL_REF = "busim:model"
+Seconds = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(duration_json_schema())]
+PositiveSeconds = Annotated[
+    float, BeforeValidator(parse_duration), Field(gt=0), WithJsonSchema(duration_json_schema(positive=True))
+]
+PerSecond = Annotated[float, BeforeValidator(parse_rate), WithJsonSchema(rate_json_schema())]
+PositivePerSecond = Annotated[
+    float, BeforeValidator(parse_rate), Field(gt=0), WithJsonSchema(rate_json_schema(positive=True))
+]
 Probability = Annotated[float, Field(ge=0, le=1)]
-Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_:-]*$")]
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_:-]*$")
+Name = Annotated[str, StringConstraints(min_length=1, pattern=NAME_PATTERN.pattern)]
 
 
 def _scalar(value: Any) -> Any:
@@ -78,7 +88,11 @@ def _kind_of(value: Any) -> str:
     return repr(value)
 
 
-Scalar = Annotated[int | float | str | bool, BeforeValidator(_scalar)]
+Scalar = Annotated[
+    int | float | str | bool,
+    BeforeValidator(_scalar),
+    WithJsonSchema({"type": ["integer", "number", "string", "boolean"]}),
+]
 
 
 def _got(value: Any) -> str:
@@ -127,12 +141,32 @@ def _parsed_or(word: str, parse: Any, example: str):
     return validate
 
 
+def _or_word(schema: dict[str, Any], word: str) -> WithJsonSchema:
+    """The JSON Schema of a value or ``word`` (or false, where ``word`` means false)."""
+    words: list[Any] = [word, False] if word in FALSE_WORDS else [word]
+    return WithJsonSchema({"anyOf": [schema, {"enum": words}]})
+
+
 Unlimited = Literal["unlimited"]
-Limit = Annotated[int | Unlimited, PlainValidator(_count_or("unlimited", 1))]
-Retries = Annotated[int | Unlimited, PlainValidator(_count_or("unlimited", 0))]
-Throughput = Annotated[float | Unlimited, PlainValidator(_parsed_or("unlimited", parse_rate, "a rate such as 300/s"))]
+Limit = Annotated[
+    int | Unlimited,
+    PlainValidator(_count_or("unlimited", 1)),
+    _or_word({"type": "integer", "minimum": 1}, "unlimited"),
+]
+Retries = Annotated[
+    int | Unlimited,
+    PlainValidator(_count_or("unlimited", 0)),
+    _or_word({"type": "integer", "minimum": 0}, "unlimited"),
+]
+Throughput = Annotated[
+    float | Unlimited,
+    PlainValidator(_parsed_or("unlimited", parse_rate, "a rate such as 300/s")),
+    _or_word(rate_json_schema(positive=True), "unlimited"),
+]
 ClaimInterval = Annotated[
-    float | Literal["off"], PlainValidator(_parsed_or("off", parse_duration, "a duration such as 5s"))
+    float | Literal["off"],
+    PlainValidator(_parsed_or("off", parse_duration, "a duration such as 5s")),
+    _or_word(duration_json_schema(positive=True), "off"),
 ]
 
 
@@ -328,7 +362,10 @@ class ChoiceField(TaggedModel):
     def _weights_match(self) -> ChoiceField:
         if self.weights is not None:
             if len(self.weights) != len(self.values):
-                raise ValueError(f"weights has {len(self.weights)} entries but values has {len(self.values)}")
+                raise ValueError(
+                    f"weights has {counted(len(self.weights), 'entry')} "
+                    f"but values has {counted(len(self.values), 'entry')}"
+                )
             if sum(self.weights) <= 0:
                 raise ValueError("weights must not all be 0")
         return self
@@ -385,7 +422,14 @@ class Publisher(Model):
     name: Name
     event: str
     arrivals: Literal["poisson", "uniform"] = "poisson"
-    rate: Annotated[list[RateStep], BeforeValidator(_rate_schedule), Field(min_length=1)]
+    rate: Annotated[
+        list[RateStep],
+        BeforeValidator(_rate_schedule),
+        Field(min_length=1),
+        WithJsonSchema(
+            {"anyOf": [rate_json_schema(), {"type": "array", "items": {MODEL_REF: "RateStep"}, "minItems": 1}]}
+        ),
+    ]
     count: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
     retries: Retries = "unlimited"
     publish_timeout: PositiveSeconds = 30.0
@@ -413,10 +457,14 @@ class Outage(Model):
         return self.at + self.duration
 
 
+def unknown_preset(name: str) -> str:
+    """Why ``name`` is refused as a preset: the nearest preset, and every one."""
+    return f"unknown preset {name!r}{did_you_mean(name, PRESET_NAMES)} (presets: {', '.join(PRESET_NAMES)})"
+
+
 def _known_preset(value: Any) -> Any:
     if isinstance(value, str) and value not in PRESETS:
-        hint = did_you_mean(value, PRESET_NAMES)
-        raise ValueError(f"unknown preset {value!r}{hint} (presets: {', '.join(PRESET_NAMES)})")
+        raise ValueError(unknown_preset(value))
     return value
 
 
@@ -515,6 +563,10 @@ def _one_or_more(value: Any) -> Any:
     return value if isinstance(value, list) else [value]
 
 
+def _one_or_more_json(item: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}
+
+
 class Crash(Model):
     """When a consumer instance crashes: by chance after a processing, at given times, or after given counts.
 
@@ -529,9 +581,19 @@ class Crash(Model):
     """
 
     probability: Probability = 0.0
-    at: Annotated[list[Seconds], BeforeValidator(_one_or_more)] = []
-    after_messages: Annotated[list[Annotated[int, Field(ge=1, le=INT64_MAX)]], BeforeValidator(_one_or_more)] = []
-    instance: Annotated[int | Literal["random"], PlainValidator(_count_or("random", 0))] = 0
+    at: Annotated[
+        list[Seconds], BeforeValidator(_one_or_more), WithJsonSchema(_one_or_more_json(duration_json_schema()))
+    ] = []
+    after_messages: Annotated[
+        list[Annotated[int, Field(ge=1, le=INT64_MAX)]],
+        BeforeValidator(_one_or_more),
+        WithJsonSchema(_one_or_more_json({"type": "integer", "minimum": 1})),
+    ] = []
+    instance: Annotated[
+        int | Literal["random"],
+        PlainValidator(_count_or("random", 0)),
+        _or_word({"type": "integer", "minimum": 0}, "random"),
+    ] = 0
     restart_after: Seconds = 5.0
 
     @model_validator(mode="before")
@@ -744,7 +806,7 @@ def _non_negative(value: Any) -> int | float:
     raise ValueError(f"expected a number >= 0 (got {_got(value)})")
 
 
-NonNegative = Annotated[int | float, PlainValidator(_non_negative)]
+NonNegative = Annotated[int | float, PlainValidator(_non_negative), WithJsonSchema({"type": "number", "minimum": 0})]
 
 
 class _Limits(Model):
@@ -808,7 +870,12 @@ def _dump_bound(bound: int | _Limits) -> Any:
     return bound if isinstance(bound, int) else bound.model_dump()
 
 
-Bound = Annotated[int | MetricLimits, PlainValidator(_bound), PlainSerializer(_dump_bound)]
+Bound = Annotated[
+    int | MetricLimits,
+    PlainValidator(_bound),
+    PlainSerializer(_dump_bound),
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {MODEL_REF: "MetricLimits"}]}),
+]
 
 
 class Invariant(Model):

@@ -30,6 +30,12 @@ _UNIT = "|".join(re.escape(unit) for unit in sorted(SECONDS_PER_DURATION_UNIT, k
 _DURATION = re.compile(rf"^\s*({_NUMBER})\s*({_UNIT})?\s*$")
 _RATE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*({_UNIT}))?\s*$")
 
+# The same forms for a JSON Schema (ECMA-262 regular expressions), where a sign never comes: a duration
+# or a rate is never negative.
+_UNSIGNED = r"\+?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+DURATION_PATTERN = rf"^\s*{_UNSIGNED}\s*(?:{_UNIT})?\s*$"
+RATE_PATTERN = rf"^\s*{_UNSIGNED}\s*(?:/\s*(?:{_UNIT}))?\s*$"
+
 DURATION_HINT = "expected seconds as a number or a string such as '250ms', '2s', '5min' (units: us, ms, s, min or m, h)"
 RATE_HINT = "expected a number per second or a string such as '800/s', '50/min', '3/h' (per us, ms, s, min or m, h)"
 
@@ -96,6 +102,24 @@ def parse_rate(value: object) -> float:
             amount = float(match.group(1)) / SECONDS_PER_DURATION_UNIT[match.group(2) or "s"]
             return _checked(amount, value, "a rate")
     raise ValueError(f"invalid rate {_written(value)}: {RATE_HINT}")
+
+
+def duration_json_schema(positive: bool = False) -> dict[str, object]:
+    """What a duration may be written as, for a JSON Schema: seconds, or a string of a number and a unit."""
+    bound = {"exclusiveMinimum": 0} if positive else {"minimum": 0}
+    return {
+        "anyOf": [{"type": "number", **bound}, {"type": "string", "pattern": DURATION_PATTERN}],
+        "description": "seconds, or a number and a unit: 250ms, 2s, 5min (us, ms, s, min or m, h)",
+    }
+
+
+def rate_json_schema(positive: bool = False) -> dict[str, object]:
+    """What a rate may be written as, for a JSON Schema: per second, or a string such as 800/s."""
+    bound = {"exclusiveMinimum": 0} if positive else {"minimum": 0}
+    return {
+        "anyOf": [{"type": "number", **bound}, {"type": "string", "pattern": RATE_PATTERN}],
+        "description": "messages per second, or a number per unit of time: 800/s, 50/min, 3/h",
+    }
 
 
 # ---------------------------------------------------------------- and back, for people

@@ -12,6 +12,7 @@ import yaml
 
 from busim.errors import OverrideError, ScenarioError
 from busim.scenario.loader import LoadedScenario, load_scenario, read_value
+from busim.scenario.schema import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,14 @@ def load_variants(
                 f"--vary makes {grid} = {size:,} variants, more than the limit of {max_variants:,} simulations "
                 "(raise it with --max-runs)"
             )
-        for axis in axes:
-            _shared(axis[0].partition("=")[0], f"--vary {axis[0].partition('=')[0]}")
+        keys = [axis[0].partition("=")[0] for axis in axes]
+        for key in keys:
+            _shared(key, f"--vary {key}")
+        labels = axis_labels(keys)
         variants = []
         for combination in itertools.product(*axes):
             assignments = tuple((assignment, f"--vary {assignment}") for assignment in combination)
-            name = " / ".join(assignment.partition("=")[2] for assignment in combination)
+            name = " ".join(f"{label}={assignment.partition('=')[2]}" for label, assignment in zip(labels, combination))
             variants.append(Variant(name, load_scenario(path, overrides, assignments)))
         return _distinct(variants)
     base = load_scenario(path, overrides)
@@ -72,15 +75,51 @@ def load_variants(
     variants, problems = [], []
     for name, changes in base.scenario.variants.items():
         try:
-            for key in changes:
-                _shared(key, f"{path}: variants.{name}")
-            assignments = tuple((f"{key}={_flow(value)}", f"{path}: variants.{name}") for key, value in changes.items())
-            variants.append(Variant(name, load_scenario(path, overrides, assignments)))
+            variants.append(Variant(name, _variant(path, name, changes, overrides)))
         except (ScenarioError, OverrideError) as error:  # report every variant's problems at once
             problems.append(str(error))
     if problems:
         raise OverrideError("\n".join(problems))
     return _distinct(variants)
+
+
+def load_variant(path: Path, name: str, overrides: list[str]) -> LoadedScenario:
+    """Variant ``name`` of the ``variants:`` block of the scenario file ``path``, ``overrides`` applied first.
+
+    Raises:
+        OverrideError: the file has no variants, or none named ``name``.
+        ScenarioFileError, ScenarioError: the file or the variant is invalid.
+    """
+    base = load_scenario(path, overrides)
+    names = list(base.scenario.variants)
+    if not names:
+        raise OverrideError(f"{path}: --variant {name}: the scenario has no variants: block to pick from")
+    if name not in names:
+        raise OverrideError(
+            f"{path}: --variant {name}: no such variant{did_you_mean(name, names)} (variants: {', '.join(names)})"
+        )
+    return _variant(path, name, base.scenario.variants[name], overrides)
+
+
+def _variant(path: Path, name: str, changes: dict[str, Any], overrides: list[str]) -> LoadedScenario:
+    """The scenario of ``path`` with ``overrides``, then the ``changes`` of its variant ``name``."""
+    source = f"{path}: variants.{name}"
+    for key in changes:
+        _shared(key, source)
+    assignments = tuple((f"{key}={_flow(value)}", source) for key, value in changes.items())
+    return load_scenario(path, overrides, assignments)
+
+
+def axis_labels(keys: list[str]) -> list[str]:
+    """What names each --vary axis in a variant's name: the last part of its key, or as many last parts
+    as tell it from the other axes (``inventory.instances`` beside ``payment.instances``)."""
+    parts = [key.strip().split(".") for key in keys]
+    labels = []
+    for index, own in enumerate(parts):
+        others = [other for position, other in enumerate(parts) if position != index]
+        length = next((n for n in range(1, len(own) + 1) if all(other[-n:] != own[-n:] for other in others)), len(own))
+        labels.append(".".join(own[-length:]))
+    return labels
 
 
 def _distinct(variants: list[Variant]) -> list[Variant]:

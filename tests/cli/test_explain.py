@@ -1,12 +1,14 @@
 """``busim explain``: a run's messages, one by one, from its folder simulated again."""
 
 import json
+import re
 import shutil
 
 import pytest
 from typer.testing import CliRunner
 
 import busim
+from busim.analysis.stories import ANOMALY_KINDS
 from busim.cli import app
 from tests.analysis.test_duplicate_causes import SLOW_PAST_ACK_WAIT, overtaken_originals
 from tests.analysis.test_stories import CRASH_AND_LOSS, CRASH_BEFORE_ACK
@@ -86,7 +88,7 @@ def test_anomaly_tells_the_worst_messages_first(lossy):
     result = explain(lossy, "--anomaly", "duplicate_effect", "--top", 2)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "31 messages show duplicate_effect in worker; the first 2:"
+    assert lines[0] == "31 messages show duplicate_effect in worker, most applications first; the first 2:"
     # Messages 8 and 16 were applied three times (tests/analysis/test_stories.py).
     headings = [line for line in lines if line.startswith("message ")]
     assert [heading.split()[1] for heading in headings] == ["8", "16"]
@@ -120,7 +122,7 @@ def test_without_a_question_explain_counts_the_messages_with_each_anomaly(crashe
         "#0 at 1.344 s, #0 at 1.594 s, #0 at 1.844 s.",
         f"busim explain {crashed} --message ID tells a message's story;",
         f"busim explain {crashed} --anomaly KIND tells the stories of the 5 worst messages with that anomaly "
-        "(--top N for more, --consumer NAME for one consumer).",
+        "(--top N for more, --consumer NAME for one consumer); busim explain --help says the order of each.",
     ]
 
 
@@ -235,4 +237,47 @@ def test_consumer_keeps_to_one_consumer(tmp_path):
         "No message shows duplicate_effect in shipping.\n"
     )
     listed = explain(folder, "--anomaly", "duplicate_effect", "--top", 1).stdout.splitlines()
-    assert listed[0] == "4 messages show duplicate_effect in any consumer; the first:"
+    assert listed[0] == "4 messages show duplicate_effect in any consumer, most applications first; the first:"
+
+
+@pytest.fixture(scope="module")
+def flash_sale_stories():
+    """The flash sale's run, and its messages' stories."""
+    from busim.analysis.stories import Stories
+    from tests.conftest import SCENARIOS
+
+    result = busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml"))
+    return result, Stories(result.record)
+
+
+def test_every_anomaly_kind_the_readme_lists_is_accepted_and_counted_as_results_json_counts_it(flash_sale_stories):
+    from busim.report.stories import anomaly_kind
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    listed = re.search(r"`--anomaly duplicate_effect` \(or (.*?)\) tells", readme, re.DOTALL).group(1)
+    kinds = ["duplicate_effect", *re.findall(r"`(\w+)`", listed)]
+    assert kinds == list(ANOMALY_KINDS)
+    assert [anomaly_kind(kind) for kind in kinds] == kinds
+    result, stories = flash_sale_stories
+    inventory = result.to_dict()["consumers"]["inventory"]
+    counts = stories.counts()["inventory"]
+    # Messages, where duplicate_effects counts the applications beyond the first: 8 messages applied twice.
+    assert counts == {kind: inventory[kind if kind != "duplicate_effect" else "duplicate_effects"] for kind in kinds}
+    assert counts["wrongly_accepted"] == 17
+
+
+@pytest.mark.parametrize("spelling", ["wrongly accepted", "wrongly-accepted", "Wrongly_Accepted", "wrongly_accepted"])
+def test_an_anomaly_may_be_named_as_the_console_writes_it(crashed, spelling):
+    result = explain(crashed, "--anomaly", spelling)
+    assert (result.exit_code, result.stdout) == (0, "No message shows wrongly_accepted in worker.\n")
+
+
+def test_out_of_order_messages_are_listed_longest_overtaken_first(flash_sale_stories):
+    _, stories = flash_sale_stories
+    worst = stories.with_anomaly("out_of_order")[:20].tolist()
+    anomalies = [stories.story(message).anomalies[-1] for message in worst]
+    assert {anomaly.kind for anomaly in anomalies} == {"out_of_order"}
+    lags_s = [anomaly.time_s - anomaly.overtaken_s for anomaly in anomalies]
+    assert lags_s == sorted(lags_s, reverse=True)
+    assert worst[:3] == [22446, 22443, 22458]

@@ -251,4 +251,4 @@ def test_a_folder_is_named_as_written(odd_run, tmp_path):
     for name in ("results.json", "scenario.yaml"):
         (folder / name).write_text((source / name).read_text())
     result = runner.invoke(app, ["report", str(folder), "--no-charts"], env=WIDE)
-    assert (result.exit_code, result.stdout) == (0, f"Wrote report.md, report.html in {folder}\n")
+    assert (result.exit_code, result.stdout) == (0, f"Wrote series.csv, report.md, report.html in {folder}\n")

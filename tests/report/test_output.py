@@ -96,9 +96,9 @@ def test_a_second_run_replaces_exactly_the_files_of_the_first(tmp_path):
     assert "trace.json" in visible(folder) and "latency-cdf.png" in visible(folder)
     (folder / "notes.txt").write_text("kept\n")
     assert runner.invoke(app, ["run", CRASHING, "--out", str(folder), "--no-charts", "-q"]).exit_code == 0
-    assert visible(folder) == ["notes.txt", "report.html", "report.md", "results.json", "scenario.yaml"]
+    assert visible(folder) == ["notes.txt", "report.html", "report.md", "results.json", "scenario.yaml", "series.csv"]
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    assert sorted(manifest["files"]) == ["report.html", "report.md", "results.json", "scenario.yaml"]
+    assert sorted(manifest["files"]) == ["report.html", "report.md", "results.json", "scenario.yaml", "series.csv"]
     assert not [path for path in folder.iterdir() if path.name.startswith(".busim-staging")]
 
 
@@ -184,5 +184,5 @@ def test_a_folder_written_before_manifests_is_taken_over_by_busim_report(tmp_pat
     result = runner.invoke(app, ["report", str(folder), "--no-charts", "-q"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    assert sorted(manifest["files"]) == ["report.html", "report.md", "results.json", "scenario.yaml"]
+    assert sorted(manifest["files"]) == ["report.html", "report.md", "results.json", "scenario.yaml", "series.csv"]
     assert manifest["files"]["results.json"] is None  # taken over by name, without a hash of what busim wrote

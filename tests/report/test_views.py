@@ -175,7 +175,7 @@ def assert_no_null(comparison) -> None:
 
 
 def test_no_comparison_report_shows_null_or_none():
-    # The other scenarios with variants are checked with the README's samples (tests/test_readme.py).
+    # The other scenarios with variants are checked at 80 columns below.
     variants = load_variants([SCENARIOS / "event-sourced-recovery.yaml"], [], [])
     assert_no_null(busim.compare([(variant.name, variant.loaded) for variant in variants]))
 
@@ -196,7 +196,12 @@ def assert_whole(printed: str, names: tuple[str, ...]) -> None:
         assert sum(line.strip().split("  ")[0] == name for line in lines) >= 2, name
 
 
-# The example comparisons at 80 columns, as the README shows them: tests/test_readme.py (through compared).
+@pytest.mark.parametrize("file", ["order-pipeline.yaml", "broker-tradeoffs.yaml"])
+def test_a_comparison_fits_80_columns_without_cutting_a_figure_or_a_name(file):
+    variants = load_variants([SCENARIOS / file], [], [])
+    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
+    assert_whole(printed_at_80(comparison), comparison.names)
+    assert_no_null(comparison)
 
 
 def test_eight_values_of_vary_fit_80_columns():

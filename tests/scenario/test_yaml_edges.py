@@ -224,8 +224,8 @@ def test_a_varied_word_names_its_variant_as_written():
         [SCENARIOS / "flash-sale.yaml"], ["broker.claim_interval=off,5s"], ["broker.preset=redis-streams"]
     )
     assert [(variant.name, variant.loaded.scenario.broker.claim_interval) for variant in variants] == [
-        ("off", "off"),
-        ("5s", 5.0),
+        ("claim_interval=off", "off"),
+        ("claim_interval=5s", 5.0),
     ]
     assert variants[0].loaded.overrides == ("broker.preset=redis-streams", "broker.claim_interval=off")
 

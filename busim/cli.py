@@ -40,7 +40,7 @@ from busim.report.console import (
     simulation_progress,
 )
 from busim.report.files import results_json, write_comparison, write_comparison_markdown, write_run
-from busim.report.folder import RunView, is_comparison_folder, read_comparison_folder, read_run_folder
+from busim.report.folder import is_comparison_folder, read_comparison_folder, read_run_folder
 from busim.report.output import (
     CHART_SUFFIXES,
     DOCUMENT_NAMES,
@@ -451,7 +451,7 @@ def _write_run(result: Result | Replications, results_text: str, folder: Path, c
         from busim.report.run_report import write_report  # matplotlib loads only here
 
         write_series(result, folder)
-        write_report(RunView.of(result), folder, charts)
+        write_report(result, folder, charts)
         if trace and result.record is not None:
             write_trace(result.record, folder)
 
@@ -597,7 +597,7 @@ def report_command(
             missing_series = not (folder / SERIES_FILE).exists()  # from a busim before series.csv
 
             def write(staging: Path) -> None:
-                write_report(RunView.of(result), staging, charts)
+                write_report(result, staging, charts)
                 if missing_series:
                     write_series(result, staging)
 

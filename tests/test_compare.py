@@ -117,7 +117,8 @@ def test_compare_prints_the_variants_side_by_side_and_writes_its_files(tmp_path)
     assert [variant["name"] for variant in document["variants"]] == ["preset=rabbitmq", "preset=sqs-fifo"]
     assert document["variants"][1]["results"]["consumers"]["inventory"]["subscribed"] > 0
     markdown = (tmp_path / "compare.md").read_text()
-    assert "| | preset=rabbitmq | preset=sqs-fifo |" in markdown
+    assert "|   | preset=rabbitmq | preset=sqs-fifo |" in markdown
+    assert "| preset=sqs-fifo | broker.preset=sqs-fifo |" in markdown  # what the variant changes
 
 
 def test_many_variants_are_shown_one_per_row(tmp_path):
@@ -188,7 +189,8 @@ def test_compare_html_embeds_the_tables_verdicts_and_charts(tmp_path):
 
     page = (tmp_path / "compare.html").read_text()
     Tags().feed(page)
-    assert tags.count("svg") == 2 and tags.count("table") == 2
+    # What each variant changes, the verdicts, the inventory's figures; the two charts.
+    assert tags.count("svg") == 2 and tags.count("table") == 3
     assert "<h1>flash-sale: 2 variants on seed 42</h1>" in page
 
 
@@ -226,7 +228,7 @@ def test_every_bad_variant_is_reported_at_once(tmp_path):
 
 
 def test_a_comparison_shows_the_stale_reads_of_consumers_with_queries():
-    from busim.report.console import comparison_rows
+    from busim.report.views import comparison_rows
     from tests.conftest import consumer, scenario
 
     counted = {"state": {"seen": {}}, "effects": [{"counter": "seen", "key": "item", "add": 1}]}
@@ -238,12 +240,12 @@ def test_a_comparison_shows_the_stale_reads_of_consumers_with_queries():
         ("instant", scenario(consumers=[{**slow, "processing_time": 0}, consumer(name="plain")])),
     ]
     comparison = busim.compare(variants)
-    rows = {label: [cell.plain for cell in cells] for label, cells in comparison_rows(comparison, "worker")}
+    rows = {row.label: [cell.full for cell in row.cells] for row in comparison_rows(comparison, "worker")}
     # Processing that takes no time applies every message the instant it is published: no read is stale.
     assert rows["stale reads"] == ["53", "0 (-100%)"]
     assert rows["staleness p50"] == ["40.5ms", "—"]
     assert rows["staleness p99"] == ["159ms", "—"]
-    assert not any(label.startswith("stale") for label, _ in comparison_rows(comparison, "plain"))
+    assert not any(row.label.startswith("stale") for row in comparison_rows(comparison, "plain"))
     output = io.StringIO()
     render_comparison(Console(file=output, width=100, color_system=None), busim.compare(variants * 2))
     assert "  variant      p50      p99   stale reads   stale p50   stale p99" in output.getvalue()
@@ -251,7 +253,7 @@ def test_a_comparison_shows_the_stale_reads_of_consumers_with_queries():
 
 
 def test_snapshot_intervals_compare_by_recovery_time():
-    from busim.report.console import comparison_rows
+    from busim.report.views import comparison_rows
 
     variants = load_variants([SCENARIOS / "event-sourced-recovery.yaml"], [], [])
     comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
@@ -263,7 +265,7 @@ def test_snapshot_intervals_compare_by_recovery_time():
         inventory = outcome.summary.consumers["inventory"]
         assert all(n < every for n in inventory.replayed_events)
         assert inventory.recovery_times_s == pytest.approx(tuple(2 + n / 2000 for n in inventory.replayed_events))
-    labels = [label for label, _ in comparison_rows(comparison, "inventory")]
+    labels = [row.label for row in comparison_rows(comparison, "inventory")]
     assert {"recovery mean", "recovery max"} <= set(labels)
 
 

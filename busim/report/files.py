@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 
 from busim.errors import OutputError
-from busim.report.console import compared_consumers, comparison_rows, comparison_verdicts
-from busim.report.markdown import markdown_cell
+from busim.report.templating import render
+from busim.report.views import comparison_views
 from busim.results import Comparison, Replications, Result, comparison_document, document, json_text
 from busim.scenario import Scenario
 
@@ -56,21 +56,9 @@ COMPARE_MARKDOWN = "compare.md"
 
 
 def comparison_markdown(comparison: Comparison) -> str:
-    """compare.md: one table per consumer, the variants side by side; names escaped, as the user wrote them."""
-    lines = [f"# Comparison of {len(comparison.names)} variants (seed {comparison.seed})", ""]
-    for consumer in compared_consumers(comparison):
-        names = " | ".join(markdown_cell(name) for name in comparison.names)
-        lines += [f"## {markdown_cell(consumer)}", "", f"| | {names} |"]
-        lines.append("|---|" + "---:|" * len(comparison.names))
-        for label, cells in comparison_rows(comparison, consumer):
-            figures = " | ".join(markdown_cell(cell.plain) for cell in cells)
-            lines.append(f"| {markdown_cell(label)} | {figures} |")
-        lines.append("")
-    lines.append("Changes are against the first variant.")
-    lines += ["", "## Verdicts", ""]
-    for name, (verdict, _) in zip(comparison.names, comparison_verdicts(comparison)):
-        lines.append(f"- {markdown_cell(name)}: {markdown_cell(verdict)}")
-    return "\n".join(lines) + "\n"
+    """compare.md: what each variant changes, their verdicts, and a table per consumer with the variants side by
+    side; names escaped, as the user wrote them."""
+    return render("compare.md.j2", views=comparison_views(comparison), charts=[])
 
 
 def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:

@@ -115,23 +115,28 @@ def test_the_report_has_an_invariants_section(tmp_path):
     result = run(tmp_path, "--set", "invariants.few-duplicates.max.duplicate_effects=1")
     assert result.exit_code == 0, result.output
     markdown = (tmp_path / "report.md").read_text()
-    section = markdown.split("## Invariants\n\n", 1)[1].split("\n\n", 1)[0]
+    section = markdown.split("### Invariants\n\n", 1)[1].split("\n\n", 1)[0]
     assert section.splitlines() == [
         "| invariant | checks | measured | result |",
-        "|---|---|---|---|",
+        "|---|---|---:|---|",
         "| no-oversell | lowest inventory stock >= 0 | 7 | PASS |",
         "| few-duplicates | inventory duplicate effects <= 1 | 2 | FAIL |",
         "| fast-enough | inventory latency p99 <= 250ms | 85.9ms | PASS |",
         "| fast-enough | inventory lost fraction <= 0% | 0% | PASS |",
     ]
-    assert markdown.index("## Invariants") < markdown.index("## Verdict")
+    # The verdict names the failed invariant before the tables show them all.
+    assert "\n- few-duplicates: inventory duplicate effects <= 1 (measured 2)\n" in markdown
+    assert markdown.index("## Verdict") < markdown.index("### Invariants")
     html = (tmp_path / "report.html").read_text()
-    assert "<h2>Invariants</h2>" in html
-    assert "<td>few-duplicates</td><td>inventory duplicate effects &lt;= 1</td><td>2</td><td>FAIL</td>" in html
+    assert "<h3>Invariants</h3>" in html
+    assert (
+        '<th scope="row">few-duplicates</th><td>inventory duplicate effects &lt;= 1</td>'
+        '<td class="num">2</td><td class="bad">FAIL</td>'
+    ) in html
 
 
 def test_a_comparison_verdict_says_which_invariants_hold():
-    from busim.report.console import comparison_verdicts
+    from busim.report.views import comparison_verdicts
 
     limits = {"name": "exactly-once-effects", "consumer": "worker", "max": {"duplicate_effects": 0}}
     fast = {"name": "fast", "consumer": "worker", "max": {"latency_p99": "1s"}}

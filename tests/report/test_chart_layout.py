@@ -10,7 +10,6 @@ import busim
 from busim.report.charts import (
     CHARTS,
     COMPARISON_CHARTS,
-    RunView,
     comparison_anomalies,
     comparison_latency_cdf,
     draw_charts,
@@ -275,7 +274,7 @@ def test_the_titles_reach_the_reports_from_the_chart_writers(order_pipeline_comp
 
 
 def test_a_run_report_captions_each_chart_with_its_title(tmp_path):
-    write_report(RunView.of(busim.simulate(load_scenario(SMALL_PIPELINE, ["seed=3"]))), tmp_path)
+    write_report(busim.simulate(load_scenario(SMALL_PIPELINE, ["seed=3"])), tmp_path)
     markdown = (tmp_path / "report.md").read_text()
     title = "small-pipeline: delivery funnel — with seed=3"
     assert f"![{markdown_cell(title)}](delivery-funnel.png)" in markdown

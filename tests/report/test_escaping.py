@@ -85,7 +85,7 @@ class Page(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
-        if tag in ("h1", "h2", "p", "th", "td", "li", "figcaption", "title"):
+        if tag in ("h1", "h2", "h3", "p", "th", "td", "li", "figcaption", "title"):
             self._open.append(tag)
             self.texts.setdefault(tag, []).append("")
 
@@ -138,24 +138,26 @@ def test_report_md_shows_user_text_as_written_and_renders_none_of_it(odd_run):
         "\\$x\\$ \\&amp; \\~\\~gone\\~\\~\n"
     )
     page = rendered(markdown)
-    assert not FORMATTING & set(page.tags) - {"img"}  # the charts
+    assert not FORMATTING & set(page.tags) - {"img", "ul"}  # the charts, the list of failures
     assert page.texts["h1"] == [NAME]
     assert page.texts["p"][0] == DESCRIPTION
-    assert f"Consumer: {INVENTORY}" in page.texts["h2"]
-    assert page.texts["td"][page.texts["td"].index(SHOP) :][:2] == [SHOP, ORDERED]
-    assert page.texts["p"][-1].startswith(f"Inconsistent with exactly-once processing: {INVENTORY}: ")
+    assert f"Consumer: {INVENTORY}" in page.texts["h3"]
+    assert page.texts["td"][page.texts["td"].index(SHOP) :][:2] == [SHOP, "200"]  # the publishers' figures
+    assert page.texts["td"][page.texts["td"].index("event") :][:2] == ["event", ORDERED]  # its configuration
+    assert page.texts["p"][2] == "Inconsistent with exactly-once processing, and invariants fail:"
+    assert page.texts["li"][0].startswith(f"{INVENTORY}: ")
     assert "_never_:x:" in page.texts["td"]
 
 
 def test_report_html_shows_user_text_as_written(odd_run):
     folder, _ = odd_run
     text = (folder / "report.html").read_text()
-    assert "&lt;script&gt;alert(&#x27;desc&#x27;)&lt;/script&gt;" in text
+    assert "&lt;script&gt;alert(&#39;desc&#39;)&lt;/script&gt;" in text
     page = Page(text)
     assert "script" not in page.tags
     assert page.texts["h1"] == [NAME]
     assert page.texts["p"][0] == DESCRIPTION
-    assert SHOP in page.texts["td"] and "_never_:x:" in page.texts["td"]
+    assert SHOP in page.texts["th"] and "_never_:x:" in page.texts["th"]  # row labels
 
 
 def test_the_charts_show_keys_with_a_dollar_sign_as_written(odd_run):
@@ -192,19 +194,21 @@ def test_the_console_shows_the_names_of_variants_as_written(odd_comparison):
 def test_compare_md_shows_the_names_of_variants_as_written(odd_comparison):
     folder, _, (first, second) = odd_comparison
     markdown = (folder / "compare.md").read_text()
-    assert "| | a\\|\\[bold]\\*b\\* | \\<i>\\`c\\`\\[red]\\$x\\$:smile: |" in markdown
+    assert "|   | a\\|\\[bold]\\*b\\* | \\<i>\\`c\\`\\[red]\\$x\\$:smile: |" in markdown
     page = rendered(markdown)
-    assert not FORMATTING - {"ul"} & set(page.tags)
-    assert [first, second] == page.texts["th"][1:3]
-    assert [item.split(": ")[0] for item in page.texts["li"]] == [first, second]
-    assert INVENTORY in page.texts["h2"]
+    assert not FORMATTING & set(page.tags)
+    # What each variant changes, their verdicts, then the figures with the variants side by side.
+    assert page.texts["td"][:2] == [first, "the scenario as written"]
+    assert page.texts["td"][4:6] == [first, "inconsistent (3 violations); 1 of 2 invariants hold; fails _once_:zap:"]
+    assert [first, second] == page.texts["th"][5:7]
+    assert f"{INVENTORY}: change against {first}" in page.texts["h2"]
 
 
 def test_compare_html_shows_the_names_of_variants_as_written(odd_comparison):
     folder, _, (first, second) = odd_comparison
     page = Page((folder / "compare.html").read_text())
     assert "i" not in page.tags
-    assert [first, second] == page.texts["th"][1:3]
+    assert [first, second] == page.texts["th"][2:4]  # the variants and what they change
     assert page.texts["h1"] == [f"{NAME}: 2 variants on seed 1"]
 
 

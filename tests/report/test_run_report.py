@@ -29,7 +29,7 @@ class Outline(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
-        self._heading = tag in ("h1", "h2")
+        self._heading = tag in ("h1", "h2", "h3")
         for name, value in attrs:
             # In-document references (#glyph) and XML namespaces load nothing.
             if name in ("src", "href", "xlink:href") and value and not value.startswith("#"):
@@ -45,24 +45,55 @@ def test_run_writes_a_self_contained_html_report_with_every_chart(tmp_path):
     assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
     page = Outline()
     page.feed((tmp_path / "report.html").read_text())
-    assert page.headings[:3] == ["flash-sale", "Run", "Broker: rabbitmq"]
-    assert {"Publishers", "Consumer: inventory", "Results", "Charts", "Verdict"} <= set(page.headings)
+    # The verdict and the figures that matter first, then the charts, every table, and the configuration.
+    assert page.headings == [
+        "flash-sale",
+        "Verdict",
+        "At a glance",
+        "Charts",
+        "Results",
+        "Publishers",
+        "Consumers",
+        "Latency: publish to first completed processing",
+        "State against an exactly-once reference",
+        "Configuration",
+        "Broker: rabbitmq",
+        "Publisher: order-service",
+        "Consumer: inventory",
+    ]
     assert page.tags.count("svg") == len(CHARTS) - 1  # no event chains, so no chain-latency chart
     assert page.external == []
     assert "script" not in page.tags and "link" not in page.tags
 
 
-def test_the_markdown_report_states_the_question_the_assumptions_and_the_verdict(tmp_path):
+def test_the_markdown_report_states_the_verdict_the_figures_and_the_assumptions(tmp_path):
     assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
     report = (tmp_path / "report.md").read_text()
     assert report.startswith("# flash-sale\n\nDoors open at 30 s")
+    assert "\nseed 42 · simulated 3m00s, drained · 52,365 messages.\n\n## Verdict\n\n" in report
+    assert (
+        "## Verdict\n\nInconsistent with exactly-once processing:\n\n"
+        "- inventory: 8 duplicate effects\n- inventory: 22 messages wrongly rejected\n"
+        "- inventory: 17 messages wrongly accepted\n- inventory: stock drifts by 10 over 5 keys\n\n"
+        "## At a glance\n\n"
+        "| consumer | deliveries | duplicate effects | lost | latency p99 | abs drift |\n"
+        "|---|---:|---:|---:|---:|---:|\n"
+        "| inventory | 56,589 | 8 | 0 | 9.98s | 10 |\n\n## Charts\n\n"
+        "![flash-sale: end-to-end latency, publish to first processing](latency-cdf.png)\n"
+    ) in report
+    # The console's rows and words: the even share beside the busiest instance, the latency's parts.
+    assert "| busiest instance | 35% | of deliveries (even: 33%) |" in report
+    assert "| ↳ queue wait | 52,365 | 2.83s | 1.25s | 8.3s | 8.83s | 8.94s | 8.97s |" in report
+    # Every setting in the units a scenario states it in; a [ is escaped, as in all user text.
     assert "| prefetch | 250 |" in report
-    # Every consumer parameter, effects and state included; a [ is escaped, as in all user text.
+    assert "| consumer_timeout | 30min |" in report
+    assert "| latency | {quantiles: {p50: 430µs, p99: 730µs}} |" in report
     assert "| effects | \\[{counter: stock, key: productId, add: -quantity, floor: 0}] |" in report
-    assert "| crash | {probability: 0.0005, restart_after: 2.0} |" in report
-    assert "| outages | \\[{at: 60.0, duration: 10.0}] |" in report
-    assert "![flash-sale: end-to-end latency, publish to first processing](latency-cdf.png)" in report
-    assert "Inconsistent with exactly-once processing: inventory: 8 duplicate effects;" in report
+    assert "| crash | {probability: 0.0005, instance: 0, restart_after: 2s} |" in report
+    assert "| outages | \\[{at: 1min, duration: 10s}] |" in report
+    assert "| rate | \\[{at: 0s, rate: 50/s}, {at: 30s, rate: 700/s}, {at: 90s, rate: 100/s}] |" in report
+    assert report.index("## Verdict") < report.index("## Charts") < report.index("## Results")
+    assert report.index("## Results") < report.index("## Configuration")
 
 
 def test_busim_report_draws_the_same_report_again_from_the_folder_alone(tmp_path):
@@ -108,8 +139,8 @@ def test_the_html_report_renders_in_a_browser(tmp_path):
     dom = subprocess.run([*headless, "--dump-dom", page], capture_output=True, text=True, timeout=120, check=True)
     # The browser built the whole document: the title, every table and every chart's drawing.
     assert "<h1>flash-sale</h1>" in dom.stdout
-    # Tables: the broker, the publishers, the consumer, publishing, the results and the latency.
-    assert dom.stdout.count("<table>") == 6 and dom.stdout.count("<svg") == len(CHARTS) - 1
+    # Tables: at a glance, publishers, consumers, latency, state; the broker, the publisher, the consumer.
+    assert dom.stdout.count("<table>") == 8 and dom.stdout.count("<svg") == len(CHARTS) - 1
     screenshot = tmp_path / "report.png"
     subprocess.run([*headless, f"--screenshot={screenshot}", page], capture_output=True, timeout=120, check=True)
     assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 50_000
@@ -128,16 +159,17 @@ def test_a_replicated_run_leaves_no_earlier_report_beside_its_results(tmp_path):
     ]
 
 
-def test_the_results_table_of_the_report_shows_the_reads_of_a_read_model():
+def test_the_consumers_table_shows_the_reads_of_a_read_model():
     import busim
-    from busim.report.charts import RunView
-    from busim.report.run_report import sections
+    from busim.report.views import run_views
     from tests.analysis.test_reads import crash_and_loss
     from tests.conftest import scenario
 
-    figures = dict(sections(RunView.of(crash_and_loss())))["Results"]
-    assert ["stale reads", "151", "77.0% of 196 reads of seen at 20/s"] in figures
-    assert ["staleness p50", "4.52s", "since the oldest event not yet applied"] in figures
-    assert ["staleness p99", "9.77s", ""] in figures
-    plain = dict(sections(RunView.of(busim.simulate(scenario()))))["Results"]
-    assert not any(row[0].startswith("stale") for row in plain)
+    rows = {
+        row.label: ([cell.text for cell in row.cells], row.why) for row in run_views(crash_and_loss()).consumers.rows
+    }
+    assert rows["stale reads"] == (["151"], "77.0% of 196 reads of seen at 20/s")
+    assert rows["staleness p50"] == (["4.52s"], "since the oldest event not yet applied")
+    assert rows["staleness p99"] == (["9.77s"], "")
+    plain = run_views(busim.simulate(scenario())).consumers.rows
+    assert not any(row.label.startswith("stale") for row in plain)

@@ -1,7 +1,7 @@
 """Charts of a run or a comparison for a slide: matplotlib figures built with the object-oriented API.
 
-Each run chart takes a :class:`~busim.results.Result` (or a run's folder read back
-as a :class:`RunView`), each comparison chart a :class:`~busim.results.Comparison`,
+Each run chart takes a :class:`~busim.results.Result` (simulated, or read back
+from a run's folder), each comparison chart a :class:`~busim.results.Comparison`,
 and returns a ``matplotlib.figure.Figure`` of 1280 x 720 pixels; nothing here
 shows a window or touches pyplot's global state. :func:`write_charts` and
 :func:`write_comparison_charts` save them as PNG and SVG.
@@ -35,8 +35,8 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from busim.analysis.intervals import Interval
+from busim.analysis.series import Series
 from busim.report.console import compared_consumers, format_duration, reason_label
-from busim.report.folder import RunView
 from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
 from busim.words import counted
@@ -262,12 +262,12 @@ def _overrides_note(overrides: Sequence[str]) -> str:
     return "with " + ", ".join(overrides) if overrides else ""
 
 
-def _run_notes(view: RunView) -> list[str]:
+def _run_notes(result: Result) -> list[str]:
     """What produced a run beyond its scenario file: the overrides it was given."""
-    return [_overrides_note((view.document.get("scenario") or {}).get("overrides") or [])]
+    return [_overrides_note(result.source.overrides)]
 
 
-def _quantiles(points: list) -> np.ndarray:
+def _quantiles(points: Sequence[tuple[float, float]]) -> np.ndarray:
     """A latency distribution as rows of (percentile, seconds)."""
     return np.array(points, dtype=float).reshape(-1, 2)
 
@@ -277,24 +277,24 @@ def _latencies(points: np.ndarray) -> np.ndarray | None:
     return np.maximum(points[:, 1], 1e-6) if points.size else None  # a log axis has no 0
 
 
-_PERCENTILES = (("p50", "p50", 50), ("p99", "p99", 99), ("p99.9", "p999", 99.9))
+_PERCENTILES = (("p50", 50), ("p99", 99), ("p99.9", 99.9))
 
 
-def latency_cdf(result: Result | RunView) -> Figure:
+def latency_cdf(result: Result) -> Figure:
     """The distribution of end-to-end latency per consumer, on a log time axis; its p50, p99 and p99.9 are
     dots on the curve and figures in the legend."""
-    view = RunView.of(result)
     figure, (ax,), key = _figure(legend=True)
-    consumers = view.consumers
-    distributions = [_quantiles(consumer["latency_quantiles_s"]) for consumer in consumers.values()]
+    consumers = result.summary.consumers
+    distributions = [_quantiles(consumer.latency_quantiles_s) for consumer in consumers.values()]
     handles, labels, latencies_s = [], [], [1e-6]
     same = _twins([_latencies(points) for points in distributions], list(consumers), _close_in_ratio)
     for index, ((name, consumer), points, twin) in enumerate(zip(consumers.items(), distributions, same)):
         colour, style = _style(index)
         latency_s = np.maximum(points[:, 1], 1e-6)  # a log axis has no 0
         (line,) = ax.plot(latency_s, points[:, 0] / 100, color=colour, linestyle=style, linewidth=2)
-        end_to_end = consumer["latency_s"]["end_to_end"]
-        shown = [(label, end_to_end[key], percentile) for label, key, percentile in _PERCENTILES if end_to_end[key]]
+        end_to_end = consumer.latency_s.end_to_end
+        values = (end_to_end.p50, end_to_end.p99, end_to_end.p999)
+        shown = [(label, value, percentile) for (label, percentile), value in zip(_PERCENTILES, values) if value]
         for _, value, percentile in shown:
             ax.plot(max(value, 1e-6), percentile / 100, "o", color=colour, markersize=5)
         figures = " · ".join(f"{label} {format_duration(value)}" for label, value, _ in shown) or "no message"
@@ -306,7 +306,9 @@ def latency_cdf(result: Result | RunView) -> Figure:
     ax.set_xlabel("end-to-end latency (log scale)")
     ax.set_ylabel("fraction of messages")
     _legend(key, handles, labels, "dots: p50, p99, p99.9")
-    return _titled(figure, f"{view.scenario.name}: end-to-end latency, publish to first processing", _run_notes(view))
+    return _titled(
+        figure, f"{result.scenario.name}: end-to-end latency, publish to first processing", _run_notes(result)
+    )
 
 
 def _shade_outages(ax: Axes, scenario: Scenario) -> None:
@@ -314,11 +316,11 @@ def _shade_outages(ax: Axes, scenario: Scenario) -> None:
         ax.axvspan(outage.at, outage.end_s, color=OUTAGE_COLOUR, alpha=0.25)
 
 
-def _window_starts(series: dict[str, Any]) -> np.ndarray:
-    return np.arange(len(series["published"])) * series["window_s"]
+def _window_starts(series: Series) -> np.ndarray:
+    return np.arange(len(series.published)) * series.window_s
 
 
-def _values(items: list[float | None]) -> np.ndarray:
+def _values(items: Sequence[float | None]) -> np.ndarray:
     return np.array([np.nan if value is None else value for value in items], dtype=float)
 
 
@@ -329,33 +331,32 @@ def _outage_key(scenario: Scenario) -> tuple[list, list[str]]:
     return [Patch(color=OUTAGE_COLOUR, alpha=0.25)], ["broker outage"]
 
 
-def latency_over_time(result: Result | RunView) -> Figure:
+def latency_over_time(result: Result) -> Figure:
     """p50 and p99 latency of the messages published in each window, one panel per consumer, with
     outages and the consumer's crashes marked."""
-    view = RunView.of(result)
-    consumers = view.consumers
+    consumers = result.summary.consumers
     figure = _new_figure()
     axes, key = _panels(figure, len(consumers), sharex=True, sharey=True, legend=True)
     window_s, latencies_s = 0.0, []
     for index, (ax, (name, consumer)) in enumerate(zip(axes, consumers.items())):
         colour, _ = _style(index)
-        series = consumer["series"]
-        window_s = series["window_s"]
+        series = consumer.series
+        window_s = series.window_s
         starts = _window_starts(series)
-        _shade_outages(ax, view.scenario)
-        for crash_s in consumer["crash_times_s"]:
+        _shade_outages(ax, result.scenario)
+        for crash_s in consumer.crash_times_s:
             ax.axvline(crash_s, color=colour, alpha=0.35, linewidth=0.8)
-        p99, p50 = _values(series["latency_p99_s"]), _values(series["latency_p50_s"])
+        p99, p50 = _values(series.latency_p99_s), _values(series.latency_p50_s)
         ax.plot(starts, p99, color=colour, linewidth=1.8)
         ax.plot(starts, p50, color=colour, linewidth=1.3, linestyle="--")
         latencies_s += [value for value in np.concatenate([p99, p50]) if value > 0]
-        crashes = len(consumer["crash_times_s"])
+        crashes = len(consumer.crash_times_s)
         _panel_title(ax, name + (f": {crashes:,} crash{'es' if crashes > 1 else ''}" if crashes else ""))
     if latencies_s:
         _duration_axis(axes[0], "y", min(latencies_s), max(latencies_s))
     figure.supxlabel("publish time (seconds)", fontsize=_PANEL_TITLE_PT)
     figure.supylabel("end-to-end latency" + (" (log scale)" if latencies_s else ""), fontsize=_PANEL_TITLE_PT)
-    outage_handles, outage_labels = _outage_key(view.scenario)
+    outage_handles, outage_labels = _outage_key(result.scenario)
     _legend(
         key,
         [
@@ -368,44 +369,40 @@ def latency_over_time(result: Result | RunView) -> Figure:
     )
     return _titled(
         figure,
-        f"{view.scenario.name}: latency over time (per {format_duration(window_s)} window)",
-        _run_notes(view),
+        f"{result.scenario.name}: latency over time (per {format_duration(window_s)} window)",
+        _run_notes(result),
     )
 
 
-def throughput_and_backlog(result: Result | RunView) -> Figure:
+def throughput_and_backlog(result: Result) -> Figure:
     """Messages published and processed per second, and the backlog at the broker, per window."""
-    view = RunView.of(result)
     figure, (top, bottom), key = _figure(rows=2, legend=True)
     for ax in (top, bottom):
-        _shade_outages(ax, view.scenario)
-    consumers = view.consumers
-    traces = [
-        np.concatenate([consumer["series"]["processed"], consumer["series"]["backlog"]])
-        for consumer in consumers.values()
-    ]
+        _shade_outages(ax, result.scenario)
+    consumers = result.summary.consumers
+    traces = [np.concatenate([consumer.series.processed, consumer.series.backlog]) for consumer in consumers.values()]
     handles, labels = [], []
     same = _twins(traces, list(consumers), _close_in_scale)
     for index, ((name, consumer), twin) in enumerate(zip(consumers.items(), same)):
         colour, style = _style(index)
-        series = consumer["series"]
+        series = consumer.series
         starts = _window_starts(series)
         if index == 0:
-            published = np.array(series["published"]) / series["window_s"]
+            published = np.array(series.published) / series.window_s
             handles += top.step(starts, published, where="post", color=PALETTE[-1], linewidth=1.2)
             labels.append("published")
-        processed = np.array(series["processed"]) / series["window_s"]
+        processed = np.array(series.processed) / series.window_s
         handles += top.step(starts, processed, where="post", color=colour, linestyle=style, linewidth=1.8)
-        bottom.step(starts, series["backlog"], where="post", color=colour, linestyle=style, linewidth=1.8)
+        bottom.step(starts, series.backlog, where="post", color=colour, linestyle=style, linewidth=1.8)
         labels.append(name + _twin_note(twin))
     top.set_ylabel("messages per second")
     bottom.set_ylabel("copies queued\nat the broker")
     bottom.set_xlabel("time (seconds)")
     for ax in (top, bottom):
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
-    outage_handles, outage_labels = _outage_key(view.scenario)
+    outage_handles, outage_labels = _outage_key(result.scenario)
     _legend(key, handles + outage_handles, labels + outage_labels, "processed and queued")
-    return _titled(figure, f"{view.scenario.name}: throughput and backlog", _run_notes(view))
+    return _titled(figure, f"{result.scenario.name}: throughput and backlog", _run_notes(result))
 
 
 _FUNNEL = (
@@ -422,37 +419,40 @@ _FUNNEL = (
 _FUNNEL_WHEN_SEEN = (("stuck pending", "stuck_pending"),)
 
 
-def delivery_funnel(result: Result | RunView) -> Figure:
+def delivery_funnel(result: Result) -> Figure:
     """From published to processed, and what went astray, by reason where known: bars per consumer, or a
     table of the figures when there are more consumers than bars that fit a row."""
-    view = RunView.of(result)
-    consumers = view.consumers
+    consumers = result.summary.consumers
     funnel = _FUNNEL + tuple(
-        (label, key) for label, key in _FUNNEL_WHEN_SEEN if any(consumer[key] for consumer in consumers.values())
+        (label, key)
+        for label, key in _FUNNEL_WHEN_SEEN
+        if any(getattr(consumer, key) for consumer in consumers.values())
     )
     if len(consumers) > _GROUPED_BARS:
         figure = _new_figure()
         ax = figure.subplots()
-        values = np.array([[consumer[key] for consumer in consumers.values()] for _, key in funnel], dtype=float)
+        values = np.array(
+            [[getattr(consumer, key) for consumer in consumers.values()] for _, key in funnel], dtype=float
+        )
         cells = [[f"{value:,.0f}" for value in row] for row in values]
         _table(ax, [label for label, _ in funnel], list(consumers), values, cells)
         return _titled(
             figure,
-            f"{view.scenario.name}: delivery funnel",
-            [*_run_notes(view), "the reasons are in the report's results table"],
+            f"{result.scenario.name}: delivery funnel",
+            [*_run_notes(result), "the reasons are in the report's results table"],
         )
     figure, (ax,), place = _figure(legend=True)
     height = 0.8 / len(consumers)
     positions = np.arange(len(funnel))
-    preset = view.scenario.broker.preset
-    largest = max(1, *(consumer[key] for _, key in funnel for consumer in consumers.values()))
+    preset = result.scenario.broker.preset
+    largest = max(1, *(getattr(consumer, key) for _, key in funnel for consumer in consumers.values()))
     labels: list[Text] = []
     for offset, (name, consumer) in enumerate(consumers.items()):
-        values = [consumer[key] for _, key in funnel]
+        values = [getattr(consumer, key) for _, key in funnel]
         y = positions + offset * height
         ax.barh(y, values, height=height, color=_style(offset)[0], label=name)
         for value, row, (_, key) in zip(values, y, funnel):
-            reasons = consumer["by_reason"].get(key) or {}
+            reasons = consumer.by_reason.get(key) or {}
             why = ", ".join(f"{count:,} {_plain(reason_label(reason, preset))}" for reason, count in reasons.items())
             text = f"{value:,}" + (f"  ({why})" if why else "")
             labels.append(ax.annotate(text, (value, row), xytext=(4, 0), textcoords="offset points", va="center"))
@@ -463,7 +463,7 @@ def delivery_funnel(result: Result | RunView) -> Figure:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.set_xlim(0, largest * 1.05)
     _legend(place, *ax.get_legend_handles_labels())
-    _titled(figure, f"{view.scenario.name}: delivery funnel", _run_notes(view))
+    _titled(figure, f"{result.scenario.name}: delivery funnel", _run_notes(result))
     _room_for(ax, labels)
     return figure
 
@@ -514,29 +514,28 @@ def _table(ax: Axes, rows: list[str], columns: list[str], values: np.ndarray, ce
     ax.spines[:].set_visible(False)
 
 
-def consistency(result: Result | RunView) -> Figure | None:
+def consistency(result: Result) -> Figure | None:
     """Expected against actual state for the keys that drift most, one panel per counter that drifted;
     None when no consumer keeps state."""
-    view = RunView.of(result)
     counters = [
         (name, counter, state)
-        for name, consumer in view.consumers.items()
-        for counter, state in consumer["state"].items()
+        for name, consumer in result.summary.consumers.items()
+        for counter, state in consumer.state.items()
     ]
     if not counters:
         return None
-    drifted = [item for item in counters if item[2]["most_drifted"]]
-    steady = [f"{name} {counter}" for name, counter, state in counters if not state["most_drifted"]]
-    shown = sorted(drifted, key=lambda item: -item[2]["abs_drift"])[:_MAX_COUNTER_PANELS]
+    drifted = [item for item in counters if item[2].most_drifted]
+    steady = [f"{name} {counter}" for name, counter, state in counters if not state.most_drifted]
+    shown = sorted(drifted, key=lambda item: -item[2].abs_drift)[:_MAX_COUNTER_PANELS]
     shown.sort(key=drifted.index)  # in the scenario's order
-    notes = _run_notes(view)
+    notes = _run_notes(result)
     if len(drifted) > len(shown):
         hidden = [f"{name} {counter}" for name, counter, state in drifted if (name, counter, state) not in shown]
         notes.append(f"the {len(shown)} counters that drift most; also drifted: {', '.join(hidden)}")
     if steady and drifted:
         notes.append(f"no key drifted: {', '.join(steady)}")
     figure = _new_figure()
-    title = f"{view.scenario.name}: state against an exactly-once reference, most drifted keys"
+    title = f"{result.scenario.name}: state against an exactly-once reference, most drifted keys"
     if not drifted:
         ax = figure.subplots()
         ax.set_axis_off()
@@ -547,14 +546,14 @@ def consistency(result: Result | RunView) -> Figure | None:
     for ax, (name, counter, state) in zip(axes, shown):
         ax.grid(False)
         ax.grid(True, axis="x", alpha=0.3)
-        items = state["most_drifted"][:keys_per_panel]
-        drift = [float(item["actual"]) - float(item["expected"]) for item in items]  # may pass int64's range
+        items = state.most_drifted[:keys_per_panel]
+        drift = [float(item.actual) - float(item.expected) for item in items]  # may pass int64's range
         positions = np.arange(len(items))
         ax.barh(positions, drift, 0.6, color=[PALETTE[3] if value < 0 else PALETTE[0] for value in drift])
         ax.axvline(0, color=PALETTE[-1], linewidth=0.8)
         ax.set_yticks(
             positions,
-            [f"{_plain(_short(item['key']))}: {item['expected']:,} → {item['actual']:,}" for item in items],
+            [f"{_plain(_short(item.key))}: {item.expected:,} → {item.actual:,}" for item in items],
         )
         ax.invert_yaxis()
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
@@ -562,8 +561,8 @@ def consistency(result: Result | RunView) -> Figure | None:
         ax.set_xlabel("actual − exactly-once", fontsize=_SMALL_PT)
         _panel_title(
             ax,
-            f"{name} {counter}: drift {state['abs_drift']:,} over {counted(state['keys_diverged'], 'key')}"
-            + (f" (top {len(items)})" if state["keys_diverged"] > len(items) else ""),
+            f"{name} {counter}: drift {state.abs_drift:,} over {counted(state.keys_diverged, 'key')}"
+            + (f" (top {len(items)})" if state.keys_diverged > len(items) else ""),
         )
     figure.legend(
         handles=[Patch(color=PALETTE[3]), Patch(color=PALETTE[0])],
@@ -582,15 +581,14 @@ def _short(key: object, characters: int = 18) -> str:
     return text if len(text) <= characters else text[: characters - 1] + "…"
 
 
-def chain_latency(result: Result | RunView) -> Figure | None:
+def chain_latency(result: Result) -> Figure | None:
     """Latency of each hop of each event chain, and from publish to the chain's end; None without chains.
 
     Bars are medians and whiskers run to the p99, on a log axis: a chain's
     hops differ by orders of magnitude. Medians do not add up along a chain,
     so the end-to-end figures are drawn from the messages themselves.
     """
-    view = RunView.of(result)
-    chains = view.document.get("chains") or {}
+    chains = result.summary.chains
     if not chains:
         return None
     figure = _new_figure()
@@ -598,32 +596,32 @@ def chain_latency(result: Result | RunView) -> Figure | None:
     latencies_s = [
         value
         for chain in chains.values()
-        for latency in [chain["latency_s"], *(hop["latency_s"] for hop in chain["hops"])]
-        if latency["count"]
-        for value in (latency["p50"], latency["p99"])
-        if value > 0
+        for latency in [chain.latency_s, *(hop.latency_s for hop in chain.hops)]
+        if latency.count
+        for value in (latency.p50, latency.p99)
+        if value is not None and value > 0
     ]
     for ax, chain in zip(axes, chains.values()):
         _plain_axes(ax)
         ax.grid(False)
         ax.grid(True, axis="x", alpha=0.3)
-        rows = [(f"{hop['event']} > {hop['consumer']}", hop["latency_s"]) for hop in chain["hops"]]
-        rows.append(("publish to the end", chain["latency_s"]))
+        rows = [(f"{hop.event} > {hop.consumer}", hop.latency_s) for hop in chain.hops]
+        rows.append(("publish to the end", chain.latency_s))
         positions = np.arange(len(rows))
         for position, (_, latency) in zip(positions, rows):
-            if not latency["count"]:
+            if not latency.count:
                 continue
             colour = PALETTE[3] if position == len(rows) - 1 else PALETTE[0]
-            ax.barh(position, latency["p50"], 0.6, color=colour)
-            ax.plot([latency["p50"], latency["p99"]], [position, position], color=PALETTE[-1], linewidth=1)
-            ax.plot(latency["p99"], position, "|", color=PALETTE[-1], markersize=12)
+            ax.barh(position, latency.p50, 0.6, color=colour)
+            ax.plot([latency.p50, latency.p99], [position, position], color=PALETTE[-1], linewidth=1)
+            ax.plot(latency.p99, position, "|", color=PALETTE[-1], markersize=12)
         ax.set_yticks(
             positions,
             [
                 _plain(label)
                 + (
-                    f"\np50 {format_duration(latency['p50'])} · p99 {format_duration(latency['p99'])}"
-                    if latency["count"]
+                    f"\np50 {format_duration(latency.p50)} · p99 {format_duration(latency.p99)}"
+                    if latency.count
                     else "\nno message"
                 )
                 for label, latency in rows
@@ -635,8 +633,8 @@ def chain_latency(result: Result | RunView) -> Figure | None:
             ax.set_xlim(min(latencies_s) / 2, max(latencies_s) * 2)
         _panel_title(
             ax,
-            f"{' > '.join(hop['consumer'] for hop in chain['hops'])}: {chain['completed']:,} of "
-            f"{chain['published']:,} reached the end",
+            f"{' > '.join(hop.consumer for hop in chain.hops)}: {chain.completed:,} of "
+            f"{chain.published:,} reached the end",
         )
     axes[-1].set_xlabel("latency (log scale)")
     figure.legend(
@@ -651,7 +649,7 @@ def chain_latency(result: Result | RunView) -> Figure | None:
         fontsize=_SMALL_PT,
         frameon=False,
     )
-    return _titled(figure, f"{view.scenario.name}: latency along each event chain", _run_notes(view))
+    return _titled(figure, f"{result.scenario.name}: latency along each event chain", _run_notes(result))
 
 
 CHARTS = {
@@ -664,14 +662,13 @@ CHARTS = {
 }
 
 
-def draw_charts(result: Result | RunView) -> dict[str, Figure]:
+def draw_charts(result: Result) -> dict[str, Figure]:
     """Every chart that applies to the run, by name."""
-    view = RunView.of(result)
-    figures = {name: chart(view) for name, chart in CHARTS.items()}
+    figures = {name: chart(result) for name, chart in CHARTS.items()}
     return {name: figure for name, figure in figures.items() if figure is not None}
 
 
-def write_charts(result: Result | RunView, folder: Path) -> list[Chart]:
+def write_charts(result: Result, folder: Path) -> list[Chart]:
     """Save every chart that applies as PNG and SVG in ``folder``; return each chart's files and title."""
     return [_written(figure, folder, name) for name, figure in draw_charts(result).items()]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from busim.errors import RunFolderError
 from busim.report.files import COMPARE_JSON, RESULTS_FILE, SCENARIO_FILE
@@ -28,31 +27,11 @@ from busim.results import (
     read_comparison,
     read_outcome,
 )
-from busim.scenario import LoadedScenario, Scenario, load_scenario
+from busim.scenario import LoadedScenario, load_scenario
 from busim.words import counted
 
 
 # ---------------------------------------------------------------- a run's folder
-@dataclass(frozen=True)
-class RunView:
-    """What the charts and reports of a run draw on: its scenario and its results.json document.
-
-    Built from a finished run, or read back from a run's folder, so that a
-    report can be drawn again without simulating.
-    """
-
-    scenario: Scenario
-    document: dict[str, Any]
-
-    @classmethod
-    def of(cls, result: Result | RunView) -> RunView:
-        return result if isinstance(result, RunView) else cls(result.scenario, result.to_dict())
-
-    @property
-    def consumers(self) -> dict[str, dict[str, Any]]:
-        return self.document["consumers"]
-
-
 @dataclass(frozen=True)
 class RunFolder:
     """A single run's folder, read and checked: its resolved scenario and its results."""
@@ -60,10 +39,6 @@ class RunFolder:
     path: Path
     loaded: LoadedScenario
     result: Result
-
-    @property
-    def view(self) -> RunView:
-        return RunView.of(self.result)
 
 
 def read_run_folder(folder: Path, command: str) -> RunFolder:

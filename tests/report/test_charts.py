@@ -3,15 +3,21 @@
 import xml.etree.ElementTree as ElementTree
 
 import pytest
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 from typer.testing import CliRunner
 
 import busim
 from busim.analysis.series import window_length_s
 from busim.cli import app
-from busim.report.charts import CHARTS, figure_title, write_charts
-from tests.conftest import SCENARIOS, consumer, scenario
+from busim.report.charts import CHARTS, draw_charts, figure_title, write_charts
+from busim.report.files import write_run
+from busim.report.folder import read_run_folder
+from busim.scenario.loader import load_scenario
+from tests.conftest import ROOT, SCENARIOS, consumer, scenario
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SMALL_PIPELINE = ROOT / "tests" / "data" / "small-pipeline.yaml"
 
 
 # The flash sale has no event chains, so no chain-latency chart.
@@ -86,6 +92,34 @@ def test_a_run_with_event_chains_draws_each_chain_hop_by_hop():
     assert widths == pytest.approx([0.003, 0.003, 0.003, 0.009])
     assert shipped.get_xscale() == "log" and apologised.get_xlabel()
     assert figure.legends
+
+
+def texts(figure: Figure) -> list[str]:
+    """Every text the figure shows, tick labels included, in the order it holds them."""
+    figure.draw_without_rendering()  # tick labels are set as the figure is drawn
+    return [text.get_text() for text in figure.findobj(Text) if text.get_visible() and text.get_text()]
+
+
+def test_a_run_read_back_from_its_folder_draws_the_charts_its_simulation_drew(tmp_path):
+    # A chain, drifted state, crashes and an override to name: every chart, every part of results.json it reads.
+    simulated = busim.simulate(load_scenario(SMALL_PIPELINE, ["broker.duplication=0.05"]))
+    write_run(simulated, tmp_path)
+    read = read_run_folder(tmp_path, "report").result
+    assert read.record is None  # the figures come from results.json, not from the simulation
+    drawn, drawn_again = draw_charts(simulated), draw_charts(read)
+    assert list(drawn) == list(drawn_again) == list(CHARTS)
+    for name, figure in drawn.items():
+        assert figure_title(drawn_again[name]) == figure_title(figure)
+        assert figure_title(figure).endswith(" — with broker.duplication=0.05")
+        assert texts(drawn_again[name]) == texts(figure)
+    # And the same files, mark for mark.
+    (tmp_path / "simulated").mkdir()
+    (tmp_path / "read").mkdir()
+    written = write_charts(simulated, tmp_path / "simulated")
+    written_again = write_charts(read, tmp_path / "read")
+    assert [chart.path("svg").read_bytes() for chart in written_again] == [
+        chart.path("svg").read_bytes() for chart in written
+    ]
 
 
 def test_series_windows_add_up_to_the_run(flash_sale):

@@ -70,8 +70,8 @@ def test_a_runs_folder_reads_back_as_the_document_its_run_wrote(pipeline):
     # The same document again, written from the result read: one schema writes and reads it.
     assert run_folder.result.to_dict() == json.loads((pipeline / "results.json").read_text())
     assert run_folder.result.record is None
-    assert run_folder.view.scenario == run_folder.loaded.scenario
-    assert list(run_folder.view.consumers) == ["inventory", "payment"]
+    assert run_folder.result.scenario == run_folder.loaded.scenario
+    assert list(run_folder.result.summary.consumers) == ["inventory", "payment"]
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda path: path.stem)

@@ -37,3 +37,17 @@ def scenario(consumers: list[dict[str, Any]] | None = None, **changes: Any) -> S
 @pytest.fixture
 def flash_sale_path() -> Path:
     return SCENARIOS / "flash-sale.yaml"
+
+
+@pytest.fixture(scope="session")
+def flash_sale_run(tmp_path_factory) -> Path:
+    """The folder ``busim run scenarios/flash-sale.yaml`` writes, charts and reports included: one run shared
+    by the tests that only read it (copy it with :func:`shutil.copytree` to change it)."""
+    from typer.testing import CliRunner
+
+    from busim.cli import app
+
+    folder = tmp_path_factory.mktemp("flash-sale-run") / "run"
+    ran = CliRunner().invoke(app, ["run", str(SCENARIOS / "flash-sale.yaml"), "--quiet", "--out", str(folder)])
+    assert ran.exit_code == 0, ran.output
+    return folder

@@ -41,10 +41,9 @@ class Outline(HTMLParser):
             self._heading = False
 
 
-def test_run_writes_a_self_contained_html_report_with_every_chart(tmp_path):
-    assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
+def test_run_writes_a_self_contained_html_report_with_every_chart(flash_sale_run):
     page = Outline()
-    page.feed((tmp_path / "report.html").read_text())
+    page.feed((flash_sale_run / "report.html").read_text())
     # The verdict and the figures that matter first, then the charts, every table, and the configuration.
     assert page.headings == [
         "flash-sale",
@@ -66,9 +65,8 @@ def test_run_writes_a_self_contained_html_report_with_every_chart(tmp_path):
     assert "script" not in page.tags and "link" not in page.tags
 
 
-def test_the_markdown_report_states_the_verdict_the_figures_and_the_assumptions(tmp_path):
-    assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
-    report = (tmp_path / "report.md").read_text()
+def test_the_markdown_report_states_the_verdict_the_figures_and_the_assumptions(flash_sale_run):
+    report = (flash_sale_run / "report.md").read_text()
     assert report.startswith("# flash-sale\n\nDoors open at 30 s")
     assert "\nseed 42 · simulated 3m00s, drained · 52,365 messages.\n\n## Verdict\n\n" in report
     assert (
@@ -96,14 +94,14 @@ def test_the_markdown_report_states_the_verdict_the_figures_and_the_assumptions(
     assert report.index("## Results") < report.index("## Configuration")
 
 
-def test_busim_report_draws_the_same_report_again_from_the_folder_alone(tmp_path):
-    assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
-    first = {name: (tmp_path / name).read_bytes() for name in ("report.md", "report.html", "latency-cdf.svg")}
+def test_busim_report_draws_the_same_report_again_from_the_folder_alone(flash_sale_run, tmp_path):
+    folder = shutil.copytree(flash_sale_run, tmp_path / "run")
+    first = {name: (folder / name).read_bytes() for name in ("report.md", "report.html", "latency-cdf.svg")}
     for name in first:
-        (tmp_path / name).unlink()
-    result = runner.invoke(app, ["report", str(tmp_path)])
+        (folder / name).unlink()
+    result = runner.invoke(app, ["report", str(folder)])
     assert result.exit_code == 0, result.output
-    assert {name: (tmp_path / name).read_bytes() for name in first} == first
+    assert {name: (folder / name).read_bytes() for name in first} == first
 
 
 def test_busim_report_needs_a_single_runs_folder(tmp_path):
@@ -132,9 +130,8 @@ def chromium() -> str:
     return found
 
 
-def test_the_html_report_renders_in_a_browser(tmp_path):
-    assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
-    page = (tmp_path / "report.html").as_uri()
+def test_the_html_report_renders_in_a_browser(flash_sale_run, tmp_path):
+    page = (flash_sale_run / "report.html").as_uri()
     headless = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,4000"]
     dom = subprocess.run([*headless, "--dump-dom", page], capture_output=True, text=True, timeout=120, check=True)
     # The browser built the whole document: the title, every table and every chart's drawing.
@@ -146,14 +143,14 @@ def test_the_html_report_renders_in_a_browser(tmp_path):
     assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 50_000
 
 
-def test_a_replicated_run_leaves_no_earlier_report_beside_its_results(tmp_path):
-    assert runner.invoke(app, ["run", FLASH_SALE, "--quiet", "--out", str(tmp_path)]).exit_code == 0
-    assert (tmp_path / "report.html").exists()
+def test_a_replicated_run_leaves_no_earlier_report_beside_its_results(flash_sale_run, tmp_path):
+    folder = shutil.copytree(flash_sale_run, tmp_path / "run")
+    assert (folder / "report.html").exists()
     replicated = runner.invoke(
-        app, ["run", FLASH_SALE, "--quiet", "--replications", "2", "--set", "duration=100s", "--out", str(tmp_path)]
+        app, ["run", FLASH_SALE, "--quiet", "--replications", "2", "--set", "duration=100s", "--out", str(folder)]
     )
     assert replicated.exit_code == 0, replicated.output
-    assert sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith(".")) == [
+    assert sorted(path.name for path in folder.iterdir() if not path.name.startswith(".")) == [
         "results.json",
         "scenario.yaml",
     ]

@@ -23,7 +23,7 @@ from busim.engine import run as run_engine
 from busim.engine.arrivals import expected_count
 from busim.engine.chains import flows_of
 from busim.engine.simulation import ProgressCallback
-from busim.errors import Problem, RunTooLargeError, ScenarioError
+from busim.errors import BusimError, Problem, RunTooLargeError, ScenarioError
 from busim.results import Comparison, MessageCounts, Replications, Result, RunMetadata, Source
 from busim.scenario import LoadedScenario, Scenario, load_scenario
 from busim.scenario.flows import stages
@@ -51,6 +51,9 @@ def compare(
 ) -> Comparison:
     """Run each ``(name, scenario)`` on the same seed, or the same replication seeds.
 
+    Raises:
+        BusimError: the variants share no consumer, so there is nothing to compare.
+
     Common random numbers: every variant draws its publishing, latencies and
     faults from streams named after the same components, so differences come
     from the variants rather than from the noise. The seed is ``seed``, else
@@ -62,8 +65,9 @@ def compare(
     pairs = [(variant.name, variant.loaded) if isinstance(variant, Variant) else variant for variant in variants]
     if not pairs:
         raise ValueError("compare needs at least one variant")
-    first = pairs[0][1]
-    first_scenario = first.scenario if isinstance(first, LoadedScenario) else first
+    scenarios = [(name, loaded.scenario if isinstance(loaded, LoadedScenario) else loaded) for name, loaded in pairs]
+    first_scenario = scenarios[0][1]
+    check_comparable(scenarios)
     if seed is None:
         seed = first_scenario.seed if first_scenario.seed is not None else fresh_seed()
     count = replications if replications is not None else first_scenario.replications
@@ -78,6 +82,18 @@ def compare(
     for _, scenario in pairs:
         outcomes.append(run(scenario, count, seed, ran, on_progress, max_messages, max_memory_bytes))
     return Comparison(names=tuple(name for name, _ in pairs), outcomes=tuple(outcomes), seed=seed)
+
+
+def check_comparable(variants: list[tuple[str, Scenario]]) -> None:
+    """Check that the ``(name, scenario)`` variants have a consumer in common, whose figures can be compared.
+
+    Raises:
+        BusimError: they share none.
+    """
+    shared = set.intersection(*({consumer.name for consumer in scenario.consumers} for _, scenario in variants))
+    if not shared:
+        kept = "; ".join(f"{name}: {', '.join(c.name for c in scenario.consumers)}" for name, scenario in variants)
+        raise BusimError(f"the variants share no consumer to compare ({kept})")
 
 
 def run(

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from busim.api import (
     MAX_MESSAGES,
+    check_comparable,
     check_size,
     compare,
     expected_group_messages,
@@ -531,6 +532,7 @@ def compare_command(
     console = Console()
     try:
         variants = load_variants(files, vary or [], overrides or [], max_variants=max_runs)
+        check_comparable([(variant.name, variant.loaded.scenario) for variant in variants])
         for variant in variants:
             check_size(variant.loaded.scenario, MAX_MESSAGES, max_memory)
         count = replications if replications is not None else variants[0].loaded.scenario.replications

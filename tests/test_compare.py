@@ -16,7 +16,7 @@ from busim.errors import OverrideError
 from busim.report.console import render_comparison
 from busim.report.files import comparison_markdown
 from busim.scenario.variants import load_variants
-from tests.conftest import SCENARIOS
+from tests.conftest import ROOT, SCENARIOS
 
 FLASH_SALE = SCENARIOS / "flash-sale.yaml"
 TRADEOFFS = SCENARIOS / "broker-tradeoffs.yaml"
@@ -330,3 +330,14 @@ def test_run_refuses_a_variant_the_file_does_not_have(tmp_path, file, name, mess
     result = CliRunner().invoke(app, ["run", str(file), "--variant", name, "--out", str(tmp_path / "out")])
     assert (result.exit_code, result.stderr) == (2, message)
     assert not (tmp_path / "out").exists()
+
+
+def test_variants_that_share_no_consumer_are_refused_before_running(tmp_path):
+    data = ROOT / "tests" / "data"
+    files = [str(data / "crash-and-loss.yaml"), str(data / "small-pipeline.yaml")]
+    result = CliRunner().invoke(app, ["compare", *files, "--out", str(tmp_path / "out")])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "busim: the variants share no consumer to compare "
+        "(crash-and-loss: worker; small-pipeline: inventory, payment)\n"
+    )

@@ -31,3 +31,13 @@ def test_a_command_that_writes_no_report_loads_no_templates():
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "False"
+
+
+def test_drawing_charts_loads_no_terminal_library():
+    code = (
+        "import sys, busim, busim.report.charts as charts\n"
+        "charts.write_charts\n"
+        "print(sorted(m for m in ('rich', 'typer', 'click') if m in sys.modules))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"

@@ -4,7 +4,7 @@ import pytest
 
 import busim
 from busim.analysis.intervals import Interval, mean_interval
-from tests.conftest import consumer, scenario
+from tests.conftest import ROOT, consumer, scenario
 
 FAULTY = scenario(
     broker={"latency": {"exponential": {"mean": "5ms"}}, "duplication": 0.05},
@@ -88,3 +88,16 @@ def test_run_simulates_once_or_replicates_as_busim_run_does(count):
     outcome = busim.api.run(FAULTY, count, seed=7, on_run=lambda finished, total: done.append((finished, total)))
     assert outcome.runs == count
     assert done == [(run, count) for run in range(1, count + 1)]
+
+
+def test_a_replicated_figure_has_the_same_interval_in_the_model_and_in_results_json():
+    replications = busim.replicate(busim.load(ROOT / "tests" / "data" / "small-pipeline.yaml"), replications=3)
+    metrics = replications.to_dict()["metrics"]["consumers"]["inventory"]
+    drift = [result.summary.consumers["inventory"].state["stock"].abs_drift for result in replications.results]
+    assert mean_interval(drift).low < 0  # a drift is never negative: its interval starts at 0
+    for path in (("state", "stock", "abs_drift"), ("state", "stock", "keys_diverged"), ("duplicate_effects",)):
+        figure, written = replications.figure("inventory", *path), metrics
+        for key in path:
+            written = written[key]
+        assert (figure.mean, figure.low, figure.high) == (written["mean"], written["low"], written["high"])
+    assert replications.figure("inventory", "state", "stock", "abs_drift").low == 0.0

@@ -36,9 +36,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from busim.analysis.intervals import Interval
 from busim.analysis.series import Series
-from busim.report.console import compared_consumers, format_duration, reason_label
+from busim.report.views import reason_label
 from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
+from busim.scenario.units import format_duration
 from busim.words import counted
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -731,7 +732,7 @@ def _named_after(name: str, changes: list[str]) -> bool:
 
 
 def _chart_consumers(comparison: Comparison, consumer: str | None) -> list[str]:
-    return [consumer] if consumer else compared_consumers(comparison)
+    return [consumer] if consumer else list(comparison.consumers)
 
 
 def comparison_latency_cdf(comparison: Comparison, consumer: str | None = None) -> Figure:
@@ -858,7 +859,9 @@ def _figure_text(figure: Interval | None) -> str:
         return "—"
     if figure.replications < 2:
         return f"{figure.mean:,.0f}" if figure.mean == int(figure.mean) else f"{figure.mean:,.1f}"
-    return f"{figure.mean:,.1f}\n± {figure.half_width:,.1f}"
+    # The t interval is the mean plus or minus its half-width; its low end may have been raised to 0 (a count),
+    # so the half-width is measured from the high end.
+    return f"{figure.mean:,.1f}\n± {figure.high - figure.mean:,.1f}"
 
 
 def _comparison_figure(outcome: Result | Replications, consumer: str, path: tuple[str, ...]) -> Interval | None:

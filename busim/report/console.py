@@ -32,9 +32,7 @@ from busim.engine.simulation import ProgressCallback
 from busim.report.tables import Cell, Heading, Row, TableView, Tone, Verdict, legend
 from busim.report.views import (
     ComparisonViews,
-    compared_consumers,
     comparison_views,
-    reason_label,
     replications_views,
     run_views,
 )
@@ -42,8 +40,6 @@ from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
 from busim.scenario.units import ABSENT, format_duration
-
-__all__ = ["compared_consumers", "format_duration", "reason_label"]  # also read by the charts and the stories
 
 
 def literal(text: RenderableType) -> RenderableType:

@@ -19,8 +19,9 @@ from rich.table import Table
 from busim.analysis.stories import ANOMALY_KINDS, ANOMALY_ORDER, Anomaly, Happening, Stories, Story, What
 from busim.engine.records import DedupMiss, DeliveryCause, LossReason, RunRecord
 from busim.errors import BusimError, RunFolderError
-from busim.report.console import literal, reason_label
+from busim.report.console import literal
 from busim.report.files import RESULTS_FILE, SCENARIO_FILE
+from busim.report.views import reason_label
 from busim.results import Result
 from busim.scenario import Scenario
 from busim.scenario.schema import did_you_mean

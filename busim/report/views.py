@@ -761,11 +761,6 @@ def _measured_interval(interval: Interval | None, outcome: InvariantOutcome) -> 
 
 
 # ---------------------------------------------------------------- a comparison
-def compared_consumers(comparison: Comparison) -> list[str]:
-    """The consumers that every variant has."""
-    return list(comparison.consumers)
-
-
 def comparison_views(comparison: Comparison) -> ComparisonViews:
     """The variants side by side, each figure with its change from the first variant."""
     first = comparison.outcomes[0]
@@ -786,7 +781,7 @@ def comparison_views(comparison: Comparison) -> ComparisonViews:
         caption=f"Every variant also sets {', '.join(o for o in overrides[0] if o in shared)}." if shared else "",
     )
     tables = []
-    for consumer in compared_consumers(comparison):
+    for consumer in comparison.consumers:
         title = f"{consumer}: change against {comparison.names[0]}"
         if replicated:
             title += f" (means; [low, high] {CONFIDENCE:.0%} confidence interval)"

@@ -32,7 +32,15 @@ from busim.analysis.latency import LatencySummary
 from busim.analysis.summary import ConsumerSummary, PublisherSummary, Summary
 from busim.engine.records import Stop
 from busim.errors import RunFolderError, ScenarioError
-from busim.results.model import Comparison, MessageCounts, Replications, Result, RunMetadata, Source
+from busim.results.model import (
+    Comparison,
+    MessageCounts,
+    Replications,
+    Result,
+    RunMetadata,
+    Source,
+    signed_figure,
+)
 from busim.scenario import Scenario
 from busim.scenario.schema import INT64_MAX, INT64_MIN
 from busim.words import counted
@@ -184,15 +192,6 @@ def _scenario_record(scenario: Scenario, source: Source) -> ScenarioRecord:
     }
 
 
-# A counter's values, balances and keys (an event's field) can be below 0; every other figure of a run
-# counts or times something.
-_SIGNED = ("expected_total", "actual_total", "lowest", "highest", "expected", "actual", "key")
-
-
-def _signed(path: tuple[str | int, ...]) -> bool:
-    return "state" in path[:-1] and path[-1] in _SIGNED  # consumers.<name>.state.<counter>...
-
-
 def _intervals(documents: list[Any], path: tuple[str | int, ...], signed: bool = False) -> Any:
     """Replace each number of the documents (which share a shape) by its mean and interval.
 
@@ -216,7 +215,7 @@ def _intervals(documents: list[Any], path: tuple[str | int, ...], signed: bool =
     if isinstance(first, bool | int | float):
         values = [float(value) for value in documents if value is not None]
         interval = mean_interval(values)
-        low = interval.low if signed or _signed(path) else max(interval.low, 0.0)
+        low = interval.low if signed or signed_figure(path) else max(interval.low, 0.0)
         figure: dict[str, Any] = {
             "mean": interval.mean,
             "low": None if math.isnan(interval.low) else low,
@@ -446,7 +445,7 @@ def _whole(value: object) -> bool:
 def _whole_number_problem(value: object, path: tuple[str | int, ...]) -> str | None:
     """The first whole number that no run writes: beyond ±2^63 (numpy's counts are 64-bit), or a count below 0."""
     if _whole(value):
-        signed = _signed(path)
+        signed = signed_figure(path)
         if not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
             return f"{_path(path)}: expected a whole number within ±2^63 (got {json_words(value)})"
         if value < 0 and not signed:  # type: ignore[operator]

@@ -26,7 +26,7 @@ import numpy as np
 import simpy
 
 from busim.analysis.intervals import Interval, mean_interval
-from busim.analysis.invariants import InvariantOutcome, bound_text, invariant_names, measure_text
+from busim.analysis.invariants import COUNTER_MEASURES, InvariantOutcome, bound_text, invariant_names, measure_text
 from busim.analysis.summary import Summary
 from busim.engine.records import Stop
 from busim.scenario import Scenario
@@ -213,7 +213,7 @@ class Replications(_Outcome):
         ]
         if not values:
             return None
-        return _clamped(mean_interval(values), signed=path[:1] == ("state",))
+        return _clamped(mean_interval(values), signed=signed_figure(path))
 
     def invariant(self, index: int) -> Interval | None:
         """The measured value of the ``index``-th bound checked, over the replications that measured it."""
@@ -224,7 +224,8 @@ class Replications(_Outcome):
         ]
         if not values:
             return None
-        return _clamped(mean_interval(values), signed=self.summaries[0].invariants[index].metric in _SIGNED_METRICS)
+        metric = self.summaries[0].invariants[index].metric
+        return _clamped(mean_interval(values), signed=metric in COUNTER_MEASURES.values())
 
     def invariant_passes(self, index: int) -> int:
         """In how many replications the ``index``-th bound held."""
@@ -301,7 +302,14 @@ Outcome = Result | Replications
 
 
 # ---------------------------------------------------------------- helpers
-_SIGNED_METRICS = ("lowest", "highest")  # a counter's values can be below 0
+# A counter's values, balances and keys (an event's field) can be below 0; every other figure of a run
+# counts or times something.
+_SIGNED_FIGURES = ("expected_total", "actual_total", "lowest", "highest", "expected", "actual", "key")
+
+
+def signed_figure(path: Path) -> bool:
+    """Whether the figure at ``path`` (below a consumer, or from the top of results.json) can be below 0."""
+    return "state" in path[:-1] and path[-1] in _SIGNED_FIGURES  # consumers.<name>.state.<counter>...
 
 
 def _at(value: Any, path: Path) -> Any:

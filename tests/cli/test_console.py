@@ -3,7 +3,8 @@ import io
 from rich.console import Console
 
 import busim
-from busim.report.console import format_duration, render_result, simulation_progress
+from busim.report.console import render_result, simulation_progress
+from busim.scenario.units import format_duration
 from tests.conftest import consumer, scenario
 
 
@@ -45,7 +46,7 @@ def test_a_consistent_run_says_so():
 
 
 def test_reasons_are_named_in_the_brokers_own_words():
-    from busim.report.console import reason_label
+    from busim.report.views import reason_label
 
     assert reason_label("ack_timeout", "sqs-fifo") == "visibility timeout"
     assert reason_label("ack_timeout", "nats-jetstream") == "ack wait"

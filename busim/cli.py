@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import IO, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -108,6 +108,14 @@ def _report(error: BusimError) -> None:
     typer.echo(str(error) if located else f"busim: {error}", err=True)
 
 
+class _OptionError(typer.BadParameter):
+    """A bad option value, told in one line as every other bad input is: ``busim: --top: must be >= 1 (got 0)``."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        where = self.param.opts[0] if self.param is not None and self.param.opts else None
+        typer.echo(f"busim: {where}: {self.message}" if where else f"busim: {self.message}", err=True)
+
+
 def _whole_number(minimum: int, maximum: int | None = None):
     """A parser for an integer option that says plainly what it wants."""
 
@@ -115,11 +123,11 @@ def _whole_number(minimum: int, maximum: int | None = None):
         try:
             value = int(text)
         except ValueError:
-            raise typer.BadParameter(f"expected a whole number (got {text!r})") from None
+            raise _OptionError(f"expected a whole number (got {text!r})") from None
         if value < minimum:
-            raise typer.BadParameter(f"must be >= {minimum} (got {value})")
+            raise _OptionError(f"must be >= {minimum} (got {value})")
         if maximum is not None and value > maximum:
-            raise typer.BadParameter(f"must be <= {maximum:,} (got {value})")
+            raise _OptionError(f"must be <= {maximum:,} (got {value})")
         return value
 
     return parse
@@ -211,7 +219,7 @@ def _memory_size(text: str) -> float:
     """An amount of memory as people write it: ``800MB``, ``16GB``, ``2GiB`` (a bare number is bytes)."""
     match = _SIZE.match(text)
     if match is None:
-        raise typer.BadParameter(f"expected an amount of memory such as 800MB, 16GB or 2GiB (got {text!r})")
+        raise _OptionError(f"expected an amount of memory such as 800MB, 16GB or 2GiB (got {text!r})")
     return float(match.group(1)) * _BYTES_PER_UNIT[match.group(2)]
 
 

@@ -7,7 +7,6 @@ from exactly-once processing), 2 for bad input.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import sys
@@ -40,7 +39,7 @@ from busim.report.console import (
     run_progress,
     simulation_progress,
 )
-from busim.report.files import results_json, write_comparison, write_comparison_markdown, write_run
+from busim.report.files import comparison_json, results_json, write_comparison, write_comparison_markdown, write_run
 from busim.report.folder import is_comparison_folder, read_comparison_folder, read_run_folder
 from busim.report.output import (
     CHART_SUFFIXES,
@@ -568,15 +567,17 @@ def compare_command(
                 max_memory_bytes=max_memory,
             )
 
+        text = comparison_json(comparison)
+
         def write(staging: Path) -> None:
-            write_comparison(comparison, staging)
+            write_comparison(comparison, staging, text)
             from busim.report.run_report import write_comparison_report  # matplotlib loads only for reports
 
             write_comparison_report(comparison, staging, charts)
 
         written = _write(output, write, own_folder=out is None)
     if as_json:
-        sys.stdout.write(json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n")
+        sys.stdout.write(text)
     elif show:
         render_comparison(console, comparison)
         console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)

@@ -341,3 +341,15 @@ def test_variants_that_share_no_consumer_are_refused_before_running(tmp_path):
         "busim: the variants share no consumer to compare "
         "(crash-and-loss: worker; small-pipeline: inventory, payment)\n"
     )
+
+
+def test_compare_json_prints_the_text_of_compare_json(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            *("compare", str(FLASH_SALE), "--vary", "broker.preset=rabbitmq,kafka", "--set", SHORT[0]),
+            *("--out", str(tmp_path), "--json", "--no-charts"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (tmp_path / "compare.json").read_text(encoding="utf-8")

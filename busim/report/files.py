@@ -61,13 +61,19 @@ def comparison_markdown(comparison: Comparison) -> str:
     return render("compare.md.j2", views=comparison_views(comparison), charts=[])
 
 
-def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
-    """Write compare.json and compare.md into ``folder``; return their paths.
+def comparison_json(comparison: Comparison) -> str:
+    """compare.json as text: stable key order, so identical comparisons give identical files."""
+    return json_text(comparison_document(comparison))
+
+
+def write_comparison(comparison: Comparison, folder: Path, compare_text: str | None = None) -> list[Path]:
+    """Write compare.json (``compare_text``, if already made) and compare.md into ``folder``; return their paths.
 
     Raises:
         OutputError: the folder cannot be created or written.
     """
-    written = write_files(folder, ((COMPARE_JSON, json_text(comparison_document(comparison))),))
+    text = compare_text if compare_text is not None else comparison_json(comparison)
+    written = write_files(folder, ((COMPARE_JSON, text),))
     return written + write_comparison_markdown(comparison, folder)
 
 

@@ -49,6 +49,7 @@ from busim.report.output import (
     new_run_folder,
     point_latest,
     resolve_run_folder,
+    run_folder_name,
 )
 from busim.report.series_csv import SERIES_FILE, write_series
 from busim.report.stories import (
@@ -422,7 +423,7 @@ def run(
             raise BusimError(
                 f"--trace records a single run, not {count} replications; {how} (and --seed for one replication's seed)"
             )
-        output = _claim(out, Path("runs") / loaded.scenario.name, f"busim run {file}", [file])
+        output = _claim(out, Path("runs") / run_folder_name(loaded), f"busim run {file}", [file])
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)

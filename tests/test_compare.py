@@ -353,3 +353,26 @@ def test_compare_json_prints_the_text_of_compare_json(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert result.stdout == (tmp_path / "compare.json").read_text(encoding="utf-8")
+
+
+def test_a_variant_runs_into_a_folder_of_its_own_that_names_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ran = CliRunner().invoke(
+        app, ["run", str(TRADEOFFS), "--variant", "kafka-idempotent", "--set", SHORT[0]], env={"COLUMNS": "200"}
+    )
+    assert ran.exit_code == 0, ran.output
+    name = yaml.safe_load(TRADEOFFS.read_text())["name"]
+    runs = tmp_path / "runs" / f"{name}@kafka-idempotent"
+    assert [path.name for path in (tmp_path / "runs").iterdir()] == [runs.name]  # the scenario's own latest untouched
+    assert f"{name} (variant kafka-idempotent)" in ran.stdout
+    assert json.loads((runs / "latest" / "results.json").read_text())["scenario"]["variant"] == "kafka-idempotent"
+    heading = f"# {name} (variant kafka-idempotent)\n"
+    assert (runs / "latest" / "report.md").read_text().startswith(heading)
+    assert f"<h1>{name} (variant kafka-idempotent)</h1>" in (runs / "latest" / "report.html").read_text()
+    # busim report and busim explain take the variant's folder of runs as they take a scenario's.
+    (runs / "latest" / "report.md").unlink()
+    redrawn = CliRunner().invoke(app, ["report", str(runs), "--no-charts", "--quiet"])
+    assert redrawn.exit_code == 0, redrawn.output
+    assert (runs / "latest" / "report.md").read_text().startswith(heading)
+    explained = CliRunner().invoke(app, ["explain", str(runs)])
+    assert explained.exit_code == 0, explained.output

@@ -161,7 +161,7 @@ def _heading(result: Result) -> Heading:
     messages = counts.published + counts.emitted
     words = f"{counts.published:,} published, {counts.emitted:,} emitted" if counts.emitted else None
     return Heading(
-        scenario.name,
+        f"{scenario.name} (variant {result.source.variant})" if result.source.variant else scenario.name,
         scenario.description,
         (Cell(f"seed {scenario.seed}", scenario.seed), how, Cell(words or counted(messages, "message"), messages)),
         result.source.overrides,

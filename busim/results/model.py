@@ -47,6 +47,7 @@ class Source:
     file: str | None = None
     sha256: str | None = None
     overrides: tuple[str, ...] = ()
+    variant: str | None = None  # the entry of the file's variants: block that ran, if one
 
 
 @dataclass(frozen=True)

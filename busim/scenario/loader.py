@@ -89,6 +89,7 @@ class LoadedScenario:
     file: str
     sha256: str
     overrides: tuple[str, ...] = ()
+    variant: str | None = None  # the entry of the file's variants: block it is, if one
 
 
 # ---------------------------------------------------------------- YAML with marks

@@ -39,7 +39,7 @@ from busim.report.console import (
     run_progress,
     simulation_progress,
 )
-from busim.report.files import comparison_json, results_json, write_comparison, write_comparison_markdown, write_run
+from busim.report.files import comparison_json, results_json, write_comparison, write_run
 from busim.report.folder import is_comparison_folder, read_comparison_folder, read_run_folder
 from busim.report.output import (
     CHART_SUFFIXES,
@@ -602,7 +602,6 @@ def report_command(
             comparison = read_comparison_folder(folder)
 
             def write(staging: Path) -> None:
-                write_comparison_markdown(comparison, staging)
                 write_comparison_report(comparison, staging, charts)
         else:
             result = read_run_folder(folder, "report").result

@@ -14,12 +14,13 @@ import busim
 from busim.cli import app
 from busim.errors import OverrideError
 from busim.report.console import render_comparison
-from busim.report.files import comparison_markdown
+from busim.report.run_report import comparison_markdown
 from busim.scenario.variants import load_variants
 from tests.conftest import ROOT, SCENARIOS
 
 FLASH_SALE = SCENARIOS / "flash-sale.yaml"
 TRADEOFFS = SCENARIOS / "broker-tradeoffs.yaml"
+IDEMPOTENT = SCENARIOS / "flash-sale-idempotent.yaml"
 SHORT = ["duration=100s"]  # the flash sale up to its last rate step, for speed
 
 
@@ -376,3 +377,35 @@ def test_a_variant_runs_into_a_folder_of_its_own_that_names_it(tmp_path, monkeyp
     assert (runs / "latest" / "report.md").read_text().startswith(heading)
     explained = CliRunner().invoke(app, ["explain", str(runs)])
     assert explained.exit_code == 0, explained.output
+
+
+def _description(path: Path) -> str:
+    return yaml.safe_load(path.read_text())["description"]
+
+
+def test_compare_md_opens_with_the_question_and_links_its_charts(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            *("compare", str(FLASH_SALE), "--vary", "broker.preset=rabbitmq,kafka", "--set", SHORT[0]),
+            *("--out", str(tmp_path), "--quiet"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "compare.md").read_text()
+    assert markdown.startswith(f"# flash-sale: 2 variants on seed 42\n\n{_description(FLASH_SALE)}\n\n## Variants\n")
+    for chart in ("compare-latency-cdf", "compare-anomalies"):
+        assert f"]({chart}.png)" in markdown and (tmp_path / f"{chart}.png").is_file()
+    html = (tmp_path / "compare.html").read_text()
+    assert f"<h1>flash-sale: 2 variants on seed 42</h1>\n<p>{_description(FLASH_SALE)}</p>\n" in html
+
+
+def test_a_comparison_of_several_files_asks_each_files_question(tmp_path):
+    result = CliRunner().invoke(
+        app, ["compare", str(FLASH_SALE), str(IDEMPOTENT), "--set", SHORT[0], "--out", str(tmp_path), "--no-charts"]
+    )
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "compare.md").read_text()
+    assert (
+        f"flash-sale: {_description(FLASH_SALE)}\n\nflash-sale-idempotent: {_description(IDEMPOTENT)}\n\n" in markdown
+    )

@@ -325,6 +325,7 @@ def init(
         check_preset(preset)
         path = starter_path(name)
         text = starter_text(path.stem, preset, schema_reference(path, SCHEMA_FILE))
+        path.parent.mkdir(parents=True, exist_ok=True)  # NAME may be a path, into folders not made yet
         with path.open("x", encoding="utf-8") as file:
             file.write(text)
     except FileExistsError:

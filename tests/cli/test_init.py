@@ -46,7 +46,7 @@ def test_every_key_of_the_starter_is_commented():
     uncommented = [line for line in keys if "  # " not in line and not line.startswith(("  ", "description"))]
     assert uncommented == []
     assert "  # partitions: 6  # judgement: a typical topic\n" in text  # the preset's own keys, at their defaults
-    assert "docs/scenarios.md" in text
+    assert "# Every key and its meaning: `busim schema` (and docs/scenarios.md in busim's source); the\n" in text
 
 
 def test_init_takes_a_file_name_or_a_path(tmp_path, monkeypatch):
@@ -54,6 +54,13 @@ def test_init_takes_a_file_name_or_a_path(tmp_path, monkeypatch):
     (tmp_path / "scenarios").mkdir()
     assert runner.invoke(app, ["init", "scenarios/checkout.yml"]).exit_code == 0
     assert busim.load(tmp_path / "scenarios" / "checkout.yml").name == "checkout"
+    # Folders that are not there yet are made.
+    made = runner.invoke(app, ["init", "new/deeper/checkout"])
+    assert (made.exit_code, made.stdout) == (
+        0,
+        "Wrote new/deeper/checkout.yaml: run it with busim run new/deeper/checkout.yaml\n",
+    )
+    assert busim.load(tmp_path / "new" / "deeper" / "checkout.yaml").name == "checkout"
 
 
 @pytest.mark.parametrize(

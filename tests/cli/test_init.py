@@ -8,6 +8,7 @@ from busim.cli import app
 from busim.scenario.json_schema import SCHEMA_FILE
 from busim.scenario.presets import PRESET_NAMES
 from busim.scenario.starter import MODELINE
+from tests.conftest import ROOT
 
 runner = CliRunner()
 
@@ -92,3 +93,11 @@ def test_the_help_points_a_new_user_at_init_first():
     commands = helped.output.split("Commands:\n", 1)[1].split()
     assert commands[0] == "init"
     assert "New here? busim init writes a scenario to start from; busim run FILE" in helped.output
+
+
+def test_the_readmes_modeline_is_what_init_writes_in_an_editable_install_of_the_checkout():
+    from busim.scenario.starter import schema_reference
+
+    # README: pip install -e . and busim init checkout, at the checkout's root.
+    schema = schema_reference(ROOT / "checkout.yaml", ROOT / "busim" / "scenario" / "scenario.schema.json")
+    assert f"\n{MODELINE}{schema}\n" in (ROOT / "README.md").read_text(encoding="utf-8")

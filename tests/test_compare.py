@@ -409,3 +409,15 @@ def test_a_comparison_of_several_files_asks_each_files_question(tmp_path):
     assert (
         f"flash-sale: {_description(FLASH_SALE)}\n\nflash-sale-idempotent: {_description(IDEMPOTENT)}\n\n" in markdown
     )
+
+
+def test_replications_of_a_variant_name_it(tmp_path):
+    ran = CliRunner().invoke(
+        app,
+        ["run", str(TRADEOFFS), "--variant", "kafka", "--set", SHORT[0], "--replications", "2", "--out", str(tmp_path)],
+        env={"COLUMNS": "200"},
+    )
+    assert ran.exit_code == 0, ran.output
+    name = yaml.safe_load(TRADEOFFS.read_text())["name"]
+    assert f"{name} (variant kafka)" in ran.stdout
+    assert json.loads((tmp_path / "results.json").read_text())["scenario"]["variant"] == "kafka"

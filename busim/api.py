@@ -184,7 +184,7 @@ def _checked(
         RunTooLargeError: a run would handle more than ``max_messages`` messages.
     """
     if isinstance(scenario, LoadedScenario):
-        source = Source(scenario.file, scenario.sha256, scenario.overrides)
+        source = Source(scenario.file, scenario.sha256, scenario.overrides, scenario.variant)
         loaded = scenario.scenario
     else:
         check_references(scenario)

@@ -7,7 +7,6 @@ from exactly-once processing), 2 for bad input.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import sys
@@ -15,7 +14,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import IO, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -40,7 +39,7 @@ from busim.report.console import (
     run_progress,
     simulation_progress,
 )
-from busim.report.files import results_json, write_comparison, write_comparison_markdown, write_run
+from busim.report.files import comparison_json, results_json, write_comparison, write_run
 from busim.report.folder import is_comparison_folder, read_comparison_folder, read_run_folder
 from busim.report.output import (
     CHART_SUFFIXES,
@@ -50,6 +49,7 @@ from busim.report.output import (
     new_run_folder,
     point_latest,
     resolve_run_folder,
+    run_folder_name,
 )
 from busim.report.series_csv import SERIES_FILE, write_series
 from busim.report.stories import (
@@ -108,6 +108,14 @@ def _report(error: BusimError) -> None:
     typer.echo(str(error) if located else f"busim: {error}", err=True)
 
 
+class _OptionError(typer.BadParameter):
+    """A bad option value, told in one line as every other bad input is: ``busim: --top: must be >= 1 (got 0)``."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        where = self.param.opts[0] if self.param is not None and self.param.opts else None
+        typer.echo(f"busim: {where}: {self.message}" if where else f"busim: {self.message}", err=True)
+
+
 def _whole_number(minimum: int, maximum: int | None = None):
     """A parser for an integer option that says plainly what it wants."""
 
@@ -115,11 +123,11 @@ def _whole_number(minimum: int, maximum: int | None = None):
         try:
             value = int(text)
         except ValueError:
-            raise typer.BadParameter(f"expected a whole number (got {text!r})") from None
+            raise _OptionError(f"expected a whole number (got {text!r})") from None
         if value < minimum:
-            raise typer.BadParameter(f"must be >= {minimum} (got {value})")
+            raise _OptionError(f"must be >= {minimum} (got {value})")
         if maximum is not None and value > maximum:
-            raise typer.BadParameter(f"must be <= {maximum:,} (got {value})")
+            raise _OptionError(f"must be <= {maximum:,} (got {value})")
         return value
 
     return parse
@@ -211,7 +219,7 @@ def _memory_size(text: str) -> float:
     """An amount of memory as people write it: ``800MB``, ``16GB``, ``2GiB`` (a bare number is bytes)."""
     match = _SIZE.match(text)
     if match is None:
-        raise typer.BadParameter(f"expected an amount of memory such as 800MB, 16GB or 2GiB (got {text!r})")
+        raise _OptionError(f"expected an amount of memory such as 800MB, 16GB or 2GiB (got {text!r})")
     return float(match.group(1)) * _BYTES_PER_UNIT[match.group(2)]
 
 
@@ -317,6 +325,7 @@ def init(
         check_preset(preset)
         path = starter_path(name)
         text = starter_text(path.stem, preset, schema_reference(path, SCHEMA_FILE))
+        path.parent.mkdir(parents=True, exist_ok=True)  # NAME may be a path, into folders not made yet
         with path.open("x", encoding="utf-8") as file:
             file.write(text)
     except FileExistsError:
@@ -415,7 +424,7 @@ def run(
             raise BusimError(
                 f"--trace records a single run, not {count} replications; {how} (and --seed for one replication's seed)"
             )
-        output = _claim(out, Path("runs") / loaded.scenario.name, f"busim run {file}", [file])
+        output = _claim(out, Path("runs") / run_folder_name(loaded), f"busim run {file}", [file])
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
@@ -560,15 +569,17 @@ def compare_command(
                 max_memory_bytes=max_memory,
             )
 
+        text = comparison_json(comparison)
+
         def write(staging: Path) -> None:
-            write_comparison(comparison, staging)
+            write_comparison(comparison, staging, text)
             from busim.report.run_report import write_comparison_report  # matplotlib loads only for reports
 
             write_comparison_report(comparison, staging, charts)
 
         written = _write(output, write, own_folder=out is None)
     if as_json:
-        sys.stdout.write(json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n")
+        sys.stdout.write(text)
     elif show:
         render_comparison(console, comparison)
         console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
@@ -592,7 +603,6 @@ def report_command(
             comparison = read_comparison_folder(folder)
 
             def write(staging: Path) -> None:
-                write_comparison_markdown(comparison, staging)
                 write_comparison_report(comparison, staging, charts)
         else:
             result = read_run_folder(folder, "report").result

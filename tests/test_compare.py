@@ -14,12 +14,13 @@ import busim
 from busim.cli import app
 from busim.errors import OverrideError
 from busim.report.console import render_comparison
-from busim.report.files import comparison_markdown
+from busim.report.run_report import comparison_markdown
 from busim.scenario.variants import load_variants
 from tests.conftest import ROOT, SCENARIOS
 
 FLASH_SALE = SCENARIOS / "flash-sale.yaml"
 TRADEOFFS = SCENARIOS / "broker-tradeoffs.yaml"
+IDEMPOTENT = SCENARIOS / "flash-sale-idempotent.yaml"
 SHORT = ["duration=100s"]  # the flash sale up to its last rate step, for speed
 
 
@@ -341,3 +342,82 @@ def test_variants_that_share_no_consumer_are_refused_before_running(tmp_path):
         "busim: the variants share no consumer to compare "
         "(crash-and-loss: worker; small-pipeline: inventory, payment)\n"
     )
+
+
+def test_compare_json_prints_the_text_of_compare_json(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            *("compare", str(FLASH_SALE), "--vary", "broker.preset=rabbitmq,kafka", "--set", SHORT[0]),
+            *("--out", str(tmp_path), "--json", "--no-charts"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (tmp_path / "compare.json").read_text(encoding="utf-8")
+
+
+def test_a_variant_runs_into_a_folder_of_its_own_that_names_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ran = CliRunner().invoke(
+        app, ["run", str(TRADEOFFS), "--variant", "kafka-idempotent", "--set", SHORT[0]], env={"COLUMNS": "200"}
+    )
+    assert ran.exit_code == 0, ran.output
+    name = yaml.safe_load(TRADEOFFS.read_text())["name"]
+    runs = tmp_path / "runs" / f"{name}@kafka-idempotent"
+    assert [path.name for path in (tmp_path / "runs").iterdir()] == [runs.name]  # the scenario's own latest untouched
+    assert f"{name} (variant kafka-idempotent)" in ran.stdout
+    assert json.loads((runs / "latest" / "results.json").read_text())["scenario"]["variant"] == "kafka-idempotent"
+    heading = f"# {name} (variant kafka-idempotent)\n"
+    assert (runs / "latest" / "report.md").read_text().startswith(heading)
+    assert f"<h1>{name} (variant kafka-idempotent)</h1>" in (runs / "latest" / "report.html").read_text()
+    # busim report and busim explain take the variant's folder of runs as they take a scenario's.
+    (runs / "latest" / "report.md").unlink()
+    redrawn = CliRunner().invoke(app, ["report", str(runs), "--no-charts", "--quiet"])
+    assert redrawn.exit_code == 0, redrawn.output
+    assert (runs / "latest" / "report.md").read_text().startswith(heading)
+    explained = CliRunner().invoke(app, ["explain", str(runs)])
+    assert explained.exit_code == 0, explained.output
+
+
+def _description(path: Path) -> str:
+    return yaml.safe_load(path.read_text())["description"]
+
+
+def test_compare_md_opens_with_the_question_and_links_its_charts(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            *("compare", str(FLASH_SALE), "--vary", "broker.preset=rabbitmq,kafka", "--set", SHORT[0]),
+            *("--out", str(tmp_path), "--quiet"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "compare.md").read_text()
+    assert markdown.startswith(f"# flash-sale: 2 variants on seed 42\n\n{_description(FLASH_SALE)}\n\n## Variants\n")
+    for chart in ("compare-latency-cdf", "compare-anomalies"):
+        assert f"]({chart}.png)" in markdown and (tmp_path / f"{chart}.png").is_file()
+    html = (tmp_path / "compare.html").read_text()
+    assert f"<h1>flash-sale: 2 variants on seed 42</h1>\n<p>{_description(FLASH_SALE)}</p>\n" in html
+
+
+def test_a_comparison_of_several_files_asks_each_files_question(tmp_path):
+    result = CliRunner().invoke(
+        app, ["compare", str(FLASH_SALE), str(IDEMPOTENT), "--set", SHORT[0], "--out", str(tmp_path), "--no-charts"]
+    )
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "compare.md").read_text()
+    assert (
+        f"flash-sale: {_description(FLASH_SALE)}\n\nflash-sale-idempotent: {_description(IDEMPOTENT)}\n\n" in markdown
+    )
+
+
+def test_replications_of_a_variant_name_it(tmp_path):
+    ran = CliRunner().invoke(
+        app,
+        ["run", str(TRADEOFFS), "--variant", "kafka", "--set", SHORT[0], "--replications", "2", "--out", str(tmp_path)],
+        env={"COLUMNS": "200"},
+    )
+    assert ran.exit_code == 0, ran.output
+    name = yaml.safe_load(TRADEOFFS.read_text())["name"]
+    assert f"{name} (variant kafka)" in ran.stdout
+    assert json.loads((tmp_path / "results.json").read_text())["scenario"]["variant"] == "kafka"

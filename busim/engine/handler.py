@@ -48,7 +48,6 @@ class Handler:
         )
         crash = consumer.crash
         self._restart_s = crash.restart_after if crash else 0.0
-        self._plan = plan
         self.plan = plan  # the record keeps it, for the analysis
         self._state = plan.new_state()
         self._has_effects = plan.has_effects
@@ -100,7 +99,7 @@ class Handler:
         """A worker starts processing ``delivery``: read the values (and versions) it will write."""
         versions = self._versions
         assert versions is not None  # only called when reads_first
-        slots = self._plan.slots(message)
+        slots = self.plan.slots(message)
         state = self._state
         self._reads[delivery] = (
             {slot: state[slot[0]][slot[1]] for slot in slots},
@@ -144,14 +143,14 @@ class Handler:
 
     def _write(self, delivery: int, message: int) -> bool:
         if not self.reads_first:
-            return self._plan.apply(self._state, message)
+            return self.plan.apply(self._state, message)
         values, read_versions = self._reads.pop(delivery)
         if self._optimistic:
-            accepted = self._plan.apply(self._state, message)
+            accepted = self.plan.apply(self._state, message)
         else:
-            accepted = self._plan.apply_read(self._state, message, values)
+            accepted = self.plan.apply_read(self._state, message, values)
             if accepted:
-                self._plan.add(self._committed, message)
+                self.plan.add(self._committed, message)
         if accepted:
             versions = self._versions
             clobbered = False
@@ -220,7 +219,7 @@ class Handler:
         return recovery_s
 
     def counters(self) -> dict[str, CounterState]:
-        return self._plan.snapshot(self._state, self._committed)
+        return self.plan.snapshot(self._state, self._committed)
 
     def _next_crash(self) -> int:
         """How many processings until the next crash (the crashing one included)."""

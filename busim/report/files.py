@@ -8,8 +8,6 @@ from typing import Any
 import yaml
 
 from busim.errors import OutputError
-from busim.report.templating import render
-from busim.report.views import comparison_views
 from busim.results import Comparison, Replications, Result, comparison_document, document, json_text
 from busim.scenario import Scenario
 
@@ -52,32 +50,23 @@ def write_run(result: Result | Replications, folder: Path, results_text: str | N
 
 
 COMPARE_JSON = "compare.json"
-COMPARE_MARKDOWN = "compare.md"
 
 
-def comparison_markdown(comparison: Comparison) -> str:
-    """compare.md: what each variant changes, their verdicts, and a table per consumer with the variants side by
-    side; names escaped, as the user wrote them."""
-    return render("compare.md.j2", views=comparison_views(comparison), charts=[])
+def comparison_json(comparison: Comparison) -> str:
+    """compare.json as text: stable key order, so identical comparisons give identical files."""
+    return json_text(comparison_document(comparison))
 
 
-def write_comparison(comparison: Comparison, folder: Path) -> list[Path]:
-    """Write compare.json and compare.md into ``folder``; return their paths.
+def write_comparison(comparison: Comparison, folder: Path, compare_text: str | None = None) -> list[Path]:
+    """Write compare.json (``compare_text``, if already made) into ``folder``; return its path.
 
-    Raises:
-        OutputError: the folder cannot be created or written.
-    """
-    written = write_files(folder, ((COMPARE_JSON, json_text(comparison_document(comparison))),))
-    return written + write_comparison_markdown(comparison, folder)
-
-
-def write_comparison_markdown(comparison: Comparison, folder: Path) -> list[Path]:
-    """Write compare.md into ``folder``; return its path.
+    Its reports, compare.md and compare.html, are :mod:`busim.report.run_report`'s.
 
     Raises:
         OutputError: the folder cannot be created or written.
     """
-    return write_files(folder, ((COMPARE_MARKDOWN, comparison_markdown(comparison)),))
+    text = compare_text if compare_text is not None else comparison_json(comparison)
+    return write_files(folder, ((COMPARE_JSON, text),))
 
 
 def write_files(folder: Path, files: tuple[tuple[str, str], ...]) -> list[Path]:

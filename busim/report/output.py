@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from busim.errors import OutputError
+from busim.scenario import LoadedScenario
 
 MANIFEST_FILE = ".busim-manifest.json"
 LOCK_FILE = ".busim.lock"
@@ -346,6 +347,13 @@ class OutputFolder:
 
 
 # ---------------------------------------------------------------- a scenario's runs, each in a folder of its own
+def run_folder_name(loaded: LoadedScenario) -> str:
+    """The folder of a scenario's runs in ``runs/``: its name, and for a variant ``<name>@<variant>``, so
+    that a variant's runs keep a ``latest`` of their own and the scenario's stays as it was."""
+    name = loaded.scenario.name
+    return f"{name}@{loaded.variant}" if loaded.variant else name
+
+
 def new_run_folder(parent: Path) -> Path:
     """A new, empty folder of its own for one run inside ``parent`` (``runs/<name>/20261206-014512``).
 

@@ -1,4 +1,5 @@
-"""A run's report for a review board: report.md and a self-contained report.html; and compare.html.
+"""A run's report for a review board: report.md and a self-contained report.html; and a comparison's,
+compare.md and compare.html.
 
 Both are the views of :mod:`busim.report.views` laid out by Jinja2
 templates (busim/report/templates), from a finished run or from a run's
@@ -24,6 +25,7 @@ from busim.results import Comparison, Result
 
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
+COMPARE_MARKDOWN_FILE = "compare.md"
 COMPARE_HTML_FILE = "compare.html"
 
 
@@ -51,9 +53,30 @@ def report_html(run: Result, charts: list[ShownChart]) -> str:
     return render("report.html.j2", run=run_views(run), charts=charts)
 
 
-def comparison_html(comparison: Comparison, charts: list[ShownChart]) -> str:
-    """compare.html, self-contained: what each variant changes, their verdicts, the variants side by side."""
-    return render("compare.html.j2", views=comparison_views(comparison), charts=charts)
+def comparison_questions(comparison: Comparison) -> tuple[tuple[str, str], ...]:
+    """What a comparison asks, as ``(variant, description)``: the scenario's description, under no name, when
+    the variants vary one file (or their files ask the same); each file's, under its variant's name, when they
+    come from several."""
+    outcomes = list(zip(comparison.names, comparison.outcomes))
+    if len({outcome.scenario.description for _name, outcome in outcomes}) == 1:
+        return (("", comparison.outcomes[0].scenario.description),)
+    return tuple((name, outcome.scenario.description) for name, outcome in outcomes)
+
+
+def comparison_markdown(comparison: Comparison, charts: list[ShownChart] | tuple[()] = ()) -> str:
+    """compare.md: the question, what each variant changes, their verdicts, the variants side by side and the
+    charts; names escaped, as the user wrote them."""
+    return _comparison_page("compare.md.j2", comparison, charts)
+
+
+def comparison_html(comparison: Comparison, charts: list[ShownChart] | tuple[()] = ()) -> str:
+    """compare.html, self-contained, laid out as compare.md."""
+    return _comparison_page("compare.html.j2", comparison, charts)
+
+
+def _comparison_page(template: str, comparison: Comparison, charts: list[ShownChart] | tuple[()]) -> str:
+    questions = comparison_questions(comparison)
+    return render(template, views=comparison_views(comparison), questions=questions, charts=charts)
 
 
 def _inline(svg: str) -> str:
@@ -83,14 +106,13 @@ def is_report_file(name: str) -> bool:
     """Whether a file of a run's or a comparison's folder is part of its report (report.md, report.html,
     compare.md, compare.html, a chart), which ``busim report`` writes anew."""
     from busim.report.charts import CHARTS, COMPARISON_CHARTS, FORMATS
-    from busim.report.files import COMPARE_MARKDOWN
 
     charts = {f"{chart}.{suffix}" for chart in (*CHARTS, *COMPARISON_CHARTS) for suffix in FORMATS}
-    return name in (MARKDOWN_FILE, HTML_FILE, COMPARE_MARKDOWN, COMPARE_HTML_FILE) or name in charts
+    return name in (MARKDOWN_FILE, HTML_FILE, COMPARE_MARKDOWN_FILE, COMPARE_HTML_FILE) or name in charts
 
 
 def write_comparison_report(comparison: Comparison, folder: Path, charts: bool = True) -> list[Path]:
-    """Draw the comparison charts (unless ``charts`` is false) and write compare.html into ``folder``.
+    """Draw the comparison charts (unless ``charts`` is false) and write compare.md and compare.html into ``folder``.
 
     Raises:
         OutputError: the folder cannot be written.
@@ -101,8 +123,10 @@ def write_comparison_report(comparison: Comparison, folder: Path, charts: bool =
         drawn = write_comparison_charts(comparison, folder) if charts else []
         written = [path for chart in drawn for path in chart.paths]
         shown = [ShownChart.of(chart) for chart in drawn]
-        path = folder / COMPARE_HTML_FILE
-        path.write_text(comparison_html(comparison, shown), encoding="utf-8")
     except OSError as error:
         raise OutputError(f"cannot write the comparison to {folder}: {error.strerror or error}") from None
-    return [*written, path]
+    pages = (
+        (COMPARE_MARKDOWN_FILE, comparison_markdown(comparison, shown)),
+        (COMPARE_HTML_FILE, comparison_html(comparison, shown)),
+    )
+    return written + write_files(folder, pages)

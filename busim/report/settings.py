@@ -58,10 +58,11 @@ def setting_text(value: Any, marks: frozenset[Callable[..., Any]] = frozenset())
         return ABSENT
     if isinstance(value, BaseModel):
         fields = type(value).model_fields
+        applies = _applying_keys(value)
         items = [
             f"{key}: {setting_text(getattr(value, key), _field_marks(info))}"
             for key, info in fields.items()
-            if key != "kind" and getattr(value, key) not in (None, [], {})
+            if key != "kind" and key in applies and getattr(value, key) not in (None, [], {})
         ]
         if "points" in fields:  # quantiles, as written: {p50: 3ms, p99: 5.4ms}
             points = value.points  # type: ignore[attr-defined]
@@ -86,6 +87,13 @@ def setting_text(value: Any, marks: frozenset[Callable[..., Any]] = frozenset())
     return str(value)
 
 
+def _applying_keys(model: BaseModel) -> set[str]:
+    """The keys that apply to ``model`` as set: those its serializer keeps (a random crash drops ``instance``,
+    which only a scheduled crash reads)."""
+    dumped = model.model_dump(mode="json")
+    return set(dumped) if isinstance(dumped, dict) else set(type(model).model_fields)
+
+
 def _field_marks(info: Any) -> frozenset[Callable[..., Any]]:
     """The parsers a model field names: on its own metadata, or within its annotation."""
     found = set(_marks(info.annotation))
@@ -97,10 +105,11 @@ def _field_marks(info: Any) -> frozenset[Callable[..., Any]]:
 
 
 def _settings_table(title: str, model: BaseModel, shown: Callable[[str], bool] = lambda _: True) -> TableView:
+    applies = _applying_keys(model)
     rows = tuple(
         Row(key, (text_cell(setting_text(getattr(model, key), _field_marks(info))),))
         for key, info in type(model).model_fields.items()
-        if shown(key)
+        if shown(key) and key in applies
     )
     return TableView(title, (Column("value", right=False),), rows, label="key")
 

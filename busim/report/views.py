@@ -161,7 +161,7 @@ def _heading(result: Result) -> Heading:
     messages = counts.published + counts.emitted
     words = f"{counts.published:,} published, {counts.emitted:,} emitted" if counts.emitted else None
     return Heading(
-        scenario.name,
+        result.source.run_name(scenario.name),
         scenario.description,
         (Cell(f"seed {scenario.seed}", scenario.seed), how, Cell(words or counted(messages, "message"), messages)),
         result.source.overrides,
@@ -714,7 +714,7 @@ def replications_views(replications: Replications) -> ReplicationsViews:
         caption=f"[low, high]: the {CONFIDENCE:.0%} confidence interval of the mean",
     )
     heading = Heading(
-        scenario.name,
+        replications.source.run_name(scenario.name),
         scenario.description,
         (
             Cell(f"root seed {scenario.seed}", scenario.seed),

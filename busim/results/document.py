@@ -60,6 +60,7 @@ class ScenarioRecord(TypedDict):
     file: str | None
     sha256: str | None
     overrides: list[str]
+    variant: NotRequired[str]  # added to busim.result/1 later, and only for a variant: older files lack it
 
 
 class Consistency(TypedDict):
@@ -182,7 +183,7 @@ def json_text(data: dict[str, Any]) -> str:
 
 
 def _scenario_record(scenario: Scenario, source: Source) -> ScenarioRecord:
-    return {
+    record: ScenarioRecord = {
         "name": scenario.name,
         "description": scenario.description,
         "seed": scenario.seed,
@@ -190,6 +191,9 @@ def _scenario_record(scenario: Scenario, source: Source) -> ScenarioRecord:
         "sha256": source.sha256,
         "overrides": list(source.overrides),
     }
+    if source.variant is not None:
+        record["variant"] = source.variant
+    return record
 
 
 def _intervals(documents: list[Any], path: tuple[str | int, ...], signed: bool = False) -> Any:
@@ -358,7 +362,7 @@ def read_comparison(data: dict[str, Any], source: str) -> Comparison:
 
 
 def _source(record: ScenarioRecord) -> Source:
-    return Source(record["file"], record["sha256"], tuple(record["overrides"]))
+    return Source(record["file"], record["sha256"], tuple(record["overrides"]), record.get("variant"))
 
 
 def _result(typed: Any, scenario: Scenario, source: Source, run: RunMetadata) -> Result:

@@ -47,6 +47,11 @@ class Source:
     file: str | None = None
     sha256: str | None = None
     overrides: tuple[str, ...] = ()
+    variant: str | None = None  # the entry of the file's variants: block that ran, if one
+
+    def run_name(self, scenario_name: str) -> str:
+        """What a run of the scenario ``scenario_name`` goes by: its name, and its variant's if it is one."""
+        return f"{scenario_name} (variant {self.variant})" if self.variant else scenario_name
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ class LoadedScenario:
     file: str
     sha256: str
     overrides: tuple[str, ...] = ()
+    variant: str | None = None  # the entry of the file's variants: block it is, if one
 
 
 # ---------------------------------------------------------------- YAML with marks
@@ -731,6 +732,24 @@ def _allowed_keys(loc: KeyPath, data: Any) -> list[str]:
 
 
 # ---------------------------------------------------------------- files
+MAX_SUGGESTION_TRIES = 20  # a folder's .yaml files read to find a valid scenario to suggest
+
+
+def _folder_hint(folder: FilePath) -> str:
+    """Which scenario of ``folder`` to give instead: its first valid one, or, when none is, a few of its files."""
+    inside = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    if not inside:
+        return f" (there is no .yaml file in {folder})"
+    for candidate in inside[:MAX_SUGGESTION_TRIES]:
+        try:
+            load_scenario(candidate)
+        except (ScenarioError, ScenarioFileError, OverrideError):
+            continue
+        return f" such as {candidate}"
+    shown = ", ".join(candidate.name for candidate in inside[:3]) + (", ..." if len(inside) > 3 else "")
+    return f" (none of its .yaml files is a valid scenario: {shown})"
+
+
 def read_scenario_text(path: FilePath) -> str:
     """Read a scenario file as text, at most :data:`MAX_SCENARIO_BYTES` of it.
 
@@ -748,9 +767,7 @@ def read_scenario_text(path: FilePath) -> str:
     except ValueError:  # a NUL character, which no path may hold
         raise ScenarioFileError(f"{str(path)!r}: no such file") from None
     if stat.S_ISDIR(status.st_mode):
-        inside = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
-        hint = f" such as {inside[0]}" if inside else f" (there is no .yaml file in {path})"
-        raise ScenarioFileError(f"{path}: is a folder; give a scenario file{hint}")
+        raise ScenarioFileError(f"{path}: is a folder; give a scenario file{_folder_hint(path)}")
     if not stat.S_ISREG(status.st_mode):
         raise ScenarioFileError(f"{path}: is {_file_kind(status.st_mode)}, not a regular file; give a scenario file")
     if status.st_size > MAX_SCENARIO_BYTES:

@@ -22,10 +22,11 @@ MODELINE = "# yaml-language-server: $schema="
 _TEMPLATE = """\
 {modeline}
 # A busim scenario. Run it with `busim run {file}`, check it with `busim validate {file}`.
-# Every key, its default and its meaning: docs/scenarios.md; the brokers: docs/brokers.md,
-# or `busim presets`. Durations take a unit (250ms, 2s, 5min), rates a unit of time (100/s).
-# Leave a key out for its default. The comment above points editors at busim's JSON Schema
-# (`busim schema`), which completes and checks keys as you type.
+# Every key and its meaning: `busim schema` (and docs/scenarios.md in busim's source); the
+# brokers and their defaults: `busim presets` (and docs/brokers.md in busim's source).
+# Durations take a unit (250ms, 2s, 5min), rates a unit of time (100/s). Leave a key out for
+# its default. The comment above points editors at busim's JSON Schema (`busim schema`),
+# which completes and checks keys as you type.
 
 name: {name}  # names the run: its results go to runs/{name}/<date>-<time>/
 description: >-

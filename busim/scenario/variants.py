@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def load_variant(path: Path, name: str, overrides: list[str]) -> LoadedScenario:
         raise OverrideError(
             f"{path}: --variant {name}: no such variant{did_you_mean(name, names)} (variants: {', '.join(names)})"
         )
-    return _variant(path, name, base.scenario.variants[name], overrides)
+    return replace(_variant(path, name, base.scenario.variants[name], overrides), variant=name)
 
 
 def _variant(path: Path, name: str, changes: dict[str, Any], overrides: list[str]) -> LoadedScenario:

@@ -8,6 +8,7 @@ from busim.cli import app
 from busim.scenario.json_schema import SCHEMA_FILE
 from busim.scenario.presets import PRESET_NAMES
 from busim.scenario.starter import MODELINE
+from tests.conftest import ROOT
 
 runner = CliRunner()
 
@@ -46,7 +47,7 @@ def test_every_key_of_the_starter_is_commented():
     uncommented = [line for line in keys if "  # " not in line and not line.startswith(("  ", "description"))]
     assert uncommented == []
     assert "  # partitions: 6  # judgement: a typical topic\n" in text  # the preset's own keys, at their defaults
-    assert "docs/scenarios.md" in text
+    assert "# Every key and its meaning: `busim schema` (and docs/scenarios.md in busim's source); the\n" in text
 
 
 def test_init_takes_a_file_name_or_a_path(tmp_path, monkeypatch):
@@ -54,6 +55,13 @@ def test_init_takes_a_file_name_or_a_path(tmp_path, monkeypatch):
     (tmp_path / "scenarios").mkdir()
     assert runner.invoke(app, ["init", "scenarios/checkout.yml"]).exit_code == 0
     assert busim.load(tmp_path / "scenarios" / "checkout.yml").name == "checkout"
+    # Folders that are not there yet are made.
+    made = runner.invoke(app, ["init", "new/deeper/checkout"])
+    assert (made.exit_code, made.stdout) == (
+        0,
+        "Wrote new/deeper/checkout.yaml: run it with busim run new/deeper/checkout.yaml\n",
+    )
+    assert busim.load(tmp_path / "new" / "deeper" / "checkout.yaml").name == "checkout"
 
 
 @pytest.mark.parametrize(
@@ -85,3 +93,11 @@ def test_the_help_points_a_new_user_at_init_first():
     commands = helped.output.split("Commands:\n", 1)[1].split()
     assert commands[0] == "init"
     assert "New here? busim init writes a scenario to start from; busim run FILE" in helped.output
+
+
+def test_the_readmes_modeline_is_what_init_writes_in_an_editable_install_of_the_checkout():
+    from busim.scenario.starter import schema_reference
+
+    # README: pip install -e . and busim init checkout, at the checkout's root.
+    schema = schema_reference(ROOT / "checkout.yaml", ROOT / "busim" / "scenario" / "scenario.schema.json")
+    assert f"\n{MODELINE}{schema}\n" in (ROOT / "README.md").read_text(encoding="utf-8")

@@ -267,6 +267,7 @@ def test_the_titles_reach_the_reports_from_the_chart_writers(order_pipeline_comp
         "compare-latency-cdf.svg",
         "compare-anomalies.png",
         "compare-anomalies.svg",
+        "compare.md",
         "compare.html",
     ]
     page = (tmp_path / "compare.html").read_text()

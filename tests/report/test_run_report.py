@@ -87,7 +87,7 @@ def test_the_markdown_report_states_the_verdict_the_figures_and_the_assumptions(
     assert "| consumer_timeout | 30min |" in report
     assert "| latency | {quantiles: {p50: 430µs, p99: 730µs}} |" in report
     assert "| effects | \\[{counter: stock, key: productId, add: -quantity, floor: 0}] |" in report
-    assert "| crash | {probability: 0.0005, instance: 0, restart_after: 2s} |" in report
+    assert "| crash | {probability: 0.0005, restart_after: 2s} |" in report
     assert "| outages | \\[{at: 1min, duration: 10s}] |" in report
     assert "| rate | \\[{at: 0s, rate: 50/s}, {at: 30s, rate: 700/s}, {at: 90s, rate: 100/s}] |" in report
     assert report.index("## Verdict") < report.index("## Charts") < report.index("## Results")

@@ -15,8 +15,7 @@ from rich.console import Console
 
 import busim
 from busim.report.console import render_comparison, render_result
-from busim.report.files import comparison_markdown
-from busim.report.run_report import comparison_html, report_html, report_markdown
+from busim.report.run_report import comparison_html, comparison_markdown, report_html, report_markdown
 from busim.report.views import TableView, comparison_views, run_views
 from busim.scenario.variants import load_variants
 from tests.conftest import ROOT, SCENARIOS

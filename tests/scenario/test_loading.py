@@ -104,11 +104,19 @@ def test_a_folder_given_as_a_file_says_so(tmp_path):
     with pytest.raises(ScenarioFileError) as error:
         load_scenario(tmp_path)
     assert str(error.value) == f"{tmp_path}: is a folder; give a scenario file (there is no .yaml file in {tmp_path})"
-    (tmp_path / "b.yaml").write_text("")
-    (tmp_path / "a.yaml").write_text("")
+    for name in ("b.yaml", "a.yaml", "c.yaml", "d.yml"):
+        (tmp_path / name).write_text("")
     with pytest.raises(ScenarioFileError) as error:
         load_scenario(tmp_path)
-    assert str(error.value) == f"{tmp_path}: is a folder; give a scenario file such as {tmp_path / 'a.yaml'}"
+    assert str(error.value) == (
+        f"{tmp_path}: is a folder; give a scenario file (none of its .yaml files is a valid scenario: "
+        "a.yaml, b.yaml, c.yaml, ...)"
+    )
+    # The first file that is a valid scenario, not the first by name.
+    (tmp_path / "b.yaml").write_text((SCENARIOS / "flash-sale.yaml").read_text())
+    with pytest.raises(ScenarioFileError) as error:
+        load_scenario(tmp_path)
+    assert str(error.value) == f"{tmp_path}: is a folder; give a scenario file such as {tmp_path / 'b.yaml'}"
 
 
 def test_a_scenario_without_a_name_takes_the_file_stem(tmp_path):

@@ -315,8 +315,15 @@ def _joined(parts: WhyParts, several: bool) -> str:
     return "; ".join(f"{owner}: {words}" if several and owner else words for owner, words in parts if words)
 
 
+# Reasons named by a plural noun: counted, so that one reads "1 duplicate effect".
+_COUNTED_REASONS = {"duplicate_effects": "duplicate effect"}
+
+
 def _listed(counts: dict[str, int], name: Callable[[str], str]) -> str:
-    return ", ".join(f"{count:,} {name(reason)}" for reason, count in counts.items())
+    return ", ".join(
+        counted(count, _COUNTED_REASONS[reason]) if reason in _COUNTED_REASONS else f"{count:,} {name(reason)}"
+        for reason, count in counts.items()
+    )
 
 
 def _reasons(result: Result, attribute: str) -> WhyParts:
@@ -330,9 +337,9 @@ def _reasons(result: Result, attribute: str) -> WhyParts:
 
 def _busiest_why(result: Result, _attribute: str) -> WhyParts:
     if result.scenario.broker.preset == "kafka":
-        return [("", "of deliveries")]  # partitions, not instances, set the spread
+        return [("", "the share of its deliveries")]  # partitions, not instances, set the spread
     return [
-        (name, f"of deliveries (even: {1 / result.scenario.consumer(name).instances:.0%})")
+        (name, f"{1 / result.scenario.consumer(name).instances:.0%} would be an even share")
         for name in result.summary.consumers
     ]
 
@@ -670,7 +677,7 @@ def _patterns(scenarios: list[Scenario], consumers: list[str]) -> list[Figure]:
 def intervaltext_cell(interval: Interval, duration: bool) -> str:
     """A mean, with its interval when there are two replications or more; an interval below 0 shown from 0."""
     show = format_duration if duration else (lambda value: f"{value:,.1f}")
-    if interval.replications < 2:
+    if interval.replications < 2 or interval.low == interval.high:
         return format_duration(interval.mean) if duration else f"{interval.mean:,.0f}"
     # Every figure shown is a count or a duration: an interval reaching below 0 is shown from 0.
     return f"{show(interval.mean)} [{show(max(interval.low, 0.0))}, {show(interval.high)}]"
@@ -722,9 +729,10 @@ def replications_views(replications: Replications) -> ReplicationsViews:
         ),
         tuple(replications.source.overrides),
     )
-    consistent = sum(summary.consistent for summary in replications.summaries)
     verdict = Verdict(
-        consistent == count, f"Consistent with exactly-once processing in {count_of(consistent, count, 'replication')}."
+        replications.consistent and not replications.invariant_failures,
+        f"{replications.verdict[:1].upper()}{replications.verdict[1:]}.",
+        replications.failures,
     )
     invariants = _replicated_invariants(replications) if replications.invariants else None
     return ReplicationsViews(heading, figures, invariants, verdict)
@@ -818,7 +826,12 @@ def comparison_rows(comparison: Comparison, consumer: str) -> list[Row]:
     """Each figure of ``consumer`` across the variants, with its change from the first variant."""
     rows = []
     for label, path, duration, short in _compared_figures(comparison, consumer):
-        figures = [outcome.figure(consumer, *path) for outcome in comparison.outcomes]
+        # A variant whose consumer has no queries has no reads: absent, not 0.
+        read = any(path == figure[1] for figure in READ_FIGURES)
+        figures = [
+            None if read and outcome.scenario.consumer(consumer).queries is None else outcome.figure(consumer, *path)
+            for outcome in comparison.outcomes
+        ]
         if all(figure is None for figure in figures):
             continue
         cells = tuple(_compared(figure, figures[0], duration) for figure in figures)
@@ -842,8 +855,15 @@ def _compared(figure: Interval | None, baseline: Interval | None, duration: bool
             return plain
         note = f" ({change / abs(baseline.mean):+.0%})"
     else:
-        note = f" ({'+' if change > 0 else '-'}{format_duration(abs(change)) if duration else f'{abs(change):,.1f}'})"
+        note = (
+            f" ({'+' if change > 0 else '-'}{format_duration(abs(change)) if duration else _count_text(abs(change))})"
+        )
     return replace(plain, note=note, note_tone="bad" if change > 0 else "good")
+
+
+def _count_text(count: float) -> str:
+    """A count as a whole number where it is one (a single run's), else to one decimal (a mean)."""
+    return f"{count:,.0f}" if float(count).is_integer() else f"{count:,.1f}"
 
 
 def comparison_verdicts(comparison: Comparison) -> list[tuple[str, bool]]:

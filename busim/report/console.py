@@ -30,6 +30,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from busim.analysis.intervals import CONFIDENCE
 from busim.engine.simulation import ProgressCallback
 from busim.report.tables import Cell, Heading, Row, TableView, Tone, Verdict, legend
 from busim.report.views import (
@@ -122,9 +123,7 @@ _STYLES: dict[Tone, str | None] = {"bad": "bold red", "good": "bold green", "qui
 _NOTE_STYLES: dict[Tone, str | None] = {"bad": "red", "good": "green", "quiet": "dim", None: None}
 
 
-def _cell(cell: Cell, brief: bool = False) -> Text:
-    if brief:
-        return Text(cell.brief or cell.text, style=_STYLES[cell.tone] or "")
+def _cell(cell: Cell) -> Text:
     text = Text(cell.text, style=_STYLES[cell.tone] or "")
     if cell.note:
         text.append(cell.note, style=_NOTE_STYLES[cell.note_tone] or "")
@@ -383,7 +382,7 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
             continue
         rows = _compact_rows(view)
         abbreviated.update((row.short, row) for row in rows)
-        title = f"{consumer}{' (means of the replications)' if views.replicated else ''}"
+        title = f"{consumer}{f' (means; [low, high] {CONFIDENCE:.0%} confidence interval)' if views.replicated else ''}"
         show(console, *_split(console, _variants_as_rows(view, rows), title))
     if legend(abbreviated.values()):
         show(console, Text(legend(abbreviated.values()), style="dim"))
@@ -404,11 +403,11 @@ def _compact_rows(view: TableView) -> list[Row]:
 
 
 def _variants_as_rows(view: TableView, rows: list[Row]) -> list[_Column]:
-    """One row per variant, the figures (their brief text) as columns."""
+    """One row per variant, the figures (without their change) as columns."""
     names = [column.header for column in view.columns]
     columns = [_Column("variant", tuple(Text(name) for name in names), least=_longest_word("variant", *names))]
     for row in rows:
-        cells = [Cell(cell.brief or cell.text, cell.value, cell.tone) for cell in row.cells]
+        cells = [Cell(cell.text, cell.value, cell.tone) for cell in row.cells]
         columns.append(
             _Column(row.short, tuple(_cell(cell) for cell in cells), True, _least_width(row.short, cells, True))
         )

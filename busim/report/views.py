@@ -17,7 +17,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from busim.analysis.intervals import CONFIDENCE, Interval
-from busim.analysis.invariants import NOT_MEASURED, InvariantOutcome, bound_text, failed_invariants, measure_text
+from busim.analysis.invariants import (
+    INVARIANT_METRICS,
+    NOT_MEASURED,
+    InvariantOutcome,
+    bound_text,
+    failed_invariants,
+    measure_text,
+)
 from busim.analysis.summary import ConsumerSummary
 from busim.report.settings import configuration, format_rate
 from busim.report.tables import (
@@ -683,14 +690,10 @@ def intervaltext_cell(interval: Interval, duration: bool) -> str:
     return f"{show(interval.mean)} [{show(max(interval.low, 0.0))}, {show(interval.high)}]"
 
 
-def _brief(interval: Interval, duration: bool) -> str:
-    return format_duration(interval.mean) if duration else f"{interval.mean:,.0f}"
-
-
 def _interval_cell(interval: Interval | None, duration: bool) -> Cell:
     if interval is None:
         return Cell(ABSENT)
-    return Cell(intervaltext_cell(interval, duration), interval.mean, brief=_brief(interval, duration))
+    return Cell(intervaltext_cell(interval, duration), interval.mean)
 
 
 def replications_views(replications: Replications) -> ReplicationsViews:
@@ -763,6 +766,10 @@ def _measured_interval(interval: Interval | None, outcome: InvariantOutcome) -> 
         return NOT_MEASURED
     if interval.replications < 2:
         return measure_text(interval.mean, outcome.metric)
+    if interval.low == interval.high:
+        return measure_text(interval.mean, outcome.metric)
+    if INVARIANT_METRICS.get(outcome.metric, "count") == "count":  # as the tables of figures show a mean of counts
+        return f"{interval.mean:,.1f} [{interval.low:,.1f}, {interval.high:,.1f}]"
     # The model has clamped the interval at 0 where the figure cannot be negative.
     shown = (measure_text(value, outcome.metric) for value in (interval.mean, interval.low, interval.high))
     return "{} [{}, {}]".format(*shown)

@@ -437,7 +437,7 @@ def render_preset(console: Console, name: str) -> None:
     keys, defaults, bases = zip(*rows)
     columns = [
         _Column("key", tuple(map(Text, keys)), least=max(map(len, keys))),
-        _Column("default", tuple(map(Text, defaults)), least=max(map(len, defaults))),  # a value is never cut
+        _Column("default", tuple(map(Text, defaults)), least=_longest_word(*defaults)),
         _Column("basis", tuple(map(Text, bases)), least=_longest_word(*bases)),
     ]
     common = [key for key in COMMON_KEYS if key not in preset.defaults and key != "preset"]

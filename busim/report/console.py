@@ -1,19 +1,20 @@
 """Terminal output: the progress bars while simulating, and the views of :mod:`busim.report.views` in Rich.
 
 The figures, labels and words come from the views; this module only styles
-them and chooses a layout that fits the terminal: a table too wide for it
-is split (one table per consumer, the variants turned to rows, figures
-continued in a second table) rather than cut.
+them and chooses a layout that fits the console's width: a table too wide
+for it is split (one table per consumer, the variants turned to rows, the
+columns that do not fit continued in another table) rather than cut, and a
+column never gets narrower than its widest figure or longest word.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -25,13 +26,14 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from busim.analysis.intervals import CONFIDENCE
 from busim.engine.simulation import ProgressCallback
 from busim.report.tables import Cell, Heading, Row, TableView, Tone, Verdict, legend
 from busim.report.views import (
-    ComparisonViews,
     comparison_views,
     replications_views,
     run_views,
@@ -39,7 +41,7 @@ from busim.report.views import (
 from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
-from busim.scenario.units import ABSENT, format_duration
+from busim.scenario.units import format_duration
 
 
 def literal(text: RenderableType) -> RenderableType:
@@ -121,84 +123,159 @@ _STYLES: dict[Tone, str | None] = {"bad": "bold red", "good": "bold green", "qui
 _NOTE_STYLES: dict[Tone, str | None] = {"bad": "red", "good": "green", "quiet": "dim", None: None}
 
 
-def _cell(cell: Cell, brief: bool = False) -> Text:
-    if brief:
-        return Text(cell.brief or cell.text, style=_STYLES[cell.tone] or "")
+def _cell(cell: Cell) -> Text:
     text = Text(cell.text, style=_STYLES[cell.tone] or "")
     if cell.note:
         text.append(cell.note, style=_NOTE_STYLES[cell.note_tone] or "")
     return text
 
 
-def rich_table(
-    view: TableView,
-    columns: Sequence[int] | None = None,
-    why: Sequence[str] | None = None,
-    no_wrap: bool = False,
-    title: str | None = None,
-) -> Table:
-    """``view`` as a Rich table; ``columns`` keeps some value columns only, ``why`` replaces each row's why,
-    ``no_wrap`` keeps every figure on one line."""
-    kept = list(range(len(view.columns))) if columns is None else list(columns)
-    table = _table(view.title if title is None else title)
-    # Where the table is too wide, a long label folds onto a second line rather than lose its end.
-    table.add_column(view.label, overflow="fold")
+@dataclass(frozen=True)
+class _Column:
+    """A column ready to lay out: its heading, its cells, how it aligns, and how narrow it may get."""
+
+    header: str
+    cells: tuple[Text, ...]
+    right: bool = False
+    least: int = 1  # a figure whole, a heading's or a text's longest word: never cut
+    style: str | None = None
+
+    @property
+    def natural(self) -> int:
+        return max([len(self.header), *(cell.cell_len for cell in self.cells)])
+
+
+def _longest_word(*texts: str) -> int:
+    return max((len(word) for text in texts for word in text.split()), default=1)
+
+
+def _laid(view: TableView, kept: Sequence[int], why: Sequence[str] | None = None) -> list[_Column]:
+    """The label column, the value columns ``kept`` and the why column of ``view``."""
+    labels = tuple(Text(f"  {row.label}" if row.sub else row.label) for row in view.rows)
+    least = max(_longest_word(view.label), *(_longest_word(row.label) + 2 * row.sub for row in view.rows))
+    found = [_Column(view.label, labels, least=least)]
     for index in kept:
         column = view.columns[index]
+        cells = [row.cells[index] for row in view.rows]
+        found.append(
+            _Column(
+                column.header,
+                tuple(_cell(cell) for cell in cells),
+                column.right,
+                _least_width(column.header, cells, column.right),
+            )
+        )
+    if view.why:
+        whys = tuple(Text(row.why if why is None else why[number]) for number, row in enumerate(view.rows))
+        found.append(_Column("why", whys, least=_longest_word(*(cell.plain for cell in whys)), style="dim"))
+    return found
+
+
+def _built(columns: list[_Column], title: str, caption: str = "", widths: Sequence[int] | None = None) -> Group:
+    """A table of ``columns``; ``widths`` fixes each column's width, so that Rich never cuts a figure to fit."""
+    table = _Table(box=box.SIMPLE_HEAD)
+    for number, column in enumerate(columns):
+        width = None if widths is None else widths[number]
         table.add_column(
             column.header,
             justify="right" if column.right else "left",
-            no_wrap=no_wrap,
-            min_width=_least_width(column.header, [row.cells[index] for row in view.rows], column.right),
+            style=column.style,
+            width=width,
+            min_width=None if width else column.least,
+            no_wrap=width is None,
         )
-    if view.why:
-        table.add_column("why", style="dim")
-    for number, row in enumerate(view.rows):
-        label = f"  {row.label}" if row.sub else row.label
-        cells = [_cell(row.cells[index]) for index in kept]
-        if view.why:
-            cells.append(Text(row.why if why is None else why[number]))
-        table.add_row(label, *cells, style="dim" if row.sub else None)
-    if view.caption:
-        table.caption = Text(view.caption)
-        table.caption_justify = "left"
-    return table
+    for cells in zip(*(column.cells for column in columns)):
+        table.add_row(*cells, style="dim" if cells and cells[0].plain.startswith("  ") else None)
+    return _titled(title, table, caption)
+
+
+def _titled(title: str, table: Table, caption: str = "") -> Group:
+    """``table`` under its title and over its caption, which wrap at the console's width, not the table's."""
+    parts: list[RenderableType] = [Text(title, style="bold"), table]
+    if caption:
+        parts.append(Text(caption, style="dim"))
+    return Group(*parts)
 
 
 def _least_width(header: str, cells: list[Cell], figures: bool) -> int:
     """The narrowest a column may get: a figure whole (its change may go to a second line), a heading's or a
     text's longest word; never cut short with an ellipsis."""
-    words = [word for cell in cells for word in cell.full.split()] + header.split()
-    widths = [len(word) for word in words]
+    widths = [_longest_word(header, *(cell.full for cell in cells))]
     if figures:
         widths += [len(cell.text) for cell in cells]
-    return max(widths, default=1)
+    return max(widths)
 
 
-def _fits(console: Console, table: Table, spare: int = 0, wrapped: bool = False) -> bool:
-    """Whether ``table`` fits the console's width with ``spare`` columns left over: on its natural lines, or
-    ``wrapped`` where its headings and texts may wrap (never a figure)."""
-    measured = console.measure(table, options=console.options.update_width(_UNBOUNDED))
-    return (measured.minimum if wrapped else measured.maximum) + spare <= console.width
+def _overhead(columns: int) -> int:
+    """The columns a table's edges, dividers and padding take beside its cells."""
+    return 3 * columns + 1
 
 
-_UNBOUNDED = 100_000  # columns: wide enough to measure any table at its natural width
+def _widths(columns: list[_Column], width: int) -> list[int] | None:
+    """Each column's width so that ``columns`` fit ``width``: the narrowest each may get, then room handed out
+    toward each one's natural width, values first; None where they do not fit even at their narrowest."""
+    widths = [column.least for column in columns]
+    room = width - _overhead(len(columns)) - sum(widths)
+    if room < 0:
+        return None
+    for number in range(len(columns)):  # the labels first: a label on one line keeps a row on one line
+        grant = min(room, max(columns[number].natural - widths[number], 0))
+        widths[number] += grant
+        room -= grant
+    return widths
+
+
+def _split(console: Console, columns: list[_Column], title: str, caption: str = "") -> list[Group]:
+    """The label column with as many value columns as fit the console, the rest in continued tables; a row
+    whose cells in a part are all blank is left out of that part. Nothing is cut."""
+    label, *values = columns
+    why = [values.pop()] if values and values[-1].header == "why" and values[-1].style == "dim" else []
+    groups: list[list[_Column]] = []
+    for column in values:
+        if groups and _widths([label, *groups[-1], column, *why], console.width) is not None:
+            groups[-1].append(column)
+        else:
+            groups.append([column])
+    groups = groups or [[]]
+    tables: list[Group] = []
+    for number, group in enumerate(groups):
+        part = [label, *group, *why]
+        if len(groups) > 1:
+            keep = [row for row in range(len(label.cells)) if any(column.cells[row].plain for column in group)]
+            part = [replace(column, cells=tuple(column.cells[row] for row in keep)) for column in part]
+        widths = _widths(part, console.width)
+        if widths is None:  # too narrow even for one figure beside the labels: let the labels fold
+            widths = [max(console.width - _overhead(len(part)) - sum(c.least for c in part[1:]), 4)]
+            widths += [column.least for column in part[1:]]
+        named = title if number == 0 else f"{title}, continued"
+        tables.append(_built(part, named, caption if number == len(groups) - 1 else "", widths))
+    return tables
+
+
+def view_tables(console: Console, view: TableView) -> list[Group]:
+    """``view`` laid out for the console's width: split into continued tables rather than cut."""
+    return _split(console, _laid(view, range(len(view.columns))), view.title, view.caption)
 
 
 # A why column narrower than this reads as a column of fragments: below it, a table is split.
 _WHY_WIDTH = 24
 
 
-def _consumer_tables(console: Console, view: TableView) -> list[Table]:
+def _consumer_tables(console: Console, view: TableView) -> list[Group]:
     """The consumers' table, or one table per consumer where the consumers side by side leave the why no room."""
-    whole = rich_table(view, no_wrap=True)
-    figures_only = rich_table(TableView(view.title, view.columns, view.rows), no_wrap=True)
-    if len(view.columns) < 2 or _fits(console, figures_only, _WHY_WIDTH):
-        return [whole]
-    tables = []
+    whole = _laid(view, range(len(view.columns)))
+    widths = _widths(whole, console.width)
+    # Only a view with a why needs room for it; without, the consumers stay side by side, split where they must.
+    roomy = widths is not None and (not view.why or widths[-1] >= min(_WHY_WIDTH, whole[-1].natural))
+    if len(view.columns) < 2 or roomy or (not view.why):
+        return _split(console, whole, view.title, view.caption)
+    tables: list[Group] = []
     for index, column in enumerate(view.columns):
         why = ["; ".join(words for owner, words in row.why_parts if owner in ("", column.header)) for row in view.rows]
-        tables.append(rich_table(view, [index], why, no_wrap=True, title=f"{view.title}: {column.header}"))
+        part = _laid(view, [index], why)
+        keep = [row for row, cell in enumerate(part[1].cells) if cell.plain]
+        part = [replace(c, cells=tuple(c.cells[row] for row in keep)) for c in part]
+        tables += _split(console, part, f"{view.title}: {column.header}", view.caption)
     return tables
 
 
@@ -237,72 +314,85 @@ def render_result(console: Console, result: Result) -> None:
     views = run_views(result)
     messages = result.messages.published + result.messages.emitted
     rate = messages / result.wall_time_s if result.wall_time_s > 0 else 0
-    console.print(_heading(views.heading, f" · {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)"))
-    console.print(rich_table(views.publishers))
-    for table in _consumer_tables(console, views.consumers):
-        console.print(table)
-    console.print(rich_table(views.latency))
+    show(console, _heading(views.heading, f" · {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)"))
+    show(console, *view_tables(console, views.publishers))
+    show(console, *_consumer_tables(console, views.consumers))
+    show(console, *view_tables(console, views.latency))
     if views.chains is not None:
-        console.print(rich_table(views.chains))
-        console.print()
+        show(console, *view_tables(console, views.chains), Text())
     if views.consistency is not None:
-        console.print(rich_table(views.consistency))
+        show(console, *view_tables(console, views.consistency))
         if views.most_drifted:
-            drifted = Text()
+            drifted = Table.grid()  # wrapped lines keep their indent
+            drifted.add_column(width=2)
+            drifted.add_column()
             for which, keys in views.most_drifted:
-                drifted.append(f"  most drifted {which}, expected → actual: ", style="dim")
-                drifted.append(f"{keys}\n")
-            drifted.rstrip()
-            console.print(drifted, soft_wrap=True)
+                drifted.add_row("", Text.assemble((f"most drifted {which}, expected → actual: ", "dim"), keys))
+            show(console, drifted, Text())
     if views.invariants is not None:
-        console.print(rich_table(views.invariants))
-    console.print(_verdict(views.verdict))
+        show(console, *view_tables(console, views.invariants))
+    show(console, _verdict(views.verdict))
 
 
 def render_replications(console: Console, replications: Replications) -> None:
     """Print each consumer's figures as a mean with its confidence interval, and how often runs were consistent."""
     views = replications_views(replications)
-    console.print(_heading(views.heading, f" · {replications.wall_time_s:.2f}s"))
-    for table in _consumer_tables(console, views.figures):
-        console.print(table)
+    show(console, _heading(views.heading, f" · {replications.wall_time_s:.2f}s"))
+    show(console, *_consumer_tables(console, views.figures))
     if views.invariants is not None:
-        console.print(rich_table(views.invariants))
-    console.print(_verdict(views.verdict))
+        show(console, *view_tables(console, views.invariants))
+    show(console, _verdict(views.verdict))
+
+
+class _Trimmed:
+    """A renderable without the spaces Rich pads its lines with: piped output and logs keep no trailing blanks."""
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in console.render_lines(self.renderable, options, pad=False, new_lines=False):
+            while line and not line[-1].text.rstrip():
+                line.pop()
+            if line:
+                last = line[-1]
+                line[-1] = Segment(last.text.rstrip(), last.style, last.control)
+            yield from line
+            yield Segment.line()
+
+
+def show(console: Console, *renderables: RenderableType) -> None:
+    """Print ``renderables`` at the console's width, one after another, without trailing spaces."""
+    for renderable in renderables:
+        console.print(_Trimmed(renderable))
 
 
 # ---------------------------------------------------------------- a comparison
-# More variants than this are shown one per row, with the key figures only.
-WIDE_COMPARISON = 3
-# Figures per table where the variants are rows: more would not fit 80 columns beside the variants' names.
-_COMPACT_FIGURES_PER_TABLE = 6
-_COMPACT_MIN_WIDTH = 6  # figures line up in columns at least this wide
-
-
 def render_comparison(console: Console, comparison: Comparison) -> None:
     """Print the variants side by side, each figure with its change from the first variant; where that does
     not fit the width, one row per variant with the key figures."""
     views = comparison_views(comparison)
-    console.print(
-        Text.assemble(
-            (f"Comparing {len(comparison.names)} variants", "bold"), f" · {views.how} (root seed {comparison.seed})"
-        )
-    )
+    show(console, Text(views.title, style="bold"), Text(f"Variants run on {views.how}."))
+    show(console, *view_tables(console, views.variants))
     abbreviated: dict[str, Row] = {}
     for consumer, view in views.consumers:
-        wide = rich_table(view, no_wrap=True)
-        if len(view.columns) <= WIDE_COMPARISON and _fits(console, wide):
-            console.print(wide)
+        wide = _laid(view, range(len(view.columns)))
+        if sum(column.natural for column in wide) + _overhead(len(wide)) <= console.width:
+            show(console, _built(wide, view.title, view.caption))
             continue
         rows = _compact_rows(view)
         abbreviated.update((row.short, row) for row in rows)
-        for table in _compact(console, views, consumer, view, rows):
-            console.print(table)
+        title = f"{consumer}{f' (means; [low, high] {CONFIDENCE:.0%} confidence interval)' if views.replicated else ''}"
+        show(console, *_split(console, _variants_as_rows(view, rows), title))
     if legend(abbreviated.values()):
-        console.print(Text(legend(abbreviated.values()), style="dim"))
+        show(console, Text(legend(abbreviated.values()), style="dim"))
+    show(console, Text(views.note, style="dim"))
     verdicts = Table.grid(padding=(0, 2))
+    verdicts.add_column(no_wrap=True)
+    verdicts.add_column()
     for name, cell in views.verdicts:
         verdicts.add_row(Text(name, style="bold"), Text(cell.text, style="green" if cell.tone == "good" else "red"))
-    console.print(verdicts)
+    show(console, verdicts)
 
 
 def _compact_rows(view: TableView) -> list[Row]:
@@ -312,38 +402,16 @@ def _compact_rows(view: TableView) -> list[Row]:
     return shown or [row for row in view.rows if row.short][:1]
 
 
-def _compact(console: Console, views: ComparisonViews, consumer: str, view: TableView, shown: list[Row]) -> list[Table]:
-    """One row per variant, the figures as columns; what does not fit goes to a continued table."""
+def _variants_as_rows(view: TableView, rows: list[Row]) -> list[_Column]:
+    """One row per variant, the figures (without their change) as columns."""
     names = [column.header for column in view.columns]
-    base = f"{consumer}{' (means of the replications)' if views.replicated else ''}"
-    tables: list[Table] = []
-    start = 0
-    while start < len(shown):
-        size = min(_COMPACT_FIGURES_PER_TABLE, len(shown) - start)
-        while True:
-            part = shown[start : start + size]
-            table = _variants_as_rows(f"{base}{', continued' if start else ''}", names, part, fold=False)
-            if size == 1 or _fits(console, table, wrapped=True):
-                break
-            size -= 1
-        if not _fits(console, table, wrapped=True):  # names too long for any figure beside them: fold, not cut
-            table = _variants_as_rows(f"{base}{', continued' if start else ''}", names, part, fold=True)
-        tables.append(table)
-        start += size
-    return tables
-
-
-def _variants_as_rows(title: str, names: list[str], rows: list[Row], fold: bool) -> Table:
-    table = _table(title)
-    table.add_column("variant", no_wrap=not fold, overflow="fold")
+    columns = [_Column("variant", tuple(Text(name) for name in names), least=_longest_word("variant", *names))]
     for row in rows:
-        least = _least_width(row.short, [Cell(cell.brief or cell.text) for cell in row.cells], figures=True)
-        table.add_column(row.short, justify="right", min_width=max(least, _COMPACT_MIN_WIDTH))
-    for index, name in enumerate(names):
-        table.add_row(
-            name, *(Text(ABSENT) if row.cells[index].text == ABSENT else _cell(row.cells[index], True) for row in rows)
+        cells = [Cell(cell.text, cell.value, cell.tone) for cell in row.cells]
+        columns.append(
+            _Column(row.short, tuple(_cell(cell) for cell in cells), True, _least_width(row.short, cells, True))
         )
-    return table
+    return columns
 
 
 def presets_table() -> Table:
@@ -360,18 +428,21 @@ def presets_table() -> Table:
 def render_preset(console: Console, name: str) -> None:
     """One preset's keys, defaults and the basis of each default, then its sources, unbroken."""
     preset = PRESETS[name]
-    table = _table(f"{preset.name}: {preset.title}; order kept {preset.ordering}")
-    table.add_column("key", no_wrap=True)
-    table.add_column("default")
-    table.add_column("basis")
+    rows = []
     sources: list[str] = []
     for key, default, basis, url in preset_rows(name):
         if url and url not in sources:
             sources.append(url)
-        table.add_row(key, default, f"{basis} [{sources.index(url) + 1}]" if url else basis)
+        rows.append((key, default, f"{basis} [{sources.index(url) + 1}]" if url else basis))
+    keys, defaults, bases = zip(*rows)
+    columns = [
+        _Column("key", tuple(map(Text, keys)), least=max(map(len, keys))),
+        _Column("default", tuple(map(Text, defaults)), least=_longest_word(*defaults)),
+        _Column("basis", tuple(map(Text, bases)), least=_longest_word(*bases)),
+    ]
     common = [key for key in COMMON_KEYS if key not in preset.defaults and key != "preset"]
-    table.caption = Text(f"Also accepted, with busim's defaults: {', '.join(common)} (docs/brokers.md)")
-    console.print(table)
+    caption = f"Also accepted, with busim's defaults: {', '.join(common)} (docs/brokers.md)"
+    show(console, *_split(console, columns, f"{preset.name}: {preset.title}; order kept {preset.ordering}", caption))
     for number, url in enumerate(sources, start=1):
         console.print(f"  [{number}] {url}", soft_wrap=True, highlight=False, markup=False)
 

@@ -30,7 +30,6 @@ class Cell:
     tone: Tone = None
     note: str = ""
     note_tone: Tone = None
-    brief: str = ""  # the text in a narrow layout, where it differs: a mean without its interval
 
     @property
     def bad(self) -> bool:

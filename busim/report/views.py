@@ -17,7 +17,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from busim.analysis.intervals import CONFIDENCE, Interval
-from busim.analysis.invariants import NOT_MEASURED, InvariantOutcome, bound_text, failed_invariants, measure_text
+from busim.analysis.invariants import (
+    INVARIANT_METRICS,
+    NOT_MEASURED,
+    InvariantOutcome,
+    bound_text,
+    failed_invariants,
+    measure_text,
+)
 from busim.analysis.summary import ConsumerSummary
 from busim.report.settings import configuration, format_rate
 from busim.report.tables import (
@@ -315,8 +322,15 @@ def _joined(parts: WhyParts, several: bool) -> str:
     return "; ".join(f"{owner}: {words}" if several and owner else words for owner, words in parts if words)
 
 
+# Reasons named by a plural noun: counted, so that one reads "1 duplicate effect".
+_COUNTED_REASONS = {"duplicate_effects": "duplicate effect"}
+
+
 def _listed(counts: dict[str, int], name: Callable[[str], str]) -> str:
-    return ", ".join(f"{count:,} {name(reason)}" for reason, count in counts.items())
+    return ", ".join(
+        counted(count, _COUNTED_REASONS[reason]) if reason in _COUNTED_REASONS else f"{count:,} {name(reason)}"
+        for reason, count in counts.items()
+    )
 
 
 def _reasons(result: Result, attribute: str) -> WhyParts:
@@ -330,9 +344,9 @@ def _reasons(result: Result, attribute: str) -> WhyParts:
 
 def _busiest_why(result: Result, _attribute: str) -> WhyParts:
     if result.scenario.broker.preset == "kafka":
-        return [("", "of deliveries")]  # partitions, not instances, set the spread
+        return [("", "the share of its deliveries")]  # partitions, not instances, set the spread
     return [
-        (name, f"of deliveries (even: {1 / result.scenario.consumer(name).instances:.0%})")
+        (name, f"{1 / result.scenario.consumer(name).instances:.0%} would be an even share")
         for name in result.summary.consumers
     ]
 
@@ -670,20 +684,16 @@ def _patterns(scenarios: list[Scenario], consumers: list[str]) -> list[Figure]:
 def intervaltext_cell(interval: Interval, duration: bool) -> str:
     """A mean, with its interval when there are two replications or more; an interval below 0 shown from 0."""
     show = format_duration if duration else (lambda value: f"{value:,.1f}")
-    if interval.replications < 2:
+    if interval.replications < 2 or interval.low == interval.high:
         return format_duration(interval.mean) if duration else f"{interval.mean:,.0f}"
     # Every figure shown is a count or a duration: an interval reaching below 0 is shown from 0.
     return f"{show(interval.mean)} [{show(max(interval.low, 0.0))}, {show(interval.high)}]"
 
 
-def _brief(interval: Interval, duration: bool) -> str:
-    return format_duration(interval.mean) if duration else f"{interval.mean:,.0f}"
-
-
 def _interval_cell(interval: Interval | None, duration: bool) -> Cell:
     if interval is None:
         return Cell(ABSENT)
-    return Cell(intervaltext_cell(interval, duration), interval.mean, brief=_brief(interval, duration))
+    return Cell(intervaltext_cell(interval, duration), interval.mean)
 
 
 def replications_views(replications: Replications) -> ReplicationsViews:
@@ -722,9 +732,10 @@ def replications_views(replications: Replications) -> ReplicationsViews:
         ),
         tuple(replications.source.overrides),
     )
-    consistent = sum(summary.consistent for summary in replications.summaries)
     verdict = Verdict(
-        consistent == count, f"Consistent with exactly-once processing in {count_of(consistent, count, 'replication')}."
+        replications.consistent and not replications.invariant_failures,
+        f"{replications.verdict[:1].upper()}{replications.verdict[1:]}.",
+        replications.failures,
     )
     invariants = _replicated_invariants(replications) if replications.invariants else None
     return ReplicationsViews(heading, figures, invariants, verdict)
@@ -755,6 +766,10 @@ def _measured_interval(interval: Interval | None, outcome: InvariantOutcome) -> 
         return NOT_MEASURED
     if interval.replications < 2:
         return measure_text(interval.mean, outcome.metric)
+    if interval.low == interval.high:
+        return measure_text(interval.mean, outcome.metric)
+    if INVARIANT_METRICS.get(outcome.metric, "count") == "count":  # as the tables of figures show a mean of counts
+        return f"{interval.mean:,.1f} [{interval.low:,.1f}, {interval.high:,.1f}]"
     # The model has clamped the interval at 0 where the figure cannot be negative.
     shown = (measure_text(value, outcome.metric) for value in (interval.mean, interval.low, interval.high))
     return "{} [{}, {}]".format(*shown)
@@ -818,7 +833,12 @@ def comparison_rows(comparison: Comparison, consumer: str) -> list[Row]:
     """Each figure of ``consumer`` across the variants, with its change from the first variant."""
     rows = []
     for label, path, duration, short in _compared_figures(comparison, consumer):
-        figures = [outcome.figure(consumer, *path) for outcome in comparison.outcomes]
+        # A variant whose consumer has no queries has no reads: absent, not 0.
+        read = any(path == figure[1] for figure in READ_FIGURES)
+        figures = [
+            None if read and outcome.scenario.consumer(consumer).queries is None else outcome.figure(consumer, *path)
+            for outcome in comparison.outcomes
+        ]
         if all(figure is None for figure in figures):
             continue
         cells = tuple(_compared(figure, figures[0], duration) for figure in figures)
@@ -842,8 +862,15 @@ def _compared(figure: Interval | None, baseline: Interval | None, duration: bool
             return plain
         note = f" ({change / abs(baseline.mean):+.0%})"
     else:
-        note = f" ({'+' if change > 0 else '-'}{format_duration(abs(change)) if duration else f'{abs(change):,.1f}'})"
+        note = (
+            f" ({'+' if change > 0 else '-'}{format_duration(abs(change)) if duration else _count_text(abs(change))})"
+        )
     return replace(plain, note=note, note_tone="bad" if change > 0 else "good")
+
+
+def _count_text(count: float) -> str:
+    """A count as a whole number where it is one (a single run's), else to one decimal (a mean)."""
+    return f"{count:,.0f}" if float(count).is_integer() else f"{count:,.1f}"
 
 
 def comparison_verdicts(comparison: Comparison) -> list[tuple[str, bool]]:

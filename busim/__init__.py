@@ -5,7 +5,7 @@ The public API: :func:`load` a scenario, :func:`simulate` it, read the
 every metric a confidence interval. See docs/ for the formats.
 """
 
-from busim.api import Comparison, Replications, Result, compare, load, replicate, simulate, variants
+from busim.api import Comparison, Replications, Result, compare, load, read, replicate, simulate, variants
 from busim.errors import BusimError
 from busim.scenario import Scenario
 from busim.version import __version__
@@ -19,6 +19,7 @@ __all__ = [
     "__version__",
     "compare",
     "load",
+    "read",
     "replicate",
     "simulate",
     "variants",

@@ -204,6 +204,22 @@ def variants(
     return load_variants([Path(path)], list(vary), list(overrides))
 
 
+def read(folder: str | Path) -> Result | Comparison:
+    """A run's or a comparison's output folder, read back and checked: the same ``Result`` (without its
+    ``record``) or ``Comparison`` the run gave. A scenario's folder of runs (``runs/flash-sale``) reads its newest.
+
+    Raises:
+        busim.errors.BusimError: the folder holds no results busim wrote, or they depart from their schema.
+    """
+    from busim.report.folder import is_comparison_folder, read_comparison_folder, read_run_folder
+    from busim.report.output import resolve_run_folder
+
+    path = resolve_run_folder(Path(folder))
+    if is_comparison_folder(path):
+        return read_comparison_folder(path)
+    return read_run_folder(path, "busim.read").result
+
+
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
     """Read and validate a scenario file; ``overrides`` are ``KEY=VALUE`` strings.
 

@@ -101,3 +101,23 @@ def test_a_replicated_figure_has_the_same_interval_in_the_model_and_in_results_j
             written = written[key]
         assert (figure.mean, figure.low, figure.high) == (written["mean"], written["low"], written["high"])
     assert replications.figure("inventory", "state", "stock", "abs_drift").low == 0.0
+
+
+def test_a_folder_reads_back_as_the_result_or_the_comparison_it_holds(tmp_path):
+    from typer.testing import CliRunner
+
+    from busim.cli import app
+
+    small = str(ROOT / "tests" / "data" / "small-pipeline.yaml")
+    runner = CliRunner()
+    assert runner.invoke(app, ["run", small, "--out", str(tmp_path / "run"), "--no-charts", "-q"]).exit_code == 0
+    compared = ["compare", small, "--vary", "broker.duplication=0,0.02", "--out", str(tmp_path / "cmp"), "-q"]
+    assert runner.invoke(app, [*compared, "--no-charts"]).exit_code == 0
+    run = busim.read(tmp_path / "run")
+    assert isinstance(run, busim.Result) and run.record is None
+    simulated = busim.simulate(busim.load(small))  # the file names its seed
+    assert (run.summary, run.verdict, run.failures) == (simulated.summary, simulated.verdict, simulated.failures)
+    comparison = busim.read(tmp_path / "cmp")
+    assert isinstance(comparison, busim.Comparison) and len(comparison.names) == 2
+    with pytest.raises(busim.BusimError, match=r"no results\.json here"):
+        busim.read(tmp_path)

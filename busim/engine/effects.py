@@ -80,6 +80,10 @@ class EffectPlan:
     def has_effects(self) -> bool:
         return bool(self._effects)
 
+    def compiled(self) -> list[tuple[int, list[int], list[int], int | None]]:
+        """Each effect as ``(counter, key code per message, change per message, floor)``, in order."""
+        return [(effect.counter, effect.key_code, effect.change, effect.floor) for effect in self._effects]
+
     def new_state(self) -> list[list[int]]:
         """Fresh counters: every key at its counter's initial value."""
         return [[initial] * len(keys) for initial, keys in zip(self.initial, self.keys)]

@@ -1,0 +1,173 @@
+"""What every broker driver does, on the run's side and on a consumer instance's side.
+
+A driver realises a scenario's broker on a real one. On the run's side
+(the load generator's process) it creates the run's own resources, publishes
+copies of messages, reports what the broker dead-lettered or dropped, and
+deletes everything it created. On a consumer instance's side it attaches to
+one consumer group's queue and hands deliveries to the instance's workers.
+
+A message body carries the copy's number (:func:`encode_copy`): the copy
+table of :class:`~busim.loadtest.schedule.Schedule` tells which message it
+is a copy of and why it was sent. Everything else a consumer needs (the
+message's fields, its effects) is in the run's plan, keyed by message.
+
+Names: every resource a run creates carries the run's name
+(:attr:`RunNames.prefix`), so that clean-up deletes exactly what the run
+created and nothing else.
+"""
+
+from __future__ import annotations
+
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from busim.scenario.schema import Scenario
+
+_COPY = struct.Struct("<q")
+
+
+def encode_copy(copy: int, size: int = 0) -> bytes:
+    """A message body: the copy's number, padded to ``size`` bytes."""
+    body = _COPY.pack(copy)
+    return body + bytes(max(0, size - len(body)))
+
+
+def decode_copy(body: bytes) -> int:
+    return _COPY.unpack_from(body)[0]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A scenario key a driver cannot realise on its broker, and why."""
+
+    path: str  # the key path, as in error messages: broker.outages, consumers[0].emits
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunNames:
+    """The names of one run's resources on the broker and in the state stores."""
+
+    run_id: str  # busim-<scenario>-<date>-<time>-<random>, unique per run
+
+    @property
+    def prefix(self) -> str:
+        return self.run_id
+
+    def queue(self, group: str) -> str:
+        return f"{self.run_id}.{group}"
+
+    def dead_letters(self, group: str) -> str:
+        return f"{self.run_id}.{group}.dead-letters"
+
+    def event(self, event: str) -> str:
+        return f"{self.run_id}.{event}"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One copy of a message to publish: its number (the body) and its event (the routing)."""
+
+    copy: int
+    event: str
+
+
+@dataclass
+class Delivery:
+    """One delivery handed to a consumer instance."""
+
+    copy: int
+    attempt: int  # the broker's delivery count (1 = first), or 0 where the broker does not tell
+    redelivered: bool  # the broker's redelivered flag (or attempt > 1)
+    token: object  # the driver's handle, for the ack
+
+
+@dataclass(frozen=True)
+class BrokerFate:
+    """What the broker did with a copy besides delivering it, as it reports after the run."""
+
+    group: str
+    copy: int
+    kind: str  # "dead_letter": moved to the dead-letter queue; "dropped": dropped by a length limit
+    reason: str  # the broker's word: delivery_limit, maxlen, max_deliver, ...
+    at_s: float  # when, in the run's clock; NaN where the broker does not say
+
+
+class Consumption(ABC):
+    """One consumer instance's attachment to its group's queue."""
+
+    # Push drivers (RabbitMQ) deliver up to their prefetch whatever the workers do; pull drivers are asked
+    # for more only when a worker is free and nothing received waits.
+    push: ClassVar[bool] = False
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect and attach to the group's queue; deliveries may follow."""
+
+    @abstractmethod
+    async def receive(self, free: int) -> list[Delivery]:
+        """The next deliveries, waiting until there is at least one; ``free`` workers are idle.
+
+        Return an empty list after at most about a second with nothing to
+        deliver, so that the instance can look at the clock.
+        """
+
+    @abstractmethod
+    async def ack(self, delivery: Delivery) -> None:
+        """Acknowledge ``delivery``: the broker will not deliver it again."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Detach and disconnect; unacknowledged deliveries go back to the broker."""
+
+
+class Driver(ABC):
+    """A broker, as one run uses it."""
+
+    schemes: ClassVar[tuple[str, ...]]  # URL schemes that select this driver
+    presets: ClassVar[tuple[str, ...]]  # scenario presets it realises
+    title: ClassVar[str]  # the broker, for people: "RabbitMQ"
+
+    def __init__(self, url: str, scenario: Scenario, names: RunNames) -> None:
+        self.url = url
+        self.scenario = scenario
+        self.names = names
+
+    @classmethod
+    @abstractmethod
+    def refusals(cls, scenario: Scenario) -> list[Refusal]:
+        """Every key of ``scenario`` this driver cannot realise (beyond what every driver refuses)."""
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Connect the run's side (publishing, setting up, reading fates)."""
+
+    @abstractmethod
+    async def setup(self) -> None:
+        """Create every queue, exchange, stream and consumer group the run needs, named after the run."""
+
+    @abstractmethod
+    async def publish(self, batch: Sequence[Outgoing]) -> list[bool]:
+        """Publish ``batch`` in order; per copy, whether the broker accepted it (a full queue may refuse).
+
+        Returns when the broker has confirmed every copy of the batch.
+        """
+
+    @abstractmethod
+    async def fates(self) -> list[BrokerFate]:
+        """Copies the broker dead-lettered or dropped, as far as it tells; read after the consumers stop."""
+
+    @abstractmethod
+    async def teardown(self) -> None:
+        """Delete everything :meth:`setup` created; safe to call twice, or after a failed setup."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Disconnect the run's side."""
+
+    @abstractmethod
+    def consumption(self, group: str, instance: int) -> Consumption:
+        """An instance's attachment to ``group``'s queue (called in the instance's own process)."""

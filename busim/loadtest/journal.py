@@ -1,0 +1,82 @@
+"""Journals: what each process of a real run logs, one fixed-size binary entry per happening.
+
+Every consumer process appends to its own file with one ``write`` per entry
+(``O_APPEND``), so that an entry is in the kernel's hands before the next
+step of the work: a SIGKILL loses nothing that was logged. After the run the
+journals are read back as numpy structured arrays and merged into the
+engine's record (:mod:`busim.loadtest.record`).
+
+Times are seconds of ``time.monotonic()`` since the run's start; the clock is
+the machine's, shared by every process of the run.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+# kind, outcome, instance, incarnation, flag, delivery sequence, copy, broker attempt, time
+ENTRY = np.dtype(
+    [
+        ("kind", "u1"),
+        ("outcome", "u1"),
+        ("instance", "<u2"),
+        ("incarnation", "<u2"),
+        ("flag", "<u2"),
+        ("seq", "<u4"),
+        ("copy", "<i4"),
+        ("attempt", "<i4"),
+        ("t", "<f8"),
+    ]
+)
+
+
+class Kind(enum.IntEnum):
+    """What an entry records."""
+
+    READY = 1  # the instance's consumer is attached to the broker and takes deliveries
+    RECEIVED = 2  # a delivery reached the instance (flag: the broker's redelivered flag)
+    TAKEN = 3  # a worker started processing it
+    DONE = 4  # processing ended (outcome: busim.engine.records.Outcome)
+    ACKED = 5  # the ack was handed to the broker's client
+    CRASHING = 6  # the instance kills itself now, after this delivery's effects and before its ack
+    RETRIED = 7  # an optimistic write met a changed version: the delivery is processed again
+    LOST_UPDATE = 8  # a read-modify-write overwrote a change made since its read
+    STARTED = 9  # the supervisor started the instance's process
+    KILLED = 10  # the supervisor killed the instance's process (SIGKILL), or found it dead
+    NEGATIVE_ACK = 11  # the delivery was handed back to the broker (nack), to be delivered again
+
+
+_PACK = struct.Struct("<BBHHHIiid")  # the layout of ENTRY
+
+
+class Journal:
+    """An append-only journal file; each :meth:`log` is one ``write`` system call."""
+
+    def __init__(self, path: Path, instance: int = 0, incarnation: int = 0) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._instance = instance
+        self._incarnation = incarnation
+
+    def log(
+        self, kind: Kind, t: float, seq: int = 0, copy: int = -1, attempt: int = 0, outcome: int = 0, flag: int = 0
+    ) -> None:
+        os.write(self._fd, _PACK.pack(kind, outcome, self._instance, self._incarnation, flag, seq, copy, attempt, t))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def read_journals(folder: Path) -> np.ndarray:
+    """Every entry of every ``*.journal`` file in ``folder``, in time order (ties in file order)."""
+    parts = []
+    for path in sorted(folder.glob("*.journal")):
+        data = path.read_bytes()
+        whole = len(data) - len(data) % ENTRY.itemsize  # a torn last entry cannot happen with one write, but be safe
+        parts.append(np.frombuffer(data[:whole], dtype=ENTRY))
+    entries = np.concatenate(parts) if parts else np.empty(0, dtype=ENTRY)
+    return entries[np.argsort(entries["t"], kind="stable")]

@@ -2,8 +2,11 @@
 
 The public API: :func:`load` a scenario, :func:`simulate` it, read the
 :class:`Result`; :func:`replicate` runs it on independent seeds and gives
-every metric a confidence interval. See docs/ for the formats.
+every metric a confidence interval; :func:`load_test` runs it against a real
+broker instead. See docs/ for the formats.
 """
+
+from typing import Any
 
 from busim.api import Comparison, Replications, Result, compare, load, read, replicate, simulate, variants
 from busim.errors import BusimError
@@ -19,8 +22,18 @@ __all__ = [
     "__version__",
     "compare",
     "load",
+    "load_test",
     "read",
     "replicate",
     "simulate",
     "variants",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # load_test brings the brokers' clients with it: imported when first used, not with busim.
+    if name == "load_test":
+        from busim.loadtest.api import load_test
+
+        return load_test
+    raise AttributeError(f"module 'busim' has no attribute {name!r}")

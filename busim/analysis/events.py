@@ -114,6 +114,7 @@ class GroupEvents:
 _COPY_RANK = np.ones(max(DeliveryCause) + 1, np.int64)
 _COPY_RANK[DeliveryCause.FIRST] = 0
 _COPY_RANK[DeliveryCause.BROKER_DUPLICATE] = 2
+_COPY_RANK[DeliveryCause.INJECTED_DUPLICATE] = 2
 
 
 def original_rows(deliveries: Deliveries, rows: np.ndarray) -> np.ndarray:

@@ -51,6 +51,7 @@ class DeliveryCause(enum.IntEnum):
     OFFSET_REWIND = 9  # redelivered: processed but its offset not committed when the instance crashed
     REBALANCE = 10  # redelivered: its partition moved after a member outlasted max_poll_interval
     OUTBOX_RELAY = 11  # published again from the outbox after its publisher crashed around the first publish
+    INJECTED_DUPLICATE = 12  # a real run's publisher published it twice, as broker.duplication asks
 
 
 class DedupMiss(enum.IntEnum):
@@ -72,6 +73,7 @@ class LossReason(enum.IntEnum):
     OVERFLOW_REJECTED = 3  # the queue was full and refused it until the publisher gave up (reject-publish)
     PUBLISH_FAILED = 4  # the broker was down for longer than the publisher kept retrying
     PUBLISHER_CRASH = 5  # its publisher crashed after committing its state and before publishing (no outbox)
+    INJECTED_LOSS = 6  # a real run's publisher left it unpublished, as broker.loss asks
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,12 @@ class Kind(enum.IntEnum):
     STARTED = 9  # the supervisor started the instance's process
     KILLED = 10  # the supervisor killed the instance's process (SIGKILL), or found it dead
     NEGATIVE_ACK = 11  # the delivery was handed back to the broker (nack), to be delivered again
+    MISSED_CRASH = 12  # a crash scheduled at a time found its instance down
+
+
+# Supervisor entries carry the instance in ``seq`` and the incarnation in ``flag``; a missed crash whose
+# instance was to be drawn, with none alive, carries NO_INSTANCE.
+NO_INSTANCE = 2**32 - 1
 
 
 _PACK = struct.Struct("<BBHHHIiid")  # the layout of ENTRY
@@ -71,10 +77,10 @@ class Journal:
         os.close(self._fd)
 
 
-def read_journals(folder: Path) -> np.ndarray:
-    """Every entry of every ``*.journal`` file in ``folder``, in time order (ties in file order)."""
+def read_journals(folder: Path, pattern: str = "*.journal") -> np.ndarray:
+    """Every entry of the journal files in ``folder`` that match ``pattern``, in time order (ties in file order)."""
     parts = []
-    for path in sorted(folder.glob("*.journal")):
+    for path in sorted(folder.glob(pattern)):
         data = path.read_bytes()
         whole = len(data) - len(data) % ENTRY.itemsize  # a torn last entry cannot happen with one write, but be safe
         parts.append(np.frombuffer(data[:whole], dtype=ENTRY))

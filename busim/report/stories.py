@@ -130,6 +130,7 @@ _CAUSES = {
     DeliveryCause.OFFSET_REWIND: "a redelivery because the instance crashed before its offset was committed",
     DeliveryCause.REBALANCE: "a redelivery because its partition moved to another member",
     DeliveryCause.OUTBOX_RELAY: "a copy the outbox relay published again after its publisher crashed",
+    DeliveryCause.INJECTED_DUPLICATE: "a second copy the load generator published, injected as broker.duplication asks",
 }
 
 # Why an entry was left pending with nothing to deliver it again, as a clause.
@@ -150,6 +151,7 @@ _LOSSES = {
     LossReason.PUBLISHER_CRASH: (
         "its publisher crashed after committing its state and before publishing, with no outbox"
     ),
+    LossReason.INJECTED_LOSS: "the load generator left it unpublished, a loss injected as broker.loss asks",
 }
 
 # Why an idempotent consumer's store let a repeat through, as a clause.

@@ -29,6 +29,7 @@ from busim.analysis.chains import ChainSummary
 from busim.analysis.intervals import CONFIDENCE, mean_interval
 from busim.analysis.invariants import COUNTER_MEASURES, InvariantOutcome
 from busim.analysis.latency import LatencySummary
+from busim.analysis.real import RealFigures
 from busim.analysis.summary import ConsumerSummary, PublisherSummary, Summary
 from busim.engine.records import Stop
 from busim.errors import RunFolderError, ScenarioError
@@ -72,6 +73,8 @@ class _Head(TypedDict):
     schema: Literal["busim.result/1"]
     scenario: ScenarioRecord
     run: RunMetadata
+    mode: NotRequired[Literal["simulated", "real"]]  # added to busim.result/1 later: older files lack it
+    real: NotRequired[RealFigures]  # a run against a real broker only
 
 
 class RunFigures(TypedDict):
@@ -113,11 +116,15 @@ def _adapter(document: type) -> TypeAdapter[Any]:
 # ---------------------------------------------------------------- writing
 def result_document(result: Result) -> dict[str, Any]:
     """results.json of one run, as plain JSON data."""
-    return _adapter(ResultDocument).dump_python(
-        {"schema": RESULT_SCHEMA, "scenario": _scenario_record(result.scenario, result.source), "run": result.run}
-        | _figures(result),
-        mode="json",
-    )
+    head = {
+        "schema": RESULT_SCHEMA,
+        "scenario": _scenario_record(result.scenario, result.source),
+        "run": result.run,
+        "mode": result.mode,
+    }
+    if result.real is not None:
+        head["real"] = result.real
+    return _adapter(ResultDocument).dump_python(head | _figures(result), mode="json")
 
 
 def _figures(result: Result) -> RunFigures:
@@ -308,7 +315,8 @@ def read_outcome(
     if kind == RESULT_SCHEMA:
         typed = _validated(ResultDocument, data, source, at)
         _check_agreement(typed, scenario, source, at, scenario_name)
-        return _result(typed, scenario, _source(typed["scenario"]), typed["run"])
+        result = _result(typed, scenario, _source(typed["scenario"]), typed["run"])
+        return dataclasses.replace(result, real=typed.get("real"))
     if kind == REPLICATIONS_SCHEMA:
         head = _validated(_ReplicationsHead, data, source, at)
         if not head["results"]:

@@ -27,6 +27,7 @@ import simpy
 
 from busim.analysis.intervals import Interval, mean_interval
 from busim.analysis.invariants import COUNTER_MEASURES, InvariantOutcome, bound_text, invariant_names, measure_text
+from busim.analysis.real import RealFigures
 from busim.analysis.summary import Summary
 from busim.engine.records import Stop
 from busim.scenario import Scenario
@@ -156,6 +157,12 @@ class Result(_Outcome):
     source: Source = Source()
     run: RunMetadata = RunMetadata()
     record: RunRecord | None = field(default=None, repr=False, compare=False)
+    real: RealFigures | None = None  # a run against a real broker: what only it has
+
+    @property
+    def mode(self) -> str:
+        """``simulated``, or ``real`` for a run against a real broker."""
+        return "simulated" if self.real is None else "real"
 
     def figure(self, consumer: str, *path: str | int) -> Interval | None:
         """``figure("inventory", "latency_s", "end_to_end", "p99")``; None where the run has no value."""
@@ -183,7 +190,9 @@ class Result(_Outcome):
         """The run in a few words: ``consistent``, ``inconsistent (3 violations); 1 of 2 invariants hold``."""
         count = len(self.violations)
         words = f"inconsistent ({counted(count, 'violation')})" if count else "consistent"
-        return _with_invariants(words, (self.summary,))
+        words = _with_invariants(words, (self.summary,))
+        behind = self.real.generator.verdict() if self.real is not None else None
+        return f"{words}; {behind}" if behind else words
 
 
 @dataclass(frozen=True)

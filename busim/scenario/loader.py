@@ -90,6 +90,8 @@ class LoadedScenario:
     sha256: str
     overrides: tuple[str, ...] = ()
     variant: str | None = None  # the entry of the file's variants: block it is, if one
+    # The file as read, with the place of every key, for problems found after validation.
+    document: Document | None = field(default=None, repr=False, compare=False)
 
 
 # ---------------------------------------------------------------- YAML with marks
@@ -841,4 +843,5 @@ def load_scenario(
         file=str(path),
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         overrides=(*overrides, *(assignment for assignment, _ in labelled)),
+        document=document,
     )

@@ -69,9 +69,14 @@ class RunNames:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One copy of a message to publish: its number (the body) and its event (the routing)."""
+    """One copy of a message to publish: its number (the body), its message, and its event (the routing).
+
+    Copies of one message (an injected duplicate, a resend) share ``message``: a broker that deduplicates
+    by message id (NATS ``Nats-Msg-Id``) sees them as one.
+    """
 
     copy: int
+    message: int
     event: str
 
 
@@ -155,6 +160,11 @@ class Driver(ABC):
 
         Returns when the broker has confirmed every copy of the batch.
         """
+
+    async def pending(self, group: str) -> int | None:
+        """Copies the broker still holds for ``group`` and will deliver without anyone's help (ready, or
+        unacknowledged and due to come back); None where the broker does not say."""
+        return None
 
     @abstractmethod
     async def fates(self) -> list[BrokerFate]:

@@ -1,0 +1,202 @@
+"""Redis Streams: a stream per event, a consumer group per scenario consumer, XAUTOCLAIM as the claimer.
+
+Each event is a stream (``<run>.<event>``); each scenario consumer is a
+consumer group on the streams of the events it subscribes to, so that every
+group reads every message of its events, and the instances of a group compete
+for them. An instance reads with ``XREADGROUP ... COUNT batch_size`` when its
+workers have worked through what it read, and acks each entry with ``XACK``
+once processed. Each incarnation of an instance is a consumer of its own name:
+a restarted instance does not read the entries its predecessor left pending
+(the simulation leaves that out too); only a claimer takes them over.
+
+With ``claim_interval``, every instance runs ``XAUTOCLAIM`` every
+``claim_interval`` for entries idle at least ``claim_min_idle``. With
+``capacity``, ``XADD ... MAXLEN = capacity`` trims the oldest entries: those
+never delivered are dropped, as the broker's own trimming does (the stream is
+per event, so the limit applies to each event's stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from busim.loadtest.drivers.base import (
+    BrokerFate,
+    Consumption,
+    Delivery,
+    Driver,
+    Outgoing,
+    Refusal,
+    RunNames,
+    decode_copy,
+    encode_copy,
+)
+from busim.scenario.schema import Scenario
+
+_BLOCK_MS = 1000  # how long a read waits for entries before the instance looks at the clock
+_CLAIM_COUNT = 100  # entries one XAUTOCLAIM call takes at most
+
+
+class RedisStreamsDriver(Driver):
+    schemes = ("redis", "rediss")
+    presets = ("redis-streams",)
+    title = "Redis Streams"
+
+    def __init__(self, url: str, scenario: Scenario, names: RunNames) -> None:
+        super().__init__(url, scenario, names)
+        self._client: redis.Redis | None = None
+        capacity = scenario.broker.capacity
+        self._maxlen = capacity if isinstance(capacity, int) else None
+
+    @classmethod
+    def refusals(cls, scenario: Scenario) -> list[Refusal]:
+        if scenario.broker.delivery == "at-most-once":
+            return [
+                Refusal(
+                    "broker.delivery",
+                    "at-most-once is not built for Redis Streams (it would read with NOACK); use at-least-once",
+                )
+            ]
+        return []
+
+    def _streams(self, group: str) -> list[str]:
+        consumer = self.scenario.consumer(group)
+        return [self.names.event(event) for event in dict.fromkeys(consumer.subscribes)]
+
+    async def connect(self) -> None:
+        self._client = redis.Redis.from_url(self.url)
+        await self._client.ping()
+
+    @property
+    def client(self) -> redis.Redis:
+        assert self._client is not None, "connect() first"
+        return self._client
+
+    async def setup(self) -> None:
+        for consumer in self.scenario.consumers:
+            for stream in self._streams(consumer.name):
+                await self.client.xgroup_create(stream, consumer.name, id="0", mkstream=True)
+
+    async def publish(self, batch: Sequence[Outgoing]) -> list[bool]:
+        pipe = self.client.pipeline(transaction=False)
+        maxlen = self._maxlen
+        for outgoing in batch:
+            pipe.xadd(
+                self.names.event(outgoing.event), {"c": encode_copy(outgoing.copy)}, maxlen=maxlen, approximate=False
+            )
+        await pipe.execute()
+        return [True] * len(batch)
+
+    async def pending(self, group: str) -> int:
+        """Entries of the group not yet acknowledged: unread (lag) and pending (read, not acked)."""
+        total = 0
+        for stream in self._streams(group):
+            for info in await self.client.xinfo_groups(stream):
+                if _text(info["name"]) == group:
+                    total += int(info.get("lag") or 0) + int(info["pending"])
+        return total
+
+    async def fates(self) -> list[BrokerFate]:
+        return []  # Redis dead-letters nothing, and does not say which entries MAXLEN trimmed
+
+    async def teardown(self) -> None:
+        client = self._client or redis.Redis.from_url(self.url)
+        try:
+            keys = [self.names.event(event) for event in self.scenario.events]
+            await client.delete(*keys)
+        finally:
+            if self._client is None:
+                await client.aclose()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def consumption(self, group: str, instance: int) -> Consumption:
+        return _StreamConsumption(self.url, self.scenario, group, self._streams(group), f"{instance}-{os.getpid()}")
+
+
+class _StreamConsumption(Consumption):
+    push = False
+
+    def __init__(self, url: str, scenario: Scenario, group: str, streams: list[str], name: str) -> None:
+        self._url = url
+        self._group = group
+        self._streams = streams
+        self._name = name
+        broker = scenario.broker
+        self._count = broker.batch_size or 1
+        interval = broker.claim_interval
+        self._claim_interval_s = interval if isinstance(interval, float) else None
+        self._claim_min_idle_ms = round((broker.claim_min_idle or 0.0) * 1000)
+        self._claimed: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._client: redis.Redis | None = None
+        self._claimer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._client = redis.Redis.from_url(self._url)
+        for stream in self._streams:
+            # Create the consumer now, so that it exists (with nothing pending) before its first read.
+            await self._client.xgroup_createconsumer(stream, self._group, self._name)
+        if self._claim_interval_s is not None:
+            self._claimer = asyncio.create_task(self._claim_loop(self._claim_interval_s))
+
+    async def receive(self, free: int) -> list[Delivery]:
+        assert self._client is not None
+        if not self._claimed.empty():
+            return [self._claimed.get_nowait() for _ in range(self._claimed.qsize())]
+        reply = await self._client.xreadgroup(
+            self._group, self._name, {stream: ">" for stream in self._streams}, count=self._count, block=_BLOCK_MS
+        )
+        deliveries = [
+            Delivery(decode_copy(fields[b"c"]), 1, False, (stream, entry))
+            for stream, entries in reply or []
+            for entry, fields in entries
+            if fields  # an entry trimmed after it was read comes back empty
+        ]
+        if not deliveries and not self._claimed.empty():
+            return [self._claimed.get_nowait() for _ in range(self._claimed.qsize())]
+        return deliveries
+
+    async def _claim_loop(self, interval_s: float) -> None:
+        assert self._client is not None
+        while True:
+            await asyncio.sleep(interval_s)
+            for stream in self._streams:
+                cursor: Any = "0-0"
+                while True:
+                    cursor, entries, *_ = await self._client.xautoclaim(
+                        stream, self._group, self._name, self._claim_min_idle_ms, cursor, count=_CLAIM_COUNT
+                    )
+                    for entry, fields in entries:
+                        if fields:
+                            self._claimed.put_nowait(Delivery(decode_copy(fields[b"c"]), 0, True, (stream, entry)))
+                    if _text(cursor) == "0-0":
+                        break
+
+    async def ack(self, delivery: Delivery) -> None:
+        assert self._client is not None
+        stream, entry = delivery.token  # type: ignore[misc]
+        await self._client.xack(stream, self._group, entry)
+
+    async def close(self) -> None:
+        if self._claimer is not None:
+            self._claimer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._claimer
+        if self._client is not None:
+            with contextlib.suppress(ResponseError, ConnectionError, OSError):
+                await self._client.aclose()
+            self._client = None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

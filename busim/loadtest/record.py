@@ -1,0 +1,451 @@
+"""A real run's journals, merged into the engine's :class:`~busim.engine.records.RunRecord`.
+
+Every figure of a real run is then computed by :mod:`busim.analysis`, the
+same code and the same exactly-once reference as a simulated run's. This
+module turns what the processes logged and what the broker reported into the
+record's arrays:
+
+- a delivery is a RECEIVED entry; its take, end and outcome are the TAKEN and
+  DONE entries of the same instance incarnation and delivery sequence;
+- its attempt is its copy's receipt count, and its cause follows from the copy's
+  previous delivery: the copy's own cause the first time, a crash cause where
+  the previous holder crashed (CRASHING entry, or killed by the supervisor),
+  an ack timeout where the holder was alive (AckWait, a claim of an idle entry);
+- where it reached the group's queue is the broker's publish confirm for a
+  first delivery and the crash that returned it for a redelivery: the broker
+  does not tell when it enqueued a copy, so latency is not split into broker
+  and queue wait (:func:`record_of` callers report those parts as absent);
+- counters are the store's values at the end; losses, dead letters and stuck
+  pending entries come from what the run injected, the broker's fates, and
+  what never came back after a crash.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from busim.engine.effects import EffectPlan
+from busim.engine.keys import key_codes
+from busim.engine.queries import draw_reads
+from busim.engine.randomness import RandomStreams
+from busim.engine.records import (
+    DedupMiss,
+    Deliveries,
+    DeliveryCause,
+    GroupRecord,
+    LossReason,
+    Messages,
+    Outcome,
+    RunRecord,
+)
+from busim.loadtest.drivers.base import BrokerFate
+from busim.loadtest.faults import crash_counts
+from busim.loadtest.journal import NO_INSTANCE, Kind
+from busim.loadtest.schedule import Schedule
+from busim.scenario.schema import Consumer, Scenario
+
+
+@dataclass(frozen=True)
+class Publishing:
+    """What the load generator did with each copy of the schedule, in the run's clock."""
+
+    sent_s: np.ndarray  # when it was handed to the broker's client; NaN if it never was (the run stopped)
+    confirmed_s: np.ndarray  # when the broker confirmed it; NaN if it did not
+    refused: np.ndarray  # the broker refused it (a full queue with reject-publish)
+
+
+@dataclass(frozen=True)
+class GroupOutcome:
+    """What one consumer group's processes and store left: its journals and its counters."""
+
+    entries: np.ndarray  # every entry of the group's journals (instances and supervisor), in time order
+    counters: list[np.ndarray]  # per counter, the value of each key code
+    fates: list[BrokerFate]
+
+
+def record_of(
+    scenario: Scenario,
+    schedule: Schedule,
+    publishing: Publishing,
+    groups: dict[str, GroupOutcome],
+    start: float,
+    end_s: float,
+    drained: bool,
+) -> RunRecord:
+    """The run's record; ``start`` is the run's clock origin (``time.monotonic()``), ``end_s`` when it ended."""
+    messages = schedule.messages
+    records = tuple(
+        _group_record(scenario, consumer, schedule, publishing, groups[consumer.name], start, end_s)
+        for consumer in scenario.consumers
+    )
+    streams = RandomStreams.from_seed(scenario.seed or 0)
+    reads = {
+        consumer.name: draw_reads(consumer, scenario.duration, record.message_ids.size, streams)
+        for consumer, record in zip(scenario.consumers, records)
+        if consumer.queries is not None
+    }
+    return RunRecord(
+        scenario=scenario,
+        messages=messages,
+        groups=records,
+        sim_time_s=end_s,
+        drained=drained,
+        reads=reads,
+    )
+
+
+def copy_locals(schedule: Schedule, messages: Messages, consumer: Consumer) -> np.ndarray:
+    """Per copy of the schedule, the group-local index of its message in ``consumer``'s group, or -1."""
+    selection = messages.select(list(dict.fromkeys(consumer.subscribes)))
+    local = np.full(len(messages), -1, np.int64)
+    local[selection.ids] = np.arange(selection.ids.size)
+    return local[schedule.copy_message]
+
+
+def _group_record(
+    scenario: Scenario,
+    consumer: Consumer,
+    schedule: Schedule,
+    publishing: Publishing,
+    outcome: GroupOutcome,
+    start: float,
+    end_s: float,
+) -> GroupRecord:
+    messages = schedule.messages
+    selection = messages.select(list(dict.fromkeys(consumer.subscribes)))
+    plan = EffectPlan(consumer, messages.common_fields(selection))
+    codes = key_codes(scenario, messages, selection)[0]
+    copy_local = copy_locals(schedule, messages, consumer)
+    entries = outcome.entries
+    kind = entries["kind"]
+    t_s = entries["t"] - start
+
+    # Supervisor entries: starts, kills, missed crashes (instance in seq, incarnation in flag).
+    killed = kind == Kind.KILLED
+    killed_at = {
+        (int(i), int(n)): float(t) for i, n, t in zip(entries["seq"][killed], entries["flag"][killed], t_s[killed])
+    }
+    crashing = kind == Kind.CRASHING
+    crashing_seq = {
+        (int(i), int(n)): (int(q), float(t))
+        for i, n, q, t in zip(
+            entries["instance"][crashing], entries["incarnation"][crashing], entries["seq"][crashing], t_s[crashing]
+        )
+    }
+    # An instance that crashed itself is also seen dead by the supervisor a moment later: the crash is the earlier.
+    crash_at = {**killed_at, **{key: t for key, (_, t) in crashing_seq.items()}}
+    ready = kind == Kind.READY
+    ready_at = {
+        (int(i), int(n)): float(t)
+        for i, n, t in zip(entries["instance"][ready], entries["incarnation"][ready], t_s[ready])
+    }
+
+    # Deliveries: one row per RECEIVED entry, in receipt order.
+    received = np.flatnonzero(kind == Kind.RECEIVED)
+    rows = received.size
+    key_of = {
+        (int(i), int(n), int(q)): row
+        for row, (i, n, q) in enumerate(
+            zip(entries["instance"][received], entries["incarnation"][received], entries["seq"][received])
+        )
+    }
+    take_s = np.full(rows, np.nan)
+    done_s = np.full(rows, np.nan)
+    acked = np.zeros(rows, dtype=bool)
+    result = np.full(rows, Outcome.PROCESSING, dtype=np.int8)
+    for step in (Kind.TAKEN, Kind.DONE, Kind.ACKED):
+        where = np.flatnonzero(kind == step)
+        at = [
+            key_of.get((int(i), int(n), int(q)), -1)
+            for i, n, q in zip(entries["instance"][where], entries["incarnation"][where], entries["seq"][where])
+        ]
+        at_rows = np.array(at, dtype=np.int64)
+        known = at_rows >= 0
+        if step == Kind.TAKEN:
+            take_s[at_rows[known]] = t_s[where][known]
+        elif step == Kind.DONE:
+            done_s[at_rows[known]] = t_s[where][known]
+            result[at_rows[known]] = entries["outcome"][where][known]
+        else:
+            acked[at_rows[known]] = True
+    copy = entries["copy"][received].astype(np.int64)
+    message = copy_local[copy]
+    instance = entries["instance"][received].astype(np.int64)
+    incarnation = entries["incarnation"][received].astype(np.int64)
+    receive_s = t_s[received]
+
+    crashed_row = np.zeros(rows, dtype=bool)
+    for (i, n), (q, _) in crashing_seq.items():
+        row = key_of.get((i, n, q))
+        if row is not None:
+            crashed_row[row] = True
+    # A crashed incarnation's rows: unfinished ones aborted at the crash; finished, unacked ones crashed before the ack.
+    row_crash_s = np.array([crash_at.get((int(i), int(n)), np.nan) for i, n in zip(instance, incarnation)])
+    in_crash = ~np.isnan(row_crash_s)
+    aborted = in_crash & np.isnan(done_s)
+    result[aborted] = Outcome.ABORTED
+    done_s[aborted] = row_crash_s[aborted]
+    crashed_row |= in_crash & ~aborted & ~acked
+
+    # Attempts and causes, copy by copy in receipt order.
+    attempt = np.zeros(rows, dtype=np.int64)
+    cause = np.zeros(rows, dtype=np.int8)
+    arrival_s = np.zeros(rows)
+    previous: dict[int, int] = {}
+    ack_timeout_s = _ack_timeout_s(scenario)
+    for row in range(rows):
+        c = int(copy[row])
+        before = previous.get(c)
+        previous[c] = row
+        if before is None:
+            attempt[row] = 1
+            cause[row] = schedule.copy_cause[c]
+            confirmed = publishing.confirmed_s[c]
+            arrival_s[row] = confirmed if not math.isnan(confirmed) else publishing.sent_s[c]
+            continue
+        attempt[row] = attempt[before] + 1
+        if in_crash[before]:
+            cause[row] = _crash_cause(take_s[before], result[before], crashed_row[before])
+            arrival_s[row] = row_crash_s[before]
+        else:
+            cause[row] = DeliveryCause.ACK_TIMEOUT
+            arrival_s[row] = min(receive_s[row], receive_s[before] + ack_timeout_s)
+    arrival_s = np.minimum(arrival_s, receive_s)
+
+    # Copies never received: still queued, dropped by the broker, or refused at publishing.
+    mine = np.flatnonzero(copy_local >= 0)
+    seen = np.zeros(len(schedule), dtype=bool)
+    seen[copy] = True
+    dropped_copies = {fate.copy for fate in outcome.fates if fate.kind == "dropped"}
+    lost: list[tuple[int, float, int]] = [
+        (int(local), float(messages.publish_s[global_id]), int(reason))
+        for global_id, reason in zip(schedule.unsent, schedule.unsent_reason)
+        if (local := _local(messages, selection.ids, global_id)) >= 0
+    ]
+    unserved_s, unserved_message = [], []
+    refused = 0
+    for c in mine[~seen[mine]].tolist():
+        local_message = int(copy_local[c])
+        if publishing.refused[c]:
+            refused += 1
+            lost.append((local_message, float(publishing.sent_s[c]), int(LossReason.OVERFLOW_REJECTED)))
+        elif c in dropped_copies:
+            lost.append((local_message, float(publishing.confirmed_s[c]), int(LossReason.OVERFLOW_DROPPED)))
+        elif not math.isnan(publishing.sent_s[c]):
+            unserved_s.append(float(publishing.confirmed_s[c]))
+            unserved_message.append(local_message)
+    if scenario.broker.delivery == "at-most-once":
+        for row in np.flatnonzero(aborted).tolist():
+            lost.append((int(message[row]), float(done_s[row]), int(LossReason.CRASH_IN_FLIGHT)))
+
+    dead = _dead_letters(outcome.fates, copy_local, copy, in_crash, take_s, result, crashed_row, receive_s, end_s)
+    stuck = _stuck_pending(
+        scenario, copy, message, rows, in_crash, acked, row_crash_s, receive_s, take_s, result, crashed_row, previous
+    )
+
+    crash_keys = sorted(crash_at, key=crash_at.get)
+    recovery_s = [ready_at.get((i, n + 1), end_s) - crash_at[(i, n)] for i, n in crash_keys]
+    missed = _missed_crashes(scenario, consumer, entries, kind, t_s, result, instance)
+    applied_rows = np.flatnonzero(result == Outcome.APPLIED)
+    committed = None
+    if consumer.effects_isolation == "read-modify-write" and plan.has_effects:
+        ledger = plan.new_state()
+        for row in applied_rows[np.argsort(done_s[applied_rows], kind="stable")].tolist():
+            plan.add(ledger, int(message[row]))
+        committed = ledger
+    counters = plan.snapshot([values.tolist() for values in outcome.counters], committed)
+    misses = _dedup_misses(consumer, message, result, done_s, instance, crashed_row, crash_at, incarnation)
+    deliveries = Deliveries(
+        message=message,
+        attempt=attempt,
+        cause=cause,
+        instance=instance,
+        arrival_s=arrival_s,
+        receive_s=receive_s,
+        take_s=take_s,
+        done_s=done_s,
+        outcome=result,
+        crashed=crashed_row,
+    )
+    lost_rows = np.array(lost, dtype=float).reshape(-1, 3)
+    return GroupRecord(
+        name=consumer.name,
+        selection=selection,
+        deliveries=deliveries,
+        unserved_arrival_s=np.sort(np.array(unserved_s, dtype=float)),
+        unserved_message=np.array(unserved_message, dtype=np.int64),
+        lost_message=lost_rows[:, 0].astype(np.int64),
+        lost_s=lost_rows[:, 1],
+        lost_reason=lost_rows[:, 2].astype(np.int8),
+        dead_letter_message=dead[:, 0].astype(np.int64),
+        dead_letter_s=dead[:, 1],
+        dead_letter_cause=dead[:, 2].astype(np.int8),
+        stuck_pending_message=stuck[:, 0].astype(np.int64),
+        stuck_pending_s=stuck[:, 1],
+        stuck_pending_since_s=stuck[:, 2],
+        stuck_pending_cause=stuck[:, 3].astype(np.int8),
+        crash_s=np.array([crash_at[key] for key in crash_keys], dtype=float),
+        crash_instance=np.array([i for i, _ in crash_keys], dtype=np.int64),
+        missed_crash_s=missed[:, 0],
+        missed_crash_instance=missed[:, 1].astype(np.int64),
+        missed_crash_after=missed[:, 2].astype(np.int64),
+        rejected_publishes=refused,
+        counters=counters,
+        recovery_s=np.array(recovery_s, dtype=float),
+        replayed=np.zeros(len(recovery_s), dtype=np.int64),
+        dedup_miss_delivery=misses[:, 0],
+        dedup_miss_reason=misses[:, 1].astype(np.int8),
+        lost_updates=int(np.count_nonzero(kind == Kind.LOST_UPDATE)),
+        optimistic_retries=int(np.count_nonzero(kind == Kind.RETRIED)),
+        plan=plan,
+        key_codes=codes,
+    )
+
+
+def _local(messages: Messages, ids: np.ndarray, global_id: int) -> int:
+    position = int(np.searchsorted(ids, global_id)) if ids.size else 0
+    del messages
+    return position if position < ids.size and ids[position] == global_id else -1
+
+
+def _ack_timeout_s(scenario: Scenario) -> float:
+    """How long the broker waits for an ack before it delivers again, where it does; infinity elsewhere."""
+    broker = scenario.broker
+    for value in (broker.ack_wait, broker.claim_min_idle, broker.consumer_timeout, broker.ack_timeout):
+        if value is not None:
+            return float(value)
+    return math.inf
+
+
+def _crash_cause(take_s: float, result: int, crashed: bool) -> int:
+    if crashed or result in (Outcome.APPLIED, Outcome.REJECTED, Outcome.SKIPPED):
+        return DeliveryCause.CRASH_BEFORE_ACK
+    return DeliveryCause.PREFETCHED if math.isnan(take_s) else DeliveryCause.CRASH_IN_FLIGHT
+
+
+def _dead_letters(
+    fates: list[BrokerFate],
+    copy_local: np.ndarray,
+    copy: np.ndarray,
+    in_crash: np.ndarray,
+    take_s: np.ndarray,
+    result: np.ndarray,
+    crashed: np.ndarray,
+    receive_s: np.ndarray,
+    end_s: float,
+) -> np.ndarray:
+    """``(message, at_s, cause of the refused redelivery)`` per dead-lettered copy."""
+    found = []
+    for fate in fates:
+        if fate.kind != "dead_letter" or copy_local[fate.copy] < 0:
+            continue
+        rows = np.flatnonzero(copy == fate.copy)
+        if rows.size:
+            last = rows[-1]
+            why = (
+                _crash_cause(take_s[last], result[last], crashed[last]) if in_crash[last] else DeliveryCause.ACK_TIMEOUT
+            )
+            at_s = fate.at_s if not math.isnan(fate.at_s) else float(receive_s[last])
+        else:
+            why, at_s = DeliveryCause.FIRST, (fate.at_s if not math.isnan(fate.at_s) else end_s)
+        found.append((int(copy_local[fate.copy]), at_s, int(why)))
+    return np.array(found, dtype=float).reshape(-1, 3)
+
+
+def _stuck_pending(
+    scenario: Scenario,
+    copy: np.ndarray,
+    message: np.ndarray,
+    rows: int,
+    in_crash: np.ndarray,
+    acked: np.ndarray,
+    crash_s: np.ndarray,
+    receive_s: np.ndarray,
+    take_s: np.ndarray,
+    result: np.ndarray,
+    crashed: np.ndarray,
+    last_row: dict[int, int],
+) -> np.ndarray:
+    """Redis: entries a crashed instance held, never acked, and never delivered again (nothing claimed them)."""
+    if scenario.broker.preset != "redis-streams":
+        return np.empty((0, 4))
+    found, seen = [], set()
+    for row in sorted(last_row.values()):
+        if in_crash[row] and not acked[row] and int(message[row]) not in seen:
+            seen.add(int(message[row]))
+            why = _crash_cause(take_s[row], result[row], crashed[row])
+            found.append((int(message[row]), float(crash_s[row]), float(receive_s[row]), int(why)))
+    del copy, rows
+    return np.array(found, dtype=float).reshape(-1, 4)
+
+
+def _missed_crashes(
+    scenario: Scenario,
+    consumer: Consumer,
+    entries: np.ndarray,
+    kind: np.ndarray,
+    t_s: np.ndarray,
+    result: np.ndarray,
+    instance: np.ndarray,
+) -> np.ndarray:
+    """``(time or NaN, instance, count or -1)`` per scheduled crash that did not happen.
+
+    A crash at a time that found its instance down is in the supervisor's journal; a crash after a count
+    of processings that the instance never reached is found by counting its processings.
+    """
+    missed = kind == Kind.MISSED_CRASH
+    found: list[tuple[float, int, int]] = [
+        (float(t), -1 if i == NO_INSTANCE else int(i), -1) for t, i in zip(t_s[missed], entries["seq"][missed])
+    ]
+    crash = consumer.crash
+    if crash is not None and crash.after_messages:
+        finished = np.isin(result, (Outcome.APPLIED, Outcome.REJECTED, Outcome.SKIPPED))
+        reached = np.bincount(instance[finished], minlength=consumer.instances)
+        streams = RandomStreams.from_seed(scenario.seed or 0)
+        for index in range(consumer.instances):
+            for count in sorted(crash_counts(consumer, streams, index)):
+                if reached[index] < count:
+                    found.append((math.nan, index, count))
+    return np.array(found, dtype=float).reshape(-1, 3)
+
+
+def _dedup_misses(
+    consumer: Consumer,
+    message: np.ndarray,
+    result: np.ndarray,
+    done_s: np.ndarray,
+    instance: np.ndarray,
+    crashed: np.ndarray,
+    crash_at: dict[tuple[int, int], float],
+    incarnation: np.ndarray,
+) -> np.ndarray:
+    """``(delivery, DedupMiss)`` for each processing of a message processed before that the dedup store let through."""
+    dedup = consumer.dedup if consumer.idempotency == "dedup" else None
+    if dedup is None:
+        return np.empty((0, 2), dtype=np.int64)
+    processed = np.flatnonzero(np.isin(result, (Outcome.APPLIED, Outcome.REJECTED)))
+    processed = processed[np.argsort(done_s[processed], kind="stable")]
+    last: dict[int, int] = {}
+    found = []
+    for row in processed.tolist():
+        m = int(message[row])
+        before = last.get(m)
+        last[m] = row
+        if before is None:
+            continue
+        if not dedup.atomic_with_effects and crashed[before]:
+            reason = DedupMiss.NOT_RECORDED
+        elif dedup.ttl and done_s[row] - done_s[before] > dedup.ttl:
+            reason = DedupMiss.TTL_EXPIRED
+        elif not dedup.durable and instance[row] != instance[before]:
+            reason = DedupMiss.OTHER_INSTANCE
+        elif not dedup.durable:
+            reason = DedupMiss.STORE_LOST
+        else:
+            reason = DedupMiss.EVICTED
+        found.append((row, int(reason)))
+    del crash_at, incarnation
+    return np.array(found, dtype=np.int64).reshape(-1, 2)

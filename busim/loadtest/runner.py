@@ -1,0 +1,411 @@
+"""One real run, from the first queue it creates to the last one it deletes.
+
+:func:`run_real` sets the run up (the broker's resources named after the
+run, each group's state store, every consumer instance as a process),
+publishes the schedule open-loop in wall-clock time, drains, stops the
+instances, reads what the broker and the stores say, deletes everything it
+created (also after a failure or an interruption), and merges the journals
+into the engine's record.
+
+Open loop: each copy is due at the time the schedule gives it and is sent
+then, whether or not the broker has confirmed earlier ones; batches of
+copies that fall due together go out together, and their confirms are
+awaited concurrently. Only when :data:`MAX_BATCHES_IN_FLIGHT` batches wait
+for confirms does the generator wait for the broker, and the time it waited
+is reported. How late each copy went out against its due time is its *lag*.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from busim.engine.effects import EffectPlan
+from busim.engine.records import RunRecord
+from busim.loadtest.drivers.base import Driver, Outgoing, RunNames
+from busim.loadtest.journal import ENTRY, Kind, read_journals
+from busim.loadtest.record import GroupOutcome, Publishing, copy_locals, record_of
+from busim.loadtest.schedule import Schedule
+from busim.loadtest.stores import open_admin, store_kind
+from busim.loadtest.stores.base import EffectTable, StoreAdmin
+from busim.loadtest.supervisor import GroupFiles, Supervisor
+from busim.loadtest.target import BrokerTarget
+from busim.scenario.schema import Scenario
+
+MAX_BATCH = 2000  # copies in one publish call at most
+MAX_BATCHES_IN_FLIGHT = 64  # publish calls awaiting their confirms before the generator waits for the broker
+TICK_S = 0.25  # how often the run looks at its journals and the broker while it runs
+QUIET_S = 1.0  # with a broker that does not tell what it holds: how long without deliveries counts as drained
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass(frozen=True)
+class StoreURLs:
+    """Where the consumers keep their state: Redis by default, PostgreSQL for transactional effects."""
+
+    redis: str = DEFAULT_REDIS_URL
+    postgres: str = DEFAULT_POSTGRES_URL
+
+    def of(self, kind: str) -> str:
+        return self.redis if kind == "redis" else self.postgres
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    """What a running real run shows about itself, every :data:`TICK_S`."""
+
+    phase: str  # starting, publishing, draining, stopping, cleaning up
+    elapsed_s: float
+    duration_s: float
+    sent: int  # copies handed to the broker
+    due: int  # copies due by now
+    copies: int  # copies in the whole schedule
+    send_rate_per_s: float  # over the last second
+    due_rate_per_s: float  # the schedule's, over the last second
+    consume_rate_per_s: float  # processings finished, over the last second
+    backlog: int  # copies sent and not yet acknowledged by every group subscribing
+    redeliveries: int
+    crashes: int
+    lag_p99_s: float | None  # the generator's lag over the copies sent so far
+
+
+@dataclass(frozen=True)
+class Generator:
+    """What the load generator did: per copy, when due, sent and confirmed, and how long it waited for the broker."""
+
+    due_s: np.ndarray
+    copy_message: np.ndarray  # per copy, its message
+    sent_s: np.ndarray
+    confirmed_s: np.ndarray
+    refused: np.ndarray
+    waited_for_broker_s: float  # time the generator spent waiting for confirms before it could send more
+
+
+@dataclass(frozen=True)
+class RealRun:
+    """A finished real run: its record, and what only a real run has."""
+
+    record: RunRecord
+    broker: str  # the URL, redacted
+    driver: str  # the broker, for people
+    run_id: str
+    generator: Generator
+    stores: dict[str, str]  # consumer -> the kind of store its state was kept in
+    partial: bool  # interrupted: publishing stopped early
+    wall_time_s: float
+
+
+class RunInterrupted(Exception):
+    """Raised inside a run when it is asked to stop; the run then drains, cleans up and reports."""
+
+
+@dataclass
+class _Tail:
+    """The journals read so far: counts for the live display and for the drain check."""
+
+    folder: Path
+    offsets: dict[Path, int] = field(default_factory=dict)
+    received: int = 0
+    done: int = 0
+    redeliveries: int = 0
+    crashes: int = 0
+    last_receipt: float = 0.0
+    # (group index, instance, incarnation) -> deliveries received and not yet acked or given up
+    holding: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    done_times: list[float] = field(default_factory=list)
+
+    def read(self) -> None:
+        for path in self.folder.glob("g*.i*.journal"):
+            offset = self.offsets.get(path, 0)
+            with path.open("rb") as stream:
+                stream.seek(offset)
+                data = stream.read()
+            whole = len(data) - len(data) % ENTRY.itemsize
+            if not whole:
+                continue
+            self.offsets[path] = offset + whole
+            entries = np.frombuffer(data[:whole], dtype=ENTRY)
+            group = int(path.name.split(".")[0][1:])
+            kind = entries["kind"]
+            receipts = kind == Kind.RECEIVED
+            self.received += int(receipts.sum())
+            self.redeliveries += int(np.count_nonzero(receipts & (entries["flag"] > 0)))
+            self.crashes += int(np.count_nonzero(kind == Kind.CRASHING))
+            finished = kind == Kind.DONE
+            self.done += int(finished.sum())
+            self.done_times.extend(entries["t"][finished].tolist())
+            if receipts.any():
+                self.last_receipt = max(self.last_receipt, float(entries["t"][receipts].max()))
+            key = (group, int(entries["instance"][0]), int(entries["incarnation"][0]))
+            self.holding[key] = (
+                self.holding.get(key, 0) + int(receipts.sum()) - int(np.count_nonzero(kind == Kind.ACKED))
+            )
+
+    def held_by_live(self, group: int, alive: list[tuple[int, int]]) -> int:
+        return sum(self.holding.get((group, instance, incarnation), 0) for instance, incarnation in alive)
+
+    def rate(self, now: float) -> float:
+        recent = [t for t in self.done_times[-100_000:] if t > now - 1.0]
+        self.done_times = recent
+        return float(len(recent))
+
+
+def run_name(scenario: Scenario) -> str:
+    """A run's own name, for every resource it creates: busim-<scenario>-<date>-<time>-<random>."""
+    slug = "".join(c if c.isalnum() else "-" for c in scenario.name.lower()).strip("-")[:40] or "run"
+    return f"busim-{slug}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+async def run_real(
+    scenario: Scenario,
+    target: BrokerTarget,
+    stores: StoreURLs = StoreURLs(),
+    on_live: Callable[[LiveFigures], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> RealRun:
+    """Run ``scenario`` (with its seed set) against ``target``'s broker; see the module's docstring.
+
+    ``stop``, when set, stops publishing: the run drains for at most its
+    ``drain_timeout``, and its result is marked partial.
+    """
+    assert scenario.seed is not None, "a real run needs the scenario's seed"
+    began = time.monotonic()
+    names = RunNames(run_name(scenario))
+    schedule = Schedule.of(scenario)
+    stop = stop or asyncio.Event()
+    folder = Path(tempfile.mkdtemp(prefix=f"{names.run_id}-"))
+    driver = target.driver(target.url, scenario, names)
+    admins: dict[str, StoreAdmin] = {}
+    supervisor: Supervisor | None = None
+    kinds = {consumer.name: store_kind(consumer) for consumer in scenario.consumers}
+    try:
+        files = _prepare(scenario, schedule, folder, kinds)
+        await driver.connect()
+        await driver.setup()
+        for index, consumer in enumerate(scenario.consumers):
+            table = EffectTable.load(files[consumer.name].effects)
+            admin = open_admin(
+                kinds[consumer.name], stores.of(kinds[consumer.name]), consumer, table, names.prefix, consumer.name
+            )
+            admins[consumer.name] = admin
+            await admin.create()
+            del index
+        supervisor = Supervisor(
+            scenario,
+            target.scheme,
+            names.run_id,
+            folder,
+            files,
+            target.url,
+            {"redis": stores.redis, "postgres": stores.postgres},
+        )
+        show = on_live or (lambda figures: None)
+        show(_starting(scenario, schedule))
+        await supervisor.start()
+        start = time.monotonic()
+        supervisor.schedule_crashes(start)
+        generator = _Publisher(driver, scenario, schedule, start)
+        tail = _Tail(folder)
+        publishing = asyncio.create_task(generator.run(stop))
+        horizon = start + scenario.horizon_s
+        drained = False
+        while True:
+            await asyncio.sleep(TICK_S)
+            supervisor.check()
+            if publishing.done():
+                publishing.result()  # a publish that failed fails the run
+            tail.read()
+            now = time.monotonic()
+            phase = "publishing" if not publishing.done() else "draining"
+            show(_live(phase, scenario, schedule, generator, tail, now, start))
+            if publishing.done() and await _drained(driver, scenario, supervisor, tail, now):
+                drained = True
+                break
+            if now >= horizon or (
+                stop.is_set() and publishing.done() and now >= generator.stopped_at + scenario.drain_timeout
+            ):
+                break
+        end_s = time.monotonic() - start
+        show(_live("stopping", scenario, schedule, generator, tail, time.monotonic(), start))
+        await supervisor.stop()
+        fates = await driver.fates()
+        outcomes = {}
+        for index, consumer in enumerate(scenario.consumers):
+            outcomes[consumer.name] = GroupOutcome(
+                entries=read_journals(folder, f"g{index}.*journal"),
+                counters=await admins[consumer.name].counters(),
+                fates=[fate for fate in fates if fate.group == consumer.name],
+            )
+        publishing_record = Publishing(generator.sent_s, generator.confirmed_s, generator.refused)
+        record = record_of(scenario, schedule, publishing_record, outcomes, start, end_s, drained)
+        return RealRun(
+            record=record,
+            broker=target.redacted,
+            driver=driver.title,
+            run_id=names.run_id,
+            generator=Generator(
+                due_s=schedule.copy_due_s,
+                copy_message=schedule.copy_message,
+                sent_s=generator.sent_s,
+                confirmed_s=generator.confirmed_s,
+                refused=generator.refused,
+                waited_for_broker_s=generator.waited_s,
+            ),
+            stores=kinds,
+            partial=stop.is_set(),
+            wall_time_s=time.monotonic() - began,
+        )
+    finally:
+        await _clean_up(driver, admins, supervisor, folder)
+
+
+async def _clean_up(driver: Driver, admins: dict[str, StoreAdmin], supervisor: Supervisor | None, folder: Path) -> None:
+    """Delete everything the run created, whatever state it is in; shielded from a second interruption."""
+
+    async def clean() -> None:
+        if supervisor is not None:
+            with contextlib.suppress(Exception):
+                await supervisor.stop()
+        for admin in admins.values():
+            with contextlib.suppress(Exception):
+                await admin.drop()
+        with contextlib.suppress(Exception):
+            await driver.teardown()
+        with contextlib.suppress(Exception):
+            await driver.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    await asyncio.shield(asyncio.ensure_future(clean()))
+
+
+def _prepare(scenario: Scenario, schedule: Schedule, folder: Path, kinds: dict[str, str]) -> dict[str, GroupFiles]:
+    """Write what the instances load: each group's effects and its copies' group-local messages."""
+    messages = schedule.messages
+    files = {}
+    for index, consumer in enumerate(scenario.consumers):
+        selection = messages.select(list(dict.fromkeys(consumer.subscribes)))
+        plan = EffectPlan(consumer, messages.common_fields(selection))
+        effects = folder / f"g{index}.effects.npz"
+        EffectTable.of(plan).save(effects)
+        copies = folder / f"g{index}.copies.npy"
+        np.save(copies, copy_locals(schedule, messages, consumer))
+        files[consumer.name] = GroupFiles(index, effects, copies, kinds[consumer.name])
+    return files
+
+
+async def _drained(driver: Driver, scenario: Scenario, supervisor: Supervisor, tail: _Tail, now: float) -> bool:
+    """Every group has nothing left: nothing held by a live instance, nothing the broker still holds for it."""
+    if supervisor.restarting:
+        return False
+    for index, consumer in enumerate(scenario.consumers):
+        if tail.held_by_live(index, supervisor.alive(consumer.name)):
+            return False
+        pending = await driver.pending(consumer.name)
+        if pending is None:
+            if now - tail.last_receipt < QUIET_S:
+                return False
+        elif pending:
+            return False
+    return True
+
+
+class _Publisher:
+    """The open-loop load generator: sends each copy when due, without waiting for earlier confirms."""
+
+    def __init__(self, driver: Driver, scenario: Scenario, schedule: Schedule, start: float) -> None:
+        self._driver = driver
+        self._schedule = schedule
+        self._start = start
+        events = scenario.events
+        event_names = list(events)
+        self._outgoing = [
+            Outgoing(copy, int(message), event_names[int(schedule.messages.event[message])])
+            for copy, message in enumerate(schedule.copy_message.tolist())
+        ]
+        count = len(schedule)
+        self.sent_s = np.full(count, np.nan)
+        self.confirmed_s = np.full(count, np.nan)
+        self.refused = np.zeros(count, dtype=bool)
+        self.sent = 0
+        self.waited_s = 0.0
+        self.stopped_at = float("inf")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        due = self._schedule.copy_due_s
+        count = due.size
+        in_flight: set[asyncio.Task[None]] = set()
+        start = self._start
+        sent = 0
+        try:
+            while sent < count and not stop.is_set():
+                now_s = time.monotonic() - start
+                if due[sent] > now_s:
+                    await asyncio.sleep(min(due[sent] - now_s, TICK_S))
+                    continue
+                upto = min(int(np.searchsorted(due, now_s, side="right")), sent + MAX_BATCH)
+                if len(in_flight) >= MAX_BATCHES_IN_FLIGHT:
+                    waited = time.monotonic()
+                    _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    self.waited_s += time.monotonic() - waited
+                    continue
+                self.sent_s[sent:upto] = time.monotonic() - start
+                task = asyncio.create_task(self._send(sent, upto))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                sent = upto
+                self.sent = sent
+                await asyncio.sleep(0)  # let confirms and the clock in
+        finally:
+            self.stopped_at = time.monotonic()
+            if in_flight:
+                await asyncio.gather(*in_flight)
+
+    async def _send(self, first: int, upto: int) -> None:
+        accepted = await self._driver.publish(self._outgoing[first:upto])
+        self.confirmed_s[first:upto] = time.monotonic() - self._start
+        self.refused[first:upto] = ~np.asarray(accepted, dtype=bool)
+
+    def lag_p99_s(self) -> float | None:
+        if not self.sent:
+            return None
+        lag = self.sent_s[: self.sent] - self._schedule.copy_due_s[: self.sent]
+        return float(np.percentile(lag[-20_000:], 99))
+
+
+def _starting(scenario: Scenario, schedule: Schedule) -> LiveFigures:
+    return LiveFigures("starting", 0.0, scenario.duration, 0, 0, len(schedule), 0.0, 0.0, 0.0, 0, 0, 0, None)
+
+
+def _live(
+    phase: str, scenario: Scenario, schedule: Schedule, generator: _Publisher, tail: _Tail, now: float, start: float
+) -> LiveFigures:
+    elapsed_s = now - start
+    due = schedule.copy_due_s
+    sent_s = generator.sent_s[: generator.sent]
+    return LiveFigures(
+        phase=phase,
+        elapsed_s=elapsed_s,
+        duration_s=scenario.duration,
+        sent=generator.sent,
+        due=int(np.searchsorted(due, elapsed_s, side="right")),
+        copies=due.size,
+        send_rate_per_s=float(np.count_nonzero(sent_s > elapsed_s - 1.0)),
+        due_rate_per_s=float(np.count_nonzero((due > elapsed_s - 1.0) & (due <= elapsed_s))),
+        consume_rate_per_s=tail.rate(now),
+        backlog=max(0, tail.received - tail.done) + max(0, generator.sent - tail.received),
+        redeliveries=tail.redeliveries,
+        crashes=tail.crashes,
+        lag_p99_s=generator.lag_p99_s(),
+    )

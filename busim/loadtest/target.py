@@ -1,0 +1,83 @@
+"""The broker a real run targets: its URL, the driver its scheme picks, and the URL as it may be shown.
+
+A URL's password never leaves this module in clear: everything a run shows
+or writes uses :attr:`BrokerTarget.redacted`, and the consumer instances get
+the URL through their environment, not a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from busim.errors import BusimError
+from busim.loadtest.drivers import SCHEMES, driver_class
+from busim.loadtest.drivers.base import Driver
+from busim.scenario.schema import Scenario
+
+
+class BrokerURLError(BusimError):
+    """``--broker`` is not a URL busim can drive, or does not suit the scenario's broker."""
+
+
+@dataclass(frozen=True)
+class BrokerTarget:
+    url: str = ""
+    scheme: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerTarget:
+        """Raises :class:`BrokerURLError` for a URL without a known scheme or host."""
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as error:
+            raise BrokerURLError(f"--broker {redact(url)}: not a URL ({error})") from None
+        scheme = parts.scheme.lower()
+        if scheme not in SCHEMES:
+            known = ", ".join(f"{name}://" for name in SCHEMES)
+            raise BrokerURLError(
+                f"--broker {redact(url)}: busim drives {known}, not {scheme or 'a URL without a scheme'}"
+            )
+        if not parts.hostname:
+            raise BrokerURLError(f"--broker {redact(url)}: the URL names no host")
+        return cls(url, scheme)
+
+    @property
+    def driver(self) -> type[Driver]:
+        return driver_class(self.scheme)
+
+    @property
+    def redacted(self) -> str:
+        return redact(self.url)
+
+    def check_preset(self, scenario: Scenario) -> None:
+        """Refuse a scenario whose broker preset is not one this URL's broker realises."""
+        driver = self.driver
+        preset = scenario.broker.preset
+        if preset in driver.presets:
+            return
+        presets = " or ".join(driver.presets)
+        raise BrokerURLError(
+            f"--broker {self.redacted}: the scenario's broker is preset {preset}, but {self.scheme}:// is "
+            f"{driver.title}, which runs preset {presets}; add --set broker.preset={driver.presets[0]} "
+            "to run this scenario against it"
+        )
+
+
+def redact(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<a URL that cannot be read>"
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -1,0 +1,184 @@
+"""One consumer instance of a real run: an OS process with ``concurrency`` workers.
+
+The supervisor starts it as ``python -m busim.loadtest.worker SPEC`` with the
+broker's and stores' URLs in the environment (never in a file: they may
+carry passwords). The instance attaches to its group's queue, and each worker
+takes a delivery, spends its ``processing_time`` in real time, commits its
+effects to the state store, and acks it. The instance crashes itself (SIGKILL,
+its own) where the scenario's ``crash`` says it crashes after a processing,
+before the ack; crashes at a time come from the supervisor.
+
+Every step is logged to the instance's journal before the next one starts,
+so that the run can tell afterwards what a killed instance had received,
+processed and acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from busim.engine.randomness import RandomStreams
+from busim.engine.records import Outcome
+from busim.engine.sampling import bernoulli_sampler, duration_sampler
+from busim.loadtest.drivers import driver_class
+from busim.loadtest.drivers.base import Consumption, Delivery, RunNames
+from busim.loadtest.faults import crash_counts
+from busim.loadtest.journal import Journal, Kind
+from busim.loadtest.stores import open_store
+from busim.loadtest.stores.base import RETRY, EffectTable, Store
+from busim.scenario.schema import Consumer, Scenario
+
+# The environment variables that carry the URLs to an instance.
+BROKER_URL_VARIABLE = "BUSIM_BROKER_URL"
+STORE_URL_VARIABLE = "BUSIM_STORE_URL"
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """What an instance needs besides the URLs; written as JSON by the supervisor."""
+
+    scenario: dict  # the scenario as JSON data, with its seed
+    scheme: str  # the broker URL's scheme: picks the driver
+    run_id: str
+    group: str
+    instance: int
+    incarnation: int  # 0 for the first start, then one more per restart
+    journal: str  # the path of this incarnation's journal
+    effects: str  # the group's EffectTable (.npz)
+    copies: str  # per copy, the group-local index of its message, or -1 (.npy)
+    store: str  # "redis" or "postgres"
+    processed_before: int  # processings the instance's earlier incarnations finished (for crash.after_messages)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def read(cls, path: Path) -> InstanceSpec:
+        return cls(**json.loads(path.read_text()))
+
+
+class Instance:
+    """A consumer instance's workers, between its consumption and its store."""
+
+    def __init__(self, spec: InstanceSpec, consumer: Consumer, consumption: Consumption, store: Store) -> None:
+        self._spec = spec
+        self._consumer = consumer
+        self._consumption = consumption
+        self._store = store
+        self._journal = Journal(Path(spec.journal), spec.instance, spec.incarnation)
+        self._local = np.load(spec.copies, mmap_mode="r")
+        streams = RandomStreams.from_seed(spec.scenario["seed"])
+        names = ("consumer", consumer.name, str(spec.instance), str(spec.incarnation))
+        self._processing_s = duration_sampler(consumer.processing_time, streams.generator(*names, "processing"))
+        crash = consumer.crash
+        self._crash_draw = bernoulli_sampler(crash.probability if crash else 0.0, streams.generator(*names, "crash"))
+        self._crash_after = crash_counts(consumer, streams, spec.instance)
+        self._processed = spec.processed_before
+        self._seq = 0
+        self._waiting: asyncio.Queue[tuple[int, Delivery]] = asyncio.Queue()
+        self._free = consumer.concurrency
+        self._freed = asyncio.Event()  # a worker has become free
+
+    async def serve(self) -> None:
+        """Take deliveries until the process is told to stop (SIGTERM) or killed."""
+        await self._store.connect()
+        await self._consumption.start()
+        self._journal.log(Kind.READY, time.monotonic())
+        workers = [asyncio.create_task(self._work()) for _ in range(self._consumer.concurrency)]
+        try:
+            await self._receive()
+        finally:
+            for worker in workers:
+                worker.cancel()
+
+    async def _receive(self) -> None:
+        consumption = self._consumption
+        journal = self._journal
+        waiting = self._waiting
+        while True:
+            while not consumption.push and not (waiting.empty() and self._free):
+                self._freed.clear()
+                await self._freed.wait()
+            for delivery in await consumption.receive(self._free):
+                self._seq += 1
+                journal.log(
+                    Kind.RECEIVED,
+                    time.monotonic(),
+                    self._seq,
+                    delivery.copy,
+                    delivery.attempt,
+                    flag=int(delivery.redelivered),
+                )
+                waiting.put_nowait((self._seq, delivery))
+
+    async def _work(self) -> None:
+        journal, store, local = self._journal, self._store, self._local
+        while True:
+            seq, delivery = await self._waiting.get()
+            self._free -= 1
+            message = int(local[delivery.copy])
+            journal.log(Kind.TAKEN, time.monotonic(), seq, delivery.copy)
+            begun = await store.begin(message)
+            lost_before = store.lost_updates
+            while True:
+                await asyncio.sleep(self._processing_s())
+                outcome = await store.commit(message, begun)
+                if outcome != RETRY:
+                    break
+                journal.log(Kind.RETRIED, time.monotonic(), seq, delivery.copy)
+                begun = await store.begin(message)
+            if store.lost_updates != lost_before:
+                journal.log(Kind.LOST_UPDATE, time.monotonic(), seq, delivery.copy)
+            journal.log(Kind.DONE, time.monotonic(), seq, delivery.copy, outcome=outcome)
+            self._processed += 1
+            crash_draw = self._crash_draw()
+            if crash_draw or self._processed in self._crash_after:
+                journal.log(Kind.CRASHING, time.monotonic(), seq, delivery.copy)
+                os.kill(os.getpid(), signal.SIGKILL)
+            if outcome == Outcome.APPLIED:
+                await store.record(message)
+            await self._consumption.ack(delivery)
+            journal.log(Kind.ACKED, time.monotonic(), seq, delivery.copy)
+            self._free += 1
+            self._freed.set()
+
+
+async def _main(spec: InstanceSpec) -> None:
+    scenario = Scenario.model_validate(spec.scenario)
+    consumer = scenario.consumer(spec.group)
+    names = RunNames(spec.run_id)
+    driver = driver_class(spec.scheme)(os.environ[BROKER_URL_VARIABLE], scenario, names)
+    table = EffectTable.load(Path(spec.effects))
+    store = open_store(
+        spec.store, os.environ[STORE_URL_VARIABLE], consumer, table, spec.run_id, spec.group, spec.instance
+    )
+    consumption = driver.consumption(spec.group, spec.instance)
+    instance = Instance(spec, consumer, consumption, store)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    serving = asyncio.create_task(instance.serve())
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    serving.cancel()
+    if serving in done:
+        serving.result()  # a failure: let it show, with its traceback, in the instance's log
+    # Stopped: unacknowledged deliveries go back to the broker as the connection closes.
+    await asyncio.gather(consumption.close(), store.close(), return_exceptions=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    asyncio.run(_main(InstanceSpec.read(Path(args[0]))))
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,7 @@ from exactly-once processing), 2 for bad input.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import sys
@@ -30,9 +31,11 @@ from busim.api import (
 )
 from busim.api import run as run_scenario
 from busim.errors import BusimError, OverrideError, ScenarioError
+from busim.loadtest.target import DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL, StoreURLs, redact
 from busim.report.console import (
     count_progress,
     presets_table,
+    real_run_progress,
     render_comparison,
     render_outcome,
     render_preset,
@@ -63,7 +66,7 @@ from busim.report.stories import (
 )
 from busim.report.trace import write_trace
 from busim.results import Replications, Result
-from busim.scenario import load_scenario
+from busim.scenario import LoadedScenario, Scenario, load_scenario
 from busim.scenario.json_schema import SCHEMA_FILE
 from busim.scenario.presets import PRESET_NAMES, PRESETS
 from busim.scenario.schema import MAX_REPLICATIONS, unknown_preset
@@ -75,6 +78,7 @@ from busim.scenario.starter import (
     starter_path,
     starter_text,
 )
+from busim.scenario.units import format_duration
 from busim.scenario.variants import load_variant, load_variants
 from busim.version import __version__
 from busim.words import counted
@@ -411,11 +415,37 @@ def run(
             metavar="NAME",
         ),
     ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker",
+            help="Run the scenario for real, in wall-clock time, against this broker instead of simulating it: "
+            "amqp://USER:PASSWORD@HOST:5672/ (RabbitMQ), redis://HOST:6379/0 (Redis Streams) or nats://HOST:4222 "
+            "(NATS JetStream). See docs/real-brokers.md.",
+            metavar="URL",
+        ),
+    ] = None,
+    state_redis: Annotated[
+        str,
+        typer.Option("--state-redis", help="With --broker: the Redis where consumers keep their state.", metavar="URL"),
+    ] = DEFAULT_REDIS_URL,
+    state_postgres: Annotated[
+        str,
+        typer.Option(
+            "--state-postgres",
+            help="With --broker: the PostgreSQL where consumers keep state that needs transactions "
+            "(dedup atomic with the effects).",
+            metavar="URL",
+        ),
+    ] = DEFAULT_POSTGRES_URL,
 ) -> None:
-    """Simulate a scenario, print its results and write them to the output folder."""
+    """Simulate a scenario (or, with --broker, run it against a real broker), print its results and write them to the
+    output folder."""
     console = Console()
     try:
         loaded = load_variant(file, variant, overrides or []) if variant else load_scenario(file, overrides or [])
+        if broker is not None:
+            _check_real_options(loaded.scenario, broker, replications, trace)
         check_size(loaded.scenario, max_messages, max_memory)
         count = replications if replications is not None else loaded.scenario.replications
         _check_runs(count, max_runs, expected_group_messages(loaded.scenario), counted(count, "replication"))
@@ -428,6 +458,10 @@ def run(
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
+    if broker is not None:
+        stores = StoreURLs(redis=state_redis, postgres=state_postgres)
+        _run_real(console, loaded, broker, stores, seed, output, show, as_json, charts, out is None, fail_on_violation)
+        return
     with _interruptible(output):
         with run_progress(console, loaded.scenario, count, enabled=show and console.is_terminal) as progress:
             result = run_scenario(
@@ -448,6 +482,93 @@ def run(
     elif show:
         render_outcome(console, result)
         console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
+    if fail_on_violation and result.failures:
+        for failure in result.failures:
+            typer.echo(f"busim: {failure}", err=True)
+        raise typer.Exit(EXIT_VIOLATION)
+
+
+def _check_real_options(scenario: Scenario, broker: str, replications: int | None, trace: bool) -> None:
+    """Refuse what a real run cannot do before anything starts, then check the scenario for the broker."""
+    from busim.loadtest.api import check_real  # the brokers' clients load only for a real run
+
+    if replications is not None and replications > 1:
+        raise BusimError("--broker runs the scenario once, for real; drop --replications")
+    if trace:
+        raise BusimError("--trace is not available with --broker yet; drop it")
+    check_real(scenario, broker)
+
+
+def _run_real(
+    console: Console,
+    loaded: LoadedScenario,
+    broker: str,
+    stores: StoreURLs,
+    seed: int | None,
+    output: OutputFolder,
+    show: bool,
+    as_json: bool,
+    charts: bool,
+    own_folder: bool,
+    fail_on_violation: bool,
+) -> None:
+    """``busim run --broker``: run for real, show it live, write the same files as a simulated run.
+
+    The first Ctrl-C (or SIGTERM) stops publishing; the run drains for at most its drain_timeout, writes its
+    results marked partial and exits 130 (143). A second Ctrl-C stops at once, writing nothing. Either way
+    the run deletes what it created on the broker and in the stores.
+    """
+    from busim.loadtest.api import load_test_async
+
+    scenario = loaded.scenario
+    signalled: list[int] = []
+
+    async def main() -> Result:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def interrupted(signal_number: int) -> None:
+            signalled.append(signal_number)
+            if len(signalled) == 1:
+                stop.set()
+                drain = format_duration(scenario.drain_timeout)
+                typer.echo(
+                    f"busim: stopping: no more publishing; draining for at most {drain}, then the results, marked "
+                    "partial (Ctrl-C again to stop now, writing nothing)",
+                    err=True,
+                )
+            else:
+                task.cancel()
+
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, interrupted, number)
+        with real_run_progress(console, scenario, redact(broker), enabled=show and console.is_terminal) as on_live:
+            return await load_test_async(loaded, broker, seed, stores, on_live, stop)
+
+    with _interruptible(output):
+        try:
+            result = asyncio.run(main())
+        except asyncio.CancelledError:
+            raise KeyboardInterrupt from None
+        text = results_json(result)
+        written = _write(
+            output, lambda staging: _write_run(result, text, staging, charts, False), own_folder=own_folder
+        )
+    if as_json:
+        sys.stdout.write(text)
+    elif show:
+        render_outcome(console, result)
+        console.print(_wrote(written, output.path, own_folder), style="dim", highlight=False, soft_wrap=True)
+    if signalled:
+        code = EXIT_TERMINATED if signalled[0] == signal.SIGTERM else EXIT_INTERRUPTED
+        typer.echo(
+            f"busim: {'terminated' if code == EXIT_TERMINATED else 'interrupted'}; the partial results are in "
+            f"{output.path}",
+            err=True,
+        )
+        raise typer.Exit(code)
     if fail_on_violation and result.failures:
         for failure in result.failures:
             typer.echo(f"busim: {failure}", err=True)

@@ -23,8 +23,8 @@ from busim.analysis.latency import LatencySummary
 from busim.analysis.real import RealFigures, first_sent, generator_figures, latency_from_send
 from busim.analysis.summary import Summary
 from busim.loadtest.refusals import check
-from busim.loadtest.runner import LiveFigures, RealRun, StoreURLs, run_real
-from busim.loadtest.target import BrokerTarget
+from busim.loadtest.runner import LiveFigures, RealRun, run_real
+from busim.loadtest.target import BrokerTarget, StoreURLs
 from busim.results import MessageCounts, Result, RunMetadata, Source
 from busim.scenario import LoadedScenario, Scenario
 

@@ -13,6 +13,10 @@ copies that fall due together go out together, and their confirms are
 awaited concurrently. Only when :data:`MAX_BATCHES_IN_FLIGHT` batches wait
 for confirms does the generator wait for the broker, and the time it waited
 is reported. How late each copy went out against its due time is its *lag*.
+
+The generator waits for the next due time in a thread of its own
+(``time.sleep``, precise to tens of microseconds), not with the event loop's
+timers, which round every wait up to the next millisecond.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,27 +44,13 @@ from busim.loadtest.schedule import Schedule
 from busim.loadtest.stores import open_admin, store_kind
 from busim.loadtest.stores.base import EffectTable, StoreAdmin
 from busim.loadtest.supervisor import GroupFiles, Supervisor
-from busim.loadtest.target import BrokerTarget
+from busim.loadtest.target import BrokerTarget, StoreURLs
 from busim.scenario.schema import Scenario
 
 MAX_BATCH = 2000  # copies in one publish call at most
 MAX_BATCHES_IN_FLIGHT = 64  # publish calls awaiting their confirms before the generator waits for the broker
 TICK_S = 0.25  # how often the run looks at its journals and the broker while it runs
 QUIET_S = 1.0  # with a broker that does not tell what it holds: how long without deliveries counts as drained
-
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@dataclass(frozen=True)
-class StoreURLs:
-    """Where the consumers keep their state: Redis by default, PostgreSQL for transactional effects."""
-
-    redis: str = DEFAULT_REDIS_URL
-    postgres: str = DEFAULT_POSTGRES_URL
-
-    def of(self, kind: str) -> str:
-        return self.redis if kind == "redis" else self.postgres
 
 
 @dataclass(frozen=True)
@@ -171,7 +162,7 @@ def run_name(scenario: Scenario) -> str:
 async def run_real(
     scenario: Scenario,
     target: BrokerTarget,
-    stores: StoreURLs = StoreURLs(),
+    stores: StoreURLs,
     on_live: Callable[[LiveFigures], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> RealRun:
@@ -348,11 +339,13 @@ class _Publisher:
         in_flight: set[asyncio.Task[None]] = set()
         start = self._start
         sent = 0
+        loop = asyncio.get_running_loop()
+        pacer = ThreadPoolExecutor(1, thread_name_prefix="busim-pacer")
         try:
             while sent < count and not stop.is_set():
                 now_s = time.monotonic() - start
                 if due[sent] > now_s:
-                    await asyncio.sleep(min(due[sent] - now_s, TICK_S))
+                    await loop.run_in_executor(pacer, time.sleep, min(due[sent] - now_s, TICK_S))
                     continue
                 upto = min(int(np.searchsorted(due, now_s, side="right")), sent + MAX_BATCH)
                 if len(in_flight) >= MAX_BATCHES_IN_FLIGHT:
@@ -368,6 +361,7 @@ class _Publisher:
                 self.sent = sent
                 await asyncio.sleep(0)  # let confirms and the clock in
         finally:
+            pacer.shutdown(wait=False)
             self.stopped_at = time.monotonic()
             if in_flight:
                 await asyncio.gather(*in_flight)

@@ -15,6 +15,20 @@ from busim.loadtest.drivers import SCHEMES, driver_class
 from busim.loadtest.drivers.base import Driver
 from busim.scenario.schema import Scenario
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass(frozen=True)
+class StoreURLs:
+    """Where the consumers keep their state: Redis by default, PostgreSQL for transactional effects."""
+
+    redis: str = DEFAULT_REDIS_URL
+    postgres: str = DEFAULT_POSTGRES_URL
+
+    def of(self, kind: str) -> str:
+        return self.redis if kind == "redis" else self.postgres
+
 
 class BrokerURLError(BusimError):
     """``--broker`` is not a URL busim can drive, or does not suit the scenario's broker."""

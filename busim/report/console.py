@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -42,6 +43,9 @@ from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
 from busim.scenario.units import format_duration
+
+if TYPE_CHECKING:
+    from busim.loadtest.runner import LiveFigures  # the live view draws them; the run's side needs no rich
 
 
 def literal(text: RenderableType) -> RenderableType:
@@ -97,6 +101,45 @@ def simulation_progress(console: Console, scenario: Scenario, enabled: bool) -> 
 
     with progress:
         yield report
+
+
+@contextmanager
+def real_run_progress(
+    console: Console, scenario: Scenario, broker: str, enabled: bool
+) -> Iterator[Callable[[LiveFigures], None] | None]:
+    """A live view of a real run: elapsed against total, publish rate against the schedule's, consume rate,
+    backlog, redeliveries, crashes and the generator's lag."""
+    if not enabled:
+        yield None
+        return
+    from rich.live import Live
+
+    title = f"load-testing {scenario.name} on {broker}"
+    with Live(Text(f"{title}: starting the consumer instances"), console=console, refresh_per_second=4) as live:
+
+        def show(figures: LiveFigures) -> None:
+            live.update(_live_table(title, figures))
+
+        yield show
+
+
+def _live_table(title: str, figures: LiveFigures) -> Table:
+    table = Table(title=title, title_justify="left", box=None, show_header=False, pad_edge=False)
+    table.add_column(style="dim")
+    table.add_column()
+    lag = "" if figures.lag_p99_s is None else f", p99 lag {figures.lag_p99_s * 1e3:,.1f} ms"
+    rows = (
+        ("phase", f"{figures.phase}, {format_duration(figures.elapsed_s)} of {format_duration(figures.duration_s)}"),
+        ("published", f"{figures.sent:,} of {figures.copies:,} ({figures.due:,} due){lag}"),
+        ("publish rate", f"{figures.send_rate_per_s:,.0f}/s (schedule: {figures.due_rate_per_s:,.0f}/s)"),
+        ("consume rate", f"{figures.consume_rate_per_s:,.0f}/s"),
+        ("backlog", f"{figures.backlog:,}"),
+        ("redeliveries", f"{figures.redeliveries:,}"),
+        ("crashes", f"{figures.crashes:,}"),
+    )
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
 
 
 @dataclass(frozen=True)
@@ -318,6 +361,8 @@ def render_result(console: Console, result: Result) -> None:
     show(console, *view_tables(console, views.publishers))
     show(console, *_consumer_tables(console, views.consumers))
     show(console, *view_tables(console, views.latency))
+    if views.generator is not None:
+        show(console, *view_tables(console, views.generator))
     if views.chains is not None:
         show(console, *view_tables(console, views.chains), Text())
     if views.consistency is not None:

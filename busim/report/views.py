@@ -25,6 +25,7 @@ from busim.analysis.invariants import (
     failed_invariants,
     measure_text,
 )
+from busim.analysis.latency import LatencySummary
 from busim.analysis.summary import ConsumerSummary
 from busim.report.settings import configuration, format_rate
 from busim.report.tables import (
@@ -58,6 +59,7 @@ class RunViews:
     publishers: TableView
     consumers: TableView
     latency: TableView
+    generator: TableView | None  # a real run's load generator
     chains: TableView | None
     consistency: TableView | None
     most_drifted: tuple[tuple[str, str], ...]  # (which counter, its most drifted keys)
@@ -68,7 +70,7 @@ class RunViews:
     def tables(self) -> tuple[TableView, ...]:
         """Every table of the results, in order (not the configuration)."""
         found = (self.key_figures, self.publishers, self.consumers, self.latency)
-        extra = (self.chains, self.consistency, self.invariants)
+        extra = (self.generator, self.chains, self.consistency, self.invariants)
         return found + tuple(table for table in extra if table is not None)
 
 
@@ -140,6 +142,7 @@ def run_views(result: Result) -> RunViews:
         publishers=_publishers(result),
         consumers=_consumers(result),
         latency=_latency(result),
+        generator=_generator(result) if result.real is not None else None,
         chains=_chains(result) if summary.chains else None,
         consistency=_consistency(result) if has_state else None,
         most_drifted=drifted,
@@ -150,18 +153,21 @@ def run_views(result: Result) -> RunViews:
 
 def _heading(result: Result) -> Heading:
     scenario = result.scenario
-    if result.drained:
-        how = Cell(f"simulated {format_duration(result.sim_time_s)}, drained")
+    ran = "simulated" if result.real is None else f"ran for real on {result.real.driver} at {result.real.broker} for"
+    if result.real is not None and result.real.partial:
+        how = Cell(f"{ran} {format_duration(result.sim_time_s)}, interrupted: partial results", tone="bad")
+    elif result.drained:
+        how = Cell(f"{ran} {format_duration(result.sim_time_s)}, drained")
     elif result.stopped is not None:
         stop = result.stopped
         how = Cell(
-            f"simulated {format_duration(result.sim_time_s)}, stopped at {format_duration(stop.at_s)}: "
+            f"{ran} {format_duration(result.sim_time_s)}, stopped at {format_duration(stop.at_s)}: "
             f"{stop.consumer} in a delivery loop",
             tone="bad",
         )
     else:
         how = Cell(
-            f"simulated {format_duration(result.sim_time_s)}, stopped at duration + drain_timeout with work left",
+            f"{ran} {format_duration(result.sim_time_s)}, stopped at duration + drain_timeout with work left",
             tone="bad",
         )
     counts = result.messages
@@ -176,6 +182,14 @@ def _heading(result: Result) -> Heading:
 
 
 def _verdict(result: Result) -> Verdict:
+    verdict = _consistency_verdict(result)
+    behind = result.real.generator.verdict() if result.real is not None else None
+    if behind is None:
+        return verdict
+    return replace(verdict, headline=f"{verdict.headline} Note: {behind[0].upper()}{behind[1:]}.")
+
+
+def _consistency_verdict(result: Result) -> Verdict:
     summary = result.summary
     failed = failed_invariants(summary.invariants)
     items = result.violations + result.invariant_failures
@@ -527,19 +541,62 @@ def _latency(result: Result) -> TableView:
     note = _warm_up_note(result.scenario)
     if not result.drained:
         note += ", of the messages processed before the run stopped"
+    real = result.real
     rows = []
     for name, consumer in result.summary.consumers.items():
         latency = consumer.latency_s
+        parts = (
+            (("broker", latency.broker), ("queue wait", latency.queue_wait))
+            if real is None
+            else (("from the actual send", real.latency_from_send_s[name]),)
+        )
         for label, summary, sub in (
             (name, latency.end_to_end, False),
-            ("broker", latency.broker, True),
-            ("queue wait", latency.queue_wait, True),
+            *((label, part, True) for label, part in parts),
             ("processing", latency.processing, True),
         ):
-            values = (summary.mean, summary.p50, summary.p90, summary.p99, summary.p999, summary.max)
-            rows.append(Row(label, (number_cell(summary.count), *map(duration_cell, values)), sub=sub))
+            rows.append(_latency_row(label, summary, sub))
     columns = tuple(Column(heading) for heading in _LATENCY_COLUMNS)
-    return TableView(f"Latency: publish to first completed processing{note}", columns, tuple(rows))
+    if real is None:
+        return TableView(f"Latency: publish to first completed processing{note}", columns, tuple(rows))
+    return TableView(
+        f"Latency: due time to first completed processing{note}",
+        columns,
+        tuple(rows),
+        caption="A real broker does not show when it enqueued a message: latency is not split into broker and "
+        "queue wait. Measured from each message's due time in the schedule, and from its actual send.",
+    )
+
+
+def _latency_row(label: str, summary: LatencySummary, sub: bool) -> Row:
+    values = (summary.mean, summary.p50, summary.p90, summary.p99, summary.p999, summary.max)
+    return Row(label, (number_cell(summary.count), *map(duration_cell, values)), sub=sub)
+
+
+def _generator(result: Result) -> TableView:
+    """A real run's load generator against its schedule."""
+    assert result.real is not None
+    generator = result.real.generator
+    lag = generator.lag_s
+    cells = (
+        number_cell(generator.copies),
+        number_cell(generator.sent),
+        count_cell(generator.refused),
+        *(duration_cell(value) for value in (lag.p50, lag.p99, lag.max)),
+        duration_cell(generator.waited_for_broker_s),
+    )
+    columns = ("copies due", "sent", "refused", "lag p50", "lag p99", "lag max", "waited for the broker")
+    caption = (
+        "Lag: how late each copy went out against its due time. Copies: each message, plus the duplicates and "
+        "resends the scenario injects."
+    )
+    return TableView(
+        "Load generator",
+        tuple(Column(heading) for heading in columns),
+        (Row(result.real.driver, cells),),
+        caption=caption,
+        label="broker",
+    )
 
 
 def _chains(result: Result) -> TableView:

@@ -69,10 +69,16 @@ class RunNames:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One copy of a message to publish: its number (the body) and its event (the routing)."""
+    """One copy of a message to publish: its number (the body), its event (the routing) and its message.
+
+    Copies of one message (a broker duplicate, a publisher's resend) share
+    ``message``: a broker that deduplicates publishes (JetStream's
+    ``Nats-Msg-Id``) keys on it.
+    """
 
     copy: int
     event: str
+    message: int
 
 
 @dataclass

@@ -41,7 +41,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import nats
@@ -162,7 +162,10 @@ class PublishAcks:
     @classmethod
     async def listen(cls, connection: Client) -> PublishAcks:
         acks = cls(connection, connection.new_inbox())
-        acks._subscription = await connection.subscribe(f"{acks._inbox}.*", cb=acks._answered)
+        # No limit on acks waiting for the callback (0): a large batch's acks must not be dropped as a slow consumer's.
+        acks._subscription = await connection.subscribe(
+            f"{acks._inbox}.*", cb=acks._answered, pending_msgs_limit=0, pending_bytes_limit=0
+        )
         return acks
 
     async def publish(self, subject: str, body: bytes, headers: dict[str, str] | None) -> asyncio.Future[int | None]:
@@ -185,11 +188,12 @@ class PublishAcks:
         future.set_result(None if "error" in answer else int(answer["seq"]))
 
     def forget(self, futures: Iterable[asyncio.Future[int | None]]) -> None:
-        """Stop waiting for these futures' acks (those that did not come in time)."""
-        unanswered = {id(future) for future in futures if not future.done()}
-        if unanswered:
-            for token in [token for token, future in self._waiting.items() if id(future) in unanswered]:
-                self._waiting.pop(token).cancel()
+        """Stop waiting for the acks of these publishes that have not come (in time)."""
+        late = [future for future in futures if not future.done()]
+        for future in late:
+            future.cancel()
+        if late:
+            self._waiting = {token: future for token, future in self._waiting.items() if not future.done()}
 
     async def close(self) -> None:
         if self._subscription is not None:
@@ -279,7 +283,7 @@ class NatsDriver(Driver):
         self._acks = await PublishAcks.listen(self._nc)
         await self._nc.flush()
 
-    def _dead_lettered(self, group: str) -> Callable[[Msg], object]:
+    def _dead_lettered(self, group: str) -> Callable[[Msg], Awaitable[None]]:
         async def note(message: Msg) -> None:
             advisory = json.loads(message.data)
             self._dead_letters.append((group, int(advisory["stream_seq"]), self.clock()))

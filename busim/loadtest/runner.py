@@ -322,7 +322,7 @@ class _Publisher:
         events = scenario.events
         event_names = list(events)
         self._outgoing = [
-            Outgoing(copy, int(message), event_names[int(schedule.messages.event[message])])
+            Outgoing(copy=copy, message=int(message), event=event_names[int(schedule.messages.event[message])])
             for copy, message in enumerate(schedule.copy_message.tolist())
         ]
         count = len(schedule)

@@ -1,0 +1,68 @@
+"""Real runs against Redis Streams: known answers from the broker's own semantics."""
+
+from __future__ import annotations
+
+import numpy as np
+import redis
+
+import busim
+from busim.engine.records import DeliveryCause
+from tests.loadtest.runs import real_scenario
+
+
+def _leftovers(url: str, name: str) -> list[bytes]:
+    client = redis.Redis.from_url(url)
+    try:
+        return list(client.scan_iter(match=f"busim-{name}*"))
+    finally:
+        client.close()
+
+
+def test_without_faults_every_message_is_processed_exactly_once(redis_url):
+    scenario = real_scenario("redis-streams")
+    result = busim.load_test(scenario, redis_url)
+    inventory = result.summary.consumers["inventory"]
+    assert result.mode == "real"
+    assert result.messages.published == 200  # uniform arrivals, 100/s for 2 s
+    assert (inventory.subscribed, inventory.processed, inventory.delivered) == (200, 200, 200)
+    assert (inventory.duplicate_effects, inventory.lost, inventory.redelivered) == (0, 0, 0)
+    assert inventory.state["stock"].abs_drift == 0
+    assert result.consistent and result.drained
+    assert inventory.latency_s.broker.count == 0  # not observed on a real broker: absent, not invented
+    assert _leftovers(redis_url, scenario.name) == []
+
+
+def test_entries_a_crashed_consumer_held_are_claimed_after_claim_min_idle(redis_url):
+    consumer = {
+        "instances": 2,
+        "crash": {"after_messages": [20], "instance": 0, "restart_after": "0.5s"},
+    }
+    broker = {"preset": "redis-streams", "batch_size": 5, "claim_interval": "0.25s", "claim_min_idle": "1s"}
+    scenario = real_scenario("redis-streams", consumer, broker=broker)
+    result = busim.load_test(scenario, redis_url)
+    record = result.record
+    assert record is not None
+    group = record.groups[0]
+    deliveries = group.deliveries
+    assert group.crash_s.size == 1
+    redelivered = np.flatnonzero(deliveries.attempt > 1)
+    # What the crashed instance held: the 20th processed, not acked, and what it had read with it.
+    assert 1 <= redelivered.size <= 5
+    assert DeliveryCause.CRASH_BEFORE_ACK in deliveries.cause[redelivered]
+    idle_s = deliveries.receive_s[redelivered] - group.crash_s[0]
+    assert idle_s.min() >= 1.0 - 0.05  # claimed only once idle for claim_min_idle
+    inventory = result.summary.consumers["inventory"]
+    assert inventory.duplicate_effects == 1  # the 20th, applied again after the claim
+    assert inventory.stuck_pending == 0 and inventory.lost == 0
+    assert _leftovers(redis_url, scenario.name) == []
+
+
+def test_without_a_claimer_what_the_crashed_consumer_held_stays_pending(redis_url):
+    consumer = {"instances": 2, "crash": {"after_messages": [20], "instance": 0, "restart_after": "0.5s"}}
+    broker = {"preset": "redis-streams", "batch_size": 5}
+    scenario = real_scenario("redis-streams", consumer, broker=broker, drain_timeout=3)
+    result = busim.load_test(scenario, redis_url)
+    inventory = result.summary.consumers["inventory"]
+    assert 1 <= inventory.stuck_pending <= 5
+    assert inventory.redelivered == 0
+    assert inventory.stuck_pending_unprocessed == inventory.stuck_pending - 1  # the 20th was processed

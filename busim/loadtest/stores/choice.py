@@ -49,7 +49,11 @@ def refusals(consumer: Consumer, index: int) -> list[Refusal]:
 def open_store(
     kind: StoreKind, url: str, consumer: Consumer, table: EffectTable, prefix: str, group: str, instance: int
 ) -> Store:
-    """An instance's store of ``group`` (not yet connected: call :meth:`Store.connect`)."""
+    """``instance``'s store of ``group`` in the run ``prefix``; not yet connected: call :meth:`Store.connect`.
+
+    Neither store needs to know the instance: an in-memory dedup store is
+    the process's own, whichever instance the process is.
+    """
     if kind == "postgres":
         from busim.loadtest.stores.postgres import PostgresStore
 

@@ -12,7 +12,7 @@ the group (:func:`table_names`):
 - ``<name>_commit(...)``: a PL/pgSQL function that does a whole commit as one
   statement, so one round trip: record the id (``ON CONFLICT DO NOTHING``;
   already there: SKIPPED), lock the message's rows in key order (no
-  deadlocks), apply every effect or none with the floor checks, commit.
+  deadlocks; one index lookup each), apply every effect or none with the floor checks, commit.
 
 As in the engine (:class:`busim.engine.handler.Handler`), the id is
 recorded even when a floor refuses the effects (REJECTED): the message was
@@ -49,8 +49,10 @@ CREATE OR REPLACE FUNCTION {commit}(
     OUT outcome integer, OUT lost boolean)
 LANGUAGE plpgsql AS $function$
 DECLARE
-    current_values bigint[];
-    current_versions bigint[];
+    current_values bigint[] := ARRAY[]::bigint[];
+    current_versions bigint[] := ARRAY[]::bigint[];
+    current_value bigint;
+    current_version bigint;
     new_values bigint[];
     slot_index integer;
 BEGIN
@@ -66,19 +68,19 @@ BEGIN
         outcome := 3;  -- SKIPPED: processed before
         RETURN;
     END IF;
-    -- Lock in key order, so that two messages writing the same keys cannot deadlock.
-    SELECT array_agg(locked.value ORDER BY locked.slot), array_agg(locked.version ORDER BY locked.slot)
-    INTO current_values, current_versions
-    FROM (
-        SELECT state.value, state.version, wanted.slot
-        FROM unnest(slot_counters, slot_keys) WITH ORDINALITY AS wanted (counter, key, slot)
-        JOIN {state} AS state ON state.counter = wanted.counter AND state.key = wanted.key
-        ORDER BY state.counter, state.key
-        FOR UPDATE OF state
-    ) AS locked;
-    IF coalesce(array_length(current_values, 1), 0) <> coalesce(array_length(slot_counters, 1), 0) THEN
-        RAISE EXCEPTION 'a counter key is missing from %: create the store first', {state_text};
-    END IF;
+    -- Lock the rows in the order of the slots, which is key order: two commits cannot deadlock.
+    FOR slot_index IN 1 .. coalesce(array_length(slot_counters, 1), 0) LOOP
+        SELECT state.value, state.version INTO current_value, current_version
+        FROM {state} AS state
+        WHERE state.counter = slot_counters[slot_index] AND state.key = slot_keys[slot_index]
+        FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'counter % has no key % in %: create the store first',
+                slot_counters[slot_index], slot_keys[slot_index], {state_text};
+        END IF;
+        current_values[slot_index] := current_value;
+        current_versions[slot_index] := current_version;
+    END LOOP;
     IF isolation = 2 AND current_versions IS DISTINCT FROM read_versions THEN
         IF ttl_s IS NOT NULL THEN
             DELETE FROM {dedup} WHERE message = message_id;  -- not processed: it will be again
@@ -96,9 +98,10 @@ BEGIN
             RETURN;
         END IF;
     END LOOP;
-    UPDATE {state} AS state SET value = written.value, version = state.version + 1
-    FROM unnest(slot_counters, slot_keys, new_values) AS written (counter, key, value)
-    WHERE state.counter = written.counter AND state.key = written.key;
+    FOR slot_index IN 1 .. coalesce(array_length(slot_counters, 1), 0) LOOP
+        UPDATE {state} AS state SET value = new_values[slot_index], version = state.version + 1
+        WHERE state.counter = slot_counters[slot_index] AND state.key = slot_keys[slot_index];
+    END LOOP;
     lost := isolation = 1 AND current_versions IS DISTINCT FROM read_versions;
     outcome := 1;  -- APPLIED
 END
@@ -113,7 +116,9 @@ _CALL = (
 _READ = """
 SELECT state.value, state.version
 FROM unnest(%s::integer[], %s::bigint[]) WITH ORDINALITY AS wanted (counter, key, slot)
-JOIN {state} AS state ON state.counter = wanted.counter AND state.key = wanted.key
+CROSS JOIN LATERAL (  -- OFFSET 0 keeps it one index lookup per slot, never a scan of the table
+    SELECT value, version FROM {state} WHERE counter = wanted.counter AND key = wanted.key OFFSET 0
+) AS state
 ORDER BY wanted.slot
 """
 
@@ -254,6 +259,7 @@ class PostgresAdmin(StoreAdmin):
                     ),
                     [counter, initial, count],
                 )
+            await connection.execute(_statement("ANALYZE {state}", names))  # plans for its size, not a guess
 
     async def counters(self) -> list[np.ndarray]:
         """Per counter, every key's value by key code."""

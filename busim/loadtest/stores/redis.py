@@ -28,7 +28,7 @@ import numpy as np
 import redis.asyncio as redis
 
 from busim.engine.records import Outcome
-from busim.loadtest.stores.base import RETRY, EffectTable, Store, StoreAdmin
+from busim.loadtest.stores.base import EffectTable, Store, StoreAdmin
 from busim.loadtest.stores.memory import MemoryIds
 from busim.loadtest.stores.slots import message_writes, written_values
 from busim.scenario.schema import Consumer
@@ -235,7 +235,7 @@ class RedisStore(Store):
         outcome, changed = await self._read_first(keys=keys, args=args)
         if outcome == _APPLIED and changed and not self._optimistic:
             self.lost_updates += 1
-        return RETRY if outcome == RETRY else int(outcome)
+        return int(outcome)  # RETRY (-1) included
 
     async def record(self, message: int) -> None:
         if message not in self._unrecorded:

@@ -14,17 +14,20 @@ from busim.loadtest.stores.base import EffectTable
 
 @dataclass(frozen=True)
 class MessageWrites:
-    slots: tuple[tuple[int, int], ...]  # (counter, key code) of each slot written, once, in order of first write
+    # (counter, key code) of each slot written, once, in order: a store that locks them in this order
+    # cannot deadlock with another message's commit
+    slots: tuple[tuple[int, int], ...]
     effects: tuple[tuple[int, int, int | None], ...]  # (slot index, change, floor) of each effect, in order
 
 
 def message_writes(table: EffectTable, message: int) -> MessageWrites:
-    slots: dict[tuple[int, int], int] = {}
-    effects = []
-    for counter, key_code, change, floor in table.slots(message):
-        slot = slots.setdefault((counter, key_code), len(slots))
-        effects.append((slot, change, floor))
-    return MessageWrites(tuple(slots), tuple(effects))
+    effects = table.slots(message)
+    slots = sorted({(counter, key_code) for counter, key_code, _, _ in effects})
+    index = {slot: position for position, slot in enumerate(slots)}
+    return MessageWrites(
+        tuple(slots),
+        tuple((index[counter, key_code], change, floor) for counter, key_code, change, floor in effects),
+    )
 
 
 def written_values(writes: MessageWrites, read: list[int]) -> list[int] | None:

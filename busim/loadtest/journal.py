@@ -50,6 +50,7 @@ class Kind(enum.IntEnum):
     KILLED = 10  # the supervisor killed the instance's process (SIGKILL), or found it dead
     NEGATIVE_ACK = 11  # the delivery was handed back to the broker (nack), to be delivered again
     MISSED_CRASH = 12  # a crash scheduled at a time found its instance down
+    ACK_REFUSED = 13  # the broker refused the ack (JetStream: the message was acked by another delivery)
 
 
 # Supervisor entries carry the instance in ``seq`` and the incarnation in ``flag``; a missed crash whose

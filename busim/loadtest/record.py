@@ -241,7 +241,8 @@ def _group_record(
         for row in np.flatnonzero(aborted).tolist():
             lost.append((int(message[row]), float(done_s[row]), int(LossReason.CRASH_IN_FLIGHT)))
 
-    dead = _dead_letters(outcome.fates, copy_local, copy, in_crash, take_s, result, crashed_row, receive_s, end_s)
+    fates = outcome.fates + _exhausted(scenario, consumer.name, copy, acked, receive_s, outcome.fates)
+    dead = _dead_letters(fates, copy_local, copy, in_crash, take_s, result, crashed_row, receive_s, end_s)
     stuck = _stuck_pending(
         scenario, copy, message, rows, in_crash, acked, row_crash_s, receive_s, take_s, result, crashed_row, previous
     )
@@ -309,6 +310,29 @@ def _local(messages: Messages, ids: np.ndarray, global_id: int) -> int:
     position = int(np.searchsorted(ids, global_id)) if ids.size else 0
     del messages
     return position if position < ids.size and ids[position] == global_id else -1
+
+
+def _exhausted(
+    scenario: Scenario, group: str, copy: np.ndarray, acked: np.ndarray, receive_s: np.ndarray, told: list[BrokerFate]
+) -> list[BrokerFate]:
+    """JetStream: copies delivered ``max_deliver`` times and never acked, that the broker had not yet announced.
+
+    JetStream announces a copy's last delivery only when it would deliver it again, so one whose last
+    attempt ran out after the consumers stopped is found here, dead-lettered an ``ack_wait`` after it.
+    """
+    limit = scenario.broker.max_deliver
+    if scenario.broker.preset != "nats-jetstream" or not isinstance(limit, int) or not copy.size:
+        return []
+    announced = {fate.copy for fate in told if fate.kind == "dead_letter"}
+    counts = np.bincount(copy)
+    ever_acked = np.bincount(copy, weights=acked.astype(float), minlength=counts.size) > 0
+    wait_s = _ack_timeout_s(scenario)
+    found = []
+    for c in np.flatnonzero((counts >= limit) & ~ever_acked).tolist():
+        if c not in announced:
+            last = float(receive_s[copy == c].max())
+            found.append(BrokerFate(group, c, "dead_letter", "max_deliver", last + wait_s))
+    return found
 
 
 def _ack_timeout_s(scenario: Scenario) -> float:

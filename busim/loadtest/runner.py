@@ -141,7 +141,9 @@ class _Tail:
                 self.last_receipt = max(self.last_receipt, float(entries["t"][receipts].max()))
             key = (group, int(entries["instance"][0]), int(entries["incarnation"][0]))
             self.holding[key] = (
-                self.holding.get(key, 0) + int(receipts.sum()) - int(np.count_nonzero(kind == Kind.ACKED))
+                self.holding.get(key, 0)
+                + int(receipts.sum())
+                - int(np.count_nonzero((kind == Kind.ACKED) | (kind == Kind.ACK_REFUSED)))
             )
 
     def held_by_live(self, group: int, alive: list[tuple[int, int]]) -> int:
@@ -206,6 +208,7 @@ async def run_real(
         show(_starting(scenario, schedule))
         await supervisor.start()
         start = time.monotonic()
+        driver.clock = lambda: time.monotonic() - start
         supervisor.schedule_crashes(start)
         generator = _Publisher(driver, scenario, schedule, start)
         tail = _Tail(folder)

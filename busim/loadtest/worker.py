@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import Outcome
 from busim.engine.sampling import bernoulli_sampler, duration_sampler
 from busim.loadtest.drivers import driver_class
 from busim.loadtest.drivers.base import Consumption, Delivery, RunNames
@@ -86,19 +85,22 @@ class Instance:
         self._seq = 0
         self._waiting: asyncio.Queue[tuple[int, Delivery]] = asyncio.Queue()
         self._free = consumer.concurrency
-        self._freed = asyncio.Event()  # a worker has become free
+        self._changed = asyncio.Event()  # a worker took a delivery or became free: a pull may be due
 
     async def serve(self) -> None:
         """Take deliveries until the process is told to stop (SIGTERM) or killed."""
         await self._store.connect()
         await self._consumption.start()
         self._journal.log(Kind.READY, time.monotonic())
-        workers = [asyncio.create_task(self._work()) for _ in range(self._consumer.concurrency)]
+        tasks = [asyncio.create_task(self._work()) for _ in range(self._consumer.concurrency)]
+        tasks.append(asyncio.create_task(self._receive()))
         try:
-            await self._receive()
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a worker or the receiver failed: the instance fails, with its traceback
         finally:
-            for worker in workers:
-                worker.cancel()
+            for task in tasks:
+                task.cancel()
 
     async def _receive(self) -> None:
         consumption = self._consumption
@@ -106,8 +108,8 @@ class Instance:
         waiting = self._waiting
         while True:
             while not consumption.push and not (waiting.empty() and self._free):
-                self._freed.clear()
-                await self._freed.wait()
+                self._changed.clear()
+                await self._changed.wait()
             for delivery in await consumption.receive(self._free):
                 self._seq += 1
                 journal.log(
@@ -125,6 +127,7 @@ class Instance:
         while True:
             seq, delivery = await self._waiting.get()
             self._free -= 1
+            self._changed.set()
             message = int(local[delivery.copy])
             journal.log(Kind.TAKEN, time.monotonic(), seq, delivery.copy)
             begun = await store.begin(message)
@@ -144,12 +147,16 @@ class Instance:
             if crash_draw or self._processed in self._crash_after:
                 journal.log(Kind.CRASHING, time.monotonic(), seq, delivery.copy)
                 os.kill(os.getpid(), signal.SIGKILL)
-            if outcome == Outcome.APPLIED:
-                await store.record(message)
-            await self._consumption.ack(delivery)
-            journal.log(Kind.ACKED, time.monotonic(), seq, delivery.copy)
+            await store.record(message)  # the id, where the store records it after the effects
+            try:
+                await self._consumption.ack(delivery)
+            except Exception as refused:
+                journal.log(Kind.ACK_REFUSED, time.monotonic(), seq, delivery.copy)
+                print(f"ack of copy {delivery.copy} refused: {refused!r}", file=sys.stderr)
+            else:
+                journal.log(Kind.ACKED, time.monotonic(), seq, delivery.copy)
             self._free += 1
-            self._freed.set()
+            self._changed.set()
 
 
 async def _main(spec: InstanceSpec) -> None:

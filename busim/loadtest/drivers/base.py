@@ -19,8 +19,9 @@ created and nothing else.
 from __future__ import annotations
 
 import struct
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -140,6 +141,8 @@ class Driver(ABC):
         self.url = url
         self.scenario = scenario
         self.names = names
+        # The run's clock, seconds since it started, for the times of fates; the run sets it when it starts.
+        self.clock: Callable[[], float] = time.monotonic
 
     @classmethod
     @abstractmethod

@@ -318,6 +318,12 @@ class NatsDriver(Driver):
         self._acks.forget(future for _, _, future in sent)
         return accepted
 
+    async def pending(self, group: str) -> int:
+        """Messages the group's consumer has yet to deliver, and those delivered and awaiting an ack."""
+        queue = self.queues[group]
+        info = await self._jetstream.consumer_info(queue.stream, queue.consumer)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
     async def fates(self) -> list[BrokerFate]:
         """The copies JetStream announced as having exhausted ``max_deliver``."""
         if self._nc is not None and self._nc.is_connected:

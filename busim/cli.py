@@ -66,7 +66,7 @@ from busim.report.stories import (
 )
 from busim.report.trace import write_trace
 from busim.results import Replications, Result
-from busim.scenario import LoadedScenario, Scenario, load_scenario
+from busim.scenario import LoadedScenario, load_scenario
 from busim.scenario.json_schema import SCHEMA_FILE
 from busim.scenario.presets import PRESET_NAMES, PRESETS
 from busim.scenario.schema import MAX_REPLICATIONS, unknown_preset
@@ -445,7 +445,7 @@ def run(
     try:
         loaded = load_variant(file, variant, overrides or []) if variant else load_scenario(file, overrides or [])
         if broker is not None:
-            _check_real_options(loaded.scenario, broker, replications, trace)
+            _check_real_options(loaded, broker, replications, trace)
         check_size(loaded.scenario, max_messages, max_memory)
         count = replications if replications is not None else loaded.scenario.replications
         _check_runs(count, max_runs, expected_group_messages(loaded.scenario), counted(count, "replication"))
@@ -488,7 +488,7 @@ def run(
         raise typer.Exit(EXIT_VIOLATION)
 
 
-def _check_real_options(scenario: Scenario, broker: str, replications: int | None, trace: bool) -> None:
+def _check_real_options(loaded: LoadedScenario, broker: str, replications: int | None, trace: bool) -> None:
     """Refuse what a real run cannot do before anything starts, then check the scenario for the broker."""
     from busim.loadtest.api import check_real  # the brokers' clients load only for a real run
 
@@ -496,7 +496,7 @@ def _check_real_options(scenario: Scenario, broker: str, replications: int | Non
         raise BusimError("--broker runs the scenario once, for real; drop --replications")
     if trace:
         raise BusimError("--trace is not available with --broker yet; drop it")
-    check_real(scenario, broker)
+    check_real(loaded, broker)
 
 
 def _run_real(

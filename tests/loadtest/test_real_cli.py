@@ -1,0 +1,108 @@
+"""busim run --broker as a user runs it: refusals at their place, interruption, clean-up."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from tests.conftest import SCENARIOS
+
+REDIS_SCENARIO = """\
+name: {name}
+seed: 4
+duration: 30s
+drain_timeout: 5s
+events:
+  Job:
+    fields:
+      item: {{uniform_int: {{low: 1, high: 3}}}}
+publishers:
+  - {{name: jobs, event: Job, arrivals: uniform, rate: 50/s}}
+broker:
+  preset: redis-streams
+consumers:
+  - name: worker
+    subscribes: [Job]
+    instances: 2
+    processing_time: 2ms
+    state:
+      done: {{initial: 0}}
+    effects:
+      - {{counter: done, key: item, add: 1}}
+"""
+
+
+def _busim(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "busim", *args], capture_output=True, text=True, timeout=timeout_s)
+
+
+def test_a_preset_the_broker_does_not_run_is_refused_naming_both(redis_url):
+    completed = _busim("run", str(SCENARIOS / "flash-sale.yaml"), "--broker", redis_url)
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == (
+        f"busim: --broker {redis_url}: the scenario's broker is preset rabbitmq, but redis:// is Redis Streams, "
+        "which runs preset redis-streams; add --set broker.preset=redis-streams to run this scenario against it"
+    )
+
+
+def test_every_key_a_driver_cannot_realise_is_refused_at_its_place(redis_url):
+    completed = _busim(
+        "run", str(SCENARIOS / "order-pipeline.yaml"), "--broker", redis_url, "--set", "broker.preset=redis-streams"
+    )
+    assert completed.returncode == 2
+    path = SCENARIOS / "order-pipeline.yaml"
+    assert completed.stderr.splitlines() == [
+        f"{path}:48:5: consumers[0].emits: consumers emitting events are not built for real runs; remove emits",
+        f"{path}:62:5: consumers[1].emits: consumers emitting events are not built for real runs; remove emits",
+    ]
+    assert "Traceback" not in completed.stderr
+
+
+def test_a_url_busim_cannot_drive_is_refused():
+    completed = _busim("run", str(SCENARIOS / "flash-sale.yaml"), "--broker", "kafka://user:hunter2@127.0.0.1:9092")
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == (
+        "busim: --broker kafka://user:***@127.0.0.1:9092: busim drives amqp://, amqps://, redis://, rediss://, "
+        "nats://, not kafka"
+    )
+
+
+def test_ctrl_c_stops_publishing_writes_partial_results_and_leaves_nothing_behind(redis_url, tmp_path: Path):
+    name = f"sigint-{time.time_ns() % 10**9}"
+    scenario = tmp_path / "jobs.yaml"
+    scenario.write_text(REDIS_SCENARIO.format(name=name))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "busim", "run", str(scenario), "--broker", redis_url, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(5)  # the instances start, then publishing runs for a few seconds of its 30
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "busim: stopping: no more publishing" in stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["mode"] == "real" and results["real"]["partial"] is True
+    published = results["messages"]["published"]
+    sent = results["real"]["generator"]["sent"]
+    assert 0 < sent < published == 1500  # stopped part-way through the 30 s schedule
+    assert results["consumers"]["worker"]["processed"] == sent  # drained what was sent
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert list(client.scan_iter(match=f"busim-{name}*")) == []
+    finally:
+        client.close()
+    workers = subprocess.run(["pgrep", "-f", f"busim-{name}"], capture_output=True, text=True)
+    assert workers.stdout == ""

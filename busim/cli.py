@@ -578,6 +578,10 @@ def _run_real(
 def _write_run(result: Result | Replications, results_text: str, folder: Path, charts: bool, trace: bool) -> None:
     """A run's files: results.json and scenario.yaml, and for a single run its series, report, charts and trace."""
     write_run(result, folder, results_text)
+    if isinstance(result, Result) and result.real is not None and result.record is not None:
+        from busim.loadtest.archive import write_record  # a real run cannot be simulated again: keep its record
+
+        write_record(result.record, folder)
     if isinstance(result, Result):
         from busim.report.run_report import write_report  # matplotlib loads only here
 
@@ -792,9 +796,15 @@ def explain(
         run_folder = read_run_folder(folder, "explain")
         anomaly = anomaly_kind(anomaly) if anomaly is not None else None
         check_request(run_folder.result, message, anomaly, consumer)
-        status = Console(stderr=True)
-        with simulation_progress(status, run_folder.loaded.scenario, enabled=status.is_terminal) as on_progress:
-            result = simulate(run_folder.loaded, on_progress=on_progress, max_messages=max_messages)
+        if run_folder.result.mode == "real":
+            from busim.loadtest.api import replayed  # a real run kept its record: nothing to simulate
+            from busim.loadtest.archive import read_record
+
+            result = replayed(read_record(folder, run_folder.loaded.scenario), run_folder.result)
+        else:
+            status = Console(stderr=True)
+            with simulation_progress(status, run_folder.loaded.scenario, enabled=status.is_terminal) as on_progress:
+                result = simulate(run_folder.loaded, on_progress=on_progress, max_messages=max_messages)
         check_replay(result, run_folder.result, folder)
     except BusimError as error:
         _fail(error)

@@ -22,6 +22,7 @@ from busim.analysis import summarize
 from busim.analysis.latency import LatencySummary
 from busim.analysis.real import RealFigures, first_sent, generator_figures, latency_from_send
 from busim.analysis.summary import Summary
+from busim.engine.records import RunRecord
 from busim.loadtest.refusals import check
 from busim.loadtest.runner import LiveFigures, RealRun, run_real
 from busim.loadtest.target import BrokerTarget, StoreURLs
@@ -115,6 +116,11 @@ def result_of(real: RealRun, source: Source) -> Result:
             latency_from_send_s=latency_from_send(record, sent),
         ),
     )
+
+
+def replayed(record: RunRecord, then: Result) -> Result:
+    """A real run's result rebuilt from the record it kept, to check against its results.json (``then``)."""
+    return dataclasses.replace(then, summary=_without_unobserved(summarize(record)), record=record)
 
 
 def _without_unobserved(summary: Summary) -> Summary:

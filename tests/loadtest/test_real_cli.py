@@ -106,3 +106,7 @@ def test_ctrl_c_stops_publishing_writes_partial_results_and_leaves_nothing_behin
         client.close()
     workers = subprocess.run(["pgrep", "-f", f"busim-{name}"], capture_output=True, text=True)
     assert workers.stdout == ""
+    # A real run cannot be simulated again: its folder keeps its record, and explain tells from it.
+    story = _busim("explain", str(out), "--message", "0")
+    assert story.returncode == 0, story.stderr
+    assert "message 0 Job" in story.stdout and "worker #" in story.stdout and "applied its effects" in story.stdout

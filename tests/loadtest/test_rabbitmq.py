@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -24,7 +26,7 @@ from aio_pika.abc import AbstractChannel
 from busim.loadtest.drivers.base import Delivery, Outgoing, RunNames
 from busim.loadtest.drivers.rabbitmq import RabbitMQConsumption, RabbitMQDriver, dead_letter_exchange
 from busim.scenario.schema import Scenario
-from tests.conftest import consumer, scenario
+from tests.conftest import ROOT, consumer, scenario
 
 TIMEOUT_S = 30.0
 
@@ -258,6 +260,51 @@ def test_prefetch_bounds_the_unacked_deliveries_and_closing_hands_them_to_anothe
                 taken = await receive_all(taker, 5, settle_s=0.5)
             assert [delivery.copy for delivery in taken] == [delivery.copy for delivery in held]
             assert all(delivery.redelivered for delivery in taken)
+
+    run(body())
+
+
+HOLDER = """
+import asyncio, sys
+from busim.loadtest.drivers.rabbitmq import RabbitMQConsumption
+
+async def hold():
+    consumption = RabbitMQConsumption(
+        sys.argv[1], queue=sys.argv[2], prefetch_count=3, acks=True, counts_deliveries=False, name="holder"
+    )
+    await consumption.start()
+    held = []
+    while len(held) < 3:
+        held += await consumption.receive(free=1)
+    print(*(delivery.copy for delivery in held), flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(hold())
+"""
+
+
+def test_an_instance_killed_holding_deliveries_hands_them_back(amqp_url):
+    async def body() -> None:
+        async with running(amqp_url, rabbit_scenario(prefetch=3)) as driver:
+            await driver.publish([Outgoing(copy, "Job") for copy in range(10)])
+            holder = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                HOLDER,
+                amqp_url,
+                driver.names.queue("worker"),
+                stdout=asyncio.subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+            try:
+                held = [int(copy) for copy in (await asyncio.wait_for(holder.stdout.readline(), 15)).split()]
+            finally:
+                holder.kill()  # SIGKILL: no close, no cancel
+                await holder.wait()
+            assert held == [0, 1, 2]
+            async with attached(driver, "worker") as taker:
+                taken = await receive_all(taker, 3)
+            assert [(delivery.copy, delivery.redelivered) for delivery in taken] == [(0, True), (1, True), (2, True)]
 
     run(body())
 

@@ -24,7 +24,12 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from busim.loadtest.drivers.base import Delivery, Outgoing, RunNames
-from busim.loadtest.drivers.rabbitmq import RabbitMQConsumption, RabbitMQDriver, dead_letter_exchange
+from busim.loadtest.drivers.rabbitmq import (
+    ConsumptionLostError,
+    RabbitMQConsumption,
+    RabbitMQDriver,
+    dead_letter_exchange,
+)
 from busim.scenario.schema import Scenario
 from tests.conftest import ROOT, consumer, scenario
 
@@ -305,6 +310,26 @@ def test_an_instance_killed_holding_deliveries_hands_them_back(amqp_url):
             async with attached(driver, "worker") as taker:
                 taken = await receive_all(taker, 3)
             assert [(delivery.copy, delivery.redelivered) for delivery in taken] == [(0, True), (1, True), (2, True)]
+
+    run(body())
+
+
+@pytest.mark.parametrize("loss", ["channel closed by the broker", "queue deleted"])
+def test_receive_raises_once_the_broker_took_the_deliveries_back(amqp_url, loss):
+    async def body() -> None:
+        async with running(amqp_url, rabbit_scenario(prefetch=2)) as driver:
+            await driver.publish([Outgoing(copy, "Job") for copy in range(5)])
+            async with attached(driver, "worker") as consumption:
+                await receive_all(consumption, 2)
+                if loss == "queue deleted":
+                    await driver.teardown()
+                    expected: type[Exception] = ConsumptionLostError
+                else:  # an ack the broker does not know closes the channel
+                    await (await consumption.channel.get_underlay_channel()).basic_ack(delivery_tag=999)
+                    expected = aiormq.exceptions.ChannelPreconditionFailed
+                for _ in range(2):  # and it keeps raising
+                    with pytest.raises(expected):
+                        await consumption.receive(free=1)
 
     run(body())
 

@@ -337,6 +337,10 @@ def _fate(group: str, message: AbstractIncomingMessage, run_minus_wall_s: float)
     return BrokerFate(group=group, copy=decode_copy(message.body), kind=kind, reason=reason, at_s=at_s)
 
 
+class ConsumptionLostError(RuntimeError):
+    """A consumer instance's channel or consumer is gone; its unacknowledged deliveries went back to the queue."""
+
+
 class RabbitMQConsumption(Consumption):
     """One instance's consumer on its group's queue, on a channel of its own.
 
@@ -361,42 +365,51 @@ class RabbitMQConsumption(Consumption):
         self.name = name
         self.receive_wait_s = RECEIVE_WAIT_S
         self._connection: aio_pika.abc.AbstractConnection | None = None
-        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        self.channel: AbstractChannel | None = None
+        self._inbox: list[AbstractIncomingMessage] = []
+        self._waiting = asyncio.Event()  # set while the inbox holds something, or once the channel is lost
         self._lost: BaseException | None = None
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect(self.url, client_properties={"connection_name": self.name})
-        channel = await self._connection.channel(publisher_confirms=False)
-        channel.close_callbacks.add(self._closed)
-        await channel.set_qos(prefetch_count=self.prefetch_count)
-        queue = await channel.get_queue(self.queue, ensure=True)
+        self.channel = await self._connection.channel(publisher_confirms=False)
+        self.channel.close_callbacks.add(self._closed)
+        (await self.channel.get_underlay_channel()).on_consumer_cancel_callbacks.add(self._cancelled)
+        await self.channel.set_qos(prefetch_count=self.prefetch_count)
+        queue = await self.channel.get_queue(self.queue, ensure=True)
         await queue.consume(self._arrived, no_ack=not self.acks)
 
     async def _arrived(self, message: AbstractIncomingMessage) -> None:
-        self._inbox.put_nowait(message)
+        self._inbox.append(message)
+        self._waiting.set()
 
     def _closed(self, _: object, reason: BaseException | None = None) -> None:
-        """The channel closed: by :meth:`close`, or by the broker (a consumer timeout, a deleted queue)."""
-        self._lost = reason or RuntimeError(f"{self.name}: the channel closed")
-        self._inbox.put_nowait(None)  # wake receive()
+        """The channel closed: by :meth:`close`, or by the broker (a consumer timeout, an unknown delivery tag)."""
+        self._lost = reason or ConsumptionLostError(f"{self.name}: the channel to {self.queue} closed")
+        self._waiting.set()
+
+    def _cancelled(self, _: object) -> None:
+        """The broker cancelled the consumer: its queue was deleted."""
+        self._lost = ConsumptionLostError(f"{self.name}: the broker cancelled the consumer of {self.queue}")
+        self._waiting.set()
 
     async def receive(self, free: int) -> list[Delivery]:
         """Every delivery waiting (the broker's prefetch bounds them), whatever ``free`` is.
 
-        Raises the broker's reason once the channel has closed.
+        Raises the broker's reason (or :class:`ConsumptionLostError`) once the
+        channel has closed or the consumer was cancelled: what waits here then
+        is void, as the broker has taken back every unacknowledged delivery.
         """
         if self._connection is None:
             raise RuntimeError("start() first")
-        try:
-            first = await asyncio.wait_for(self._inbox.get(), self.receive_wait_s)
-        except TimeoutError:
-            return []
-        messages = [first]
-        while not self._inbox.empty():
-            messages.append(self._inbox.get_nowait())
-        deliveries = [self._delivery(message) for message in messages if message is not None]
-        if self._lost is not None and not deliveries:
+        if self._lost is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._waiting.wait(), self.receive_wait_s)
+        if self._lost is not None:
             raise self._lost
+        deliveries = [self._delivery(message) for message in self._inbox]
+        self._inbox.clear()
+        self._waiting.clear()
         return deliveries
 
     def _delivery(self, message: AbstractIncomingMessage) -> Delivery:

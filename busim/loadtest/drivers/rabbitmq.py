@@ -64,8 +64,6 @@ TRANSIENT, PERSISTENT = 1, 2  # AMQP delivery modes
 # The broker's word in x-death -> BrokerFate.kind; any other reason is a dead letter.
 DROPPED_REASONS = frozenset({"maxlen"})
 
-_QOS_IGNORED = "https://www.rabbitmq.com/docs/confirms#channel-qos-prefetch"
-
 
 def _limit(value: int | str | None) -> int | None:
     return value if isinstance(value, int) else None
@@ -151,8 +149,8 @@ class RabbitMQDriver(Driver):
             refused.append(
                 Refusal(
                     "broker.prefetch",
-                    f"RabbitMQ ignores the prefetch of consumers without acks (delivery: at-most-once, "
-                    f"{_QOS_IGNORED}); set prefetch to unlimited",
+                    "a prefetch limits only unacknowledged deliveries, and without acks (delivery: at-most-once) "
+                    "RabbitMQ sends a consumer everything at once; set prefetch to unlimited",
                 )
             )
         return refused
@@ -281,19 +279,16 @@ class RabbitMQDriver(Driver):
 
     async def teardown(self) -> None:
         """Delete the run's queues and exchanges, each by its own name; a missing one is no error."""
-        names = [self.names.queue(group) for group, _ in self._groups()]
-        names += [self.names.dead_letters(group) for group, _ in self._groups()]
-        for name in names:
-            await self._delete(name, lambda channel, name=name: channel.queue_delete(name))
-        for name in (self.names.prefix, dead_letter_exchange(self.names)):
-            await self._delete(name, lambda channel, name=name: channel.exchange_delete(name))
-
-    async def _delete(self, name: str, delete: Callable[[AbstractChannel], Any]) -> None:
-        if not name.startswith(self.names.prefix):
-            raise RuntimeError(f"{name} does not carry the run's name {self.names.prefix}")
+        groups = [group for group, _ in self._groups()]
+        queues = [self.names.queue(group) for group in groups] + [self.names.dead_letters(group) for group in groups]
+        exchanges = [self.names.prefix, dead_letter_exchange(self.names)]
+        if not all(name.startswith(self.names.prefix) for name in queues + exchanges):
+            raise RuntimeError(f"every name the run deletes must start with its name {self.names.prefix}")
         async with self._admin() as channel:
-            with contextlib.suppress(aiormq.exceptions.ChannelNotFoundEntity):
-                await delete(channel)
+            for name in queues:
+                await channel.queue_delete(name)  # deleting a queue that is not there succeeds
+            for name in exchanges:
+                await channel.exchange_delete(name)
 
     async def close(self) -> None:
         connection, self._connection, self._publishing = self._connection, None, None

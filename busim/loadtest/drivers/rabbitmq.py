@@ -263,6 +263,14 @@ class RabbitMQDriver(Driver):
             self._heads[event] = head
         return head
 
+    async def pending(self, group: str) -> int:
+        """Copies ready in the group's queue (what consumers hold unacked, the run's journals count)."""
+        if self._publishing is None:
+            raise RuntimeError("connect() first")
+        channel = await self._publishing.get_underlay_channel()
+        declared = await channel.queue_declare(self.names.queue(group), passive=True)
+        return int(declared.message_count or 0)
+
     async def fates(self) -> list[BrokerFate]:
         """Consume every group's dead-letter queue; each copy's fate from the x-death the broker wrote.
 

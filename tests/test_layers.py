@@ -41,3 +41,15 @@ def test_drawing_charts_loads_no_terminal_library():
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+def test_simulating_loads_none_of_the_brokers_clients():
+    code = (
+        "import sys, busim\n"
+        f"busim.simulate(busim.load({str(SCENARIOS / 'flash-sale.yaml')!r}))\n"
+        "from typer.testing import CliRunner\nfrom busim.cli import app\n"
+        f"assert CliRunner().invoke(app, ['validate', {str(SCENARIOS / 'flash-sale.yaml')!r}]).exit_code == 0\n"
+        "print(sorted(m for m in ('aio_pika', 'aiormq', 'redis', 'nats', 'psycopg') if m in sys.modules))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"

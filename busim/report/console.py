@@ -118,13 +118,13 @@ def real_run_progress(
     with Live(Text(f"{title}: starting the consumer instances"), console=console, refresh_per_second=4) as live:
 
         def show(figures: LiveFigures) -> None:
-            live.update(_live_table(title, figures))
+            live.update(Group(Text(title, style="bold"), _live_table(figures)))
 
         yield show
 
 
-def _live_table(title: str, figures: LiveFigures) -> Table:
-    table = Table(title=title, title_justify="left", box=None, show_header=False, pad_edge=False)
+def _live_table(figures: LiveFigures) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="dim")
     table.add_column()
     lag = "" if figures.lag_p99_s is None else f", p99 lag {figures.lag_p99_s * 1e3:,.1f} ms"

@@ -21,7 +21,7 @@ from busim.engine.sampling import sample_field
 from busim.scenario.flows import Flow, carried_fields
 from busim.scenario.schema import Scenario, SequenceField
 
-_EMITTING_OUTCOMES = {
+EMITTING_OUTCOMES = {
     "accepted": (Outcome.APPLIED,),
     "rejected": (Outcome.REJECTED,),
     "always": (Outcome.APPLIED, Outcome.REJECTED),
@@ -56,25 +56,47 @@ def emit(
     emitter = next(index for index, c in enumerate(scenario.consumers) if c.name == group.name)
     deliveries = group.deliveries
     for entry in consumer.emits:
-        rows = np.flatnonzero(np.isin(deliveries.outcome, _EMITTING_OUTCOMES[entry.when]))
-        rows = rows[np.argsort(deliveries.done_s[rows], kind="stable")]
+        rows = emitting_rows(group, entry.when)
         cause = group.message_ids[deliveries.message[rows]]
         publish_s = deliveries.done_s[rows]
-        event = entry.event
-        declared = scenario.events[event].fields
-        already = messages.members[event].size
-        new_fields = {}
-        for name in carried[event]:
-            generator = declared.get(name)
-            if isinstance(generator, SequenceField):
-                new_fields[name] = generator.start + already + np.arange(rows.size, dtype=np.int64)
-            elif generator is not None:
-                rng = streams.generator("consumer", consumer.name, "emits", event, name)
-                new_fields[name] = sample_field(generator, rng, rows.size)
-            else:
-                new_fields[name] = _inherited(messages, cause, name)
-        messages = _appended(messages, event, publish_s, outages.defer(publish_s), cause, emitter, new_fields)
+        messages = append_emitted(scenario, emitter, entry.event, messages, cause, publish_s, streams, outages, carried)
     return messages
+
+
+def emitting_rows(group: GroupRecord, when: str) -> np.ndarray:
+    """The deliveries of ``group`` that emit under an ``emits`` entry's ``when``, in the order they emit (done)."""
+    deliveries = group.deliveries
+    rows = np.flatnonzero(np.isin(deliveries.outcome, EMITTING_OUTCOMES[when]))
+    return rows[np.argsort(deliveries.done_s[rows], kind="stable")]
+
+
+def append_emitted(
+    scenario: Scenario,
+    emitter: int,
+    event: str,
+    messages: Messages,
+    cause: np.ndarray,
+    publish_s: np.ndarray,
+    streams: RandomStreams,
+    outages: Outages,
+    carried: dict[str, tuple[str, ...]],
+) -> Messages:
+    """``messages`` with one message of ``event`` appended per ``cause``, emitted by consumer ``emitter`` at
+    ``publish_s``, each with its fields: a sequence's next values, fresh draws, or its cause's values."""
+    consumer = scenario.consumers[emitter]
+    declared = scenario.events[event].fields
+    already = messages.members[event].size
+    new_fields = {}
+    for name in carried[event]:
+        generator = declared.get(name)
+        if isinstance(generator, SequenceField):
+            new_fields[name] = generator.start + already + np.arange(cause.size, dtype=np.int64)
+        elif generator is not None:
+            rng = streams.generator("consumer", consumer.name, "emits", event, name)
+            new_fields[name] = sample_field(generator, rng, cause.size)
+        else:
+            new_fields[name] = _inherited(messages, cause, name)
+    return _appended(messages, event, publish_s, outages.defer(publish_s), cause, emitter, new_fields)
 
 
 def _inherited(messages: Messages, cause: np.ndarray, name: str) -> np.ndarray:

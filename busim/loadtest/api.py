@@ -95,12 +95,14 @@ def result_of(real: RealRun, source: Source) -> Result:
     generator = real.generator
     messages = record.messages
     sent = first_sent(real.generator.copy_message, generator.sent_s, len(messages))
+    emitted = messages.emitter >= 0
+    sent[emitted] = messages.publish_s[emitted]  # a consumer publishes what it emits as its processing ends
     return Result(
         scenario=record.scenario,
         summary=summary,
         sim_time_s=record.sim_time_s,
         drained=record.drained,
-        messages=MessageCounts(published=len(messages), emitted=0),
+        messages=MessageCounts(published=int(np.count_nonzero(~emitted)), emitted=int(np.count_nonzero(emitted))),
         source=source,
         run=RunMetadata.took(real.wall_time_s),
         record=record,

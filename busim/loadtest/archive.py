@@ -15,14 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
+from busim.engine.chains import emit, fields_of, flows_of
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes
+from busim.engine.outages import Outages
 from busim.engine.queries import draw_reads
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import Deliveries, GroupRecord, RunRecord
+from busim.engine.records import Deliveries, GroupRecord, Messages, RunRecord
 from busim.errors import RunFolderError
 from busim.loadtest.schedule import Schedule
-from busim.scenario.schema import Scenario
+from busim.scenario.flows import stages
+from busim.scenario.schema import Consumer, Scenario
 
 RECORD_FILE = "record.npz"
 
@@ -69,43 +72,53 @@ def read_record(folder: Path, scenario: Scenario) -> RunRecord:
     except (OSError, ValueError) as error:
         raise RunFolderError(f"{path}: not a record busim wrote ({error})") from None
     messages = Schedule.of(scenario).messages
-    groups = []
-    for index, consumer in enumerate(scenario.consumers):
-        prefix = f"g{index}."
-        if f"{prefix}crash_s" not in stored:
-            raise RunFolderError(f"{path}: holds no record of consumer {consumer.name}; it is not this run's record")
-        selection = messages.select(list(dict.fromkeys(consumer.subscribes)))
-        plan = EffectPlan(consumer, messages.common_fields(selection))
-        committed_of = {name: stored.get(f"{prefix}counter.{name}.committed") for name in plan.counter_names}
-        values = [stored[f"{prefix}counter.{name}.values"].tolist() for name in plan.counter_names]
-        committed = (
-            [committed_of[name].tolist() for name in plan.counter_names]
-            if all(value is not None for value in committed_of.values()) and committed_of
-            else None
-        )
-        groups.append(
-            GroupRecord(
-                name=consumer.name,
-                selection=selection,
-                deliveries=Deliveries(**{name: stored[f"{prefix}deliveries.{name}"] for name in _DELIVERIES}),
-                counters=plan.snapshot(values, committed),
-                plan=plan,
-                key_codes=key_codes(scenario, messages, selection)[0],
-                **{name: stored[prefix + name] for name in _ARRAYS},
-                **{name: int(stored[prefix + name]) for name in _COUNTS},
-            )
-        )
+    streams = RandomStreams.from_seed(scenario.seed or 0)
+    carried = fields_of(scenario)
+    groups: dict[str, GroupRecord] = {}
+    indices = {consumer.name: index for index, consumer in enumerate(scenario.consumers)}
+    for stage in stages(flows_of(scenario)):  # emitted messages appended as the run's record appended them
+        for name in stage:
+            groups[name] = _group(stored, f"g{indices[name]}.", scenario, scenario.consumer(name), messages, path)
+        for name in stage:
+            messages = emit(scenario, groups[name], messages, streams, Outages(()), carried)
+    ordered = [groups[consumer.name] for consumer in scenario.consumers]
     streams = RandomStreams.from_seed(scenario.seed or 0)
     reads = {
         consumer.name: draw_reads(consumer, scenario.duration, group.message_ids.size, streams)
-        for consumer, group in zip(scenario.consumers, groups)
+        for consumer, group in zip(scenario.consumers, ordered)
         if consumer.queries is not None
     }
     return RunRecord(
         scenario=scenario,
         messages=messages,
-        groups=tuple(groups),
+        groups=tuple(ordered),
         sim_time_s=float(stored["sim_time_s"]),
         drained=bool(stored["drained"]),
         reads=reads,
+    )
+
+
+def _group(
+    stored: dict[str, np.ndarray], prefix: str, scenario: Scenario, consumer: Consumer, messages: Messages, path: Path
+) -> GroupRecord:
+    if f"{prefix}crash_s" not in stored:
+        raise RunFolderError(f"{path}: holds no record of consumer {consumer.name}; it is not this run's record")
+    selection = messages.select(list(dict.fromkeys(consumer.subscribes)))
+    plan = EffectPlan(consumer, messages.common_fields(selection))
+    values = [stored[f"{prefix}counter.{name}.values"].tolist() for name in plan.counter_names]
+    committed_of = [stored.get(f"{prefix}counter.{name}.committed") for name in plan.counter_names]
+    committed = (
+        [column.tolist() for column in committed_of]
+        if committed_of and all(column is not None for column in committed_of)
+        else None
+    )
+    return GroupRecord(
+        name=consumer.name,
+        selection=selection,
+        deliveries=Deliveries(**{name: stored[f"{prefix}deliveries.{name}"] for name in _DELIVERIES}),
+        counters=plan.snapshot(values, committed),
+        plan=plan,
+        key_codes=key_codes(scenario, messages, selection)[0],
+        **{name: stored[prefix + name] for name in _ARRAYS},
+        **{name: int(stored[prefix + name]) for name in _COUNTS},
     )

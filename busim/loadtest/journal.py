@@ -28,7 +28,7 @@ ENTRY = np.dtype(
         ("incarnation", "<u2"),
         ("flag", "<u2"),
         ("seq", "<u4"),
-        ("copy", "<i4"),
+        ("copy", "<i8"),
         ("attempt", "<i4"),
         ("t", "<f8"),
     ]
@@ -51,6 +51,7 @@ class Kind(enum.IntEnum):
     NEGATIVE_ACK = 11  # the delivery was handed back to the broker (nack), to be delivered again
     MISSED_CRASH = 12  # a crash scheduled at a time found its instance down
     ACK_REFUSED = 13  # the broker refused the ack (JetStream: the message was acked by another delivery)
+    EMITTED = 14  # the processing published an emitted copy (copy: its number; attempt: the emits entry)
 
 
 # Supervisor entries carry the instance in ``seq`` and the incarnation in ``flag``; a missed crash whose
@@ -58,7 +59,7 @@ class Kind(enum.IntEnum):
 NO_INSTANCE = 2**32 - 1
 
 
-_PACK = struct.Struct("<BBHHHIiid")  # the layout of ENTRY
+_PACK = struct.Struct("<BBHHHIqid")  # the layout of ENTRY
 
 
 class Journal:

@@ -23,12 +23,15 @@ record's arrays:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from busim.engine.chains import emit, emitting_rows, fields_of, flows_of
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes
+from busim.engine.outages import Outages
 from busim.engine.queries import draw_reads
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import (
@@ -42,9 +45,11 @@ from busim.engine.records import (
     RunRecord,
 )
 from busim.loadtest.drivers.base import BrokerFate
+from busim.loadtest.emissions import EmissionPlan, is_emitted
 from busim.loadtest.faults import crash_counts
 from busim.loadtest.journal import NO_INSTANCE, Kind
 from busim.loadtest.schedule import Schedule
+from busim.scenario.flows import stages
 from busim.scenario.schema import Consumer, Scenario
 
 
@@ -75,25 +80,38 @@ def record_of(
     end_s: float,
     drained: bool,
 ) -> RunRecord:
-    """The run's record; ``start`` is the run's clock origin (``time.monotonic()``), ``end_s`` when it ended."""
+    """The run's record; ``start`` is the run's clock origin (``time.monotonic()``), ``end_s`` when it ended.
+
+    Groups are merged stage by stage, as the engine runs them: the messages a stage's consumers emitted are
+    appended (by the engine's :func:`~busim.engine.chains.emit`) before the groups that consume them.
+    """
     messages = schedule.messages
-    records = tuple(
-        _group_record(scenario, consumer, schedule, publishing, groups[consumer.name], start, end_s)
-        for consumer in scenario.consumers
-    )
+    planned = EmissionPlan.of(scenario, messages).messages
+    carried = fields_of(scenario)
     streams = RandomStreams.from_seed(scenario.seed or 0)
+    outages = Outages(())
+    emissions = _Emissions()
+    records: dict[str, GroupRecord] = {}
+    for stage in stages(flows_of(scenario)):
+        built = []
+        for name in stage:
+            consumer = scenario.consumer(name)
+            merged = _GroupMerge(scenario, consumer, schedule, publishing, groups[name], start, end_s)
+            records[name] = merged.record(messages, planned, emissions)
+            built.append(merged)
+        for merged in built:
+            first = len(messages)
+            group = records[merged.consumer.name]
+            messages = emit(scenario, group, messages, streams, outages, carried)
+            emissions.learn(merged, group, first)
+    ordered = tuple(records[consumer.name] for consumer in scenario.consumers)
     reads = {
         consumer.name: draw_reads(consumer, scenario.duration, record.message_ids.size, streams)
-        for consumer, record in zip(scenario.consumers, records)
+        for consumer, record in zip(scenario.consumers, ordered)
         if consumer.queries is not None
     }
     return RunRecord(
-        scenario=scenario,
-        messages=messages,
-        groups=records,
-        sim_time_s=end_s,
-        drained=drained,
-        reads=reads,
+        scenario=scenario, messages=messages, groups=ordered, sim_time_s=end_s, drained=drained, reads=reads
     )
 
 
@@ -105,6 +123,66 @@ def copy_locals(schedule: Schedule, messages: Messages, consumer: Consumer) -> n
     return local[schedule.copy_message]
 
 
+@dataclass
+class _Emissions:
+    """Emitted copies of the stages merged so far: each one's message in the record, and its publishing."""
+
+    message_of: dict[int, int] = field(default_factory=dict)  # emitted copy -> its message
+    sent: list[tuple[int, float, bool]] = field(default_factory=list)  # (copy, when published, refused)
+
+    def learn(self, merged: _GroupMerge, group: GroupRecord, first: int) -> None:
+        """The messages ``group``'s consumer emitted, numbered from ``first`` as :func:`emit` appended them."""
+        next_id = first
+        for index, entry in enumerate(merged.consumer.emits):
+            rows = emitting_rows(group, entry.when)
+            id_of_row = dict(zip(rows.tolist(), range(next_id, next_id + rows.size)))
+            next_id += rows.size
+            for copy, row, emitted_entry, at_s, refused in merged.emitted:
+                if emitted_entry == index and row in id_of_row:
+                    self.message_of[copy] = id_of_row[row]
+                    self.sent.append((copy, at_s, refused))
+
+
+class _GroupMerge:
+    """One group's journals and store, merged into its record once the messages it receives are known."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        consumer: Consumer,
+        schedule: Schedule,
+        publishing: Publishing,
+        outcome: GroupOutcome,
+        start: float,
+        end_s: float,
+    ) -> None:
+        self.scenario, self.consumer, self.schedule, self.publishing = scenario, consumer, schedule, publishing
+        self.outcome, self.start, self.end_s = outcome, start, end_s
+        self.emitted: list[tuple[int, int, int, float, bool]] = []  # (copy, its emitting row, entry, when, refused)
+
+    def record(self, messages: Messages, planned: Messages, emissions: _Emissions) -> GroupRecord:
+        group, key_of = _group_record(
+            self.scenario,
+            self.consumer,
+            self.schedule,
+            self.publishing,
+            self.outcome,
+            self.start,
+            self.end_s,
+            messages,
+            planned,
+            emissions,
+        )
+        entries = self.outcome.entries
+        emitted = entries[entries["kind"] == Kind.EMITTED]
+        for entry in emitted:
+            row = key_of.get((int(entry["instance"]), int(entry["incarnation"]), int(entry["seq"])))
+            if row is not None:
+                at_s = float(entry["t"]) - self.start
+                self.emitted.append((int(entry["copy"]), row, int(entry["attempt"]), at_s, bool(entry["flag"])))
+        return group
+
+
 def _group_record(
     scenario: Scenario,
     consumer: Consumer,
@@ -113,12 +191,29 @@ def _group_record(
     outcome: GroupOutcome,
     start: float,
     end_s: float,
-) -> GroupRecord:
-    messages = schedule.messages
+    messages: Messages,
+    planned: Messages,
+    emissions: _Emissions,
+) -> tuple[GroupRecord, dict[tuple[int, int, int], int]]:
     selection = messages.select(list(dict.fromkeys(consumer.subscribes)))
     plan = EffectPlan(consumer, messages.common_fields(selection))
     codes = key_codes(scenario, messages, selection)[0]
-    copy_local = copy_locals(schedule, messages, consumer)
+    scheduled_local = copy_locals(schedule, messages, consumer)
+    emitted_ids = np.array(list(emissions.message_of.values()), dtype=np.int64)
+    in_group = np.isin(emitted_ids, selection.ids)
+    emitted_local = dict(
+        zip(
+            np.array(list(emissions.message_of), dtype=np.int64)[in_group].tolist(),
+            selection.local(emitted_ids[in_group]).tolist(),
+        )
+    )
+
+    def local_of(copy: int) -> int:
+        """The group-local message of a copy, published or emitted; -1 where its message is not the group's."""
+        if is_emitted(copy):
+            return emitted_local.get(copy, -1)
+        return int(scheduled_local[copy])
+
     entries = outcome.entries
     kind = entries["kind"]
     t_s = entries["t"] - start
@@ -172,7 +267,7 @@ def _group_record(
         else:
             acked[at_rows[known]] = True
     copy = entries["copy"][received].astype(np.int64)
-    message = copy_local[copy]
+    message = np.array([local_of(c) for c in copy.tolist()], dtype=np.int64)
     instance = entries["instance"][received].astype(np.int64)
     incarnation = entries["incarnation"][received].astype(np.int64)
     receive_s = t_s[received]
@@ -196,12 +291,17 @@ def _group_record(
     arrival_s = np.zeros(rows)
     previous: dict[int, int] = {}
     ack_timeout_s = _ack_timeout_s(scenario)
+    emitted_at = {copy: at_s for copy, at_s, _ in emissions.sent}
     for row in range(rows):
         c = int(copy[row])
         before = previous.get(c)
         previous[c] = row
         if before is None:
             attempt[row] = 1
+            if is_emitted(c):
+                cause[row] = DeliveryCause.FIRST
+                arrival_s[row] = emitted_at.get(c, receive_s[row])
+                continue
             cause[row] = schedule.copy_cause[c]
             confirmed = publishing.confirmed_s[c]
             arrival_s[row] = confirmed if not math.isnan(confirmed) else publishing.sent_s[c]
@@ -216,9 +316,9 @@ def _group_record(
     arrival_s = np.minimum(arrival_s, receive_s)
 
     # Copies never received: still queued, dropped by the broker, or refused at publishing.
-    mine = np.flatnonzero(copy_local >= 0)
+    mine = np.flatnonzero(scheduled_local >= 0)
     seen = np.zeros(len(schedule), dtype=bool)
-    seen[copy] = True
+    seen[copy[copy < len(schedule)]] = True
     dropped_copies = {fate.copy for fate in outcome.fates if fate.kind == "dropped"}
     lost: list[tuple[int, float, int]] = [
         (int(local), float(messages.publish_s[global_id]), int(reason))
@@ -227,8 +327,21 @@ def _group_record(
     ]
     unserved_s, unserved_message = [], []
     refused = 0
+    received = set(copy.tolist())
+    for c, at_s, was_refused in emissions.sent:
+        local_message = local_of(c)
+        if local_message < 0 or c in received:
+            continue
+        if was_refused:
+            refused += 1
+            lost.append((local_message, at_s, int(LossReason.OVERFLOW_REJECTED)))
+        elif c in dropped_copies:
+            lost.append((local_message, at_s, int(LossReason.OVERFLOW_DROPPED)))
+        else:
+            unserved_s.append(at_s)
+            unserved_message.append(local_message)
     for c in mine[~seen[mine]].tolist():
-        local_message = int(copy_local[c])
+        local_message = int(scheduled_local[c])
         if publishing.refused[c]:
             refused += 1
             lost.append((local_message, float(publishing.sent_s[c]), int(LossReason.OVERFLOW_REJECTED)))
@@ -242,7 +355,7 @@ def _group_record(
             lost.append((int(message[row]), float(done_s[row]), int(LossReason.CRASH_IN_FLIGHT)))
 
     fates = outcome.fates + _exhausted(scenario, consumer.name, copy, acked, receive_s, outcome.fates)
-    dead = _dead_letters(fates, copy_local, copy, in_crash, take_s, result, crashed_row, receive_s, end_s)
+    dead = _dead_letters(fates, local_of, copy, in_crash, take_s, result, crashed_row, receive_s, end_s)
     stuck = _stuck_pending(
         scenario, copy, message, rows, in_crash, acked, row_crash_s, receive_s, take_s, result, crashed_row, previous
     )
@@ -257,7 +370,8 @@ def _group_record(
         for row in applied_rows[np.argsort(done_s[applied_rows], kind="stable")].tolist():
             plan.add(ledger, int(message[row]))
         committed = ledger
-    counters = plan.snapshot([values.tolist() for values in outcome.counters], committed)
+    stored = _by_final_codes(consumer, planned, plan, outcome.counters)
+    counters = plan.snapshot(stored, committed)
     misses = _dedup_misses(consumer, message, result, done_s, instance, crashed_row, crash_at, incarnation)
     deliveries = Deliveries(
         message=message,
@@ -272,7 +386,7 @@ def _group_record(
         crashed=crashed_row,
     )
     lost_rows = np.array(lost, dtype=float).reshape(-1, 3)
-    return GroupRecord(
+    group = GroupRecord(
         name=consumer.name,
         selection=selection,
         deliveries=deliveries,
@@ -304,6 +418,32 @@ def _group_record(
         plan=plan,
         key_codes=codes,
     )
+    return group, key_of
+
+
+def _by_final_codes(
+    consumer: Consumer, planned: Messages, plan: EffectPlan, stored: list[np.ndarray]
+) -> list[list[int]]:
+    """The store's counters, kept by the key codes of the run's plan of messages, by the record's key codes.
+
+    The two differ only where the group receives emitted messages: the plan holds every message that could
+    have been emitted, the record those that were. Keys no emitted message touched kept their initial value.
+    """
+    selection = planned.select(list(dict.fromkeys(consumer.subscribes)))
+    planned_keys = EffectPlan(consumer, planned.common_fields(selection)).keys
+    values = []
+    for ours, theirs, column, initial in zip(plan.keys, planned_keys, stored, plan.initial):
+        if ours == theirs:
+            values.append(column.tolist())
+            continue
+        position = {(type(key) is bool, key): index for index, key in enumerate(theirs)}
+        row = [initial] * len(ours)
+        for index, key in enumerate(ours):
+            found = position.get((type(key) is bool, key))
+            if found is not None:
+                row[index] = int(column[found])
+        values.append(row)
+    return values
 
 
 def _local(messages: Messages, ids: np.ndarray, global_id: int) -> int:
@@ -324,13 +464,14 @@ def _exhausted(
     if scenario.broker.preset != "nats-jetstream" or not isinstance(limit, int) or not copy.size:
         return []
     announced = {fate.copy for fate in told if fate.kind == "dead_letter"}
-    counts = np.bincount(copy)
-    ever_acked = np.bincount(copy, weights=acked.astype(float), minlength=counts.size) > 0
+    copies, where, counts = np.unique(copy, return_inverse=True, return_counts=True)
+    ever_acked = np.bincount(where, weights=acked.astype(float), minlength=copies.size) > 0
     wait_s = _ack_timeout_s(scenario)
     found = []
-    for c in np.flatnonzero((counts >= limit) & ~ever_acked).tolist():
+    for index in np.flatnonzero((counts >= limit) & ~ever_acked).tolist():
+        c = int(copies[index])
         if c not in announced:
-            last = float(receive_s[copy == c].max())
+            last = float(receive_s[where == index].max())
             found.append(BrokerFate(group, c, "dead_letter", "max_deliver", last + wait_s))
     return found
 
@@ -352,7 +493,7 @@ def _crash_cause(take_s: float, result: int, crashed: bool) -> int:
 
 def _dead_letters(
     fates: list[BrokerFate],
-    copy_local: np.ndarray,
+    local_of: Callable[[int], int],
     copy: np.ndarray,
     in_crash: np.ndarray,
     take_s: np.ndarray,
@@ -364,7 +505,7 @@ def _dead_letters(
     """``(message, at_s, cause of the refused redelivery)`` per dead-lettered copy."""
     found = []
     for fate in fates:
-        if fate.kind != "dead_letter" or copy_local[fate.copy] < 0:
+        if fate.kind != "dead_letter" or local_of(fate.copy) < 0:
             continue
         rows = np.flatnonzero(copy == fate.copy)
         if rows.size:
@@ -375,7 +516,7 @@ def _dead_letters(
             at_s = fate.at_s if not math.isnan(fate.at_s) else float(receive_s[last])
         else:
             why, at_s = DeliveryCause.FIRST, (fate.at_s if not math.isnan(fate.at_s) else end_s)
-        found.append((int(copy_local[fate.copy]), at_s, int(why)))
+        found.append((local_of(fate.copy), at_s, int(why)))
     return np.array(found, dtype=float).reshape(-1, 3)
 
 

@@ -76,10 +76,16 @@ def _common(scenario: Scenario) -> list[Refusal]:
         )
     for index, consumer in enumerate(scenario.consumers):
         where = f"consumers[{index}]"
-        if consumer.emits:
-            found.append(
-                Refusal(f"{where}.emits", "consumers emitting events are not built for real runs; remove emits")
-            )
+        for entry_index, entry in enumerate(consumer.emits):
+            own = list(scenario.events[entry.event].fields)
+            if own:
+                found.append(
+                    Refusal(
+                        f"{where}.emits[{entry_index}]",
+                        f"{entry.event} declares fields of its own ({', '.join(own)}); in a real run an emitted "
+                        "event carries its cause's fields only",
+                    )
+                )
         if consumer.snapshot_every is not None:
             found.append(
                 Refusal(

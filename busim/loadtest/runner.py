@@ -38,8 +38,9 @@ import numpy as np
 from busim.engine.effects import EffectPlan
 from busim.engine.records import RunRecord
 from busim.loadtest.drivers.base import Driver, Outgoing, RunNames
+from busim.loadtest.emissions import EmissionPlan
 from busim.loadtest.journal import ENTRY, Kind, read_journals
-from busim.loadtest.record import GroupOutcome, Publishing, copy_locals, record_of
+from busim.loadtest.record import GroupOutcome, Publishing, record_of
 from busim.loadtest.schedule import Schedule
 from busim.loadtest.stores import open_admin, store_kind
 from busim.loadtest.stores.base import EffectTable, StoreAdmin
@@ -285,17 +286,27 @@ async def _clean_up(driver: Driver, admins: dict[str, StoreAdmin], supervisor: S
 
 
 def _prepare(scenario: Scenario, schedule: Schedule, folder: Path, kinds: dict[str, str]) -> dict[str, GroupFiles]:
-    """Write what the instances load: each group's effects and its copies' group-local messages."""
-    messages = schedule.messages
+    """Write what the instances load: each group's effects over the run's plan, where each message is in the
+    group, and what each processing emits (:mod:`busim.loadtest.emissions`)."""
+    plan = EmissionPlan.of(scenario, schedule.messages)
+    messages = plan.messages
+    copies = folder / "copies.npy"
+    np.save(copies, schedule.copy_message)
     files = {}
     for index, consumer in enumerate(scenario.consumers):
         selection = messages.select(list(dict.fromkeys(consumer.subscribes)))
-        plan = EffectPlan(consumer, messages.common_fields(selection))
         effects = folder / f"g{index}.effects.npz"
-        EffectTable.of(plan).save(effects)
-        copies = folder / f"g{index}.copies.npy"
-        np.save(copies, copy_locals(schedule, messages, consumer))
-        files[consumer.name] = GroupFiles(index, effects, copies, kinds[consumer.name])
+        EffectTable.of(EffectPlan(consumer, messages.common_fields(selection))).save(effects)
+        local = np.full(len(messages), -1, np.int64)
+        local[selection.ids] = np.arange(selection.ids.size)
+        locals_path = folder / f"g{index}.locals.npy"
+        np.save(locals_path, local)
+        emits = []
+        for entry in range(len(consumer.emits)):
+            path = folder / f"g{index}.emits{entry}.npy"
+            np.save(path, plan.planned[index, entry])
+            emits.append(path)
+        files[consumer.name] = GroupFiles(index, effects, copies, locals_path, tuple(emits), kinds[consumer.name])
     return files
 
 

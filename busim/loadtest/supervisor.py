@@ -42,7 +42,9 @@ class GroupFiles:
 
     index: int  # the group's position in scenario.consumers
     effects: Path
-    copies: Path
+    copies: Path  # per copy of the schedule, its message
+    locals: Path  # per message of the run's plan, its group-local index here, or -1
+    emits: tuple[Path, ...]  # per emits entry, per group-local message, the planned message it emits
     store: str  # "redis" or "postgres"
 
     def journal(self, folder: Path, instance: int, incarnation: int) -> Path:
@@ -168,8 +170,11 @@ class Supervisor:
             instance=instance,
             incarnation=incarnation,
             journal=str(files.journal(self.folder, instance, incarnation)),
+            group_index=files.index,
             effects=str(files.effects),
             copies=str(files.copies),
+            locals=str(files.locals),
+            emits=[str(path) for path in files.emits],
             store=files.store,
             processed_before=self._processed(group, instance, incarnation),
         )

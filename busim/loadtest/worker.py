@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from busim.engine.chains import EMITTING_OUTCOMES
 from busim.engine.randomness import RandomStreams
 from busim.engine.sampling import bernoulli_sampler, duration_sampler
 from busim.loadtest.drivers import driver_class
-from busim.loadtest.drivers.base import Consumption, Delivery, RunNames
+from busim.loadtest.drivers.base import Consumption, Delivery, Driver, Outgoing, RunNames
+from busim.loadtest.emissions import emitted_copy, is_emitted
 from busim.loadtest.faults import crash_counts
 from busim.loadtest.journal import Journal, Kind
 from busim.loadtest.stores import open_store
@@ -49,11 +51,14 @@ class InstanceSpec:
     scheme: str  # the broker URL's scheme: picks the driver
     run_id: str
     group: str
+    group_index: int  # the group's position in the scenario's consumers
     instance: int
     incarnation: int  # 0 for the first start, then one more per restart
     journal: str  # the path of this incarnation's journal
-    effects: str  # the group's EffectTable (.npz)
-    copies: str  # per copy, the group-local index of its message, or -1 (.npy)
+    effects: str  # the group's EffectTable (.npz), over the run's plan of messages
+    copies: str  # per copy of the schedule, its message (.npy)
+    locals: str  # per message of the run's plan, its group-local index in this group, or -1 (.npy)
+    emits: list[str]  # per emits entry, per group-local message, the planned message its processing emits (.npy)
     store: str  # "redis" or "postgres"
     processed_before: int  # processings the instance's earlier incarnations finished (for crash.after_messages)
 
@@ -68,13 +73,22 @@ class InstanceSpec:
 class Instance:
     """A consumer instance's workers, between its consumption and its store."""
 
-    def __init__(self, spec: InstanceSpec, consumer: Consumer, consumption: Consumption, store: Store) -> None:
+    def __init__(
+        self, spec: InstanceSpec, consumer: Consumer, consumption: Consumption, store: Store, emitter: Driver | None
+    ) -> None:
         self._spec = spec
         self._consumer = consumer
         self._consumption = consumption
         self._store = store
+        self._emitter = emitter  # the broker, to publish emitted copies on; None for a consumer that emits nothing
         self._journal = Journal(Path(spec.journal), spec.instance, spec.incarnation)
-        self._local = np.load(spec.copies, mmap_mode="r")
+        self._copy_message = np.load(spec.copies, mmap_mode="r")
+        self._local = np.load(spec.locals, mmap_mode="r")
+        self._emits = [
+            (entry.event, EMITTING_OUTCOMES[entry.when], np.load(path, mmap_mode="r"))
+            for entry, path in zip(consumer.emits, spec.emits)
+        ]
+        self._emitted = 0
         streams = RandomStreams.from_seed(spec.scenario["seed"])
         names = ("consumer", consumer.name, str(spec.instance), str(spec.incarnation))
         self._processing_s = duration_sampler(consumer.processing_time, streams.generator(*names, "processing"))
@@ -128,7 +142,8 @@ class Instance:
             seq, delivery = await self._waiting.get()
             self._free -= 1
             self._changed.set()
-            message = int(local[delivery.copy])
+            planned = delivery.planned if is_emitted(delivery.copy) else self._copy_message[delivery.copy]
+            message = int(local[planned])
             journal.log(Kind.TAKEN, time.monotonic(), seq, delivery.copy)
             begun = await store.begin(message)
             lost_before = store.lost_updates
@@ -142,6 +157,8 @@ class Instance:
             if store.lost_updates != lost_before:
                 journal.log(Kind.LOST_UPDATE, time.monotonic(), seq, delivery.copy)
             journal.log(Kind.DONE, time.monotonic(), seq, delivery.copy, outcome=outcome)
+            if self._emits:
+                await self._emit(seq, message, outcome)
             self._processed += 1
             crash_draw = self._crash_draw()
             if crash_draw or self._processed in self._crash_after:
@@ -158,6 +175,19 @@ class Instance:
             self._free += 1
             self._changed.set()
 
+    async def _emit(self, seq: int, message: int, outcome: int) -> None:
+        """Publish a copy of each event the processing's outcome emits, and log it (flag 1: the broker refused it)."""
+        spec = self._spec
+        assert self._emitter is not None
+        for entry, (event, outcomes, planned) in enumerate(self._emits):
+            if outcome not in outcomes:
+                continue
+            copy = emitted_copy(spec.group_index, spec.instance, spec.incarnation, self._emitted)
+            self._emitted += 1
+            outgoing = Outgoing(copy=copy, message=copy, event=event, planned=int(planned[message]))
+            (accepted,) = await self._emitter.publish([outgoing])
+            self._journal.log(Kind.EMITTED, time.monotonic(), seq, copy, entry, flag=int(not accepted))
+
 
 async def _main(spec: InstanceSpec) -> None:
     scenario = Scenario.model_validate(spec.scenario)
@@ -169,7 +199,11 @@ async def _main(spec: InstanceSpec) -> None:
         spec.store, os.environ[STORE_URL_VARIABLE], consumer, table, spec.run_id, spec.group, spec.instance
     )
     consumption = driver.consumption(spec.group, spec.instance)
-    instance = Instance(spec, consumer, consumption, store)
+    emitter = None
+    if consumer.emits:
+        await driver.connect()
+        emitter = driver
+    instance = Instance(spec, consumer, consumption, store, emitter)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     serving = asyncio.create_task(instance.serve())
@@ -179,7 +213,8 @@ async def _main(spec: InstanceSpec) -> None:
     if serving in done:
         serving.result()  # a failure: let it show, with its traceback, in the instance's log
     # Stopped: unacknowledged deliveries go back to the broker as the connection closes.
-    await asyncio.gather(consumption.close(), store.close(), return_exceptions=True)
+    closing = [consumption.close(), store.close(), *([emitter.close()] if emitter is not None else [])]
+    await asyncio.gather(*closing, return_exceptions=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,10 +6,13 @@ copies of messages, reports what the broker dead-lettered or dropped, and
 deletes everything it created. On a consumer instance's side it attaches to
 one consumer group's queue and hands deliveries to the instance's workers.
 
-A message body carries the copy's number (:func:`encode_copy`): the copy
-table of :class:`~busim.loadtest.schedule.Schedule` tells which message it
-is a copy of and why it was sent. Everything else a consumer needs (the
-message's fields, its effects) is in the run's plan, keyed by message.
+A message body carries the copy's number and, for a copy a consumer emitted,
+the message it is in the run's plan (:func:`encode_copy`). The copy table of
+:class:`~busim.loadtest.schedule.Schedule` tells which message a published
+copy is a copy of and why it was sent; an emitted copy's number is the
+emitter's own (:mod:`busim.loadtest.emissions`). Everything else a consumer
+needs (the message's fields, its effects) is in the run's plan, keyed by
+message.
 
 Names: every resource a run creates carries the run's name
 (:attr:`RunNames.prefix`), so that clean-up deletes exactly what the run
@@ -27,17 +30,21 @@ from typing import ClassVar
 
 from busim.scenario.schema import Scenario
 
-_COPY = struct.Struct("<q")
+_BODY = struct.Struct("<qq")  # the copy's number, and an emitted copy's message in the plan (-1 otherwise)
 
 
-def encode_copy(copy: int, size: int = 0) -> bytes:
-    """A message body: the copy's number, padded to ``size`` bytes."""
-    body = _COPY.pack(copy)
-    return body + bytes(max(0, size - len(body)))
+def encode_copy(copy: int, planned: int = -1) -> bytes:
+    """A message body: the copy's number, and for an emitted copy its message in the run's plan."""
+    return _BODY.pack(copy, planned)
 
 
 def decode_copy(body: bytes) -> int:
-    return _COPY.unpack_from(body)[0]
+    return _BODY.unpack_from(body)[0]
+
+
+def decode_planned(body: bytes) -> int:
+    """An emitted copy's message in the run's plan; -1 for a copy the load generator published."""
+    return _BODY.unpack_from(body)[1]
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class Outgoing:
     copy: int
     message: int
     event: str
+    planned: int = -1  # an emitted copy's message in the run's plan (what its effects are), carried in the body
 
 
 @dataclass
@@ -89,6 +97,7 @@ class Delivery:
     attempt: int  # the broker's delivery count (1 = first), or 0 where the broker does not tell
     redelivered: bool  # the broker's redelivered flag (or attempt > 1)
     token: object  # the driver's handle, for the ack
+    planned: int = -1  # an emitted copy's message in the run's plan (decode_planned); -1 for a published copy
 
 
 @dataclass(frozen=True)

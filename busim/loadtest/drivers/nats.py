@@ -69,6 +69,7 @@ from busim.loadtest.drivers.base import (
     Refusal,
     RunNames,
     decode_copy,
+    decode_planned,
     encode_copy,
 )
 from busim.scenario.schema import Broker, Scenario
@@ -262,6 +263,7 @@ class NatsDriver(Driver):
     async def connect(self) -> None:
         self._nc = await nats.connect(self.url, name=f"{self.names.prefix}-run")
         self._js = self._nc.jetstream()
+        self._acks = await PublishAcks.listen(self._nc)  # publishing needs no setup: a consumer emits on it too
 
     @property
     def _jetstream(self) -> JetStreamContext:
@@ -280,7 +282,6 @@ class NatsDriver(Driver):
             self._advisories.append(subscription)
             await js.add_stream(stream_config(queue, broker))
             await js.add_consumer(queue.stream, consumer_config(queue, broker))
-        self._acks = await PublishAcks.listen(self._nc)
         await self._nc.flush()
 
     def _dead_lettered(self, group: str) -> Callable[[Msg], Awaitable[None]]:
@@ -299,10 +300,10 @@ class NatsDriver(Driver):
         :data:`PUBLISH_CONFIRM_TIMEOUT_S`.
         """
         if self._acks is None:
-            raise RuntimeError("setup() first")
+            raise RuntimeError("connect() first")
         sent: list[tuple[int, GroupQueue, asyncio.Future[int | None]]] = []
         for index, outgoing in enumerate(batch):
-            body = encode_copy(outgoing.copy)
+            body = encode_copy(outgoing.copy, outgoing.planned)
             headers = {"Nats-Msg-Id": str(outgoing.message)} if self._deduplicated else None
             for queue in self._groups_of_event.get(outgoing.event, ()):
                 sent.append((index, queue, await self._acks.publish(queue.subjects[outgoing.event], body, headers)))
@@ -398,7 +399,9 @@ class NatsConsumption(Consumption):
         deliveries = []
         for message in messages:
             attempt = message.metadata.num_delivered
-            deliveries.append(Delivery(decode_copy(message.data), attempt, attempt > 1, message))
+            deliveries.append(
+                Delivery(decode_copy(message.data), attempt, attempt > 1, message, decode_planned(message.data))
+            )
         return deliveries
 
     async def ack(self, delivery: Delivery) -> None:

@@ -49,6 +49,7 @@ from busim.loadtest.drivers.base import (
     Refusal,
     RunNames,
     decode_copy,
+    decode_planned,
     encode_copy,
 )
 from busim.scenario.presets import defaults_of
@@ -231,7 +232,9 @@ class RabbitMQDriver(Driver):
                 channel.confirmations[channel.delivery_tag] = confirm
                 confirms.append(confirm)
                 frames.append(self._head(outgoing.event, channel.number))
-                frames.append(pamqp.frame.marshal(ContentBody(encode_copy(outgoing.copy)), channel.number))
+                frames.append(
+                    pamqp.frame.marshal(ContentBody(encode_copy(outgoing.copy, outgoing.planned)), channel.number)
+                )
             await channel.write_queue.put(ChannelFrame(payload=b"".join(frames), should_close=False))
         accepted = []
         try:
@@ -425,6 +428,7 @@ class RabbitMQConsumption(Consumption):
             attempt=attempt,
             redelivered=bool(message.redelivered) or attempt > 1,
             token=message,
+            planned=decode_planned(message.body),
         )
 
     async def ack(self, delivery: Delivery) -> None:

@@ -36,6 +36,7 @@ from busim.loadtest.drivers.base import (
     Refusal,
     RunNames,
     decode_copy,
+    decode_planned,
     encode_copy,
 )
 from busim.scenario.schema import Scenario
@@ -89,18 +90,24 @@ class RedisStreamsDriver(Driver):
         maxlen = self._maxlen
         for outgoing in batch:
             pipe.xadd(
-                self.names.event(outgoing.event), {"c": encode_copy(outgoing.copy)}, maxlen=maxlen, approximate=False
+                self.names.event(outgoing.event),
+                {"c": encode_copy(outgoing.copy, outgoing.planned)},
+                maxlen=maxlen,
+                approximate=False,
             )
         await pipe.execute()
         return [True] * len(batch)
 
     async def pending(self, group: str) -> int:
-        """Entries of the group not yet acknowledged: unread (lag) and pending (read, not acked)."""
+        """Entries the group has yet to read (lag) and, with a claimer, those read and not acked: a claim will
+        deliver them again. Without a claimer, what a dead consumer left pending stays there for good, and
+        what a live one holds, the run's journals count."""
+        claims = isinstance(self.scenario.broker.claim_interval, float)
         total = 0
         for stream in self._streams(group):
             for info in await self.client.xinfo_groups(stream):
                 if _text(info["name"]) == group:
-                    total += int(info.get("lag") or 0) + int(info["pending"])
+                    total += int(info.get("lag") or 0) + (int(info["pending"]) if claims else 0)
         return total
 
     async def fates(self) -> list[BrokerFate]:
@@ -157,7 +164,7 @@ class _StreamConsumption(Consumption):
             self._group, self._name, {stream: ">" for stream in self._streams}, count=self._count, block=_BLOCK_MS
         )
         deliveries = [
-            Delivery(decode_copy(fields[b"c"]), 1, False, (stream, entry))
+            Delivery(decode_copy(fields[b"c"]), 1, False, (stream, entry), decode_planned(fields[b"c"]))
             for stream, entries in reply or []
             for entry, fields in entries
             if fields  # an entry trimmed after it was read comes back empty
@@ -178,7 +185,11 @@ class _StreamConsumption(Consumption):
                     )
                     for entry, fields in entries:
                         if fields:
-                            self._claimed.put_nowait(Delivery(decode_copy(fields[b"c"]), 0, True, (stream, entry)))
+                            self._claimed.put_nowait(
+                                Delivery(
+                                    decode_copy(fields[b"c"]), 0, True, (stream, entry), decode_planned(fields[b"c"])
+                                )
+                            )
                     if _text(cursor) == "0-0":
                         break
 

@@ -552,6 +552,9 @@ def _run_real(
             result = asyncio.run(main())
         except asyncio.CancelledError:
             raise KeyboardInterrupt from None
+        except BusimError as error:  # an unreachable broker or store, an instance that failed
+            output.abandon()
+            _fail(error)
         text = results_json(result)
         written = _write(
             output, lambda staging: _write_run(result, text, staging, charts, False), own_folder=own_folder

@@ -45,7 +45,7 @@ from busim.loadtest.schedule import Schedule
 from busim.loadtest.stores import open_admin, store_kind
 from busim.loadtest.stores.base import EffectTable, StoreAdmin
 from busim.loadtest.supervisor import GroupFiles, Supervisor
-from busim.loadtest.target import BrokerTarget, StoreURLs
+from busim.loadtest.target import BrokerTarget, StoreURLs, UnreachableError
 from busim.scenario.schema import Scenario
 
 MAX_BATCH = 2000  # copies in one publish call at most
@@ -186,16 +186,20 @@ async def run_real(
     kinds = {consumer.name: store_kind(consumer) for consumer in scenario.consumers}
     try:
         files = _prepare(scenario, schedule, folder, kinds)
-        await driver.connect()
+        try:
+            await driver.connect()
+        except Exception as error:
+            raise UnreachableError.of(driver.title, target.url, error) from error
         await driver.setup()
-        for index, consumer in enumerate(scenario.consumers):
+        for consumer in scenario.consumers:
+            kind = kinds[consumer.name]
             table = EffectTable.load(files[consumer.name].effects)
-            admin = open_admin(
-                kinds[consumer.name], stores.of(kinds[consumer.name]), consumer, table, names.prefix, consumer.name
-            )
+            admin = open_admin(kind, stores.of(kind), consumer, table, names.prefix, consumer.name)
             admins[consumer.name] = admin
-            await admin.create()
-            del index
+            try:
+                await admin.create()
+            except Exception as error:
+                raise UnreachableError.of(f"the state store ({kind})", stores.of(kind), error) from error
         supervisor = Supervisor(
             scenario,
             target.scheme,

@@ -34,6 +34,19 @@ class BrokerURLError(BusimError):
     """``--broker`` is not a URL busim can drive, or does not suit the scenario's broker."""
 
 
+class UnreachableError(BusimError):
+    """The broker or a state store does not answer at its URL."""
+
+    @classmethod
+    def of(cls, what: str, url: str, error: BaseException) -> UnreachableError:
+        """``cannot reach WHAT at URL: why``, the URL's password left out everywhere, the error's text too."""
+        why = str(error) or type(error).__name__
+        password = _password(url)
+        if password:
+            why = why.replace(password, "***")
+        return cls(f"cannot reach {what} at {redact(url)}: {why}")
+
+
 @dataclass(frozen=True)
 class BrokerTarget:
     url: str = ""
@@ -77,6 +90,13 @@ class BrokerTarget:
             f"{driver.title}, which runs preset {presets}; add --set broker.preset={driver.presets[0]} "
             "to run this scenario against it"
         )
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def redact(url: str) -> str:

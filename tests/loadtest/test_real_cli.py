@@ -140,3 +140,14 @@ def test_ctrl_c_stops_publishing_writes_partial_results_and_leaves_nothing_behin
     story = _busim("explain", str(out), "--message", "0")
     assert story.returncode == 0, story.stderr
     assert "message 0 Job" in story.stdout and "worker #" in story.stdout and "applied its effects" in story.stdout
+
+
+def test_a_broker_that_does_not_answer_is_named_without_its_password(tmp_path: Path):
+    file = tmp_path / "jobs.yaml"
+    file.write_text(REDIS_SCENARIO.format(name="unreachable").replace("redis-streams", "rabbitmq"))
+    completed = _busim("run", str(file), "--broker", "amqp://guest:hunter2@127.0.0.1:1/", "--out", str(tmp_path / "o"))
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("busim: cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1/: ")
+    assert "hunter2" not in completed.stderr + completed.stdout
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "o").exists()  # nothing written

@@ -8,6 +8,7 @@ from exactly-once processing), 2 for bad input.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import signal
 import sys
@@ -520,6 +521,9 @@ def _run_real(
     """
     from busim.loadtest.api import load_test_async
 
+    for client in ("aio_pika", "aiormq", "nats", "redis", "psycopg"):
+        # The clients log what they meet (a refused connection, a reconnect); the run reports it in its own words.
+        logging.getLogger(client).setLevel(logging.CRITICAL)
     scenario = loaded.scenario
     signalled: list[int] = []
 

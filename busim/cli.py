@@ -446,7 +446,7 @@ def run(
     try:
         loaded = load_variant(file, variant, overrides or []) if variant else load_scenario(file, overrides or [])
         if broker is not None:
-            _check_real_options(loaded, broker, replications, trace)
+            _check_real_options(loaded, broker, replications)
         check_size(loaded.scenario, max_messages, max_memory)
         count = replications if replications is not None else loaded.scenario.replications
         _check_runs(count, max_runs, expected_group_messages(loaded.scenario), counted(count, "replication"))
@@ -461,7 +461,9 @@ def run(
     show = not (quiet or as_json)
     if broker is not None:
         stores = StoreURLs(redis=state_redis, postgres=state_postgres)
-        _run_real(console, loaded, broker, stores, seed, output, show, as_json, charts, out is None, fail_on_violation)
+        _run_real(
+            console, loaded, broker, stores, seed, output, show, as_json, charts, trace, out is None, fail_on_violation
+        )
         return
     with _interruptible(output):
         with run_progress(console, loaded.scenario, count, enabled=show and console.is_terminal) as progress:
@@ -489,14 +491,12 @@ def run(
         raise typer.Exit(EXIT_VIOLATION)
 
 
-def _check_real_options(loaded: LoadedScenario, broker: str, replications: int | None, trace: bool) -> None:
+def _check_real_options(loaded: LoadedScenario, broker: str, replications: int | None) -> None:
     """Refuse what a real run cannot do before anything starts, then check the scenario for the broker."""
     from busim.loadtest.api import check_real  # the brokers' clients load only for a real run
 
     if replications is not None and replications > 1:
         raise BusimError("--broker runs the scenario once, for real; drop --replications")
-    if trace:
-        raise BusimError("--trace is not available with --broker yet; drop it")
     check_real(loaded, broker)
 
 
@@ -510,6 +510,7 @@ def _run_real(
     show: bool,
     as_json: bool,
     charts: bool,
+    trace: bool,
     own_folder: bool,
     fail_on_violation: bool,
 ) -> None:
@@ -561,7 +562,7 @@ def _run_real(
             _fail(error)
         text = results_json(result)
         written = _write(
-            output, lambda staging: _write_run(result, text, staging, charts, False), own_folder=own_folder
+            output, lambda staging: _write_run(result, text, staging, charts, trace), own_folder=own_folder
         )
     if as_json:
         sys.stdout.write(text)

@@ -129,6 +129,8 @@ class _Emissions:
 
     message_of: dict[int, int] = field(default_factory=dict)  # emitted copy -> its message
     sent: list[tuple[int, float, bool]] = field(default_factory=list)  # (copy, when published, refused)
+    # Messages whose emitter was killed after the processing that emitted them, before it published them.
+    unpublished: list[tuple[int, float]] = field(default_factory=list)  # (message, when its processing ended)
 
     def learn(self, merged: _GroupMerge, group: GroupRecord, first: int) -> None:
         """The messages ``group``'s consumer emitted, numbered from ``first`` as :func:`emit` appended them."""
@@ -137,10 +139,14 @@ class _Emissions:
             rows = emitting_rows(group, entry.when)
             id_of_row = dict(zip(rows.tolist(), range(next_id, next_id + rows.size)))
             next_id += rows.size
+            published = set()
             for copy, row, emitted_entry, at_s, refused in merged.emitted:
                 if emitted_entry == index and row in id_of_row:
                     self.message_of[copy] = id_of_row[row]
                     self.sent.append((copy, at_s, refused))
+                    published.add(row)
+            done_s = group.deliveries.done_s
+            self.unpublished += [(id_of_row[row], float(done_s[row])) for row in rows.tolist() if row not in published]
 
 
 class _GroupMerge:
@@ -250,8 +256,9 @@ def _group_record(
     take_s = np.full(rows, np.nan)
     done_s = np.full(rows, np.nan)
     acked = np.zeros(rows, dtype=bool)
+    settled = np.zeros(rows, dtype=bool)  # acked, or its ack refused (the broker had settled it already)
     result = np.full(rows, Outcome.PROCESSING, dtype=np.int8)
-    for step in (Kind.TAKEN, Kind.DONE, Kind.ACKED):
+    for step in (Kind.TAKEN, Kind.DONE, Kind.ACKED, Kind.ACK_REFUSED):
         where = np.flatnonzero(kind == step)
         at = [
             key_of.get((int(i), int(n), int(q)), -1)
@@ -264,8 +271,11 @@ def _group_record(
         elif step == Kind.DONE:
             done_s[at_rows[known]] = t_s[where][known]
             result[at_rows[known]] = entries["outcome"][where][known]
-        else:
+        elif step == Kind.ACKED:
             acked[at_rows[known]] = True
+        else:
+            settled[at_rows[known]] = True
+    settled |= acked
     copy = entries["copy"][received].astype(np.int64)
     message = np.array([local_of(c) for c in copy.tolist()], dtype=np.int64)
     instance = entries["instance"][received].astype(np.int64)
@@ -283,7 +293,7 @@ def _group_record(
     aborted = in_crash & np.isnan(done_s)
     result[aborted] = Outcome.ABORTED
     done_s[aborted] = row_crash_s[aborted]
-    crashed_row |= in_crash & ~aborted & ~acked
+    crashed_row |= in_crash & ~aborted & ~settled
 
     # Attempts and causes, copy by copy in receipt order.
     attempt = np.zeros(rows, dtype=np.int64)
@@ -307,7 +317,7 @@ def _group_record(
             arrival_s[row] = confirmed if not math.isnan(confirmed) else publishing.sent_s[c]
             continue
         attempt[row] = attempt[before] + 1
-        if in_crash[before]:
+        if in_crash[before] and row_crash_s[before] <= receive_s[row]:  # its holder died before it came back
             cause[row] = _crash_cause(take_s[before], result[before], crashed_row[before])
             arrival_s[row] = row_crash_s[before]
         else:
@@ -320,10 +330,11 @@ def _group_record(
     seen = np.zeros(len(schedule), dtype=bool)
     seen[copy[copy < len(schedule)]] = True
     dropped_copies = {fate.copy for fate in outcome.fates if fate.kind == "dropped"}
+    local_of_id = dict(zip(selection.ids.tolist(), range(selection.ids.size)))
     lost: list[tuple[int, float, int]] = [
-        (int(local), float(messages.publish_s[global_id]), int(reason))
-        for global_id, reason in zip(schedule.unsent, schedule.unsent_reason)
-        if (local := _local(messages, selection.ids, global_id)) >= 0
+        (local_of_id[global_id], float(messages.publish_s[global_id]), int(reason))
+        for global_id, reason in zip(schedule.unsent.tolist(), schedule.unsent_reason.tolist())
+        if global_id in local_of_id
     ]
     unserved_s, unserved_message = [], []
     refused = 0
@@ -346,10 +357,16 @@ def _group_record(
             refused += 1
             lost.append((local_message, float(publishing.sent_s[c]), int(LossReason.OVERFLOW_REJECTED)))
         elif c in dropped_copies:
-            lost.append((local_message, float(publishing.confirmed_s[c]), int(LossReason.OVERFLOW_DROPPED)))
+            confirmed_s = publishing.confirmed_s[c]
+            at_s = confirmed_s if not math.isnan(confirmed_s) else publishing.sent_s[c]
+            lost.append((local_message, float(at_s), int(LossReason.OVERFLOW_DROPPED)))
         elif not math.isnan(publishing.sent_s[c]):
-            unserved_s.append(float(publishing.confirmed_s[c]))
+            confirmed_s = publishing.confirmed_s[c]
+            unserved_s.append(float(confirmed_s if not math.isnan(confirmed_s) else publishing.sent_s[c]))
             unserved_message.append(local_message)
+    for emitted, at_s in emissions.unpublished:  # its emitter was killed before it published it
+        if emitted in local_of_id:
+            lost.append((local_of_id[emitted], at_s, int(LossReason.PUBLISHER_CRASH)))
     if scenario.broker.delivery == "at-most-once":
         for row in np.flatnonzero(aborted).tolist():
             lost.append((int(message[row]), float(done_s[row]), int(LossReason.CRASH_IN_FLIGHT)))
@@ -357,7 +374,7 @@ def _group_record(
     fates = outcome.fates + _exhausted(scenario, consumer.name, copy, acked, receive_s, outcome.fates)
     dead = _dead_letters(fates, local_of, copy, in_crash, take_s, result, crashed_row, receive_s, end_s)
     stuck = _stuck_pending(
-        scenario, copy, message, rows, in_crash, acked, row_crash_s, receive_s, take_s, result, crashed_row, previous
+        scenario, copy, message, rows, in_crash, settled, row_crash_s, receive_s, take_s, result, crashed_row, previous
     )
 
     crash_keys = sorted(crash_at, key=crash_at.get)
@@ -444,12 +461,6 @@ def _by_final_codes(
                 row[index] = int(column[found])
         values.append(row)
     return values
-
-
-def _local(messages: Messages, ids: np.ndarray, global_id: int) -> int:
-    position = int(np.searchsorted(ids, global_id)) if ids.size else 0
-    del messages
-    return position if position < ids.size and ids[position] == global_id else -1
 
 
 def _exhausted(

@@ -35,8 +35,8 @@ def test_a_crash_after_processing_sends_the_processed_and_the_prefetched_back_wi
     assert len(schedule) == 3
     first = _journal(tmp_path, "g0.i0.n0.journal")
     first.log(Kind.READY, START - 1)
-    for seq, copy in enumerate((0, 1, 2), 1):
-        first.log(Kind.RECEIVED, START + 0.1 * seq + 0.001, seq, copy)
+    for seq, copy in enumerate((0, 1, 2), 1):  # all three held at once: a prefetch
+        first.log(Kind.RECEIVED, START + 0.1 + 0.001 * seq, seq, copy)
     first.log(Kind.TAKEN, START + 0.102, 1, 0)
     first.log(Kind.DONE, START + 0.105, 1, 0, outcome=Outcome.APPLIED)
     first.log(Kind.CRASHING, START + 0.105, 1, 0)  # killed itself: its 1st processing, before the ack
@@ -80,3 +80,33 @@ def test_a_crash_after_processing_sends_the_processed_and_the_prefetched_back_wi
     assert group.missed_crash_s.size == 0  # the scheduled crash (after 1 message) happened
     assert group.counters["done"].values.sum() == 4  # three messages, one applied twice
     assert group.counters["done"].values.tolist() == applied.tolist()
+
+
+def test_a_redelivery_after_an_ack_timeout_keeps_its_cause_when_the_slow_holder_is_killed_later(tmp_path: Path):
+    jobs = scenario([consumer(instances=2, crash={"at": "2s", "instance": 0})], duration=0.1)
+    schedule = Schedule.of(jobs)
+    assert len(schedule) == 1
+    slow = _journal(tmp_path, "g0.i0.n0.journal")
+    slow.log(Kind.READY, START - 1)
+    slow.log(Kind.RECEIVED, START + 0.1, 1, 0)
+    slow.log(Kind.TAKEN, START + 0.1, 1, 0)  # still processing when the ack wait runs out
+    other = _journal(tmp_path, "g0.i1.n0.journal", instance=1)
+    other.log(Kind.READY, START - 1)
+    other.log(Kind.RECEIVED, START + 1.1, 1, 0, attempt=2, flag=1)
+    other.log(Kind.TAKEN, START + 1.1, 1, 0)
+    other.log(Kind.DONE, START + 1.2, 1, 0, outcome=Outcome.APPLIED)
+    other.log(Kind.ACKED, START + 1.2, 1, 0)
+    supervisor = _journal(tmp_path, "g0.supervisor.journal")
+    supervisor.log(Kind.KILLED, START + 2.0, 0, flag=0)  # crash.at: the slow instance, whatever it holds
+    for journal in (slow, other, supervisor):
+        journal.close()
+    publishing = Publishing(schedule.copy_due_s, schedule.copy_due_s, np.zeros(1, bool))
+    outcome = GroupOutcome(read_journals(tmp_path, "g0.*journal"), [], [])
+    group = record_of(jobs, schedule, publishing, {"worker": outcome}, START, 2.5, True).groups[0]
+    deliveries = group.deliveries
+    assert deliveries.cause.tolist() == [DeliveryCause.FIRST, DeliveryCause.ACK_TIMEOUT]
+    assert deliveries.outcome.tolist() == [Outcome.ABORTED, Outcome.APPLIED]
+    np.testing.assert_allclose(deliveries.done_s, [2.0, 1.2])
+    np.testing.assert_allclose(group.crash_s, [2.0])
+    assert group.crash_instance.tolist() == [0]
+    assert group.recovery_s.tolist() == [0.5]  # no later incarnation attached before the run ended at 2.5 s

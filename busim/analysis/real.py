@@ -39,10 +39,15 @@ class GeneratorFigures:
 
     @property
     def bottleneck(self) -> str | None:
-        """Who held the generator back where it fell behind: ``broker`` (confirms) or ``generator`` (itself)."""
+        """Who held the generator back where it fell behind: ``broker`` or ``generator`` (itself).
+
+        A wait for confirms delays every copy due meanwhile by as long as it lasts: where the generator
+        waited for the broker at least half as long as its worst lag, the broker held it back.
+        """
         if not self.behind:
             return None
-        return "broker" if self.waited_for_broker_s > 0 else "generator"
+        worst_s = self.lag_s.max or 0.0
+        return "broker" if self.waited_for_broker_s >= 0.5 * worst_s else "generator"
 
     def verdict(self) -> str | None:
         """A sentence for the verdict where the generator fell behind; None where it kept to its schedule."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 import shutil
 import tempfile
@@ -51,7 +52,7 @@ from busim.scenario.schema import Scenario
 MAX_BATCH = 2000  # copies in one publish call at most
 MAX_BATCHES_IN_FLIGHT = 64  # publish calls awaiting their confirms before the generator waits for the broker
 TICK_S = 0.25  # how often the run looks at its journals and the broker while it runs
-QUIET_S = 1.0  # with a broker that does not tell what it holds: how long without deliveries counts as drained
+CONFIRM_GRACE_S = 5.0  # how long a stopped generator waits for the confirms of what it sent
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ async def run_real(
     driver = target.driver(target.url, scenario, names)
     admins: dict[str, StoreAdmin] = {}
     supervisor: Supervisor | None = None
+    publishing: asyncio.Task[None] | None = None
     kinds = {consumer.name: store_kind(consumer) for consumer in scenario.consumers}
     try:
         files = _prepare(scenario, schedule, folder, kinds)
@@ -220,22 +222,28 @@ async def run_real(
         publishing = asyncio.create_task(generator.run(stop))
         horizon = start + scenario.horizon_s
         drained = False
+        quiet_ticks = 0  # ticks in a row that found nothing left: two make the run drained
+        stopped_at = math.inf  # when Ctrl-C stopped the run: it drains for at most drain_timeout from then
         while True:
             await asyncio.sleep(TICK_S)
             supervisor.check()
-            if publishing.done():
-                publishing.result()  # a publish that failed fails the run
-            tail.read()
+            generator.check()  # a publish that failed fails the run
             now = time.monotonic()
+            if stop.is_set() and math.isinf(stopped_at):
+                stopped_at = now
+            # The broker first, then the journals: a copy handed out in between shows in the journals.
+            left = await _left(driver, scenario) if publishing.done() else None
+            tail.read()
             phase = "publishing" if not publishing.done() else "draining"
             show(_live(phase, scenario, schedule, generator, tail, now, start))
-            if publishing.done() and await _drained(driver, scenario, supervisor, tail, now):
+            quiet_ticks = quiet_ticks + 1 if left == 0 and _idle(scenario, supervisor, tail) else 0
+            if quiet_ticks >= 2:
                 drained = True
                 break
-            if now >= horizon or (
-                stop.is_set() and publishing.done() and now >= generator.stopped_at + scenario.drain_timeout
-            ):
+            if now >= horizon or now >= stopped_at + scenario.drain_timeout:
                 break
+        await _stop_publishing(publishing)
+        generator.check()
         end_s = time.monotonic() - start
         show(_live("stopping", scenario, schedule, generator, tail, time.monotonic(), start))
         await supervisor.stop()
@@ -263,15 +271,24 @@ async def run_real(
                 waited_for_broker_s=generator.waited_s,
             ),
             stores=kinds,
-            partial=stop.is_set(),
+            partial=generator.sent < len(schedule),
             wall_time_s=time.monotonic() - began,
         )
     finally:
+        if publishing is not None:
+            await _stop_publishing(publishing)
         await _clean_up(driver, admins, supervisor, folder)
 
 
+async def _stop_publishing(publishing: asyncio.Task[None]) -> None:
+    """Stop the load generator, and wait until it has: nothing may publish once the run winds down."""
+    publishing.cancel()
+    await asyncio.gather(publishing, return_exceptions=True)
+
+
 async def _clean_up(driver: Driver, admins: dict[str, StoreAdmin], supervisor: Supervisor | None, folder: Path) -> None:
-    """Delete everything the run created, whatever state it is in; shielded from a second interruption."""
+    """Delete everything the run created, whatever state it is in, and see it through: a further
+    interruption (another Ctrl-C) while it works does not stop it half-way."""
 
     async def clean() -> None:
         if supervisor is not None:
@@ -286,7 +303,15 @@ async def _clean_up(driver: Driver, admins: dict[str, StoreAdmin], supervisor: S
             await driver.close()
         shutil.rmtree(folder, ignore_errors=True)
 
-    await asyncio.shield(asyncio.ensure_future(clean()))
+    cleaning = asyncio.ensure_future(clean())
+    interrupted = False
+    while not cleaning.done():
+        try:
+            await asyncio.shield(cleaning)
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
 
 
 def _prepare(scenario: Scenario, schedule: Schedule, folder: Path, kinds: dict[str, str]) -> dict[str, GroupFiles]:
@@ -314,20 +339,24 @@ def _prepare(scenario: Scenario, schedule: Schedule, folder: Path, kinds: dict[s
     return files
 
 
-async def _drained(driver: Driver, scenario: Scenario, supervisor: Supervisor, tail: _Tail, now: float) -> bool:
-    """Every group has nothing left: nothing held by a live instance, nothing the broker still holds for it."""
-    if supervisor.restarting:
-        return False
-    for index, consumer in enumerate(scenario.consumers):
-        if tail.held_by_live(index, supervisor.alive(consumer.name)):
-            return False
+async def _left(driver: Driver, scenario: Scenario) -> int | None:
+    """What the broker still holds for the groups and will deliver without help; None where it does not say."""
+    total = 0
+    for consumer in scenario.consumers:
         pending = await driver.pending(consumer.name)
         if pending is None:
-            if now - tail.last_receipt < QUIET_S:
-                return False
-        elif pending:
-            return False
-    return True
+            return None
+        total += pending
+    return total
+
+
+def _idle(scenario: Scenario, supervisor: Supervisor, tail: _Tail) -> bool:
+    """No instance is down awaiting its restart, and none holds a delivery it has not finished with."""
+    if supervisor.restarting:
+        return False
+    return not any(
+        tail.held_by_live(index, supervisor.alive(consumer.name)) for index, consumer in enumerate(scenario.consumers)
+    )
 
 
 class _Publisher:
@@ -349,7 +378,12 @@ class _Publisher:
         self.refused = np.zeros(count, dtype=bool)
         self.sent = 0
         self.waited_s = 0.0
-        self.stopped_at = float("inf")
+        self._failure: BaseException | None = None
+
+    def check(self) -> None:
+        """Raise the error of a publish that failed, if one has: the run cannot go on without its publisher."""
+        if self._failure is not None:
+            raise self._failure
 
     async def run(self, stop: asyncio.Event) -> None:
         due = self._schedule.copy_due_s
@@ -371,20 +405,26 @@ class _Publisher:
                     _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     self.waited_s += time.monotonic() - waited
                     continue
-                self.sent_s[sent:upto] = time.monotonic() - start
                 task = asyncio.create_task(self._send(sent, upto))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
+                task.add_done_callback(self._settled)
                 sent = upto
                 self.sent = sent
                 await asyncio.sleep(0)  # let confirms and the clock in
         finally:
             pacer.shutdown(wait=False)
-            self.stopped_at = time.monotonic()
-            if in_flight:
-                await asyncio.gather(*in_flight)
+            if in_flight:  # their confirms, for a while; then they are given up
+                _, late = await asyncio.wait(in_flight, timeout=CONFIRM_GRACE_S)
+                for task in late:
+                    task.cancel()
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
 
     async def _send(self, first: int, upto: int) -> None:
+        self.sent_s[first:upto] = time.monotonic() - self._start  # as it goes out: the lag counts any queueing
         accepted = await self._driver.publish(self._outgoing[first:upto])
         self.confirmed_s[first:upto] = time.monotonic() - self._start
         self.refused[first:upto] = ~np.asarray(accepted, dtype=bool)
@@ -393,7 +433,9 @@ class _Publisher:
         if not self.sent:
             return None
         lag = self.sent_s[: self.sent] - self._schedule.copy_due_s[: self.sent]
-        return float(np.percentile(lag[-20_000:], 99))
+        recent = lag[-20_000:]
+        recent = recent[~np.isnan(recent)]
+        return float(np.percentile(recent, 99)) if recent.size else None
 
 
 def _starting(scenario: Scenario, schedule: Schedule) -> LiveFigures:

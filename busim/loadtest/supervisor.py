@@ -25,6 +25,7 @@ from pathlib import Path
 from busim.engine.randomness import RandomStreams
 from busim.errors import BusimError
 from busim.loadtest.journal import ENTRY, NO_INSTANCE, Journal, Kind
+from busim.loadtest.target import scrub
 from busim.loadtest.worker import BROKER_URL_VARIABLE, STORE_URL_VARIABLE, InstanceSpec
 from busim.scenario.schema import Consumer, Scenario
 
@@ -146,6 +147,10 @@ class Supervisor:
         self._journals.clear()
 
     # ------------------------------------------------------------ internals
+    @property
+    def _urls(self) -> list[str]:
+        return [self.broker_url, *self.store_urls.values()]
+
     def _keep(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -192,7 +197,7 @@ class Supervisor:
                 "-m",
                 "busim.loadtest.worker",
                 str(spec_path),
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,  # never written: its end of file tells the instance the run is gone
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=stderr,
                 env=environment,
@@ -222,7 +227,7 @@ class Supervisor:
         self._running.pop((group, instance), None)
         crashed_itself = code == -signal.SIGKILL and self._crashed_itself(group, instance, run.incarnation)
         if not (crashed_itself or run.killed):
-            stderr = run.stderr_path.read_text(errors="replace").strip().splitlines()[-15:]
+            stderr = scrub(run.stderr_path.read_text(errors="replace"), self._urls).strip().splitlines()[-15:]
             detail = "\n".join(stderr) or "(nothing on its standard error)"
             self._failure = InstanceFailed(
                 f"consumer {group} instance {instance} exited with code {code}; its last words:\n{detail}"
@@ -250,6 +255,10 @@ class Supervisor:
             target = live[int(rng.integers(len(live)))]
         run = self._running.get((consumer.name, target)) if target is not None else None
         journal = self._journals[consumer.name]
+        if run is not None and (
+            run.process.returncode is not None or self._crashed_itself(consumer.name, target, run.incarnation)
+        ):
+            run = None  # it has just crashed by itself: down already, as far as this crash is concerned
         if run is None:
             journal.log(Kind.MISSED_CRASH, time.monotonic(), NO_INSTANCE if target is None else target)
             return

@@ -8,7 +8,7 @@ the URL through their environment, not a file.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from busim.errors import BusimError
 from busim.loadtest.drivers import SCHEMES, driver_class
@@ -40,10 +40,7 @@ class UnreachableError(BusimError):
     @classmethod
     def of(cls, what: str, url: str, error: BaseException) -> UnreachableError:
         """``cannot reach WHAT at URL: why``, the URL's password left out everywhere, the error's text too."""
-        why = str(error) or type(error).__name__
-        password = _password(url)
-        if password:
-            why = why.replace(password, "***")
+        why = scrub(str(error) or type(error).__name__, [url])
         return cls(f"cannot reach {what} at {redact(url)}: {why}")
 
 
@@ -92,26 +89,53 @@ class BrokerTarget:
         )
 
 
-def _password(url: str) -> str | None:
+def _secrets(url: str) -> list[str]:
+    """What in ``url`` must not be shown: its password (or a NATS token, given as the user alone), and the
+    values of password and token query parameters, each as written and decoded."""
     try:
-        return urlsplit(url).password
+        parts = urlsplit(url)
+        found = [parts.password or ""]
+        if parts.scheme.lower() == "nats" and parts.username and not parts.password:
+            found.append(parts.username)  # nats://TOKEN@host
     except ValueError:
-        return None
+        return []
+    found += [value for key, value in parse_qsl(parts.query) if key.lower() in _SECRET_PARAMETERS]
+    return [text for secret in found if secret for text in dict.fromkeys((secret, unquote(secret)))]
+
+
+_SECRET_PARAMETERS = ("password", "pass", "token", "auth_token")
+
+
+def scrub(text: str, urls: list[str]) -> str:
+    """``text`` with every secret of ``urls`` replaced by ``***``."""
+    for url in urls:
+        for secret in sorted(_secrets(url), key=len, reverse=True):
+            text = text.replace(secret, "***")
+    return text
 
 
 def redact(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***``."""
+    """``url`` with its password, token or password query parameters replaced by ``***``."""
     try:
         parts = urlsplit(url)
-        password = parts.password
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
         return "<a URL that cannot be read>"
-    if not password:
+    secrets = _secrets(url)
+    if not secrets:
         return url
     user = parts.username or ""
+    if parts.password is not None:
+        user = f"{user}:***"
+    elif user in secrets:
+        user = "***"
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"  # an IPv6 address
     if parts.port is not None:
         host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    netloc = f"{user}@{host}" if user else host
+    query = "&".join(
+        f"{key}={'***' if key.lower() in _SECRET_PARAMETERS else value}" for key, value in parse_qsl(parts.query)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -208,13 +208,24 @@ async def _main(spec: InstanceSpec) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     serving = asyncio.create_task(instance.serve())
     stopping = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    orphaned = asyncio.create_task(_run_gone())
+    done, _ = await asyncio.wait({serving, stopping, orphaned}, return_when=asyncio.FIRST_COMPLETED)
     serving.cancel()
+    orphaned.cancel()
     if serving in done:
         serving.result()  # a failure: let it show, with its traceback, in the instance's log
     # Stopped: unacknowledged deliveries go back to the broker as the connection closes.
     closing = [consumption.close(), store.close(), *([emitter.close()] if emitter is not None else [])]
     await asyncio.gather(*closing, return_exceptions=True)
+
+
+async def _run_gone() -> None:
+    """Return when the run that started this instance is gone: the supervisor holds the other end of the
+    instance's standard input, and the kernel closes it when the run's process dies, however it dies."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    await reader.read()  # nothing is ever written: this returns at end of file
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -545,6 +545,8 @@ def _run_real(
                     err=True,
                 )
             else:
+                if len(signalled) == 2:
+                    typer.echo("busim: stopping now; deleting what the run created first", err=True)
                 task.cancel()
 
         for number in (signal.SIGINT, signal.SIGTERM):

@@ -58,14 +58,24 @@ class RedisStreamsDriver(Driver):
 
     @classmethod
     def refusals(cls, scenario: Scenario) -> list[Refusal]:
-        if scenario.broker.delivery == "at-most-once":
-            return [
+        broker = scenario.broker
+        found = []
+        if broker.delivery == "at-most-once":
+            found.append(
                 Refusal(
                     "broker.delivery",
                     "at-most-once is not built for Redis Streams (it would read with NOACK); use at-least-once",
                 )
-            ]
-        return []
+            )
+        if isinstance(broker.capacity, int):
+            found.append(
+                Refusal(
+                    "broker.capacity",
+                    "XADD MAXLEN trims a stream whatever its groups have read, and Redis does not say which entries "
+                    "it trimmed: a real run could not tell them lost; simulate it instead",
+                )
+            )
+        return found
 
     def _streams(self, group: str) -> list[str]:
         consumer = self.scenario.consumer(group)

@@ -39,3 +39,46 @@ def real_scenario(preset: str, consumer: dict[str, Any] | None = None, **changes
         ],
     }
     return Scenario.model_validate(base | changes)
+
+
+def left_behind(run_id: str, scenario: Scenario) -> list[str]:
+    """Whatever a real run named ``run_id`` left on the local services: Redis keys, RabbitMQ queues and
+    exchanges, JetStream streams, PostgreSQL tables. Empty once the run cleaned up."""
+    import asyncio
+    import subprocess
+
+    import nats
+    import psycopg
+    import redis
+
+    from busim.loadtest.drivers.nats import resource_name
+    from busim.loadtest.stores.postgres import table_names
+
+    found: list[str] = []
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        found += [key.decode() for key in client.scan_iter(match=f"{run_id}*")]
+    finally:
+        client.close()
+    for what in ("queues", "exchanges"):
+        listed = subprocess.run(
+            ["rabbitmqctl", "-q", f"list_{what}", "name"], capture_output=True, text=True, timeout=30, check=True
+        )
+        found += [name for name in listed.stdout.split() if name.startswith(run_id)]
+
+    async def streams() -> list[str]:
+        connection = await nats.connect("nats://127.0.0.1:4222")
+        try:
+            names = await connection.jetstream().streams_info()
+            return [info.config.name for info in names if info.config.name.startswith(resource_name(run_id))]
+        finally:
+            await connection.close()
+
+    found += asyncio.run(streams())
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as connection:
+        for consumer in scenario.consumers:
+            names = table_names(run_id, consumer.name)
+            for table in (names.state, names.dedup):
+                if connection.execute("select to_regclass(%s)", (table,)).fetchone()[0] is not None:
+                    found.append(table)
+    return found

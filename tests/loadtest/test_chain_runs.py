@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import busim
 from busim.scenario.schema import Scenario
+from tests.loadtest.runs import left_behind
 
 CHAIN = {
     "name": "chain",
@@ -51,6 +52,7 @@ def test_a_chain_runs_for_real_with_the_outcomes_its_simulation_has(redis_url):
     # the simulation; payment charges exactly the orders inventory reserved, from the fields they carry.
     scenario = Scenario.model_validate(CHAIN | {"name": f"chain-{redis_url[-1]}-{id(CHAIN) % 10_000}"})
     real = busim.load_test(scenario, redis_url)
+    assert left_behind(real.real.run_id, scenario) == []
     simulated = busim.simulate(scenario)
     for name in ("inventory", "payment"):
         ran, modelled = real.summary.consumers[name], simulated.summary.consumers[name]

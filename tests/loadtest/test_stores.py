@@ -241,12 +241,12 @@ def test_postgres_failed_commit_records_no_id(postgres_url: str) -> None:
 
 
 def test_postgres_forgets_ids_after_the_ttl(postgres_url: str) -> None:
-    built, table = stock(10, idempotency="dedup", dedup={"ttl": 0.2})
+    built, table = stock(10, idempotency="dedup", dedup={"ttl": 1.0})  # long enough for a loaded machine's commit
 
     async def expiring() -> tuple[list[int], int]:
         async with group_store("postgres", postgres_url, built, table) as (admin, [store], _):
             outcomes = [await commit(store, 0), await commit(store, 0)]
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(1.1)
             outcomes.append(await commit(store, 0))
             [values] = await admin.counters()
             return outcomes, int(values[0])
@@ -287,14 +287,14 @@ def test_redis_can_record_the_id_with_the_effects(redis_url: str) -> None:
 
 
 def test_redis_forgets_ids_after_the_ttl(redis_url: str) -> None:
-    built, table = stock(10, idempotency="dedup", dedup={"atomic_with_effects": False, "ttl": 0.2})
+    built, table = stock(10, idempotency="dedup", dedup={"atomic_with_effects": False, "ttl": 1.0})
 
     async def expiring() -> list[int]:
         async with group_store("redis", redis_url, built, table) as (_, [store], _):
             outcomes = [await commit(store, 0)]
             await store.record(0)
             outcomes.append(await commit(store, 0))
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(1.1)
             outcomes.append(await commit(store, 0))
             return outcomes
 

@@ -146,15 +146,15 @@ class Instance:
             message = int(local[planned])
             journal.log(Kind.TAKEN, time.monotonic(), seq, delivery.copy)
             begun = await store.begin(message)
-            lost_before = store.lost_updates
             while True:
                 await asyncio.sleep(self._processing_s())
-                outcome = await store.commit(message, begun)
-                if outcome != RETRY:
+                committed = await store.commit(message, begun)
+                if committed.outcome != RETRY:
                     break
                 journal.log(Kind.RETRIED, time.monotonic(), seq, delivery.copy)
                 begun = await store.begin(message)
-            if store.lost_updates != lost_before:
+            outcome = committed.outcome
+            if committed.lost_update:
                 journal.log(Kind.LOST_UPDATE, time.monotonic(), seq, delivery.copy)
             journal.log(Kind.DONE, time.monotonic(), seq, delivery.copy, outcome=outcome)
             if self._emits:

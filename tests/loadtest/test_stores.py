@@ -107,7 +107,7 @@ async def group_store(
 
 
 async def commit(store: Store, message: int) -> int:
-    return await store.commit(message, await store.begin(message))
+    return (await store.commit(message, await store.begin(message))).outcome
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -145,7 +145,7 @@ def test_read_modify_write_loses_the_overwritten_update(kind: str, request: pyte
     async def interleave() -> tuple[list[int], list[int], int]:
         async with group_store(kind, url, built, table, instances=2) as (admin, [first, second], _):
             begun = [await first.begin(0), await second.begin(1)]  # both read 10
-            outcomes = [await first.commit(0, begun[0]), await second.commit(1, begun[1])]
+            outcomes = [(await first.commit(0, begun[0])).outcome, (await second.commit(1, begun[1])).outcome]
             [values] = await admin.counters()
             return outcomes, [first.lost_updates, second.lost_updates], int(values[0])
 
@@ -164,7 +164,7 @@ def test_read_modify_write_checks_the_floor_against_its_read(kind: str, request:
     async def interleave() -> tuple[list[int], int]:
         async with group_store(kind, url, built, table) as (admin, [store], _):
             begun = [await store.begin(0), await store.begin(1)]
-            outcomes = [await store.commit(message, begun[message]) for message in (0, 1)]
+            outcomes = [(await store.commit(message, begun[message])).outcome for message in (0, 1)]
             [values] = await admin.counters()
             return outcomes, int(values[0])
 
@@ -179,7 +179,7 @@ def test_optimistic_write_retries_after_a_concurrent_change(kind: str, request: 
     async def interleave() -> tuple[list[int], list[int]]:
         async with group_store(kind, url, built, table, instances=2) as (admin, [first, second], _):
             begun = [await first.begin(0), await second.begin(1)]
-            outcomes = [await first.commit(0, begun[0]), await second.commit(1, begun[1])]
+            outcomes = [(await first.commit(0, begun[0])).outcome, (await second.commit(1, begun[1])).outcome]
             [after_conflict] = await admin.counters()
             outcomes.append(await commit(second, 1))  # processed again: reads 9
             [values] = await admin.counters()

@@ -22,13 +22,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from busim.engine.effects import EffectPlan
 
 RETRY = -1  # commit's answer to an optimistic write that met a changed version: process again
+
+
+class Commit(NamedTuple):
+    """What a commit did: its outcome, and whether its write overwrote a change made since its read."""
+
+    outcome: int  # an Outcome (APPLIED, REJECTED, SKIPPED), or RETRY
+    lost_update: bool = False  # read-modify-write only
 
 
 @dataclass(frozen=True)
@@ -106,17 +113,15 @@ class Store(ABC):
         """A worker took ``message`` (group-local index); what it read, for :meth:`commit`."""
 
     @abstractmethod
-    async def commit(self, message: int, begun: object) -> int:
+    async def commit(self, message: int, begun: object) -> Commit:
         """Its processing ended: an :class:`~busim.engine.records.Outcome` (APPLIED, REJECTED,
-        SKIPPED), or :data:`RETRY` for an optimistic conflict; writes nothing on SKIPPED or RETRY.
-
-        Also returns, through :attr:`lost_updates`, whether the write overwrote a concurrent change.
-        """
+        SKIPPED), or :data:`RETRY` for an optimistic conflict (nothing written on SKIPPED or RETRY), and
+        whether the write overwrote a change made since its read (read-modify-write)."""
 
     async def record(self, message: int) -> None:  # noqa: B027 - a no-op unless the id is recorded apart
         """Record ``message``'s id after its effects, where the dedup store does not record it with them."""
 
-    lost_updates: int = 0  # read-modify-write: writes that overwrote a change made since their read
+    lost_updates: int = 0  # read-modify-write: writes that overwrote a change made since their read, in all
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -32,7 +32,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from busim.loadtest.stores.base import EffectTable, Store, StoreAdmin
+from busim.loadtest.stores.base import Commit, EffectTable, Store, StoreAdmin
 from busim.loadtest.stores.slots import message_writes
 from busim.scenario.schema import Consumer
 
@@ -196,7 +196,7 @@ class PostgresStore(Store):
         )
         return [value for value, _ in rows], [version for _, version in rows]
 
-    async def commit(self, message: int, begun: object) -> int:
+    async def commit(self, message: int, begun: object) -> Commit:
         writes = message_writes(self.table, message)
         if self._reads_first and begun is None:
             raise ValueError(f"message {message}: commit without begin on a read-modify-write or optimistic store")
@@ -215,7 +215,7 @@ class PostgresStore(Store):
         ]
         [(outcome, lost)] = await self._fetch(self._call, params)
         self.lost_updates += bool(lost)
-        return int(outcome)
+        return Commit(int(outcome), bool(lost))
 
     async def close(self) -> None:
         for connection in self._all:

@@ -28,7 +28,7 @@ import numpy as np
 import redis.asyncio as redis
 
 from busim.engine.records import Outcome
-from busim.loadtest.stores.base import EffectTable, Store, StoreAdmin
+from busim.loadtest.stores.base import Commit, EffectTable, Store, StoreAdmin
 from busim.loadtest.stores.memory import MemoryIds
 from busim.loadtest.stores.slots import message_writes, written_values
 from busim.scenario.schema import Consumer
@@ -185,14 +185,15 @@ class RedisStore(Store):
         read = await self._read(keys=keys, args=[key_code for _, key_code in writes.slots])
         return writes, [int(value) for value in read[0::2]], [int(version) for version in read[1::2]]
 
-    async def commit(self, message: int, begun: object) -> int:
+    async def commit(self, message: int, begun: object) -> Commit:
         memory = self._memory
         if memory is not None and memory.seen(message):
-            return _SKIPPED
+            return Commit(_SKIPPED)
+        lost = False
         if self._client is None:
             outcome = _APPLIED
         elif self._reads_first and self.table.effects:
-            outcome = await self._commit_read(message, begun)
+            outcome, lost = await self._commit_read(message, begun)
         else:
             outcome = await self._commit_atomic(message)
         if outcome in (_APPLIED, _REJECTED):
@@ -200,7 +201,7 @@ class RedisStore(Store):
                 memory.record(message)
             elif not self._records_with_effects:
                 self._unrecorded.add(message)
-        return outcome
+        return Commit(outcome, lost)
 
     def _dedup_args(self, message: int) -> tuple[list[str], list[object]]:
         """The dedup key and the scripts' first four arguments."""
@@ -222,7 +223,7 @@ class RedisStore(Store):
         outcome, _ = await self._atomic(keys=keys, args=args)
         return int(outcome)
 
-    async def _commit_read(self, message: int, begun: object) -> int:
+    async def _commit_read(self, message: int, begun: object) -> tuple[int, bool]:
         if begun is None:
             raise ValueError(f"message {message}: commit without begin on a read-modify-write or optimistic store")
         writes, values, versions = begun  # type: ignore[misc]
@@ -233,9 +234,9 @@ class RedisStore(Store):
         for (_, key_code), version, value in zip(writes.slots, versions, written or values):
             args += [key_code, version, value]
         outcome, changed = await self._read_first(keys=keys, args=args)
-        if outcome == _APPLIED and changed and not self._optimistic:
-            self.lost_updates += 1
-        return int(outcome)  # RETRY (-1) included
+        lost = bool(outcome == _APPLIED and changed and not self._optimistic)
+        self.lost_updates += lost
+        return int(outcome), lost  # RETRY (-1) included
 
     async def record(self, message: int) -> None:
         if message not in self._unrecorded:

@@ -71,3 +71,25 @@ def test_without_a_claimer_what_the_crashed_consumer_held_stays_pending(redis_ur
     assert 1 <= inventory.stuck_pending <= 5
     assert inventory.redelivered == 0
     assert inventory.stuck_pending_unprocessed == inventory.stuck_pending - 1  # the 20th was processed
+
+
+def test_concurrent_read_modify_write_workers_lose_updates_and_the_run_counts_each(redis_url):
+    # Four workers on one key, each reading when it starts and writing read + 1 when it ends, 5 ms later.
+    consumer = {
+        "instances": 1,
+        "concurrency": 4,
+        "processing_time": "5ms",
+        "effects_isolation": "read-modify-write",
+        "state": {"stock": {"initial": 0}},
+        "effects": [{"counter": "stock", "key": "productId", "add": 1}],
+    }
+    events = {"OrderPlaced": {"fields": {"productId": {"constant": 1}}}}
+    scenario = real_scenario("redis-streams", consumer, events=events)
+    result = busim.load_test(scenario, redis_url)
+    assert left_behind(result.real.run_id, scenario) == []
+    inventory = result.summary.consumers["inventory"]
+    stock = inventory.state["stock"]
+    assert inventory.processed == 200 and stock.expected_total == 200
+    assert result.record.groups[0].lost_updates > 0
+    # Each write that lost an update overwrote at least one change: the drift is the changes lost, no fewer.
+    assert stock.abs_drift == 200 - stock.actual_total >= result.record.groups[0].lost_updates

@@ -48,7 +48,6 @@ class Kind(enum.IntEnum):
     LOST_UPDATE = 8  # a read-modify-write overwrote a change made since its read
     STARTED = 9  # the supervisor started the instance's process
     KILLED = 10  # the supervisor killed the instance's process (SIGKILL), or found it dead
-    NEGATIVE_ACK = 11  # the delivery was handed back to the broker (nack), to be delivered again
     MISSED_CRASH = 12  # a crash scheduled at a time found its instance down
     ACK_REFUSED = 13  # the broker refused the ack (JetStream: the message was acked by another delivery)
     EMITTED = 14  # the processing published an emitted copy (copy: its number; attempt: the emits entry)

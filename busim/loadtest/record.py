@@ -374,7 +374,7 @@ def _group_record(
     fates = outcome.fates + _exhausted(scenario, consumer.name, copy, acked, receive_s, outcome.fates)
     dead = _dead_letters(fates, local_of, copy, in_crash, take_s, result, crashed_row, receive_s, end_s)
     stuck = _stuck_pending(
-        scenario, copy, message, rows, in_crash, settled, row_crash_s, receive_s, take_s, result, crashed_row, previous
+        scenario, message, in_crash, settled, row_crash_s, receive_s, take_s, result, crashed_row, previous
     )
 
     crash_keys = sorted(crash_at, key=crash_at.get)
@@ -389,7 +389,7 @@ def _group_record(
         committed = ledger
     stored = _by_final_codes(consumer, planned, plan, outcome.counters)
     counters = plan.snapshot(stored, committed)
-    misses = _dedup_misses(consumer, message, result, done_s, instance, crashed_row, crash_at, incarnation)
+    misses = _dedup_misses(consumer, message, result, done_s, instance, crashed_row)
     deliveries = Deliveries(
         message=message,
         attempt=attempt,
@@ -533,9 +533,7 @@ def _dead_letters(
 
 def _stuck_pending(
     scenario: Scenario,
-    copy: np.ndarray,
     message: np.ndarray,
-    rows: int,
     in_crash: np.ndarray,
     acked: np.ndarray,
     crash_s: np.ndarray,
@@ -554,7 +552,6 @@ def _stuck_pending(
             seen.add(int(message[row]))
             why = _crash_cause(take_s[row], result[row], crashed[row])
             found.append((int(message[row]), float(crash_s[row]), float(receive_s[row]), int(why)))
-    del copy, rows
     return np.array(found, dtype=float).reshape(-1, 4)
 
 
@@ -595,8 +592,6 @@ def _dedup_misses(
     done_s: np.ndarray,
     instance: np.ndarray,
     crashed: np.ndarray,
-    crash_at: dict[tuple[int, int], float],
-    incarnation: np.ndarray,
 ) -> np.ndarray:
     """``(delivery, DedupMiss)`` for each processing of a message processed before that the dedup store let through."""
     dedup = consumer.dedup if consumer.idempotency == "dedup" else None
@@ -623,5 +618,4 @@ def _dedup_misses(
         else:
             reason = DedupMiss.EVICTED
         found.append((row, int(reason)))
-    del crash_at, incarnation
     return np.array(found, dtype=np.int64).reshape(-1, 2)

@@ -75,7 +75,7 @@ class LiveFigures:
 
 
 @dataclass(frozen=True)
-class Generator:
+class Sends:
     """What the load generator did: per copy, when due, sent and confirmed, and how long it waited for the broker."""
 
     due_s: np.ndarray
@@ -94,7 +94,7 @@ class RealRun:
     broker: str  # the URL, redacted
     driver: str  # the broker, for people
     run_id: str
-    generator: Generator
+    generator: Sends  # what the load generator did with each copy
     stores: dict[str, str]  # consumer -> the kind of store its state was kept in
     partial: bool  # interrupted: publishing stopped early
     wall_time_s: float
@@ -262,7 +262,7 @@ async def run_real(
             broker=target.redacted,
             driver=driver.title,
             run_id=names.run_id,
-            generator=Generator(
+            generator=Sends(
                 due_s=schedule.copy_due_s,
                 copy_message=schedule.copy_message,
                 sent_s=generator.sent_s,

@@ -6,8 +6,8 @@ step of the work: a SIGKILL loses nothing that was logged. After the run the
 journals are read back as numpy structured arrays and merged into the
 engine's record (:mod:`busim.loadtest.record`).
 
-Times are seconds of ``time.monotonic()`` since the run's start; the clock is
-the machine's, shared by every process of the run.
+Times are ``time.monotonic()`` as each process read it: the machine's clock,
+shared by every process of the run. The merge subtracts the run's start.
 """
 
 from __future__ import annotations

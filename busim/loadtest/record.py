@@ -281,6 +281,7 @@ def _group_record(
     instance = entries["instance"][received].astype(np.int64)
     incarnation = entries["incarnation"][received].astype(np.int64)
     receive_s = t_s[received]
+    told_attempt = entries["attempt"][received].astype(np.int64)  # the broker's delivery count; 0 where untold
 
     crashed_row = np.zeros(rows, dtype=bool)
     for (i, n), (q, _) in crashing_seq.items():
@@ -307,7 +308,7 @@ def _group_record(
         before = previous.get(c)
         previous[c] = row
         if before is None:
-            attempt[row] = 1
+            attempt[row] = max(1, told_attempt[row])
             if is_emitted(c):
                 cause[row] = DeliveryCause.FIRST
                 arrival_s[row] = emitted_at.get(c, receive_s[row])
@@ -316,7 +317,8 @@ def _group_record(
             confirmed = publishing.confirmed_s[c]
             arrival_s[row] = confirmed if not math.isnan(confirmed) else publishing.sent_s[c]
             continue
-        attempt[row] = attempt[before] + 1
+        # The broker's count where it tells: it also counts deliveries to an instance killed before it logged them.
+        attempt[row] = max(attempt[before] + 1, told_attempt[row])
         if in_crash[before] and row_crash_s[before] <= receive_s[row]:  # its holder died before it came back
             cause[row] = _crash_cause(take_s[before], result[before], crashed_row[before])
             arrival_s[row] = row_crash_s[before]

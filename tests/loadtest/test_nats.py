@@ -212,13 +212,15 @@ def test_an_unacked_delivery_comes_back_after_ack_wait_and_is_dead_lettered_afte
             while not await driver.fates():
                 for delivery in await consumption.receive(1):
                     arrivals.append((time.monotonic(), delivery))
-            assert [(delivery.copy, delivery.attempt, delivery.redelivered) for _, delivery in arrivals] == [
-                (41, 1, False),
-                (41, 2, True),
-                (41, 3, True),
-            ]
-            gaps_s = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(arrivals)]
-            assert all(0.9 <= gap_s <= 1.6 for gap_s in gaps_s), gaps_s
+            # Each delivery comes an AckWait after the last. On a loaded machine a delivery can go to a fetch the
+            # client had already given up on: then it is missed, and the broker's count says so.
+            attempts = [delivery.attempt for _, delivery in arrivals]
+            assert {delivery.copy for _, delivery in arrivals} == {41}
+            assert attempts[0] == 1 and attempts[-1] == 3 and attempts == sorted(set(attempts))
+            assert [delivery.redelivered for _, delivery in arrivals] == [attempt > 1 for attempt in attempts]
+            for (earlier_s, earlier), (later_s, later) in itertools.pairwise(arrivals):
+                apart = later.attempt - earlier.attempt
+                assert 0.9 * apart <= later_s - earlier_s <= 1.6 * apart, (earlier_s, later_s)
             (fate,) = await driver.fates()
             assert (fate.group, fate.copy, fate.kind, fate.reason) == ("solo", 41, "dead_letter", "max_deliver")
             assert 2.9 <= fate.at_s <= 5.0

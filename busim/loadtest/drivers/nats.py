@@ -37,6 +37,7 @@ copies never delivered.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import re
@@ -79,6 +80,7 @@ PRESET = "nats-jetstream"
 PUBLISH_CONFIRM_TIMEOUT_S = 10.0
 # How long receive() waits for a delivery before handing back an empty list.
 FETCH_TIMEOUT_S = 1.0
+REMEMBERED_DELIVERIES = 100_000  # deliveries an instance remembers, to hand none out twice
 # How long an ack waits for the broker's confirmation.
 ACK_TIMEOUT_S = 1.0
 NO_RESPONDERS = "503"
@@ -383,6 +385,10 @@ class NatsConsumption(Consumption):
         self.name = name
         self._nc: Client | None = None
         self._subscription: JetStreamContext.PullSubscription | None = None
+        # (stream sequence, delivery count) of the deliveries taken lately: a fetch that timed out on the
+        # client can leave its message to the next fetch, which then hands out the same delivery again.
+        self._taken: set[tuple[int, int]] = set()
+        self._taken_order: collections.deque[tuple[int, int]] = collections.deque()
 
     async def start(self) -> None:
         self._nc = await nats.connect(self.url, name=self.name)
@@ -399,6 +405,13 @@ class NatsConsumption(Consumption):
         deliveries = []
         for message in messages:
             attempt = message.metadata.num_delivered
+            taken = (message.metadata.sequence.stream, attempt)
+            if taken in self._taken:
+                continue
+            self._taken.add(taken)
+            self._taken_order.append(taken)
+            if len(self._taken_order) > REMEMBERED_DELIVERIES:
+                self._taken.discard(self._taken_order.popleft())
             deliveries.append(
                 Delivery(decode_copy(message.data), attempt, attempt > 1, message, decode_planned(message.data))
             )

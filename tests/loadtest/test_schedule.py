@@ -1,0 +1,46 @@
+"""A real run publishes the simulation's own schedule: same seed, same messages at the same times."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import busim
+from busim.engine.records import DeliveryCause, LossReason
+from busim.loadtest.schedule import Schedule
+from tests.conftest import SCENARIOS
+
+
+def test_the_schedule_is_the_simulations_messages_under_the_same_seed():
+    scenario = busim.load(SCENARIOS / "flash-sale.yaml", ["broker.outages=[]"])
+    simulated = busim.simulate(scenario).record.messages
+    schedule = Schedule.of(scenario)
+    np.testing.assert_array_equal(schedule.messages.publish_s, simulated.publish_s)
+    np.testing.assert_array_equal(
+        schedule.messages.fields["OrderPlaced"]["productId"], simulated.fields["OrderPlaced"]["productId"]
+    )
+    # One copy per message, in due order, each at its publish time.
+    assert len(schedule) == len(simulated) == 52_365
+    np.testing.assert_array_equal(schedule.copy_message, np.arange(len(simulated)))
+    np.testing.assert_array_equal(schedule.copy_due_s, simulated.publish_s)
+
+
+def test_injected_duplicates_and_losses_are_drawn_under_the_seed_and_labelled():
+    scenario = busim.load(
+        SCENARIOS / "flash-sale.yaml", ["broker.outages=[]", "broker.duplication=0.01", "broker.loss=0.02"]
+    )
+    schedule = Schedule.of(scenario)
+    again = Schedule.of(scenario)
+    np.testing.assert_array_equal(schedule.copy_message, again.copy_message)
+    messages = len(schedule.messages)
+    twins = np.count_nonzero(schedule.copy_cause == DeliveryCause.INJECTED_DUPLICATE)
+    lost = np.count_nonzero(schedule.unsent_reason == LossReason.INJECTED_LOSS)
+    # Binomial counts: within 4 standard deviations of their means (52,365 x 0.01 and x 0.02).
+    assert abs(twins - 0.01 * 0.98 * messages) < 4 * np.sqrt(0.01 * messages)
+    assert abs(lost - 0.02 * messages) < 4 * np.sqrt(0.02 * messages)
+    assert len(schedule) == messages - lost + twins
+    assert (twins, lost, len(schedule)) == (486, 1013, 51_838)  # exact under the flash sale's seed
+    assert np.all(np.diff(schedule.copy_due_s) >= 0)  # in due order
+    # A lost message is never sent; a duplicated one twice, at the same time.
+    assert not np.isin(schedule.unsent, schedule.copy_message).any()
+    duplicated = schedule.copy_message[schedule.copy_cause == DeliveryCause.INJECTED_DUPLICATE]
+    assert np.all(np.bincount(schedule.copy_message)[duplicated] == 2)

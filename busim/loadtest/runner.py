@@ -68,7 +68,7 @@ class LiveFigures:
     send_rate_per_s: float  # over the last second
     due_rate_per_s: float  # the schedule's, over the last second
     consume_rate_per_s: float  # processings finished, over the last second
-    backlog: int  # copies sent and not yet acknowledged by every group subscribing
+    backlog: int  # deliveries the broker still holds for the groups, and those the instances hold unfinished
     redeliveries: int
     crashes: int
     lag_p99_s: float | None  # the generator's lag over the copies sent so far
@@ -232,12 +232,16 @@ async def run_real(
             if stop.is_set() and math.isinf(stopped_at):
                 stopped_at = now
             # The broker first, then the journals: a copy handed out in between shows in the journals.
-            left = await _left(driver, scenario) if publishing.done() else None
+            left = await _left(driver, scenario)
             tail.read()
             phase = "publishing" if not publishing.done() else "draining"
-            show(_live(phase, scenario, schedule, generator, tail, now, start))
+            held = sum(
+                tail.held_by_live(index, supervisor.alive(consumer.name))
+                for index, consumer in enumerate(scenario.consumers)
+            )
+            show(_live(phase, scenario, schedule, generator, tail, now, start, held + (left or 0)))
             quiet_ticks = quiet_ticks + 1 if left == 0 and _idle(scenario, supervisor, tail) else 0
-            if quiet_ticks >= 2:
+            if quiet_ticks >= 2 and publishing.done():
                 drained = True
                 break
             if now >= horizon or now >= stopped_at + scenario.drain_timeout:
@@ -245,7 +249,7 @@ async def run_real(
         await _stop_publishing(publishing)
         generator.check()
         end_s = time.monotonic() - start
-        show(_live("stopping", scenario, schedule, generator, tail, time.monotonic(), start))
+        show(_live("stopping", scenario, schedule, generator, tail, time.monotonic(), start, 0))
         await supervisor.stop()
         fates = await driver.fates()
         outcomes = {}
@@ -443,7 +447,14 @@ def _starting(scenario: Scenario, schedule: Schedule) -> LiveFigures:
 
 
 def _live(
-    phase: str, scenario: Scenario, schedule: Schedule, generator: _Publisher, tail: _Tail, now: float, start: float
+    phase: str,
+    scenario: Scenario,
+    schedule: Schedule,
+    generator: _Publisher,
+    tail: _Tail,
+    now: float,
+    start: float,
+    backlog: int,
 ) -> LiveFigures:
     elapsed_s = now - start
     due = schedule.copy_due_s
@@ -458,7 +469,7 @@ def _live(
         send_rate_per_s=float(np.count_nonzero(sent_s > elapsed_s - 1.0)),
         due_rate_per_s=float(np.count_nonzero((due > elapsed_s - 1.0) & (due <= elapsed_s))),
         consume_rate_per_s=tail.rate(now),
-        backlog=max(0, tail.received - tail.done) + max(0, generator.sent - tail.received),
+        backlog=backlog,
         redeliveries=tail.redeliveries,
         crashes=tail.crashes,
         lag_p99_s=generator.lag_p99_s(),

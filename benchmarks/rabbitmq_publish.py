@@ -44,7 +44,7 @@ def one_queue(preset: str) -> Scenario:
 async def rate_per_s(driver: RabbitMQDriver, copies: int, batch: int, in_flight: int) -> float:
     """Confirmed copies per second, publishing ``copies`` in batches of ``batch``."""
     batches = [
-        [Outgoing(copy, "Job") for copy in range(start, min(copies, start + batch))]
+        [Outgoing(copy=copy, message=copy, event="Job") for copy in range(start, min(copies, start + batch))]
         for start in range(0, copies, batch)
     ]
     pending: set[asyncio.Task[list[bool]]] = set()

@@ -234,7 +234,7 @@ def test_each_group_receives_every_copy_of_its_events_exactly_once(amqp_url):
 
     async def body() -> None:
         async with running(amqp_url, rabbit_scenario(groups)) as driver:
-            accepted = await driver.publish([Outgoing(copy, "Job") for copy in range(copies)])
+            accepted = await driver.publish([Outgoing(copy=copy, message=copy, event="Job") for copy in range(copies)])
             assert accepted == [True] * copies
             for group in groups:
                 deliveries: list[Delivery] = []
@@ -256,7 +256,7 @@ def test_each_group_receives_every_copy_of_its_events_exactly_once(amqp_url):
 def test_prefetch_bounds_the_unacked_deliveries_and_closing_hands_them_to_another_instance(amqp_url):
     async def body() -> None:
         async with running(amqp_url, rabbit_scenario(prefetch=5)) as driver:
-            await driver.publish([Outgoing(copy, "Job") for copy in range(20)])
+            await driver.publish([Outgoing(copy=copy, message=copy, event="Job") for copy in range(20)])
             async with attached(driver, "worker", 0) as holder:
                 held = await receive_all(holder, 5, settle_s=0.5)
             assert len(held) == 5
@@ -291,7 +291,7 @@ asyncio.run(hold())
 def test_an_instance_killed_holding_deliveries_hands_them_back(amqp_url):
     async def body() -> None:
         async with running(amqp_url, rabbit_scenario(prefetch=3)) as driver:
-            await driver.publish([Outgoing(copy, "Job") for copy in range(10)])
+            await driver.publish([Outgoing(copy=copy, message=copy, event="Job") for copy in range(10)])
             holder = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-c",
@@ -318,7 +318,7 @@ def test_an_instance_killed_holding_deliveries_hands_them_back(amqp_url):
 def test_receive_raises_once_the_broker_took_the_deliveries_back(amqp_url, loss):
     async def body() -> None:
         async with running(amqp_url, rabbit_scenario(prefetch=2)) as driver:
-            await driver.publish([Outgoing(copy, "Job") for copy in range(5)])
+            await driver.publish([Outgoing(copy=copy, message=copy, event="Job") for copy in range(5)])
             async with attached(driver, "worker") as consumption:
                 await receive_all(consumption, 2)
                 if loss == "queue deleted":
@@ -339,7 +339,7 @@ def test_a_quorum_queue_dead_letters_a_copy_returned_more_than_its_delivery_limi
 
     async def body() -> None:
         async with running(amqp_url, a_scenario) as driver:
-            assert await driver.publish([Outgoing(7, "Job")]) == [True]
+            assert await driver.publish([Outgoing(copy=7, message=7, event="Job")]) == [True]
             attempts = []
             async with attached(driver, "worker") as consumption:
                 for _ in range(3):
@@ -359,7 +359,7 @@ def test_a_quorum_queue_dead_letters_a_copy_returned_more_than_its_delivery_limi
 def test_drop_head_dead_letters_the_oldest_copies_beyond_capacity(amqp_url):
     async def body() -> None:
         async with running(amqp_url, rabbit_scenario(capacity=3)) as driver:
-            assert await driver.publish([Outgoing(copy, "Job") for copy in range(5)]) == [True] * 5
+            assert await driver.publish([Outgoing(copy=copy, message=copy, event="Job") for copy in range(5)]) == [True] * 5
             assert await waiting(amqp_url, driver.names.queue("worker")) == 3
             fates = await driver.fates()
             assert sorted((fate.copy, fate.kind, fate.reason) for fate in fates) == [
@@ -374,7 +374,7 @@ def test_drop_head_dead_letters_the_oldest_copies_beyond_capacity(amqp_url):
 def test_reject_publish_nacks_the_copies_beyond_capacity(amqp_url):
     async def body() -> None:
         async with running(amqp_url, rabbit_scenario(capacity=3, overflow="reject-publish")) as driver:
-            assert await driver.publish([Outgoing(copy, "Job") for copy in range(5)]) == [True] * 3 + [False] * 2
+            assert await driver.publish([Outgoing(copy=copy, message=copy, event="Job") for copy in range(5)]) == [True] * 3 + [False] * 2
             assert await waiting(amqp_url, driver.names.queue("worker")) == 3
             assert await driver.fates() == []
 
@@ -384,7 +384,7 @@ def test_reject_publish_nacks_the_copies_beyond_capacity(amqp_url):
 def test_at_most_once_consumes_without_acks(amqp_url):
     async def body() -> None:
         async with running(amqp_url, rabbit_scenario(delivery="at-most-once", prefetch="unlimited")) as driver:
-            await driver.publish([Outgoing(copy, "Job") for copy in range(10)])
+            await driver.publish([Outgoing(copy=copy, message=copy, event="Job") for copy in range(10)])
             async with attached(driver, "worker") as consumption:
                 deliveries = await receive_all(consumption, 10)
                 await consumption.ack(deliveries[0])  # nothing to acknowledge

@@ -345,7 +345,8 @@ def test_a_quorum_queue_dead_letters_a_copy_returned_more_than_its_delivery_limi
                 for _ in range(3):
                     (delivery,) = await receive_all(consumption, 1)
                     attempts.append((delivery.attempt, delivery.redelivered))
-                    await delivery.token.nack(requeue=True)  # returned: counts as a delivery
+                    message = delivery.token  # returned: counts as a delivery
+                    await message.channel.basic_nack(message.delivery.delivery_tag, requeue=True)
                 assert await nothing_more(consumption)
             assert attempts == [(1, False), (2, True), (3, True)]
             (fate,) = await driver.fates()
@@ -359,7 +360,10 @@ def test_a_quorum_queue_dead_letters_a_copy_returned_more_than_its_delivery_limi
 def test_drop_head_dead_letters_the_oldest_copies_beyond_capacity(amqp_url):
     async def body() -> None:
         async with running(amqp_url, rabbit_scenario(capacity=3)) as driver:
-            assert await driver.publish([Outgoing(copy=copy, message=copy, event="Job") for copy in range(5)]) == [True] * 5
+            assert (
+                await driver.publish([Outgoing(copy=copy, message=copy, event="Job") for copy in range(5)])
+                == [True] * 5
+            )
             assert await waiting(amqp_url, driver.names.queue("worker")) == 3
             fates = await driver.fates()
             assert sorted((fate.copy, fate.kind, fate.reason) for fate in fates) == [
@@ -374,7 +378,10 @@ def test_drop_head_dead_letters_the_oldest_copies_beyond_capacity(amqp_url):
 def test_reject_publish_nacks_the_copies_beyond_capacity(amqp_url):
     async def body() -> None:
         async with running(amqp_url, rabbit_scenario(capacity=3, overflow="reject-publish")) as driver:
-            assert await driver.publish([Outgoing(copy=copy, message=copy, event="Job") for copy in range(5)]) == [True] * 3 + [False] * 2
+            assert (
+                await driver.publish([Outgoing(copy=copy, message=copy, event="Job") for copy in range(5)])
+                == [True] * 3 + [False] * 2
+            )
             assert await waiting(amqp_url, driver.names.queue("worker")) == 3
             assert await driver.fates() == []
 

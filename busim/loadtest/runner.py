@@ -14,9 +14,12 @@ awaited concurrently. Only when :data:`MAX_BATCHES_IN_FLIGHT` batches wait
 for confirms does the generator wait for the broker, and the time it waited
 is reported. How late each copy went out against its due time is its *lag*.
 
-The generator waits for the next due time in a thread of its own
-(``time.sleep``, precise to tens of microseconds), not with the event loop's
-timers, which round every wait up to the next millisecond.
+The generator sends at most every :data:`SEND_INTERVAL_S` (a millisecond),
+everything due by then in one batch, and waits with the event loop's timers:
+they round every wait up to the next millisecond, which the batching allows
+for anyway. (A pacing thread, precise to tens of microseconds on an idle
+machine, woke as late as the loop's timers once the cores were busy, and
+cost a thread hand-off per wait.)
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,7 +54,9 @@ MAX_BATCH = 2000  # copies in one publish call at most
 # at most this late. Sending each copy the moment it is due cost a thread hand-off and a publish call per
 # copy, which at 10,000 copies/s made the generator itself fall behind by tens of milliseconds.
 SEND_INTERVAL_S = 0.001
-MAX_BATCHES_IN_FLIGHT = 64  # publish calls awaiting their confirms before the generator waits for the broker
+# Publish calls awaiting their confirms before the generator waits for the broker: a second's worth at one
+# send per SEND_INTERVAL_S. RabbitMQ confirms a persistent copy once it is on disk, some 100 ms later.
+MAX_BATCHES_IN_FLIGHT = 1000
 TICK_S = 0.25  # how often the run looks at its journals and the broker while it runs
 QUIET_S = 1.0  # with a broker that does not tell what it holds: how long without deliveries counts as drained
 
@@ -344,15 +348,13 @@ class _Publisher:
         count = due.size
         in_flight: set[asyncio.Task[None]] = set()
         sent = 0
-        loop = asyncio.get_running_loop()
-        pacer = ThreadPoolExecutor(1, thread_name_prefix="busim-pacer")
         next_send_s = 0.0
         try:
             while sent < count and not stop.is_set():
                 now_s = time.monotonic() - start
                 wake_s = max(float(due[sent]), next_send_s)
                 if wake_s > now_s:
-                    await loop.run_in_executor(pacer, time.sleep, min(wake_s - now_s, TICK_S))
+                    await asyncio.sleep(min(wake_s - now_s, TICK_S))
                     continue
                 next_send_s = now_s + SEND_INTERVAL_S
                 upto = min(int(np.searchsorted(due, now_s, side="right")), sent + MAX_BATCH)
@@ -369,7 +371,6 @@ class _Publisher:
                 self.sent = sent
                 await asyncio.sleep(0)  # let confirms and the clock in
         finally:
-            pacer.shutdown(wait=False)
             self.stopped_at = time.monotonic()
             if in_flight:
                 await asyncio.gather(*in_flight)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import struct
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ RECEIVE_WAIT_S = 1.0  # receive() returns empty-handed after this long, so that 
 FATES_WAIT_S = 10.0  # fates() gives up on a dead-letter message the broker counted but does not send
 CLOSE_TIMEOUT_S = 5.0
 TRANSIENT, PERSISTENT = 1, 2  # AMQP delivery modes
+# A basic.ack frame, as pamqp marshals it: method frame (1), channel, size 13, class 60 method 80, the
+# delivery tag, multiple 0, frame end. Packed directly: pamqp's marshalling cost as much as the write.
+_BASIC_ACK = struct.Struct(">BHIHHQBB")
 # The broker's word in x-death -> BrokerFate.kind; any other reason is a dead letter.
 DROPPED_REASONS = frozenset({"maxlen"})
 
@@ -444,7 +448,24 @@ class RabbitMQConsumption(Consumption):
         self._underlay.on_consumer_cancel_callbacks.add(self._cancelled)
         await self.channel.set_qos(prefetch_count=self.prefetch_count)
         await self.channel.get_queue(self.queue, ensure=True)  # raises if the queue is not there
+        # aiormq would start a task per delivery to call a consumer callback; the channel's reader calls this
+        # instead, which reads the delivery's frames and files it in the inbox. The channel has one consumer.
+        self._underlay._on_deliver_frame = self._on_deliver_frame  # type: ignore[method-assign]
         await self._underlay.basic_consume(self.queue, self._arrived, no_ack=not self.acks)
+
+    async def _on_deliver_frame(self, frame: spec.Basic.Deliver) -> None:
+        channel = self._underlay
+        assert channel is not None
+        header = await channel._get_frame()
+        if not isinstance(header, ContentHeader):
+            raise ValueError(f"unexpected frame {header!r} instead of a content header", header)
+        body = b""
+        while len(body) < header.body_size:
+            content = await channel._get_frame()
+            if not isinstance(content, ContentBody):
+                raise ValueError(f"unexpected frame {content!r} instead of a content body", content)
+            body += content.value
+        self._arrived(DeliveredMessage(delivery=frame, header=header, body=body, channel=channel))
 
     def _arrived(self, message: DeliveredMessage) -> None:
         self._inbox.append(message)
@@ -501,8 +522,9 @@ class RabbitMQConsumption(Consumption):
         if channel is None or channel.is_closed or self._lost is not None:
             raise self._lost or aiormq.exceptions.ChannelInvalidStateError(f"{self.name}: the channel is closed")
         written = channel.create_future()  # set by the connection's writer once the frames are on the socket
-        frames = [spec.Basic.Ack(delivery_tag=tag) for tag in tags]
-        await channel.write_queue.put(ChannelFrame.marshall(channel.number, frames, drain_future=written))
+        number = channel.number
+        payload = b"".join([_BASIC_ACK.pack(1, number, 13, 60, 80, tag, 0, 0xCE) for tag in tags])
+        await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False, drain_future=written))
         await written
 
     async def close(self) -> None:

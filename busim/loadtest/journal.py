@@ -1,8 +1,9 @@
 """Journals: what each process of a real run logs, one fixed-size binary entry per happening.
 
 Every consumer process appends to its own file with one ``write`` per entry
-(``O_APPEND``), so that an entry is in the kernel's hands before the next
-step of the work: a SIGKILL loses nothing that was logged. After the run the
+(``O_APPEND``), or per batch of entries of one step (the deliveries of one
+receive), so that an entry is in the kernel's hands before the next step of
+the work: a SIGKILL loses nothing that was logged. After the run the
 journals are read back as numpy structured arrays and merged into the
 engine's record (:mod:`busim.loadtest.record`).
 
@@ -73,6 +74,14 @@ class Journal:
         self, kind: Kind, t: float, seq: int = 0, copy: int = -1, attempt: int = 0, outcome: int = 0, flag: int = 0
     ) -> None:
         os.write(self._fd, _PACK.pack(kind, outcome, self._instance, self._incarnation, flag, seq, copy, attempt, t))
+
+    def log_all(self, kind: Kind, t: float, rows: list[tuple[int, int, int, int]]) -> None:
+        """One entry of ``kind`` at ``t`` per (seq, copy, attempt, flag) row, in one ``write``."""
+        pack, instance, incarnation = _PACK.pack, self._instance, self._incarnation
+        data = b"".join(
+            [pack(kind, 0, instance, incarnation, flag, seq, copy, attempt, t) for seq, copy, attempt, flag in rows]
+        )
+        os.write(self._fd, data)
 
     def close(self) -> None:
         os.close(self._fd)

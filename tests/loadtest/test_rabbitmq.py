@@ -345,7 +345,8 @@ def test_a_quorum_queue_dead_letters_a_copy_returned_more_than_its_delivery_limi
                 for _ in range(3):
                     (delivery,) = await receive_all(consumption, 1)
                     attempts.append((delivery.attempt, delivery.redelivered))
-                    await delivery.token.nack(requeue=True)  # returned: counts as a delivery
+                    message = delivery.token  # returned: counts as a delivery
+                    await message.channel.basic_nack(message.delivery.delivery_tag, requeue=True)
                 assert await nothing_more(consumption)
             assert attempts == [(1, False), (2, True), (3, True)]
             (fate,) = await driver.fates()

@@ -21,12 +21,13 @@ created and nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from busim.scenario.schema import Scenario
 
@@ -109,6 +110,56 @@ class BrokerFate:
     kind: str  # "dead_letter": moved to the dead-letter queue; "dropped": dropped by a length limit
     reason: str  # the broker's word: delivery_limit, maxlen, max_deliver, ...
     at_s: float  # when, in the run's clock; NaN where the broker does not say
+
+
+_Item = TypeVar("_Item")
+
+
+@dataclass
+class _Batch(Generic[_Item]):
+    items: list[_Item]
+    sent: asyncio.Future[None]
+
+
+class AckPipeline(Generic[_Item]):
+    """Acks, each awaited by the worker that processed its delivery, sent together: one write for many.
+
+    A worker hands its delivery's ack over only after its own processing, as
+    before; the acks handed over while one batch is being written go out
+    together in the next write. :meth:`send` returns when its item's batch
+    was written (or raises what writing it raised), so that the worker logs
+    its ack only once it is out of the process. Per message, a Python
+    round trip to the broker's client becomes a list append.
+    """
+
+    def __init__(self, write: Callable[[list[_Item]], Awaitable[None]]) -> None:
+        self._write = write
+        self._open: _Batch[_Item] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    async def send(self, item: _Item) -> None:
+        batch = self._open
+        if batch is None:
+            batch = self._open = _Batch([], asyncio.get_running_loop().create_future())
+        batch.items.append(item)
+        if self._writer is None:
+            # Started, not run: the acks of the workers that finish in this turn of the loop join the batch.
+            self._writer = asyncio.get_running_loop().create_task(self._write_all())
+        await asyncio.shield(batch.sent)
+
+    async def _write_all(self) -> None:
+        try:
+            while (batch := self._open) is not None:
+                self._open = None
+                try:
+                    await self._write(batch.items)
+                except Exception as error:
+                    batch.sent.set_exception(error)
+                    batch.sent.exception()  # seen here: a worker may have stopped waiting
+                else:
+                    batch.sent.set_result(None)
+        finally:
+            self._writer = None
 
 
 class Consumption(ABC):

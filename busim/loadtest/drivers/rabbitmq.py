@@ -11,10 +11,10 @@ gave up on (``delivery_limit``, ``rejected``).
 Publishing writes a whole batch as one stream of frames and then awaits the
 publisher confirms together: publishing copy by copy through the client's
 own ``publish``, even with the calls gathered, reaches 3,000-6,000 copies a
-second on two cores; a batch of 1,000 written at once, 14,000-18,000
-(``benchmarks/rabbitmq_publish.py``). To do so it uses the confirm
-bookkeeping of aiormq's channel (its lock, delivery tags, confirmation
-futures and write queue), as aiormq 7 has them.
+second on two cores; a batch of 1,000 written at once, 14,000-17,000
+(``benchmarks/rabbitmq_publish.py``). To do so it uses aiormq's channel
+(its lock, delivery tags and write queue, and its confirm frames, which
+:class:`_Confirms` settles per batch), as aiormq 7 has them.
 
 A consumer instance holds a plain connection, not a self-healing one: when
 it dies or loses its connection, the broker requeues its unacknowledged
@@ -27,20 +27,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import struct
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import aio_pika
 import aiormq
+import numpy as np
 import pamqp.frame
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
-from aiormq.abc import ChannelFrame
+from aiormq import spec
+from aiormq.abc import ChannelFrame, DeliveredMessage
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
 from busim.loadtest.drivers.base import (
+    AckPipeline,
     BrokerFate,
     Consumption,
     Delivery,
@@ -62,6 +67,9 @@ RECEIVE_WAIT_S = 1.0  # receive() returns empty-handed after this long, so that 
 FATES_WAIT_S = 10.0  # fates() gives up on a dead-letter message the broker counted but does not send
 CLOSE_TIMEOUT_S = 5.0
 TRANSIENT, PERSISTENT = 1, 2  # AMQP delivery modes
+# A basic.ack frame, as pamqp marshals it: method frame (1), channel, size 13, class 60 method 80, the
+# delivery tag, multiple 0, frame end. Packed directly: pamqp's marshalling cost as much as the write.
+_BASIC_ACK = struct.Struct(">BHIHHQBB")
 # The broker's word in x-death -> BrokerFate.kind; any other reason is a dead letter.
 DROPPED_REASONS = frozenset({"maxlen"})
 
@@ -97,6 +105,72 @@ def queue_arguments(broker: Broker, dead_letters: str, dead_letter_exchange_name
     return arguments
 
 
+@dataclass
+class _ConfirmBatch:
+    """The confirms one publish call waits for: delivery tags ``first`` to ``first + size - 1``."""
+
+    first: int
+    settled: asyncio.Future[None]  # done when every tag is confirmed; rejected by aiormq if the channel closes
+    confirmed: np.ndarray  # per tag, acked or nacked
+    refused: np.ndarray  # per tag, nacked
+    unsettled: int
+
+    def settle(self, upto: int, start: int, refused: bool) -> None:
+        """Settle the tags from ``start`` to ``upto`` (inclusive) that are in this batch."""
+        low, high = max(start, self.first) - self.first, min(upto, self.first + self.confirmed.size - 1) - self.first
+        if high < low:
+            return
+        span = self.confirmed[low : high + 1]
+        fresh = ~span
+        newly = int(np.count_nonzero(fresh))
+        if not newly:
+            return
+        if refused:
+            self.refused[low : high + 1] |= fresh
+        span[:] = True
+        self.unsettled -= newly
+        if not self.unsettled and not self.settled.done():
+            self.settled.set_result(None)
+
+
+class _Confirms:
+    """A publishing channel's confirms, settled per batch rather than per copy.
+
+    aiormq keeps a future per delivery tag and settles a ``multiple`` ack
+    with a callback per tag: at 10,000 copies a second, more work than
+    everything else the generator does. Here the channel's confirm frames
+    come to :meth:`_on_frame` instead, which settles whole ranges of tags in
+    numpy and resolves one future per publish call.
+    """
+
+    def __init__(self, channel: aiormq.abc.AbstractChannel) -> None:
+        self.channel = channel
+        self._batches: list[_ConfirmBatch] = []  # in the order of their tags
+        channel._on_confirm_frame = self._on_frame  # type: ignore[attr-defined,method-assign]
+
+    def expect(self, first: int, size: int) -> _ConfirmBatch:
+        batch = _ConfirmBatch(
+            first, self.channel.create_future(), np.zeros(size, dtype=bool), np.zeros(size, dtype=bool), size
+        )
+        self._batches.append(batch)
+        return batch
+
+    def forget(self, batch: _ConfirmBatch) -> None:
+        with contextlib.suppress(ValueError):
+            self._batches.remove(batch)
+        if not batch.settled.done():
+            batch.settled.cancel()
+
+    async def _on_frame(self, frame: spec.Basic.Ack | spec.Basic.Nack) -> None:
+        tag = frame.delivery_tag
+        start = 0 if frame.multiple else tag
+        refused = isinstance(frame, spec.Basic.Nack)
+        for batch in self._batches:
+            if batch.first > tag:
+                break
+            batch.settle(tag, start, refused)
+
+
 def _since(start_s: float) -> Callable[[], float]:
     return lambda: time.monotonic() - start_s
 
@@ -123,7 +197,7 @@ class RabbitMQDriver(Driver):
         self._publishing: AbstractChannel | None = None
         # Per event, the publish method and content header frames, ready marshalled for one channel.
         self._heads: dict[str, bytes] = {}
-        self._heads_channel: int | None = None
+        self._confirms: _Confirms | None = None  # the publishing channel's
 
     @classmethod
     def refusals(cls, scenario: Scenario) -> list[Refusal]:
@@ -205,7 +279,7 @@ class RabbitMQDriver(Driver):
                     await queue.bind(router, routing_key=event)
 
     async def publish(self, batch: Sequence[Outgoing]) -> list[bool]:
-        """Publish ``batch`` as one write, then await every confirm together.
+        """Publish ``batch`` as one write, then await its confirms together.
 
         A copy the broker nacks (a full queue under ``reject-publish``) is
         ``False``. Where an event goes to several groups, one full queue is
@@ -220,39 +294,23 @@ class RabbitMQDriver(Driver):
         if not batch:
             return []
         channel = await self._publishing.get_underlay_channel()
-        confirms = []
         async with channel.lock:  # the delivery tags must follow the order of the frames
-            if self._heads_channel != channel.number:
+            if self._confirms is None or self._confirms.channel is not channel:
+                self._confirms = _Confirms(channel)  # a new channel, after a reconnection
                 self._heads = {}
-                self._heads_channel = channel.number
+            number = channel.number
             frames = []
             for outgoing in batch:
-                channel.delivery_tag += 1
-                confirm = channel.create_future()  # rejected by the client if the channel closes
-                channel.confirmations[channel.delivery_tag] = confirm
-                confirms.append(confirm)
-                frames.append(self._head(outgoing.event, channel.number))
-                frames.append(
-                    pamqp.frame.marshal(ContentBody(encode_copy(outgoing.copy, outgoing.planned)), channel.number)
-                )
+                frames.append(self._head(outgoing.event, number))
+                frames.append(pamqp.frame.marshal(ContentBody(encode_copy(outgoing.copy, outgoing.planned)), number))
+            waiting = self._confirms.expect(channel.delivery_tag + 1, len(batch))
+            channel.delivery_tag += len(batch)
             await channel.write_queue.put(ChannelFrame(payload=b"".join(frames), should_close=False))
-        accepted = []
         try:
-            for confirm in confirms:  # one by one: cheaper than gathering, and most are confirmed when awaited
-                try:
-                    await confirm
-                except aiormq.exceptions.DeliveryError:
-                    accepted.append(False)
-                else:
-                    accepted.append(True)
-        except BaseException:
-            for confirm in confirms[len(accepted) + 1 :]:
-                # Nobody awaits these any more: cancel those pending, and mark the errors of those failed as seen.
-                confirm.cancel()
-                if confirm.done() and not confirm.cancelled():
-                    confirm.exception()
-            raise
-        return accepted
+            await waiting.settled
+        finally:
+            self._confirms.forget(waiting)
+        return (~waiting.refused).tolist()
 
     def _head(self, event: str, channel_number: int) -> bytes:
         """The frames before a copy's body: the same for every copy of ``event``."""
@@ -353,6 +411,11 @@ class RabbitMQConsumption(Consumption):
 
     The broker pushes up to ``prefetch_count`` unacknowledged deliveries
     (0: no limit); they wait here until :meth:`receive` hands them out.
+    Deliveries are taken from aiormq's channel as they come (aio-pika's
+    message object cost more than the rest of a no-op processing), and the
+    acks of the workers that finish together are written as one stream of
+    ``basic.ack`` frames, each for its own delivery tag (never ``multiple``,
+    which would ack deliveries still being processed).
     """
 
     push = True
@@ -373,20 +436,40 @@ class RabbitMQConsumption(Consumption):
         self.receive_wait_s = RECEIVE_WAIT_S
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self.channel: AbstractChannel | None = None
-        self._inbox: list[AbstractIncomingMessage] = []
+        self._underlay: aiormq.abc.AbstractChannel | None = None
+        self._inbox: list[DeliveredMessage] = []
         self._waiting = asyncio.Event()  # set while the inbox holds something, or once the channel is lost
         self._lost: BaseException | None = None
+        self._acks: AckPipeline[int] = AckPipeline(self._write_acks)
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect(self.url, client_properties={"connection_name": self.name})
         self.channel = await self._connection.channel(publisher_confirms=False)
         self.channel.close_callbacks.add(self._closed)
-        (await self.channel.get_underlay_channel()).on_consumer_cancel_callbacks.add(self._cancelled)
+        self._underlay = await self.channel.get_underlay_channel()
+        self._underlay.on_consumer_cancel_callbacks.add(self._cancelled)
         await self.channel.set_qos(prefetch_count=self.prefetch_count)
-        queue = await self.channel.get_queue(self.queue, ensure=True)
-        await queue.consume(self._arrived, no_ack=not self.acks)
+        await self.channel.get_queue(self.queue, ensure=True)  # raises if the queue is not there
+        # aiormq would start a task per delivery to call a consumer callback; the channel's reader calls this
+        # instead, which reads the delivery's frames and files it in the inbox. The channel has one consumer.
+        self._underlay._on_deliver_frame = self._on_deliver_frame  # type: ignore[method-assign]
+        await self._underlay.basic_consume(self.queue, self._arrived, no_ack=not self.acks)
 
-    async def _arrived(self, message: AbstractIncomingMessage) -> None:
+    async def _on_deliver_frame(self, frame: spec.Basic.Deliver) -> None:
+        channel = self._underlay
+        assert channel is not None
+        header = await channel._get_frame()
+        if not isinstance(header, ContentHeader):
+            raise ValueError(f"unexpected frame {header!r} instead of a content header", header)
+        body = b""
+        while len(body) < header.body_size:
+            content = await channel._get_frame()
+            if not isinstance(content, ContentBody):
+                raise ValueError(f"unexpected frame {content!r} instead of a content body", content)
+            body += content.value
+        self._arrived(DeliveredMessage(delivery=frame, header=header, body=body, channel=channel))
+
+    def _arrived(self, message: DeliveredMessage) -> None:
         self._inbox.append(message)
         self._waiting.set()
 
@@ -409,7 +492,7 @@ class RabbitMQConsumption(Consumption):
         """
         if self._connection is None:
             raise RuntimeError("start() first")
-        if self._lost is None:
+        if self._lost is None and not self._inbox:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._waiting.wait(), self.receive_wait_s)
         if self._lost is not None:
@@ -419,22 +502,33 @@ class RabbitMQConsumption(Consumption):
         self._waiting.clear()
         return deliveries
 
-    def _delivery(self, message: AbstractIncomingMessage) -> Delivery:
+    def _delivery(self, message: DeliveredMessage) -> Delivery:
         attempt = 0  # a classic queue only says whether a copy was delivered before
         if self.counts_deliveries:
-            attempt = int((message.headers or {}).get("x-delivery-count", 0)) + 1
+            attempt = int((message.header.properties.headers or {}).get("x-delivery-count", 0)) + 1
         return Delivery(
             copy=decode_copy(message.body),
             attempt=attempt,
-            redelivered=bool(message.redelivered) or attempt > 1,
+            redelivered=bool(message.delivery.redelivered) or attempt > 1,
             token=message,
             planned=decode_planned(message.body),
         )
 
     async def ack(self, delivery: Delivery) -> None:
+        """Ack ``delivery`` by its own tag; returns once the frame is written to the connection's socket."""
         if self.acks:
-            message: AbstractIncomingMessage = delivery.token  # type: ignore[assignment]
-            await message.ack()
+            message: DeliveredMessage = delivery.token  # type: ignore[assignment]
+            await self._acks.send(message.delivery.delivery_tag)
+
+    async def _write_acks(self, tags: list[int]) -> None:
+        channel = self._underlay
+        if channel is None or channel.is_closed or self._lost is not None:
+            raise self._lost or aiormq.exceptions.ChannelInvalidStateError(f"{self.name}: the channel is closed")
+        written = channel.create_future()  # set by the connection's writer once the frames are on the socket
+        number = channel.number
+        payload = b"".join([_BASIC_ACK.pack(1, number, 13, 60, 80, tag, 0, 0xCE) for tag in tags])
+        await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False, drain_future=written))
+        await written
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -51,7 +51,8 @@ class Kind(enum.IntEnum):
     KILLED = 10  # the supervisor killed the instance's process (SIGKILL), or found it dead
     MISSED_CRASH = 12  # a crash scheduled at a time found its instance down
     ACK_REFUSED = 13  # the broker refused the ack (JetStream: the message was acked by another delivery)
-    EMITTED = 14  # the processing published an emitted copy (copy: its number; attempt: the emits entry)
+    EMITTED = 14  # the broker confirmed an emitted copy (copy: its number; flag 1: the broker refused it)
+    EMITTING = 15  # the processing publishes an emitted copy now (copy: its number; attempt: the emits entry)
 
 
 # Supervisor entries carry the instance in ``seq`` and the incarnation in ``flag``; a missed crash whose

@@ -128,7 +128,8 @@ class _Emissions:
     """Emitted copies of the stages merged so far: each one's message in the record, and its publishing."""
 
     message_of: dict[int, int] = field(default_factory=dict)  # emitted copy -> its message
-    sent: list[tuple[int, float, bool]] = field(default_factory=list)  # (copy, when published, refused)
+    # (copy, when published, refused: None where its emitter died before the broker confirmed it)
+    sent: list[tuple[int, float, bool | None]] = field(default_factory=list)
     # Messages whose emitter was killed after the processing that emitted them, before it published them.
     unpublished: list[tuple[int, float]] = field(default_factory=list)  # (message, when its processing ended)
 
@@ -164,7 +165,8 @@ class _GroupMerge:
     ) -> None:
         self.scenario, self.consumer, self.schedule, self.publishing = scenario, consumer, schedule, publishing
         self.outcome, self.start, self.end_s = outcome, start, end_s
-        self.emitted: list[tuple[int, int, int, float, bool]] = []  # (copy, its emitting row, entry, when, refused)
+        # (copy, its emitting row, entry, when, refused: None where its emitter died before the broker confirmed it)
+        self.emitted: list[tuple[int, int, int, float, bool | None]] = []
 
     def record(self, messages: Messages, planned: Messages, emissions: _Emissions) -> GroupRecord:
         group, key_of = _group_record(
@@ -180,12 +182,14 @@ class _GroupMerge:
             emissions,
         )
         entries = self.outcome.entries
-        emitted = entries[entries["kind"] == Kind.EMITTED]
-        for entry in emitted:
+        confirmed = entries[entries["kind"] == Kind.EMITTED]
+        refused = dict(zip(confirmed["copy"].tolist(), confirmed["flag"].astype(bool).tolist()))
+        for entry in entries[entries["kind"] == Kind.EMITTING]:
             row = key_of.get((int(entry["instance"]), int(entry["incarnation"]), int(entry["seq"])))
             if row is not None:
+                copy = int(entry["copy"])
                 at_s = float(entry["t"]) - self.start
-                self.emitted.append((int(entry["copy"]), row, int(entry["attempt"]), at_s, bool(entry["flag"])))
+                self.emitted.append((copy, row, int(entry["attempt"]), at_s, refused.get(copy)))
         return group
 
 
@@ -345,7 +349,9 @@ def _group_record(
         local_message = local_of(c)
         if local_message < 0 or c in received:
             continue
-        if was_refused:
+        if was_refused is None:  # its emitter died publishing it, and the broker never delivered it
+            lost.append((local_message, at_s, int(LossReason.PUBLISHER_CRASH)))
+        elif was_refused:
             refused += 1
             lost.append((local_message, at_s, int(LossReason.OVERFLOW_REJECTED)))
         elif c in dropped_copies:

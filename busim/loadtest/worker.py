@@ -184,7 +184,8 @@ class Instance:
             self._changed.set()
 
     async def _emit(self, seq: int, message: int, outcome: int) -> None:
-        """Publish a copy of each event the processing's outcome emits, and log it (flag 1: the broker refused it)."""
+        """Publish a copy of each event the processing's outcome emits, logged before it goes out and once the
+        broker confirmed it (flag 1: the broker refused it)."""
         spec = self._spec
         assert self._emitter is not None
         for entry, (event, outcomes, planned) in enumerate(self._emits):
@@ -193,6 +194,7 @@ class Instance:
             copy = emitted_copy(spec.group_index, spec.instance, spec.incarnation, self._emitted)
             self._emitted += 1
             outgoing = Outgoing(copy=copy, message=copy, event=event, planned=int(planned[message]))
+            self._journal.log(Kind.EMITTING, time.monotonic(), seq, copy, entry)
             (accepted,) = await self._emitter.publish([outgoing])
             self._journal.log(Kind.EMITTED, time.monotonic(), seq, copy, entry, flag=int(not accepted))
 

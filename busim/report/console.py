@@ -360,9 +360,11 @@ def render_result(console: Console, result: Result) -> None:
     show(console, _heading(views.heading, f" · {result.wall_time_s:.2f}s ({rate:,.0f} msg/s)"))
     show(console, *view_tables(console, views.publishers))
     show(console, *_consumer_tables(console, views.consumers))
-    show(console, *view_tables(console, views.latency))
-    if views.generator is not None:
-        show(console, *view_tables(console, views.generator))
+    if views.generator is None:
+        show(console, *view_tables(console, views.latency))
+    else:  # a real run's latency and generator tables carry captions: a line after each
+        show(console, *view_tables(console, views.latency), Text())
+        show(console, *view_tables(console, views.generator), Text())
     if views.chains is not None:
         show(console, *view_tables(console, views.chains), Text())
     if views.consistency is not None:

@@ -9,11 +9,13 @@ which of them saw a stale value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import Reads
-from busim.scenario.schema import Consumer
+from busim.engine.records import GroupRecord, Reads
+from busim.scenario.schema import Consumer, Scenario
 
 
 def draw_reads(consumer: Consumer, duration_s: float, message_count: int, streams: RandomStreams) -> Reads:
@@ -40,3 +42,12 @@ def draw_reads(consumer: Consumer, duration_s: float, message_count: int, stream
     at_s = np.sort(rng.uniform(0.0, duration_s, count))
     slot = rng.integers(0, slots, count)
     return Reads(at_s=at_s, message=slot // effects, effect=slot % effects)
+
+
+def draw_all_reads(scenario: Scenario, groups: Sequence[GroupRecord], streams: RandomStreams) -> dict[str, Reads]:
+    """The reads of every consumer with ``queries``, by name; ``groups`` in the scenario's order of consumers."""
+    return {
+        consumer.name: draw_reads(consumer, scenario.duration, group.message_ids.size, streams)
+        for consumer, group in zip(scenario.consumers, groups)
+        if consumer.queries is not None
+    }

@@ -25,7 +25,7 @@ from busim.engine.log import TooManyDeliveries
 from busim.engine.outages import Outages
 from busim.engine.partitions import PartitionedGroup
 from busim.engine.publishing import publish
-from busim.engine.queries import draw_reads
+from busim.engine.queries import draw_all_reads
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Messages, RunRecord, Stop
 from busim.engine.rules import DeliveryRules
@@ -78,11 +78,7 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
             records[record.name] = record
             messages = emit(scenario, record, messages, streams, outages, carried)
     groups_in_order = tuple(records[consumer.name] for consumer in scenario.consumers)
-    reads = {
-        consumer.name: draw_reads(consumer, scenario.duration, record.message_ids.size, streams)
-        for consumer, record in zip(scenario.consumers, groups_in_order)
-        if consumer.queries is not None
-    }
+    reads = draw_all_reads(scenario, groups_in_order, streams)
     return RunRecord(
         scenario=scenario,
         messages=messages,

@@ -19,7 +19,7 @@ from busim.engine.chains import emit, fields_of, flows_of
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes
 from busim.engine.outages import Outages
-from busim.engine.queries import draw_reads
+from busim.engine.queries import draw_all_reads
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import Deliveries, GroupRecord, Messages, RunRecord
 from busim.errors import RunFolderError
@@ -83,11 +83,7 @@ def read_record(folder: Path, scenario: Scenario) -> RunRecord:
             messages = emit(scenario, groups[name], messages, streams, Outages(()), carried)
     ordered = [groups[consumer.name] for consumer in scenario.consumers]
     streams = RandomStreams.from_seed(scenario.seed or 0)
-    reads = {
-        consumer.name: draw_reads(consumer, scenario.duration, group.message_ids.size, streams)
-        for consumer, group in zip(scenario.consumers, ordered)
-        if consumer.queries is not None
-    }
+    reads = draw_all_reads(scenario, ordered, streams)
     return RunRecord(
         scenario=scenario,
         messages=messages,

@@ -32,7 +32,7 @@ from busim.engine.chains import emit, emitting_rows, fields_of, flows_of
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes
 from busim.engine.outages import Outages
-from busim.engine.queries import draw_reads
+from busim.engine.queries import draw_all_reads
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import (
     DedupMiss,
@@ -105,11 +105,7 @@ def record_of(
             messages = emit(scenario, group, messages, streams, outages, carried)
             emissions.learn(merged, group, first)
     ordered = tuple(records[consumer.name] for consumer in scenario.consumers)
-    reads = {
-        consumer.name: draw_reads(consumer, scenario.duration, record.message_ids.size, streams)
-        for consumer, record in zip(scenario.consumers, ordered)
-        if consumer.queries is not None
-    }
+    reads = draw_all_reads(scenario, ordered, streams)
     return RunRecord(
         scenario=scenario, messages=messages, groups=ordered, sim_time_s=end_s, drained=drained, reads=reads
     )

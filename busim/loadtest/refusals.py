@@ -77,13 +77,14 @@ def _common(scenario: Scenario) -> list[Refusal]:
     for index, consumer in enumerate(scenario.consumers):
         where = f"consumers[{index}]"
         for entry_index, entry in enumerate(consumer.emits):
-            own = list(scenario.events[entry.event].fields)
-            if own:
+            drawn = _fields_its_consumers_apply(scenario, entry.event)
+            if drawn:
                 found.append(
                     Refusal(
                         f"{where}.emits[{entry_index}]",
-                        f"{entry.event} declares fields of its own ({', '.join(own)}); in a real run an emitted "
-                        "event carries its cause's fields only",
+                        f"{entry.event} declares fields of its own that its consumers' effects use "
+                        f"({', '.join(drawn)}); in a real run an emitted event's effects may use only the fields "
+                        "it carries from its cause",
                     )
                 )
         if consumer.snapshot_every is not None:
@@ -94,6 +95,24 @@ def _common(scenario: Scenario) -> list[Refusal]:
                 )
             )
     return found
+
+
+def _fields_its_consumers_apply(scenario: Scenario, event: str) -> list[str]:
+    """The fields ``event`` declares of its own (drawn when emitted) that a consumer of it keys or adds by.
+
+    A downstream instance looks an emitted message's effects up in the run's plan, which knows the fields an
+    emitted event carries from its cause, not those drawn as it is emitted.
+    """
+    own = set(scenario.events[event].fields)
+    used = {
+        name
+        for consumer in scenario.consumers
+        if event in consumer.subscribes
+        for effect in consumer.effects
+        for name in (effect.key, effect.add_field)
+        if name in own
+    }
+    return sorted(used)
 
 
 def _order(scenario: Scenario, path: str) -> tuple[Any, ...]:

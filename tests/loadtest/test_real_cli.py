@@ -74,6 +74,12 @@ consumers:
     snapshot_every: 100
     emits:
       - {event: Done}
+  - name: audit
+    subscribes: [Done]
+    state:
+      seen: {}
+    effects:
+      - {counter: seen, key: stamp, add: 1}
 """
 
 
@@ -89,8 +95,8 @@ def test_every_key_a_driver_cannot_realise_is_refused_at_its_place(redis_url, tm
         "add --set broker.outages=[] to run without it",
         f"{file}:20:5: consumers[0].snapshot_every: event-sourced recovery (replaying events after a restart) is "
         "not built for real runs",
-        f"{file}:22:9: consumers[0].emits[0]: Done declares fields of its own (stamp); in a real run an emitted "
-        "event carries its cause's fields only",
+        f"{file}:22:9: consumers[0].emits[0]: Done declares fields of its own that its consumers' effects use "
+        "(stamp); in a real run an emitted event's effects may use only the fields it carries from its cause",
     ]
 
 

@@ -165,18 +165,7 @@ class _GroupMerge:
         self.emitted: list[tuple[int, int, int, float, bool | None]] = []
 
     def record(self, messages: Messages, planned: Messages, emissions: _Emissions) -> GroupRecord:
-        group, key_of = _group_record(
-            self.scenario,
-            self.consumer,
-            self.schedule,
-            self.publishing,
-            self.outcome,
-            self.start,
-            self.end_s,
-            messages,
-            planned,
-            emissions,
-        )
+        group, key_of = _group_record(self, messages, planned, emissions)
         entries = self.outcome.entries
         confirmed = entries[entries["kind"] == Kind.EMITTED]
         refused = dict(zip(confirmed["copy"].tolist(), confirmed["flag"].astype(bool).tolist()))
@@ -190,17 +179,11 @@ class _GroupMerge:
 
 
 def _group_record(
-    scenario: Scenario,
-    consumer: Consumer,
-    schedule: Schedule,
-    publishing: Publishing,
-    outcome: GroupOutcome,
-    start: float,
-    end_s: float,
-    messages: Messages,
-    planned: Messages,
-    emissions: _Emissions,
+    merge: _GroupMerge, messages: Messages, planned: Messages, emissions: _Emissions
 ) -> tuple[GroupRecord, dict[tuple[int, int, int], int]]:
+    """``merge``'s group record over ``messages``, and each delivery's row by (instance, incarnation, sequence)."""
+    scenario, consumer, schedule, publishing = merge.scenario, merge.consumer, merge.schedule, merge.publishing
+    outcome, start, end_s = merge.outcome, merge.start, merge.end_s
     selection = messages.select(list(dict.fromkeys(consumer.subscribes)))
     plan = EffectPlan(consumer, messages.common_fields(selection))
     codes = key_codes(scenario, messages, selection)[0]

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
+from busim.loadtest.drivers.base import Consumption, Driver
 from busim.scenario.schema import Scenario
+
+
+@contextlib.asynccontextmanager
+async def attached(driver: Driver, group: str, instance: int = 0) -> AsyncIterator[Consumption]:
+    """An instance's consumption, started; closed (handing back what it did not ack) however the body ends."""
+    consumption = driver.consumption(group, instance)
+    await consumption.start()
+    try:
+        yield consumption
+    finally:
+        await consumption.close()
 
 
 def real_scenario(preset: str, consumer: dict[str, Any] | None = None, **changes: Any) -> Scenario:

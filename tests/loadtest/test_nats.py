@@ -17,6 +17,7 @@ import pytest
 from busim.loadtest.drivers.base import Delivery, Outgoing, RunNames
 from busim.loadtest.drivers.nats import NatsConsumption, NatsDriver
 from busim.scenario.schema import Scenario
+from tests.loadtest.runs import attached
 
 NS_PER_S = 1_000_000_000
 
@@ -51,16 +52,6 @@ async def running(url: str, plan: Scenario) -> AsyncIterator[NatsDriver]:
     finally:
         await driver.teardown()
         await driver.close()
-
-
-@contextlib.asynccontextmanager
-async def attached(driver: NatsDriver, group: str, instance: int = 0) -> AsyncIterator[NatsConsumption]:
-    consumption = driver.consumption(group, instance)
-    await consumption.start()
-    try:
-        yield consumption
-    finally:
-        await consumption.close()
 
 
 @contextlib.asynccontextmanager

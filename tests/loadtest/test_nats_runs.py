@@ -9,17 +9,6 @@ from busim.engine.records import DeliveryCause
 from tests.loadtest.runs import left_behind, real_scenario
 
 
-def test_without_faults_every_message_is_processed_exactly_once(nats_url):
-    scenario = real_scenario("nats-jetstream")
-    result = busim.load_test(scenario, nats_url)
-    assert left_behind(result.real.run_id, scenario) == []
-    inventory = result.summary.consumers["inventory"]
-    assert (inventory.subscribed, inventory.processed, inventory.delivered) == (200, 200, 200)
-    assert (inventory.duplicate_effects, inventory.lost, inventory.dead_lettered) == (0, 0, 0)
-    assert inventory.state["stock"].abs_drift == 0
-    assert result.consistent and result.drained
-
-
 def test_processing_longer_than_ack_wait_is_redelivered_every_ack_wait_until_max_deliver(nats_url):
     # Ten messages, each processed for 3.5 s against a 1 s AckWait: JetStream delivers each at 0, 1 and 2 s
     # after its first delivery, then gives up on it at 3 s (MaxDeliver 3): dead-lettered, though processed.

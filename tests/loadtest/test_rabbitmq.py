@@ -32,6 +32,7 @@ from busim.loadtest.drivers.rabbitmq import (
 )
 from busim.scenario.schema import Scenario
 from tests.conftest import ROOT, consumer, scenario
+from tests.loadtest.runs import attached
 
 TIMEOUT_S = 30.0
 
@@ -59,17 +60,6 @@ async def running(url: str, a_scenario: Scenario) -> AsyncIterator[RabbitMQDrive
     finally:
         await driver.teardown()
         await driver.close()
-
-
-@contextlib.asynccontextmanager
-async def attached(driver: RabbitMQDriver, group: str, instance: int = 0) -> AsyncIterator[RabbitMQConsumption]:
-    """An instance's consumption, started; closed (handing back what it did not ack) however the body ends."""
-    consumption = driver.consumption(group, instance)
-    await consumption.start()
-    try:
-        yield consumption
-    finally:
-        await consumption.close()
 
 
 async def passive(url: str, declare: Callable[[AbstractChannel], Awaitable[Any]]) -> Any | None:

@@ -59,22 +59,3 @@ def test_an_idempotent_consumer_killed_the_same_way_applies_every_effect_once(am
     assert inventory.duplicate_effects == 0
     assert inventory.state["stock"].abs_drift == 0
     assert result.consistent
-
-
-def test_without_faults_a_quorum_queue_delivers_every_message_once_and_the_run_leaves_no_queue(amqp_url):
-    scenario = real_scenario("rabbitmq-quorum")
-    result = busim.load_test(scenario, amqp_url)
-    assert left_behind(result.real.run_id, scenario) == []
-    inventory = result.summary.consumers["inventory"]
-    assert (inventory.subscribed, inventory.processed, inventory.delivered) == (200, 200, 200)
-    assert (inventory.duplicate_effects, inventory.lost, inventory.dead_lettered) == (0, 0, 0)
-    assert inventory.state["stock"].abs_drift == 0
-    assert result.consistent and result.drained
-    listed = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True, timeout=30, check=True
-    )
-    assert [line for line in listed.stdout.splitlines() if scenario.name in line] == []
-    exchanges = subprocess.run(
-        ["rabbitmqctl", "-q", "list_exchanges", "name"], capture_output=True, text=True, timeout=30, check=True
-    )
-    assert [line for line in exchanges.stdout.splitlines() if scenario.name in line] == []

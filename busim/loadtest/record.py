@@ -265,6 +265,7 @@ def _group_record(
     incarnation = entries["incarnation"][received].astype(np.int64)
     receive_s = t_s[received]
     told_attempt = entries["attempt"][received].astype(np.int64)  # the broker's delivery count; 0 where untold
+    told_again = entries["flag"][received] > 0  # the broker's redelivered flag
 
     crashed_row = np.zeros(rows, dtype=bool)
     for (i, n), (q, _) in crashing_seq.items():
@@ -286,10 +287,19 @@ def _group_record(
     previous: dict[int, int] = {}
     ack_timeout_s = _ack_timeout_s(scenario)
     emitted_at = {copy: at_s for copy, at_s, _ in emissions.sent}
+    crash_times = np.sort(np.array(list(crash_at.values()), dtype=float))
     for row in range(rows):
         c = int(copy[row])
         before = previous.get(c)
         previous[c] = row
+        if before is None and (told_again[row] or told_attempt[row] > 1):
+            # The broker delivered it before, to an instance killed before it logged the delivery (the broker
+            # had it on the way when the instance died): a redelivery all the same.
+            attempt[row] = max(2, told_attempt[row])
+            crash_s = _last_before(crash_times, receive_s[row])
+            cause[row] = DeliveryCause.PREFETCHED if not math.isnan(crash_s) else DeliveryCause.ACK_TIMEOUT
+            arrival_s[row] = crash_s if not math.isnan(crash_s) else receive_s[row]
+            continue
         if before is None:
             attempt[row] = max(1, told_attempt[row])
             if is_emitted(c):
@@ -472,6 +482,12 @@ def _exhausted(
             last = float(receive_s[where == index].max())
             found.append(BrokerFate(group, c, "dead_letter", "max_deliver", last + wait_s))
     return found
+
+
+def _last_before(times_s: np.ndarray, at_s: float) -> float:
+    """The latest of the sorted ``times_s`` at or before ``at_s``; NaN where there is none."""
+    index = int(np.searchsorted(times_s, at_s, side="right")) - 1
+    return float(times_s[index]) if index >= 0 else math.nan
 
 
 def _ack_timeout_s(scenario: Scenario) -> float:

@@ -110,3 +110,36 @@ def test_a_redelivery_after_an_ack_timeout_keeps_its_cause_when_the_slow_holder_
     np.testing.assert_allclose(group.crash_s, [2.0])
     assert group.crash_instance.tolist() == [0]
     assert group.recovery_s.tolist() == [0.5]  # no later incarnation attached before the run ended at 2.5 s
+
+
+def test_a_redelivery_whose_first_delivery_the_killed_instance_never_logged_counts_by_the_brokers_flag(
+    tmp_path: Path,
+):
+    jobs = _three_jobs()
+    schedule = Schedule.of(jobs)
+    first = _journal(tmp_path, "g0.i0.n0.journal")
+    first.log(Kind.READY, START - 1)
+    first.log(Kind.RECEIVED, START + 0.101, 1, 0)
+    first.log(Kind.TAKEN, START + 0.101, 1, 0)
+    first.log(Kind.DONE, START + 0.105, 1, 0, outcome=Outcome.APPLIED)
+    first.log(Kind.CRASHING, START + 0.105, 1, 0)  # copy 1 was on its way to it: the broker counts it delivered
+    second = _journal(tmp_path, "g0.i0.n1.journal", incarnation=1)
+    second.log(Kind.READY, START + 1.5)
+    for seq, copy in enumerate((0, 1, 2), 1):
+        second.log(Kind.RECEIVED, START + 1.5 + 0.01 * seq, seq, copy, flag=int(copy < 2))
+        second.log(Kind.DONE, START + 1.6 + 0.01 * seq, seq, copy, outcome=Outcome.APPLIED)
+        second.log(Kind.ACKED, START + 1.6 + 0.01 * seq, seq, copy)
+    for journal in (first, second):
+        journal.close()
+    publishing = Publishing(schedule.copy_due_s, schedule.copy_due_s, np.zeros(3, bool))
+    keys = np.unique(schedule.messages.fields["Job"]["item"])
+    outcome = GroupOutcome(read_journals(tmp_path, "g0.*journal"), [np.zeros(keys.size, np.int64)], [])
+    deliveries = record_of(jobs, schedule, publishing, {"worker": outcome}, START, 1.7, True).groups[0].deliveries
+    assert deliveries.message.tolist() == [0, 0, 1, 2]
+    assert deliveries.attempt.tolist() == [1, 2, 2, 1]
+    assert deliveries.cause.tolist() == [
+        DeliveryCause.FIRST,
+        DeliveryCause.CRASH_BEFORE_ACK,
+        DeliveryCause.PREFETCHED,  # never seen before its redelivery: the broker's flag says it was one
+        DeliveryCause.FIRST,
+    ]

@@ -204,10 +204,12 @@ def test_an_unacked_delivery_comes_back_after_ack_wait_and_is_dead_lettered_afte
                 for delivery in await consumption.receive(1):
                     arrivals.append((time.monotonic(), delivery))
             # Each delivery comes an AckWait after the last. On a loaded machine a delivery can go to a fetch the
-            # client had already given up on: then it is missed, and the broker's count says so.
+            # client had already given up on: then it is missed (any but the first, which the test waits for),
+            # and the broker's count says so.
             attempts = [delivery.attempt for _, delivery in arrivals]
             assert {delivery.copy for _, delivery in arrivals} == {41}
-            assert attempts[0] == 1 and attempts[-1] == 3 and attempts == sorted(set(attempts))
+            assert attempts[0] == 1 and len(attempts) >= 2 and attempts == sorted(set(attempts))
+            assert attempts[-1] <= 3
             assert [delivery.redelivered for _, delivery in arrivals] == [attempt > 1 for attempt in attempts]
             for (earlier_s, earlier), (later_s, later) in itertools.pairwise(arrivals):
                 apart = later.attempt - earlier.attempt

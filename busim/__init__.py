@@ -3,12 +3,24 @@
 The public API: :func:`load` a scenario, :func:`simulate` it, read the
 :class:`Result`; :func:`replicate` runs it on independent seeds and gives
 every metric a confidence interval; :func:`load_test` runs it against a real
-broker instead. See docs/ for the formats.
+broker instead, and :func:`calibrate` sets such a real run beside the
+simulation of its scenario. See docs/ for the formats.
 """
 
 from typing import Any
 
-from busim.api import Comparison, Replications, Result, compare, load, read, replicate, simulate, variants
+from busim.api import (
+    Comparison,
+    Replications,
+    Result,
+    calibrate,
+    compare,
+    load,
+    read,
+    replicate,
+    simulate,
+    variants,
+)
 from busim.errors import BusimError
 from busim.scenario import Scenario
 from busim.version import __version__
@@ -20,6 +32,7 @@ __all__ = [
     "Result",
     "Scenario",
     "__version__",
+    "calibrate",
     "compare",
     "load",
     "load_test",

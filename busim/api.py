@@ -23,8 +23,9 @@ from busim.engine import run as run_engine
 from busim.engine.arrivals import expected_count
 from busim.engine.chains import flows_of
 from busim.engine.simulation import ProgressCallback
-from busim.errors import BusimError, Problem, RunTooLargeError, ScenarioError
+from busim.errors import BusimError, Problem, RunFolderError, RunTooLargeError, ScenarioError
 from busim.results import Comparison, MessageCounts, Replications, Result, RunMetadata, Source
+from busim.results.calibration import CalibrationRun
 from busim.scenario import LoadedScenario, Scenario, load_scenario
 from busim.scenario.flows import stages
 from busim.scenario.loader import format_path
@@ -133,6 +134,7 @@ def replicate(
     max_messages: int = MAX_MESSAGES,
     max_memory_bytes: float | None = None,
     on_progress: ProgressCallback | None = None,
+    publishing_seed: int | None = None,
 ) -> Replications:
     """Run ``scenario`` ``replications`` times (default: its ``replications`` key), on independent seeds.
 
@@ -140,6 +142,8 @@ def replicate(
     one; the same root seed gives the same replications, and so the same
     intervals. ``on_replication(done, total)`` is called after each run, and
     ``on_progress`` with each run's simulated time, as :func:`simulate` does.
+    With ``publishing_seed``, every replication publishes the same messages,
+    those of that seed (see :func:`simulate`).
 
     Raises:
         RunTooLargeError: one run would handle more than ``max_messages`` messages.
@@ -161,6 +165,7 @@ def replicate(
                 on_progress=on_progress,
                 max_messages=max_messages,
                 max_memory_bytes=max_memory_bytes,
+                publishing_seed=publishing_seed,
             )
         )
         if on_replication is not None:
@@ -338,11 +343,15 @@ def simulate(
     on_progress: ProgressCallback | None = None,
     max_messages: int = MAX_MESSAGES,
     max_memory_bytes: float | None = None,
+    publishing_seed: int | None = None,
 ) -> Result:
     """Simulate a scenario and summarise the run.
 
     The seed is ``seed`` if given, else the scenario's, else a fresh one; the
     result's scenario records it, so that the run can be repeated exactly.
+    With ``publishing_seed``, the publishers draw their arrival times and
+    payloads from that seed instead: the messages of the run with that seed
+    (a real run's), while the broker and the consumers draw from ``seed``.
 
     Raises:
         RunTooLargeError: the run would handle more than ``max_messages`` messages (see :func:`check_size`).
@@ -351,7 +360,7 @@ def simulate(
     if seed is None:
         seed = scenario.seed if scenario.seed is not None else fresh_seed()
     started = time.perf_counter()
-    record = run_engine(scenario, seed, on_progress)
+    record = run_engine(scenario, seed, on_progress, publishing_seed)
     summary = summarize(record)
     return Result(
         scenario=record.scenario,
@@ -367,3 +376,59 @@ def simulate(
         run=RunMetadata.took(time.perf_counter() - started),
         record=record,
     )
+
+
+DEFAULT_CALIBRATION_REPLICATIONS = 20
+
+
+def calibrate(
+    folder: str | Path,
+    replications: int = DEFAULT_CALIBRATION_REPLICATIONS,
+    on_run: Callable[[int, int], None] | None = None,
+) -> CalibrationRun:
+    """A real run's figures against replications of its scenario, as declared and as fitted to the run.
+
+    Every replication publishes the messages the real run published (its
+    seed drives the publishers) while the broker's and the consumers' draws
+    vary. The scenario is then fitted to the run (:func:`busim.analysis.fitting.fit_to_run`:
+    the broker's latency and each consumer's per-message cost as measured)
+    and replicated again. ``on_run(done, total)`` is called after each of the
+    ``2 * replications`` runs.
+
+    Raises:
+        RunFolderError: the folder is not a real run's (``busim run FILE --broker URL``), or lacks its record.
+    """
+    from busim.analysis.calibration import calibrate as check_against
+    from busim.analysis.fitting import fit_to_run
+    from busim.loadtest.archive import RECORD_FILE, read_record
+    from busim.report.folder import read_run_folder
+    from busim.report.output import resolve_run_folder
+
+    if not 2 <= replications <= MAX_REPLICATIONS:
+        raise ValueError(f"replications must be 2 to {MAX_REPLICATIONS:,} (got {replications})")
+    path = resolve_run_folder(Path(folder))
+    real = read_run_folder(path, "calibrate").result
+    if real.real is None:
+        raise RunFolderError(
+            f"{path}: holds a simulated run; calibrate sets a real run (busim run FILE --broker URL) "
+            "beside the simulation"
+        )
+    if not (path / RECORD_FILE).is_file():
+        raise RunFolderError(f"{path}: no {RECORD_FILE} here; calibrate fits the scenario to the real run's record")
+    scenario = real.scenario
+    publishing_seed = scenario.seed if scenario.seed is not None else 0
+    seeds = replication_seeds(publishing_seed, replications)
+    total = 2 * replications
+
+    def replicated(candidate: Scenario, offset: int) -> list[Result]:
+        results = []
+        for done, seed in enumerate(seeds, start=offset + 1):
+            results.append(simulate(candidate, seed=seed, publishing_seed=publishing_seed))
+            if on_run is not None:
+                on_run(done, total)
+        return results
+
+    declared = check_against(real.summary, [result.summary for result in replicated(scenario, 0)])
+    fitted = fit_to_run(scenario, read_record(path, scenario))
+    after_fit = check_against(real.summary, [result.summary for result in replicated(fitted.scenario, replications)])
+    return CalibrationRun(path, real, seeds, declared, fitted, after_fit)

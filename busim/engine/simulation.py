@@ -38,8 +38,10 @@ DEFAULT_PUBLISH_TIMEOUT_S = Publisher.model_fields["publish_timeout"].default
 ProgressCallback = Callable[[float], None]
 
 
-def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = None) -> RunRecord:
-    """Simulate ``scenario`` with ``seed``.
+def run(
+    scenario: Scenario, seed: int, on_progress: ProgressCallback | None = None, publishing_seed: int | None = None
+) -> RunRecord:
+    """Simulate ``scenario`` with ``seed`` (the publishers' draws with ``publishing_seed``, where given).
 
     Consumers run in stages (see :func:`busim.scenario.flows.stages`): a
     consumer depends only on the messages it receives, so those emitting
@@ -49,7 +51,7 @@ def run(scenario: Scenario, seed: int, on_progress: ProgressCallback | None = No
     publishing window of each stage (scaled so that it ends at ``duration``).
     """
     scenario = scenario.model_copy(update={"seed": seed})
-    streams = RandomStreams.from_seed(seed)
+    streams = RandomStreams.from_seed(seed, publishing_seed)
     outages = Outages(scenario.broker.outages)
     messages = publish(scenario, streams, outages, DeliveryRules.of(scenario.broker).dedup_window_s)
     ordered = stages(flows_of(scenario))

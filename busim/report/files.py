@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from busim.analysis.fitting import Fitted
 from busim.errors import OutputError
 from busim.results import Comparison, Replications, Result, comparison_document, document, json_text
 from busim.scenario import Scenario
 
 RESULTS_FILE = "results.json"
 SCENARIO_FILE = "scenario.yaml"
+CALIBRATED_FILE = "calibrated.yaml"
 
 
 def results_json(result: Result | Replications) -> str:
@@ -25,6 +28,49 @@ def resolved_scenario_yaml(scenario: Scenario) -> str:
     data: dict[str, Any] = scenario.model_dump(mode="json")
     header = "# The scenario as run: every default filled in, durations in seconds, rates per second.\n"
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def calibrated_scenario_yaml(fitted: Fitted, run: str) -> str:
+    """The scenario fitted to the real run in folder ``run``, each fitted key preceded by where it came from."""
+    data: dict[str, Any] = fitted.scenario.model_dump(mode="json")
+    markers = {}
+    for index, (path, note) in enumerate(fitted.notes.items()):
+        marker = f"busim-note-{index}"
+        _insert_before(data, path, marker)
+        markers[marker] = note
+    header = (
+        f"# The scenario of the real run in {run}, fitted to what the run measured (busim calibrate).\n"
+        "# Durations in seconds, rates per second. Simulate it to see the simulation as close to the run as\n"
+        "# the fit brings it; each fitted key says where its numbers came from.\n"
+    )
+    lines = []
+    for line in yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100).splitlines():
+        key = line.strip().removesuffix(": null")
+        if key in markers:
+            indent = line[: len(line) - len(line.lstrip())]
+            lines += textwrap.wrap(markers[key], 100, initial_indent=f"{indent}# ", subsequent_indent=f"{indent}#   ")
+        else:
+            lines.append(line)
+    return header + "\n".join(lines) + "\n"
+
+
+def _insert_before(data: dict[str, Any], path: str, marker: str) -> None:
+    """Put the key ``marker`` (no value) just before the key at ``path``: "broker.latency" or
+    "consumers.<name>.<key>"."""
+    match path.split("."):
+        case ["broker", key]:
+            parent, holder, at = data, "broker", key
+        case ["consumers", name, key]:
+            (index,) = [i for i, consumer in enumerate(data["consumers"]) if consumer["name"] == name]
+            parent, holder, at = data["consumers"], index, key
+        case _:
+            raise ValueError(f"no fitted key at {path!r}")
+    rebuilt: dict[str, Any] = {}
+    for key, value in parent[holder].items():
+        if key == at:
+            rebuilt[marker] = None
+        rebuilt[key] = value
+    parent[holder] = rebuilt
 
 
 def prepare_folder(folder: Path) -> None:

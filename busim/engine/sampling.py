@@ -16,6 +16,7 @@ from busim.scenario.schema import (
     ChoiceField,
     ConstantField,
     ConstantTime,
+    EmpiricalTime,
     ExponentialTime,
     LogNormalTime,
     NormalTime,
@@ -25,7 +26,9 @@ from busim.scenario.schema import (
     ZipfField,
 )
 
-TimeDistribution = ConstantTime | ExponentialTime | UniformTime | NormalTime | LogNormalTime | QuantileTime
+TimeDistribution = (
+    ConstantTime | ExponentialTime | UniformTime | NormalTime | LogNormalTime | QuantileTime | EmpiricalTime
+)
 FieldGenerator = ConstantField | UniformIntField | ChoiceField | ZipfField
 
 BLOCK_SIZE = 4096
@@ -46,6 +49,8 @@ def sample_durations(distribution: TimeDistribution, rng: np.random.Generator, s
             return rng.lognormal(np.log(median), sigma, size)
         case QuantileTime(points=points):
             return _through_quantiles(points, rng, size)
+        case EmpiricalTime(points=points):
+            return _inverse_transform(points, rng, size)
     raise TypeError(f"not a time distribution: {distribution!r}")
 
 
@@ -66,6 +71,17 @@ def _through_quantiles(points: dict[float, float], rng: np.random.Generator, siz
     segment = np.clip(np.searchsorted(scores, z) - 1, 0, scores.size - 2)
     slope = (logs[segment + 1] - logs[segment]) / (scores[segment + 1] - scores[segment])
     return np.exp(logs[segment] + slope * (z - scores[segment]))
+
+
+def _inverse_transform(points: dict[float, float], rng: np.random.Generator, size: int) -> np.ndarray:
+    """One uniform draw per duration, read through the percentiles with the duration linear between them.
+
+    The percentiles run from 0 to 100, so every draw lies between the
+    durations at p0 and p100; two percentiles with the same duration make an
+    atom, drawn with the probability between them.
+    """
+    percentiles = sorted(points)
+    return np.interp(rng.random(size) * 100, percentiles, [points[p] for p in percentiles])
 
 
 def _truncated_normal(mean: float, sd: float, rng: np.random.Generator, size: int) -> np.ndarray:

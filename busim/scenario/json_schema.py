@@ -67,6 +67,7 @@ _TIME_MODELS = {
     "normal": "NormalTime",
     "lognormal": "LogNormalTime",
     "quantiles": "QuantileTime",
+    "empirical": "EmpiricalTime",
 }
 _FIELD_MODELS = {
     "constant": "ConstantField",
@@ -136,6 +137,26 @@ def _tagged(kind: str, definition: dict[str, Any]) -> dict[str, Any]:
             "patternProperties": {_PERCENTILE_PATTERN: _ref("PositiveDuration")},
             "additionalProperties": False,
             "minProperties": 2,
+        }
+    elif kind == "empirical":
+        parameters = {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "description": "durations at percentiles from p0 to p100, such as {p0: 0.2ms, p50: 0.9ms, "
+                    "p100: 11ms}",
+                    "patternProperties": {_PERCENTILE_PATTERN: _ref("Duration")},
+                    "additionalProperties": False,
+                    "required": ["p0", "p100"],
+                },
+                {
+                    "type": "array",
+                    "description": "durations at evenly spaced percentiles from p0 to p100, such as "
+                    "[0.2ms, 0.9ms, 11ms] for p0, p50 and p100",
+                    "items": _ref("Duration"),
+                    "minItems": 2,
+                },
+            ]
         }
     else:
         parameters = {"type": "object", "properties": properties, "additionalProperties": False}

@@ -16,6 +16,7 @@ import difflib
 import math
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
@@ -170,11 +171,13 @@ ClaimInterval = Annotated[
 ]
 
 
-def _tagged(kinds: tuple[str, ...], what: str, scalar_kind: str | None):
+def _tagged(kinds: tuple[str, ...], what: str, scalar_kind: str | None, listed: tuple[str, ...] = ()):
     """Turn ``{kind: {params}}`` (or a bare scalar) into ``{"kind": kind, **params}``.
 
     The tag then selects the model of a discriminated union, and errors inside
-    the parameters keep the YAML path (``latency.lognormal.median``).
+    the parameters keep the YAML path (``latency.lognormal.median``). A kind
+    in ``listed`` may take a list instead of a mapping, which its model reads
+    from ``points``.
     """
 
     def tag(value: Any) -> Any:
@@ -183,6 +186,8 @@ def _tagged(kinds: tuple[str, ...], what: str, scalar_kind: str | None):
             if kind in kinds:
                 if kind == "constant":
                     return {"kind": kind, "value": params}
+                if kind in listed and isinstance(params, list):
+                    return {"kind": kind, "points": params}
                 if params is None:
                     params = {}
                 if not isinstance(params, dict):
@@ -278,42 +283,129 @@ class QuantileTime(TaggedModel):
     @model_validator(mode="before")
     @classmethod
     def _gather(cls, data: Any) -> Any:
-        """Read ``pNN: DURATION`` pairs into ``points``, each problem named by its key."""
         if not isinstance(data, dict) or "points" in data:
             return data
-        points: dict[float, float] = {}
-        for key, value in data.items():
-            if key == "kind":
-                continue
-            percentile = _percentile(key)
-            if percentile is None:
-                raise ValueError(f"write quantiles as pNN: DURATION, such as p50: 3ms or p99.9: 18ms (got {key!r})")
-            if not 0 < percentile < 100:
-                raise ValueError(f"{key}: a percentile must lie strictly between 0 and 100")
-            if percentile in points:
-                raise ValueError(f"{key}: p{percentile:g} is given twice")
-            try:
-                duration_s = parse_duration(value)
-            except ValueError as error:
-                raise ValueError(f"{key}: {error}") from None
-            if duration_s <= 0:
-                raise ValueError(f"{key}: must be > 0 (got {_got(value)})")
-            points[percentile] = duration_s
-        return {"kind": data.get("kind"), "points": points}
+        form = "write quantiles as pNN: DURATION, such as p50: 3ms or p99.9: 18ms"
+        return {"kind": data.get("kind"), "points": _read_percentiles(data, form, bounded=False)}
 
     @model_validator(mode="after")
     def _increasing(self) -> QuantileTime:
         if len(self.points) < 2:
             raise ValueError("quantiles needs at least two percentiles, such as p50 and p99")
-        ordered = sorted(self.points.items())
-        for (p_low, low_s), (p_high, high_s) in pairwise(ordered):
-            if high_s <= low_s:
-                raise ValueError(f"p{p_high:g} (={high_s:g}s) must be longer than p{p_low:g} (={low_s:g}s)")
+        _check_order(self.points, strictly=True)
         return self
 
     @model_serializer(mode="plain")
     def _as_yaml(self) -> Any:
-        return {"quantiles": {f"p{p:g}": value for p, value in sorted(self.points.items())}}
+        return _points_yaml(self.kind, self.points)
+
+
+class EmpiricalTime(TaggedModel):
+    """A distribution measured in a run: ``{p0: 0.2ms, p50: 0.9ms, p99: 4ms, p100: 11ms}``.
+
+    A draw is a uniform probability read through the given percentiles, the
+    duration linear in the probability between two of them, so the draws
+    never leave the range from p0 to p100. Written as a list, the durations
+    stand at evenly spaced percentiles: five are p0, p25, p50, p75 and p100.
+    """
+
+    kind: Literal["empirical"]
+    points: dict[float, float]  # percentile (0 <= p <= 100, with 0 and 100) -> duration in seconds (>= 0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or isinstance(data.get("points"), dict):
+            return data
+        if isinstance(data.get("points"), list):
+            return {"kind": data.get("kind"), "points": _evenly_spaced(data["points"])}
+        form = (
+            "write empirical as pNN: DURATION, such as p0: 0.2ms or p100: 11ms, "
+            "or as a list of durations at evenly spaced percentiles"
+        )
+        return {"kind": data.get("kind"), "points": _read_percentiles(data, form, bounded=True)}
+
+    @model_validator(mode="after")
+    def _bounded(self) -> EmpiricalTime:
+        missing = [f"p{p}" for p in (0, 100) if p not in self.points]
+        if missing:
+            raise ValueError(
+                "empirical needs p0 and p100, the shortest and the longest duration: the distribution is "
+                f"bounded (missing {' and '.join(missing)})"
+            )
+        _check_order(self.points, strictly=False)
+        return self
+
+    @model_serializer(mode="plain")
+    def _as_yaml(self) -> Any:
+        return _points_yaml(self.kind, self.points)
+
+
+def _read_percentiles(data: dict[str, Any], form: str, *, bounded: bool) -> dict[float, float]:
+    """Read ``pNN: DURATION`` pairs, each problem named by its key; ``form`` says how to write them.
+
+    Bounded, the percentiles run from 0 to 100 included and a duration may be
+    0; otherwise both ends are excluded and a duration must be > 0.
+    """
+    points: dict[float, float] = {}
+    for key, value in data.items():
+        if key == "kind":
+            continue
+        percentile = _percentile(key)
+        if percentile is None:
+            raise ValueError(f"{form} (got {key!r})")
+        if bounded and not 0 <= percentile <= 100:
+            raise ValueError(f"{key}: a percentile must lie between 0 and 100")
+        if not bounded and not 0 < percentile < 100:
+            raise ValueError(f"{key}: a percentile must lie strictly between 0 and 100")
+        if percentile in points:
+            raise ValueError(f"{key}: p{percentile:g} is given twice")
+        try:
+            duration_s = parse_duration(value)
+        except ValueError as error:
+            raise ValueError(f"{key}: {error}") from None
+        if duration_s <= 0 and not bounded:
+            raise ValueError(f"{key}: must be > 0 (got {_got(value)})")
+        points[percentile] = duration_s
+    return points
+
+
+def _evenly_spaced(durations: list[Any]) -> dict[float, float]:
+    """Durations at evenly spaced percentiles, from p0 to p100, each problem named by its index."""
+    if len(durations) < 2:
+        raise ValueError(
+            f"empirical as a list needs at least two durations, the shortest and the longest (got {len(durations)})"
+        )
+    points: dict[float, float] = {}
+    for index, value in enumerate(durations):
+        try:
+            duration_s = parse_duration(value)
+        except ValueError as error:
+            raise ValueError(f"[{index}]: {error}") from None
+        if points and duration_s < points[max(points)]:
+            shorter = points[max(points)]
+            raise ValueError(f"[{index}] (={duration_s:g}s) must be at least as long as [{index - 1}] (={shorter:g}s)")
+        points[100 * index / (len(durations) - 1)] = duration_s
+    return points
+
+
+def _check_order(points: dict[float, float], *, strictly: bool) -> None:
+    """Refuse a duration shorter than the one at a lower percentile (or as long, ``strictly``)."""
+    relation = "longer than" if strictly else "at least as long as"
+    for (p_low, low_s), (p_high, high_s) in pairwise(sorted(points.items())):
+        if high_s < low_s or (strictly and high_s == low_s):
+            raise ValueError(f"p{p_high:g} (={high_s:g}s) must be {relation} p{p_low:g} (={low_s:g}s)")
+
+
+def _points_yaml(kind: str, points: dict[float, float]) -> dict[str, dict[str, float]]:
+    """``{kind: {pNN: seconds}}`` in percentile order, each percentile written to read back exactly."""
+    return {kind: {f"p{_exact(p)}": value for p, value in sorted(points.items())}}
+
+
+def _exact(number: float) -> str:
+    """The shortest decimal that reads back as ``number``, without an exponent: ``50``, ``33.333333333333336``."""
+    text = format(Decimal(repr(number)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _percentile(key: Any) -> float | None:
@@ -321,11 +413,11 @@ def _percentile(key: Any) -> float | None:
     return float(match.group(1)) if match else None
 
 
-TIME_KINDS = ("constant", "exponential", "uniform", "normal", "lognormal", "quantiles")
+TIME_KINDS = ("constant", "exponential", "uniform", "normal", "lognormal", "quantiles", "empirical")
 TimeDistribution = Annotated[
-    ConstantTime | ExponentialTime | UniformTime | NormalTime | LogNormalTime | QuantileTime,
+    ConstantTime | ExponentialTime | UniformTime | NormalTime | LogNormalTime | QuantileTime | EmpiricalTime,
     Field(discriminator="kind"),
-    BeforeValidator(_tagged(TIME_KINDS, "distribution", scalar_kind="constant")),
+    BeforeValidator(_tagged(TIME_KINDS, "distribution", scalar_kind="constant", listed=("empirical",))),
 ]
 
 

@@ -58,7 +58,7 @@ consumers:  # consumer groups: each group gets every message of the events it su
   - name: inventory
     subscribes: [OrderPlaced]
     instances: 2  # the group's instances share its messages
-    processing_time: {{exponential: {{mean: 5ms}}}}  # or 5ms, or {{lognormal: {{median: 4ms, sigma: 0.5}}}}
+    processing_time: {{exponential: {{mean: 5ms}}}}  # or 5ms, or as measured: {{empirical: [1ms, 4ms, 30ms]}}
     idempotency: none  # dedup: remember the ids of processed messages and skip a repeat
     crash: {{probability: 0.001, restart_after: 2s}}  # after a message's effects, before its ack
     state:

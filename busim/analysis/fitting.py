@@ -15,6 +15,9 @@ Two numbers of a scenario are guesses that a real run measures:
   one message's end and the next one's take while it was already waiting
   (the ack and the client's bookkeeping). The measured cost's quantiles
   become an ``empirical`` processing time.
+- a consumer's ``crash.restart_after``, where its instances took longer to
+  serve again after a crash than declared: a real instance also starts a
+  process, imports and reconnects. The mean measured recovery replaces it.
 
 Every fitted number says where it came from, for a comment in the fitted file.
 """
@@ -29,10 +32,12 @@ from busim.engine.randomness import RandomStreams
 from busim.engine.records import GroupRecord, RunRecord
 from busim.engine.sampling import sample_durations
 from busim.scenario.schema import Consumer, Scenario
+from busim.scenario.units import format_duration
+from busim.words import counted
 
 MIN_SAMPLES = 20  # fewer measurements than this fit nothing: the quantiles would be noise
 # The percentiles an empirical distribution is written at, where there are enough samples to tell them.
-FIT_PERCENTILES = (0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.9, 100)
+FIT_PERCENTILES = (0, 0.5, 1, 2.5, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97.5, 99, 99.5, 99.9, 100)
 DECLARED_DRAWS = 100_000  # draws that estimate a declared distribution's mean (to 0.3 % for an exponential)
 
 
@@ -53,18 +58,21 @@ def fit_to_run(scenario: Scenario, record: RunRecord) -> Fitted:
         data["broker"]["latency"] = empirical(transit_s)
         notes["broker.latency"] = (
             f"measured: publish to receipt of the {transit_s.size:,} messages that found their group idle "
-            f"(median {_ms(np.median(transit_s))}, p99 {_ms(np.percentile(transit_s, 99))})"
+            f"(median {format_duration(np.median(transit_s))}, p99 {format_duration(np.percentile(transit_s, 99))})"
         )
     else:
         notes["broker.latency"] = (
-            f"kept: only {transit_s.size} messages found their group idle, fewer than the {MIN_SAMPLES} a fit needs"
+            f"kept: only {counted(transit_s.size, 'message')} found their group idle, fewer than the "
+            f"{MIN_SAMPLES} a fit needs"
         )
     streams = RandomStreams.from_seed(scenario.seed if scenario.seed is not None else 0)
     for index, (consumer, group) in enumerate(zip(scenario.consumers, record.groups, strict=True)):
         key = f"consumers.{consumer.name}.processing_time"
         cost_s, pause_s = _per_message_cost_s(group, consumer)
         if cost_s.size < MIN_SAMPLES:
-            notes[key] = f"kept: only {cost_s.size} processings ended, fewer than the {MIN_SAMPLES} a fit needs"
+            notes[key] = (
+                f"kept: only {counted(cost_s.size, 'processing')} ended, fewer than the {MIN_SAMPLES} a fit needs"
+            )
             continue
         declared_s = float(
             sample_durations(
@@ -72,17 +80,34 @@ def fit_to_run(scenario: Scenario, record: RunRecord) -> Fitted:
             ).mean()
         )
         measured_s = float(cost_s.mean())
-        between = f" ({_ms(pause_s)} of it between messages)" if pause_s else ""
+        between = f" ({format_duration(pause_s)} of it between messages)" if pause_s else ""
         if measured_s <= declared_s:
             notes[key] = (
-                f"kept: the real cost, {_ms(measured_s)} a message{between}, "
-                f"did not exceed the declared {_ms(declared_s)}"
+                f"kept: the real cost, {format_duration(measured_s)} a message{between}, "
+                f"did not exceed the declared {format_duration(declared_s)}"
             )
             continue
         data["consumers"][index]["processing_time"] = empirical(cost_s)
         notes[key] = (
-            f"measured: {_ms(measured_s)} a message{between} over {cost_s.size:,} processings, against "
-            f"{_ms(declared_s)} declared: {_ms(measured_s - declared_s)} of overhead a message"
+            f"measured: {format_duration(measured_s)} a message{between} over {cost_s.size:,} processings, against "
+            f"{format_duration(declared_s)} declared: {format_duration(measured_s - declared_s)} of overhead a message"
+        )
+    for index, (consumer, group) in enumerate(zip(scenario.consumers, record.groups, strict=True)):
+        if consumer.crash is None or group.recovery_s.size == 0:
+            continue
+        key = f"consumers.{consumer.name}.crash.restart_after"
+        recovery_s = float(group.recovery_s.mean())
+        declared_s = consumer.crash.restart_after
+        crashes = f"{group.recovery_s.size:,} crash{'es' if group.recovery_s.size > 1 else ''}"
+        if recovery_s <= declared_s:
+            notes[key] = (
+                f"kept: instances served again {format_duration(recovery_s)} after a crash ({crashes}), as declared"
+            )
+            continue
+        data["consumers"][index]["crash"]["restart_after"] = float(f"{recovery_s:.6g}")
+        notes[key] = (
+            f"measured: instances served again {format_duration(recovery_s)} after a crash ({crashes}), against "
+            f"{format_duration(declared_s)} declared: a real instance also starts its process and reconnects"
         )
     return Fitted(Scenario.model_validate(data), notes)
 
@@ -102,7 +127,8 @@ def _tellable(percentile: float, count: int) -> bool:
 
 
 def _idle_transit_s(record: RunRecord, group: GroupRecord, scenario: Scenario) -> np.ndarray:
-    """Publish to receipt of the group's first deliveries whose message found the group idle."""
+    """Publish to receipt of the group's first deliveries whose message found the group idle: a worker free
+    and no earlier message waiting."""
     deliveries = group.deliveries
     consumer = next(c for c in scenario.consumers if c.name == group.name)
     workers = consumer.instances * consumer.concurrency
@@ -112,11 +138,14 @@ def _idle_transit_s(record: RunRecord, group: GroupRecord, scenario: Scenario) -
     publish_s = record.messages.publish_s[group.selection.ids[deliveries.message[first]]]
     receive_s = deliveries.receive_s[first]
     done_s = np.where(np.isnan(deliveries.done_s), np.inf, deliveries.done_s)
-    # At each publish: deliveries received and not yet done, and earlier messages not yet received.
+    # At each publish: deliveries received and not yet done, earlier messages not yet received, and the
+    # workers of instances down after a crash.
     in_instances = _count_at_or_before(deliveries.receive_s, publish_s) - _count_at_or_before(done_s, publish_s)
     published_before = np.searchsorted(np.sort(publish_s), publish_s, side="left")
     on_their_way = published_before - _count_at_or_before(receive_s, publish_s, strict=True)
-    idle = in_instances + on_their_way < workers
+    back_s = group.crash_s + np.where(np.isnan(group.recovery_s), np.inf, group.recovery_s)
+    down = _count_at_or_before(group.crash_s, publish_s) - _count_at_or_before(back_s, publish_s)
+    idle = in_instances + on_their_way + down * consumer.concurrency < workers
     return (receive_s - publish_s)[idle]
 
 
@@ -144,7 +173,3 @@ def _per_message_cost_s(group: GroupRecord, consumer: Consumer) -> tuple[np.ndar
         return processing_s, 0.0
     median_pause_s = float(np.median(pause_s))
     return processing_s + median_pause_s, median_pause_s
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.3g} ms"

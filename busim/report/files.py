@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -48,29 +47,30 @@ def calibrated_scenario_yaml(fitted: Fitted, run: str) -> str:
         key = line.strip().removesuffix(": null")
         if key in markers:
             indent = line[: len(line) - len(line.lstrip())]
-            lines += textwrap.wrap(markers[key], 100, initial_indent=f"{indent}# ", subsequent_indent=f"{indent}#   ")
+            lines.append(f"{indent}# {markers[key]}")
         else:
             lines.append(line)
     return header + "\n".join(lines) + "\n"
 
 
 def _insert_before(data: dict[str, Any], path: str, marker: str) -> None:
-    """Put the key ``marker`` (no value) just before the key at ``path``: "broker.latency" or
-    "consumers.<name>.<key>"."""
-    match path.split("."):
-        case ["broker", key]:
-            parent, holder, at = data, "broker", key
-        case ["consumers", name, key]:
-            (index,) = [i for i, consumer in enumerate(data["consumers"]) if consumer["name"] == name]
-            parent, holder, at = data["consumers"], index, key
-        case _:
-            raise ValueError(f"no fitted key at {path!r}")
-    rebuilt: dict[str, Any] = {}
-    for key, value in parent[holder].items():
-        if key == at:
+    """Put the key ``marker`` (no value) just before the key at ``path``, such as "broker.latency" or
+    "consumers.<name>.crash.restart_after" (a consumer by its name)."""
+    *parents, last = path.split(".")
+    holder: Any = data
+    parts = iter(parents)
+    for part in parts:
+        holder = holder[part]
+        if part == "consumers":
+            name = next(parts)
+            (holder,) = [consumer for consumer in holder if consumer["name"] == name]
+    rebuilt = {}
+    for key, value in holder.items():
+        if key == last:
             rebuilt[marker] = None
         rebuilt[key] = value
-    parent[holder] = rebuilt
+    holder.clear()
+    holder.update(rebuilt)
 
 
 def prepare_folder(folder: Path) -> None:

@@ -22,6 +22,7 @@ from busim.analysis import summarize
 from busim.engine import run as run_engine
 from busim.engine.arrivals import expected_count
 from busim.engine.chains import flows_of
+from busim.engine.records import RunRecord
 from busim.engine.simulation import ProgressCallback
 from busim.errors import BusimError, Problem, RunFolderError, RunTooLargeError, ScenarioError
 from busim.results import Comparison, MessageCounts, Replications, Result, RunMetadata, Source
@@ -382,11 +383,14 @@ DEFAULT_CALIBRATION_REPLICATIONS = 20
 
 
 def calibrate(
-    folder: str | Path,
+    run: str | Path | Result,
     replications: int = DEFAULT_CALIBRATION_REPLICATIONS,
     on_run: Callable[[int, int], None] | None = None,
 ) -> CalibrationRun:
     """A real run's figures against replications of its scenario, as declared and as fitted to the run.
+
+    ``run`` is a real run's folder (``busim run FILE --broker URL --out DIR``)
+    or the :class:`Result` of :func:`busim.load_test`.
 
     Every replication publishes the messages the real run published (its
     seed drives the publishers) while the broker's and the consumers' draws
@@ -397,24 +401,19 @@ def calibrate(
 
     Raises:
         RunFolderError: the folder is not a real run's (``busim run FILE --broker URL``), or lacks its record.
+        ValueError: ``run`` is a Result of a simulation, or has no record.
     """
     from busim.analysis.calibration import calibrate as check_against
     from busim.analysis.fitting import fit_to_run
-    from busim.loadtest.archive import RECORD_FILE, read_record
-    from busim.report.folder import read_run_folder
-    from busim.report.output import resolve_run_folder
 
     if not 2 <= replications <= MAX_REPLICATIONS:
         raise ValueError(f"replications must be 2 to {MAX_REPLICATIONS:,} (got {replications})")
-    path = resolve_run_folder(Path(folder))
-    real = read_run_folder(path, "calibrate").result
-    if real.real is None:
-        raise RunFolderError(
-            f"{path}: holds a simulated run; calibrate sets a real run (busim run FILE --broker URL) "
-            "beside the simulation"
-        )
-    if not (path / RECORD_FILE).is_file():
-        raise RunFolderError(f"{path}: no {RECORD_FILE} here; calibrate fits the scenario to the real run's record")
+    if isinstance(run, Result):
+        if run.real is None or run.record is None:
+            raise ValueError("calibrate needs the Result of a real run (busim.load_test), with its record")
+        path, real, record = None, run, run.record
+    else:
+        path, real, record = _real_run_folder(Path(run))
     scenario = real.scenario
     publishing_seed = scenario.seed if scenario.seed is not None else 0
     seeds = replication_seeds(publishing_seed, replications)
@@ -429,6 +428,28 @@ def calibrate(
         return results
 
     declared = check_against(real.summary, [result.summary for result in replicated(scenario, 0)])
-    fitted = fit_to_run(scenario, read_record(path, scenario))
+    fitted = fit_to_run(scenario, record)
     after_fit = check_against(real.summary, [result.summary for result in replicated(fitted.scenario, replications)])
     return CalibrationRun(path, real, seeds, declared, fitted, after_fit)
+
+
+def _real_run_folder(folder: Path) -> tuple[Path, Result, RunRecord]:
+    """A real run's folder, its result and its record.
+
+    Raises:
+        RunFolderError: the folder holds a simulated run, or no record.
+    """
+    from busim.loadtest.archive import RECORD_FILE, read_record
+    from busim.report.folder import read_run_folder
+    from busim.report.output import resolve_run_folder
+
+    path = resolve_run_folder(folder)
+    real = read_run_folder(path, "calibrate").result
+    if real.real is None:
+        raise RunFolderError(
+            f"{path}: holds a simulated run; calibrate sets a real run (busim run FILE --broker URL) "
+            "beside the simulation of its scenario"
+        )
+    if not (path / RECORD_FILE).is_file():
+        raise RunFolderError(f"{path}: no {RECORD_FILE} here; calibrate fits the scenario to the real run's record")
+    return path, real, read_record(path, real.scenario)

@@ -23,7 +23,9 @@ from rich.console import Console
 from rich.text import Text
 
 from busim.api import (
+    DEFAULT_CALIBRATION_REPLICATIONS,
     MAX_MESSAGES,
+    calibrate,
     check_comparable,
     check_size,
     compare,
@@ -37,13 +39,21 @@ from busim.report.console import (
     count_progress,
     presets_table,
     real_run_progress,
+    render_calibration,
     render_comparison,
     render_outcome,
     render_preset,
     run_progress,
     simulation_progress,
 )
-from busim.report.files import comparison_json, results_json, write_comparison, write_run
+from busim.report.files import (
+    CALIBRATED_FILE,
+    calibrated_scenario_yaml,
+    comparison_json,
+    results_json,
+    write_comparison,
+    write_run,
+)
 from busim.report.folder import is_comparison_folder, read_comparison_folder, read_run_folder
 from busim.report.output import (
     CHART_SUFFIXES,
@@ -755,6 +765,55 @@ def report_command(
         written = _write(output, write, replaces=is_report_file)
     if not quiet:
         Console().print(_wrote(written, output.path), style="dim", highlight=False, soft_wrap=True)
+
+
+@app.command(name="calibrate")
+def calibrate_command(
+    folder: Annotated[
+        Path, typer.Argument(help="The output folder of a real run (busim run FILE --broker URL).", metavar="RUN_DIR")
+    ],
+    replications: Annotated[
+        int,
+        typer.Option(
+            "--replications",
+            help="Simulate the scenario on N seeds, each publishing the real run's messages.",
+            parser=_whole_number(2, MAX_REPLICATIONS),
+            metavar="N",
+        ),
+    ] = DEFAULT_CALIBRATION_REPLICATIONS,
+    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG) too.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Set a real run's figures beside simulations of its scenario: how close is the simulation?
+
+    Simulates the scenario as declared, then fitted to the run (the broker's latency, the consumers'
+    per-message cost and restart time as measured), and writes calibration.md, calibration.html,
+    calibration.json, charts and calibrated.yaml (the fitted scenario) into the run's folder.
+    """
+    from busim.report.calibration import is_calibration_file, write_calibration
+
+    console = Console()
+    show = not quiet
+    try:
+        folder = resolve_run_folder(folder)
+        output = OutputFolder.claim(folder, f"busim calibrate {folder}")
+    except BusimError as error:
+        _fail(error)
+    with _interruptible(output):
+        with count_progress(console, "calibrating", 2 * replications, enabled=show and console.is_terminal) as bar:
+            try:
+                run = calibrate(folder, replications, on_run=bar.run_done if bar else None)
+            except BusimError as error:
+                _fail(error)
+
+        def write(staging: Path) -> None:
+            write_calibration(run, staging, charts)
+            (staging / CALIBRATED_FILE).write_text(calibrated_scenario_yaml(run.fitted, str(folder)), encoding="utf-8")
+
+        written = _write(output, write, replaces=lambda name: name == CALIBRATED_FILE or is_calibration_file(name))
+    if show:
+        render_calibration(console, run)
+        console.print(_wrote(written, output.path), style="dim", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -17,7 +17,7 @@ CALIBRATION_SCHEMA = "busim.calibration/1"
 class CalibrationRun:
     """A real run beside replications of its scenario as declared, and of the scenario fitted to it."""
 
-    folder: Path  # the real run's folder
+    folder: Path | None  # the real run's folder; None for a run given as its Result
     real: Result
     seeds: tuple[int, ...]  # the replications' seeds (their publishers draw with the real run's seed)
     declared: Calibration  # the real run against its scenario as declared
@@ -30,7 +30,7 @@ def calibration_document(run: CalibrationRun) -> dict[str, Any]:
     scenario = run.real.scenario
     return {
         "schema": CALIBRATION_SCHEMA,
-        "run": str(run.folder),
+        "run": None if run.folder is None else str(run.folder),
         "scenario": scenario.name,
         "seed": scenario.seed,
         "replications": run.declared.replications,

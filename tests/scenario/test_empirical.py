@@ -5,6 +5,8 @@ import re
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -16,6 +18,7 @@ from busim.scenario.loader import parse_yaml, validate
 from busim.scenario.schema import EmpiricalTime
 from busim.scenario.units import parse_duration
 from tests.conftest import ROOT
+from tests.scenario.test_fuzz import fuzz_settings
 
 GOOD = ROOT / "tests" / "data" / "empirical.yaml"
 BAD = ROOT / "tests" / "data" / "bad" / "empirical.yaml"
@@ -106,3 +109,11 @@ def test_the_json_schema_takes_both_forms_and_asks_for_both_ends():
     document["consumers"][0]["processing_time"] = {"empirical": ["1ms"]}
     paths = sorted(".".join(map(str, error.absolute_path)) for error in validator.iter_errors(document))
     assert paths == ["broker.latency", "consumers.0.processing_time"]
+
+
+@fuzz_settings(200)
+@given(st.lists(st.floats(0, 1e3, allow_nan=False, allow_infinity=False), min_size=2, max_size=40))
+def test_any_list_of_durations_writes_percentiles_that_read_back_exactly(durations_s):
+    listed = EmpiricalTime.model_validate({"kind": "empirical", "points": sorted(durations_s)})
+    written = yaml.safe_load(yaml.safe_dump(listed.model_dump()))
+    assert EmpiricalTime.model_validate({"kind": "empirical", **written["empirical"]}) == listed

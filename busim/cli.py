@@ -637,7 +637,7 @@ def compare_command(
         typer.Argument(
             help="Scenario files (one to vary, or several to compare) and run folders (finished runs, "
             "simulated or real, compared as they ran).",
-            metavar="FILE|RUN_DIR...",
+            metavar="PATH...",
         ),
     ],
     vary: Annotated[

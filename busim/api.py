@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,38 @@ BYTES_PER_MESSAGE = 750
 BASE_BYTES = 150e6
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run that has already run, compared as it ran rather than simulated again: read back from its folder
+    (``folder``), or a result at hand."""
+
+    name: str
+    outcome: Result | Replications
+    folder: str | None = None
+
+
+def finished_run(folder: str | Path, name: str | None = None) -> FinishedRun:
+    """The run (or replications) in ``folder``, as ``busim run`` wrote it, to compare; named ``name``, else
+    after the folder. A scenario's folder of runs (``runs/flash-sale``) gives its newest.
+
+    Raises:
+        busim.errors.BusimError: the folder holds no run busim wrote, or its results depart from their schema.
+    """
+    from busim.report.folder import read_finished_run
+    from busim.report.output import resolve_run_folder
+
+    given = Path(folder)
+    path = resolve_run_folder(given)
+    _, outcome = read_finished_run(path, "busim compare")
+    return FinishedRun(name or given.name or path.resolve().name, outcome, str(path))
+
+
+ScenarioOrRun = Scenario | LoadedScenario | Result | Replications | str | Path
+Comparable = Variant | FinishedRun | ScenarioOrRun | tuple[str, ScenarioOrRun]
+
+
 def compare(
-    variants: list[Variant] | list[tuple[str, Scenario | LoadedScenario]],
+    variants: Sequence[Comparable],
     seed: int | None = None,
     replications: int | None = None,
     on_run: Callable[[int, int], None] | None = None,
@@ -51,25 +82,38 @@ def compare(
     max_memory_bytes: float | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Comparison:
-    """Run each ``(name, scenario)`` on the same seed, or the same replication seeds.
+    """Run each variant on the same seed, or the same replication seeds, and set finished runs beside them.
+
+    A variant is a :class:`Variant` or ``(name, scenario)`` to simulate; or a
+    finished run to compare as it ran, never simulated again: a run's folder
+    (a path), a :class:`Result` or :class:`Replications`, ``(name, either)``,
+    or a :class:`FinishedRun`. A folder is named after itself, a result after
+    its scenario.
 
     Raises:
-        BusimError: the variants share no consumer, so there is nothing to compare.
+        BusimError: the variants share no consumer, so there is nothing to compare; a folder holds no run;
+            ``seed`` or ``replications`` is given, but every variant is a finished run.
 
     Common random numbers: every variant draws its publishing, latencies and
     faults from streams named after the same components, so differences come
     from the variants rather than from the noise. The seed is ``seed``, else
-    the first variant's, else a fresh one. With ``replications`` (default:
-    the first variant's ``replications``) above 1, each variant is replicated.
+    the first simulated variant's, else a fresh one. With ``replications``
+    (default: the first simulated variant's ``replications``) above 1, each
+    simulated variant is replicated; a finished run shows what it holds.
     ``on_run(done, total)`` is called after each run (every replication of
-    every variant), and ``on_progress`` with each run's simulated time.
+    every simulated variant), and ``on_progress`` with each run's simulated time.
     """
-    pairs = [(variant.name, variant.loaded) if isinstance(variant, Variant) else variant for variant in variants]
-    if not pairs:
+    entries = _named([_entry(variant) for variant in variants])
+    if not entries:
         raise ValueError("compare needs at least one variant")
-    scenarios = [(name, loaded.scenario if isinstance(loaded, LoadedScenario) else loaded) for name, loaded in pairs]
-    first_scenario = scenarios[0][1]
-    check_comparable(scenarios)
+    check_comparable([(name, _scenario_of(target)) for name, target, _ in entries])
+    simulated = [target for _, target, _ in entries if isinstance(target, Scenario | LoadedScenario)]
+    if not simulated and (seed is not None or replications is not None):
+        raise BusimError(
+            "a seed and replications apply to the scenarios a comparison simulates; every variant here is a "
+            "finished run, compared as it ran"
+        )
+    first_scenario = _scenario_of(simulated[0] if simulated else entries[0][1])
     if seed is None:
         seed = first_scenario.seed if first_scenario.seed is not None else fresh_seed()
     count = replications if replications is not None else first_scenario.replications
@@ -79,11 +123,66 @@ def compare(
     def ran(*_: int) -> None:
         runs[0] += 1
         if on_run is not None:
-            on_run(runs[0], len(pairs) * count)
+            on_run(runs[0], len(simulated) * count)
 
-    for _, scenario in pairs:
-        outcomes.append(run(scenario, count, seed, ran, on_progress, max_messages, max_memory_bytes))
-    return Comparison(names=tuple(name for name, _ in pairs), outcomes=tuple(outcomes), seed=seed)
+    for _, target, _ in entries:
+        if isinstance(target, Result | Replications):
+            outcomes.append(target)
+        else:
+            outcomes.append(run(target, count, seed, ran, on_progress, max_messages, max_memory_bytes))
+    folders = tuple(folder for _, _, folder in entries)
+    return Comparison(
+        names=tuple(name for name, _, _ in entries),
+        outcomes=tuple(outcomes),
+        seed=seed,
+        folders=folders if any(folder is not None for folder in folders) else (),
+    )
+
+
+_Entry = tuple[str, Scenario | LoadedScenario | Result | Replications, str | None]
+
+
+def _entry(variant: Comparable) -> _Entry:
+    """A variant as ``(name, what to simulate or the finished run, the folder it was read from)``."""
+    if isinstance(variant, Variant):
+        return variant.name, variant.loaded, None
+    if isinstance(variant, FinishedRun):
+        return variant.name, variant.outcome, variant.folder
+    if isinstance(variant, str | Path):
+        return _entry(finished_run(variant))
+    if isinstance(variant, Result | Replications):
+        return variant.source.run_name(variant.scenario.name), variant, None
+    name, target = variant
+    if isinstance(target, str | Path):
+        return _entry(finished_run(target, name))
+    return name, target, None
+
+
+def _named(entries: list[_Entry]) -> list[_Entry]:
+    """The entries, a finished run named like another variant going by its folder instead."""
+    names = [name for name, _, _ in entries]
+    return [
+        (folder if folder is not None and names.count(name) > 1 else name, target, folder)
+        for name, target, folder in entries
+    ]
+
+
+def check_names(variants: Sequence[Comparable]) -> None:
+    """Check that the variants of a comparison go by a name each, as :func:`compare` names them.
+
+    Raises:
+        BusimError: two share a name.
+    """
+    names = [name for name, _, _ in _named([_entry(variant) for variant in variants])]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BusimError(f"variants named more than once: {', '.join(twice)}; give each a different name")
+
+
+def _scenario_of(target: Scenario | LoadedScenario | Result | Replications) -> Scenario:
+    if isinstance(target, LoadedScenario):
+        return target.scenario
+    return target if isinstance(target, Scenario) else target.scenario
 
 
 def check_comparable(variants: list[tuple[str, Scenario]]) -> None:

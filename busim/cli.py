@@ -25,11 +25,14 @@ from rich.text import Text
 from busim.api import (
     DEFAULT_CALIBRATION_REPLICATIONS,
     MAX_MESSAGES,
+    FinishedRun,
     calibrate,
     check_comparable,
+    check_names,
     check_size,
     compare,
     expected_group_messages,
+    finished_run,
     simulate,
 )
 from busim.api import run as run_scenario
@@ -48,6 +51,7 @@ from busim.report.console import (
 )
 from busim.report.files import (
     CALIBRATED_FILE,
+    RESULTS_FILE,
     calibrated_scenario_yaml,
     comparison_json,
     results_json,
@@ -77,7 +81,7 @@ from busim.report.stories import (
 )
 from busim.report.trace import write_trace
 from busim.results import Replications, Result
-from busim.scenario import LoadedScenario, load_scenario
+from busim.scenario import LoadedScenario, Scenario, load_scenario
 from busim.scenario.json_schema import SCHEMA_FILE
 from busim.scenario.presets import PRESET_NAMES, PRESETS
 from busim.scenario.schema import MAX_REPLICATIONS, unknown_preset
@@ -90,7 +94,7 @@ from busim.scenario.starter import (
     starter_text,
 )
 from busim.scenario.units import format_duration
-from busim.scenario.variants import load_variant, load_variants
+from busim.scenario.variants import Variant, load_variant, load_variants
 from busim.version import __version__
 from busim.words import counted
 
@@ -640,19 +644,29 @@ def validate(
 @app.command(name="compare")
 def compare_command(
     files: Annotated[
-        list[Path], typer.Argument(help="Scenario files: one to vary, or several to compare.", metavar="FILE...")
+        list[Path],
+        typer.Argument(
+            help="Scenario files (one to vary, or several to compare) and run folders (finished runs, "
+            "simulated or real, compared as they ran).",
+            metavar="PATH...",
+        ),
     ],
     vary: Annotated[
         list[str] | None,
         typer.Option(
             "--vary",
             metavar="KEY=V1,V2",
-            help="Run the file once per value, e.g. broker.preset=kafka,rabbitmq. Several make a grid.",
+            help="Run the file once per value, e.g. broker.preset=kafka,rabbitmq. Several make a grid. "
+            "Not for run folders.",
         ),
     ] = None,
     overrides: Annotated[
         list[str] | None,
-        typer.Option("--set", metavar="KEY=VALUE", help="Override a scenario key in every variant. Repeatable."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a scenario key in every variant simulated (not in run folders). Repeatable.",
+        ),
     ] = None,
     seed: Annotated[
         int | None,
@@ -679,26 +693,44 @@ def compare_command(
     max_memory: MaxMemory = None,
     max_runs: MaxRuns = MAX_RUNS,
 ) -> None:
-    """Run variants of a scenario on the same seeds and show them side by side.
+    """Run variants of a scenario on the same seeds and show them side by side, beside finished runs.
 
-    The variants are several files, a grid of --vary values, or the variants: block of one file.
+    The variants are several files, a grid of --vary values, or the variants: block of one file. A run
+    folder (busim run's output, simulated or against a real broker) is read back as it ran, not simulated
+    again; each column then says whether it is real or simulated.
     """
     console = Console()
     try:
-        variants = load_variants(files, vary or [], overrides or [], max_variants=max_runs)
-        check_comparable([(variant.name, variant.loaded.scenario) for variant in variants])
+        scenario_files = [_scenario_file(path) for path in files if not path.is_dir()]
+        folders = [path for path in files if path.is_dir()]
+        if not scenario_files:
+            _check_for_scenarios(vary, overrides, seed, replications)
+        finished = {path: finished_run(path) for path in folders}
+        variants = (
+            load_variants(scenario_files, vary or [], overrides or [], max_runs, finished_runs=len(folders))
+            if scenario_files
+            else []
+        )
+        entries = _in_given_order(files, variants, finished)
+        if len(entries) < 2:
+            names = ", ".join(run.name for run in finished.values())
+            raise BusimError(f"a comparison needs two or more variants (got {names})")
+        check_names(entries)
+        check_comparable([(variant.name, variant.loaded.scenario) for variant in variants] + _scenarios(finished))
         for variant in variants:
             check_size(variant.loaded.scenario, MAX_MESSAGES, max_memory)
-        count = replications if replications is not None else variants[0].loaded.scenario.replications
-        largest = max(expected_group_messages(variant.loaded.scenario) for variant in variants)
+        count = replications if replications is not None else _replications(variants)
+        largest = max((expected_group_messages(variant.loaded.scenario) for variant in variants), default=0)
         _check_runs(
             len(variants) * count,
             max_runs,
             largest,
             f"{counted(len(variants), 'variant')} x {counted(count, 'replication')}",
         )
-        runs_folder = Path("runs") / f"compare-{variants[0].loaded.scenario.name}"
-        output = _claim(out, runs_folder, f"busim compare {' '.join(map(str, files))}", files)
+        first = variants[0].loaded.scenario if variants else next(iter(finished.values())).outcome.scenario
+        runs_folder = Path("runs") / f"compare-{first.name}"
+        inputs = scenario_files + [Path(run.folder) / RESULTS_FILE for run in finished.values() if run.folder]
+        output = _claim(out, runs_folder, f"busim compare {' '.join(map(str, files))}", inputs)
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
@@ -706,7 +738,7 @@ def compare_command(
     with _interruptible(output):
         with count_progress(console, "comparing", runs, enabled=show and console.is_terminal) as bar:
             comparison = compare(
-                variants,
+                entries,
                 seed,
                 replications,
                 on_run=bar.run_done if bar else None,
@@ -728,6 +760,72 @@ def compare_command(
     elif show:
         render_comparison(console, comparison)
         console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
+
+
+def _check_for_scenarios(
+    vary: list[str] | None, overrides: list[str] | None, seed: int | None, replications: int | None
+) -> None:
+    """Refuse the options that change a simulation when every variant is a run folder: nothing would use them.
+
+    Raises:
+        BusimError: one such option is given.
+    """
+    given = [
+        option
+        for option, value in (
+            ("--vary", vary),
+            ("--set", overrides),
+            ("--seed", seed),
+            ("--replications", replications),
+        )
+        if value is not None and value != []
+    ]
+    if given:
+        raise BusimError(
+            f"{given[0]}: applies to scenario files, and every one given is a run folder, compared as it ran; "
+            "give a scenario file to simulate beside them, or drop it"
+        )
+
+
+def _scenario_file(path: Path) -> Path:
+    """``path``, given to busim compare and not a folder: a scenario file.
+
+    Raises:
+        BusimError: it does not exist, or its name does not end in .yaml or .yml (results.json, a chart).
+    """
+    if not path.exists() and not path.is_symlink():
+        raise BusimError(f"{path}: no such scenario file or run folder")
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        raise BusimError(
+            f"{path}: neither a scenario file (.yaml) nor a run folder; give scenario files and the output "
+            "folders of busim run"
+        )
+    return path
+
+
+def _in_given_order(files: list[Path], variants: list[Variant], finished: dict[Path, FinishedRun]) -> list[Any]:
+    """The variants to simulate and the finished runs, as the command line gives them: one file's variants
+    where the file stands, several files' one each."""
+    several = len(files) - len(finished) > 1
+    pending = iter(variants)
+    entries: list[Any] = []
+    for path in files:
+        if path in finished:
+            entries.append(finished[path])
+        elif several:
+            entries.append(next(pending))
+        else:
+            entries.extend(pending)
+    return entries
+
+
+def _scenarios(finished: dict[Path, FinishedRun]) -> list[tuple[str, Scenario]]:
+    return [(run.name, run.outcome.scenario) for run in finished.values()]
+
+
+def _replications(variants: list[Variant]) -> int:
+    """How many replications the simulated variants run by default: the first one's (1 with none)."""
+    return variants[0].loaded.scenario.replications if variants else 1
 
 
 @app.command(name="report")

@@ -740,7 +740,7 @@ def comparison_latency_cdf(comparison: Comparison, consumer: str | None = None) 
     only); a variant whose curve equals another's is named in the panel's title."""
     if not all(isinstance(outcome, Result) for outcome in comparison.outcomes):
         raise ValueError("latency distributions need single runs; compare without replications")
-    names = list(comparison.names)
+    names = list(comparison.labels)  # each with its mode beside a finished or a real run
     consumers = _chart_consumers(comparison, consumer)
     # Panels name coinciding variants; where names would not fit a panel, by their number in the legend.
     numbered = len(consumers) > 3 and sum(len(name) for name in names) > 3 * len(names)
@@ -806,7 +806,7 @@ def comparison_anomalies(comparison: Comparison, consumer: str | None = None) ->
     A row for each departure some variant shows; a consumer with none says so in one row. A variant
     whose figures all equal an earlier one's says which.
     """
-    names = list(comparison.names)
+    names = list(comparison.labels)  # each with its mode beside a finished or a real run
     rows: list[str] = []
     means: list[list[float]] = []
     cells: list[list[str]] = []

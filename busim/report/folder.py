@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from busim.errors import RunFolderError
 from busim.report.files import COMPARE_JSON, RESULTS_FILE, SCENARIO_FILE
@@ -21,6 +22,7 @@ from busim.results import (
     REPLICATIONS_SCHEMA,
     RESULT_SCHEMA,
     Comparison,
+    Replications,
     Result,
     json_words,
     parse_json,
@@ -50,6 +52,32 @@ def read_run_folder(folder: Path, command: str) -> RunFolder:
             scenario.yaml.
         ScenarioError: its scenario.yaml is not a valid scenario.
     """
+    data = _results_data(folder, command)
+    if data.get("schema") == REPLICATIONS_SCHEMA:
+        count, seeds = data.get("replications"), data.get("seeds")
+        how = "run one of them with --seed"
+        if isinstance(seeds, list) and seeds and _whole(seeds[0]):
+            how += f", e.g. --seed {seeds[0]}"
+        held = counted(count, "replication") if _whole(count) else "replications"
+        raise RunFolderError(f"{folder}: holds {held}; {command} needs a single run ({how})")
+    loaded, result = _outcome(folder, data, command)
+    assert isinstance(result, Result)  # by its schema
+    return RunFolder(folder, loaded, result)
+
+
+def read_finished_run(folder: Path, command: str) -> tuple[LoadedScenario, Result | Replications]:
+    """Read a run's folder as ``busim run`` wrote it, a single run or replications, for ``command``.
+
+    Raises:
+        RunFolderError: the folder is missing or lacks either file; it holds a comparison; results.json is
+            not JSON, departs from its schema, or names other consumers or publishers than scenario.yaml.
+        ScenarioError: its scenario.yaml is not a valid scenario.
+    """
+    return _outcome(folder, _results_data(folder, command), command)
+
+
+def _results_data(folder: Path, command: str) -> dict[str, Any]:
+    """A run's folder's results.json, parsed, once the folder is known to hold a run's two files."""
     _check_folder(folder)
     results = folder / RESULTS_FILE
     if not results.is_file() and (folder / COMPARE_JSON).is_file():
@@ -60,25 +88,21 @@ def read_run_folder(folder: Path, command: str) -> RunFolder:
     for path in (results, folder / SCENARIO_FILE):
         if not path.is_file():
             raise RunFolderError(f"{folder}: no {path.name} here; give the output folder of a busim run")
-    data = parse_json(_text(results), str(results))
+    return parse_json(_text(results), str(results))
+
+
+def _outcome(folder: Path, data: dict[str, Any], command: str) -> tuple[LoadedScenario, Result | Replications]:
+    """The folder's scenario and its results (``data``, parsed from its results.json), checked together."""
+    results = folder / RESULTS_FILE
     schema = data.get("schema")
-    if schema == REPLICATIONS_SCHEMA:
-        count, seeds = data.get("replications"), data.get("seeds")
-        how = "run one of them with --seed"
-        if isinstance(seeds, list) and seeds and _whole(seeds[0]):
-            how += f", e.g. --seed {seeds[0]}"
-        held = counted(count, "replication") if _whole(count) else "replications"
-        raise RunFolderError(f"{folder}: holds {held}; {command} needs a single run ({how})")
     if schema == COMPARISON_SCHEMA:
         raise RunFolderError(f"{folder}: holds a comparison; {command} needs a single run's folder")
-    if schema != RESULT_SCHEMA:
+    if schema not in (RESULT_SCHEMA, REPLICATIONS_SCHEMA):
         raise RunFolderError(
             f"{results}: not the results of a busim run (schema {json_words(schema)}, not {RESULT_SCHEMA!r})"
         )
     loaded = load_scenario(folder / SCENARIO_FILE)
-    result = read_outcome(data, loaded.scenario, str(results))
-    assert isinstance(result, Result)  # by its schema
-    return RunFolder(folder, loaded, result)
+    return loaded, read_outcome(data, loaded.scenario, str(results))
 
 
 def read_comparison_folder(folder: Path) -> Comparison:

@@ -830,11 +830,17 @@ def _measured_interval(interval: Interval | None, outcome: InvariantOutcome) -> 
 
 # ---------------------------------------------------------------- a comparison
 def comparison_views(comparison: Comparison) -> ComparisonViews:
-    """The variants side by side, each figure with its change from the first variant."""
-    first = comparison.outcomes[0]
-    replicated = isinstance(first, Replications)
-    count = first.runs
-    how = f"{counted(count, 'replication')} each, on the same seeds" if replicated else "the same seed"
+    """The variants side by side, each figure with its change from the first variant; each variant's header
+    says whether it ran for real or simulated, and whether it was read back from a finished run's folder."""
+    folders = [comparison.folder(name) for name in comparison.names]
+    simulated = [outcome for outcome, folder in zip(comparison.outcomes, folders) if folder is None]
+    replicated = comparison.replicated
+    count = max((outcome.runs for outcome in simulated), default=1)
+    how = f"{counted(count, 'replication')} each, on the same seeds" if count > 1 else "the same seed"
+    if not simulated:
+        how = "their own seeds: each is a finished run, read back"
+    elif len(simulated) < len(folders):
+        how += "; a finished run as it ran, on its own seed"
     overrides = [comparison.overrides(name) for name in comparison.names]
     # What all variants share (a --set given to every one) says nothing about how they differ.
     shared = set.intersection(*(set(found) for found in overrides)) if overrides else set()
@@ -842,8 +848,8 @@ def comparison_views(comparison: Comparison) -> ComparisonViews:
         "Variants",
         (Column("changes", right=False),),
         tuple(
-            Row(name, (text_cell(", ".join(o for o in found if o not in shared) or "the scenario as written"),))
-            for name, found in zip(comparison.names, overrides)
+            Row(label, (text_cell(_changes(outcome, folder, [o for o in found if o not in shared])),))
+            for label, outcome, folder, found in zip(comparison.labels, comparison.outcomes, folders, overrides)
         ),
         label="variant",
         caption=f"Every variant also sets {', '.join(o for o in overrides[0] if o in shared)}." if shared else "",
@@ -853,15 +859,16 @@ def comparison_views(comparison: Comparison) -> ComparisonViews:
         title = f"{consumer}: change against {comparison.names[0]}"
         if replicated:
             title += f" (means; [low, high] {CONFIDENCE:.0%} confidence interval)"
-        columns = tuple(Column(name) for name in comparison.names)
+        columns = tuple(Column(label) for label in comparison.labels)
         tables.append((consumer, TableView(title, columns, tuple(comparison_rows(comparison, consumer)))))
     verdicts = tuple(
-        (name, Cell(words, good, "good" if good else "bad"))
-        for name, (words, good) in zip(comparison.names, comparison_verdicts(comparison))
+        (label, Cell(words, good, "good" if good else "bad"))
+        for label, (words, good) in zip(comparison.labels, comparison_verdicts(comparison))
     )
-    name = first.scenario.name
+    name = comparison.outcomes[0].scenario.name
+    seeded = f" on seed {comparison.seed}" if simulated else ""
     return ComparisonViews(
-        title=f"{name}: {len(comparison.names)} variants on seed {comparison.seed}",
+        title=f"{name}: {len(comparison.names)} variants{seeded}",
         how=how,
         variants=variants,
         consumers=tuple(tables),
@@ -869,6 +876,16 @@ def comparison_views(comparison: Comparison) -> ComparisonViews:
         replicated=replicated,
         note=f"Changes are against the first variant, {comparison.names[0]}.",
     )
+
+
+def _changes(outcome: Result | Replications, folder: str | None, overrides: list[str]) -> str:
+    """What a variant changes; for a finished run, where it was read from and the seed it ran on."""
+    changes = ", ".join(overrides)
+    if folder is None:
+        return changes or "the scenario as written"
+    seed = "root seed" if isinstance(outcome, Replications) else "seed"
+    ran = f"{counted(outcome.runs, 'replication')} on {seed}" if outcome.runs > 1 else seed
+    return f"finished run read from {folder} ({ran} {outcome.scenario.seed})" + (f": {changes}" if changes else "")
 
 
 def _compared_figures(comparison: Comparison, consumer: str) -> list[Figure]:

@@ -177,6 +177,7 @@ def comparison_document(comparison: Comparison) -> dict[str, Any]:
                 "name": name,
                 "overrides": list(outcome.source.overrides),
                 "scenario": outcome.scenario.model_dump(mode="json"),
+                **({"folder": folder} if (folder := comparison.folder(name)) is not None else {}),
                 "results": document(outcome),
             }
             for name, outcome in zip(comparison.names, comparison.outcomes)
@@ -271,6 +272,7 @@ class _Variant(TypedDict):
     name: str
     overrides: list[str]
     scenario: NotRequired[dict[str, Any]]  # added to busim.compare/1 later: older files lack it
+    folder: NotRequired[str]  # the finished run's folder it was read from, not simulated for the comparison
     results: dict[str, Any]  # a ResultDocument, or replications'
 
 
@@ -349,7 +351,7 @@ def read_comparison(data: dict[str, Any], source: str) -> Comparison:
     head = _validated(_ComparisonHead, data, source, ())
     if not head["variants"]:
         raise RunFolderError(f"{source}: variants: expected one or more (got an empty list)")
-    names, outcomes = [], []
+    names, outcomes, folders = [], [], []
     for index, variant in enumerate(head["variants"]):
         at: tuple[str | int, ...] = ("variants", index)
         if "scenario" not in variant:
@@ -366,7 +368,9 @@ def read_comparison(data: dict[str, Any], source: str) -> Comparison:
             raise RunFolderError(f"{source}: {inside}: {first.message}") from None
         outcomes.append(read_outcome(variant["results"], scenario, source, _path((*at, "scenario")), (*at, "results")))
         names.append(variant["name"])
-    return Comparison(tuple(names), tuple(outcomes), head["seed"])
+        folders.append(variant.get("folder"))
+    found = tuple(folders) if any(folder is not None for folder in folders) else ()
+    return Comparison(tuple(names), tuple(outcomes), head["seed"], found)
 
 
 def _source(record: ScenarioRecord) -> Source:

@@ -210,6 +210,11 @@ class Replications(_Outcome):
         return len(self.results)
 
     @property
+    def mode(self) -> str:
+        """``simulated``: a run against a real broker runs once."""
+        return "simulated"
+
+    @property
     def summaries(self) -> tuple[Summary, ...]:
         return tuple(result.summary for result in self.results)
 
@@ -286,10 +291,38 @@ class Comparison:
 
     names: tuple[str, ...]
     outcomes: tuple[Result | Replications, ...]  # one per variant, in order
-    seed: int
+    seed: int  # the seed the variants simulated for the comparison share
+    # Per variant: the folder of the finished run it was read from, or None where simulated for the comparison.
+    # A finished run keeps its own seed and replications.
+    folders: tuple[str | None, ...] = ()
 
     def outcome(self, name: str) -> Result | Replications:
         return self.outcomes[self.names.index(name)]
+
+    def folder(self, name: str) -> str | None:
+        """The folder of the finished run that the variant ``name`` was read from, or None."""
+        return self.folders[self.names.index(name)] if self.folders else None
+
+    def label(self, name: str) -> str:
+        """The variant ``name`` as a header shows it. Beside a finished run or a real one, with its mode, and
+        with its number of runs where they differ: ``rabbit-real (real, 1 run)``, ``flash-sale (simulated)``.
+        Variants all simulated for the comparison go by their names alone."""
+        outcome = self.outcome(name)
+        if not self.folders and all(other.mode == "simulated" for other in self.outcomes):
+            return name
+        runs = ""
+        if len({other.runs for other in self.outcomes}) > 1:
+            runs = ", 1 run" if outcome.runs == 1 else f", {counted(outcome.runs, 'replication')}"
+        return f"{name} ({outcome.mode}{runs})"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.label(name) for name in self.names)
+
+    @property
+    def replicated(self) -> bool:
+        """Whether some variant is replicated, and so shows means with intervals."""
+        return self.runs > 1
 
     def overrides(self, name: str) -> tuple[str, ...]:
         """What the variant ``name`` changes: its ``KEY=VALUE`` overrides."""
@@ -303,7 +336,8 @@ class Comparison:
 
     @property
     def runs(self) -> int:
-        return self.outcomes[0].runs
+        """The most runs a variant has: 1, or its replications."""
+        return max(outcome.runs for outcome in self.outcomes)
 
     def to_dict(self) -> dict[str, Any]:
         """The compare.json document, as plain JSON data (see docs/results.md)."""

@@ -22,13 +22,15 @@ class Variant:
 
 
 def load_variants(
-    files: list[Path], vary: list[str], overrides: list[str], max_variants: int | None = None
+    files: list[Path], vary: list[str], overrides: list[str], max_variants: int | None = None, finished_runs: int = 0
 ) -> list[Variant]:
     """The variants that ``busim compare`` runs.
 
     Several files are one variant each; one file is varied by the grid of
     every ``--vary KEY=V1,V2`` (their product), or else by its ``variants:``
-    block. ``overrides`` apply to every variant first.
+    block. ``overrides`` apply to every variant first. ``finished_runs``
+    compared beside them (run folders) make one file without variants a
+    variant of its own.
 
     Raises:
         OverrideError: a --vary is malformed, its grid has more than
@@ -44,7 +46,8 @@ def load_variants(
             [
                 Variant(path.stem if stems.count(path.stem) == 1 else str(path), load_scenario(path, overrides))
                 for path in files
-            ]
+            ],
+            finished_runs,
         )
     (path,) = files
     if vary:
@@ -65,8 +68,10 @@ def load_variants(
             assignments = tuple((assignment, f"--vary {assignment}") for assignment in combination)
             name = " ".join(f"{label}={assignment.partition('=')[2]}" for label, assignment in zip(labels, combination))
             variants.append(Variant(name, load_scenario(path, overrides, assignments)))
-        return _distinct(variants)
+        return _distinct(variants, finished_runs)
     base = load_scenario(path, overrides)
+    if not base.scenario.variants and finished_runs:
+        return [Variant(path.stem, base)]
     if not base.scenario.variants:
         raise OverrideError(
             f"{path}: nothing to compare; give two or more scenario files, --vary KEY=V1,V2, "
@@ -80,7 +85,7 @@ def load_variants(
             problems.append(str(error))
     if problems:
         raise OverrideError("\n".join(problems))
-    return _distinct(variants)
+    return _distinct(variants, finished_runs)
 
 
 def load_variant(path: Path, name: str, overrides: list[str]) -> LoadedScenario:
@@ -122,10 +127,10 @@ def axis_labels(keys: list[str]) -> list[str]:
     return labels
 
 
-def _distinct(variants: list[Variant]) -> list[Variant]:
-    """A comparison needs two or more variants, each named once."""
+def _distinct(variants: list[Variant], finished_runs: int = 0) -> list[Variant]:
+    """A comparison needs two or more variants (``finished_runs`` among them), each named once."""
     names = [variant.name for variant in variants]
-    if len(variants) < 2:
+    if len(variants) + finished_runs < 2:
         raise OverrideError(f"a comparison needs two or more variants (got {', '.join(names) or 'none'})")
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:

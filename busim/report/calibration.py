@@ -113,7 +113,8 @@ def _consumer_tables(calibration: Calibration, latency_only: bool = False) -> tu
             for check in calibration.checks
             if check.consumer == consumer and (check.unit == "s" or not latency_only)
         ]
-        tables.append(TableView(consumer, _COLUMNS, check_rows(checks), label="figure"))
+        if checks:  # a consumer without latency figures has no table after fitting
+            tables.append(TableView(consumer, _COLUMNS, check_rows(checks), label="figure"))
     return tuple(tables)
 
 
@@ -122,14 +123,21 @@ def outside_text(checks: Sequence[FigureCheck], what: str = "figure") -> str:
     gap: ``2 of 17 figures lie outside where one simulated run falls: inventory: out of order (+60 %), ...``."""
     outside = [check for check in checks if check.verdict in ("above", "below")]
     if not outside:
-        return f"All {counted(len(checks), what)} lie where one simulated run falls." if checks else ""
+        if not checks:
+            return ""
+        every = "All" if len(checks) > 1 else "The"
+        return f"{every} {counted(len(checks), what)} {_lie(len(checks))} where one simulated run falls."
     by_consumer: dict[str, list[str]] = {}
     for check in outside:
         gap = verdict_cell(check).note or f" ({check.verdict})"
         by_consumer.setdefault(check.consumer, []).append(figure_label(check.figure) + gap)
     named = "; ".join(f"{consumer}: {', '.join(figures)}" for consumer, figures in by_consumer.items())
-    verb = "lies" if len(outside) == 1 else "lie"
-    return f"{count_of(len(outside), len(checks), what)} {verb} outside where one simulated run falls: {named}."
+    where = f"outside where one simulated run falls: {named}."
+    return f"{count_of(len(outside), len(checks), what)} {_lie(len(outside))} {where}"
+
+
+def _lie(count: int) -> str:
+    return "lies" if count == 1 else "lie"
 
 
 def calibration_subject(run: CalibrationRun) -> str:
@@ -177,6 +185,16 @@ def calibration_markdown(run: CalibrationRun, charts: Sequence[ShownChart] = ())
 def calibration_html(run: CalibrationRun, charts: Sequence[ShownChart] = ()) -> str:
     """calibration.html, self-contained: its charts inline as SVG."""
     return render("calibration.html.j2", views=calibration_views(run), charts=charts)
+
+
+def is_calibration_file(name: str) -> bool:
+    """Whether a file of a real run's folder is one :func:`write_calibration` writes (so that calibrating the run
+    again replaces it)."""
+    from busim.report.calibration_charts import CALIBRATION_CHARTS
+    from busim.report.charts import FORMATS
+
+    charts = {f"{chart}.{suffix}" for chart in CALIBRATION_CHARTS for suffix in FORMATS}
+    return name in (CALIBRATION_JSON, CALIBRATION_MARKDOWN, CALIBRATION_HTML) or name in charts
 
 
 def write_calibration(run: CalibrationRun, folder: Path, charts: bool = True) -> list[Path]:

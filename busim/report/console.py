@@ -476,7 +476,7 @@ def render_calibration(console: Console, run: CalibrationRun) -> None:
         show(console, Text(""), Text(title, style="bold underline"), Text(views.key, style="dim"))
         for view in tables:
             show(console, *view_tables(console, view))
-        show(console, Text(outside, style="green" if outside.startswith("All ") else "red"))
+        show(console, Text(outside, style="green" if outside.startswith(("All ", "The ")) else "red"))
 
 
 def presets_table() -> Table:

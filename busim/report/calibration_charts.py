@@ -67,7 +67,7 @@ def calibration_latency_cdf(run: CalibrationRun) -> Figure:
         distributions = [
             _quantiles(points) for points in (declared.real, declared.simulated, fitted.simulated if fitted else ())
         ]
-        latencies_s += distributions_panel(ax, name, distributions, styles, names)
+        latencies_s += distributions_panel(ax, name, distributions, styles, names, "real and simulated the same")
     distributions_axes(figure, axes, latencies_s)
     handles = [Line2D([], [], color=colour, linestyle=style, linewidth=1.8) for colour, style in styles]
     _legend(key, handles, names)

@@ -765,10 +765,16 @@ def comparison_latency_cdf(comparison: Comparison, consumer: str | None = None) 
 
 
 def distributions_panel(
-    ax: Axes, title: str, distributions: list[np.ndarray], styles: Sequence[tuple[str, str]], names: list[str]
+    ax: Axes,
+    title: str,
+    distributions: list[np.ndarray],
+    styles: Sequence[tuple[str, str]],
+    names: list[str],
+    all_same: str = "the same under every variant",
 ) -> list[float]:
     """Latency distributions (rows of percentile, seconds) overlaid on one panel, each in its (colour, dash),
-    those that coincide named in the panel's title; return the latencies drawn, for the shared time axis."""
+    those that coincide named in the panel's title (``all_same`` where all do); return the latencies drawn,
+    for the shared time axis."""
     drawn: list[float] = []
     for (colour, style), points in zip(styles, distributions):
         latency_s = _latencies(points)
@@ -777,7 +783,7 @@ def distributions_panel(
             drawn += latency_s.tolist()
     ax.set_ylim(0, 1.02)
     twins = _twins([_latencies(points) for points in distributions], names, _close_in_ratio)
-    _panel_title(ax, title + _sameness(names, twins))
+    _panel_title(ax, title + _sameness(names, twins, all_same))
     return drawn
 
 
@@ -788,11 +794,11 @@ def distributions_axes(figure: Figure, axes: list[Axes], latencies_s: list[float
     figure.supylabel("fraction of messages", fontsize=_PANEL_TITLE_PT)
 
 
-def _sameness(names: list[str], twins: list[tuple[str, bool] | None]) -> str:
+def _sameness(names: list[str], twins: list[tuple[str, bool] | None], all_same: str) -> str:
     """What a panel's title says of the variants whose curves equal, or nearly, an earlier one's: a line
-    per group, ``a = b ≈ c``."""
+    per group, ``a = b ≈ c``; ``all_same`` where every one equals the first."""
     if len(names) > 1 and all(twin and twin[1] for twin in twins[1:]):
-        return ": the same under every variant"
+        return f": {all_same}"
     groups: dict[str, str] = {}
     for name, twin in zip(names, twins):
         if twin:

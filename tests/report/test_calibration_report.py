@@ -29,7 +29,7 @@ from busim.report.calibration import (
     is_calibration_file,
     write_calibration,
 )
-from busim.report.calibration_charts import calibration_counts
+from busim.report.calibration_charts import calibration_counts, calibration_latency_cdf
 from busim.report.console import render_calibration
 from busim.results import Result
 from busim.results.calibration import CalibrationRun
@@ -272,3 +272,18 @@ def test_counts_chart_is_left_out_when_every_count_is_0(simulated):
     checks = (_check("lost", 0.0, 0.0, 0.0, 0.0), _check("latency_s.end_to_end.p99", 0.1, 0.08, 0.12, 0.07))
     calibration = Calibration(5, checks, {"inventory": CURVES})
     assert calibration_counts(_run(simulated.real, calibration, calibration)) is None
+
+
+def test_latency_chart_names_the_curves_that_coincide(known, simulated):
+    # KNOWN and AFTER_FIT share their curves: the simulation as fitted draws over the simulation as declared.
+    (panel,) = [ax for ax in calibration_latency_cdf(known).axes if ax.get_title()]
+    assert panel.get_title() == "inventory\nsimulated, declared = simulated, fitted"
+    alike = LatencyCurves(CURVES.real, CURVES.real)
+    calibration = Calibration(5, KNOWN.checks, {"inventory": alike})
+    figure = calibration_latency_cdf(_run(simulated.real, calibration, calibration))
+    (panel,) = [ax for ax in figure.axes if ax.get_title()]
+    assert panel.get_title() == "inventory: real and simulated the same"
+    assert figure.get_label() == (
+        "test on RabbitMQ: end-to-end latency, real and simulated — "
+        "simulated: at each percentile, the mean of 5 replications"
+    )

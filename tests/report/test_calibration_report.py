@@ -214,17 +214,17 @@ def test_pages_hold_every_figure_and_note(known):
 
 
 def test_names_and_notes_are_escaped(simulated):
-    odd = "<script>alert(1)</script>|*x*"
+    odd = "<script>alert(1)</script>|*x*.y"
     checks = (_check(f"state.{odd}.abs_drift", 1.0, 0.0, 2.0, 5.0, consumer="_inv_:fire:"),)
     calibration = Calibration(5, checks, {"_inv_:fire:": CURVES})
     run = _run(simulated.real, calibration, calibration, {"broker.latency": f"measured: {odd}"})
     html = calibration_html(run)
     markdown = calibration_markdown(run)
     assert "<script>" not in html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;|*x* drift" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;|*x*.y drift" in html
     assert "measured: &lt;script&gt;" in html
     assert "<script>" not in markdown.replace("\\<script>", "")
-    assert "\\<script>alert(1)\\</script>\\|\\*x\\* drift" in markdown
+    assert "\\<script>alert(1)\\</script>\\|\\*x\\*.y drift" in markdown
     assert "### \\_inv\\_:fire:" in markdown
     text = _console_text(run)
     assert "_inv_:fire:" in text and "🔥" not in text  # Rich shows the name, not an emoji

@@ -756,27 +756,49 @@ def comparison_latency_cdf(comparison: Comparison, consumer: str | None = None) 
             _quantiles(outcome.summary.consumers[name].latency_quantiles_s)  # type: ignore[union-attr]
             for outcome in comparison.outcomes
         ]
-        for (colour, style), points in zip(styles, distributions):
-            # Dashes differ too: a curve on top of another leaves it showing between its dashes.
-            latency_s = np.maximum(points[:, 1], 1e-6)  # a log axis has no 0
-            ax.plot(latency_s, points[:, 0] / 100, color=colour, linestyle=style, linewidth=1.8)
-            latencies_s += latency_s.tolist()
-        ax.set_ylim(0, 1.02)
-        twins = _twins([_latencies(points) for points in distributions], keys, _close_in_ratio)
-        _panel_title(ax, name + _sameness(keys, twins))
-    _duration_axis(axes[0], "x", min(latencies_s), max(latencies_s))
-    figure.supxlabel("end-to-end latency, publish to first processing (log scale)", fontsize=_PANEL_TITLE_PT)
-    figure.supylabel("fraction of messages", fontsize=_PANEL_TITLE_PT)
+        # Dashes differ too: a curve on top of another leaves it showing between its dashes.
+        latencies_s += distributions_panel(ax, name, distributions, styles, keys)
+    distributions_axes(figure, axes, latencies_s)
     labels = [f"{key}  {name}" for key, name in zip(keys, names)] if numbered else names
     _legend(key, handles, labels, "variant")
     return _titled(figure, f"{_scenario_name(comparison)}: latency by variant", _variant_notes(comparison))
 
 
-def _sameness(names: list[str], twins: list[tuple[str, bool] | None]) -> str:
+def distributions_panel(
+    ax: Axes,
+    title: str,
+    distributions: list[np.ndarray],
+    styles: Sequence[tuple[str, str]],
+    names: list[str],
+    all_same: str = "the same under every variant",
+) -> list[float]:
+    """Latency distributions (rows of percentile, seconds) overlaid on one panel, each in its (colour, dash),
+    those that coincide named in the panel's title (``all_same`` where all do); return the latencies drawn,
+    for the shared time axis."""
+    drawn: list[float] = []
+    for (colour, style), points in zip(styles, distributions):
+        latency_s = _latencies(points)
+        if latency_s is not None:
+            ax.plot(latency_s, points[:, 0] / 100, color=colour, linestyle=style, linewidth=1.8)
+            drawn += latency_s.tolist()
+    ax.set_ylim(0, 1.02)
+    twins = _twins([_latencies(points) for points in distributions], names, _close_in_ratio)
+    _panel_title(ax, title + _sameness(names, twins, all_same))
+    return drawn
+
+
+def distributions_axes(figure: Figure, axes: list[Axes], latencies_s: list[float]) -> None:
+    """The shared log time axis of panels of end-to-end latency distributions, and both axes' labels."""
+    _duration_axis(axes[0], "x", min(latencies_s), max(latencies_s))
+    figure.supxlabel("end-to-end latency, publish to first processing (log scale)", fontsize=_PANEL_TITLE_PT)
+    figure.supylabel("fraction of messages", fontsize=_PANEL_TITLE_PT)
+
+
+def _sameness(names: list[str], twins: list[tuple[str, bool] | None], all_same: str) -> str:
     """What a panel's title says of the variants whose curves equal, or nearly, an earlier one's: a line
-    per group, ``a = b ≈ c``."""
+    per group, ``a = b ≈ c``; ``all_same`` where every one equals the first."""
     if len(names) > 1 and all(twin and twin[1] for twin in twins[1:]):
-        return ": the same under every variant"
+        return f": {all_same}"
     groups: dict[str, str] = {}
     for name, twin in zip(names, twins):
         if twin:

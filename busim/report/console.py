@@ -33,6 +33,7 @@ from rich.text import Text
 
 from busim.analysis.intervals import CONFIDENCE
 from busim.engine.simulation import ProgressCallback
+from busim.report.calibration import calibration_views
 from busim.report.tables import Cell, Heading, Row, TableView, Tone, Verdict, legend
 from busim.report.views import (
     comparison_views,
@@ -40,6 +41,7 @@ from busim.report.views import (
     run_views,
 )
 from busim.results import Comparison, Replications, Result
+from busim.results.calibration import CalibrationRun
 from busim.scenario import Scenario
 from busim.scenario.presets import COMMON_KEYS, PRESETS, preset_rows
 from busim.scenario.units import format_duration
@@ -459,6 +461,22 @@ def _variants_as_rows(view: TableView, rows: list[Row]) -> list[_Column]:
             _Column(row.short, tuple(_cell(cell) for cell in cells), True, _least_width(row.short, cells, True))
         )
     return columns
+
+
+# ---------------------------------------------------------------- a calibration
+def render_calibration(console: Console, run: CalibrationRun) -> None:
+    """Print each consumer's figures against the scenario as declared, the latency figures after fitting, and
+    after each which figures lie outside where one simulated run falls."""
+    views = calibration_views(run)
+    show(console, Text(views.title, style="bold"), Text(f"Simulated: {views.replications}.", style="dim"))
+    for title, tables, outside in (
+        ("The scenario as declared", views.declared, views.declared_outside),
+        ("After fitting the scenario to the run", views.after_fit, views.after_fit_outside),
+    ):
+        show(console, Text(""), Text(title, style="bold underline"), Text(views.key, style="dim"))
+        for view in tables:
+            show(console, *view_tables(console, view))
+        show(console, Text(outside, style="green" if outside.startswith(("All ", "The ")) else "red"))
 
 
 def presets_table() -> Table:

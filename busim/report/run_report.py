@@ -11,6 +11,7 @@ SVG and loads nothing from the network.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,18 +86,27 @@ def _inline(svg: str) -> str:
     return svg[start:] if start >= 0 else svg
 
 
+def drawn_charts(draw: Callable[[], list[Chart]], folder: Path, what: str) -> tuple[list[Path], list[ShownChart]]:
+    """Draw charts into ``folder`` with ``draw``: their files, and each chart as a page shows it.
+
+    Raises:
+        OutputError: the folder cannot be written (``what`` names what was being written: "the report").
+    """
+    try:
+        drawn = draw()
+        shown = [ShownChart.of(chart) for chart in drawn]
+    except OSError as error:
+        raise OutputError(f"cannot write {what} to {folder}: {error.strerror or error}") from None
+    return [path for chart in drawn for path in chart.paths], shown
+
+
 def write_report(result: Result, folder: Path, charts: bool = True) -> list[Path]:
     """Draw the charts (unless ``charts`` is false) and write report.md and report.html into ``folder``.
 
     Raises:
         OutputError: the folder cannot be written.
     """
-    try:
-        drawn = write_charts(result, folder) if charts else []
-        shown = [ShownChart.of(chart) for chart in drawn]
-    except OSError as error:
-        raise OutputError(f"cannot write the report to {folder}: {error.strerror or error}") from None
-    written = [path for chart in drawn for path in chart.paths]
+    written, shown = drawn_charts(lambda: write_charts(result, folder) if charts else [], folder, "the report")
     return written + write_files(
         folder, ((MARKDOWN_FILE, report_markdown(result, shown)), (HTML_FILE, report_html(result, shown)))
     )
@@ -119,12 +129,9 @@ def write_comparison_report(comparison: Comparison, folder: Path, charts: bool =
     """
     from busim.report.charts import write_comparison_charts
 
-    try:
-        drawn = write_comparison_charts(comparison, folder) if charts else []
-        written = [path for chart in drawn for path in chart.paths]
-        shown = [ShownChart.of(chart) for chart in drawn]
-    except OSError as error:
-        raise OutputError(f"cannot write the comparison to {folder}: {error.strerror or error}") from None
+    written, shown = drawn_charts(
+        lambda: write_comparison_charts(comparison, folder) if charts else [], folder, "the comparison"
+    )
     pages = (
         (COMPARE_MARKDOWN_FILE, comparison_markdown(comparison, shown)),
         (COMPARE_HTML_FILE, comparison_html(comparison, shown)),

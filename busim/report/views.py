@@ -932,13 +932,11 @@ def _compared(figure: Interval | None, baseline: Interval | None, duration: bool
             return plain
         note = f" ({change / abs(baseline.mean):+.0%})"
     else:
-        note = (
-            f" ({'+' if change > 0 else '-'}{format_duration(abs(change)) if duration else _count_text(abs(change))})"
-        )
+        note = f" ({'+' if change > 0 else '-'}{format_duration(abs(change)) if duration else count_text(abs(change))})"
     return replace(plain, note=note, note_tone="bad" if change > 0 else "good")
 
 
-def _count_text(count: float) -> str:
+def count_text(count: float) -> str:
     """A count as a whole number where it is one (a single run's), else to one decimal (a mean)."""
     return f"{count:,.0f}" if float(count).is_integer() else f"{count:,.1f}"
 

@@ -512,7 +512,7 @@ def calibrate(
             raise ValueError("calibrate needs the Result of a real run (busim.load_test), with its record")
         path, real, record = None, run, run.record
     else:
-        path, real, record = _real_run_folder(Path(run))
+        path, real, record = read_real_run(Path(run))
     scenario = real.scenario
     publishing_seed = scenario.seed if scenario.seed is not None else 0
     seeds = replication_seeds(publishing_seed, replications)
@@ -532,8 +532,8 @@ def calibrate(
     return CalibrationRun(path, real, seeds, declared, fitted, after_fit)
 
 
-def _real_run_folder(folder: Path) -> tuple[Path, Result, RunRecord]:
-    """A real run's folder, its result and its record.
+def read_real_run(folder: Path) -> tuple[Path, Result, RunRecord]:
+    """A real run's folder (resolved, as ``runs/NAME`` gives its newest), its result and its record.
 
     Raises:
         RunFolderError: the folder holds a simulated run, or no record.

@@ -33,6 +33,7 @@ from busim.api import (
     compare,
     expected_group_messages,
     finished_run,
+    read_real_run,
     simulate,
 )
 from busim.api import run as run_scenario
@@ -893,7 +894,7 @@ def calibrate_command(
     console = Console()
     show = not quiet
     try:
-        folder = resolve_run_folder(folder)
+        folder, _, _ = read_real_run(folder)  # before claiming it: claiming makes a missing folder
         output = OutputFolder.claim(folder, f"busim calibrate {folder}")
     except BusimError as error:
         _fail(error)

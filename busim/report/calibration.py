@@ -150,7 +150,6 @@ def calibration_views(run: CalibrationRun) -> CalibrationViews:
     """The tables and sentences of a calibration, built once for every view of it."""
     scenario = run.real.scenario
     replications = run.declared.replications
-    seeds = ", ".join(str(seed) for seed in run.seeds)
     notes = TableView(
         "Where each fitted number came from",
         (Column("where it came from", right=False),),
@@ -163,7 +162,7 @@ def calibration_views(run: CalibrationRun) -> CalibrationViews:
         folder=str(run.folder),
         replications=(
             f"{counted(replications, 'replication')} of the scenario, publishing the real run's messages "
-            f"(seed {scenario.seed}); their other draws on seeds {seeds}"
+            f"(seed {scenario.seed}), their other draws on seeds spawned from it (calibration.json lists them)"
         ),
         key=(
             f"simulated: the mean of {counted(replications, 'replication')} [where {CONFIDENCE:.0%} of single "

@@ -5,7 +5,7 @@ once, for the console (:func:`busim.report.console.render_calibration`),
 calibration.md and a self-contained calibration.html: per consumer, each
 figure's simulated mean with where one simulated run falls, the real value
 and the verdict; then what fitting the scenario to the run changed and the
-latency figures after fitting. :func:`write_calibration` writes those pages,
+figures after fitting. :func:`write_calibration` writes those pages,
 calibration.json and the charts into the real run's folder.
 """
 
@@ -49,7 +49,7 @@ class CalibrationViews:
     declared: tuple[TableView, ...]  # one per consumer: every figure against the scenario as declared
     declared_outside: str  # how many figures lie outside where one simulated run falls, and which
     notes: TableView  # per key path of the fitted scenario, where its number came from
-    after_fit: tuple[TableView, ...]  # one per consumer: the latency figures against the fitted scenario
+    after_fit: tuple[TableView, ...]  # one per consumer: its figures against the fitted scenario
     after_fit_outside: str
 
 
@@ -104,16 +104,12 @@ def check_rows(checks: Sequence[FigureCheck]) -> tuple[Row, ...]:
     )
 
 
-def _consumer_tables(calibration: Calibration, latency_only: bool = False) -> tuple[TableView, ...]:
-    """One table per consumer of ``calibration``'s checks (only the latency figures if ``latency_only``)."""
+def _consumer_tables(calibration: Calibration) -> tuple[TableView, ...]:
+    """One table per consumer of ``calibration``'s checks."""
     tables = []
     for consumer in calibration.curves:
-        checks = [
-            check
-            for check in calibration.checks
-            if check.consumer == consumer and (check.unit == "s" or not latency_only)
-        ]
-        if checks:  # a consumer without latency figures has no table after fitting
+        checks = [check for check in calibration.checks if check.consumer == consumer]
+        if checks:
             tables.append(TableView(consumer, _COLUMNS, check_rows(checks), label="figure"))
     return tuple(tables)
 
@@ -156,7 +152,6 @@ def calibration_views(run: CalibrationRun) -> CalibrationViews:
         tuple(Row(key, (text_cell(note),)) for key, note in run.fitted.notes.items()),
         label="key",
     )
-    latency = [check for check in run.after_fit.checks if check.unit == "s"]
     return CalibrationViews(
         title=f"{calibration_subject(run)}: how close is the simulation?",
         folder=str(run.folder),
@@ -171,8 +166,8 @@ def calibration_views(run: CalibrationRun) -> CalibrationViews:
         declared=_consumer_tables(run.declared),
         declared_outside=outside_text(run.declared.checks),
         notes=notes,
-        after_fit=_consumer_tables(run.after_fit, latency_only=True),
-        after_fit_outside=outside_text(latency, "latency figure"),
+        after_fit=_consumer_tables(run.after_fit),
+        after_fit_outside=outside_text(run.after_fit.checks),
     )
 
 

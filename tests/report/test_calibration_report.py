@@ -102,7 +102,7 @@ KNOWN = Calibration(
 AFTER_FIT = Calibration(
     5,
     (
-        _check("redelivered", 12.0, 5.0, 19.0, 20.0),  # only latency rows are shown after fitting
+        _check("redelivered", 12.0, 5.0, 19.0, 20.0),
         _check("latency_s.end_to_end.p99", 0.075, 0.06, 0.09, 0.07),
         _check("latency_s.processing.p999", 0.0125, 0.011, 0.014, 0.0161),  # +28.8 %, shown +29 %
     ),
@@ -118,6 +118,7 @@ KNOWN_ROWS = [
     ("processing p99.9", "—", "—", "not measured"),
 ]
 KNOWN_AFTER_FIT_ROWS = [
+    ("redelivered", "12.0 [5.0, 19.0]", "20", "above (+67 %)"),
     ("end-to-end p99", "75ms [60ms, 90ms]", "70ms", "within"),
     ("processing p99.9", "12.5ms [11ms, 14ms]", "16.1ms", "above (+29 %)"),
 ]
@@ -144,7 +145,8 @@ def test_known_case_rows_verdicts_and_gaps(known):
         "duplicate effects (+0.5 %), end-to-end p99 (-30 %)."
     )
     assert views.after_fit_outside == (
-        "1 of 2 latency figures lies outside where one simulated run falls: inventory: processing p99.9 (+29 %)."
+        "2 of 3 figures lie outside where one simulated run falls: inventory: redelivered (+67 %), processing p99.9 "
+        "(+29 %)."
     )
     assert views.title == "test on RabbitMQ: how close is the simulation?"
     assert [(row.label, row.cells[0].text) for row in views.notes.rows] == list(NOTES.items())
@@ -154,7 +156,7 @@ def test_nothing_outside_says_so(simulated):
     checks = (_check("delivered", 100.4, 98.2, 102.6, 101.0),)
     views = calibration_views(_run(simulated.real, Calibration(5, checks, {"inventory": CURVES}), AFTER_FIT))
     assert views.declared_outside == "The 1 figure lies where one simulated run falls."
-    assert views.after_fit_outside.startswith("1 of 2 latency figures lies outside")
+    assert views.after_fit_outside.startswith("2 of 3 figures lie outside")
 
 
 def _console_text(run: CalibrationRun, width: int = 80) -> str:

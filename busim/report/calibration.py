@@ -47,7 +47,9 @@ class CalibrationViews:
     replications: str  # how many replications, on which seeds
     key: str  # what the columns show
     declared: tuple[TableView, ...]  # one per consumer: every figure against the scenario as declared
-    declared_outside: str  # how many figures lie outside where one simulated run falls, and which
+    declared_outside: (
+        str  # how many figures lie outside where one simulated run falls, which, and which the fit explains
+    )
     notes: TableView  # per key path of the fitted scenario, where its number came from
     after_fit: tuple[TableView, ...]  # one per consumer: its figures against the fitted scenario
     after_fit_outside: str
@@ -132,6 +134,26 @@ def outside_text(checks: Sequence[FigureCheck], what: str = "figure") -> str:
     return f"{count_of(len(outside), len(checks), what)} {_lie(len(outside))} {where}"
 
 
+def explained_text(declared: Sequence[FigureCheck], after_fit: Sequence[FigureCheck]) -> str:
+    """Which figures outside before fitting lie within after it: the run's measured times explain them
+    (``Fitted to the run's measured times, 2 of the 10 lie within: inventory: out of order, stock drift.``);
+    or "" where none does."""
+    fitted = {(check.consumer, check.figure): check.verdict for check in after_fit}
+    outside = [check for check in declared if check.verdict in ("above", "below")]
+    explained = [check for check in outside if fitted.get((check.consumer, check.figure)) == "within"]
+    if not explained:
+        return ""
+    by_consumer: dict[str, list[str]] = {}
+    for check in explained:
+        by_consumer.setdefault(check.consumer, []).append(figure_label(check.figure))
+    named = "; ".join(f"{consumer}: {', '.join(figures)}" for consumer, figures in by_consumer.items())
+    if len(explained) < len(outside):
+        which = f"{len(explained)} of the {len(outside)} {_lie(len(explained))}"
+    else:
+        which = "it lies" if len(outside) == 1 else f"all {len(outside)} lie"
+    return f"Fitted to the run's measured times, {which} within: {named}."
+
+
 def _lie(count: int) -> str:
     return "lies" if count == 1 else "lie"
 
@@ -164,7 +186,11 @@ def calibration_views(run: CalibrationRun) -> CalibrationViews:
             "runs fall]; verdict: where the real value lies against that range, and its gap to the mean"
         ),
         declared=_consumer_tables(run.declared),
-        declared_outside=outside_text(run.declared.checks),
+        declared_outside=" ".join(
+            text
+            for text in (outside_text(run.declared.checks), explained_text(run.declared.checks, run.after_fit.checks))
+            if text
+        ),
         notes=notes,
         after_fit=_consumer_tables(run.after_fit),
         after_fit_outside=outside_text(run.after_fit.checks),

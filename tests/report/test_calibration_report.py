@@ -26,6 +26,7 @@ from busim.report.calibration import (
     calibration_html,
     calibration_markdown,
     calibration_views,
+    explained_text,
     is_calibration_file,
     write_calibration,
 )
@@ -142,7 +143,8 @@ def test_known_case_rows_verdicts_and_gaps(known):
     assert _rows(after_fit) == KNOWN_AFTER_FIT_ROWS
     assert views.declared_outside == (
         "4 of 7 figures lie outside where one simulated run falls: inventory: redelivered (+100 %), lost (above), "
-        "duplicate effects (+0.5 %), end-to-end p99 (-30 %)."
+        "duplicate effects (+0.5 %), end-to-end p99 (-30 %). Fitted to the run's measured times, 1 of the 4 lies "
+        "within: inventory: end-to-end p99."
     )
     assert views.after_fit_outside == (
         "2 of 3 figures lie outside where one simulated run falls: inventory: redelivered (+67 %), processing p99.9 "
@@ -289,3 +291,21 @@ def test_latency_chart_names_the_curves_that_coincide(known, simulated):
         "test on RabbitMQ: end-to-end latency, real and simulated — "
         "simulated: at each percentile, the mean of 5 replications"
     )
+
+
+def test_the_figures_a_fit_brings_within_are_named_as_explained_by_the_run_s_times():
+    off = [_check("redelivered", 10.0, 4.0, 16.0, 20.0), _check("lost", 0.0, 0.0, 0.0, 3.0)]
+    fixed = [_check("redelivered", 19.0, 14.0, 24.0, 20.0), _check("lost", 2.5, 0.0, 6.0, 3.0)]
+    assert (
+        explained_text(off, fixed)
+        == "Fitted to the run's measured times, all 2 lie within: inventory: redelivered, lost."
+    )
+    assert explained_text(off, [fixed[0], off[1]]) == (
+        "Fitted to the run's measured times, 1 of the 2 lies within: inventory: redelivered."
+    )
+    assert (
+        explained_text(off[:1], fixed[:1])
+        == "Fitted to the run's measured times, it lies within: inventory: redelivered."
+    )
+    assert explained_text(off, off) == ""
+    assert explained_text(fixed, fixed) == ""  # nothing was outside

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from busim.scenario.schema import Scenario
+
+if TYPE_CHECKING:
+    import busim
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -52,6 +56,49 @@ def flash_sale_run(tmp_path_factory) -> Path:
     ran = CliRunner().invoke(app, ["run", str(SCENARIOS / "flash-sale.yaml"), "--quiet", "--out", str(folder)])
     assert ran.exit_code == 0, ran.output
     return folder
+
+
+@pytest.fixture(scope="session")
+def flash_sale_compared(tmp_path_factory) -> Path:
+    """The folder ``busim compare scenarios/flash-sale.yaml --vary broker.preset=rabbitmq,kafka --set duration=100s
+    --quiet`` writes, charts included: one comparison shared by the tests that only read it."""
+    from typer.testing import CliRunner
+
+    from busim.cli import app
+
+    folder = tmp_path_factory.mktemp("flash-sale-compared")
+    arguments = ["compare", str(SCENARIOS / "flash-sale.yaml"), "--vary", "broker.preset=rabbitmq,kafka"]
+    ran = CliRunner().invoke(app, [*arguments, "--set", "duration=100s", "--quiet", "--out", str(folder)])
+    assert ran.exit_code == 0, ran.output
+    return folder
+
+
+@cache
+def simulated(file: str) -> busim.Result:
+    """The run of ``scenarios/<file>`` as the file states it, once per test process: deterministic under the
+    file's seed and immutable, it serves every test that only reads it."""
+    import busim
+
+    return busim.simulate(busim.load(SCENARIOS / file))
+
+
+@cache
+def variants_compared(file: str) -> busim.Comparison:
+    """The comparison of the variants block of ``scenarios/<file>`` as the file states it, run once per test
+    process: the run is deterministic under the file's seed and a Comparison is immutable, so the tests that
+    only read it share it. Mark those tests ``VARIANTS_COMPARED`` so that one process runs them all."""
+    import busim
+    from busim.scenario.variants import load_variants
+
+    variants = load_variants([SCENARIOS / file], [], [])
+    return busim.compare([(variant.name, variant.loaded) for variant in variants])
+
+
+# Tests that share a run through a fixture or a cache run in one worker, which then runs it once
+# (--dist loadgroup); every other test goes to whichever worker is free. A test takes one group only:
+# the groups of a module and of its test would join into a third.
+VARIANTS_COMPARED = pytest.mark.xdist_group("variants-compared")
+FLASH_SALE_RUNS = pytest.mark.xdist_group("flash-sale-runs")  # flash_sale_run and flash_sale_compared
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

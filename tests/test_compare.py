@@ -16,7 +16,7 @@ from busim.errors import OverrideError
 from busim.report.console import render_comparison
 from busim.report.run_report import comparison_markdown
 from busim.scenario.variants import load_variants
-from tests.conftest import ROOT, SCENARIOS
+from tests.conftest import FLASH_SALE_RUNS, ROOT, SCENARIOS, VARIANTS_COMPARED, variants_compared
 
 FLASH_SALE = SCENARIOS / "flash-sale.yaml"
 TRADEOFFS = SCENARIOS / "broker-tradeoffs.yaml"
@@ -90,9 +90,21 @@ def test_every_variant_runs_on_the_same_seed_and_so_the_same_traffic():
     assert len(set(effects)) > 1  # the brokers differ, not the traffic
 
 
-def test_replicated_variants_share_their_replication_seeds():
+REPLICATED_VARIANTS = pytest.mark.xdist_group("replicated-variants")  # one worker runs the fixture once
+
+
+@pytest.fixture(scope="module")
+def replicated_variants():
+    """Two variants replicated twice, and the progress ``busim.compare`` reported as ``(done, total)``."""
+    progress: list[tuple[int, int]] = []
     variants = load_variants([FLASH_SALE], ["broker.preset=rabbitmq,kafka"], [*SHORT, "replications=2"])
-    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants], seed=5)
+    comparison = busim.compare(variants, seed=5, on_run=lambda done, total: progress.append((done, total)))
+    return comparison, progress
+
+
+@REPLICATED_VARIANTS
+def test_replicated_variants_share_their_replication_seeds(replicated_variants):
+    comparison, _ = replicated_variants
     assert comparison.outcomes[0].seeds == comparison.outcomes[1].seeds
 
 
@@ -108,6 +120,7 @@ def test_compare_prints_the_variants_side_by_side_and_writes_its_files(tmp_path)
             SHORT[0],
             "--out",
             str(tmp_path),
+            "--no-charts",
         ],
         env={"COLUMNS": "120"},
     )
@@ -123,7 +136,8 @@ def test_compare_prints_the_variants_side_by_side_and_writes_its_files(tmp_path)
 
 
 def test_many_variants_are_shown_one_per_row(tmp_path):
-    result = CliRunner().invoke(app, ["compare", str(TRADEOFFS), "--set", SHORT[0], "--out", str(tmp_path)])
+    arguments = ["compare", str(TRADEOFFS), "--set", SHORT[0], "--out", str(tmp_path), "--no-charts"]
+    result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
     rows = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ") and line.split()]
     assert {"rabbitmq", "kafka-idempotent", "sqs-idempotent"} <= set(rows)
@@ -163,24 +177,10 @@ def test_variants_whose_consumers_keep_different_counters_compare():
     assert "| units drift | — | — | — | — |" in markdown
 
 
-def test_compare_html_embeds_the_tables_verdicts_and_charts(tmp_path):
+@FLASH_SALE_RUNS
+def test_compare_html_embeds_the_tables_verdicts_and_charts(flash_sale_compared):
     from html.parser import HTMLParser
 
-    result = CliRunner().invoke(
-        app,
-        [
-            "compare",
-            str(FLASH_SALE),
-            "--vary",
-            "broker.preset=rabbitmq,kafka",
-            "--set",
-            SHORT[0],
-            "--quiet",
-            "--out",
-            str(tmp_path),
-        ],
-    )
-    assert result.exit_code == 0, result.output
     tags: list[str] = []
 
     class Tags(HTMLParser):
@@ -188,20 +188,17 @@ def test_compare_html_embeds_the_tables_verdicts_and_charts(tmp_path):
             tags.append(tag)
             assert not any(name in ("src", "href") and not value.startswith("#") for name, value in attrs)
 
-    page = (tmp_path / "compare.html").read_text()
+    page = (flash_sale_compared / "compare.html").read_text()
     Tags().feed(page)
     # What each variant changes, the verdicts, the inventory's figures; the two charts.
     assert tags.count("svg") == 2 and tags.count("table") == 3
     assert "<h1>flash-sale: 2 variants on seed 42</h1>" in page
 
 
-def test_progress_counts_every_run_of_every_variant():
-    calls = []
-    busim.compare(
-        load_variants([FLASH_SALE], ["broker.preset=rabbitmq,kafka"], [*SHORT, "replications=2"]),
-        on_run=lambda done, total: calls.append((done, total)),
-    )
-    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+@REPLICATED_VARIANTS
+def test_progress_counts_every_run_of_every_variant(replicated_variants):
+    _, progress = replicated_variants
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
 @pytest.mark.parametrize(
@@ -253,11 +250,11 @@ def test_a_comparison_shows_the_stale_reads_of_consumers_with_queries():
     assert "  slow      36.6ms   219ms            53    40.5ms   159ms\n" in output.getvalue()
 
 
+@VARIANTS_COMPARED
 def test_snapshot_intervals_compare_by_recovery_time():
     from busim.report.views import comparison_rows
 
-    variants = load_variants([SCENARIOS / "event-sourced-recovery.yaml"], [], [])
-    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
+    comparison = variants_compared("event-sourced-recovery.yaml")
     means = [outcome.summary.consumers["inventory"].recovery_s.mean for outcome in comparison.outcomes]
     assert comparison.names == ("every-100", "every-1000", "every-10000", "every-100000")
     assert means == sorted(means) and means[0] < means[-1]
@@ -270,11 +267,11 @@ def test_snapshot_intervals_compare_by_recovery_time():
     assert {"recovery mean", "recovery max"} <= set(labels)
 
 
+@VARIANTS_COMPARED
 def test_at_80_columns_no_figure_of_many_variants_is_left_out():
     from busim.report.console import render_comparison
 
-    variants = load_variants([SCENARIOS / "order-pipeline.yaml"], [], [])
-    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
+    comparison = variants_compared("order-pipeline.yaml")
     output = io.StringIO()
     render_comparison(Console(file=output, width=80, color_system=None), comparison)
     printed = output.getvalue()
@@ -298,7 +295,10 @@ def test_vary_axes_of_the_same_last_key_are_named_by_as_much_of_the_key_as_tells
 def test_run_variant_runs_one_variant_of_the_variants_block(tmp_path):
     result = CliRunner().invoke(
         app,
-        ["run", str(TRADEOFFS), "--variant", "kafka-idempotent", "--set", SHORT[0], "--out", str(tmp_path), "--json"],
+        [
+            *("run", str(TRADEOFFS), "--variant", "kafka-idempotent", "--set", SHORT[0]),
+            *("--out", str(tmp_path), "--json", "--no-charts"),
+        ],
     )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
@@ -359,7 +359,9 @@ def test_compare_json_prints_the_text_of_compare_json(tmp_path):
 def test_a_variant_runs_into_a_folder_of_its_own_that_names_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ran = CliRunner().invoke(
-        app, ["run", str(TRADEOFFS), "--variant", "kafka-idempotent", "--set", SHORT[0]], env={"COLUMNS": "200"}
+        app,
+        ["run", str(TRADEOFFS), "--variant", "kafka-idempotent", "--set", SHORT[0], "--no-charts"],
+        env={"COLUMNS": "200"},
     )
     assert ran.exit_code == 0, ran.output
     name = yaml.safe_load(TRADEOFFS.read_text())["name"]
@@ -383,20 +385,13 @@ def _description(path: Path) -> str:
     return yaml.safe_load(path.read_text())["description"]
 
 
-def test_compare_md_opens_with_the_question_and_links_its_charts(tmp_path):
-    result = CliRunner().invoke(
-        app,
-        [
-            *("compare", str(FLASH_SALE), "--vary", "broker.preset=rabbitmq,kafka", "--set", SHORT[0]),
-            *("--out", str(tmp_path), "--quiet"),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    markdown = (tmp_path / "compare.md").read_text()
+@FLASH_SALE_RUNS
+def test_compare_md_opens_with_the_question_and_links_its_charts(flash_sale_compared):
+    markdown = (flash_sale_compared / "compare.md").read_text()
     assert markdown.startswith(f"# flash-sale: 2 variants on seed 42\n\n{_description(FLASH_SALE)}\n\n## Variants\n")
     for chart in ("compare-latency-cdf", "compare-anomalies"):
-        assert f"]({chart}.png)" in markdown and (tmp_path / f"{chart}.png").is_file()
-    html = (tmp_path / "compare.html").read_text()
+        assert f"]({chart}.png)" in markdown and (flash_sale_compared / f"{chart}.png").is_file()
+    html = (flash_sale_compared / "compare.html").read_text()
     assert f"<h1>flash-sale: 2 variants on seed 42</h1>\n<p>{_description(FLASH_SALE)}</p>\n" in html
 
 

@@ -18,6 +18,8 @@ import busim
 from busim.cli import app
 from tests.conftest import ROOT, SCENARIOS
 
+pytestmark = pytest.mark.xdist_group("readme")  # one worker: the module's shared runs run once
+
 README = (ROOT / "README.md").read_text()
 BLOCK = re.compile(r"(?:<!-- sample: (?P<command>[^\n]*) -->\n)?```(?P<language>\w*)\n(?P<body>.*?)\n```", re.DOTALL)
 COMMANDS = ("busim ", "pip ")

@@ -6,7 +6,7 @@ import pytest
 import busim
 from busim.analysis.stories import Anomaly, Happening, Stories, What
 from busim.engine.records import DeliveryCause, LossReason, Outcome
-from tests.conftest import ROOT, SCENARIOS, consumer, scenario
+from tests.conftest import ROOT, consumer, scenario, simulated
 
 DATA = ROOT / "tests" / "data"
 CRASH_BEFORE_ACK = DATA / "crash-before-ack.yaml"
@@ -70,7 +70,7 @@ def test_a_story_follows_each_crash_before_ack_to_the_dead_letter_queue():
 
 
 def test_the_messages_with_an_anomaly_are_the_ones_the_summary_counts():
-    result = busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml"))
+    result = simulated("flash-sale.yaml")
     stories = Stories(result.record)
     inventory = result.summary.consumers["inventory"]
     assert stories.counts() == {

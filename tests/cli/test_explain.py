@@ -13,6 +13,8 @@ from busim.cli import app
 from tests.analysis.test_duplicate_causes import SLOW_PAST_ACK_WAIT, overtaken_originals
 from tests.analysis.test_stories import CRASH_AND_LOSS, CRASH_BEFORE_ACK
 
+pytestmark = pytest.mark.xdist_group("explain")  # one worker: the module's shared runs run once
+
 runner = CliRunner()
 ANOMALIES = "duplicate_effect, lost, dead_lettered, stuck_pending, wrongly_rejected, wrongly_accepted, out_of_order"
 
@@ -244,9 +246,9 @@ def test_consumer_keeps_to_one_consumer(tmp_path):
 def flash_sale_stories():
     """The flash sale's run, and its messages' stories."""
     from busim.analysis.stories import Stories
-    from tests.conftest import SCENARIOS
+    from tests.conftest import simulated
 
-    result = busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml"))
+    result = simulated("flash-sale.yaml")
     return result, Stories(result.record)
 
 

@@ -20,6 +20,8 @@ from busim.report.run_report import write_comparison_report, write_report
 from busim.scenario.loader import load_scenario
 from tests.conftest import ROOT, SCENARIOS, consumer, scenario
 
+pytestmark = pytest.mark.xdist_group("chart-layout")  # one worker: the module's shared runs run once
+
 # The sale (2 to 6 minutes) whole, with a shorter quiet tail: the run keeps its crashes and duplicates.
 SHORTER = ["duration=7m", "drain_timeout=2m"]
 ORDER_PIPELINE = SCENARIOS / "order-pipeline.yaml"

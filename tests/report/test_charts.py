@@ -5,16 +5,16 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from typer.testing import CliRunner
 
 import busim
 from busim.analysis.series import window_length_s
-from busim.cli import app
 from busim.report.charts import CHARTS, draw_charts, figure_title, write_charts
 from busim.report.files import write_run
 from busim.report.folder import read_run_folder
 from busim.scenario.loader import load_scenario
-from tests.conftest import ROOT, SCENARIOS, consumer, scenario
+from tests.conftest import FLASH_SALE_RUNS, ROOT, SCENARIOS, consumer, scenario, simulated
+
+pytestmark = FLASH_SALE_RUNS  # one worker: the runs the module shares run once
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SMALL_PIPELINE = ROOT / "tests" / "data" / "small-pipeline.yaml"
@@ -26,7 +26,7 @@ FLASH_SALE_CHARTS = [name for name in CHARTS if name != "chain-latency"]
 
 @pytest.fixture(scope="module")
 def flash_sale():
-    return busim.simulate(busim.load(SCENARIOS / "flash-sale.yaml"))
+    return simulated("flash-sale.yaml")
 
 
 def test_busim_run_writes_every_chart_as_png_and_svg_for_a_slide(flash_sale_run):
@@ -146,25 +146,10 @@ def test_latency_per_window_is_that_of_the_messages_published_in_it():
     assert latencies == pytest.approx([0.05] * len(latencies))
 
 
-def test_busim_compare_draws_the_overlaid_latency_and_the_anomalies(tmp_path):
-    result = CliRunner().invoke(
-        app,
-        [
-            "compare",
-            str(SCENARIOS / "flash-sale.yaml"),
-            "--vary",
-            "broker.preset=rabbitmq,kafka",
-            "--set",
-            "duration=100s",
-            "--quiet",
-            "--out",
-            str(tmp_path),
-        ],
-    )
-    assert result.exit_code == 0, result.output
+def test_busim_compare_draws_the_overlaid_latency_and_the_anomalies(flash_sale_compared):
     for name in ("compare-latency-cdf", "compare-anomalies"):
-        assert (tmp_path / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
-        assert "flash-sale" in (tmp_path / f"{name}.svg").read_text()
+        assert (flash_sale_compared / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
+        assert "flash-sale" in (flash_sale_compared / f"{name}.svg").read_text()
 
 
 def test_replicated_comparisons_draw_means_with_their_intervals():

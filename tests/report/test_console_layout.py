@@ -13,7 +13,9 @@ import busim
 from busim.report.console import render_comparison, render_outcome, render_preset, render_result
 from busim.report.views import comparison_rows, comparison_views
 from busim.scenario.variants import load_variants
-from tests.conftest import ROOT, SCENARIOS
+from tests.conftest import ROOT, SCENARIOS, VARIANTS_COMPARED, simulated, variants_compared
+
+pytestmark = VARIANTS_COMPARED  # one worker: the runs the module shares run once
 
 WIDTHS = (60, 80, 200)
 
@@ -31,8 +33,9 @@ def printed(width: int, render: Callable[[Console], None]) -> str:
 
 @cache
 def flash_sale_variants() -> busim.Comparison:
+    """Six variants of the flash sale up to its last rate step: the rows of the whole sale, figures as wide."""
     vary = ["broker.preset=kafka,rabbitmq,sqs-standard", "consumers.inventory.instances=3,6"]
-    variants = load_variants([SCENARIOS / "flash-sale.yaml"], vary, [])
+    variants = load_variants([SCENARIOS / "flash-sale.yaml"], vary, ["duration=100s"])
     return busim.compare([(variant.name, variant.loaded) for variant in variants])
 
 
@@ -54,8 +57,7 @@ def test_a_comparison_shows_every_figure_whole_at_any_width(width):
 
 
 def test_a_comparison_that_fits_200_columns_keeps_its_full_labels():
-    variants = load_variants([SCENARIOS / "order-pipeline.yaml"], [], [])
-    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
+    comparison = variants_compared("order-pipeline.yaml")
     text = printed(200, lambda console: render_comparison(console, comparison))
     assert "continued" not in text and "dup. effects" not in text
     assert "\n  wrongly rejected            9               1 (-89%)      1 (-89%)       0 (-100%)\n" in text
@@ -72,7 +74,7 @@ def test_a_comparison_prints_its_title_variants_and_note_from_the_views():
 
 @cache
 def payments() -> busim.Result:
-    return busim.simulate(busim.load(SCENARIOS / "payments-at-most-once.yaml"))
+    return simulated("payments-at-most-once.yaml")
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 from busim.cli import app
 from busim.report.markdown import markdown_cell, markdown_text
 
+pytestmark = pytest.mark.xdist_group("escaping")  # one worker: the module's shared runs run once
+
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}
 DESCRIPTION = "<script>alert('desc')</script> | *star* _under_ [bold]bold[/] [/] `tick` :smile: $x$ &amp; ~~gone~~"

@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 from rich.console import Console
 from typer.testing import CliRunner
 
-import busim
 from busim.cli import app
 from busim.report.console import render_outcome
 from busim.report.folder import read_comparison_folder, read_run_folder
-from tests.conftest import ROOT
+from tests.conftest import ROOT, simulated
+
+pytestmark = pytest.mark.xdist_group("folder")  # one worker: the module's shared runs run once
 
 runner = CliRunner()
 # A chain, state with a floor, a read model, crashes and invariants: every part of results.json a report draws.
@@ -77,7 +78,7 @@ def test_a_runs_folder_reads_back_as_the_document_its_run_wrote(pipeline):
 @pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda path: path.stem)
 def test_the_schema_reads_what_every_example_scenario_writes(tmp_path, path):
     # The reader and the writer share the summaries' dataclasses; this keeps the envelope around them in step.
-    result = busim.simulate(busim.load(path))
+    result = simulated(path.name)
     folder = tmp_path
     (folder / "results.json").write_text(json.dumps(result.to_dict(), allow_nan=False))
     shutil.copy(path, folder / "scenario.yaml")

@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 
 from busim.cli import app
 from busim.report.charts import CHARTS
-from tests.conftest import SCENARIOS
+from tests.conftest import FLASH_SALE_RUNS, SCENARIOS
+
+pytestmark = FLASH_SALE_RUNS  # one worker: the runs the module shares run once
 
 runner = CliRunner()
 FLASH_SALE = str(SCENARIOS / "flash-sale.yaml")

@@ -18,7 +18,9 @@ from busim.report.console import render_comparison, render_result
 from busim.report.run_report import comparison_html, comparison_markdown, report_html, report_markdown
 from busim.report.views import TableView, comparison_views, run_views
 from busim.scenario.variants import load_variants
-from tests.conftest import ROOT, SCENARIOS
+from tests.conftest import ROOT, SCENARIOS, VARIANTS_COMPARED, simulated, variants_compared
+
+pytestmark = VARIANTS_COMPARED  # one worker: the runs the module shares run once
 
 
 class Tables(HTMLParser):
@@ -73,7 +75,7 @@ def console_lines(render, *arguments) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def order_pipeline():
-    return busim.simulate(busim.load(SCENARIOS / "order-pipeline.yaml"))
+    return simulated("order-pipeline.yaml")
 
 
 def test_the_console_and_both_reports_show_the_same_labels_and_cells(order_pipeline):
@@ -162,7 +164,7 @@ UNSET = re.compile(r"\b(None|null|nan|NaN)\b")
 
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=[path.stem for path in SCENARIO_FILES])
 def test_no_report_shows_null_or_none(path):
-    facts = busim.simulate(busim.load(path))
+    facts = simulated(path.name)
     for text in (report_markdown(facts, []), report_html(facts, [])):
         assert not UNSET.findall(text)
     # Durations in the units a scenario states them in, never a bare number of seconds.
@@ -176,8 +178,7 @@ def assert_no_null(comparison) -> None:
 
 def test_no_comparison_report_shows_null_or_none():
     # The other scenarios with variants are checked at 80 columns below.
-    variants = load_variants([SCENARIOS / "event-sourced-recovery.yaml"], [], [])
-    assert_no_null(busim.compare([(variant.name, variant.loaded) for variant in variants]))
+    assert_no_null(variants_compared("event-sourced-recovery.yaml"))
 
 
 # ---------------------------------------------------------------- 80 columns, as in CI logs and pipes
@@ -198,8 +199,7 @@ def assert_whole(printed: str, names: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize("file", ["order-pipeline.yaml", "broker-tradeoffs.yaml"])
 def test_a_comparison_fits_80_columns_without_cutting_a_figure_or_a_name(file):
-    variants = load_variants([SCENARIOS / file], [], [])
-    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
+    comparison = variants_compared(file)
     assert_whole(printed_at_80(comparison), comparison.names)
     assert_no_null(comparison)
 

@@ -189,8 +189,10 @@ def test_an_output_folder_that_is_a_file_is_reported(tmp_path):
     assert blocker.read_text() == ""
 
 
-def test_a_bug_keeps_its_traceback_and_exits_with_its_own_code(monkeypatch, capsys):
+def test_a_bug_keeps_its_traceback_and_exits_with_its_own_code(monkeypatch, capsys, tmp_path):
     import busim.cli
+
+    monkeypatch.chdir(tmp_path)  # the run claims runs/flash-sale before the bug: not in the checkout
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

@@ -3,8 +3,10 @@
 Each real run is set beside 10 replications that publish its very messages. Count figures must lie where one
 simulated run falls, before and after fitting, but for those docs/real-brokers.md explains ("How close is the
 simulation?"): which message a killed instance held, and so the quantity its duplicate effect doubles, is the
-broker's choice, and RabbitMQ hands the requeued copies out among later ones in an order the simulation does not
-follow. After fitting, the end-to-end and processing latency p50 and p99 are within 15 % of the real run's.
+broker's choice; RabbitMQ hands the requeued copies out among later ones as the real run's timing has it; and on
+a busy machine an instance the scheduler holds up lets the other overtake it, so that a few messages of a key are
+processed out of order where no simulated run of the declared times has any. After fitting, the end-to-end and
+processing latency p50 and p99 are within 15 % of the real run's.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tests.loadtest.runs import left_behind
 EXPLAINED = {
     "rabbitmq-crash": {"out_of_order", "state.stock.abs_drift"},
     "jetstream-ack-wait": set(),
-    "redis-claim": {"state.stock.abs_drift"},
+    "redis-claim": {"out_of_order", "state.stock.abs_drift"},
 }
 FITTED_LATENCY = [
     f"latency_s.{part}.{statistic}" for part in ("end_to_end", "processing") for statistic in ("p50", "p99")

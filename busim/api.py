@@ -26,7 +26,16 @@ from busim.engine.chains import flows_of
 from busim.engine.records import RunRecord
 from busim.engine.simulation import ProgressCallback
 from busim.errors import BusimError, Problem, RunFolderError, RunTooLargeError, ScenarioError
-from busim.results import Comparison, MessageCounts, Replications, Result, RunMetadata, Source
+from busim.results import (
+    REPLICATIONS_SCHEMA,
+    Comparison,
+    MessageCounts,
+    Replications,
+    Result,
+    RunMetadata,
+    Source,
+    parse_json,
+)
 from busim.results.calibration import CalibrationRun
 from busim.scenario import LoadedScenario, Scenario, load_scenario
 from busim.scenario.flows import stages
@@ -539,16 +548,26 @@ def read_real_run(folder: Path) -> tuple[Path, Result, RunRecord]:
         RunFolderError: the folder holds a simulated run, or no record.
     """
     from busim.loadtest.archive import RECORD_FILE, read_record
+    from busim.report.files import RESULTS_FILE
     from busim.report.folder import read_run_folder
     from busim.report.output import resolve_run_folder
 
     path = resolve_run_folder(folder)
+    needs = "calibrate sets a real run (busim run FILE --broker URL) beside the simulation of its scenario"
+    results = path / RESULTS_FILE
+    if results.is_file() and _schema_of(results) == REPLICATIONS_SCHEMA:
+        raise RunFolderError(f"{path}: holds replications of a simulation; {needs}")
     real = read_run_folder(path, "calibrate").result
     if real.real is None:
-        raise RunFolderError(
-            f"{path}: holds a simulated run; calibrate sets a real run (busim run FILE --broker URL) "
-            "beside the simulation of its scenario"
-        )
+        raise RunFolderError(f"{path}: holds a simulated run; {needs}")
     if not (path / RECORD_FILE).is_file():
         raise RunFolderError(f"{path}: no {RECORD_FILE} here; calibrate fits the scenario to the real run's record")
     return path, real, read_record(path, real.scenario)
+
+
+def _schema_of(results: Path) -> object:
+    """The schema a results.json names; None where it cannot be read (reading it then says why)."""
+    try:
+        return parse_json(results.read_text(encoding="utf-8"), str(results)).get("schema")
+    except (OSError, UnicodeDecodeError, BusimError):
+        return None

@@ -9,9 +9,12 @@ the 95 % prediction interval of the replications,
 
     mean ± t(0.975, n - 1) · s · √(1 + 1/n),
 
-clipped at 0 (counts and durations are never negative). A real figure inside
-it is *within*; outside, *above* or *below*, with its gap relative to the
-simulated mean. Figures are named as results.json names them.
+clipped at 0 (counts and durations are never negative), and widened to
+every value a replication gave (a small count such as a drift of 2 or 3 is
+no normal variable: a value some simulated run produced is one a run
+produces). A real figure inside it is *within*; outside, *above* or
+*below*, with its gap relative to the simulated mean. Figures are named as
+results.json names them.
 """
 
 from __future__ import annotations
@@ -142,7 +145,8 @@ def _check(consumer: str, figure: str, values: list[float], real: float | None) 
 
 def one_run_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Where one more run's value falls with probability ``confidence``: the Student t prediction interval,
-    clipped at 0. With one value, that value (no spread is known); with none, NaN."""
+    clipped at 0 and widened to the values given. With one value, that value (no spread is known); with none,
+    NaN."""
     sample = np.asarray(values, dtype=float)
     if sample.size == 0:
         return math.nan, math.nan
@@ -151,7 +155,7 @@ def one_run_interval(values: Sequence[float], confidence: float = CONFIDENCE) ->
         return mean, mean
     spread = t_quantile(0.5 + confidence / 2, sample.size - 1) * float(sample.std(ddof=1))
     half = spread * math.sqrt(1 + 1 / sample.size)
-    return max(0.0, mean - half), mean + half
+    return max(0.0, min(mean - half, float(sample.min()))), max(mean + half, float(sample.max()))
 
 
 def _mean_curve(curves: list[tuple[tuple[float, float], ...]]) -> tuple[tuple[float, float], ...]:

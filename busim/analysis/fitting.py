@@ -64,10 +64,8 @@ def fit_to_run(scenario: Scenario, record: RunRecord) -> Fitted:
             f"(median {format_duration(np.median(transit_s))}, p99 {format_duration(np.percentile(transit_s, 99))})"
         )
     else:
-        notes["broker.latency"] = (
-            f"kept: only {counted(transit_s.size, 'message')} found their group idle, fewer than the "
-            f"{MIN_SAMPLES} a fit needs"
-        )
+        found = f"{counted(transit_s.size, 'message')} found {'its' if transit_s.size == 1 else 'their'} group"
+        notes["broker.latency"] = f"kept: only {found} idle, fewer than the {MIN_SAMPLES} a fit needs"
     streams = RandomStreams.from_seed(scenario.seed if scenario.seed is not None else 0)
     for index, (consumer, group) in enumerate(zip(scenario.consumers, record.groups, strict=True)):
         key = f"consumers.{consumer.name}.processing_time"
@@ -83,23 +81,28 @@ def fit_to_run(scenario: Scenario, record: RunRecord) -> Fitted:
             ).mean()
         )
         measured_s = float(cost_s.mean())
+        # The pause between messages is the worker's too: a simulated processing, and its figures, include it.
         between = f" ({format_duration(pause_s)} of it between messages)" if pause_s else ""
         if measured_s > declared_s:
             against = f"{format_duration(measured_s - declared_s)} of overhead a message"
         else:
-            against = "this run's draws ran shorter"
+            against = "shorter than the declared mean"
         data["consumers"][index]["processing_time"] = empirical(cost_s)
         notes[key] = (
             f"measured: {format_duration(measured_s)} a message{between} over {cost_s.size:,} processings, "
             f"against {format_duration(declared_s)} declared: {against}"
         )
     for index, (consumer, group) in enumerate(zip(scenario.consumers, record.groups, strict=True)):
-        if consumer.crash is None or group.recovery_s.size == 0:
+        if consumer.crash is None or group.crash_s.size == 0:
             continue
         key = f"consumers.{consumer.name}.crash.restart_after"
-        recovery_s = float(group.recovery_s.mean())
+        recovered_s = _recovered_s(group)
+        if recovered_s.size == 0:
+            notes[key] = "kept: no instance that crashed served again before the run ended"
+            continue
+        recovery_s = float(recovered_s.mean())
         declared_s = consumer.crash.restart_after
-        crashes = f"{group.recovery_s.size:,} crash{'es' if group.recovery_s.size > 1 else ''}"
+        crashes = counted(recovered_s.size, "crash", "crashes")
         if recovery_s <= declared_s:
             notes[key] = (
                 f"kept: instances served again {format_duration(recovery_s)} after a crash ({crashes}), as declared"
@@ -110,7 +113,23 @@ def fit_to_run(scenario: Scenario, record: RunRecord) -> Fitted:
             f"measured: instances served again {format_duration(recovery_s)} after a crash ({crashes}), against "
             f"{format_duration(declared_s)} declared: a real instance also starts its process and reconnects"
         )
+    fitted = [key for key, note in notes.items() if note.startswith("measured")]
+    if fitted:
+        data["description"] = " ".join(
+            part for part in (scenario.description, f"Fitted to a real run: {', '.join(fitted)} as measured.") if part
+        )
     return Fitted(Scenario.model_validate(data), notes)
+
+
+def _recovered_s(group: GroupRecord) -> np.ndarray:
+    """The recovery times of the crashes after which the instance received a delivery again: for an instance
+    that never did before the run ended, the time from its crash to the end only bounds its recovery."""
+    deliveries = group.deliveries
+    back = [
+        bool(np.any((deliveries.instance == instance) & (deliveries.receive_s > crash_s)))
+        for crash_s, instance in zip(group.crash_s, group.crash_instance, strict=True)
+    ]
+    return group.recovery_s[np.array(back, dtype=bool)] if back else np.empty(0)
 
 
 def empirical(samples_s: np.ndarray) -> dict[str, dict[str, float]]:
@@ -139,11 +158,14 @@ def _idle_transit_s(record: RunRecord, group: GroupRecord, scenario: Scenario) -
     publish_s = record.messages.publish_s[group.selection.ids[deliveries.message[first]]]
     receive_s = deliveries.receive_s[first]
     done_s = np.where(np.isnan(deliveries.done_s), np.inf, deliveries.done_s)
-    # At each publish: deliveries received and not yet done, earlier messages not yet received, and the
-    # workers of instances down after a crash.
+    # At each publish: deliveries received and not yet done, earlier messages and copies handed back (after a
+    # crash, an ack timeout) not yet received, and the workers of instances down after a crash.
     in_instances = _count_at_or_before(deliveries.receive_s, publish_s) - _count_at_or_before(done_s, publish_s)
     published_before = np.searchsorted(np.sort(publish_s), publish_s, side="left")
     on_their_way = published_before - _count_at_or_before(receive_s, publish_s, strict=True)
+    again = deliveries.attempt > 1
+    on_their_way += _count_at_or_before(deliveries.arrival_s[again], publish_s, strict=True)
+    on_their_way -= _count_at_or_before(deliveries.receive_s[again], publish_s, strict=True)
     back_s = group.crash_s + np.where(np.isnan(group.recovery_s), np.inf, group.recovery_s)
     down = _count_at_or_before(group.crash_s, publish_s) - _count_at_or_before(back_s, publish_s)
     idle = in_instances + on_their_way + down * consumer.concurrency < workers

@@ -81,7 +81,8 @@ def verdict_cell(check: FigureCheck) -> Cell:
 def _percent(gap: float) -> str:
     """A relative gap in percent, to whole percents unless smaller than one."""
     percent = gap * 100
-    return f"{percent:+,.1f} %" if abs(percent) < 1 else f"{percent:+,.0f} %"
+    # A no-break space: a line of the console breaks between figures, never inside one.
+    return f"{percent:+,.1f}\u00a0%" if abs(percent) < 1 else f"{percent:+,.0f}\u00a0%"
 
 
 def simulated_cell(check: FigureCheck) -> Cell:

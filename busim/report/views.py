@@ -737,10 +737,11 @@ def _patterns(scenarios: list[Scenario], consumers: list[str]) -> list[Figure]:
 def intervaltext_cell(interval: Interval, duration: bool) -> str:
     """A mean, with its interval when there are two replications or more; an interval below 0 shown from 0."""
     show = format_duration if duration else (lambda value: f"{value:,.1f}")
-    if interval.replications < 2 or interval.low == interval.high:
-        return format_duration(interval.mean) if duration else f"{interval.mean:,.0f}"
     # Every figure shown is a count or a duration: an interval reaching below 0 is shown from 0.
-    return f"{show(interval.mean)} [{show(max(interval.low, 0.0))}, {show(interval.high)}]"
+    low, high = show(max(interval.low, 0.0)), show(interval.high)
+    if interval.replications < 2 or interval.low == interval.high or low == high == show(interval.mean):
+        return format_duration(interval.mean) if duration else f"{interval.mean:,.0f}"
+    return f"{show(interval.mean)} [{low}, {high}]"
 
 
 def _interval_cell(interval: Interval | None, duration: bool) -> Cell:

@@ -81,3 +81,11 @@ def test_replications_with_a_publishing_seed_publish_the_same_messages_and_draw_
     assert np.array_equal(alone.groups[0].deliveries.done_s, pinned.groups[0].deliveries.done_s)
     own = busim.simulate(poisson, seed=1).record.messages.publish_s  # seed 1's own messages are others
     assert own.size != first.messages.publish_s.size or not np.array_equal(own, first.messages.publish_s)
+
+
+def test_a_value_some_simulated_run_gave_is_within_however_narrow_the_t_interval():
+    # Drifts of 3, 3, 3, 2: mean 2.75, s = 0.5, t(0.975, 3) = 3.1824: 2.75 ± 3.1824 · 0.5 · sqrt(1.25) = [0.97, 4.53]
+    # holds 2 anyway; with nineteen 3s and one 2 the t interval, 2.95 ± 2.0930 · 0.2236 · sqrt(1.05) = [2.47, 3.43],
+    # leaves out the 2 that one run gave.
+    assert one_run_interval([3, 3, 3, 2]) == pytest.approx((0.9709, 4.5291), abs=1e-4)
+    assert one_run_interval([3] * 19 + [2]) == (2.0, pytest.approx(3.4296, abs=1e-4))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import busim
 from busim.analysis.fitting import empirical, fit_to_run
@@ -37,8 +38,13 @@ def test_a_fit_to_a_run_of_other_numbers_recovers_that_run_s_latency_cost_and_re
         "consumers.worker.crash.restart_after": "measured: instances served again 2s after a crash (1 crash), "
         "against 500ms declared: a real instance also starts its process and reconnects",
     }
-    # Everything else is the declared scenario's.
-    assert fitted.scenario.model_copy(update={"broker": declared.broker, "consumers": declared.consumers}) == declared
+    # Everything else is the declared scenario's, but for its description, which says what was fitted.
+    assert fitted.scenario.description == (
+        "Fitted to a real run: broker.latency, consumers.worker.processing_time, "
+        "consumers.worker.crash.restart_after as measured."
+    )
+    unfitted = {"broker": declared.broker, "consumers": declared.consumers, "description": declared.description}
+    assert fitted.scenario.model_copy(update=unfitted) == declared
 
 
 def test_a_restart_time_the_run_did_not_exceed_is_kept_and_shorter_processing_is_the_run_s_own():
@@ -49,7 +55,7 @@ def test_a_restart_time_the_run_did_not_exceed_is_kept_and_shorter_processing_is
     assert worker.crash == generous.consumers[0].crash
     assert set(worker.processing_time.points.values()) == {0.005}
     assert fitted.notes["consumers.worker.processing_time"] == (
-        "measured: 5ms a message over 101 processings, against 10ms declared: this run's draws ran shorter"
+        "measured: 5ms a message over 101 processings, against 10ms declared: shorter than the declared mean"
     )
     assert fitted.notes["consumers.worker.crash.restart_after"] == (
         "kept: instances served again 2s after a crash (1 crash), as declared"
@@ -66,9 +72,7 @@ def test_a_busy_group_measures_no_latency_and_keeps_the_declared_one():
     )
     fitted = fit_to_run(busy, busim.simulate(busy).record)
     assert fitted.scenario.broker == busy.broker
-    assert (
-        fitted.notes["broker.latency"] == "kept: only 1 message found their group idle, fewer than the 20 a fit needs"
-    )
+    assert fitted.notes["broker.latency"] == "kept: only 1 message found its group idle, fewer than the 20 a fit needs"
 
 
 def test_the_empirical_fit_has_only_the_percentiles_its_sample_tells():
@@ -96,3 +100,17 @@ def test_calibrated_yaml_loads_to_the_fitted_scenario_and_says_where_each_number
                       ("    restart_after: 2.0", fitted.notes["consumers.worker.crash.restart_after"])]:  # fmt: skip
         at = lines.index(key)
         assert lines[at - 1] == key[: len(key) - len(key.lstrip())] + "# " + note
+
+
+def test_a_crash_the_instance_never_came_back_from_tells_no_restart_time():
+    # The worker crashes at its 95th job (9.4 s) and would restart after a minute; the run stops 2 s after the
+    # last publish, so the 2.6 s from its crash to the end only bound the restart.
+    worker = consumer(processing_time="5ms", crash={"after_messages": [95], "restart_after": "60s"})
+    stopping = scenario([worker], drain_timeout=2)
+    record = busim.simulate(stopping).record
+    assert record.groups[0].crash_s.tolist() == [pytest.approx(9.405)] and not record.drained
+    fitted = fit_to_run(stopping, record)
+    assert fitted.scenario.consumers[0].crash == stopping.consumers[0].crash
+    assert fitted.notes["consumers.worker.crash.restart_after"] == (
+        "kept: no instance that crashed served again before the run ended"
+    )

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from busim.cli import app
+from busim.report.files import resolved_scenario_yaml
 from tests.conftest import scenario
 
 runner = CliRunner()
@@ -19,8 +20,6 @@ runner = CliRunner()
 def simulated_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("calibrate") / "run"
     file = folder.parent / "tiny.yaml"
-    from busim.report.files import resolved_scenario_yaml
-
     file.write_text(resolved_scenario_yaml(scenario()))
     ran = runner.invoke(app, ["run", str(file), "--out", str(folder), "--quiet", "--no-charts"])
     assert ran.exit_code == 0, ran.output
@@ -60,3 +59,17 @@ def test_a_missing_folder_says_so(tmp_path):
     refused = runner.invoke(app, ["calibrate", str(tmp_path / "nowhere")])
     assert refused.exit_code == 2
     assert refused.output == f"busim: {tmp_path / 'nowhere'}: no such folder; give the output folder of a busim run\n"
+
+
+def test_a_folder_of_replications_is_refused_saying_what_calibrate_needs(tmp_path):
+    file = tmp_path / "tiny.yaml"
+    file.write_text(resolved_scenario_yaml(scenario(duration=2)))
+    folder = tmp_path / "replicated"
+    ran = runner.invoke(app, ["run", str(file), "--out", str(folder), "--replications", "2", "--quiet"])
+    assert ran.exit_code == 0, ran.output
+    refused = runner.invoke(app, ["calibrate", str(folder)])
+    assert refused.exit_code == 2
+    assert refused.output == (
+        f"busim: {folder}: holds replications of a simulation; calibrate sets a real run "
+        "(busim run FILE --broker URL) beside the simulation of its scenario\n"
+    )

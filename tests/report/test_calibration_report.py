@@ -111,17 +111,17 @@ AFTER_FIT = Calibration(
 )
 KNOWN_ROWS = [
     ("delivered", "100.4 [98.2, 102.6]", "101", "within"),
-    ("redelivered", "10.0 [4.0, 16.0]", "20", "above (+100 %)"),
+    ("redelivered", "10.0 [4.0, 16.0]", "20", "above (+100\u00a0%)"),
     ("lost", "0", "3", "above"),
-    ("duplicate effects", "400.0 [399.0, 401.0]", "402", "above (+0.5 %)"),
+    ("duplicate effects", "400.0 [399.0, 401.0]", "402", "above (+0.5\u00a0%)"),
     ("stock drift", "2.5 [0.0, 6.1]", "0", "within"),
-    ("end-to-end p99", "100ms [80ms, 120ms]", "70ms", "below (-30 %)"),
+    ("end-to-end p99", "100ms [80ms, 120ms]", "70ms", "below (-30\u00a0%)"),
     ("processing p99.9", "—", "—", "not measured"),
 ]
 KNOWN_AFTER_FIT_ROWS = [
-    ("redelivered", "12.0 [5.0, 19.0]", "20", "above (+67 %)"),
+    ("redelivered", "12.0 [5.0, 19.0]", "20", "above (+67\u00a0%)"),
     ("end-to-end p99", "75ms [60ms, 90ms]", "70ms", "within"),
-    ("processing p99.9", "12.5ms [11ms, 14ms]", "16.1ms", "above (+29 %)"),
+    ("processing p99.9", "12.5ms [11ms, 14ms]", "16.1ms", "above (+29\u00a0%)"),
 ]
 
 
@@ -142,13 +142,13 @@ def test_known_case_rows_verdicts_and_gaps(known):
     assert _rows(declared) == KNOWN_ROWS
     assert _rows(after_fit) == KNOWN_AFTER_FIT_ROWS
     assert views.declared_outside == (
-        "4 of 7 figures lie outside where one simulated run falls: inventory: redelivered (+100 %), lost (above), "
-        "duplicate effects (+0.5 %), end-to-end p99 (-30 %). Fitted to the run's measured times, 1 of the 4 lies "
-        "within: inventory: end-to-end p99."
+        "4 of 7 figures lie outside where one simulated run falls: inventory: redelivered (+100\u00a0%), "
+        "lost (above), duplicate effects (+0.5\u00a0%), end-to-end p99 (-30\u00a0%). Fitted to the run's measured "
+        "times, 1 of the 4 lies within: inventory: end-to-end p99."
     )
     assert views.after_fit_outside == (
-        "2 of 3 figures lie outside where one simulated run falls: inventory: redelivered (+67 %), processing p99.9 "
-        "(+29 %)."
+        "2 of 3 figures lie outside where one simulated run falls: inventory: redelivered (+67\u00a0%), "
+        "processing p99.9 (+29\u00a0%)."
     )
     assert views.title == "test on RabbitMQ: how close is the simulation?"
     assert [(row.label, row.cells[0].text) for row in views.notes.rows] == list(NOTES.items())
@@ -207,14 +207,16 @@ def test_pages_hold_every_figure_and_note(known):
     assert "runs/real-run" in markdown and "runs/real-run" in html
     assert "5 replications" in markdown and "5 replications" in html
     for label, simulated, real, verdict in KNOWN_ROWS:
-        # Markdown escapes the bracket that would open a link.
-        assert f"| {label} | {simulated.replace('[', chr(92) + '[')} | {real} | {verdict} |" in markdown
+        # Markdown escapes the bracket that would open a link,
+        # and a Markdown cell is on one line anyway: its no-break spaces are plain ones.
+        plain = verdict.replace("\u00a0", " ")
+        assert f"| {label} | {simulated.replace('[', chr(92) + '[')} | {real} | {plain} |" in markdown
         assert f'<th scope="row">{label}</th>' in html
     assert "| end-to-end p99 | 75ms \\[60ms, 90ms] | 70ms | within |" in markdown
     for key, note in NOTES.items():
         assert f"| {key} | {note} |" in markdown
         assert f'<th scope="row">{key}</th><td>{note}</td>' in html
-    assert '<td class="bad">above<span class="note-bad"> (+100 %)</span></td>' in html
+    assert '<td class="bad">above<span class="note-bad"> (+100\u00a0%)</span></td>' in html
 
 
 def test_names_and_notes_are_escaped(simulated):

@@ -678,12 +678,13 @@ def _written(figure: Figure, folder: Path, name: str) -> Chart:
     return Chart(name, figure_title(figure), tuple(save_figure(figure, folder, name)))
 
 
-def save_figure(figure: Figure, folder: Path, name: str) -> list[Path]:
-    """Save ``figure`` as ``name`` in every format; an SVG carries the figure's title."""
+def save_figure(figure: Figure, folder: Path, name: str, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Save ``figure`` as ``name`` in each of ``formats`` (every one unless told); an SVG carries the figure's
+    title."""
     paths = []
     # A fixed salt and no date: the same run gives byte-identical files.
     with rc_context({"svg.hashsalt": "busim"}):
-        for suffix in FORMATS:
+        for suffix in formats:
             path = folder / f"{name}.{suffix}"
             metadata = {"Title": figure_title(figure), "Date": None} if suffix == "svg" else {"Software": "busim"}
             figure.savefig(path, metadata=metadata)

@@ -18,7 +18,15 @@ from busim.report.charts import (
 from busim.report.markdown import markdown_cell
 from busim.report.run_report import write_comparison_report, write_report
 from busim.scenario.loader import load_scenario
-from tests.conftest import ROOT, SCENARIOS, VARIANTS_COMPARED, consumer, scenario, simulated, variants_compared
+from tests.conftest import (
+    ROOT,
+    VARIANTS_COMPARED,
+    consumer,
+    eight_presets_compared,
+    scenario,
+    simulated,
+    variants_compared,
+)
 
 # The order pipeline's run and variants as the file states them are shared with the other modules that read
 # them (tests/conftest.py), in the one worker that runs them all.
@@ -39,8 +47,7 @@ def order_pipeline_comparison():
 
 @pytest.fixture(scope="module")
 def eight_variants():
-    vary = ["consumers.inventory.instances=1,2,3,4,5,6,7,8"]
-    return busim.compare(busim.variants(SCENARIOS / "flash-sale.yaml", vary, ["duration=100s"]))
+    return eight_presets_compared()
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +269,7 @@ def test_each_title_names_the_overrides_that_produced_the_chart(
     )
     # A grid's variants are named after their values: the title names the key once.
     assert figure_title(comparison_latency_cdf(eight_variants)) == (
-        "flash-sale: latency by variant — variants by consumers.inventory.instances — every variant with duration=100s"
+        "flash-sale: latency by variant — variants by broker.preset — every variant with duration=100s"
     )
 
 

@@ -169,7 +169,9 @@ def _fit_panel_titles(figure: Figure) -> None:
     """Wrap each panel's title to the width of its axes, which the layout only knows once drawn."""
     if not any(ax.get_title() for ax in figure.axes):
         return
-    figure.draw_without_rendering()
+    # The layout alone places the axes: drawing the figure for it as well would lay it out and then draw
+    # every artist, only for the caller's save to do both again.
+    figure.get_layout_engine().execute(figure)
     renderer = figure.canvas.get_renderer()
     for ax in figure.axes:
         title = ax.title
@@ -474,7 +476,7 @@ def _room_for(ax: Axes, labels: list[Text]) -> None:
     pixels while the bars shrink."""
     figure = ax.get_figure()
     for _ in range(4):
-        figure.draw_without_rendering()
+        figure.get_layout_engine().execute(figure)  # as in _fit_panel_titles: the layout, not a drawing
         renderer = figure.canvas.get_renderer()
         box = ax.get_window_extent(renderer)
         low, high = ax.get_xlim()

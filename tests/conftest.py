@@ -94,6 +94,18 @@ def variants_compared(file: str) -> busim.Comparison:
     return busim.compare([(variant.name, variant.loaded) for variant in variants])
 
 
+@cache
+def eight_presets_compared() -> busim.Comparison:
+    """The flash sale's first 100 s on eight broker presets, compared, once per test process (as
+    :func:`variants_compared`, mark the tests that read it ``VARIANTS_COMPARED``)."""
+    import busim
+    from busim.scenario.variants import load_variants
+
+    presets = "rabbitmq,rabbitmq-quorum,sqs-standard,sqs-fifo,sns-sqs,nats-jetstream,redis-streams,kafka"
+    variants = load_variants([SCENARIOS / "flash-sale.yaml"], [f"broker.preset={presets}"], ["duration=100s"])
+    return busim.compare([(variant.name, variant.loaded) for variant in variants])
+
+
 # Tests that share a run through a fixture or a cache run in one worker, which then runs it once
 # (--dist loadgroup); every other test goes to whichever worker is free. A test takes one group only:
 # the groups of a module and of its test would join into a third.

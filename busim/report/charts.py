@@ -169,7 +169,9 @@ def _fit_panel_titles(figure: Figure) -> None:
     """Wrap each panel's title to the width of its axes, which the layout only knows once drawn."""
     if not any(ax.get_title() for ax in figure.axes):
         return
-    figure.draw_without_rendering()
+    # The layout alone places the axes: drawing the figure for it as well would lay it out and then draw
+    # every artist, only for the caller's save to do both again.
+    figure.get_layout_engine().execute(figure)
     renderer = figure.canvas.get_renderer()
     for ax in figure.axes:
         title = ax.title
@@ -474,7 +476,7 @@ def _room_for(ax: Axes, labels: list[Text]) -> None:
     pixels while the bars shrink."""
     figure = ax.get_figure()
     for _ in range(4):
-        figure.draw_without_rendering()
+        figure.get_layout_engine().execute(figure)  # as in _fit_panel_titles: the layout, not a drawing
         renderer = figure.canvas.get_renderer()
         box = ax.get_window_extent(renderer)
         low, high = ax.get_xlim()
@@ -678,12 +680,13 @@ def _written(figure: Figure, folder: Path, name: str) -> Chart:
     return Chart(name, figure_title(figure), tuple(save_figure(figure, folder, name)))
 
 
-def save_figure(figure: Figure, folder: Path, name: str) -> list[Path]:
-    """Save ``figure`` as ``name`` in every format; an SVG carries the figure's title."""
+def save_figure(figure: Figure, folder: Path, name: str, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Save ``figure`` as ``name`` in each of ``formats`` (every one unless told); an SVG carries the figure's
+    title."""
     paths = []
     # A fixed salt and no date: the same run gives byte-identical files.
     with rc_context({"svg.hashsalt": "busim"}):
-        for suffix in FORMATS:
+        for suffix in formats:
             path = folder / f"{name}.{suffix}"
             metadata = {"Title": figure_title(figure), "Date": None} if suffix == "svg" else {"Software": "busim"}
             figure.savefig(path, metadata=metadata)

@@ -25,7 +25,8 @@ def test_version():
 
 
 def test_run_prints_the_tables_and_writes_results_and_the_resolved_scenario(tmp_path):
-    result = runner.invoke(app, ["run", FLASH_SALE, "--out", str(tmp_path)])
+    # No charts: tests/report/test_charts.py reads those of the same run.
+    result = runner.invoke(app, ["run", FLASH_SALE, "--out", str(tmp_path), "--no-charts"])
     assert result.exit_code == 0, result.output
     for heading in ("Publishers", "Consumers", "Latency", "State against an exactly-once reference"):
         assert heading in result.stdout

@@ -18,30 +18,42 @@ from busim.report.charts import (
 from busim.report.markdown import markdown_cell
 from busim.report.run_report import write_comparison_report, write_report
 from busim.scenario.loader import load_scenario
-from tests.conftest import ROOT, SCENARIOS, consumer, scenario
+from tests.conftest import (
+    ROOT,
+    VARIANTS_COMPARED,
+    consumer,
+    eight_presets_compared,
+    scenario,
+    simulated,
+    variants_compared,
+)
 
-pytestmark = pytest.mark.xdist_group("chart-layout")  # one worker: the module's shared runs run once
+# The order pipeline's run and variants as the file states them are shared with the other modules that read
+# them (tests/conftest.py), in the one worker that runs them all.
+pytestmark = VARIANTS_COMPARED
 
-# The sale (2 to 6 minutes) whole, with a shorter quiet tail: the run keeps its crashes and duplicates.
-SHORTER = ["duration=7m", "drain_timeout=2m"]
-ORDER_PIPELINE = SCENARIOS / "order-pipeline.yaml"
 SMALL_PIPELINE = ROOT / "tests" / "data" / "small-pipeline.yaml"
 
 
 @pytest.fixture(scope="module")
 def order_pipeline_run():
-    return busim.simulate(load_scenario(ORDER_PIPELINE, SHORTER))
+    return simulated("order-pipeline.yaml")
 
 
 @pytest.fixture(scope="module")
 def order_pipeline_comparison():
-    return busim.compare(busim.variants(ORDER_PIPELINE, (), SHORTER))
+    return variants_compared("order-pipeline.yaml")
 
 
 @pytest.fixture(scope="module")
 def eight_variants():
-    vary = ["consumers.inventory.instances=1,2,3,4,5,6,7,8"]
-    return busim.compare(busim.variants(SCENARIOS / "flash-sale.yaml", vary, ["duration=100s"]))
+    return eight_presets_compared()
+
+
+@pytest.fixture(scope="module")
+def small_pipeline_run():
+    """A run with an override to name: every chart, a chain's included."""
+    return busim.simulate(load_scenario(SMALL_PIPELINE, ["seed=3"]))
 
 
 def many_consumers(preset: str = "rabbitmq", count: int = 10):
@@ -244,21 +256,20 @@ def test_a_row_equal_under_every_variant_says_so(order_pipeline_comparison):
 
 
 def test_each_title_names_the_overrides_that_produced_the_chart(
-    order_pipeline_run, order_pipeline_comparison, eight_variants
+    small_pipeline_run, order_pipeline_comparison, eight_variants
 ):
-    for figure in draw_charts(order_pipeline_run).values():
-        assert figure_title(figure).endswith(" — with duration=7m, drain_timeout=2m")
-        assert figure.get_suptitle().endswith("\nwith duration=7m, drain_timeout=2m")
+    for figure in draw_charts(small_pipeline_run).values():
+        assert figure_title(figure).endswith(" — with seed=3")
+        assert figure.get_suptitle().endswith("\nwith seed=3")
     assert figure_title(comparison_anomalies(order_pipeline_comparison)) == (
         "order-pipeline: departures from exactly-once by variant — variants: as-is: no override; "
         "idempotent-inventory: consumers.inventory.idempotency=dedup; plus-outbox: "
         "consumers.inventory.idempotency=dedup, publishers.order.outbox=true; plus-capacity: "
-        "consumers.inventory.idempotency=dedup, publishers.order.outbox=true, consumers.inventory.instances=5 "
-        "— every variant with duration=7m, drain_timeout=2m"
+        "consumers.inventory.idempotency=dedup, publishers.order.outbox=true, consumers.inventory.instances=5"
     )
     # A grid's variants are named after their values: the title names the key once.
     assert figure_title(comparison_latency_cdf(eight_variants)) == (
-        "flash-sale: latency by variant — variants by consumers.inventory.instances — every variant with duration=100s"
+        "flash-sale: latency by variant — variants by broker.preset — every variant with duration=100s"
     )
 
 
@@ -276,8 +287,8 @@ def test_the_titles_reach_the_reports_from_the_chart_writers(order_pipeline_comp
     assert "<figcaption>order-pipeline: departures from exactly-once by variant — variants: as-is: no override;" in page
 
 
-def test_a_run_report_captions_each_chart_with_its_title(tmp_path):
-    write_report(busim.simulate(load_scenario(SMALL_PIPELINE, ["seed=3"])), tmp_path)
+def test_a_run_report_captions_each_chart_with_its_title(small_pipeline_run, tmp_path):
+    write_report(small_pipeline_run, tmp_path)
     markdown = (tmp_path / "report.md").read_text()
     title = "small-pipeline: delivery funnel — with seed=3"
     assert f"![{markdown_cell(title)}](delivery-funnel.png)" in markdown

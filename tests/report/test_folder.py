@@ -21,9 +21,7 @@ from typer.testing import CliRunner
 from busim.cli import app
 from busim.report.console import render_outcome
 from busim.report.folder import read_comparison_folder, read_run_folder
-from tests.conftest import ROOT, simulated
-
-pytestmark = pytest.mark.xdist_group("folder")  # one worker: the module's shared runs run once
+from tests.conftest import ROOT, VARIANTS_COMPARED, simulated
 
 runner = CliRunner()
 # A chain, state with a floor, a read model, crashes and invariants: every part of results.json a report draws.
@@ -75,6 +73,9 @@ def test_a_runs_folder_reads_back_as_the_document_its_run_wrote(pipeline):
     assert list(run_folder.result.summary.consumers) == ["inventory", "payment"]
 
 
+# The module's own folders take a fraction of a second to make: any worker may run its tests. The runs of
+# the example scenarios are the ones other modules read, in the worker that runs them all.
+@VARIANTS_COMPARED
 @pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda path: path.stem)
 def test_the_schema_reads_what_every_example_scenario_writes(tmp_path, path):
     # The reader and the writer share the summaries' dataclasses; this keeps the envelope around them in step.

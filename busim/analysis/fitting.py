@@ -1,11 +1,12 @@
 """A scenario fitted to a real run: the broker's latency and each consumer's per-message cost as measured.
 
-Two numbers of a scenario are guesses that a real run measures:
+Three numbers of a scenario are guesses that a real run measures:
 
 - the broker's ``latency``, from publish to a consumer's receipt. Only a
   message that found its group idle (fewer copies in its instances or on
-  their way than workers) measures it alone: any other waited for a worker
-  or a prefetch slot as well. Those messages' transit times, publish (the
+  their way than free workers, those of an instance down after a crash
+  counted as busy) measures it alone: any other waited for a worker or a
+  prefetch slot as well. Those messages' transit times, publish (the
   time the schedule meant, so the generator's lag is in them) to receipt,
   become an ``empirical`` latency. With fewer than
   :data:`MIN_SAMPLES` such messages, the declared latency is kept.
@@ -15,12 +16,13 @@ Two numbers of a scenario are guesses that a real run measures:
   already waiting (the ack and the client's bookkeeping). The measured
   cost's quantiles become an ``empirical`` processing time. Where it exceeds
   the declared one, the excess is the consumer's overhead; where it falls
-  short, the run's own draws (a real worker draws its processing times from
-  the seed too) ran shorter than the distribution's mean, and the run is
-  reproduced as it was.
+  short of the declared mean (a real worker draws its processing times from
+  the seed too, and a few hundred draws stray), the run is reproduced as it
+  was.
 - a consumer's ``crash.restart_after``, where its instances took longer to
   serve again after a crash than declared: a real instance also starts a
-  process, imports and reconnects. The mean measured recovery replaces it.
+  process, imports and reconnects. The mean measured recovery replaces it;
+  a crash the instance never came back from before the run ended tells none.
 
 Every fitted number says where it came from, for a comment in the fitted file.
 """
@@ -53,7 +55,8 @@ class Fitted:
 
 
 def fit_to_run(scenario: Scenario, record: RunRecord) -> Fitted:
-    """``scenario`` with the broker latency and the processing times the real run ``record`` measured."""
+    """``scenario`` with the broker latency, processing times and restart times the real run ``record``
+    measured."""
     data = scenario.model_dump(mode="json")
     notes: dict[str, str] = {}
     transit_s = np.concatenate([_idle_transit_s(record, group, scenario) for group in record.groups])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from busim.engine.records import Deliveries, GroupRecord, LossReason, Selection
+from busim.engine.records import Deliveries, GroupRecord, LossReason, Selection, loss_columns
 from busim.words import counted
 
 if TYPE_CHECKING:
@@ -125,16 +125,7 @@ class DeliveryLog:
             deliveries=deliveries,
             unserved_arrival_s=np.sort(unserved_s[unserved_s <= end_s]),
             unserved_message=np.array([message for _, message in unserved], dtype=np.int64),
-            lost_message=lost[:, 0].astype(np.int64),
-            lost_s=lost[:, 1],
-            lost_reason=lost[:, 2].astype(np.int8),
-            dead_letter_message=dead[:, 0].astype(np.int64),
-            dead_letter_s=dead[:, 1],
-            dead_letter_cause=dead[:, 2].astype(np.int8),
-            stuck_pending_message=stuck[:, 0].astype(np.int64),
-            stuck_pending_s=stuck[:, 1],
-            stuck_pending_since_s=stuck[:, 2],
-            stuck_pending_cause=stuck[:, 3].astype(np.int8),
+            **loss_columns(lost, dead, stuck),
             crash_s=crashes[:, 0],
             crash_instance=crashes[:, 1].astype(np.int64),
             missed_crash_s=np.array([at_s for at_s, _, _ in missed], dtype=np.float64),

@@ -287,6 +287,23 @@ class Stop:
     messages: int
 
 
+def loss_columns(lost: np.ndarray, dead: np.ndarray, stuck: np.ndarray) -> dict[str, np.ndarray]:
+    """A :class:`GroupRecord`'s columns of the copies lost, dead-lettered and left pending, from rows of
+    (message, time, LossReason), (message, time, DeliveryCause) and (message, time, idle since, DeliveryCause)."""
+    return {
+        "lost_message": lost[:, 0].astype(np.int64),
+        "lost_s": lost[:, 1],
+        "lost_reason": lost[:, 2].astype(np.int8),
+        "dead_letter_message": dead[:, 0].astype(np.int64),
+        "dead_letter_s": dead[:, 1],
+        "dead_letter_cause": dead[:, 2].astype(np.int8),
+        "stuck_pending_message": stuck[:, 0].astype(np.int64),
+        "stuck_pending_s": stuck[:, 1],
+        "stuck_pending_since_s": stuck[:, 2],
+        "stuck_pending_cause": stuck[:, 3].astype(np.int8),
+    }
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """Everything one simulation run produced."""

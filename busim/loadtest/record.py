@@ -43,6 +43,7 @@ from busim.engine.records import (
     Messages,
     Outcome,
     RunRecord,
+    loss_columns,
 )
 from busim.loadtest.drivers.base import BrokerFate
 from busim.loadtest.emissions import EmissionPlan, is_emitted
@@ -406,16 +407,7 @@ def _group_record(
         deliveries=deliveries,
         unserved_arrival_s=np.sort(np.array(unserved_s, dtype=float)),
         unserved_message=np.array(unserved_message, dtype=np.int64),
-        lost_message=lost_rows[:, 0].astype(np.int64),
-        lost_s=lost_rows[:, 1],
-        lost_reason=lost_rows[:, 2].astype(np.int8),
-        dead_letter_message=dead[:, 0].astype(np.int64),
-        dead_letter_s=dead[:, 1],
-        dead_letter_cause=dead[:, 2].astype(np.int8),
-        stuck_pending_message=stuck[:, 0].astype(np.int64),
-        stuck_pending_s=stuck[:, 1],
-        stuck_pending_since_s=stuck[:, 2],
-        stuck_pending_cause=stuck[:, 3].astype(np.int8),
+        **loss_columns(lost_rows, dead, stuck),
         crash_s=np.array([crash_at[key] for key in crash_keys], dtype=float),
         crash_instance=np.array([i for i, _ in crash_keys], dtype=np.int64),
         missed_crash_s=missed[:, 0],

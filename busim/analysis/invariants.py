@@ -49,6 +49,7 @@ METRICS: dict[str, MetricReader] = {
     "in_flight_at_end": attrgetter("in_flight_at_end"),
     "crashes": attrgetter("crashes"),
     "max_backlog": attrgetter("max_backlog"),
+    "drain_time": attrgetter("drain_s"),
     "processed": attrgetter("processed"),
     "latency_p50": attrgetter("latency_s.end_to_end.p50"),
     "latency_p90": attrgetter("latency_s.end_to_end.p90"),

@@ -16,6 +16,7 @@ from busim.analysis.consistency import (
     compare_counter,
     overtaken,
 )
+from busim.analysis.drain import drain_time_s, offered_rate
 from busim.analysis.events import GroupEvents, original_rows
 from busim.analysis.invariants import InvariantOutcome, check_invariants
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
@@ -66,6 +67,7 @@ class ConsumerSummary:
     out_of_order: int
     in_flight_at_end: int
     max_backlog: int
+    drain_s: float | None  # from the last rate step until the backlog was back at its level before the peak
     idle_instances: int  # instances that received no delivery (on Kafka: members beyond the partitions)
     busiest_instance_share: float  # the share of deliveries the busiest instance received
     rejected_publishes: int
@@ -203,6 +205,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
     out_of_order_causes = _out_of_order_causes(record, group, events)
     emitted = np.bincount(record.messages.event[emitted_by], minlength=len(event_names))
     staleness = read_staleness(record, group, first_rows)
+    backlog_s, backlog = backlog_steps(group)
     summary = ConsumerSummary(
         subscribed=count,
         delivered=len(deliveries),
@@ -220,7 +223,8 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         wrongly_accepted=int(events.wrongly_accepted.sum()),
         out_of_order=sum(out_of_order_causes.values()),
         in_flight_at_end=int(fates.in_flight.sum()),
-        max_backlog=_max_backlog(group),
+        max_backlog=int(backlog.max()) if backlog.size else 0,
+        drain_s=drain_time_s(backlog_s, backlog, offered_rate(scenario, group.name)),
         idle_instances=int(np.count_nonzero(per_instance == 0)),
         busiest_instance_share=float(per_instance.max() / len(deliveries)) if len(deliveries) else 0.0,
         rejected_publishes=group.rejected_publishes,
@@ -420,12 +424,6 @@ def _latency_quantiles(
     if latency_s.size == 0:
         return ()
     return tuple(zip(map(float, QUANTILE_GRID), map(float, np.percentile(latency_s, QUANTILE_GRID))))
-
-
-def _max_backlog(group: GroupRecord) -> int:
-    """The most copies waiting in the group's queue at any moment (until an instance received them)."""
-    _, level = backlog_steps(group)
-    return int(level.max()) if level.size else 0
 
 
 # Each figure that departs from exactly-once, with how to say one and many of it.

@@ -871,6 +871,7 @@ INVARIANT_METRICS: dict[str, Literal["count", "duration", "fraction"]] = {
     "in_flight_at_end": "count",
     "crashes": "count",
     "max_backlog": "count",
+    "drain_time": "duration",
     "processed": "count",
     "latency_p50": "duration",
     "latency_p90": "duration",

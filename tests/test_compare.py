@@ -429,3 +429,17 @@ def test_replications_of_a_variant_name_it(tmp_path):
     name = yaml.safe_load(TRADEOFFS.read_text())["name"]
     assert f"{name} (variant kafka)" in ran.stdout
     assert json.loads((tmp_path / "results.json").read_text())["scenario"]["variant"] == "kafka"
+
+
+def test_a_grid_point_keeps_its_axis_values():
+    variants = load_variants([FLASH_SALE], ["consumers.inventory.instances=1..4:x2", "broker.loss=0,0.5"], SHORT)
+    assert [variant.name for variant in variants] == [
+        "instances=1 loss=0",
+        "instances=1 loss=0.5",
+        "instances=2 loss=0",
+        "instances=2 loss=0.5",
+        "instances=4 loss=0",
+        "instances=4 loss=0.5",
+    ]
+    assert [tuple(value.number for value in variant.values) for variant in variants][-1] == (4.0, 0.5)
+    assert [variant.loaded.scenario.consumers[0].instances for variant in variants] == [1, 1, 2, 2, 4, 4]

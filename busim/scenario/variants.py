@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from busim.errors import OverrideError, ScenarioError
-from busim.scenario.loader import LoadedScenario, flow_text, load_scenario
+from busim.scenario.loader import LoadedScenario, flow_text, load_scenario, overridden_document, override_key
+from busim.scenario.presets import BROKER_KEYS, COMMON_KEYS, PRESETS
 from busim.scenario.ranges import Axis, AxisValue, parse_axis
-from busim.scenario.schema import did_you_mean
+from busim.scenario.schema import Broker, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Variant:
     name: str
     loaded: LoadedScenario
     values: tuple[AxisValue, ...] = ()  # a grid point's value of each --vary axis, in order
+    left_out: tuple[str, ...] = ()  # the --set assignments its broker preset does not take
 
 
 def load_variants(
@@ -84,7 +86,10 @@ def load_variants(
 def grid(path: Path, axes: list[Axis], overrides: list[str]) -> list[Variant]:
     """The scenario file ``path`` at every point of the grid of ``axes``: their product, the first axis slowest.
 
-    ``overrides`` apply to every point before its axis values.
+    ``overrides`` apply to every point before its axis values, except a
+    broker key that applies to one preset only (``broker.prefetch``): a point
+    whose preset does not take it leaves it out, and names it in
+    ``left_out``. A key that applies to no point's preset is refused.
 
     Raises:
         OverrideError: an axis sets the seed or the replications, or an assignment is malformed.
@@ -102,10 +107,49 @@ def grid(path: Path, axes: list[Axis], overrides: list[str]) -> list[Variant]:
         for point in points
     ]
     variants = []
-    for point, labelled in zip(points, assignments, strict=True):
+    for point, labelled, left_out in zip(points, assignments, _left_out(path, overrides, assignments), strict=True):
         name = " ".join(f"{label}={value.label}" for label, value in zip(labels, point, strict=True))
-        variants.append(Variant(name, load_scenario(path, overrides, labelled), values=point))
+        taken = [assignment for assignment in overrides if assignment not in left_out]
+        variants.append(Variant(name, load_scenario(path, taken, labelled), values=point, left_out=left_out))
     return variants
+
+
+def _left_out(path: Path, overrides: list[str], points: list[tuple[tuple[str, str], ...]]) -> list[tuple[str, ...]]:
+    """For each point's assignments, the ``overrides`` of broker keys its preset does not take.
+
+    An override no point's preset takes is left in everywhere, to be refused
+    as it is without a grid: it is a mistake, not a setting for some points.
+    """
+    specific = [assignment for assignment in overrides if _preset_key(assignment)]
+    if not specific:
+        return [()] * len(points)
+    general = [assignment for assignment in overrides if assignment not in specific]
+    # The keys each point's preset takes; None where the preset is not known, for validation to report.
+    taking = [_preset_keys(overridden_document(path, general, labelled)[1].data) for labelled in points]
+    applicable = [
+        assignment for assignment in specific if any(keys is None or _preset_key(assignment) in keys for keys in taking)
+    ]
+    return [
+        tuple(assignment for assignment in applicable if keys is not None and _preset_key(assignment) not in keys)
+        for keys in taking
+    ]
+
+
+def _preset_key(assignment: str) -> str | None:
+    """The broker key an override sets, where that key applies to some presets and not to others."""
+    parts = override_key(assignment)
+    if len(parts) == 2 and parts[0] == "broker" and parts[1] in BROKER_KEYS and parts[1] not in COMMON_KEYS:
+        return parts[1]
+    return None
+
+
+def _preset_keys(data: Any) -> tuple[str, ...] | None:
+    """The broker keys the preset of a scenario's data takes; None where its preset is not known."""
+    broker = data.get("broker") if isinstance(data, dict) else None
+    if broker is None:
+        broker = {}
+    preset = broker.get("preset", Broker.model_fields["preset"].default) if isinstance(broker, dict) else None
+    return PRESETS[preset].keys if isinstance(preset, str) and preset in PRESETS else None
 
 
 def load_variant(path: Path, name: str, overrides: list[str]) -> LoadedScenario:

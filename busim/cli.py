@@ -657,8 +657,9 @@ def compare_command(
         typer.Option(
             "--vary",
             metavar="KEY=V1,V2",
-            help="Run the file once per value, e.g. broker.preset=kafka,rabbitmq. Several make a grid. "
-            "Not for run folders.",
+            help="Run the file once per value, e.g. broker.preset=kafka,rabbitmq, or per value of a range: "
+            "1..8 (every integer), 1..64:x2 (1, 2, 4, ..., 64), 100/s..5000/s:10 (10 values, both ends "
+            "included), 0..0.1:+0.02, 10ms..1s:x10. Several make a grid. Not for run folders.",
         ),
     ] = None,
     overrides: Annotated[
@@ -666,7 +667,8 @@ def compare_command(
         typer.Option(
             "--set",
             metavar="KEY=VALUE",
-            help="Override a scenario key in every variant simulated (not in run folders). Repeatable.",
+            help="Override a scenario key in every variant simulated (not in run folders); a broker key of "
+            "one preset only in the --vary points of the presets that take it. Repeatable.",
         ),
     ] = None,
     seed: Annotated[

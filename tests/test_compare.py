@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import busim
 from busim.cli import app
-from busim.errors import OverrideError
+from busim.errors import OverrideError, ScenarioError
 from busim.report.console import render_comparison
 from busim.report.run_report import comparison_markdown
 from busim.scenario.variants import load_variants
@@ -429,3 +429,56 @@ def test_replications_of_a_variant_name_it(tmp_path):
     name = yaml.safe_load(TRADEOFFS.read_text())["name"]
     assert f"{name} (variant kafka)" in ran.stdout
     assert json.loads((tmp_path / "results.json").read_text())["scenario"]["variant"] == "kafka"
+
+
+def test_a_set_key_of_one_preset_applies_to_the_points_of_that_preset_only():
+    variants = load_variants(
+        [FLASH_SALE],
+        ["broker.preset=kafka,rabbitmq", "consumers.inventory.instances=2,3"],
+        [*SHORT, "broker.prefetch=50", "broker[max_poll_records]=20"],
+    )
+    taken = [
+        (
+            variant.name,
+            variant.loaded.scenario.broker.prefetch,
+            variant.loaded.scenario.broker.max_poll_records,
+            variant.left_out,
+        )
+        for variant in variants
+    ]
+    assert taken == [
+        ("preset=kafka instances=2", None, 20, ("broker.prefetch=50",)),
+        ("preset=kafka instances=3", None, 20, ("broker.prefetch=50",)),
+        ("preset=rabbitmq instances=2", 50, None, ("broker[max_poll_records]=20",)),
+        ("preset=rabbitmq instances=3", 50, None, ("broker[max_poll_records]=20",)),
+    ]
+    assert variants[0].loaded.overrides == (
+        "duration=100s",
+        "broker[max_poll_records]=20",
+        "broker.preset=kafka",
+        "consumers.inventory.instances=2",
+    )
+
+
+def test_a_set_key_of_no_point_s_preset_is_refused_as_without_a_grid():
+    with pytest.raises(ScenarioError) as error:
+        load_variants([FLASH_SALE], ["broker.preset=kafka,rabbitmq"], [*SHORT, "broker.visibility_timeout=5s"])
+    assert str(error.value) == (
+        "--set broker.visibility_timeout=5s: broker.visibility_timeout: visibility_timeout does not apply to "
+        "preset kafka; kafka calls it max_poll_interval (leave it out or set it to null)"
+    )
+
+
+def test_a_grid_point_keeps_its_axis_values():
+    variants = load_variants([FLASH_SALE], ["consumers.inventory.instances=1..4:x2", "broker.loss=0,0.5"], SHORT)
+    assert [variant.name for variant in variants] == [
+        "instances=1 loss=0",
+        "instances=1 loss=0.5",
+        "instances=2 loss=0",
+        "instances=2 loss=0.5",
+        "instances=4 loss=0",
+        "instances=4 loss=0.5",
+    ]
+    assert [tuple(value.number for value in variant.values) for variant in variants][-1] == (4.0, 0.5)
+    assert [variant.loaded.scenario.consumers[0].instances for variant in variants] == [1, 1, 2, 2, 4, 4]
+    assert all(variant.left_out == () for variant in variants)

@@ -420,7 +420,7 @@ def apply_override(document: Document, assignment: str, source: str | None = Non
     if not isinstance(document.data, dict):
         raise OverrideError(f"{source}: the scenario file does not hold a mapping of keys")
     mark = Mark(source)
-    parts = [bracketed or dotted for bracketed, dotted in _OVERRIDE_PART.findall(key)]
+    parts = list(override_key(key))
     if len(parts) > MAX_YAML_DEPTH:
         # The mappings it creates would nest deeper than a file may.
         raise OverrideError(f"{source}: the key has more than {MAX_YAML_DEPTH} parts")
@@ -445,6 +445,16 @@ def apply_override(document: Document, assignment: str, source: str | None = Non
     node[step] = None if root is None else _build_value(root, source, document, path)
     document.key_marks[path] = mark
     document.value_marks[path] = mark
+
+
+def override_key(assignment: str) -> tuple[str, ...]:
+    """The parts of the key of a ``KEY=VALUE`` override: ``("consumers", "inventory", "instances")``.
+
+    Entries are named as written (a name or an index); a malformed key gives
+    what parts it has, for :func:`apply_override` to refuse.
+    """
+    key = assignment.partition("=")[0].strip()
+    return tuple(bracketed or dotted for bracketed, dotted in _OVERRIDE_PART.findall(key))
 
 
 def compose_value(text: str, source: str, invalid: str = "the value is not valid YAML") -> yaml.Node | None:
@@ -478,6 +488,22 @@ def read_value(text: str, source: str, invalid: str = "the value is not valid YA
     if document.problems:
         raise OverrideError(str(document.problems[0]))
     return value, root
+
+
+def flow_text(value: Any) -> str:
+    """``value`` as one line of YAML, to be read back as the same value (a word stays as it is)."""
+    if isinstance(value, str):
+        return value if _reads_as_itself(value) else yaml.safe_dump(value, default_flow_style=True).strip()
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
+
+
+def _reads_as_itself(text: str) -> bool:
+    """Whether ``text`` unquoted reads back as the same string; text beyond the limits does not."""
+    try:
+        value, _ = read_value(text, "")
+    except OverrideError:
+        return False
+    return value == text
 
 
 def _build_value(root: yaml.Node, source: str, document: Document, path: KeyPath) -> Any:
@@ -829,14 +855,7 @@ def load_scenario(
         ScenarioFileError, ScenarioError, OverrideError: as their names say.
     """
     path = FilePath(path)
-    text = read_scenario_text(path)
-    document = parse_yaml(text, str(path))
-    if isinstance(document.data, dict) and "name" not in document.data:
-        document.data["name"] = path.stem
-    for assignment in overrides:
-        apply_override(document, assignment)
-    for assignment, source in labelled:
-        apply_override(document, assignment, source)
+    text, document = overridden_document(path, overrides, labelled)
     scenario = validate(document)
     return LoadedScenario(
         scenario=scenario,
@@ -845,3 +864,22 @@ def load_scenario(
         overrides=(*overrides, *(assignment for assignment, _ in labelled)),
         document=document,
     )
+
+
+def overridden_document(
+    path: FilePath, overrides: tuple[str, ...] | list[str] = (), labelled: tuple[tuple[str, str], ...] = ()
+) -> tuple[str, Document]:
+    """The text of the scenario file ``path``, and its document with the overrides applied, not yet validated.
+
+    Raises:
+        ScenarioFileError, ScenarioError, OverrideError: as :func:`load_scenario` says.
+    """
+    text = read_scenario_text(path)
+    document = parse_yaml(text, str(path))
+    if isinstance(document.data, dict) and "name" not in document.data:
+        document.data["name"] = path.stem
+    for assignment in overrides:
+        apply_override(document, assignment)
+    for assignment, source in labelled:
+        apply_override(document, assignment, source)
+    return text, document

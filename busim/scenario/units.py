@@ -40,6 +40,21 @@ DURATION_HINT = "expected seconds as a number or a string such as '250ms', '2s',
 RATE_HINT = "expected a number per second or a string such as '800/s', '50/min', '3/h' (per us, ms, s, min or m, h)"
 
 
+QUANTITY_KINDS = ("number", "duration", "rate")
+_PLAIN_NUMBER = re.compile(rf"^\s*{_NUMBER}\s*$")
+_WITH_UNIT = re.compile(rf"^\s*{_NUMBER}\s*(?:{_UNIT})\s*$")
+_PER_UNIT = re.compile(rf"^\s*{_NUMBER}\s*/\s*(?:{_UNIT})\s*$")
+
+
+def written_kind(text: str) -> str | None:
+    """What ``text`` is written as, of :data:`QUANTITY_KINDS`: a plain number (``12``), a duration
+    (a number and a unit, ``10ms``), a rate (a number per unit, ``100/s``); None for anything else."""
+    for kind, pattern in zip(QUANTITY_KINDS, (_PLAIN_NUMBER, _WITH_UNIT, _PER_UNIT), strict=True):
+        if pattern.match(text):
+            return kind
+    return None
+
+
 def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return None

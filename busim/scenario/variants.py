@@ -8,17 +8,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from busim.errors import OverrideError, ScenarioError
-from busim.scenario.loader import LoadedScenario, load_scenario, read_value
-from busim.scenario.schema import did_you_mean
+from busim.scenario.loader import LoadedScenario, flow_text, load_scenario, overridden_document, override_key
+from busim.scenario.presets import BROKER_KEYS, COMMON_KEYS, PRESETS
+from busim.scenario.ranges import Axis, AxisValue, parse_axis
+from busim.scenario.schema import Broker, did_you_mean
 
 
 @dataclass(frozen=True)
 class Variant:
+    """One scenario of a comparison, and what made it."""
+
     name: str
     loaded: LoadedScenario
+    values: tuple[AxisValue, ...] = ()  # a grid point's value of each --vary axis, in order
+    left_out: tuple[str, ...] = ()  # the --set assignments its broker preset does not take
 
 
 def load_variants(
@@ -51,24 +55,15 @@ def load_variants(
         )
     (path,) = files
     if vary:
-        axes = [_vary_axis(spec) for spec in vary]
-        size = math.prod(len(axis) for axis in axes)
+        axes = [parse_axis(spec) for spec in vary]
+        size = math.prod(len(axis.values) for axis in axes)
         if max_variants is not None and size > max_variants:  # before a single variant is built
-            grid = " x ".join(f"{len(axis):,}" for axis in axes)
+            sizes = " x ".join(f"{len(axis.values):,}" for axis in axes)
             raise OverrideError(
-                f"--vary makes {grid} = {size:,} variants, more than the limit of {max_variants:,} simulations "
+                f"--vary makes {sizes} = {size:,} variants, more than the limit of {max_variants:,} simulations "
                 "(raise it with --max-runs)"
             )
-        keys = [axis[0].partition("=")[0] for axis in axes]
-        for key in keys:
-            _shared(key, f"--vary {key}")
-        labels = axis_labels(keys)
-        variants = []
-        for combination in itertools.product(*axes):
-            assignments = tuple((assignment, f"--vary {assignment}") for assignment in combination)
-            name = " ".join(f"{label}={assignment.partition('=')[2]}" for label, assignment in zip(labels, combination))
-            variants.append(Variant(name, load_scenario(path, overrides, assignments)))
-        return _distinct(variants, finished_runs)
+        return _distinct(grid(path, axes, overrides), finished_runs)
     base = load_scenario(path, overrides)
     if not base.scenario.variants and finished_runs:
         return [Variant(path.stem, base)]
@@ -86,6 +81,75 @@ def load_variants(
     if problems:
         raise OverrideError("\n".join(problems))
     return _distinct(variants, finished_runs)
+
+
+def grid(path: Path, axes: list[Axis], overrides: list[str]) -> list[Variant]:
+    """The scenario file ``path`` at every point of the grid of ``axes``: their product, the first axis slowest.
+
+    ``overrides`` apply to every point before its axis values, except a
+    broker key that applies to one preset only (``broker.prefetch``): a point
+    whose preset does not take it leaves it out, and names it in
+    ``left_out``. A key that applies to no point's preset is refused.
+
+    Raises:
+        OverrideError: an axis sets the seed or the replications, or an assignment is malformed.
+        ScenarioFileError, ScenarioError: the file or a point is invalid.
+    """
+    for axis in axes:
+        _shared(axis.key, f"--vary {axis.key}")
+    labels = axis_labels([axis.key for axis in axes])
+    points = list(itertools.product(*(axis.values for axis in axes)))
+    assignments = [
+        tuple(
+            (f"{axis.key}={value.text}", f"--vary {axis.key}={value.text}")
+            for axis, value in zip(axes, point, strict=True)
+        )
+        for point in points
+    ]
+    variants = []
+    for point, labelled, left_out in zip(points, assignments, _left_out(path, overrides, assignments), strict=True):
+        name = " ".join(f"{label}={value.label}" for label, value in zip(labels, point, strict=True))
+        taken = [assignment for assignment in overrides if assignment not in left_out]
+        variants.append(Variant(name, load_scenario(path, taken, labelled), values=point, left_out=left_out))
+    return variants
+
+
+def _left_out(path: Path, overrides: list[str], points: list[tuple[tuple[str, str], ...]]) -> list[tuple[str, ...]]:
+    """For each point's assignments, the ``overrides`` of broker keys its preset does not take.
+
+    An override no point's preset takes is left in everywhere, to be refused
+    as it is without a grid: it is a mistake, not a setting for some points.
+    """
+    specific = [assignment for assignment in overrides if _preset_key(assignment)]
+    if not specific:
+        return [()] * len(points)
+    general = [assignment for assignment in overrides if assignment not in specific]
+    # The keys each point's preset takes; None where the preset is not known, for validation to report.
+    taking = [_preset_keys(overridden_document(path, general, labelled)[1].data) for labelled in points]
+    applicable = [
+        assignment for assignment in specific if any(keys is None or _preset_key(assignment) in keys for keys in taking)
+    ]
+    return [
+        tuple(assignment for assignment in applicable if keys is not None and _preset_key(assignment) not in keys)
+        for keys in taking
+    ]
+
+
+def _preset_key(assignment: str) -> str | None:
+    """The broker key an override sets, where that key applies to some presets and not to others."""
+    parts = override_key(assignment)
+    if len(parts) == 2 and parts[0] == "broker" and parts[1] in BROKER_KEYS and parts[1] not in COMMON_KEYS:
+        return parts[1]
+    return None
+
+
+def _preset_keys(data: Any) -> tuple[str, ...] | None:
+    """The broker keys the preset of a scenario's data takes; None where its preset is not known."""
+    broker = data.get("broker") if isinstance(data, dict) else None
+    if broker is None:
+        broker = {}
+    preset = broker.get("preset", Broker.model_fields["preset"].default) if isinstance(broker, dict) else None
+    return PRESETS[preset].keys if isinstance(preset, str) and preset in PRESETS else None
 
 
 def load_variant(path: Path, name: str, overrides: list[str]) -> LoadedScenario:
@@ -111,7 +175,7 @@ def _variant(path: Path, name: str, changes: dict[str, Any], overrides: list[str
     source = f"{path}: variants.{name}"
     for key in changes:
         _shared(key, source)
-    assignments = tuple((f"{key}={_flow(value)}", source) for key, value in changes.items())
+    assignments = tuple((f"{key}={flow_text(value)}", source) for key, value in changes.items())
     return load_scenario(path, overrides, assignments)
 
 
@@ -145,39 +209,3 @@ def _shared(key: str, source: str) -> None:
             f"{source}: every variant runs on the same seed and replications; "
             f"set {key.strip()} for all of them with --{key.strip()}"
         )
-
-
-def _vary_axis(spec: str) -> list[str]:
-    """``KEY=V1,V2`` as the assignments ``KEY=V1`` and ``KEY=V2``."""
-    key, equals, text = spec.partition("=")
-    key = key.strip()
-    if not equals or not key or not text.strip():
-        raise OverrideError(f"--vary {spec}: expected KEY=V1,V2,..., for example broker.preset=kafka,rabbitmq")
-    # Read as a file's values are, within its limits: the text comes from the command line too.
-    values, root = read_value(f"[{text}]", f"--vary {spec}", "the values are not valid YAML")
-    nodes = root.value if root is not None else []
-    if len(values) < 1:
-        raise OverrideError(f"--vary {spec}: give at least one value")
-    # A plain word keeps its spelling, which names the variant: off, not the false YAML reads it as.
-    return [f"{key}={node.value if _plain(node) else _flow(value)}" for value, node in zip(values, nodes, strict=True)]
-
-
-def _plain(node: yaml.Node) -> bool:
-    """Whether ``node`` is an unquoted scalar, which reads the same on its own as in a flow list."""
-    return isinstance(node, yaml.ScalarNode) and node.style is None
-
-
-def _flow(value: Any) -> str:
-    """A value as one line of YAML, to be read back as the same value."""
-    if isinstance(value, str):
-        return value if _reads_as_itself(value) else yaml.safe_dump(value, default_flow_style=True).strip()
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
-
-
-def _reads_as_itself(text: str) -> bool:
-    """Whether ``text`` unquoted reads back as the same string; text beyond the limits does not."""
-    try:
-        value, _ = read_value(text, "")
-    except OverrideError:
-        return False
-    return value == text

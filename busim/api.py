@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from busim.scenario.loader import format_path
 from busim.scenario.references import reference_problems
 from busim.scenario.schema import MAX_REPLICATIONS
 from busim.scenario.variants import Variant, load_variants
+from busim.workers import Simulation, Workers, as_workers, cores
 
 # A run keeps a record of every delivery: about 0.5 GB per million messages a consumer group handles.
 MAX_MESSAGES = 20_000_000
@@ -90,6 +91,8 @@ def compare(
     max_messages: int = MAX_MESSAGES,
     max_memory_bytes: float | None = None,
     on_progress: ProgressCallback | None = None,
+    workers: int | Workers | None = 1,
+    cluster: str | None = None,
 ) -> Comparison:
     """Run each variant on the same seed, or the same replication seeds, and set finished runs beside them.
 
@@ -110,35 +113,29 @@ def compare(
     (default: the first simulated variant's ``replications``) above 1, each
     simulated variant is replicated; a finished run shows what it holds.
     ``on_run(done, total)`` is called after each run (every replication of
-    every simulated variant), and ``on_progress`` with each run's simulated time.
+    every simulated variant), and ``on_progress`` with each run's simulated time
+    (when the runs are made in this process, one after another). The runs
+    are made by ``workers`` or on ``cluster``, as :func:`replicate` makes its
+    own, with the same results.
     """
     entries = _named([_entry(variant) for variant in variants])
     if not entries:
         raise ValueError("compare needs at least one variant")
     check_comparable([(name, _scenario_of(target)) for name, target, _ in entries])
-    simulated = [target for _, target, _ in entries if isinstance(target, Scenario | LoadedScenario)]
+    simulated = [(name, target) for name, target, _ in entries if isinstance(target, Scenario | LoadedScenario)]
     if not simulated and (seed is not None or replications is not None):
         raise BusimError(
             "a seed and replications apply to the scenarios a comparison simulates; every variant here is a "
             "finished run, compared as it ran"
         )
-    first_scenario = _scenario_of(simulated[0] if simulated else entries[0][1])
+    first_scenario = _scenario_of(simulated[0][1] if simulated else entries[0][1])
     if seed is None:
         seed = first_scenario.seed if first_scenario.seed is not None else fresh_seed()
     count = replications if replications is not None else first_scenario.replications
-    outcomes: list[Result | Replications] = []
-    runs = [0]
-
-    def ran(*_: int) -> None:
-        runs[0] += 1
-        if on_run is not None:
-            on_run(runs[0], len(simulated) * count)
-
-    for _, target, _ in entries:
-        if isinstance(target, Result | Replications):
-            outcomes.append(target)
-        else:
-            outcomes.append(run(target, count, seed, ran, on_progress, max_messages, max_memory_bytes))
+    batch = [(name, *checked_scenario(target, max_messages, max_memory_bytes)) for name, target in simulated]
+    runs = _run_batch(batch, seed, count, on_run, on_progress, max_memory_bytes, workers, cluster)
+    made = {name: outcome for (name, _, _), outcome in zip(batch, runs)}
+    outcomes = [target if isinstance(target, Result | Replications) else made[name] for name, target, _ in entries]
     folders = tuple(folder for _, _, folder in entries)
     return Comparison(
         names=tuple(name for name, _, _ in entries),
@@ -149,6 +146,41 @@ def compare(
 
 
 _Entry = tuple[str, Scenario | LoadedScenario | Result | Replications, str | None]
+
+
+def _run_batch(
+    batch: list[tuple[str, Scenario, Source]],
+    seed: int,
+    count: int,
+    on_run: Callable[[int, int], None] | None,
+    on_progress: ProgressCallback | None,
+    max_memory_bytes: float | None,
+    workers: int | Workers | None,
+    cluster: str | None,
+) -> list[Result | Replications]:
+    """Each ``(name, scenario, source)`` of ``batch`` run once on ``seed``, or replicated ``count`` times on the
+    seeds spawned from it: every scenario on the same seeds, all of the runs in one batch of work."""
+    seeds = replication_seeds(seed, count) if count > 1 else (seed,)
+    simulations = [Simulation(scenario, run_seed, source) for _, scenario, source in batch for run_seed in seeds]
+    if not simulations:
+        return []
+    if count == 1 and workers == 1 and cluster is None:  # in this process: each single run keeps its record
+        results = []
+        for done, simulation in enumerate(simulations, start=1):
+            results.append(simulate_checked(simulation.scenario, simulation.source, seed, on_progress))
+            if on_run is not None:
+                on_run(done, len(simulations))
+        return results
+    largest = max((scenario for _, scenario, _ in batch), key=memory_needed_bytes)
+    with as_workers(affordable_workers(workers, largest, max_memory_bytes), cluster, len(simulations)) as pool:
+        results = pool.run(simulations, on_run)
+    if count == 1:
+        return results
+    chunks = [results[index * count : (index + 1) * count] for index in range(len(batch))]
+    return [  # each variant took the time of its own runs
+        replications_of(scenario, seed, seeds, chunk, source, sum(result.run.wall_time_s for result in chunk))
+        for (_, scenario, source), chunk in zip(batch, chunks)
+    ]
 
 
 def _entry(variant: Comparable) -> _Entry:
@@ -214,15 +246,28 @@ def run(
     on_progress: ProgressCallback | None = None,
     max_messages: int = MAX_MESSAGES,
     max_memory_bytes: float | None = None,
+    workers: int | Workers | None = 1,
+    cluster: str | None = None,
 ) -> Result | Replications:
     """Simulate a scenario once, or replicate it when ``replications`` (default: its own) is above 1.
 
-    As ``busim run`` does; see :func:`simulate` and :func:`replicate`.
+    As ``busim run`` does; see :func:`simulate` and :func:`replicate` (which alone uses ``workers`` and
+    ``cluster``: a single run is made here, record and all).
     """
     loaded = scenario.scenario if isinstance(scenario, LoadedScenario) else scenario
     count = replications if replications is not None else loaded.replications
     if count > 1:
-        return replicate(scenario, count, seed, on_run, max_messages, max_memory_bytes, on_progress)
+        return replicate(
+            scenario,
+            count,
+            seed,
+            on_run,
+            max_messages,
+            max_memory_bytes,
+            on_progress,
+            workers=workers,
+            cluster=cluster,
+        )
     result = simulate(scenario, seed, on_progress, max_messages, max_memory_bytes)
     if on_run is not None:
         on_run(1, 1)
@@ -244,20 +289,30 @@ def replicate(
     max_memory_bytes: float | None = None,
     on_progress: ProgressCallback | None = None,
     publishing_seed: int | None = None,
+    workers: int | Workers | None = 1,
+    cluster: str | None = None,
 ) -> Replications:
     """Run ``scenario`` ``replications`` times (default: its ``replications`` key), on independent seeds.
 
     The seeds are spawned from ``seed``, else the scenario's, else a fresh
     one; the same root seed gives the same replications, and so the same
     intervals. ``on_replication(done, total)`` is called after each run, and
-    ``on_progress`` with each run's simulated time, as :func:`simulate` does.
-    With ``publishing_seed``, every replication publishes the same messages,
-    those of that seed (see :func:`simulate`).
+    ``on_progress`` with each run's simulated time (only when the runs are
+    made in this process, one after another). With ``publishing_seed``, every
+    replication publishes the same messages, those of that seed (see
+    :func:`simulate`).
+
+    The runs are made by ``workers`` processes on this machine (None: one
+    per core), or on the Dask cluster whose scheduler is at ``cluster``; the
+    results are the same either way. A replication's :class:`Result` keeps
+    its figures, not its record: ``simulate(scenario, seed)`` with its seed
+    from ``seeds`` gives the record again.
 
     Raises:
         RunTooLargeError: one run would handle more than ``max_messages`` messages.
+        BusimError: the cluster cannot be used.
     """
-    scenario, source = _checked(scenario, max_messages, max_memory_bytes)
+    scenario, source = checked_scenario(scenario, max_messages, max_memory_bytes)
     count = replications if replications is not None else scenario.replications
     if not 1 <= count <= MAX_REPLICATIONS:
         raise ValueError(f"replications must be 1 to {MAX_REPLICATIONS:,} (got {count})")
@@ -265,30 +320,52 @@ def replicate(
         seed = scenario.seed if scenario.seed is not None else fresh_seed()
     started = time.perf_counter()
     seeds = replication_seeds(seed, count)
-    results = []
-    for done, replication_seed in enumerate(seeds, start=1):
-        results.append(
-            simulate(
-                scenario,
-                seed=replication_seed,
-                on_progress=on_progress,
-                max_messages=max_messages,
-                max_memory_bytes=max_memory_bytes,
-                publishing_seed=publishing_seed,
-            )
-        )
-        if on_replication is not None:
-            on_replication(done, count)
+    simulations = [Simulation(scenario, replication_seed, source, publishing_seed) for replication_seed in seeds]
+    if on_progress is not None and workers == 1 and cluster is None:
+        results = []
+        for done, simulation in enumerate(simulations, start=1):
+            run = simulate_checked(scenario, source, simulation.seed, on_progress, publishing_seed)
+            results.append(replace(run, record=None))
+            if on_replication is not None:
+                on_replication(done, count)
+    else:
+        with as_workers(affordable_workers(workers, scenario, max_memory_bytes), cluster, count) as pool:
+            results = pool.run(simulations, on_replication)
+    return replications_of(scenario, seed, seeds, results, source, time.perf_counter() - started)
+
+
+def replications_of(
+    scenario: Scenario,
+    seed: int,
+    seeds: Sequence[int],
+    results: Sequence[Result],
+    source: Source,
+    wall_time_s: float,
+) -> Replications:
+    """The replications of ``scenario`` on ``seeds`` (spawned from ``seed``), whose runs gave ``results``."""
     return Replications(
-        scenario=scenario.model_copy(update={"seed": seed, "replications": count}),
-        seeds=seeds,
+        scenario=scenario.model_copy(update={"seed": seed, "replications": len(results)}),
+        seeds=tuple(seeds),
         results=tuple(results),
         source=source,
-        run=RunMetadata.took(time.perf_counter() - started),
+        run=RunMetadata.took(wall_time_s),
     )
 
 
-def _checked(
+def affordable_workers(
+    workers: int | Workers | None, scenario: Scenario, max_memory_bytes: float | None
+) -> int | Workers:
+    """``workers``, as a count no larger than the runs of ``scenario`` that fit in memory side by side."""
+    if not isinstance(workers, int) and workers is not None:
+        return workers
+    wanted = cores() if workers is None else workers
+    budget = max_memory_bytes if max_memory_bytes is not None else available_memory_bytes()
+    if budget is None:
+        return wanted
+    return max(1, min(wanted, int(budget // memory_needed_bytes(scenario))))
+
+
+def checked_scenario(
     scenario: Scenario | LoadedScenario, max_messages: int, max_memory_bytes: float | None
 ) -> tuple[Scenario, Source]:
     """The scenario to run and where it came from, checked as a file would be and for size.
@@ -465,9 +542,20 @@ def simulate(
     Raises:
         RunTooLargeError: the run would handle more than ``max_messages`` messages (see :func:`check_size`).
     """
-    scenario, source = _checked(scenario, max_messages, max_memory_bytes)
+    scenario, source = checked_scenario(scenario, max_messages, max_memory_bytes)
     if seed is None:
         seed = scenario.seed if scenario.seed is not None else fresh_seed()
+    return simulate_checked(scenario, source, seed, on_progress, publishing_seed)
+
+
+def simulate_checked(
+    scenario: Scenario,
+    source: Source | None,
+    seed: int,
+    on_progress: ProgressCallback | None = None,
+    publishing_seed: int | None = None,
+) -> Result:
+    """:func:`simulate` for a scenario already checked (its references and its size) and a seed chosen."""
     started = time.perf_counter()
     record = run_engine(scenario, seed, on_progress, publishing_seed)
     summary = summarize(record)
@@ -481,7 +569,7 @@ def simulate(
             emitted=int(np.count_nonzero(record.messages.emitter >= 0)),
         ),
         stopped=record.stopped,
-        source=source,
+        source=source if source is not None else Source(),
         run=RunMetadata.took(time.perf_counter() - started),
         record=record,
     )

@@ -98,6 +98,7 @@ from busim.scenario.units import format_duration
 from busim.scenario.variants import Variant, load_variant, load_variants
 from busim.version import __version__
 from busim.words import counted
+from busim.workers import SCHEDULER_ADDRESS_VARIABLE
 
 EXIT_VIOLATION = 1
 EXIT_BAD_INPUT = 2
@@ -264,6 +265,30 @@ MaxRuns = Annotated[
 ]
 
 
+WorkerCount = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Run simulations in this many processes at once (default: one per core); results are the same "
+        "whatever the number.",
+        parser=_whole_number(1),
+        metavar="N",
+        show_default=False,
+    ),
+]
+Cluster = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Run the simulations on the Dask cluster whose scheduler is at this address instead of on this "
+        "machine, unless --workers is given (needs pip install 'busim[cluster]'; docs/capacity.md#on-a-cluster).",
+        envvar=SCHEDULER_ADDRESS_VARIABLE,
+        metavar="tcp://HOST:8786",
+        show_default=False,
+    ),
+]
+
+
 def _check_runs(runs: int, max_runs: int, messages_per_run: float, what: str) -> None:
     """Refuse more runs than ``max_runs``, saying what they would cost.
 
@@ -391,6 +416,8 @@ def run(
     ] = MAX_MESSAGES,
     max_memory: MaxMemory = None,
     max_runs: MaxRuns = MAX_RUNS,
+    workers: WorkerCount = None,
+    cluster: Cluster = None,
     replications: Annotated[
         int | None,
         typer.Option(
@@ -487,9 +514,11 @@ def run(
                 count,
                 seed,
                 progress.on_run,
-                progress.on_progress,
+                progress.on_progress if count == 1 else None,
                 max_messages=max_messages,
                 max_memory_bytes=max_memory,
+                workers=workers,
+                cluster=cluster if workers is None else None,
             )
         text = results_json(result)
         written = _write(
@@ -695,6 +724,8 @@ def compare_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     max_memory: MaxMemory = None,
     max_runs: MaxRuns = MAX_RUNS,
+    workers: WorkerCount = None,
+    cluster: Cluster = None,
 ) -> None:
     """Run variants of a scenario on the same seeds and show them side by side, beside finished runs.
 
@@ -745,8 +776,9 @@ def compare_command(
                 seed,
                 replications,
                 on_run=bar.run_done if bar else None,
-                on_progress=bar.simulated if bar else None,
                 max_memory_bytes=max_memory,
+                workers=workers,
+                cluster=cluster if workers is None else None,
             )
 
         text = comparison_json(comparison)
@@ -1011,6 +1043,9 @@ def schema(
 ) -> None:
     """Print the JSON Schema of scenario files, with which editors complete and check keys."""
     typer.echo(str(SCHEMA_FILE) if path else SCHEMA_FILE.read_text(encoding="utf-8"), nl=path)
+
+
+import busim.planning_cli  # noqa: E402, F401  (registers sweep and capacity, which share this module's helpers)
 
 
 def main() -> None:

@@ -128,17 +128,17 @@ class DaskCluster:
             worker runs another version of busim (or none).
     """
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         try:
             from distributed import Client
         except ImportError:
             raise BusimError(f"--cluster {address}: running on a Dask cluster needs Dask: {CLUSTER_EXTRA}") from None
         try:
-            self._client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+            self._client = Client(address, timeout=timeout_s, set_as_default=False)
         except (OSError, TimeoutError) as error:
             raise BusimError(
                 f"--cluster {address}: cannot reach a Dask scheduler there ({error}); start one with "
-                "dask scheduler, and workers with dask worker ADDRESS (docs/capacity.md)"
+                f"'dask scheduler' and its workers with 'dask worker {address}' (docs/capacity.md#on-a-cluster)"
             ) from None
         self.address = address
         try:
@@ -157,7 +157,7 @@ class DaskCluster:
         if not workers:
             raise BusimError(
                 f"--cluster {self.address}: the scheduler has no workers; start some with "
-                f"dask worker {self.address} on machines where busim is installed"
+                f"'dask worker {self.address}' on machines where busim is installed (docs/capacity.md#on-a-cluster)"
             )
         versions = self._client.run(version, "busim", on_error="return")
         wrong = {

@@ -131,21 +131,16 @@ def search(
     toward_meeting, toward_failing = (_grow, _shrink) if space.goal == "min" else (_shrink, _grow)
     start = _within(space, space.start)
     meeting: float | None = None
-    failing: float | None = None
     try:
         if probe(start, "bracket"):
-            meeting = start
-            failing = _bracket(space, start, toward_failing, probe, want=False)
+            meeting, failing = _bracket(space, start, toward_failing, probe, want=False)
             if failing is None:
-                edge = space.lowest if space.goal == "min" else space.highest
-                notes.append(f"{_shown(space, edge)}, the end of the range searched, meets every objective")
+                notes.append(f"{_shown(space, meeting)}, the end of the range searched, meets every objective")
         else:
-            failing = start
-            meeting = _bracket(space, start, toward_meeting, probe, want=True)
+            failing, meeting = _bracket(space, start, toward_meeting, probe, want=True)
             if meeting is None:
-                edge = space.highest if space.goal == "min" else space.lowest
                 notes.append(
-                    f"no value up to {_shown(space, edge)}, the end of the range searched, meets every objective"
+                    f"no value up to {_shown(space, failing)}, the end of the range searched, meets every objective"
                 )
         if meeting is not None and failing is not None:
             while not _close(space, meeting, failing):
@@ -164,8 +159,6 @@ def search(
             f"{_count(sum(p.verdict is Verdict.UNDECIDED for p in tried))} still straddled a bound after "
             f"{max_replications} replications and counted as not meeting it"
         )
-    if meeting is not None:
-        notes.extend(_departures(space, tried, meeting))
     return CapacityAnswer(space, tuple(objectives), tried, meeting, tuple(notes))
 
 
@@ -175,17 +168,20 @@ def _bracket(
     step: Callable[[SearchSpace, float], float],
     probe: Callable[[float, Literal["bracket", "bisect"]], bool],
     want: bool,
-) -> float | None:
-    """Step from ``start`` until a probe meets the objectives (``want``) or fails them; None at the range's end."""
+) -> tuple[float, float | None]:
+    """Step from ``start`` until a probe meets the objectives (``want``) or fails them (not ``want``).
+
+    Returns the last value probed before that one and that one; None for it at the range's end.
+    """
     value = start
     for _ in range(MAX_STEPS):
         following = step(space, value)
         if following == value:
-            return None
+            break
+        if probe(following, "bracket") == want:
+            return value, following
         value = following
-        if probe(value, "bracket") == want:
-            return value
-    return None
+    return value, None
 
 
 def _grow(space: SearchSpace, value: float) -> float:
@@ -220,17 +216,3 @@ def _shown(space: SearchSpace, value: float) -> str:
 
 def _count(probes: int) -> str:
     return "1 probe" if probes == 1 else f"{probes} probes"
-
-
-def _departures(space: SearchSpace, probes: tuple[Probe, ...], answer: float) -> list[str]:
-    """Probes that contradict the assumption that the key only helps (or only hurts)."""
-    meeting_side = [p for p in probes if (p.value > answer if space.goal == "min" else p.value < answer)]
-    contrary = [probe for probe in meeting_side if not probe.meets]
-    if not contrary:
-        return []
-    values = ", ".join(_shown(space, probe.value) for probe in sorted(contrary, key=lambda p: p.value))
-    direction = "more" if space.goal == "min" else "less"
-    return [
-        f"{values} did not meet every objective although {direction} of {space.key} should only help: "
-        "the figures are not monotone in it, and the answer is where the bisection ended"
-    ]

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from busim.api import (
     MAX_MESSAGES,
     affordable_workers,
@@ -183,7 +185,7 @@ def key_value(scenario: Scenario, key: str) -> KeyValue:
             )
         elif isinstance(node, dict):
             node = node.get(part, _MISSING)
-        elif hasattr(node, "model_fields"):
+        elif isinstance(node, BaseModel):
             node = getattr(node, part, _MISSING) if part in type(node).model_fields else _MISSING
         else:
             node = _MISSING

@@ -1,0 +1,131 @@
+"""Where simulations run: the same results in this process, on two worker processes, and on a Dask cluster."""
+
+import dataclasses
+import sys
+
+import pytest
+
+import busim
+from busim.errors import BusimError
+from busim.planning.runner import sweep
+from busim.workers import DaskCluster, InProcess, ProcessPool, workers_for
+from tests.conftest import SCENARIOS
+
+pytestmark = pytest.mark.xdist_group("workers")
+
+SMALL = [
+    "duration=20s",
+    "publishers.order-service.rate=[{at: 0s, rate: 50/s}, {at: 5s, rate: 400/s}, {at: 15s, rate: 50/s}]",
+]
+VARY = ["consumers.inventory.instances=1..4:x2", "broker.preset=rabbitmq,kafka"]
+
+
+def small_flash_sale() -> busim.Scenario:
+    return busim.load(SCENARIOS / "flash-sale.yaml", SMALL)
+
+
+def figures(outcome) -> list:
+    """Every run's summary: what must not depend on where the runs ran."""
+    results = outcome.results if isinstance(outcome, busim.Replications) else (outcome,)
+    return [result.summary for result in results]
+
+
+def sweep_figures(result) -> list:
+    return [(point.name, figures(point.outcome)) for point in result.points]
+
+
+@pytest.fixture(scope="module")
+def one_worker_sweep():
+    return sweep(SCENARIOS / "flash-sale.yaml", VARY, SMALL, replications=2, seed=5, workers=1)
+
+
+def test_replications_on_two_workers_are_those_of_one():
+    scenario = small_flash_sale()
+    alone = busim.replicate(scenario, 3, seed=9, workers=1)
+    shared = busim.replicate(scenario, 3, seed=9, workers=2)
+    assert shared.seeds == alone.seeds
+    assert figures(shared) == figures(alone)
+    assert all(result.record is None for result in shared.results)
+
+
+def test_a_comparison_on_two_workers_is_that_of_one():
+    variants = busim.variants(SCENARIOS / "flash-sale.yaml", ["broker.preset=rabbitmq,kafka"], SMALL)
+    alone = busim.compare(variants, seed=3, replications=2, workers=1)
+    shared = busim.compare(variants, seed=3, replications=2, workers=2)
+    assert [figures(outcome) for outcome in shared.outcomes] == [figures(outcome) for outcome in alone.outcomes]
+
+
+def test_a_sweep_on_two_workers_is_that_of_one(one_worker_sweep):
+    shared = sweep(SCENARIOS / "flash-sale.yaml", VARY, SMALL, replications=2, seed=5, workers=2)
+    assert [point.name for point in one_worker_sweep.points] == [
+        "instances=1 preset=rabbitmq",
+        "instances=1 preset=kafka",
+        "instances=2 preset=rabbitmq",
+        "instances=2 preset=kafka",
+        "instances=4 preset=rabbitmq",
+        "instances=4 preset=kafka",
+    ]
+    assert sweep_figures(shared) == sweep_figures(one_worker_sweep)
+    assert shared.rows() == one_worker_sweep.rows()
+
+
+def test_a_sweep_on_a_dask_cluster_is_the_one_made_here(one_worker_sweep):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
+        remote = sweep(
+            SCENARIOS / "flash-sale.yaml", VARY, SMALL, replications=2, seed=5, cluster=cluster.scheduler_address
+        )
+    assert sweep_figures(remote) == sweep_figures(one_worker_sweep)
+
+
+def test_every_point_of_a_sweep_runs_on_the_same_seeds(one_worker_sweep):
+    seeds = {point.outcome.seeds for point in one_worker_sweep.points}
+    assert seeds == {busim.api.replication_seeds(5, 2)}
+
+
+def test_an_unreachable_scheduler_is_named():
+    with pytest.raises(BusimError) as refused:
+        DaskCluster("tcp://127.0.0.1:9", timeout_s=0.5)
+    assert str(refused.value) == (
+        "--cluster tcp://127.0.0.1:9: cannot reach a Dask scheduler there (Timed out trying to connect to "
+        "tcp://127.0.0.1:9 after 0.5 s); start one with 'dask scheduler' and its workers with "
+        "'dask worker tcp://127.0.0.1:9' (docs/capacity.md#on-a-cluster)"
+    )
+
+
+def test_a_cluster_without_dask_installed_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(BusimError) as refused:
+        DaskCluster("tcp://127.0.0.1:8786")
+    assert str(refused.value) == (
+        "--cluster tcp://127.0.0.1:8786: running on a Dask cluster needs Dask: pip install 'busim[cluster]'"
+    )
+
+
+def test_one_worker_runs_in_this_process_and_never_more_workers_than_runs():
+    with workers_for(1) as alone:
+        assert isinstance(alone, InProcess)
+    with workers_for(8, runs=1) as capped:
+        assert isinstance(capped, InProcess)
+    with workers_for(8, runs=2) as pool:
+        assert isinstance(pool, ProcessPool)
+        assert pool.count == 2
+    with pytest.raises(ValueError, match=r"workers must be 1 or more \(got 0\)"), workers_for(0):
+        pass
+
+
+def test_workers_are_limited_to_the_runs_that_fit_in_memory():
+    scenario = small_flash_sale()
+    needed = busim.api.memory_needed_bytes(scenario)
+    assert busim.api.affordable_workers(4, scenario, max_memory_bytes=2.5 * needed) == 2
+    assert busim.api.affordable_workers(4, scenario, max_memory_bytes=0.5 * needed) == 1
+    assert busim.api.affordable_workers(4, scenario, max_memory_bytes=100 * needed) == 4
+
+
+def test_a_replication_keeps_its_figures_and_its_seed_gives_its_record_again():
+    scenario = small_flash_sale()
+    replications = busim.replicate(scenario, 2, seed=4, workers=1)
+    again = busim.simulate(scenario, seed=replications.seeds[1])
+    assert again.record is not None
+    assert dataclasses.replace(again, record=None, run=replications.results[1].run) == replications.results[1]

@@ -61,15 +61,16 @@ def _results(folder: Path) -> dict:
 
 
 def _simulated_scenarios(monkeypatch) -> list[str]:
-    """The names of the scenarios busim compare simulates, in order, as it simulates them."""
+    """The names of the scenarios busim compare simulates, in order, as it simulates them (with --workers 1:
+    in this process)."""
     simulated: list[str] = []
-    original = busim.api.run
+    original = busim.api.simulate_checked
 
     def counting(scenario, *args, **kwargs):
-        simulated.append(scenario.scenario.name if hasattr(scenario, "scenario") else scenario.name)
+        simulated.append(scenario.name)
         return original(scenario, *args, **kwargs)
 
-    monkeypatch.setattr(busim.api, "run", counting)
+    monkeypatch.setattr(busim.api, "simulate_checked", counting)
     return simulated
 
 
@@ -78,7 +79,9 @@ def test_a_run_folder_is_read_back_beside_a_simulated_file_and_every_header_says
 ):
     simulated = _simulated_scenarios(monkeypatch)
     out = tmp_path / "cmp"
-    result = _busim("compare", run_folder, tiny_file, "--set", "duration=2s", "--out", out, "--no-charts")
+    result = _busim(
+        "compare", run_folder, tiny_file, "--set", "duration=2s", "--out", out, "--no-charts", "--workers", "1"
+    )
     assert result.exit_code == 0, result.output
     assert simulated == ["tiny"]  # the file only: the folder is not simulated again
     document = json.loads((out / "compare.json").read_text(encoding="utf-8"))
@@ -123,7 +126,7 @@ def test_a_folders_figures_are_its_own_and_the_replicated_variants_show_means(ru
 def test_a_folder_of_replications_shows_what_it_holds(replicated_folder, tiny_file, tmp_path, monkeypatch):
     simulated = _simulated_scenarios(monkeypatch)
     out = tmp_path / "cmp"
-    result = _busim("compare", tiny_file, replicated_folder, "--out", out, "--no-charts")
+    result = _busim("compare", tiny_file, replicated_folder, "--out", out, "--no-charts", "--workers", "1")
     assert result.exit_code == 0, result.output
     assert simulated == ["tiny"]
     comparison = busim.read(out)
@@ -137,7 +140,7 @@ def test_a_folder_of_replications_shows_what_it_holds(replicated_folder, tiny_fi
 def test_only_run_folders_compare_without_simulating(run_folder, replicated_folder, tmp_path, monkeypatch):
     simulated = _simulated_scenarios(monkeypatch)
     out = tmp_path / "cmp"
-    result = _busim("compare", run_folder, replicated_folder, "--out", out, "--no-charts")
+    result = _busim("compare", run_folder, replicated_folder, "--out", out, "--no-charts", "--workers", "1")
     assert result.exit_code == 0, result.output
     assert simulated == []
     assert result.stdout.startswith(

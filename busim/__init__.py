@@ -4,7 +4,9 @@ The public API: :func:`load` a scenario, :func:`simulate` it, read the
 :class:`Result`; :func:`replicate` runs it on independent seeds and gives
 every metric a confidence interval; :func:`load_test` runs it against a real
 broker instead, and :func:`calibrate` sets such a real run beside the
-simulation of its scenario. See docs/ for the formats.
+simulation of its scenario. :func:`sweep` runs a grid of key values and
+:func:`capacity` searches a key for the value that meets objectives
+(docs/capacity.md). See docs/ for the formats.
 """
 
 from typing import Any
@@ -22,6 +24,7 @@ from busim.api import (
     variants,
 )
 from busim.errors import BusimError
+from busim.planning.runner import capacity, sweep
 from busim.scenario import Scenario
 from busim.version import __version__
 
@@ -33,12 +36,14 @@ __all__ = [
     "Scenario",
     "__version__",
     "calibrate",
+    "capacity",
     "compare",
     "load",
     "load_test",
     "read",
     "replicate",
     "simulate",
+    "sweep",
     "variants",
 ]
 

@@ -39,8 +39,8 @@ from busim.planning.runner import (
     DEFAULT_SWEEP_REPLICATIONS,
     as_number,
     capacity,
-    key_value,
     plan_sweep,
+    search_space,
     sweep,
 )
 from busim.planning.slo import objectives_of
@@ -67,8 +67,10 @@ Charts = Annotated[bool, typer.Option("--charts/--no-charts", help="Write the ch
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
 
-def _fraction(text: str) -> float:
-    """A tolerance as people write it: ``1%`` or ``0.01``."""
+def _fraction(text: str | float) -> float:
+    """A tolerance as people write it: ``1%`` or ``0.01`` (the default comes as a number)."""
+    if isinstance(text, float):
+        return text
     written = text.strip()
     try:
         value = float(written[:-1]) / 100 if written.endswith("%") else float(written)
@@ -272,7 +274,7 @@ def capacity_command(
         first = as_number(start, "--start") if start is not None else None
         scenario = load_scenario(file, overrides or []).scenario
         objectives_of(slos, scenario)  # refused before anything runs, as the key is
-        key_value(scenario, find)
+        search_space(scenario, find, goal, first, lowest, highest, tolerance)
         output = _claim(out, Path("runs") / f"capacity-{scenario.name}", f"busim capacity {file}", [file])
     except BusimError as error:
         _fail(error)

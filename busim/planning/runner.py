@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from busim.planning.sweep import Sweep, SweepPoint
 from busim.results import Replications, Result, RunMetadata, Source
 from busim.scenario import Scenario, load_scenario
 from busim.scenario.ranges import Axis, parse_axis
-from busim.scenario.schema import RateStep
+from busim.scenario.schema import RateStep, did_you_mean
 from busim.scenario.variants import Variant, grid
 from busim.workers import RunDone, Simulation, Workers, as_workers
 
@@ -166,46 +167,83 @@ class KeyValue:
 
 
 def key_value(scenario: Scenario, key: str) -> KeyValue:
-    """What ``key`` (as --set writes it) holds in ``scenario``.
+    """What ``key`` (as --set writes it) holds in ``scenario``; for a key left unset, whether it takes whole
+    numbers.
 
     Raises:
         OverrideError: naming --find, the key is not in the scenario's format or holds no number.
     """
     node: Any = scenario
     parts = [bracketed or dotted for bracketed, dotted in re.findall(r"\[([^\]]+)\]|([^.\[\]]+)", key)]
-    for part in parts:
+    for depth, part in enumerate(parts):
         if isinstance(node, list | tuple):
-            node = next(
-                (
-                    entry
-                    for index, entry in enumerate(node)
-                    if str(index) == part or getattr(entry, "name", None) == part
-                ),
-                _MISSING,
-            )
-        elif isinstance(node, dict):
-            node = node.get(part, _MISSING)
+            names = [str(getattr(entry, "name", index)) for index, entry in enumerate(node)]
+            found = next((e for i, e in enumerate(node) if part in (str(i), getattr(e, "name", None))), _MISSING)
         elif isinstance(node, BaseModel):
-            node = getattr(node, part, _MISSING) if part in type(node).model_fields else _MISSING
+            names = list(type(node).model_fields)
+            field = type(node).model_fields.get(part)
+            found = getattr(node, part) if field is not None else _MISSING
+            if found is None:
+                return KeyValue(None, integer=_whole(field.annotation))  # type: ignore[union-attr]
         else:
-            node = _MISSING
-        if node is _MISSING:
-            raise OverrideError(f"{FIND} {key}: the scenario has no such key")
-        if node is None:
-            return KeyValue(None, integer=False)
-    if isinstance(node, bool):
-        raise OverrideError(f"{FIND} {key}: holds {node!r}, not a number; search a key that holds a number")
-    if isinstance(node, int):
+            names, found = [], _MISSING
+        if found is _MISSING:
+            where = f" in {'.'.join(parts[:depth])}" if depth else ""
+            raise OverrideError(f"{FIND} {key}: the scenario has no key {part!r}{where}{did_you_mean(part, names)}")
+        node = found
+    if isinstance(node, int) and not isinstance(node, bool):
         return KeyValue(float(node), integer=True)
     if isinstance(node, float):
         return KeyValue(node, integer=False)
     if isinstance(node, list) and node and all(isinstance(step, RateStep) for step in node):
         steps = tuple(node)
         return KeyValue(max(step.rate for step in steps), integer=False, schedule=steps if len(steps) > 1 else ())
+    shown = node if isinstance(node, str | bool) else type(node).__name__
     raise OverrideError(
-        f"{FIND} {key}: holds {type(node).__name__}, not a number; search a key that holds a number, "
+        f"{FIND} {key}: holds {shown!r}, not a number; search a key that holds a number, "
         "such as consumers.NAME.instances or publishers.NAME.rate"
     )
+
+
+def _whole(annotation: Any) -> bool:
+    """Whether a field of this type takes whole numbers (``int``, ``Annotated[int, ...] | None``)."""
+    if annotation is int:
+        return True
+    return any(_whole(argument) for argument in typing.get_args(annotation) if argument is not type(None))
+
+
+def search_space(
+    scenario: Scenario,
+    key: str,
+    goal: Goal,
+    start: float | None = None,
+    lowest: float | None = None,
+    highest: float | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> tuple[KeyValue, SearchSpace]:
+    """What ``key`` holds in ``scenario`` and where to search it (see :func:`capacity`).
+
+    Raises:
+        OverrideError: the key holds no number, or is unset and no ``start`` is given.
+    """
+    held = key_value(scenario, key)
+    first = start if start is not None else held.value
+    if first is None:
+        raise OverrideError(f"{FIND} {key}: the scenario leaves it unset; give the value to start from with --start")
+    if first <= 0 and not held.integer:
+        raise OverrideError(f"{FIND} {key}: the search starts from {first:g}; give a positive --start")
+    if held.integer and first != int(first):
+        raise OverrideError(f"{FIND} {key}: takes whole numbers; give a whole --start (got {first:g})")
+    space = SearchSpace(
+        key=key,
+        goal=goal,
+        start=first,
+        integer=held.integer,
+        lowest=lowest if lowest is not None else (1.0 if held.integer else first / 2**20),
+        highest=highest if highest is not None else max(first, 1.0) * 2**20,
+        tolerance=tolerance,
+    )
+    return held, space
 
 
 _MISSING = object()
@@ -246,21 +284,7 @@ def capacity(
     objectives = objectives_of(list(slos), base.scenario)
     if not objectives:
         raise BusimError("a capacity search needs at least one objective: --slo 'inventory.p99 < 200ms'")
-    held = key_value(base.scenario, key)
-    first = start if start is not None else held.value
-    if first is None:
-        raise OverrideError(f"{FIND} {key}: the scenario leaves it unset; give the value to start from with --start")
-    if first <= 0 and not held.integer:
-        raise OverrideError(f"{FIND} {key}: the search starts from {first:g}; give a positive --start")
-    space = SearchSpace(
-        key=key,
-        goal=goal,
-        start=first,
-        integer=held.integer,
-        lowest=lowest if lowest is not None else (1.0 if held.integer else first / 2**20),
-        highest=highest if highest is not None else max(first, 1.0) * 2**20,
-        tolerance=tolerance,
-    )
+    held, space = search_space(base.scenario, key, goal, start, lowest, highest, tolerance)
     if seed is None:
         seed = base.scenario.seed if base.scenario.seed is not None else fresh_seed()
     all_seeds = replication_seeds(seed, max_replications) if max_replications > 1 else (seed,)

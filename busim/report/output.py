@@ -52,6 +52,11 @@ DOCUMENT_NAMES = (
     "compare.json",
     "compare.md",
     "compare.html",
+    "sweep.json",
+    "sweep.csv",
+    "sweep.md",
+    "capacity.json",
+    "capacity.md",
 )
 CHART_SUFFIXES = (".png", ".svg")
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

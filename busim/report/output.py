@@ -38,7 +38,8 @@ LOCK_FILE = ".busim.lock"
 STAGING_PREFIX = ".busim-staging-"
 LATEST = "latest"  # in a scenario's folder of runs: the link to the newest
 MANIFEST_SCHEMA = "busim.manifest/1"
-RESULTS_LAST = ("results.json", "compare.json")  # the files that say a folder is complete
+# The files that say a folder is complete: each command's own document, moved into place last.
+RESULTS_LAST = ("results.json", "compare.json", "sweep.json", "capacity.json")
 # The documents busim writes (besides charts, .png and .svg); what earlier versions wrote without a
 # manifest is taken over by these names.
 DOCUMENT_NAMES = (
@@ -52,6 +53,11 @@ DOCUMENT_NAMES = (
     "compare.json",
     "compare.md",
     "compare.html",
+    "sweep.json",
+    "sweep.csv",
+    "sweep.md",
+    "capacity.json",
+    "capacity.md",
 )
 CHART_SUFFIXES = (".png", ".svg")
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -117,7 +123,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _busim_results(path: Path) -> bool:
-    """Whether the folder's results.json or compare.json is a document busim wrote."""
+    """Whether the folder's results.json, compare.json, sweep.json or capacity.json is a document busim wrote."""
     for name in RESULTS_LAST:
         try:
             document = json.loads((path / name).read_text(encoding="utf-8"))

@@ -100,6 +100,22 @@ def drawn_charts(draw: Callable[[], list[Chart]], folder: Path, what: str) -> tu
     return [path for chart in drawn for path in chart.paths], shown
 
 
+def write_pages(
+    folder: Path,
+    draw: Callable[[], list[Chart]],
+    what: str,
+    pages: Callable[[list[ShownChart]], tuple[tuple[str, str], ...]],
+) -> list[Path]:
+    """Draw charts into ``folder`` with ``draw``, then write the ``(name, text)`` files that ``pages`` makes
+    of them (a page shows its charts); return every path written.
+
+    Raises:
+        OutputError: the folder cannot be written (``what`` names what was being written: "the sweep").
+    """
+    written, shown = drawn_charts(draw, folder, what)
+    return written + write_files(folder, pages(shown))
+
+
 def write_report(result: Result, folder: Path, charts: bool = True) -> list[Path]:
     """Draw the charts (unless ``charts`` is false) and write report.md and report.html into ``folder``.
 

@@ -737,10 +737,13 @@ def _patterns(scenarios: list[Scenario], consumers: list[str]) -> list[Figure]:
 def intervaltext_cell(interval: Interval, duration: bool) -> str:
     """A mean, with its interval when there are two replications or more; an interval below 0 shown from 0."""
     show = format_duration if duration else (lambda value: f"{value:,.1f}")
+    alone = format_duration(interval.mean) if duration else f"{interval.mean:,.0f}"
+    if interval.replications < 2:  # a single run's interval has NaN ends, which no duration formats
+        return alone
     # Every figure shown is a count or a duration: an interval reaching below 0 is shown from 0.
     low, high = show(max(interval.low, 0.0)), show(interval.high)
-    if interval.replications < 2 or interval.low == interval.high or low == high == show(interval.mean):
-        return format_duration(interval.mean) if duration else f"{interval.mean:,.0f}"
+    if interval.low == interval.high or low == high == show(interval.mean):
+        return alone
     return f"{show(interval.mean)} [{low}, {high}]"
 
 

@@ -1,0 +1,289 @@
+"""A sweep's report: its figures at every point of the grid, as sweep.json, sweep.csv, sweep.md, charts and a table.
+
+The views are built here once: for the console, one table with a row per
+point, a column per varied key and one per figure (mean ± half-width of its
+95 % interval); for sweep.md, a table per figure with the interval written
+out. sweep.json keeps every number as a number; sweep.csv is
+:meth:`~busim.planning.sweep.Sweep.rows`, one row per point and figure.
+Nothing here computes a figure: each is the sweep's mean and interval, formatted.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from busim.analysis.intervals import CONFIDENCE, Interval
+from busim.planning.figures import Figure
+from busim.planning.sweep import Sweep, SweepPoint
+from busim.report.console import show, view_tables
+from busim.report.run_report import ShownChart, write_pages
+from busim.report.tables import Cell, Column, Row, TableView, text_cell
+from busim.report.templating import render
+from busim.report.views import count_text, intervaltext_cell
+from busim.results import json_text
+from busim.scenario.units import ABSENT, format_duration
+from busim.scenario.variants import axis_labels
+from busim.words import counted
+
+SWEEP_FILE = "sweep.json"
+SWEEP_CSV = "sweep.csv"
+SWEEP_MARKDOWN = "sweep.md"
+SWEEP_SCHEMA = "busim.sweep/1"
+
+
+def finite(value: float | None) -> float | None:
+    """A number as JSON holds it: None where there is none, or it is NaN or infinite (JSON has neither)."""
+    # + 0.0 turns -0.0 (a margin of nothing, negated) into 0.0.
+    return value + 0.0 if value is not None and math.isfinite(value) else None
+
+
+def figure_text(value: float, duration: bool) -> str:
+    """A figure's value as a table shows it: a duration in its unit (``412ms``), a count to one decimal."""
+    return format_duration(value) if duration else count_text(value)
+
+
+def interval_spread(interval: Interval) -> float | None:
+    """The half-width of the 95 % interval, from its high end (its low end may have been raised to 0, for a
+    count); None with too few runs for an interval."""
+    if interval.replications < 2 or not math.isfinite(interval.high):
+        return None
+    return interval.high - interval.mean
+
+
+# ---------------------------------------------------------------- sweep.json and sweep.csv
+def _interval_record(interval: Interval | None) -> dict[str, Any]:
+    if interval is None:
+        return {"mean": None, "low": None, "high": None, "runs_with_value": 0}
+    spread = interval_spread(interval) is not None
+    return {
+        "mean": finite(interval.mean),
+        "low": finite(interval.low) if spread else None,
+        "high": finite(interval.high) if spread else None,
+        "runs_with_value": interval.replications,
+    }
+
+
+def _point_record(sweep: Sweep, point: SweepPoint) -> dict[str, Any]:
+    return {
+        "name": point.name,
+        "values": {axis.key: value.label for axis, value in zip(sweep.axes, point.values)},
+        "numbers": {axis.key: finite(value.number) for axis, value in zip(sweep.axes, point.values)},
+        "left_out": list(point.left_out),
+        "runs": point.outcome.runs,
+        "figures": {figure.label: _interval_record(point.figure(figure)) for figure in sweep.figures},
+    }
+
+
+def sweep_document(sweep: Sweep) -> dict[str, Any]:
+    """sweep.json as plain JSON data (schema ``busim.sweep/1``): what ran, then each point's figures, each a mean
+    with its 95 % interval (null where the runs give none), then how long it took and on which versions."""
+    return {
+        "schema": SWEEP_SCHEMA,
+        "scenario": sweep.scenario,
+        "file": sweep.file,
+        "seed": sweep.seed,
+        "replications": sweep.replications,
+        "overrides": list(sweep.overrides),
+        "axes": [
+            {
+                "key": axis.key,
+                "values": [
+                    {"text": value.text, "label": value.label, "number": finite(value.number)} for value in axis.values
+                ],
+            }
+            for axis in sweep.axes
+        ],
+        "figures": [
+            {"consumer": figure.consumer, "name": figure.name, "duration": figure.duration} for figure in sweep.figures
+        ],
+        "points": [_point_record(sweep, point) for point in sweep.points],
+        "run": dataclasses.asdict(sweep.run),
+    }
+
+
+def sweep_json(sweep: Sweep) -> str:
+    """sweep.json as text: stable key order, so that identical sweeps give identical files.
+
+    Raises:
+        ValueError: a number is not finite (none is: :func:`finite` turns those to null).
+    """
+    return json_text(sweep_document(sweep))
+
+
+def sweep_csv(sweep: Sweep) -> str:
+    """sweep.csv as text: a header, then a row per point and figure (:meth:`Sweep.rows`), an empty cell where a
+    figure has no value."""
+    rows = sweep.rows()
+    header = list(rows[0]) if rows else ["point", *(axis.key for axis in sweep.axes), "consumer", "figure"]
+    stream = io.StringIO()
+    writer = csv.DictWriter(stream, fieldnames=header, lineterminator="\n")  # None is written as an empty cell
+    writer.writeheader()
+    writer.writerows(rows)
+    return stream.getvalue()
+
+
+# ---------------------------------------------------------------- views
+@dataclass(frozen=True)
+class SweepViews:
+    """Everything a sweep shows, in the order its report reads it."""
+
+    title: str  # "<scenario>: <figures> by <keys>"
+    facts: tuple[str, ...]  # the file, the seed, the runs, the overrides
+    key: str  # what a figure's cell holds in the console's table
+    intervals: str  # what it holds in sweep.md's tables
+    points: TableView  # a row per point: each key's value, then every figure as mean ± half-width
+    figures: tuple[TableView, ...]  # a table per figure: a row per point, the mean and its interval
+    left_out: tuple[str, ...]  # per point that left --set keys out, which
+
+
+def _key_columns(sweep: Sweep) -> tuple[list[str], list[Column]]:
+    """The name of each axis as a table heads it (the last parts of its key) and the columns past the first."""
+    names = axis_labels([axis.key for axis in sweep.axes])
+    numeric = [all(value.number is not None for value in axis.values) for axis in sweep.axes]
+    return names, [Column(name, right=right) for name, right in zip(names[1:], numeric[1:])]
+
+
+def _key_cells(point: SweepPoint) -> tuple[str, tuple[Cell, ...]]:
+    """A point's value on the first axis (the row's label), and its values on the others."""
+    labels = [value.label for value in point.values]
+    return labels[0], tuple(text_cell(label) for label in labels[1:])
+
+
+def _figure_heading(figure: Figure, consumers: int) -> str:
+    return figure.label if consumers > 1 else figure.name
+
+
+def spread_cell(interval: Interval | None, duration: bool) -> Cell:
+    """A mean and, as a note that may go to a second line, ``± half-width`` of its 95 % interval."""
+    if interval is None or not math.isfinite(interval.mean):
+        return Cell(ABSENT)
+    spread = interval_spread(interval)
+    note = "" if not spread else f" ± {_spread_text(spread, duration)}"
+    return Cell(figure_text(interval.mean, duration), interval.mean, note=note)
+
+
+def _spread_text(spread: float, duration: bool) -> str:
+    """A half-width as precise as the mean beside it reads: whole counts past 10 (``8,765 ± 1,209``)."""
+    if duration or spread < 10:
+        return figure_text(spread, duration)
+    return f"{spread:,.0f}"
+
+
+def _interval_cell(interval: Interval | None, duration: bool) -> Cell:
+    if interval is None or not math.isfinite(interval.mean):
+        return Cell(ABSENT)
+    return Cell(intervaltext_cell(interval, duration), interval.mean)
+
+
+def _consumers(sweep: Sweep) -> int:
+    return len({figure.consumer for figure in sweep.figures})
+
+
+def _points_table(sweep: Sweep) -> TableView:
+    names, keys = _key_columns(sweep)
+    consumers = _consumers(sweep)
+    columns = (*keys, *(Column(_figure_heading(figure, consumers)) for figure in sweep.figures))
+    rows = []
+    for point in sweep.points:
+        label, cells = _key_cells(point)
+        figures = tuple(spread_cell(point.figure(figure), figure.duration) for figure in sweep.figures)
+        rows.append(Row(label, (*cells, *figures)))
+    only = sweep.figures[0].consumer if consumers == 1 and sweep.figures else ""
+    title = f"{only}: figures at each point" if only else "Figures at each point"
+    return TableView(title, columns, tuple(rows), label=names[0])
+
+
+def _figure_tables(sweep: Sweep) -> tuple[TableView, ...]:
+    names, keys = _key_columns(sweep)
+    tables = []
+    for figure in sweep.figures:
+        rows = []
+        for point in sweep.points:
+            label, cells = _key_cells(point)
+            runs = point.outcome.runs
+            interval = point.figure(figure)
+            with_value = 0 if interval is None else interval.replications
+            shown = str(runs) if with_value == runs else f"{with_value} of {runs}"
+            rows.append(Row(label, (*cells, _interval_cell(interval, figure.duration), text_cell(shown))))
+        columns = (*keys, Column("mean [95 % interval]"), Column("runs with a value"))
+        tables.append(TableView(figure.label, columns, tuple(rows), label=names[0]))
+    return tuple(tables)
+
+
+def left_out_lines(sweep: Sweep) -> tuple[str, ...]:
+    """``kafka: --set broker.partitions=4 left out, not a key of its preset``, for each point that left one out."""
+    return tuple(
+        f"{point.name}: {', '.join(f'--set {assignment}' for assignment in point.left_out)} left out, "
+        "not a key of its preset"
+        for point in sweep.points
+        if point.left_out
+    )
+
+
+def sweep_views(sweep: Sweep) -> SweepViews:
+    """The tables and sentences of a sweep, built once for the console and sweep.md."""
+    names = {figure.name: None for figure in sweep.figures}
+    facts = [
+        f"scenario file {sweep.file}, seed {sweep.seed}",
+        f"{counted(len(sweep.points), 'point')} x {counted(sweep.replications, 'replication')} "
+        f"on the same seeds, {counted(sweep.runs, 'run')} in {sweep.run.wall_time_s:,.1f}s",
+    ]
+    if sweep.overrides:
+        facts.append("every point with " + ", ".join(f"--set {override}" for override in sweep.overrides))
+    return SweepViews(
+        title=f"{sweep.scenario}: {', '.join(names)} by {' and '.join(axis.key for axis in sweep.axes)}",
+        facts=tuple(facts),
+        key=f"each figure: the mean of the runs, ± the half-width of its {CONFIDENCE:.0%} confidence interval",
+        intervals=f"Each figure: the mean of the point's runs [its {CONFIDENCE:.0%} confidence interval].",
+        points=_points_table(sweep),
+        figures=_figure_tables(sweep),
+        left_out=left_out_lines(sweep),
+    )
+
+
+def sweep_markdown(sweep: Sweep, charts: Sequence[ShownChart] = ()) -> str:
+    """sweep.md: what ran, then a table per figure (a row per point, the mean and its 95 % interval), the
+    charts; every text escaped (:mod:`busim.report.markdown`)."""
+    return render("sweep.md.j2", views=sweep_views(sweep), charts=charts)
+
+
+def write_sweep(sweep: Sweep, folder: Path, text: str, charts: bool) -> None:
+    """Write sweep.json (``text``, as :func:`sweep_json` made it), sweep.csv, sweep.md and, unless ``charts`` is
+    false, the charts (PNG and SVG) into ``folder``.
+
+    Raises:
+        OutputError: the folder cannot be written.
+    """
+    from busim.report.sweep_charts import write_sweep_charts  # matplotlib loads only for the charts
+
+    write_pages(
+        folder,
+        lambda: write_sweep_charts(sweep, folder) if charts else [],
+        "the sweep",
+        lambda shown: (
+            (SWEEP_FILE, text),
+            (SWEEP_CSV, sweep_csv(sweep)),
+            (SWEEP_MARKDOWN, sweep_markdown(sweep, shown)),
+        ),
+    )
+
+
+def render_sweep(console: Console, sweep: Sweep) -> None:
+    """Print the sweep's table (a row per point, split into continued tables where the console is too
+    narrow) and a line per point that left --set keys out."""
+    views = sweep_views(sweep)
+    show(console, Text(views.title, style="bold"), Text(" · ".join(views.facts), style="dim"))
+    show(console, *view_tables(console, views.points))
+    show(console, Text(views.key, style="dim"))
+    for line in views.left_out:
+        show(console, Text(line, style="yellow"))

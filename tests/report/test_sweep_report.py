@@ -1,0 +1,287 @@
+"""A sweep's report: sweep.json, sweep.csv, sweep.md, the console table and the charts.
+
+The sweeps run the small queueing scenario (seed 7): its figures are golden,
+as the runs are seeded; a figure's interval is the sweep's own, so the
+numbers here only change when the simulation does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import matplotlib
+import pytest
+from rich.console import Console
+
+from busim.planning.figures import Figure
+from busim.planning.runner import sweep
+from busim.planning.sweep import Sweep
+from busim.report.charts import figure_title
+from busim.report.sweep import (
+    SWEEP_CSV,
+    SWEEP_FILE,
+    render_sweep,
+    sweep_csv,
+    sweep_json,
+    sweep_markdown,
+    write_sweep,
+)
+from busim.report.sweep_charts import duration_unit, geometric, sweep_charts
+from busim.results import RunMetadata
+
+matplotlib.use("Agg")
+
+KEY = "consumers.worker.instances"
+
+
+def _steady(swept: Sweep) -> Sweep:
+    """``swept`` with a fixed file name and wall time, as the console and sweep.md state them."""
+    return dataclasses.replace(swept, file="queueing.yaml", run=RunMetadata(wall_time_s=1.25, busim_version="0.1.0"))
+
+
+@pytest.fixture(scope="module")
+def instances(queueing_file: Path) -> Sweep:
+    """1, 2 and 4 instances, 2 replications each, the latency p99 and the lost messages."""
+    return _steady(sweep(queueing_file, [f"{KEY}=1..4:x2"], replications=2, figures=["p99", "lost"]))
+
+
+@pytest.fixture(scope="module")
+def presets(queueing_file: Path) -> Sweep:
+    """Two broker presets, one run each: a word axis, and figures without an interval."""
+    return _steady(sweep(queueing_file, ["broker.preset=kafka,rabbitmq"], replications=1, figures=["p99"]))
+
+
+def _no_nan(text: str) -> dict:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"sweep.json holds {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_sweep_json_holds_the_grid_and_each_points_figures(instances: Sweep) -> None:
+    document = _no_nan(sweep_json(instances))
+    assert list(document) == [
+        "schema",
+        "scenario",
+        "file",
+        "seed",
+        "replications",
+        "overrides",
+        "axes",
+        "figures",
+        "points",
+        "run",
+    ]
+    assert document["schema"] == "busim.sweep/1"
+    assert (document["scenario"], document["seed"], document["replications"], document["overrides"]) == (
+        "test",
+        7,
+        2,
+        [],
+    )
+    assert document["axes"] == [
+        {
+            "key": KEY,
+            "values": [
+                {"text": "1", "label": "1", "number": 1.0},
+                {"text": "2", "label": "2", "number": 2.0},
+                {"text": "4", "label": "4", "number": 4.0},
+            ],
+        }
+    ]
+    assert document["figures"] == [
+        {"consumer": "worker", "name": "p99", "duration": True},
+        {"consumer": "worker", "name": "lost", "duration": False},
+    ]
+    assert [point["name"] for point in document["points"]] == ["instances=1", "instances=2", "instances=4"]
+    last = document["points"][2]
+    assert last == {
+        "name": "instances=4",
+        "values": {KEY: "4"},
+        "numbers": {KEY: 4.0},
+        "left_out": [],
+        "runs": 2,
+        "figures": {
+            "worker.p99": {
+                "mean": 0.33361519059753114,
+                "low": 0.28535927315980175,
+                "high": 0.38187110803526053,
+                "runs_with_value": 2,
+            },
+            "worker.lost": {"mean": 0.0, "low": 0.0, "high": 0.0, "runs_with_value": 2},
+        },
+    }
+    assert document["run"]["wall_time_s"] == 1.25
+    assert set(document["run"]) == {"wall_time_s", "busim_version", "python_version", "numpy_version", "simpy_version"}
+
+
+def test_sweep_json_writes_null_where_one_run_gives_no_interval(presets: Sweep) -> None:
+    document = _no_nan(sweep_json(presets))
+    assert document["axes"][0]["values"][0] == {"text": "kafka", "label": "kafka", "number": None}
+    first = document["points"][0]
+    assert first["numbers"] == {"broker.preset": None}
+    assert first["figures"] == {
+        "worker.p99": {"mean": 5.494549912228157, "low": None, "high": None, "runs_with_value": 1}
+    }
+    assert "NaN" not in sweep_json(presets)
+
+
+def test_sweep_csv_is_a_header_then_a_row_per_point_and_figure(instances: Sweep, presets: Sweep) -> None:
+    lines = sweep_csv(instances).splitlines()
+    assert lines[0] == f"point,{KEY},consumer,figure,mean,low,high,runs,runs_with_value"
+    assert len(lines) == 1 + 3 * 2
+    assert lines[5] == "2,4,worker,p99,0.33361519059753114,0.28535927315980175,0.38187110803526053,2,2"
+    # one run: no interval, empty cells
+    assert sweep_csv(presets).splitlines()[1] == "0,kafka,worker,p99,5.494549912228157,,,1,1"
+
+
+def test_sweep_markdown_has_a_table_per_figure(instances: Sweep) -> None:
+    lines = sweep_markdown(instances).splitlines()
+    assert lines[0] == f"# test: p99, lost by {KEY}"
+    headings = [line for line in lines if line.startswith("## ")]
+    assert headings == ["## worker.p99", "## worker.lost"]
+    expected = {
+        "- 3 points x 2 replications on the same seeds, 6 runs in 1.2s",
+        "| instances | mean \\[95 % interval] | runs with a value |",
+        "| 4 | 334ms \\[285ms, 382ms] | 2 |",
+        "| 1 | 0 | 2 |",  # lost: 0 in every run, no interval to show
+    }
+    assert expected <= set(lines)
+
+
+def test_console_shows_a_row_per_point_within_80_columns(instances: Sweep) -> None:
+    console = Console(record=True, width=80)
+    render_sweep(console, instances)
+    text = console.export_text()
+    assert text.splitlines() == [
+        f"test: p99, lost by {KEY}",
+        "scenario file queueing.yaml, seed 7 · 3 points x 2 replications on the same",
+        "seeds, 6 runs in 1.2s",
+        "worker: figures at each point",
+        "",
+        "  instances              p99   lost",
+        " ───────────────────────────────────",
+        "  1            5.69s ± 11.4s      0",
+        "  2            547ms ± 1.08s      0",
+        "  4           334ms ± 48.3ms      0",
+        "",
+        "each figure: the mean of the runs, ± the half-width of its 95% confidence",
+        "interval",
+    ]
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_console_names_the_set_keys_a_point_left_out(presets: Sweep) -> None:
+    kafka, rabbitmq = presets.points
+    swept = dataclasses.replace(presets, points=(dataclasses.replace(kafka, left_out=("broker.prefetch=5",)), rabbitmq))
+    console = Console(record=True, width=80)
+    render_sweep(console, swept)
+    assert (
+        console.export_text().splitlines()[-1]
+        == "preset=kafka: --set broker.prefetch=5 left out, not a key of its preset"
+    )
+    assert json.loads(sweep_json(swept))["points"][0]["left_out"] == ["broker.prefetch=5"]
+
+
+def test_geometric_values_are_those_with_a_constant_ratio_of_two_or_more() -> None:
+    assert geometric([1.0, 2.0, 4.0, 8.0])
+    assert geometric([0.01, 0.1, 1.0])
+    assert not geometric([1.0, 2.0, 3.0])
+    assert not geometric([1.0, 1.5, 2.25])  # constant, but below 2
+    assert not geometric([1.0, 2.0])  # two values set no ratio
+    assert not geometric([0.0, 1.0, 2.0])
+
+
+def test_duration_unit_reads_in_the_unit_of_the_largest_value() -> None:
+    assert duration_unit([0.0004, 0.02]) == (1e-3, "ms")
+    assert duration_unit([0.3, 5.7]) == (1.0, "s")
+    assert duration_unit([2e-6, float("nan")]) == (1e-6, "µs")
+
+
+def test_one_numeric_axis_draws_a_line_with_its_band_on_a_log_axis(instances: Sweep) -> None:
+    charts = sweep_charts(instances)
+    assert list(charts) == ["sweep-p99", "sweep-lost"]
+    (ax,) = charts["sweep-p99"].axes
+    assert figure_title(charts["sweep-p99"]).startswith(f"test: end-to-end p99 of worker by {KEY}")
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel() == KEY
+    assert ax.get_ylabel() == "end-to-end p99 (s)"
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["1", "2", "4"]
+    (line,) = ax.get_lines()
+    assert list(line.get_ydata()) == pytest.approx([5.687329062068354, 0.547047339988591, 0.33361519059753114])
+    assert len(ax.collections) == 1  # the 95 % band
+    assert charts["sweep-lost"].axes[0].get_ylabel() == "lost"
+
+
+def test_a_word_axis_is_categorical_with_error_bars(presets: Sweep) -> None:
+    (ax,) = sweep_charts(presets)["sweep-p99"].axes
+    assert ax.get_xscale() == "linear"
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["kafka", "rabbitmq"]
+    assert list(ax.get_xticks()) == [0.0, 1.0]
+    assert len(ax.containers) == 1  # the error bars
+    assert ax.get_ylabel() == "end-to-end p99 (s)"
+
+
+def test_two_axes_draw_a_heat_map_per_figure_and_consumer(queueing_file: Path) -> None:
+    swept = sweep(queueing_file, [f"{KEY}=1,2", "broker.preset=kafka,rabbitmq"], replications=1, figures=["p99"])
+    charts = sweep_charts(swept)
+    assert list(charts) == ["sweep-p99-worker"]
+    ax, bar = charts["sweep-p99-worker"].axes
+    assert len(ax.images) == 1
+    assert (ax.get_xlabel(), ax.get_ylabel()) == (KEY, "broker.preset")
+    assert bar.get_ylabel() == "worker: end-to-end p99 (s)"
+    assert len(ax.texts) == 4  # a value in each cell
+    assert figure_title(charts["sweep-p99-worker"]).startswith(
+        f"test: end-to-end p99 of worker by {KEY} and broker.preset"
+    )
+
+
+def test_three_axes_draw_a_line_per_combination_of_the_others(queueing_file: Path) -> None:
+    swept = sweep(
+        queueing_file,
+        [f"{KEY}=1,2", "broker.preset=kafka,rabbitmq", "consumers.worker.concurrency=1,2"],
+        replications=1,
+        figures=["lost"],
+    )
+    figure = sweep_charts(swept)["sweep-lost-worker"]
+    key, ax = figure.axes  # the legend's place comes first
+    assert len(ax.get_lines()) == 4
+    assert ax.get_xlabel() == KEY
+    legend = key.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == [
+        "preset=kafka concurrency=1",
+        "preset=kafka concurrency=2",
+        "preset=rabbitmq concurrency=1",
+        "preset=rabbitmq concurrency=2",
+    ]
+
+
+def test_chart_names_hold_only_what_file_systems_take(instances: Sweep) -> None:
+    queue_wait = Figure("worker", "latency_s.queue_wait.mean", ("latency_s", "queue_wait", "mean"), True)
+    charts = sweep_charts(dataclasses.replace(instances, figures=(queue_wait,)))
+    assert list(charts) == ["sweep-latency_s-queue_wait-mean"]
+
+
+def test_write_sweep_writes_the_files_and_the_charts(instances: Sweep, tmp_path: Path) -> None:
+    text = sweep_json(instances)
+    write_sweep(instances, tmp_path, text, charts=True)
+    assert (tmp_path / SWEEP_FILE).read_text(encoding="utf-8") == text
+    assert (tmp_path / SWEEP_CSV).read_text(encoding="utf-8") == sweep_csv(instances)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "sweep-lost.png",
+        "sweep-lost.svg",
+        "sweep-p99.png",
+        "sweep-p99.svg",
+        "sweep.csv",
+        "sweep.json",
+        "sweep.md",
+    ]
+    assert (tmp_path / "sweep-p99.png").read_bytes().startswith(b"\x89PNG")
+    assert "![test: end-to-end p99 of worker" in (tmp_path / "sweep.md").read_text(encoding="utf-8")
+
+
+def test_write_sweep_without_charts_writes_the_documents_only(instances: Sweep, tmp_path: Path) -> None:
+    write_sweep(instances, tmp_path, sweep_json(instances), charts=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep.csv", "sweep.json", "sweep.md"]

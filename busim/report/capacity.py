@@ -234,7 +234,7 @@ def margin_text(check: Check) -> str:
     duration = check.objective.figure.duration
     words = "to spare" if margin >= 0 else "short"
     bound = check.objective.bound
-    share = f" ({abs(margin) / abs(bound):.0%} of the bound)" if bound else ""
+    share = f" ({_percent(abs(margin) / abs(bound))} of the bound)" if bound else ""
     return f"{label}: {figure_text(abs(margin), duration)} {words}{share}"
 
 
@@ -335,3 +335,8 @@ def capacity_progress(console: Console, enabled: bool) -> Iterator[CapacityProgr
     task = progress.add_task("searching", total=None, runs=counted(0, "run"), start=True)
     with progress:
         yield CapacityProgress(progress, task)
+
+
+def _percent(fraction: float) -> str:
+    """``17%``, ``0.5%``: two significant digits below 10 %, so that a small margin does not read as none."""
+    return f"{fraction:.0%}" if fraction >= 0.1 or fraction == 0 else f"{fraction * 100:.2g}%"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from busim.planning.capacity import CapacityAnswer
 from busim.planning.slo import Objective, Verdict
@@ -57,7 +57,8 @@ def capacity_chart(answer: CapacityAnswer, indices: list[int]) -> Figure:
     highs = np.array([math.nan if i is None or i.replications < 2 else i.high for i in intervals], dtype=float)
     scale, unit = (1.0, "")
     if figure.duration:
-        scale, symbol = duration_unit([*means, *(objective.bound for objective in objectives)])
+        # In the unit of the bounds, where the answer is decided; probes far above them go on a log axis.
+        scale, symbol = duration_unit([objective.bound for objective in objectives])
         unit = f" ({symbol})"
     for verdict, colour in _VERDICT_COLOURS.items():
         chosen = np.array([check.verdict is verdict for check in checks], dtype=bool)
@@ -94,6 +95,11 @@ def capacity_chart(answer: CapacityAnswer, indices: list[int]) -> Figure:
     positive = values[values > 0]
     if positive.size and positive.max() / positive.min() > _LOG_SPAN:
         ax.set_xscale("log")
+    shown_means = means[np.isfinite(means) & (means > 0)]
+    bounds_positive = all(objective.bound > 0 for objective in objectives)
+    if bounds_positive and shown_means.size and shown_means.max() / shown_means.min() > _LOG_SPAN:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,g}"))  # 10,000, not 10^4
     elif answer.space.integer:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.margins(x=0.08)

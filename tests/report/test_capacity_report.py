@@ -201,12 +201,13 @@ def test_the_chart_shows_each_probe_the_bound_and_the_answer(answer: CapacityAns
     assert figure_title(figure).startswith(f"test: worker.p99 against {KEY}")
     _key, ax = figure.axes
     assert ax.get_xlabel() == KEY
-    assert ax.get_ylabel() == "worker: end-to-end p99 (s)"
-    assert ax.get_xscale() == "linear"  # 1 to 4: within a factor 8
+    assert ax.get_ylabel() == "worker: end-to-end p99 (ms)"  # the unit of the bound
+    # 1 to 4 instances: within a factor 8; p99 from seconds down to 334ms: beyond it
+    assert (ax.get_xscale(), ax.get_yscale()) == ("linear", "log")
     colours = [to_hex(container.lines[0].get_color()) for container in ax.containers]
     assert colours == [PALETTE[2].lower(), "#999999"]  # meeting, then undecided
     bound, vertical = ax.get_lines()[-2:]
-    assert list(bound.get_ydata()) == [0.5, 0.5]
+    assert list(bound.get_ydata()) == [500, 500]
     assert list(vertical.get_xdata()) == [4.0, 4.0]
     assert [text.get_text() for text in ax.texts] == ["worker.p99 < 500ms", "4 instances"]
 

@@ -37,7 +37,7 @@ def console_samples() -> list[tuple[str | None, str]]:
 
 def test_every_console_sample_names_the_command_that_prints_it():
     samples = console_samples()
-    assert len(samples) == 7
+    assert len(samples) == 8
     assert [sample.splitlines()[0] for command, sample in samples if command is None] == []
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 from busim.scenario.schema import Scenario
 
@@ -117,3 +118,22 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one worker more than the cores, since the real-broker tests spend much of their time
     waiting on brokers and consumer processes (measured on 2 cores: 240 s against 279 s for the suite)."""
     return (os.cpu_count() or 1) + 1
+
+
+QUEUEING = {
+    "name": "test",
+    "seed": 7,
+    "duration": 10,
+    "events": {"Job": {"key": "item", "fields": {"item": {"uniform_int": {"low": 1, "high": 5}}}}},
+    "publishers": [{"name": "source", "event": "Job", "arrivals": "poisson", "rate": 20}],
+    "consumers": [consumer(processing_time={"exponential": {"mean": 0.08}})],
+}
+
+
+@pytest.fixture(scope="session")
+def queueing_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Jobs at 20/s for 10 s (poisson, seed 7) to one worker instance taking 80 ms on average: one instance falls
+    behind, four keep up. A file, as sweeps and searches load one per point; the broker's keys left to its preset."""
+    path = tmp_path_factory.mktemp("planning") / "queueing.yaml"
+    path.write_text(yaml.safe_dump(QUEUEING, sort_keys=False), encoding="utf-8")
+    return path

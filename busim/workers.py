@@ -205,11 +205,6 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def cluster_address(cluster: str | None) -> str | None:
-    """The Dask scheduler to use: ``cluster``, else the address in :data:`SCHEDULER_ADDRESS_VARIABLE`."""
-    return cluster or os.environ.get(SCHEDULER_ADDRESS_VARIABLE) or None
-
-
 @contextmanager
 def workers_for(count: int | None = 1, cluster: str | None = None, runs: int | None = None) -> Iterator[Workers]:
     """The workers for a batch: the Dask cluster at ``cluster`` if given, else ``count`` processes on this

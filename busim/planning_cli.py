@@ -7,7 +7,6 @@ folders, interruption) they share.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ import typer
 from rich.console import Console
 
 from busim.cli import (
+    EXIT_VIOLATION,
     MAX_RUNS,
     Cluster,
     MaxMemory,
@@ -165,8 +165,10 @@ def sweep_command(
             _fail(error)
         text = sweep_json(result)
         written = _write(output, lambda staging: write_sweep(result, staging, text, charts), own_folder=out is None)
-    _show(console, text if as_json else None, (lambda: render_sweep(console, result)) if show else None)
-    if show:
+    if as_json:
+        sys.stdout.write(text)
+    elif show:
+        render_sweep(console, result)
         console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
 
 
@@ -255,12 +257,14 @@ def capacity_command(
     charts: Charts = True,
     quiet: Quiet = False,
     max_memory: MaxMemory = None,
+    max_runs: MaxRuns = MAX_RUNS,
 ) -> None:
     """Find the smallest (--min) or largest (--max) value of a key that meets every objective.
 
     Brackets the answer by doubling or halving from the start, then bisects, replicating each probe on
     the same seeds; a probe meets an objective only when the whole 95% interval of its figure does.
-    Prints the answer, the probes and the margin; writes capacity.json, capacity.md and a chart.
+    Prints the answer, the probes and the margin; writes capacity.json, capacity.md and a chart. Exits
+    with code 1 when no value tried meets every objective.
     """
     console = Console()
     try:
@@ -302,6 +306,7 @@ def capacity_command(
                     on_probe=progress.probed if progress else None,
                     on_run=progress.run_done if progress else None,
                     max_memory_bytes=max_memory,
+                    max_runs=max_runs,
                 )
         except BusimError as error:
             output.abandon()
@@ -313,14 +318,8 @@ def capacity_command(
     elif show:
         render_capacity(console, answer)
         console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
-
-
-def _show(console: Console, document: str | None, render: Callable[[], None] | None) -> None:
-    """The JSON ``document`` alone on stdout (--json), else what ``render`` prints, unless --quiet."""
-    if document is not None:
-        sys.stdout.write(document)
-    elif render is not None:
-        render()
+    if answer.answer is None:
+        raise typer.Exit(EXIT_VIOLATION)  # for CI: no value meets the objectives
 
 
 def _goal(smallest: bool, largest: bool) -> Goal:

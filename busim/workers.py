@@ -18,6 +18,8 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
@@ -84,13 +86,13 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _indexed(task: tuple[int, Simulation]) -> tuple[int, Result]:
-    index, simulation = task
-    return index, simulated(simulation)
-
-
 class ProcessPool:
-    """``count`` worker processes on this machine, started once and kept for every batch until closed."""
+    """``count`` worker processes on this machine, started once and kept for every batch until closed.
+
+    Raises:
+        BusimError: the workers could not start, or died (a script that starts runs on workers outside
+            ``if __name__ == "__main__":``, which each worker runs again as it starts).
+    """
 
     def __init__(self, count: int) -> None:
         if count < 2:
@@ -102,22 +104,37 @@ class ProcessPool:
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
             context.set_forkserver_preload(["busim.api"])  # imported once, forked into each worker
-        self._pool = context.Pool(count, initializer=_ignore_interrupts)
+        self._pool = ProcessPoolExecutor(count, mp_context=context, initializer=_ignore_interrupts)
 
     def run(self, simulations: Sequence[Simulation], on_run: RunDone | None = None) -> list[Result]:
-        results: list[Result | None] = [None] * len(simulations)
         # One simulation per task, taken as workers free up: runs differ too much in length to split evenly.
-        tasks = self._pool.imap_unordered(_indexed, enumerate(simulations), chunksize=1)
-        for done, (index, result) in enumerate(tasks, start=1):
-            results[index] = result
-            if on_run is not None:
-                on_run(done, len(simulations))
+        futures = {self._pool.submit(simulated, simulation): index for index, simulation in enumerate(simulations)}
+        results: list[Result | None] = [None] * len(simulations)
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                results[futures[future]] = future.result()
+                if on_run is not None:
+                    on_run(done, len(simulations))
+        except BrokenProcessPool:
+            raise BusimError(
+                "the worker processes stopped before their runs were done: in a Python script, start runs on "
+                "workers under if __name__ == '__main__': (each worker imports the script again as it starts), "
+                "or give workers=1"
+            ) from None
         return [result for result in results if result is not None]
 
     def close(self) -> None:
         """Stop the workers, at once: what they are running is not needed any more."""
-        self._pool.terminate()
-        self._pool.join()
+        terminate = getattr(self._pool, "terminate_workers", None)  # Python 3.14 and later
+        if terminate is not None:
+            terminate()
+            return
+        processes = list((self._pool._processes or {}).values())  # before shutdown forgets them
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join()
 
 
 class DaskCluster:
@@ -133,6 +150,7 @@ class DaskCluster:
             from distributed import Client
         except ImportError:
             raise BusimError(f"--cluster {address}: running on a Dask cluster needs Dask: {CLUSTER_EXTRA}") from None
+        _check_address(address)
         try:
             self._client = Client(address, timeout=timeout_s, set_as_default=False)
         except (OSError, TimeoutError) as error:
@@ -195,6 +213,26 @@ class DaskCluster:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _check_address(address: str) -> None:
+    """Refuse what is no scheduler's address before a client tries it (and leaves a thread behind).
+
+    Raises:
+        BusimError: the address has an unknown scheme, or no host and port.
+    """
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = parse_address(address)
+        get_backend(scheme)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except (ValueError, TypeError) as error:
+        raise BusimError(
+            f"--cluster {address}: not a scheduler's address ({error}); give one such as tcp://HOST:8786"
+        ) from None
 
 
 def cores() -> int:

@@ -447,10 +447,10 @@ def test_a_set_key_of_one_preset_applies_to_the_points_of_that_preset_only():
         for variant in variants
     ]
     assert taken == [
-        ("preset=kafka instances=2", None, 20, ("broker.prefetch=50",)),
-        ("preset=kafka instances=3", None, 20, ("broker.prefetch=50",)),
-        ("preset=rabbitmq instances=2", 50, None, ("broker[max_poll_records]=20",)),
-        ("preset=rabbitmq instances=3", 50, None, ("broker[max_poll_records]=20",)),
+        ("preset=kafka instances=2", None, 20, ("--set broker.prefetch=50",)),
+        ("preset=kafka instances=3", None, 20, ("--set broker.prefetch=50",)),
+        ("preset=rabbitmq instances=2", 50, None, ("--set broker[max_poll_records]=20",)),
+        ("preset=rabbitmq instances=3", 50, None, ("--set broker[max_poll_records]=20",)),
     ]
     assert variants[0].loaded.overrides == (
         "duration=100s",
@@ -458,6 +458,44 @@ def test_a_set_key_of_one_preset_applies_to_the_points_of_that_preset_only():
         "broker.preset=kafka",
         "consumers.inventory.instances=2",
     )
+
+
+def test_a_varied_key_of_one_preset_applies_to_the_points_of_that_preset_only():
+    variants = load_variants([FLASH_SALE], ["broker.prefetch=10,50", "broker.preset=rabbitmq,kafka"], SHORT)
+    assert [(v.name, v.loaded.scenario.broker.prefetch, v.left_out) for v in variants] == [
+        ("prefetch=10 preset=rabbitmq", 10, ()),
+        ("prefetch=10 preset=kafka", None, ("--vary broker.prefetch=10",)),
+        ("prefetch=50 preset=rabbitmq", 50, ()),
+        ("prefetch=50 preset=kafka", None, ("--vary broker.prefetch=50",)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("vary", "overrides", "message"),
+    [
+        (
+            ["consumers.inventory.instances=1,2", "consumers[inventory].instances=3,4"],
+            [],
+            "--vary consumers[inventory].instances: varied twice; give all of its values in one --vary",
+        ),
+        (
+            ["consumers.inventory.instances=1,2"],
+            ["consumers.inventory.instances=8"],
+            "--set consumers.inventory.instances=8: --vary consumers.inventory.instances sets it at every point; "
+            "drop the --set, or give its value in the --vary",
+        ),
+        (
+            ["consumers.inventory.crash=null,{probability: 0.01}"],
+            ["consumers.inventory.crash.restart_after=5s"],
+            "--set consumers.inventory.crash.restart_after=5s: --vary consumers.inventory.crash sets it at every "
+            "point; drop the --set, or give its value in the --vary",
+        ),
+    ],
+)
+def test_a_key_varied_twice_or_also_set_is_refused(vary, overrides, message):
+    with pytest.raises(OverrideError) as error:
+        load_variants([FLASH_SALE], vary, [*SHORT, *overrides])
+    assert str(error.value) == message
 
 
 def test_a_set_key_of_no_point_s_preset_is_refused_as_without_a_grid():

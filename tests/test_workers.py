@@ -1,6 +1,7 @@
 """Where simulations run: the same results in this process, on two worker processes, and on a Dask cluster."""
 
 import dataclasses
+import subprocess
 import sys
 
 import pytest
@@ -92,6 +93,42 @@ def test_an_unreachable_scheduler_is_named():
         "tcp://127.0.0.1:9 after 0.5 s); start one with 'dask scheduler' and its workers with "
         "'dask worker tcp://127.0.0.1:9' (docs/capacity.md#on-a-cluster)"
     )
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("127.0.0.1", "missing port number in address '127.0.0.1'"),
+        (
+            "htp://127.0.0.1:8786",
+            "unknown address scheme 'htp' (known schemes: ['inproc', 'tcp', 'tls', 'ucx', 'ws', 'wss'])",
+        ),
+    ],
+)
+def test_what_is_no_schedulers_address_is_refused_at_once(address, why):
+    with pytest.raises(BusimError) as refused:
+        DaskCluster(address, timeout_s=0.5)
+    assert (
+        str(refused.value)
+        == f"--cluster {address}: not a scheduler's address ({why}); give one such as tcp://HOST:8786"
+    )
+
+
+def test_a_script_that_starts_workers_without_a_main_guard_is_told_so(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import busim\n"
+        f"scenario = busim.load({str(SCENARIOS / 'flash-sale.yaml')!r}, {SMALL!r})\n"
+        "busim.replicate(scenario, 2, seed=1, workers=2)\n",
+        encoding="utf-8",
+    )
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 1
+    assert (
+        "busim.errors.BusimError: the worker processes stopped before their runs were done: in a Python script, "
+        "start runs on workers under if __name__ == '__main__': (each worker imports the script again as it "
+        "starts), or give workers=1"
+    ) in ran.stderr.splitlines()
 
 
 def test_a_cluster_without_dask_installed_says_how_to_install_it(monkeypatch):

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from busim.errors import RunTooLargeError
+from busim.errors import BusimError, RunTooLargeError
 from busim.planning.slo import Check, Objective, Verdict, overall
 from busim.results import Replications, Result
 
@@ -94,6 +94,10 @@ class CapacityAnswer:
 Measure = Callable[[float, int], Result | Replications]
 
 
+class RunLimitReached(BusimError):
+    """A probe would take the search past the runs it may make; raised by a measure, ends the search."""
+
+
 def search(
     space: SearchSpace,
     objectives: list[Objective],
@@ -151,6 +155,10 @@ def search(
                     failing = middle
     except RunTooLargeError as error:
         notes.append(f"the search stopped where a run would be too large: {error}")
+        found = [value for value, tried in probes.items() if tried.meets]
+        meeting = (min if space.goal == "min" else max)(found, default=None)
+    except RunLimitReached as error:
+        notes.append(f"the search stopped: {error}")
         found = [value for value, tried in probes.items() if tried.meets]
         meeting = (min if space.goal == "min" else max)(found, default=None)
     tried = tuple(probes.values())

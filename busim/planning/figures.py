@@ -146,6 +146,11 @@ def parse_figure(text: str, scenario: Scenario, flag: str) -> list[Figure]:
     else:
         chosen, name = consumers, written
     path, duration = _resolve(name, scenario)
+    if path is None and dot and first not in consumers and _resolve(rest, scenario)[0] is not None:
+        raise BusimError(
+            f"{flag} {text}: no consumer {first!r}{did_you_mean(first, consumers) or ''} "
+            f"(consumers: {', '.join(consumers)})"
+        )
     if path is None:
         where = "" if dot and first in consumers else f", of any consumer ({', '.join(consumers)})"
         raise BusimError(

@@ -30,14 +30,22 @@ from busim.api import (
     replications_of,
 )
 from busim.errors import BusimError, OverrideError
-from busim.planning.capacity import DEFAULT_TOLERANCE, CapacityAnswer, Goal, Probe, SearchSpace, search
+from busim.planning.capacity import (
+    DEFAULT_TOLERANCE,
+    CapacityAnswer,
+    Goal,
+    Probe,
+    RunLimitReached,
+    SearchSpace,
+    search,
+)
 from busim.planning.figures import DEFAULT_FIGURES, figures_of
 from busim.planning.slo import objectives_of
 from busim.planning.sweep import Sweep, SweepPoint
 from busim.results import Replications, Result, RunMetadata, Source
 from busim.scenario import Scenario, load_scenario
 from busim.scenario.ranges import Axis, parse_axis
-from busim.scenario.schema import RateStep, did_you_mean
+from busim.scenario.schema import ConstantTime, RateStep, TaggedModel, did_you_mean
 from busim.scenario.variants import Variant, grid
 from busim.workers import RunDone, Simulation, Workers, as_workers
 
@@ -198,9 +206,16 @@ def key_value(scenario: Scenario, key: str) -> KeyValue:
     if isinstance(node, list) and node and all(isinstance(step, RateStep) for step in node):
         steps = tuple(node)
         return KeyValue(max(step.rate for step in steps), integer=False, schedule=steps if len(steps) > 1 else ())
-    shown = node if isinstance(node, str | bool) else type(node).__name__
+    if isinstance(node, ConstantTime):
+        return KeyValue(node.value, integer=False)
+    if isinstance(node, TaggedModel):
+        raise OverrideError(
+            f"{FIND} {key}: holds a {node.kind} distribution, not a number; search a constant duration "
+            f"(--set {key}=40ms) or another key"
+        )
+    shown = repr(node) if isinstance(node, str | bool) else f"a {type(node).__name__.lower()}"
     raise OverrideError(
-        f"{FIND} {key}: holds {shown!r}, not a number; search a key that holds a number, "
+        f"{FIND} {key}: holds {shown}, not a number; search a key that holds a number, "
         "such as consumers.NAME.instances or publishers.NAME.rate"
     )
 
@@ -268,12 +283,14 @@ def capacity(
     on_run: RunDone | None = None,
     max_messages: int = MAX_MESSAGES,
     max_memory_bytes: float | None = None,
+    max_runs: int | None = None,
 ) -> CapacityAnswer:
     """The smallest (``goal="min"``) or largest (``"max"``) value of ``key`` that meets every objective
     in ``slos`` (``inventory.p99 < 200ms``), by bracketing then bisection (see :mod:`busim.planning.capacity`).
 
     The search starts at ``start``, else the key's value in the scenario, and stays within
     ``[lowest, highest]`` (default: from 1, or a millionth of the start, to a million times the start).
+    It stops, with what it found and a note, before it would make more than ``max_runs`` runs.
     A publisher's rate schedule is searched through its peak rate, every step scaled with it.
 
     Raises:
@@ -306,6 +323,12 @@ def capacity(
             scenario, source = scenarios[value]
             made = runs.setdefault(value, [])
             seeds = all_seeds[:count]
+            wanted = count - len(made)
+            if max_runs is not None and done[0] + wanted > max_runs:
+                raise RunLimitReached(
+                    f"{wanted} more runs at {held.assignment(key, value).partition('=')[2]} would pass the limit "
+                    f"of {max_runs:,} runs (raise it with --max-runs)"
+                )
             made.extend(pool.run([Simulation(scenario, s, source) for s in seeds[len(made) :]], ran))
             if count == 1:
                 return made[0]

@@ -133,9 +133,15 @@ def parse_objective(text: str, scenario: Scenario, flag: str = "--slo") -> list[
 def _bound(written: str, duration: bool, text: str, flag: str) -> float:
     if duration:
         try:
-            return parse_duration(written)
+            seconds = parse_duration(written)
         except ValueError:
             raise BusimError(f"{flag} {text}: {written!r} is not a duration; {DURATION_HINT}") from None
+        if seconds and _bare_number(written):  # 250 means 250 s in a scenario, and rarely what an objective means
+            raise BusimError(
+                f"{flag} {text}: give the duration with its unit, such as {written}ms or {written}s "
+                "(a bare number would be seconds)"
+            )
+        return seconds
     try:
         value = float(written.replace("_", ""))
     except ValueError:
@@ -143,6 +149,14 @@ def _bound(written: str, duration: bool, text: str, flag: str) -> float:
     if not math.isfinite(value):
         raise BusimError(f"{flag} {text}: the bound must be a finite number (got {written})")
     return value
+
+
+def _bare_number(written: str) -> bool:
+    try:
+        float(written)
+    except ValueError:
+        return False
+    return True
 
 
 def objectives_of(texts: list[str], scenario: Scenario, flag: str = "--slo") -> list[Objective]:

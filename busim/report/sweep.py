@@ -223,8 +223,7 @@ def _figure_tables(sweep: Sweep) -> tuple[TableView, ...]:
 def left_out_lines(sweep: Sweep) -> tuple[str, ...]:
     """``kafka: --set broker.partitions=4 left out, not a key of its preset``, for each point that left one out."""
     return tuple(
-        f"{point.name}: {', '.join(f'--set {assignment}' for assignment in point.left_out)} left out, "
-        "not a key of its preset"
+        f"{point.name}: {', '.join(point.left_out)} left out, not a key of its preset"
         for point in sweep.points
         if point.left_out
     )

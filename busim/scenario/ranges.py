@@ -155,7 +155,7 @@ def _range(start_text: str, end_text: str, step: str | None, source: str) -> tup
         relation = "is" if start.amount == end.amount else ">"
         raise OverrideError(f"{source}: the range must go up ({start.written} {relation} {end.written})")
     amounts = _amounts(start, end, step, source)
-    if start.integer and end.integer:
+    if start.integer and end.integer and _whole_step(step):
         integers = [math.floor(amount + 0.5) for amount in amounts]  # half up, as people round
         if len(set(integers)) < len(integers):
             shown = ", ".join(str(integer) for integer in integers[:_SHOWN_VALUES])
@@ -171,6 +171,12 @@ def _range(start_text: str, end_text: str, step: str | None, source: str) -> tup
     texts = [_text(amount, start.kind) for amount in amounts]
     labels = _labels(amounts, start.kind) or texts
     return tuple(AxisValue(*value) for value in zip(texts, labels, amounts, strict=True))
+
+
+def _whole_step(step: str | None) -> bool:
+    """Whether ``step`` keeps integer ends on integers: all but a fractional ``+S`` (``0..1:+0.25`` steps
+    between integers on purpose; ``1..64:x1.5`` and ``1..10:4`` round to whole numbers, as instances need)."""
+    return step is None or not step.startswith("+") or bool(_INTEGER.match(step[1:]))
 
 
 def _end(written: str, which: str, source: str) -> _End:

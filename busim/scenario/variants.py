@@ -86,17 +86,19 @@ def load_variants(
 def grid(path: Path, axes: list[Axis], overrides: list[str]) -> list[Variant]:
     """The scenario file ``path`` at every point of the grid of ``axes``: their product, the first axis slowest.
 
-    ``overrides`` apply to every point before its axis values, except a
-    broker key that applies to one preset only (``broker.prefetch``): a point
-    whose preset does not take it leaves it out, and names it in
-    ``left_out``. A key that applies to no point's preset is refused.
+    ``overrides`` apply to every point before its axis values. A broker key
+    that applies to one preset only (``broker.prefetch``), set or varied, is
+    left out of the points whose preset does not take it, and named in their
+    ``left_out``; a key that applies to no point's preset is refused.
 
     Raises:
-        OverrideError: an axis sets the seed or the replications, or an assignment is malformed.
+        OverrideError: an axis sets the seed or the replications, two axes vary one key, a --set sets a
+            key an axis varies, or an assignment is malformed.
         ScenarioFileError, ScenarioError: the file or a point is invalid.
     """
     for axis in axes:
         _shared(axis.key, f"--vary {axis.key}")
+    _check_distinct(axes, overrides)
     labels = axis_labels([axis.key for axis in axes])
     points = list(itertools.product(*(axis.values for axis in axes)))
     assignments = [
@@ -109,30 +111,72 @@ def grid(path: Path, axes: list[Axis], overrides: list[str]) -> list[Variant]:
     variants = []
     for point, labelled, left_out in zip(points, assignments, _left_out(path, overrides, assignments), strict=True):
         name = " ".join(f"{label}={value.label}" for label, value in zip(labels, point, strict=True))
-        taken = [assignment for assignment in overrides if assignment not in left_out]
-        variants.append(Variant(name, load_scenario(path, taken, labelled), values=point, left_out=left_out))
+        taken = [assignment for assignment in overrides if f"--set {assignment}" not in left_out]
+        kept = tuple((assignment, source) for assignment, source in labelled if source not in left_out)
+        variants.append(Variant(name, load_scenario(path, taken, kept), values=point, left_out=left_out))
     return variants
 
 
-def _left_out(path: Path, overrides: list[str], points: list[tuple[tuple[str, str], ...]]) -> list[tuple[str, ...]]:
-    """For each point's assignments, the ``overrides`` of broker keys its preset does not take.
+def _check_distinct(axes: list[Axis], overrides: list[str]) -> None:
+    """Refuse two axes of one key, and a --set that an axis would silently replace.
 
-    An override no point's preset takes is left in everywhere, to be refused
+    Raises:
+        OverrideError: naming the flags.
+    """
+    varied: dict[tuple[str, ...], str] = {}
+    for axis in axes:
+        key = override_key(f"{axis.key}=")
+        if key in varied:
+            raise OverrideError(f"--vary {axis.key}: varied twice; give all of its values in one --vary")
+        varied[key] = axis.key
+    for assignment in overrides:
+        key = override_key(assignment)
+        for axis_key, written in varied.items():
+            if key[: len(axis_key)] == axis_key:
+                raise OverrideError(
+                    f"--set {assignment}: --vary {written} sets it at every point; drop the --set, or give "
+                    "its value in the --vary"
+                )
+
+
+def _left_out(path: Path, overrides: list[str], points: list[tuple[tuple[str, str], ...]]) -> list[tuple[str, ...]]:
+    """For each point, the --set and --vary assignments (as ``--set KEY=VALUE``, ``--vary KEY=VALUE``) of
+    broker keys its preset does not take.
+
+    An assignment no point's preset takes is left in everywhere, to be refused
     as it is without a grid: it is a mistake, not a setting for some points.
     """
     specific = [assignment for assignment in overrides if _preset_key(assignment)]
-    if not specific:
+    if not specific and not any(_preset_key(assignment) for labelled in points for assignment, _ in labelled):
         return [()] * len(points)
     general = [assignment for assignment in overrides if assignment not in specific]
-    # The keys each point's preset takes; None where the preset is not known, for validation to report.
-    taking = [_preset_keys(overridden_document(path, general, labelled)[1].data) for labelled in points]
-    applicable = [
-        assignment for assignment in specific if any(keys is None or _preset_key(assignment) in keys for keys in taking)
+    # The keys each point's preset takes (the preset is set, or varied, by a key common to every preset);
+    # None where the preset is not known, for validation to report.
+    taking = [
+        _preset_keys(overridden_document(path, general, tuple(p for p in labelled if not _preset_key(p[0])))[1].data)
+        for labelled in points
     ]
-    return [
-        tuple(assignment for assignment in applicable if keys is not None and _preset_key(assignment) not in keys)
-        for keys in taking
+    candidates = [(assignment, f"--set {assignment}") for assignment in specific] + [
+        (assignment, source) for labelled in points for assignment, source in labelled if _preset_key(assignment)
     ]
+    applicable = {
+        key
+        for assignment, _ in candidates
+        if (key := _preset_key(assignment)) and any(keys is None or key in keys for keys in taking)
+    }
+    left_out = []
+    for labelled, keys in zip(points, taking, strict=True):
+        own = [(assignment, f"--set {assignment}") for assignment in specific] + [
+            (assignment, source) for assignment, source in labelled if _preset_key(assignment)
+        ]
+        left_out.append(
+            tuple(
+                source
+                for assignment, source in own
+                if keys is not None and _preset_key(assignment) in applicable and _preset_key(assignment) not in keys
+            )
+        )
+    return left_out
 
 
 def _preset_key(assignment: str) -> str | None:

@@ -13,7 +13,9 @@ KEY = "consumers.worker.instances"
 
 
 def busim(*arguments):
-    return runner.invoke(app, [str(argument) for argument in arguments])
+    result = runner.invoke(app, [str(argument) for argument in arguments])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception  # not a bug
+    return result
 
 
 @pytest.mark.parametrize(
@@ -169,3 +171,26 @@ def test_a_search_prints_its_answer_and_writes_its_document(queueing_file, tmp_p
 def _written(folder) -> list[str]:
     """The files a command wrote for its user (not busim's own bookkeeping, which starts with a dot)."""
     return sorted(path.name for path in folder.iterdir() if not path.name.startswith("."))
+
+
+def test_a_search_that_finds_no_value_exits_with_1(queueing_file, tmp_path):
+    result = busim(
+        "capacity", queueing_file, "--find", KEY, "--min", "--slo", "worker.p99 < 1ms", "--between", "1..2",
+        "--start", "1", "--replications", "2", "--max-replications", "2", "--workers", "1", "--no-charts",
+        "--out", tmp_path / "none",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"{KEY}: no value tried (2 probes, 1 to 2) meets every")
+
+
+def test_a_search_stops_before_it_passes_max_runs(queueing_file, tmp_path):
+    result = busim(
+        "capacity", queueing_file, "--find", KEY, "--min", "--slo", "worker.max_backlog < 10", "--start", "1",
+        "--replications", "2", "--max-replications", "2", "--max-runs", "3", "--workers", "1", "--json",
+        "--out", tmp_path / "stopped",
+    )  # fmt: skip
+    document = json.loads(result.stdout)
+    assert [probe["value"] for probe in document["probes"]] == [1]
+    assert document["notes"][0] == (
+        "the search stopped: 2 more runs at 2 would pass the limit of 3 runs (raise it with --max-runs)"
+    )

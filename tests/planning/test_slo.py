@@ -51,10 +51,10 @@ def test_a_figure_names_its_consumers_path_and_unit(text, consumers, path, durat
             "--slo backlog: no figure 'backlog', of any consumer (inventory, shipping); figures go by their names "
             "in results.json (docs/capacity.md#figures); did you mean 'max_backlog'?",
         ),
+        ("billing.p99", "--slo billing.p99: no consumer 'billing' (consumers: inventory, shipping)"),
         (
-            "billing.p99",
-            "--slo billing.p99: no figure 'billing.p99', of any consumer (inventory, shipping); figures go by "
-            "their names in results.json (docs/capacity.md#figures)",
+            "inventroy.p99",
+            "--slo inventroy.p99: no consumer 'inventroy'; did you mean 'inventory'? (consumers: inventory, shipping)",
         ),
         (
             "inventory.state.cash.abs_drift",
@@ -102,6 +102,11 @@ def test_an_objective_reads_a_duration_in_the_scenarios_units():
             "'250ms', '2s', '5min' (units: us, ms, s, min or m, h)",
         ),
         ("lost == none", "--slo lost == none: 'none' is not a number"),
+        (
+            "inventory.p99 < 250",
+            "--slo inventory.p99 < 250: give the duration with its unit, such as 250ms or 250s (a bare number "
+            "would be seconds)",
+        ),
         ("lost < inf", "--slo lost < inf: the bound must be a finite number (got inf)"),
     ],
 )

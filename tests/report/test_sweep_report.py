@@ -175,14 +175,16 @@ def test_console_shows_a_row_per_point_within_80_columns(instances: Sweep) -> No
 
 def test_console_names_the_set_keys_a_point_left_out(presets: Sweep) -> None:
     kafka, rabbitmq = presets.points
-    swept = dataclasses.replace(presets, points=(dataclasses.replace(kafka, left_out=("broker.prefetch=5",)), rabbitmq))
+    swept = dataclasses.replace(
+        presets, points=(dataclasses.replace(kafka, left_out=("--set broker.prefetch=5",)), rabbitmq)
+    )
     console = Console(record=True, width=80)
     render_sweep(console, swept)
     assert (
         console.export_text().splitlines()[-1]
         == "preset=kafka: --set broker.prefetch=5 left out, not a key of its preset"
     )
-    assert json.loads(sweep_json(swept))["points"][0]["left_out"] == ["broker.prefetch=5"]
+    assert json.loads(sweep_json(swept))["points"][0]["left_out"] == ["--set broker.prefetch=5"]
 
 
 def test_geometric_values_are_those_with_a_constant_ratio_of_two_or_more() -> None:

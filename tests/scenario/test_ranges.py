@@ -43,6 +43,7 @@ def test_a_range_of_integers_is_every_integer_between_its_ends():
         ("k=1..10:x3.5", ["1", "4"]),  # 3.5 rounds half up; 12.25 is past 10
         ("k=1.0..3", ["1.0", "2.0", "3.0"]),  # a decimal end: floats
         ("k=0.1..0.5:+0.1", ["0.1", "0.2", "0.3", "0.4", "0.5"]),  # not 0.30000000000000004
+        ("k=0..1:+0.25", ["0.0", "0.25", "0.5", "0.75", "1.0"]),  # a fractional step between integer ends
         ("k=0.0..1:5", ["0.0", "0.25", "0.5", "0.75", "1.0"]),
         ("k=1e-5..1e-3:x10", ["1.0e-05", "0.0001", "0.001"]),  # as YAML reads a float back, not as a word
     ],

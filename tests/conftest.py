@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import typer.testing
 
 from busim.scenario.schema import Scenario
 
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
+
+# Typer's CliRunner builds the whole click command of an app again on every invoke: some 50 ms of CPU,
+# paid hundreds of times per test run. The command is the same each time (its callbacks look busim.cli's
+# names up when called, so monkeypatching still reaches them), so each app's command is built once.
+typer.testing._get_command = cache(typer.testing._get_command)
 
 
 def consumer(**fields: Any) -> dict[str, Any]:

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import typer
+import typer.core
+import typer.main
 import typer.testing
 
 from busim.scenario.schema import Scenario
@@ -20,8 +23,24 @@ SCENARIOS = ROOT / "scenarios"
 
 # Typer's CliRunner builds the whole click command of an app again on every invoke: some 50 ms of CPU,
 # paid hundreds of times per test run. The command is the same each time (its callbacks look busim.cli's
-# names up when called, so monkeypatching still reaches them), so each app's command is built once.
-typer.testing._get_command = cache(typer.testing._get_command)
+# names up when called, so monkeypatching still reaches them), so each app's command is built once, for each
+# value of the one variable Typer reads as it builds a command (its completion options depend on it).
+SHELL_DETECTION_SWITCH = "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"
+
+
+@cache
+def _built_command(
+    app: typer.Typer, shell_detection_switch: str | None
+) -> typer.core.TyperGroup | typer.core.TyperCommand:
+    return typer.main.get_command(app)
+
+
+def _command(app: typer.Typer) -> typer.core.TyperGroup | typer.core.TyperCommand:
+    """``app``'s click command, built once for each value of the switch."""
+    return _built_command(app, os.environ.get(SHELL_DETECTION_SWITCH))
+
+
+typer.testing._get_command = _command
 
 
 def consumer(**fields: Any) -> dict[str, Any]:

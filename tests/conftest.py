@@ -43,6 +43,22 @@ def _command(app: typer.Typer) -> typer.core.TyperGroup | typer.core.TyperComman
 typer.testing._get_command = _command
 
 
+@pytest.fixture(autouse=True)
+def runs_in_the_test_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """busim's default worker count, one process per core, taken as one: the runs of a batch (busim compare, a
+    replicated busim run) are made in the test's own process.
+
+    Under xdist every core already runs tests, so a pool adds only the cost of starting its processes, about
+    1.7 s of CPU for each command that uses one. The runs give the same results on any number of workers
+    (tests/test_workers.py), and the tests of workers name their count.
+    """
+    import busim.api
+    import busim.workers
+
+    monkeypatch.setattr(busim.workers, "cores", lambda: 1)
+    monkeypatch.setattr(busim.api, "cores", lambda: 1)
+
+
 def consumer(**fields: Any) -> dict[str, Any]:
     """A consumer of Job events, named ``worker`` unless told otherwise."""
     return {"name": "worker", "subscribes": ["Job"], **fields}

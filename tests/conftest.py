@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import typer
+import typer.core
+import typer.main
+import typer.testing
 import yaml
 
 from busim.scenario.schema import Scenario
@@ -17,6 +21,43 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
+
+# Typer's CliRunner builds the whole click command of an app again on every invoke: some 50 ms of CPU,
+# paid hundreds of times per test run. The command is the same each time (its callbacks look busim.cli's
+# names up when called, so monkeypatching still reaches them), so each app's command is built once, for each
+# value of the one variable Typer reads as it builds a command (its completion options depend on it).
+SHELL_DETECTION_SWITCH = "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"
+
+
+@cache
+def _built_command(
+    app: typer.Typer, shell_detection_switch: str | None
+) -> typer.core.TyperGroup | typer.core.TyperCommand:
+    return typer.main.get_command(app)
+
+
+def _command(app: typer.Typer) -> typer.core.TyperGroup | typer.core.TyperCommand:
+    """``app``'s click command, built once for each value of the switch."""
+    return _built_command(app, os.environ.get(SHELL_DETECTION_SWITCH))
+
+
+typer.testing._get_command = _command
+
+
+@pytest.fixture(autouse=True)
+def runs_in_the_test_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """busim's default worker count, one process per core, taken as one: the runs of a batch (busim compare, a
+    replicated busim run) are made in the test's own process.
+
+    Under xdist every core already runs tests, so a pool adds only the cost of starting its processes, about
+    1.7 s of CPU for each command that uses one. The runs give the same results on any number of workers
+    (tests/test_workers.py), and the tests of workers name their count.
+    """
+    import busim.api
+    import busim.workers
+
+    monkeypatch.setattr(busim.workers, "cores", lambda: 1)
+    monkeypatch.setattr(busim.api, "cores", lambda: 1)
 
 
 def consumer(**fields: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import pytest
 import busim
 from busim.analysis.stories import Anomaly, Happening, Stories, What
 from busim.engine.records import DeliveryCause, LossReason, Outcome
-from tests.conftest import ROOT, consumer, scenario, simulated
+from tests.conftest import FLASH_SALE_RUNS, ROOT, consumer, scenario, simulated
 
 DATA = ROOT / "tests" / "data"
 CRASH_BEFORE_ACK = DATA / "crash-before-ack.yaml"
@@ -69,6 +69,7 @@ def test_a_story_follows_each_crash_before_ack_to_the_dead_letter_queue():
     )
 
 
+@FLASH_SALE_RUNS  # the worker that simulates the flash sale for test_charts
 def test_the_messages_with_an_anomaly_are_the_ones_the_summary_counts():
     result = simulated("flash-sale.yaml")
     stories = Stories(result.record)

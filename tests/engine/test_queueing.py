@@ -43,6 +43,12 @@ def erlang_c(servers: int, offered_load: float) -> float:
     return top / bottom
 
 
+# The tests of one queue read its one run: in one process (--dist loadgroup), it is simulated once.
+MM1_RUN = pytest.mark.xdist_group("queueing-mm1")
+MM4_RUN = pytest.mark.xdist_group("queueing-mm4")
+QUEUES = [pytest.param(1, 0.001, id="M/M/1", marks=MM1_RUN), pytest.param(4, 0.004, id="M/M/4", marks=MM4_RUN)]
+
+
 @functools.cache
 def simulated(servers: int, service_mean_s: float):
     """One run per queue, shared by the tests below (each takes a few seconds)."""
@@ -67,7 +73,7 @@ def mmc_scenario(servers: int, service_mean_s: float):
     )
 
 
-@pytest.mark.parametrize(("servers", "service_mean_s"), [(1, 0.001), (4, 0.004)], ids=["M/M/1", "M/M/4"])
+@pytest.mark.parametrize(("servers", "service_mean_s"), QUEUES)
 def test_mean_latency_matches_erlang_c_at_utilisation_0_8(servers, service_mean_s):
     service_rate = 1 / service_mean_s
     offered_load = RATE_PER_S / service_rate
@@ -93,13 +99,14 @@ def waits_and_sojourns(result):
     return wait_s, sojourn_s
 
 
-@pytest.mark.parametrize(("servers", "service_mean_s"), [(1, 0.001), (4, 0.004)], ids=["M/M/1", "M/M/4"])
+@pytest.mark.parametrize(("servers", "service_mean_s"), QUEUES)
 def test_the_probability_of_waiting_is_erlang_c(servers, service_mean_s):
     offered_load = RATE_PER_S * service_mean_s
     wait_s, _ = waits_and_sojourns(simulated(servers, service_mean_s))
     assert np.mean(wait_s > 0) == pytest.approx(erlang_c(servers, offered_load), abs=0.02)
 
 
+@MM1_RUN
 def test_mm1_time_in_queue_and_service_is_exponential():
     _, sojourn_s = waits_and_sojourns(simulated(1, 0.001))
     rate = 1 / 0.001 - RATE_PER_S

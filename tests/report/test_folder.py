@@ -19,6 +19,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from busim.cli import app
+from busim.report.charts import CHARTS, save_figure
 from busim.report.console import render_outcome
 from busim.report.folder import read_comparison_folder, read_run_folder
 from tests.conftest import ROOT, VARIANTS_COMPARED, simulated
@@ -262,11 +263,17 @@ def test_figures_no_run_gives_but_that_keep_the_schema_are_drawn(pipeline, tmp_p
         inventory["state"]["stock"]["most_drifted"][0].update(expected=-(2**63), actual=2**63 - 1)
 
     folder = edited(pipeline, tmp_path, odd)
-    drawn = report(folder, "--charts", "--quiet")
+    drawn = report(folder, "--quiet")
     assert (drawn.exit_code, drawn.stderr) == (0, "")
     markdown = (folder / "report.md").read_text()
     assert "| crashes | 9 | 0 | inventory: 1 scheduled crash did not happen: 1 cosmic ray |" in markdown
     assert "| staleness p50 | — | — | since the oldest event not yet applied |" in markdown
+    # The charts that read these figures (the funnel reads the reasons, consistency the drift), drawn and saved
+    # as report --charts saves them; no other chart reads them, and drawing every chart takes seconds.
+    read = read_run_folder(folder, "report").result
+    for name in ("delivery-funnel", "consistency"):
+        saved = save_figure(CHARTS[name](read), tmp_path, name)
+        assert [path.stat().st_size > 0 for path in saved] == [True, True]
 
 
 def test_a_counters_values_and_keys_may_be_below_zero(pipeline, tmp_path):

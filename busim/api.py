@@ -51,6 +51,9 @@ MAX_MESSAGES = 20_000_000
 # 730 on the flash sale; and the process itself, with numpy, SimPy and matplotlib loaded.
 BYTES_PER_MESSAGE = 750
 BASE_BYTES = 150e6
+# Below this many messages in all, a batch of runs is made in this process even where more cores are free:
+# starting worker processes (about 1.5 s of CPU) would cost more than they save.
+PARALLEL_MESSAGES = 100_000
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,9 @@ def _run_batch(
                 on_run(done, len(simulations))
         return results
     largest = max((scenario for _, scenario, _ in batch), key=memory_needed_bytes)
-    with as_workers(affordable_workers(workers, largest, max_memory_bytes), cluster, len(simulations)) as pool:
+    with as_workers(
+        affordable_workers(workers, largest, max_memory_bytes, len(simulations)), cluster, len(simulations)
+    ) as pool:
         results = pool.run(simulations, on_run)
     if count == 1:
         return results
@@ -329,7 +334,7 @@ def replicate(
             if on_replication is not None:
                 on_replication(done, count)
     else:
-        with as_workers(affordable_workers(workers, scenario, max_memory_bytes), cluster, count) as pool:
+        with as_workers(affordable_workers(workers, scenario, max_memory_bytes, count), cluster, count) as pool:
             results = pool.run(simulations, on_replication)
     return replications_of(scenario, seed, seeds, results, source, time.perf_counter() - started)
 
@@ -353,11 +358,17 @@ def replications_of(
 
 
 def affordable_workers(
-    workers: int | Workers | None, scenario: Scenario, max_memory_bytes: float | None
+    workers: int | Workers | None, scenario: Scenario, max_memory_bytes: float | None, runs: int
 ) -> int | Workers:
-    """``workers``, as a count no larger than the runs of ``scenario`` that fit in memory side by side."""
+    """``workers``, as a count no larger than the runs of ``scenario`` that fit in memory side by side.
+
+    ``None`` (one per core) is one where ``runs`` such runs are too little work to gain from more: starting
+    worker processes costs about as much as simulating :data:`PARALLEL_MESSAGES` messages.
+    """
     if not isinstance(workers, int) and workers is not None:
         return workers
+    if workers is None and runs * expected_group_messages(scenario) < PARALLEL_MESSAGES:
+        return 1
     wanted = cores() if workers is None else workers
     budget = max_memory_bytes if max_memory_bytes is not None else available_memory_bytes()
     if budget is None:

@@ -1,6 +1,7 @@
 """Where simulations run: the same results in this process, on two worker processes, and on a Dask cluster."""
 
 import dataclasses
+import math
 import subprocess
 import sys
 
@@ -155,9 +156,19 @@ def test_one_worker_runs_in_this_process_and_never_more_workers_than_runs():
 def test_workers_are_limited_to_the_runs_that_fit_in_memory():
     scenario = small_flash_sale()
     needed = busim.api.memory_needed_bytes(scenario)
-    assert busim.api.affordable_workers(4, scenario, max_memory_bytes=2.5 * needed) == 2
-    assert busim.api.affordable_workers(4, scenario, max_memory_bytes=0.5 * needed) == 1
-    assert busim.api.affordable_workers(4, scenario, max_memory_bytes=100 * needed) == 4
+    assert busim.api.affordable_workers(4, scenario, 2.5 * needed, runs=8) == 2
+    assert busim.api.affordable_workers(4, scenario, 0.5 * needed, runs=8) == 1
+    assert busim.api.affordable_workers(4, scenario, 100 * needed, runs=8) == 4
+
+
+def test_one_core_per_worker_only_where_the_batch_is_work_enough(monkeypatch):
+    monkeypatch.setattr(busim.api, "cores", lambda: 2)
+    scenario = small_flash_sale()
+    per_run = busim.api.expected_group_messages(scenario)
+    enough = math.ceil(busim.api.PARALLEL_MESSAGES / per_run)
+    assert busim.api.affordable_workers(None, scenario, None, runs=enough - 1) == 1
+    assert busim.api.affordable_workers(None, scenario, None, runs=enough) == 2
+    assert busim.api.affordable_workers(3, scenario, None, runs=1) == 3  # a count given is kept
 
 
 def test_a_replication_keeps_its_figures_and_its_seed_gives_its_record_again():

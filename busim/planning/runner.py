@@ -123,7 +123,9 @@ def sweep(
     simulations = [Simulation(scenario, run_seed, source) for scenario, source in checked for run_seed in seeds]
     largest = max((scenario for scenario, _ in checked), key=memory_needed_bytes)
     started = time.perf_counter()
-    with as_workers(affordable_workers(workers, largest, max_memory_bytes), cluster, len(simulations)) as pool:
+    with as_workers(
+        affordable_workers(workers, largest, max_memory_bytes, len(simulations)), cluster, len(simulations)
+    ) as pool:
         results = pool.run(simulations, on_run)
     count = len(seeds)
     points = tuple(
@@ -314,7 +316,9 @@ def capacity(
         if on_run is not None:
             on_run(done[0], 0)
 
-    with as_workers(affordable_workers(workers, base.scenario, max_memory_bytes), cluster, max_replications) as pool:
+    with as_workers(
+        affordable_workers(workers, base.scenario, max_memory_bytes, max_replications), cluster, max_replications
+    ) as pool:
 
         def measure(value: float, count: int) -> Result | Replications:
             if value not in scenarios:

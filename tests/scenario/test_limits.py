@@ -139,18 +139,18 @@ def test_a_merge_key_bomb_is_refused_as_its_pairs_are_counted(tmp_path):
     lines += [f"x-m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 10)}]}}" for i in range(1, 11)]
     text = VALID + "\n".join(lines) + "\n"
     assert len(text) < 1100
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: what the bomb would cost, whatever else the machine runs
     assert problems(tmp_path, text) == ["6:7: the file expands to more than 100,000 values through its aliases"]
-    assert time.perf_counter() - started < 5
+    assert time.process_time() - started < 5
 
 
 def test_a_file_of_too_many_values_is_refused_as_it_is_read(tmp_path):
     text = VALID + "x-many: [" + "1, " * 200_000 + "1]\n"
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: what reading costs, whatever else the machine runs
     assert problems(tmp_path, text) == [
         "5:299932: the file holds more than 100,000 values; a large scenario has a few thousand"
     ]
-    assert time.perf_counter() - started < 10
+    assert time.process_time() - started < 10
 
 
 def test_a_publishers_event_that_is_a_list_is_one_problem(tmp_path):

@@ -124,7 +124,7 @@ def sweep_csv(sweep: Sweep) -> str:
     """sweep.csv as text: a header, then a row per point and figure (:meth:`Sweep.rows`), an empty cell where a
     figure has no value."""
     rows = sweep.rows()
-    header = list(rows[0]) if rows else ["point", *(axis.key for axis in sweep.axes), "consumer", "figure"]
+    header = list(rows[0]) if rows else ["point", *(axis.key for axis in sweep.axes), "consumer", "figure", "unit"]
     stream = io.StringIO()
     writer = csv.DictWriter(stream, fieldnames=header, lineterminator="\n")  # None is written as an empty cell
     writer.writeheader()

@@ -30,6 +30,7 @@ from busim.report.sweep import (
 )
 from busim.report.sweep_charts import duration_unit, geometric, sweep_charts
 from busim.results import RunMetadata
+from busim.scenario.ranges import Axis, AxisValue
 
 matplotlib.use("Agg")
 
@@ -130,11 +131,22 @@ def test_sweep_json_writes_null_where_one_run_gives_no_interval(presets: Sweep) 
 
 def test_sweep_csv_is_a_header_then_a_row_per_point_and_figure(instances: Sweep, presets: Sweep) -> None:
     lines = sweep_csv(instances).splitlines()
-    assert lines[0] == f"point,{KEY},consumer,figure,mean,low,high,runs,runs_with_value"
+    assert lines[0] == f"point,{KEY},consumer,figure,unit,mean,low,high,runs,runs_with_value"
     assert len(lines) == 1 + 3 * 2
-    assert lines[5] == "2,4,worker,p99,0.33361519059753114,0.28535927315980175,0.38187110803526053,2,2"
-    # one run: no interval, empty cells
-    assert sweep_csv(presets).splitlines()[1] == "0,kafka,worker,p99,5.494549912228157,,,1,1"
+    assert lines[5] == "2,4,worker,p99,s,0.33361519059753114,0.28535927315980175,0.38187110803526053,2,2"
+    assert lines[6] == "2,4,worker,lost,,0.0,0.0,0.0,2,2"
+    # one run: no interval, empty cells; a word keeps its label
+    assert sweep_csv(presets).splitlines()[1] == "0,kafka,worker,p99,s,5.494549912228157,,,1,1"
+
+
+def test_sweep_csv_holds_a_numeric_keys_number_in_base_units_not_its_label(instances: Sweep) -> None:
+    rate = Axis("publishers.source.rate", (AxisValue("644.4444", "644.4/s", 644.4444),))
+    wait = Axis("broker.ack_timeout", (AxisValue("0.0012s", "1.2ms", 0.0012),))
+    point = dataclasses.replace(instances.points[0], values=(rate.values[0], wait.values[0]))
+    swept = dataclasses.replace(instances, axes=(rate, wait), points=(point,))
+    lines = sweep_csv(swept).splitlines()
+    assert lines[0].startswith("point,publishers.source.rate,broker.ack_timeout,consumer,figure,unit,")
+    assert lines[1].startswith("0,644.4444,0.0012,worker,p99,s,")
 
 
 def test_sweep_markdown_has_a_table_per_figure(instances: Sweep) -> None:

@@ -21,9 +21,13 @@ from busim.planning.runner import capacity
 from busim.report.capacity import (
     CAPACITY_FILE,
     answer_sentence,
+    beside_text,
     capacity_json,
     capacity_markdown,
     capacity_progress,
+    check_text,
+    checked_text,
+    margin_text,
     render_capacity,
     value_text,
     write_capacity,
@@ -156,7 +160,7 @@ def test_console_shows_the_answer_the_probes_by_value_the_margin_and_the_notes(a
         "Margin at the answer:",
         "  worker.p99 < 500ms: 118ms to spare (24% of the bound)",
         "The nearest value that does not meet them, 3: worker.p99 = 347ms [127ms, 568ms]",
-        "~ 500ms",
+        "straddles 500ms",
         "Note: 3 probes still straddled a bound after 2 replications and counted as not",
         "meeting it",
     ]
@@ -180,6 +184,27 @@ def test_capacity_markdown_has_the_answer_the_probes_and_the_notes(answer: Capac
     assert "- 3 probes still straddled a bound after 2 replications and counted as not meeting it" in lines
 
 
+def test_a_value_near_its_bound_shows_the_digits_that_tell_them_apart() -> None:
+    assert beside_text(49.996, 50.0, duration=False) == "49.996"  # not 50.0 against < 50
+    assert beside_text(45.4, 50.0, duration=False) == "45.4"
+    assert beside_text(0.24996, 0.25, duration=True) == "249.96ms"
+    assert beside_text(0.25, 0.25, duration=True) == "250ms"
+    assert beside_text(0.0048, 0.0, duration=False) == "0.0048"  # a margin, not 0.0
+    assert beside_text(0.0, 0.0, duration=False) == "0"
+
+
+def test_a_check_near_its_bound_and_a_small_margin_keep_their_digits(answer: CapacityAnswer) -> None:
+    check = answer.probes[2].checks[0]  # 4 instances: p99 334ms [285ms, 382ms] < 500ms
+    near = dataclasses.replace(
+        check,
+        objective=dataclasses.replace(check.objective, bound=0.38187),
+        interval=dataclasses.replace(check.interval, high=0.381869),
+    )
+    assert checked_text(near) == "334ms [285ms, 381.869ms]"
+    assert check_text(near) == "worker.p99 = 334ms [285ms, 381.869ms] < 382ms"
+    assert margin_text(near) == "worker.p99 < 382ms: 1µs to spare (0.00026% of the bound)"
+
+
 def test_progress_prints_a_line_per_probe(answer: CapacityAnswer) -> None:
     console = Console(record=True, width=120)
     with capacity_progress(console, enabled=True) as progress:
@@ -188,7 +213,7 @@ def test_progress_prints_a_line_per_probe(answer: CapacityAnswer) -> None:
         progress.probed(answer.probes[3])
         progress.probed(answer.probes[2])
     lines = console.export_text().splitlines()
-    assert "instances=3  undecided  worker.p99 = 347ms [127ms, 568ms] ~ 500ms  (2 runs)" in lines
+    assert "instances=3  undecided  worker.p99 = 347ms [127ms, 568ms] straddles 500ms  (2 runs)" in lines
     assert "instances=4  meets  worker.p99 = 334ms [285ms, 382ms] < 500ms  (2 runs)" in lines
     with capacity_progress(console, enabled=False) as progress:
         assert progress is None

@@ -23,6 +23,7 @@ from busim.report.sweep import (
     SWEEP_CSV,
     SWEEP_FILE,
     render_sweep,
+    same_lines,
     sweep_csv,
     sweep_json,
     sweep_markdown,
@@ -167,22 +168,51 @@ def test_console_shows_a_row_per_point_within_80_columns(instances: Sweep) -> No
     console = Console(record=True, width=80)
     render_sweep(console, instances)
     text = console.export_text()
+    # Each figure on one line, as an interval: 5.69s ± 11.4s would read as a latency below 0.
     assert text.splitlines() == [
         f"test: p99, lost by {KEY}",
         "scenario file queueing.yaml, seed 7 · 3 points x 2 replications on the same",
         "seeds, 6 runs in 1.2s",
         "worker: figures at each point",
         "",
-        "  instances              p99   lost",
-        " ───────────────────────────────────",
-        "  1            5.69s ± 11.4s      0",
-        "  2            547ms ± 1.08s      0",
-        "  4           334ms ± 48.3ms      0",
+        "  instances                    p99   lost",
+        " ─────────────────────────────────────────",
+        "  1              5.69s [0s, 17.1s]      0",
+        "  2              547ms [0s, 1.62s]      0",
+        "  4           334ms [285ms, 382ms]      0",
         "",
-        "each figure: the mean of the runs, ± the half-width of its 95% confidence",
-        "interval",
+        "each figure: the mean of the runs [its 95% confidence interval]",
     ]
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_a_count_shows_whole_numbers_past_10_on_one_line(instances: Sweep) -> None:
+    backlog = Figure("worker", "max_backlog", ("max_backlog",), False)
+    console = Console(record=True, width=80)
+    render_sweep(console, dataclasses.replace(instances, figures=(backlog,)))
+    lines = console.export_text().splitlines()
+    assert lines[5:10] == [
+        "  instances   max_backlog",
+        " ─────────────────────────",
+        "  1           76 [0, 323]",
+        "  2            10 [0, 55]",
+        "  4             3 [0, 16]",
+    ]
+
+
+def test_console_names_each_set_key_left_out_once_with_the_values_that_left_it(instances: Sweep) -> None:
+    one, two, four = instances.points
+    left = "broker.partitions=4"
+    swept = dataclasses.replace(
+        instances,
+        points=(dataclasses.replace(one, left_out=(left,)), two, dataclasses.replace(four, left_out=(left,))),
+    )
+    console = Console(record=True, width=80)
+    render_sweep(console, swept)
+    lines = console.export_text().splitlines()
+    assert lines[-2:] == ["--set broker.partitions=4 left out at instances=1, instances=4: not a key of its", "preset"]
+    assert [line for line in lines if "left out" in line] == [lines[-2]]
+    assert json.loads(sweep_json(swept))["points"][0]["left_out"] == [left]
 
 
 def test_console_names_the_set_keys_a_point_left_out(presets: Sweep) -> None:
@@ -192,9 +222,20 @@ def test_console_names_the_set_keys_a_point_left_out(presets: Sweep) -> None:
     render_sweep(console, swept)
     assert (
         console.export_text().splitlines()[-1]
-        == "preset=kafka: --set broker.prefetch=5 left out, not a key of its preset"
+        == "--set broker.prefetch=5 left out at preset=kafka: not a key of its preset"
     )
     assert json.loads(sweep_json(swept))["points"][0]["left_out"] == ["broker.prefetch=5"]
+
+
+def test_points_with_another_points_figures_are_noted_under_the_table(instances: Sweep) -> None:
+    one, two, four = instances.points
+    swept = dataclasses.replace(instances, points=(one, two, dataclasses.replace(four, outcome=two.outcome)))
+    assert same_lines(swept) == ("instances=4: same as instances=2",)
+    assert same_lines(instances) == ()
+    console = Console(record=True, width=80)
+    render_sweep(console, swept)
+    assert console.export_text().splitlines()[-1] == "instances=4: same as instances=2"
+    assert "- instances=4: same as instances=2" in sweep_markdown(swept).splitlines()
 
 
 def test_geometric_values_are_those_with_a_constant_ratio_of_two_or_more() -> None:

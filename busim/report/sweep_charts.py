@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.axis import XAxis, YAxis
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import LogFormatter, NullFormatter
 
 from busim.analysis.intervals import CONFIDENCE
 from busim.planning.figures import Figure as PlannedFigure
@@ -57,8 +58,33 @@ def duration_unit(values_s: Sequence[float]) -> tuple[float, str]:
 
 
 def figure_name(figure: PlannedFigure) -> str:
-    """A figure as a chart names it: ``end-to-end p99``, ``duplicate effects``."""
+    """A figure as a chart names it: ``end-to-end p99``, ``duplicate effects``, ``drain time`` (``drain_s``:
+    the axis label adds its unit)."""
+    if len(figure.path) == 1 and figure.path[0].endswith("_s"):
+        words = figure.path[0].removesuffix("_s").replace("_", " ")
+        return words if " " in words else f"{words} time"
     return figure_label(".".join(figure.path))
+
+
+class _PlainLogFormatter(LogFormatter):
+    """A log axis's labels as plain numbers (6,000, not 6×10³), minor ones where the axis spans few decades;
+    only whole numbers where ``whole``."""
+
+    def __init__(self, whole: bool, minor: bool) -> None:
+        super().__init__(labelOnlyBase=False, minor_thresholds=(2, 0.5) if minor else (0, 0))
+        self._whole = whole
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        if self._whole and not float(x).is_integer():
+            return ""
+        return f"{x:,g}"
+
+
+def plain_log_ticks(axis: XAxis | YAxis, whole: bool) -> None:
+    """Label a log ``axis`` in plain numbers, major and minor ticks alike; whole numbers only where ``whole``
+    (a count of instances has no 1.5)."""
+    axis.set_major_formatter(_PlainLogFormatter(whole, minor=False))
+    axis.set_minor_formatter(_PlainLogFormatter(whole, minor=True))
 
 
 def _means(sweep: Sweep, points: Sequence[SweepPoint], figure: PlannedFigure) -> np.ndarray:
@@ -191,7 +217,7 @@ def _combinations(sweep: Sweep) -> list[tuple[str, list[SweepPoint]]]:
     ]
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
     """``text`` as part of a file's name on any file system: letters, digits, - and _ only."""
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "figure"
 
@@ -216,7 +242,7 @@ def sweep_charts(sweep: Sweep) -> dict[str, Figure]:
         if len(sweep.axes) == 1:
             consumers = figures[0].consumer if len(figures) == 1 else "each consumer"
             chart = _against_first_axis(sweep, figures, [("", list(sweep.points))])
-            add(f"sweep-{_safe(name)}", chart, f"{sweep.scenario}: {shown} of {consumers} by {keys}")
+            add(f"sweep-{safe_name(name)}", chart, f"{sweep.scenario}: {shown} of {consumers} by {keys}")
             continue
         for figure in figures:
             if len(sweep.axes) == 2:
@@ -224,7 +250,7 @@ def sweep_charts(sweep: Sweep) -> dict[str, Figure]:
             else:
                 chart = _against_first_axis(sweep, [figure], _combinations(sweep))
             title = f"{sweep.scenario}: {shown} of {figure.consumer} by {keys}"
-            add(f"sweep-{_safe(name)}-{_safe(figure.consumer)}", chart, title)
+            add(f"sweep-{safe_name(name)}-{safe_name(figure.consumer)}", chart, title)
     return drawn
 
 

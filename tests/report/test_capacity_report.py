@@ -221,8 +221,8 @@ def test_progress_prints_a_line_per_probe(answer: CapacityAnswer) -> None:
 
 def test_the_chart_shows_each_probe_the_bound_and_the_answer(answer: CapacityAnswer) -> None:
     charts = capacity_charts(answer)
-    assert list(charts) == ["capacity"]
-    figure = charts["capacity"]
+    assert list(charts) == ["capacity-worker-p99"]  # named the same whatever the other objectives
+    figure = charts["capacity-worker-p99"]
     assert figure_title(figure).startswith(f"test: worker.p99 against {KEY}")
     _key, ax = figure.axes
     assert ax.get_xlabel() == KEY
@@ -240,20 +240,57 @@ def test_the_chart_shows_each_probe_the_bound_and_the_answer(answer: CapacityAns
 def test_objectives_on_several_figures_draw_a_chart_each(queueing_file: Path) -> None:
     found = capacity(queueing_file, KEY, "min", ["worker.p99 < 500ms", "lost == 0"], replications=2, max_replications=2)
     charts = capacity_charts(found)
-    assert list(charts) == ["capacity-1", "capacity-2"]
-    assert charts["capacity-2"].axes[1].get_ylabel() == "worker: lost"
+    assert list(charts) == ["capacity-worker-p99", "capacity-worker-lost"]
+    _key, ax = charts["capacity-worker-lost"].axes
+    assert ax.get_ylabel() == "worker: lost"
+    assert ax.get_yscale() == "linear"  # lost is 0 at some probes: a log axis would drop them
+    ax.figure.canvas.draw()
+    ticks = [label.get_text() for label in ax.get_xticklabels() if label.get_text()]
+    assert ticks and all(float(tick.replace(",", "")).is_integer() for tick in ticks)
+
+
+def test_a_log_axis_reads_in_plain_numbers_and_an_integer_key_in_whole_ones(answer: CapacityAnswer) -> None:
+    probes = tuple(dataclasses.replace(probe, value=probe.value**3) for probe in answer.probes)
+    (figure,) = capacity_charts(dataclasses.replace(answer, probes=probes, answer=64.0)).values()
+    _key, ax = figure.axes
+    figure.canvas.draw()
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")  # 1 to 64 instances, 334ms to 5.69s
+    for axis in (ax.xaxis, ax.yaxis):
+        labels = [tick.get_text() for tick in [*axis.get_ticklabels(), *axis.get_ticklabels(minor=True)]]
+        assert all("$" not in label and "^" not in label for label in labels), labels
+    xticks = [label.get_text() for label in [*ax.get_xticklabels(), *ax.get_xticklabels(minor=True)]]
+    assert [tick for tick in xticks if tick] == ["1", "10", "100", "2", "3", "4", "6", "20", "30", "40", "60"]
+
+
+def test_a_probe_at_0_keeps_a_linear_axis_where_it_shows(answer: CapacityAnswer) -> None:
+    one, two, four, three = answer.probes
+    check = four.checks[0]
+    zero = dataclasses.replace(check, interval=dataclasses.replace(check.interval, mean=0.0, low=0.0, high=0.0))
+    probes = (one, two, dataclasses.replace(four, checks=(zero,)), three)
+    (figure,) = capacity_charts(dataclasses.replace(answer, probes=probes)).values()
+    # 5.69s down to 347ms would read best on a log axis, but it has no 0
+    assert figure.axes[1].get_yscale() == "linear"
+
+
+def test_a_rate_key_reads_per_second_and_drain_s_reads_as_a_time(queueing_file: Path) -> None:
+    drain = capacity(queueing_file, KEY, "min", ["drain_s < 5s"], replications=1, max_replications=1)
+    (figure,) = capacity_charts(drain).values()
+    assert figure.axes[1].get_ylabel() == "worker: drain time (s)"
+    space = dataclasses.replace(drain.space, key="publishers.source.rate", integer=False)
+    (figure,) = capacity_charts(dataclasses.replace(drain, space=space)).values()
+    assert figure.axes[1].get_xlabel() == "publishers.source.rate (/s)"
 
 
 def test_write_capacity_writes_the_json_the_page_and_the_chart(answer: CapacityAnswer, tmp_path: Path) -> None:
     text = capacity_json(answer)
     write_capacity(answer, tmp_path, text, charts=True)
     assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "capacity-worker-p99.png",
+        "capacity-worker-p99.svg",
         "capacity.json",
         "capacity.md",
-        "capacity.png",
-        "capacity.svg",
     ]
     assert (tmp_path / CAPACITY_FILE).read_text(encoding="utf-8") == text
-    assert (tmp_path / "capacity.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    assert (tmp_path / "capacity-worker-p99.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
     write_capacity(answer, tmp_path / "plain", text, charts=False)
     assert sorted(path.name for path in (tmp_path / "plain").iterdir()) == ["capacity.json", "capacity.md"]

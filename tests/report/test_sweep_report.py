@@ -255,9 +255,9 @@ def test_duration_unit_reads_in_the_unit_of_the_largest_value() -> None:
 
 def test_one_numeric_axis_draws_a_line_with_its_band_on_a_log_axis(instances: Sweep) -> None:
     charts = sweep_charts(instances)
-    assert list(charts) == ["sweep-p99", "sweep-lost"]
-    (ax,) = charts["sweep-p99"].axes
-    assert figure_title(charts["sweep-p99"]).startswith(f"test: end-to-end p99 of worker by {KEY}")
+    assert list(charts) == ["sweep-p99-worker", "sweep-lost-worker"]  # as with two axes
+    (ax,) = charts["sweep-p99-worker"].axes
+    assert figure_title(charts["sweep-p99-worker"]).startswith(f"test: end-to-end p99 of worker by {KEY}")
     assert ax.get_xscale() == "log"
     assert ax.get_xlabel() == KEY
     assert ax.get_ylabel() == "end-to-end p99 (s)"
@@ -265,11 +265,11 @@ def test_one_numeric_axis_draws_a_line_with_its_band_on_a_log_axis(instances: Sw
     (line,) = ax.get_lines()
     assert list(line.get_ydata()) == pytest.approx([5.687329062068354, 0.547047339988591, 0.33361519059753114])
     assert len(ax.collections) == 1  # the 95 % band
-    assert charts["sweep-lost"].axes[0].get_ylabel() == "lost"
+    assert charts["sweep-lost-worker"].axes[0].get_ylabel() == "lost"
 
 
 def test_a_word_axis_is_categorical_with_error_bars(presets: Sweep) -> None:
-    (ax,) = sweep_charts(presets)["sweep-p99"].axes
+    (ax,) = sweep_charts(presets)["sweep-p99-worker"].axes
     assert ax.get_xscale() == "linear"
     assert [label.get_text() for label in ax.get_xticklabels()] == ["kafka", "rabbitmq"]
     assert list(ax.get_xticks()) == [0.0, 1.0]
@@ -289,6 +289,30 @@ def test_two_axes_draw_a_heat_map_per_figure_and_consumer(queueing_file: Path) -
     assert figure_title(charts["sweep-p99-worker"]).startswith(
         f"test: end-to-end p99 of worker by {KEY} and broker.preset"
     )
+
+
+def test_a_heat_map_says_it_shows_means_and_scales_one_value_everywhere_from_0(queueing_file: Path) -> None:
+    swept = sweep(
+        queueing_file, [f"{KEY}=1,2", "broker.preset=kafka,rabbitmq"], replications=2, figures=["duplicate_effects"]
+    )
+    chart = sweep_charts(swept)["sweep-duplicate_effects-worker"]
+    _ax, bar = chart.axes
+    assert bar.get_ylim() == (0.0, 1.0)  # not -0.1 to 0.1 around the 0 of every point
+    assert bar.get_ylabel() == "worker: duplicate effects, 0 at every point"
+    assert figure_title(chart).endswith(
+        "each cell: the mean of 2 replications on the same seeds (sweep.md has its 95% interval)"
+    )
+
+
+def test_a_title_names_a_long_set_value_by_its_key_and_a_line_clears_the_edges(instances: Sweep) -> None:
+    schedule = "publishers.source.rate=[{at: 0s, rate: 20/s}, {at: 5s, rate: 40/s}, {at: 8s, rate: 20/s}]"
+    chart = sweep_charts(dataclasses.replace(instances, overrides=("duration=20s", schedule)))["sweep-p99-worker"]
+    assert figure_title(chart).endswith(
+        "each point: the mean of 2 replications on the same seeds, with its 95% interval; "
+        "with duration=20s, publishers.source.rate set"
+    )
+    low, high = chart.axes[0].get_xlim()
+    assert low < 1 and high > 4  # the first and last instances off the edges
 
 
 def test_three_axes_draw_a_line_per_combination_of_the_others(queueing_file: Path) -> None:
@@ -314,7 +338,7 @@ def test_three_axes_draw_a_line_per_combination_of_the_others(queueing_file: Pat
 def test_chart_names_hold_only_what_file_systems_take(instances: Sweep) -> None:
     queue_wait = Figure("worker", "latency_s.queue_wait.mean", ("latency_s", "queue_wait", "mean"), True)
     charts = sweep_charts(dataclasses.replace(instances, figures=(queue_wait,)))
-    assert list(charts) == ["sweep-latency_s-queue_wait-mean"]
+    assert list(charts) == ["sweep-latency_s-queue_wait-mean-worker"]
 
 
 def test_write_sweep_writes_the_files_and_the_charts(instances: Sweep, tmp_path: Path) -> None:
@@ -323,15 +347,15 @@ def test_write_sweep_writes_the_files_and_the_charts(instances: Sweep, tmp_path:
     assert (tmp_path / SWEEP_FILE).read_text(encoding="utf-8") == text
     assert (tmp_path / SWEEP_CSV).read_text(encoding="utf-8") == sweep_csv(instances)
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "sweep-lost.png",
-        "sweep-lost.svg",
-        "sweep-p99.png",
-        "sweep-p99.svg",
+        "sweep-lost-worker.png",
+        "sweep-lost-worker.svg",
+        "sweep-p99-worker.png",
+        "sweep-p99-worker.svg",
         "sweep.csv",
         "sweep.json",
         "sweep.md",
     ]
-    assert (tmp_path / "sweep-p99.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "sweep-p99-worker.png").read_bytes().startswith(b"\x89PNG")
     assert "![test: end-to-end p99 of worker" in (tmp_path / "sweep.md").read_text(encoding="utf-8")
 
 

@@ -224,11 +224,10 @@ def _heat_map(sweep: Sweep, figure: PlannedFigure) -> Figure:
     every = f", {figure_text(found[0] * scale, figure.duration)} at every point" if same else ""
     bar.set_label(_plain(f"{figure.consumer}: {figure_name(figure)}{unit}{every}"))
     if grid.size <= _ANNOTATED_CELLS:
-        middle = np.nanmean(grid / scale) if np.isfinite(grid).any() else 0.0
         for (row, column), value in np.ndenumerate(grid):
             if math.isfinite(value):
                 # Light text on the dark (low) end of viridis, dark text on the light end.
-                colour = "white" if value / scale < middle else "black"
+                colour = "white" if image.norm(value / scale) < 0.5 else "black"
                 ax.text(column, row, figure_text(value, figure.duration), ha="center", va="center", color=colour)
     return chart
 

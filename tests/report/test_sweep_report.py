@@ -296,9 +296,10 @@ def test_a_heat_map_says_it_shows_means_and_scales_one_value_everywhere_from_0(q
         queueing_file, [f"{KEY}=1,2", "broker.preset=kafka,rabbitmq"], replications=2, figures=["duplicate_effects"]
     )
     chart = sweep_charts(swept)["sweep-duplicate_effects-worker"]
-    _ax, bar = chart.axes
+    ax, bar = chart.axes
     assert bar.get_ylim() == (0.0, 1.0)  # not -0.1 to 0.1 around the 0 of every point
     assert bar.get_ylabel() == "worker: duplicate effects, 0 at every point"
+    assert {(text.get_text(), text.get_color()) for text in ax.texts} == {("0", "white")}  # light on dark
     assert figure_title(chart).endswith(
         "each cell: the mean of 2 replications on the same seeds (sweep.md has its 95% interval)"
     )

@@ -258,6 +258,8 @@ def test_a_log_axis_reads_in_plain_numbers_and_an_integer_key_in_whole_ones(answ
     for axis in (ax.xaxis, ax.yaxis):
         labels = [tick.get_text() for tick in [*axis.get_ticklabels(), *axis.get_ticklabels(minor=True)]]
         assert all("$" not in label and "^" not in label for label in labels), labels
+        sizes = {tick.get_fontsize() for tick in [*axis.get_ticklabels(), *axis.get_ticklabels(minor=True)]}
+        assert len(sizes) == 1  # minor labels as large as the major ones
     xticks = [label.get_text() for label in [*ax.get_xticklabels(), *ax.get_xticklabels(minor=True)]]
     assert [tick for tick in xticks if tick] == ["1", "10", "100", "2", "3", "4", "6", "20", "30", "40", "60"]
 

@@ -43,11 +43,14 @@ class Sweep:
         return len(self.points) * self.replications
 
     def rows(self) -> list[dict[str, object]]:
-        """One row per point and figure, tidy: the point, each key's value, the consumer, the figure, its mean
-        and 95 % interval (None where the runs have no value or too few for an interval)."""
+        """One row per point and figure, tidy: the point, each key's value (a number in base units: per second,
+        seconds, a plain number; a word as written), the consumer, the figure, its unit (``s`` for a duration,
+        empty otherwise), its mean and 95 % interval (None where the runs have no value or too few for an
+        interval)."""
         rows: list[dict[str, object]] = []
         for index, point in enumerate(self.points):
-            keys = {axis.key: value.label for axis, value in zip(self.axes, point.values)}
+            # Numbers as they are, for pandas: a label such as 644.4/s is rounded and would read as text.
+            keys = {axis.key: _number_or_word(value) for axis, value in zip(self.axes, point.values)}
             for figure in self.figures:
                 interval = point.figure(figure)
                 rows.append(
@@ -56,6 +59,7 @@ class Sweep:
                         **keys,
                         "consumer": figure.consumer,
                         "figure": figure.name,
+                        "unit": "s" if figure.duration else "",
                         "mean": None if interval is None else interval.mean,
                         "low": None if interval is None or interval.replications < 2 else interval.low,
                         "high": None if interval is None or interval.replications < 2 else interval.high,
@@ -64,3 +68,11 @@ class Sweep:
                     }
                 )
         return rows
+
+
+def _number_or_word(value: AxisValue) -> float | int | str:
+    """A key's value as sweep.csv holds it: its number in base units, whole where it is whole (``8``, not
+    ``8.0``), or its label where it is a word (``kafka``)."""
+    if value.number is None:
+        return value.label
+    return int(value.number) if value.number.is_integer() else value.number

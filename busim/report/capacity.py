@@ -30,9 +30,8 @@ from busim.report.settings import format_rate
 from busim.report.sweep import figure_text, finite
 from busim.report.tables import Cell, Column, Row, TableView, Tone, text_cell
 from busim.report.templating import render
-from busim.report.views import intervaltext_cell
 from busim.results import json_text
-from busim.scenario.units import ABSENT
+from busim.scenario.units import ABSENT, format_duration
 from busim.words import counted
 
 CAPACITY_FILE = "capacity.json"
@@ -42,6 +41,8 @@ CAPACITY_SCHEMA = "busim.capacity/1"
 _TONES: dict[Verdict, Tone] = {Verdict.MEETS: "good", Verdict.FAILS: "bad", Verdict.UNDECIDED: "quiet"}
 # How a check's interval stands against its bound, by the objective's operator: where it meets it, and not.
 _FAILING_OPERATOR = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!="}
+_MOST_DIGITS = 12  # past this a float's digits are noise
+_UNITS = ((1e-6, "µs"), (1e-3, "ms"), (1.0, "s"))
 
 
 def value_text(answer: CapacityAnswer, value: float) -> str:
@@ -79,18 +80,53 @@ def answer_sentence(answer: CapacityAnswer) -> str:
 
 def check_text(check: Check) -> str:
     """A check as a line reads it: ``inventory.p99 = 3.2s [3.0s, 3.4s] > 2s``; the operator says how the
-    interval stands against the bound (``~`` where it straddles it)."""
+    interval stands against the bound, and ``straddles`` where it reaches either side of it (undecided)."""
     objective = check.objective
-    if check.interval is None or math.isnan(check.interval.mean):
-        figure = ABSENT
-    else:
-        figure = intervaltext_cell(check.interval, objective.figure.duration)
     operator = {
         Verdict.MEETS: objective.op,
         Verdict.FAILS: _FAILING_OPERATOR[objective.op],
-        Verdict.UNDECIDED: "~",
+        Verdict.UNDECIDED: "straddles",
     }[check.verdict]
-    return f"{objective.figure.label} = {figure} {operator} {objective.bound_text}"
+    return f"{objective.figure.label} = {checked_text(check)} {operator} {objective.bound_text}"
+
+
+def checked_text(check: Check) -> str:
+    """A check's mean with its 95 % interval (``255ms [246ms, 265ms]``), each number to as many significant
+    digits as it takes to differ from the bound where it does: 49.96 against ``< 50`` never reads 50.0."""
+    interval = check.interval
+    if interval is None or math.isnan(interval.mean):
+        return ABSENT
+    duration = check.objective.figure.duration
+    bound = check.objective.bound
+    mean = beside_text(interval.mean, bound, duration)
+    if interval.replications < 2 or interval.low == interval.high:
+        return mean
+    # Every figure bounded is a count or a duration: an interval reaching below 0 is shown from 0.
+    low, high = (beside_text(end, bound, duration) for end in (max(interval.low, 0.0), interval.high))
+    return f"{mean} [{low}, {high}]"
+
+
+def beside_text(value: float, other: float, duration: bool) -> str:
+    """``value`` as a table shows it (:func:`~busim.report.sweep.figure_text`), with as many significant digits
+    as it takes not to print equal to ``other`` (a bound, or 0 for a margin) where it is not."""
+    if value == other or _digits_text(value, duration, None) != _digits_text(other, duration, None):
+        return figure_text(value, duration)
+    for digits in range(4, _MOST_DIGITS + 1):
+        shown = _digits_text(value, duration, digits)
+        if shown != _digits_text(other, duration, digits):
+            return shown
+    return shown
+
+
+def _digits_text(value: float, duration: bool, digits: int | None) -> str:
+    """``value`` to ``digits`` significant digits, in the unit :func:`format_duration` would choose for a
+    duration; where ``digits`` is None, as an interval's end reads: a duration to 3 digits, a count to 0.1."""
+    if digits is None:
+        return format_duration(value) if duration else f"{value:,.1f}"
+    if not duration:
+        return f"{value:,.{digits}g}"
+    scale, unit = next(((scale, unit) for scale, unit in _UNITS if abs(value) < scale * 1000), (1.0, "s"))
+    return f"{value / scale:.{digits}g}{unit}"
 
 
 def probe_line(probe: Probe, key: str) -> str:
@@ -195,8 +231,7 @@ class CapacityViews:
 def _check_cell(check: Check) -> Cell:
     if check.interval is None or math.isnan(check.interval.mean):
         return Cell(ABSENT, None, "bad")
-    text = intervaltext_cell(check.interval, check.objective.figure.duration)
-    return Cell(text, check.interval.mean, _TONES[check.verdict])
+    return Cell(checked_text(check), check.interval.mean, _TONES[check.verdict])
 
 
 def _probes_table(answer: CapacityAnswer) -> TableView:
@@ -235,7 +270,7 @@ def margin_text(check: Check) -> str:
     words = "to spare" if margin >= 0 else "short"
     bound = check.objective.bound
     share = f" ({_percent(abs(margin) / abs(bound))} of the bound)" if bound else ""
-    return f"{label}: {figure_text(abs(margin), duration)} {words}{share}"
+    return f"{label}: {beside_text(abs(margin), 0.0, duration)} {words}{share}"
 
 
 def _nearest_text(answer: CapacityAnswer) -> str:

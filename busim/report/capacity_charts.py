@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import MaxNLocator
 
 from busim.planning.capacity import CapacityAnswer
 from busim.planning.slo import Objective, Verdict
 from busim.report.capacity import answer_sentence, short_key, value_text
 from busim.report.charts import PALETTE, Chart, _figure, _legend, _plain, _titled, _written
-from busim.report.sweep_charts import duration_unit, figure_name
+from busim.report.sweep_charts import duration_unit, figure_name, plain_log_ticks, safe_name
 
 _VERDICT_COLOURS = {Verdict.MEETS: PALETTE[2], Verdict.FAILS: PALETTE[3], Verdict.UNDECIDED: "#999999"}
 _LOG_SPAN = 8  # probes spanning more than this factor read best on a log axis (bracketing doubles)
@@ -93,17 +93,25 @@ def capacity_chart(answer: CapacityAnswer, indices: list[int]) -> Figure:
             fontsize=9,
         )
     positive = values[values > 0]
-    if positive.size and positive.max() / positive.min() > _LOG_SPAN:
+    if positive.size == values.size and positive.size and positive.max() / positive.min() > _LOG_SPAN:
         ax.set_xscale("log")
-    shown_means = means[np.isfinite(means) & (means > 0)]
-    bounds_positive = all(objective.bound > 0 for objective in objectives)
-    if bounds_positive and shown_means.size and shown_means.max() / shown_means.min() > _LOG_SPAN:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,g}"))  # 10,000, not 10^4
+        plain_log_ticks(ax.xaxis, whole=answer.space.integer)
     elif answer.space.integer:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    shown_means = means[np.isfinite(means)]
+    bounds_positive = all(objective.bound > 0 for objective in objectives)
+    # A log axis has no 0: a probe at 0 (a drain time of none) would vanish from it.
+    if (
+        bounds_positive
+        and shown_means.size
+        and (shown_means > 0).all()
+        and shown_means.max() / shown_means.min() > _LOG_SPAN
+    ):
+        ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis, whole=False)
     ax.margins(x=0.08)
-    ax.set_xlabel(_plain(answer.space.key))
+    rate = answer.space.key.rsplit(".", 1)[-1] == "rate"
+    ax.set_xlabel(_plain(answer.space.key + (" (/s)" if rate else "")))
     ax.set_ylabel(_plain(f"{figure.consumer}: {figure_name(figure)}{unit}"))
     shown = [verdict for verdict in _VERDICT_COLOURS if any(check.verdict is verdict for check in checks)]
     handles = [Line2D([], [], color=_VERDICT_COLOURS[verdict], marker="o", linestyle="") for verdict in shown]
@@ -119,14 +127,17 @@ def capacity_chart(answer: CapacityAnswer, indices: list[int]) -> Figure:
 
 
 def capacity_charts(answer: CapacityAnswer) -> dict[str, Figure]:
-    """The search's charts by the name of their files: ``capacity``, or ``capacity-1``, ``capacity-2``, ... where
-    the objectives bound several figures. None without a probe."""
+    """The search's charts by the name of their files, one per figure the objectives bound:
+    ``capacity-<consumer>-<figure>`` (``capacity-payment-p99``), whatever the other objectives. None without
+    a probe."""
     if not answer.probes:
         return {}
-    groups = _figure_groups(answer)
-    if len(groups) == 1:
-        return {CAPACITY_CHART: capacity_chart(answer, groups[0])}
-    return {f"{CAPACITY_CHART}-{number}": capacity_chart(answer, group) for number, group in enumerate(groups, 1)}
+    charts = {}
+    for group in _figure_groups(answer):
+        figure = answer.objectives[group[0]].figure
+        name = f"{CAPACITY_CHART}-{safe_name(figure.consumer)}-{safe_name(figure.name)}"
+        charts[name] = capacity_chart(answer, group)
+    return charts
 
 
 def write_capacity_charts(answer: CapacityAnswer, folder: Path) -> list[Chart]:

@@ -1,9 +1,9 @@
 """A sweep's report: its figures at every point of the grid, as sweep.json, sweep.csv, sweep.md, charts and a table.
 
 The views are built here once: for the console, one table with a row per
-point, a column per varied key and one per figure (mean ± half-width of its
-95 % interval); for sweep.md, a table per figure with the interval written
-out. sweep.json keeps every number as a number; sweep.csv is
+point, a column per varied key and one per figure (the mean and its 95 %
+interval, on one line: as an interval, a figure that cannot be negative
+never seems to reach below 0); for sweep.md, a table per figure. sweep.json keeps every number as a number; sweep.csv is
 :meth:`~busim.planning.sweep.Sweep.rows`, one row per point and figure.
 Nothing here computes a figure: each is the sweep's mean and interval, formatted.
 """
@@ -124,7 +124,7 @@ def sweep_csv(sweep: Sweep) -> str:
     """sweep.csv as text: a header, then a row per point and figure (:meth:`Sweep.rows`), an empty cell where a
     figure has no value."""
     rows = sweep.rows()
-    header = list(rows[0]) if rows else ["point", *(axis.key for axis in sweep.axes), "consumer", "figure"]
+    header = list(rows[0]) if rows else ["point", *(axis.key for axis in sweep.axes), "consumer", "figure", "unit"]
     stream = io.StringIO()
     writer = csv.DictWriter(stream, fieldnames=header, lineterminator="\n")  # None is written as an empty cell
     writer.writeheader()
@@ -141,9 +141,10 @@ class SweepViews:
     facts: tuple[str, ...]  # the file, the seed, the runs, the overrides
     key: str  # what a figure's cell holds in the console's table
     intervals: str  # what it holds in sweep.md's tables
-    points: TableView  # a row per point: each key's value, then every figure as mean ± half-width
+    points: TableView  # a row per point: each key's value, then every figure as mean [low, high]
     figures: tuple[TableView, ...]  # a table per figure: a row per point, the mean and its interval
-    left_out: tuple[str, ...]  # per point that left --set keys out, which
+    left_out: tuple[str, ...]  # per --set key some points left out, which
+    same: tuple[str, ...]  # per point whose figures are another's, which
 
 
 def _key_columns(sweep: Sweep) -> tuple[list[str], list[Column]]:
@@ -163,26 +164,25 @@ def _figure_heading(figure: Figure, consumers: int) -> str:
     return figure.label if consumers > 1 else figure.name
 
 
-def spread_cell(interval: Interval | None, duration: bool) -> Cell:
-    """A mean and, as a note that may go to a second line, ``± half-width`` of its 95 % interval."""
-    if interval is None or not math.isfinite(interval.mean):
-        return Cell(ABSENT)
-    spread = interval_spread(interval)
-    note = "" if not spread else f" ± {_spread_text(spread, duration)}"
-    return Cell(figure_text(interval.mean, duration), interval.mean, note=note)
-
-
-def _spread_text(spread: float, duration: bool) -> str:
-    """A half-width as precise as the mean beside it reads: whole counts past 10 (``8,765 ± 1,209``)."""
-    if duration or spread < 10:
-        return figure_text(spread, duration)
-    return f"{spread:,.0f}"
-
-
 def _interval_cell(interval: Interval | None, duration: bool) -> Cell:
     if interval is None or not math.isfinite(interval.mean):
         return Cell(ABSENT)
-    return Cell(intervaltext_cell(interval, duration), interval.mean)
+    if duration:
+        return Cell(intervaltext_cell(interval, duration), interval.mean)
+    return Cell(_count_interval_text(interval), interval.mean)
+
+
+def _count_interval_text(interval: Interval) -> str:
+    """A count's mean and 95 % interval, short enough to stay on one line: whole counts past 10
+    (``582 [0, 1,370]``), one decimal below (``2.5 [0, 8.9]``)."""
+    shown = [_count_text(interval.mean)]
+    if interval_spread(interval) and interval.low != interval.high:
+        shown.append(f"[{_count_text(max(interval.low, 0.0))}, {_count_text(interval.high)}]")
+    return " ".join(shown)
+
+
+def _count_text(count: float) -> str:
+    return f"{count:,.0f}" if abs(count) >= 10 else count_text(count)
 
 
 def _consumers(sweep: Sweep) -> int:
@@ -196,7 +196,7 @@ def _points_table(sweep: Sweep) -> TableView:
     rows = []
     for point in sweep.points:
         label, cells = _key_cells(point)
-        figures = tuple(spread_cell(point.figure(figure), figure.duration) for figure in sweep.figures)
+        figures = tuple(_interval_cell(point.figure(figure), figure.duration) for figure in sweep.figures)
         rows.append(Row(label, (*cells, *figures)))
     only = sweep.figures[0].consumer if consumers == 1 and sweep.figures else ""
     title = f"{only}: figures at each point" if only else "Figures at each point"
@@ -221,12 +221,50 @@ def _figure_tables(sweep: Sweep) -> tuple[TableView, ...]:
 
 
 def left_out_lines(sweep: Sweep) -> tuple[str, ...]:
-    """``kafka: --set broker.partitions=4 left out, not a key of its preset``, for each point that left one out."""
+    """``--set broker.partitions=4 left out at preset=rabbitmq: not a key of its preset``, once per --set or
+    --vary key some points left out, naming them by the axis values that decide it where one axis does."""
+    leaving: dict[str, list[SweepPoint]] = {}
+    for point in sweep.points:
+        for assignment in point.left_out:
+            # A --set once for its value; a --vary once for its key, whichever of its values a point left out.
+            shown = assignment.partition("=")[0] if assignment.startswith("--vary ") else assignment
+            points = leaving.setdefault(shown, [])
+            if point not in points:
+                points.append(point)
     return tuple(
-        f"{point.name}: {', '.join(point.left_out)} left out, not a key of its preset"
-        for point in sweep.points
-        if point.left_out
+        f"{assignment} left out at {_where(sweep, points)}: not a key of its preset"
+        for assignment, points in leaving.items()
     )
+
+
+def _where(sweep: Sweep, points: Sequence[SweepPoint]) -> str:
+    """The points ``points`` by the values of the one axis that alone picks them out (``preset=rabbitmq``), or
+    each by its name where no axis does."""
+    names = axis_labels([axis.key for axis in sweep.axes])
+    chosen = {id(point) for point in points}
+    for index, name in enumerate(names):
+        values = {point.values[index].label for point in points}
+        if all((id(point) in chosen) == (point.values[index].label in values) for point in sweep.points):
+            ordered = [value.label for value in sweep.axes[index].values if value.label in values]
+            return ", ".join(f"{name}={label}" for label in ordered)
+    return "; ".join(point.name for point in points)
+
+
+def same_lines(sweep: Sweep) -> tuple[str, ...]:
+    """``instances=16 preset=kafka: same as instances=8 preset=kafka``, for each point whose figures (every
+    mean and interval) are an earlier point's, as ``busim compare`` notes variants that give the same figures."""
+    first: dict[tuple[object, ...], str] = {}
+    lines = []
+    for point in sweep.points:
+        intervals = tuple(point.figure(figure) for figure in sweep.figures)
+        figures = tuple(None if i is None else (i.mean, i.low, i.high, i.replications) for i in intervals)
+        # NaN never equals itself: compare their text, so that two single runs without an interval match.
+        found = tuple(repr(figure) for figure in figures)
+        if found in first:
+            lines.append(f"{point.name}: same as {first[found]}")
+        else:
+            first[found] = point.name
+    return tuple(lines)
 
 
 def sweep_views(sweep: Sweep) -> SweepViews:
@@ -242,11 +280,12 @@ def sweep_views(sweep: Sweep) -> SweepViews:
     return SweepViews(
         title=f"{sweep.scenario}: {', '.join(names)} by {' and '.join(axis.key for axis in sweep.axes)}",
         facts=tuple(facts),
-        key=f"each figure: the mean of the runs, ± the half-width of its {CONFIDENCE:.0%} confidence interval",
+        key=f"each figure: the mean of the runs [its {CONFIDENCE:.0%} confidence interval]",
         intervals=f"Each figure: the mean of the point's runs [its {CONFIDENCE:.0%} confidence interval].",
         points=_points_table(sweep),
         figures=_figure_tables(sweep),
         left_out=left_out_lines(sweep),
+        same=same_lines(sweep),
     )
 
 
@@ -279,10 +318,12 @@ def write_sweep(sweep: Sweep, folder: Path, text: str, charts: bool) -> None:
 
 def render_sweep(console: Console, sweep: Sweep) -> None:
     """Print the sweep's table (a row per point, split into continued tables where the console is too
-    narrow) and a line per point that left --set keys out."""
+    narrow), the points that gave another's figures and a line per --set key some points left out."""
     views = sweep_views(sweep)
     show(console, Text(views.title, style="bold"), Text(" · ".join(views.facts), style="dim"))
     show(console, *view_tables(console, views.points))
     show(console, Text(views.key, style="dim"))
+    for line in views.same:
+        show(console, Text(line))
     for line in views.left_out:
         show(console, Text(line, style="yellow"))

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.axis import XAxis, YAxis
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import LogFormatter, NullFormatter
 
 from busim.analysis.intervals import CONFIDENCE
 from busim.planning.figures import Figure as PlannedFigure
@@ -36,6 +37,7 @@ from busim.words import counted
 _GEOMETRIC_RATIO = 2  # values multiplied by at least this at each step read best on a log axis
 _ANNOTATED_CELLS = 64  # heat map cells that leave room for their value written in them
 _DURATION_UNITS = ((1e-6, "µs"), (1e-3, "ms"), (1.0, "s"))  # the unit a duration axis reads in, by its largest value
+_SHORT_VALUE = 16  # characters of a --set value a chart's title repeats; longer ones are named by their key
 _CATEGORY_SPREAD = 0.3  # of the gap between two words: where the consumers' dots for one word spread
 
 
@@ -57,8 +59,35 @@ def duration_unit(values_s: Sequence[float]) -> tuple[float, str]:
 
 
 def figure_name(figure: PlannedFigure) -> str:
-    """A figure as a chart names it: ``end-to-end p99``, ``duplicate effects``."""
+    """A figure as a chart names it: ``end-to-end p99``, ``duplicate effects``, ``drain time`` (``drain_s``:
+    the axis label adds its unit)."""
+    if len(figure.path) == 1 and figure.path[0].endswith("_s"):
+        words = figure.path[0].removesuffix("_s").replace("_", " ")
+        return words if " " in words else f"{words} time"
     return figure_label(".".join(figure.path))
+
+
+class _PlainLogFormatter(LogFormatter):
+    """A log axis's labels as plain numbers (6,000, not 6×10³), minor ones where the axis spans few decades;
+    only whole numbers where ``whole``."""
+
+    def __init__(self, whole: bool, minor: bool) -> None:
+        super().__init__(labelOnlyBase=False, minor_thresholds=(2, 0.5) if minor else (0, 0))
+        self._whole = whole
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        if self._whole and not float(x).is_integer():
+            return ""
+        return f"{x:,g}"
+
+
+def plain_log_ticks(axis: XAxis | YAxis, whole: bool) -> None:
+    """Label a log ``axis`` in plain numbers, major and minor ticks alike; whole numbers only where ``whole``
+    (a count of instances has no 1.5)."""
+    axis.set_major_formatter(_PlainLogFormatter(whole, minor=False))
+    axis.set_minor_formatter(_PlainLogFormatter(whole, minor=True))
+    # Matplotlib's minor labels keep their own size: as large as the major ones, they read alike.
+    axis.set_tick_params(which="minor", labelsize=axis.get_major_ticks()[0].label1.get_fontsize())
 
 
 def _means(sweep: Sweep, points: Sequence[SweepPoint], figure: PlannedFigure) -> np.ndarray:
@@ -84,10 +113,28 @@ def _unit(sweep: Sweep, figures: Sequence[PlannedFigure]) -> tuple[float, str]:
     return scale, f" ({unit})"
 
 
-def _notes(sweep: Sweep) -> list[str]:
+def _notes(sweep: Sweep, intervals: bool = True) -> list[str]:
+    """What each point shows (its interval where the chart draws it; a heat map shows means only) and the
+    --set keys, on one line."""
     runs = counted(sweep.replications, "replication")
-    interval = f", with its {CONFIDENCE:.0%} interval" if sweep.replications > 1 else ""
-    return [f"each point: the mean of {runs} on the same seeds{interval}", _overrides_note(sweep.overrides)]
+    if intervals:
+        interval = f", with its {CONFIDENCE:.0%} interval" if sweep.replications > 1 else ""
+        means = f"each point: the mean of {runs} on the same seeds{interval}"
+    else:
+        interval = f" (sweep.md has its {CONFIDENCE:.0%} interval)" if sweep.replications > 1 else ""
+        means = f"each cell: the mean of {runs} on the same seeds{interval}"
+    overrides = short_overrides(sweep.overrides)
+    return ["; ".join(part for part in (means, overrides) if part)]
+
+
+def short_overrides(overrides: Sequence[str]) -> str:
+    """``with duration=20s, publishers.orders.rate set``: each --set key, with its value where that is short (a
+    rate schedule would fill the title; sweep.md has it whole)."""
+    shown = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        shown.append(override if len(value) <= _SHORT_VALUE else f"{key} set")
+    return _overrides_note(shown)
 
 
 def _key_axis(ax: Axes, axis: Axis) -> np.ndarray:
@@ -100,6 +147,7 @@ def _key_axis(ax: Axes, axis: Axis) -> np.ndarray:
         if geometric(numbers):
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.04)  # the first and last points clear of the axes' edges
     else:
         positions = np.arange(len(labels), dtype=float)
         ax.set_xlim(-0.5, len(labels) - 0.5)
@@ -162,20 +210,26 @@ def _heat_map(sweep: Sweep, figure: PlannedFigure) -> Figure:
             grid[rows[point.values[1].label], columns[point.values[0].label]] = interval.mean
     scale, unit = _unit(sweep, [figure])
     chart, (ax,), _ = _figure()
-    image = ax.imshow(np.ma.masked_invalid(grid / scale), origin="lower", aspect="auto", cmap="viridis")
+    found = grid[np.isfinite(grid)] / scale
+    # One value everywhere (lost: 0 at every point) gets a scale from 0 to it, or to 1, not -0.1 to 0.1.
+    same = found.size > 0 and found.min() == found.max()
+    low, high = (min(0.0, found[0]), max(0.0, found[0]) or 1.0) if same else (None, None)
+    image = ax.imshow(
+        np.ma.masked_invalid(grid / scale), origin="lower", aspect="auto", cmap="viridis", vmin=low, vmax=high
+    )
     ax.set_xticks(range(len(columns)), labels=[_plain(label) for label in columns])
     ax.set_yticks(range(len(rows)), labels=[_plain(label) for label in rows])
     ax.set_xlabel(_plain(across.key))
     ax.set_ylabel(_plain(up.key))
     ax.grid(False)
     bar = chart.colorbar(image, ax=ax)
-    bar.set_label(_plain(f"{figure.consumer}: {figure_name(figure)}{unit}"))
+    every = f", {figure_text(found[0] * scale, figure.duration)} at every point" if same else ""
+    bar.set_label(_plain(f"{figure.consumer}: {figure_name(figure)}{unit}{every}"))
     if grid.size <= _ANNOTATED_CELLS:
-        middle = np.nanmean(grid / scale) if np.isfinite(grid).any() else 0.0
         for (row, column), value in np.ndenumerate(grid):
             if math.isfinite(value):
                 # Light text on the dark (low) end of viridis, dark text on the light end.
-                colour = "white" if value / scale < middle else "black"
+                colour = "white" if image.norm(value / scale) < 0.5 else "black"
                 ax.text(column, row, figure_text(value, figure.duration), ha="center", va="center", color=colour)
     return chart
 
@@ -191,40 +245,46 @@ def _combinations(sweep: Sweep) -> list[tuple[str, list[SweepPoint]]]:
     ]
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
     """``text`` as part of a file's name on any file system: letters, digits, - and _ only."""
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "figure"
 
 
 def sweep_charts(sweep: Sweep) -> dict[str, Figure]:
-    """Every chart of the sweep, by the name of its files (``sweep-p99``, ``sweep-p99-inventory``)."""
+    """Every chart of the sweep, by the name of its files: ``sweep-<figure>-<consumer>`` (``sweep-p99-inventory``)
+    whatever the axes; ``sweep-<figure>`` for one axis and several consumers, a line each on one chart."""
     by_name: dict[str, list[PlannedFigure]] = {}
     for figure in sweep.figures:
         by_name.setdefault(figure.name, []).append(figure)
     drawn: dict[str, Figure] = {}
 
-    def add(name: str, chart: Figure, title: str) -> None:
+    def add(name: str, chart: Figure, title: str, notes: list[str]) -> None:
         stem, number = name, 1
         while stem in drawn:  # two names that differ only by characters a file name cannot hold
             number += 1
             stem = f"{name}-{number}"
-        drawn[stem] = _titled(chart, title, _notes(sweep))
+        drawn[stem] = _titled(chart, title, notes)
 
     keys = " and ".join(axis.key for axis in sweep.axes)
     for name, figures in by_name.items():
         shown = figure_name(figures[0])
-        if len(sweep.axes) == 1:
-            consumers = figures[0].consumer if len(figures) == 1 else "each consumer"
+        if len(sweep.axes) == 1 and len(figures) > 1:
+            # The consumers on one chart, a line each: named after the figure alone.
             chart = _against_first_axis(sweep, figures, [("", list(sweep.points))])
-            add(f"sweep-{_safe(name)}", chart, f"{sweep.scenario}: {shown} of {consumers} by {keys}")
+            title = f"{sweep.scenario}: {shown} of each consumer by {keys}"
+            add(f"sweep-{safe_name(name)}", chart, title, _notes(sweep))
             continue
         for figure in figures:
+            notes = _notes(sweep)
             if len(sweep.axes) == 2:
                 chart = _heat_map(sweep, figure)
+                notes = _notes(sweep, intervals=False)
             else:
-                chart = _against_first_axis(sweep, [figure], _combinations(sweep))
+                chart = _against_first_axis(
+                    sweep, [figure], _combinations(sweep) if len(sweep.axes) > 1 else [("", list(sweep.points))]
+                )
             title = f"{sweep.scenario}: {shown} of {figure.consumer} by {keys}"
-            add(f"sweep-{_safe(name)}-{_safe(figure.consumer)}", chart, title)
+            add(f"sweep-{safe_name(name)}-{safe_name(figure.consumer)}", chart, title, notes)
     return drawn
 
 

@@ -21,9 +21,13 @@ from busim.planning.runner import capacity
 from busim.report.capacity import (
     CAPACITY_FILE,
     answer_sentence,
+    beside_text,
     capacity_json,
     capacity_markdown,
     capacity_progress,
+    check_text,
+    checked_text,
+    margin_text,
     render_capacity,
     value_text,
     write_capacity,
@@ -156,7 +160,7 @@ def test_console_shows_the_answer_the_probes_by_value_the_margin_and_the_notes(a
         "Margin at the answer:",
         "  worker.p99 < 500ms: 118ms to spare (24% of the bound)",
         "The nearest value that does not meet them, 3: worker.p99 = 347ms [127ms, 568ms]",
-        "~ 500ms",
+        "straddles 500ms",
         "Note: 3 probes still straddled a bound after 2 replications and counted as not",
         "meeting it",
     ]
@@ -180,6 +184,27 @@ def test_capacity_markdown_has_the_answer_the_probes_and_the_notes(answer: Capac
     assert "- 3 probes still straddled a bound after 2 replications and counted as not meeting it" in lines
 
 
+def test_a_value_near_its_bound_shows_the_digits_that_tell_them_apart() -> None:
+    assert beside_text(49.996, 50.0, duration=False) == "49.996"  # not 50.0 against < 50
+    assert beside_text(45.4, 50.0, duration=False) == "45.4"
+    assert beside_text(0.24996, 0.25, duration=True) == "249.96ms"
+    assert beside_text(0.25, 0.25, duration=True) == "250ms"
+    assert beside_text(0.0048, 0.0, duration=False) == "0.0048"  # a margin, not 0.0
+    assert beside_text(0.0, 0.0, duration=False) == "0"
+
+
+def test_a_check_near_its_bound_and_a_small_margin_keep_their_digits(answer: CapacityAnswer) -> None:
+    check = answer.probes[2].checks[0]  # 4 instances: p99 334ms [285ms, 382ms] < 500ms
+    near = dataclasses.replace(
+        check,
+        objective=dataclasses.replace(check.objective, bound=0.38187),
+        interval=dataclasses.replace(check.interval, high=0.381869),
+    )
+    assert checked_text(near) == "334ms [285ms, 381.869ms]"
+    assert check_text(near) == "worker.p99 = 334ms [285ms, 381.869ms] < 382ms"
+    assert margin_text(near) == "worker.p99 < 382ms: 1µs to spare (0.00026% of the bound)"
+
+
 def test_progress_prints_a_line_per_probe(answer: CapacityAnswer) -> None:
     console = Console(record=True, width=120)
     with capacity_progress(console, enabled=True) as progress:
@@ -188,7 +213,7 @@ def test_progress_prints_a_line_per_probe(answer: CapacityAnswer) -> None:
         progress.probed(answer.probes[3])
         progress.probed(answer.probes[2])
     lines = console.export_text().splitlines()
-    assert "instances=3  undecided  worker.p99 = 347ms [127ms, 568ms] ~ 500ms  (2 runs)" in lines
+    assert "instances=3  undecided  worker.p99 = 347ms [127ms, 568ms] straddles 500ms  (2 runs)" in lines
     assert "instances=4  meets  worker.p99 = 334ms [285ms, 382ms] < 500ms  (2 runs)" in lines
     with capacity_progress(console, enabled=False) as progress:
         assert progress is None
@@ -196,8 +221,8 @@ def test_progress_prints_a_line_per_probe(answer: CapacityAnswer) -> None:
 
 def test_the_chart_shows_each_probe_the_bound_and_the_answer(answer: CapacityAnswer) -> None:
     charts = capacity_charts(answer)
-    assert list(charts) == ["capacity"]
-    figure = charts["capacity"]
+    assert list(charts) == ["capacity-worker-p99"]  # named the same whatever the other objectives
+    figure = charts["capacity-worker-p99"]
     assert figure_title(figure).startswith(f"test: worker.p99 against {KEY}")
     _key, ax = figure.axes
     assert ax.get_xlabel() == KEY
@@ -215,20 +240,59 @@ def test_the_chart_shows_each_probe_the_bound_and_the_answer(answer: CapacityAns
 def test_objectives_on_several_figures_draw_a_chart_each(queueing_file: Path) -> None:
     found = capacity(queueing_file, KEY, "min", ["worker.p99 < 500ms", "lost == 0"], replications=2, max_replications=2)
     charts = capacity_charts(found)
-    assert list(charts) == ["capacity-1", "capacity-2"]
-    assert charts["capacity-2"].axes[1].get_ylabel() == "worker: lost"
+    assert list(charts) == ["capacity-worker-p99", "capacity-worker-lost"]
+    _key, ax = charts["capacity-worker-lost"].axes
+    assert ax.get_ylabel() == "worker: lost"
+    assert ax.get_yscale() == "linear"  # lost is 0 at some probes: a log axis would drop them
+    ax.figure.canvas.draw()
+    ticks = [label.get_text() for label in ax.get_xticklabels() if label.get_text()]
+    assert ticks and all(float(tick.replace(",", "")).is_integer() for tick in ticks)
+
+
+def test_a_log_axis_reads_in_plain_numbers_and_an_integer_key_in_whole_ones(answer: CapacityAnswer) -> None:
+    probes = tuple(dataclasses.replace(probe, value=probe.value**3) for probe in answer.probes)
+    (figure,) = capacity_charts(dataclasses.replace(answer, probes=probes, answer=64.0)).values()
+    _key, ax = figure.axes
+    figure.canvas.draw()
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")  # 1 to 64 instances, 334ms to 5.69s
+    for axis in (ax.xaxis, ax.yaxis):
+        labels = [tick.get_text() for tick in [*axis.get_ticklabels(), *axis.get_ticklabels(minor=True)]]
+        assert all("$" not in label and "^" not in label for label in labels), labels
+        sizes = {tick.get_fontsize() for tick in [*axis.get_ticklabels(), *axis.get_ticklabels(minor=True)]}
+        assert len(sizes) == 1  # minor labels as large as the major ones
+    xticks = [label.get_text() for label in [*ax.get_xticklabels(), *ax.get_xticklabels(minor=True)]]
+    assert [tick for tick in xticks if tick] == ["1", "10", "100", "2", "3", "4", "6", "20", "30", "40", "60"]
+
+
+def test_a_probe_at_0_keeps_a_linear_axis_where_it_shows(answer: CapacityAnswer) -> None:
+    one, two, four, three = answer.probes
+    check = four.checks[0]
+    zero = dataclasses.replace(check, interval=dataclasses.replace(check.interval, mean=0.0, low=0.0, high=0.0))
+    probes = (one, two, dataclasses.replace(four, checks=(zero,)), three)
+    (figure,) = capacity_charts(dataclasses.replace(answer, probes=probes)).values()
+    # 5.69s down to 347ms would read best on a log axis, but it has no 0
+    assert figure.axes[1].get_yscale() == "linear"
+
+
+def test_a_rate_key_reads_per_second_and_drain_s_reads_as_a_time(queueing_file: Path) -> None:
+    drain = capacity(queueing_file, KEY, "min", ["drain_s < 5s"], replications=1, max_replications=1)
+    (figure,) = capacity_charts(drain).values()
+    assert figure.axes[1].get_ylabel() == "worker: drain time (s)"
+    space = dataclasses.replace(drain.space, key="publishers.source.rate", integer=False)
+    (figure,) = capacity_charts(dataclasses.replace(drain, space=space)).values()
+    assert figure.axes[1].get_xlabel() == "publishers.source.rate (/s)"
 
 
 def test_write_capacity_writes_the_json_the_page_and_the_chart(answer: CapacityAnswer, tmp_path: Path) -> None:
     text = capacity_json(answer)
     write_capacity(answer, tmp_path, text, charts=True)
     assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "capacity-worker-p99.png",
+        "capacity-worker-p99.svg",
         "capacity.json",
         "capacity.md",
-        "capacity.png",
-        "capacity.svg",
     ]
     assert (tmp_path / CAPACITY_FILE).read_text(encoding="utf-8") == text
-    assert (tmp_path / "capacity.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    assert (tmp_path / "capacity-worker-p99.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
     write_capacity(answer, tmp_path / "plain", text, charts=False)
     assert sorted(path.name for path in (tmp_path / "plain").iterdir()) == ["capacity.json", "capacity.md"]

@@ -14,7 +14,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, Annotated, Any, NoReturn
 
@@ -26,6 +26,7 @@ from busim.api import (
     DEFAULT_CALIBRATION_REPLICATIONS,
     MAX_MESSAGES,
     FinishedRun,
+    affordable_workers,
     calibrate,
     check_comparable,
     check_names,
@@ -33,6 +34,7 @@ from busim.api import (
     compare,
     expected_group_messages,
     finished_run,
+    memory_needed_bytes,
     read_real_run,
     simulate,
 )
@@ -98,7 +100,7 @@ from busim.scenario.units import format_duration
 from busim.scenario.variants import Variant, load_variant, load_variants
 from busim.version import __version__
 from busim.words import counted
-from busim.workers import SCHEDULER_ADDRESS_VARIABLE
+from busim.workers import SCHEDULER_ADDRESS_VARIABLE, InProcess, Workers, as_workers
 
 EXIT_VIOLATION = 1
 EXIT_BAD_INPUT = 2
@@ -287,6 +289,24 @@ Cluster = Annotated[
         show_default=False,
     ),
 ]
+
+
+def batch_workers(
+    workers: int | None, cluster: str | None, scenarios: list[Scenario], runs: int, max_memory: float | None
+) -> AbstractContextManager[Workers]:
+    """The workers for a command's ``runs`` runs of ``scenarios``: ``--workers`` (None: one per core, where
+    the batch is work enough) or, without it, ``--cluster``. Started before the command's progress bar, so
+    that workers forked from this process copy none of its threads.
+
+    Raises:
+        BusimError: the cluster cannot be used.
+    """
+    if runs < 2 or not scenarios:
+        return nullcontext(InProcess())
+    largest = max(scenarios, key=memory_needed_bytes)
+    return as_workers(
+        affordable_workers(workers, largest, max_memory, runs), cluster if workers is None else None, runs
+    )
 
 
 def _check_runs(runs: int, max_runs: int, messages_per_run: float, what: str) -> None:
@@ -508,18 +528,24 @@ def run(
         )
         return
     with _interruptible(output):
-        with run_progress(console, loaded.scenario, count, enabled=show and console.is_terminal) as progress:
-            result = run_scenario(
-                loaded,
-                count,
-                seed,
-                progress.on_run,
-                progress.on_progress if count == 1 else None,
-                max_messages=max_messages,
-                max_memory_bytes=max_memory,
-                workers=workers,
-                cluster=cluster if workers is None else None,
-            )
+        try:
+            with (
+                batch_workers(workers, cluster, [loaded.scenario], count, max_memory) as pool,
+                run_progress(console, loaded.scenario, count, enabled=show and console.is_terminal) as progress,
+            ):
+                result = run_scenario(
+                    loaded,
+                    count,
+                    seed,
+                    progress.on_run,
+                    progress.on_progress if count == 1 else None,
+                    max_messages=max_messages,
+                    max_memory_bytes=max_memory,
+                    workers=pool,
+                )
+        except BusimError as error:
+            output.abandon()
+            _fail(error)
         text = results_json(result)
         written = _write(
             output, lambda staging: _write_run(result, text, staging, charts, trace), own_folder=out is None
@@ -770,16 +796,22 @@ def compare_command(
     show = not (quiet or as_json)
     runs = len(variants) * count
     with _interruptible(output):
-        with count_progress(console, "comparing", runs, enabled=show and console.is_terminal) as bar:
-            comparison = compare(
-                entries,
-                seed,
-                replications,
-                on_run=bar.run_done if bar else None,
-                max_memory_bytes=max_memory,
-                workers=workers,
-                cluster=cluster if workers is None else None,
-            )
+        try:
+            with (
+                batch_workers(workers, cluster, [v.loaded.scenario for v in variants], runs, max_memory) as pool,
+                count_progress(console, "comparing", runs, enabled=show and console.is_terminal) as bar,
+            ):
+                comparison = compare(
+                    entries,
+                    seed,
+                    replications,
+                    on_run=bar.run_done if bar else None,
+                    max_memory_bytes=max_memory,
+                    workers=pool,
+                )
+        except BusimError as error:
+            output.abandon()
+            _fail(error)
 
         text = comparison_json(comparison)
 

@@ -29,6 +29,7 @@ from busim.cli import (
     _write,
     _wrote,
     app,
+    batch_workers,
 )
 from busim.errors import BusimError
 from busim.planning.capacity import DEFAULT_TOLERANCE, Goal
@@ -149,14 +150,17 @@ def sweep_command(
 
     with _interruptible(output):
         try:
-            with count_progress(console, "sweeping", points * replications, show and console.is_terminal) as bar:
+            scenarios = [variant.loaded.scenario for variant in plan.variants]
+            with (
+                batch_workers(workers, cluster, scenarios, points * replications, max_memory) as pool,
+                count_progress(console, "sweeping", points * replications, show and console.is_terminal) as bar,
+            ):
                 result = sweep(
                     plan,
                     replications=replications,
                     seed=seed,
                     figures=figures or DEFAULT_FIGURES,
-                    workers=workers,
-                    cluster=cluster if workers is None else None,
+                    workers=pool,
                     on_run=bar.run_done if bar else None,
                     max_memory_bytes=max_memory,
                 )
@@ -287,7 +291,10 @@ def capacity_command(
 
     with _interruptible(output):
         try:
-            with capacity_progress(console, show and console.is_terminal) as progress:
+            with (
+                batch_workers(workers, cluster, [scenario], max_replications, max_memory) as pool,
+                capacity_progress(console, show and console.is_terminal) as progress,
+            ):
                 answer = capacity(
                     file,
                     find,
@@ -301,8 +308,7 @@ def capacity_command(
                     replications=replications,
                     max_replications=max_replications,
                     seed=seed,
-                    workers=workers,
-                    cluster=cluster if workers is None else None,
+                    workers=pool,
                     on_probe=progress.probed if progress else None,
                     on_run=progress.run_done if progress else None,
                     max_memory_bytes=max_memory,

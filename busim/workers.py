@@ -17,6 +17,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -98,13 +100,7 @@ class ProcessPool:
         if count < 2:
             raise ValueError(f"a process pool needs two or more workers (got {count})")
         self.count = count
-        # A fresh interpreter per worker (forkserver where there is one, else spawn), never a fork of this
-        # process: a fork copies whatever threads hold locks, such as a progress bar's.
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if "forkserver" in methods:
-            context.set_forkserver_preload(["busim.api"])  # imported once, forked into each worker
-        self._pool = ProcessPoolExecutor(count, mp_context=context, initializer=_ignore_interrupts)
+        self._pool = ProcessPoolExecutor(count, mp_context=_start_method(), initializer=_ignore_interrupts)
 
     def run(self, simulations: Sequence[Simulation], on_run: RunDone | None = None) -> list[Result]:
         # One simulation per task, taken as workers free up: runs differ too much in length to split evenly.
@@ -135,6 +131,20 @@ class ProcessPool:
             process.terminate()
         for process in processes:
             process.join()
+
+
+def _start_method() -> multiprocessing.context.BaseContext:
+    """How worker processes start: as forks of this process on Linux while it runs no other thread (at once,
+    with busim loaded), else as fresh interpreters (forkserver, else spawn): a fork copies whatever locks
+    other threads hold, such as a progress bar's, and macOS's system libraries do not survive one."""
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform == "linux" and "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["busim.api"])  # imported once, forked into each worker
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 class DaskCluster:

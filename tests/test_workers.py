@@ -117,8 +117,12 @@ def test_what_is_no_schedulers_address_is_refused_at_once(address, why):
 
 def test_a_script_that_starts_workers_without_a_main_guard_is_told_so(tmp_path):
     script = tmp_path / "unguarded.py"
+    # A thread running (as in a notebook or an app) makes the workers fresh interpreters, which import the
+    # script again as they start; a fork, where busim may make one, would not.
     script.write_text(
+        "import threading\n"
         "import busim\n"
+        "threading.Thread(target=threading.Event().wait, args=(30,), daemon=True).start()\n"
         f"scenario = busim.load({str(SCENARIOS / 'flash-sale.yaml')!r}, {SMALL!r})\n"
         "busim.replicate(scenario, 2, seed=1, workers=2)\n",
         encoding="utf-8",

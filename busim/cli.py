@@ -191,6 +191,37 @@ def _write(
     return written
 
 
+@contextmanager
+def _told(output: OutputFolder) -> Iterator[None]:
+    """busim's own errors while a command's runs run (a cluster out of reach, a run too large): the output
+    folder left as it was, the error on stderr, exit 2."""
+    try:
+        yield
+    except BusimError as error:
+        output.abandon()
+        _fail(error)
+
+
+def _deliver(
+    console: Console,
+    output: OutputFolder,
+    own_folder: bool,
+    document: str,
+    write: Callable[[Path], None],
+    render: Callable[[], None],
+    as_json: bool,
+    show: bool,
+) -> None:
+    """Write a command's files with ``write``; then print its JSON ``document`` alone (--json), or what
+    ``render`` prints and the files written (unless --quiet)."""
+    written = _write(output, write, own_folder=own_folder)
+    if as_json:
+        sys.stdout.write(document)
+    elif show:
+        render()
+        console.print(_wrote(written, output.path, own_folder), style="dim", highlight=False, soft_wrap=True)
+
+
 class _Terminated(Exception):
     """SIGTERM arrived: stop as for Ctrl-C."""
 
@@ -528,33 +559,32 @@ def run(
         )
         return
     with _interruptible(output):
-        try:
-            with (
-                batch_workers(workers, cluster, [loaded.scenario], count, max_memory) as pool,
-                run_progress(console, loaded.scenario, count, enabled=show and console.is_terminal) as progress,
-            ):
-                result = run_scenario(
-                    loaded,
-                    count,
-                    seed,
-                    progress.on_run,
-                    progress.on_progress if count == 1 else None,
-                    max_messages=max_messages,
-                    max_memory_bytes=max_memory,
-                    workers=pool,
-                )
-        except BusimError as error:
-            output.abandon()
-            _fail(error)
+        with (
+            _told(output),
+            batch_workers(workers, cluster, [loaded.scenario], count, max_memory) as pool,
+            run_progress(console, loaded.scenario, count, enabled=show and console.is_terminal) as progress,
+        ):
+            result = run_scenario(
+                loaded,
+                count,
+                seed,
+                progress.on_run,
+                progress.on_progress if count == 1 else None,
+                max_messages=max_messages,
+                max_memory_bytes=max_memory,
+                workers=pool,
+            )
         text = results_json(result)
-        written = _write(
-            output, lambda staging: _write_run(result, text, staging, charts, trace), own_folder=out is None
+        _deliver(
+            console,
+            output,
+            out is None,
+            text,
+            lambda staging: _write_run(result, text, staging, charts, trace),
+            lambda: render_outcome(console, result),
+            as_json,
+            show,
         )
-    if as_json:
-        sys.stdout.write(text)
-    elif show:
-        render_outcome(console, result)
-        console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
     if fail_on_violation and result.failures:
         for failure in result.failures:
             typer.echo(f"busim: {failure}", err=True)
@@ -796,22 +826,19 @@ def compare_command(
     show = not (quiet or as_json)
     runs = len(variants) * count
     with _interruptible(output):
-        try:
-            with (
-                batch_workers(workers, cluster, [v.loaded.scenario for v in variants], runs, max_memory) as pool,
-                count_progress(console, "comparing", runs, enabled=show and console.is_terminal) as bar,
-            ):
-                comparison = compare(
-                    entries,
-                    seed,
-                    replications,
-                    on_run=bar.run_done if bar else None,
-                    max_memory_bytes=max_memory,
-                    workers=pool,
-                )
-        except BusimError as error:
-            output.abandon()
-            _fail(error)
+        with (
+            _told(output),
+            batch_workers(workers, cluster, [v.loaded.scenario for v in variants], runs, max_memory) as pool,
+            count_progress(console, "comparing", runs, enabled=show and console.is_terminal) as bar,
+        ):
+            comparison = compare(
+                entries,
+                seed,
+                replications,
+                on_run=bar.run_done if bar else None,
+                max_memory_bytes=max_memory,
+                workers=pool,
+            )
 
         text = comparison_json(comparison)
 
@@ -821,12 +848,9 @@ def compare_command(
 
             write_comparison_report(comparison, staging, charts)
 
-        written = _write(output, write, own_folder=out is None)
-    if as_json:
-        sys.stdout.write(text)
-    elif show:
-        render_comparison(console, comparison)
-        console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
+        _deliver(
+            console, output, out is None, text, write, lambda: render_comparison(console, comparison), as_json, show
+        )
 
 
 def _check_for_scenarios(

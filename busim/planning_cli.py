@@ -6,7 +6,6 @@ folders, interruption) they share.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -22,12 +21,12 @@ from busim.cli import (
     WorkerCount,
     _check_runs,
     _claim,
+    _deliver,
     _fail,
     _interruptible,
     _OptionError,
+    _told,
     _whole_number,
-    _write,
-    _wrote,
     app,
     batch_workers,
 )
@@ -149,31 +148,32 @@ def sweep_command(
     from busim.report.sweep import render_sweep, sweep_json, write_sweep  # matplotlib loads only here
 
     with _interruptible(output):
-        try:
-            scenarios = [variant.loaded.scenario for variant in plan.variants]
-            with (
-                batch_workers(workers, cluster, scenarios, points * replications, max_memory) as pool,
-                count_progress(console, "sweeping", points * replications, show and console.is_terminal) as bar,
-            ):
-                result = sweep(
-                    plan,
-                    replications=replications,
-                    seed=seed,
-                    figures=figures or DEFAULT_FIGURES,
-                    workers=pool,
-                    on_run=bar.run_done if bar else None,
-                    max_memory_bytes=max_memory,
-                )
-        except BusimError as error:
-            output.abandon()
-            _fail(error)
+        scenarios = [variant.loaded.scenario for variant in plan.variants]
+        with (
+            _told(output),
+            batch_workers(workers, cluster, scenarios, points * replications, max_memory) as pool,
+            count_progress(console, "sweeping", points * replications, show and console.is_terminal) as bar,
+        ):
+            result = sweep(
+                plan,
+                replications=replications,
+                seed=seed,
+                figures=figures or DEFAULT_FIGURES,
+                workers=pool,
+                on_run=bar.run_done if bar else None,
+                max_memory_bytes=max_memory,
+            )
         text = sweep_json(result)
-        written = _write(output, lambda staging: write_sweep(result, staging, text, charts), own_folder=out is None)
-    if as_json:
-        sys.stdout.write(text)
-    elif show:
-        render_sweep(console, result)
-        console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
+        _deliver(
+            console,
+            output,
+            out is None,
+            text,
+            lambda staging: write_sweep(result, staging, text, charts),
+            lambda: render_sweep(console, result),
+            as_json,
+            show,
+        )
 
 
 @app.command(name="capacity")
@@ -290,40 +290,41 @@ def capacity_command(
     from busim.report.capacity import capacity_json, capacity_progress, render_capacity, write_capacity
 
     with _interruptible(output):
-        try:
-            with (
-                batch_workers(workers, cluster, [scenario], max_replications, max_memory) as pool,
-                capacity_progress(console, show and console.is_terminal) as progress,
-            ):
-                answer = capacity(
-                    file,
-                    find,
-                    goal,
-                    slos,
-                    overrides or [],
-                    start=first,
-                    lowest=lowest,
-                    highest=highest,
-                    tolerance=tolerance,
-                    replications=replications,
-                    max_replications=max_replications,
-                    seed=seed,
-                    workers=pool,
-                    on_probe=progress.probed if progress else None,
-                    on_run=progress.run_done if progress else None,
-                    max_memory_bytes=max_memory,
-                    max_runs=max_runs,
-                )
-        except BusimError as error:
-            output.abandon()
-            _fail(error)
+        with (
+            _told(output),
+            batch_workers(workers, cluster, [scenario], max_replications, max_memory) as pool,
+            capacity_progress(console, show and console.is_terminal) as progress,
+        ):
+            answer = capacity(
+                file,
+                find,
+                goal,
+                slos,
+                overrides or [],
+                start=first,
+                lowest=lowest,
+                highest=highest,
+                tolerance=tolerance,
+                replications=replications,
+                max_replications=max_replications,
+                seed=seed,
+                workers=pool,
+                on_probe=progress.probed if progress else None,
+                on_run=progress.run_done if progress else None,
+                max_memory_bytes=max_memory,
+                max_runs=max_runs,
+            )
         text = capacity_json(answer)
-        written = _write(output, lambda staging: write_capacity(answer, staging, text, charts), own_folder=out is None)
-    if as_json:
-        sys.stdout.write(text)
-    elif show:
-        render_capacity(console, answer)
-        console.print(_wrote(written, output.path, out is None), style="dim", highlight=False, soft_wrap=True)
+        _deliver(
+            console,
+            output,
+            out is None,
+            text,
+            lambda staging: write_capacity(answer, staging, text, charts),
+            lambda: render_capacity(console, answer),
+            as_json,
+            show,
+        )
     if answer.answer is None:
         raise typer.Exit(EXIT_VIOLATION)  # for CI: no value meets the objectives
 

@@ -42,6 +42,7 @@ import numpy as np
 import simpy
 
 from busim.engine.broker import BrokerLink, FirstAttempts
+from busim.engine.clock import Clock
 from busim.engine.effects import EffectPlan
 from busim.engine.handler import RETRY, Handler
 from busim.engine.log import DeliveryLog
@@ -179,7 +180,7 @@ class ConsumerGroup:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Clock,
         consumer: Consumer,
         link: BrokerLink,
         rules: DeliveryRules,
@@ -411,15 +412,13 @@ class ConsumerGroup:
     def _wake(self, at_s: float, now: float) -> None:
         if at_s < self._wake_at:
             self._wake_at = at_s
-            self._env.timeout(at_s - now, at_s).callbacks.append(self._on_wake)
+            self._env.call_at(at_s, self._on_wake, at_s)
 
     def _on_wake(self, event: simpy.Event) -> None:
-        # The clock reaches `now + (at - now)`, which rounding can leave a hair short of
-        # `at`; dispatch as of `at` itself so that the wake-up is never wasted.
         at_s = event.value
         if at_s >= self._wake_at:
             self._wake_at = _INFINITY
-        self._dispatch(max(self._env.now, at_s))
+        self._dispatch(at_s)
 
     # ------------------------------------------------------------ processing
     def _receive(self, instance: int, copy: Copy, now: float, worker: int, first: bool) -> None:
@@ -456,7 +455,7 @@ class ConsumerGroup:
             watch.append((due_s, delivery))
             if self._watch_at[instance] == _INFINITY:
                 self._watch_at[instance] = due_s
-                self._env.timeout(due_s - self._env.now, instance).callbacks.append(self._on_watch)
+                self._env.call_at(due_s, self._on_watch, instance)
 
     def _start(self, instance: int, delivery: int, now: float) -> None:
         self._idle_workers[instance] -= 1
@@ -476,8 +475,7 @@ class ConsumerGroup:
                 self._timer(
                     due_s, self._d_message[delivery], self._d_attempt[delivery], DeliveryCause.ACK_TIMEOUT, delivery
                 )
-        # `now` can be a hair later than the clock (see _on_wake): finish `processing_s` after `now`.
-        self._env.timeout(now - self._env.now + processing_s, delivery).callbacks.append(self._on_done)
+        self._env.call_at(now + processing_s, self._on_done, delivery)
 
     def _on_watch(self, event: simpy.Event) -> None:
         """Bring back the buffered deliveries of an instance whose timers ran out before they started."""
@@ -493,7 +491,7 @@ class ConsumerGroup:
                 continue
             if due_s > now:
                 self._watch_at[instance] = due_s
-                self._env.timeout(due_s - now, instance).callbacks.append(self._on_watch)
+                self._env.call_at(due_s, self._on_watch, instance)
                 break
             watch.popleft()
             self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
@@ -659,9 +657,7 @@ class ConsumerGroup:
 
     def _timer(self, due_s: float, message: int, attempt: int, cause: int, delivery: int = -1) -> None:
         """Check at ``due_s`` whether ``attempt`` of ``message`` was acked; redeliver if not."""
-        self._env.timeout(max(due_s - self._env.now, 0.0), (message, attempt, cause, delivery)).callbacks.append(
-            self._on_timer
-        )
+        self._env.call_at(max(due_s, self._env.now), self._on_timer, (message, attempt, cause, delivery))
 
     def _on_timer(self, event: simpy.Event) -> None:
         if self._expire(*event.value):

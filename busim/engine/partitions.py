@@ -33,6 +33,7 @@ import numpy as np
 import simpy
 
 from busim.engine.broker import BrokerLink, FirstAttempts
+from busim.engine.clock import Clock
 from busim.engine.effects import EffectPlan
 from busim.engine.handler import RETRY, Handler
 from busim.engine.log import DeliveryLog
@@ -63,7 +64,7 @@ class PartitionedGroup:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Clock,
         consumer: Consumer,
         link: BrokerLink,
         rules: DeliveryRules,
@@ -178,7 +179,7 @@ class PartitionedGroup:
             self._poll_ends(member, now)
             if best_s < self._wake_at[member]:
                 self._wake_at[member] = best_s
-                self._env.timeout(best_s - now, (member, best_s)).callbacks.append(self._on_wake)
+                self._env.call_at(best_s, self._on_wake, (member, best_s))
             return
         self._read(member, best, now)
 
@@ -186,7 +187,7 @@ class PartitionedGroup:
         member, at_s = event.value
         if at_s >= self._wake_at[member]:
             self._wake_at[member] = _INFINITY
-        self._dispatch(member, max(self._env.now, at_s))
+        self._dispatch(member, at_s)
 
     def _read(self, member: int, partition: int, now: float) -> None:
         position = self._position[partition]
@@ -215,13 +216,8 @@ class PartitionedGroup:
             self._poll_s[member] = now  # an idle member keeps polling: this record starts a new poll
         deadline_s = self._poll_s[member] + self._rules.max_poll_interval_s
         if now + processing_s > deadline_s:
-            self._env.timeout(max(deadline_s - self._env.now, 0.0), (member, delivery)).callbacks.append(
-                self._on_poll_timeout
-            )
-        # `now` can be a hair later than the clock (see _on_wake): finish `processing_s` after `now`.
-        self._env.timeout(now - self._env.now + processing_s, (member, partition, position, delivery)).callbacks.append(
-            self._on_done
-        )
+            self._env.call_at(max(deadline_s, self._env.now), self._on_poll_timeout, (member, delivery))
+        self._env.call_at(now + processing_s, self._on_done, (member, partition, position, delivery))
 
     def _on_done(self, event: simpy.Event) -> None:
         member, partition, position, delivery = event.value
@@ -236,7 +232,7 @@ class PartitionedGroup:
             # An optimistic write met a conflict: the member processes the record again.
             log.done_s[delivery] = math.inf
             self._handler.begin(delivery, message)
-            self._env.timeout(self._processing_time(), event.value).callbacks.append(self._on_done)
+            self._env.call_at(now + self._processing_time(), self._on_done, event.value)
             return
         log.outcome[delivery] = outcome
         expelled = self._expelled[member]

@@ -14,10 +14,10 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import simpy
 
 from busim.engine.broker import BrokerLink
 from busim.engine.chains import emit, fields_of, flows_of
+from busim.engine.clock import Clock
 from busim.engine.consumer import ConsumerGroup
 from busim.engine.effects import EffectPlan
 from busim.engine.keys import key_codes, partition_of
@@ -64,7 +64,7 @@ def run(
         if on_progress is not None and len(ordered) > 1:
             share_s = scenario.duration / len(ordered)
             progress = _scaled(on_progress, index * share_s, share_s / scenario.duration, scenario.duration)
-        env = simpy.Environment()
+        env = Clock()
         consumers = [scenario.consumer(name) for name in names]
         built = [_build_group(env, scenario, consumer, messages, streams, outages) for consumer in consumers]
         groups = [group for group, _ in built]
@@ -97,7 +97,7 @@ def _scaled(on_progress: ProgressCallback, offset_s: float, scale: float, end_s:
 
 
 def _run_clock(
-    env: simpy.Environment,
+    env: Clock,
     scenario: Scenario,
     groups: list[ConsumerGroup | PartitionedGroup],
     outages: Outages,
@@ -129,7 +129,7 @@ def _run_clock(
 
 
 def _build_group(
-    env: simpy.Environment,
+    env: Clock,
     scenario: Scenario,
     consumer: Consumer,
     messages: Messages,

@@ -1,0 +1,34 @@
+"""The simulation clock: SimPy's environment, with callbacks due at given times.
+
+SimPy schedules an event a delay after now. The engine mostly knows *when*
+something happens (a completion at its start plus its processing time, a
+wake-up at the next arrival), and in floating point ``now + (at - now)`` is
+not always ``at``: a wake-up could land a hair short of the arrival it waits
+for, and a completion a hair off ``start + processing``. :meth:`Clock.call_at`
+schedules at the time itself, so that every time in the record is the sum
+that defines it, the same sum that :mod:`busim.engine.servers` computes over
+arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from heapq import heappush
+from typing import Any
+
+import simpy
+from simpy.events import NORMAL, Event
+
+Callback = Callable[[Event], None]
+
+
+class Clock(simpy.Environment):
+    """A SimPy environment whose callbacks can be due at an absolute time."""
+
+    def call_at(self, at_s: float, callback: Callback, value: Any = None) -> None:
+        """Call ``callback`` at ``at_s`` (not before now) with an event whose value is ``value``."""
+        event = Event(self)
+        event._ok = True
+        event._value = value
+        event.callbacks.append(callback)
+        heappush(self._queue, (at_s, NORMAL, next(self._eid), event))

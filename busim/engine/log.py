@@ -81,6 +81,14 @@ class DeliveryLog:
         self.outcome.append(_PROCESSING)
         return row
 
+    def extend(self, **columns: np.ndarray) -> None:
+        """Append many deliveries at once, every column given (a group computed over arrays)."""
+        if len(self) + len(columns["message"]) > self.limit:
+            raise TooManyDeliveries(self, float(columns["receive_s"][-1]))
+        for name, values in columns.items():
+            column = getattr(self, name)
+            column.frombytes(np.ascontiguousarray(values, dtype=column.typecode).tobytes())
+
     def lose(self, message: int, now: float, reason: LossReason) -> None:
         self.lost.append((message, now, int(reason)))
 

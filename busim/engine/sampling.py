@@ -112,6 +112,19 @@ class BlockSampler:
         self._next += 1
         return value
 
+    def next_many(self, count: int) -> np.ndarray:
+        """The next ``count`` values, as ``count`` calls would hand them out (drawn in the same blocks)."""
+        parts = [np.asarray(self._block[self._next :])]
+        have = len(self._block) - self._next
+        while have < count:
+            block = self._draw(BLOCK_SIZE)
+            parts.append(block)
+            have += block.size
+        values = np.concatenate(parts)
+        self._block = values[count:].tolist()
+        self._next = 0
+        return values[:count]
+
 
 def duration_sampler(distribution: TimeDistribution, rng: np.random.Generator) -> BlockSampler:
     """Durations in seconds, one per call."""

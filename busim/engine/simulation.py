@@ -29,6 +29,7 @@ from busim.engine.queries import draw_all_reads
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Messages, RunRecord, Stop
 from busim.engine.rules import DeliveryRules
+from busim.engine.servers import ServedGroup, fifo_applies, serve_fifo
 from busim.scenario.flows import stages
 from busim.scenario.schema import Consumer, Publisher, Scenario
 
@@ -99,7 +100,7 @@ def _scaled(on_progress: ProgressCallback, offset_s: float, scale: float, end_s:
 def _run_clock(
     env: Clock,
     scenario: Scenario,
-    groups: list[ConsumerGroup | PartitionedGroup],
+    groups: list[ConsumerGroup | PartitionedGroup | ServedGroup],
     outages: Outages,
     on_progress: ProgressCallback | None,
 ) -> bool:
@@ -135,7 +136,7 @@ def _build_group(
     messages: Messages,
     streams: RandomStreams,
     outages: Outages,
-) -> tuple[ConsumerGroup | PartitionedGroup, np.ndarray]:
+) -> tuple[ConsumerGroup | PartitionedGroup | ServedGroup, np.ndarray]:
     """One consumer group with its own queue (or its own offsets in a partitioned log), and its messages' key codes."""
     rules = DeliveryRules.of(scenario.broker, consumer.instances)
     selection = messages.select(list(dict.fromkeys(consumer.subscribes)))
@@ -157,30 +158,38 @@ def _build_group(
     if rules.ordering == "partition":
         partition = partition_of(scenario, messages, selection, rules.partitions or 1)
         first = link.first_attempts(copy_message, copy_accept_s, copy_cause, partition)
-        group: ConsumerGroup | PartitionedGroup = PartitionedGroup(
+        group: ConsumerGroup | PartitionedGroup | ServedGroup = PartitionedGroup(
             env, consumer, link, rules, plan, first, selection, streams, partition
         )
     else:
         scope = {"none": None, "queue": np.zeros(ids.size, np.int64), "group": codes}[rules.ordering]
         first = link.first_attempts(copy_message, copy_accept_s, copy_cause, scope)
+        served = None
+        outage_free = not any(start_s <= scenario.horizon_s for start_s in outages.starts_s)
+        if fifo_applies(consumer, rules, plan, first, outage_free):
+            served = serve_fifo(consumer, rules, plan, first, selection, streams, scenario.horizon_s)
         # Emitted messages (publisher -1) take the last entries: a consumer retries a refused publish forever.
         publisher = messages.publisher[ids]
         republish_s = np.array([*(p.publish_timeout for p in scenario.publishers), DEFAULT_PUBLISH_TIMEOUT_S])
         republish_limit = np.array(
             [p.retries if isinstance(p.retries, int) else -1 for p in scenario.publishers] + [-1]
         )
-        group = ConsumerGroup(
-            env,
-            consumer,
-            link,
-            rules,
-            plan,
-            first,
-            selection,
-            streams,
-            codes if rules.ordering == "group" else None,
-            republish_s[publisher],
-            republish_limit[publisher],
+        group = (
+            served
+            if served is not None
+            else ConsumerGroup(
+                env,
+                consumer,
+                link,
+                rules,
+                plan,
+                first,
+                selection,
+                streams,
+                codes if rules.ordering == "group" else None,
+                republish_s[publisher],
+                republish_limit[publisher],
+            )
         )
     for message in np.flatnonzero(messages.failed[ids]).tolist():
         reason = LossReason.PUBLISHER_CRASH if messages.publisher_crashed[ids[message]] else LossReason.PUBLISH_FAILED

@@ -12,18 +12,20 @@ arithmetic steps per copy instead of several SimPy events.
 It is exact, not an approximation: the times are the very sums the general
 engine (:mod:`busim.engine.consumer`) computes, the processing times the very
 draws it would make (in order of start, block by block), and instances take
-turns as they do there. Only the time-outs of an at-least-once broker could
-make the two part: a copy still unacknowledged when its timer runs out comes
-back. The recursion computes the times first and checks them; if any copy
-would have outlived its timer, :func:`serve_fifo` answers None and the group
-runs on the general engine.
+turns and fill their prefetch buffers as they do there. Two things could make
+the two part, and both are checked rather than assumed: a copy still
+unacknowledged when its ack timer runs out comes back (the recursion computes
+the times, then checks them against the timers), and with several instances a
+copy that arrives at the very moment a delivery is done goes to an instance
+that depends on the order of simultaneous events. Where either happens,
+:func:`serve_fifo` answers None and the group runs on the general engine.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from heapq import heappop, heappush
+from heapq import heappop, heappush, heapreplace
 
 import numpy as np
 
@@ -46,7 +48,6 @@ def fifo_applies(
 
     ``outage_free``: no broker outage starts before the run's horizon.
     """
-    hold = _hold(consumer, rules)
     return (
         outage_free
         and consumer.crash is None
@@ -57,7 +58,6 @@ def fifo_applies(
         and math.isinf(rules.throughput_per_s)
         and not _batched(rules)
         and first.lost.size == 0
-        and (consumer.instances == 1 or hold <= consumer.concurrency)  # else instances buffer side by side
     )
 
 
@@ -112,40 +112,32 @@ def serve_fifo(
     streams: RandomStreams,
     horizon_s: float,
 ) -> ServedGroup | None:
-    """The group's deliveries until ``horizon_s``, or None where a copy would outlive its ack timer.
+    """The group's deliveries until ``horizon_s``, or None where the recursion cannot stand for the engine.
 
+    None where a copy would outlive its ack timer, or where, with several
+    instances, a copy arrives at the very moment a delivery is done (which
+    instance receives it then depends on the order of simultaneous events).
     Only for a group that :func:`fifo_applies` to.
     """
     handler = Handler(consumer, plan, streams, selection.ids.size)
     copies = first.arrival_s.size
-    arrival_s = first.arrival_s.tolist()
+    arrival = first.arrival_s
     processing_s = handler.processing_time.next_many(copies).tolist()
     hold = _hold(consumer, rules)
-    workers = min(hold, consumer.concurrency)
-    arrival = first.arrival_s
-    if consumer.instances == 1 and workers == 1:
-        done = np.array(_one_server(arrival_s, processing_s))
-        # Taken when it arrived or when the copy ahead was done: a maximum, exact in floating point.
-        take = np.maximum(arrival, np.concatenate([[-math.inf], done[:-1]]))
+    if consumer.instances == 1:
+        receive, take, done = _one_instance(arrival, processing_s, min(hold, consumer.concurrency), hold)
         instance = np.zeros(copies, np.int64)
     else:
-        take_s, done_s, instance = _servers(arrival_s, processing_s, consumer.instances, workers)
-        take, done = np.array(take_s), np.array(done_s)
-    del arrival_s, processing_s
-    if hold <= consumer.concurrency:
-        receive = take  # an instance receives only what a free worker takes at once
-    else:
-        # One instance, holding more than its workers take: it receives a copy when the copy has arrived
-        # and it holds fewer than `hold`, that is once the delivery `hold` places ahead is done. Copies
-        # are done no earlier than they are taken, so the earliest completions are those of the copies
-        # ahead of it.
-        receive = arrival.copy()
-        if hold < copies:
-            receive[hold:] = np.maximum(receive[hold:], np.sort(done)[: copies - hold])
+        served = _instances(arrival.tolist(), processing_s, consumer.instances, consumer.concurrency, hold)
+        if served is None:
+            return None
+        receive, take, done, instance = served
+    del processing_s
     if rules.at_least_once and rules.ack_timeout_s is not None and not _acked_in_time(receive, take, done, rules):
         return None
-    received = np.flatnonzero(receive <= horizon_s)
-    count = received.size
+    # Copies are received in the order they arrived: those received by the horizon come first.
+    count = int(np.searchsorted(receive, horizon_s, side="right"))
+    finished = done[:count] <= horizon_s
     log = DeliveryLog(selection.ids.size)
     log.extend(
         message=first.message[:count],
@@ -155,11 +147,36 @@ def serve_fifo(
         arrival_s=arrival[:count],
         receive_s=receive[:count],
         take_s=np.where(take[:count] <= horizon_s, take[:count], math.inf),
-        done_s=np.where(done[:count] <= horizon_s, done[:count], math.inf),
-        outcome=np.where(done[:count] <= horizon_s, _APPLIED, int(Outcome.PROCESSING)),
+        done_s=np.where(finished, done[:count], math.inf),
+        outcome=np.where(finished, _APPLIED, int(Outcome.PROCESSING)),
     )
-    unserved = list(zip(first.arrival_s[count:].tolist(), first.message[count:].tolist()))
+    unserved = list(zip(arrival[count:].tolist(), first.message[count:].tolist()))
     return ServedGroup(consumer, selection, handler, log, unserved)
+
+
+def _one_instance(
+    arrival: np.ndarray, processing_s: list[float], workers: int, hold: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Receive, take and done times of the copies to one instance of ``workers`` workers holding ``hold``.
+
+    Its workers take copies in the order they arrived. It receives a copy
+    once the copy has arrived and it holds fewer than ``hold``: once the
+    delivery ``hold`` places ahead is done. Copies are done no earlier than
+    they are taken, so the earliest completions are those of the copies ahead.
+    """
+    if workers == 1:
+        done = np.array(_one_server(arrival.tolist(), processing_s))
+        # Taken when it arrived or when the copy ahead was done: a maximum, exact in floating point.
+        take = np.maximum(arrival, np.concatenate([[-math.inf], done[:-1]]))
+    else:
+        take_s, done_s = _workers(arrival.tolist(), processing_s, workers)
+        take, done = np.array(take_s), np.array(done_s)
+    if hold <= workers:
+        return take, take, done
+    receive = arrival.copy()
+    if hold < arrival.size:
+        receive[hold:] = np.maximum(receive[hold:], np.sort(done)[: arrival.size - hold])
+    return receive, take, done
 
 
 def _acked_in_time(receive: np.ndarray, take: np.ndarray, done: np.ndarray, rules: DeliveryRules) -> bool:
@@ -188,47 +205,86 @@ def _one_server(arrival_s: list[float], processing_s: list[float]) -> list[float
     return done_s
 
 
-def _servers(
-    arrival_s: list[float], processing_s: list[float], instances: int, workers: int
-) -> tuple[list[float], list[float], np.ndarray]:
-    """Kiefer and Wolfowitz's recursion over ``instances`` x ``workers`` servers, with instances taking turns.
-
-    A copy goes to the first instance with room in round-robin order, as in
-    the general engine: an instance that still has a free worker after
-    receiving goes to the back of the line; one that has none leaves it until
-    a delivery of its own is done. Each copy is taken by the first free worker.
-    """
-    room = [workers] * instances
-    line = deque(range(instances))  # instances with room, in turn
-    in_line = [True] * instances
-    busy: list[tuple[float, int, int]] = []  # (done_s, copy, instance) of deliveries in processing
+def _workers(arrival_s: list[float], processing_s: list[float], workers: int) -> tuple[list[float], list[float]]:
+    """Kiefer and Wolfowitz's recursion: each copy is taken when it arrives or when a worker is first free."""
+    free_s = [-math.inf] * workers  # a heap: when each worker is free
     take_s: list[float] = []
     done_s: list[float] = []
-    taken_by: list[int] = []
-    for copy, (arrival, processing) in enumerate(zip(arrival_s, processing_s)):
-        while busy and busy[0][0] <= arrival:  # done before it arrives: their instances have room again
-            _, _, freed = heappop(busy)
-            room[freed] += 1
-            if not in_line[freed]:
-                in_line[freed] = True
-                line.append(freed)
-        if line:
-            take = arrival
-        else:
-            take, _, freed = heappop(busy)
-            room[freed] += 1
-            in_line[freed] = True
-            line.append(freed)
-        instance = line[0]
-        room[instance] -= 1
-        if room[instance]:
-            line.rotate(-1)
-        else:
-            line.popleft()
-            in_line[instance] = False
+    for arrival, processing in zip(arrival_s, processing_s):
+        take = arrival if arrival > free_s[0] else free_s[0]
         done = take + processing
-        heappush(busy, (done, copy, instance))
+        heapreplace(free_s, done)
         take_s.append(take)
         done_s.append(done)
-        taken_by.append(instance)
-    return take_s, done_s, np.array(taken_by, np.int64)
+    return take_s, done_s
+
+
+def _instances(
+    arrival_s: list[float], processing_s: list[float], instances: int, workers: int, hold: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Receive, take and done times, and the receiving instance, of copies to several instances.
+
+    Arrivals and completions are taken in time order, as the general engine
+    does: a copy goes to the first instance with room in turn, and an instance
+    that still has room after receiving goes to the back of the line; one that
+    is full leaves it until one of its deliveries is done. An instance starts
+    what it received in order, as its workers come free; copies that find
+    every instance full wait in the queue. Processing times are drawn in order
+    of start. None where a copy arrives just as a delivery is done.
+    """
+    copies = len(arrival_s)
+    receive_s = [math.inf] * copies
+    take_s = [math.inf] * copies
+    done_s = [math.inf] * copies
+    receiver = [0] * copies
+    held = [0] * instances
+    idle = [workers] * instances
+    buffers: list[deque[int]] = [deque() for _ in range(instances)]
+    line = deque(range(instances))  # instances with room, in turn
+    in_line = [True] * instances
+    queue: deque[int] = deque()  # copies that found every instance full
+    busy: list[tuple[float, int, int, int]] = []  # (done_s, start order, instance, copy) in processing
+    draws = iter(processing_s)
+    started = 0
+    arrived = 0
+    while arrived < copies or busy:
+        if arrived < copies and (not busy or arrival_s[arrived] < busy[0][0]):
+            now = arrival_s[arrived]
+            queue.append(arrived)
+            arrived += 1
+        elif arrived < copies and arrival_s[arrived] == busy[0][0]:
+            return None
+        else:
+            now, _, instance, _ = heappop(busy)
+            held[instance] -= 1
+            idle[instance] += 1
+            if not in_line[instance]:
+                in_line[instance] = True
+                line.append(instance)
+            if buffers[instance]:
+                copy = buffers[instance].popleft()
+                idle[instance] -= 1
+                take_s[copy] = now
+                done_s[copy] = done = now + next(draws)
+                heappush(busy, (done, started, instance, copy))
+                started += 1
+        while line and queue:
+            copy = queue.popleft()
+            instance = line[0]
+            receive_s[copy] = now
+            receiver[copy] = instance
+            held[instance] += 1
+            if held[instance] < hold:
+                line.rotate(-1)
+            else:
+                line.popleft()
+                in_line[instance] = False
+            if idle[instance]:
+                idle[instance] -= 1
+                take_s[copy] = now
+                done_s[copy] = done = now + next(draws)
+                heappush(busy, (done, started, instance, copy))
+                started += 1
+            else:
+                buffers[instance].append(copy)
+    return np.array(receive_s), np.array(take_s), np.array(done_s), np.array(receiver, np.int64)

@@ -75,10 +75,11 @@ class ServedGroup:
     """A consumer group whose deliveries were computed in one pass; it offers what the run asks of a group."""
 
     def __init__(
-        self, consumer: Consumer, selection: Selection, handler: Handler, log: DeliveryLog, unserved: list
+        self, consumer: Consumer, selection: Selection, handler: Handler, log: DeliveryLog, unserved: list, end_s: float
     ) -> None:
         self.consumer = consumer
         self.log = log
+        self.end_s = end_s  # its last receipt, start or completion by the horizon
         self._selection = selection
         self._handler = handler
         self._unserved = unserved
@@ -151,7 +152,11 @@ def serve_fifo(
         outcome=np.where(finished, _APPLIED, int(Outcome.PROCESSING)),
     )
     unserved = list(zip(arrival[count:].tolist(), first.message[count:].tolist()))
-    return ServedGroup(consumer, selection, handler, log, unserved)
+    end_s = max(
+        np.max(receive[:count], initial=0.0), np.max(take[:count], initial=0.0, where=take[:count] <= horizon_s)
+    )
+    end_s = max(end_s, np.max(done[:count], initial=0.0, where=finished))
+    return ServedGroup(consumer, selection, handler, log, unserved, float(end_s))
 
 
 def _one_instance(

@@ -126,6 +126,10 @@ def _run_clock(
         env.run(until=min(stop_s, next_s + step_s))
         if on_progress is not None:
             on_progress(min(env.now, horizon_s))
+    if on_progress is not None:
+        # Groups served by the recursion are done before the clock starts: the run has reached their end too.
+        reached_s = max([env.now, *(group.end_s for group in groups if isinstance(group, ServedGroup))])
+        on_progress(min(reached_s, horizon_s))
     return not any(group.has_work_left() for group in groups)
 
 

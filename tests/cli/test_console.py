@@ -29,7 +29,8 @@ def test_durations_are_written_for_people():
 def test_the_progress_bar_follows_simulated_time_on_a_terminal():
     output = io.StringIO()
     console = Console(file=output, force_terminal=True, width=100)
-    subject = scenario(consumers=[consumer(processing_time="10ms")])
+    # Crashes keep the group on the clock of the general engine (busim.engine.servers computes the others at once).
+    subject = scenario(consumers=[consumer(processing_time="10ms", crash={"probability": 0.01, "restart_after": "1s"})])
     seen = []
     with simulation_progress(console, subject, enabled=True) as on_progress:
         result = busim.simulate(subject, on_progress=lambda now_s: (seen.append(now_s), on_progress(now_s)))
@@ -37,6 +38,13 @@ def test_the_progress_bar_follows_simulated_time_on_a_terminal():
     # About one report per 1/200 of the publishing window, in order, up to the end of the last activity.
     assert 150 <= len(seen) <= 250
     assert seen == sorted(seen) and seen[-1] >= result.record.sim_time_s
+
+
+def test_a_run_computed_at_once_reports_that_it_reached_its_end():
+    subject = scenario(consumers=[consumer(processing_time="10ms")])
+    seen = []
+    result = busim.simulate(subject, on_progress=seen.append)
+    assert seen == [result.record.sim_time_s]
 
 
 def test_a_consistent_run_says_so():

@@ -1,13 +1,16 @@
 """A consumer group that nothing disturbs, computed as a queue of servers rather than stepped through events.
 
 Where a group's instances never crash, the broker never goes down, nothing
-limits the queue, no delivery is lost in transit and processing changes no
-shared state, the group is a first-come-first-served queue with identical
-servers, and each copy's times follow from the copies ahead of it: it is
-received when it has arrived and an instance has room, taken by the first
-free worker, done when its processing time is up. That is the recursion of
-Lindley (one server) and of Kiefer and Wolfowitz (many), a loop of a few
-arithmetic steps per copy instead of several SimPy events.
+limits the queue, no delivery is lost in transit and processing reads no
+shared state before it ends, each copy's times follow from the copies ahead
+of it: it is received when it has arrived and an instance has room, taken by
+the first free worker of its instance, done when its processing time is up.
+With one instance that is the recursion of Lindley (one worker) or of Kiefer
+and Wolfowitz (several), a loop of a few arithmetic steps per copy instead of
+several SimPy events; with several, a loop over arrivals and completions in
+time order. What processing does when it ends (a dedup check, effects applied
+in one step) cannot change those times, so the handler then finishes the
+deliveries in the order they were done.
 
 It is exact, not an approximation: the times are the very sums the general
 engine (:mod:`busim.engine.consumer`) computes, the processing times the very
@@ -52,8 +55,10 @@ def fifo_applies(
     return (
         outage_free
         and consumer.crash is None
-        and consumer.idempotency != "dedup"
-        and not plan.has_effects
+        # Effects applied in one step when processing ends depend only on the order of completions; reads at the
+        # start of processing (read-modify-write, optimistic) interleave with other starts, and a conflict
+        # makes an optimistic worker process again.
+        and (not plan.has_effects or consumer.effects_isolation == "atomic")
         and rules.ordering in ("queue", "none")  # one queue; message groups and partitions keep other orders
         and rules.capacity is None
         and math.isinf(rules.throughput_per_s)
@@ -129,17 +134,21 @@ def serve_fifo(
     if consumer.instances == 1:
         receive, take, done = _one_instance(arrival, processing, min(hold, consumer.concurrency), hold)
         instance = np.zeros(copies, np.int64)
+        started = np.arange(copies)  # its workers start copies in the order they arrived
     else:
         served = _instances(arrival.tolist(), processing.tolist(), consumer.instances, consumer.concurrency, hold)
         if served is None:
             return None
-        receive, take, done, instance = served
+        receive, take, done, instance, started = served
     del processing
     if rules.at_least_once and rules.ack_timeout_s is not None and not _acked_in_time(receive, take, done, rules):
         return None
     # Copies are received in the order they arrived: those received by the horizon come first.
     count = int(np.searchsorted(receive, horizon_s, side="right"))
     finished = done[:count] <= horizon_s
+    outcome = np.where(finished, _APPLIED, int(Outcome.PROCESSING)).astype(np.int8)
+    if plan.has_effects or consumer.idempotency == "dedup":
+        _handle(handler, first.message, instance, done, started, np.flatnonzero(finished), outcome)
     log = DeliveryLog(selection.ids.size)
     log.extend(
         message=first.message[:count],
@@ -150,7 +159,7 @@ def serve_fifo(
         receive_s=receive[:count],
         take_s=np.where(take[:count] <= horizon_s, take[:count], math.inf),
         done_s=np.where(finished, done[:count], math.inf),
-        outcome=np.where(finished, _APPLIED, int(Outcome.PROCESSING)),
+        outcome=outcome,
     )
     unserved = list(zip(arrival[count:].tolist(), first.message[count:].tolist()))
     end_s = max(
@@ -158,6 +167,27 @@ def serve_fifo(
     )
     end_s = max(end_s, np.max(done[:count], initial=0.0, where=finished))
     return ServedGroup(consumer, selection, handler, log, unserved, float(end_s))
+
+
+def _handle(
+    handler: Handler,
+    message: np.ndarray,
+    instance: np.ndarray,
+    done: np.ndarray,
+    started: np.ndarray,
+    finished: np.ndarray,
+    outcome: np.ndarray,
+) -> None:
+    """Let ``handler`` finish the ``finished`` deliveries in the order they were done, and note each outcome.
+
+    Deliveries done at the same time finish in the order they started, as
+    their completions were scheduled in the general engine.
+    """
+    order = finished[np.lexsort((started[finished], done[finished]))]
+    for delivery, of_message, by, at_s in zip(
+        order.tolist(), message[order].tolist(), instance[order].tolist(), done[order].tolist()
+    ):
+        outcome[delivery] = handler.handle(delivery, of_message, by, at_s)
 
 
 def _one_instance(
@@ -238,8 +268,9 @@ def _workers(arrival_s: list[float], processing_s: list[float], free_s: list[flo
 
 def _instances(
     arrival_s: list[float], processing_s: list[float], instances: int, workers: int, hold: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Receive, take and done times, and the receiving instance, of copies to several instances.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Receive, take and done times, the receiving instance and the order of start of copies to several
+    instances.
 
     Arrivals and completions are taken in time order, as the general engine
     does: a copy goes to the first instance with room in turn, and an instance
@@ -254,6 +285,7 @@ def _instances(
     take_s = [math.inf] * copies
     done_s = [math.inf] * copies
     receiver = [0] * copies
+    start_order = [0] * copies
     held = [0] * instances
     idle = [workers] * instances
     buffers: list[deque[int]] = [deque() for _ in range(instances)]
@@ -284,6 +316,7 @@ def _instances(
                 take_s[copy] = now
                 done_s[copy] = done = now + next(draws)
                 heappush(busy, (done, started, instance, copy))
+                start_order[copy] = started
                 started += 1
         while line and queue:
             copy = queue.popleft()
@@ -301,7 +334,14 @@ def _instances(
                 take_s[copy] = now
                 done_s[copy] = done = now + next(draws)
                 heappush(busy, (done, started, instance, copy))
+                start_order[copy] = started
                 started += 1
             else:
                 buffers[instance].append(copy)
-    return np.array(receive_s), np.array(take_s), np.array(done_s), np.array(receiver, np.int64)
+    return (
+        np.array(receive_s),
+        np.array(take_s),
+        np.array(done_s),
+        np.array(receiver, np.int64),
+        np.array(start_order, np.int64),
+    )

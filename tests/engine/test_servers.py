@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import busim
 import busim.engine.simulation as simulation
 from busim.engine.clock import Clock
 from busim.engine.outages import Outages
@@ -22,8 +23,9 @@ from busim.engine.rules import DeliveryRules
 from busim.engine.sampling import BLOCK_SIZE, duration_sampler
 from busim.engine.servers import ServedGroup
 from busim.scenario.schema import ExponentialTime, Scenario
-from tests.conftest import consumer, scenario
+from tests.conftest import SCENARIOS, consumer, scenario
 
+FLASH_SALE = busim.load(SCENARIOS / "flash-sale.yaml")
 COLUMNS = ("message", "attempt", "cause", "instance", "arrival_s", "receive_s", "take_s", "done_s", "outcome")
 
 
@@ -85,6 +87,38 @@ SERVED = {
         {"preset": "rabbitmq"}, drain_timeout=1, instances=2, processing_time=mean("4ms")
     ),
     "constant arrivals and processing": scenario([consumer(processing_time="100ms")], broker={"latency": "0s"}),
+    "effects with a floor, three instances": flow(
+        {"preset": "rabbitmq", "duplication": 0.02},
+        instances=3,
+        processing_time=mean("3ms"),
+        state={"stock": {"initial": 300}},
+        effects=[{"counter": "stock", "key": "item", "add": -1, "floor": 0}],
+    ),
+    "a dedup store with a time to live, duplicates to two instances": flow(
+        {"preset": "sqs-standard", "duplication": 0.1, "latency": mean("20ms")},
+        instances=2,
+        idempotency="dedup",
+        dedup={"ttl": "10ms", "durable": False},
+        state={"total": {"initial": 0}},
+        effects=[{"counter": "total", "key": "item", "add": 1}],
+    ),
+    "duplicates done at the same time, effects with a floor": scenario(
+        [
+            consumer(
+                processing_time="50ms",
+                concurrency=2,
+                state={"stock": {"initial": 25}},
+                effects=[{"counter": "stock", "key": "item", "add": -1, "floor": 0}],
+            )
+        ],
+        broker={"latency": "0s", "duplication": 0.5},
+    ),
+    "the flash sale without crashes or outage": FLASH_SALE.model_copy(
+        update={
+            "consumers": [FLASH_SALE.consumers[0].model_copy(update={"crash": None})],
+            "broker": FLASH_SALE.broker.model_copy(update={"outages": []}),
+        }
+    ),
 }
 
 
@@ -102,6 +136,10 @@ def test_served_groups_make_the_very_deliveries_of_the_general_engine(name: str,
     assert np.array_equal(fast_group.unserved_arrival_s, slow_group.unserved_arrival_s)
     assert sorted(fast_group.unserved_message) == sorted(slow_group.unserved_message)
     assert (fast.drained, fast.sim_time_s) == (slow.drained, slow.sim_time_s)
+    for counter, state in slow_group.counters.items():
+        assert np.array_equal(fast_group.counters[counter].values, state.values), counter
+    assert np.array_equal(fast_group.dedup_miss_delivery, slow_group.dedup_miss_delivery)
+    assert np.array_equal(fast_group.dedup_miss_reason, slow_group.dedup_miss_reason)
 
 
 def test_a_cut_run_leaves_the_same_work_undone() -> None:
@@ -116,8 +154,16 @@ def test_a_cut_run_leaves_the_same_work_undone() -> None:
 
 DISTURBED = {
     "crashes": flow(crash={"probability": 0.01, "restart_after": "1s"}),
-    "effects": flow(state={"total": {"initial": 0}}, effects=[{"counter": "total", "key": "item", "add": 1}]),
-    "a dedup store": flow(idempotency="dedup"),
+    "effects read before they are written": flow(
+        state={"total": {"initial": 0}},
+        effects=[{"counter": "total", "key": "item", "add": 1}],
+        effects_isolation="read-modify-write",
+    ),
+    "optimistic effects": flow(
+        state={"total": {"initial": 0}},
+        effects=[{"counter": "total", "key": "item", "add": 1}],
+        effects_isolation="optimistic",
+    ),
     "an outage": flow({"outages": [{"at": "1s", "duration": "1s"}]}),
     "a queue length limit": flow({"preset": "rabbitmq", "capacity": 100}),
     "a throughput limit": flow({"throughput": "500/s"}),

@@ -323,10 +323,16 @@ def _rejection_causes(group: GroupRecord, events: GroupEvents) -> dict[str, int]
             repeat_s.setdefault(slot, float(deliveries.done_s[row]))
     applied = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
     applied = applied[np.argsort(deliveries.done_s[applied], kind="stable")]
-    writes: dict[tuple[int, int], list[tuple[float, int]]] = {}  # slot -> (done_s, event) of applications
+    # slot -> (done_s, event) of applications, kept only for the slots a wrongly rejected event reads:
+    # one tuple per application of every slot would cost more than the rest of the analysis.
+    wanted = {slot for event in wrongly_rejected.tolist() for slot in plan.slots(event)}
+    writes: dict[tuple[int, int], list[tuple[float, int]]] = {}
     for row in applied.tolist():
         for slot in plan.slots(int(deliveries.message[row])):
-            writes.setdefault(slot, []).append((float(deliveries.done_s[row]), int(twin_of[deliveries.message[row]])))
+            if slot in wanted:
+                writes.setdefault(slot, []).append(
+                    (float(deliveries.done_s[row]), int(twin_of[deliveries.message[row]]))
+                )
     rejected_s = np.full(twin_of.size, np.inf)
     rows = np.flatnonzero(deliveries.outcome == Outcome.REJECTED)
     np.minimum.at(rejected_s, twin_of[deliveries.message[rows]], deliveries.done_s[rows])

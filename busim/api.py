@@ -45,11 +45,16 @@ from busim.scenario.schema import MAX_REPLICATIONS
 from busim.scenario.variants import Variant, load_variants
 from busim.workers import Simulation, Workers, as_workers, cores
 
-# A run keeps a record of every delivery: about 0.5 GB per million messages a consumer group handles.
-MAX_MESSAGES = 20_000_000
-# Peak memory per message a consumer group handles, measured: about 400 bytes on an M/M/1 queue, 580 to
-# 730 on the flash sale; and the process itself, with numpy, SimPy and matplotlib loaded.
-BYTES_PER_MESSAGE = 750
+# A run keeps a record of every delivery: up to about 0.4 GB per million messages a consumer group handles.
+# 10,000 messages a second for an hour is 36 million; a run that large still needs the memory to be there
+# (see check_size).
+MAX_MESSAGES = 40_000_000
+# Peak memory per message a consumer group handles, measured above the process's own (benchmarks/README.md):
+# 290 bytes on a 1M-message M/M/1 queue, 285 on the flash sale scaled to 1M messages and 185 scaled to 10M
+# (most still queued at the end), 190 on the order pipeline's chains, 370 on event-sourced recovery (crashes
+# and replays); 400 leaves a margin of 8 % over the largest. And the process itself, with numpy, SimPy and
+# matplotlib loaded.
+BYTES_PER_MESSAGE = 400
 BASE_BYTES = 150e6
 # Below this many messages in all, a batch of runs is made in this process even where more cores are free:
 # starting worker processes (about 1.5 s of CPU) would cost more than they save.
@@ -484,7 +489,7 @@ def check_size(scenario: Scenario, max_messages: int = MAX_MESSAGES, max_memory_
     if expected > max_messages:
         raise RunTooLargeError(
             f"{scenario.name} would have its consumer groups handle about {expected:,.0f} messages, more than the "
-            f"limit of {max_messages:,} (about {_bytes(memory_needed_bytes(scenario))} of memory); shorten "
+            f"limit of {max_messages:,}, and need about {_gib(memory_needed_bytes(scenario))} of memory; shorten "
             "duration, lower the rates, set publishers[].count, or raise the limit with --max-messages"
         )
     reads = sum(consumer.queries.rate * scenario.duration for consumer in scenario.consumers if consumer.queries)
@@ -498,14 +503,14 @@ def check_size(scenario: Scenario, max_messages: int = MAX_MESSAGES, max_memory_
     budget = max_memory_bytes if max_memory_bytes is not None else available_memory_bytes()
     if budget is not None and needed > budget:
         allowed = (
-            f"the limit of {_bytes(budget)} (--max-memory)"
+            f"the limit of {_gib(budget)} (--max-memory)"
             if max_memory_bytes is not None
-            else f"the {_bytes(budget)} this machine has available"
+            else f"the {_gib(budget)} this machine has available"
         )
         raise RunTooLargeError(
-            f"{scenario.name} needs about {_bytes(needed)} of memory ({expected:,.0f} messages for its consumer "
-            f"groups), more than {allowed}; shorten duration, lower the rates, set publishers[].count, or allow "
-            "more with --max-memory"
+            f"{scenario.name} would need about {_gib(needed)} of memory for the {expected:,.0f} messages its "
+            f"consumer groups handle, more than {allowed}; shorten duration, lower the rates, set "
+            "publishers[].count, or allow more with --max-memory"
         )
 
 
@@ -530,8 +535,8 @@ def available_memory_bytes() -> float | None:
         return None
 
 
-def _bytes(amount: float) -> str:
-    return f"{amount / 1e9:,.1f} GB" if amount >= 1e9 else f"{max(amount / 1e6, 0.1):,.1f} MB"
+def _gib(amount: float) -> str:
+    return f"{amount / 2**30:,.2f} GiB"
 
 
 def simulate(

@@ -38,8 +38,11 @@ def window_length_s(end_s: float) -> float:
     return next(step * power for step in (1, 2, 5, 10) if step * power >= raw)
 
 
-def group_series(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> Series:
-    """The figures of ``group`` per window; ``first_rows`` are its messages' first completed processings."""
+def group_series(
+    record: RunRecord, group: GroupRecord, first_rows: np.ndarray, backlog: tuple[np.ndarray, np.ndarray]
+) -> Series:
+    """The figures of ``group`` per window; ``first_rows`` are its messages' first completed processings,
+    ``backlog`` its :func:`backlog_steps` (as long as the copies queued: computed once)."""
     window_s = window_length_s(record.sim_time_s)
     count = max(1, math.ceil(record.sim_time_s / window_s))
     edges = np.arange(count + 1) * window_s
@@ -63,7 +66,7 @@ def group_series(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) 
         window_s=window_s,
         published=tuple(int(v) for v in published),
         processed=tuple(int(v) for v in processed),
-        backlog=tuple(int(v) for v in backlog_at(group, edges[1:])),
+        backlog=tuple(int(v) for v in backlog_at(*backlog, edges[1:])),
         latency_p50_s=tuple(p50),
         latency_p99_s=tuple(p99),
     )
@@ -72,17 +75,30 @@ def group_series(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) 
 def backlog_steps(group: GroupRecord) -> tuple[np.ndarray, np.ndarray]:
     """When the group's queue at the broker changed, and how many copies waited after each change."""
     deliveries = group.deliveries
-    times = np.concatenate([deliveries.receive_s, deliveries.arrival_s, group.unserved_arrival_s])
-    steps = np.concatenate(
-        [np.full(len(deliveries), -1), np.ones(len(deliveries) + group.unserved_arrival_s.size)]
-    ).astype(np.int64)
-    order = np.lexsort((steps, times))  # at equal times a receive comes before an arrival
-    return times[order], np.maximum(np.cumsum(steps[order]), 0)
+    # The copies delivered are sorted here, then merged into those left unserved, which are sorted already
+    # and all arrivals: a run that ends with a long queue sorts only what it delivered.
+    delivered_s = np.concatenate([deliveries.receive_s, deliveries.arrival_s])
+    order = np.argsort(delivered_s, kind="stable")  # at equal times a receive comes before an arrival
+    delivered_s = delivered_s[order]
+    delivered_step = np.where(order < len(deliveries), np.int8(-1), np.int8(1))
+    del order
+    unserved_s = group.unserved_arrival_s
+    # Before the unserved copies that arrived at the same time: a receive must, an arrival may.
+    slot = np.arange(delivered_s.size) + np.searchsorted(unserved_s, delivered_s, side="left")
+    times = np.empty(delivered_s.size + unserved_s.size)
+    times[slot] = delivered_s
+    unserved_slot = np.ones(times.size, bool)
+    unserved_slot[slot] = False
+    np.place(times, unserved_slot, unserved_s)  # unlike times[mask] = ..., without an index per copy
+    del unserved_slot
+    step = np.ones(times.size, np.int8)
+    step[slot] = delivered_step
+    level = np.cumsum(step, dtype=np.int64)
+    return times, np.maximum(level, 0, out=level)
 
 
-def backlog_at(group: GroupRecord, times_s: np.ndarray) -> np.ndarray:
-    """Copies waiting at the broker at each of ``times_s``."""
-    change_s, level = backlog_steps(group)
+def backlog_at(change_s: np.ndarray, level: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+    """Copies waiting at the broker at each of ``times_s``, from :func:`backlog_steps`."""
     if change_s.size == 0:
         return np.zeros(times_s.size, dtype=np.int64)
     index = np.searchsorted(change_s, times_s, side="right") - 1

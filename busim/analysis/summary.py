@@ -111,12 +111,31 @@ class Summary:
 def summarize(record: RunRecord) -> Summary:
     """Compute the summary of a run."""
     scenario = record.scenario
+    logical = logical_ids(record.messages)
+    consumers = {}
+    first_done_s = {}
+    for group in record.groups:
+        consumers[group.name], first_done_s[group.name] = _consumer_summary(record, group, logical)
+    violations = _violations(consumers)
+    if not record.drained:
+        violations = (stop_sentence(record), *violations)
+    return Summary(
+        publishers=_publisher_summaries(record),
+        consumers=consumers,
+        violations=violations,
+        chains=summarize_chains(record, first_done_s),
+        invariants=check_invariants(scenario.invariants, consumers),
+    )
+
+
+def _publisher_summaries(record: RunRecord) -> dict[str, PublisherSummary]:
+    """Per publisher, what it published and what became of it (arrays over every message, freed on return)."""
     messages = record.messages
     publishers = {}
     delay_s = messages.accept_s - messages.publish_s
     resend_publisher = messages.publisher[messages.resend_message]
     relayed = messages.resend_relayed
-    for index, publisher in enumerate(scenario.publishers):
+    for index, publisher in enumerate(record.scenario.publishers):
         mine = messages.publisher == index
         accepted = mine & ~messages.failed & ~messages.publisher_crashed  # crashes delay by their restart
         resends = resend_publisher == index
@@ -131,21 +150,7 @@ def summarize(record: RunRecord) -> Summary:
             lost_to_crash=int(np.count_nonzero(mine & messages.publisher_crashed & messages.failed)),
             relayed_twice=int(np.count_nonzero(resends & relayed)),
         )
-    logical = logical_ids(messages)
-    consumers = {}
-    first_done_s = {}
-    for group in record.groups:
-        consumers[group.name], first_done_s[group.name] = _consumer_summary(record, group, logical)
-    violations = _violations(consumers)
-    if not record.drained:
-        violations = (stop_sentence(record), *violations)
-    return Summary(
-        publishers=publishers,
-        consumers=consumers,
-        violations=violations,
-        chains=summarize_chains(record, first_done_s),
-        invariants=check_invariants(scenario.invariants, consumers),
-    )
+    return publishers
 
 
 def stop_sentence(record: RunRecord) -> str:
@@ -180,7 +185,10 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
 
     # Events, not messages: twins (messages emitted twice upstream for one event) count as one.
     events = GroupEvents.of(record, group, logical)
-    delivered_messages = int(np.count_nonzero(np.bincount(deliveries.message, minlength=count)))
+    delivered = np.zeros(count, bool)  # a byte per message, not a count's eight
+    delivered[deliveries.message] = True
+    delivered_messages = int(np.count_nonzero(delivered))
+    del delivered
 
     # The exactly-once reference, with the same effect rules as the run, applies each event once.
     plan = events.plan
@@ -205,7 +213,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
     out_of_order_causes = _out_of_order_causes(record, group, events)
     emitted = np.bincount(record.messages.event[emitted_by], minlength=len(event_names))
     staleness = read_staleness(record, group, first_rows)
-    backlog_s, backlog = backlog_steps(group)
+    backlog_s, backlog = steps = backlog_steps(group)
     summary = ConsumerSummary(
         subscribed=count,
         delivered=len(deliveries),
@@ -249,7 +257,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         },
         latency_s=_latency(record, group, first_rows),
         state=state,
-        series=group_series(record, group, first_rows),
+        series=group_series(record, group, first_rows, steps),
         latency_quantiles_s=_latency_quantiles(record, group, first_rows),
         emitted={event: int(n) for event, n in zip(event_names, emitted) if n},
         oversold=oversold,
@@ -315,10 +323,16 @@ def _rejection_causes(group: GroupRecord, events: GroupEvents) -> dict[str, int]
             repeat_s.setdefault(slot, float(deliveries.done_s[row]))
     applied = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
     applied = applied[np.argsort(deliveries.done_s[applied], kind="stable")]
-    writes: dict[tuple[int, int], list[tuple[float, int]]] = {}  # slot -> (done_s, event) of applications
+    # slot -> (done_s, event) of applications, kept only for the slots a wrongly rejected event reads:
+    # one tuple per application of every slot would cost more than the rest of the analysis.
+    wanted = {slot for event in wrongly_rejected.tolist() for slot in plan.slots(event)}
+    writes: dict[tuple[int, int], list[tuple[float, int]]] = {}
     for row in applied.tolist():
         for slot in plan.slots(int(deliveries.message[row])):
-            writes.setdefault(slot, []).append((float(deliveries.done_s[row]), int(twin_of[deliveries.message[row]])))
+            if slot in wanted:
+                writes.setdefault(slot, []).append(
+                    (float(deliveries.done_s[row]), int(twin_of[deliveries.message[row]]))
+                )
     rejected_s = np.full(twin_of.size, np.inf)
     rows = np.flatnonzero(deliveries.outcome == Outcome.REJECTED)
     np.minimum.at(rejected_s, twin_of[deliveries.message[rows]], deliveries.done_s[rows])

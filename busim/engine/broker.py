@@ -77,21 +77,37 @@ class BrokerLink:
             if self.broker.duplication
             else np.zeros(count, bool)
         )
-        delivered = np.concatenate([np.flatnonzero(~lost), np.flatnonzero(duplicated)])
-        copy_message = message[delivered]
-        copy_accept_s = accept_s[delivered]
-        copy_cause = cause[delivered].astype(np.int8)
-        copy_cause[np.count_nonzero(~lost) :] = DeliveryCause.BROKER_DUPLICATE
-        arrival_s = copy_accept_s + sample_durations(self.broker.latency, self._latency_rng, delivered.size)
+        # Every array here is as long as the run has messages: none is copied that need not be, and each
+        # is freed as soon as it is done with.
+        copy_message, copy_accept_s, copy_cause = message, accept_s, cause.astype(np.int8, copy=False)
+        if lost.any() or duplicated.any():
+            kept = np.count_nonzero(~lost)
+            delivered = np.concatenate([np.flatnonzero(~lost), np.flatnonzero(duplicated)])
+            copy_message = message[delivered]
+            copy_accept_s = accept_s[delivered]
+            copy_cause = cause[delivered].astype(np.int8)
+            copy_cause[kept:] = DeliveryCause.BROKER_DUPLICATE
+            del delivered
+        del duplicated
+        arrival_s = sample_durations(self.broker.latency, self._latency_rng, copy_message.size).astype(
+            float, copy=False
+        )
+        arrival_s += copy_accept_s
         if scope is not None:
             copy_scope = scope[copy_message]
             in_accept_order = np.lexsort((copy_cause, copy_message, copy_accept_s, copy_scope))
+            del copy_accept_s
             arrival_s[in_accept_order] = running_max_by_segment(arrival_s[in_accept_order], copy_scope[in_accept_order])
+            del in_accept_order, copy_scope
+        else:
+            del copy_accept_s
         arrival_s = self.outages.defer(arrival_s)
         order = np.lexsort((copy_cause, copy_message, arrival_s))
+        arrival_s = arrival_s[order]
+        copy_message = copy_message[order]
         return FirstAttempts(
-            arrival_s=arrival_s[order],
-            message=copy_message[order],
+            arrival_s=arrival_s,
+            message=copy_message,
             cause=copy_cause[order],
             lost=message[lost],
             lost_s=accept_s[lost],
@@ -105,13 +121,15 @@ class BrokerLink:
 def running_max_by_segment(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
     """The running maximum of ``values``, restarted wherever ``segment`` changes.
 
-    ``segment`` must be grouped (equal values adjacent). The maximum runs over
+    ``segment`` must be grouped (equal values adjacent). Across segments the maximum runs over
     the ranks of the values, offset by segment, in int64: exact, unlike an
     offset added to the float values themselves.
     """
     count = values.size
     if count == 0:
         return values.copy()
+    if segment[0] == segment[-1] and not (segment != segment[0]).any():
+        return np.maximum.accumulate(values)  # one segment (a single queue): no ranks needed
     by_value = np.argsort(values, kind="stable")
     rank = np.empty(count, np.int64)
     rank[by_value] = np.arange(count)

@@ -59,35 +59,76 @@ _BROKER_DUPLICATE = int(DeliveryCause.BROKER_DUPLICATE)
 
 # A copy waiting in the queue: (arrival_s, message, attempt, cause).
 Copy = tuple[float, int, int, int]
+# Copies as arrays: their arrival times and their messages.
+Columns = tuple[np.ndarray, np.ndarray]
 
 
 class _Queue:
-    """One FIFO queue of copies; a requeued copy goes back to its place, ahead of later messages."""
+    """One FIFO queue of copies; a requeued copy goes back to its place, ahead of later messages.
 
-    def __init__(self) -> None:
-        self._copies: deque[Copy] = deque()
+    First attempts admitted one after another are kept as a run ``[start, end)`` of indices into the
+    broker's first attempts rather than as a tuple each: a queue that consumers far behind let grow to
+    millions of copies then costs a few runs, not some 140 bytes per copy.
+    """
+
+    def __init__(self, first: FirstAttempts) -> None:
+        self._first = first
+        self._first_arrival, self._first_message, self._first_cause = _views(first)
+        self._copies: deque[Copy | list[int]] = deque()  # copies, and runs of first attempts
+        self._size = 0  # copies in _copies, counting every first attempt of a run
         self._requeued: list[tuple[int, Copy]] = []  # a heap by message: publish order
 
     def __len__(self) -> int:
-        return len(self._copies) + len(self._requeued)
+        return self._size + len(self._requeued)
 
     def __bool__(self) -> bool:
-        return bool(self._copies) or bool(self._requeued)
-
-    def __iter__(self):
-        yield from (copy for _, copy in self._requeued)
-        yield from self._copies
+        return self._size > 0 or bool(self._requeued)
 
     def push(self, copy: Copy, front: bool) -> None:
         if front:
             heappush(self._requeued, (copy[1], copy))
         else:
             self._copies.append(copy)
+            self._size += 1
+
+    def push_first(self, index: int) -> None:
+        """Queue the broker's first attempt ``index``, at the back."""
+        copies = self._copies
+        self._size += 1
+        if copies:
+            tail = copies[-1]
+            if type(tail) is list and tail[1] == index:
+                tail[1] = index + 1
+                return
+        copies.append([index, index + 1])
 
     def take(self) -> Copy:
         if self._requeued:
             return heappop(self._requeued)[1]
-        return self._copies.popleft()
+        self._size -= 1
+        head = self._copies[0]
+        if type(head) is tuple:
+            return self._copies.popleft()
+        index = head[0]
+        if index + 1 == head[1]:
+            self._copies.popleft()
+        else:
+            head[0] = index + 1
+        return (self._first_arrival[index], self._first_message[index], 1, self._first_cause[index])
+
+    def unserved(self) -> list[Columns]:
+        """The arrival times and messages of the copies queued, in parts: requeued ones first, then the rest in
+        order (a run of first attempts as views of the broker's arrays, to be copied once, by the caller)."""
+        parts = [_columns([copy for _, copy in self._requeued])]
+        singles: list[Copy] = []
+        for entry in self._copies:
+            if type(entry) is tuple:
+                singles.append(entry)
+                continue
+            start, end = entry
+            parts += [_columns(singles), (self._first.arrival_s[start:end], self._first.message[start:end])]
+            singles = []
+        return [*parts, _columns(singles)]
 
     def hold(self, message: int, delivery: int) -> None:
         """Nothing to hold: a queue without message groups never blocks."""
@@ -102,8 +143,9 @@ class _Queue:
 class _GroupedQueue:
     """A queue split by message group: one message of a group in flight at a time (SQS FIFO)."""
 
-    def __init__(self, group_of: list[int]) -> None:
+    def __init__(self, group_of: list[int], first: FirstAttempts) -> None:
         self._group_of = group_of
+        self._first_arrival, self._first_message, self._first_cause = _views(first)
         self._queues: dict[int, deque[Copy]] = {}
         self._ready: deque[int] = deque()  # groups with a visible message and none in flight
         self._listed: set[int] = set()
@@ -117,9 +159,13 @@ class _GroupedQueue:
     def __bool__(self) -> bool:
         return bool(self._ready)
 
-    def __iter__(self):
-        for queue in self._queues.values():
-            yield from queue
+    def unserved(self) -> list[Columns]:
+        """The arrival times and messages of the copies queued, group by group."""
+        return [_columns([copy for queue in self._queues.values() for copy in queue])]
+
+    def push_first(self, index: int) -> None:
+        """Queue the broker's first attempt ``index``, at the back."""
+        self.push((self._first_arrival[index], self._first_message[index], 1, self._first_cause[index]), False)
 
     def push(self, copy: Copy, front: bool) -> None:
         group = self._group_of[copy[1]]
@@ -173,6 +219,20 @@ class _GroupedQueue:
         if group not in self._blocked and group not in self._listed and self._queues.get(group):
             self._ready.append(group)
             self._listed.add(group)
+
+
+def _views(first: FirstAttempts) -> tuple[memoryview, memoryview, memoryview]:
+    """The broker's first attempts read in place: arrival times, messages, causes.
+
+    A memoryview hands out Python numbers as a list does, at a few bytes per
+    element rather than a list's 30 or more.
+    """
+    return memoryview(first.arrival_s), memoryview(first.message), memoryview(first.cause)
+
+
+def _columns(copies: list[Copy] | list[tuple[float, int]]) -> Columns:
+    """The arrival times and messages of ``copies``, as arrays."""
+    return np.array([copy[0] for copy in copies], np.float64), np.array([copy[1] for copy in copies], np.int64)
 
 
 class ConsumerGroup:
@@ -248,19 +308,18 @@ class ConsumerGroup:
         # The queue, and the copies on their way to it.
         self._message_group = message_group.tolist() if message_group is not None else None
         self._waiting: _Queue | _GroupedQueue = (
-            _GroupedQueue(self._message_group) if self._message_group is not None else _Queue()
+            _GroupedQueue(self._message_group, first) if self._message_group is not None else _Queue(first)
         )
         self._capacity = rules.capacity or _NEVER
         # A late ack still deletes a message that came back but was not received again, except where
         # the broker closed the channel it came on (RabbitMQ).
         self._late_ack_cancels = not rules.requeue_on_crash
         self._drop_head = rules.overflow == "drop-head"
-        self._republish_s = republish_s.tolist() if republish_s is not None else None
-        self._republish_limit = republish_limit.tolist() if republish_limit is not None else None
+        self._republish_s = memoryview(republish_s) if republish_s is not None else None
+        self._republish_limit = memoryview(republish_limit) if republish_limit is not None else None
         self._refusals: dict[int, int] = {}
-        self._first_arrival = first.arrival_s.tolist()
-        self._first_message = first.message.tolist()
-        self._first_cause = first.cause.tolist()
+        self._first = first
+        self._first_arrival, self._first_message, self._first_cause = _views(first)
         self._cursor = 0
         self._redeliveries: list[tuple[float, int, int, int, int, bool]] = []
         self._sequence = 0
@@ -325,6 +384,9 @@ class ConsumerGroup:
                 if next_first > now:
                     return
                 self._cursor = cursor + 1
+                if len(waiting) < capacity:
+                    waiting.push_first(cursor)
+                    continue
                 copy = (next_first, self._first_message[cursor], 1, self._first_cause[cursor])
                 front = False
             else:
@@ -721,9 +783,14 @@ class ConsumerGroup:
     def record(self, end_s: float, key_codes: np.ndarray) -> GroupRecord:
         """Freeze what happened into arrays; copies still queued count as unserved."""
         cursor = self._cursor
-        unserved = [
-            *zip(self._first_arrival[cursor:], self._first_message[cursor:]),
-            *((entry[0], entry[2]) for entry in self._redeliveries),
-            *((copy[0], copy[1]) for copy in self._waiting),
+        parts = [
+            (self._first.arrival_s[cursor:], self._first.message[cursor:]),
+            _columns([(entry[0], entry[2]) for entry in self._redeliveries]),
+            *self._waiting.unserved(),
         ]
-        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler, key_codes)
+        unserved_s = np.concatenate([arrival_s for arrival_s, _ in parts])
+        unserved = np.concatenate([message for _, message in parts])
+        del parts
+        return self.log.freeze(
+            self.consumer.name, self._selection, unserved_s, unserved, end_s, self._handler, key_codes
+        )

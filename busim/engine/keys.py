@@ -30,7 +30,7 @@ def key_codes(scenario: Scenario, messages: Messages, selection: Selection) -> t
         # No keys: each event is one scope, and its code is its place among the events.
         sizes = [messages.members[event].size for event in selection.events]
         codes = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-        return codes[selection.order], [_WholeEvent(event) for event in selection.events]
+        return selection.in_order(codes), [_WholeEvent(event) for event in selection.events]
     columns = []
     for event in selection.events:
         key = scenario.events[event].key
@@ -39,7 +39,7 @@ def key_codes(scenario: Scenario, messages: Messages, selection: Selection) -> t
     if not columns:
         return np.empty(0, np.int64), []
     values, codes = encode_keys([np.concatenate(columns)])
-    return codes[0][selection.order], list(values)
+    return selection.in_order(codes[0]), list(values)
 
 
 def stable_partition(value: object, partitions: int) -> int:

@@ -96,30 +96,33 @@ class DeliveryLog:
         self,
         name: str,
         selection: Selection,
-        unserved: list[tuple[float, int]],
+        unserved_s: np.ndarray,
+        unserved: np.ndarray,
         end_s: float,
         handler: Handler,
         key_codes: np.ndarray,
     ) -> GroupRecord:
+        """The group's record; ``unserved_s`` and ``unserved`` are the arrival times and messages of the copies
+        still queued or on their way at ``end_s`` (``unserved_s`` is sorted in place)."""
         crashed = np.zeros(len(self), dtype=bool)
         crashed[list(self.crashed)] = True
-        take_s = np.array(self.take_s, dtype=np.float64)
+        # The columns become the record's arrays in place, not copies: a frozen log grows no more.
+        take_s = _shared(self.take_s, np.float64)
         take_s[np.isinf(take_s)] = np.nan
-        done_s = np.array(self.done_s, dtype=np.float64)
+        done_s = _shared(self.done_s, np.float64)
         done_s[np.isinf(done_s)] = np.nan
         deliveries = Deliveries(
-            message=np.array(self.message, dtype=np.int64),
-            attempt=np.array(self.attempt, dtype=np.int64),
-            cause=np.array(self.cause, dtype=np.int8),
-            instance=np.array(self.instance, dtype=np.int64),
-            arrival_s=np.array(self.arrival_s, dtype=np.float64),
-            receive_s=np.array(self.receive_s, dtype=np.float64),
+            message=_shared(self.message, np.int64),
+            attempt=_shared(self.attempt, np.int64),
+            cause=_shared(self.cause, np.int8),
+            instance=_shared(self.instance, np.int64),
+            arrival_s=_shared(self.arrival_s, np.float64),
+            receive_s=_shared(self.receive_s, np.float64),
             take_s=take_s,
             done_s=done_s,
-            outcome=np.array(self.outcome, dtype=np.int8),
+            outcome=_shared(self.outcome, np.int8),
             crashed=crashed,
         )
-        unserved_s = np.array([arrival_s for arrival_s, _ in unserved], dtype=np.float64)
         lost = np.array(self.lost, dtype=float).reshape(-1, 3)
         dead = np.array(self.dead_letters, dtype=float).reshape(-1, 3)
         stuck = np.array(self.stuck_pending, dtype=float).reshape(-1, 4)
@@ -131,8 +134,8 @@ class DeliveryLog:
             name=name,
             selection=selection,
             deliveries=deliveries,
-            unserved_arrival_s=np.sort(unserved_s[unserved_s <= end_s]),
-            unserved_message=np.array([message for _, message in unserved], dtype=np.int64),
+            unserved_arrival_s=_sorted_until(unserved_s, end_s),
+            unserved_message=unserved.astype(np.int64, copy=False),
             **loss_columns(lost, dead, stuck),
             crash_s=crashes[:, 0],
             crash_instance=crashes[:, 1].astype(np.int64),
@@ -150,3 +153,17 @@ class DeliveryLog:
             plan=handler.plan,
             key_codes=key_codes,
         )
+
+
+def _shared(column: array, dtype: type[np.generic]) -> np.ndarray:
+    """``column`` as a numpy array of ``dtype`` on the same memory where the item sizes agree (a copy elsewhere)."""
+    kind = "f" if column.typecode == "d" else "i"
+    return np.frombuffer(column, dtype=f"{kind}{column.itemsize}").astype(dtype, copy=False)
+
+
+def _sorted_until(times_s: np.ndarray, end_s: float) -> np.ndarray:
+    """``times_s`` up to ``end_s``, sorted: ``times_s`` itself, sorted in place, where none is later."""
+    until = times_s <= end_s
+    kept = times_s if until.all() else times_s[until]
+    kept.sort()
+    return kept

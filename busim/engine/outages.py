@@ -28,9 +28,13 @@ class Outages:
         """Times in an outage ``[start, end)`` become its end; others stay. Always a new array."""
         if not self.starts_s:
             return times_s.copy()
-        window = np.searchsorted(self._starts, times_s, side="right") - 1
-        inside = (window >= 0) & (times_s < self._ends[np.maximum(window, 0)])
-        return np.where(inside, self._ends[np.maximum(window, 0)], times_s)
+        window = np.searchsorted(self._starts, times_s, side="right")  # one past the outage that may hold it
+        inside = window > 0
+        window -= inside
+        end_s = self._ends[window]
+        del window
+        inside &= times_s < end_s
+        return np.where(inside, end_s, times_s)
 
     def defer_one(self, time_s: float) -> float:
         """:meth:`defer` for one time."""

@@ -89,14 +89,15 @@ class PartitionedGroup:
         # The log: per partition, its records in order, and the group's offsets into it.
         partition_count = rules.partitions or 1
         record_partition = partition_of[first.message]
-        self._log_arrival: list[list[float]] = []
-        self._log_message: list[list[int]] = []
-        self._log_cause: list[list[int]] = []
+        self._log_arrival: list[memoryview] = []  # float64
+        self._log_message: list[memoryview] = []  # int64
+        self._log_cause: list[memoryview] = []  # int8
         for partition in range(partition_count):
             mine = record_partition == partition
-            self._log_arrival.append(first.arrival_s[mine].tolist())
-            self._log_message.append(first.message[mine].tolist())
-            self._log_cause.append(first.cause[mine].tolist())
+            # Read in place: a memoryview hands out Python numbers at a few bytes each, not a list's 30.
+            self._log_arrival.append(memoryview(first.arrival_s[mine]))
+            self._log_message.append(memoryview(first.message[mine]))
+            self._log_cause.append(memoryview(first.cause[mine]))
         self._reads = [[0] * len(arrivals) for arrivals in self._log_arrival]  # times each record was read
         self._position = [0] * partition_count  # the next record to fetch
         self._processed = [0] * partition_count  # one past the last record processed
@@ -433,11 +434,14 @@ class PartitionedGroup:
 
     def record(self, end_s: float, key_codes: np.ndarray) -> GroupRecord:
         """Freeze what happened into arrays; records not yet read count as unserved."""
-        unserved = [
-            (max(arrival_s, replay_s), message)
+        unread = [
+            (np.maximum(arrivals[position:], replay_s), messages[position:])
             for arrivals, messages, position, replay_s in zip(
                 self._log_arrival, self._log_message, self._position, self._replay_s
             )
-            for arrival_s, message in zip(arrivals[position:], messages[position:])
         ]
-        return self.log.freeze(self.consumer.name, self._selection, unserved, end_s, self._handler, key_codes)
+        unserved_s = np.concatenate([np.empty(0), *(arrival_s for arrival_s, _ in unread)])
+        unserved = np.concatenate([np.empty(0, np.int64), *(message for _, message in unread)])
+        return self.log.freeze(
+            self.consumer.name, self._selection, unserved_s, unserved, end_s, self._handler, key_codes
+        )

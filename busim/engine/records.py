@@ -105,7 +105,12 @@ class Messages:
 
     def select(self, events: list[str]) -> Selection:
         """The messages of ``events``, in publish order (ties by id)."""
-        members = np.concatenate([self.members[event] for event in events])
+        members = _joined([self.members[event] for event in events])
+        publish_s = self.publish_s[members]
+        if (publish_s[1:] >= publish_s[:-1]).all() and (members[1:] > members[:-1]).all():
+            # In publish order already (one event's published messages): share the arrays, copy nothing.
+            return Selection(ids=members, events=tuple(events), order=None)
+        del publish_s
         order = np.lexsort((members, self.publish_s[members]))
         return Selection(ids=members[order], events=tuple(events), order=order)
 
@@ -123,16 +128,30 @@ class Selection:
 
     ids: np.ndarray
     events: tuple[str, ...]
-    order: np.ndarray  # from the events' members, concatenated, to publish order
+    order: np.ndarray | None  # from the events' members, concatenated, to publish order; None: theirs already
 
     def local(self, ids: np.ndarray) -> np.ndarray:
         """The group-local indices of messages ``ids``, which must be in the selection."""
+        if self.ids.size < 2 or (self.ids[1:] > self.ids[:-1]).all():
+            return np.searchsorted(self.ids, ids)  # ascending (no emitted messages): no sort to keep
         sorter = np.argsort(self.ids, kind="stable")
         return sorter[np.searchsorted(self.ids, ids, sorter=sorter)]
 
     def align(self, per_event: list[np.ndarray]) -> np.ndarray:
-        """Concatenate one array per event (aligned with its members) into publish order."""
-        return np.concatenate(per_event)[self.order]
+        """Concatenate one array per event (aligned with its members) into publish order.
+
+        Where that is the order of one event's array, the array itself is returned, not a copy.
+        """
+        return self.in_order(_joined(per_event))
+
+    def in_order(self, values: np.ndarray) -> np.ndarray:
+        """``values``, aligned with the events' members concatenated, in publish order."""
+        return values if self.order is None else values[self.order]
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The arrays concatenated; a single one as it is, not copied."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 @dataclass(frozen=True)

@@ -81,15 +81,23 @@ class ServedGroup:
     """A consumer group whose deliveries were computed in one pass; it offers what the run asks of a group."""
 
     def __init__(
-        self, consumer: Consumer, selection: Selection, handler: Handler, log: DeliveryLog, unserved: list, end_s: float
+        self,
+        consumer: Consumer,
+        selection: Selection,
+        handler: Handler,
+        log: DeliveryLog,
+        unserved_s: np.ndarray,
+        unserved: np.ndarray,
+        end_s: float,
     ) -> None:
         self.consumer = consumer
         self.log = log
         self.end_s = end_s  # its last receipt, start or completion by the horizon
         self._selection = selection
         self._handler = handler
-        self._unserved = unserved
-        self._work_left = bool(unserved) or bool(np.isinf(np.frombuffer(log.done_s, np.float64)).any())
+        self._unserved_s = unserved_s  # arrival times of the copies not received by the horizon
+        self._unserved = unserved  # and their messages
+        self._work_left = unserved.size > 0 or bool(np.isinf(np.frombuffer(log.done_s, np.float64)).any())
 
     def start(self) -> None:
         """Nothing to start: every delivery is already known."""
@@ -107,7 +115,9 @@ class ServedGroup:
         self.log.lose(message, publish_s, reason)
 
     def record(self, end_s: float, key_codes: np.ndarray) -> GroupRecord:
-        return self.log.freeze(self.consumer.name, self._selection, self._unserved, end_s, self._handler, key_codes)
+        return self.log.freeze(
+            self.consumer.name, self._selection, self._unserved_s, self._unserved, end_s, self._handler, key_codes
+        )
 
 
 def serve_fifo(
@@ -161,12 +171,11 @@ def serve_fifo(
         done_s=np.where(finished, done[:count], math.inf),
         outcome=outcome,
     )
-    unserved = list(zip(arrival[count:].tolist(), first.message[count:].tolist()))
     end_s = max(
         np.max(receive[:count], initial=0.0), np.max(take[:count], initial=0.0, where=take[:count] <= horizon_s)
     )
     end_s = max(end_s, np.max(done[:count], initial=0.0, where=finished))
-    return ServedGroup(consumer, selection, handler, log, unserved, float(end_s))
+    return ServedGroup(consumer, selection, handler, log, arrival[count:].copy(), first.message[count:], float(end_s))
 
 
 def _handle(

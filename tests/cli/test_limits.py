@@ -67,11 +67,11 @@ def test_a_run_that_needs_more_memory_than_the_machine_has_is_refused_with_the_e
     monkeypatch.setattr(busim.api, "available_memory_bytes", lambda: 120e6)
     result = runner.invoke(app, ["run", FLASH_SALE, "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
-    # 150 MB for the process and 750 bytes for each of the 52,500 messages: 189.4 MB.
+    # 150 MB for the process and 400 bytes for each of the 52,500 messages: 171 MB, 0.16 GiB.
     assert result.stderr == (
-        "busim: flash-sale needs about 189.4 MB of memory (52,500 messages for its consumer groups), more than the "
-        "120.0 MB this machine has available; shorten duration, lower the rates, set publishers[].count, or allow "
-        "more with --max-memory\n"
+        "busim: flash-sale would need about 0.16 GiB of memory for the 52,500 messages its consumer groups handle, "
+        "more than the 0.11 GiB this machine has available; shorten duration, lower the rates, set "
+        "publishers[].count, or allow more with --max-memory\n"
     )
 
 
@@ -82,7 +82,7 @@ def test_max_memory_sets_the_budget_instead_of_the_machine(monkeypatch, tmp_path
     assert allowed.exit_code == 0, allowed.output
     refused = runner.invoke(app, [*command, "0.1GiB"])
     assert refused.exit_code == 2
-    assert "more than the limit of 107.4 MB (--max-memory)" in refused.stderr
+    assert "more than the limit of 0.10 GiB (--max-memory)" in refused.stderr
 
 
 def test_an_amount_of_memory_must_look_like_one():

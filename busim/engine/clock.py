@@ -20,6 +20,7 @@ import simpy
 from simpy.events import NORMAL, Event
 
 Callback = Callable[[Event], None]
+_new_event = object.__new__
 
 
 class Clock(simpy.Environment):
@@ -27,8 +28,10 @@ class Clock(simpy.Environment):
 
     def call_at(self, at_s: float, callback: Callback, value: Any = None) -> None:
         """Call ``callback`` at ``at_s`` (not before now) with an event whose value is ``value``."""
-        event = Event(self)
+        # Event.__init__ inlined, already triggered: one such event per message and more.
+        event = _new_event(Event)
+        event.env = self
+        event.callbacks = [callback]
         event._ok = True
         event._value = value
-        event.callbacks.append(callback)
         heappush(self._queue, (at_s, NORMAL, next(self._eid), event))

@@ -394,30 +394,38 @@ class ConsumerGroup:
         """Hand queued copies to instances with room, oldest first."""
         if self._paused:
             return
-        self._admit(now)
+        cursor = self._cursor
+        heap = self._redeliveries
+        if (cursor < self._first_count and self._first_arrival[cursor] <= now) or (heap and heap[0][0] <= now):
+            self._admit(now)
         open_instances = self._open
         if not open_instances:
             return
         waiting = self._waiting
+        # A plain queue without requeued copies is its deque: taken from directly, without a call.
+        fifo = None if self._grouped else waiting.fifo
+        requeued = None if self._grouped else waiting.requeued
         read_size = self._read_size
         batched = self._batched
         late_ack_cancels = self._late_ack_cancels
         settled = self._settled
-        while waiting:
+        while fifo or waiting:
             if self._next_receive_s > now:
                 self._wake(self._next_receive_s, now)
                 return
             instance = open_instances[0]
             worker = instance * self._concurrency + self._readers[instance][-1] if batched else -1
             taken = 0
-            while taken < read_size and waiting:
-                copy = waiting.take()
+            while True:  # one read: up to read_size copies
+                copy = fifo.popleft() if fifo and not requeued else waiting.take()
                 if late_ack_cancels and copy[2] > 1 and settled[copy[1]]:
                     # Acked late, after its timeout but before this copy was received: the broker deleted it.
                     waiting.discard(copy[1])
-                    continue
-                self._receive(instance, copy, now, worker, taken == 0)
-                taken += 1
+                else:
+                    self._receive(instance, copy, now, worker, taken == 0)
+                    taken += 1
+                if taken == read_size or not (fifo or waiting):
+                    break
             if not taken:
                 continue
             if self._throttled:
@@ -441,7 +449,6 @@ class ConsumerGroup:
         # Room and nothing queued: wake up at the next arrival.
         cursor = self._cursor
         next_first = self._first_arrival[cursor] if cursor < self._first_count else _INFINITY
-        heap = self._redeliveries
         if heap and heap[0][0] < next_first:
             next_first = heap[0][0]
         self._wake(next_first, now)
@@ -470,7 +477,10 @@ class ConsumerGroup:
         self._held += 1
         self._room[instance] -= 1
         if self._track:
-            self._unacked.setdefault(instance, set()).add(delivery)
+            unacked = self._unacked.get(instance)
+            if unacked is None:
+                unacked = self._unacked[instance] = set()
+            unacked.add(delivery)
         if worker >= 0:
             self._worker_of[delivery] = worker
         if starts:
@@ -507,15 +517,15 @@ class ConsumerGroup:
         handler = self._handler
         if handler.reads_first:
             handler.begin(delivery, self._d_message[delivery])
-        processing_s = self._processing_time()
+        done_s = now + self._processing_time()
         if self._ack_timeout_s is not None and delivery not in self._timed:
             message, attempt = self._d_message[delivery], self._d_attempt[delivery]
             if attempt == self._attempts[message]:  # else a later copy is out, with its own timer
                 due_s = self._due(self._d_receive[delivery])
-                if now + processing_s > due_s:
+                if done_s > due_s:
                     self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
                     self._timer(due_s, message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
-        self._env.call_at(now + processing_s, self._on_done, delivery)
+        self._env.call_at(done_s, self._on_done, delivery)
 
     def _on_watch(self, event: simpy.Event) -> None:
         """Bring back the buffered deliveries of an instance whose timers ran out before they started."""

@@ -23,15 +23,25 @@ Callback = Callable[[Event], None]
 _new_event = object.__new__
 
 
+class _Call(Event):
+    """An event made already triggered, whose value is a plain slot.
+
+    The engine makes one or more per message and reads each one's value once:
+    the slot spares SimPy's ``value`` property, which checks for a pending event.
+    """
+
+    __slots__ = ("value",)
+
+
 class Clock(simpy.Environment):
     """A SimPy environment whose callbacks can be due at an absolute time."""
 
     def call_at(self, at_s: float, callback: Callback, value: Any = None) -> None:
         """Call ``callback`` at ``at_s`` (not before now) with an event whose value is ``value``."""
-        # Event.__init__ inlined, already triggered: one such event per message and more.
-        event = _new_event(Event)
+        # Event.__init__ inlined, and the event triggered: SimPy only reads _ok and the callbacks.
+        event = _new_event(_Call)
         event.env = self
         event.callbacks = [callback]
         event._ok = True
-        event._value = value
+        event._value = event.value = value
         heappush(self._queue, (at_s, NORMAL, next(self._eid), event))

@@ -261,8 +261,11 @@ class ConsumerGroup:
         )
         self._capacity = rules.capacity or _NEVER
         self._grouped = self._waiting.grouped
-        # Where nothing can refuse or drop a copy, first attempts go straight onto the FIFO's deque.
-        self._open_fifo = self._waiting.fifo if not self._grouped and self._capacity == _NEVER else None
+        # A plain queue without requeued copies is its deque, taken from directly without a call; where
+        # nothing can refuse or drop a copy, first attempts go straight onto it.
+        self._fifo = None if self._grouped else self._waiting.fifo
+        self._requeued = None if self._grouped else self._waiting.requeued
+        self._open_fifo = self._fifo if self._capacity == _NEVER else None
         self._claim_interval_s = rules.claim_interval_s
         # A late ack still deletes a message that came back but was not received again, except where
         # the broker closed the channel it came on (RabbitMQ).
@@ -402,14 +405,13 @@ class ConsumerGroup:
         if not open_instances:
             return
         waiting = self._waiting
-        # A plain queue without requeued copies is its deque: taken from directly, without a call.
-        fifo = None if self._grouped else waiting.fifo
-        requeued = None if self._grouped else waiting.requeued
+        # A plain queue is its deque and its heap of requeued copies, both tested without a call.
+        fifo, requeued, grouped = self._fifo, self._requeued, self._grouped
         read_size = self._read_size
         batched = self._batched
         late_ack_cancels = self._late_ack_cancels
         settled = self._settled
-        while fifo or waiting:
+        while fifo or requeued or (grouped and waiting):
             if self._next_receive_s > now:
                 self._wake(self._next_receive_s, now)
                 return
@@ -424,7 +426,7 @@ class ConsumerGroup:
                 else:
                     self._receive(instance, copy, now, worker, taken == 0)
                     taken += 1
-                if taken == read_size or not (fifo or waiting):
+                if taken == read_size or not (fifo or requeued or (grouped and waiting)):
                     break
             if not taken:
                 continue

@@ -110,9 +110,9 @@ class Handler:
 
     def handle(self, delivery: int, message: int, instance: int, now: float) -> int:
         """Finish processing ``delivery`` of ``message`` at ``now``; returns the :class:`Outcome`, or :data:`RETRY`."""
-        self._just_recorded = -1
         store = self._store
         if store is not None:
+            self._just_recorded = -1  # read only where there is a store
             if store.seen(message, instance, now):
                 if self.reads_first:
                     del self._reads[delivery]  # nothing to write

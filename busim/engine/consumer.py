@@ -240,7 +240,7 @@ class ConsumerGroup:
         self._alive = [True] * instances
         self._idle_workers = [concurrency] * instances
         self._buffer: dict[int, deque[int]] = {}  # deliveries an instance holds but has not started
-        self._watch: dict[int, deque[tuple[float, int]]] = {}  # buffered deliveries by due time
+        self._watch: dict[int, deque[int]] = {}  # buffered deliveries in order of receipt, so of due time
         self._watch_at = [_INFINITY] * instances  # when an instance's watch wakes up next
         self._track = consumer.crash is not None
         self._unacked: dict[int, set[int]] = {}  # by instance, only with crashes: what a crash brings back
@@ -502,9 +502,9 @@ class ConsumerGroup:
             watch = self._watch.get(instance)
             if watch is None:
                 watch = self._watch[instance] = deque()
-            due_s = self._due(now)
-            watch.append((due_s, delivery))
+            watch.append(delivery)
             if self._watch_at[instance] == _INFINITY:
+                due_s = self._due(now)
                 self._watch_at[instance] = due_s
                 self._env.call_at(due_s, self._on_watch, instance)
 
@@ -537,10 +537,11 @@ class ConsumerGroup:
         now = self._env.now
         expired = False
         while watch:
-            due_s, delivery = watch[0]
+            delivery = watch[0]
             if self._d_take[delivery] < _INFINITY or self._d_outcome[delivery] != _PROCESSING:
                 watch.popleft()  # started (its own timer, if any, was set then) or aborted by a crash
                 continue
+            due_s = self._due(self._d_receive[delivery])
             if due_s > now:
                 self._watch_at[instance] = due_s
                 self._env.call_at(due_s, self._on_watch, instance)

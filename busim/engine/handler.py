@@ -117,18 +117,16 @@ class Handler:
                 if self.reads_first:
                     del self._reads[delivery]  # nothing to write
                 return _SKIPPED
-            if self._optimistic and self._conflicts(delivery):
-                self.optimistic_retries += 1
-                return RETRY
+        if self._optimistic and self._conflicts(delivery):
+            self.optimistic_retries += 1
+            return RETRY
+        if store is not None:
             processed = self._processed
             if processed[message]:
                 self.dedup_misses[delivery] = store.miss(message, instance)
             processed[message] = 1
             store.record(message, instance, now)
             self._just_recorded = message
-        elif self._optimistic and self._conflicts(delivery):
-            self.optimistic_retries += 1
-            return RETRY
         outcome = _APPLIED
         if self._has_effects:
             accepted = self._write(delivery, message) if self.reads_first else self.plan.apply(self._state, message)

@@ -508,12 +508,6 @@ class ConsumerGroup:
                 self._watch_at[instance] = due_s
                 self._env.call_at(due_s, self._on_watch, instance)
 
-    def _start(self, instance: int, delivery: int, now: float) -> None:
-        """A worker of ``instance`` starts on ``delivery``, which waited in its buffer."""
-        self._idle_workers[instance] -= 1
-        self._d_take[delivery] = now
-        self._process(delivery, now)
-
     def _process(self, delivery: int, now: float) -> None:
         """A worker processes ``delivery`` from ``now``: its handler reads, and its timers are checked."""
         handler = self._handler
@@ -589,12 +583,13 @@ class ConsumerGroup:
         if self._track:
             self._unacked[instance].discard(delivery)  # received, so its set exists
         self._room[instance] += 1
-        self._idle_workers[instance] += 1
+        # The worker goes on with the next delivery of its read (batched) or of its instance's buffer.
+        following = -1
         if self._batched:
             worker = self._worker_of.pop(delivery)
             batch = self._batches[worker]
             if batch:
-                self._start(instance, batch.popleft(), now)
+                following = batch.popleft()
             else:
                 self._readers[instance].append(worker % self._concurrency)
                 self._list(instance)
@@ -603,7 +598,12 @@ class ConsumerGroup:
                 self._list(instance)
             buffer = self._buffer.get(instance)
             if buffer:
-                self._start(instance, buffer.popleft(), now)
+                following = buffer.popleft()
+        if following >= 0:
+            self._d_take[following] = now
+            self._process(following, now)
+        else:
+            self._idle_workers[instance] += 1
         self._dispatch(now)
 
     def _list(self, instance: int) -> None:

@@ -20,6 +20,17 @@ import simpy
 from simpy.events import NORMAL, Event
 
 Callback = Callable[[Event], None]
+_new_event = object.__new__
+
+
+class _Call(Event):
+    """An event made already triggered, whose value is a plain slot.
+
+    The engine makes one or more per message and reads each one's value once:
+    the slot spares SimPy's ``value`` property, which checks for a pending event.
+    """
+
+    __slots__ = ("value",)
 
 
 class Clock(simpy.Environment):
@@ -27,8 +38,10 @@ class Clock(simpy.Environment):
 
     def call_at(self, at_s: float, callback: Callback, value: Any = None) -> None:
         """Call ``callback`` at ``at_s`` (not before now) with an event whose value is ``value``."""
-        event = Event(self)
+        # Event.__init__ inlined, and the event triggered: SimPy only reads _ok and the callbacks.
+        event = _new_event(_Call)
+        event.env = self
+        event.callbacks = [callback]
         event._ok = True
-        event._value = value
-        event.callbacks.append(callback)
+        event._value = event.value = value
         heappush(self._queue, (at_s, NORMAL, next(self._eid), event))

@@ -35,6 +35,7 @@ per message.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import deque
 from heapq import heappop, heappush
 
@@ -66,62 +67,70 @@ Columns = tuple[np.ndarray, np.ndarray]
 class _Queue:
     """One FIFO queue of copies; a requeued copy goes back to its place, ahead of later messages.
 
-    First attempts admitted one after another are kept as a run ``[start, end)`` of indices into the
-    broker's first attempts rather than as a tuple each: a queue that consumers far behind let grow to
-    millions of copies then costs a few runs, not some 140 bytes per copy.
+    First attempts admitted one after another are kept as a run ``[start, end)``
+    of indices into the broker's first attempts rather than as a tuple each: a
+    queue that consumers far behind let grow to millions of copies then costs a
+    few runs, not some 140 bytes per copy.
+
+    ``fifo`` and ``requeued`` are open to :class:`ConsumerGroup`'s hot path:
+    while ``requeued`` is empty and the head of ``fifo`` is a copy, taking is
+    popping it.
     """
+
+    grouped = False
 
     def __init__(self, first: FirstAttempts) -> None:
         self._first = first
         self._first_arrival, self._first_message, self._first_cause = _views(first)
-        self._copies: deque[Copy | list[int]] = deque()  # copies, and runs of first attempts
-        self._size = 0  # copies in _copies, counting every first attempt of a run
-        self._requeued: list[tuple[int, Copy]] = []  # a heap by message: publish order
+        self.fifo: deque[Copy | list[int]] = deque()  # copies, and runs of first attempts
+        self.requeued: list[tuple[int, Copy]] = []  # a heap by message: publish order
+        self._beyond_entries = 0  # copies in runs beyond the first of each
 
     def __len__(self) -> int:
-        return self._size + len(self._requeued)
+        return len(self.fifo) + self._beyond_entries + len(self.requeued)
 
     def __bool__(self) -> bool:
-        return self._size > 0 or bool(self._requeued)
+        return bool(self.fifo) or bool(self.requeued)
 
     def push(self, copy: Copy, front: bool) -> None:
         if front:
-            heappush(self._requeued, (copy[1], copy))
+            heappush(self.requeued, (copy[1], copy))
         else:
-            self._copies.append(copy)
-            self._size += 1
+            self.fifo.append(copy)
 
-    def push_first(self, index: int) -> None:
-        """Queue the broker's first attempt ``index``, at the back."""
-        copies = self._copies
-        self._size += 1
-        if copies:
-            tail = copies[-1]
-            if type(tail) is list and tail[1] == index:
-                tail[1] = index + 1
+    def push_firsts(self, start: int, end: int) -> None:
+        """Queue the broker's first attempts ``start`` to ``end`` (excluded), at the back."""
+        fifo = self.fifo
+        if fifo:
+            tail = fifo[-1]
+            if type(tail) is list and tail[1] == start:
+                tail[1] = end
+                self._beyond_entries += end - start
                 return
-        copies.append([index, index + 1])
+        fifo.append([start, end])
+        self._beyond_entries += end - start - 1
 
     def take(self) -> Copy:
-        if self._requeued:
-            return heappop(self._requeued)[1]
-        self._size -= 1
-        head = self._copies[0]
+        if self.requeued:
+            return heappop(self.requeued)[1]
+        fifo = self.fifo
+        head = fifo[0]
         if type(head) is tuple:
-            return self._copies.popleft()
+            return fifo.popleft()
         index = head[0]
         if index + 1 == head[1]:
-            self._copies.popleft()
+            fifo.popleft()
         else:
             head[0] = index + 1
+            self._beyond_entries -= 1
         return (self._first_arrival[index], self._first_message[index], 1, self._first_cause[index])
 
     def unserved(self) -> list[Columns]:
-        """The arrival times and messages of the copies queued, in parts: requeued ones first, then the rest in
-        order (a run of first attempts as views of the broker's arrays, to be copied once, by the caller)."""
-        parts = [_columns([copy for _, copy in self._requeued])]
+        """The arrival times and messages of the copies queued, in parts: requeued ones first, then the rest
+        in order (a run of first attempts as views of the broker's arrays, to be copied once, by the caller)."""
+        parts = [_columns([copy for _, copy in self.requeued])]
         singles: list[Copy] = []
-        for entry in self._copies:
+        for entry in self.fifo:
             if type(entry) is tuple:
                 singles.append(entry)
                 continue
@@ -143,9 +152,10 @@ class _Queue:
 class _GroupedQueue:
     """A queue split by message group: one message of a group in flight at a time (SQS FIFO)."""
 
-    def __init__(self, group_of: list[int], first: FirstAttempts) -> None:
+    grouped = True
+
+    def __init__(self, group_of: list[int]) -> None:
         self._group_of = group_of
-        self._first_arrival, self._first_message, self._first_cause = _views(first)
         self._queues: dict[int, deque[Copy]] = {}
         self._ready: deque[int] = deque()  # groups with a visible message and none in flight
         self._listed: set[int] = set()
@@ -162,10 +172,6 @@ class _GroupedQueue:
     def unserved(self) -> list[Columns]:
         """The arrival times and messages of the copies queued, group by group."""
         return [_columns([copy for queue in self._queues.values() for copy in queue])]
-
-    def push_first(self, index: int) -> None:
-        """Queue the broker's first attempt ``index``, at the back."""
-        self.push((self._first_arrival[index], self._first_message[index], 1, self._first_cause[index]), False)
 
     def push(self, copy: Copy, front: bool) -> None:
         group = self._group_of[copy[1]]
@@ -292,7 +298,7 @@ class ConsumerGroup:
         self._alive = [True] * instances
         self._idle_workers = [concurrency] * instances
         self._buffer: dict[int, deque[int]] = {}  # deliveries an instance holds but has not started
-        self._watch: dict[int, deque[tuple[float, int]]] = {}  # buffered deliveries by due time
+        self._watch: dict[int, deque[int]] = {}  # buffered deliveries in order of receipt, so of due time
         self._watch_at = [_INFINITY] * instances  # when an instance's watch wakes up next
         self._track = consumer.crash is not None
         self._unacked: dict[int, set[int]] = {}  # by instance, only with crashes: what a crash brings back
@@ -303,14 +309,22 @@ class ConsumerGroup:
         # The throughput limit spaces reads: by the copies each takes, or by calls where it counts calls (SQS).
         self._interval_s = 1.0 / rules.throughput_per_s
         self._interval_per_read_s = self._interval_s * self._read_size if rules.throughput_counts_calls else None
+        self._throttled = self._interval_s > 0  # else reads are never spaced, and their times need no keeping
         self._next_receive_s = -_INFINITY
 
         # The queue, and the copies on their way to it.
         self._message_group = message_group.tolist() if message_group is not None else None
         self._waiting: _Queue | _GroupedQueue = (
-            _GroupedQueue(self._message_group, first) if self._message_group is not None else _Queue(first)
+            _GroupedQueue(self._message_group) if self._message_group is not None else _Queue(first)
         )
         self._capacity = rules.capacity or _NEVER
+        self._grouped = self._waiting.grouped
+        # A plain queue without requeued copies is its deque, taken from directly without a call; where
+        # nothing can refuse or drop a copy, first attempts go straight onto it.
+        self._fifo = None if self._grouped else self._waiting.fifo
+        self._requeued = None if self._grouped else self._waiting.requeued
+        self._open_fifo = self._fifo if self._capacity == _NEVER else None
+        self._claim_interval_s = rules.claim_interval_s
         # A late ack still deletes a message that came back but was not received again, except where
         # the broker closed the channel it came on (RabbitMQ).
         self._late_ack_cancels = not rules.requeue_on_crash
@@ -320,6 +334,7 @@ class ConsumerGroup:
         self._refusals: dict[int, int] = {}
         self._first = first
         self._first_arrival, self._first_message, self._first_cause = _views(first)
+        self._first_count = first.arrival_s.size
         self._cursor = 0
         self._redeliveries: list[tuple[float, int, int, int, int, bool]] = []
         self._sequence = 0
@@ -371,39 +386,48 @@ class ConsumerGroup:
         self._dispatch(self._env.now)
 
     def _admit(self, now: float) -> None:
-        """Move every copy that has arrived by ``now`` into the queue, in order of arrival."""
+        """Move every copy that has arrived by ``now`` into the queue, in order of arrival.
+
+        A first attempt goes ahead of a redelivery arriving at the same time.
+        """
         first_arrival = self._first_arrival
+        first_count = self._first_count
         heap = self._redeliveries
-        waiting = self._waiting
-        capacity = self._capacity
+        fifo = self._open_fifo
+        cursor = self._cursor
         while True:
-            cursor = self._cursor
-            next_first = first_arrival[cursor] if cursor < len(first_arrival) else _INFINITY
             next_redelivery = heap[0][0] if heap else _INFINITY
-            if next_first <= next_redelivery:
-                if next_first > now:
-                    return
-                self._cursor = cursor + 1
-                if len(waiting) < capacity:
-                    waiting.push_first(cursor)
-                    continue
-                copy = (next_first, self._first_message[cursor], 1, self._first_cause[cursor])
-                front = False
-            else:
-                if next_redelivery > now:
-                    return
-                arrival_s, _, message, attempt, cause, front = heappop(heap)
-                copy = (arrival_s, message, attempt, cause)
-            if len(waiting) >= capacity:
-                if self._drop_head:
-                    self._drop(waiting.take(), copy[0])
-                elif copy[3] == _BROKER_DUPLICATE:
-                    continue  # a copy the broker made itself finds no room; the message has its own
-                elif copy[2] == 1:
-                    self._refuse(copy)
-                    continue
-                # reject-publish refuses publishes only: a message the broker puts back always gets in.
-            waiting.push(copy, front)
+            until_s = next_redelivery if next_redelivery < now else now
+            if cursor < first_count and first_arrival[cursor] <= until_s:
+                if fifo is not None:  # nothing refuses a copy here, so the heap stays as it is meanwhile
+                    end = bisect_right(first_arrival, until_s, cursor + 1, first_count)
+                    self._waiting.push_firsts(cursor, end)
+                    cursor = end
+                else:  # one at a time: a refused publish may come back ahead of the next
+                    self._cursor = cursor + 1
+                    self._queue_copy((first_arrival[cursor], self._first_message[cursor], 1, self._first_cause[cursor]))
+                    cursor += 1
+                continue
+            if next_redelivery > now:
+                break
+            arrival_s, _, message, attempt, cause, front = heappop(heap)
+            self._cursor = cursor
+            self._queue_copy((arrival_s, message, attempt, cause), front)
+        self._cursor = cursor
+
+    def _queue_copy(self, copy: Copy, front: bool = False) -> None:
+        """Put an arrived copy in the queue, unless it is full and refuses it (or drops its oldest)."""
+        waiting = self._waiting
+        if self._capacity != _NEVER and len(waiting) >= self._capacity:
+            if self._drop_head:
+                self._drop(waiting.take(), copy[0])
+            elif copy[3] == _BROKER_DUPLICATE:
+                return  # a copy the broker made itself finds no room; the message has its own
+            elif copy[2] == 1:
+                self._refuse(copy)
+                return
+            # reject-publish refuses publishes only: a message the broker puts back always gets in.
+        waiting.push(copy, front)
 
     def _drop(self, copy: Copy, now: float) -> None:
         """A full queue drops its oldest copy (drop-head); the message is lost if that was its live copy."""
@@ -429,34 +453,48 @@ class ConsumerGroup:
         """Hand queued copies to instances with room, oldest first."""
         if self._paused:
             return
-        self._admit(now)
-        waiting = self._waiting
+        cursor = self._cursor
+        heap = self._redeliveries
+        if (cursor < self._first_count and self._first_arrival[cursor] <= now) or (heap and heap[0][0] <= now):
+            self._admit(now)
         open_instances = self._open
+        if not open_instances:
+            return
+        waiting = self._waiting
+        # A plain queue is its deque and its heap of requeued copies, both tested without a call.
+        fifo, requeued, grouped = self._fifo, self._requeued, self._grouped
         read_size = self._read_size
-        while open_instances and waiting:
+        batched = self._batched
+        late_ack_cancels = self._late_ack_cancels
+        settled = self._settled
+        while fifo or requeued or (grouped and waiting):
             if self._next_receive_s > now:
                 self._wake(self._next_receive_s, now)
                 return
             instance = open_instances[0]
-            worker = instance * self._concurrency + self._readers[instance][-1] if self._batched else -1
+            worker = instance * self._concurrency + self._readers[instance][-1] if batched else -1
             taken = 0
-            while taken < read_size and waiting:
-                copy = waiting.take()
-                if self._late_ack_cancels and copy[2] > 1 and self._settled[copy[1]]:
+            while True:  # one read: up to read_size copies
+                copy = fifo.popleft() if fifo and not requeued and type(fifo[0]) is tuple else waiting.take()
+                if late_ack_cancels and copy[2] > 1 and settled[copy[1]]:
                     # Acked late, after its timeout but before this copy was received: the broker deleted it.
                     waiting.discard(copy[1])
-                    continue
-                self._receive(instance, copy, now, worker, taken == 0)
-                taken += 1
+                else:
+                    self._receive(instance, copy, now, worker, taken == 0)
+                    taken += 1
+                if taken == read_size or not (fifo or requeued or (grouped and waiting)):
+                    break
             if not taken:
                 continue
-            interval_s = self._interval_per_read_s
-            self._next_receive_s = max(self._next_receive_s, now) + (
-                interval_s if interval_s is not None else taken * self._interval_s
-            )
-            if self._batched:
-                self._readers[instance].pop()
-                still_open = bool(self._readers[instance])
+            if self._throttled:
+                interval_s = self._interval_per_read_s
+                self._next_receive_s = max(self._next_receive_s, now) + (
+                    interval_s if interval_s is not None else taken * self._interval_s
+                )
+            if batched:
+                readers = self._readers[instance]
+                readers.pop()
+                still_open = bool(readers)
             else:
                 still_open = self._room[instance] > 0
             if still_open:
@@ -464,12 +502,14 @@ class ConsumerGroup:
             else:
                 open_instances.popleft()
                 self._listed[instance] = False
-        if open_instances and not waiting:
-            # Room and nothing queued: wake up at the next arrival.
-            cursor = self._cursor
-            next_first = self._first_arrival[cursor] if cursor < len(self._first_arrival) else _INFINITY
-            next_redelivery = self._redeliveries[0][0] if self._redeliveries else _INFINITY
-            self._wake(min(next_first, next_redelivery), now)
+                if not open_instances:
+                    return
+        # Room and nothing queued: wake up at the next arrival.
+        cursor = self._cursor
+        next_first = self._first_arrival[cursor] if cursor < self._first_count else _INFINITY
+        if heap and heap[0][0] < next_first:
+            next_first = heap[0][0]
+        self._wake(next_first, now)
 
     def _wake(self, at_s: float, now: float) -> None:
         if at_s < self._wake_at:
@@ -486,22 +526,27 @@ class ConsumerGroup:
     def _receive(self, instance: int, copy: Copy, now: float, worker: int, first: bool) -> None:
         """``instance`` receives ``copy``; batched, ``worker`` read it, the ``first`` of its read."""
         arrival_s, message, attempt, cause = copy
-        delivery = self.log.append(message, attempt, cause, instance, arrival_s, now)
+        # A worker reads when it has nothing left to do, so the first copy of a read starts at once.
+        starts = first if worker >= 0 else self._idle_workers[instance] > 0
+        delivery = self.log.append(message, attempt, cause, instance, arrival_s, now, now if starts else _INFINITY)
         self._received[message] = 1
-        self._waiting.hold(message, delivery)
+        if self._grouped:
+            self._waiting.hold(message, delivery)
         self._held += 1
         self._room[instance] -= 1
         if self._track:
-            self._unacked.setdefault(instance, set()).add(delivery)
+            unacked = self._unacked.get(instance)
+            if unacked is None:
+                unacked = self._unacked[instance] = set()
+            unacked.add(delivery)
         if worker >= 0:
             self._worker_of[delivery] = worker
-            if first:  # a worker reads when it has nothing left to do: it starts at once
-                self._start(instance, delivery, now)
-                return
-            self._batches[worker].append(delivery)
-        elif self._idle_workers[instance]:
-            self._start(instance, delivery, now)
+        if starts:
+            self._idle_workers[instance] -= 1
+            self._process(delivery, now)
             return
+        if worker >= 0:
+            self._batches[worker].append(delivery)
         else:
             buffer = self._buffer.get(instance)
             if buffer is None:
@@ -513,31 +558,26 @@ class ConsumerGroup:
             watch = self._watch.get(instance)
             if watch is None:
                 watch = self._watch[instance] = deque()
-            due_s = self._due(now)
-            watch.append((due_s, delivery))
+            watch.append(delivery)
             if self._watch_at[instance] == _INFINITY:
+                due_s = self._due(now)
                 self._watch_at[instance] = due_s
                 self._env.call_at(due_s, self._on_watch, instance)
 
-    def _start(self, instance: int, delivery: int, now: float) -> None:
-        self._idle_workers[instance] -= 1
-        self._d_take[delivery] = now
-        self._process(delivery, now)
-
     def _process(self, delivery: int, now: float) -> None:
         """A worker processes ``delivery`` from ``now``: its handler reads, and its timers are checked."""
-        if self._handler.reads_first:
-            self._handler.begin(delivery, self._d_message[delivery])
-        processing_s = self._processing_time()
-        current = self._d_attempt[delivery] == self._attempts[self._d_message[delivery]]
-        if self._ack_timeout_s is not None and current and delivery not in self._timed:
-            due_s = self._due(self._d_receive[delivery])
-            if now + processing_s > due_s:
-                self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
-                self._timer(
-                    due_s, self._d_message[delivery], self._d_attempt[delivery], DeliveryCause.ACK_TIMEOUT, delivery
-                )
-        self._env.call_at(now + processing_s, self._on_done, delivery)
+        handler = self._handler
+        if handler.reads_first:
+            handler.begin(delivery, self._d_message[delivery])
+        done_s = now + self._processing_time()
+        if self._ack_timeout_s is not None and delivery not in self._timed:
+            message, attempt = self._d_message[delivery], self._d_attempt[delivery]
+            if attempt == self._attempts[message]:  # else a later copy is out, with its own timer
+                due_s = self._due(self._d_receive[delivery])
+                if done_s > due_s:
+                    self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
+                    self._timer(due_s, message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
+        self._env.call_at(done_s, self._on_done, delivery)
 
     def _on_watch(self, event: simpy.Event) -> None:
         """Bring back the buffered deliveries of an instance whose timers ran out before they started."""
@@ -547,10 +587,11 @@ class ConsumerGroup:
         now = self._env.now
         expired = False
         while watch:
-            due_s, delivery = watch[0]
+            delivery = watch[0]
             if self._d_take[delivery] < _INFINITY or self._d_outcome[delivery] != _PROCESSING:
                 watch.popleft()  # started (its own timer, if any, was set then) or aborted by a crash
                 continue
+            due_s = self._due(self._d_receive[delivery])
             if due_s > now:
                 self._watch_at[instance] = due_s
                 self._env.call_at(due_s, self._on_watch, instance)
@@ -566,49 +607,59 @@ class ConsumerGroup:
     def _due(self, receive_s: float) -> float:
         """When an unacked delivery received at ``receive_s`` comes back."""
         due_s = receive_s + self._ack_timeout_s
-        interval_s = self._rules.claim_interval_s
+        interval_s = self._claim_interval_s
         if interval_s is not None:
             due_s = math.ceil(due_s / interval_s) * interval_s  # the claimer's next pass
         return due_s
 
     def _on_done(self, event: simpy.Event) -> None:
         delivery = event.value
-        if self._d_outcome[delivery] != _PROCESSING:
+        outcomes = self._d_outcome
+        if outcomes[delivery] != _PROCESSING:
             return  # aborted by a crash of its instance
         now = self._env.now
         message = self._d_message[delivery]
         self._d_done[delivery] = now
         instance = self._d_instance[delivery]
-        outcome = self._handler.handle(delivery, message, instance, now)
+        handler = self._handler
+        outcome = handler.handle(delivery, message, instance, now)
         if outcome == RETRY:
             self._d_done[delivery] = _INFINITY  # an optimistic write met a conflict: the worker starts over
             self._process(delivery, now)
             return
-        self._d_outcome[delivery] = outcome
-        if self._handler.crashes(instance):
+        outcomes[delivery] = outcome
+        if handler.may_crash and handler.crashes(instance):
             self._crash(instance, delivery, now)
             self._dispatch(now)
             return
         self._settled[message] = 1
-        self._waiting.release(message, delivery)
+        if self._grouped:
+            self._waiting.release(message, delivery)
         self._held -= 1
         if self._track:
             self._unacked[instance].discard(delivery)  # received, so its set exists
         self._room[instance] += 1
-        self._idle_workers[instance] += 1
+        # The worker goes on with the next delivery of its read (batched) or of its instance's buffer.
+        following = -1
         if self._batched:
             worker = self._worker_of.pop(delivery)
             batch = self._batches[worker]
             if batch:
-                self._start(instance, batch.popleft(), now)
+                following = batch.popleft()
             else:
                 self._readers[instance].append(worker % self._concurrency)
                 self._list(instance)
         else:
-            self._list(instance)
+            if not self._listed[instance]:
+                self._list(instance)
             buffer = self._buffer.get(instance)
             if buffer:
-                self._start(instance, buffer.popleft(), now)
+                following = buffer.popleft()
+        if following >= 0:
+            self._d_take[following] = now
+            self._process(following, now)
+        else:
+            self._idle_workers[instance] += 1
         self._dispatch(now)
 
     def _list(self, instance: int) -> None:
@@ -772,9 +823,9 @@ class ConsumerGroup:
         """Whether a message is unsettled, a copy is queued or in transit, an instance holds one, or a
         scheduled crash is still to come."""
         return (
-            self._cursor < len(self._first_arrival)
+            self._cursor < self._first_count
             or bool(self._redeliveries)
-            or len(self._waiting) > 0
+            or bool(self._waiting)
             or self._held > 0
             or self._settled.find(0) >= 0
             or self._crashes_due > 0

@@ -73,6 +73,8 @@ class Handler:
             self._crash_after = set(zip(instances, counts))
         # Scheduled crashes that did not happen: (time or NaN, instance or -1, count or -1).
         self._missed_crashes: list[tuple[float, int, int]] = []
+        # Without a crash probability or counts, no processing ends in a crash: callers need not ask.
+        self.may_crash = self._crash_probability > 0 or bool(self._crash_after)
 
         dedup = consumer.dedup if consumer.idempotency == "dedup" else None
         self._store = DedupStore(dedup, consumer.instances) if dedup is not None else None
@@ -108,12 +110,13 @@ class Handler:
 
     def handle(self, delivery: int, message: int, instance: int, now: float) -> int:
         """Finish processing ``delivery`` of ``message`` at ``now``; returns the :class:`Outcome`, or :data:`RETRY`."""
-        self._just_recorded = -1
         store = self._store
-        if store is not None and store.seen(message, instance, now):
-            if self.reads_first:
-                del self._reads[delivery]  # nothing to write
-            return _SKIPPED
+        if store is not None:
+            self._just_recorded = -1  # read only where there is a store
+            if store.seen(message, instance, now):
+                if self.reads_first:
+                    del self._reads[delivery]  # nothing to write
+                return _SKIPPED
         if self._optimistic and self._conflicts(delivery):
             self.optimistic_retries += 1
             return RETRY
@@ -125,8 +128,10 @@ class Handler:
             store.record(message, instance, now)
             self._just_recorded = message
         outcome = _APPLIED
-        if self._has_effects and not self._write(delivery, message):
-            outcome = _REJECTED
+        if self._has_effects:
+            accepted = self._write(delivery, message) if self.reads_first else self.plan.apply(self._state, message)
+            if not accepted:
+                outcome = _REJECTED
         if self._snapshot_every is not None:
             self._since_snapshot += 1
             if self._since_snapshot == self._snapshot_every:
@@ -142,8 +147,7 @@ class Handler:
         return False
 
     def _write(self, delivery: int, message: int) -> bool:
-        if not self.reads_first:
-            return self.plan.apply(self._state, message)
+        """Write the effects of ``delivery`` from the values it read when it started."""
         values, read_versions = self._reads.pop(delivery)
         if self._optimistic:
             accepted = self.plan.apply(self._state, message)
@@ -166,11 +170,13 @@ class Handler:
 
     def crashes(self, instance: int) -> bool:
         """Whether ``instance`` crashes after the processing it has just finished, before its ack."""
-        processed = self._processed_by[instance] + 1
-        self._processed_by[instance] = processed
-        scheduled = (instance, processed) in self._crash_after
-        if scheduled:
-            self._crash_after.discard((instance, processed))
+        scheduled = False
+        if self._crash_after:  # counts of processings only matter while a crash waits for one
+            processed = self._processed_by[instance] + 1
+            self._processed_by[instance] = processed
+            scheduled = (instance, processed) in self._crash_after
+            if scheduled:
+                self._crash_after.discard((instance, processed))
         self._until_crash -= 1
         if self._until_crash:
             return scheduled

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from busim.engine.handler import Handler
 
 _PROCESSING = 0
+_UNSET = math.inf  # a time not yet reached: taking, or the end of processing
 # A group that makes this many deliveries per message (beyond a floor for small runs) is in a loop
 # that would never end: every delivery crashing its instance, say, with an instant restart.
 MAX_DELIVERIES_PER_MESSAGE = 100
@@ -65,8 +66,17 @@ class DeliveryLog:
     def __len__(self) -> int:
         return len(self.message)
 
-    def append(self, message: int, attempt: int, cause: int, instance: int, arrival_s: float, now: float) -> int:
-        """A delivery received at ``now``; returns its row."""
+    def append(
+        self,
+        message: int,
+        attempt: int,
+        cause: int,
+        instance: int,
+        arrival_s: float,
+        now: float,
+        take_s: float = _UNSET,
+    ) -> int:
+        """A delivery received at ``now``, taken by a worker at ``take_s`` (inf: not yet); returns its row."""
         row = len(self.message)
         if row == self.limit:
             raise TooManyDeliveries(self, now)
@@ -76,8 +86,8 @@ class DeliveryLog:
         self.instance.append(instance)
         self.arrival_s.append(arrival_s)
         self.receive_s.append(now)
-        self.take_s.append(math.inf)
-        self.done_s.append(math.inf)
+        self.take_s.append(take_s)
+        self.done_s.append(_UNSET)
         self.outcome.append(_PROCESSING)
         return row
 

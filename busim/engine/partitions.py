@@ -155,22 +155,25 @@ class PartitionedGroup:
         for member in range(len(self._owned)):
             self._dispatch(member, self._env.now)
 
-    def _ready_s(self, partition: int) -> float:
-        """When the partition's next record can be read (inf when it has none)."""
-        position = self._position[partition]
-        if position >= len(self._log_arrival[partition]):
-            return _INFINITY
-        return max(self._log_arrival[partition][position], self._replay_s[partition], self._next_read_s[partition])
-
     def _dispatch(self, member: int, now: float) -> None:
         """Give an idle member the earliest readable record of its partitions."""
         if self._paused or not self._alive[member] or self._current[member] >= 0:
             return
         best, best_s = -1, _INFINITY
+        reader, positions, log_arrival = self._reader, self._position, self._log_arrival
         for partition in self._owned[member]:
-            if self._reader[partition] >= 0:
+            if reader[partition] >= 0:
                 continue  # moved here by a rebalance while its last owner finishes a record
-            ready_s = self._ready_s(partition)
+            position = positions[partition]
+            arrivals = log_arrival[partition]
+            if position >= len(arrivals):
+                continue  # read to its end
+            # It can be read once its record has arrived, the partition is readable again, and reads are spaced.
+            ready_s = arrivals[position]
+            if self._replay_s[partition] > ready_s:
+                ready_s = self._replay_s[partition]
+            if self._next_read_s[partition] > ready_s:
+                ready_s = self._next_read_s[partition]
             if ready_s < best_s:
                 best, best_s = partition, ready_s
         if best < 0:
@@ -203,8 +206,7 @@ class PartitionedGroup:
         arrival_s = self._log_arrival[partition][position]
         if attempt > 1:
             arrival_s = max(arrival_s, self._replay_s[partition])
-        delivery = self.log.append(message, attempt, cause, member // self._concurrency, arrival_s, now)
-        self.log.take_s[delivery] = now
+        delivery = self.log.append(message, attempt, cause, member // self._concurrency, arrival_s, now, now)
         self._current[member] = delivery
         self._current_partition[member] = partition
         self._reader[partition] = member
@@ -237,9 +239,9 @@ class PartitionedGroup:
             return
         log.outcome[delivery] = outcome
         expelled = self._expelled[member]
-        if not expelled:
-            self._processed[partition] = max(self._processed[partition], position + 1)
-        if self._handler.crashes(member // self._concurrency):
+        if not expelled and position >= self._processed[partition]:
+            self._processed[partition] = position + 1
+        if self._handler.may_crash and self._handler.crashes(member // self._concurrency):
             self._crash(member // self._concurrency, delivery, now)
             return
         self._settled[message] = 1

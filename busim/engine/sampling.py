@@ -1,14 +1,16 @@
 """Drawing durations and payload values, in numpy blocks.
 
-The engine never draws one number at a time from numpy: a
-:class:`BlockSampler` draws a block and hands out its values, which keeps
-the per-message cost to a list index.
+The engine never draws one number at a time from numpy: a block sampler
+(:func:`block_sampler`) draws a block and hands out its values, which keeps
+the per-message cost to stepping through a list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import chain
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -94,48 +96,44 @@ def _truncated_normal(mean: float, sd: float, rng: np.random.Generator, size: in
     return values
 
 
-class BlockSampler:
-    """Hands out values one by one from blocks that ``draw(size)`` makes in numpy."""
+# Hands out one value per call; calling it is the ``__next__`` of a chain of numpy blocks (see block_sampler).
+BlockSampler = Callable[[], Any]
 
-    __slots__ = ("_block", "_draw", "_next")
 
-    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
-        self._draw = draw
-        self._block: list = []
-        self._next = 0
+def block_sampler(draw: Callable[[int], np.ndarray]) -> BlockSampler:
+    """Values one by one from blocks that ``draw(size)`` makes in numpy, each when the last runs out.
 
-    def __call__(self):
-        if self._next == len(self._block):
-            self._block = self._draw(BLOCK_SIZE).tolist()
-            self._next = 0
-        value = self._block[self._next]
-        self._next += 1
-        return value
+    The sampler is the C-level ``__next__`` of a chain of the blocks as
+    lists: a value costs no Python call, the engine takes one per message.
+    """
 
-    def next_many(self, count: int) -> np.ndarray:
-        """The next ``count`` values, as ``count`` calls would hand them out (drawn in the same blocks)."""
-        parts = [np.asarray(self._block[self._next :])]
-        have = len(self._block) - self._next
-        while have < count:
-            block = self._draw(BLOCK_SIZE)
-            parts.append(block)
-            have += block.size
-        values = np.concatenate(parts)
-        self._block = values[count:].tolist()
-        self._next = 0
-        return values[:count]
+    def blocks() -> Iterator[list]:
+        while True:
+            yield draw(BLOCK_SIZE).tolist()
+
+    return chain.from_iterable(blocks()).__next__
 
 
 def duration_sampler(distribution: TimeDistribution, rng: np.random.Generator) -> BlockSampler:
     """Durations in seconds, one per call."""
-    return BlockSampler(lambda size: sample_durations(distribution, rng, size))
+    return block_sampler(lambda size: sample_durations(distribution, rng, size))
+
+
+def first_durations(distribution: TimeDistribution, rng: np.random.Generator, count: int) -> np.ndarray:
+    """The first ``count`` durations a :func:`duration_sampler` of a fresh ``rng`` hands out, at once.
+
+    Drawn in the sampler's blocks: a distribution that redraws (a truncated
+    normal) gives the same values only block by block.
+    """
+    blocks = [sample_durations(distribution, rng, BLOCK_SIZE) for _ in range(-(-count // BLOCK_SIZE))]
+    return np.concatenate(blocks)[:count] if blocks else np.empty(0)
 
 
 def bernoulli_sampler(p: float, rng: np.random.Generator) -> BlockSampler:
     """True with probability ``p``, one per call; with ``p`` 0 it draws nothing from ``rng``."""
     if p == 0:
-        return BlockSampler(lambda size: np.zeros(size, dtype=bool))
-    return BlockSampler(lambda size: rng.random(size) < p)
+        return block_sampler(lambda size: np.zeros(size, dtype=bool))
+    return block_sampler(lambda size: rng.random(size) < p)
 
 
 def sample_field(generator: FieldGenerator, rng: np.random.Generator, size: int) -> np.ndarray:

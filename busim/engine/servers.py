@@ -39,6 +39,7 @@ from busim.engine.log import DeliveryLog
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import GroupRecord, LossReason, Outcome, Selection
 from busim.engine.rules import DeliveryRules
+from busim.engine.sampling import first_durations
 from busim.scenario.schema import Consumer
 
 _APPLIED = int(Outcome.APPLIED)
@@ -139,7 +140,10 @@ def serve_fifo(
     handler = Handler(consumer, plan, streams, selection.ids.size)
     copies = first.arrival_s.size
     arrival = first.arrival_s
-    processing = handler.processing_time.next_many(copies)
+    # The handler's own sampler stays unused: its stream's first draws, block by block, are these.
+    processing = first_durations(
+        consumer.processing_time, streams.generator("consumer", consumer.name, "processing"), copies
+    )
     hold = _hold(consumer, rules)
     if consumer.instances == 1:
         receive, take, done = _one_instance(arrival, processing, min(hold, consumer.concurrency), hold)

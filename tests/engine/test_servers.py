@@ -20,9 +20,9 @@ from busim.engine.publishing import publish
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import RunRecord
 from busim.engine.rules import DeliveryRules
-from busim.engine.sampling import BLOCK_SIZE, duration_sampler
+from busim.engine.sampling import BLOCK_SIZE, duration_sampler, first_durations
 from busim.engine.servers import ServedGroup
-from busim.scenario.schema import ExponentialTime, Scenario
+from busim.scenario.schema import ExponentialTime, NormalTime, Scenario
 from tests.conftest import SCENARIOS, consumer, scenario
 
 FLASH_SALE = busim.load(SCENARIOS / "flash-sale.yaml")
@@ -200,11 +200,12 @@ def test_a_group_whose_deliveries_outlive_their_ack_timer_runs_on_the_general_en
     )
 
 
-def test_many_values_at_once_are_the_values_one_at_a_time() -> None:
-    one_at_a_time = duration_sampler(ExponentialTime(kind="exponential", mean=1.0), np.random.default_rng(3))
-    at_once = duration_sampler(ExponentialTime(kind="exponential", mean=1.0), np.random.default_rng(3))
-    expected = [one_at_a_time() for _ in range(3 * BLOCK_SIZE + 5)]
-    got = [at_once(), *at_once.next_many(BLOCK_SIZE + 2).tolist(), at_once()]
-    got += at_once.next_many(len(expected) - len(got)).tolist()
-    assert got == expected
-    assert at_once() == one_at_a_time()
+@pytest.mark.parametrize(
+    "distribution",
+    [ExponentialTime(kind="exponential", mean=1.0), NormalTime(kind="normal", mean=0.5, sd=1.0)],
+    ids=["exponential", "normal truncated at 0"],
+)
+def test_durations_drawn_at_once_are_those_a_sampler_hands_out_one_at_a_time(distribution) -> None:
+    one_at_a_time = duration_sampler(distribution, np.random.default_rng(3))
+    at_once = first_durations(distribution, np.random.default_rng(3), 3 * BLOCK_SIZE + 5)
+    assert at_once.tolist() == [one_at_a_time() for _ in range(3 * BLOCK_SIZE + 5)]

@@ -131,8 +131,8 @@ def _number_of(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        number = float(value) if abs(value) < 1e308 else math.copysign(math.inf, value)
-        return number if math.isfinite(number) else None
+        # Beyond floats (an integer of hundreds of digits) or not finite: a value, but no number to plot.
+        return float(value) if abs(value) < 1e308 else None
     if isinstance(value, str):
         for parse in (parse_duration, parse_rate):
             try:

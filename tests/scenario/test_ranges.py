@@ -205,3 +205,9 @@ def test_the_flag_is_named_as_given():
         parse_axis("k=64..1", flag="--axis")
     with pytest.raises(OverrideError, match=re.escape("--vary k: expected KEY=V1,V2,...")):
         parse_axis("k")
+
+
+def test_a_listed_integer_beyond_floats_is_a_value_with_no_number_to_plot():
+    huge = "9" * 400
+    axis = parse_axis(f"consumers.inventory.instances={huge},2")
+    assert [(value.text, value.number) for value in axis.values] == [(huge, None), ("2", 2.0)]

@@ -8,40 +8,39 @@ for, and a completion a hair off ``start + processing``. :meth:`Clock.call_at`
 schedules at the time itself, so that every time in the record is the sum
 that defines it, the same sum that :mod:`busim.engine.servers` computes over
 arrays.
+
+The engine makes one or more such calls per message and needs nothing of an
+event but its callback and a value: a call is scheduled as the pair itself,
+in SimPy's own queue and order (time, priority, then order of scheduling),
+and :meth:`Clock.step` calls it without making an event. SimPy's events (the
+end of :meth:`~simpy.core.Environment.run`, say) are stepped as SimPy steps
+them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from heapq import heappush
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
-from simpy.events import NORMAL, Event
+from simpy.events import NORMAL
 
-Callback = Callable[[Event], None]
-_new_event = object.__new__
-
-
-class _Call(Event):
-    """An event made already triggered, whose value is a plain slot.
-
-    The engine makes one or more per message and reads each one's value once:
-    the slot spares SimPy's ``value`` property, which checks for a pending event.
-    """
-
-    __slots__ = ("value",)
+Callback = Callable[[Any], None]
 
 
 class Clock(simpy.Environment):
     """A SimPy environment whose callbacks can be due at an absolute time."""
 
     def call_at(self, at_s: float, callback: Callback, value: Any = None) -> None:
-        """Call ``callback`` at ``at_s`` (not before now) with an event whose value is ``value``."""
-        # Event.__init__ inlined, and the event triggered: SimPy only reads _ok and the callbacks.
-        event = _new_event(_Call)
-        event.env = self
-        event.callbacks = [callback]
-        event._ok = True
-        event._value = event.value = value
-        heappush(self._queue, (at_s, NORMAL, next(self._eid), event))
+        """Call ``callback(value)`` at ``at_s`` (not before now)."""
+        heappush(self._queue, (at_s, NORMAL, next(self._eid), (callback, value)))
+
+    def step(self) -> None:
+        """Process the next event: a call scheduled by :meth:`call_at`, or one of SimPy's events."""
+        queue = self._queue
+        if queue and type(queue[0][3]) is tuple:
+            self._now, _, _, (callback, value) = heappop(queue)
+            callback(value)
+        else:
+            super().step()

@@ -40,7 +40,6 @@ from collections import deque
 from heapq import heappop, heappush
 
 import numpy as np
-import simpy
 
 from busim.engine.broker import BrokerLink, FirstAttempts
 from busim.engine.clock import Clock
@@ -365,23 +364,23 @@ class ConsumerGroup:
     def start(self) -> None:
         """Let the instances receive their first messages, and schedule the crashes set for given times."""
         for at_s, instance in self._handler.crash_times:
-            self._env.timeout(at_s, instance).callbacks.append(self._on_scheduled_crash)
+            self._env.call_at(self._env.now + at_s, self._on_scheduled_crash, instance)
         self._crashes_due = len(self._handler.crash_times)
         self._dispatch(self._env.now)
 
-    def _on_scheduled_crash(self, event: simpy.Event) -> None:
+    def _on_scheduled_crash(self, instance: int) -> None:
         self._crashes_due -= 1
-        instance = self._handler.crashing_instance(event.value, self._alive, self._env.now)
+        instance = self._handler.crashing_instance(instance, self._alive, self._env.now)
         if instance is not None:
             now = self._env.now
             self._crash(instance, -1, now)
             self._dispatch(now)
 
-    def pause(self, _event: simpy.Event | None = None) -> None:
+    def pause(self, _value: object = None) -> None:
         """The broker is down: instances receive nothing until :meth:`resume`."""
         self._paused = True
 
-    def resume(self, _event: simpy.Event | None = None) -> None:
+    def resume(self, _value: object = None) -> None:
         self._paused = False
         self._dispatch(self._env.now)
 
@@ -516,8 +515,7 @@ class ConsumerGroup:
             self._wake_at = at_s
             self._env.call_at(at_s, self._on_wake, at_s)
 
-    def _on_wake(self, event: simpy.Event) -> None:
-        at_s = event.value
+    def _on_wake(self, at_s: float) -> None:
         if at_s >= self._wake_at:
             self._wake_at = _INFINITY
         self._dispatch(at_s)
@@ -579,9 +577,8 @@ class ConsumerGroup:
                     self._timer(due_s, message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
         self._env.call_at(done_s, self._on_done, delivery)
 
-    def _on_watch(self, event: simpy.Event) -> None:
+    def _on_watch(self, instance: int) -> None:
         """Bring back the buffered deliveries of an instance whose timers ran out before they started."""
-        instance = event.value
         self._watch_at[instance] = _INFINITY
         watch = self._watch.get(instance)
         now = self._env.now
@@ -612,8 +609,7 @@ class ConsumerGroup:
             due_s = math.ceil(due_s / interval_s) * interval_s  # the claimer's next pass
         return due_s
 
-    def _on_done(self, event: simpy.Event) -> None:
-        delivery = event.value
+    def _on_done(self, delivery: int) -> None:
         outcomes = self._d_outcome
         if outcomes[delivery] != _PROCESSING:
             return  # aborted by a crash of its instance
@@ -719,10 +715,9 @@ class ConsumerGroup:
             else:
                 self._leave_pending(message, now, self._d_receive[other], cause)
         recovery_s = self._handler.crash(instance, after_processing=delivery >= 0)
-        self._env.timeout(recovery_s, instance).callbacks.append(self._on_restart)
+        self._env.call_at(self._env.now + recovery_s, self._on_restart, instance)
 
-    def _on_restart(self, event: simpy.Event) -> None:
-        instance = event.value
+    def _on_restart(self, instance: int) -> None:
         self._alive[instance] = True
         self._room[instance] = self._hold
         self._idle_workers[instance] = self._concurrency
@@ -772,8 +767,8 @@ class ConsumerGroup:
         """Check at ``due_s`` whether ``attempt`` of ``message`` was acked; redeliver if not."""
         self._env.call_at(max(due_s, self._env.now), self._on_timer, (message, attempt, cause, delivery))
 
-    def _on_timer(self, event: simpy.Event) -> None:
-        if self._expire(*event.value):
+    def _on_timer(self, timer: tuple[int, int, int, int]) -> None:
+        if self._expire(*timer):
             self._dispatch(self._env.now)
 
     def _expire(self, message: int, attempt: int, cause: int, delivery: int) -> bool:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import simpy
 
 from busim.engine.broker import BrokerLink, FirstAttempts
 from busim.engine.clock import Clock
@@ -129,28 +128,28 @@ class PartitionedGroup:
         self._crashes_due = 0  # crashes scheduled for a time not yet reached
         self._paused = False
         if rules.at_least_once and rules.commit == "auto":
-            self._env.timeout(rules.auto_commit_interval_s).callbacks.append(self._on_commit_tick)
+            self._env.call_at(self._env.now + rules.auto_commit_interval_s, self._on_commit_tick)
 
     # ------------------------------------------------------------ reading
     def start(self) -> None:
         """Let the members read their first records, and schedule the crashes set for given times."""
         for at_s, instance in self._handler.crash_times:
-            self._env.timeout(at_s, instance).callbacks.append(self._on_scheduled_crash)
+            self._env.call_at(self._env.now + at_s, self._on_scheduled_crash, instance)
         self._crashes_due = len(self._handler.crash_times)
         for member in range(len(self._owned)):
             self._dispatch(member, self._env.now)
 
-    def _on_scheduled_crash(self, event: simpy.Event) -> None:
+    def _on_scheduled_crash(self, instance: int) -> None:
         self._crashes_due -= 1
         alive = self._alive[:: self._concurrency]  # an instance's members live and die together
-        instance = self._handler.crashing_instance(event.value, alive, self._env.now)
+        instance = self._handler.crashing_instance(instance, alive, self._env.now)
         if instance is not None:
             self._crash(instance, -1, self._env.now)
 
-    def pause(self, _event: simpy.Event | None = None) -> None:
+    def pause(self, _value: object = None) -> None:
         self._paused = True
 
-    def resume(self, _event: simpy.Event | None = None) -> None:
+    def resume(self, _value: object = None) -> None:
         self._paused = False
         for member in range(len(self._owned)):
             self._dispatch(member, self._env.now)
@@ -187,8 +186,8 @@ class PartitionedGroup:
             return
         self._read(member, best, now)
 
-    def _on_wake(self, event: simpy.Event) -> None:
-        member, at_s = event.value
+    def _on_wake(self, wake: tuple[int, float]) -> None:
+        member, at_s = wake
         if at_s >= self._wake_at[member]:
             self._wake_at[member] = _INFINITY
         self._dispatch(member, at_s)
@@ -222,8 +221,8 @@ class PartitionedGroup:
             self._env.call_at(max(deadline_s, self._env.now), self._on_poll_timeout, (member, delivery))
         self._env.call_at(now + processing_s, self._on_done, (member, partition, position, delivery))
 
-    def _on_done(self, event: simpy.Event) -> None:
-        member, partition, position, delivery = event.value
+    def _on_done(self, done: tuple[int, int, int, int]) -> None:
+        member, partition, position, delivery = done
         if self._current[member] != delivery:
             return  # aborted by a crash of its instance
         now = self._env.now
@@ -235,7 +234,7 @@ class PartitionedGroup:
             # An optimistic write met a conflict: the member processes the record again.
             log.done_s[delivery] = math.inf
             self._handler.begin(delivery, message)
-            self._env.call_at(now + self._processing_time(), self._on_done, event.value)
+            self._env.call_at(now + self._processing_time(), self._on_done, done)
             return
         log.outcome[delivery] = outcome
         expelled = self._expelled[member]
@@ -282,12 +281,12 @@ class PartitionedGroup:
         self._batch[member] = 0
         self._poll_s[member] = now
 
-    def _on_commit_tick(self, _event: simpy.Event) -> None:
+    def _on_commit_tick(self, _value: None) -> None:
         for member, owned in enumerate(self._owned):
             if self._alive[member]:
                 for partition in owned:
                     self._commit(partition, self._processed[partition])
-        self._env.timeout(self._rules.auto_commit_interval_s).callbacks.append(self._on_commit_tick)
+        self._env.call_at(self._env.now + self._rules.auto_commit_interval_s, self._on_commit_tick)
 
     # ------------------------------------------------------------ crashes and rebalancing
     def _crash(self, instance: int, delivery: int, now: float) -> None:
@@ -326,9 +325,9 @@ class PartitionedGroup:
         if not self._at_least_once and delivery >= 0:
             self._settled[log.message[delivery]] = 1
         self._open_sessions += 1
-        self._env.timeout(self._rules.session_timeout_s).callbacks.append(self._on_session_expired)
+        self._env.call_at(self._env.now + self._rules.session_timeout_s, self._on_session_expired)
         recovery_s = self._handler.crash(instance, after_processing=delivery >= 0)
-        self._env.timeout(recovery_s, instance).callbacks.append(self._on_restart)
+        self._env.call_at(self._env.now + recovery_s, self._on_restart, instance)
         for partition in moved:
             if self._owner[partition] >= 0:
                 self._dispatch(self._owner[partition], now)
@@ -350,14 +349,14 @@ class PartitionedGroup:
         self._processed[partition] = min(self._processed[partition], self._committed[partition])
         self._replay_s[partition] = self._env.now  # what comes again arrives now; a stall after it is queue wait
 
-    def _on_poll_timeout(self, event: simpy.Event) -> None:
+    def _on_poll_timeout(self, timeout: tuple[int, int]) -> None:
         """A member outlasted max_poll_interval: the coordinator drops it and rebalances.
 
         Its partitions go back to their committed offsets and to other members
         while it finishes the record in hand, whose commit then fails: what it
         processed since the last commit is processed again.
         """
-        member, delivery = event.value
+        member, delivery = timeout
         if self._current[member] != delivery or self._expelled[member]:
             return
         self._expelled[member] = True
@@ -376,14 +375,14 @@ class PartitionedGroup:
         if self._open_sessions == 0:  # else the rebalance waits for crashed members to expire
             self._rebalance()
 
-    def _on_session_expired(self, _event: simpy.Event) -> None:
+    def _on_session_expired(self, _value: None) -> None:
         """The coordinator drops a crashed member and rebalances the group."""
         self._open_sessions -= 1
         self._rebalance()
 
-    def _on_restart(self, event: simpy.Event) -> None:
+    def _on_restart(self, instance: int) -> None:
         """The instance's members join again; the rebalance that follows waits for crashed members to expire."""
-        first_member = event.value * self._concurrency
+        first_member = instance * self._concurrency
         for member in range(first_member, first_member + self._concurrency):
             self._alive[member] = True
         if self._open_sessions == 0:

@@ -103,7 +103,7 @@ class ServedGroup:
     def start(self) -> None:
         """Nothing to start: every delivery is already known."""
 
-    def pause(self, _event: object = None) -> None:
+    def pause(self, _value: object = None) -> None:
         raise AssertionError("a served group has no outages")
 
     resume = pause

@@ -120,8 +120,8 @@ def _run_clock(
     for start_s, end_s in zip(outages.starts_s, outages.ends_s):
         if start_s < horizon_s:
             for group in groups:
-                env.timeout(start_s).callbacks.append(group.pause)
-                env.timeout(end_s).callbacks.append(group.resume)
+                env.call_at(start_s, group.pause)
+                env.call_at(end_s, group.resume)
     for group in groups:
         group.start()
 

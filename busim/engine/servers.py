@@ -98,7 +98,7 @@ class ServedGroup:
         self._handler = handler
         self._unserved_s = unserved_s  # arrival times of the copies not received by the horizon
         self._unserved = unserved  # and their messages
-        self._work_left = unserved.size > 0 or bool(np.isinf(np.frombuffer(log.done_s, np.float64)).any())
+        self._work_left = unserved.size > 0 or bool(np.isinf(np.frombuffer(log.done_s, np.float64)[: len(log)]).any())
 
     def start(self) -> None:
         """Nothing to start: every delivery is already known."""

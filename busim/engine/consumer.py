@@ -568,7 +568,13 @@ class ConsumerGroup:
         if handler.reads_first:
             handler.begin(delivery, self._d_message[delivery])
         done_s = now + self._processing_time()
-        if self._ack_timeout_s is not None and delivery not in self._timed:
+        ack_timeout_s = self._ack_timeout_s
+        # Without a claimer, a delivery done within its timeout of receipt needs no look at its timer.
+        if (
+            ack_timeout_s is not None
+            and (self._claim_interval_s is not None or done_s > self._d_receive[delivery] + ack_timeout_s)
+            and delivery not in self._timed
+        ):
             message, attempt = self._d_message[delivery], self._d_attempt[delivery]
             if attempt == self._attempts[message]:  # else a later copy is out, with its own timer
                 due_s = self._due(self._d_receive[delivery])

@@ -53,9 +53,7 @@ def reference_acceptance(
     accepted = np.ones(count, dtype=bool)
     replayed = np.arange(count) if messages is None else messages
     if plan.has_effects:
-        accepted[replayed] = np.fromiter(
-            (plan.apply(state, message) for message in _as_ints(replayed)), dtype=bool, count=replayed.size
-        )
+        accepted[replayed] = np.fromiter(plan.replay(state, _as_ints(replayed)), dtype=bool, count=replayed.size)
     return accepted, state
 
 

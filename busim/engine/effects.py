@@ -8,6 +8,7 @@ is a few list lookups. The same plan replays the exactly-once reference in
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -106,6 +107,28 @@ class EffectPlan:
             row[key] = new
             return True
         return self._apply(state, message, {})
+
+    def replay(self, state: list[list[int]], messages: Iterable[int]) -> Iterator[bool]:
+        """:meth:`apply` to each of ``messages`` in turn, yielding whether each was accepted.
+
+        The analysis replays every message of a run this way; with one effect,
+        the usual case, the loop reads its columns without a call per message.
+        """
+        if len(self._effects) != 1:
+            for message in messages:
+                yield self._apply(state, message, {})
+            return
+        effect = self._effects[0]
+        row, key_code, change, floor = state[effect.counter], effect.key_code, effect.change, effect.floor
+        for message in messages:
+            key = key_code[message]
+            delta = change[message]
+            new = row[key] + delta
+            if floor is not None and delta < 0 and new < floor:
+                yield False
+            else:
+                row[key] = new
+                yield True
 
     def add(self, state: list[list[int]], message: int) -> None:
         """Add the changes of ``message`` to ``state`` without checking floors (a ledger of accepted changes)."""

@@ -399,7 +399,12 @@ class ConsumerGroup:
             until_s = next_redelivery if next_redelivery < now else now
             if cursor < first_count and first_arrival[cursor] <= until_s:
                 if fifo is not None:  # nothing refuses a copy here, so the heap stays as it is meanwhile
-                    end = bisect_right(first_arrival, until_s, cursor + 1, first_count)
+                    if cursor + 1 == first_count or first_arrival[cursor + 1] > until_s:
+                        # One copy (a wake-up at its arrival): the hot path takes it without a call.
+                        fifo.append((first_arrival[cursor], self._first_message[cursor], 1, self._first_cause[cursor]))
+                        cursor += 1
+                        continue
+                    end = bisect_right(first_arrival, until_s, cursor + 2, first_count)
                     self._waiting.push_firsts(cursor, end)
                     cursor = end
                 else:  # one at a time: a refused publish may come back ahead of the next

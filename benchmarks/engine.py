@@ -3,7 +3,7 @@
 Three measurements, each figure from a fresh process so that its peak
 resident memory is its own:
 
-    python benchmarks/engine.py mm1 [--messages 1000000] [--repeat 3]
+    python benchmarks/engine.py mm1 [--messages 1000000] [--repeat 3] [--baseline DIR]
     python benchmarks/engine.py scenarios [--repeat 3]
     python benchmarks/engine.py flash-sale [--messages 10000000]
 
@@ -19,6 +19,8 @@ latency, exponential 1 ms service):
 - ``heap``: the same loop on a plain ``heapq`` event list, without SimPy.
 
 Both hand-written loops draw their times up front with numpy, as busim does.
+With ``--baseline DIR`` (a checkout of another busim version), its
+``simulate`` is timed too, in the same run, as ``busim at DIR``.
 ``scenarios`` times :func:`busim.simulate` on every file in scenarios/ (best
 of ``--repeat``); ``flash-sale`` scales scenarios/flash-sale.yaml's rates so
 that it publishes about ``--messages`` messages, and times one run.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -188,9 +191,11 @@ def measure(kind: str, name: str, messages: int, repeat: int) -> dict:
     return {"name": name, "messages": count, "best_s": best_s, "peak_mib": peak_mib(), "figure": figure}
 
 
-def in_fresh_process(kind: str, name: str, messages: int, repeat: int) -> dict:
+def in_fresh_process(kind: str, name: str, messages: int, repeat: int, busim_at: str | None = None) -> dict:
+    """:func:`measure` in a process of its own; with ``busim_at``, importing busim from that directory."""
     command = [sys.executable, __file__, "one", kind, name, "--messages", str(messages), "--repeat", str(repeat)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    environment = {**os.environ, "PYTHONPATH": busim_at} if busim_at else None
+    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT, env=environment).stdout
     return json.loads(output.splitlines()[-1])
 
 
@@ -200,6 +205,7 @@ def main() -> None:
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--messages", type=int)
     parser.add_argument("--repeat", type=int, default=3, help="runs to time; the best is reported")
+    parser.add_argument("--baseline", help="mm1: also time busim as checked out in this directory")
     options = parser.parse_args()
     if options.what == "one":
         kind, name = options.args
@@ -209,6 +215,9 @@ def main() -> None:
         messages = options.messages or 1_000_000
         rows = [in_fresh_process("mm1", name, messages, options.repeat) for name in MM1]
         simpy_rate = messages / rows[1]["best_s"]
+        if options.baseline:
+            baseline = in_fresh_process("mm1", "busim", messages, options.repeat, str(Path(options.baseline).resolve()))
+            rows.insert(1, {**baseline, "name": f"busim at {options.baseline}"})
         print(f"M/M/1, {messages:,} messages, best of {options.repeat} (mean latency; theory 6.000 ms)\n")
         print("| | msgs/s | peak RSS | vs SimPy | mean latency |")
         print("|---|---|---|---|---|")

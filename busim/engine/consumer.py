@@ -278,17 +278,15 @@ class ConsumerGroup:
 
         # Instances: how many unacknowledged deliveries each may hold, and its idle workers.
         instances, concurrency = consumer.instances, consumer.concurrency
-        self._read_size = rules.batch_per_worker or 1  # copies one read takes, at most
-        hold = rules.prefetch_per_instance or self._read_size * concurrency
+        hold = rules.held_per_instance(concurrency)
         self._hold = hold
         self._concurrency = concurrency
         self._room = [hold] * instances
         # Workers that read in batches keep what they read apart: per worker, the copies of its last
         # read not yet started. A worker reads again once they are done; with batches of one, that is
         # the same as a shared buffer of one copy per worker, which costs less.
-        self._batched = self._read_size > 1 and rules.prefetch_per_instance is None
-        if not self._batched:
-            self._read_size = 1
+        self._batched = rules.reads_in_batches
+        self._read_size = (rules.batch_per_worker or 1) if self._batched else 1  # copies one read takes, at most
         self._batches: list[deque[int]] = [deque() for _ in range(instances * concurrency)] if self._batched else []
         self._readers = [list(range(concurrency)) for _ in range(instances)]  # per instance: workers ready to read
         self._worker_of: dict[int, int] = {}  # batched: delivery -> the worker (instance x concurrency + w) holding it

@@ -85,6 +85,15 @@ class DeliveryRules:
     max_poll_records: int
     max_poll_interval_s: float
 
+    @property
+    def reads_in_batches(self) -> bool:
+        """Whether each worker reads batches of its own (more than one entry a read, no prefetch limit)."""
+        return (self.batch_per_worker or 1) > 1 and self.prefetch_per_instance is None
+
+    def held_per_instance(self, concurrency: int) -> int:
+        """How many unacknowledged deliveries an instance of ``concurrency`` workers holds."""
+        return self.prefetch_per_instance or (self.batch_per_worker or 1) * concurrency
+
     @classmethod
     def of(cls, broker: Broker, instances: int = 1) -> DeliveryRules:
         """The rules of ``broker`` for a consumer group of ``instances`` instances."""

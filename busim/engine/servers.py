@@ -63,19 +63,9 @@ def fifo_applies(
         and rules.ordering in ("queue", "none")  # one queue; message groups and partitions keep other orders
         and rules.capacity is None
         and math.isinf(rules.throughput_per_s)
-        and not _batched(rules)
+        and not rules.reads_in_batches
         and first.lost.size == 0
     )
-
-
-def _batched(rules: DeliveryRules) -> bool:
-    """Whether workers read in batches of their own (see :class:`busim.engine.consumer.ConsumerGroup`)."""
-    return (rules.batch_per_worker or 1) > 1 and rules.prefetch_per_instance is None
-
-
-def _hold(consumer: Consumer, rules: DeliveryRules) -> int:
-    """How many unacknowledged deliveries an instance holds."""
-    return rules.prefetch_per_instance or (rules.batch_per_worker or 1) * consumer.concurrency
 
 
 class ServedGroup:
@@ -144,7 +134,7 @@ def serve_fifo(
     processing = first_durations(
         consumer.processing_time, streams.generator("consumer", consumer.name, "processing"), copies
     )
-    hold = _hold(consumer, rules)
+    hold = rules.held_per_instance(consumer.concurrency)
     if consumer.instances == 1:
         receive, take, done = _one_instance(arrival, processing, min(hold, consumer.concurrency), hold)
         instance = np.zeros(copies, np.int64)

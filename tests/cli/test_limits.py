@@ -75,6 +75,23 @@ def test_a_run_that_needs_more_memory_than_the_machine_has_is_refused_with_the_e
     )
 
 
+def test_a_run_of_more_messages_than_the_limit_is_refused_with_what_it_would_need(no_simulation, tmp_path):
+    result = runner.invoke(app, ["run", FLASH_SALE, "--max-messages", "50000", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "busim: flash-sale would have its consumer groups handle about 52,500 messages, more than the limit of "
+        "50,000, and need about 0.16 GiB of memory; shorten duration, lower the rates, set publishers[].count, or "
+        "raise the limit with --max-messages\n"
+    )
+
+
+def test_an_hour_at_10000_a_second_is_within_the_default_limits():
+    """36 million messages: within MAX_MESSAGES, and about 13.6 GiB at 400 bytes each, which 16 GiB allows."""
+    hour = busim.load(FLASH_SALE, ["duration=1h", "publishers.order-service.rate=10000/s"])
+    assert busim.api.expected_group_messages(hour) == pytest.approx(36e6)
+    busim.api.check_size(hour, max_memory_bytes=16 * 2**30)
+
+
 def test_max_memory_sets_the_budget_instead_of_the_machine(monkeypatch, tmp_path):
     monkeypatch.setattr(busim.api, "available_memory_bytes", lambda: 120e6)
     command = ["run", FLASH_SALE, "--out", str(tmp_path), "-q", "--no-charts", "--max-memory"]

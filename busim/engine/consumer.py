@@ -27,9 +27,9 @@ wake-up per instance watches those. An ack that arrives late still deletes a
 message that has not been received again (except on RabbitMQ, whose channel
 closed). After ``max_deliveries`` attempts a message is dead-lettered.
 
-SimPy events exist only for processing completions, for waking the group at
-the next arrival, for redelivery timers and for restarts; never one process
-per message.
+Calls on the clock (:mod:`busim.engine.clock`) exist only for processing
+completions, for waking the group at the next arrival, for redelivery timers
+and for restarts; never a SimPy process or event per message.
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ for any crashed member's session to expire first. A partition that moves
 between live members carries on where it was: its old owner finishes the
 record in hand and commits on revocation.
 
-SimPy events: one per processing completion, wake-ups of idle members, the
-commit ticks, and one per crash for the session timeout and the restart.
+Calls on the clock (:mod:`busim.engine.clock`): one per processing
+completion, wake-ups of idle members, the commit ticks, and one per crash for
+the session timeout and the restart.
 """
 
 from __future__ import annotations

@@ -298,6 +298,17 @@ def _instances(
     busy: list[tuple[float, int, int, int]] = []  # (done_s, start order, instance, copy) in processing
     draws = iter(processing_s)
     started = 0
+
+    def start(copy: int, instance: int, now: float) -> None:
+        """A free worker of ``instance`` takes ``copy`` at ``now``: its processing time is the next draw."""
+        nonlocal started
+        idle[instance] -= 1
+        take_s[copy] = now
+        done_s[copy] = done = now + next(draws)
+        heappush(busy, (done, started, instance, copy))
+        start_order[copy] = started
+        started += 1
+
     arrived = 0
     while arrived < copies or busy:
         if arrived < copies and (not busy or arrival_s[arrived] < busy[0][0]):
@@ -314,13 +325,7 @@ def _instances(
                 in_line[instance] = True
                 line.append(instance)
             if buffers[instance]:
-                copy = buffers[instance].popleft()
-                idle[instance] -= 1
-                take_s[copy] = now
-                done_s[copy] = done = now + next(draws)
-                heappush(busy, (done, started, instance, copy))
-                start_order[copy] = started
-                started += 1
+                start(buffers[instance].popleft(), instance, now)
         while line and queue:
             copy = queue.popleft()
             instance = line[0]
@@ -333,12 +338,7 @@ def _instances(
                 line.popleft()
                 in_line[instance] = False
             if idle[instance]:
-                idle[instance] -= 1
-                take_s[copy] = now
-                done_s[copy] = done = now + next(draws)
-                heappush(busy, (done, started, instance, copy))
-                start_order[copy] = started
-                started += 1
+                start(copy, instance, now)
             else:
                 buffers[instance].append(copy)
     return (

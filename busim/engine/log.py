@@ -29,12 +29,13 @@ _UNSET = math.inf  # a time not yet reached: taking, or the end of processing
 MAX_DELIVERIES_PER_MESSAGE = 100
 DELIVERIES_FLOOR = 10_000
 FIRST_ROWS = 4096  # rows allocated at first; more as they fill
-# Each column, and the value a row has until it is written.
+# Each column, and the value a row has until it is written. Messages, attempts and instances fit in 32 bits:
+# a run's messages are bounded far below 2^31 by memory (busim.api.MAX_MESSAGES), and so are the rows.
 _COLUMNS = {
-    "message": ("q", 0),
-    "attempt": ("l", 0),
+    "message": ("i", 0),
+    "attempt": ("i", 0),
     "cause": ("b", 0),
-    "instance": ("q", 0),
+    "instance": ("i", 0),
     "arrival_s": ("d", 0.0),
     "receive_s": ("d", 0.0),
     "take_s": ("d", _UNSET),  # inf until processing starts
@@ -63,10 +64,10 @@ class DeliveryLog:
     def __init__(self, messages: int) -> None:
         self.messages = messages
         self.limit = delivery_limit(messages)
-        self.message = array("q")
-        self.attempt = array("l")
+        self.message = array("i")
+        self.attempt = array("i")
         self.cause = array("b")
-        self.instance = array("q")
+        self.instance = array("i")
         self.arrival_s = array("d")
         self.receive_s = array("d")
         self.take_s = array("d")  # inf until processing starts
@@ -157,10 +158,10 @@ class DeliveryLog:
         done_s = _shared(self.done_s, np.float64)
         done_s[np.isinf(done_s)] = np.nan
         deliveries = Deliveries(
-            message=_shared(self.message, np.int64),
-            attempt=_shared(self.attempt, np.int64),
+            message=_shared(self.message, np.int32),
+            attempt=_shared(self.attempt, np.int32),
             cause=_shared(self.cause, np.int8),
-            instance=_shared(self.instance, np.int64),
+            instance=_shared(self.instance, np.int32),
             arrival_s=_shared(self.arrival_s, np.float64),
             receive_s=_shared(self.receive_s, np.float64),
             take_s=take_s,

@@ -137,7 +137,7 @@ def serve_fifo(
     hold = rules.held_per_instance(consumer.concurrency)
     if consumer.instances == 1:
         receive, take, done = _one_instance(arrival, processing, min(hold, consumer.concurrency), hold)
-        instance = np.zeros(copies, np.int64)
+        instance = np.zeros(copies, np.int32)
         started = np.arange(copies)  # its workers start copies in the order they arrived
     else:
         served = _instances(arrival.tolist(), processing.tolist(), consumer.instances, consumer.concurrency, hold)
@@ -156,7 +156,7 @@ def serve_fifo(
     log = DeliveryLog(selection.ids.size)
     log.extend(
         message=first.message[:count],
-        attempt=np.ones(count, np.int64),
+        attempt=np.ones(count, np.int32),
         cause=first.cause[:count],
         instance=instance[:count],
         arrival_s=arrival[:count],

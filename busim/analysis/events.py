@@ -66,6 +66,15 @@ class GroupEvents:
         deliveries = group.deliveries
         count = group.message_ids.size
         twin_of = group.selection.local(logical[group.message_ids])
+        if (twin_of == np.arange(count)).all() and _one_delivery_each(deliveries.message, count):
+            return cls._single_copies(group, twin_of)
+        return cls._any_copies(group, twin_of)
+
+    @classmethod
+    def _any_copies(cls, group: GroupRecord, twin_of: np.ndarray) -> GroupEvents:
+        """:meth:`of` for any group: ``twin_of`` is its messages' first messages standing for their events."""
+        deliveries = group.deliveries
+        count = twin_of.size
         twin = twin_of != np.arange(count)
         applied_rows = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
         applications = np.bincount(twin_of[deliveries.message[applied_rows]], minlength=count)
@@ -107,6 +116,47 @@ class GroupEvents:
             extra_rows=applied[extra],
             extra_by_twin=np.isin(applied[extra], twin_originals),
         )
+
+    @classmethod
+    def _single_copies(cls, group: GroupRecord, twin_of: np.ndarray) -> GroupEvents:
+        """:meth:`of` where no message has a twin or a second delivery: nothing repeats, nothing is extra.
+
+        Each event is its one message, its first processing its only one: what
+        :meth:`of` computes with sorts and set operations, here directly.
+        """
+        deliveries = group.deliveries
+        count = twin_of.size
+        applications = np.zeros(count, np.int64)
+        applications[deliveries.message[deliveries.outcome == Outcome.APPLIED]] = 1
+        rejected = np.zeros(count, bool)
+        rejected[deliveries.message[deliveries.outcome == Outcome.REJECTED]] = True  # and so never applied
+        accepted_by_reference, reference_state = reference_acceptance(group.plan, count, np.arange(count))
+        processed_rows = np.flatnonzero(np.isin(deliveries.outcome, PROCESSED_OUTCOMES))
+        first_rows = processed_rows[np.argsort(deliveries.message[processed_rows], kind="stable")]
+        first_done_s = np.full(count, np.nan)
+        first_done_s[deliveries.message[processed_rows]] = deliveries.done_s[processed_rows]
+        none = np.empty(0, np.int64)
+        return cls(
+            plan=group.plan,
+            twin_of=twin_of,
+            applications=applications,
+            rejected=rejected,
+            accepted_by_reference=accepted_by_reference,
+            reference_state=reference_state,
+            first_rows=first_rows,
+            first_done_s=first_done_s,
+            event_first_rows=processed_rows,
+            repeat_rows=none,
+            extra_rows=none,
+            extra_by_twin=np.empty(0, bool),
+        )
+
+
+def _one_delivery_each(message: np.ndarray, count: int) -> bool:
+    """Whether no message of ``count`` appears twice in ``message``."""
+    seen = np.zeros(count, bool)
+    seen[message] = True
+    return int(np.count_nonzero(seen)) == message.size
 
 
 # How the original copy of a message ranks among copies of the same attempt: the broker's own first

@@ -19,11 +19,17 @@ from busim.engine.records import GroupRecord, Messages, RunRecord
 from busim.scenario.schema import Scenario
 
 
-def logical_ids(messages: Messages) -> np.ndarray:
-    """For each message, the first message standing for the same event (itself, unless it is a twin)."""
+def logical_ids(messages: Messages) -> np.ndarray | None:
+    """For each message, the first message standing for the same event (itself, unless it is a twin).
+
+    None where no consumer emitted a message: then each message is its own
+    event, and a run of millions needs no array to say so.
+    """
+    cause, event, emitter = messages.cause, messages.event, messages.emitter
+    if not (cause >= 0).any():
+        return None
     logical = np.arange(len(messages))
     first: dict[tuple[int, int, int], int] = {}
-    cause, event, emitter = messages.cause, messages.event, messages.emitter
     # A cause always comes before what it caused, so one pass in id order sees causes settled.
     for message in np.flatnonzero(cause >= 0).tolist():
         lineage = (int(logical[cause[message]]), int(event[message]), int(emitter[message]))

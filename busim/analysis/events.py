@@ -61,11 +61,11 @@ class GroupEvents:
         return (self.applications > 0) & ~self.accepted_by_reference
 
     @classmethod
-    def of(cls, record: RunRecord, group: GroupRecord, logical: np.ndarray) -> GroupEvents:
-        """``logical`` gives, per message id of the run, the first message standing for its event."""
+    def of(cls, record: RunRecord, group: GroupRecord, logical: np.ndarray | None) -> GroupEvents:
+        """``logical`` gives, per message id of the run, the first message standing for its event (None: itself)."""
         deliveries = group.deliveries
         count = group.message_ids.size
-        twin_of = group.selection.local(logical[group.message_ids])
+        twin_of = twins(group, logical)
         if (twin_of == np.arange(count)).all() and _one_delivery_each(deliveries.message, count):
             return cls._single_copies(group, twin_of)
         return cls._any_copies(group, twin_of)
@@ -150,6 +150,13 @@ class GroupEvents:
             extra_rows=none,
             extra_by_twin=np.empty(0, bool),
         )
+
+
+def twins(group: GroupRecord, logical: np.ndarray | None) -> np.ndarray:
+    """Per group-local message, the first message standing for its event (see :func:`logical_ids`)."""
+    if logical is None:
+        return np.arange(group.message_ids.size)
+    return group.selection.local(logical[group.message_ids])
 
 
 def _one_delivery_each(message: np.ndarray, count: int) -> bool:

@@ -165,7 +165,7 @@ class _GroupFacts:
         return self.events.first_done_s
 
     @classmethod
-    def of(cls, record: RunRecord, group: GroupRecord, logical: np.ndarray) -> _GroupFacts:
+    def of(cls, record: RunRecord, group: GroupRecord, logical: np.ndarray | None) -> _GroupFacts:
         deliveries = group.deliveries
         count = group.message_ids.size
         events = GroupEvents.of(record, group, logical)

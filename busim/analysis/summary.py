@@ -175,7 +175,9 @@ def _cause_counts(
     return {member.name.lower(): int(counts[member]) for member in names if counts[member]}
 
 
-def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray) -> tuple[ConsumerSummary, np.ndarray]:
+def _consumer_summary(
+    record: RunRecord, group: GroupRecord, logical: np.ndarray | None
+) -> tuple[ConsumerSummary, np.ndarray]:
     """The group's figures, and when each of its messages was first processed (NaN if never)."""
     scenario = record.scenario
     consumer = scenario.consumer(group.name)

@@ -138,7 +138,7 @@ def _appended(
         publisher_crashed=np.concatenate([messages.publisher_crashed, np.zeros(count, bool)]),
         publisher=np.concatenate([messages.publisher, np.full(count, -1, messages.publisher.dtype)]),
         event=np.concatenate([messages.event, np.full(count, event_index, messages.event.dtype)]),
-        cause=np.concatenate([messages.cause, cause]),
+        cause=np.concatenate([messages.cause, cause.astype(messages.cause.dtype)]),
         emitter=np.concatenate([messages.emitter, np.full(count, emitter, np.int32)]),
         fields={**messages.fields, event: merged},
         members={**messages.members, event: np.concatenate([messages.members[event], ids])},

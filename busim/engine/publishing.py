@@ -113,7 +113,7 @@ def publish(
         resend_kept=resend_kept,
         resend_relayed=resend_relayed,
         publisher_crashed=crashed,
-        cause=np.full(published_s.size, -1, np.int64),
+        cause=np.full(published_s.size, -1, np.int32),  # messages are bounded far below 2^31
         emitter=np.full(published_s.size, -1, np.int32),
         publisher=publisher,
         event=event_of,

@@ -7,7 +7,7 @@ import pytest
 
 import busim
 from busim.analysis.chains import logical_ids
-from busim.analysis.events import GroupEvents
+from busim.analysis.events import GroupEvents, twins
 from tests.conftest import consumer, scenario
 
 EFFECTS = {
@@ -21,8 +21,7 @@ def events_both_ways(result: busim.Result) -> tuple[GroupEvents, GroupEvents]:
     record = result.record
     group = record.groups[0]
     logical = logical_ids(record.messages)
-    twin_of = group.selection.local(logical[group.message_ids])
-    return GroupEvents.of(record, group, logical), GroupEvents._any_copies(group, twin_of)
+    return GroupEvents.of(record, group, logical), GroupEvents._any_copies(group, twins(group, logical))
 
 
 @pytest.mark.parametrize(

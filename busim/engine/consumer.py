@@ -237,7 +237,7 @@ def _views(first: FirstAttempts) -> tuple[memoryview, memoryview, memoryview]:
 
 def _columns(copies: list[Copy] | list[tuple[float, int]]) -> Columns:
     """The arrival times and messages of ``copies``, as arrays."""
-    return np.array([copy[0] for copy in copies], np.float64), np.array([copy[1] for copy in copies], np.int64)
+    return np.array([copy[0] for copy in copies], np.float64), np.array([copy[1] for copy in copies], np.int32)
 
 
 class ConsumerGroup:

@@ -181,7 +181,7 @@ class DeliveryLog:
             selection=selection,
             deliveries=deliveries,
             unserved_arrival_s=_sorted_until(unserved_s, end_s),
-            unserved_message=unserved.astype(np.int64, copy=False),
+            unserved_message=unserved.astype(np.int32, copy=False),
             **loss_columns(lost, dead, stuck),
             crash_s=crashes[:, 0],
             crash_instance=crashes[:, 1].astype(np.int64),

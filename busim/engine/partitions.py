@@ -90,7 +90,7 @@ class PartitionedGroup:
         partition_count = rules.partitions or 1
         record_partition = partition_of[first.message]
         self._log_arrival: list[memoryview] = []  # float64
-        self._log_message: list[memoryview] = []  # int64
+        self._log_message: list[memoryview] = []  # int32
         self._log_cause: list[memoryview] = []  # int8
         for partition in range(partition_count):
             mine = record_partition == partition
@@ -443,7 +443,7 @@ class PartitionedGroup:
             )
         ]
         unserved_s = np.concatenate([np.empty(0), *(arrival_s for arrival_s, _ in unread)])
-        unserved = np.concatenate([np.empty(0, np.int64), *(message for _, message in unread)])
+        unserved = np.concatenate([np.empty(0, np.int32), *(message for _, message in unread)])
         return self.log.freeze(
             self.consumer.name, self._selection, unserved_s, unserved, end_s, self._handler, key_codes
         )

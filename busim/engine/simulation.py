@@ -165,7 +165,7 @@ def _build_group(
     retry_cause = DeliveryCause.PRODUCER_RETRY if rules.dedup_window_s is None else DeliveryCause.DEDUP_WINDOW_EXPIRED
     relayed = messages.resend_relayed[messages.resend_kept][resent_here]
     resend_cause = np.where(relayed, DeliveryCause.OUTBOX_RELAY, retry_cause)
-    copy_message = _then(accepted, selection.local(resent[resent_here]))
+    copy_message = _then(accepted, selection.local(resent[resent_here])).astype(np.int32)  # see DeliveryLog
     copy_accept_s = _then(messages.accept_s[ids[accepted]], messages.resend_accept_s[messages.resend_kept][resent_here])
     copy_cause = _then(np.full(accepted.size, DeliveryCause.FIRST, np.int8), resend_cause.astype(np.int8))
     if rules.ordering == "partition":

@@ -84,16 +84,17 @@ def backlog_steps(group: GroupRecord) -> tuple[np.ndarray, np.ndarray]:
     del order
     unserved_s = group.unserved_arrival_s
     # Before the unserved copies that arrived at the same time: a receive must, an arrival may.
-    slot = np.arange(delivered_s.size) + np.searchsorted(unserved_s, delivered_s, side="left")
+    slot = np.searchsorted(unserved_s, delivered_s, side="left")
+    slot += np.arange(delivered_s.size)
     times = np.empty(delivered_s.size + unserved_s.size)
     times[slot] = delivered_s
     unserved_slot = np.ones(times.size, bool)
     unserved_slot[slot] = False
     np.place(times, unserved_slot, unserved_s)  # unlike times[mask] = ..., without an index per copy
-    del unserved_slot
-    step = np.ones(times.size, np.int8)
+    step = unserved_slot.view(np.int8)  # +1 for each arrival left unserved
     step[slot] = delivered_step
-    level = np.cumsum(step, dtype=np.int64)
+    del slot, delivered_step
+    level = np.cumsum(step, dtype=np.int32)  # copies are bounded far below 2^31
     return times, np.maximum(level, 0, out=level)
 
 

@@ -77,7 +77,7 @@ class GroupEvents:
         count = twin_of.size
         twin = twin_of != np.arange(count)
         applied_rows = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
-        applications = np.bincount(twin_of[deliveries.message[applied_rows]], minlength=count)
+        applications = np.bincount(twin_of[deliveries.message[applied_rows]], minlength=count).astype(np.int32)
         rejected = np.zeros(count, bool)
         rejected[twin_of[deliveries.message[deliveries.outcome == Outcome.REJECTED]]] = True
         rejected &= (applications == 0) & ~twin
@@ -126,7 +126,7 @@ class GroupEvents:
         """
         deliveries = group.deliveries
         count = twin_of.size
-        applications = np.zeros(count, np.int64)
+        applications = np.zeros(count, np.int32)
         applications[deliveries.message[deliveries.outcome == Outcome.APPLIED]] = 1
         rejected = np.zeros(count, bool)
         rejected[deliveries.message[deliveries.outcome == Outcome.REJECTED]] = True  # and so never applied
@@ -155,8 +155,8 @@ class GroupEvents:
 def twins(group: GroupRecord, logical: np.ndarray | None) -> np.ndarray:
     """Per group-local message, the first message standing for its event (see :func:`logical_ids`)."""
     if logical is None:
-        return np.arange(group.message_ids.size)
-    return group.selection.local(logical[group.message_ids])
+        return np.arange(group.message_ids.size, dtype=np.int32)
+    return group.selection.local(logical[group.message_ids]).astype(np.int32)  # messages are far below 2^31
 
 
 def _one_delivery_each(message: np.ndarray, count: int) -> bool:

@@ -8,6 +8,7 @@ is a few list lookups. The same plan replays the exactly-once reference in
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -15,14 +16,15 @@ from itertools import pairwise
 import numpy as np
 
 from busim.engine.records import CounterState
+from busim.engine.sampling import narrowed
 from busim.scenario.schema import Consumer
 
 
 @dataclass(frozen=True)
 class _CompiledEffect:
     counter: int
-    key_code: list[int]  # per group-local message
-    change: list[int]  # per group-local message
+    key_code: array[int]  # per group-local message
+    change: array[int]  # per group-local message
     floor: int | None
 
 
@@ -74,14 +76,14 @@ class EffectPlan:
                 change = np.full(codes.size, effect.add, dtype=np.int64)
             else:
                 change = effect.add_sign * fields[effect.add_field].astype(np.int64)
-            compiled.append(_CompiledEffect(counter, codes.tolist(), change.tolist(), effect.floor))
+            compiled.append(_CompiledEffect(counter, _compact(codes), _compact(change), effect.floor))
         self._effects = tuple(compiled)
 
     @property
     def has_effects(self) -> bool:
         return bool(self._effects)
 
-    def compiled(self) -> list[tuple[int, list[int], list[int], int | None]]:
+    def compiled(self) -> list[tuple[int, array[int], array[int], int | None]]:
         """Each effect as ``(counter, key code per message, change per message, floor)``, in order."""
         return [(effect.counter, effect.key_code, effect.change, effect.floor) for effect in self._effects]
 
@@ -185,6 +187,14 @@ class EffectPlan:
                 zip(self.counter_names, self.keys, state, self.initial, floors)
             )
         }
+
+
+def _compact(values: np.ndarray) -> array[int]:
+    """64-bit integers per message, read one at a time as a list's are, in 32 bits each where they fit."""
+    values = narrowed(values)
+    compact = array("i" if values.dtype == np.int32 else "q")
+    compact.frombytes(values.tobytes())
+    return compact
 
 
 def _integers(values: list[int]) -> np.ndarray:

@@ -25,7 +25,7 @@ from busim.engine.arrivals import publish_times
 from busim.engine.outages import Outages
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import Messages
-from busim.engine.sampling import sample_field
+from busim.engine.sampling import narrowed, sample_field
 from busim.scenario.schema import Scenario, SequenceField
 
 
@@ -66,7 +66,7 @@ def publish(
                         for (_, publisher), t in zip(publishers, times)
                     ]
                 )[order]
-            fields[event_name][name] = values
+            fields[event_name][name] = narrowed(values)
 
     # Merge the events; a stable sort keeps each event's messages in their order, aligned with its fields.
     all_times = np.concatenate(event_times)

@@ -156,6 +156,18 @@ def sample_field(generator: FieldGenerator, rng: np.random.Generator, size: int)
     raise TypeError(f"not a field generator: {generator!r}")
 
 
+def narrowed(values: np.ndarray) -> np.ndarray:
+    """64-bit integers in 32 bits where all of them fit: for columns a run holds one per message.
+
+    Payload values are drawn in 64 bits (the draws depend on it); whatever
+    adds them up (effects, counters) widens them again first.
+    """
+    if values.dtype != np.int64 or values.size == 0:
+        return values
+    low, high = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    return values.astype(np.int32) if low <= values.min() and values.max() <= high else values
+
+
 def _draw_index(weights: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     """Indices drawn with probability proportional to ``weights``, by inverse CDF."""
     cumulative = np.cumsum(weights)

@@ -103,8 +103,8 @@ def overtaken(ordering_key: list[np.ndarray] | np.ndarray, message: np.ndarray, 
 
     Returns a mask aligned with ``message``.
     """
-    if message.size == 0:
-        return np.zeros(0, dtype=bool)
+    if message.size == 0 or _in_order(message, at_s):
+        return np.zeros(message.size, dtype=bool)
     key = np.asarray(ordering_key)[message]
     order = np.lexsort((message, at_s, key))
     # Within a key, a message is overtaken when an earlier one (in time) was published after it.
@@ -113,6 +113,17 @@ def overtaken(ordering_key: list[np.ndarray] | np.ndarray, message: np.ndarray, 
     mask = np.zeros(message.size, dtype=bool)
     mask[order] = ranked < highest_before
     return mask
+
+
+def _in_order(message: np.ndarray, at_s: np.ndarray) -> bool:
+    """Whether ``message`` ascends and ``at_s`` never falls along them: then none was overtaken, whatever the keys.
+
+    A message is overtaken by a later-published one that came strictly
+    earlier; listed in publish order and in time at once, none can be. One
+    server serving a FIFO queue leaves its messages so, and this answers
+    without the sorts.
+    """
+    return bool((np.diff(message) > 0).all()) and bool((np.diff(at_s) >= 0).all())
 
 
 def out_of_order_messages(

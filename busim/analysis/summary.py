@@ -215,7 +215,12 @@ def _consumer_summary(
     out_of_order_causes = _out_of_order_causes(record, group, events)
     emitted = np.bincount(record.messages.event[emitted_by], minlength=len(event_names))
     staleness = read_staleness(record, group, first_rows)
+    # The backlog's steps are as long as the copies queued: their figures are taken, then they go.
     backlog_s, backlog = steps = backlog_steps(group)
+    max_backlog = int(backlog.max()) if backlog.size else 0
+    drain_s = drain_time_s(backlog_s, backlog, offered_rate(scenario, group.name))
+    series = group_series(record, group, first_rows, steps)
+    del backlog_s, backlog, steps
     summary = ConsumerSummary(
         subscribed=count,
         delivered=len(deliveries),
@@ -233,8 +238,8 @@ def _consumer_summary(
         wrongly_accepted=int(events.wrongly_accepted.sum()),
         out_of_order=sum(out_of_order_causes.values()),
         in_flight_at_end=int(fates.in_flight.sum()),
-        max_backlog=int(backlog.max()) if backlog.size else 0,
-        drain_s=drain_time_s(backlog_s, backlog, offered_rate(scenario, group.name)),
+        max_backlog=max_backlog,
+        drain_s=drain_s,
         idle_instances=int(np.count_nonzero(per_instance == 0)),
         busiest_instance_share=float(per_instance.max() / len(deliveries)) if len(deliveries) else 0.0,
         rejected_publishes=group.rejected_publishes,
@@ -259,7 +264,7 @@ def _consumer_summary(
         },
         latency_s=_latency(record, group, first_rows),
         state=state,
-        series=group_series(record, group, first_rows, steps),
+        series=series,
         latency_quantiles_s=_latency_quantiles(record, group, first_rows),
         emitted={event: int(n) for event, n in zip(event_names, emitted) if n},
         oversold=oversold,
@@ -419,12 +424,18 @@ def _latency(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> L
     """Latency of each message's first completed processing, for messages published after the warm-up."""
     deliveries = group.deliveries
     rows, publish_s = _measured(record, group, first_rows)
-    arrival_s, take_s, done_s = deliveries.arrival_s[rows], deliveries.take_s[rows], deliveries.done_s[rows]
+    # One column at a time, each dropped once its parts are summed up: a run's worth of times each.
+    done_s = deliveries.done_s[rows]
+    end_to_end = LatencySummary.of(done_s - publish_s)
+    arrival_s = deliveries.arrival_s[rows]
+    broker = LatencySummary.of(arrival_s - publish_s)
+    del publish_s
+    take_s = deliveries.take_s[rows]
+    del rows
+    processing = LatencySummary.of(done_s - take_s)
+    del done_s
     return LatencyBreakdown(
-        end_to_end=LatencySummary.of(done_s - publish_s),
-        broker=LatencySummary.of(arrival_s - publish_s),
-        queue_wait=LatencySummary.of(take_s - arrival_s),
-        processing=LatencySummary.of(done_s - take_s),
+        end_to_end=end_to_end, broker=broker, queue_wait=LatencySummary.of(take_s - arrival_s), processing=processing
     )
 
 

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from busim.analysis.consistency import compare_counter, out_of_order, out_of_order_messages, reference_acceptance
+from busim.analysis.consistency import (
+    compare_counter,
+    out_of_order,
+    out_of_order_messages,
+    overtaken,
+    reference_acceptance,
+)
 from busim.analysis.latency import LatencySummary
 from busim.engine.effects import EffectPlan, encode_keys
 from busim.engine.records import CounterState
@@ -101,3 +107,22 @@ def test_out_of_order_messages_names_each_late_message_and_the_one_that_overtook
     assert late.tolist() == [0, 1, 3, 4]
     assert overtaking.tolist() == [2, 2, 5, 5]
     assert out_of_order(keys, message, processed_s) == 4
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_overtaken_is_the_definition_in_order_or_not(seed):
+    # A message is overtaken when a later-published one of its key came strictly earlier. Small random
+    # cases, a third of them in order (where the answer comes without sorting), checked pair by pair.
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 12))
+    keys = rng.integers(0, 3, 20)
+    message = np.sort(rng.choice(20, size, replace=False))
+    at_s = np.sort(rng.integers(0, 6, size)).astype(float)
+    if seed % 3:
+        order = rng.permutation(size)
+        message, at_s = message[order], at_s[rng.permutation(size)]
+    expected = [
+        any(keys[other] == keys[mine] and other > mine and at_s[j] < at_s[i] for j, other in enumerate(message))
+        for i, mine in enumerate(message)
+    ]
+    assert overtaken(keys, message, at_s).tolist() == expected

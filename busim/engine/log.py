@@ -5,7 +5,9 @@ append one row per delivery here; columns are compact typed arrays, so a
 row costs a few dozen bytes rather than a Python object. The columns are
 allocated ahead, doubling as they fill, with the times not yet reached and
 the outcome already in place: a row is written item by item, which costs
-less than appending to every column.
+less than appending to every column. A group computed over arrays
+(:mod:`busim.engine.servers`) writes no rows: it hands its arrays to
+:meth:`DeliveryLog.freeze` as the record's columns.
 """
 
 from __future__ import annotations
@@ -120,18 +122,6 @@ class DeliveryLog:
             self.take_s[row] = take_s
         return row
 
-    def extend(self, **columns: np.ndarray) -> None:
-        """Append many deliveries at once, every column given (a group computed over arrays)."""
-        rows = len(columns["message"])
-        if rows == 0:
-            return
-        if self._rows + rows > self._capacity:
-            self._make_room(rows, float(columns["receive_s"][-1]))
-        for name, values in columns.items():
-            column = getattr(self, name)
-            np.frombuffer(column, dtype=column.typecode)[self._rows : self._rows + rows] = values
-        self._rows += rows
-
     def lose(self, message: int, now: float, reason: LossReason) -> None:
         self.lost.append((message, now, int(reason)))
 
@@ -144,31 +134,17 @@ class DeliveryLog:
         end_s: float,
         handler: Handler,
         key_codes: np.ndarray,
+        deliveries: Deliveries | None = None,
     ) -> GroupRecord:
         """The group's record; ``unserved_s`` and ``unserved`` are the arrival times and messages of the copies
-        still queued or on their way at ``end_s`` (``unserved_s`` is sorted in place)."""
-        for column in _COLUMNS:
-            del getattr(self, column)[self._rows :]  # the rows allocated ahead and never written
-        self._capacity = self._rows
-        crashed = np.zeros(len(self), dtype=bool)
-        crashed[list(self.crashed)] = True
-        # The columns become the record's arrays in place, not copies: a frozen log grows no more.
-        take_s = _shared(self.take_s, np.float64)
-        take_s[np.isinf(take_s)] = np.nan
-        done_s = _shared(self.done_s, np.float64)
-        done_s[np.isinf(done_s)] = np.nan
-        deliveries = Deliveries(
-            message=_shared(self.message, np.int32),
-            attempt=_shared(self.attempt, np.int32),
-            cause=_shared(self.cause, np.int8),
-            instance=_shared(self.instance, np.int32),
-            arrival_s=_shared(self.arrival_s, np.float64),
-            receive_s=_shared(self.receive_s, np.float64),
-            take_s=take_s,
-            done_s=done_s,
-            outcome=_shared(self.outcome, np.int8),
-            crashed=crashed,
-        )
+        still queued or on their way at ``end_s`` (``unserved_s`` is sorted in place).
+
+        ``deliveries``: the group's deliveries, computed as arrays elsewhere, where the log wrote no row.
+        """
+        if deliveries is None:
+            deliveries = self._deliveries()
+        else:
+            assert not self._rows, "deliveries given to a log that has its own"
         lost = np.array(self.lost, dtype=float).reshape(-1, 3)
         dead = np.array(self.dead_letters, dtype=float).reshape(-1, 3)
         stuck = np.array(self.stuck_pending, dtype=float).reshape(-1, 4)
@@ -198,6 +174,30 @@ class DeliveryLog:
             optimistic_retries=handler.optimistic_retries,
             plan=handler.plan,
             key_codes=key_codes,
+        )
+
+    def _deliveries(self) -> Deliveries:
+        """The rows written, as the record's columns: the log's own memory, not copies (it grows no more)."""
+        for column in _COLUMNS:
+            del getattr(self, column)[self._rows :]  # the rows allocated ahead and never written
+        self._capacity = self._rows
+        crashed = np.zeros(len(self), dtype=bool)
+        crashed[list(self.crashed)] = True
+        take_s = _shared(self.take_s, np.float64)
+        take_s[np.isinf(take_s)] = np.nan
+        done_s = _shared(self.done_s, np.float64)
+        done_s[np.isinf(done_s)] = np.nan
+        return Deliveries(
+            message=_shared(self.message, np.int32),
+            attempt=_shared(self.attempt, np.int32),
+            cause=_shared(self.cause, np.int8),
+            instance=_shared(self.instance, np.int32),
+            arrival_s=_shared(self.arrival_s, np.float64),
+            receive_s=_shared(self.receive_s, np.float64),
+            take_s=take_s,
+            done_s=done_s,
+            outcome=_shared(self.outcome, np.int8),
+            crashed=crashed,
         )
 
 

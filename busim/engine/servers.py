@@ -37,7 +37,7 @@ from busim.engine.effects import EffectPlan
 from busim.engine.handler import Handler
 from busim.engine.log import DeliveryLog
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import GroupRecord, LossReason, Outcome, Selection
+from busim.engine.records import Deliveries, GroupRecord, LossReason, Outcome, Selection
 from busim.engine.rules import DeliveryRules
 from busim.engine.sampling import first_durations
 from busim.scenario.schema import Consumer
@@ -76,19 +76,20 @@ class ServedGroup:
         consumer: Consumer,
         selection: Selection,
         handler: Handler,
-        log: DeliveryLog,
+        deliveries: Deliveries,
         unserved_s: np.ndarray,
         unserved: np.ndarray,
         end_s: float,
     ) -> None:
         self.consumer = consumer
-        self.log = log
+        self.log = DeliveryLog(selection.ids.size)  # for what befalls messages outside the deliveries
         self.end_s = end_s  # its last receipt, start or completion by the horizon
         self._selection = selection
         self._handler = handler
+        self._deliveries = deliveries
         self._unserved_s = unserved_s  # arrival times of the copies not received by the horizon
         self._unserved = unserved  # and their messages
-        self._work_left = unserved.size > 0 or bool(np.isinf(np.frombuffer(log.done_s, np.float64)[: len(log)]).any())
+        self._work_left = unserved.size > 0 or bool(np.isnan(deliveries.done_s).any())
 
     def start(self) -> None:
         """Nothing to start: every delivery is already known."""
@@ -107,7 +108,14 @@ class ServedGroup:
 
     def record(self, end_s: float, key_codes: np.ndarray) -> GroupRecord:
         return self.log.freeze(
-            self.consumer.name, self._selection, self._unserved_s, self._unserved, end_s, self._handler, key_codes
+            self.consumer.name,
+            self._selection,
+            self._unserved_s,
+            self._unserved,
+            end_s,
+            self._handler,
+            key_codes,
+            self._deliveries,
         )
 
 
@@ -153,23 +161,29 @@ def serve_fifo(
     outcome = np.where(finished, _APPLIED, int(Outcome.PROCESSING)).astype(np.int8)
     if plan.has_effects or consumer.idempotency == "dedup":
         _handle(handler, first.message, instance, done, started, np.flatnonzero(finished), outcome)
-    log = DeliveryLog(selection.ids.size)
-    log.extend(
+    end_s = max(
+        np.max(receive[:count], initial=0.0), np.max(take[:count], initial=0.0, where=take[:count] <= horizon_s)
+    )
+    end_s = max(end_s, np.max(done[:count], initial=0.0, where=finished))
+    # The record's columns are the recursion's arrays, cut at the horizon: no copy of a run's worth of times.
+    take_s = take[:count]
+    if (take_s > horizon_s).any():
+        take_s = np.where(take_s <= horizon_s, take_s, math.nan)  # a new array: ``receive`` may be ``take``
+    done_s = done[:count]
+    done_s[~finished] = math.nan
+    deliveries = Deliveries(
         message=first.message[:count],
         attempt=np.ones(count, np.int32),
         cause=first.cause[:count],
         instance=instance[:count],
         arrival_s=arrival[:count],
         receive_s=receive[:count],
-        take_s=np.where(take[:count] <= horizon_s, take[:count], math.inf),
-        done_s=np.where(finished, done[:count], math.inf),
+        take_s=take_s,
+        done_s=done_s,
         outcome=outcome,
+        crashed=np.zeros(count, bool),
     )
-    end_s = max(
-        np.max(receive[:count], initial=0.0), np.max(take[:count], initial=0.0, where=take[:count] <= horizon_s)
-    )
-    end_s = max(end_s, np.max(done[:count], initial=0.0, where=finished))
-    return ServedGroup(consumer, selection, handler, log, arrival[count:].copy(), first.message[count:], float(end_s))
+    return ServedGroup(consumer, selection, handler, deliveries, arrival[count:], first.message[count:], float(end_s))
 
 
 def _handle(

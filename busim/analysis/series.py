@@ -38,22 +38,32 @@ def window_length_s(end_s: float) -> float:
     return next(step * power for step in (1, 2, 5, 10) if step * power >= raw)
 
 
-def group_series(
-    record: RunRecord, group: GroupRecord, first_rows: np.ndarray, backlog: tuple[np.ndarray, np.ndarray]
-) -> Series:
-    """The figures of ``group`` per window; ``first_rows`` are its messages' first completed processings,
-    ``backlog`` its :func:`backlog_steps` (as long as the copies queued: computed once)."""
+def _windows(record: RunRecord) -> tuple[float, np.ndarray]:
+    """The windows' length and their edges, from 0 to past the end of the run."""
     window_s = window_length_s(record.sim_time_s)
     count = max(1, math.ceil(record.sim_time_s / window_s))
-    edges = np.arange(count + 1) * window_s
+    return window_s, np.arange(count + 1) * window_s
+
+
+def window_backlog(record: RunRecord, backlog: tuple[np.ndarray, np.ndarray]) -> tuple[int, ...]:
+    """Copies waiting at the broker as each window ends, from :func:`backlog_steps`."""
+    return tuple(int(v) for v in backlog_at(*backlog, _windows(record)[1][1:]))
+
+
+def group_series(record: RunRecord, group: GroupRecord, first_rows: np.ndarray, backlog: tuple[int, ...]) -> Series:
+    """The figures of ``group`` per window; ``first_rows`` are its messages' first completed processings,
+    ``backlog`` its :func:`window_backlog` (taken apart, so that the steps need not outlive it)."""
+    window_s, edges = _windows(record)
+    count = edges.size - 1
     deliveries = group.deliveries
-    publish_s = record.messages.publish_s[group.message_ids]
+    published = np.histogram(record.messages.publish_s[group.message_ids], bins=edges)[0]
     done_s = deliveries.done_s[first_rows]
-    first_publish_s = publish_s[deliveries.message[first_rows]]
-    published = np.histogram(publish_s, bins=edges)[0]
     processed = np.histogram(done_s, bins=edges)[0]
-    window = np.minimum((first_publish_s // window_s).astype(np.int64), count - 1)
+    first_publish_s = record.messages.publish_s[group.message_ids[deliveries.message[first_rows]]]
     latency_s = done_s - first_publish_s
+    del done_s
+    window = np.minimum((first_publish_s // window_s).astype(np.int32), count - 1)
+    del first_publish_s
     p50: list[float | None] = [None] * count
     p99: list[float | None] = [None] * count
     order = np.argsort(window, kind="stable")
@@ -66,7 +76,7 @@ def group_series(
         window_s=window_s,
         published=tuple(int(v) for v in published),
         processed=tuple(int(v) for v in processed),
-        backlog=tuple(int(v) for v in backlog_at(*backlog, edges[1:])),
+        backlog=backlog,
         latency_p50_s=tuple(p50),
         latency_p99_s=tuple(p99),
     )

@@ -21,7 +21,7 @@ from busim.analysis.events import GroupEvents, original_rows
 from busim.analysis.invariants import InvariantOutcome, check_invariants
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.analysis.reads import read_staleness
-from busim.analysis.series import Series, backlog_steps, group_series
+from busim.analysis.series import Series, backlog_steps, group_series, window_backlog
 from busim.engine.records import (
     DedupMiss,
     DeliveryCause,
@@ -219,8 +219,9 @@ def _consumer_summary(
     backlog_s, backlog = steps = backlog_steps(group)
     max_backlog = int(backlog.max()) if backlog.size else 0
     drain_s = drain_time_s(backlog_s, backlog, offered_rate(scenario, group.name))
-    series = group_series(record, group, first_rows, steps)
+    backlog_by_window = window_backlog(record, steps)
     del backlog_s, backlog, steps
+    series = group_series(record, group, first_rows, backlog_by_window)
     summary = ConsumerSummary(
         subscribed=count,
         delivered=len(deliveries),

@@ -93,6 +93,8 @@ def backlog_steps(group: GroupRecord) -> tuple[np.ndarray, np.ndarray]:
     delivered_step = np.where(order < len(deliveries), np.int8(-1), np.int8(1))
     del order
     unserved_s = group.unserved_arrival_s
+    if unserved_s.size == 0:  # nothing left to merge in (a run that drained)
+        return delivered_s, _levels(delivered_step)
     # Before the unserved copies that arrived at the same time: a receive must, an arrival may.
     slot = np.searchsorted(unserved_s, delivered_s, side="left")
     slot += np.arange(delivered_s.size)
@@ -104,8 +106,13 @@ def backlog_steps(group: GroupRecord) -> tuple[np.ndarray, np.ndarray]:
     step = unserved_slot.view(np.int8)  # +1 for each arrival left unserved
     step[slot] = delivered_step
     del slot, delivered_step
+    return times, _levels(step)
+
+
+def _levels(step: np.ndarray) -> np.ndarray:
+    """Copies waiting after each of ``step`` (+1 an arrival, -1 a receipt), never below none."""
     level = np.cumsum(step, dtype=np.int32)  # copies are bounded far below 2^31
-    return times, np.maximum(level, 0, out=level)
+    return np.maximum(level, 0, out=level)
 
 
 def backlog_at(change_s: np.ndarray, level: np.ndarray, times_s: np.ndarray) -> np.ndarray:

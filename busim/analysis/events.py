@@ -132,7 +132,10 @@ class GroupEvents:
         rejected[deliveries.message[deliveries.outcome == Outcome.REJECTED]] = True  # and so never applied
         accepted_by_reference, reference_state = reference_acceptance(group.plan, count, np.arange(count))
         processed_rows = np.flatnonzero(np.isin(deliveries.outcome, PROCESSED_OUTCOMES))
-        first_rows = processed_rows[np.argsort(deliveries.message[processed_rows], kind="stable")]
+        processed = deliveries.message[processed_rows]
+        in_order = bool((processed[1:] > processed[:-1]).all())  # as one server on a FIFO queue leaves them
+        first_rows = processed_rows if in_order else processed_rows[np.argsort(processed, kind="stable")]
+        del processed
         first_done_s = np.full(count, np.nan)
         first_done_s[deliveries.message[processed_rows]] = deliveries.done_s[processed_rows]
         none = np.empty(0, np.int64)

@@ -418,6 +418,8 @@ def _measured(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> 
     deliveries = group.deliveries
     publish_s = record.messages.publish_s[group.message_ids[deliveries.message[first_rows]]]
     measured = publish_s >= record.scenario.warmup
+    if measured.all():  # no warm-up, or nothing published in it: no copies as long as the run
+        return first_rows, publish_s
     return first_rows[measured], publish_s[measured]
 
 
@@ -427,17 +429,16 @@ def _latency(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> L
     rows, publish_s = _measured(record, group, first_rows)
     # One column at a time, each dropped once its parts are summed up: a run's worth of times each.
     done_s = deliveries.done_s[rows]
-    end_to_end = LatencySummary.of(done_s - publish_s)
+    end_to_end = LatencySummary.of(done_s - publish_s, spent=True)
     arrival_s = deliveries.arrival_s[rows]
-    broker = LatencySummary.of(arrival_s - publish_s)
+    broker = LatencySummary.of(arrival_s - publish_s, spent=True)
     del publish_s
     take_s = deliveries.take_s[rows]
     del rows
-    processing = LatencySummary.of(done_s - take_s)
+    processing = LatencySummary.of(done_s - take_s, spent=True)
     del done_s
-    return LatencyBreakdown(
-        end_to_end=end_to_end, broker=broker, queue_wait=LatencySummary.of(take_s - arrival_s), processing=processing
-    )
+    queue_wait = LatencySummary.of(take_s - arrival_s, spent=True)
+    return LatencyBreakdown(end_to_end=end_to_end, broker=broker, queue_wait=queue_wait, processing=processing)
 
 
 # The percentiles kept for drawing the latency distribution again from results.json.

@@ -105,14 +105,22 @@ def overtaken(ordering_key: list[np.ndarray] | np.ndarray, message: np.ndarray, 
     """
     if message.size == 0 or _in_order(message, at_s):
         return np.zeros(message.size, dtype=bool)
-    key = np.asarray(ordering_key)[message]
-    order = np.lexsort((message, at_s, key))
-    # Within a key, a message is overtaken when an earlier one (in time) was published after it.
-    ranked = key[order] * (int(message.max()) + 1) + message[order]
-    highest_before = np.maximum.accumulate(np.concatenate([[-1], ranked[:-1]]))
+    order, ranked, highest_before = _ranked(ordering_key, message, at_s)
     mask = np.zeros(message.size, dtype=bool)
     mask[order] = ranked < highest_before
     return mask
+
+
+def _ranked(
+    ordering_key: list[np.ndarray] | np.ndarray, message: np.ndarray, at_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``message`` in order of key, then of ``at_s``: that order, each one's rank (key, then message, as one
+    64-bit number) and the highest rank before it. Within a key, a message was overtaken when an earlier one
+    (in time) was published after it: when a rank before it is higher."""
+    key = np.asarray(ordering_key)[message].astype(np.int64)
+    order = np.lexsort((message, at_s, key))
+    ranked = key[order] * (int(message.max()) + 1) + message[order]
+    return order, ranked, np.maximum.accumulate(np.concatenate([[-1], ranked[:-1]]))
 
 
 def _in_order(message: np.ndarray, at_s: np.ndarray) -> bool:
@@ -138,12 +146,7 @@ def out_of_order_messages(
     """
     if message.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    key = np.asarray(ordering_key)[message]
-    order = np.lexsort((message, processed_s, key))
-    # Within a key, a message is out of order when an earlier-processed one was published after it.
-    span = int(message.max()) + 1
-    ranked = key[order] * span + message[order]
-    highest_before = np.maximum.accumulate(np.concatenate([[-1], ranked[:-1]]))
+    order, ranked, highest_before = _ranked(ordering_key, message, processed_s)
     late = ranked < highest_before
     # Keys ascend, so a rank above this one's can only come from its own key: the remainder is a message.
-    return message[order][late], highest_before[late] % span
+    return message[order][late], highest_before[late] % (int(message.max()) + 1)

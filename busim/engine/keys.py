@@ -24,12 +24,13 @@ def key_codes(scenario: Scenario, messages: Messages, selection: Selection) -> t
 
     Messages with a key share a scope with every message (of any event) that
     has the same key value; the messages of an event without a key form a
-    scope of their own, whose value is a :class:`_WholeEvent`.
+    scope of their own, whose value is a :class:`_WholeEvent`. Codes are
+    32-bit: there are never more keys than messages.
     """
     if not any(scenario.events[event].key for event in selection.events):
         # No keys: each event is one scope, and its code is its place among the events.
         sizes = [messages.members[event].size for event in selection.events]
-        codes = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        codes = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
         return selection.in_order(codes), [_WholeEvent(event) for event in selection.events]
     columns = []
     for event in selection.events:
@@ -37,9 +38,9 @@ def key_codes(scenario: Scenario, messages: Messages, selection: Selection) -> t
         size = messages.members[event].size
         columns.append(messages.fields[event][key] if key else np.full(size, _WholeEvent(event), object))
     if not columns:
-        return np.empty(0, np.int64), []
+        return np.empty(0, np.int32), []
     values, codes = encode_keys([np.concatenate(columns)])
-    return selection.in_order(codes[0]), list(values)
+    return selection.in_order(codes[0].astype(np.int32)), list(values)
 
 
 def stable_partition(value: object, partitions: int) -> int:

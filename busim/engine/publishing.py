@@ -104,6 +104,8 @@ def publish(
     relay_window_s = scenario.broker.dedup_window
     if relay_window_s:
         resend_kept[resend_relayed] = after_s[resend_relayed] > relay_window_s
+    if np.array_equal(accept_s, published_s):
+        accept_s = published_s  # accepted as published (no outage, nothing failed): one array for both
     return Messages(
         publish_s=published_s,
         accept_s=accept_s,

@@ -121,7 +121,7 @@ def publish(
         event=event_of,
         event_names=event_names,
         fields=fields,
-        members={name: np.flatnonzero(event_of == e) for e, name in enumerate(event_names)},
+        members={name: np.flatnonzero(event_of == e).astype(np.int32) for e, name in enumerate(event_names)},
     )
 
 

@@ -85,28 +85,31 @@ def group_series(record: RunRecord, group: GroupRecord, first_rows: np.ndarray, 
 def backlog_steps(group: GroupRecord) -> tuple[np.ndarray, np.ndarray]:
     """When the group's queue at the broker changed, and how many copies waited after each change."""
     deliveries = group.deliveries
-    # The copies delivered are sorted here, then merged into those left unserved, which are sorted already
-    # and all arrivals: a run that ends with a long queue sorts only what it delivered.
-    delivered_s = np.concatenate([deliveries.receive_s, deliveries.arrival_s])
-    order = np.argsort(delivered_s, kind="stable")  # at equal times a receive comes before an arrival
-    delivered_s = delivered_s[order]
-    delivered_step = np.where(order < len(deliveries), np.int8(-1), np.int8(1))
-    del order
-    unserved_s = group.unserved_arrival_s
-    if unserved_s.size == 0:  # nothing left to merge in (a run that drained)
-        return delivered_s, _levels(delivered_step)
-    # Before the unserved copies that arrived at the same time: a receive must, an arrival may.
-    slot = np.searchsorted(unserved_s, delivered_s, side="left")
-    slot += np.arange(delivered_s.size)
-    times = np.empty(delivered_s.size + unserved_s.size)
-    times[slot] = delivered_s
-    unserved_slot = np.ones(times.size, bool)
-    unserved_slot[slot] = False
-    np.place(times, unserved_slot, unserved_s)  # unlike times[mask] = ..., without an index per copy
-    step = unserved_slot.view(np.int8)  # +1 for each arrival left unserved
-    step[slot] = delivered_step
-    del slot, delivered_step
+    # Receipts and arrivals of the copies delivered are sorted apart and merged; then the copies left
+    # unserved, sorted already and all arrivals, are merged in: a run that ends with a long queue sorts
+    # only what it delivered. At equal times a receipt comes before an arrival, and an arrival delivered
+    # before one left unserved.
+    times, step = _merged(np.sort(deliveries.receive_s), np.int8(-1), np.sort(deliveries.arrival_s))
+    if group.unserved_arrival_s.size:
+        times, step = _merged(times, step, group.unserved_arrival_s)
     return times, _levels(step)
+
+
+def _merged(first_s: np.ndarray, first_step: np.ndarray | np.int8, then_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted runs of changes merged in time order, ``first_s`` ahead of ``then_s`` at equal times:
+    the times, and the step of each change (``first_step`` for ``first_s``, +1 for an arrival of ``then_s``).
+
+    Each change is placed by a search rather than the two sorted again together."""
+    slot = np.searchsorted(then_s, first_s, side="left")
+    slot += np.arange(first_s.size)
+    times = np.empty(first_s.size + then_s.size)
+    times[slot] = first_s
+    then = np.ones(times.size, bool)
+    then[slot] = False
+    np.place(times, then, then_s)  # unlike times[mask] = ..., without an index per change
+    step = then.view(np.int8)  # +1 where an arrival of ``then_s`` went
+    step[slot] = first_step
+    return times, step
 
 
 def _levels(step: np.ndarray) -> np.ndarray:

@@ -185,6 +185,14 @@ def _consumer_summary(
     count = group.message_ids.size
     fates = group.fates()
 
+    # The backlog's steps are as long as the copies queued: their figures are taken, then they go,
+    # before anything else as long is made.
+    backlog_s, backlog = steps = backlog_steps(group)
+    max_backlog = int(backlog.max()) if backlog.size else 0
+    drain_s = drain_time_s(backlog_s, backlog, offered_rate(scenario, group.name))
+    backlog_by_window = window_backlog(record, steps)
+    del backlog_s, backlog, steps
+
     # Events, not messages: twins (messages emitted twice upstream for one event) count as one.
     events = GroupEvents.of(record, group, logical)
     delivered = np.zeros(count, bool)  # a byte per message, not a count's eight
@@ -215,12 +223,6 @@ def _consumer_summary(
     out_of_order_causes = _out_of_order_causes(record, group, events)
     emitted = np.bincount(record.messages.event[emitted_by], minlength=len(event_names))
     staleness = read_staleness(record, group, first_rows)
-    # The backlog's steps are as long as the copies queued: their figures are taken, then they go.
-    backlog_s, backlog = steps = backlog_steps(group)
-    max_backlog = int(backlog.max()) if backlog.size else 0
-    drain_s = drain_time_s(backlog_s, backlog, offered_rate(scenario, group.name))
-    backlog_by_window = window_backlog(record, steps)
-    del backlog_s, backlog, steps
     series = group_series(record, group, first_rows, backlog_by_window)
     summary = ConsumerSummary(
         subscribed=count,

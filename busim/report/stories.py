@@ -131,6 +131,7 @@ _CAUSES = {
     DeliveryCause.REBALANCE: "a redelivery because its partition moved to another member",
     DeliveryCause.OUTBOX_RELAY: "a copy the outbox relay published again after its publisher crashed",
     DeliveryCause.INJECTED_DUPLICATE: "a second copy the load generator published, injected as broker.duplication asks",
+    DeliveryCause.DEPLOY: "a redelivery because a deploy killed the instance holding it",
 }
 
 # Why an entry was left pending with nothing to deliver it again, as a clause.
@@ -139,6 +140,7 @@ _LEFT_PENDING = {
     DeliveryCause.CRASH_IN_FLIGHT: "the instance crashed while processing it",
     DeliveryCause.PREFETCHED: "the instance crashed holding it unprocessed, in the batch it had read",
     DeliveryCause.TRANSIT_LOSS: "its delivery was lost in transit, and the broker waits for an ack that never comes",
+    DeliveryCause.DEPLOY: "a deploy killed the instance holding it",
 }
 
 # Why a message was lost, as a clause: "lost in inventory: <clause>".

@@ -69,10 +69,13 @@ class LifecycleRecord:
     # draining) after each change, from (0, instances).
     instances_s: np.ndarray
     instances: np.ndarray
-    # Every look of the scaler: when, the metric it read, and the count it wanted.
+    # Every look of the scaler: when, the metric it read, and the count it wanted; and every change it
+    # made: when, and the count it asked for from then on.
     look_s: np.ndarray
     look_metric: np.ndarray
     look_desired: np.ndarray
+    change_s: np.ndarray
+    change_asked: np.ndarray
     rebalance_s: np.ndarray  # a partitioned log: every rebalance of the group (crashes' included)
 
 
@@ -97,6 +100,7 @@ class Lifecycle:
         self._instances: list[int] = [consumer.instances]
         self._provisioned = consumer.instances
         self._looks: list[tuple[float, float, int]] = []
+        self._changes: list[tuple[float, int]] = []
         self.rebalance_s: list[float] = []
         # Utilisation: work started (seconds of processing) and serving worker-seconds since the last look.
         self._concurrency = consumer.concurrency
@@ -179,7 +183,8 @@ class Lifecycle:
         assert scaler is not None and self._group is not None
         now = self._env.now
         metric = self._metric(scaler, now)
-        desired = min(max(math.ceil(self._asked * metric / scaler.target), scaler.min), scaler.max)
+        # A hair below: a metric at its target exactly, give or take a rounding, asks for no change.
+        desired = min(max(math.ceil(self._asked * metric / scaler.target - 1e-9), scaler.min), scaler.max)
         self._looks.append((now, metric, desired))
         if desired > self._asked:
             self._add(desired - self._asked, now + scaler.scale_up_delay)
@@ -200,16 +205,19 @@ class Lifecycle:
         return backlog / self._asked
 
     def _add(self, count: int, serving_s: float) -> None:
-        self._asked += count
-        self._last_change_s = self._env.now
+        """Start ``count`` instances (fewer if those removed are still draining), serving at ``serving_s``."""
+        added = 0
         for instance, state in enumerate(self.state):
-            if count == 0:
+            if added == count:
                 break
             if state == OFF:
                 self.state[instance] = STARTING
                 self._provision(1)
                 self._env.call_at(serving_s, self._on_started, instance)
-                count -= 1
+                added += 1
+        if added:
+            self._asked += added
+            self._changed()
 
     def _on_started(self, instance: int) -> None:
         self.state[instance] = SERVING
@@ -218,18 +226,25 @@ class Lifecycle:
         self._group.serve(instance)
 
     def _remove(self, count: int) -> None:
-        """Drain the ``count`` highest numbered serving instances."""
-        self._asked -= count
-        self._last_change_s = self._env.now
+        """Drain the ``count`` highest numbered serving instances (fewer if a deploy has the others down)."""
         assert self._group is not None
+        removed = []
         for instance in range(len(self.state) - 1, -1, -1):
-            if count == 0:
+            if len(removed) == count:
                 break
             if self.state[instance] == SERVING:
                 self.state[instance] = REMOVING
                 self._serving_changes(-1)
-                count -= 1
-                self._group.stop(instance, False)
+                removed.append(instance)
+        if removed:
+            self._asked -= len(removed)
+            self._changed()
+        for instance in removed:
+            self._group.stop(instance, False)
+
+    def _changed(self) -> None:
+        self._last_change_s = self._env.now
+        self._changes.append((self._env.now, self._asked))
 
     # ------------------------------------------------------------ what it cost
     def _provision(self, change: int) -> None:
@@ -257,6 +272,7 @@ class Lifecycle:
     def record(self) -> LifecycleRecord:
         rows = np.array(self._deploy_rows, dtype=float).reshape(-1, 5)
         looks = np.array(self._looks, dtype=float).reshape(-1, 3)
+        changes = np.array(self._changes, dtype=float).reshape(-1, 2)
         return LifecycleRecord(
             deploy=rows[:, 0].astype(np.int64),
             deploy_instance=rows[:, 1].astype(np.int64),
@@ -268,6 +284,8 @@ class Lifecycle:
             look_s=looks[:, 0],
             look_metric=looks[:, 1],
             look_desired=looks[:, 2].astype(np.int64),
+            change_s=changes[:, 0],
+            change_asked=changes[:, 1].astype(np.int64),
             rebalance_s=np.array(self.rebalance_s, dtype=float),
         )
 

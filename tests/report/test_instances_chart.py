@@ -1,0 +1,34 @@
+"""The chart of instances over time: drawn for runs whose consumers deploy or scale, and only for those."""
+
+import busim
+from busim.report.charts import LIFECYCLE_CHARTS, draw_charts, figure_title
+from tests.conftest import consumer, scenario
+from tests.report.test_chart_layout import layout_problems
+
+
+def scaled_and_deployed():
+    autoscale = {"min": 2, "max": 8, "metric": "lag_s", "target": 0.5, "interval": "2s", "scale_up_delay": "3s"}
+    deploys = [{"at": "6s", "restart_time": "1s"}]
+    return busim.simulate(
+        scenario(
+            [consumer(instances=2, processing_time="300ms", autoscale=autoscale, deploys=deploys)],
+            broker={"preset": "rabbitmq", "prefetch": 1},
+        )
+    )
+
+
+def test_a_run_that_scales_charts_its_instances_beside_its_backlog_and_latency(monkeypatch):
+    result = scaled_and_deployed()
+    figure = draw_charts(result)["instances"]
+    assert figure_title(figure) == "test: instances, backlog and latency over time"
+    assert [ax.get_ylabel() for ax in figure.axes if ax.get_visible() and ax.has_data()] == [
+        "instances",
+        "copies queued\nat the broker",
+        "p99 latency (log)",
+    ]
+    assert figure.canvas.get_width_height() == (1280, 720)
+    assert layout_problems(figure, monkeypatch) == []
+
+
+def test_a_run_whose_instances_never_stop_has_no_instances_chart():
+    assert LIFECYCLE_CHARTS["instances"](busim.simulate(scenario())) is None

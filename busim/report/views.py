@@ -184,9 +184,12 @@ def _heading(result: Result) -> Heading:
 def _verdict(result: Result) -> Verdict:
     verdict = _consistency_verdict(result)
     behind = result.real.generator.verdict() if result.real is not None else None
-    if behind is None:
+    notes = [behind] if behind is not None else []
+    notes += [note for lifecycle in result.summary.lifecycle.values() for note in lifecycle.notes]
+    if not notes:
         return verdict
-    return replace(verdict, headline=f"{verdict.headline} Note: {behind[0].upper()}{behind[1:]}.")
+    said = " ".join(f"Note: {note[0].upper()}{note[1:]}." for note in notes)
+    return replace(verdict, headline=f"{verdict.headline} {said}")
 
 
 def _consistency_verdict(result: Result) -> Verdict:
@@ -359,10 +362,13 @@ def _reasons(result: Result, attribute: str) -> WhyParts:
 def _busiest_why(result: Result, _attribute: str) -> WhyParts:
     if result.scenario.broker.preset == "kafka":
         return [("", "the share of its deliveries")]  # partitions, not instances, set the spread
-    return [
-        (name, f"{1 / result.scenario.consumer(name).instances:.0%} would be an even share")
-        for name in result.summary.consumers
-    ]
+    return [(name, _even_share(result.scenario.consumer(name))) for name in result.summary.consumers]
+
+
+def _even_share(consumer: Consumer) -> str:
+    if consumer.autoscale is not None:
+        return "instances came and went with the scaler"
+    return f"{1 / consumer.instances:.0%} would be an even share"
 
 
 def _idle_why(result: Result, _attribute: str) -> WhyParts:

@@ -10,6 +10,7 @@ import pytest
 
 import busim
 from busim.engine.records import DeliveryCause, Outcome
+from busim.scenario.presets import PRESET_NAMES
 from tests.conftest import consumer, scenario
 from tests.engine.test_servers import flow, served
 
@@ -159,3 +160,37 @@ def test_a_real_run_refuses_deploys_and_a_scaler_at_their_place():
             "add --set consumers.worker.deploys=[] to run without it",
         ),
     ]
+
+
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("drain", ["graceful", "kill"])
+def test_deploys_with_a_scaler_and_crashes_always_end_and_a_graceful_one_redelivers_nothing(preset, drain):
+    """Two deploys, a scaler on lag and random crashes, together on every preset: every deploy ends and the
+    bus drains; only a kill brings copies back by the deploy."""
+    lifecycle = consumer(
+        instances=3,
+        concurrency=2,
+        processing_time={"exponential": {"mean": "150ms"}},
+        deploys=[
+            {"at": "3s", "restart_time": "1s", "drain": drain},
+            {"at": "12s", "kind": "all_at_once", "restart_time": "2s", "drain": drain},
+        ],
+        autoscale={"min": 1, "max": 6, "metric": "lag_s", "target": 0.2, "interval": "1s", "scale_up_delay": "1s"},
+        crash={"probability": 0.02, "restart_after": "1s"},
+    )
+    result = busim.simulate(
+        scenario(
+            [lifecycle],
+            duration=20,
+            broker={"preset": preset},
+            publishers=[{"name": "source", "event": "Job", "rate": 30}],
+        )
+    )
+    assert result.drained
+    figures = result.summary.lifecycle["worker"]
+    assert [window.end_s is not None for window in figures.deploys] == [True, True]
+    if drain == "graceful":
+        assert figures.redelivered_by_deploys == 0
+    assert figures.redelivered_by_deploys == result.summary.consumers["worker"].by_reason["redelivered"].get(
+        "deploy", 0
+    )

@@ -1,8 +1,11 @@
-"""The chart of instances over time: drawn for runs whose consumers deploy or scale, and only for those."""
+"""Deploys and scaling in the reports: the chart of instances over time, drawn for runs whose consumers deploy
+or scale and only for those, and the verdict's notes."""
 
 import busim
 from busim.report.charts import LIFECYCLE_CHARTS, draw_charts, figure_title
+from busim.report.run_report import report_markdown
 from tests.conftest import consumer, scenario
+from tests.engine.test_autoscale import scaled_beyond_the_partitions
 from tests.report.test_chart_layout import layout_problems
 
 
@@ -32,3 +35,9 @@ def test_a_run_that_scales_charts_its_instances_beside_its_backlog_and_latency(m
 
 def test_a_run_whose_instances_never_stop_has_no_instances_chart():
     assert LIFECYCLE_CHARTS["instances"](busim.simulate(scenario())) is None
+
+
+def test_the_reports_verdict_says_when_a_scaler_ran_more_members_than_partitions():
+    result = scaled_beyond_the_partitions()
+    (note,) = result.summary.lifecycle["worker"].notes
+    assert f"Note: W{note[1:]}." in report_markdown(result, [])

@@ -449,6 +449,8 @@ def throughput_and_backlog(result: Result) -> Figure:
         processed = np.array(series.processed) / series.window_s
         handles += top.step(starts, processed, where="post", color=colour, linestyle=style, linewidth=1.8)
         bottom.step(starts, series.backlog, where="post", color=colour, linestyle=style, linewidth=1.8)
+        for ax in (top, bottom):
+            _shade_deploys(ax, result, name, colour)
         labels.append(name + _twin_note(twin))
     top.set_ylabel("messages per second")
     bottom.set_ylabel("copies queued\nat the broker")

@@ -149,3 +149,40 @@ def test_on_kafka_a_scaler_beyond_the_partitions_adds_idle_members_and_each_chan
     )
     assert figures.notes == (note,)
     assert result.verdict == f"consistent; {note}"
+
+
+def test_a_lag_scaler_reads_the_age_of_the_oldest_copy_waiting():
+    # One instance of one second a job for ten jobs a second: the queue only grows, and at each look the
+    # oldest copy still waiting is the first that no instance has received by then.
+    target_s = 4.0
+    result = busim.simulate(
+        scenario(
+            [
+                consumer(
+                    processing_time="1s",
+                    autoscale={
+                        "min": 1,
+                        "max": 3,
+                        "metric": "lag_s",
+                        "target": target_s,
+                        "interval": "3.33s",
+                        "scale_up_delay": "5s",
+                        "cooldown": "10m",
+                    },
+                )
+            ],
+            duration=20,
+            broker={"preset": "rabbitmq", "latency": 0, "prefetch": 1},
+        )
+    )
+    group = result.record.groups[0]
+    lifecycle, deliveries = group.lifecycle, group.deliveries
+    arrival_s = np.concatenate([deliveries.arrival_s, group.unserved_arrival_s])
+    receive_s = np.concatenate([deliveries.receive_s, np.full(group.unserved_arrival_s.size, np.inf)])
+    asked = 1
+    for look_s, lag_s, desired in zip(lifecycle.look_s, lifecycle.look_metric, lifecycle.look_desired):
+        waiting = (arrival_s <= look_s) & (receive_s > look_s)
+        assert lag_s == (look_s - arrival_s[waiting].min() if waiting.any() else 0.0)
+        assert desired == min(max(math.ceil(asked * lag_s / target_s - 1e-9), 1), 3)
+        asked = max(asked, desired)
+    assert lifecycle.change_asked.tolist()[-1] == 3

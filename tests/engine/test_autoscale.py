@@ -81,30 +81,31 @@ def test_a_utilisation_scaler_reaches_the_count_that_holds_its_target_and_comes_
     assert figures.instance_seconds == pytest.approx(np.dot(figures.instances, np.diff(times_s)))
 
 
-def test_a_backlog_scaler_asks_for_the_backlog_over_its_target_exactly():
-    # One instance of one second a job for ten jobs a second: at each look the backlog (arrived, not acked)
-    # over 20 per instance gives the count, up to max. Looks every 3.33 s never meet an arrival or a completion.
-    target = 20
-    result = busim.simulate(
+def one_slow_instance(metric, target, most, scale_up_delay, duration):
+    """One instance of one second a job for ten jobs a second, which a scaler looks at every 3.33 s (never at
+    an arrival or a completion) and never scales down (a cooldown of 10 minutes)."""
+    autoscale = {
+        "min": 1,
+        "max": most,
+        "metric": metric,
+        "target": target,
+        "interval": "3.33s",
+        "scale_up_delay": scale_up_delay,
+        "cooldown": "10m",
+    }
+    return busim.simulate(
         scenario(
-            [
-                consumer(
-                    processing_time="1s",
-                    autoscale={
-                        "min": 1,
-                        "max": 8,
-                        "metric": "backlog_per_instance",
-                        "target": target,
-                        "interval": "3.33s",
-                        "scale_up_delay": "2s",
-                        "cooldown": "10m",
-                    },
-                )
-            ],
-            duration=30,
+            [consumer(processing_time="1s", autoscale=autoscale)],
+            duration=duration,
             broker={"preset": "rabbitmq", "latency": 0, "prefetch": 1},
         )
     )
+
+
+def test_a_backlog_scaler_asks_for_the_backlog_over_its_target_exactly():
+    # At each look the backlog (arrived, not acked) over 20 per instance gives the count, up to max.
+    target = 20
+    result = one_slow_instance("backlog_per_instance", target, most=8, scale_up_delay="2s", duration=30)
     group = result.record.groups[0]
     lifecycle, deliveries = group.lifecycle, group.deliveries
     asked = 1
@@ -152,29 +153,9 @@ def test_on_kafka_a_scaler_beyond_the_partitions_adds_idle_members_and_each_chan
 
 
 def test_a_lag_scaler_reads_the_age_of_the_oldest_copy_waiting():
-    # One instance of one second a job for ten jobs a second: the queue only grows, and at each look the
-    # oldest copy still waiting is the first that no instance has received by then.
+    # The queue only grows; at each look the oldest copy still waiting is the first no instance has received.
     target_s = 4.0
-    result = busim.simulate(
-        scenario(
-            [
-                consumer(
-                    processing_time="1s",
-                    autoscale={
-                        "min": 1,
-                        "max": 3,
-                        "metric": "lag_s",
-                        "target": target_s,
-                        "interval": "3.33s",
-                        "scale_up_delay": "5s",
-                        "cooldown": "10m",
-                    },
-                )
-            ],
-            duration=20,
-            broker={"preset": "rabbitmq", "latency": 0, "prefetch": 1},
-        )
-    )
+    result = one_slow_instance("lag_s", target_s, most=3, scale_up_delay="5s", duration=20)
     group = result.record.groups[0]
     lifecycle, deliveries = group.lifecycle, group.deliveries
     arrival_s = np.concatenate([deliveries.arrival_s, group.unserved_arrival_s])

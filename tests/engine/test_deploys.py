@@ -194,3 +194,14 @@ def test_deploys_with_a_scaler_and_crashes_always_end_and_a_graceful_one_redeliv
     assert figures.redelivered_by_deploys == result.summary.consumers["worker"].by_reason["redelivered"].get(
         "deploy", 0
     )
+
+
+def test_a_deploy_after_the_bus_has_drained_still_happens_and_the_run_lasts_until_it():
+    result = busim.simulate(
+        scenario(
+            [consumer(processing_time="10ms", deploys=[{"at": "100s", "restart_time": "5s"}])],
+            broker={"preset": "rabbitmq"},
+        )
+    )
+    assert result.summary.lifecycle["worker"].deploys[0].end_s == 105.0
+    assert result.sim_time_s == 105.0

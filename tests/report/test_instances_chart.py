@@ -1,11 +1,17 @@
 """Deploys and scaling in the reports: the chart of instances over time, drawn for runs whose consumers deploy
 or scale and only for those, and the verdict's notes."""
 
+import numpy as np
+
 import busim
+from busim.analysis.stories import Stories, What
+from busim.engine.records import Outcome
 from busim.report.charts import LIFECYCLE_CHARTS, draw_charts, figure_title
 from busim.report.run_report import report_markdown
+from busim.report.stories import deploy_lines
 from tests.conftest import consumer, scenario
 from tests.engine.test_autoscale import scaled_beyond_the_partitions
+from tests.engine.test_deploys import held_at_30s
 from tests.report.test_chart_layout import layout_problems
 
 
@@ -41,3 +47,16 @@ def test_the_reports_verdict_says_when_a_scaler_ran_more_members_than_partitions
     result = scaled_beyond_the_partitions()
     (note,) = result.summary.lifecycle["worker"].notes
     assert f"Note: W{note[1:]}." in report_markdown(result, [])
+
+
+def test_a_story_says_a_deploy_killed_the_instance_and_explain_lists_the_deploy_windows():
+    result, group = held_at_30s("kill")
+    deliveries = group.deliveries
+    stories = Stories(result.record)
+    for row in np.flatnonzero(deliveries.outcome == Outcome.ABORTED).tolist():  # the ten held at 30 s
+        message = int(group.message_ids[deliveries.message[row]])
+        at_30s = [happening.what for happening in stories.story(message).happenings if happening.time_s == 30.0]
+        assert at_30s == [What.KILLED, What.ARRIVED]  # and RabbitMQ requeues it at once
+    assert deploy_lines(result.record) == [
+        "Deployed in worker (2 instances down in turn): #0 from 30.000 s to 35.000 s, #1 from 30.000 s to 35.000 s."
+    ]

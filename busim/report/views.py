@@ -488,7 +488,9 @@ def _consumers(result: Result) -> TableView:
         values = [getattr(consumer, attribute) for consumer in consumers.values()]
         if not row_shown(scenario, attribute, values):
             continue
-        if attribute == "busiest_instance_share" and all(scenario.consumer(name).instances == 1 for name in consumers):
+        if attribute == "busiest_instance_share" and all(
+            scenario.consumer(name).most_instances == 1 for name in consumers
+        ):
             continue
         parts = _SPECIAL_WHY.get(attribute, _reasons)(result, attribute)
         parts = [(owner, words) for owner, words in parts if words]

@@ -1,6 +1,8 @@
 """Deploys and scaling in the reports: the chart of instances over time, drawn for runs whose consumers deploy
 or scale and only for those, and the verdict's notes."""
 
+import json
+
 import numpy as np
 
 import busim
@@ -9,6 +11,7 @@ from busim.engine.records import Outcome
 from busim.report.charts import LIFECYCLE_CHARTS, draw_charts, figure_title
 from busim.report.run_report import report_markdown
 from busim.report.stories import deploy_lines
+from busim.report.trace import chrome_trace_lines
 from tests.conftest import consumer, scenario
 from tests.engine.test_autoscale import scaled_beyond_the_partitions
 from tests.engine.test_deploys import held_at_30s
@@ -60,3 +63,13 @@ def test_a_story_says_a_deploy_killed_the_instance_and_explain_lists_the_deploy_
     assert deploy_lines(result.record) == [
         "Deployed in worker (2 instances down in turn): #0 from 30.000 s to 35.000 s, #1 from 30.000 s to 35.000 s."
     ]
+
+
+def test_a_trace_gives_every_instance_a_scaler_started_a_track_of_its_own():
+    result = scaled_and_deployed()
+    events = [json.loads(line) for line in chrome_trace_lines(result.record)]
+    tracks = {event["tid"]: event["args"]["name"] for event in events if event["name"] == "thread_name"}
+    started = np.unique(result.record.groups[0].deliveries.instance).tolist()
+    assert max(started) >= 2  # beyond the 2 it starts with
+    assert all(f"worker #{instance}" in tracks.values() for instance in started)
+    assert len(set(tracks.values())) == len(tracks)  # no track named twice: none shared by two instances

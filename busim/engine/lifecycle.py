@@ -94,7 +94,8 @@ class Lifecycle:
         self._row_of: dict[int, int] = {}  # instance in a deploy -> its row
         self._batch_left = 0
         self._queue: list[int] = []  # instances of the current deploy still to take down
-        self._deploy_index = -1
+        self._deploy_index = -1  # the deploy under way (-1: none)
+        self._due: list[int] = []  # deploys whose time came while another was under way, in order
         self.deploys_left = len(self._deploys)  # deploys not yet over: the run lasts until they are
         self._instances_s: list[float] = [0.0]
         self._instances: list[int] = [consumer.instances]
@@ -129,6 +130,10 @@ class Lifecycle:
 
     # ------------------------------------------------------------ deploys
     def _on_deploy(self, index: int) -> None:
+        """Start deploy ``index``, or, while another is under way (its drains took longer), once that ends."""
+        if self._deploy_index >= 0:
+            self._due.append(index)
+            return
         self._deploy_index = index
         self._queue = [instance for instance, state in enumerate(self.state) if state == SERVING]
         self._next_batch()
@@ -143,6 +148,9 @@ class Lifecycle:
                 batch.append(instance)
         if not batch:
             self.deploys_left -= 1
+            self._deploy_index = -1
+            if self._due:
+                self._on_deploy(self._due.pop(0))
             return
         self._batch_left = len(batch)
         now = self._env.now

@@ -205,3 +205,16 @@ def test_a_deploy_after_the_bus_has_drained_still_happens_and_the_run_lasts_unti
     )
     assert result.summary.lifecycle["worker"].deploys[0].end_s == 105.0
     assert result.sim_time_s == 105.0
+
+
+def test_a_deploy_due_while_another_is_under_way_waits_for_it_to_end():
+    # Ten-second jobs held one per instance: the first rolling deploy's drains take up to 10 s each, so it is
+    # still under way at 12 s, when the second is due; the second starts when the first has ended.
+    broker = {"preset": "rabbitmq", "latency": 0, "prefetch": 1}
+    deploys = [{"at": "1s", "restart_time": "1s"}, {"at": "12s", "kind": "all_at_once", "restart_time": "1s"}]
+    _, group = deployed(broker, instances=2, processing_time="10s", deploys=deploys)
+    lifecycle = group.lifecycle
+    first, second = lifecycle.deploy == 0, lifecycle.deploy == 1
+    assert lifecycle.deploy_back_s[first].max() > 12.0
+    assert lifecycle.deploy_stop_s[second].min() == lifecycle.deploy_back_s[first].max()
+    assert lifecycle.deploy_instance.tolist() == [0, 1, 0, 1]

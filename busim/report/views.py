@@ -497,6 +497,7 @@ def _consumers(result: Result) -> TableView:
         cells = _consumer_cells(attribute, anomaly, values)
         rows.append(Row(label, cells, _joined(parts, several), why_parts=tuple(parts)))
     rows += read_rows(scenario, consumers)
+    rows += lifecycle_rows(result)
     columns = tuple(Column(name) for name in consumers)
     return TableView("Consumers", columns, tuple(rows), why=True)
 
@@ -535,6 +536,50 @@ def read_rows(scenario: Scenario, consumers: dict[str, ConsumerSummary]) -> list
         Row("staleness p99", tuple(p99)),
         Row("newest missed p50", tuple(newest), "since the newest event not yet applied"),
     ]
+
+
+def lifecycle_rows(result: Result) -> list[Row]:
+    """Rows on deploys and scaling; none unless some consumer deploys or scales, and a dash for one that
+    does neither."""
+    lifecycles = result.summary.lifecycle
+    if not lifecycles:
+        return []
+    columns: list[list[Cell]] = [[], [], [], []]  # deploys, delayed by them, peak instances, scale changes
+    windows: WhyParts = []
+    costs: WhyParts = []
+    rebalances: WhyParts = []
+    for name in result.summary.consumers:
+        lifecycle = lifecycles.get(name)
+        if lifecycle is None:
+            for cells in columns:
+                cells.append(Cell(ABSENT))
+            continue
+        figures = (len(lifecycle.deploys), lifecycle.delayed_by_deploys, lifecycle.peak_instances)
+        for cells, value in zip(columns, (*figures, lifecycle.scale_changes)):
+            cells.append(number_cell(value))
+        if lifecycle.deploys:
+            windows.append(
+                (name, ", ".join(_window_text(window.start_s, window.end_s) for window in lifecycle.deploys))
+            )
+        cost = f"{lifecycle.instance_seconds:,.0f} instance-seconds"
+        if lifecycle.backlog_drain_s is not None:
+            cost += f"; the backlog drained {format_duration(lifecycle.backlog_drain_s)} after its peak"
+        costs.append((name, cost))
+        if lifecycle.rebalances is not None:
+            rebalances.append((name, counted(lifecycle.rebalances, "rebalance")))
+    several = len(lifecycles) > 1
+    deploys, delayed, peak, changes = (tuple(cells) for cells in columns)
+    return [
+        Row("deploys", deploys, _joined(windows, several), why_parts=tuple(windows)),
+        Row("delayed by deploys", delayed, "messages that waited for a worker during a deploy"),
+        Row("peak instances", peak, _joined(costs, several), why_parts=tuple(costs)),
+        Row("scale changes", changes, _joined(rebalances, several), why_parts=tuple(rebalances)),
+    ]
+
+
+def _window_text(start_s: float, end_s: float | None) -> str:
+    """A deploy's window, from its start to its end or the run's."""
+    return f"{format_duration(start_s)} to {format_duration(end_s) if end_s is not None else 'the end'}"
 
 
 _LATENCY_COLUMNS = ("count", "mean", "p50", "p90", "p99", "p99.9", "max")

@@ -12,6 +12,8 @@ from busim.report.charts import LIFECYCLE_CHARTS, draw_charts, figure_title
 from busim.report.run_report import report_markdown
 from busim.report.stories import deploy_lines
 from busim.report.trace import chrome_trace_lines
+from busim.report.views import lifecycle_rows
+from busim.scenario.units import format_duration
 from tests.conftest import consumer, scenario
 from tests.engine.test_autoscale import scaled_beyond_the_partitions
 from tests.engine.test_deploys import held_at_30s
@@ -73,3 +75,20 @@ def test_a_trace_gives_every_instance_a_scaler_started_a_track_of_its_own():
     assert max(started) >= 2  # beyond the 2 it starts with
     assert all(f"worker #{instance}" in tracks.values() for instance in started)
     assert len(set(tracks.values())) == len(tracks)  # no track named twice: none shared by two instances
+
+
+def test_the_consumers_table_gives_the_deploys_and_the_scaling_with_their_cost():
+    result = scaled_beyond_the_partitions()
+    figures = result.summary.lifecycle["worker"]
+    rows = {row.label: ([cell.text for cell in row.cells], row.why) for row in lifecycle_rows(result)}
+    assert rows == {
+        "deploys": (["0"], ""),
+        "delayed by deploys": (["0"], "messages that waited for a worker during a deploy"),
+        "peak instances": (
+            [f"{figures.peak_instances}"],
+            f"{figures.instance_seconds:,.0f} instance-seconds; the backlog drained "
+            f"{format_duration(figures.backlog_drain_s)} after its peak",
+        ),
+        "scale changes": ([f"{figures.scale_changes}"], f"{figures.rebalances} rebalances"),
+    }
+    assert lifecycle_rows(busim.simulate(scenario())) == []

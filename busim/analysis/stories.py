@@ -69,6 +69,7 @@ class What(enum.StrEnum):
     SKIPPED = "skipped"  # processing ended without effects: an idempotent consumer had processed it before
     ABORTED = "aborted"  # the instance crashed while processing the copy
     ABANDONED = "abandoned"  # the instance crashed holding the copy, before processing it
+    KILLED = "killed"  # a deploy killed the instance holding the copy, processing it or not
     CRASHED = "crashed"  # the instance crashed right after processing the copy, before its ack
     UNCOMMITTED = "uncommitted"  # the instance that processed the copy crashed before committing its offset
     LOST = "lost"  # the group will never process it
@@ -395,6 +396,8 @@ def _group_happenings(facts: _GroupFacts, local: int) -> list[Happening]:
         outcome = Outcome(deliveries.outcome[row])
         if outcome == Outcome.ABORTED:
             what = What.ABANDONED if np.isnan(take_s) else What.ABORTED
+            if _killed_by_deploy(group, instance, done_s):
+                what = What.KILLED
             found.append(Happening(done_s, name, instance, what, attempt=attempt))
         elif outcome in _ENDINGS:
             found.append(Happening(done_s, name, instance, _ENDINGS[outcome], attempt=attempt))
@@ -419,6 +422,15 @@ def _group_happenings(facts: _GroupFacts, local: int) -> list[Happening]:
         cause = DeliveryCause(group.stuck_pending_cause[row])
         found.append(Happening(float(group.stuck_pending_s[row]), name, None, What.LEFT_PENDING, cause))
     return found
+
+
+def _killed_by_deploy(group: GroupRecord, instance: int, at_s: float) -> bool:
+    """Whether a deploy killed ``instance`` at ``at_s`` (a kill stops and drains an instance at once)."""
+    lifecycle = group.lifecycle
+    if lifecycle is None:
+        return False
+    mine = lifecycle.deploy_instance == instance
+    return bool(np.any(mine & (lifecycle.deploy_stop_s == at_s) & (lifecycle.deploy_drained_s == at_s)))
 
 
 def _crash_after(group: GroupRecord, instance: int, after_s: float) -> float | None:

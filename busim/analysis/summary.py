@@ -6,7 +6,7 @@ printed, rendered or written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from busim.analysis.drain import drain_time_s, offered_rate
 from busim.analysis.events import GroupEvents, original_rows
 from busim.analysis.invariants import InvariantOutcome, check_invariants
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
+from busim.analysis.lifecycle import LifecycleSummary, summarize_lifecycle
 from busim.analysis.reads import read_staleness
 from busim.analysis.series import Series, backlog_steps, group_series, window_backlog
 from busim.engine.records import (
@@ -102,6 +103,7 @@ class Summary:
     violations: tuple[str, ...]  # every departure from exactly-once, in words
     chains: dict[str, ChainSummary]  # by name, for scenarios whose consumers emit events
     invariants: tuple[InvariantOutcome, ...] = ()  # every bound of the scenario's invariants, checked
+    lifecycle: dict[str, LifecycleSummary] = field(default_factory=dict)  # consumers with deploys or a scaler
 
     @property
     def consistent(self) -> bool:
@@ -125,6 +127,9 @@ def summarize(record: RunRecord) -> Summary:
         violations=violations,
         chains=summarize_chains(record, first_done_s),
         invariants=check_invariants(scenario.invariants, consumers),
+        lifecycle={
+            group.name: summarize_lifecycle(record, group) for group in record.groups if group.lifecycle is not None
+        },
     )
 
 

@@ -45,6 +45,7 @@ from busim.engine.broker import BrokerLink, FirstAttempts
 from busim.engine.clock import Clock
 from busim.engine.effects import EffectPlan
 from busim.engine.handler import RETRY, Handler
+from busim.engine.lifecycle import lifecycle_of, with_lifecycle
 from busim.engine.log import DeliveryLog
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, Selection
@@ -138,6 +139,14 @@ class _Queue:
             singles = []
         return [*parts, _columns(singles)]
 
+    def oldest_s(self) -> float:
+        """When the oldest copy queued arrived (inf: none)."""
+        oldest_s = min((copy[0] for _, copy in self.requeued), default=_INFINITY)
+        if self.fifo:
+            head = self.fifo[0]
+            oldest_s = min(oldest_s, head[0] if type(head) is tuple else self._first_arrival[head[0]])
+        return oldest_s
+
     def hold(self, message: int, delivery: int) -> None:
         """Nothing to hold: a queue without message groups never blocks."""
 
@@ -171,6 +180,10 @@ class _GroupedQueue:
     def unserved(self) -> list[Columns]:
         """The arrival times and messages of the copies queued, group by group."""
         return [_columns([copy for queue in self._queues.values() for copy in queue])]
+
+    def oldest_s(self) -> float:
+        """When the oldest copy queued arrived (inf: none)."""
+        return min((queue[0][0] for queue in self._queues.values() if queue), default=_INFINITY)
 
     def push(self, copy: Copy, front: bool) -> None:
         group = self._group_of[copy[1]]
@@ -276,8 +289,10 @@ class ConsumerGroup:
         self._handler = Handler(consumer, plan, streams, count)
         self._processing_time = self._handler.processing_time
 
-        # Instances: how many unacknowledged deliveries each may hold, and its idle workers.
-        instances, concurrency = consumer.instances, consumer.concurrency
+        # Instances: how many unacknowledged deliveries each may hold, and its idle workers. Sized for the
+        # most the group ever has; those beyond the starting count are off until a scaler starts them.
+        instances, concurrency = consumer.most_instances, consumer.concurrency
+        serving = [instance < consumer.instances for instance in range(instances)]
         hold = rules.held_per_instance(concurrency)
         self._hold = hold
         self._concurrency = concurrency
@@ -290,14 +305,19 @@ class ConsumerGroup:
         self._batches: list[deque[int]] = [deque() for _ in range(instances * concurrency)] if self._batched else []
         self._readers = [list(range(concurrency)) for _ in range(instances)]  # per instance: workers ready to read
         self._worker_of: dict[int, int] = {}  # batched: delivery -> the worker (instance x concurrency + w) holding it
-        self._open = deque(range(instances))  # instances with room (batched: with a worker ready to read), round robin
-        self._listed = [True] * instances
-        self._alive = [True] * instances
+        self._open = deque(range(consumer.instances))  # instances with room (batched: a worker ready to read), in turn
+        self._listed = serving
+        self._alive = list(serving)
         self._idle_workers = [concurrency] * instances
         self._buffer: dict[int, deque[int]] = {}  # deliveries an instance holds but has not started
         self._watch: dict[int, deque[int]] = {}  # buffered deliveries in order of receipt, so of due time
         self._watch_at = [_INFINITY] * instances  # when an instance's watch wakes up next
-        self._track = consumer.crash is not None
+        # Deploys and a scaler stop and start instances; a kill brings back what the instance held, as a crash.
+        self._lifecycle = lifecycle_of(env, consumer)
+        self._stopping: set[int] = set()  # instances draining before they stop
+        if self._lifecycle is not None and self._lifecycle.meters_work:
+            self._processing_time = self._lifecycle.metered(self._processing_time)
+        self._track = consumer.crash is not None or any(deploy.drain == "kill" for deploy in consumer.deploys)
         self._unacked: dict[int, set[int]] = {}  # by instance, only with crashes: what a crash brings back
         self._held = 0  # deliveries received and not yet acked or aborted
         self._crashes_due = 0  # crashes scheduled for a time not yet reached
@@ -364,6 +384,8 @@ class ConsumerGroup:
         for at_s, instance in self._handler.crash_times:
             self._env.call_at(self._env.now + at_s, self._on_scheduled_crash, instance)
         self._crashes_due = len(self._handler.crash_times)
+        if self._lifecycle is not None:
+            self._lifecycle.start(self)
         self._dispatch(self._env.now)
 
     def _on_scheduled_crash(self, instance: int) -> None:
@@ -644,6 +666,8 @@ class ConsumerGroup:
         if self._track:
             self._unacked[instance].discard(delivery)  # received, so its set exists
         self._room[instance] += 1
+        if self._stopping and instance in self._stopping and self._room[instance] == self._hold:
+            self._stopped(instance)
         # The worker goes on with the next delivery of its read (batched) or of its instance's buffer.
         following = -1
         if self._batched:
@@ -668,8 +692,8 @@ class ConsumerGroup:
         self._dispatch(now)
 
     def _list(self, instance: int) -> None:
-        """Put ``instance`` back among those that receive, if it is not there."""
-        if not self._listed[instance]:
+        """Put ``instance`` back among those that receive, if it is not there and it serves."""
+        if not self._listed[instance] and self._alive[instance]:
             self._listed[instance] = True
             self._open.append(instance)
 
@@ -683,6 +707,13 @@ class ConsumerGroup:
         self.log.crashes.append((now, instance))
         if delivery >= 0:
             self.log.crashed.add(delivery)
+        self._abandon(instance, delivery, now)
+        recovery_s = self._handler.crash(instance, after_processing=delivery >= 0)
+        self._env.call_at(self._env.now + recovery_s, self._on_restart, instance)
+
+    def _abandon(self, instance: int, delivery: int, now: float, label: int = -1) -> None:
+        """``instance`` is gone after processing ``delivery`` (-1: at a given time): what it holds comes back,
+        labelled ``label`` (-1: by what it was doing, as a crash labels it)."""
         self._alive[instance] = False
         if self._listed[instance]:
             self._listed[instance] = False
@@ -704,6 +735,8 @@ class ConsumerGroup:
                 cause = DeliveryCause.CRASH_BEFORE_ACK
             else:
                 cause = DeliveryCause.CRASH_IN_FLIGHT if self._d_take[other] < _INFINITY else DeliveryCause.PREFETCHED
+                if label >= 0:
+                    cause = label
                 self._d_outcome[other] = _ABORTED
                 self._d_done[other] = now
                 self._handler.abort(other)
@@ -723,16 +756,60 @@ class ConsumerGroup:
                 self._timer(max(now, due_s), message, self._d_attempt[other], cause, other)
             else:
                 self._leave_pending(message, now, self._d_receive[other], cause)
-        recovery_s = self._handler.crash(instance, after_processing=delivery >= 0)
-        self._env.call_at(self._env.now + recovery_s, self._on_restart, instance)
 
     def _on_restart(self, instance: int) -> None:
+        if instance in self._stopping:
+            self._stopped(instance)  # a deploy or the scaler stopped it while it was down
+        elif self._lifecycle is None or self._lifecycle.restarts(instance):
+            self.serve(instance)
+
+    # ------------------------------------------------------------ deploys and scaling
+    def stop(self, instance: int, kill: bool) -> None:
+        """Stop ``instance``: at once (``kill``, as a crash), or once it has worked off what it holds.
+
+        A graceful stop cancels the instance's subscription, so it receives
+        nothing more, and lets it finish and ack what it received: what sits
+        in its prefetch buffer (or the rest of its batch) is processed, not
+        returned, on every broker. A crashed instance stops when its restart
+        is due.
+        """
+        assert self._lifecycle is not None
+        now = self._env.now
+        if kill and self._alive[instance]:
+            self._abandon(instance, -1, now, DeliveryCause.DEPLOY)
+            self._handler.restart(instance)
+            self._lifecycle.stopped(instance)
+            self._dispatch(now)
+            return
+        down = not self._alive[instance]
+        self._alive[instance] = False
+        if self._listed[instance]:
+            self._listed[instance] = False
+            self._open.remove(instance)
+        if self._batched:
+            self._readers[instance] = []
+        self._stopping.add(instance)
+        if not down and self._room[instance] == self._hold:
+            self._stopped(instance)
+
+    def _stopped(self, instance: int) -> None:
+        self._stopping.discard(instance)
+        self._handler.restart(instance)
+        assert self._lifecycle is not None
+        self._lifecycle.stopped(instance)
+
+    def serve(self, instance: int) -> None:
         self._alive[instance] = True
         self._room[instance] = self._hold
         self._idle_workers[instance] = self._concurrency
         self._readers[instance] = list(range(self._concurrency))
         self._list(instance)
         self._dispatch(self._env.now)
+
+    def load(self, now: float) -> tuple[int, float]:
+        """The copies waiting or held unacknowledged at ``now``, and when the oldest waiting one arrived."""
+        self._admit(now)
+        return len(self._waiting) + self._held, self._waiting.oldest_s()
 
     def publish_failed(self, message: int, publish_s: float, reason: LossReason) -> None:
         """``message`` never reached the broker: its publisher gave up during an outage, or crashed."""
@@ -833,6 +910,7 @@ class ConsumerGroup:
             or self._held > 0
             or self._settled.find(0) >= 0
             or self._crashes_due > 0
+            or (self._lifecycle is not None and self._lifecycle.deploys_left > 0)
         )
 
     def record(self, end_s: float, key_codes: np.ndarray) -> GroupRecord:
@@ -846,6 +924,7 @@ class ConsumerGroup:
         unserved_s = np.concatenate([arrival_s for arrival_s, _ in parts])
         unserved = np.concatenate([message for _, message in parts])
         del parts
-        return self.log.freeze(
+        record = self.log.freeze(
             self.consumer.name, self._selection, unserved_s, unserved, end_s, self._handler, key_codes
         )
+        return with_lifecycle(record, self._lifecycle)

@@ -59,7 +59,7 @@ class Handler:
         random_instance = crash is not None and crash.instance == "random"
         fixed = -1 if random_instance or crash is None else int(crash.instance)
         self.crash_times: list[tuple[float, int]] = [(at_s, fixed) for at_s in sorted(crash.at)] if crash else []
-        self._processed_by = [0] * consumer.instances
+        self._processed_by = [0] * consumer.most_instances
         self._crash_after: set[tuple[int, int]] = set()  # (instance, its processings when it crashes)
         if crash is not None and crash.after_messages:
             counts = crash.after_messages
@@ -77,7 +77,7 @@ class Handler:
         self.may_crash = self._crash_probability > 0 or bool(self._crash_after)
 
         dedup = consumer.dedup if consumer.idempotency == "dedup" else None
-        self._store = DedupStore(dedup, consumer.instances) if dedup is not None else None
+        self._store = DedupStore(dedup, consumer.most_instances) if dedup is not None else None
         self._records_with_effects = dedup is None or dedup.atomic_with_effects
         self._processed = bytearray(messages) if dedup is not None else None
         self._just_recorded = -1  # the message whose id the last processing recorded
@@ -223,6 +223,11 @@ class Handler:
         recovery_s = self._restart_s + replayed / self._replay_rate_per_s
         self.recoveries.append((recovery_s, replayed))
         return recovery_s
+
+    def restart(self, instance: int) -> None:
+        """``instance`` stopped to start again as a new process (a deploy): an in-memory dedup store is gone."""
+        if self._store is not None:
+            self._store.lose(instance)
 
     def counters(self) -> dict[str, CounterState]:
         return self.plan.snapshot(self._state, self._committed)

@@ -29,6 +29,7 @@ the session timeout and the restart.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from busim.engine.broker import BrokerLink, FirstAttempts
 from busim.engine.clock import Clock
 from busim.engine.effects import EffectPlan
 from busim.engine.handler import RETRY, Handler
+from busim.engine.lifecycle import lifecycle_of, with_lifecycle
 from busim.engine.log import DeliveryLog
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause, GroupRecord, LossReason, Outcome, Selection
@@ -109,15 +111,16 @@ class PartitionedGroup:
         for message, sent_s in zip(first.lost.tolist(), first.lost_s.tolist()):
             self._lose(message, sent_s, LossReason.TRANSIT_LOSS)  # offsets move past a record never read
 
-        # Members: one per worker; slot m belongs to instance m // concurrency.
+        # Members: one per worker; slot m belongs to instance m // concurrency. Sized for the most instances
+        # the group ever has; those beyond the starting count are off until a scaler starts them.
         self._concurrency = consumer.concurrency
-        members = consumer.workers
-        self._owned = range_assignment(partition_count, members)
+        members = consumer.most_instances * consumer.concurrency
+        self._owned = range_assignment(partition_count, consumer.workers) + [[]] * (members - consumer.workers)
         self._owner = [_ORPHANED] * partition_count
         for member, owned in enumerate(self._owned):
             for partition in owned:
                 self._owner[partition] = member
-        self._alive = [True] * members
+        self._alive = [member < consumer.workers for member in range(members)]
         self._current = [-1] * members  # the delivery a member is processing
         self._current_partition = [-1] * members  # ... and its partition
         self._batch = [0] * members  # records processed since the member's last poll
@@ -128,6 +131,10 @@ class PartitionedGroup:
         self._open_sessions = 0  # crashed members the coordinator has not yet dropped
         self._crashes_due = 0  # crashes scheduled for a time not yet reached
         self._paused = False
+        self._lifecycle = lifecycle_of(env, consumer)
+        self._stopping: set[int] = set()  # instances whose members leave the group once their records are done
+        if self._lifecycle is not None and self._lifecycle.meters_work:
+            self._processing_time = self._lifecycle.metered(self._processing_time)
         if rules.at_least_once and rules.commit == "auto":
             self._env.call_at(self._env.now + rules.auto_commit_interval_s, self._on_commit_tick)
 
@@ -137,6 +144,8 @@ class PartitionedGroup:
         for at_s, instance in self._handler.crash_times:
             self._env.call_at(self._env.now + at_s, self._on_scheduled_crash, instance)
         self._crashes_due = len(self._handler.crash_times)
+        if self._lifecycle is not None:
+            self._lifecycle.start(self)
         for member in range(len(self._owned)):
             self._dispatch(member, self._env.now)
 
@@ -250,6 +259,8 @@ class PartitionedGroup:
             # Its commit fails; it polls again and rejoins the group.
             self._expelled[member] = False
             self._poll_ends(member, now)
+            if self._stopping:
+                self._leave_when_done(member // self._concurrency)
             if self._open_sessions == 0:
                 self._rebalance()
             return
@@ -266,6 +277,8 @@ class PartitionedGroup:
                 self._commit(partition, self._processed[partition])
             if self._batch[member] >= self._rules.max_poll_records:
                 self._poll_ends(member, now)
+        if self._stopping:
+            self._leave_when_done(member // self._concurrency)
         self._dispatch(member, now)
 
     # ------------------------------------------------------------ offsets
@@ -297,6 +310,15 @@ class PartitionedGroup:
         log.crashes.append((now, instance))
         if delivery >= 0:
             log.crashed.add(delivery)
+        self._abandon(instance, delivery, now)
+        recovery_s = self._handler.crash(instance, after_processing=delivery >= 0)
+        self._env.call_at(self._env.now + recovery_s, self._on_restart, instance)
+
+    def _abandon(self, instance: int, delivery: int, now: float, label: int = -1) -> None:
+        """``instance`` is gone after processing ``delivery`` (-1: at a given time); its members' partitions
+        are rewound, what comes again labelled ``label`` (-1: by what it was doing, as a crash labels it),
+        and the coordinator drops the members when their sessions expire."""
+        log = self.log
         first_member = instance * self._concurrency
         moved = []  # partitions in hand that a rebalance had already given to another member
         for member in range(first_member, first_member + self._concurrency):
@@ -306,12 +328,14 @@ class PartitionedGroup:
             self._current[member] = -1
             self._batch[member] = 0
             causes = self._crash_causes(current, delivery)
+            if label >= 0:
+                causes = dict.fromkeys(causes, label)
             in_hand = self._current_partition[member]
             # A member dropped for a slow poll no longer reads its record's partition; another may.
             if current >= 0 and self._reader[in_hand] == member:
                 self._reader[in_hand] = -1
                 if in_hand not in self._owned[member]:
-                    self._rewind(in_hand, DeliveryCause.OFFSET_REWIND, causes)
+                    self._rewind(in_hand, DeliveryCause.OFFSET_REWIND if label < 0 else label, causes)
                     moved.append(in_hand)
             if current >= 0 and current != delivery:
                 log.outcome[current] = _ABORTED
@@ -320,15 +344,13 @@ class PartitionedGroup:
                 if not self._at_least_once:
                     self._lose(log.message[current], now, LossReason.CRASH_IN_FLIGHT)
             for partition in self._owned[member]:
-                self._rewind(partition, DeliveryCause.OFFSET_REWIND, causes)
+                self._rewind(partition, DeliveryCause.OFFSET_REWIND if label < 0 else label, causes)
                 self._owner[partition] = _ORPHANED
             self._owned[member] = []
         if not self._at_least_once and delivery >= 0:
             self._settled[log.message[delivery]] = 1
         self._open_sessions += 1
         self._env.call_at(self._env.now + self._rules.session_timeout_s, self._on_session_expired)
-        recovery_s = self._handler.crash(instance, after_processing=delivery >= 0)
-        self._env.call_at(self._env.now + recovery_s, self._on_restart, instance)
         for partition in moved:
             if self._owner[partition] >= 0:
                 self._dispatch(self._owner[partition], now)
@@ -382,6 +404,61 @@ class PartitionedGroup:
         self._rebalance()
 
     def _on_restart(self, instance: int) -> None:
+        if instance in self._stopping:
+            self._stopping.discard(instance)  # a deploy or the scaler stopped it while it was down
+            assert self._lifecycle is not None
+            self._lifecycle.stopped(instance)
+        elif self._lifecycle is None or self._lifecycle.restarts(instance):
+            self.serve(instance)
+
+    # ------------------------------------------------------------ deploys and scaling
+    def stop(self, instance: int, kill: bool) -> None:
+        """Stop ``instance``: at once (``kill``, as a crash), or once its members have finished their records.
+
+        A graceful stop closes the consumers: each finishes the record in
+        hand, commits its partitions' offsets and leaves the group, which
+        rebalances at once (no session timeout to wait for). A killed one is
+        dropped when its session expires, as after a crash. A crashed
+        instance stops when its restart is due.
+        """
+        assert self._lifecycle is not None
+        first_member = instance * self._concurrency
+        members = range(first_member, first_member + self._concurrency)
+        if kill and self._alive[first_member]:
+            self._abandon(instance, -1, self._env.now, DeliveryCause.DEPLOY)
+            self._handler.restart(instance)
+            self._lifecycle.stopped(instance)
+            return
+        down = not self._alive[first_member]
+        for member in members:
+            self._alive[member] = False
+        self._stopping.add(instance)
+        if not down:
+            self._leave_when_done(instance)
+
+    def _leave_when_done(self, instance: int) -> None:
+        """The members of a stopping ``instance`` leave the group once none is processing a record."""
+        first_member = instance * self._concurrency
+        members = range(first_member, first_member + self._concurrency)
+        if instance not in self._stopping or self._alive[first_member]:
+            return
+        if any(self._current[member] >= 0 for member in members):
+            return
+        self._stopping.discard(instance)
+        for member in members:
+            for partition in self._owned[member]:
+                self._commit(partition, self._processed[partition])
+                self._owner[partition] = _ORPHANED
+            self._owned[member] = []
+            self._expelled[member] = False
+            self._batch[member] = 0
+        self._handler.restart(instance)
+        assert self._lifecycle is not None
+        self._lifecycle.stopped(instance)
+        if self._open_sessions == 0:
+            self._rebalance()
+
+    def serve(self, instance: int) -> None:
         """The instance's members join again; the rebalance that follows waits for crashed members to expire."""
         first_member = instance * self._concurrency
         for member in range(first_member, first_member + self._concurrency):
@@ -400,6 +477,8 @@ class PartitionedGroup:
         if not live:
             return
         now = self._env.now
+        if self._lifecycle is not None:
+            self._lifecycle.rebalance_s.append(now)
         for member in range(len(self._owned)):
             self._owned[member] = []
         for member, owned in zip(live, range_assignment(len(self._owner), len(live))):
@@ -432,7 +511,20 @@ class PartitionedGroup:
             or any(current >= 0 for current in self._current)
             or self._settled.find(0) >= 0
             or self._crashes_due > 0
+            or (self._lifecycle is not None and self._lifecycle.deploys_left > 0)
         )
+
+    def load(self, now: float) -> tuple[int, float]:
+        """The records arrived at ``now`` and not yet committed (the group's lag), and when the oldest
+        unread one arrived."""
+        lag, oldest_s = 0, _INFINITY
+        for partition, arrivals in enumerate(self._log_arrival):
+            arrived = bisect_right(arrivals, now)
+            lag += max(arrived - self._committed[partition], 0)
+            position = self._position[partition]
+            if position < arrived:
+                oldest_s = min(oldest_s, max(arrivals[position], self._replay_s[partition]))
+        return lag, oldest_s
 
     def record(self, end_s: float, key_codes: np.ndarray) -> GroupRecord:
         """Freeze what happened into arrays; records not yet read count as unserved."""
@@ -444,6 +536,7 @@ class PartitionedGroup:
         ]
         unserved_s = np.concatenate([np.empty(0), *(arrival_s for arrival_s, _ in unread)])
         unserved = np.concatenate([np.empty(0, np.int32), *(message for _, message in unread)])
-        return self.log.freeze(
+        record = self.log.freeze(
             self.consumer.name, self._selection, unserved_s, unserved, end_s, self._handler, key_codes
         )
+        return with_lifecycle(record, self._lifecycle)

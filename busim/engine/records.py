@@ -21,6 +21,7 @@ from busim.scenario.schema import Scenario
 
 if TYPE_CHECKING:
     from busim.engine.effects import EffectPlan  # which builds on the records
+    from busim.engine.lifecycle import LifecycleRecord  # likewise
 
 
 class Outcome(enum.IntEnum):
@@ -52,6 +53,7 @@ class DeliveryCause(enum.IntEnum):
     REBALANCE = 10  # redelivered: its partition moved after a member outlasted max_poll_interval
     OUTBOX_RELAY = 11  # published again from the outbox after its publisher crashed around the first publish
     INJECTED_DUPLICATE = 12  # a real run's publisher published it twice, as broker.duplication asks
+    DEPLOY = 13  # redelivered: a deploy killed the instance holding it (drain: kill)
 
 
 class DedupMiss(enum.IntEnum):
@@ -258,6 +260,7 @@ class GroupRecord:
     # the analysis replays the one and compares orders by the other, as the engine used them.
     plan: EffectPlan
     key_codes: np.ndarray
+    lifecycle: LifecycleRecord | None = None  # what the group's deploys and scaler did, where it has them
 
     @property
     def message_ids(self) -> np.ndarray:

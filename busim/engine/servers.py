@@ -56,6 +56,8 @@ def fifo_applies(
     return (
         outage_free
         and consumer.crash is None
+        and not consumer.deploys  # instances that stop and start are the general engine's
+        and consumer.autoscale is None
         # Effects applied in one step when processing ends depend only on the order of completions; reads at the
         # start of processing (read-modify-write, optimistic) interleave with other starts, and a conflict
         # makes an optimistic worker process again.

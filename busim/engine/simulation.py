@@ -226,11 +226,14 @@ def _end_s(
 
 
 def _last_activity_s(messages: Messages, records: tuple[GroupRecord, ...]) -> float:
-    """When the last thing happened: an acceptance, a processing, a loss, a dead letter, or a crash (a
-    crash scheduled after the bus drained still happens, and the run lasts until it)."""
+    """When the last thing happened: an acceptance, a processing, a loss, a dead letter, a crash or the end
+    of a deploy (a crash or a deploy scheduled after the bus drained still happens, and the run lasts until
+    it)."""
     times = [messages.accept_s]
     for record in records:
         times += [record.deliveries.done_s, record.lost_s, record.dead_letter_s, record.crash_s, record.missed_crash_s]
+        if record.lifecycle is not None:
+            times.append(record.lifecycle.deploy_back_s)
     merged = np.concatenate(times) if times else np.empty(0)
     merged = merged[~np.isnan(merged)]
     return float(merged.max()) if merged.size else 0.0

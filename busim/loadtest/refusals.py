@@ -94,6 +94,22 @@ def _common(scenario: Scenario) -> list[Refusal]:
                     "event-sourced recovery (replaying events after a restart) is not built for real runs",
                 )
             )
+        if consumer.deploys:
+            found.append(
+                Refusal(
+                    f"{where}.deploys",
+                    "stopping and restarting instances for a deploy is not built for real runs; "
+                    f"add --set consumers.{consumer.name}.deploys=[] to run without it",
+                )
+            )
+        if consumer.autoscale is not None:
+            found.append(
+                Refusal(
+                    f"{where}.autoscale",
+                    "scaling instances is not built for real runs, which keep the starting instances; "
+                    "remove the key to run for real",
+                )
+            )
     return found
 
 

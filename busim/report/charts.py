@@ -319,6 +319,57 @@ def _shade_outages(ax: Axes, scenario: Scenario) -> None:
         ax.axvspan(outage.at, outage.end_s, color=OUTAGE_COLOUR, alpha=0.25)
 
 
+def _shade_deploys(ax: Axes, result: Result, consumer: str, colour: str) -> None:
+    """Shade ``consumer``'s deploy windows, until the run's end for one that had not ended."""
+    lifecycle = result.summary.lifecycle.get(consumer)
+    for window in lifecycle.deploys if lifecycle is not None else ():
+        end_s = window.end_s if window.end_s is not None else result.sim_time_s
+        ax.axvspan(window.start_s, end_s, color=colour, alpha=0.12, hatch="//", linewidth=0)
+
+
+def instances_over_time(result: Result) -> Figure | None:
+    """Instances provisioned over time beside the backlog and the latency, for consumers that deploy or
+    scale; None where none does."""
+    scaled = result.summary.lifecycle
+    if not scaled:
+        return None
+    figure, (top, middle, bottom), key = _figure(rows=3, legend=True)
+    handles, labels = [], []
+    latencies_s: list[float] = []
+    for index, (name, lifecycle) in enumerate(scaled.items()):
+        colour, style = _style(index)
+        series = result.summary.consumers[name].series
+        starts = _window_starts(series)
+        times_s = np.append(lifecycle.instances_s, result.sim_time_s)
+        counts = np.append(lifecycle.instances, lifecycle.instances[-1])
+        handles += top.step(times_s, counts, where="post", color=colour, linestyle=style, linewidth=1.8)
+        middle.step(starts, series.backlog, where="post", color=colour, linestyle=style, linewidth=1.8)
+        p99 = _values(series.latency_p99_s)
+        bottom.plot(starts, p99, color=colour, linestyle=style, linewidth=1.8)
+        latencies_s += [value for value in p99 if value > 0]
+        for ax in (top, middle, bottom):
+            _shade_deploys(ax, result, name, colour)
+        figures = [
+            f"peak {lifecycle.peak_instances:,} instances",
+            f"{lifecycle.instance_seconds:,.0f} instance-seconds",
+        ]
+        if lifecycle.backlog_drain_s is not None:
+            figures.append(f"backlog drained {format_duration(lifecycle.backlog_drain_s)} after its peak")
+        labels.append("\n".join([name, *figures]))
+    top.set_ylabel("instances")
+    top.yaxis.set_major_locator(MaxNLocator(integer=True))
+    middle.set_ylabel("copies queued\nat the broker")
+    middle.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    if latencies_s:
+        _duration_axis(bottom, "y", min(latencies_s), max(latencies_s))
+    bottom.set_ylabel("p99 latency" + (" (log)" if latencies_s else ""))
+    bottom.set_xlabel("time (seconds); latency by publish time")
+    has_deploys = any(lifecycle.deploys for lifecycle in scaled.values())
+    deploy_handles = [Patch(color=PALETTE[-1], alpha=0.12, hatch="//")] if has_deploys else []
+    _legend(key, handles + deploy_handles, labels + (["a deploy"] if has_deploys else []))
+    return _titled(figure, f"{result.scenario.name}: instances, backlog and latency over time", _run_notes(result))
+
+
 def _window_starts(series: Series) -> np.ndarray:
     return np.arange(len(series.published)) * series.window_s
 
@@ -349,6 +400,7 @@ def latency_over_time(result: Result) -> Figure:
         _shade_outages(ax, result.scenario)
         for crash_s in consumer.crash_times_s:
             ax.axvline(crash_s, color=colour, alpha=0.35, linewidth=0.8)
+        _shade_deploys(ax, result, name, colour)
         p99, p50 = _values(series.latency_p99_s), _values(series.latency_p50_s)
         ax.plot(starts, p99, color=colour, linewidth=1.8)
         ax.plot(starts, p50, color=colour, linewidth=1.3, linestyle="--")
@@ -397,6 +449,8 @@ def throughput_and_backlog(result: Result) -> Figure:
         processed = np.array(series.processed) / series.window_s
         handles += top.step(starts, processed, where="post", color=colour, linestyle=style, linewidth=1.8)
         bottom.step(starts, series.backlog, where="post", color=colour, linestyle=style, linewidth=1.8)
+        for ax in (top, bottom):
+            _shade_deploys(ax, result, name, colour)
         labels.append(name + _twin_note(twin))
     top.set_ylabel("messages per second")
     bottom.set_ylabel("copies queued\nat the broker")
@@ -665,9 +719,13 @@ CHARTS = {
 }
 
 
+# Charts of consumers whose instances stop and start (deploys, autoscale): drawn only for runs that have them.
+LIFECYCLE_CHARTS = {"instances": instances_over_time}
+
+
 def draw_charts(result: Result) -> dict[str, Figure]:
     """Every chart that applies to the run, by name."""
-    figures = {name: chart(result) for name, chart in CHARTS.items()}
+    figures = {name: chart(result) for name, chart in (CHARTS | LIFECYCLE_CHARTS).items()}
     return {name: figure for name, figure in figures.items() if figure is not None}
 
 

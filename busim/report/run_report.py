@@ -131,9 +131,9 @@ def write_report(result: Result, folder: Path, charts: bool = True) -> list[Path
 def is_report_file(name: str) -> bool:
     """Whether a file of a run's or a comparison's folder is part of its report (report.md, report.html,
     compare.md, compare.html, a chart), which ``busim report`` writes anew."""
-    from busim.report.charts import CHARTS, COMPARISON_CHARTS, FORMATS
+    from busim.report.charts import CHARTS, COMPARISON_CHARTS, FORMATS, LIFECYCLE_CHARTS
 
-    charts = {f"{chart}.{suffix}" for chart in (*CHARTS, *COMPARISON_CHARTS) for suffix in FORMATS}
+    charts = {f"{chart}.{suffix}" for chart in (*CHARTS, *LIFECYCLE_CHARTS, *COMPARISON_CHARTS) for suffix in FORMATS}
     return name in (MARKDOWN_FILE, HTML_FILE, COMPARE_MARKDOWN_FILE, COMPARE_HTML_FILE) or name in charts
 
 

@@ -59,17 +59,18 @@ def setting_text(value: Any, marks: frozenset[Callable[..., Any]] = frozenset())
     if isinstance(value, BaseModel):
         fields = type(value).model_fields
         applies = _applying_keys(value)
+        # A required kind tags a distribution ({exponential: {...}}); a kind with a default is a key like any other.
+        tagged = "kind" in fields and fields["kind"].is_required()
         items = [
             f"{key}: {setting_text(getattr(value, key), _field_marks(info))}"
             for key, info in fields.items()
-            if key != "kind" and key in applies and getattr(value, key) not in (None, [], {})
+            if not (tagged and key == "kind") and key in applies and getattr(value, key) not in (None, [], {})
         ]
         if "points" in fields:  # quantiles, as written: {p50: 3ms, p99: 5.4ms}
             points = value.points  # type: ignore[attr-defined]
             items = [f"p{percentile:g}: {format_setting_duration(duration)}" for percentile, duration in points.items()]
         inner = "{" + ", ".join(items) + "}"
-        kind = getattr(value, "kind", None)
-        return f"{{{kind}: {inner}}}" if isinstance(kind, str) else inner
+        return f"{{{value.kind}: {inner}}}" if tagged else inner  # type: ignore[attr-defined]
     if isinstance(value, dict):
         if not value:
             return "none"

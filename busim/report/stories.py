@@ -9,6 +9,7 @@ against the folder's ``results.json``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -131,6 +132,7 @@ _CAUSES = {
     DeliveryCause.REBALANCE: "a redelivery because its partition moved to another member",
     DeliveryCause.OUTBOX_RELAY: "a copy the outbox relay published again after its publisher crashed",
     DeliveryCause.INJECTED_DUPLICATE: "a second copy the load generator published, injected as broker.duplication asks",
+    DeliveryCause.DEPLOY: "a redelivery because a deploy killed the instance holding it",
 }
 
 # Why an entry was left pending with nothing to deliver it again, as a clause.
@@ -139,6 +141,7 @@ _LEFT_PENDING = {
     DeliveryCause.CRASH_IN_FLIGHT: "the instance crashed while processing it",
     DeliveryCause.PREFETCHED: "the instance crashed holding it unprocessed, in the batch it had read",
     DeliveryCause.TRANSIT_LOSS: "its delivery was lost in transit, and the broker waits for an ack that never comes",
+    DeliveryCause.DEPLOY: "a deploy killed the instance holding it",
 }
 
 # Why a message was lost, as a clause: "lost in inventory: <clause>".
@@ -215,6 +218,7 @@ _TEXTS = {
     What.SKIPPED: "skipped as a duplicate: processed before",
     What.ABORTED: "aborted: the instance crashed while processing it",
     What.ABANDONED: "dropped unprocessed: the instance crashed holding it",
+    What.KILLED: "aborted: a deploy killed the instance holding it",
     What.CRASHED: "crashed after processing it, before acknowledging it",
     What.UNCOMMITTED: "crashed before committing its offset: the partition goes back to the last commit",
 }
@@ -358,7 +362,7 @@ def render_overview(console: Console, stories: Stories, folder: Path, consumer: 
     for kind in ANOMALY_KINDS:
         table.add_row(kind, *(f"{counts[name][kind]:,}" for name in counts))
     console.print(table)
-    _print_lines(console, crash_lines(stories.record, consumer))
+    _print_lines(console, crash_lines(stories.record, consumer) + deploy_lines(stories.record, consumer))
     _print_lines(
         console,
         [
@@ -384,6 +388,26 @@ def crash_lines(record: RunRecord, consumer: str | None = None) -> list[str]:
         listed = ", ".join(f"#{instance} at {_seconds(at_s)}" for at_s, instance in crashes[:CRASHES_LISTED])
         more = f", and {len(crashes) - CRASHES_LISTED:,} more" if len(crashes) > CRASHES_LISTED else ""
         lines.append(f"Crashes in {group.name} ({len(crashes):,}): {listed}{more}.")
+    return lines
+
+
+def deploy_lines(record: RunRecord, consumer: str | None = None) -> list[str]:
+    """When each consumer's instances were down for a deploy, the first :data:`CRASHES_LISTED` of each."""
+    lines = []
+    for group in record.groups:
+        lifecycle = group.lifecycle
+        if consumer not in (None, group.name) or lifecycle is None or not lifecycle.deploy.size:
+            continue
+        windows = list(
+            zip(lifecycle.deploy_instance.tolist(), lifecycle.deploy_stop_s.tolist(), lifecycle.deploy_back_s.tolist())
+        )
+        listed = ", ".join(
+            f"#{instance} from {_seconds(stop_s)}"
+            + (" to the end" if math.isnan(back_s) else f" to {_seconds(back_s)}")
+            for instance, stop_s, back_s in windows[:CRASHES_LISTED]
+        )
+        more = f", and {len(windows) - CRASHES_LISTED:,} more" if len(windows) > CRASHES_LISTED else ""
+        lines.append(f"Deployed in {group.name} ({counted(len(windows), 'instance')} down in turn): {listed}{more}.")
     return lines
 
 

@@ -293,7 +293,7 @@ def chrome_trace_lines(record: RunRecord) -> Iterator[str]:
     next_tid = len(publisher_pid) + 1
     for index, group in enumerate(groups):
         lane, lanes = _lanes(group)
-        instances = scenario.consumer(group.name).instances
+        instances = scenario.consumer(group.name).most_instances  # a scaler may start more than it starts with
         tracks.append(_Tracks(group.name, len(publisher_pid) + index + 1, next_tid, instances, lanes, lane))
         next_tid = tracks[-1].queue + 1
 

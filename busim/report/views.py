@@ -184,9 +184,12 @@ def _heading(result: Result) -> Heading:
 def _verdict(result: Result) -> Verdict:
     verdict = _consistency_verdict(result)
     behind = result.real.generator.verdict() if result.real is not None else None
-    if behind is None:
+    notes = [behind] if behind is not None else []
+    notes += [note for lifecycle in result.summary.lifecycle.values() for note in lifecycle.notes]
+    if not notes:
         return verdict
-    return replace(verdict, headline=f"{verdict.headline} Note: {behind[0].upper()}{behind[1:]}.")
+    said = " ".join(f"Note: {note[0].upper()}{note[1:]}." for note in notes)
+    return replace(verdict, headline=f"{verdict.headline} {said}")
 
 
 def _consistency_verdict(result: Result) -> Verdict:
@@ -359,10 +362,13 @@ def _reasons(result: Result, attribute: str) -> WhyParts:
 def _busiest_why(result: Result, _attribute: str) -> WhyParts:
     if result.scenario.broker.preset == "kafka":
         return [("", "the share of its deliveries")]  # partitions, not instances, set the spread
-    return [
-        (name, f"{1 / result.scenario.consumer(name).instances:.0%} would be an even share")
-        for name in result.summary.consumers
-    ]
+    return [(name, _even_share(result.scenario.consumer(name))) for name in result.summary.consumers]
+
+
+def _even_share(consumer: Consumer) -> str:
+    if consumer.autoscale is not None:
+        return "instances came and went with the scaler"
+    return f"{1 / consumer.instances:.0%} would be an even share"
 
 
 def _idle_why(result: Result, _attribute: str) -> WhyParts:
@@ -482,13 +488,16 @@ def _consumers(result: Result) -> TableView:
         values = [getattr(consumer, attribute) for consumer in consumers.values()]
         if not row_shown(scenario, attribute, values):
             continue
-        if attribute == "busiest_instance_share" and all(scenario.consumer(name).instances == 1 for name in consumers):
+        if attribute == "busiest_instance_share" and all(
+            scenario.consumer(name).most_instances == 1 for name in consumers
+        ):
             continue
         parts = _SPECIAL_WHY.get(attribute, _reasons)(result, attribute)
         parts = [(owner, words) for owner, words in parts if words]
         cells = _consumer_cells(attribute, anomaly, values)
         rows.append(Row(label, cells, _joined(parts, several), why_parts=tuple(parts)))
     rows += read_rows(scenario, consumers)
+    rows += lifecycle_rows(result)
     columns = tuple(Column(name) for name in consumers)
     return TableView("Consumers", columns, tuple(rows), why=True)
 
@@ -527,6 +536,50 @@ def read_rows(scenario: Scenario, consumers: dict[str, ConsumerSummary]) -> list
         Row("staleness p99", tuple(p99)),
         Row("newest missed p50", tuple(newest), "since the newest event not yet applied"),
     ]
+
+
+def lifecycle_rows(result: Result) -> list[Row]:
+    """Rows on deploys and scaling; none unless some consumer deploys or scales, and a dash for one that
+    does neither."""
+    lifecycles = result.summary.lifecycle
+    if not lifecycles:
+        return []
+    columns: list[list[Cell]] = [[], [], [], []]  # deploys, delayed by them, peak instances, scale changes
+    windows: WhyParts = []
+    costs: WhyParts = []
+    rebalances: WhyParts = []
+    for name in result.summary.consumers:
+        lifecycle = lifecycles.get(name)
+        if lifecycle is None:
+            for cells in columns:
+                cells.append(Cell(ABSENT))
+            continue
+        figures = (len(lifecycle.deploys), lifecycle.delayed_by_deploys, lifecycle.peak_instances)
+        for cells, value in zip(columns, (*figures, lifecycle.scale_changes)):
+            cells.append(number_cell(value))
+        if lifecycle.deploys:
+            windows.append(
+                (name, ", ".join(_window_text(window.start_s, window.end_s) for window in lifecycle.deploys))
+            )
+        cost = f"{lifecycle.instance_seconds:,.0f} instance-seconds"
+        if lifecycle.backlog_drain_s is not None:
+            cost += f"; the backlog drained {format_duration(lifecycle.backlog_drain_s)} after its peak"
+        costs.append((name, cost))
+        if lifecycle.rebalances is not None:
+            rebalances.append((name, counted(lifecycle.rebalances, "rebalance")))
+    several = len(lifecycles) > 1
+    deploys, delayed, peak, changes = (tuple(cells) for cells in columns)
+    return [
+        Row("deploys", deploys, _joined(windows, several), why_parts=tuple(windows)),
+        Row("delayed by deploys", delayed, "messages that waited for a worker during a deploy"),
+        Row("peak instances", peak, _joined(costs, several), why_parts=tuple(costs)),
+        Row("scale changes", changes, _joined(rebalances, several), why_parts=tuple(rebalances)),
+    ]
+
+
+def _window_text(start_s: float, end_s: float | None) -> str:
+    """A deploy's window, from its start to its end or the run's."""
+    return f"{format_duration(start_s)} to {format_duration(end_s) if end_s is not None else 'the end'}"
 
 
 _LATENCY_COLUMNS = ("count", "mean", "p50", "p90", "p99", "p99.9", "max")

@@ -29,6 +29,7 @@ from busim.analysis.chains import ChainSummary
 from busim.analysis.intervals import CONFIDENCE, mean_interval
 from busim.analysis.invariants import COUNTER_MEASURES, InvariantOutcome
 from busim.analysis.latency import LatencySummary
+from busim.analysis.lifecycle import LifecycleSummary
 from busim.analysis.real import RealFigures
 from busim.analysis.summary import ConsumerSummary, PublisherSummary, Summary
 from busim.engine.records import Stop
@@ -89,6 +90,7 @@ class RunFigures(TypedDict):
     consistency: Consistency
     invariants: list[InvariantOutcome]
     chains: dict[str, ChainSummary]
+    lifecycle: NotRequired[dict[str, LifecycleSummary]]  # consumers with deploys or a scaler only
 
 
 # Strict: "5" is not a count and 1 is not true; NaN and infinities are not numbers (json.dumps(allow_nan=False)
@@ -139,7 +141,7 @@ def _figures(result: Result) -> RunFigures:
         "consistency": {"consistent": summary.consistent, "violations": list(summary.violations)},
         "invariants": list(summary.invariants),
         "chains": summary.chains,
-    }
+    } | ({"lifecycle": summary.lifecycle} if summary.lifecycle else {})
 
 
 def replications_document(replications: Replications) -> dict[str, Any]:
@@ -385,6 +387,7 @@ def _result(typed: Any, scenario: Scenario, source: Source, run: RunMetadata) ->
         violations=tuple(typed["consistency"]["violations"]),
         chains=typed["chains"],
         invariants=tuple(typed["invariants"]),
+        lifecycle=typed.get("lifecycle", {}),
     )
     return Result(
         scenario=scenario,

@@ -192,7 +192,8 @@ class Result(_Outcome):
         words = f"inconsistent ({counted(count, 'violation')})" if count else "consistent"
         words = _with_invariants(words, (self.summary,))
         behind = self.real.generator.verdict() if self.real is not None else None
-        return f"{words}; {behind}" if behind else words
+        notes = [note for lifecycle in self.summary.lifecycle.values() for note in lifecycle.notes]
+        return "; ".join([words, *([behind] if behind else []), *notes])
 
 
 @dataclass(frozen=True)

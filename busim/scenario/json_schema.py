@@ -40,6 +40,8 @@ DOCUMENTED = (
     ("scenarios.md", "## `consumers[]`", "Consumer"),
     ("scenarios.md", "### `effects[]`", "Effect"),
     ("scenarios.md", "### `queries`", "Queries"),
+    ("scenarios.md", "### `deploys[]`", "Deploy"),
+    ("scenarios.md", "### `autoscale`", "Autoscale"),
     ("scenarios.md", "## `invariants[]`", "Invariant"),
     ("brokers.md", "## Keys every preset accepts", "Broker"),
     ("brokers.md", "## What the keys mean", "Broker"),

@@ -14,8 +14,9 @@ from itertools import islice, pairwise
 from typing import Any
 
 from busim.scenario.flows import Flow, carried_fields, causes_first, find_loop
-from busim.scenario.schema import Crash, Scenario, did_you_mean
+from busim.scenario.schema import Crash, Deploy, Scenario, did_you_mean
 from busim.scenario.units import parse_duration
+from busim.words import counted
 
 Path = tuple[str | int, ...]
 
@@ -59,6 +60,7 @@ def _reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     problems += _invariant_references(data)
     problems += _time_ranges(data)
     problems += _crash_schedules(data)
+    problems += _deploy_schedules(data)
     problems += _endless_resends(data)
     events = data.get("events")
     if not isinstance(events, dict):
@@ -324,6 +326,68 @@ def _crash_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
         restart_s = _seconds(crash.get("restart_after", Crash.model_fields["restart_after"].default))
         if restart_s is not None:
             problems += _crashes_while_down(at, instance, instances, scheduled, restart_s)
+    return problems
+
+
+def _deploy_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
+    """Each deploy must take down no more instances than the consumer has, start while the run goes on,
+    and start after the one before can have ended (its batches, each down for ``restart_time``)."""
+    duration_s = _seconds(data.get("duration"))
+    drain_s = _seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
+    horizon_s = duration_s + drain_s if duration_s is not None and drain_s is not None else None
+    problems: list[tuple[Path, str]] = []
+    for index, consumer in _entries(data, "consumers"):
+        deploys = consumer.get("deploys")
+        instances = consumer.get("instances", 1)
+        if not isinstance(deploys, list) or not isinstance(instances, int) or instances < 1:
+            continue
+        name = consumer.get("name", "this consumer")
+        timed: list[tuple[float, float, int]] = []  # (start, shortest length, index)
+        for deploy_index, deploy in enumerate(deploys):
+            if not isinstance(deploy, dict):
+                continue
+            at = ("consumers", index, "deploys", deploy_index)
+            kind = deploy.get("kind", Deploy.model_fields["kind"].default)
+            unavailable = deploy.get("max_unavailable") or 1
+            if kind == "all_at_once" and deploy.get("max_unavailable") is not None:
+                problems.append(
+                    (
+                        (*at, "max_unavailable"),
+                        "max_unavailable applies only to kind: rolling (all_at_once takes down every instance)",
+                    )
+                )
+            elif isinstance(unavailable, int) and not isinstance(unavailable, bool) and unavailable > instances:
+                problems.append(
+                    (
+                        (*at, "max_unavailable"),
+                        f"{name} has {counted(instances, 'instance')}: no more can be down at once (got {unavailable})",
+                    )
+                )
+            at_s = _seconds(deploy.get("at"))
+            restart_s = _seconds(deploy.get("restart_time", 0))
+            if at_s is None or restart_s is None:
+                continue
+            if horizon_s is not None and at_s >= horizon_s:
+                problems.append(
+                    (
+                        (*at, "at"),
+                        f"this deploy starts at {at_s:g}s, after the run ends "
+                        f"(duration + drain_timeout: {horizon_s:g}s)",
+                    )
+                )
+            rolling = kind != "all_at_once" and isinstance(unavailable, int) and unavailable >= 1
+            batches = -(-instances // unavailable) if rolling else 1
+            timed.append((at_s, batches * restart_s, deploy_index))
+        timed.sort()
+        for (before_s, length_s, _), (after_s, _, deploy_index) in pairwise(timed):
+            if after_s < before_s + length_s or after_s == before_s:
+                problems.append(
+                    (
+                        ("consumers", index, "deploys", deploy_index, "at"),
+                        f"this deploy starts at {after_s:g}s, before the one at {before_s:g}s can have ended "
+                        f"({before_s + length_s:g}s at the earliest); deploys of a consumer come one after another",
+                    )
+                )
     return problems
 
 

@@ -788,6 +788,64 @@ class Emit(Model):
     when: Literal["accepted", "rejected", "always"] = "accepted"
 
 
+class Deploy(Model):
+    """A deploy of a consumer's instances at ``at``: each is stopped, and serves again ``restart_time`` later.
+
+    ``rolling`` takes down ``max_unavailable`` instances at a time, the next
+    ones once those serve again; ``all_at_once`` takes down every instance.
+    ``graceful`` stops receiving and works off what the instance holds before
+    it goes down; ``kill`` stops it at once, as a crash does. Cross-checks (a
+    ``max_unavailable`` the consumer has, times inside the run, deploys apart)
+    live in :mod:`busim.scenario.references`.
+    """
+
+    at: Seconds
+    kind: Literal["rolling", "all_at_once"] = "rolling"
+    max_unavailable: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | None = None  # rolling: 1 unless given
+    restart_time: Seconds = 0.0
+    drain: Literal["graceful", "kill"] = "graceful"
+
+    def batch(self, instances: int) -> int:
+        """How many of ``instances`` serving instances the deploy takes down at once."""
+        return instances if self.kind == "all_at_once" else self.max_unavailable or 1
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: Any) -> Any:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+AUTOSCALE_METRICS = ("backlog_per_instance", "lag_s", "utilisation")
+
+
+class Autoscale(Model):
+    """A scaler over a queue metric, as KEDA or a Kubernetes HPA: desired = ceil(instances x metric / target).
+
+    Every ``interval`` it looks at ``metric``: the copies waiting or held
+    unacknowledged per instance, the age in seconds of the oldest waiting
+    one, or the share of the workers' time spent processing over the last
+    interval. New instances serve after ``scale_up_delay``; instances are
+    removed gracefully, never within ``cooldown`` of the last change.
+    """
+
+    min: Annotated[int, Field(ge=1, le=MAX_WORKERS)]
+    max: Annotated[int, Field(ge=1, le=MAX_WORKERS)]
+    metric: Literal[AUTOSCALE_METRICS]
+    target: Annotated[float, Field(gt=0)]
+    interval: PositiveSeconds = 15.0
+    scale_up_delay: Seconds = 30.0
+    cooldown: Seconds = 120.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Autoscale:
+        if self.min > self.max:
+            raise ValueError(f"min must be at most max (got min {self.min}, max {self.max})")
+        if self.metric == "utilisation" and self.target > 1:
+            raise ValueError(
+                f"a utilisation target is a fraction of the workers' time, at most 1 (got {self.target:g})"
+            )
+        return self
+
+
 ISOLATIONS = ("atomic", "read-modify-write", "optimistic")
 DEFAULT_REPLAY_RATE_PER_S = 10_000.0
 
@@ -808,6 +866,8 @@ class Consumer(Model):
     effects: list[Effect] = []
     emits: list[Emit] = []
     queries: Queries | None = None
+    deploys: list[Deploy] = []
+    autoscale: Autoscale | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -847,9 +907,38 @@ class Consumer(Model):
             raise ValueError("replay_rate applies only with snapshot_every (an event-sourced consumer)")
         return rate
 
+    @field_validator("autoscale")
+    @classmethod
+    def _scaled_within(cls, autoscale: Autoscale | None, info: ValidationInfo) -> Autoscale | None:
+        if autoscale is None:
+            return None
+        instances, concurrency = info.data.get("instances", 1), info.data.get("concurrency", 1)
+        if not autoscale.min <= instances <= autoscale.max:
+            raise ValueError(
+                f"instances, the count the scaler starts from, must lie within min and max "
+                f"(got {instances}, not within {autoscale.min} to {autoscale.max})"
+            )
+        if autoscale.max * concurrency > MAX_WORKERS:
+            raise ValueError(f"max x concurrency must be at most {MAX_WORKERS:,} (got {autoscale.max} x {concurrency})")
+        return autoscale
+
+    @model_serializer(mode="wrap")
+    def _lifecycle_given_only(self, handler: Any) -> Any:
+        data = handler(self)
+        if not self.deploys:
+            del data["deploys"]
+        if self.autoscale is None:
+            del data["autoscale"]
+        return data
+
     @property
     def workers(self) -> int:
         return self.instances * self.concurrency
+
+    @property
+    def most_instances(self) -> int:
+        """The most instances the group ever has: the scaler's ``max``, or ``instances``."""
+        return self.autoscale.max if self.autoscale is not None else self.instances
 
 
 # ---------------------------------------------------------------- invariants

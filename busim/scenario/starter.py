@@ -61,6 +61,8 @@ consumers:  # consumer groups: each group gets every message of the events it su
     processing_time: {{exponential: {{mean: 5ms}}}}  # or 5ms, or as measured: {{empirical: [1ms, 4ms, 30ms]}}
     idempotency: none  # dedup: remember the ids of processed messages and skip a repeat
     crash: {{probability: 0.001, restart_after: 2s}}  # after a message's effects, before its ack
+    # deploys: [{{at: 30s, kind: rolling, max_unavailable: 1, restart_time: 10s}}]  # stop and start each instance
+    # autoscale: {{min: 2, max: 8, metric: backlog_per_instance, target: 100}}  # instances as the load asks
     state:
       stock: {{initial: 500}}  # a counter per key (per sku here), starting at 500
     effects:  # what processing a message does to the state

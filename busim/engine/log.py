@@ -20,6 +20,7 @@ from busim.engine.records import Deliveries, GroupRecord, LossReason, Selection,
 from busim.words import counted
 
 if TYPE_CHECKING:
+    from busim.engine.failures import FailurePlan
     from busim.engine.handler import Handler
 
 _PROCESSING = 0
@@ -143,6 +144,7 @@ class DeliveryLog:
         end_s: float,
         handler: Handler,
         key_codes: np.ndarray,
+        failures: FailurePlan | None = None,
     ) -> GroupRecord:
         """The group's record; ``unserved_s`` and ``unserved`` are the arrival times and messages of the copies
         still queued or on their way at ``end_s`` (``unserved_s`` is sorted in place)."""
@@ -197,6 +199,7 @@ class DeliveryLog:
             optimistic_retries=handler.optimistic_retries,
             plan=handler.plan,
             key_codes=key_codes,
+            failures=failures.record() if failures is not None else None,
         )
 
 

@@ -51,11 +51,13 @@ def fifo_applies(
 ) -> bool:
     """Whether ``consumer``'s group is a plain first-come-first-served queue of servers under ``rules``.
 
-    ``outage_free``: no broker outage starts before the run's horizon.
+    ``outage_free``: no broker outage starts before the run's horizon, and no broker slowdown is set.
     """
     return (
         outage_free
         and consumer.crash is None
+        and consumer.failures is None  # a failed attempt holds its worker, and comes back
+        and not consumer.slowdowns
         # Effects applied in one step when processing ends depend only on the order of completions; reads at the
         # start of processing (read-modify-write, optimistic) interleave with other starts, and a conflict
         # makes an optimistic worker process again.

@@ -17,7 +17,15 @@ import numpy as np
 
 from busim.analysis.consistency import reference_acceptance
 from busim.engine.effects import EffectPlan
-from busim.engine.records import PROCESSED_OUTCOMES, Deliveries, DeliveryCause, GroupRecord, Outcome, RunRecord
+from busim.engine.records import (
+    APPLIED_OUTCOMES,
+    PROCESSED_OUTCOMES,
+    Deliveries,
+    DeliveryCause,
+    GroupRecord,
+    Outcome,
+    RunRecord,
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class GroupEvents:
         count = group.message_ids.size
         twin_of = group.selection.local(logical[group.message_ids])
         twin = twin_of != np.arange(count)
-        applied_rows = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
+        applied_rows = np.flatnonzero(np.isin(deliveries.outcome, APPLIED_OUTCOMES))
         applications = np.bincount(twin_of[deliveries.message[applied_rows]], minlength=count)
         rejected = np.zeros(count, bool)
         rejected[twin_of[deliveries.message[deliveries.outcome == Outcome.REJECTED]]] = True

@@ -18,6 +18,7 @@ from busim.analysis.consistency import (
 )
 from busim.analysis.drain import drain_time_s, offered_rate
 from busim.analysis.events import GroupEvents, original_rows
+from busim.analysis.failures import FailureSummary, broker_deliveries, failure_violations, summarize_failures
 from busim.analysis.invariants import InvariantOutcome, check_invariants
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.analysis.reads import read_staleness
@@ -93,6 +94,7 @@ class ConsumerSummary:
     stale_read_fraction: float | None
     staleness_age_s: LatencySummary | None
     newest_missing_age_s: LatencySummary | None  # over the stale reads: since the newest missed event's publish
+    failures: FailureSummary | None = None  # where the consumer has failures or slowdowns
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ def summarize(record: RunRecord) -> Summary:
     for group in record.groups:
         consumers[group.name], first_done_s[group.name] = _consumer_summary(record, group, logical)
     violations = _violations(consumers)
+    violations += failure_violations(scenario, {name: consumer.failures for name, consumer in consumers.items()})
     if not record.drained:
         violations = (stop_sentence(record), *violations)
     return Summary(
@@ -197,10 +200,13 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
 
     first_rows = events.first_rows
     # Every delivery but each message's original, by its own cause, whichever copy was received first.
-    extra = np.ones(len(deliveries), bool)
+    # The consumer's own retries are attempts, not deliveries.
+    by_broker = broker_deliveries(group) if group.failures is not None else np.ones(len(deliveries), bool)
+    extra = by_broker.copy()
     extra[original_rows(deliveries, np.arange(len(deliveries)))] = False
     duplicates = deliveries.cause[extra]
-    redelivered = deliveries.attempt > 1
+    redelivered = (deliveries.attempt > 1) & by_broker
+    delivered_count = int(np.count_nonzero(by_broker))
     per_instance = np.bincount(deliveries.instance, minlength=consumer.instances)
     _, first_loss = np.unique(group.lost_message, return_index=True)
     lost_reasons = group.lost_reason[first_loss][fates.lost[group.lost_message[first_loss]]]
@@ -216,9 +222,9 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
     backlog_s, backlog = steps = backlog_steps(group)
     summary = ConsumerSummary(
         subscribed=count,
-        delivered=len(deliveries),
+        delivered=delivered_count,
         processed=int(fates.processed.sum()),
-        duplicate_deliveries=len(deliveries) - delivered_messages,
+        duplicate_deliveries=delivered_count - delivered_messages,
         duplicate_effects=int(np.maximum(events.applications - 1, 0).sum()),
         redelivered=int(redelivered.sum()),
         lost=int(fates.lost.sum()),
@@ -271,6 +277,7 @@ def _consumer_summary(record: RunRecord, group: GroupRecord, logical: np.ndarray
         stale_read_fraction=staleness.stale_read_fraction if staleness else None,
         staleness_age_s=staleness.staleness_age_s if staleness else None,
         newest_missing_age_s=staleness.newest_missing_age_s if staleness else None,
+        failures=summarize_failures(record, group, first_rows, fates.in_flight),
     )
     return summary, events.first_done_s
 

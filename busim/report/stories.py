@@ -131,6 +131,10 @@ _CAUSES = {
     DeliveryCause.REBALANCE: "a redelivery because its partition moved to another member",
     DeliveryCause.OUTBOX_RELAY: "a copy the outbox relay published again after its publisher crashed",
     DeliveryCause.INJECTED_DUPLICATE: "a second copy the load generator published, injected as broker.duplication asks",
+    DeliveryCause.PROCESSING_FAILED: "a redelivery because its processing failed and the consumer gave up on it",
+    DeliveryCause.RETRY_AFTER_PARTIAL_EFFECT: (
+        "the consumer's retry after a failed attempt that had already written its effects"
+    ),
 }
 
 # Why an entry was left pending with nothing to deliver it again, as a clause.
@@ -152,6 +156,7 @@ _LOSSES = {
         "its publisher crashed after committing its state and before publishing, with no outbox"
     ),
     LossReason.INJECTED_LOSS: "the load generator left it unpublished, a loss injected as broker.loss asks",
+    LossReason.GIVEN_UP: "its processing failed on every attempt, and the consumer gave up on it",
 }
 
 # Why an idempotent consumer's store let a repeat through, as a clause.
@@ -191,6 +196,8 @@ def _happening_text(happening: Happening, preset: str, effects: bool) -> str:
         label = _label(happening.cause, preset)
         if what == What.LOST:
             return f"lost: {label}"
+        if happening.cause in _GIVEN_UP:
+            return f"dead-lettered by the consumer: {_GIVEN_UP[happening.cause]}"
         return f"dead-lettered: the delivery limit refused another attempt after {label}"
     if what == What.APPLIED and not effects:
         return "processed"
@@ -198,6 +205,12 @@ def _happening_text(happening: Happening, preset: str, effects: bool) -> str:
         return f"emitted message {happening.other} {happening.other_event}"
     return _TEXTS[what]
 
+
+# Why the consumer dead-lettered a message itself, after its processing failed.
+_GIVEN_UP = {
+    DeliveryCause.POISON: "a poison message, failing on every attempt",
+    DeliveryCause.RETRIES_EXHAUSTED: "every attempt failed",
+}
 
 _TEXTS = {
     What.PUBLISHED: "published",
@@ -217,6 +230,10 @@ _TEXTS = {
     What.ABANDONED: "dropped unprocessed: the instance crashed holding it",
     What.CRASHED: "crashed after processing it, before acknowledging it",
     What.UNCOMMITTED: "crashed before committing its offset: the partition goes back to the last commit",
+    What.FAILED: "processing failed before its effects: nothing was applied",
+    What.FAILED_AFTER_EFFECTS: "processing failed after writing its effects without a transaction: they stay",
+    What.RETRIED: "retried processing it",
+    What.STILL_FAILING: "still failing when the run ended: a poison message, delivered again after every failure",
 }
 
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")

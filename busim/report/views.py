@@ -27,6 +27,7 @@ from busim.analysis.invariants import (
 )
 from busim.analysis.latency import LatencySummary
 from busim.analysis.summary import ConsumerSummary
+from busim.report.failure_views import failure_rows
 from busim.report.settings import configuration, format_rate
 from busim.report.tables import (
     BLANK,
@@ -488,6 +489,7 @@ def _consumers(result: Result) -> TableView:
         parts = [(owner, words) for owner, words in parts if words]
         cells = _consumer_cells(attribute, anomaly, values)
         rows.append(Row(label, cells, _joined(parts, several), why_parts=tuple(parts)))
+    rows += failure_rows(scenario, consumers)
     rows += read_rows(scenario, consumers)
     columns = tuple(Column(name) for name in consumers)
     return TableView("Consumers", columns, tuple(rows), why=True)

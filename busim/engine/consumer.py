@@ -780,7 +780,9 @@ class ConsumerGroup:
 
     def _on_retry(self, retry: int) -> None:
         if self._d_outcome[retry] == _PROCESSING:  # else aborted by a crash of its instance
-            self._process(retry, self._env.now)
+            now = self._env.now
+            self._d_take[retry] = now
+            self._process(retry, now)
 
     def _give_up(self, delivery: int, message: int, instance: int, now: float) -> None:
         """Every attempt at ``delivery`` failed: nack it, dead-letter it, or drop it."""

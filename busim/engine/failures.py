@@ -183,8 +183,7 @@ class FailurePlan:
             log.instance[delivery],
             log.arrival_s[delivery],
             log.receive_s[delivery],
-            take_s,
-        )
+        )  # taken when the retry starts: a crash, or the end of the run, may come first
         self.retried[row] = retries + 1
         self.stall_start_s[row] = start_s
         return row, take_s

@@ -468,6 +468,7 @@ class PartitionedGroup:
             return  # aborted by a crash of its instance
         now = self._env.now
         message = self.log.message[delivery]
+        self.log.take_s[delivery] = now
         if self._handler.reads_first:
             self._handler.begin(delivery, message)
         processing_s = self._processing_time()

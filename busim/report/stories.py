@@ -196,8 +196,8 @@ def _happening_text(happening: Happening, preset: str, effects: bool) -> str:
         label = _label(happening.cause, preset)
         if what == What.LOST:
             return f"lost: {label}"
-        if happening.cause in _GIVEN_UP:
-            return f"dead-lettered by the consumer: {_GIVEN_UP[happening.cause]}"
+        if happening.cause in _FAILED_DEAD_LETTERS:
+            return f"dead-lettered: {_FAILED_DEAD_LETTERS[happening.cause]}"
         return f"dead-lettered: the delivery limit refused another attempt after {label}"
     if what == What.APPLIED and not effects:
         return "processed"
@@ -206,10 +206,11 @@ def _happening_text(happening: Happening, preset: str, effects: bool) -> str:
     return _TEXTS[what]
 
 
-# Why the consumer dead-lettered a message itself, after its processing failed.
-_GIVEN_UP = {
+# Why a message whose processing failed was dead-lettered, as a clause.
+_FAILED_DEAD_LETTERS = {
     DeliveryCause.POISON: "a poison message, failing on every attempt",
-    DeliveryCause.RETRIES_EXHAUSTED: "every attempt failed",
+    DeliveryCause.RETRIES_EXHAUSTED: "the consumer gave up after every attempt failed",
+    DeliveryCause.DELIVERY_LIMIT: "the delivery limit refused another attempt after its processing failed",
 }
 
 _TEXTS = {
@@ -275,6 +276,11 @@ def anomaly_text(anomaly: Anomaly, preset: str) -> str:
     if anomaly.kind == "dead_lettered":
         after = f" after {anomaly.attempts} attempts" if anomaly.attempts > 1 else ""
         processed = "; it had been processed" if anomaly.processed else ", never processed"
+        if anomaly.causes[0] in _FAILED_DEAD_LETTERS:
+            return (
+                f"dead-lettered in {where} at {_seconds(anomaly.time_s)}{after}: "
+                f"{_FAILED_DEAD_LETTERS[anomaly.causes[0]]}{processed}"
+            )
         return (
             f"dead-lettered in {where} at {_seconds(anomaly.time_s)}{after}: the delivery limit refused "
             f"{_explained(anomaly.causes[0], preset)}{processed}"

@@ -22,6 +22,11 @@ _KAFKA_NACK = (
     "record to retry topics (kafka_retry: retry_topic); give up with dead_letter, drop or ack"
 )
 
+_RETRY_TOPICS = (
+    "with kafka_retry: retry_topic a record whose attempts all failed goes to the retry topics, then to the "
+    "dead-letter topic; leave on_give_up out, or set it to dead_letter"
+)
+
 
 def failure_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     """Return ``(key path, message)`` for every give-up action the broker cannot take, and every slowdown after
@@ -35,10 +40,19 @@ def failure_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
         at = ("consumers", index, "on_give_up")
         if action == "nack" and preset == "kafka":
             problems.append((at, _KAFKA_NACK))
+        elif action not in (None, "dead_letter") and broker.get("kafka_retry") == "retry_topic":
+            problems.append((at, _RETRY_TOPICS))
         elif action == "dead_letter" and preset in _NO_DEAD_LETTERS:
             problems.append((at, _NO_DEAD_LETTERS[preset]))
         problems += _late_slowdowns(data, consumer.get("slowdowns"), ("consumers", index, "slowdowns"))
     problems += _late_slowdowns(data, broker.get("slowdowns"), ("broker", "slowdowns"))
+    if broker.get("kafka_retry") == "retry_topic" and broker.get("retry_topic") is None:
+        problems.append(
+            (
+                ("broker", "kafka_retry"),
+                "kafka_retry: retry_topic needs the topics' delays, such as retry_topic: {delays: [1s, 10s, 60s]}",
+            )
+        )
     return problems
 
 

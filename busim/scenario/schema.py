@@ -751,12 +751,6 @@ class Broker(Model):
             raise ValueError("retry_topic applies only with kafka_retry: retry_topic")
         return value
 
-    @model_validator(mode="after")
-    def _retry_topic_given(self) -> Broker:
-        if self.kafka_retry == "retry_topic" and self.retry_topic is None:
-            raise ValueError("kafka_retry: retry_topic needs retry_topic: {delays: [...]}, such as [1s, 10s, 60s]")
-        return self
-
     _slowdowns_apart = field_validator("slowdowns")(slowdowns_apart)
 
     @field_validator("batch_size")

@@ -258,3 +258,20 @@ def test_failures_and_slowdowns_keep_a_group_off_the_fast_path():
 def test_failed_attempts_are_rows_with_their_outcome():
     _, group = group_of(one_message({"preset": "rabbitmq-quorum", "delivery_limit": 1}, failures={"poison": 1.0}))
     assert group.deliveries.outcome.tolist() == [Outcome.FAILED, Outcome.FAILED]
+
+
+def test_kafka_retry_topics_read_a_failed_record_after_each_delay_then_dead_letter_it():
+    """The record goes on after its delays (1 s, then 5 s), each read failing 10 ms later, then to the
+    dead-letter topic; its own partition goes on at once."""
+    target = one_message(
+        {"preset": "kafka", "kafka_retry": "retry_topic", "retry_topic": {"delays": ["1s", "5s"]}},
+        failures={"poison": 1.0},
+    )
+    _, group = group_of(target)
+    deliveries = group.deliveries
+    assert deliveries.cause.tolist() == [DeliveryCause.FIRST] + [DeliveryCause.PROCESSING_FAILED] * 2
+    assert deliveries.take_s.tolist() == pytest.approx([0.001, 1.011, 6.021])
+    assert group.dead_letter_s.tolist() == pytest.approx([6.031])
+    assert group.dead_letter_cause.tolist() == [DeliveryCause.POISON]
+    assert group.failures.stall_start_s.tolist() == pytest.approx([0.001])
+    assert group.failures.stall_end_s.tolist() == pytest.approx([0.011])

@@ -27,9 +27,15 @@ wake-up per instance watches those. An ack that arrives late still deletes a
 message that has not been received again (except on RabbitMQ, whose channel
 closed). After ``max_deliveries`` attempts a message is dead-lettered.
 
+A consumer whose processing fails (:mod:`busim.engine.failures`) retries
+in place: each retry is a delivery row of its own that takes the place of
+the failed one, and when none is left the consumer nacks the delivery (the
+broker's rule brings it back), dead-letters it, or drops it.
+
 Calls on the clock (:mod:`busim.engine.clock`) exist only for processing
-completions, for waking the group at the next arrival, for redelivery timers
-and for restarts; never a SimPy process or event per message.
+completions, for waking the group at the next arrival, for redelivery timers,
+for restarts and for the consumer's retries; never a SimPy process or event
+per message.
 """
 
 from __future__ import annotations

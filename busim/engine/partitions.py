@@ -21,9 +21,15 @@ for any crashed member's session to expire first. A partition that moves
 between live members carries on where it was: its old owner finishes the
 record in hand and commits on revocation.
 
+A record whose processing fails (:mod:`busim.engine.failures`) is retried
+in place, holding up its partition (``kafka_retry: blocking``); when no
+retry is left it is dead-lettered, dropped or skipped, or forwarded to retry
+topics read after their delays by a consumer of their own, which holds up no
+partition (``kafka_retry: retry_topic``).
+
 Calls on the clock (:mod:`busim.engine.clock`): one per processing
-completion, wake-ups of idle members, the commit ticks, and one per crash for
-the session timeout and the restart.
+completion, wake-ups of idle members, the commit ticks, one per crash for
+the session timeout and the restart, and one per retry and retry-topic read.
 """
 
 from __future__ import annotations

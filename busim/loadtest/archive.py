@@ -29,8 +29,9 @@ from busim.scenario.schema import Consumer, Scenario
 
 RECORD_FILE = "record.npz"
 
-# GroupRecord fields rebuilt from the scenario, or stored apart from the arrays.
-_REBUILT = ("name", "selection", "deliveries", "counters", "plan", "key_codes")
+# GroupRecord fields rebuilt from the scenario, or stored apart from the arrays; a real run has no processing
+# failures to keep (it refuses the keys).
+_REBUILT = ("name", "selection", "deliveries", "counters", "plan", "key_codes", "failures")
 _COUNTS = ("rejected_publishes", "lost_updates", "optimistic_retries")
 _ARRAYS = tuple(field.name for field in dataclasses.fields(GroupRecord) if field.name not in _REBUILT + _COUNTS)
 _DELIVERIES = tuple(field.name for field in dataclasses.fields(Deliveries))

@@ -395,9 +395,12 @@ def _in_flight_reasons(group: GroupRecord, in_flight: np.ndarray) -> dict[str, i
     """Where the messages still in flight were when the run stopped, most advanced place first."""
     deliveries = group.deliveries
     unfinished = deliveries.outcome == Outcome.PROCESSING
+    waiting = unfinished & np.isnan(deliveries.take_s)
+    retrying = waiting & ~broker_deliveries(group) if group.failures is not None else np.zeros_like(waiting)
     places = (
         ("processing", deliveries.message[unfinished & ~np.isnan(deliveries.take_s)]),
-        ("prefetched", deliveries.message[unfinished & np.isnan(deliveries.take_s)]),
+        ("retrying", deliveries.message[retrying]),  # a worker waits out its backoff before it retries
+        ("prefetched", deliveries.message[waiting & ~retrying]),
         ("queued_or_in_transit", group.unserved_message),
     )
     left = in_flight.copy()

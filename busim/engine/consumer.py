@@ -580,8 +580,9 @@ class ConsumerGroup:
         if handler.reads_first:
             handler.begin(delivery, self._d_message[delivery])
         processing_s = self._processing_time()
-        if self._failures is not None:
-            processing_s = self._failures.attempt_s(delivery, self._d_message[delivery], processing_s, now)
+        failures = self._failures
+        if failures is not None:
+            processing_s = failures.attempt_s(delivery, self._d_message[delivery], processing_s, now)
         done_s = now + processing_s
         ack_timeout_s = self._ack_timeout_s
         # Without a claimer, a delivery done within its timeout of receipt needs no look at its timer.
@@ -635,7 +636,8 @@ class ConsumerGroup:
         if outcomes[delivery] != _PROCESSING:
             return  # aborted by a crash of its instance
         now = self._env.now
-        if self._failures is not None and delivery in self._failures.failing:
+        failures = self._failures
+        if failures is not None and delivery in failures.failing:
             self._failed(delivery, now)
             return
         message = self._d_message[delivery]
@@ -652,8 +654,8 @@ class ConsumerGroup:
             self._crash(instance, delivery, now)
             self._dispatch(now)
             return
-        if self._failures is not None and delivery in self._failures.stall_start_s:
-            self._failures.stall_ends(delivery, now)  # it had failed before: its worker was held until now
+        if failures is not None and delivery in failures.stall_start_s:
+            failures.stall_ends(delivery, now)  # it had failed before: its worker was held until now
         self._settled[message] = 1
         if self._grouped:
             self._waiting.release(message, delivery)

@@ -591,13 +591,17 @@ class ConsumerGroup:
             and (self._claim_interval_s is not None or done_s > self._d_receive[delivery] + ack_timeout_s)
             and delivery not in self._timed
         ):
-            message, attempt = self._d_message[delivery], self._d_attempt[delivery]
-            if attempt == self._attempts[message]:  # else a later copy is out, with its own timer
-                due_s = self._due(self._d_receive[delivery])
-                if done_s > due_s:
-                    self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
-                    self._timer(due_s, message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
+            self._time_out_before(delivery, done_s)
         self._env.call_at(done_s, self._on_done, delivery)
+
+    def _time_out_before(self, delivery: int, end_s: float) -> None:
+        """Set ``delivery``'s ack timer if its worker holds it, unacked, past its timeout (until ``end_s``)."""
+        message, attempt = self._d_message[delivery], self._d_attempt[delivery]
+        if attempt == self._attempts[message]:  # else a later copy is out, with its own timer
+            due_s = self._due(self._d_receive[delivery])
+            if end_s > due_s:
+                self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
+                self._timer(due_s, message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
 
     def _on_watch(self, instance: int) -> None:
         """Bring back the buffered deliveries of an instance whose timers ran out before they started."""
@@ -768,6 +772,8 @@ class ConsumerGroup:
         if retry is not None:
             row, take_s = retry
             self._hand_over(delivery, row, message, instance)
+            if self._ack_timeout_s is not None and row not in self._timed:
+                self._time_out_before(row, take_s)  # the broker's timer runs on while the worker backs off
             self._env.call_at(take_s, self._on_retry, row)
             return
         failures.stall_ends(delivery, now)

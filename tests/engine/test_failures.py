@@ -275,3 +275,16 @@ def test_kafka_retry_topics_read_a_failed_record_after_each_delay_then_dead_lett
     assert group.dead_letter_cause.tolist() == [DeliveryCause.POISON]
     assert group.failures.stall_start_s.tolist() == pytest.approx([0.001])
     assert group.failures.stall_end_s.tolist() == pytest.approx([0.011])
+
+
+def test_the_visibility_timeout_runs_on_while_the_worker_backs_off():
+    """A retry 8 s after a failed attempt outlasts the 5 s visibility timeout: SQS delivers the message again
+    5 s after it was received, while the first worker still waits to retry it."""
+    broker = {"preset": "sqs-standard", "duplication": 0, "visibility_timeout": "5s"}
+    target = one_message(
+        broker, instances=2, failures={"poison": 1.0}, retry={"attempts": 1, "backoff": {"constant": "8s"}}
+    )
+    _, group = group_of(target)
+    rows = broker_rows(group)
+    assert group.deliveries.receive_s[rows][:2].tolist() == pytest.approx([0.001, 5.002])
+    assert group.deliveries.cause[rows][1] == DeliveryCause.ACK_TIMEOUT

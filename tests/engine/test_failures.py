@@ -17,7 +17,7 @@ import busim
 from busim.engine.records import DeliveryCause, GroupRecord, Outcome, RunRecord
 from busim.engine.simulation import run
 from busim.scenario.schema import Scenario
-from tests.conftest import consumer, scenario
+from tests.conftest import SCENARIOS, consumer, scenario
 from tests.engine.test_servers import served
 
 PROCESSING_S = 0.010
@@ -288,3 +288,13 @@ def test_the_visibility_timeout_runs_on_while_the_worker_backs_off():
     rows = broker_rows(group)
     assert group.deliveries.receive_s[rows][:2].tolist() == pytest.approx([0.001, 5.002])
     assert group.deliveries.cause[rows][1] == DeliveryCause.ACK_TIMEOUT
+
+
+def test_a_seed_gives_the_same_failures_retries_and_backoffs_every_time():
+    target = busim.load(SCENARIOS / "poison-payment.yaml")
+    first, second = run(target, 5).groups[0], run(target, 5).groups[0]
+    for column in ("message", "attempt", "cause", "take_s", "done_s", "outcome"):
+        assert np.array_equal(getattr(first.deliveries, column), getattr(second.deliveries, column), equal_nan=True)
+    assert np.array_equal(first.failures.poison, second.failures.poison)
+    other = run(target, 6).groups[0]
+    assert not np.array_equal(first.failures.poison, other.failures.poison)

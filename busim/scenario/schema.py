@@ -1029,6 +1029,8 @@ INVARIANT_METRICS: dict[str, Literal["count", "duration", "fraction"]] = {
     "optimistic_retries": "count",
     "recovery_max": "duration",
     "stale_read_fraction": "fraction",
+    "given_up": "count",
+    "poison_in_flight": "count",
 }
 
 

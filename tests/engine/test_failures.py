@@ -16,7 +16,7 @@ import pytest
 import busim
 from busim.engine.records import DeliveryCause, GroupRecord, Outcome, RunRecord
 from busim.engine.simulation import run
-from busim.scenario.schema import Scenario
+from busim.scenario.schema import Invariant, Scenario
 from tests.conftest import SCENARIOS, consumer, scenario
 from tests.engine.test_servers import served
 
@@ -298,3 +298,20 @@ def test_a_seed_gives_the_same_failures_retries_and_backoffs_every_time():
     assert np.array_equal(first.failures.poison, second.failures.poison)
     other = run(target, 6).groups[0]
     assert not np.array_equal(first.failures.poison, other.failures.poison)
+
+
+def test_an_invariant_bounds_the_give_ups_and_the_poison_still_going_round():
+    target = busim.load(SCENARIOS / "poison-payment.yaml").model_copy(
+        update={
+            "invariants": [
+                Invariant.model_validate(
+                    {"name": "no-loop", "consumer": "payment", "max": {"poison_in_flight": 0, "given_up": 1000}}
+                )
+            ]
+        }
+    )
+    outcomes = busim.simulate(target).summary.invariants
+    assert [(outcome.metric, outcome.measured, outcome.passed) for outcome in outcomes] == [
+        ("given_up", 859, True),
+        ("poison_in_flight", 3, False),
+    ]

@@ -310,6 +310,7 @@ _ONLY_WHEN_SET: dict[str, Callable[[Scenario, Consumer], bool]] = {
     "optimistic_retries": lambda _, consumer: consumer.effects_isolation == "optimistic",
     "recovery_s": lambda _, consumer: consumer.snapshot_every is not None and consumer.crash is not None,
     "emitted": lambda _, consumer: bool(consumer.emits),
+    "failures": lambda _, consumer: consumer.failures is not None,
     # Only a broker that waits for acks with nothing to redeliver (Redis without a claimer) leaves entries pending.
     "stuck_pending": lambda scenario, _: (
         scenario.broker.claim_interval == "off" and scenario.broker.delivery == "at-least-once"
@@ -718,6 +719,9 @@ PATTERN_FIGURES = (
     ("optimistic retries", ("optimistic_retries",), False, "optimistic retries", "optimistic_retries"),
     ("recovery mean", ("recovery_s", "mean"), True, "recovery mean", "recovery_s"),
     ("recovery max", ("recovery_s", "max"), True, "recovery max", "recovery_s"),
+    ("failed attempts", ("failures", "failed_attempts"), False, "failed", "failures"),
+    ("given up", ("failures", "given_up"), False, "given up", "failures"),
+    ("poison still going round", ("failures", "poison_in_flight"), False, "poison looping", "failures"),
 )
 
 Figure = tuple[str, tuple[str, ...], bool, str]

@@ -7,6 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from busim.cli import app
+from tests.conftest import SCENARIOS
 
 runner = CliRunner()
 
@@ -90,3 +91,15 @@ def test_a_poison_message_on_a_classic_queue_is_still_failing_when_the_run_ends(
     ]
     report = (folder / "report.md").read_text(encoding="utf-8")
     assert "still going round when the run ended: a classic queue requeues a nacked message without limit" in report
+
+
+def test_compare_shows_what_each_variant_gave_up_on(tmp_path):
+    result = runner.invoke(
+        app, ["compare", str(SCENARIOS / "poison-payment.yaml"), "--out", str(tmp_path), "--no-charts", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "compare.md").read_text(encoding="utf-8")
+    # A quorum queue gives 3 poison orders 21 deliveries each (20 give-ups redelivered, the last dead-lettered);
+    # dead-lettering on give-up stops each at its first.
+    assert "| given up | 63 | 3 (-95%) |" in table
+    assert "| poison still going round | 0 | 0 |" in table

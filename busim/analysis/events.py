@@ -17,7 +17,15 @@ import numpy as np
 
 from busim.analysis.consistency import reference_acceptance
 from busim.engine.effects import EffectPlan
-from busim.engine.records import PROCESSED_OUTCOMES, Deliveries, DeliveryCause, GroupRecord, Outcome, RunRecord
+from busim.engine.records import (
+    APPLIED_OUTCOMES,
+    PROCESSED_OUTCOMES,
+    Deliveries,
+    DeliveryCause,
+    GroupRecord,
+    Outcome,
+    RunRecord,
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,7 @@ class GroupEvents:
         deliveries = group.deliveries
         count = twin_of.size
         twin = twin_of != np.arange(count)
-        applied_rows = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
+        applied_rows = np.flatnonzero(np.isin(deliveries.outcome, APPLIED_OUTCOMES))
         applications = np.bincount(twin_of[deliveries.message[applied_rows]], minlength=count).astype(np.int32)
         rejected = np.zeros(count, bool)
         rejected[twin_of[deliveries.message[deliveries.outcome == Outcome.REJECTED]]] = True
@@ -127,7 +135,7 @@ class GroupEvents:
         deliveries = group.deliveries
         count = twin_of.size
         applications = np.zeros(count, np.int32)
-        applications[deliveries.message[deliveries.outcome == Outcome.APPLIED]] = 1
+        applications[deliveries.message[np.isin(deliveries.outcome, APPLIED_OUTCOMES)]] = 1
         rejected = np.zeros(count, bool)
         rejected[deliveries.message[deliveries.outcome == Outcome.REJECTED]] = True  # and so never applied
         accepted_by_reference, reference_state = reference_acceptance(group.plan, count, np.arange(count))

@@ -65,6 +65,8 @@ METRICS: dict[str, MetricReader] = {
     "optimistic_retries": attrgetter("optimistic_retries"),
     "recovery_max": lambda consumer: consumer.recovery_s.max if consumer.recovery_s.count else 0.0,
     "stale_read_fraction": attrgetter("stale_read_fraction"),
+    "given_up": lambda consumer: consumer.failures.given_up if consumer.failures else 0,
+    "poison_in_flight": lambda consumer: consumer.failures.poison_in_flight if consumer.failures else 0,
 }
 
 # What a counter invariant measures for each bound: every key is at least min

@@ -75,13 +75,20 @@ class What(enum.StrEnum):
     LOST = "lost"  # the group will never process it
     DEAD_LETTERED = "dead_lettered"  # moved to the dead-letter queue after the delivery limit
     LEFT_PENDING = "left_pending"  # left unacknowledged, with nothing to deliver it again (Redis without a claimer)
+    FAILED = "failed"  # processing raised before its effects: nothing was applied
+    FAILED_AFTER_EFFECTS = "failed_after_effects"  # processing raised after writing its effects without a transaction
+    RETRIED = "retried"  # the worker started processing the copy again after a failed attempt (the consumer's retry)
+    STILL_FAILING = "still_failing"  # a poison message still going round when the run ended
 
 
 _ENDINGS = {
     Outcome.APPLIED: What.APPLIED,
     Outcome.REJECTED: What.REJECTED,
     Outcome.SKIPPED: What.SKIPPED,
+    Outcome.FAILED: What.FAILED,
+    Outcome.FAILED_AFTER_EFFECTS: What.FAILED_AFTER_EFFECTS,
 }
+_RETRIES = (DeliveryCause.RETRY, DeliveryCause.RETRY_AFTER_PARTIAL_EFFECT)
 
 
 @dataclass(frozen=True)
@@ -388,11 +395,13 @@ def _group_happenings(facts: _GroupFacts, local: int) -> list[Happening]:
             if crashed is not None:
                 found.append(Happening(crashed, name, int(deliveries.instance[previous]), What.UNCOMMITTED))
         previous = row
-        found.append(Happening(float(deliveries.arrival_s[row]), name, None, What.ARRIVED, cause, attempt))
-        found.append(Happening(float(deliveries.receive_s[row]), name, instance, What.RECEIVED, attempt=attempt))
+        retry = cause in _RETRIES  # the same delivery, processed again by the worker that holds it
+        if not retry:
+            found.append(Happening(float(deliveries.arrival_s[row]), name, None, What.ARRIVED, cause, attempt))
+            found.append(Happening(float(deliveries.receive_s[row]), name, instance, What.RECEIVED, attempt=attempt))
         take_s, done_s = float(deliveries.take_s[row]), float(deliveries.done_s[row])
         if not np.isnan(take_s):
-            found.append(Happening(take_s, name, instance, What.STARTED, attempt=attempt))
+            found.append(Happening(take_s, name, instance, What.RETRIED if retry else What.STARTED, attempt=attempt))
         outcome = Outcome(deliveries.outcome[row])
         if outcome == Outcome.ABORTED:
             what = What.ABANDONED if np.isnan(take_s) else What.ABORTED
@@ -421,6 +430,10 @@ def _group_happenings(facts: _GroupFacts, local: int) -> list[Happening]:
         row = int(facts.stuck_pending_row[local])
         cause = DeliveryCause(group.stuck_pending_cause[row])
         found.append(Happening(float(group.stuck_pending_s[row]), name, None, What.LEFT_PENDING, cause))
+    poison = group.failures.poison if group.failures is not None else ()
+    settled = facts.lost[local] or facts.dead_lettered[local] or facts.stuck_pending[local]
+    if local in poison and not settled and not facts.processed[local] and found:
+        found.append(Happening(max(happening.time_s for happening in found), name, None, What.STILL_FAILING))
     return found
 
 

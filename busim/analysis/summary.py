@@ -18,6 +18,7 @@ from busim.analysis.consistency import (
 )
 from busim.analysis.drain import drain_time_s, offered_rate
 from busim.analysis.events import GroupEvents, original_rows
+from busim.analysis.failures import FailureSummary, broker_deliveries, failure_violations, summarize_failures
 from busim.analysis.invariants import InvariantOutcome, check_invariants
 from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.analysis.lifecycle import LifecycleSummary, summarize_lifecycle
@@ -94,6 +95,7 @@ class ConsumerSummary:
     stale_read_fraction: float | None
     staleness_age_s: LatencySummary | None
     newest_missing_age_s: LatencySummary | None  # over the stale reads: since the newest missed event's publish
+    failures: FailureSummary | None = None  # where the consumer has failures or slowdowns
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ def summarize(record: RunRecord) -> Summary:
     for group in record.groups:
         consumers[group.name], first_done_s[group.name] = _consumer_summary(record, group, logical)
     violations = _violations(consumers)
+    violations += failure_violations(scenario, {name: consumer.failures for name, consumer in consumers.items()})
     if not record.drained:
         violations = (stop_sentence(record), *violations)
     return Summary(
@@ -212,10 +215,13 @@ def _consumer_summary(
 
     first_rows = events.first_rows
     # Every delivery but each message's original, by its own cause, whichever copy was received first.
-    extra = np.ones(len(deliveries), bool)
+    # The consumer's own retries are attempts, not deliveries.
+    by_broker = broker_deliveries(group) if group.failures is not None else np.ones(len(deliveries), bool)
+    extra = by_broker.copy()
     extra[original_rows(deliveries, np.arange(len(deliveries)))] = False
     duplicates = deliveries.cause[extra]
-    redelivered = deliveries.attempt > 1
+    redelivered = (deliveries.attempt > 1) & by_broker
+    delivered_count = int(np.count_nonzero(by_broker))
     per_instance = np.bincount(deliveries.instance, minlength=consumer.instances)
     _, first_loss = np.unique(group.lost_message, return_index=True)
     lost_reasons = group.lost_reason[first_loss][fates.lost[group.lost_message[first_loss]]]
@@ -231,9 +237,9 @@ def _consumer_summary(
     series = group_series(record, group, first_rows, backlog_by_window)
     summary = ConsumerSummary(
         subscribed=count,
-        delivered=len(deliveries),
+        delivered=delivered_count,
         processed=int(fates.processed.sum()),
-        duplicate_deliveries=len(deliveries) - delivered_messages,
+        duplicate_deliveries=delivered_count - delivered_messages,
         duplicate_effects=int(np.maximum(events.applications - 1, 0).sum()),
         redelivered=int(redelivered.sum()),
         lost=int(fates.lost.sum()),
@@ -286,6 +292,7 @@ def _consumer_summary(
         stale_read_fraction=staleness.stale_read_fraction if staleness else None,
         staleness_age_s=staleness.staleness_age_s if staleness else None,
         newest_missing_age_s=staleness.newest_missing_age_s if staleness else None,
+        failures=summarize_failures(record, group, first_rows, fates.in_flight),
     )
     return summary, events.first_done_s
 
@@ -403,9 +410,12 @@ def _in_flight_reasons(group: GroupRecord, in_flight: np.ndarray) -> dict[str, i
     """Where the messages still in flight were when the run stopped, most advanced place first."""
     deliveries = group.deliveries
     unfinished = deliveries.outcome == Outcome.PROCESSING
+    waiting = unfinished & np.isnan(deliveries.take_s)
+    retrying = waiting & ~broker_deliveries(group) if group.failures is not None else np.zeros_like(waiting)
     places = (
         ("processing", deliveries.message[unfinished & ~np.isnan(deliveries.take_s)]),
-        ("prefetched", deliveries.message[unfinished & np.isnan(deliveries.take_s)]),
+        ("retrying", deliveries.message[retrying]),  # a worker waits out its backoff before it retries
+        ("prefetched", deliveries.message[waiting & ~retrying]),
         ("queued_or_in_transit", group.unserved_message),
     )
     left = in_flight.copy()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from busim.engine.failures import Slowdowns
 from busim.engine.outages import Outages
 from busim.engine.randomness import RandomStreams
 from busim.engine.records import DeliveryCause
@@ -59,6 +60,7 @@ class BrokerLink:
         self.latency = duration_sampler(broker.latency, self._latency_rng)
         self.lost = bernoulli_sampler(broker.loss, self._loss_rng)
         self.duplicated = bernoulli_sampler(broker.duplication, self._duplication_rng)
+        self._slowdowns = Slowdowns(broker.slowdowns)  # latency x factor for attempts sent in a window
 
     def first_attempts(
         self, message: np.ndarray, accept_s: np.ndarray, cause: np.ndarray, scope: np.ndarray | None
@@ -92,6 +94,8 @@ class BrokerLink:
         arrival_s = sample_durations(self.broker.latency, self._latency_rng, copy_message.size).astype(
             float, copy=False
         )
+        if self._slowdowns:
+            arrival_s *= self._slowdowns.factors_at(copy_accept_s)
         arrival_s += copy_accept_s
         if scope is not None:
             copy_scope = scope[copy_message]
@@ -115,7 +119,10 @@ class BrokerLink:
 
     def arrival(self, sent_s: float) -> float:
         """When an attempt sent at ``sent_s`` reaches the group's queue."""
-        return self.outages.defer_one(sent_s + self.latency())
+        latency_s = self.latency()
+        if self._slowdowns:
+            latency_s *= self._slowdowns.factor_at(sent_s)
+        return self.outages.defer_one(sent_s + latency_s)
 
 
 def running_max_by_segment(values: np.ndarray, segment: np.ndarray) -> np.ndarray:

@@ -27,9 +27,15 @@ wake-up per instance watches those. An ack that arrives late still deletes a
 message that has not been received again (except on RabbitMQ, whose channel
 closed). After ``max_deliveries`` attempts a message is dead-lettered.
 
+A consumer whose processing fails (:mod:`busim.engine.failures`) retries
+in place: each retry is a delivery row of its own that takes the place of
+the failed one, and when none is left the consumer nacks the delivery (the
+broker's rule brings it back), dead-letters it, or drops it.
+
 Calls on the clock (:mod:`busim.engine.clock`) exist only for processing
-completions, for waking the group at the next arrival, for redelivery timers
-and for restarts; never a SimPy process or event per message.
+completions, for waking the group at the next arrival, for redelivery timers,
+for restarts and for the consumer's retries; never a SimPy process or event
+per message.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import numpy as np
 from busim.engine.broker import BrokerLink, FirstAttempts
 from busim.engine.clock import Clock
 from busim.engine.effects import EffectPlan
+from busim.engine.failures import FailurePlan
 from busim.engine.handler import RETRY, Handler
 from busim.engine.lifecycle import lifecycle_of, with_lifecycle
 from busim.engine.log import DeliveryLog
@@ -57,6 +64,7 @@ _INFINITY = math.inf
 # Plain ints for the hot path: an enum member lookup costs more than the work it labels.
 _PROCESSING, _ABORTED = int(Outcome.PROCESSING), int(Outcome.ABORTED)
 _BROKER_DUPLICATE = int(DeliveryCause.BROKER_DUPLICATE)
+_PROCESSING_FAILED = int(DeliveryCause.PROCESSING_FAILED)
 
 # A copy waiting in the queue: (arrival_s, message, attempt, cause).
 Copy = tuple[float, int, int, int]
@@ -374,6 +382,7 @@ class ConsumerGroup:
         # Deliveries processed past the ack timeout, whose redelivery is already scheduled, by the
         # cause it will be labelled with (a crash that aborts one of them changes the cause).
         self._timed: dict[int, int] = {}
+        self._failures = FailurePlan.of(consumer, link.broker, streams, count)
 
         for message, sent_s in zip(first.lost.tolist(), first.lost_s.tolist()):
             self._attempt_lost(message, 1, sent_s)
@@ -592,7 +601,11 @@ class ConsumerGroup:
         handler = self._handler
         if handler.reads_first:
             handler.begin(delivery, self._d_message[delivery])
-        done_s = now + self._processing_time()
+        processing_s = self._processing_time()
+        failures = self._failures
+        if failures is not None:
+            processing_s = failures.attempt_s(delivery, self._d_message[delivery], processing_s, now)
+        done_s = now + processing_s
         ack_timeout_s = self._ack_timeout_s
         # Without a claimer, a delivery done within its timeout of receipt needs no look at its timer.
         if (
@@ -600,13 +613,17 @@ class ConsumerGroup:
             and (self._claim_interval_s is not None or done_s > self._d_receive[delivery] + ack_timeout_s)
             and delivery not in self._timed
         ):
-            message, attempt = self._d_message[delivery], self._d_attempt[delivery]
-            if attempt == self._attempts[message]:  # else a later copy is out, with its own timer
-                due_s = self._due(self._d_receive[delivery])
-                if done_s > due_s:
-                    self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
-                    self._timer(due_s, message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
+            self._time_out_before(delivery, done_s)
         self._env.call_at(done_s, self._on_done, delivery)
+
+    def _time_out_before(self, delivery: int, end_s: float) -> None:
+        """Set ``delivery``'s ack timer if its worker holds it, unacked, past its timeout (until ``end_s``)."""
+        message, attempt = self._d_message[delivery], self._d_attempt[delivery]
+        if attempt == self._attempts[message]:  # else a later copy is out, with its own timer
+            due_s = self._due(self._d_receive[delivery])
+            if end_s > due_s:
+                self._timed[delivery] = DeliveryCause.ACK_TIMEOUT
+                self._timer(due_s, message, attempt, DeliveryCause.ACK_TIMEOUT, delivery)
 
     def _on_watch(self, instance: int) -> None:
         """Bring back the buffered deliveries of an instance whose timers ran out before they started."""
@@ -645,6 +662,10 @@ class ConsumerGroup:
         if outcomes[delivery] != _PROCESSING:
             return  # aborted by a crash of its instance
         now = self._env.now
+        failures = self._failures
+        if failures is not None and delivery in failures.failing:
+            self._failed(delivery, now)
+            return
         message = self._d_message[delivery]
         self._d_done[delivery] = now
         instance = self._d_instance[delivery]
@@ -659,9 +680,15 @@ class ConsumerGroup:
             self._crash(instance, delivery, now)
             self._dispatch(now)
             return
+        if failures is not None and delivery in failures.stall_start_s:
+            failures.stall_ends(delivery, now)  # it had failed before: its worker was held until now
         self._settled[message] = 1
         if self._grouped:
             self._waiting.release(message, delivery)
+        self._free(delivery, instance, now)
+
+    def _free(self, delivery: int, instance: int, now: float) -> None:
+        """The worker is done with ``delivery`` (acked, or handed back): it goes on with the next one."""
         self._held -= 1
         if self._track:
             self._unacked[instance].discard(delivery)  # received, so its set exists
@@ -811,6 +838,77 @@ class ConsumerGroup:
         self._admit(now)
         return len(self._waiting) + self._held, self._waiting.oldest_s()
 
+    # ------------------------------------------------------------ processing failures
+    def _failed(self, delivery: int, now: float) -> None:
+        """An attempt at ``delivery`` failed at ``now``: the worker retries it in place, or gives up."""
+        failures = self._failures
+        assert failures is not None
+        message, instance = self._d_message[delivery], self._d_instance[delivery]
+        partial = failures.attempt_failed(self._handler, self.log, delivery, instance, now)
+        retry = failures.retry(self.log, delivery, partial, now)
+        if retry is not None:
+            row, take_s = retry
+            self._hand_over(delivery, row, message, instance)
+            if self._ack_timeout_s is not None and row not in self._timed:
+                self._time_out_before(row, take_s)  # the broker's timer runs on while the worker backs off
+            self._env.call_at(take_s, self._on_retry, row)
+            return
+        failures.stall_ends(delivery, now)
+        self._give_up(delivery, message, instance, now)
+
+    def _hand_over(self, delivery: int, retry: int, message: int, instance: int) -> None:
+        """The worker's retry ``retry`` takes the place of ``delivery`` in everything that tracks it."""
+        if self._track:
+            unacked = self._unacked[instance]
+            unacked.discard(delivery)
+            unacked.add(retry)
+        if self._batched:
+            self._worker_of[retry] = self._worker_of.pop(delivery)
+        if self._grouped:
+            self._waiting.hold(message, retry)
+        if delivery in self._timed:
+            self._timed[retry] = self._timed.pop(delivery)
+
+    def _on_retry(self, retry: int) -> None:
+        if self._d_outcome[retry] == _PROCESSING:  # else aborted by a crash of its instance
+            now = self._env.now
+            self._d_take[retry] = now
+            self._process(retry, now)
+
+    def _give_up(self, delivery: int, message: int, instance: int, now: float) -> None:
+        """Every attempt at ``delivery`` failed: nack it, dead-letter it, or drop it."""
+        failures = self._failures
+        assert failures is not None
+        action = failures.action
+        if action == "nack" and self._at_least_once:
+            self._nack(delivery, message, now)
+        else:
+            self._settled[message] = 1
+            if action == "dead_letter":
+                self.log.dead_letters.append((message, now, failures.dead_letter_cause(message, limit=False)))
+            else:
+                self.log.lose(message, now, LossReason.GIVEN_UP)
+            if self._grouped:
+                self._waiting.release(message, delivery)
+        self._free(delivery, instance, now)
+
+    def _nack(self, delivery: int, message: int, now: float) -> None:
+        """Hand ``delivery`` back to the broker, which delivers it again by its own rule."""
+        failures = self._failures
+        assert failures is not None
+        attempt = self._d_attempt[delivery]
+        if failures.nack == "requeue":
+            self._redeliver(message, attempt, _PROCESSING_FAILED, now)
+        elif failures.nack == "delay":
+            self._timer(now + failures.nak_delay_s(attempt), message, attempt, _PROCESSING_FAILED, delivery)
+        elif delivery in self._timed:
+            self._timed[delivery] = _PROCESSING_FAILED  # its timer is set already
+        elif self._ack_timeout_s is not None:
+            due_s = self._due(self._d_receive[delivery])
+            self._timer(max(now, due_s), message, attempt, _PROCESSING_FAILED, delivery)
+        else:
+            self._leave_pending(message, now, self._d_receive[delivery], _PROCESSING_FAILED)
+
     def publish_failed(self, message: int, publish_s: float, reason: LossReason) -> None:
         """``message`` never reached the broker: its publisher gave up during an outage, or crashed."""
         self._lose(message, publish_s, reason)
@@ -879,6 +977,8 @@ class ConsumerGroup:
             return
         if attempt >= self._max_deliveries:
             self._settled[message] = 1
+            if cause == _PROCESSING_FAILED and self._failures is not None:
+                cause = self._failures.dead_letter_cause(message, limit=True)
             self.log.dead_letters.append((message, now, cause))
             self._waiting.release(message)
             return
@@ -925,6 +1025,6 @@ class ConsumerGroup:
         unserved = np.concatenate([message for _, message in parts])
         del parts
         record = self.log.freeze(
-            self.consumer.name, self._selection, unserved_s, unserved, end_s, self._handler, key_codes
+            self.consumer.name, self._selection, unserved_s, unserved, end_s, self._handler, key_codes, self._failures
         )
         return with_lifecycle(record, self._lifecycle)

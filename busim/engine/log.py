@@ -22,6 +22,7 @@ from busim.engine.records import Deliveries, GroupRecord, LossReason, Selection,
 from busim.words import counted
 
 if TYPE_CHECKING:
+    from busim.engine.failures import FailurePlan
     from busim.engine.handler import Handler
 
 _PROCESSING = 0
@@ -134,6 +135,7 @@ class DeliveryLog:
         end_s: float,
         handler: Handler,
         key_codes: np.ndarray,
+        failures: FailurePlan | None = None,
         deliveries: Deliveries | None = None,
     ) -> GroupRecord:
         """The group's record; ``unserved_s`` and ``unserved`` are the arrival times and messages of the copies
@@ -174,6 +176,7 @@ class DeliveryLog:
             optimistic_retries=handler.optimistic_retries,
             plan=handler.plan,
             key_codes=key_codes,
+            failures=failures.record() if failures is not None else None,
         )
 
     def _deliveries(self) -> Deliveries:

@@ -21,21 +21,28 @@ for any crashed member's session to expire first. A partition that moves
 between live members carries on where it was: its old owner finishes the
 record in hand and commits on revocation.
 
+A record whose processing fails (:mod:`busim.engine.failures`) is retried
+in place, holding up its partition (``kafka_retry: blocking``); when no
+retry is left it is dead-lettered, dropped or skipped, or forwarded to retry
+topics read after their delays by a consumer of their own, which holds up no
+partition (``kafka_retry: retry_topic``).
+
 Calls on the clock (:mod:`busim.engine.clock`): one per processing
-completion, wake-ups of idle members, the commit ticks, and one per crash for
-the session timeout and the restart.
+completion, wake-ups of idle members, the commit ticks, one per crash for
+the session timeout and the restart, and one per retry and retry-topic read.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 
 import numpy as np
 
 from busim.engine.broker import BrokerLink, FirstAttempts
 from busim.engine.clock import Clock
 from busim.engine.effects import EffectPlan
+from busim.engine.failures import FailurePlan
 from busim.engine.handler import RETRY, Handler
 from busim.engine.lifecycle import lifecycle_of, with_lifecycle
 from busim.engine.log import DeliveryLog
@@ -47,6 +54,7 @@ from busim.scenario.schema import Consumer
 _NEVER = 1 << 62
 _INFINITY = math.inf
 _PROCESSING, _ABORTED = int(Outcome.PROCESSING), int(Outcome.ABORTED)
+_FAILED = int(Outcome.FAILED)
 _ORPHANED = -1
 
 
@@ -87,6 +95,7 @@ class PartitionedGroup:
         self._processing_time = self._handler.processing_time
         self._settled = bytearray(count)
         self.log = DeliveryLog(count)
+        self._failures = FailurePlan.of(consumer, link.broker, streams, count)
 
         # The log: per partition, its records in order, and the group's offsets into it.
         partition_count = rules.partitions or 1
@@ -224,6 +233,8 @@ class PartitionedGroup:
         if self._handler.reads_first:
             self._handler.begin(delivery, message)
         processing_s = self._processing_time()
+        if self._failures is not None:
+            processing_s = self._failures.attempt_s(delivery, message, processing_s, now)
         if self._batch[member] == 0:
             self._poll_s[member] = now  # an idle member keeps polling: this record starts a new poll
         deadline_s = self._poll_s[member] + self._rules.max_poll_interval_s
@@ -239,6 +250,10 @@ class PartitionedGroup:
         log = self.log
         message = log.message[delivery]
         log.done_s[delivery] = now
+        failures = self._failures
+        if failures is not None and delivery in failures.failing:
+            self._failed(done, now)
+            return
         outcome = self._handler.handle(delivery, message, member // self._concurrency, now)
         if outcome == RETRY:
             # An optimistic write met a conflict: the member processes the record again.
@@ -247,6 +262,8 @@ class PartitionedGroup:
             self._env.call_at(now + self._processing_time(), self._on_done, done)
             return
         log.outcome[delivery] = outcome
+        if failures is not None and delivery in failures.stall_start_s:
+            self._stalled(partition, position, delivery, now)
         expelled = self._expelled[member]
         if not expelled and position >= self._processed[partition]:
             self._processed[partition] = position + 1
@@ -254,6 +271,14 @@ class PartitionedGroup:
             self._crash(member // self._concurrency, delivery, now)
             return
         self._settled[message] = 1
+        self._finish(done, now)
+
+    def _finish(self, done: tuple[int, int, int, int], now: float) -> None:
+        """The member is done with a record (processed, or given up on): it reads on."""
+        member, partition, position, _ = done
+        expelled = self._expelled[member]
+        if not expelled and position >= self._processed[partition]:
+            self._processed[partition] = position + 1
         self._current[member] = -1
         if expelled:
             # Its commit fails; it polls again and rejoins the group.
@@ -495,6 +520,97 @@ class PartitionedGroup:
                 self._poll_ends(member, now)
             self._dispatch(member, now)
 
+    # ------------------------------------------------------------ processing failures
+    def _failed(self, done: tuple[int, int, int, int], now: float) -> None:
+        """An attempt failed: the member retries in place, holding the partition, or gives up on the record."""
+        member, partition, position, delivery = done
+        failures = self._failures
+        assert failures is not None
+        log = self.log
+        message = log.message[delivery]
+        partial = failures.attempt_failed(self._handler, log, delivery, member // self._concurrency, now)
+        retry = failures.retry(log, delivery, partial, now)
+        if retry is not None:
+            row, take_s = retry
+            self._current[member] = row
+            self._env.call_at(take_s, self._on_retry, (member, partition, position, row))
+            return
+        self._stalled(partition, position, delivery, now)
+        if failures.retry_topic_delays_s:
+            self._to_retry_topic(message, log.attempt[delivery], 0, now)
+        else:
+            self._settled[message] = 1
+            if failures.action == "dead_letter":
+                log.dead_letters.append((message, now, failures.dead_letter_cause(message, limit=False)))
+            else:
+                log.lose(message, now, LossReason.GIVEN_UP)
+        self._finish(done, now)
+
+    def _on_retry(self, retry: tuple[int, int, int, int]) -> None:
+        member, _, _, delivery = retry
+        if self._current[member] != delivery:
+            return  # aborted by a crash of its instance
+        now = self._env.now
+        message = self.log.message[delivery]
+        self.log.take_s[delivery] = now
+        if self._handler.reads_first:
+            self._handler.begin(delivery, message)
+        processing_s = self._processing_time()
+        assert self._failures is not None
+        processing_s = self._failures.attempt_s(delivery, message, processing_s, now)
+        self._env.call_at(now + processing_s, self._on_done, retry)
+
+    def _stalled(self, partition: int, position: int, delivery: int, now: float) -> None:
+        """The record at ``position``, which had failed before, held its partition until ``now``."""
+        behind = bisect_left(self._log_arrival[partition], now, position + 1) - position - 1
+        self._failures.stall_ends(delivery, now, partition, max(behind, 0))
+
+    def _to_retry_topic(self, message: int, attempt: int, level: int, now: float) -> None:
+        """Forward a failed record to retry topic ``level``, read once its delay is up (after the last: the
+        dead-letter topic). The retry topics' consumer holds up no partition of the main topic."""
+        failures = self._failures
+        assert failures is not None
+        delays_s = failures.retry_topic_delays_s
+        if level == len(delays_s):
+            self._settled[message] = 1
+            self.log.dead_letters.append((message, now, failures.dead_letter_cause(message, limit=False)))
+            return
+        self._env.call_at(now + delays_s[level], self._on_retry_topic, (message, attempt + 1, level))
+
+    def _on_retry_topic(self, read: tuple[int, int, int]) -> None:
+        """The retry topic's consumer reads the record and processes it once."""
+        message, attempt, level = read
+        now = self._env.now
+        log, failures = self.log, self._failures
+        assert failures is not None
+        instance = message % self.consumer.instances
+        delivery = log.append(message, attempt, DeliveryCause.PROCESSING_FAILED, instance, now, now, now)
+        if self._handler.reads_first:
+            self._handler.begin(delivery, message)
+        processing_s = failures.attempt_s(delivery, message, self._processing_time(), now)
+        self._env.call_at(now + processing_s, self._on_retry_topic_done, (delivery, level))
+
+    def _on_retry_topic_done(self, processed: tuple[int, int]) -> None:
+        delivery, level = processed
+        now = self._env.now
+        log, failures, handler = self.log, self._failures, self._handler
+        assert failures is not None
+        message = log.message[delivery]
+        log.done_s[delivery] = now
+        if delivery in failures.failing:
+            failures.failing.discard(delivery)
+            if handler.reads_first:
+                handler.abort(delivery)
+            log.outcome[delivery] = _FAILED
+            self._to_retry_topic(message, log.attempt[delivery], level + 1, now)
+            return
+        outcome = handler.handle(delivery, message, log.instance[delivery], now)
+        log.outcome[delivery] = outcome if outcome >= 0 else _FAILED  # a version conflict: tried again later
+        if outcome >= 0:
+            self._settled[message] = 1
+        else:
+            self._to_retry_topic(message, log.attempt[delivery], level + 1, now)
+
     def _lose(self, message: int, now: float, reason: LossReason) -> None:
         self.log.lose(message, now, reason)
         self._settled[message] = 1
@@ -537,6 +653,6 @@ class PartitionedGroup:
         unserved_s = np.concatenate([np.empty(0), *(arrival_s for arrival_s, _ in unread)])
         unserved = np.concatenate([np.empty(0, np.int32), *(message for _, message in unread)])
         record = self.log.freeze(
-            self.consumer.name, self._selection, unserved_s, unserved, end_s, self._handler, key_codes
+            self.consumer.name, self._selection, unserved_s, unserved, end_s, self._handler, key_codes, self._failures
         )
         return with_lifecycle(record, self._lifecycle)

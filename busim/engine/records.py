@@ -32,6 +32,12 @@ class Outcome(enum.IntEnum):
     REJECTED = 2  # a guarded effect refused the change; nothing was applied
     SKIPPED = 3  # an idempotent consumer had processed this message already
     ABORTED = 4  # the instance crashed while this delivery was being processed
+    FAILED = 5  # the processing raised (consumers[].failures) before its effects: nothing was applied
+    FAILED_AFTER_EFFECTS = 6  # the processing raised after writing its effects without a transaction
+
+
+APPLIED_OUTCOMES = (Outcome.APPLIED, Outcome.FAILED_AFTER_EFFECTS)  # the effects were written
+FAILED_OUTCOMES = (Outcome.FAILED, Outcome.FAILED_AFTER_EFFECTS)
 
 
 PROCESSED_OUTCOMES = (Outcome.APPLIED, Outcome.REJECTED, Outcome.SKIPPED)
@@ -54,6 +60,13 @@ class DeliveryCause(enum.IntEnum):
     OUTBOX_RELAY = 11  # published again from the outbox after its publisher crashed around the first publish
     INJECTED_DUPLICATE = 12  # a real run's publisher published it twice, as broker.duplication asks
     DEPLOY = 13  # redelivered: a deploy killed the instance holding it (drain: kill)
+    PROCESSING_FAILED = 14  # redelivered: its processing failed and the consumer gave up and nacked it
+    RETRY = 15  # the consumer's own retry of a failed attempt (not a delivery by the broker)
+    RETRY_AFTER_PARTIAL_EFFECT = 16  # ... of a failed attempt that had written its effects without a transaction
+    # Why a message was dead-lettered after its processing failed (dead letters only, never a delivery's cause).
+    POISON = 17  # it fails on every attempt (consumers[].failures.poison)
+    RETRIES_EXHAUSTED = 18  # its attempts all failed, and the consumer dead-lettered it (on_give_up: dead_letter)
+    DELIVERY_LIMIT = 19  # nacked until the broker's delivery limit
 
 
 class DedupMiss(enum.IntEnum):
@@ -76,6 +89,7 @@ class LossReason(enum.IntEnum):
     PUBLISH_FAILED = 4  # the broker was down for longer than the publisher kept retrying
     PUBLISHER_CRASH = 5  # its publisher crashed after committing its state and before publishing (no outbox)
     INJECTED_LOSS = 6  # a real run's publisher left it unpublished, as broker.loss asks
+    GIVEN_UP = 7  # its processing failed, and the consumer gave up and dropped or acked it (on_give_up)
 
 
 @dataclass(frozen=True)
@@ -220,6 +234,21 @@ class Fates:
 
 
 @dataclass(frozen=True)
+class FailureRecord:
+    """A group's processing failures beyond its deliveries' rows: its poison messages, and the stalls.
+
+    A stall is a delivery that failed and held its worker (on Kafka, its
+    partition) from its first failed attempt to its last attempt.
+    """
+
+    poison: np.ndarray  # group-local indices of the messages that fail on every attempt
+    stall_partition: np.ndarray  # -1 on a queue
+    stall_start_s: np.ndarray
+    stall_end_s: np.ndarray
+    stall_held_up: np.ndarray  # Kafka: records of the partition that arrived behind it while it stalled
+
+
+@dataclass(frozen=True)
 class GroupRecord:
     """What happened to one consumer group's messages."""
 
@@ -261,6 +290,7 @@ class GroupRecord:
     plan: EffectPlan
     key_codes: np.ndarray
     lifecycle: LifecycleRecord | None = None  # what the group's deploys and scaler did, where it has them
+    failures: FailureRecord | None = None  # where the consumer has failures or slowdowns
 
     @property
     def message_ids(self) -> np.ndarray:

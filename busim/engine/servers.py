@@ -51,13 +51,15 @@ def fifo_applies(
 ) -> bool:
     """Whether ``consumer``'s group is a plain first-come-first-served queue of servers under ``rules``.
 
-    ``outage_free``: no broker outage starts before the run's horizon.
+    ``outage_free``: no broker outage starts before the run's horizon, and no broker slowdown is set.
     """
     return (
         outage_free
         and consumer.crash is None
         and not consumer.deploys  # instances that stop and start are the general engine's
         and consumer.autoscale is None
+        and consumer.failures is None  # a failed attempt holds its worker, and comes back
+        and not consumer.slowdowns
         # Effects applied in one step when processing ends depend only on the order of completions; reads at the
         # start of processing (read-modify-write, optimistic) interleave with other starts, and a conflict
         # makes an optimistic worker process again.
@@ -117,7 +119,7 @@ class ServedGroup:
             end_s,
             self._handler,
             key_codes,
-            self._deliveries,
+            deliveries=self._deliveries,
         )
 
 

@@ -178,7 +178,9 @@ def _build_group(
         scope = {"none": None, "queue": np.zeros(ids.size, np.int8), "group": codes}[rules.ordering]
         first = link.first_attempts(copy_message, copy_accept_s, copy_cause, scope)
         served = None
-        outage_free = not any(start_s <= scenario.horizon_s for start_s in outages.starts_s)
+        outage_free = not scenario.broker.slowdowns and not any(
+            start_s <= scenario.horizon_s for start_s in outages.starts_s
+        )
         if fifo_applies(consumer, rules, plan, first, outage_free):
             served = serve_fifo(consumer, rules, plan, first, selection, streams, scenario.horizon_s)
         # Emitted messages (publisher -1) take the last entries: a consumer retries a refused publish forever.

@@ -29,9 +29,9 @@ from busim.scenario.schema import Consumer, Scenario
 
 RECORD_FILE = "record.npz"
 
-# GroupRecord fields rebuilt from the scenario, or stored apart from the arrays; a real run refuses deploys and
-# a scaler, so it has no lifecycle to keep.
-_REBUILT = ("name", "selection", "deliveries", "counters", "plan", "key_codes", "lifecycle")
+# GroupRecord fields rebuilt from the scenario, or stored apart from the arrays; a real run refuses deploys, a
+# scaler and processing failures, so it has no lifecycle and no failures to keep.
+_REBUILT = ("name", "selection", "deliveries", "counters", "plan", "key_codes", "lifecycle", "failures")
 _COUNTS = ("rejected_publishes", "lost_updates", "optimistic_retries")
 _ARRAYS = tuple(field.name for field in dataclasses.fields(GroupRecord) if field.name not in _REBUILT + _COUNTS)
 _DELIVERIES = tuple(field.name for field in dataclasses.fields(Deliveries))

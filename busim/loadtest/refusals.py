@@ -16,7 +16,7 @@ from busim.errors import Problem, ScenarioError
 from busim.loadtest.drivers.base import Driver, Refusal
 from busim.loadtest.stores import refusals as store_refusals
 from busim.scenario.loader import Document
-from busim.scenario.schema import Broker, Scenario
+from busim.scenario.schema import Broker, Consumer, Scenario
 
 
 def refusals(scenario: Scenario, driver: type[Driver]) -> list[Refusal]:
@@ -74,6 +74,9 @@ def _common(scenario: Scenario) -> list[Refusal]:
                 "add --set broker.outages=[] to run without it",
             )
         )
+    for key in ("slowdowns", "backoff", "kafka_retry", "retry_topic"):
+        if getattr(broker, key) is not None:
+            found.append(Refusal(f"broker.{key}", f"{_NOT_BUILT} remove broker.{key} to run for real"))
     for index, consumer in enumerate(scenario.consumers):
         where = f"consumers[{index}]"
         for entry_index, entry in enumerate(consumer.emits):
@@ -87,6 +90,7 @@ def _common(scenario: Scenario) -> list[Refusal]:
                         "it carries from its cause",
                     )
                 )
+        found += _failure_refusals(consumer, where)
         if consumer.snapshot_every is not None:
             found.append(
                 Refusal(
@@ -111,6 +115,19 @@ def _common(scenario: Scenario) -> list[Refusal]:
                 )
             )
     return found
+
+
+_NOT_BUILT = "processing failures, retries and slowdowns are simulated only, not built for real runs;"
+
+
+def _failure_refusals(consumer: Consumer, where: str) -> list[Refusal]:
+    """A real consumer fails, retries and slows down as its own code does, not as the scenario says."""
+    keys = ("failures", "retry", "on_give_up", "slowdowns")
+    return [
+        Refusal(f"{where}.{key}", f"{_NOT_BUILT} remove {key} to run for real")
+        for key in keys
+        if getattr(consumer, key) is not None
+    ]
 
 
 def _fields_its_consumers_apply(scenario: Scenario, event: str) -> list[str]:

@@ -36,6 +36,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from busim.analysis.intervals import Interval
 from busim.analysis.series import Series
+from busim.report.slowdown_marks import shade_slowdowns, slowdown_key
 from busim.report.views import reason_label
 from busim.results import Comparison, Replications, Result
 from busim.scenario import Scenario
@@ -314,9 +315,11 @@ def latency_cdf(result: Result) -> Figure:
     )
 
 
-def _shade_outages(ax: Axes, scenario: Scenario) -> None:
+def _shade_outages(ax: Axes, scenario: Scenario, consumer: str | None = None) -> None:
+    """Shade the broker's outages, and the slowdowns (of the broker, and of ``consumer``, or of all)."""
     for outage in scenario.broker.outages:
         ax.axvspan(outage.at, outage.end_s, color=OUTAGE_COLOUR, alpha=0.25)
+    shade_slowdowns(ax, scenario, consumer)
 
 
 def _shade_deploys(ax: Axes, result: Result, consumer: str, colour: str) -> None:
@@ -379,10 +382,11 @@ def _values(items: Sequence[float | None]) -> np.ndarray:
 
 
 def _outage_key(scenario: Scenario) -> tuple[list, list[str]]:
-    """The legend's entry for the shaded outages, where the broker has any."""
+    """The legend's entries for the shaded outages and slowdowns, where there are any."""
+    slowdown_handles, slowdown_labels = slowdown_key(scenario)
     if not scenario.broker.outages:
-        return [], []
-    return [Patch(color=OUTAGE_COLOUR, alpha=0.25)], ["broker outage"]
+        return slowdown_handles, slowdown_labels
+    return [Patch(color=OUTAGE_COLOUR, alpha=0.25), *slowdown_handles], ["broker outage", *slowdown_labels]
 
 
 def latency_over_time(result: Result) -> Figure:
@@ -397,7 +401,7 @@ def latency_over_time(result: Result) -> Figure:
         series = consumer.series
         window_s = series.window_s
         starts = _window_starts(series)
-        _shade_outages(ax, result.scenario)
+        _shade_outages(ax, result.scenario, name)
         for crash_s in consumer.crash_times_s:
             ax.axvline(crash_s, color=colour, alpha=0.35, linewidth=0.8)
         _shade_deploys(ax, result, name, colour)

@@ -133,6 +133,10 @@ _CAUSES = {
     DeliveryCause.OUTBOX_RELAY: "a copy the outbox relay published again after its publisher crashed",
     DeliveryCause.INJECTED_DUPLICATE: "a second copy the load generator published, injected as broker.duplication asks",
     DeliveryCause.DEPLOY: "a redelivery because a deploy killed the instance holding it",
+    DeliveryCause.PROCESSING_FAILED: "a redelivery because its processing failed and the consumer gave up on it",
+    DeliveryCause.RETRY_AFTER_PARTIAL_EFFECT: (
+        "the consumer's retry after a failed attempt that had already written its effects"
+    ),
 }
 
 # Why an entry was left pending with nothing to deliver it again, as a clause.
@@ -155,6 +159,7 @@ _LOSSES = {
         "its publisher crashed after committing its state and before publishing, with no outbox"
     ),
     LossReason.INJECTED_LOSS: "the load generator left it unpublished, a loss injected as broker.loss asks",
+    LossReason.GIVEN_UP: "its processing failed on every attempt, and the consumer gave up on it",
 }
 
 # Why an idempotent consumer's store let a repeat through, as a clause.
@@ -194,6 +199,8 @@ def _happening_text(happening: Happening, preset: str, effects: bool) -> str:
         label = _label(happening.cause, preset)
         if what == What.LOST:
             return f"lost: {label}"
+        if happening.cause in _FAILED_DEAD_LETTERS:
+            return f"dead-lettered: {_FAILED_DEAD_LETTERS[happening.cause]}"
         return f"dead-lettered: the delivery limit refused another attempt after {label}"
     if what == What.APPLIED and not effects:
         return "processed"
@@ -201,6 +208,13 @@ def _happening_text(happening: Happening, preset: str, effects: bool) -> str:
         return f"emitted message {happening.other} {happening.other_event}"
     return _TEXTS[what]
 
+
+# Why a message whose processing failed was dead-lettered, as a clause.
+_FAILED_DEAD_LETTERS = {
+    DeliveryCause.POISON: "a poison message, failing on every attempt",
+    DeliveryCause.RETRIES_EXHAUSTED: "the consumer gave up after every attempt failed",
+    DeliveryCause.DELIVERY_LIMIT: "the delivery limit refused another attempt after its processing failed",
+}
 
 _TEXTS = {
     What.PUBLISHED: "published",
@@ -221,6 +235,10 @@ _TEXTS = {
     What.KILLED: "aborted: a deploy killed the instance holding it",
     What.CRASHED: "crashed after processing it, before acknowledging it",
     What.UNCOMMITTED: "crashed before committing its offset: the partition goes back to the last commit",
+    What.FAILED: "processing failed before its effects: nothing was applied",
+    What.FAILED_AFTER_EFFECTS: "processing failed after writing its effects without a transaction: they stay",
+    What.RETRIED: "retried processing it",
+    What.STILL_FAILING: "still failing when the run ended: a poison message, delivered again after every failure",
 }
 
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
@@ -262,6 +280,11 @@ def anomaly_text(anomaly: Anomaly, preset: str) -> str:
     if anomaly.kind == "dead_lettered":
         after = f" after {anomaly.attempts} attempts" if anomaly.attempts > 1 else ""
         processed = "; it had been processed" if anomaly.processed else ", never processed"
+        if anomaly.causes[0] in _FAILED_DEAD_LETTERS:
+            return (
+                f"dead-lettered in {where} at {_seconds(anomaly.time_s)}{after}: "
+                f"{_FAILED_DEAD_LETTERS[anomaly.causes[0]]}{processed}"
+            )
         return (
             f"dead-lettered in {where} at {_seconds(anomaly.time_s)}{after}: the delivery limit refused "
             f"{_explained(anomaly.causes[0], preset)}{processed}"

@@ -27,6 +27,7 @@ from busim.analysis.invariants import (
 )
 from busim.analysis.latency import LatencySummary
 from busim.analysis.summary import ConsumerSummary
+from busim.report.failure_views import failure_rows
 from busim.report.settings import configuration, format_rate
 from busim.report.tables import (
     BLANK,
@@ -312,6 +313,7 @@ _ONLY_WHEN_SET: dict[str, Callable[[Scenario, Consumer], bool]] = {
     "optimistic_retries": lambda _, consumer: consumer.effects_isolation == "optimistic",
     "recovery_s": lambda _, consumer: consumer.snapshot_every is not None and consumer.crash is not None,
     "emitted": lambda _, consumer: bool(consumer.emits),
+    "failures": lambda _, consumer: consumer.failures is not None,
     # Only a broker that waits for acks with nothing to redeliver (Redis without a claimer) leaves entries pending.
     "stuck_pending": lambda scenario, _: (
         scenario.broker.claim_interval == "off" and scenario.broker.delivery == "at-least-once"
@@ -496,6 +498,7 @@ def _consumers(result: Result) -> TableView:
         parts = [(owner, words) for owner, words in parts if words]
         cells = _consumer_cells(attribute, anomaly, values)
         rows.append(Row(label, cells, _joined(parts, several), why_parts=tuple(parts)))
+    rows += failure_rows(scenario, consumers)
     rows += read_rows(scenario, consumers)
     rows += lifecycle_rows(result)
     columns = tuple(Column(name) for name in consumers)
@@ -769,6 +772,9 @@ PATTERN_FIGURES = (
     ("optimistic retries", ("optimistic_retries",), False, "optimistic retries", "optimistic_retries"),
     ("recovery mean", ("recovery_s", "mean"), True, "recovery mean", "recovery_s"),
     ("recovery max", ("recovery_s", "max"), True, "recovery max", "recovery_s"),
+    ("failed attempts", ("failures", "failed_attempts"), False, "failed", "failures"),
+    ("given up", ("failures", "given_up"), False, "given up", "failures"),
+    ("poison still going round", ("failures", "poison_in_flight"), False, "poison looping", "failures"),
 )
 
 Figure = tuple[str, tuple[str, ...], bool, str]

@@ -20,6 +20,7 @@ from typing import Any
 from busim.scenario.loader import IGNORED_PREFIX
 from busim.scenario.presets import BROKER_KEYS, PRESET_NAMES, PRESETS
 from busim.scenario.schema import (
+    FAILURE_KEYS,
     FIELD_KINDS,
     MODEL_REF,
     NAME_PATTERN,
@@ -213,6 +214,7 @@ def _preset_rules() -> list[dict[str, Any]]:
         if preset == "ideal":
             chosen = {"anyOf": [chosen, {"not": {"required": ["preset"]}}]}
         foreign = [key for key in BROKER_KEYS if key not in PRESETS[preset].keys]
+        foreign += [key for key, presets in FAILURE_KEYS.items() if preset not in presets]
         rules.append({"if": chosen, "then": {"properties": {key: {"type": "null"} for key in foreign}}})
     return rules
 

@@ -62,6 +62,7 @@ def _reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
     problems += _crash_schedules(data)
     problems += _deploy_schedules(data)
     problems += _endless_resends(data)
+    problems += _failure_problems(data)
     events = data.get("events")
     if not isinstance(events, dict):
         return problems  # the schema reports it; every event reference would fail with it
@@ -99,6 +100,12 @@ def _reference_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
         problems += _emitted_events(("consumers", index), consumer, events)
     problems += _loops(data)
     return problems
+
+
+def _failure_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
+    from busim.scenario.failure_checks import failure_problems  # which builds on this module's readers
+
+    return failure_problems(data)
 
 
 def _published(data: dict[str, Any]) -> set[str]:

@@ -549,6 +549,115 @@ class Outage(Model):
         return self.at + self.duration
 
 
+# ---------------------------------------------------------------- processing failures and slowdowns
+GIVE_UP_ACTIONS = ("nack", "dead_letter", "drop", "ack")
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class Failures(Model):
+    """Processing that raises: by chance on any attempt, or on every attempt of a poison message.
+
+    ``probability`` fails an attempt (a later one may succeed); ``poison``
+    is the fraction of messages, drawn per message and fixed for the run,
+    that fail on every attempt. ``after`` is the fraction of the processing
+    time spent before the failure. The failure comes before the commit, so
+    a failed attempt applies nothing, unless it comes at the end (``after:
+    1``) of a processing whose effects are written without a transaction
+    (``effects_isolation`` other than ``atomic``).
+    """
+
+    probability: Probability = 0.0
+    poison: Probability = 0.0
+    after: Fraction = 1.0
+
+
+class ExponentialBackoff(Model):
+    """``base`` x 2^(retry - 1), at most ``max``."""
+
+    base: PositiveSeconds
+    max: PositiveSeconds | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExponentialBackoff:
+        if self.max is not None and self.max < self.base:
+            raise ValueError(f"max (={self.max:g}s) must be >= base (={self.base:g}s)")
+        return self
+
+
+class Backoff(Model):
+    """How long a worker waits before it retries: ``constant`` or ``exponential``; ``jitter: full`` draws
+    the wait uniformly between 0 and that."""
+
+    constant: Seconds | None = None
+    exponential: ExponentialBackoff | None = None
+    jitter: Literal["none", "full"] = "none"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Backoff:
+        if (self.constant is None) == (self.exponential is None):
+            raise ValueError("give one of constant (such as 1s) or exponential (such as {base: 100ms, max: 10s})")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: Any) -> Any:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class Retry(Model):
+    """The consumer's own retries of a failed attempt, before it gives up on the delivery."""
+
+    attempts: Retries = 0
+    backoff: Backoff | None = None
+
+
+class Slowdown(Model):
+    """A window in which every duration is ``factor`` times as long: ``{from: 60s, to: 120s, factor: 5}``."""
+
+    start: Seconds = Field(alias="from")
+    to: Seconds
+    factor: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Slowdown:
+        if self.to <= self.start:
+            raise ValueError(f"to (={self.to:g}s) must be later than from (={self.start:g}s)")
+        return self
+
+    @model_serializer(mode="plain")
+    def _as_yaml(self) -> Any:
+        return {"from": self.start, "to": self.to, "factor": self.factor}
+
+
+def slowdowns_apart(slowdowns: list[Slowdown] | None) -> list[Slowdown] | None:
+    """Slowdown windows may not overlap: which factor would hold where two do?"""
+    windows_apart("slowdowns", "from", [(slowdown.start, slowdown.to) for slowdown in slowdowns or ()])
+    return slowdowns
+
+
+def windows_apart(what: str, preposition: str, windows: list[tuple[float, float]]) -> None:
+    """Refuse windows ``(start_s, end_s)`` that overlap, naming them by their start."""
+    for (start_s, end_s), (later_s, _) in pairwise(sorted(windows, key=lambda window: window[0])):
+        if later_s < end_s:
+            raise ValueError(
+                f"{what} overlap: the one {preposition} {later_s:g}s starts before "
+                f"the one {preposition} {start_s:g}s ends ({end_s:g}s)"
+            )
+
+
+class RetryTopic(Model):
+    """Kafka retry topics: a failed record waits ``delays[i]`` in the i-th, then goes to a dead-letter topic."""
+
+    delays: Annotated[list[PositiveSeconds], Field(min_length=1)]
+
+
+# Broker keys for failures that only some presets have: key -> the presets.
+FAILURE_KEYS = {
+    "backoff": ("nats-jetstream",),
+    "kafka_retry": ("kafka",),
+    "retry_topic": ("kafka",),
+}
+
+
 def unknown_preset(name: str) -> str:
     """Why ``name`` is refused as a preset: the nearest preset, and every one."""
     return f"unknown preset {name!r}{did_you_mean(name, PRESET_NAMES)} (presets: {', '.join(PRESET_NAMES)})"
@@ -606,6 +715,11 @@ class Broker(Model):
     auto_commit_interval: PositiveSeconds | None = None
     session_timeout: Seconds | None = None
     max_poll_interval: PositiveSeconds | None = None
+    # What a consumer's nack or give-up does, where the preset has a setting for it.
+    backoff: Annotated[list[PositiveSeconds], Field(min_length=1)] | None = None
+    kafka_retry: Literal["blocking", "retry_topic"] | None = None
+    retry_topic: RetryTopic | None = None
+    slowdowns: list[Slowdown] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -626,6 +740,19 @@ class Broker(Model):
             raise ValueError(inapplicable_hint(info.field_name, preset))
         return value
 
+    @field_validator(*FAILURE_KEYS)
+    @classmethod
+    def _failure_key_applies(cls, value: Any, info: ValidationInfo) -> Any:
+        preset = info.data.get("preset")
+        if value is not None and preset is not None and preset not in FAILURE_KEYS[info.field_name]:
+            users = ", ".join(FAILURE_KEYS[info.field_name])
+            raise ValueError(f"{info.field_name} does not apply to preset {preset}; it applies to {users}")
+        if info.field_name == "retry_topic" and value is not None and info.data.get("kafka_retry") != "retry_topic":
+            raise ValueError("retry_topic applies only with kafka_retry: retry_topic")
+        return value
+
+    _slowdowns_apart = field_validator("slowdowns")(slowdowns_apart)
+
     @field_validator("batch_size")
     @classmethod
     def _sqs_batch(cls, size: int | None, info: ValidationInfo) -> int | None:
@@ -636,13 +763,7 @@ class Broker(Model):
     @field_validator("outages")
     @classmethod
     def _outages_apart(cls, outages: list[Outage]) -> list[Outage]:
-        ordered = sorted(outages, key=lambda outage: outage.at)
-        for before, after in pairwise(ordered):
-            if after.at < before.end_s:
-                raise ValueError(
-                    f"outages overlap: the one at {after.at:g}s starts before "
-                    f"the one at {before.at:g}s ends ({before.end_s:g}s)"
-                )
+        windows_apart("outages", "at", [(outage.at, outage.end_s) for outage in outages])
         return outages
 
     @model_serializer(mode="wrap")
@@ -868,6 +989,10 @@ class Consumer(Model):
     queries: Queries | None = None
     deploys: list[Deploy] = []
     autoscale: Autoscale | None = None
+    failures: Failures | None = None
+    retry: Retry | None = None
+    on_give_up: Literal[GIVE_UP_ACTIONS] | None = None
+    slowdowns: list[Slowdown] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -922,13 +1047,26 @@ class Consumer(Model):
             raise ValueError(f"max x concurrency must be at most {MAX_WORKERS:,} (got {autoscale.max} x {concurrency})")
         return autoscale
 
+    @field_validator("retry", "on_give_up")
+    @classmethod
+    def _needs_failures(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("failures", 1) is None:
+            raise ValueError(f"{info.field_name} applies only with failures (such as failures: {{probability: 0.01}})")
+        return value
+
+    _slowdowns_apart = field_validator("slowdowns")(slowdowns_apart)
+
     @model_serializer(mode="wrap")
-    def _lifecycle_given_only(self, handler: Any) -> Any:
+    def _given_only(self, handler: Any) -> Any:
+        """Keys for deploys, scaling, failures and slowdowns appear only where given."""
         data = handler(self)
         if not self.deploys:
             del data["deploys"]
         if self.autoscale is None:
             del data["autoscale"]
+        for key in ("failures", "retry", "on_give_up", "slowdowns"):
+            if data.get(key) is None:
+                data.pop(key, None)
         return data
 
     @property
@@ -976,6 +1114,8 @@ INVARIANT_METRICS: dict[str, Literal["count", "duration", "fraction"]] = {
     "optimistic_retries": "count",
     "recovery_max": "duration",
     "stale_read_fraction": "fraction",
+    "given_up": "count",
+    "poison_in_flight": "count",
 }
 
 

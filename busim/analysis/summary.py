@@ -24,6 +24,7 @@ from busim.analysis.latency import LatencyBreakdown, LatencySummary
 from busim.analysis.lifecycle import LifecycleSummary, summarize_lifecycle
 from busim.analysis.reads import read_staleness
 from busim.analysis.series import Series, backlog_steps, group_series, window_backlog
+from busim.engine.broker import running_max_by_segment
 from busim.engine.records import (
     DedupMiss,
     DeliveryCause,
@@ -336,40 +337,43 @@ def _rejection_causes(group: GroupRecord, events: GroupEvents) -> dict[str, int]
     wrongly_rejected = np.flatnonzero(events.wrongly_rejected)
     if wrongly_rejected.size == 0:
         return {}
-    plan, twin_of, deliveries = events.plan, events.twin_of, group.deliveries
-    # slot -> when an effect on it was first applied a second time. By time, not by which copy was the
-    # extra one: the slot had taken the effect twice once the later of the two landed.
-    repeat_s: dict[tuple[int, int], float] = {}
-    for row in events.repeat_rows.tolist():
-        for slot in plan.slots(int(deliveries.message[row])):
-            repeat_s.setdefault(slot, float(deliveries.done_s[row]))
-    applied = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
-    applied = applied[np.argsort(deliveries.done_s[applied], kind="stable")]
-    # slot -> (done_s, event) of applications, kept only for the slots a wrongly rejected event reads:
-    # one tuple per application of every slot would cost more than the rest of the analysis.
-    wanted = {slot for event in wrongly_rejected.tolist() for slot in plan.slots(event)}
-    writes: dict[tuple[int, int], list[tuple[float, int]]] = {}
-    for row in applied.tolist():
-        for slot in plan.slots(int(deliveries.message[row])):
-            if slot in wanted:
-                writes.setdefault(slot, []).append(
-                    (float(deliveries.done_s[row]), int(twin_of[deliveries.message[row]]))
-                )
+    twin_of, deliveries = events.twin_of, group.deliveries
+    slot_count, slot_codes = events.plan.slot_codes()
     rejected_s = np.full(twin_of.size, np.inf)
     rows = np.flatnonzero(deliveries.outcome == Outcome.REJECTED)
     np.minimum.at(rejected_s, twin_of[deliveries.message[rows]], deliveries.done_s[rows])
-    counts: dict[str, int] = {}
-    for event in wrongly_rejected.tolist():
-        at_s = rejected_s[event]
-        slots = plan.slots(event)
-        if any(repeat_s.get(slot, np.inf) < at_s for slot in slots):
-            reason = "duplicate_effects"
-        elif any(done_s < at_s and other > event for slot in slots for done_s, other in writes.get(slot, ())):
-            reason = "out_of_order"
-        else:
-            reason = "upstream"
-        counts[reason] = counts.get(reason, 0) + 1
-    return counts
+    at_s = rejected_s[wrongly_rejected]
+    # When each slot first took an effect a second time. By time, not by which copy was the extra one:
+    # the slot had taken the effect twice once the later of the two landed.
+    repeats = events.repeat_rows
+    repeat_s = np.full(slot_count, np.inf)
+    for codes in slot_codes:
+        np.minimum.at(repeat_s, codes[deliveries.message[repeats]], deliveries.done_s[repeats])
+    duplicated = np.zeros(wrongly_rejected.size, bool)
+    for codes in slot_codes:
+        duplicated |= repeat_s[codes[wrongly_rejected]] < at_s
+    # Every application's writes, and before each rejection the latest-published event that wrote its slots.
+    applied = np.flatnonzero(deliveries.outcome == Outcome.APPLIED)
+    written_s, writer = deliveries.done_s[applied], twin_of[deliveries.message[applied]]
+    queries = wrongly_rejected.size
+    slot = np.concatenate(
+        [codes[deliveries.message[applied]] for codes in slot_codes] + [codes[wrongly_rejected] for codes in slot_codes]
+    )
+    effects = len(slot_codes)
+    time_s = np.concatenate([np.tile(written_s, effects), np.tile(at_s, effects)])
+    is_write = np.r_[np.ones(written_s.size * effects, bool), np.zeros(queries * effects, bool)]
+    value = np.concatenate([np.tile(writer, effects), np.full(queries * effects, -1)])
+    # At equal times a rejection comes first: only writes strictly before it count.
+    order = np.lexsort((is_write, time_s, slot))
+    latest_writer = np.empty(order.size, np.int64)
+    latest_writer[order] = running_max_by_segment(value[order], slot[order])
+    overtaken = np.zeros(queries, bool)
+    query_of = np.tile(np.arange(queries), effects)
+    np.logical_or.at(overtaken, query_of, latest_writer[~is_write] > np.tile(wrongly_rejected, effects))
+    reason = np.where(duplicated, 0, np.where(overtaken, 1, 2))
+    reasons, first, counts = np.unique(reason, return_index=True, return_counts=True)
+    names = ("duplicate_effects", "out_of_order", "upstream")
+    return {names[reasons[i]]: int(counts[i]) for i in np.argsort(first)}  # in the order the events meet them
 
 
 # A duplicate effect by a twin: the upstream consumer processed its cause twice and emitted twice.

@@ -288,6 +288,10 @@ class ConsumerGroup:
         self.consumer = consumer
         self._selection = selection
         self._env = env
+        # Bound once: completions and wake-ups are scheduled once or more per delivery.
+        self._call_at = env.call_at
+        self._done_call = self._on_done
+        self._wake_call = self._on_wake
         self._link = link
         self._rules = rules
         self._at_least_once = rules.at_least_once
@@ -547,7 +551,7 @@ class ConsumerGroup:
     def _wake(self, at_s: float, now: float) -> None:
         if at_s < self._wake_at:
             self._wake_at = at_s
-            self._env.call_at(at_s, self._on_wake, at_s)
+            self._call_at(at_s, self._wake_call, at_s)
 
     def _on_wake(self, at_s: float) -> None:
         if at_s >= self._wake_at:
@@ -614,7 +618,7 @@ class ConsumerGroup:
             and delivery not in self._timed
         ):
             self._time_out_before(delivery, done_s)
-        self._env.call_at(done_s, self._on_done, delivery)
+        self._call_at(done_s, self._done_call, delivery)
 
     def _time_out_before(self, delivery: int, end_s: float) -> None:
         """Set ``delivery``'s ack timer if its worker holds it, unacked, past its timeout (until ``end_s``)."""

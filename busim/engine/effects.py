@@ -141,6 +141,16 @@ class EffectPlan:
         """The ``(counter, key code)`` slots the effects of ``message`` write, each once."""
         return list(dict.fromkeys((effect.counter, effect.key_code[message]) for effect in self._effects))
 
+    def slot_codes(self) -> tuple[int, list[np.ndarray]]:
+        """How many slots the counters have, and per effect the slot each message writes.
+
+        A slot is a counter's key, numbered across all counters: ``(counter,
+        key code)`` of :meth:`slots` as one number.
+        """
+        offsets = np.cumsum([0, *(len(keys) for keys in self.keys)])
+        codes = [int(offsets[effect.counter]) + np.asarray(effect.key_code, dtype=np.int64) for effect in self._effects]
+        return int(offsets[-1]), codes
+
     def apply_read(self, state: list[list[int]], message: int, read: dict[tuple[int, int], int]) -> bool:
         """Write the effects of ``message`` computed from values ``read`` earlier; False if a floor refused them.
 

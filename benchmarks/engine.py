@@ -1,9 +1,10 @@
 """Time the engine against hand-written baselines, every scenario, and a scaled flash sale.
 
-Three measurements, each figure from a fresh process so that its peak
+Four measurements, each figure from a fresh process so that its peak
 resident memory is its own:
 
     python benchmarks/engine.py mm1 [--messages 1000000] [--repeat 3] [--baseline DIR]
+    python benchmarks/engine.py memory
     python benchmarks/engine.py scenarios [--repeat 3]
     python benchmarks/engine.py flash-sale [--messages 10000000]
 
@@ -21,6 +22,8 @@ latency, exponential 1 ms service):
 Both hand-written loops draw their times up front with numpy, as busim does.
 With ``--baseline DIR`` (a checkout of another busim version), its
 ``simulate`` is timed too, in the same run, as ``busim at DIR``.
+``memory`` gives busim's peak on that queue at 1M to 8M messages, beside
+the process with busim loaded and nothing run.
 ``scenarios`` times :func:`busim.simulate` on every file in scenarios/ (best
 of ``--repeat``); ``flash-sale`` scales scenarios/flash-sale.yaml's rates so
 that it publishes about ``--messages`` messages, and times one run.
@@ -175,6 +178,8 @@ def measure(kind: str, name: str, messages: int, repeat: int) -> dict:
     import busim
 
     best_s = float("inf")
+    if kind == "import":  # the process itself, with busim loaded: what every run's peak starts from
+        return {"name": name, "messages": 0, "best_s": 0.0, "peak_mib": peak_mib(), "figure": 0.0}
     for _ in range(repeat):
         if kind == "mm1":
             started = time.perf_counter()
@@ -201,7 +206,7 @@ def in_fresh_process(kind: str, name: str, messages: int, repeat: int, busim_at:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["mm1", "scenarios", "flash-sale", "one"])
+    parser.add_argument("what", choices=["mm1", "memory", "scenarios", "flash-sale", "one"])
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--messages", type=int)
     parser.add_argument("--repeat", type=int, default=3, help="runs to time; the best is reported")
@@ -226,6 +231,18 @@ def main() -> None:
             print(
                 f"| {row['name']} | {rate:,.0f} | {row['peak_mib']:,.0f} MiB | {rate / simpy_rate:.2f}x "
                 f"| {row['figure'] * 1e3:.3f} ms |"
+            )
+        return
+    if options.what == "memory":
+        base_mib = in_fresh_process("import", "busim", 0, 1)["peak_mib"]
+        print(f"busim's M/M/1 run, one fresh process each; {base_mib:.0f} MiB with busim loaded and nothing run\n")
+        print("| messages | peak RSS | per million | per million above the process itself |")
+        print("|---|---|---|---|")
+        for millions in (1, 2, 4, 8):
+            row = in_fresh_process("mm1", "busim", millions * 1_000_000, 1)
+            print(
+                f"| {millions}M | {row['peak_mib']:,.0f} MiB | {row['peak_mib'] / millions:.0f} MiB "
+                f"| {(row['peak_mib'] - base_mib) / millions:.0f} MiB |"
             )
         return
     if options.what == "flash-sale":

@@ -195,6 +195,10 @@ def original_rows(deliveries: Deliveries, rows: np.ndarray) -> np.ndarray:
     cause, whichever copy finished first: a redelivery after an ack timeout
     that overtakes the slow original is the extra one.
     """
+    messages = deliveries.message[rows]
+    if messages.size and _one_delivery_each(messages, int(messages.max()) + 1):
+        return rows[np.argsort(messages, kind="stable")]  # one row a message: each is its message's original
+    del messages
     rank = _COPY_RANK[deliveries.cause[rows]]
     ranked = rows[np.lexsort((rows, rank, deliveries.attempt[rows], deliveries.message[rows]))]
     message = deliveries.message[ranked]

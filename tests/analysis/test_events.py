@@ -7,7 +7,8 @@ import pytest
 
 import busim
 from busim.analysis.chains import logical_ids
-from busim.analysis.events import GroupEvents, twins
+from busim.analysis.events import GroupEvents, original_rows, twins
+from busim.engine.records import DeliveryCause
 from tests.conftest import consumer, scenario
 
 EFFECTS = {
@@ -73,3 +74,20 @@ def test_a_second_delivery_takes_the_general_way():
     direct, general = events_both_ways(result)
     np.testing.assert_array_equal(direct.extra_rows, general.extra_rows)
     assert direct.extra_rows.size > 0
+
+
+@pytest.mark.parametrize("crashing", [False, True], ids=["one-delivery-each", "redelivered"])
+def test_each_message_s_original_is_its_lowest_attempt_then_its_own_copy_then_the_first_received(crashing):
+    worker = consumer(instances=2, crash={"probability": 0.05, "restart_after": "1s"} if crashing else None)
+    broker = {"preset": "sqs-standard", "duplication": 0.1 if crashing else 0.0}
+    deliveries = busim.simulate(scenario(consumers=[worker], broker=broker), seed=3).record.groups[0].deliveries
+    rows = np.arange(len(deliveries))
+    rank = {int(DeliveryCause.FIRST): 0, int(DeliveryCause.BROKER_DUPLICATE): 2}
+    best: dict[int, tuple] = {}
+    for row in rows.tolist():
+        key = (int(deliveries.attempt[row]), rank.get(int(deliveries.cause[row]), 1), row)
+        message = int(deliveries.message[row])
+        best[message] = min(best.get(message, key), key)
+    expected = [best[message][2] for message in sorted(best)]
+    assert original_rows(deliveries, rows).tolist() == expected
+    assert (len(expected) < len(deliveries)) == crashing

@@ -49,11 +49,12 @@ from busim.workers import Simulation, Workers, as_workers, cores
 # 10,000 messages a second for an hour is 36 million; a run that large still needs the memory to be there
 # (see check_size).
 MAX_MESSAGES = 40_000_000
-# Peak memory per message a consumer group handles, measured above the process's own (benchmarks/README.md):
-# 290 bytes on a 1M-message M/M/1 queue, 285 on the flash sale scaled to 1M messages and 185 scaled to 10M
-# (most still queued at the end), 190 on the order pipeline's chains, 370 on event-sourced recovery (crashes
-# and replays); 400 leaves a margin of 8 % over the largest. And the process itself, with numpy, SimPy and
-# matplotlib loaded.
+# Peak memory per message a consumer group handles, measured above the process's own (benchmarks/README.md),
+# every scenario scaled to 1M messages: 155 bytes on the M/M/1 queue, 200 on the flash sale (155 at 4M, most
+# still queued at the end), 250 on event-sourced recovery (crashes and replays), 270 with an idempotent
+# consumer's store, 325 on checkout (a key per message, far behind), 365 on the order pipeline's chains at
+# 400,000 (220 at 1.4M); 400 leaves a margin of 9 % over the largest. And the process itself, with numpy,
+# SimPy and matplotlib loaded.
 BYTES_PER_MESSAGE = 400
 BASE_BYTES = 150e6
 # Below this many messages in all, a batch of runs is made in this process even where more cores are free:

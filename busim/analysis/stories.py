@@ -23,7 +23,15 @@ import numpy as np
 from busim.analysis.chains import logical_ids
 from busim.analysis.consistency import out_of_order_messages
 from busim.analysis.events import GroupEvents
-from busim.engine.records import DedupMiss, DeliveryCause, GroupRecord, LossReason, Outcome, RunRecord
+from busim.engine.records import (
+    FAILED_OUTCOMES,
+    DedupMiss,
+    DeliveryCause,
+    GroupRecord,
+    LossReason,
+    Outcome,
+    RunRecord,
+)
 
 # Every anomaly a message can show in a consumer, in the order reports list them.
 ANOMALY_KINDS = (
@@ -34,6 +42,7 @@ ANOMALY_KINDS = (
     "wrongly_rejected",
     "wrongly_accepted",
     "out_of_order",
+    "failed",
 )
 
 # How `with_anomaly` lists the messages with each kind, worst first; ties, and kinds where every case is
@@ -46,6 +55,7 @@ ANOMALY_ORDER = {
     "wrongly_rejected": "in publish order",
     "wrongly_accepted": "in publish order",
     "out_of_order": "longest overtaken first, timed from the later message's processing to its own",
+    "failed": "most failed attempts first",
 }
 
 
@@ -118,7 +128,8 @@ class Anomaly:
     # stuck_pending: why it was left unacknowledged.
     causes: tuple[DeliveryCause | LossReason, ...] = ()
     applications: int = 0  # duplicate_effect: how many times the effects were applied
-    attempts: int = 0  # dead_lettered: the highest attempt delivered before (0: none reached the group)
+    # dead_lettered: the highest attempt delivered before (0: none reached the group); failed: the failed attempts
+    attempts: int = 0
     processed: bool = False  # dead_lettered, stuck_pending: whether a processing had completed before
     idle_since_s: float | None = None  # stuck_pending: its last delivery, from which its idle time counts
     overtaken_by: int | None = None  # out_of_order: the later-published message of its key processed first
@@ -159,6 +170,7 @@ class _GroupFacts:
     stuck_pending_row: np.ndarray
     processed: np.ndarray
     overtaken_by: np.ndarray  # out of order, per event: the event that overtook it (-1: in order)
+    failed_attempts: np.ndarray  # per message: attempts whose processing failed (consumers[].failures)
 
     @property
     def twin_of(self) -> np.ndarray:
@@ -201,6 +213,9 @@ class _GroupFacts:
             stuck_pending_row=_first_record(group.stuck_pending_message, count),
             processed=fates.processed,
             overtaken_by=overtaken_by,
+            failed_attempts=np.bincount(
+                deliveries.message[np.isin(deliveries.outcome, FAILED_OUTCOMES)], minlength=count
+            ),
         )
 
     def local(self, message: int) -> int | None:
@@ -218,6 +233,8 @@ class _GroupFacts:
             return self.applications > 1
         if kind == "out_of_order":
             return self.overtaken_by >= 0
+        if kind == "failed":
+            return self.failed_attempts > 0
         masks = {
             "lost": self.lost,
             "dead_lettered": self.dead_lettered,
@@ -231,6 +248,8 @@ class _GroupFacts:
         """How bad ``kind`` is for each message, by :data:`ANOMALY_ORDER`, to list the worst first: higher is worse."""
         if kind == "duplicate_effect":
             return self.applications.astype(np.float64)
+        if kind == "failed":
+            return self.failed_attempts.astype(np.float64)
         if kind in ("dead_lettered", "stuck_pending"):
             return (~self.processed).astype(np.float64)  # never processed is worse than processed, then parked
         if kind == "out_of_order":
@@ -533,6 +552,19 @@ def _anomalies(facts: _GroupFacts, local: int) -> list[Anomaly]:
                 float(facts.first_done_s[local]),
                 overtaken_by=int(group.message_ids[overtaking]),
                 overtaken_s=float(facts.first_done_s[overtaking]),
+            )
+        )
+    if facts.failed_attempts[local]:
+        failed = rows[np.isin(deliveries.outcome[rows], FAILED_OUTCOMES)]
+        poison = group.failures is not None and bool(np.isin(local, group.failures.poison))
+        found.append(
+            Anomaly(
+                "failed",
+                name,
+                float(np.min(deliveries.done_s[failed])),  # its first failure
+                causes=(DeliveryCause.POISON,) if poison else (),
+                attempts=int(facts.failed_attempts[local]),
+                processed=bool(facts.processed[local]),
             )
         )
     return found

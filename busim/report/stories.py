@@ -307,6 +307,14 @@ def anomaly_text(anomaly: Anomaly, preset: str) -> str:
             f"wrongly rejected in {where}: a floor refused it at {_seconds(anomaly.time_s)}, but applied "
             "exactly once in publish order it would have been accepted"
         )
+    if anomaly.kind == "failed":
+        poison = " (a poison message: it fails on every attempt)" if DeliveryCause.POISON in anomaly.causes else ""
+        processed = "; a later attempt processed it" if anomaly.processed else ", and no attempt processed it"
+        return (
+            f"processing failed in {where}{poison}: {anomaly.attempts:,} "
+            f"{'attempt' if anomaly.attempts == 1 else 'attempts'} failed, the first at "
+            f"{_seconds(anomaly.time_s)}{processed}"
+        )
     return (
         f"out of order in {where}: message {anomaly.overtaken_by}, published later with the same key, was processed "
         f"first, at {_seconds(anomaly.overtaken_s or 0)}; this one at {_seconds(anomaly.time_s)}"

@@ -84,6 +84,7 @@ def test_the_messages_with_an_anomaly_are_the_ones_the_summary_counts():
             "wrongly_rejected": inventory.wrongly_rejected,
             "wrongly_accepted": inventory.wrongly_accepted,
             "out_of_order": inventory.out_of_order,
+            "failed": 0,  # its processing never fails
         }
     }
     assert stories.counts()["inventory"]["wrongly_rejected"] == 22
@@ -136,7 +137,7 @@ def test_an_out_of_order_message_names_the_later_message_that_overtook_it():
         (
             lambda stories: stories.with_anomaly("late"),
             "unknown anomaly 'late' (anomalies: duplicate_effect, lost, dead_lettered, stuck_pending, "
-            "wrongly_rejected, wrongly_accepted, out_of_order)",
+            "wrongly_rejected, wrongly_accepted, out_of_order, failed)",
         ),
         (lambda stories: stories.story(0, ["billing"]), "unknown consumer 'billing' (consumers: worker)"),
     ],

@@ -63,6 +63,8 @@ def test_a_poison_message_on_a_quorum_queue_tells_its_attempts_and_its_dead_lett
         "  0.242 s  payment     dead-lettered: a poison message, failing on every attempt",
         "  ! dead-lettered in payment at 0.242 s after 2 attempts: a poison message, failing on every attempt, "
         "never processed",
+        "  ! processing failed in payment (a poison message: it fails on every attempt): 4 attempts failed, the "
+        "first at 0.011 s, and no attempt processed it",
     ]
     document = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     payment = document["consumers"]["payment"]
@@ -87,7 +89,13 @@ def test_a_poison_message_on_a_classic_queue_is_still_failing_when_the_run_ends(
         "  1.947 s  payment #0  processing failed before its effects: nothing was applied",
         "  1.947 s  payment     still failing when the run ended: a poison message, delivered again after every "
         "failure",
-        "  no anomaly",
+        "  ! processing failed in payment (a poison message: it fails on every attempt): 33 attempts failed, the "
+        "first at 0.011 s, and no attempt processed it",
+    ]
+    # The messages whose processing failed, most failed attempts first: the one poison message.
+    listed = runner.invoke(app, ["explain", str(folder)])
+    assert [line.split() for line in listed.stdout.splitlines() if line.strip().startswith("failed")] == [
+        ["failed", "1"]
     ]
     report = (folder / "report.md").read_text(encoding="utf-8")
     assert "still going round when the run ended: a classic queue requeues a nacked message without limit" in report

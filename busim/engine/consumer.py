@@ -327,8 +327,8 @@ class ConsumerGroup:
         # Deploys and a scaler stop and start instances; a kill brings back what the instance held, as a crash.
         self._lifecycle = lifecycle_of(env, consumer)
         self._stopping: set[int] = set()  # instances draining before they stop
-        if self._lifecycle is not None and self._lifecycle.meters_work:
-            self._processing_time = self._lifecycle.metered(self._processing_time)
+        # The work each attempt takes, counted for a utilisation scaler (None: nothing counts it).
+        self._count_work = self._lifecycle.count_work if self._lifecycle and self._lifecycle.meters_work else None
         self._track = consumer.crash is not None or any(deploy.drain == "kill" for deploy in consumer.deploys)
         self._unacked: dict[int, set[int]] = {}  # by instance, only with crashes: what a crash brings back
         self._held = 0  # deliveries received and not yet acked or aborted
@@ -609,6 +609,8 @@ class ConsumerGroup:
         failures = self._failures
         if failures is not None:
             processing_s = failures.attempt_s(delivery, self._d_message[delivery], processing_s, now)
+        if self._count_work is not None:
+            self._count_work(processing_s)
         done_s = now + processing_s
         ack_timeout_s = self._ack_timeout_s
         # Without a claimer, a delivery done within its timeout of receipt needs no look at its timer.

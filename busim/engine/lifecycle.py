@@ -27,7 +27,6 @@ scaler look; nothing per message.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -267,15 +266,10 @@ class Lifecycle:
         self._serving_since_s = now
         self._serving += change
 
-    def metered(self, sample: Callable[[], float]) -> Callable[[], float]:
-        """``sample`` (a processing-time sampler) counting the work it hands out, for the utilisation metric."""
-
-        def metered_sample() -> float:
-            processing_s = sample()
-            self.work_started_s += processing_s
-            return processing_s
-
-        return metered_sample
+    def count_work(self, processing_s: float) -> None:
+        """A worker starts ``processing_s`` of work (as long as it takes, slowed or cut short by a failure),
+        for the utilisation metric."""
+        self.work_started_s += processing_s
 
     def record(self) -> LifecycleRecord:
         rows = np.array(self._deploy_rows, dtype=float).reshape(-1, 5)

@@ -142,8 +142,8 @@ class PartitionedGroup:
         self._paused = False
         self._lifecycle = lifecycle_of(env, consumer)
         self._stopping: set[int] = set()  # instances whose members leave the group once their records are done
-        if self._lifecycle is not None and self._lifecycle.meters_work:
-            self._processing_time = self._lifecycle.metered(self._processing_time)
+        # The work each attempt takes, counted for a utilisation scaler (None: nothing counts it).
+        self._count_work = self._lifecycle.count_work if self._lifecycle and self._lifecycle.meters_work else None
         if rules.at_least_once and rules.commit == "auto":
             self._env.call_at(self._env.now + rules.auto_commit_interval_s, self._on_commit_tick)
 
@@ -232,9 +232,7 @@ class PartitionedGroup:
             self._commit(partition, position + 1)  # committed before processing: at most once
         if self._handler.reads_first:
             self._handler.begin(delivery, message)
-        processing_s = self._processing_time()
-        if self._failures is not None:
-            processing_s = self._failures.attempt_s(delivery, message, processing_s, now)
+        processing_s = self._attempt_s(delivery, message, now)
         if self._batch[member] == 0:
             self._poll_s[member] = now  # an idle member keeps polling: this record starts a new poll
         deadline_s = self._poll_s[member] + self._rules.max_poll_interval_s
@@ -259,7 +257,10 @@ class PartitionedGroup:
             # An optimistic write met a conflict: the member processes the record again.
             log.done_s[delivery] = math.inf
             self._handler.begin(delivery, message)
-            self._env.call_at(now + self._processing_time(), self._on_done, done)
+            processing_s = self._processing_time()
+            if self._count_work is not None:
+                self._count_work(processing_s)
+            self._env.call_at(now + processing_s, self._on_done, done)
             return
         log.outcome[delivery] = outcome
         if failures is not None and delivery in failures.stall_start_s:
@@ -555,10 +556,17 @@ class PartitionedGroup:
         self.log.take_s[delivery] = now
         if self._handler.reads_first:
             self._handler.begin(delivery, message)
+        self._env.call_at(now + self._attempt_s(delivery, message, now), self._on_done, retry)
+
+    def _attempt_s(self, delivery: int, message: int, now: float) -> float:
+        """How long the attempt at ``delivery`` that starts at ``now`` takes: a draw, slowed and failing as the
+        consumer's failures say, and counted for a utilisation scaler."""
         processing_s = self._processing_time()
-        assert self._failures is not None
-        processing_s = self._failures.attempt_s(delivery, message, processing_s, now)
-        self._env.call_at(now + processing_s, self._on_done, retry)
+        if self._failures is not None:
+            processing_s = self._failures.attempt_s(delivery, message, processing_s, now)
+        if self._count_work is not None:
+            self._count_work(processing_s)
+        return processing_s
 
     def _stalled(self, partition: int, position: int, delivery: int, now: float) -> None:
         """The record at ``position``, which had failed before, held its partition until ``now``."""

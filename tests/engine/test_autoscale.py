@@ -167,3 +167,31 @@ def test_a_lag_scaler_reads_the_age_of_the_oldest_copy_waiting():
         assert desired == min(max(math.ceil(asked * lag_s / target_s - 1e-9), 1), 3)
         asked = max(asked, desired)
     assert lifecycle.change_asked.tolist()[-1] == 3
+
+
+def test_a_utilisation_scaler_reads_the_work_a_slowdown_adds():
+    # From 60 s to 120 s processing takes 3 times as long: the low rate's 2 busy workers become 6, more than
+    # the 4 instances that hold the low rate at a target of 0.5 can give.
+    slowed = {"from": "60s", "to": "120s", "factor": 3}
+    autoscale = {"min": 4, "max": 32, "metric": "utilisation", "target": 0.5}
+    autoscale |= {"interval": INTERVAL_S, "scale_up_delay": DELAY_S, "cooldown": COOLDOWN_S}
+    result = busim.simulate(
+        scenario(
+            [consumer(instances=4, processing_time=PROCESSING_S, autoscale=autoscale, slowdowns=[slowed])],
+            duration=200,
+            broker={"preset": "rabbitmq", "latency": 0, "prefetch": 1},
+            publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": LOW_RATE}],
+        )
+    )
+    lifecycle = result.record.groups[0].lifecycle
+    before = lifecycle.look_s <= 60
+    assert lifecycle.look_metric[before] == pytest.approx(LOW_RATE * PROCESSING_S / 4, abs=1e-9)
+    # The first look inside the window reads more than the target and scales up; saturated while the new
+    # instances start, the scaler overshoots, then settles on the 12 that hold 6 busy workers at 0.5, and
+    # comes back to 4 once the window has passed.
+    first = np.flatnonzero(lifecycle.look_s > 60)[0]
+    assert lifecycle.look_metric[first] > 0.5
+    assert lifecycle.change_s[0] == lifecycle.look_s[first]
+    inside = lifecycle.change_s < 120
+    assert lifecycle.change_asked[inside][-1] == math.ceil(LOW_RATE * PROCESSING_S * 3 / 0.5) == 12
+    assert lifecycle.change_asked[-1] == 4 and lifecycle.change_s[-1] > 120

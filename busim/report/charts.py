@@ -359,6 +359,8 @@ def instances_over_time(result: Result) -> Figure | None:
         if lifecycle.backlog_drain_s is not None:
             figures.append(f"backlog drained {format_duration(lifecycle.backlog_drain_s)} after its peak")
         labels.append("\n".join([name, *figures]))
+    for ax in (top, middle, bottom):
+        _shade_outages(ax, result.scenario)  # a slow database or broker is what a scaler often answers
     top.set_ylabel("instances")
     top.yaxis.set_major_locator(MaxNLocator(integer=True))
     middle.set_ylabel("copies queued\nat the broker")
@@ -368,8 +370,15 @@ def instances_over_time(result: Result) -> Figure | None:
     bottom.set_ylabel("p99 latency" + (" (log)" if latencies_s else ""))
     bottom.set_xlabel("time (seconds); latency by publish time")
     has_deploys = any(lifecycle.deploys for lifecycle in scaled.values())
-    deploy_handles = [Patch(color=PALETTE[-1], alpha=0.12, hatch="//")] if has_deploys else []
-    _legend(key, handles + deploy_handles, labels + (["a deploy"] if has_deploys else []))
+    # Shaded in each consumer's colour: one consumer's deploys are keyed in it, several in grey.
+    deploy_colour = _style(0)[0] if len(scaled) == 1 else PALETTE[-1]
+    deploy_handles = [Patch(color=deploy_colour, alpha=0.12, hatch="//")] if has_deploys else []
+    shade_handles, shade_labels = _outage_key(result.scenario)
+    _legend(
+        key,
+        handles + deploy_handles + shade_handles,
+        labels + (["a deploy"] if has_deploys else []) + shade_labels,
+    )
     return _titled(figure, f"{result.scenario.name}: instances, backlog and latency over time", _run_notes(result))
 
 

@@ -14,7 +14,7 @@ from itertools import islice, pairwise
 from typing import Any
 
 from busim.scenario.flows import Flow, carried_fields, causes_first, find_loop
-from busim.scenario.schema import Crash, Deploy, Scenario, did_you_mean
+from busim.scenario.schema import MAX_WORKERS, Crash, Deploy, Scenario, did_you_mean
 from busim.scenario.units import parse_duration
 from busim.words import counted
 
@@ -346,8 +346,8 @@ def _deploy_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
     for index, consumer in _entries(data, "consumers"):
         deploys = consumer.get("deploys")
         instances = consumer.get("instances", 1)
-        if not isinstance(deploys, list) or not isinstance(instances, int) or instances < 1:
-            continue
+        if not isinstance(deploys, list) or not isinstance(instances, int) or not 1 <= instances <= MAX_WORKERS:
+            continue  # an instance count out of range is the schema's to report
         name = consumer.get("name", "this consumer")
         timed: list[tuple[float, float, int]] = []  # (start, shortest length, index)
         for deploy_index, deploy in enumerate(deploys):

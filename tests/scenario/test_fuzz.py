@@ -279,3 +279,16 @@ def test_validate_exits_with_0_or_2_never_with_a_traceback(scratch, text, sets):
     options = [option for value in sets for option in ("--set", f"seed={value}")]
     result = runner.invoke(app, ["validate", str(scratch), *options])
     assert result.exit_code in (0, 2), result.exception
+
+
+def test_a_deployed_consumer_with_an_instance_count_past_any_float_is_refused_for_its_count(tmp_path):
+    # Found by the edge-swapping test above: the deploy check multiplied the count into seconds and overflowed.
+    source = tmp_path / "huge.yaml"
+    source.write_text(
+        "name: huge\nduration: 10s\nevents: {Job: {}}\npublishers: [{name: p, event: Job, rate: 1/s}]\n"
+        f"consumers:\n  - {{name: w, subscribes: [Job], instances: {10**309},\n"
+        "     deploys: [{at: 1s, kind: rolling, max_unavailable: 1, restart_time: 1s}]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(BusimError, match=r"huge\.yaml:6:45: consumers\[0\]\.instances: must be <= 1000000 \(got 1000"):
+        load_scenario(source)

@@ -102,16 +102,18 @@ class Lifecycle:
         self._looks: list[tuple[float, float, int]] = []
         self._changes: list[tuple[float, int]] = []
         self.rebalance_s: list[float] = []
-        # Utilisation: work started (seconds of processing) and serving worker-seconds since the last look.
+        # Utilisation: the attempts that may still be working since the last look, as (start, end) times, and
+        # the serving worker-seconds since then.
         self._concurrency = consumer.concurrency
         self._serving = consumer.instances
         self._serving_since_s = 0.0
         self._serving_worker_s = 0.0
-        self.work_started_s = 0.0
+        self._working: list[tuple[float, float]] = []
+        self._looked_s = 0.0
 
     @property
     def meters_work(self) -> bool:
-        """Whether the group must count the processing work it starts (:meth:`metered`)."""
+        """Whether the group must count the processing work it starts (:meth:`count_work`)."""
         return self._scaler is not None and self._scaler.metric == "utilisation"
 
     def start(self, group: Instances) -> None:
@@ -203,8 +205,9 @@ class Lifecycle:
         assert self._group is not None
         if scaler.metric == "utilisation":
             self._serving_changes(0)
-            capacity_s = self._serving_worker_s
-            used_s, self.work_started_s, self._serving_worker_s = self.work_started_s, 0.0, 0.0
+            capacity_s, self._serving_worker_s = self._serving_worker_s, 0.0
+            used_s = self._busy_s(self._looked_s, now)
+            self._looked_s = now
             return used_s / capacity_s if capacity_s > 0 else 0.0
         backlog, oldest_s = self._group.load(now)
         if scaler.metric == "lag_s":
@@ -267,9 +270,22 @@ class Lifecycle:
         self._serving += change
 
     def count_work(self, processing_s: float) -> None:
-        """A worker starts ``processing_s`` of work (as long as it takes, slowed or cut short by a failure),
-        for the utilisation metric."""
-        self.work_started_s += processing_s
+        """A worker starts ``processing_s`` of work now (as long as it takes, slowed or cut short by a failure),
+        for the utilisation metric. An attempt a crash or a kill cuts shorter still counts to its end."""
+        now = self._env.now
+        self._working.append((now, now + processing_s))
+
+    def _busy_s(self, since_s: float, now: float) -> float:
+        """The worker-seconds of processing between ``since_s`` and ``now``; attempts that end by ``now`` are
+        then forgotten."""
+        busy_s = 0.0
+        working = []
+        for start_s, end_s in self._working:
+            busy_s += max(0.0, min(end_s, now) - max(start_s, since_s))
+            if end_s > now:
+                working.append((start_s, end_s))
+        self._working = working
+        return busy_s
 
     def record(self) -> LifecycleRecord:
         rows = np.array(self._deploy_rows, dtype=float).reshape(-1, 5)

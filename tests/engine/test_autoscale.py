@@ -49,9 +49,11 @@ def test_a_utilisation_scaler_reaches_the_count_that_holds_its_target_and_comes_
     lifecycle = group.lifecycle
     holds = {rate: math.ceil(rate * PROCESSING_S / target) for rate in (LOW_RATE, HIGH_RATE)}
     assert holds == {LOW_RATE: 4, HIGH_RATE: 20}
-    # Before the step the 4 instances are busy half the time: nothing changes.
+    # Before the step the 4 instances are busy half the time: nothing changes. The first look's window lacks
+    # the half of a job that started before it (the job started at 4.95 s works on into the next window).
     before = lifecycle.look_s < STEP_UP_S
-    assert lifecycle.look_metric[before] == pytest.approx(0.5, abs=1e-9)
+    assert lifecycle.look_metric[before][0] == pytest.approx((100 - 0.5) * PROCESSING_S / (4 * INTERVAL_S), abs=1e-9)
+    assert lifecycle.look_metric[before][1:] == pytest.approx(0.5, abs=1e-9)
     # The first look after the step (at 35 s) asks for more; they serve a scale_up_delay later.
     first_look_s = math.ceil(STEP_UP_S / INTERVAL_S) * INTERVAL_S
     assert lifecycle.change_s[0] == first_look_s
@@ -68,11 +70,15 @@ def test_a_utilisation_scaler_reaches_the_count_that_holds_its_target_and_comes_
     steady = (lifecycle.look_s > settled_s + INTERVAL_S) & (lifecycle.look_s < STEP_DOWN_S)
     assert lifecycle.look_metric[steady] == pytest.approx(HIGH_RATE * PROCESSING_S / settled, abs=1e-9)
     assert set(lifecycle.look_desired[steady].tolist()) == {holds[HIGH_RATE]}
-    # When the load drops, the first look after it scales back to the 4 that hold the low rate (the last
-    # change was more than a cooldown before), and the count stays there.
+    # When the load drops, the first look after it (the last change was more than a cooldown before) reads
+    # the low rate's 99.5 jobs in its window, 9.95 worker-seconds, and the 0.45 the high rate's last jobs
+    # (started 149.91 s to 149.99 s) worked on past 150 s: 10.4 of the 20 instances' 100, which asks for
+    # ceil(20 x 0.104 / 0.5) = 5. A cooldown later it comes to the 4 that hold the low rate, and stays.
     down_s = STEP_DOWN_S + INTERVAL_S  # the look at 150 s reads the interval before the drop
-    assert lifecycle.change_s[-1] == down_s
-    assert lifecycle.change_asked[-1] == holds[LOW_RATE]
+    after = np.flatnonzero(lifecycle.look_s == down_s)[0]
+    assert lifecycle.look_metric[after] == pytest.approx(10.4 / 100, abs=1e-9)
+    assert lifecycle.change_s[-2:].tolist() == [down_s, down_s + COOLDOWN_S]
+    assert lifecycle.change_asked[-2:].tolist() == [5, holds[LOW_RATE]]
     figures = result.summary.lifecycle["worker"]
     assert figures.peak_instances == lifecycle.change_asked.max()
     assert figures.scale_changes == lifecycle.change_s.size
@@ -184,7 +190,7 @@ def test_a_utilisation_scaler_reads_the_work_a_slowdown_adds():
         )
     )
     lifecycle = result.record.groups[0].lifecycle
-    before = lifecycle.look_s <= 60
+    before = (lifecycle.look_s > INTERVAL_S) & (lifecycle.look_s <= 60)  # the first look: see the test above
     assert lifecycle.look_metric[before] == pytest.approx(LOW_RATE * PROCESSING_S / 4, abs=1e-9)
     # The first look inside the window reads more than the target and scales up; saturated while the new
     # instances start, the scaler overshoots, then settles on the 12 that hold 6 busy workers at 0.5, and
@@ -195,3 +201,23 @@ def test_a_utilisation_scaler_reads_the_work_a_slowdown_adds():
     inside = lifecycle.change_s < 120
     assert lifecycle.change_asked[inside][-1] == math.ceil(LOW_RATE * PROCESSING_S * 3 / 0.5) == 12
     assert lifecycle.change_asked[-1] == 4 and lifecycle.change_s[-1] > 120
+
+
+def test_a_utilisation_scaler_reads_a_worker_busy_throughout_as_fully_busy_whatever_its_jobs_length():
+    # One job every 4 s, each 4 s long: the one worker is never idle, and each 1 s look reads exactly 1, not the
+    # 4 s of a job that starts in its window and nothing in the three after. A target of 0.9 asks for 2 instances,
+    # which then read 0.5 each and keep the 2: no flapping.
+    autoscale = {"min": 1, "max": 10, "metric": "utilisation", "target": 0.9}
+    autoscale |= {"interval": "1s", "scale_up_delay": 0, "cooldown": 0}
+    result = busim.simulate(
+        scenario(
+            [consumer(processing_time="4s", autoscale=autoscale)],
+            duration=20,
+            broker={"preset": "rabbitmq", "latency": 0, "prefetch": 1},
+            publishers=[{"name": "source", "event": "Job", "arrivals": "uniform", "rate": 0.25}],
+        )
+    )
+    lifecycle = result.record.groups[0].lifecycle
+    assert lifecycle.look_metric[0] == 1.0
+    assert lifecycle.change_asked.tolist() == [2]
+    assert set(lifecycle.look_desired.tolist()) == {2}

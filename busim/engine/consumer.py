@@ -761,13 +761,19 @@ class ConsumerGroup:
         self._watch_at[instance] = _INFINITY
         held = sorted(self._unacked.pop(instance, ()))
         self._held -= len(held)
+        failures = self._failures
         for other in held:
             self._worker_of.pop(other, None)
             message = self._d_message[other]
             if other == delivery:
                 cause = DeliveryCause.CRASH_BEFORE_ACK
             else:
-                cause = DeliveryCause.CRASH_IN_FLIGHT if self._d_take[other] < _INFINITY else DeliveryCause.PREFETCHED
+                # A worker waiting out the backoff before its retry holds the message as one processing it.
+                retrying = failures is not None and other in failures.retried and self._d_take[other] == _INFINITY
+                started = self._d_take[other] < _INFINITY or retrying
+                cause = DeliveryCause.CRASH_IN_FLIGHT if started else DeliveryCause.PREFETCHED
+                if failures is not None and other in failures.stall_start_s:
+                    failures.stall_ends(other, now)  # it had failed before: the instance's end ends its stall
                 if label >= 0:
                     cause = label
                 self._d_outcome[other] = _ABORTED

@@ -315,3 +315,21 @@ def test_an_invariant_bounds_the_give_ups_and_the_poison_still_going_round():
         ("given_up", 859, True),
         ("poison_in_flight", 3, False),
     ]
+
+
+def test_a_crash_while_the_worker_waits_to_retry_brings_the_message_back_as_in_flight():
+    # The attempt fails at 11 ms and the worker waits 10 s to retry; the instance crashes at 3 s, holding the
+    # message as one it processes, not one prefetched and never started. Its stall ends with the crash.
+    target = one_message(
+        {"preset": "rabbitmq"},
+        failures={"poison": 1.0},
+        retry={"attempts": 5, "backoff": {"constant": "10s"}},
+        on_give_up="drop",
+        crash={"at": ["3s"], "restart_after": "1s"},
+    )
+    result = busim.simulate(target)
+    worker = result.summary.consumers["worker"]
+    assert worker.by_reason["redelivered"] == {"crash_in_flight": 1}
+    stalls = result.record.groups[0].failures
+    assert stalls.stall_start_s[0] == pytest.approx(LATENCY_S, abs=1e-12)
+    assert stalls.stall_end_s[0] == 3.0

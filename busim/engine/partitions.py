@@ -140,6 +140,7 @@ class PartitionedGroup:
         self._open_sessions = 0  # crashed members the coordinator has not yet dropped
         self._crashes_due = 0  # crashes scheduled for a time not yet reached
         self._paused = False
+        self._retry_reads: list[tuple[int, int, int]] = []  # retry-topic reads due while nothing could read them
         self._lifecycle = lifecycle_of(env, consumer)
         self._stopping: set[int] = set()  # instances whose members leave the group once their records are done
         # The work each attempt takes, counted for a utilisation scaler (None: nothing counts it).
@@ -172,6 +173,7 @@ class PartitionedGroup:
         self._paused = False
         for member in range(len(self._owned)):
             self._dispatch(member, self._env.now)
+        self._read_retries()
 
     def _dispatch(self, member: int, now: float) -> None:
         """Give an idle member the earliest readable record of its partitions."""
@@ -491,6 +493,7 @@ class PartitionedGroup:
             self._alive[member] = True
         if self._open_sessions == 0:
             self._rebalance()
+        self._read_retries()
 
     def _rebalance(self) -> None:
         """Assign every partition again, by range over the live members.
@@ -591,12 +594,27 @@ class PartitionedGroup:
         now = self._env.now
         log, failures = self.log, self._failures
         assert failures is not None
-        instance = message % self.consumer.instances
+        concurrency = self._concurrency
+        serving = [
+            instance
+            for instance in range(len(self._alive) // concurrency)
+            if self._alive[instance * concurrency] and instance not in self._stopping
+        ]
+        if self._paused or not serving:
+            self._retry_reads.append(read)  # read once the broker is back, or an instance serves
+            return
+        instance = serving[message % len(serving)]
         delivery = log.append(message, attempt, DeliveryCause.PROCESSING_FAILED, instance, now, now, now)
         if self._handler.reads_first:
             self._handler.begin(delivery, message)
         processing_s = failures.attempt_s(delivery, message, self._processing_time(), now)
         self._env.call_at(now + processing_s, self._on_retry_topic_done, (delivery, level))
+
+    def _read_retries(self) -> None:
+        """Read the retry-topic records that came due while the broker was down or no instance served."""
+        waiting, self._retry_reads = self._retry_reads, []
+        for read in waiting:
+            self._on_retry_topic(read)
 
     def _on_retry_topic_done(self, processed: tuple[int, int]) -> None:
         delivery, level = processed
@@ -634,6 +652,7 @@ class PartitionedGroup:
             any(p < len(log) for p, log in zip(self._position, self._log_arrival))
             or any(current >= 0 for current in self._current)
             or self._settled.find(0) >= 0
+            or bool(self._retry_reads)
             or self._crashes_due > 0
             or (self._lifecycle is not None and self._lifecycle.deploys_left > 0)
         )

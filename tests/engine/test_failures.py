@@ -333,3 +333,25 @@ def test_a_crash_while_the_worker_waits_to_retry_brings_the_message_back_as_in_f
     stalls = result.record.groups[0].failures
     assert stalls.stall_start_s[0] == pytest.approx(LATENCY_S, abs=1e-12)
     assert stalls.stall_end_s[0] == 3.0
+
+
+@pytest.mark.parametrize("fault", ["outage", "crash"])
+def test_kafka_retry_topics_are_read_only_while_the_broker_is_up_and_by_instances_that_serve(fault):
+    # Poison records go round retry topics 1 s apart; from 2 s to 7 s the broker is down, or instance 1 is.
+    broker = {"preset": "kafka", "partitions": 2, "kafka_retry": "retry_topic", "retry_topic": {"delays": ["1s", "1s"]}}
+    worker = {"instances": 2, "processing_time": "50ms", "failures": {"poison": 0.1}, "on_give_up": "dead_letter"}
+    if fault == "outage":
+        broker["outages"] = [{"at": "2s", "duration": "5s"}]
+    else:
+        worker["crash"] = {"at": ["2s"], "instance": 1, "restart_after": "5s"}
+    target = scenario([consumer(**worker)], duration=10, broker=broker)
+    deliveries = run(target, 1).groups[0].deliveries
+    retried = deliveries.cause == DeliveryCause.PROCESSING_FAILED
+    assert retried.sum() > 0
+    down = (deliveries.receive_s >= 2) & (deliveries.receive_s < 7)
+    if fault == "outage":
+        assert not (retried & down).any()
+        assert (retried & (deliveries.receive_s == 7)).any()  # what came due meanwhile is read when it is back
+    else:
+        assert not (retried & down & (deliveries.instance == 1)).any()
+        assert (retried & down & (deliveries.instance == 0)).any()

@@ -89,12 +89,8 @@ class GroupEvents:
         rejected = np.zeros(count, bool)
         rejected[twin_of[deliveries.message[deliveries.outcome == Outcome.REJECTED]]] = True
         rejected &= (applications == 0) & ~twin
-        plan = group.plan
-        accepted_by_reference, reference_state = reference_acceptance(plan, count, np.flatnonzero(~twin))
 
         first_rows = first_processing(deliveries)
-        first_done_s = np.full(count, np.nan)
-        first_done_s[deliveries.message[first_rows]] = deliveries.done_s[first_rows]
         earliest = first_rows[np.argsort(deliveries.done_s[first_rows], kind="stable")]
         event_first_rows = np.sort(earliest[~repeated(twin_of[deliveries.message[earliest]])])
 
@@ -110,16 +106,13 @@ class GroupEvents:
         by_event = np.lexsort((own, own != event, event))
         twin_originals = originals[by_event][repeated(event[by_event])]
         extra = ~np.isin(applied, originals) | np.isin(applied, twin_originals)
-        return cls(
-            plan=plan,
-            twin_of=twin_of,
-            applications=applications,
-            rejected=rejected,
-            accepted_by_reference=accepted_by_reference,
-            reference_state=reference_state,
-            first_rows=first_rows,
-            first_done_s=first_done_s,
-            event_first_rows=event_first_rows,
+        return cls._made(
+            group,
+            twin_of,
+            applications,
+            rejected,
+            first_rows,
+            event_first_rows,
             repeat_rows=applied[repeat],
             extra_rows=applied[extra],
             extra_by_twin=np.isin(applied[extra], twin_originals),
@@ -138,15 +131,38 @@ class GroupEvents:
         applications[deliveries.message[np.isin(deliveries.outcome, APPLIED_OUTCOMES)]] = 1
         rejected = np.zeros(count, bool)
         rejected[deliveries.message[deliveries.outcome == Outcome.REJECTED]] = True  # and so never applied
-        accepted_by_reference, reference_state = reference_acceptance(group.plan, count, np.arange(count))
         processed_rows = np.flatnonzero(np.isin(deliveries.outcome, PROCESSED_OUTCOMES))
         processed = deliveries.message[processed_rows]
         in_order = bool((processed[1:] > processed[:-1]).all())  # as one server on a FIFO queue leaves them
         first_rows = processed_rows if in_order else processed_rows[np.argsort(processed, kind="stable")]
         del processed
-        first_done_s = np.full(count, np.nan)
-        first_done_s[deliveries.message[processed_rows]] = deliveries.done_s[processed_rows]
         none = np.empty(0, np.int64)
+        return cls._made(
+            group, twin_of, applications, rejected, first_rows, processed_rows, none, none, np.empty(0, bool)
+        )
+
+    @classmethod
+    def _made(
+        cls,
+        group: GroupRecord,
+        twin_of: np.ndarray,
+        applications: np.ndarray,
+        rejected: np.ndarray,
+        first_rows: np.ndarray,
+        event_first_rows: np.ndarray,
+        repeat_rows: np.ndarray,
+        extra_rows: np.ndarray,
+        extra_by_twin: np.ndarray,
+    ) -> GroupEvents:
+        """The events from what either way of finding them found; the exactly-once reference (each event's
+        own message replayed once, in publish order) and when each message was first processed follow alike."""
+        deliveries = group.deliveries
+        count = twin_of.size
+        events = np.flatnonzero(twin_of == np.arange(count))  # the messages standing for their events
+        accepted_by_reference, reference_state = reference_acceptance(group.plan, count, events)
+        del events
+        first_done_s = np.full(count, np.nan)
+        first_done_s[deliveries.message[first_rows]] = deliveries.done_s[first_rows]
         return cls(
             plan=group.plan,
             twin_of=twin_of,
@@ -156,10 +172,10 @@ class GroupEvents:
             reference_state=reference_state,
             first_rows=first_rows,
             first_done_s=first_done_s,
-            event_first_rows=processed_rows,
-            repeat_rows=none,
-            extra_rows=none,
-            extra_by_twin=np.empty(0, bool),
+            event_first_rows=event_first_rows,
+            repeat_rows=repeat_rows,
+            extra_rows=extra_rows,
+            extra_by_twin=extra_by_twin,
         )
 
 

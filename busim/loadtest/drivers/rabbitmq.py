@@ -25,6 +25,7 @@ restarted by the supervisor rather than reconnected behind the worker's back.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import math
 import struct
@@ -42,8 +43,10 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from aiormq import spec
 from aiormq.abc import ChannelFrame, DeliveredMessage
 from pamqp.body import ContentBody
+from pamqp.constants import FRAME_END
 from pamqp.header import ContentHeader
 
+from busim.loadtest.drivers import amqp_frames
 from busim.loadtest.drivers.base import (
     AckPipeline,
     BrokerFate,
@@ -234,6 +237,7 @@ class RabbitMQDriver(Driver):
     # The run's side.
 
     async def connect(self) -> None:
+        amqp_frames.install()
         # Self-healing: after a broker restart the next batch publishes on a new channel.
         self._connection = await aio_pika.connect_robust(
             self.url, client_properties={"connection_name": f"{self.names.prefix} publisher"}
@@ -402,6 +406,45 @@ def _fate(group: str, message: AbstractIncomingMessage, run_minus_wall_s: float)
     return BrokerFate(group=group, copy=decode_copy(message.body), kind=kind, reason=reason, at_s=at_s)
 
 
+class AckFrames:
+    """The ``basic.ack`` frames that acknowledge a channel's deliveries as their processings end.
+
+    A run of deliveries whose processings have all ended, from the oldest
+    one unacknowledged on, is acknowledged by one ``multiple`` ack of its
+    last tag that is still outstanding; any other delivery by an ack of its
+    own tag. The broker is told of exactly the deliveries whose processing
+    ended, when it ended, never of one still being processed: what changes
+    is the number of frames the consumer writes and the broker reads (with
+    no-op processing, about one per write instead of one per message).
+    """
+
+    def __init__(self) -> None:
+        self._unacked: collections.deque[int] = collections.deque()  # delivered tags, oldest first
+        self._acked_alone: set[int] = set()  # acked by their own tags, still behind an unacknowledged one
+
+    def delivered(self, tag: int) -> None:
+        """The broker delivered ``tag`` on the channel (tags rise with every delivery)."""
+        self._unacked.append(tag)
+
+    def frames(self, tags: list[int], channel: int) -> bytes:
+        """The frames that acknowledge ``tags`` (delivered, not yet acknowledged) on ``channel``."""
+        ending = set(tags)
+        unacked, acked_alone = self._unacked, self._acked_alone
+        upto = 0  # the multiple ack's tag: the newest delivery of ``tags`` that a run from the oldest reaches
+        while unacked and (unacked[0] in ending or unacked[0] in acked_alone):
+            tag = unacked.popleft()
+            if tag in ending:
+                upto = tag
+            else:
+                acked_alone.discard(tag)
+        alone = [tag for tag in tags if tag > upto]
+        acked_alone.update(alone)
+        frames = [_BASIC_ACK.pack(1, channel, 13, 60, 80, tag, 0, FRAME_END) for tag in alone]
+        if upto:
+            frames.append(_BASIC_ACK.pack(1, channel, 13, 60, 80, upto, 1, FRAME_END))
+        return b"".join(frames)
+
+
 class ConsumptionLostError(RuntimeError):
     """A consumer instance's channel or consumer is gone; its unacknowledged deliveries went back to the queue."""
 
@@ -413,9 +456,8 @@ class RabbitMQConsumption(Consumption):
     (0: no limit); they wait here until :meth:`receive` hands them out.
     Deliveries are taken from aiormq's channel as they come (aio-pika's
     message object cost more than the rest of a no-op processing), and the
-    acks of the workers that finish together are written as one stream of
-    ``basic.ack`` frames, each for its own delivery tag (never ``multiple``,
-    which would ack deliveries still being processed).
+    acks of the workers that finish together are written at once: see
+    :class:`AckFrames`.
     """
 
     push = True
@@ -441,8 +483,10 @@ class RabbitMQConsumption(Consumption):
         self._waiting = asyncio.Event()  # set while the inbox holds something, or once the channel is lost
         self._lost: BaseException | None = None
         self._acks: AckPipeline[int] = AckPipeline(self._write_acks)
+        self._ack_frames = AckFrames()
 
     async def start(self) -> None:
+        amqp_frames.install()
         self._connection = await aio_pika.connect(self.url, client_properties={"connection_name": self.name})
         self.channel = await self._connection.channel(publisher_confirms=False)
         self.channel.close_callbacks.add(self._closed)
@@ -470,6 +514,8 @@ class RabbitMQConsumption(Consumption):
         self._arrived(DeliveredMessage(delivery=frame, header=header, body=body, channel=channel))
 
     def _arrived(self, message: DeliveredMessage) -> None:
+        if self.acks:
+            self._ack_frames.delivered(message.delivery.delivery_tag)
         self._inbox.append(message)
         self._waiting.set()
 
@@ -525,8 +571,7 @@ class RabbitMQConsumption(Consumption):
         if channel is None or channel.is_closed or self._lost is not None:
             raise self._lost or aiormq.exceptions.ChannelInvalidStateError(f"{self.name}: the channel is closed")
         written = channel.create_future()  # set by the connection's writer once the frames are on the socket
-        number = channel.number
-        payload = b"".join([_BASIC_ACK.pack(1, number, 13, 60, 80, tag, 0, 0xCE) for tag in tags])
+        payload = self._ack_frames.frames(tags, channel.number)
         await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False, drain_future=written))
         await written
 

@@ -42,7 +42,7 @@ from busim.engine.effects import EffectPlan
 from busim.engine.records import RunRecord
 from busim.loadtest.drivers.base import Driver, Outgoing, RunNames
 from busim.loadtest.emissions import EmissionPlan
-from busim.loadtest.journal import ENTRY, Kind, read_journals
+from busim.loadtest.journal import Kind, entries_of, read_journals
 from busim.loadtest.record import GroupOutcome, Publishing, record_of
 from busim.loadtest.schedule import Schedule
 from busim.loadtest.stores import open_admin, store_kind
@@ -132,12 +132,10 @@ class _Tail:
             offset = self.offsets.get(path, 0)
             with path.open("rb") as stream:
                 stream.seek(offset)
-                data = stream.read()
-            whole = len(data) - len(data) % ENTRY.itemsize
-            if not whole:
+                entries = entries_of(stream.read())
+            if not entries.size:
                 continue
-            self.offsets[path] = offset + whole
-            entries = np.frombuffer(data[:whole], dtype=ENTRY)
+            self.offsets[path] = offset + entries.nbytes
             group = int(path.name.split(".")[0][1:])
             kind = entries["kind"]
             receipts = kind == Kind.RECEIVED

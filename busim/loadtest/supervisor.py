@@ -24,7 +24,7 @@ from pathlib import Path
 
 from busim.engine.randomness import RandomStreams
 from busim.errors import BusimError
-from busim.loadtest.journal import ENTRY, NO_INSTANCE, Journal, Kind
+from busim.loadtest.journal import ENTRY, NO_INSTANCE, Journal, Kind, entries_of
 from busim.loadtest.target import scrub
 from busim.loadtest.worker import BROKER_URL_VARIABLE, STORE_URL_VARIABLE, InstanceSpec
 from busim.scenario.schema import Consumer, Scenario
@@ -158,7 +158,7 @@ class Supervisor:
     def _all_ready(self) -> bool:
         for (name, instance), run in self._running.items():
             path = self.groups[name].journal(self.folder, instance, run.incarnation)
-            if not path.exists() or path.stat().st_size < ENTRY.itemsize:
+            if not _holds_an_entry(path):
                 return False
         return True
 
@@ -215,8 +215,7 @@ class Supervisor:
         files = self.groups[group]
         done = 0
         for earlier in range(incarnation):
-            data = files.journal(self.folder, instance, earlier).read_bytes()
-            entries = np.frombuffer(data[: len(data) - len(data) % ENTRY.itemsize], dtype=ENTRY)
+            entries = entries_of(files.journal(self.folder, instance, earlier).read_bytes())
             done += int(np.count_nonzero(entries["kind"] == Kind.DONE))
         return done
 
@@ -242,8 +241,8 @@ class Supervisor:
 
     def _crashed_itself(self, group: str, instance: int, incarnation: int) -> bool:
         path = self.groups[group].journal(self.folder, instance, incarnation)
-        data = path.read_bytes()
-        return len(data) >= ENTRY.itemsize and data[-ENTRY.itemsize] == Kind.CRASHING
+        entries = entries_of(path.read_bytes())
+        return entries.size > 0 and entries["kind"][-1] == Kind.CRASHING
 
     async def _kill_at(self, consumer: Consumer, at: float, rng) -> None:
         await asyncio.sleep(max(0.0, at - time.monotonic()))
@@ -266,3 +265,12 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError):
             run.process.kill()
         journal.log(Kind.KILLED, time.monotonic(), target, flag=run.incarnation)
+
+
+def _holds_an_entry(path: Path) -> bool:
+    """Whether the journal at ``path`` exists and holds an entry (an instance's first is READY)."""
+    try:
+        with path.open("rb") as stream:
+            return entries_of(stream.read(ENTRY.itemsize)).size > 0
+    except FileNotFoundError:
+        return False

@@ -42,7 +42,7 @@ from busim.engine.effects import EffectPlan
 from busim.engine.records import RunRecord
 from busim.loadtest.drivers.base import Driver, Outgoing, RunNames
 from busim.loadtest.emissions import EmissionPlan
-from busim.loadtest.journal import Kind, entries_of, read_journals
+from busim.loadtest.journal import ENTRY, Kind, entries_of, read_journals
 from busim.loadtest.record import GroupOutcome, Publishing, record_of
 from busim.loadtest.schedule import Schedule
 from busim.loadtest.stores import open_admin, store_kind
@@ -60,6 +60,7 @@ SEND_INTERVAL_S = 0.001
 # send per SEND_INTERVAL_S. RabbitMQ confirms a persistent copy once it is on disk, some 100 ms later.
 MAX_BATCHES_IN_FLIGHT = 1000
 TICK_S = 0.25  # how often the run looks at its journals and the broker while it runs
+_TAIL_READ_BYTES = 2048 * ENTRY.itemsize  # how much of a journal the live figures read at a time: 64 KiB
 CONFIRM_GRACE_S = 5.0  # how long a stopped generator waits for the confirms of what it sent
 
 
@@ -129,30 +130,42 @@ class _Tail:
 
     def read(self) -> None:
         for path in self.folder.glob("g*.i*.journal"):
-            offset = self.offsets.get(path, 0)
-            with path.open("rb") as stream:
-                stream.seek(offset)
-                entries = entries_of(stream.read())
-            if not entries.size:
-                continue
-            self.offsets[path] = offset + entries.nbytes
-            group = int(path.name.split(".")[0][1:])
-            kind = entries["kind"]
-            receipts = kind == Kind.RECEIVED
-            self.received += int(receipts.sum())
-            self.redeliveries += int(np.count_nonzero(receipts & (entries["flag"] > 0)))
-            self.crashes += int(np.count_nonzero(kind == Kind.CRASHING))
-            finished = kind == Kind.DONE
-            self.done += int(finished.sum())
-            self.done_times = np.concatenate((self.done_times, entries["t"][finished]))
-            if receipts.any():
-                self.last_receipt = max(self.last_receipt, float(entries["t"][receipts].max()))
-            key = (group, int(entries["instance"][0]), int(entries["incarnation"][0]))
-            self.holding[key] = (
-                self.holding.get(key, 0)
-                + int(receipts.sum())
-                - int(np.count_nonzero((kind == Kind.ACKED) | (kind == Kind.ACK_REFUSED)))
-            )
+            self._read(path)
+
+    def _read(self, path: Path) -> None:
+        """The entries of the journal at ``path`` since the last look; read a stretch at a time, so as not to
+        read the zeros a journal keeps ahead of its entries."""
+        offset = self.offsets.get(path, 0)
+        with path.open("rb") as stream:
+            stream.seek(offset)
+            while True:
+                data = stream.read(_TAIL_READ_BYTES)
+                entries = entries_of(data)
+                if entries.size:
+                    self._count(path, entries)
+                    offset += entries.nbytes
+                if entries.nbytes < _TAIL_READ_BYTES:
+                    break
+        self.offsets[path] = offset
+
+    def _count(self, path: Path, entries: np.ndarray) -> None:
+        group = int(path.name.split(".")[0][1:])
+        kind = entries["kind"]
+        receipts = kind == Kind.RECEIVED
+        self.received += int(receipts.sum())
+        self.redeliveries += int(np.count_nonzero(receipts & (entries["flag"] > 0)))
+        self.crashes += int(np.count_nonzero(kind == Kind.CRASHING))
+        finished = kind == Kind.DONE
+        self.done += int(finished.sum())
+        self.done_times = np.concatenate((self.done_times, entries["t"][finished]))
+        if receipts.any():
+            self.last_receipt = max(self.last_receipt, float(entries["t"][receipts].max()))
+        key = (group, int(entries["instance"][0]), int(entries["incarnation"][0]))
+        self.holding[key] = (
+            self.holding.get(key, 0)
+            + int(receipts.sum())
+            - int(np.count_nonzero((kind == Kind.ACKED) | (kind == Kind.ACK_REFUSED)))
+        )
 
     def held_by_live(self, group: int, alive: list[tuple[int, int]]) -> int:
         return sum(self.holding.get((group, instance, incarnation), 0) for instance, incarnation in alive)

@@ -11,6 +11,7 @@ import pytest
 
 from busim.loadtest import journal
 from busim.loadtest.journal import ENTRY, Journal, Kind, entries_of, read_journals
+from busim.loadtest.runner import _Tail
 
 
 def logged(path: Path, count: int, instance: int = 3, incarnation: int = 2) -> list[tuple]:
@@ -78,3 +79,21 @@ def test_an_entry_whose_kind_was_not_stored_is_not_read(tmp_path):
     torn = bytearray(whole[ENTRY.itemsize :])  # the second entry, all but its kind stored
     torn[0] = 0
     assert as_tuples(entries_of(whole[: ENTRY.itemsize] + bytes(torn) + whole[:5])) == expected[:1]
+
+
+def test_the_live_figures_read_each_entry_once_as_journals_grow(tmp_path):
+    tail = _Tail(tmp_path)
+    log = Journal(tmp_path / "g0.i1.n0.journal", 1, 0)
+    received = done = redelivered = 0
+    for step in range(6):
+        for seq in range(1000 * step + 1):  # up to twice what the live figures read at a time
+            log.log(Kind.RECEIVED, 1.0, seq, seq, flag=seq % 2)
+            received += 1
+            redelivered += seq % 2
+            if seq % 3:
+                log.log(Kind.DONE, 2.0, seq, seq)
+                log.log(Kind.ACKED, 2.0, seq, seq)
+                done += 1
+        tail.read()
+        assert (tail.received, tail.done, tail.holding[0, 1, 0]) == (received, done, received - done)
+    assert tail.redeliveries == redelivered

@@ -10,6 +10,7 @@ comes back from an outage.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -47,19 +48,25 @@ def emit(
     streams: RandomStreams,
     outages: Outages,
     carried: dict[str, tuple[str, ...]],
+    own: Sequence[Mapping[str, np.ndarray]] | None = None,
 ) -> Messages:
     """``messages`` with the messages ``group``'s consumer emitted appended, each event's in emit order.
 
-    ``carried`` gives the fields each event's messages carry (:func:`fields_of`).
+    ``carried`` gives the fields each event's messages carry (:func:`fields_of`). ``own`` gives, per
+    ``emits`` entry, the values of the event's own fields for the messages it emits (in the order of
+    :func:`emitting_rows`), where they are known rather than drawn.
     """
     consumer = scenario.consumer(group.name)
     emitter = next(index for index, c in enumerate(scenario.consumers) if c.name == group.name)
     deliveries = group.deliveries
-    for entry in consumer.emits:
+    for index, entry in enumerate(consumer.emits):
         rows = emitting_rows(group, entry.when)
         cause = group.message_ids[deliveries.message[rows]]
         publish_s = deliveries.done_s[rows]
-        messages = append_emitted(scenario, emitter, entry.event, messages, cause, publish_s, streams, outages, carried)
+        given = None if own is None else own[index]
+        messages = append_emitted(
+            scenario, emitter, entry.event, messages, cause, publish_s, streams, outages, carried, given
+        )
     return messages
 
 
@@ -80,16 +87,23 @@ def append_emitted(
     streams: RandomStreams,
     outages: Outages,
     carried: dict[str, tuple[str, ...]],
+    own: Mapping[str, np.ndarray] | None = None,
 ) -> Messages:
     """``messages`` with one message of ``event`` appended per ``cause``, emitted by consumer ``emitter`` at
-    ``publish_s``, each with its fields: a sequence's next values, fresh draws, or its cause's values."""
+    ``publish_s``, each with its fields: a sequence's next values, fresh draws, or its cause's values.
+
+    ``own``, where given, holds the values of every field ``event`` declares, one per ``cause``: those are
+    taken as they are, neither numbered nor drawn.
+    """
     consumer = scenario.consumers[emitter]
     declared = scenario.events[event].fields
     already = messages.members[event].size
     new_fields = {}
     for name in carried[event]:
         generator = declared.get(name)
-        if isinstance(generator, SequenceField):
+        if generator is not None and own is not None:
+            new_fields[name] = np.asarray(own[name])
+        elif isinstance(generator, SequenceField):
             new_fields[name] = generator.start + already + np.arange(cause.size, dtype=np.int64)
         elif generator is not None:
             rng = streams.generator("consumer", consumer.name, "emits", event, name)

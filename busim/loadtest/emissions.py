@@ -4,19 +4,25 @@ A consumer with ``emits`` publishes, after processing a message, one message
 per ``emits`` entry its outcome matches. A simulation appends the emitted
 messages after the emitting stage has run; in a real run every consumer runs
 at once, so a downstream instance must know an emitted message's effects the
-moment it arrives. An emitted event carries its cause's fields (a real run
-refuses an emitted event that declares fields of its own), so what an
-emission does depends only on which message emitted it, under which entry.
-The *plan* holds one such possible message per emitting consumer, entry and
-message of its group, appended with the engine's own
+moment it arrives. The *plan* holds one possible message per emitting
+consumer, entry and message of its group, appended with the engine's own
 :func:`~busim.engine.chains.append_emitted`, stage by stage: an emitted copy
 carries its planned message in its body, and its consumers apply that
 message's effects.
 
+An emitted message is therefore its planned message: the fields it carries
+from its cause, and the fields its event declares of its own (a sequence, a
+random draw) as the plan drew them, once per cause and entry. A duplicate
+processing of a cause emits the very same values, as a service that derives
+an event from its cause does; a simulation numbers or draws them afresh for
+each emission.
+
 After the run, the real emitted messages (one per emitting processing, a
 duplicate processing emitting a duplicate) are appended to the run's messages
-by the engine's :func:`~busim.engine.chains.emit`, exactly as a simulation
-appends them; the planned messages only ever served to look effects up.
+by the engine's :func:`~busim.engine.chains.emit`, numbered as a simulation
+numbers them, each with its planned message's own fields
+(:meth:`EmissionPlan.emitted`, :meth:`EmissionPlan.own_fields`): the figures
+and the exactly-once reference use the values the run's store applied.
 
 An emitted copy's number is its emitter's own: :func:`emitted_copy` packs the
 emitting consumer, instance, incarnation and a counter above
@@ -91,3 +97,15 @@ class EmissionPlan:
                     )
                     planned[index, entry_index] = first + np.arange(causes.size, dtype=np.int64)
         return cls(messages, planned)
+
+    def emitted(self, scenario: Scenario, emitter: int, entry: int, causes: np.ndarray) -> np.ndarray:
+        """The planned message that processing each of ``causes`` (messages of the plan, in consumer
+        ``emitter``'s group) emits under the consumer's ``entry``-th ``emits`` entry."""
+        subscribed = list(dict.fromkeys(scenario.consumers[emitter].subscribes))
+        return self.planned[emitter, entry][self.messages.select(subscribed).local(causes)]
+
+    def own_fields(self, scenario: Scenario, event: str, planned: np.ndarray) -> dict[str, np.ndarray]:
+        """The values of the fields ``event`` declares of its own, in its ``planned`` messages."""
+        at = np.searchsorted(self.messages.members[event], planned)
+        fields = self.messages.fields[event]
+        return {name: fields[name][at] for name in scenario.events[event].fields}

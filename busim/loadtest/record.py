@@ -84,10 +84,13 @@ def record_of(
     """The run's record; ``start`` is the run's clock origin (``time.monotonic()``), ``end_s`` when it ended.
 
     Groups are merged stage by stage, as the engine runs them: the messages a stage's consumers emitted are
-    appended (by the engine's :func:`~busim.engine.chains.emit`) before the groups that consume them.
+    appended (by the engine's :func:`~busim.engine.chains.emit`) before the groups that consume them, each
+    with its planned message's own fields (:mod:`busim.loadtest.emissions`).
     """
     messages = schedule.messages
-    planned = EmissionPlan.of(scenario, messages).messages
+    plan = EmissionPlan.of(scenario, messages)
+    planned = plan.messages
+    in_plan = np.arange(len(messages))  # per message of the record, the plan's message it is
     carried = fields_of(scenario)
     streams = RandomStreams.from_seed(scenario.seed or 0)
     outages = Outages(())
@@ -103,13 +106,30 @@ def record_of(
         for merged in built:
             first = len(messages)
             group = records[merged.consumer.name]
-            messages = emit(scenario, group, messages, streams, outages, carried)
+            emitted = _planned_emissions(scenario, plan, group, in_plan)
+            own = [plan.own_fields(scenario, entry.event, ids) for entry, ids in zip(merged.consumer.emits, emitted)]
+            messages = emit(scenario, group, messages, streams, outages, carried, own)
+            in_plan = np.concatenate([in_plan, *emitted])
             emissions.learn(merged, group, first)
     ordered = tuple(records[consumer.name] for consumer in scenario.consumers)
     reads = draw_all_reads(scenario, ordered, streams)
     return RunRecord(
         scenario=scenario, messages=messages, groups=ordered, sim_time_s=end_s, drained=drained, reads=reads
     )
+
+
+def _planned_emissions(
+    scenario: Scenario, plan: EmissionPlan, group: GroupRecord, in_plan: np.ndarray
+) -> list[np.ndarray]:
+    """Per ``emits`` entry of ``group``'s consumer, the planned message of each message it emitted, in the order
+    :func:`~busim.engine.chains.emit` appends them; ``in_plan`` gives each message of the record its plan's."""
+    emitter = next(index for index, c in enumerate(scenario.consumers) if c.name == group.name)
+    deliveries = group.deliveries
+    found = []
+    for index, entry in enumerate(scenario.consumers[emitter].emits):
+        rows = emitting_rows(group, entry.when)
+        found.append(plan.emitted(scenario, emitter, index, in_plan[group.message_ids[deliveries.message[rows]]]))
+    return found
 
 
 def copy_locals(schedule: Schedule, messages: Messages, consumer: Consumer) -> np.ndarray:

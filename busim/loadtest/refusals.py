@@ -79,17 +79,6 @@ def _common(scenario: Scenario) -> list[Refusal]:
             found.append(Refusal(f"broker.{key}", f"{_NOT_BUILT} remove broker.{key} to run for real"))
     for index, consumer in enumerate(scenario.consumers):
         where = f"consumers[{index}]"
-        for entry_index, entry in enumerate(consumer.emits):
-            drawn = _fields_its_consumers_apply(scenario, entry.event)
-            if drawn:
-                found.append(
-                    Refusal(
-                        f"{where}.emits[{entry_index}]",
-                        f"{entry.event} declares fields of its own that its consumers' effects use "
-                        f"({', '.join(drawn)}); in a real run an emitted event's effects may use only the fields "
-                        "it carries from its cause",
-                    )
-                )
         found += _failure_refusals(consumer, where)
         if consumer.snapshot_every is not None:
             found.append(
@@ -128,24 +117,6 @@ def _failure_refusals(consumer: Consumer, where: str) -> list[Refusal]:
         for key in keys
         if getattr(consumer, key) is not None
     ]
-
-
-def _fields_its_consumers_apply(scenario: Scenario, event: str) -> list[str]:
-    """The fields ``event`` declares of its own (drawn when emitted) that a consumer of it keys or adds by.
-
-    A downstream instance looks an emitted message's effects up in the run's plan, which knows the fields an
-    emitted event carries from its cause, not those drawn as it is emitted.
-    """
-    own = set(scenario.events[event].fields)
-    used = {
-        name
-        for consumer in scenario.consumers
-        if event in consumer.subscribes
-        for effect in consumer.effects
-        for name in (effect.key, effect.add_field)
-        if name in own
-    }
-    return sorted(used)
 
 
 def _order(scenario: Scenario, path: str) -> tuple[Any, ...]:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from busim.analysis.summary import summarize
 from busim.engine.records import DeliveryCause, Outcome
+from busim.loadtest.emissions import EmissionPlan, emitted_copy
 from busim.loadtest.journal import Journal, Kind, read_journals
 from busim.loadtest.record import GroupOutcome, Publishing, record_of
 from busim.loadtest.schedule import Schedule
@@ -143,3 +145,68 @@ def test_a_redelivery_whose_first_delivery_the_killed_instance_never_logged_coun
         DeliveryCause.PREFETCHED,  # never seen before its redelivery: the broker's flag says it was one
         DeliveryCause.FIRST,
     ]
+
+
+def test_emitted_messages_take_their_planned_fields_not_fresh_ones(tmp_path: Path):
+    # The worker processes job 2, then 0, then 1, then 0 again (its ack timed out): four emitted Done messages.
+    # A simulation would number them 1, 2, 3, 4 and draw four marks afresh; in a real run each carries the
+    # stamp and mark planned for its cause, which the audit's store applied: 3, 1, 2, then 1 again.
+    events = {
+        "Job": {"key": "item", "fields": {"item": {"uniform_int": {"low": 1, "high": 5}}}},
+        "Done": {
+            "fields": {
+                "stamp": {"sequence": {"start": 1}},
+                "mark": {"uniform_int": {"low": 1, "high": 1_000_000}},
+            }
+        },
+    }
+    audit = {
+        "name": "audit",
+        "subscribes": ["Done"],
+        "state": {"seen": {}},
+        "effects": [{"counter": "seen", "key": "stamp", "add": 1}],
+    }
+    jobs = scenario([consumer(emits=[{"event": "Done"}]), audit], duration=0.3, events=events)
+    schedule = Schedule.of(jobs)
+    assert len(schedule) == 3
+    worker = _journal(tmp_path, "g0.i0.n0.journal")
+    worker.log(Kind.READY, START - 1)
+    emitted = [emitted_copy(0, 0, 0, counter) for counter in range(4)]
+    for seq, (copy, attempt) in enumerate([(2, 1), (0, 1), (1, 1), (0, 2)], 1):
+        at = START + 0.4 + 0.1 * seq
+        worker.log(Kind.RECEIVED, at, seq, copy, attempt, flag=int(attempt > 1))
+        worker.log(Kind.TAKEN, at, seq, copy)
+        worker.log(Kind.DONE, at + 0.01, seq, copy, outcome=Outcome.APPLIED)
+        worker.log(Kind.EMITTING, at + 0.01, seq, emitted[seq - 1], 0)
+        worker.log(Kind.EMITTED, at + 0.02, seq, emitted[seq - 1], 0)
+        if seq != 2:  # job 0's first processing is never acked: the broker delivers it again
+            worker.log(Kind.ACKED, at + 0.02, seq, copy)
+    reader = _journal(tmp_path, "g1.i0.n0.journal")
+    reader.log(Kind.READY, START - 1)
+    for seq, copy in enumerate(emitted, 1):
+        at = START + 0.45 + 0.1 * seq
+        reader.log(Kind.RECEIVED, at, seq, copy)
+        reader.log(Kind.TAKEN, at, seq, copy)
+        reader.log(Kind.DONE, at + 0.01, seq, copy, outcome=Outcome.APPLIED)
+        reader.log(Kind.ACKED, at + 0.01, seq, copy)
+    for journal in (worker, reader):
+        journal.close()
+    publishing = Publishing(schedule.copy_due_s, schedule.copy_due_s, np.zeros(3, bool))
+    groups = {
+        "worker": GroupOutcome(read_journals(tmp_path, "g0.*journal"), [], []),
+        # The store's counter by the plan's keys (stamps 1, 2, 3): stamp 1 seen twice.
+        "audit": GroupOutcome(read_journals(tmp_path, "g1.*journal"), [np.array([2, 1, 1], np.int64)], []),
+    }
+    record = record_of(jobs, schedule, publishing, groups, START, 1.5, True)
+    messages = record.messages
+    done = messages.members["Done"]
+    assert messages.cause[done].tolist() == [2, 0, 1, 0]
+    assert messages.fields["Done"]["stamp"].tolist() == [3, 1, 2, 1]
+    planned_marks = EmissionPlan.of(jobs, schedule.messages).messages.fields["Done"]["mark"]  # one per job
+    assert messages.fields["Done"]["mark"].tolist() == planned_marks[[2, 0, 1, 0]].tolist()
+    audit_record = record.groups[1]
+    assert audit_record.counters["seen"].values.tolist() == [2, 1, 1]
+    summary = summarize(record).consumers["audit"]
+    assert summary.duplicate_effects == 1  # the twin of job 0's Done, with the same stamp
+    assert summary.by_reason["duplicate_effects"] == {"upstream_duplicate": 1}
+    assert summary.state["seen"].abs_drift == 1

@@ -27,7 +27,7 @@ from pamqp.body import ContentBody
 from pamqp.constants import FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_METHOD
 
 READ_BYTES = 256 * 1024  # at most this much per read from the socket
-_FRAME_HEAD = struct.Struct(">BHI")  # frame type, channel, payload size
+FRAME_HEAD = struct.Struct(">BHI")  # frame type, channel, payload size
 _DELIVER = struct.pack(">HH", 60, 60)  # basic.deliver's class and method ids
 _TAG_AND_FLAG = struct.Struct(">QB")  # basic.deliver's delivery tag and redelivered bit
 MAX_HEADERS = 256  # distinct content headers kept decoded
@@ -68,16 +68,16 @@ class BulkFrameReceiver(aiormq.connection.FrameReceiver):
     def _split(self, data: bytes) -> bytes:
         """File every whole frame of ``data`` in the queue; return the incomplete rest."""
         append = self._frames.append
-        head = _FRAME_HEAD.unpack_from
+        head = FRAME_HEAD.unpack_from
         start, end = 0, len(data)
-        while end - start >= _FRAME_HEAD.size:
+        while end - start >= FRAME_HEAD.size:
             kind, channel, size = head(data, start)
-            stop = start + _FRAME_HEAD.size + size + 1
+            stop = start + FRAME_HEAD.size + size + 1
             if stop > end:
                 break
             if data[stop - 1] != FRAME_END:
                 raise AMQPConnectionError(f"a frame on channel {channel} does not end with the frame end octet")
-            payload = start + _FRAME_HEAD.size
+            payload = start + FRAME_HEAD.size
             if kind == FRAME_BODY:
                 append((stop - start, channel, ContentBody(data[payload : stop - 1])))
             elif kind == FRAME_HEADER:
@@ -91,7 +91,7 @@ class BulkFrameReceiver(aiormq.connection.FrameReceiver):
 
     def _header(self, frame: bytes) -> object:
         """A content header frame, decoded once per distinct frame (the channel is outside the payload)."""
-        payload = frame[_FRAME_HEAD.size : -1]
+        payload = frame[FRAME_HEAD.size : -1]
         header = self._headers.get(payload)
         if header is None:
             header = pamqp.frame.unmarshal(frame)[2]

@@ -43,7 +43,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from aiormq import spec
 from aiormq.abc import ChannelFrame, DeliveredMessage
 from pamqp.body import ContentBody
-from pamqp.constants import FRAME_END
+from pamqp.constants import FRAME_BODY, FRAME_END
 from pamqp.header import ContentHeader
 
 from busim.loadtest.drivers import amqp_frames
@@ -73,6 +73,7 @@ TRANSIENT, PERSISTENT = 1, 2  # AMQP delivery modes
 # A basic.ack frame, as pamqp marshals it: method frame (1), channel, size 13, class 60 method 80, the
 # delivery tag, multiple 0, frame end. Packed directly: pamqp's marshalling cost as much as the write.
 _BASIC_ACK = struct.Struct(">BHIHHQBB")
+_END = bytes([FRAME_END])
 # The broker's word in x-death -> BrokerFate.kind; any other reason is a dead letter.
 DROPPED_REASONS = frozenset({"maxlen"})
 
@@ -305,8 +306,7 @@ class RabbitMQDriver(Driver):
             number = channel.number
             frames = []
             for outgoing in batch:
-                frames.append(self._head(outgoing.event, number))
-                frames.append(pamqp.frame.marshal(ContentBody(encode_copy(outgoing.copy, outgoing.planned)), number))
+                frames += (self._head(outgoing.event, number), encode_copy(outgoing.copy, outgoing.planned), _END)
             waiting = self._confirms.expect(channel.delivery_tag + 1, len(batch))
             channel.delivery_tag += len(batch)
             await channel.write_queue.put(ChannelFrame(payload=b"".join(frames), should_close=False))
@@ -317,14 +317,17 @@ class RabbitMQDriver(Driver):
         return (~waiting.refused).tolist()
 
     def _head(self, event: str, channel_number: int) -> bytes:
-        """The frames before a copy's body: the same for every copy of ``event``."""
+        """A copy's frames up to its body: the publish method, the content header and the body frame's
+        header, the same for every copy of ``event``. The body and the frame end follow."""
         head = self._heads.get(event)
         if head is None:
             method = aiormq.spec.Basic.Publish(exchange=self.names.prefix, routing_key=event)
             body_size = len(encode_copy(0))
             properties = aiormq.spec.Basic.Properties(delivery_mode=self.delivery_mode)
-            head = pamqp.frame.marshal(method, channel_number) + pamqp.frame.marshal(
-                ContentHeader(0, body_size, properties), channel_number
+            head = (
+                pamqp.frame.marshal(method, channel_number)
+                + pamqp.frame.marshal(ContentHeader(0, body_size, properties), channel_number)
+                + amqp_frames.FRAME_HEAD.pack(FRAME_BODY, channel_number, body_size)
             )
             self._heads[event] = head
         return head

@@ -236,6 +236,7 @@ def _consumer_summary(
     emitted = np.bincount(record.messages.event[emitted_by], minlength=len(event_names))
     staleness = read_staleness(record, group, first_rows)
     series = group_series(record, group, first_rows, backlog_by_window)
+    latency, latency_quantiles = _latency(record, group, first_rows)
     summary = ConsumerSummary(
         subscribed=count,
         delivered=delivered_count,
@@ -277,10 +278,10 @@ def _consumer_summary(
             "oversold": {"read_modify_write": oversold} if oversold else {},
             "stale_reads": staleness.by_reason if staleness else {},
         },
-        latency_s=_latency(record, group, first_rows),
+        latency_s=latency,
         state=state,
         series=series,
-        latency_quantiles_s=_latency_quantiles(record, group, first_rows),
+        latency_quantiles_s=latency_quantiles,
         emitted={event: int(n) for event, n in zip(event_names, emitted) if n},
         oversold=oversold,
         lost_updates=group.lost_updates,
@@ -444,36 +445,44 @@ def _measured(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> 
     return first_rows[measured], publish_s[measured]
 
 
-def _latency(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> LatencyBreakdown:
-    """Latency of each message's first completed processing, for messages published after the warm-up."""
+def _latency(
+    record: RunRecord, group: GroupRecord, first_rows: np.ndarray
+) -> tuple[LatencyBreakdown, tuple[tuple[float, float], ...]]:
+    """Latency of each message's first completed processing, for messages published after the warm-up;
+    and the end-to-end latency's percentiles on :data:`QUANTILE_GRID`, for drawing its distribution."""
     deliveries = group.deliveries
     rows, publish_s = _measured(record, group, first_rows)
-    # One column at a time, each dropped once its parts are summed up: a run's worth of times each.
-    done_s = deliveries.done_s[rows]
-    end_to_end = LatencySummary.of(done_s - publish_s, spent=True)
-    arrival_s = deliveries.arrival_s[rows]
-    broker = LatencySummary.of(arrival_s - publish_s, spent=True)
+    # Each part is taken into one buffer, which its summary then reorders: two columns of a run's
+    # worth of times at a time, not one per part.
+    latency_s = deliveries.done_s.take(rows)
+    latency_s -= publish_s
+    end_to_end = LatencySummary.of(latency_s, spent=True)
+    quantiles = _quantiles(latency_s)  # percentiles do not depend on the order the summary left
+    np.take(deliveries.arrival_s, rows, out=latency_s)
+    latency_s -= publish_s
+    broker = LatencySummary.of(latency_s, spent=True)
     del publish_s
-    take_s = deliveries.take_s[rows]
-    del rows
-    processing = LatencySummary.of(done_s - take_s, spent=True)
-    del done_s
-    queue_wait = LatencySummary.of(take_s - arrival_s, spent=True)
-    return LatencyBreakdown(end_to_end=end_to_end, broker=broker, queue_wait=queue_wait, processing=processing)
+    take_s = deliveries.take_s.take(rows)
+    np.take(deliveries.arrival_s, rows, out=latency_s)
+    np.subtract(take_s, latency_s, out=latency_s)
+    queue_wait = LatencySummary.of(latency_s, spent=True)
+    np.take(deliveries.done_s, rows, out=latency_s)
+    latency_s -= take_s
+    processing = LatencySummary.of(latency_s, spent=True)
+    breakdown = LatencyBreakdown(end_to_end=end_to_end, broker=broker, queue_wait=queue_wait, processing=processing)
+    return breakdown, quantiles
 
 
 # The percentiles kept for drawing the latency distribution again from results.json.
 QUANTILE_GRID = (0.0, 0.1, 0.5, *range(1, 100), 99.5, 99.9, 99.99, 100.0)
 
 
-def _latency_quantiles(
-    record: RunRecord, group: GroupRecord, first_rows: np.ndarray
-) -> tuple[tuple[float, float], ...]:
-    rows, publish_s = _measured(record, group, first_rows)
-    latency_s = group.deliveries.done_s[rows] - publish_s
+def _quantiles(latency_s: np.ndarray) -> tuple[tuple[float, float], ...]:
+    """(percentile, latency) on :data:`QUANTILE_GRID`; ``latency_s`` is reordered in place."""
     if latency_s.size == 0:
         return ()
-    return tuple(zip(map(float, QUANTILE_GRID), map(float, np.percentile(latency_s, QUANTILE_GRID))))
+    percentiles = np.percentile(latency_s, QUANTILE_GRID, overwrite_input=True)
+    return tuple(zip(map(float, QUANTILE_GRID), map(float, percentiles)))
 
 
 # Each figure that departs from exactly-once, with how to say one and many of it.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from busim.analysis.chains import ChainSummary, logical_ids, summarize_chains
+from busim.analysis.chains import ChainSummary, chain_paths, logical_ids, summarize_chains
 from busim.analysis.consistency import (
     CounterConsistency,
     compare_counter,
@@ -118,9 +118,12 @@ def summarize(record: RunRecord) -> Summary:
     scenario = record.scenario
     logical = logical_ids(record.messages)
     consumers = {}
-    first_done_s = {}
+    on_chains = {consumer for path in chain_paths(scenario) for _, consumer in path}
+    first_done_s = {}  # when each message was first processed, for the consumers on a chain
     for group in record.groups:
-        consumers[group.name], first_done_s[group.name] = _consumer_summary(record, group, logical)
+        consumers[group.name], done_s = _consumer_summary(record, group, logical, group.name in on_chains)
+        if done_s is not None:
+            first_done_s[group.name] = done_s
     violations = _violations(consumers)
     violations += failure_violations(scenario, {name: consumer.failures for name, consumer in consumers.items()})
     if not record.drained:
@@ -185,9 +188,10 @@ def _cause_counts(
 
 
 def _consumer_summary(
-    record: RunRecord, group: GroupRecord, logical: np.ndarray | None
-) -> tuple[ConsumerSummary, np.ndarray]:
-    """The group's figures, and when each of its messages was first processed (NaN if never)."""
+    record: RunRecord, group: GroupRecord, logical: np.ndarray | None, on_chain: bool
+) -> tuple[ConsumerSummary, np.ndarray | None]:
+    """The group's figures; and, for a consumer ``on_chain``, when each of its messages was first processed
+    (NaN if never), for the chains' figures."""
     scenario = record.scenario
     consumer = scenario.consumer(group.name)
     deliveries = group.deliveries
@@ -296,7 +300,7 @@ def _consumer_summary(
         newest_missing_age_s=staleness.newest_missing_age_s if staleness else None,
         failures=summarize_failures(record, group, first_rows, fates.in_flight),
     )
-    return summary, events.first_done_s
+    return summary, events.first_done_s if on_chain else None
 
 
 def _out_of_order_causes(record: RunRecord, group: GroupRecord, events: GroupEvents) -> dict[str, int]:

@@ -24,7 +24,7 @@ import numpy as np
 from busim.engine.arrivals import publish_times
 from busim.engine.outages import Outages
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import Messages, joined, stable_order
+from busim.engine.records import Messages, constant, joined, stable_order
 from busim.engine.sampling import narrowed, sample_field
 from busim.scenario.schema import Scenario, SequenceField
 
@@ -50,7 +50,7 @@ def publish(
         order = stable_order((merged,))  # ties: publishers in scenario order
         event_times.append(merged[order])
         event_publishers.append(
-            joined([np.full(t.size, i, np.int32) for (i, _), t in zip(publishers, times)] or [np.empty(0, np.int32)])[
+            joined([constant(i, t.size, np.int32) for (i, _), t in zip(publishers, times)] or [np.empty(0, np.int32)])[
                 order
             ]
         )
@@ -71,7 +71,7 @@ def publish(
     # Merge the events; a stable sort keeps each event's messages in their order, aligned with its fields.
     all_times = joined(event_times)
     order = stable_order((all_times,))
-    event_of = joined([np.full(t.size, e, np.int32) for e, t in enumerate(event_times)])[order]
+    event_of = joined([constant(e, t.size, np.int32) for e, t in enumerate(event_times)])[order]
     published_s = all_times[order]
     publisher = joined(event_publishers)[order]
     accept_s = outages.defer(published_s)
@@ -117,8 +117,8 @@ def publish(
         resend_kept=resend_kept,
         resend_relayed=resend_relayed,
         publisher_crashed=crashed,
-        cause=np.full(published_s.size, -1, np.int32),  # messages are bounded far below 2^31
-        emitter=np.full(published_s.size, -1, np.int32),
+        cause=constant(-1, published_s.size, np.int32),  # messages are bounded far below 2^31
+        emitter=constant(-1, published_s.size, np.int32),
         publisher=publisher,
         event=event_of,
         event_names=event_names,

@@ -165,6 +165,12 @@ class Selection:
         return values if self.order is None else values[self.order]
 
 
+def constant(value: int, size: int, dtype: type) -> np.ndarray:
+    """A column of ``size`` rows that all hold ``value``: the one value broadcast, read-only as the record is,
+    rather than ``size`` copies of it."""
+    return np.broadcast_to(np.array(value, dtype), (size,))
+
+
 def stable_order(keys: tuple[np.ndarray, ...]) -> np.ndarray | slice:
     """``np.lexsort(keys)`` (the last key primary, ties kept in order); where the rows are in that order
     already, all of them as they are: a slice, so that indexing with it copies nothing."""

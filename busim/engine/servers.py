@@ -37,7 +37,7 @@ from busim.engine.effects import EffectPlan
 from busim.engine.handler import Handler
 from busim.engine.log import DeliveryLog
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import Deliveries, GroupRecord, LossReason, Outcome, Selection
+from busim.engine.records import Deliveries, GroupRecord, LossReason, Outcome, Selection, constant
 from busim.engine.rules import DeliveryRules
 from busim.engine.sampling import first_durations
 from busim.scenario.schema import Consumer
@@ -177,7 +177,7 @@ def serve_fifo(
     done_s[~finished] = math.nan
     deliveries = Deliveries(
         message=first.message[:count],
-        attempt=np.ones(count, np.int32),
+        attempt=constant(1, count, np.int32),
         cause=first.cause[:count],
         instance=instance[:count],
         arrival_s=arrival[:count],

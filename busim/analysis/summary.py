@@ -457,20 +457,21 @@ def _latency(
     deliveries = group.deliveries
     rows, publish_s = _measured(record, group, first_rows)
     # Each part is taken into one buffer, which its summary then reorders: two columns of a run's
-    # worth of times at a time, not one per part.
+    # worth of times at a time, not one per part. The rows are in range: mode="clip" spares the
+    # whole-column buffer that np.take's default ("raise") fills before writing to ``out``.
     latency_s = deliveries.done_s.take(rows)
     latency_s -= publish_s
     end_to_end = LatencySummary.of(latency_s, spent=True)
     quantiles = _quantiles(latency_s)  # percentiles do not depend on the order the summary left
-    np.take(deliveries.arrival_s, rows, out=latency_s)
+    np.take(deliveries.arrival_s, rows, out=latency_s, mode="clip")
     latency_s -= publish_s
     broker = LatencySummary.of(latency_s, spent=True)
     del publish_s
     take_s = deliveries.take_s.take(rows)
-    np.take(deliveries.arrival_s, rows, out=latency_s)
+    np.take(deliveries.arrival_s, rows, out=latency_s, mode="clip")
     np.subtract(take_s, latency_s, out=latency_s)
     queue_wait = LatencySummary.of(latency_s, spent=True)
-    np.take(deliveries.done_s, rows, out=latency_s)
+    np.take(deliveries.done_s, rows, out=latency_s, mode="clip")
     latency_s -= take_s
     processing = LatencySummary.of(latency_s, spent=True)
     breakdown = LatencyBreakdown(end_to_end=end_to_end, broker=broker, queue_wait=queue_wait, processing=processing)

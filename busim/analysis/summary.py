@@ -219,25 +219,18 @@ def _consumer_summary(
     state = {name: compare_counter(expected[name], group.counters[name]) for name in plan.counter_names}
 
     first_rows = events.first_rows
-    # Every delivery but each message's original, by its own cause, whichever copy was received first.
-    # The consumer's own retries are attempts, not deliveries.
-    by_broker = broker_deliveries(group) if group.failures is not None else np.ones(len(deliveries), bool)
-    extra = by_broker.copy()
-    extra[original_rows(deliveries, np.arange(len(deliveries)))] = False
-    duplicates = deliveries.cause[extra]
-    redelivered = (deliveries.attempt > 1) & by_broker
-    delivered_count = int(np.count_nonzero(by_broker))
+    delivered_count, duplicates, redelivered, redelivered_causes = _delivery_counts(group)
     per_instance = np.bincount(deliveries.instance, minlength=consumer.instances)
     _, first_loss = np.unique(group.lost_message, return_index=True)
     lost_reasons = group.lost_reason[first_loss][fates.lost[group.lost_message[first_loss]]]
     _, first_dead = np.unique(group.dead_letter_message, return_index=True)
     stuck_pending_age_s = record.sim_time_s - group.stuck_pending_since_s
     dead_causes = group.dead_letter_cause[first_dead]
-    emitted_by = record.messages.emitter == scenario.consumers.index(consumer)
     event_names = record.messages.event_names
     oversold = sum(counter.oversold for counter in group.counters.values())
     out_of_order_causes = _out_of_order_causes(record, group, events)
-    emitted = np.bincount(record.messages.event[emitted_by], minlength=len(event_names))
+    emitted_here = record.messages.event[record.messages.emitter == scenario.consumers.index(consumer)]
+    emitted = np.bincount(emitted_here, minlength=len(event_names))
     staleness = read_staleness(record, group, first_rows)
     series = group_series(record, group, first_rows, backlog_by_window)
     latency, latency_quantiles = _latency(record, group, first_rows)
@@ -247,7 +240,7 @@ def _consumer_summary(
         processed=int(fates.processed.sum()),
         duplicate_deliveries=delivered_count - delivered_messages,
         duplicate_effects=int(np.maximum(events.applications - 1, 0).sum()),
-        redelivered=int(redelivered.sum()),
+        redelivered=redelivered,
         lost=int(fates.lost.sum()),
         dead_lettered=int(fates.dead_lettered.sum()),
         stuck_pending=int(fates.stuck_pending.sum()),
@@ -268,10 +261,10 @@ def _consumer_summary(
         crash_instances=tuple(int(instance) for instance in group.crash_instance),
         missed_crashes=int(group.missed_crash_s.size),
         by_reason={
-            "duplicate_deliveries": _cause_counts(duplicates, DeliveryCause),
+            "duplicate_deliveries": duplicates,
             "duplicate_effects": _duplicate_effect_causes(group, events),
             "dedup_missed": _dedup_misses(group, events),
-            "redelivered": _cause_counts(deliveries.cause[redelivered], DeliveryCause),
+            "redelivered": redelivered_causes,
             "lost": _cause_counts(lost_reasons, LossReason),
             "dead_lettered": _cause_counts(dead_causes, DeliveryCause),
             "stuck_pending": _cause_counts(group.stuck_pending_cause, DeliveryCause),
@@ -301,6 +294,23 @@ def _consumer_summary(
         failures=summarize_failures(record, group, first_rows, fates.in_flight),
     )
     return summary, events.first_done_s if on_chain else None
+
+
+def _delivery_counts(group: GroupRecord) -> tuple[int, dict[str, int], int, dict[str, int]]:
+    """The deliveries the broker made (the consumer's own retries are attempts, not deliveries); the extra
+    copies among them by cause; the redeliveries, and them by cause. Masks over every delivery, freed on return.
+
+    An extra copy is every delivery but each message's original, by its own cause, whichever copy was
+    received first.
+    """
+    deliveries = group.deliveries
+    by_broker = broker_deliveries(group) if group.failures is not None else np.ones(len(deliveries), bool)
+    extra = by_broker.copy()
+    extra[original_rows(deliveries, np.arange(len(deliveries)))] = False
+    duplicates = _cause_counts(deliveries.cause[extra], DeliveryCause)
+    redelivered = (deliveries.attempt > 1) & by_broker
+    causes = _cause_counts(deliveries.cause[redelivered], DeliveryCause)
+    return int(np.count_nonzero(by_broker)), duplicates, int(redelivered.sum()), causes
 
 
 def _out_of_order_causes(record: RunRecord, group: GroupRecord, events: GroupEvents) -> dict[str, int]:

@@ -12,6 +12,7 @@ story's anomalies are the summary's figures message by message.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -38,13 +39,13 @@ class GroupEvents:
     """
 
     plan: EffectPlan
+    deliveries: Deliveries  # the group's
     twin_of: np.ndarray
     applications: np.ndarray  # per event: how many times its effects were applied (by any of its messages)
     rejected: np.ndarray  # per event: refused by a floor and never applied
     accepted_by_reference: np.ndarray  # per event: applied exactly once in publish order, it would be accepted
     reference_state: list[list[int]]
     first_rows: np.ndarray  # rows of each message's first completed processing, in order of message
-    first_done_s: np.ndarray  # per message: when its first processing ended (NaN: never)
     event_first_rows: np.ndarray  # rows of each event's first completed processing (by any of its messages)
     # Rows that applied an event's effects again after an earlier application, in time order: when
     # each repeat landed (which copy was the extra one is ``extra_rows``).
@@ -54,6 +55,14 @@ class GroupEvents:
     # many as ``repeat_rows``; they differ where a redelivery finished before the original.
     extra_rows: np.ndarray
     extra_by_twin: np.ndarray  # per extra row: the original application of a twin, not an extra copy of its message
+
+    @cached_property
+    def first_done_s(self) -> np.ndarray:
+        """Per message: when its first processing ended (NaN: never). Made when first asked for: the
+        summary needs it only for consumers on a chain."""
+        first_done_s = np.full(self.twin_of.size, np.nan)
+        first_done_s[self.deliveries.message[self.first_rows]] = self.deliveries.done_s[self.first_rows]
+        return first_done_s
 
     @property
     def twin(self) -> np.ndarray:
@@ -155,23 +164,20 @@ class GroupEvents:
         extra_by_twin: np.ndarray,
     ) -> GroupEvents:
         """The events from what either way of finding them found; the exactly-once reference (each event's
-        own message replayed once, in publish order) and when each message was first processed follow alike."""
-        deliveries = group.deliveries
+        own message replayed once, in publish order) follows alike."""
         count = twin_of.size
         events = np.flatnonzero(twin_of == np.arange(count))  # the messages standing for their events
         accepted_by_reference, reference_state = reference_acceptance(group.plan, count, events)
         del events
-        first_done_s = np.full(count, np.nan)
-        first_done_s[deliveries.message[first_rows]] = deliveries.done_s[first_rows]
         return cls(
             plan=group.plan,
+            deliveries=group.deliveries,
             twin_of=twin_of,
             applications=applications,
             rejected=rejected,
             accepted_by_reference=accepted_by_reference,
             reference_state=reference_state,
             first_rows=first_rows,
-            first_done_s=first_done_s,
             event_first_rows=event_first_rows,
             repeat_rows=repeat_rows,
             extra_rows=extra_rows,
@@ -212,6 +218,8 @@ def original_rows(deliveries: Deliveries, rows: np.ndarray) -> np.ndarray:
     that overtakes the slow original is the extra one.
     """
     messages = deliveries.message[rows]
+    if (messages[1:] > messages[:-1]).all():
+        return rows  # one row a message, in order of message already (one server on a FIFO queue)
     if messages.size and _one_delivery_each(messages, int(messages.max()) + 1):
         return rows[np.argsort(messages, kind="stable")]  # one row a message: each is its message's original
     del messages

@@ -57,19 +57,20 @@ def group_series(record: RunRecord, group: GroupRecord, first_rows: np.ndarray, 
     count = edges.size - 1
     deliveries = group.deliveries
     published = np.histogram(record.messages.publish_s[group.message_ids], bins=edges)[0]
-    done_s = deliveries.done_s[first_rows]
-    processed = np.histogram(done_s, bins=edges)[0]
     first_publish_s = record.messages.publish_s[group.message_ids[deliveries.message[first_rows]]]
-    latency_s = done_s - first_publish_s
-    del done_s
-    window = np.minimum((first_publish_s // window_s).astype(np.int32), count - 1)
-    del first_publish_s
+    latency_s = deliveries.done_s.take(first_rows)  # their completions, then (in place) their latencies
+    processed = np.histogram(latency_s, bins=edges)[0]
+    latency_s -= first_publish_s
+    # The rows go by message, that is in publish order: each window's latencies are a slice, found by
+    # the whole windows from 0 to each publish, ascending; the last window takes any later ones too.
+    whole_windows = np.floor_divide(first_publish_s, window_s, out=first_publish_s)
+    bounds = np.searchsorted(whole_windows, np.arange(count + 1))
+    bounds[-1] = whole_windows.size
+    del first_publish_s, whole_windows
     p50: list[float | None] = [None] * count
     p99: list[float | None] = [None] * count
-    order = np.argsort(window, kind="stable")
-    bounds = np.searchsorted(window[order], np.arange(count + 1))
     for index in range(count):
-        values = latency_s[order[bounds[index] : bounds[index + 1]]]
+        values = latency_s[bounds[index] : bounds[index + 1]]
         if values.size:
             p50[index], p99[index] = (float(v) for v in np.percentile(values, [50, 99]))
     return Series(
@@ -89,10 +90,15 @@ def backlog_steps(group: GroupRecord) -> tuple[np.ndarray, np.ndarray]:
     # unserved, sorted already and all arrivals, are merged in: a run that ends with a long queue sorts
     # only what it delivered. At equal times a receipt comes before an arrival, and an arrival delivered
     # before one left unserved.
-    times, step = _merged(np.sort(deliveries.receive_s), np.int8(-1), np.sort(deliveries.arrival_s))
+    times, step = _merged(_ascending(deliveries.receive_s), np.int8(-1), _ascending(deliveries.arrival_s))
     if group.unserved_arrival_s.size:
         times, step = _merged(times, step, group.unserved_arrival_s)
     return times, _levels(step)
+
+
+def _ascending(times_s: np.ndarray) -> np.ndarray:
+    """``times_s`` sorted: the array itself where it is already, as one server on a FIFO queue leaves them."""
+    return times_s if (times_s[1:] >= times_s[:-1]).all() else np.sort(times_s)
 
 
 def _merged(first_s: np.ndarray, first_step: np.ndarray | np.int8, then_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

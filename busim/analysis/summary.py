@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from busim.analysis.chains import ChainSummary, logical_ids, summarize_chains
+from busim.analysis.chains import ChainSummary, chain_paths, logical_ids, summarize_chains
 from busim.analysis.consistency import (
     CounterConsistency,
     compare_counter,
@@ -118,9 +118,12 @@ def summarize(record: RunRecord) -> Summary:
     scenario = record.scenario
     logical = logical_ids(record.messages)
     consumers = {}
-    first_done_s = {}
+    on_chains = {consumer for path in chain_paths(scenario) for _, consumer in path}
+    first_done_s = {}  # when each message was first processed, for the consumers on a chain
     for group in record.groups:
-        consumers[group.name], first_done_s[group.name] = _consumer_summary(record, group, logical)
+        consumers[group.name], done_s = _consumer_summary(record, group, logical, group.name in on_chains)
+        if done_s is not None:
+            first_done_s[group.name] = done_s
     violations = _violations(consumers)
     violations += failure_violations(scenario, {name: consumer.failures for name, consumer in consumers.items()})
     if not record.drained:
@@ -185,9 +188,10 @@ def _cause_counts(
 
 
 def _consumer_summary(
-    record: RunRecord, group: GroupRecord, logical: np.ndarray | None
-) -> tuple[ConsumerSummary, np.ndarray]:
-    """The group's figures, and when each of its messages was first processed (NaN if never)."""
+    record: RunRecord, group: GroupRecord, logical: np.ndarray | None, on_chain: bool
+) -> tuple[ConsumerSummary, np.ndarray | None]:
+    """The group's figures; and, for a consumer ``on_chain``, when each of its messages was first processed
+    (NaN if never), for the chains' figures."""
     scenario = record.scenario
     consumer = scenario.consumer(group.name)
     deliveries = group.deliveries
@@ -215,34 +219,28 @@ def _consumer_summary(
     state = {name: compare_counter(expected[name], group.counters[name]) for name in plan.counter_names}
 
     first_rows = events.first_rows
-    # Every delivery but each message's original, by its own cause, whichever copy was received first.
-    # The consumer's own retries are attempts, not deliveries.
-    by_broker = broker_deliveries(group) if group.failures is not None else np.ones(len(deliveries), bool)
-    extra = by_broker.copy()
-    extra[original_rows(deliveries, np.arange(len(deliveries)))] = False
-    duplicates = deliveries.cause[extra]
-    redelivered = (deliveries.attempt > 1) & by_broker
-    delivered_count = int(np.count_nonzero(by_broker))
+    delivered_count, duplicates, redelivered, redelivered_causes = _delivery_counts(group)
     per_instance = np.bincount(deliveries.instance, minlength=consumer.instances)
     _, first_loss = np.unique(group.lost_message, return_index=True)
     lost_reasons = group.lost_reason[first_loss][fates.lost[group.lost_message[first_loss]]]
     _, first_dead = np.unique(group.dead_letter_message, return_index=True)
     stuck_pending_age_s = record.sim_time_s - group.stuck_pending_since_s
     dead_causes = group.dead_letter_cause[first_dead]
-    emitted_by = record.messages.emitter == scenario.consumers.index(consumer)
     event_names = record.messages.event_names
     oversold = sum(counter.oversold for counter in group.counters.values())
     out_of_order_causes = _out_of_order_causes(record, group, events)
-    emitted = np.bincount(record.messages.event[emitted_by], minlength=len(event_names))
+    emitted_here = record.messages.event[record.messages.emitter == scenario.consumers.index(consumer)]
+    emitted = np.bincount(emitted_here, minlength=len(event_names))
     staleness = read_staleness(record, group, first_rows)
     series = group_series(record, group, first_rows, backlog_by_window)
+    latency, latency_quantiles = _latency(record, group, first_rows)
     summary = ConsumerSummary(
         subscribed=count,
         delivered=delivered_count,
         processed=int(fates.processed.sum()),
         duplicate_deliveries=delivered_count - delivered_messages,
         duplicate_effects=int(np.maximum(events.applications - 1, 0).sum()),
-        redelivered=int(redelivered.sum()),
+        redelivered=redelivered,
         lost=int(fates.lost.sum()),
         dead_lettered=int(fates.dead_lettered.sum()),
         stuck_pending=int(fates.stuck_pending.sum()),
@@ -263,10 +261,10 @@ def _consumer_summary(
         crash_instances=tuple(int(instance) for instance in group.crash_instance),
         missed_crashes=int(group.missed_crash_s.size),
         by_reason={
-            "duplicate_deliveries": _cause_counts(duplicates, DeliveryCause),
+            "duplicate_deliveries": duplicates,
             "duplicate_effects": _duplicate_effect_causes(group, events),
             "dedup_missed": _dedup_misses(group, events),
-            "redelivered": _cause_counts(deliveries.cause[redelivered], DeliveryCause),
+            "redelivered": redelivered_causes,
             "lost": _cause_counts(lost_reasons, LossReason),
             "dead_lettered": _cause_counts(dead_causes, DeliveryCause),
             "stuck_pending": _cause_counts(group.stuck_pending_cause, DeliveryCause),
@@ -277,10 +275,10 @@ def _consumer_summary(
             "oversold": {"read_modify_write": oversold} if oversold else {},
             "stale_reads": staleness.by_reason if staleness else {},
         },
-        latency_s=_latency(record, group, first_rows),
+        latency_s=latency,
         state=state,
         series=series,
-        latency_quantiles_s=_latency_quantiles(record, group, first_rows),
+        latency_quantiles_s=latency_quantiles,
         emitted={event: int(n) for event, n in zip(event_names, emitted) if n},
         oversold=oversold,
         lost_updates=group.lost_updates,
@@ -295,7 +293,24 @@ def _consumer_summary(
         newest_missing_age_s=staleness.newest_missing_age_s if staleness else None,
         failures=summarize_failures(record, group, first_rows, fates.in_flight),
     )
-    return summary, events.first_done_s
+    return summary, events.first_done_s if on_chain else None
+
+
+def _delivery_counts(group: GroupRecord) -> tuple[int, dict[str, int], int, dict[str, int]]:
+    """The deliveries the broker made (the consumer's own retries are attempts, not deliveries); the extra
+    copies among them by cause; the redeliveries, and them by cause. Masks over every delivery, freed on return.
+
+    An extra copy is every delivery but each message's original, by its own cause, whichever copy was
+    received first.
+    """
+    deliveries = group.deliveries
+    by_broker = broker_deliveries(group) if group.failures is not None else np.ones(len(deliveries), bool)
+    extra = by_broker.copy()
+    extra[original_rows(deliveries, np.arange(len(deliveries)))] = False
+    duplicates = _cause_counts(deliveries.cause[extra], DeliveryCause)
+    redelivered = (deliveries.attempt > 1) & by_broker
+    causes = _cause_counts(deliveries.cause[redelivered], DeliveryCause)
+    return int(np.count_nonzero(by_broker)), duplicates, int(redelivered.sum()), causes
 
 
 def _out_of_order_causes(record: RunRecord, group: GroupRecord, events: GroupEvents) -> dict[str, int]:
@@ -444,36 +459,45 @@ def _measured(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> 
     return first_rows[measured], publish_s[measured]
 
 
-def _latency(record: RunRecord, group: GroupRecord, first_rows: np.ndarray) -> LatencyBreakdown:
-    """Latency of each message's first completed processing, for messages published after the warm-up."""
+def _latency(
+    record: RunRecord, group: GroupRecord, first_rows: np.ndarray
+) -> tuple[LatencyBreakdown, tuple[tuple[float, float], ...]]:
+    """Latency of each message's first completed processing, for messages published after the warm-up;
+    and the end-to-end latency's percentiles on :data:`QUANTILE_GRID`, for drawing its distribution."""
     deliveries = group.deliveries
     rows, publish_s = _measured(record, group, first_rows)
-    # One column at a time, each dropped once its parts are summed up: a run's worth of times each.
-    done_s = deliveries.done_s[rows]
-    end_to_end = LatencySummary.of(done_s - publish_s, spent=True)
-    arrival_s = deliveries.arrival_s[rows]
-    broker = LatencySummary.of(arrival_s - publish_s, spent=True)
+    # Each part is taken into one buffer, which its summary then reorders: two columns of a run's
+    # worth of times at a time, not one per part. The rows are in range: mode="clip" spares the
+    # whole-column buffer that np.take's default ("raise") fills before writing to ``out``.
+    latency_s = deliveries.done_s.take(rows)
+    latency_s -= publish_s
+    end_to_end = LatencySummary.of(latency_s, spent=True)
+    quantiles = _quantiles(latency_s)  # percentiles do not depend on the order the summary left
+    np.take(deliveries.arrival_s, rows, out=latency_s, mode="clip")
+    latency_s -= publish_s
+    broker = LatencySummary.of(latency_s, spent=True)
     del publish_s
-    take_s = deliveries.take_s[rows]
-    del rows
-    processing = LatencySummary.of(done_s - take_s, spent=True)
-    del done_s
-    queue_wait = LatencySummary.of(take_s - arrival_s, spent=True)
-    return LatencyBreakdown(end_to_end=end_to_end, broker=broker, queue_wait=queue_wait, processing=processing)
+    take_s = deliveries.take_s.take(rows)
+    np.take(deliveries.arrival_s, rows, out=latency_s, mode="clip")
+    np.subtract(take_s, latency_s, out=latency_s)
+    queue_wait = LatencySummary.of(latency_s, spent=True)
+    np.take(deliveries.done_s, rows, out=latency_s, mode="clip")
+    latency_s -= take_s
+    processing = LatencySummary.of(latency_s, spent=True)
+    breakdown = LatencyBreakdown(end_to_end=end_to_end, broker=broker, queue_wait=queue_wait, processing=processing)
+    return breakdown, quantiles
 
 
 # The percentiles kept for drawing the latency distribution again from results.json.
 QUANTILE_GRID = (0.0, 0.1, 0.5, *range(1, 100), 99.5, 99.9, 99.99, 100.0)
 
 
-def _latency_quantiles(
-    record: RunRecord, group: GroupRecord, first_rows: np.ndarray
-) -> tuple[tuple[float, float], ...]:
-    rows, publish_s = _measured(record, group, first_rows)
-    latency_s = group.deliveries.done_s[rows] - publish_s
+def _quantiles(latency_s: np.ndarray) -> tuple[tuple[float, float], ...]:
+    """(percentile, latency) on :data:`QUANTILE_GRID`; ``latency_s`` is reordered in place."""
     if latency_s.size == 0:
         return ()
-    return tuple(zip(map(float, QUANTILE_GRID), map(float, np.percentile(latency_s, QUANTILE_GRID))))
+    percentiles = np.percentile(latency_s, QUANTILE_GRID, overwrite_input=True)
+    return tuple(zip(map(float, QUANTILE_GRID), map(float, percentiles)))
 
 
 # Each figure that departs from exactly-once, with how to say one and many of it.

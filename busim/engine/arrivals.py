@@ -45,9 +45,13 @@ def publish_times(publisher: Publisher, duration_s: float, rng: np.random.Genera
             drawn += block.size
             last = block[-1]
         units = np.concatenate(blocks) if blocks else np.empty(0)
-    units = units[units < total]
-    if units.size > limit:
-        units = units[: int(limit)]
-    # side="right": a unit that falls on a flat (zero-rate) stretch belongs to the next step.
-    segment = np.searchsorted(cumulative, units, side="right") - 1
-    return starts[segment] + (units - cumulative[segment]) / rates[segment]
+    # The units ascend: those below the total are the first ones, and each step's are a run of them,
+    # mapped in place, step by step. A unit that falls on a flat (zero-rate) stretch belongs to the next step.
+    times_s = units[: min(int(np.searchsorted(units, total, side="left")), limit)]
+    bounds = np.searchsorted(times_s, cumulative, side="left")
+    for step, (start_s, rate) in enumerate(zip(starts, rates)):
+        mine = times_s[bounds[step] : bounds[step + 1]]
+        mine -= cumulative[step]
+        mine /= rate
+        mine += start_s
+    return times_s

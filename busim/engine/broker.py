@@ -26,7 +26,7 @@ import numpy as np
 from busim.engine.failures import Slowdowns
 from busim.engine.outages import Outages
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import DeliveryCause
+from busim.engine.records import DeliveryCause, stable_order
 from busim.engine.sampling import bernoulli_sampler, duration_sampler, sample_durations
 from busim.scenario.schema import Broker
 
@@ -99,14 +99,15 @@ class BrokerLink:
         arrival_s += copy_accept_s
         if scope is not None:
             copy_scope = scope[copy_message]
-            in_accept_order = np.lexsort((copy_cause, copy_message, copy_accept_s, copy_scope))
+            in_accept_order = stable_order((copy_cause, copy_message, copy_accept_s, copy_scope))
             del copy_accept_s
             arrival_s[in_accept_order] = running_max_by_segment(arrival_s[in_accept_order], copy_scope[in_accept_order])
             del in_accept_order, copy_scope
         else:
             del copy_accept_s
-        arrival_s = self.outages.defer(arrival_s)
-        order = np.lexsort((copy_cause, copy_message, arrival_s))
+        if self.outages.starts_s:  # else the times stay as they are, and so does the array
+            arrival_s = self.outages.defer(arrival_s)
+        order = stable_order((copy_cause, copy_message, arrival_s))
         arrival_s = arrival_s[order]
         copy_message = copy_message[order]
         return FirstAttempts(

@@ -8,7 +8,7 @@ from hashlib import blake2b
 import numpy as np
 
 from busim.engine.effects import encode_keys
-from busim.engine.records import Messages, Selection
+from busim.engine.records import Messages, Selection, constant, joined
 from busim.scenario.schema import Scenario
 
 
@@ -30,7 +30,7 @@ def key_codes(scenario: Scenario, messages: Messages, selection: Selection) -> t
     if not any(scenario.events[event].key for event in selection.events):
         # No keys: each event is one scope, and its code is its place among the events.
         sizes = [messages.members[event].size for event in selection.events]
-        codes = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+        codes = joined([constant(code, size, np.int32) for code, size in enumerate(sizes)] or [np.empty(0, np.int32)])
         return selection.in_order(codes), [_WholeEvent(event) for event in selection.events]
     columns = []
     for event in selection.events:

@@ -24,7 +24,7 @@ import numpy as np
 from busim.engine.arrivals import publish_times
 from busim.engine.outages import Outages
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import Messages
+from busim.engine.records import Messages, constant, joined, stable_order
 from busim.engine.sampling import narrowed, sample_field
 from busim.scenario.schema import Scenario, SequenceField
 
@@ -46,13 +46,13 @@ def publish(
             publish_times(publisher, scenario.duration, streams.generator("publisher", publisher.name, "arrivals"))
             for _, publisher in publishers
         ]
-        merged = np.concatenate([np.empty(0), *times])
-        order = np.argsort(merged, kind="stable")  # ties: publishers in scenario order
+        merged = joined(times or [np.empty(0)])
+        order = stable_order((merged,))  # ties: publishers in scenario order
         event_times.append(merged[order])
         event_publishers.append(
-            np.concatenate(
-                [np.empty(0, np.int32)] + [np.full(t.size, i, np.int32) for (i, _), t in zip(publishers, times)]
-            )[order]
+            joined([constant(i, t.size, np.int32) for (i, _), t in zip(publishers, times)] or [np.empty(0, np.int32)])[
+                order
+            ]
         )
         fields[event_name] = {}
         for name, generator in scenario.events[event_name].fields.items():
@@ -69,20 +69,22 @@ def publish(
             fields[event_name][name] = narrowed(values)
 
     # Merge the events; a stable sort keeps each event's messages in their order, aligned with its fields.
-    all_times = np.concatenate(event_times)
-    order = np.argsort(all_times, kind="stable")
-    event_of = np.concatenate([np.full(t.size, e, np.int32) for e, t in enumerate(event_times)])[order]
+    all_times = joined(event_times)
+    order = stable_order((all_times,))
+    event_of = joined([constant(e, t.size, np.int32) for e, t in enumerate(event_times)])[order]
     published_s = all_times[order]
-    publisher = np.concatenate(event_publishers)[order]
+    publisher = joined(event_publishers)[order]
     accept_s = outages.defer(published_s)
-    retries = np.array([_retries(p.retries) for p in scenario.publishers], dtype=float)[publisher]
-    timeout_s = np.array([p.publish_timeout for p in scenario.publishers])[publisher]
-    outbox = np.array([p.outbox for p in scenario.publishers], dtype=bool)[publisher]
+    retries = _per_message(np.array([_retries(p.retries) for p in scenario.publishers], dtype=float), publisher)
+    timeout_s = _per_message(np.array([p.publish_timeout for p in scenario.publishers]), publisher)
+    outbox = _per_message(np.array([p.outbox for p in scenario.publishers], dtype=bool), publisher)
     # A relay publishing from a durable outbox never gives up on an outage.
     failed = (accept_s - published_s > retries * timeout_s) & ~outbox
     crashed, sent = _crashes(scenario, streams, publisher)
     crashed &= ~failed
-    restart_s = np.array([p.crash.restart_after if p.crash else 0.0 for p in scenario.publishers])[publisher]
+    restart_s = _per_message(
+        np.array([p.crash.restart_after if p.crash else 0.0 for p in scenario.publishers]), publisher
+    )
     failed |= crashed & ~outbox
     late = crashed & outbox & ~sent
     accept_s[late] = outages.defer(published_s[late] + restart_s[late])
@@ -115,14 +117,20 @@ def publish(
         resend_kept=resend_kept,
         resend_relayed=resend_relayed,
         publisher_crashed=crashed,
-        cause=np.full(published_s.size, -1, np.int32),  # messages are bounded far below 2^31
-        emitter=np.full(published_s.size, -1, np.int32),
+        cause=constant(-1, published_s.size, np.int32),  # messages are bounded far below 2^31
+        emitter=constant(-1, published_s.size, np.int32),
         publisher=publisher,
         event=event_of,
         event_names=event_names,
         fields=fields,
         members={name: np.flatnonzero(event_of == e).astype(np.int32) for e, name in enumerate(event_names)},
     )
+
+
+def _per_message(values: np.ndarray, publisher: np.ndarray) -> np.ndarray:
+    """Each message's publisher's entry of ``values`` (one per publisher); with one publisher, its value
+    broadcast (read-only) rather than copied once per message."""
+    return np.broadcast_to(values[0], publisher.shape) if values.size == 1 else values[publisher]
 
 
 def _crashes(scenario: Scenario, streams: RandomStreams, publisher: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

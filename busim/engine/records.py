@@ -121,7 +121,7 @@ class Messages:
 
     def select(self, events: list[str]) -> Selection:
         """The messages of ``events``, in publish order (ties by id)."""
-        members = _joined([self.members[event] for event in events])
+        members = joined([self.members[event] for event in events])
         publish_s = self.publish_s[members]
         if (publish_s[1:] >= publish_s[:-1]).all() and (members[1:] > members[:-1]).all():
             # In publish order already (one event's published messages): share the arrays, copy nothing.
@@ -158,14 +158,31 @@ class Selection:
 
         Where that is the order of one event's array, the array itself is returned, not a copy.
         """
-        return self.in_order(_joined(per_event))
+        return self.in_order(joined(per_event))
 
     def in_order(self, values: np.ndarray) -> np.ndarray:
         """``values``, aligned with the events' members concatenated, in publish order."""
         return values if self.order is None else values[self.order]
 
 
-def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+def constant(value: int, size: int, dtype: type) -> np.ndarray:
+    """A column of ``size`` rows that all hold ``value``: the one value broadcast, read-only as the record is,
+    rather than ``size`` copies of it."""
+    return np.broadcast_to(np.array(value, dtype), (size,))
+
+
+def stable_order(keys: tuple[np.ndarray, ...]) -> np.ndarray | slice:
+    """``np.lexsort(keys)`` (the last key primary, ties kept in order); where the rows are in that order
+    already, all of them as they are: a slice, so that indexing with it copies nothing."""
+    in_order = np.ones(max(keys[0].size - 1, 0), bool)  # each row and the next, by the keys seen so far
+    for key in keys:  # from the last-priority key to the primary one
+        earlier, later = key[:-1], key[1:]
+        in_order &= earlier == later
+        in_order |= earlier < later
+    return slice(None) if in_order.all() else np.lexsort(keys)
+
+
+def joined(arrays: list[np.ndarray]) -> np.ndarray:
     """The arrays concatenated; a single one as it is, not copied."""
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 

@@ -37,7 +37,7 @@ from busim.engine.effects import EffectPlan
 from busim.engine.handler import Handler
 from busim.engine.log import DeliveryLog
 from busim.engine.randomness import RandomStreams
-from busim.engine.records import Deliveries, GroupRecord, LossReason, Outcome, Selection
+from busim.engine.records import Deliveries, GroupRecord, LossReason, Outcome, Selection, constant
 from busim.engine.rules import DeliveryRules
 from busim.engine.sampling import first_durations
 from busim.scenario.schema import Consumer
@@ -150,7 +150,7 @@ def serve_fifo(
     if consumer.instances == 1:
         receive, take, done = _one_instance(arrival, processing, min(hold, consumer.concurrency), hold)
         instance = np.zeros(copies, np.int32)
-        started = np.arange(copies)  # its workers start copies in the order they arrived
+        started: np.ndarray | None = None  # its workers start copies in the order they arrived
     else:
         served = _instances(arrival.tolist(), processing.tolist(), consumer.instances, consumer.concurrency, hold)
         if served is None:
@@ -162,7 +162,7 @@ def serve_fifo(
     # Copies are received in the order they arrived: those received by the horizon come first.
     count = int(np.searchsorted(receive, horizon_s, side="right"))
     finished = done[:count] <= horizon_s
-    outcome = np.where(finished, _APPLIED, int(Outcome.PROCESSING)).astype(np.int8)
+    outcome = np.where(finished, np.int8(_APPLIED), np.int8(Outcome.PROCESSING))
     if plan.has_effects or consumer.idempotency == "dedup":
         _handle(handler, first.message, instance, done, started, np.flatnonzero(finished), outcome)
     end_s = max(
@@ -177,7 +177,7 @@ def serve_fifo(
     done_s[~finished] = math.nan
     deliveries = Deliveries(
         message=first.message[:count],
-        attempt=np.ones(count, np.int32),
+        attempt=constant(1, count, np.int32),
         cause=first.cause[:count],
         instance=instance[:count],
         arrival_s=arrival[:count],
@@ -195,16 +195,17 @@ def _handle(
     message: np.ndarray,
     instance: np.ndarray,
     done: np.ndarray,
-    started: np.ndarray,
+    started: np.ndarray | None,
     finished: np.ndarray,
     outcome: np.ndarray,
 ) -> None:
     """Let ``handler`` finish the ``finished`` deliveries in the order they were done, and note each outcome.
 
     Deliveries done at the same time finish in the order they started, as
-    their completions were scheduled in the general engine.
+    their completions were scheduled in the general engine (``started``:
+    the order of start of each; None: the order of the deliveries).
     """
-    order = finished[np.lexsort((started[finished], done[finished]))]
+    order = finished[np.lexsort((finished if started is None else started[finished], done[finished]))]
     for delivery, of_message, by, at_s in zip(
         order.tolist(), message[order].tolist(), instance[order].tolist(), done[order].tolist()
     ):
@@ -235,7 +236,8 @@ def _one_instance(
             take[chunk], done[chunk] = _workers(arrival[chunk].tolist(), processing[chunk].tolist(), free_s)
     if workers == 1:
         # Taken when it arrived or when the copy ahead was done: a maximum, exact in floating point.
-        take = np.maximum(arrival, np.concatenate([[-math.inf], done[:-1]]))
+        take[:1] = arrival[:1]
+        np.maximum(arrival[1:], done[:-1], out=take[1:])
     if hold <= workers:
         return take, take, done
     receive = arrival.copy()

@@ -236,6 +236,6 @@ def _last_activity_s(messages: Messages, records: tuple[GroupRecord, ...]) -> fl
         times += [record.deliveries.done_s, record.lost_s, record.dead_letter_s, record.crash_s, record.missed_crash_s]
         if record.lifecycle is not None:
             times.append(record.lifecycle.deploy_back_s)
-    merged = np.concatenate(times) if times else np.empty(0)
-    merged = merged[~np.isnan(merged)]
-    return float(merged.max()) if merged.size else 0.0
+    # Each column's latest on its own (fmax passes over NaN): no copy of columns as long as the run.
+    latest = [float(np.fmax.reduce(column)) for column in times if column.size]
+    return max((time_s for time_s in latest if not math.isnan(time_s)), default=0.0)

@@ -90,12 +90,15 @@ def test_a_delivery_read_in_bulk_keeps_its_fields():
         (pamqp.frame.marshal(Heartbeat(), 0)[:-1] + b"\x00", AMQPConnectionError, "does not end with the frame end"),
     ],
 )
-def test_bulk_reading_refuses_what_is_not_amqp(data, error, message):
+@pytest.mark.parametrize("first_chunk", [1, 3, 100])
+def test_bulk_reading_refuses_what_is_not_amqp(data, error, message, first_chunk):
     async def read() -> None:
         reader = asyncio.StreamReader()
-        reader.feed_data(data)
-        reader.feed_eof()
-        await BulkFrameReceiver(reader).get_frame()
+        receiver = BulkFrameReceiver(reader)
+        reader.feed_data(data[:first_chunk])
+        asyncio.get_running_loop().call_later(0.01, reader.feed_data, data[first_chunk:])
+        asyncio.get_running_loop().call_later(0.02, reader.feed_eof)
+        await receiver.get_frame()
 
     with pytest.raises(error, match=message):
         asyncio.run(read())

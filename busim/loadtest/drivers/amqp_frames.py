@@ -61,6 +61,9 @@ class BulkFrameReceiver(aiormq.connection.FrameReceiver):
             if not self.started:
                 if data.startswith(b"AMQP"):
                     raise ProtocolSyntaxError("Unexpected AMQP protocol header")
+                if b"AMQP".startswith(data):  # too little to tell yet
+                    self._partial = data
+                    continue
                 self.started = True
             self._partial = self._split(data)
         return frames.popleft()

@@ -36,7 +36,10 @@ def encode_keys(columns: list[np.ndarray]) -> tuple[tuple[object, ...], list[np.
     """
     merged = np.concatenate(columns) if columns else np.empty(0, dtype=np.int64)
     if merged.dtype != object:
-        table, codes = np.unique(merged, return_inverse=True)
+        # Each value's place in the sorted table is its code: searched for, as unique's inverse would be, but
+        # without the inverse's sort of every value and its index arrays as long as the column.
+        table = np.unique(merged)
+        codes = np.searchsorted(table, merged)
         keys = tuple(table.tolist())
     else:
         index: dict[tuple[bool, object], int] = {}

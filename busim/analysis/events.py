@@ -201,7 +201,7 @@ def _one_delivery_each(message: np.ndarray, count: int) -> bool:
 
 # How the original copy of a message ranks among copies of the same attempt: the broker's own first
 # copy, then a resend (producer retry, outbox relay), then a copy the broker duplicated.
-_COPY_RANK = np.ones(max(DeliveryCause) + 1, np.int64)
+_COPY_RANK = np.ones(max(DeliveryCause) + 1, np.int8)  # a byte a row where every delivery is ranked
 _COPY_RANK[DeliveryCause.FIRST] = 0
 _COPY_RANK[DeliveryCause.BROKER_DUPLICATE] = 2
 _COPY_RANK[DeliveryCause.INJECTED_DUPLICATE] = 2

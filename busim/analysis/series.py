@@ -86,13 +86,14 @@ def group_series(record: RunRecord, group: GroupRecord, first_rows: np.ndarray, 
 def backlog_steps(group: GroupRecord) -> tuple[np.ndarray, np.ndarray]:
     """When the group's queue at the broker changed, and how many copies waited after each change."""
     deliveries = group.deliveries
-    # Receipts and arrivals of the copies delivered are sorted apart and merged; then the copies left
-    # unserved, sorted already and all arrivals, are merged in: a run that ends with a long queue sorts
-    # only what it delivered. At equal times a receipt comes before an arrival, and an arrival delivered
-    # before one left unserved.
-    times, step = _merged(_ascending(deliveries.receive_s), np.int8(-1), _ascending(deliveries.arrival_s))
+    # Receipts and arrivals of the copies delivered are sorted apart; the copies left unserved, sorted
+    # already, are merged into the arrivals, and the receipts into them all: a run that ends with a long
+    # queue sorts only what it delivered, and its last merge places the receipts alone, not every change so
+    # far. At equal times a receipt comes before an arrival, and an arrival delivered before one left unserved.
+    arrival_s = _ascending(deliveries.arrival_s)
     if group.unserved_arrival_s.size:
-        times, step = _merged(times, step, group.unserved_arrival_s)
+        arrival_s = _merged(arrival_s, np.int8(1), group.unserved_arrival_s)[0]
+    times, step = _merged(_ascending(deliveries.receive_s), np.int8(-1), arrival_s)
     return times, _levels(step)
 
 

@@ -306,7 +306,7 @@ def _delivery_counts(group: GroupRecord) -> tuple[int, dict[str, int], int, dict
     deliveries = group.deliveries
     by_broker = broker_deliveries(group) if group.failures is not None else np.ones(len(deliveries), bool)
     extra = by_broker.copy()
-    extra[original_rows(deliveries, np.arange(len(deliveries)))] = False
+    extra[original_rows(deliveries, np.arange(len(deliveries), dtype=np.int32))] = False  # rows are far below 2^31
     duplicates = _cause_counts(deliveries.cause[extra], DeliveryCause)
     redelivered = (deliveries.attempt > 1) & by_broker
     causes = _cause_counts(deliveries.cause[redelivered], DeliveryCause)

@@ -141,6 +141,11 @@ def running_max_by_segment(values: np.ndarray, segment: np.ndarray) -> np.ndarra
     by_value = np.argsort(values, kind="stable")
     rank = np.empty(count, np.int64)
     rank[by_value] = np.arange(count)
-    starts = np.r_[True, segment[1:] != segment[:-1]]
-    offset = (np.cumsum(starts) - 1) * count
-    return values[by_value][np.maximum.accumulate(offset + rank) - offset]
+    offset = np.cumsum(np.r_[True, segment[1:] != segment[:-1]])
+    offset -= 1
+    offset *= count
+    # The ranks offset, their running maximum and the offset taken off again, all in one array.
+    rank += offset
+    np.maximum.accumulate(rank, out=rank)
+    rank -= offset
+    return values[by_value[rank]]

@@ -41,6 +41,7 @@ per message.
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_right
 from collections import deque
 from heapq import heappop, heappush
@@ -369,7 +370,7 @@ class ConsumerGroup:
         self._sequence = 0
 
         # Per message: the broker's attempt count, and whether it is settled (acked, dead-lettered, lost).
-        self._attempts = [1] * count
+        self._attempts = array("i", [1]) * count  # 32 bits, as the log's attempts: half a list's pointers
         self._settled = bytearray(count)
         self._received = bytearray(count)
         self._pending = bytearray(count)  # left pending for good: whatever befalls a later copy, it stays so

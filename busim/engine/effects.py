@@ -16,7 +16,6 @@ from itertools import pairwise
 import numpy as np
 
 from busim.engine.records import CounterState
-from busim.engine.sampling import narrowed
 from busim.scenario.schema import Consumer
 
 
@@ -37,7 +36,10 @@ def encode_keys(columns: list[np.ndarray]) -> tuple[tuple[object, ...], list[np.
     """
     merged = np.concatenate(columns) if columns else np.empty(0, dtype=np.int64)
     if merged.dtype != object:
-        table, codes = np.unique(merged, return_inverse=True)
+        # Each value's place in the sorted table is its code: searched for, as unique's inverse would be, but
+        # without the inverse's sort of every value and its index arrays as long as the column.
+        table = np.unique(merged)
+        codes = np.searchsorted(table, merged)
         keys = tuple(table.tolist())
     else:
         index: dict[tuple[bool, object], int] = {}
@@ -148,7 +150,8 @@ class EffectPlan:
         key code)`` of :meth:`slots` as one number.
         """
         offsets = np.cumsum([0, *(len(keys) for keys in self.keys)])
-        codes = [int(offsets[effect.counter]) + np.asarray(effect.key_code, dtype=np.int64) for effect in self._effects]
+        # 32 bits: a counter has never more keys than the run has messages.
+        codes = [int(offsets[effect.counter]) + np.asarray(effect.key_code, dtype=np.int32) for effect in self._effects]
         return int(offsets[-1]), codes
 
     def apply_read(self, state: list[list[int]], message: int, read: dict[tuple[int, int], int]) -> bool:
@@ -200,11 +203,21 @@ class EffectPlan:
 
 
 def _compact(values: np.ndarray) -> array[int]:
-    """64-bit integers per message, read one at a time as a list's are, in 32 bits each where they fit."""
-    values = narrowed(values)
-    compact = array("i" if values.dtype == np.int32 else "q")
-    compact.frombytes(values.tobytes())
+    """64-bit integers per message, read one at a time as a list's are, each in the fewest bytes that hold
+    them all: key codes and changes are mostly small (tens of keys, a quantity of a few units)."""
+    low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    compact = next(array(code) for code in _TYPECODES if _fits(low, high, array(code).itemsize))
+    compact.frombytes(values.astype(f"i{compact.itemsize}").view(np.uint8))
     return compact
+
+
+# Signed integer typecodes of ``array``, narrowest first.
+_TYPECODES = ("b", "h", "i", "q")
+
+
+def _fits(low: int, high: int, itemsize: int) -> bool:
+    bounds = np.iinfo(f"i{itemsize}")
+    return bounds.min <= low and high <= bounds.max
 
 
 def _integers(values: list[int]) -> np.ndarray:

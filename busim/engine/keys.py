@@ -24,8 +24,9 @@ def key_codes(scenario: Scenario, messages: Messages, selection: Selection) -> t
 
     Messages with a key share a scope with every message (of any event) that
     has the same key value; the messages of an event without a key form a
-    scope of their own, whose value is a :class:`_WholeEvent`. Codes are
-    32-bit: there are never more keys than messages.
+    scope of their own, whose value is a :class:`_WholeEvent`. Codes take 32
+    bits at most (there are never more keys than messages), fewer where the
+    keys are fewer.
     """
     if not any(scenario.events[event].key for event in selection.events):
         # No keys: each event is one scope, and its code is its place among the events.
@@ -40,7 +41,12 @@ def key_codes(scenario: Scenario, messages: Messages, selection: Selection) -> t
     if not columns:
         return np.empty(0, np.int32), []
     values, codes = encode_keys([np.concatenate(columns)])
-    return selection.in_order(codes[0].astype(np.int32)), list(values)
+    return selection.in_order(codes[0].astype(_code_dtype(len(values)))), list(values)
+
+
+def _code_dtype(keys: int) -> type[np.signedinteger]:
+    """The narrowest integers that number ``keys`` keys: a byte each for the tens of products of a shop."""
+    return next(dtype for dtype in (np.int8, np.int16, np.int32) if keys <= np.iinfo(dtype).max + 1)
 
 
 def stable_partition(value: object, partitions: int) -> int:

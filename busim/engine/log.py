@@ -3,9 +3,10 @@
 Both kinds of group (a queue with competing consumers, a partitioned log)
 append one row per delivery here; columns are compact typed arrays, so a
 row costs a few dozen bytes rather than a Python object. The columns are
-allocated ahead, doubling as they fill, with the times not yet reached and
-the outcome already in place: a row is written item by item, which costs
-less than appending to every column. A group computed over arrays
+allocated ahead, a quarter more each time they fill (doubling, they would
+hold up to twice the rows written until the run ends), with the times not
+yet reached and the outcome already in place: a row is written item by
+item, which costs less than appending to every column. A group computed over arrays
 (:mod:`busim.engine.servers`) writes no rows: it hands its arrays to
 :meth:`DeliveryLog.freeze` as the record's columns.
 """
@@ -89,11 +90,11 @@ class DeliveryLog:
         return self._rows
 
     def _make_room(self, rows: int, now: float) -> None:
-        """Allocate rows until ``rows`` more fit, doubling the columns (up to the limit, past which the run stops)."""
+        """Allocate rows until ``rows`` more fit, a quarter more at a time (up to the limit: there the run stops)."""
         needed = self._rows + rows
         if needed > self.limit:
             raise TooManyDeliveries(self, now)
-        capacity = min(max(needed, 2 * self._capacity, FIRST_ROWS), self.limit)
+        capacity = min(max(needed, self._capacity + self._capacity // 4, FIRST_ROWS), self.limit)
         for name, (_, unset) in _COLUMNS.items():
             getattr(self, name).extend(array(_COLUMNS[name][0], [unset]) * (capacity - self._capacity))
         self._capacity = capacity

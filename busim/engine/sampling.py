@@ -70,9 +70,16 @@ def _through_quantiles(points: dict[float, float], rng: np.random.Generator, siz
     logs = np.log([points[p] for p in sorted(points)])
     longest_score = normal.inv_cdf(1 - (1 - max(points) / 100) / 100)
     z = np.minimum(rng.standard_normal(size), longest_score)
-    segment = np.clip(np.searchsorted(scores, z) - 1, 0, scores.size - 2)
-    slope = (logs[segment + 1] - logs[segment]) / (scores[segment + 1] - scores[segment])
-    return np.exp(logs[segment] + slope * (z - scores[segment]))
+    segment = np.searchsorted(scores, z)
+    segment -= 1
+    np.clip(segment, 0, scores.size - 2, out=segment)
+    # Each segment's slope is worked out once and looked up; the draws become their log-durations in place,
+    # with the same operations on the same operands as one expression would make, and so the same values.
+    slope = np.diff(logs) / np.diff(scores)
+    z -= scores[segment]
+    z *= slope[segment]
+    z += logs[segment]
+    return np.exp(z, out=z)
 
 
 def _inverse_transform(points: dict[float, float], rng: np.random.Generator, size: int) -> np.ndarray:

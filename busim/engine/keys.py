@@ -59,7 +59,7 @@ def partition_of(scenario: Scenario, messages: Messages, selection: Selection, p
     """Each message's partition: by a stable hash of its key, round robin (by message id) without one."""
     codes, values = key_codes(scenario, messages, selection)
     by_code = np.array([stable_partition(value, partitions) for value in values], dtype=np.int64)
-    partition = by_code[codes] if codes.size else codes
+    partition = by_code[codes] if codes.size else np.empty(0, np.int64)  # its own array: written below
     keyless = np.array([isinstance(value, _WholeEvent) for value in values], dtype=bool)
     if keyless.any():
         # Chosen when the message is produced, so every group sees a message in the same partition.

@@ -171,3 +171,30 @@ def test_an_event_that_nothing_publishes_or_emits_is_refused_and_one_entry_per_e
         "(when: always emits it after every processing)",
         "7:33: consumers[1].subscribes[1]: nothing produces C: no publisher publishes it and no consumer emits it",
     ]
+
+
+def test_a_keyless_event_never_emitted_leaves_its_partitioned_consumer_idle():
+    # Stock never runs out, so nothing is refused and no OutOfStock is emitted: on Kafka, its consumer's
+    # partitions are placed over no message at all.
+    data = {
+        "name": "never",
+        "seed": 1,
+        "duration": 5,
+        "events": {"OrderPlaced": {"key": "sku", "fields": {"sku": {"uniform_int": {"low": 1, "high": 3}}}},
+                   "OutOfStock": {}},
+        "publishers": [{"name": "orders", "event": "OrderPlaced", "rate": 10}],
+        "broker": {"preset": "kafka"},
+        "consumers": [
+            {
+                "name": "inventory",
+                "subscribes": ["OrderPlaced"],
+                "state": {"stock": {"initial": 1000}},
+                "effects": [{"counter": "stock", "key": "sku", "add": -1, "floor": 0}],
+                "emits": [{"event": "OutOfStock", "when": "rejected"}],
+            },
+            {"name": "apologies", "subscribes": ["OutOfStock"]},
+        ],
+    }  # fmt: skip
+    result = busim.simulate(Scenario.model_validate(data))
+    assert result.summary.consumers["inventory"].rejected == 0
+    assert result.summary.consumers["apologies"].delivered == 0 and result.messages.emitted == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pamqp.frame
 import pytest
 from aiormq.connection import FrameReceiver
-from aiormq.exceptions import AMQPConnectionError, ProtocolSyntaxError
+from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
 from pamqp import commands
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
@@ -88,6 +88,7 @@ def test_a_delivery_read_in_bulk_keeps_its_fields():
         (b"AMQP\x00\x00\x09\x01", ProtocolSyntaxError, "Unexpected AMQP protocol header"),
         (pamqp.frame.marshal(Heartbeat(), 0)[:5], AMQPConnectionError, "closed with 5 bytes of a frame unread"),
         (pamqp.frame.marshal(Heartbeat(), 0)[:-1] + b"\x00", AMQPConnectionError, "does not end with the frame end"),
+        (struct.pack(">BHIHH", 1, 0, 4, 999, 1) + b"\xce", InvalidFrameError, "Unknown method index"),
     ],
 )
 @pytest.mark.parametrize("first_chunk", [1, 3, 100])

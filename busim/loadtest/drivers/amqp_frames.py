@@ -21,10 +21,11 @@ import struct
 
 import aiormq.connection
 import pamqp.frame
-from aiormq.exceptions import AMQPConnectionError, ProtocolSyntaxError
+from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
 from pamqp import commands
 from pamqp.body import ContentBody
 from pamqp.constants import FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_METHOD
+from pamqp.exceptions import PAMQPException
 
 READ_BYTES = 256 * 1024  # at most this much per read from the socket
 FRAME_HEAD = struct.Struct(">BHI")  # frame type, channel, payload size
@@ -65,7 +66,10 @@ class BulkFrameReceiver(aiormq.connection.FrameReceiver):
                     self._partial = data
                     continue
                 self.started = True
-            self._partial = self._split(data)
+            try:
+                self._partial = self._split(data)
+            except PAMQPException as error:  # as aiormq reports a frame pamqp cannot decode
+                raise InvalidFrameError(str(error)) from error
         return frames.popleft()
 
     def _split(self, data: bytes) -> bytes:

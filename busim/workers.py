@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -104,19 +104,23 @@ class ProcessPool:
 
     def run(self, simulations: Sequence[Simulation], on_run: RunDone | None = None) -> list[Result]:
         # One simulation per task, taken as workers free up: runs differ too much in length to split evenly.
-        futures = {self._pool.submit(simulated, simulation): index for index, simulation in enumerate(simulations)}
+        futures: dict[Future[Result], int] = {}
         results: list[Result | None] = [None] * len(simulations)
         try:
+            for index, simulation in enumerate(simulations):
+                futures[self._pool.submit(simulated, simulation)] = index
             for done, future in enumerate(as_completed(futures), start=1):
                 results[futures[future]] = future.result()
                 if on_run is not None:
                     on_run(done, len(simulations))
         except BrokenProcessPool:
-            raise BusimError(
-                "the worker processes stopped before their runs were done: in a Python script, start runs on "
-                "workers under if __name__ == '__main__': (each worker imports the script again as it starts), "
-                "or give workers=1"
-            ) from None
+            raise _workers_stopped() from None
+        except OSError:
+            # A worker that dies while the next is starting can break the pool between submit's check and
+            # the new worker's start, which then fails on the pool's closed task queue: the same stop.
+            if any(_failed_for_a_stopped_worker(future) for future in futures):
+                raise _workers_stopped() from None
+            raise
         return [result for result in results if result is not None]
 
     def close(self) -> None:
@@ -131,6 +135,18 @@ class ProcessPool:
             process.terminate()
         for process in processes:
             process.join()
+
+
+def _workers_stopped() -> BusimError:
+    return BusimError(
+        "the worker processes stopped before their runs were done: in a Python script, start runs on "
+        "workers under if __name__ == '__main__': (each worker imports the script again as it starts), "
+        "or give workers=1"
+    )
+
+
+def _failed_for_a_stopped_worker(future: Future[Result]) -> bool:
+    return future.done() and not future.cancelled() and isinstance(future.exception(), BrokenProcessPool)
 
 
 def _start_method() -> multiprocessing.context.BaseContext:

@@ -4,13 +4,15 @@ import dataclasses
 import math
 import subprocess
 import sys
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
 import busim
 from busim.errors import BusimError
 from busim.planning.runner import sweep
-from busim.workers import DaskCluster, InProcess, ProcessPool, workers_for
+from busim.workers import DaskCluster, InProcess, ProcessPool, Simulation, workers_for
 from tests.conftest import SCENARIOS
 
 pytestmark = pytest.mark.xdist_group("workers")
@@ -134,6 +136,40 @@ def test_a_script_that_starts_workers_without_a_main_guard_is_told_so(tmp_path):
         "start runs on workers under if __name__ == '__main__': (each worker imports the script again as it "
         "starts), or give workers=1"
     ) in ran.stderr.splitlines()
+
+
+class _PoolBreakingOnSecondSubmit:
+    """A process pool whose first worker dies while the second starts: the first task fails as broken and
+    the second worker's start finds the task queue closed (CPython checks for a broken pool before it
+    starts a worker, without a lock against the thread that breaks it)."""
+
+    def __init__(self, *, breaks: bool) -> None:
+        self.breaks = breaks
+        self.submitted: list[Future] = []
+
+    def submit(self, fn, *args):
+        if self.submitted:
+            if self.breaks:
+                self.submitted[0].set_exception(BrokenProcessPool("a process was terminated abruptly"))
+            raise OSError("handle is closed")
+        self.submitted.append(Future())
+        return self.submitted[0]
+
+
+@pytest.mark.parametrize("breaks", [True, False])
+def test_a_pool_that_breaks_while_a_worker_starts_is_told_as_a_stop_and_any_other_os_error_kept(breaks):
+    pool = ProcessPool(2)
+    pool._pool.shutdown()
+    pool._pool = _PoolBreakingOnSecondSubmit(breaks=breaks)
+    simulations = [Simulation(small_flash_sale(), seed) for seed in (1, 2)]
+    with pytest.raises(BusimError if breaks else OSError) as stopped:
+        pool.run(simulations)
+    assert str(stopped.value) == (
+        "the worker processes stopped before their runs were done: in a Python script, start runs on workers "
+        "under if __name__ == '__main__': (each worker imports the script again as it starts), or give workers=1"
+        if breaks
+        else "handle is closed"
+    )
 
 
 def test_a_cluster_without_dask_installed_says_how_to_install_it(monkeypatch):

@@ -7,6 +7,7 @@ resident memory is its own:
     python benchmarks/engine.py memory
     python benchmarks/engine.py scenarios [--repeat 3]
     python benchmarks/engine.py flash-sale [--messages 10000000]
+    python benchmarks/engine.py profile [--messages 1000000]
 
 ``mm1`` times, side by side in one run, three ways of simulating the same
 1M-message M/M/1 queue (Poisson arrivals at 800/s, a constant 1 ms broker
@@ -27,14 +28,18 @@ the process with busim loaded and nothing run.
 ``scenarios`` times :func:`busim.simulate` on every file in scenarios/ (best
 of ``--repeat``); ``flash-sale`` scales scenarios/flash-sale.yaml's rates so
 that it publishes about ``--messages`` messages, and times one run.
+``profile`` prints the 25 costliest functions of busim's M/M/1 run, in this
+process.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import heapq
 import json
 import os
+import pstats
 import resource
 import subprocess
 import sys
@@ -133,11 +138,12 @@ def heap_loop(messages: int) -> float:
     return float(np.mean(done_s - publish_s))
 
 
-def busim_mm1(messages: int) -> float:
-    import busim
+def mm1_scenario(messages: int):
+    """The M/M/1 queue as a busim scenario; a constant broker latency keeps the arrivals at the queue
+    Poisson (in an ordered queue, random ones would hold each other up), so theory gives the mean."""
     from busim.scenario.schema import Scenario
 
-    scenario = Scenario.model_validate(
+    return Scenario.model_validate(
         {
             "name": "mm1-benchmark",
             "seed": 1,
@@ -154,7 +160,12 @@ def busim_mm1(messages: int) -> float:
             ],
         }
     )
-    result = busim.simulate(scenario, max_memory_bytes=float("inf"))
+
+
+def busim_mm1(messages: int) -> float:
+    import busim
+
+    result = busim.simulate(mm1_scenario(messages), max_memory_bytes=float("inf"))
     return result.summary.consumers["server"].latency_s.end_to_end.mean
 
 
@@ -206,7 +217,7 @@ def in_fresh_process(kind: str, name: str, messages: int, repeat: int, busim_at:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["mm1", "memory", "scenarios", "flash-sale", "one"])
+    parser.add_argument("what", choices=["mm1", "memory", "scenarios", "flash-sale", "profile", "one"])
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--messages", type=int)
     parser.add_argument("--repeat", type=int, default=3, help="runs to time; the best is reported")
@@ -215,6 +226,14 @@ def main() -> None:
     if options.what == "one":
         kind, name = options.args
         print(json.dumps(measure(kind, name, options.messages or 0, options.repeat)))
+        return
+    if options.what == "profile":
+        import busim
+
+        profiler = cProfile.Profile()
+        scenario = mm1_scenario(options.messages or 1_000_000)
+        profiler.runcall(busim.simulate, scenario, max_memory_bytes=float("inf"))
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return
     if options.what == "mm1":
         messages = options.messages or 1_000_000

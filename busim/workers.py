@@ -83,9 +83,11 @@ class InProcess:
         return results
 
 
-def _ignore_interrupts() -> None:
-    """In a worker process: Ctrl-C is for the command, which stops the workers itself."""
+def _worker_signals() -> None:
+    """In a worker process: Ctrl-C is for the command, which stops the workers itself, and SIGTERM (how it
+    stops them) ends the worker at once, whatever handler a forked worker inherited from the command."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class ProcessPool:
@@ -100,7 +102,7 @@ class ProcessPool:
         if count < 2:
             raise ValueError(f"a process pool needs two or more workers (got {count})")
         self.count = count
-        self._pool = ProcessPoolExecutor(count, mp_context=_start_method(), initializer=_ignore_interrupts)
+        self._pool = ProcessPoolExecutor(count, mp_context=_start_method(), initializer=_worker_signals)
 
     def run(self, simulations: Sequence[Simulation], on_run: RunDone | None = None) -> list[Result]:
         # One simulation per task, taken as workers free up: runs differ too much in length to split evenly.

@@ -138,6 +138,21 @@ def test_a_script_that_starts_workers_without_a_main_guard_is_told_so(tmp_path):
     ) in ran.stderr.splitlines()
 
 
+def test_a_command_that_ran_on_workers_stops_them_without_a_word_on_stderr(tmp_path):
+    # The command handles SIGTERM itself; workers forked from it must not inherit that handler, or the
+    # SIGTERM that stops them at the end raises inside each one and prints its traceback.
+    sets = [arg for assignment in SMALL for arg in ("--set", assignment)]
+    vary = ["--vary", "consumers.inventory.instances=1,2", "--workers", "2", "--out", str(tmp_path / "compared")]
+    ran = subprocess.run(
+        [sys.executable, "-m", "busim", "compare", str(SCENARIOS / "flash-sale.yaml"), *sets, *vary, "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (ran.returncode, ran.stderr) == (0, "")
+    assert (tmp_path / "compared" / "compare.json").exists()
+
+
 class _PoolBreakingOnSecondSubmit:
     """A process pool whose first worker dies while the second starts: the first task fails as broken and
     the second worker's start finds the task queue closed (CPython checks for a broken pool before it

@@ -613,8 +613,9 @@ def calibrate(
     ``2 * replications`` runs.
 
     Raises:
-        RunFolderError: the folder is not a real run's (``busim run FILE --broker URL``), or lacks its record.
-        ValueError: ``run`` is a Result of a simulation, or has no record.
+        RunFolderError: the folder is not a real run's (``busim run FILE --broker URL``), lacks its record, or
+            holds an interrupted run (its results partial: it covers only part of the schedule).
+        ValueError: ``run`` is a Result of a simulation, has no record, or is partial.
     """
     from busim.analysis.calibration import calibrate as check_against
     from busim.analysis.fitting import fit_to_run
@@ -624,6 +625,8 @@ def calibrate(
     if isinstance(run, Result):
         if run.real is None or run.record is None:
             raise ValueError("calibrate needs the Result of a real run (busim.load_test), with its record")
+        if run.real.partial:
+            raise ValueError(f"calibrate was given {_interrupted(run)}")
         path, real, record = None, run, run.record
     else:
         path, real, record = read_real_run(Path(run))
@@ -650,7 +653,7 @@ def read_real_run(folder: Path) -> tuple[Path, Result, RunRecord]:
     """A real run's folder (resolved, as ``runs/NAME`` gives its newest), its result and its record.
 
     Raises:
-        RunFolderError: the folder holds a simulated run, or no record.
+        RunFolderError: the folder holds a simulated run, an interrupted one (partial), or no record.
     """
     from busim.loadtest.archive import RECORD_FILE, read_record
     from busim.report.files import RESULTS_FILE
@@ -667,7 +670,21 @@ def read_real_run(folder: Path) -> tuple[Path, Result, RunRecord]:
         raise RunFolderError(f"{path}: holds a simulated run; {needs}")
     if not (path / RECORD_FILE).is_file():
         raise RunFolderError(f"{path}: no {RECORD_FILE} here; calibrate fits the scenario to the real run's record")
+    if real.real.partial:
+        raise RunFolderError(f"{path}: holds {_interrupted(real)}")
     return path, real, read_record(path, real.scenario)
+
+
+def _interrupted(real: Result) -> str:
+    """Why calibrate refuses an interrupted real run: its figures cover a part of the schedule the simulation
+    publishes whole, so every count would fall short of the simulation's for no fault of the model."""
+    assert real.real is not None
+    generator = real.real.generator
+    return (
+        f"an interrupted run (partial: it sent {generator.sent:,} of its schedule's {generator.copies:,} copies); "
+        "calibrate sets a run beside simulations of its whole schedule, so it needs a run that finished: "
+        "run the scenario again to the end (with a shorter --set duration=... if it takes too long)"
+    )
 
 
 def _schema_of(results: Path) -> object:

@@ -5,7 +5,8 @@ under its seed rebuilds it exactly. A real run cannot be repeated, so its
 record is kept: every array of each group's record, in one compressed numpy
 file without pickled objects. What follows from the scenario and its seed
 (the messages and their payloads, each group's selection, effects and key
-codes, the reads of read models) is rebuilt, not stored.
+codes, the reads of read models) is rebuilt, not stored; of an interrupted
+run, only the messages the copies it sent published, cut as its record was.
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ _ARRAYS = tuple(field.name for field in dataclasses.fields(GroupRecord) if field
 _DELIVERIES = tuple(field.name for field in dataclasses.fields(Deliveries))
 
 
-def write_record(record: RunRecord, folder: Path) -> None:
+def write_record(record: RunRecord, folder: Path, copies_sent: int) -> None:
+    """Keep ``record`` in ``folder``; ``copies_sent``, the copies of the schedule the run sent, says which
+    messages it holds (an interrupted run's record holds only those the copies sent published)."""
     arrays: dict[str, np.ndarray] = {
         "sim_time_s": np.array(record.sim_time_s),
         "drained": np.array(record.drained),
+        "copies_sent": np.array(copies_sent),
     }
     for index, group in enumerate(record.groups):
         prefix = f"g{index}."
@@ -72,7 +76,10 @@ def read_record(folder: Path, scenario: Scenario) -> RunRecord:
             stored = {key: data[key] for key in data.files}
     except (OSError, ValueError) as error:
         raise RunFolderError(f"{path}: not a record busim wrote ({error})") from None
-    messages = Schedule.of(scenario).messages
+    schedule = Schedule.of(scenario)
+    if "copies_sent" in stored:  # a record from before copies_sent was kept holds the whole schedule
+        schedule = schedule.cut(int(stored["copies_sent"]))
+    messages = schedule.messages
     streams = RandomStreams.from_seed(scenario.seed or 0)
     carried = fields_of(scenario)
     groups: dict[str, GroupRecord] = {}

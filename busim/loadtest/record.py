@@ -83,14 +83,17 @@ def record_of(
 ) -> RunRecord:
     """The run's record; ``start`` is the run's clock origin (``time.monotonic()``), ``end_s`` when it ended.
 
+    ``schedule`` is what the run published: for an interrupted run, the whole schedule cut to the copies
+    sent (:meth:`~busim.loadtest.schedule.Schedule.cut`), ``publishing`` then covering those copies only.
+
     Groups are merged stage by stage, as the engine runs them: the messages a stage's consumers emitted are
     appended (by the engine's :func:`~busim.engine.chains.emit`) before the groups that consume them, each
     with its planned message's own fields (:mod:`busim.loadtest.emissions`).
     """
     messages = schedule.messages
-    plan = EmissionPlan.of(scenario, messages)
+    plan = EmissionPlan.of(scenario, schedule.whole)  # the instances' plan: over the whole schedule, if cut
     planned = plan.messages
-    in_plan = np.arange(len(messages))  # per message of the record, the plan's message it is
+    in_plan = schedule.scheduled_id  # per message of the record, the plan's message it is
     carried = fields_of(scenario)
     streams = RandomStreams.from_seed(scenario.seed or 0)
     outages = Outages(())

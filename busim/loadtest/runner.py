@@ -88,7 +88,7 @@ class Sends:
     """What the load generator did: per copy, when due, sent and confirmed, and how long it waited for the broker."""
 
     due_s: np.ndarray
-    copy_message: np.ndarray  # per copy, its message
+    copy_message: np.ndarray  # per copy, its message in the record; -1 for a copy never sent
     sent_s: np.ndarray
     confirmed_s: np.ndarray
     refused: np.ndarray
@@ -277,8 +277,15 @@ async def run_real(
                 counters=await admins[consumer.name].counters(),
                 fates=[fate for fate in fates if fate.group == consumer.name],
             )
-        publishing_record = Publishing(generator.sent_s, generator.confirmed_s, generator.refused)
-        record = record_of(scenario, schedule, publishing_record, outcomes, start, end_s, drained)
+        # An interrupted run is about what it sent: the record holds those messages, not the whole schedule.
+        copies_sent = generator.copies_sent()
+        published = schedule.cut(copies_sent)
+        publishing_record = Publishing(
+            generator.sent_s[:copies_sent], generator.confirmed_s[:copies_sent], generator.refused[:copies_sent]
+        )
+        record = record_of(scenario, published, publishing_record, outcomes, start, end_s, drained)
+        copy_message = np.full(len(schedule), -1, dtype=np.int64)
+        copy_message[:copies_sent] = published.copy_message
         return RealRun(
             record=record,
             broker=target.redacted,
@@ -286,14 +293,14 @@ async def run_real(
             run_id=names.run_id,
             generator=Sends(
                 due_s=schedule.copy_due_s,
-                copy_message=schedule.copy_message,
+                copy_message=copy_message,
                 sent_s=generator.sent_s,
                 confirmed_s=generator.confirmed_s,
                 refused=generator.refused,
                 waited_for_broker_s=generator.waited_s,
             ),
             stores=kinds,
-            partial=generator.sent < len(schedule),
+            partial=copies_sent < len(schedule),
             wall_time_s=time.monotonic() - began,
         )
     finally:
@@ -438,6 +445,11 @@ class _Publisher:
                 _, late = await asyncio.wait(in_flight, timeout=CONFIRM_GRACE_S)
                 for task in late:
                     task.cancel()
+
+    def copies_sent(self) -> int:
+        """How many copies went out: the schedule's first ones, up to the last handed to the broker's client."""
+        went_out = np.flatnonzero(~np.isnan(self.sent_s))
+        return int(went_out[-1]) + 1 if went_out.size else 0
 
     def _settled(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and self._failure is None:

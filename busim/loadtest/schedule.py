@@ -15,11 +15,14 @@ sent as one or more *copies*, in due order:
   (``broker.duplication``).
 
 Nothing here talks to a broker; the publisher loop in :mod:`busim.loadtest.runner`
-sends the copies as they fall due.
+sends the copies as they fall due. An interrupted run sends only the first
+copies: :meth:`Schedule.cut` is the part of the schedule they published, the
+messages every figure of the run is about.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +44,9 @@ class Schedule:
     copy_cause: np.ndarray  # per copy: DeliveryCause of its first delivery (FIRST, PRODUCER_RETRY, ...)
     unsent: np.ndarray  # messages never sent: their publisher crashed without an outbox, or the run lost them
     unsent_reason: np.ndarray  # LossReason, aligned with unsent
+    copy_resend: np.ndarray  # per copy: its row in the messages' resends; -1 for a first copy or a duplicate
+    scheduled_id: np.ndarray  # per message: its id in the whole schedule (the emission plan numbers those)
+    whole: Messages  # the whole schedule's messages: ``messages`` itself, unless the schedule was cut
 
     def __len__(self) -> int:
         return self.copy_message.size
@@ -74,6 +80,7 @@ class Schedule:
                 resend_cause,
             ]
         ).astype(np.int8)
+        copy_resend = np.concatenate([np.full(first.size + twins.size, -1), np.arange(messages.resend_message.size)])
         order = np.lexsort((np.arange(copy_due_s.size), copy_due_s))
         unsent = np.flatnonzero(crashed | lost)
         unsent_reason = np.where(crashed[unsent], LossReason.PUBLISHER_CRASH, LossReason.INJECTED_LOSS)
@@ -84,4 +91,71 @@ class Schedule:
             copy_cause=copy_cause[order],
             unsent=unsent,
             unsent_reason=unsent_reason.astype(np.int8),
+            copy_resend=copy_resend[order].astype(np.int64),
+            scheduled_id=np.arange(count, dtype=np.int64),
+            whole=messages,
         )
+
+    def cut(self, sent: int) -> Schedule:
+        """The part of the schedule its first ``sent`` copies published, as an interrupted run published it.
+
+        It holds the messages those copies are copies of, and the messages the run meant to leave unsent
+        (a publisher crash, an injected loss) that were due before the first copy not sent; of their
+        resends, those sent. Messages are numbered afresh, in the same order; copies keep their numbers.
+        """
+        if sent >= len(self):
+            return self
+        if sent < 0:
+            raise ValueError(f"copies sent must be >= 0 (got {sent})")
+        stopped_s = float(self.copy_due_s[sent])  # the due time of the first copy not sent
+        count = len(self.messages)
+        kept = np.zeros(count, dtype=bool)
+        kept[self.copy_message[:sent]] = True
+        unsent_kept = self.messages.publish_s[self.unsent] < stopped_s
+        kept[self.unsent[unsent_kept]] = True
+        ids = np.flatnonzero(kept)
+        new_id = np.full(count, -1, dtype=np.int64)
+        new_id[ids] = np.arange(ids.size)
+        resend = self.copy_resend[:sent]
+        is_resend = resend >= 0
+        resends = np.sort(resend[is_resend])
+        copy_resend = np.full(sent, -1, dtype=np.int64)
+        copy_resend[is_resend] = np.searchsorted(resends, resend[is_resend])
+        return Schedule(
+            messages=_only(self.messages, ids, new_id, resends),
+            copy_message=new_id[self.copy_message[:sent]],
+            copy_due_s=self.copy_due_s[:sent],
+            copy_cause=self.copy_cause[:sent],
+            unsent=new_id[self.unsent[unsent_kept]],
+            unsent_reason=self.unsent_reason[unsent_kept],
+            copy_resend=copy_resend,
+            scheduled_id=self.scheduled_id[ids],
+            whole=self.whole,
+        )
+
+
+def _only(messages: Messages, ids: np.ndarray, new_id: np.ndarray, resends: np.ndarray) -> Messages:
+    """``messages`` (published ones, none emitted) with only messages ``ids`` (ascending; ``new_id`` renumbers
+    them) and only the resends at rows ``resends`` (ascending)."""
+    members, fields = {}, {}
+    for event, event_members in messages.members.items():
+        kept = new_id[event_members] >= 0
+        members[event] = new_id[event_members[kept]]
+        fields[event] = {name: values[kept] for name, values in messages.fields[event].items()}
+    return dataclasses.replace(
+        messages,
+        publish_s=messages.publish_s[ids],
+        accept_s=messages.accept_s[ids],
+        failed=messages.failed[ids],
+        publisher=messages.publisher[ids],
+        event=messages.event[ids],
+        fields=fields,
+        members=members,
+        resend_message=new_id[messages.resend_message[resends]],
+        resend_accept_s=messages.resend_accept_s[resends],
+        resend_kept=messages.resend_kept[resends],
+        resend_relayed=messages.resend_relayed[resends],
+        publisher_crashed=messages.publisher_crashed[ids],
+        cause=messages.cause[ids],
+        emitter=messages.emitter[ids],
+    )

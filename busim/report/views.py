@@ -948,7 +948,14 @@ def _changes(outcome: Result | Replications, folder: str | None, overrides: list
         return changes or "the scenario as written"
     seed = "root seed" if isinstance(outcome, Replications) else "seed"
     ran = f"{counted(outcome.runs, 'replication')} on {seed}" if outcome.runs > 1 else seed
-    return f"finished run read from {folder} ({ran} {outcome.scenario.seed})" + (f": {changes}" if changes else "")
+    read = f"finished run read from {folder} ({ran} {outcome.scenario.seed})"
+    if isinstance(outcome, Result) and outcome.real is not None and outcome.real.partial:
+        generator = outcome.real.generator
+        read += (
+            f", interrupted: it sent {generator.sent:,} of its schedule's {generator.copies:,} copies, and its "
+            "figures cover only those"
+        )
+    return read + (f": {changes}" if changes else "")
 
 
 def _compared_figures(comparison: Comparison, consumer: str) -> list[Figure]:

@@ -306,7 +306,8 @@ class Comparison:
 
     def label(self, name: str) -> str:
         """The variant ``name`` as a header shows it. Beside a finished run or a real one, with its mode, and
-        with its number of runs where they differ: ``rabbit-real (real, 1 run)``, ``flash-sale (simulated)``.
+        with its number of runs where they differ: ``rabbit-real (real, 1 run)``, ``flash-sale (simulated)``; an
+        interrupted real run is marked partial: ``rabbit-real (real, partial)``.
         Variants all simulated for the comparison go by their names alone."""
         outcome = self.outcome(name)
         if not self.folders and all(other.mode == "simulated" for other in self.outcomes):
@@ -314,6 +315,8 @@ class Comparison:
         runs = ""
         if len({other.runs for other in self.outcomes}) > 1:
             runs = ", 1 run" if outcome.runs == 1 else f", {counted(outcome.runs, 'replication')}"
+        if isinstance(outcome, Result) and outcome.real is not None and outcome.real.partial:
+            runs += ", partial"  # interrupted: its figures cover only the part of the schedule it sent
         return f"{name} ({outcome.mode}{runs})"
 
     @property

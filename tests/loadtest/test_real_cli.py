@@ -129,7 +129,7 @@ def test_ctrl_c_stops_publishing_writes_partial_results_and_leaves_nothing_behin
             time.sleep(0.2)
         time.sleep(1)  # a second of the 30 s schedule
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        stdout, stderr = process.communicate(timeout=60)
     finally:
         client.close()
         if process.poll() is None:
@@ -138,10 +138,18 @@ def test_ctrl_c_stops_publishing_writes_partial_results_and_leaves_nothing_behin
     assert "busim: stopping: no more publishing" in stderr
     results = json.loads((out / "results.json").read_text())
     assert results["mode"] == "real" and results["real"]["partial"] is True
-    published = results["messages"]["published"]
-    sent = results["real"]["generator"]["sent"]
-    assert 0 < sent < published == 1500  # stopped part-way through the 30 s schedule
-    assert results["consumers"]["worker"]["processed"] == sent  # drained what was sent
+    generator = results["real"]["generator"]
+    sent = generator["sent"]
+    assert 0 < sent < generator["copies"] == 1500  # stopped part-way through the 30 s schedule
+    # Every figure is about what was sent: the 1,500 - sent copies never sent are neither published nor missed.
+    assert results["messages"]["published"] == sent
+    worker = results["consumers"]["worker"]
+    assert worker["subscribed"] == worker["processed"] == sent  # drained what was sent
+    assert worker["lost"] == worker["in_flight_at_end"] == worker["duplicate_effects"] == 0
+    done = worker["state"]["done"]
+    assert done["expected_total"] == done["actual_total"] == sent  # the reference counts the sent jobs only
+    assert done["abs_drift"] == 0
+    assert "never processed" not in stdout and "drifts" not in stdout
     client = redis.Redis.from_url(redis_url)
     try:
         assert list(client.scan_iter(match=f"busim-{name}*")) == []
@@ -153,6 +161,17 @@ def test_ctrl_c_stops_publishing_writes_partial_results_and_leaves_nothing_behin
     story = _busim("explain", str(out), "--message", "0")
     assert story.returncode == 0, story.stderr
     assert "message 0 Job" in story.stdout and "worker #" in story.stdout and "applied its effects" in story.stdout
+    last = _busim("explain", str(out), "--message", str(sent))  # the first message not sent is not in the record
+    assert last.returncode != 0 and f"no message {sent} in this run: its messages are 0 to {sent - 1}" in last.stderr
+    # Its figures cover part of the schedule: calibrate, which simulates the whole schedule, refuses it.
+    calibration = _busim("calibrate", str(out), "--no-charts")
+    assert calibration.returncode == 2
+    assert calibration.stderr.strip() == (
+        f"busim: {out}: holds an interrupted run (partial: it sent {sent:,} of its schedule's 1,500 copies); "
+        "calibrate sets a run beside simulations of its whole schedule, so it needs a run that finished: "
+        "run the scenario again to the end (with a shorter --set duration=... if it takes too long)"
+    )
+    assert not list(out.glob("calibrat*"))
 
 
 def test_a_broker_that_does_not_answer_is_named_without_its_password(tmp_path: Path):

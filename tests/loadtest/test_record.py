@@ -210,3 +210,36 @@ def test_emitted_messages_take_their_planned_fields_not_fresh_ones(tmp_path: Pat
     assert summary.duplicate_effects == 1  # the twin of job 0's Done, with the same stamp
     assert summary.by_reason["duplicate_effects"] == {"upstream_duplicate": 1}
     assert summary.state["seen"].abs_drift == 1
+
+
+def test_an_interrupted_runs_record_holds_only_the_messages_it_sent_and_the_reference_counts_only_those(
+    tmp_path: Path,
+):
+    counting = consumer(state={"done": {}}, effects=[{"counter": "done", "key": "item", "add": 1}])
+    jobs = scenario([counting], duration=0.3)
+    whole = Schedule.of(jobs)
+    assert len(whole) == 3
+    sent = whole.cut(2)  # stopped after two of the three copies
+    journal = _journal(tmp_path, "g0.i0.n0.journal")
+    journal.log(Kind.READY, START - 1)
+    for seq, copy in enumerate((0, 1), 1):
+        journal.log(Kind.RECEIVED, START + 0.1 * seq + 0.001, seq, copy)
+        journal.log(Kind.TAKEN, START + 0.1 * seq + 0.002, seq, copy)
+        journal.log(Kind.DONE, START + 0.1 * seq + 0.003, seq, copy, outcome=Outcome.APPLIED)
+        journal.log(Kind.ACKED, START + 0.1 * seq + 0.004, seq, copy)
+    journal.close()
+    publishing = Publishing(sent.copy_due_s + 0.0005, sent.copy_due_s + 0.001, np.zeros(2, bool))
+    items = whole.messages.fields["Job"]["item"]
+    keys, codes = np.unique(items, return_inverse=True)
+    counters = [np.bincount(codes[:2], minlength=keys.size).astype(np.int64)]  # the store: two jobs applied
+    outcome = GroupOutcome(read_journals(tmp_path, "g0.*journal"), counters, [])
+    record = record_of(jobs, sent, publishing, {"worker": outcome}, START, 0.5, True)
+    assert len(record.messages) == 2
+    summary = summarize(record)
+    assert [publisher.published for publisher in summary.publishers.values()] == [2]
+    worker = summary.consumers["worker"]
+    assert worker.subscribed == worker.processed == 2
+    assert worker.lost == worker.in_flight_at_end == 0
+    assert worker.state["done"].expected_total == worker.state["done"].actual_total == 2
+    assert worker.state["done"].abs_drift == 0
+    assert summary.violations == ()

@@ -44,3 +44,37 @@ def test_injected_duplicates_and_losses_are_drawn_under_the_seed_and_labelled():
     assert not np.isin(schedule.unsent, schedule.copy_message).any()
     duplicated = schedule.copy_message[schedule.copy_cause == DeliveryCause.INJECTED_DUPLICATE]
     assert np.all(np.bincount(schedule.copy_message)[duplicated] == 2)
+
+
+def test_an_interrupted_runs_part_of_the_schedule_holds_what_its_sent_copies_published():
+    scenario = busim.load(
+        SCENARIOS / "flash-sale.yaml",
+        ["broker.outages=[]", "broker.duplication=0.01", "broker.loss=0.02", "broker.publish_ack_loss=0.01"],
+    )
+    whole = Schedule.of(scenario)
+    sent = len(whole) // 3
+    part = whole.cut(sent)
+    ids = part.scheduled_id
+    # The messages of the sent copies, and those the run left unsent on purpose that fell due before it stopped.
+    stopped_s = whole.copy_due_s[sent]
+    unsent_before = whole.unsent[whole.messages.publish_s[whole.unsent] < stopped_s]
+    np.testing.assert_array_equal(ids, np.union1d(whole.copy_message[:sent], unsent_before))
+    assert len(part) == sent and len(part.messages) == ids.size < len(whole.messages)
+    np.testing.assert_array_equal(ids[part.copy_message], whole.copy_message[:sent])
+    np.testing.assert_array_equal(part.copy_cause, whole.copy_cause[:sent])
+    np.testing.assert_array_equal(ids[part.unsent], unsent_before)
+    assert np.count_nonzero(part.unsent_reason == LossReason.INJECTED_LOSS) > 0
+    np.testing.assert_array_equal(part.messages.publish_s, whole.messages.publish_s[ids])
+    for event, members in whole.messages.members.items():
+        kept = np.isin(members, ids)
+        np.testing.assert_array_equal(ids[part.messages.members[event]], members[kept])
+        for name, values in whole.messages.fields[event].items():
+            np.testing.assert_array_equal(part.messages.fields[event][name], values[kept])
+    # Only the resends that went out: each a sent copy caused by a lost publish ack.
+    resent = np.isin(whole.copy_cause[:sent], (DeliveryCause.PRODUCER_RETRY, DeliveryCause.OUTBOX_RELAY))
+    assert 0 < part.messages.resend_message.size == np.count_nonzero(resent)
+    np.testing.assert_array_equal(part.copy_resend >= 0, resent)
+    np.testing.assert_array_equal(
+        ids[part.messages.resend_message[part.copy_resend[resent]]], whole.copy_message[:sent][resent]
+    )
+    assert part.whole is whole.messages and whole.cut(len(whole)) is whole

@@ -113,7 +113,16 @@ def grid(path: Path, axes: list[Axis], overrides: list[str]) -> list[Variant]:
         name = " ".join(f"{label}={value.label}" for label, value in zip(labels, point, strict=True))
         taken = [assignment for assignment in overrides if f"--set {assignment}" not in left_out]
         kept = tuple((assignment, source) for assignment, source in labelled if source not in left_out)
-        variants.append(Variant(name, load_scenario(path, taken, kept), values=point, left_out=left_out))
+        try:
+            loaded = load_scenario(path, taken, kept)
+        except ScenarioError as error:
+            where = f"at point {name}"
+            raise ScenarioError(
+                [replace(p, cause=f"{p.cause} {where}" if p.cause else where) for p in error.problems]
+            ) from None
+        except OverrideError as error:
+            raise OverrideError(f"{error} (at point {name})") from None
+        variants.append(Variant(name, loaded, values=point, left_out=left_out))
     return variants
 
 

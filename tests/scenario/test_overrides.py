@@ -70,10 +70,10 @@ def test_a_variant_that_breaks_the_file_is_named(crashing):
 
 def test_a_grid_point_that_breaks_the_file_is_named(crashing):
     with pytest.raises(ScenarioError) as raised:
-        grid(crashing, [parse_axis("consumers.c.instances=2,1")], [])
+        grid(crashing, [parse_axis("consumers.c.instances=2,1"), parse_axis("warmup=1s")], [])
     assert str(raised.value) == (
         f"{crashing}:6:72: consumers[0].crash.instance: c has instance 0 (got 1) "
-        "(caused by --vary consumers.c.instances=1 at point instances=1)"
+        "(caused by --vary consumers.c.instances=1 at point instances=1 warmup=1s)"
     )
 
 

@@ -552,6 +552,8 @@ def run(
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
+    if loaded.left_out and not quiet:
+        typer.echo(f"busim: the overrides leave out {'; '.join(loaded.left_out)}", err=True)
     if broker is not None:
         stores = StoreURLs(redis=state_redis, postgres=state_postgres)
         _run_real(

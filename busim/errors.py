@@ -23,6 +23,9 @@ class Problem:
     ``--set KEY=VALUE`` override that supplied it. ``line`` and ``column`` are
     1-based and absent for overrides. ``path`` is the key path inside the
     scenario, for example ``publishers[1].rate``; empty for the whole file.
+    ``cause`` names what made a value in the file wrong where the file alone
+    is right (``caused by --set duration=60s``), and the grid point or variant
+    a problem belongs to; empty when there is nothing to add.
     """
 
     source: str
@@ -30,14 +33,16 @@ class Problem:
     column: int | None
     path: str
     message: str
+    cause: str = ""
 
     def __str__(self) -> str:
         where = self.source
         if self.line is not None:
             where += f":{self.line}:{self.column}"
+        told = f"{self.message} ({self.cause})" if self.cause else self.message
         if self.path:
-            return f"{where}: {self.path}: {self.message}"
-        return f"{where}: {self.message}"
+            return f"{where}: {self.path}: {told}"
+        return f"{where}: {told}"
 
 
 class ScenarioError(BusimError):

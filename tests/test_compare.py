@@ -503,7 +503,7 @@ def test_a_set_key_of_no_point_s_preset_is_refused_as_without_a_grid():
         load_variants([FLASH_SALE], ["broker.preset=kafka,rabbitmq"], [*SHORT, "broker.visibility_timeout=5s"])
     assert str(error.value) == (
         "--set broker.visibility_timeout=5s: broker.visibility_timeout: visibility_timeout does not apply to "
-        "preset kafka; kafka calls it max_poll_interval (leave it out or set it to null)"
+        "preset kafka; kafka calls it max_poll_interval (leave it out or set it to null) (at point preset=kafka)"
     )
 
 

@@ -48,7 +48,7 @@ def check_real(scenario: Scenario | LoadedScenario, broker: str) -> tuple[Scenar
 
         check_references(scenario)
         source, loaded, document, where = Source(), scenario, None, "<scenario>"
-    target.check_preset(loaded)
+    target.check_preset(loaded, document)
     check(loaded, target.driver, where, document)
     return loaded, source, target
 

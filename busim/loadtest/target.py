@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 from busim.errors import BusimError
 from busim.loadtest.drivers import SCHEMES, driver_class
 from busim.loadtest.drivers.base import Driver
+from busim.scenario.loader import Document, foreign_broker_keys
 from busim.scenario.schema import Scenario
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -75,17 +76,24 @@ class BrokerTarget:
     def redacted(self) -> str:
         return redact(self.url)
 
-    def check_preset(self, scenario: Scenario) -> None:
-        """Refuse a scenario whose broker preset is not one this URL's broker realises."""
+    def check_preset(self, scenario: Scenario, document: Document | None = None) -> None:
+        """Refuse a scenario whose broker preset is not one this URL's broker realises.
+
+        The message says which override runs it, and which broker keys of the
+        file (``document``, when known) that override leaves out.
+        """
         driver = self.driver
         preset = scenario.broker.preset
         if preset in driver.presets:
             return
         presets = " or ".join(driver.presets)
+        target = driver.presets[0]
+        foreign = foreign_broker_keys(document, target) if document is not None else []
+        leaves = f", which leaves out its broker.{', '.join(foreign)} ({target} takes no such keys)" if foreign else ""
         raise BrokerURLError(
             f"--broker {self.redacted}: the scenario's broker is preset {preset}, but {self.scheme}:// is "
-            f"{driver.title}, which runs preset {presets}; add --set broker.preset={driver.presets[0]} "
-            "to run this scenario against it"
+            f"{driver.title}, which runs preset {presets}; add --set broker.preset={target} "
+            f"to run this scenario against it{leaves}"
         )
 
 

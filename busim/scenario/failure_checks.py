@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from busim.scenario.references import Path, _entries, _seconds
+from busim.scenario.references import Path, _entries, duration_seconds
 from busim.scenario.schema import Scenario
 
 # Presets whose broker has no dead-letter destination for a consumer to send a message to.
@@ -58,14 +58,14 @@ def failure_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
 
 def _late_slowdowns(data: dict[str, Any], slowdowns: Any, at: Path) -> list[tuple[Path, str]]:
     """Slowdowns from after the run ends would do nothing."""
-    duration_s = _seconds(data.get("duration"))
-    drain_s = _seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
+    duration_s = duration_seconds(data.get("duration"))
+    drain_s = duration_seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
     if duration_s is None or drain_s is None or not isinstance(slowdowns, list):
         return []
     horizon_s = duration_s + drain_s
     problems = []
     for index, slowdown in enumerate(slowdowns):
-        start_s = _seconds(slowdown.get("from")) if isinstance(slowdown, dict) else None
+        start_s = duration_seconds(slowdown.get("from")) if isinstance(slowdown, dict) else None
         if start_s is not None and start_s >= horizon_s:
             problems.append(
                 (

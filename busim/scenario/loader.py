@@ -14,7 +14,7 @@ import re
 import stat
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -22,9 +22,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from busim.errors import OverrideError, Problem, ScenarioError, ScenarioFileError
-from busim.scenario.presets import PRESETS
-from busim.scenario.references import reference_problems
-from busim.scenario.schema import Scenario, did_you_mean
+from busim.scenario.presets import BROKER_KEYS, COMMON_KEYS, PRESETS
+from busim.scenario.references import duration_seconds, reference_problems
+from busim.scenario.schema import FAILURE_KEYS, Scenario, did_you_mean
 from busim.words import counted
 
 KeyPath = tuple[str | int, ...]
@@ -62,6 +62,8 @@ class Document:
     problems: list[Problem] = field(default_factory=list)  # found while reading, reported with the rest
     # How each value YAML read as true or false was written (on, No), so that a message names the word.
     booleans: dict[KeyPath, str] = field(default_factory=dict)
+    # What of the file the overrides made moot and left out: ``broker.prefetch: not a key of preset kafka``.
+    left_out: list[str] = field(default_factory=list)
 
     def forget(self, path: KeyPath) -> None:
         """Drop the marks of ``path`` and everything under it."""
@@ -92,6 +94,7 @@ class LoadedScenario:
     variant: str | None = None  # the entry of the file's variants: block it is, if one
     # The file as read, with the place of every key, for problems found after validation.
     document: Document | None = field(default=None, repr=False, compare=False)
+    left_out: tuple[str, ...] = ()  # what of the file the overrides made moot (Document.left_out)
 
 
 # ---------------------------------------------------------------- YAML with marks
@@ -407,7 +410,7 @@ def apply_override(document: Document, assignment: str, source: str | None = Non
         OverrideError: the assignment is malformed, names no scenario key, or
             its value is beyond the limits of a file.
     """
-    source = source or f"--set {_excerpt_text(assignment, 60)}"
+    source = source or _default_source(assignment)
     key, equals, text = assignment.partition("=")
     key = key.strip()
     if not equals or not key:
@@ -445,6 +448,11 @@ def apply_override(document: Document, assignment: str, source: str | None = Non
     node[step] = None if root is None else _build_value(root, source, document, path)
     document.key_marks[path] = mark
     document.value_marks[path] = mark
+
+
+def _default_source(assignment: str) -> str:
+    """How messages name a ``--set`` override: ``--set KEY=VALUE``, cut short when it is long."""
+    return f"--set {_excerpt_text(assignment, 60)}"
 
 
 def override_key(assignment: str) -> tuple[str, ...]:
@@ -856,14 +864,47 @@ def load_scenario(
     """
     path = FilePath(path)
     text, document = overridden_document(path, overrides, labelled)
-    scenario = validate(document)
+    try:
+        scenario = validate(document)
+    except ScenarioError as error:
+        raise _blamed(error, path, overrides, labelled) from None
     return LoadedScenario(
         scenario=scenario,
         file=str(path),
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         overrides=(*overrides, *(assignment for assignment, _ in labelled)),
         document=document,
+        left_out=tuple(document.left_out),
     )
+
+
+def _blamed(
+    error: ScenarioError, path: FilePath, overrides: tuple[str, ...] | list[str], labelled: tuple[tuple[str, str], ...]
+) -> ScenarioError:
+    """``error`` with each problem at a place in the file that the file alone does not have naming the
+    override that caused it (``caused by --set duration=60s``): the one after which it appears for good.
+
+    Only a scenario that fails is read again, once per override, so a valid one costs nothing more.
+    """
+    assignments = [(assignment, _default_source(assignment)) for assignment in overrides] + list(labelled)
+    if not assignments or all(problem.source != str(path) for problem in error.problems):
+        return error
+    found: list[set[Problem]] = []  # the problems after the first k assignments, k = 0, 1, ...
+    for count in range(len(assignments)):
+        given = assignments[:count]
+        _, document = overridden_document(path, [], tuple(given))
+        try:
+            validate(document)
+            found.append(set())
+        except ScenarioError as earlier:
+            found.append(set(earlier.problems))
+    problems = []
+    for problem in error.problems:
+        absent = [count for count, problems_then in enumerate(found) if problem not in problems_then]
+        if problem.source == str(path) and absent:
+            problem = replace(problem, cause=f"caused by {assignments[absent[-1]][1]}")
+        problems.append(problem)
+    return ScenarioError(problems)
 
 
 def overridden_document(
@@ -882,4 +923,158 @@ def overridden_document(
         apply_override(document, assignment)
     for assignment, source in labelled:
         apply_override(document, assignment, source)
+    if overrides or labelled:
+        _fit_to_overrides(document)
     return text, document
+
+
+# ---------------------------------------------------------------- what an override leaves out
+def _fit_to_overrides(document: Document) -> None:
+    """Leave out of ``document`` what the file says that an overridden preset or run length makes moot.
+
+    Another broker preset set by an override runs the scenario on that
+    broker: the file's keys of its own preset's broker, which the new one does
+    not take, are left out (rather than refused, which would leave no way to
+    run the file on another broker, nor to vary the preset). A shorter
+    ``duration`` or ``drain_timeout`` set by an override runs the first part
+    of the scenario: the file's rate steps after publishing ends, and its
+    outages, crashes and deploys after the run ends, are left out. Written so
+    in a file, each would be refused, as it could only be a mistake there.
+    What is left out is named in ``document.left_out``.
+    """
+    data = document.data
+    if not isinstance(data, dict):
+        return
+    _fit_to_preset(document, data)
+    if _overridden(document, ("duration",)) or _overridden(document, ("drain_timeout",)):
+        _fit_to_duration(document, data)
+
+
+def _overridden(document: Document, path: KeyPath) -> bool:
+    mark = document.value_marks.get(path)
+    return mark is not None and mark.source != document.source
+
+
+def _from_file(document: Document, path: KeyPath) -> bool:
+    return document.value_mark(path).source == document.source
+
+
+def _fit_to_preset(document: Document, data: dict[str, Any]) -> None:
+    broker = data.get("broker")
+    if not isinstance(broker, dict) or not _overridden(document, ("broker", "preset")):
+        return
+    preset = broker.get("preset")
+    if not isinstance(preset, str) or preset not in PRESETS:
+        return  # validation names the preset
+    for key in foreign_broker_keys(document, preset):
+        del broker[key]
+        document.forget(("broker", key))
+        document.left_out.append(f"broker.{key}: not a key of preset {preset}")
+
+
+def foreign_broker_keys(document: Document, preset: str) -> list[str]:
+    """The broker keys the file of ``document`` sets that ``preset`` does not take, which an override
+    of the preset to ``preset`` leaves out."""
+    broker = document.data.get("broker") if isinstance(document.data, dict) else None
+    return [
+        key
+        for key in (broker if isinstance(broker, dict) else {})
+        if (
+            (key in BROKER_KEYS and key not in COMMON_KEYS and key not in PRESETS[preset].keys)
+            or preset not in FAILURE_KEYS.get(key, (preset,))
+        )
+        and _from_file(document, ("broker", key))
+    ]
+
+
+def _fit_to_duration(document: Document, data: dict[str, Any]) -> None:
+    duration_s = duration_seconds(data.get("duration"))
+    drain_s = duration_seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
+    if duration_s is None or drain_s is None:
+        return  # validation reports the value
+    horizon_s = duration_s + drain_s
+    after_publishing = f"starts after publishing ends at {duration_s:g}s"
+    after_run = f"starts after the run ends at {horizon_s:g}s"
+    for index, publisher in enumerate(_listed(data.get("publishers"))):
+        if isinstance(publisher, dict) and _overridden(document, ("duration",)):
+            steps = ("publishers", index, "rate")
+            # A rate step at 0s is never after the end, so a rate keeps a step.
+            _drop_entries(document, steps, "at", lambda at_s: at_s >= duration_s, after_publishing)
+    if isinstance(data.get("broker"), dict):
+        _drop_entries(document, ("broker", "outages"), "at", lambda at_s: at_s >= horizon_s, after_run)
+    for index, consumer in enumerate(_listed(data.get("consumers"))):
+        if not isinstance(consumer, dict):
+            continue
+        deploys = ("consumers", index, "deploys")
+        _drop_entries(document, deploys, "at", lambda at_s: at_s >= horizon_s, after_run)
+        crash = consumer.get("crash")
+        if isinstance(crash, dict) and "at" in crash:
+            _fit_crash(document, ("consumers", index, "crash"), crash, horizon_s)
+
+
+def _fit_crash(document: Document, path: KeyPath, crash: dict[str, Any], horizon_s: float) -> None:
+    """Leave out a crash's times after the run ends, and the crash when no other time or chance is left."""
+    after_run = f"comes after the run ends at {horizon_s:g}s"
+    times = crash["at"]
+    if isinstance(times, list):
+        late = [i for i, time in enumerate(times) if (s := duration_seconds(time)) is not None and s > horizon_s]
+        late = [i for i in late if _from_file(document, (*path, "at", i))]
+        for index in reversed(late):
+            document.left_out.append(f"{format_path((*path, 'at', index))}: {after_run}")
+        _renumber(document, (*path, "at"), times, late)
+        if not late or times:
+            return
+    elif (at_s := duration_seconds(times)) is None or at_s <= horizon_s or not _from_file(document, (*path, "at")):
+        return
+    else:
+        document.left_out.append(f"{format_path((*path, 'at'))}: {after_run}")
+    del crash["at"]
+    document.forget((*path, "at"))
+    if not {"probability", "after_messages"} & set(crash):
+        consumer = document.data["consumers"][path[1]]
+        del consumer["crash"]
+        document.forget(path)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _drop_entries(document: Document, path: KeyPath, key: str, late: Any, why: str) -> None:
+    """Leave out the entries of the list at ``path`` from the file whose ``key`` time ``late`` finds too late."""
+    node: Any = document.data
+    for part in path:
+        inside = isinstance(node, dict) or (isinstance(node, list) and isinstance(part, int))
+        node = node[part] if inside and part in (node if isinstance(node, dict) else range(len(node))) else None
+    if not isinstance(node, list):
+        return
+    dropped = [
+        index
+        for index, entry in enumerate(node)
+        if isinstance(entry, dict)
+        and (at_s := duration_seconds(entry.get(key))) is not None
+        and late(at_s)
+        and _from_file(document, (*path, index))
+        and _from_file(document, (*path, index, key))
+    ]
+    if len(dropped) == len(node) and path[-1] == "rate":
+        return  # a rate with no step left is for validation to report
+    for index in dropped:
+        document.left_out.append(f"{format_path((*path, index))}: {why}")
+    _renumber(document, path, node, dropped)
+
+
+def _renumber(document: Document, path: KeyPath, entries: list[Any], dropped: list[int]) -> None:
+    """Remove ``dropped`` (indices) from ``entries``, the list at ``path``, moving the marks of those after them."""
+    if not dropped:
+        return
+    kept = [index for index in range(len(entries)) if index not in dropped]
+    depth = len(path)
+    for marks in (document.key_marks, document.value_marks, document.booleans):
+        moved: dict[KeyPath, Any] = {}
+        for marked in [p for p in marks if p[:depth] == path and len(p) > depth]:
+            value = marks.pop(marked)
+            if marked[depth] in kept:
+                moved[(*path, kept.index(marked[depth]), *marked[depth + 1 :])] = value
+        marks.update(moved)
+    entries[:] = [entries[index] for index in kept]

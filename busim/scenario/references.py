@@ -243,7 +243,7 @@ def _endless_resends(data: dict[str, Any]) -> list[tuple[Path, str]]:
     ]
 
 
-def _seconds(value: Any) -> float | None:
+def duration_seconds(value: Any) -> float | None:
     try:
         return parse_duration(value)
     except ValueError:
@@ -252,15 +252,15 @@ def _seconds(value: Any) -> float | None:
 
 def _time_ranges(data: dict[str, Any]) -> list[tuple[Path, str]]:
     """Rate steps after publishing ends and outages after the run ends would silently do nothing."""
-    duration_s = _seconds(data.get("duration"))
-    drain_s = _seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
+    duration_s = duration_seconds(data.get("duration"))
+    drain_s = duration_seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
     if duration_s is None or drain_s is None:
         return []
     problems: list[tuple[Path, str]] = []
     for index, publisher in _entries(data, "publishers"):
         steps = publisher.get("rate")
         for step_index, step in enumerate(steps if isinstance(steps, list) else []):
-            at_s = _seconds(step.get("at")) if isinstance(step, dict) else None
+            at_s = duration_seconds(step.get("at")) if isinstance(step, dict) else None
             if at_s is not None and at_s >= duration_s:
                 problems.append(
                     (
@@ -272,7 +272,7 @@ def _time_ranges(data: dict[str, Any]) -> list[tuple[Path, str]]:
     outages = broker.get("outages") if isinstance(broker, dict) else None
     horizon_s = duration_s + drain_s
     for index, outage in enumerate(outages if isinstance(outages, list) else []):
-        at_s = _seconds(outage.get("at")) if isinstance(outage, dict) else None
+        at_s = duration_seconds(outage.get("at")) if isinstance(outage, dict) else None
         if at_s is not None and at_s >= horizon_s:
             problems.append(
                 (
@@ -290,8 +290,8 @@ def _crash_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
     before would do nothing, and so would an ``instance`` given for crashes
     by probability, which happen on whichever instance processed a message.
     """
-    duration_s = _seconds(data.get("duration"))
-    drain_s = _seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
+    duration_s = duration_seconds(data.get("duration"))
+    drain_s = duration_seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
     problems: list[tuple[Path, str]] = []
     for index, consumer in _entries(data, "consumers"):
         crash = consumer.get("crash")
@@ -317,7 +317,7 @@ def _crash_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
             )
         times = crash.get("at")
         times = times if isinstance(times, list) else [times] if "at" in crash else []
-        scheduled = [(_seconds(time), time_index) for time_index, time in enumerate(times)]
+        scheduled = [(duration_seconds(time), time_index) for time_index, time in enumerate(times)]
         scheduled = sorted((time_s, time_index) for time_s, time_index in scheduled if time_s is not None)
         if duration_s is not None and drain_s is not None:
             horizon_s = duration_s + drain_s
@@ -330,7 +330,7 @@ def _crash_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
                             f"(duration + drain_timeout: {horizon_s:g}s)",
                         )
                     )
-        restart_s = _seconds(crash.get("restart_after", Crash.model_fields["restart_after"].default))
+        restart_s = duration_seconds(crash.get("restart_after", Crash.model_fields["restart_after"].default))
         if restart_s is not None:
             problems += _crashes_while_down(at, instance, instances, scheduled, restart_s)
     return problems
@@ -339,8 +339,8 @@ def _crash_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
 def _deploy_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
     """Each deploy must take down no more instances than the consumer has, start while the run goes on,
     and start after the one before can have ended (its batches, each down for ``restart_time``)."""
-    duration_s = _seconds(data.get("duration"))
-    drain_s = _seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
+    duration_s = duration_seconds(data.get("duration"))
+    drain_s = duration_seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
     horizon_s = duration_s + drain_s if duration_s is not None and drain_s is not None else None
     problems: list[tuple[Path, str]] = []
     for index, consumer in _entries(data, "consumers"):
@@ -370,8 +370,8 @@ def _deploy_schedules(data: dict[str, Any]) -> list[tuple[Path, str]]:
                         f"{name} has {counted(instances, 'instance')}: no more can be down at once (got {unavailable})",
                     )
                 )
-            at_s = _seconds(deploy.get("at"))
-            restart_s = _seconds(deploy.get("restart_time", 0))
+            at_s = duration_seconds(deploy.get("at"))
+            restart_s = duration_seconds(deploy.get("restart_time", 0))
             if at_s is None or restart_s is None:
                 continue
             if horizon_s is not None and at_s >= horizon_s:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from busim.errors import OverrideError, ScenarioError
+from busim.errors import OverrideError, Problem, ScenarioError
 from busim.scenario.loader import LoadedScenario, flow_text, load_scenario, overridden_document, override_key
 from busim.scenario.presets import BROKER_KEYS, COMMON_KEYS, PRESETS
 from busim.scenario.ranges import Axis, AxisValue, parse_axis
@@ -113,8 +113,23 @@ def grid(path: Path, axes: list[Axis], overrides: list[str]) -> list[Variant]:
         name = " ".join(f"{label}={value.label}" for label, value in zip(labels, point, strict=True))
         taken = [assignment for assignment in overrides if f"--set {assignment}" not in left_out]
         kept = tuple((assignment, source) for assignment, source in labelled if source not in left_out)
-        variants.append(Variant(name, load_scenario(path, taken, kept), values=point, left_out=left_out))
+        try:
+            loaded = load_scenario(path, taken, kept)
+        except ScenarioError as error:
+            raise ScenarioError([_at_point(problem, name, kept) for problem in error.problems]) from None
+        except OverrideError as error:
+            named = all(source in str(error) for _, source in kept)
+            raise OverrideError(str(error) if named else f"{error} (at point {name})") from None
+        variants.append(Variant(name, loaded, values=point, left_out=left_out))
     return variants
+
+
+def _at_point(problem: Problem, name: str, labelled: tuple[tuple[str, str], ...]) -> Problem:
+    """``problem`` of the grid point ``name``, naming the point unless it names every --vary of it already."""
+    if all(source in (problem.source, problem.cause.removeprefix("caused by ")) for _, source in labelled):
+        return problem
+    where = f"at point {name}"
+    return replace(problem, cause=f"{problem.cause} {where}" if problem.cause else where)
 
 
 def _check_distinct(axes: list[Axis], overrides: list[str]) -> None:

@@ -85,13 +85,21 @@ def test_quantiles_must_grow_with_the_percentile():
         QuantileTime.model_validate({"kind": "quantiles", "p50": "3ms", "p99": "2ms"})
 
 
-def test_a_key_of_the_files_preset_can_be_dropped_from_the_command_line_to_try_another(tmp_path):
+def test_another_preset_from_the_command_line_leaves_out_the_keys_of_the_files_preset(tmp_path):
     path = tmp_path / "tuned.yaml"
     path.write_text(
         "name: tuned\nduration: 1s\nevents: {E: {}}\npublishers: [{name: p, event: E, rate: 5/s}]\n"
-        "broker: {preset: rabbitmq, prefetch: 10}\nconsumers: [{name: c, subscribes: [E]}]\n"
+        "broker: {preset: rabbitmq, prefetch: 10, outages: []}\nconsumers: [{name: c, subscribes: [E]}]\n"
     )
-    with pytest.raises(ScenarioError, match="prefetch does not apply to preset nats-jetstream"):
-        load_scenario(path, ["broker.preset=nats-jetstream"])
+    loaded = load_scenario(path, ["broker.preset=nats-jetstream"])
+    assert (loaded.scenario.broker.preset, loaded.scenario.broker.prefetch) == ("nats-jetstream", None)
+    assert loaded.left_out == ("broker.prefetch: not a key of preset nats-jetstream",)
     loaded = load_scenario(path, ["broker.preset=nats-jetstream", "broker.prefetch=null"])
     assert (loaded.scenario.broker.preset, loaded.scenario.broker.prefetch) == ("nats-jetstream", None)
+    # A key the override gives itself is no key of the file to leave out: it is refused, as the override.
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path, ["broker.preset=nats-jetstream", "broker.prefetch=5"])
+    assert str(raised.value) == (
+        "--set broker.prefetch=5: broker.prefetch: prefetch does not apply to preset nats-jetstream; "
+        "nats-jetstream calls it max_ack_pending (leave it out or set it to null)"
+    )

@@ -1,0 +1,150 @@
+"""Overrides that break a scenario are told as the cause; overrides that make part of the file moot leave it out."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import busim
+from busim.cli import app
+from busim.errors import OverrideError, ScenarioError
+from busim.loadtest.api import check_real
+from busim.loadtest.target import BrokerURLError
+from busim.scenario.loader import load_scenario
+from busim.scenario.ranges import parse_axis
+from busim.scenario.variants import grid, load_variants
+
+SCENARIOS = Path(__file__).parents[2] / "scenarios"
+CRASHING = """\
+name: crashing
+duration: 10s
+events: {E: {}}
+publishers: [{name: p, event: E, rate: [{at: 0s, rate: 5/s}, {at: 8s, rate: 9/s}]}]
+consumers:
+  - {name: c, subscribes: [E], instances: 2, crash: {at: 5s, instance: 1}}
+variants:
+  one: {consumers.c.instances: 1}
+"""
+
+
+@pytest.fixture
+def crashing(tmp_path: Path) -> Path:
+    path = tmp_path / "crashing.yaml"
+    path.write_text(CRASHING)
+    return path
+
+
+def test_a_problem_an_override_causes_in_the_file_names_the_override(crashing):
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(crashing, ["consumers.c.instances=1"])
+    assert str(raised.value) == (
+        f"{crashing}:6:72: consumers[0].crash.instance: c has instance 0 (got 1) "
+        "(caused by --set consumers.c.instances=1)"
+    )
+
+
+def test_the_cause_is_the_override_after_which_the_problem_appears(crashing):
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(crashing, ["seed=3", "consumers.c.instances=1", "warmup=1s"])
+    assert str(raised.value).endswith("(caused by --set consumers.c.instances=1)")
+
+
+def test_a_problem_of_the_file_itself_names_no_override(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(CRASHING.replace("instances: 2", "instances: 1"))
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path, ["seed=3"])
+    assert str(raised.value) == f"{path}:6:72: consumers[0].crash.instance: c has instance 0 (got 1)"
+
+
+def test_a_variant_that_breaks_the_file_is_named(crashing):
+    with pytest.raises(OverrideError) as raised:
+        load_variants([crashing], [], [])
+    assert str(raised.value) == (
+        f"{crashing}:6:72: consumers[0].crash.instance: c has instance 0 (got 1) (caused by {crashing}: variants.one)"
+    )
+
+
+def test_a_grid_point_that_breaks_the_file_is_named(crashing):
+    with pytest.raises(ScenarioError) as raised:
+        grid(crashing, [parse_axis("consumers.c.instances=2,1"), parse_axis("warmup=1s")], [])
+    assert str(raised.value) == (
+        f"{crashing}:6:72: consumers[0].crash.instance: c has instance 0 (got 1) "
+        "(caused by --vary consumers.c.instances=1 at point instances=1 warmup=1s)"
+    )
+
+
+def test_a_shorter_duration_given_as_an_override_runs_the_first_part_of_the_file():
+    loaded = load_scenario(SCENARIOS / "flash-sale.yaml", ["duration=60s"])
+    assert [step.at for step in loaded.scenario.publishers[0].rate] == [0, 30]
+    assert loaded.left_out == ("publishers[0].rate[2]: starts after publishing ends at 60s",)
+    loaded = load_scenario(SCENARIOS / "flash-sale.yaml", ["duration=20s", "drain_timeout=10s"])
+    assert list(loaded.scenario.broker.outages) == []
+    assert loaded.left_out == (
+        "publishers[0].rate[1]: starts after publishing ends at 20s",
+        "publishers[0].rate[2]: starts after publishing ends at 20s",
+        "broker.outages[0]: starts after the run ends at 30s",
+    )
+    assert busim.load("scenarios/flash-sale.yaml", ["duration=60s"]).duration == 60
+
+
+def test_a_late_crash_of_the_file_is_left_out_with_a_shorter_run(crashing):
+    loaded = load_scenario(crashing, ["duration=2s", "drain_timeout=1s"])
+    assert loaded.scenario.consumers[0].crash is None
+    assert loaded.left_out == (
+        "publishers[0].rate[1]: starts after publishing ends at 2s",
+        "consumers[0].crash.at: comes after the run ends at 3s",
+    )
+
+
+def test_a_late_step_the_override_gives_itself_is_refused_as_the_override(crashing):
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(crashing, ["duration=5s", "publishers.p.rate=[{at: 0s, rate: 1/s}, {at: 7s, rate: 2/s}]"])
+    assert str(raised.value) == (
+        "--set publishers.p.rate=[{at: 0s, rate: 1/s}, {at: 7s, rate: 2/s}]: publishers[0].rate[1].at: "
+        "this step starts at 7s, when publishing has ended (duration: 5s)"
+    )
+
+
+def test_compare_with_a_shorter_duration_runs(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            *("compare", str(SCENARIOS / "flash-sale.yaml"), "--vary", "broker.preset=rabbitmq,kafka"),
+            *("--set", "duration=20s", "--no-charts", "--quiet", "--out", str(tmp_path / "out")),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_varying_the_preset_leaves_out_the_file_keys_of_the_other_preset():
+    variants = load_variants(
+        [SCENARIOS / "calibration" / "redis-claim.yaml"], ["broker.preset=redis-streams,rabbitmq"], []
+    )
+    redis, rabbit = (variant.loaded for variant in variants)
+    assert (redis.scenario.broker.claim_interval, redis.left_out) == (0.25, ())
+    assert rabbit.left_out == tuple(
+        f"broker.{key}: not a key of preset rabbitmq" for key in ("batch_size", "claim_interval", "claim_min_idle")
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "keys"),
+    [("redis-claim", "batch_size, claim_interval, claim_min_idle"), ("jetstream-ack-wait", "ack_wait, max_deliver")],
+)
+def test_the_hint_for_a_broker_of_another_preset_works_as_given(name, keys):
+    path = SCENARIOS / "calibration" / f"{name}.yaml"
+    url = "amqp://guest:guest@127.0.0.1:5672/"
+    with pytest.raises(BrokerURLError) as raised:
+        check_real(load_scenario(path), url)
+    message = str(raised.value)
+    assert message.endswith(
+        f"add --set broker.preset=rabbitmq to run this scenario against it, which leaves out its broker.{keys} "
+        "(rabbitmq takes no such keys)"
+    )
+    overrides = re.findall(r"--set (\S+)", message)
+    scenario, _, _ = check_real(load_scenario(path, overrides), url)  # checks what the driver realises, no connection
+    assert scenario.broker.preset == "rabbitmq"

@@ -95,7 +95,8 @@ def _style(index: int) -> tuple[str, str]:
 def _plain_axes(ax: Axes) -> None:
     ax.grid(True, alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.tick_params(labelsize=_SMALL_PT)
+    # Minor ticks too: matplotlib sizes their labels apart, and a log axis of few decades labels them.
+    ax.tick_params(which="both", labelsize=_SMALL_PT)
     ax.xaxis.label.set_size(_PANEL_TITLE_PT)
     ax.yaxis.label.set_size(_PANEL_TITLE_PT)
 

@@ -1,5 +1,5 @@
 """Every chart's legend keys what it draws: each entry's colour, dash, width, marker and hatch are those of
-the lines, markers or shaded areas it names."""
+the lines, markers or shaded areas it names. And every tick label, major or minor, reads at one size."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from busim.report.sweep_charts import sweep_charts
 from tests.conftest import VARIANTS_COMPARED, scenario, simulated, variants_compared
 from tests.report.test_calibration_report import AFTER_FIT, KNOWN, _on_rabbitmq, _run
 from tests.report.test_capacity_report import KEY, answer  # noqa: F401
-from tests.report.test_chart_layout import many_consumers
+from tests.report.test_chart_layout import drawn_texts, many_consumers
 from tests.report.test_instances_chart import scaled_and_deployed
 
 pytestmark = VARIANTS_COMPARED  # the order pipeline's variants, shared with the modules that read them
@@ -101,6 +101,7 @@ CASES = {
     "order-pipeline": lambda request: draw_charts(simulated("order-pipeline.yaml")),
     "many-consumers": lambda request: draw_charts(busim.simulate(many_consumers())),
     "scaled-and-deployed": lambda request: draw_charts(scaled_and_deployed()),
+    "black-friday-autoscaling": lambda request: draw_charts(simulated("black-friday-autoscaling.yaml")),
     "order-pipeline-compared": lambda request: {
         name: chart(variants_compared("order-pipeline.yaml")) for name, chart in COMPARISON_CHARTS.items()
     },
@@ -121,3 +122,23 @@ def test_each_legend_entry_is_drawn_as_it_is_keyed(request, case):
 
 def _has_legend(figure: Figure) -> bool:
     return bool(figure.legends or any(ax.get_legend() for ax in figure.axes))
+
+
+def tick_label_sizes(figure: Figure, monkeypatch) -> dict[float, list[str]]:
+    """The tick labels the figure draws, major and minor, by font size."""
+    drawn = set(map(id, drawn_texts(figure, monkeypatch)))
+    sizes: dict[float, list[str]] = {}
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for label in axis.get_ticklabels(which="both"):
+                if id(label) in drawn:
+                    sizes.setdefault(label.get_fontsize(), []).append(label.get_text())
+    return sizes
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_tick_label_major_or_minor_is_of_one_size(request, monkeypatch, case):
+    for name, figure in CASES[case](request).items():
+        if figure is not None:
+            sizes = tick_label_sizes(figure, monkeypatch)
+            assert len(sizes) == 1, f"{name}: {sizes}"

@@ -2,25 +2,28 @@
 
 Exit codes: 0 for a completed run, 1 with ``--fail-on-violation`` when an
 invariant of the scenario fails (without invariants: when the run departs
-from exactly-once processing), 2 for bad input.
+from exactly-once processing), 2 for bad input, 70 for a bug in busim, 141
+when the reader of the output closes it early (``busim run ... | head``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import IO, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console as RichConsole
 from rich.text import Text
+from typer.core import TyperGroup
 
 from busim.api import (
     DEFAULT_CALIBRATION_REPLICATIONS,
@@ -107,10 +110,35 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: not 1, which --fail-on-violation gives its own meaning
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_CLOSED_OUTPUT = 141  # 128 + SIGPIPE: the reader of busim's output stopped reading (busim run ... | head)
 MAX_RUNS = 1_000
 ROUGH_MESSAGES_PER_S = 50_000  # what a busy scenario simulates, with its analysis, on a laptop's core
 
+
+class Console(RichConsole):
+    """Rich's console for busim's output, which a reader may close early: see :class:`_Commands`."""
+
+    def on_broken_pipe(self) -> None:
+        # Rich would exit with 1, the code of a failed invariant.
+        self.quiet = True
+        raise BrokenPipeError
+
+
+class _Commands(TyperGroup):
+    """busim's commands, ending quietly where the reader of their output has closed it, as ``head`` does."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # The output still buffered would fail again as Python exits: it goes nowhere instead.
+            with suppress(OSError, ValueError):  # an output without a file descriptor, as in a test's runner
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_CLOSED_OUTPUT) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="busim",
     help="Simulate an event bus and see what its latency, duplicates, losses and outages do to your services.",
     no_args_is_help=True,

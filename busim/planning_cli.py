@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from busim.cli import (
     EXIT_VIOLATION,
     MAX_RUNS,
     Cluster,
+    Console,
     MaxMemory,
     MaxRuns,
     WorkerCount,

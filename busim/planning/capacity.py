@@ -70,7 +70,7 @@ class CapacityAnswer:
     space: SearchSpace
     objectives: tuple[Objective, ...]
     probes: tuple[Probe, ...]
-    answer: float | None
+    answer: float | None  # an int where the key takes whole numbers, as every probe's value is
     notes: tuple[str, ...]
 
     @property
@@ -203,7 +203,7 @@ def _shrink(space: SearchSpace, value: float) -> float:
 
 def _within(space: SearchSpace, value: float) -> float:
     value = min(max(value, space.lowest), space.highest)
-    return float(round(value)) if space.integer else value
+    return round(value) if space.integer else value  # an int: a count of instances has no 8.0
 
 
 def _close(space: SearchSpace, meeting: float, failing: float) -> bool:
@@ -214,7 +214,7 @@ def _close(space: SearchSpace, meeting: float, failing: float) -> bool:
 
 def _middle(space: SearchSpace, one: float, other: float) -> float:
     if space.integer:
-        return float(math.floor((one + other) / 2))
+        return math.floor((one + other) / 2)
     return (one + other) / 2
 
 

@@ -141,6 +141,7 @@ def sweep(
         file=plan.file,
         scenario=plan.scenario.name,
         axes=plan.axes,
+        whole_numbers=tuple(_takes_whole_numbers(plan.scenario, axis.key) for axis in plan.axes),
         overrides=plan.overrides,
         figures=tuple(chosen),
         seed=seed,
@@ -220,6 +221,14 @@ def key_value(scenario: Scenario, key: str) -> KeyValue:
         f"{FIND} {key}: holds {shown}, not a number; search a key that holds a number, "
         "such as consumers.NAME.instances or publishers.NAME.rate"
     )
+
+
+def _takes_whole_numbers(scenario: Scenario, key: str) -> bool:
+    """Whether ``key`` holds a whole number in ``scenario`` (instances), not a decimal, a duration or a word."""
+    try:
+        return key_value(scenario, key).integer
+    except OverrideError:  # a word (a preset) or a distribution
+        return False
 
 
 def _whole(annotation: Any) -> bool:

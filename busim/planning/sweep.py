@@ -31,6 +31,7 @@ class Sweep:
     file: str
     scenario: str  # the scenario's name
     axes: tuple[Axis, ...]
+    whole_numbers: tuple[bool, ...]  # per axis: whether its key takes whole numbers (instances: 8, not 8.0)
     overrides: tuple[str, ...]
     figures: tuple[Figure, ...]
     seed: int
@@ -44,13 +45,16 @@ class Sweep:
 
     def rows(self) -> list[dict[str, object]]:
         """One row per point and figure, tidy: the point, each key's value (a number in base units: per second,
-        seconds, a plain number; a word as written), the consumer, the figure, its unit (``s`` for a duration,
-        empty otherwise), its mean and 95 % interval (None where the runs have no value or too few for an
-        interval)."""
+        seconds, a plain number, in the key's type, an int for a count; a word as written), the consumer, the
+        figure, its unit (``s`` for a duration, empty otherwise), its mean and 95 % interval (None where the runs
+        have no value or too few for an interval)."""
         rows: list[dict[str, object]] = []
         for index, point in enumerate(self.points):
             # Numbers as they are, for pandas: a label such as 644.4/s is rounded and would read as text.
-            keys = {axis.key: _number_or_word(value) for axis, value in zip(self.axes, point.values)}
+            keys = {
+                axis.key: _number_or_word(value, whole)
+                for axis, whole, value in zip(self.axes, self.whole_numbers, point.values, strict=True)
+            }
             for figure in self.figures:
                 interval = point.figure(figure)
                 rows.append(
@@ -70,9 +74,9 @@ class Sweep:
         return rows
 
 
-def _number_or_word(value: AxisValue) -> float | int | str:
-    """A key's value as sweep.csv holds it: its number in base units, whole where it is whole (``8``, not
-    ``8.0``), or its label where it is a word (``kafka``)."""
+def _number_or_word(value: AxisValue, whole: bool) -> float | int | str:
+    """A key's value as the scenario holds it: its number in base units, an int where the key takes whole
+    numbers (``8`` instances) and a float where not (``1.0`` s), or its label where it is a word (``kafka``)."""
     if value.number is None:
         return value.label
-    return int(value.number) if value.number.is_integer() else value.number
+    return int(value.number) if whole else float(value.number)

@@ -131,14 +131,15 @@ def calibration_counts(run: CalibrationRun) -> Figure | None:
         fontsize=_SMALL_PT,
     )
     figures.spines[["top"]].set_visible(False)
-    handles = [
-        Line2D([], [], color=PALETTE[0], linewidth=7, alpha=0.35),
-        Line2D([], [], color=PALETTE[0], marker="o", linestyle="", markersize=5),
-        Line2D([], [], color=REAL_COLOUR, marker="D", linestyle="", markersize=8),
-        Line2D([], [], color=OUTSIDE_COLOUR, marker="D", linestyle="", markersize=8),
+    outside = [check.verdict in ("above", "below") for check in checks]
+    keys = [
+        (Line2D([], [], color=PALETTE[0], linewidth=7, alpha=0.35), "95 % of single simulated runs", True),
+        (Line2D([], [], color=PALETTE[0], marker="o", linestyle="", markersize=5), "simulated mean", True),
+        (Line2D([], [], color=REAL_COLOUR, marker="D", linestyle="", markersize=8), "real, within", not all(outside)),
+        (Line2D([], [], color=OUTSIDE_COLOUR, marker="D", linestyle="", markersize=8), "real, outside", any(outside)),
     ]
-    labels = ["95 % of single simulated runs", "simulated mean", "real, within", "real, outside"]
-    _legend(key, handles, labels)
+    # Keyed as drawn: a diamond no row has gets no entry.
+    _legend(key, [handle for handle, _, drawn in keys if drawn], [label for _, label, drawn in keys if drawn])
     return _titled(figure, f"{calibration_subject(run)}: counts, real and simulated", notes)
 
 

@@ -116,10 +116,10 @@ def capacity_chart(answer: CapacityAnswer, indices: list[int]) -> Figure:
     shown = [verdict for verdict in _VERDICT_COLOURS if any(check.verdict is verdict for check in checks)]
     handles = [Line2D([], [], color=_VERDICT_COLOURS[verdict], marker="o", linestyle="") for verdict in shown]
     labels = [verdict.value for verdict in shown]
-    handles.append(Line2D([], [], color=PALETTE[7], linestyle="--"))
+    handles.append(Line2D([], [], color=PALETTE[7], linestyle="--", linewidth=1.2))
     labels.append("bound")
     if answer.answer is not None:
-        handles.append(Line2D([], [], color=PALETTE[0]))
+        handles.append(Line2D([], [], color=PALETTE[0], linewidth=1.5, alpha=0.4))
         labels.append("answer")
     _legend(key, handles, labels, "probes")
     scenario = probes[0].outcome.scenario.name if probes else ""

@@ -45,6 +45,7 @@ from busim.words import counted
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 OUTAGE_COLOUR = "#999999"
+CRASH_COLOUR = PALETTE[-1]  # the same in every consumer's panel: a crash is not a series
 FORMATS = ("png", "svg")
 _SIZE = (10.24, 5.76)  # inches: 1280 x 720 pixels at _DPI, a 16:9 slide
 _DPI = 125
@@ -94,7 +95,8 @@ def _style(index: int) -> tuple[str, str]:
 def _plain_axes(ax: Axes) -> None:
     ax.grid(True, alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.tick_params(labelsize=_SMALL_PT)
+    # Minor ticks too: matplotlib sizes their labels apart, and a log axis of few decades labels them.
+    ax.tick_params(which="both", labelsize=_SMALL_PT)
     ax.xaxis.label.set_size(_PANEL_TITLE_PT)
     ax.yaxis.label.set_size(_PANEL_TITLE_PT)
 
@@ -412,7 +414,7 @@ def latency_over_time(result: Result) -> Figure:
         starts = _window_starts(series)
         _shade_outages(ax, result.scenario, name)
         for crash_s in consumer.crash_times_s:
-            ax.axvline(crash_s, color=colour, alpha=0.35, linewidth=0.8)
+            ax.axvline(crash_s, color=CRASH_COLOUR, alpha=0.35, linewidth=0.8)
         _shade_deploys(ax, result, name, colour)
         p99, p50 = _values(series.latency_p99_s), _values(series.latency_p50_s)
         ax.plot(starts, p99, color=colour, linewidth=1.8)
@@ -425,15 +427,18 @@ def latency_over_time(result: Result) -> Figure:
     figure.supxlabel("publish time (seconds)", fontsize=_PANEL_TITLE_PT)
     figure.supylabel("end-to-end latency" + (" (log scale)" if latencies_s else ""), fontsize=_PANEL_TITLE_PT)
     outage_handles, outage_labels = _outage_key(result.scenario)
+    # One consumer's lines are keyed in its colour; several consumers' in black, for their dashes alone.
+    line_colour = _style(0)[0] if len(consumers) == 1 else PALETTE[-1]
+    crashed = any(consumer.crash_times_s for consumer in consumers.values())
     _legend(
         key,
         [
-            Line2D([], [], color=PALETTE[-1], linewidth=1.8),
-            Line2D([], [], color=PALETTE[-1], linewidth=1.3, linestyle="--"),
-            Line2D([], [], color=PALETTE[-1], alpha=0.35, linewidth=0.8),
+            Line2D([], [], color=line_colour, linewidth=1.8),
+            Line2D([], [], color=line_colour, linewidth=1.3, linestyle="--"),
+            *([Line2D([], [], color=CRASH_COLOUR, alpha=0.35, linewidth=0.8)] if crashed else []),
             *outage_handles,
         ],
-        ["p99", "p50", "an instance crashed", *outage_labels],
+        ["p99", "p50", *(["an instance crashed"] if crashed else []), *outage_labels],
     )
     return _titled(
         figure,
@@ -613,11 +618,13 @@ def consistency(result: Result) -> Figure | None:
         return _titled(figure, title, notes)
     axes, _ = _panels(figure, len(shown))
     keys_per_panel = max(3, 10 // math.ceil(len(shown) / _columns(len(shown))) + 2)
+    drifts: list[float] = []
     for ax, (name, counter, state) in zip(axes, shown):
         ax.grid(False)
         ax.grid(True, axis="x", alpha=0.3)
         items = state.most_drifted[:keys_per_panel]
         drift = [float(item.actual) - float(item.expected) for item in items]  # may pass int64's range
+        drifts += drift
         positions = np.arange(len(items))
         ax.barh(positions, drift, 0.6, color=[PALETTE[3] if value < 0 else PALETTE[0] for value in drift])
         ax.axvline(0, color=PALETTE[-1], linewidth=0.8)
@@ -634,9 +641,11 @@ def consistency(result: Result) -> Figure | None:
             f"{name} {counter}: drift {state.abs_drift:,} over {counted(state.keys_diverged, 'key')}"
             + (f" (top {len(items)})" if state.keys_diverged > len(items) else ""),
         )
+    # Keyed as drawn: a side no key shown drifted to has no entry.
+    sides = [(PALETTE[3], "below exactly-once", min(drifts) < 0), (PALETTE[0], "above exactly-once", max(drifts) > 0)]
     figure.legend(
-        handles=[Patch(color=PALETTE[3]), Patch(color=PALETTE[0])],
-        labels=["below exactly-once", "above exactly-once"],
+        handles=[Patch(color=colour) for colour, _, drawn in sides if drawn],
+        labels=[label for _, label, drawn in sides if drawn],
         loc="outside lower center",
         ncols=2,
         fontsize=_SMALL_PT,
@@ -711,7 +720,7 @@ def chain_latency(result: Result) -> Figure | None:
         handles=[
             Patch(color=PALETTE[0]),
             Patch(color=PALETTE[3]),
-            Line2D([], [], color=PALETTE[-1], linewidth=1, marker="|", markersize=10),
+            Line2D([], [], color=PALETTE[-1], linewidth=1, marker="|", markersize=12),
         ],
         labels=["p50 of a hop", "p50 from publish to the end", "whisker to the p99"],
         loc="outside lower center",

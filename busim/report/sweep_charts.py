@@ -86,8 +86,6 @@ def plain_log_ticks(axis: XAxis | YAxis, whole: bool) -> None:
     (a count of instances has no 1.5)."""
     axis.set_major_formatter(_PlainLogFormatter(whole, minor=False))
     axis.set_minor_formatter(_PlainLogFormatter(whole, minor=True))
-    # Matplotlib's minor labels keep their own size: as large as the major ones, they read alike.
-    axis.set_tick_params(which="minor", labelsize=axis.get_major_ticks()[0].label1.get_fontsize())
 
 
 def _means(sweep: Sweep, points: Sequence[SweepPoint], figure: PlannedFigure) -> np.ndarray:

@@ -2,7 +2,10 @@
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 from typer.testing import CliRunner
@@ -206,6 +209,17 @@ def test_a_bug_keeps_its_traceback_and_exits_with_its_own_code(monkeypatch, caps
     stderr = capsys.readouterr().err
     assert "Traceback" in stderr and "RuntimeError: boom" in stderr
     assert stderr.endswith("please report it with the traceback above\n")
+
+
+def test_a_reader_that_closes_the_output_early_ends_busim_quietly_with_141(tmp_path):
+    # busim run ... | head -1: the first line, then the run's tables go to a closed pipe.
+    command = [sys.executable, "-m", "busim", "run", FLASH_SALE, "--no-charts"]
+    with subprocess.Popen([*command, "--out", str(tmp_path / "run")], stdout=PIPE, stderr=PIPE, cwd=ROOT) as busim:
+        assert busim.stdout.readline().strip()
+        busim.stdout.close()
+        stderr = busim.stderr.read()
+        code = busim.wait(timeout=120)
+    assert (code, stderr.decode()) == (141, "")  # not 1, which a failed invariant gives
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,8 @@ def test_the_smallest_whole_number_is_bracketed_by_doubling_then_bisected():
     assert answer.answer == 15
     assert answer.nearest_failing.value == 14
     assert answer.notes == ()
+    # A count of instances reads as one: 15, not 15.0.
+    assert {type(value) for value in [answer.answer, *(p.value for p in answer.probes)]} == {int}
 
 
 def test_a_start_that_meets_is_halved_until_one_fails():

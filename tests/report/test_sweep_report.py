@@ -144,10 +144,18 @@ def test_sweep_csv_holds_a_numeric_keys_number_in_base_units_not_its_label(insta
     rate = Axis("publishers.source.rate", (AxisValue("644.4444", "644.4/s", 644.4444),))
     wait = Axis("broker.ack_timeout", (AxisValue("0.0012s", "1.2ms", 0.0012),))
     point = dataclasses.replace(instances.points[0], values=(rate.values[0], wait.values[0]))
-    swept = dataclasses.replace(instances, axes=(rate, wait), points=(point,))
+    swept = dataclasses.replace(instances, axes=(rate, wait), whole_numbers=(False, False), points=(point,))
     lines = sweep_csv(swept).splitlines()
     assert lines[0].startswith("point,publishers.source.rate,broker.ack_timeout,consumer,figure,unit,")
     assert lines[1].startswith("0,644.4444,0.0012,worker,p99,s,")
+
+
+def test_sweep_rows_hold_each_keys_value_in_the_type_the_scenario_gives_the_key(
+    instances: Sweep, queueing_file: Path
+) -> None:
+    assert [(row[KEY], type(row[KEY])) for row in instances.rows()][::2] == [(1, int), (2, int), (4, int)]
+    durations = sweep(queueing_file, ["duration=5s,10s"], replications=1, figures=["p99"])
+    assert [(row["duration"], type(row["duration"])) for row in durations.rows()] == [(5.0, float), (10.0, float)]
 
 
 def test_sweep_markdown_has_a_table_per_figure(instances: Sweep) -> None:

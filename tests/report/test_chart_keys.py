@@ -112,14 +112,6 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_each_legend_entry_is_drawn_as_it_is_keyed(request, case):
-    charts = CASES[case](request)
-    keyed = {name: figure for name, figure in charts.items() if figure is not None and _has_legend(figure)}
-    assert keyed, "a case with no legend checks nothing"
-    assert {name: key_mismatches(figure) for name, figure in keyed.items()} == {name: [] for name in keyed}
-
-
 def _has_legend(figure: Figure) -> bool:
     return bool(figure.legends or any(ax.get_legend() for ax in figure.axes))
 
@@ -137,8 +129,11 @@ def tick_label_sizes(figure: Figure, monkeypatch) -> dict[float, list[str]]:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_every_tick_label_major_or_minor_is_of_one_size(request, monkeypatch, case):
-    for name, figure in CASES[case](request).items():
-        if figure is not None:
-            sizes = tick_label_sizes(figure, monkeypatch)
-            assert len(sizes) == 1, f"{name}: {sizes}"
+def test_each_legend_entry_is_drawn_as_it_is_keyed_and_every_tick_label_is_of_one_size(request, monkeypatch, case):
+    charts = {name: figure for name, figure in CASES[case](request).items() if figure is not None}
+    keyed = {name: figure for name, figure in charts.items() if _has_legend(figure)}
+    assert keyed, "a case with no legend checks nothing"
+    assert {name: key_mismatches(figure) for name, figure in keyed.items()} == {name: [] for name in keyed}
+    for name, figure in charts.items():
+        sizes = tick_label_sizes(figure, monkeypatch)
+        assert len(sizes) == 1, f"{name}: {sizes}"

@@ -194,8 +194,18 @@ def key_value(scenario: Scenario, key: str) -> KeyValue:
             names = list(type(node).model_fields)
             field = type(node).model_fields.get(part)
             found = getattr(node, part) if field is not None else _MISSING
-            if found is None:
-                return KeyValue(None, integer=_whole(field.annotation))  # type: ignore[union-attr]
+            if found is None:  # unset: whether it takes whole numbers is the type of the key below it
+                annotation = field.annotation  # type: ignore[union-attr]
+                for below, name in enumerate(parts[depth + 1 :], start=depth + 1):
+                    models = [kind for kind in _kinds(annotation) if _is_model(kind)]
+                    fields = {field: model.model_fields[field] for model in models for field in model.model_fields}
+                    if name not in fields:
+                        where = f" in {'.'.join(parts[:below])}"
+                        raise OverrideError(
+                            f"{FIND} {key}: the scenario has no key {name!r}{where}{did_you_mean(name, list(fields))}"
+                        )
+                    annotation = fields[name].annotation
+                return KeyValue(None, integer=_whole(annotation))
         else:
             names, found = [], _MISSING
         if found is _MISSING:
@@ -229,6 +239,18 @@ def _takes_whole_numbers(scenario: Scenario, key: str) -> bool:
         return key_value(scenario, key).integer
     except OverrideError:  # a word (a preset) or a distribution
         return False
+
+
+def _is_model(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, BaseModel)
+
+
+def _kinds(annotation: Any) -> list[Any]:
+    """The types an annotation allows: itself, or the members of its union or Annotated, recursively."""
+    arguments = typing.get_args(annotation)
+    if not arguments:
+        return [annotation]
+    return [kind for argument in arguments for kind in _kinds(argument)]
 
 
 def _whole(annotation: Any) -> bool:

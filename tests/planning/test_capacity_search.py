@@ -2,8 +2,9 @@
 
 import pytest
 
-from busim.errors import RunTooLargeError
+from busim.errors import OverrideError, RunTooLargeError
 from busim.planning.capacity import SearchSpace, search
+from busim.planning.runner import KeyValue, key_value
 from busim.planning.slo import Verdict, parse_objective
 from tests.conftest import scenario
 from tests.planning.fakes import outcome
@@ -127,3 +128,25 @@ def test_each_value_is_probed_once(goal):
     search(space(goal, 3), objectives("max_backlog < 7"), backlog(figure, measured), 3, 3)
     values = [value for value, _ in measured]
     assert len(values) == len(set(values))
+
+
+@pytest.mark.parametrize(
+    ("key", "integer"),
+    [
+        ("consumers.worker.crash.after_messages", True),  # a list of message counts
+        ("consumers.worker.crash.probability", False),
+        ("consumers.worker.crash.restart_after", False),
+        ("consumers.worker.instances", True),
+    ],
+)
+def test_a_key_under_an_unset_one_takes_the_numbers_of_its_own_type(key, integer):
+    assert key_value(scenario(), key) == KeyValue(None if "crash" in key else 1.0, integer=integer)
+
+
+def test_a_misspelt_key_under_an_unset_one_is_named():
+    with pytest.raises(OverrideError) as refused:
+        key_value(scenario(), "consumers.worker.crash.probabilty")
+    assert str(refused.value) == (
+        "--find consumers.worker.crash.probabilty: the scenario has no key 'probabilty' in "
+        "consumers.worker.crash; did you mean 'probability'?"
+    )

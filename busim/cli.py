@@ -133,7 +133,11 @@ class _Commands(TyperGroup):
         except BrokenPipeError:
             # The output still buffered would fail again as Python exits: it goes nowhere instead.
             with suppress(OSError, ValueError):  # an output without a file descriptor, as in a test's runner
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                nowhere = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(nowhere, sys.stdout.fileno())
+                finally:
+                    os.close(nowhere)
             raise typer.Exit(EXIT_CLOSED_OUTPUT) from None
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,6 +155,32 @@ def eight_presets_compared() -> busim.Comparison:
 # the groups of a module and of its test would join into a third.
 VARIANTS_COMPARED = pytest.mark.xdist_group("variants-compared")
 FLASH_SALE_RUNS = pytest.mark.xdist_group("flash-sale-runs")  # flash_sale_run and flash_sale_compared
+
+
+# Debian's headless Chromium renders report.html in a test. Where it is missing and apt can install it (the CI
+# machine runs as root), the install (some 40 s on a fresh machine) starts with the session, in the background,
+# rather than in the test's worker; the test's own install waits for the dpkg lock and finds it done.
+CHROMIUM_INSTALL = ["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-q", "chromium"]
+
+
+def can_install_chromium() -> bool:
+    return shutil.which("chromium") is None and shutil.which("apt-get") is not None and os.geteuid() == 0
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput") and can_install_chromium():  # once, in the controlling process
+        session.config.stash[_CHROMIUM_INSTALLING] = subprocess.Popen(
+            CHROMIUM_INSTALL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    installing = session.config.stash.get(_CHROMIUM_INSTALLING, None)
+    if installing is not None:
+        installing.wait(timeout=900)
+
+
+_CHROMIUM_INSTALLING = pytest.StashKey[subprocess.Popen]()
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -1,7 +1,6 @@
 """report.md and report.html: what a review board reads, drawn again from a run's folder alone."""
 
 import json
-import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -11,7 +10,7 @@ from typer.testing import CliRunner
 
 from busim.cli import app
 from busim.report.charts import CHARTS
-from tests.conftest import FLASH_SALE_RUNS, SCENARIOS
+from tests.conftest import CHROMIUM_INSTALL, FLASH_SALE_RUNS, SCENARIOS, can_install_chromium
 
 pytestmark = FLASH_SALE_RUNS  # one worker: the runs the module shares run once
 
@@ -121,11 +120,12 @@ def test_busim_report_needs_a_single_runs_folder(tmp_path):
 
 def chromium() -> str:
     """Debian's headless Chromium, installed with apt-get where it is missing (the CI machine runs as root)."""
-    if shutil.which("chromium") is None and shutil.which("apt-get") and os.geteuid() == 0:
-        install = ["apt-get", "install", "-y", "-q", "chromium"]
-        if subprocess.run(install, capture_output=True, timeout=900, check=False).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=900, check=False)
-            subprocess.run(install, capture_output=True, timeout=900, check=False)
+    if (
+        can_install_chromium()
+        and subprocess.run(CHROMIUM_INSTALL, capture_output=True, timeout=900, check=False).returncode
+    ):
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=900, check=False)
+        subprocess.run(CHROMIUM_INSTALL, capture_output=True, timeout=900, check=False)
     found = shutil.which("chromium")
     if found is None:
         pytest.fail("Chromium is needed to render report.html: install Debian's chromium package")

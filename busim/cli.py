@@ -725,7 +725,9 @@ def _write_run(result: Result | Replications, results_text: str, folder: Path, c
     if isinstance(result, Result) and result.real is not None and result.record is not None:
         from busim.loadtest.archive import write_record  # a real run cannot be simulated again: keep its record
 
-        write_record(result.record, folder, result.real.generator.sent)
+        recorded = result.real.generator.recorded
+        assert recorded is not None, "a run's own figures say which copies its record holds"
+        write_record(result.record, folder, recorded)
     if isinstance(result, Result):
         from busim.report.run_report import write_report  # matplotlib loads only here
 

@@ -36,6 +36,9 @@ class GeneratorFigures:
     lag_s: LatencySummary  # how late each copy went out against its due time
     waited_for_broker_s: float  # time the generator waited for confirms before it could send more
     behind: bool  # the p99 lag exceeds BEHIND_LAG_S
+    # The schedule's first copies, up to the last sent (copies_sent): the part of the schedule the run's record
+    # holds, which busim explain cuts again. None in results written before it was kept.
+    recorded: int | None = None
 
     @property
     def bottleneck(self) -> str | None:
@@ -91,7 +94,17 @@ def generator_figures(
         lag_s=lag,
         waited_for_broker_s=round(waited_for_broker_s, 6),
         behind=lag.p99 is not None and lag.p99 > BEHIND_LAG_S,
+        recorded=copies_sent(sent_s),
     )
+
+
+def copies_sent(sent_s: np.ndarray) -> int:
+    """How many of the schedule's first copies an interrupted run published, given when each was sent (NaN
+    for a copy that never was): up to the last handed to the broker's client. An earlier copy whose send
+    never started counts too: the run stopped after its turn, so its message was due before the stop.
+    """
+    went_out = np.flatnonzero(~np.isnan(sent_s))
+    return int(went_out[-1]) + 1 if went_out.size else 0
 
 
 def latency_from_send(record: RunRecord, first_sent_s: np.ndarray) -> dict[str, LatencySummary]:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from busim.analysis.real import copies_sent
 from busim.engine.effects import EffectPlan
 from busim.engine.records import RunRecord
 from busim.loadtest.drivers.base import Driver, Outgoing, RunNames
@@ -278,14 +279,14 @@ async def run_real(
                 fates=[fate for fate in fates if fate.group == consumer.name],
             )
         # An interrupted run is about what it sent: the record holds those messages, not the whole schedule.
-        copies_sent = generator.copies_sent()
-        published = schedule.cut(copies_sent)
+        recorded = copies_sent(generator.sent_s)  # as its figures say, for busim explain
+        published = schedule.cut(recorded)
         publishing_record = Publishing(
-            generator.sent_s[:copies_sent], generator.confirmed_s[:copies_sent], generator.refused[:copies_sent]
+            generator.sent_s[:recorded], generator.confirmed_s[:recorded], generator.refused[:recorded]
         )
         record = record_of(scenario, published, publishing_record, outcomes, start, end_s, drained)
         copy_message = np.full(len(schedule), -1, dtype=np.int64)
-        copy_message[:copies_sent] = published.copy_message
+        copy_message[:recorded] = published.copy_message
         return RealRun(
             record=record,
             broker=target.redacted,
@@ -300,7 +301,7 @@ async def run_real(
                 waited_for_broker_s=generator.waited_s,
             ),
             stores=kinds,
-            partial=copies_sent < len(schedule),
+            partial=recorded < len(schedule),
             wall_time_s=time.monotonic() - began,
         )
     finally:
@@ -445,11 +446,6 @@ class _Publisher:
                 _, late = await asyncio.wait(in_flight, timeout=CONFIRM_GRACE_S)
                 for task in late:
                     task.cancel()
-
-    def copies_sent(self) -> int:
-        """How many copies went out: the schedule's first ones, up to the last handed to the broker's client."""
-        went_out = np.flatnonzero(~np.isnan(self.sent_s))
-        return int(went_out[-1]) + 1 if went_out.size else 0
 
     def _settled(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and self._failure is None:

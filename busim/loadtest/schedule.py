@@ -45,8 +45,12 @@ class Schedule:
     unsent: np.ndarray  # messages never sent: their publisher crashed without an outbox, or the run lost them
     unsent_reason: np.ndarray  # LossReason, aligned with unsent
     copy_resend: np.ndarray  # per copy: its row in the messages' resends; -1 for a first copy or a duplicate
-    scheduled_id: np.ndarray  # per message: its id in the whole schedule (the emission plan numbers those)
+    scheduled_id: np.ndarray  # per message: its id in the whole schedule (the emission plan numbers those); a cut
+    # keeps a prefix of the schedule's messages, so this is their own index there
     whole: Messages  # the whole schedule's messages: ``messages`` itself, unless the schedule was cut
+    # Messages of a cut none of whose copies went out before the run stopped (an outbox relay due after the
+    # stop): not published yet, not lost. Empty for a whole schedule.
+    unpublished: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, np.int64))
 
     def __len__(self) -> int:
         return self.copy_message.size
@@ -99,23 +103,30 @@ class Schedule:
     def cut(self, sent: int) -> Schedule:
         """The part of the schedule its first ``sent`` copies published, as an interrupted run published it.
 
-        It holds the messages those copies are copies of, and the messages the run meant to leave unsent
-        (a publisher crash, an injected loss) that were due before the first copy not sent; of their
-        resends, those sent. Messages are numbered afresh, in the same order; copies keep their numbers.
+        It holds the schedule's first messages, up to the last whose publish time came before the stop (the
+        due time of the first copy not sent) or one of whose copies was sent: a prefix, so that each keeps
+        its id in the schedule, as the run's workers, the broker's payloads and the simulation know it. Of
+        those, the messages the run meant to leave unsent (a publisher crash, an injected loss) stay unsent;
+        those none of whose copies went out before the stop (an outbox relay due after it) are unpublished,
+        neither sent nor lost. Of the resends, those sent; copies keep their numbers.
         """
         if sent >= len(self):
             return self
         if sent < 0:
             raise ValueError(f"copies sent must be >= 0 (got {sent})")
         stopped_s = float(self.copy_due_s[sent])  # the due time of the first copy not sent
-        count = len(self.messages)
-        kept = np.zeros(count, dtype=bool)
-        kept[self.copy_message[:sent]] = True
-        unsent_kept = self.messages.publish_s[self.unsent] < stopped_s
-        kept[self.unsent[unsent_kept]] = True
-        ids = np.flatnonzero(kept)
-        new_id = np.full(count, -1, dtype=np.int64)
-        new_id[ids] = np.arange(ids.size)
+        sent_message = self.copy_message[:sent]
+        # Messages are in publish order, and no copy is due before its message's publish time.
+        count = int(np.searchsorted(self.messages.publish_s, stopped_s, side="left"))
+        if sent:
+            count = max(count, int(sent_message.max()) + 1)
+        ids = np.arange(count)
+        new_id = np.full(len(self.messages), -1, dtype=np.int64)
+        new_id[ids] = ids
+        unsent_kept = self.unsent < count
+        accounted = np.zeros(count, dtype=bool)
+        accounted[sent_message] = True
+        accounted[self.unsent[unsent_kept]] = True
         resend = self.copy_resend[:sent]
         is_resend = resend >= 0
         resends = np.sort(resend[is_resend])
@@ -123,14 +134,15 @@ class Schedule:
         copy_resend[is_resend] = np.searchsorted(resends, resend[is_resend])
         return Schedule(
             messages=_only(self.messages, ids, new_id, resends),
-            copy_message=new_id[self.copy_message[:sent]],
+            copy_message=sent_message,
             copy_due_s=self.copy_due_s[:sent],
             copy_cause=self.copy_cause[:sent],
-            unsent=new_id[self.unsent[unsent_kept]],
+            unsent=self.unsent[unsent_kept],
             unsent_reason=self.unsent_reason[unsent_kept],
             copy_resend=copy_resend,
-            scheduled_id=self.scheduled_id[ids],
+            scheduled_id=self.scheduled_id[:count],
             whole=self.whole,
+            unpublished=np.flatnonzero(~accounted),
         )
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from busim.analysis.real import copies_sent, generator_figures
 from busim.analysis.summary import summarize
 from busim.engine.records import DeliveryCause, Outcome
 from busim.loadtest.emissions import EmissionPlan, emitted_copy
@@ -243,3 +244,9 @@ def test_an_interrupted_runs_record_holds_only_the_messages_it_sent_and_the_refe
     assert worker.state["done"].expected_total == worker.state["done"].actual_total == 2
     assert worker.state["done"].abs_drift == 0
     assert summary.violations == ()
+
+
+def test_the_copies_a_record_holds_are_counted_as_the_run_cut_them_where_a_send_never_started():
+    sent_s = np.array([0.1, np.nan, 0.3, np.nan])  # the second copy's send was cancelled before it started
+    figures = generator_figures(np.array([0.1, 0.2, 0.3, 0.4]), sent_s, np.zeros(4, bool), 0.0)
+    assert (figures.sent, figures.recorded, copies_sent(sent_s)) == (2, 3, 3)

@@ -78,3 +78,34 @@ def test_an_interrupted_runs_part_of_the_schedule_holds_what_its_sent_copies_pub
         ids[part.messages.resend_message[part.copy_resend[resent]]], whole.copy_message[:sent][resent]
     )
     assert part.whole is whole.messages and whole.cut(len(whole)) is whole
+
+
+def test_a_cut_keeps_each_messages_schedule_id_where_outbox_relays_fall_due_after_the_stop():
+    scenario = busim.load(
+        SCENARIOS / "order-pipeline.yaml",
+        ["publishers.order.outbox=true", "publishers.order.crash.probability=0.01", "broker.loss=0.02"],
+    )
+    whole = Schedule.of(scenario)
+    sent = len(whole) // 3
+    part = whole.cut(sent)
+    count = len(part.messages)
+    # A prefix of the schedule's messages: each keeps its id, as the workers and the broker's payloads know it.
+    np.testing.assert_array_equal(part.scheduled_id, np.arange(count))
+    np.testing.assert_array_equal(part.copy_message, whole.copy_message[:sent])
+    np.testing.assert_array_equal(part.messages.publish_s, whole.messages.publish_s[:count])
+    stopped_s = whole.copy_due_s[sent]
+    assert count == np.count_nonzero(whole.messages.publish_s < stopped_s)
+    # Messages whose publisher crashed before sending them, published before the stop by the outbox relay
+    # due after it: not yet published, not lost.
+    went_out = np.zeros(count, dtype=bool)
+    went_out[whole.copy_message[:sent]] = True
+    crashed = whole.messages.publisher_crashed[:count] & ~whole.messages.failed[:count]
+    lost = np.isin(np.arange(count), whole.unsent)  # by the injected loss
+    pending = np.flatnonzero(crashed & ~went_out & ~lost)
+    assert np.all(whole.messages.accept_s[pending] > stopped_s)
+    np.testing.assert_array_equal(part.unpublished, pending)
+    np.testing.assert_array_equal(part.unsent, whole.unsent[whole.unsent < count])
+    assert not np.isin(part.unpublished, part.unsent).any()
+    accounted = np.union1d(np.flatnonzero(went_out), np.union1d(part.unsent, pending))
+    np.testing.assert_array_equal(accounted, np.arange(count))
+    assert (count, part.unpublished.size, part.unsent.size) == (15_183, 7, 313)  # exact under the seed

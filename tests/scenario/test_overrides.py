@@ -235,3 +235,28 @@ def test_blaming_many_overrides_reads_the_file_once_and_validates_a_few_times(cr
     assert str(raised.value).endswith("(caused by --set consumers.c.instances=1)")
     assert calls["read"] == 2  # the file, and once more to blame
     assert calls["validate"] <= 12
+
+
+def test_compare_and_sweep_say_what_the_overrides_leave_out_of_each_variant(crashing, tmp_path):
+    told = []
+    for command in ("compare", "sweep"):
+        result = CliRunner().invoke(
+            app,
+            [
+                *(command, str(crashing), "--vary", "consumers.c.instances=1,2", "--set", "duration=2s"),
+                *("--set", "drain_timeout=1s", "--json", "--no-charts", "--out", str(tmp_path / command)),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        told.append(result.stderr)
+    left_out = (
+        "busim: the overrides leave out publishers[0].rate[1]: starts after publishing ends at 2s; "
+        "consumers[0].crash.at: comes after the run ends at 3s\n"
+    )
+    assert told == [left_out, left_out]
+    assert load_variants([crashing], ["broker.preset=rabbitmq,kafka"], ["duration=2s", "drain_timeout=1s"])[
+        0
+    ].loaded.left_out == (
+        "publishers[0].rate[1]: starts after publishing ends at 2s",
+        "consumers[0].crash.at: comes after the run ends at 3s",
+    )

@@ -431,6 +431,11 @@ def read(folder: str | Path) -> Result | Comparison:
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
     """Read and validate a scenario file; ``overrides`` are ``KEY=VALUE`` strings.
 
+    An override of the broker preset, ``duration`` or ``drain_timeout`` leaves
+    out the file's keys and times it makes moot; what it leaves out is named
+    in ``busim.scenario.load_scenario(path, overrides).left_out``, and for
+    each of :func:`variants` in ``variant.loaded.left_out``.
+
     Raises:
         busim.errors.BusimError: the file is missing or the scenario invalid.
     """

@@ -584,8 +584,8 @@ def run(
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
-    if loaded.left_out and not quiet:
-        typer.echo(f"busim: the overrides leave out {'; '.join(loaded.left_out)}", err=True)
+    if not quiet:
+        tell_left_out([(None, loaded.left_out)])
     if broker is not None:
         stores = StoreURLs(redis=state_redis, postgres=state_postgres)
         _run_real(
@@ -763,6 +763,18 @@ def validate(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
+def tell_left_out(left_out: list[tuple[str | None, tuple[str, ...]]]) -> None:
+    """Say on stderr what the overrides leave out of the file, for each ``(name, left out)`` of the scenarios
+    run: once when every one leaves out the same, else for each that leaves out anything, naming it
+    (``variant broker.preset=kafka``)."""
+    if len({out for _, out in left_out}) == 1:
+        left_out = [(None, left_out[0][1])]
+    for name, out in left_out:
+        if out:
+            named = f" ({name})" if name else ""
+            typer.echo(f"busim: the overrides leave out {'; '.join(out)}{named}", err=True)
+
+
 @app.command(name="compare")
 def compare_command(
     files: Annotated[
@@ -860,6 +872,8 @@ def compare_command(
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
+    if not quiet:
+        tell_left_out([(f"variant {variant.name}", variant.loaded.left_out) for variant in variants])
     runs = len(variants) * count
     with _interruptible(output):
         with (

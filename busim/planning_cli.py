@@ -29,6 +29,7 @@ from busim.cli import (
     _whole_number,
     app,
     batch_workers,
+    tell_left_out,
 )
 from busim.errors import BusimError
 from busim.planning.capacity import DEFAULT_TOLERANCE, Goal
@@ -145,6 +146,8 @@ def sweep_command(
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
+    if not quiet:
+        tell_left_out([(f"point {variant.name}", variant.loaded.left_out) for variant in plan.variants])
     from busim.report.sweep import render_sweep, sweep_json, write_sweep  # matplotlib loads only here
 
     with _interruptible(output):
@@ -280,13 +283,16 @@ def capacity_command(
             )
         lowest, highest = _bounds(between)
         first = as_number(start, "--start") if start is not None else None
-        scenario = load_scenario(file, overrides or []).scenario
+        loaded = load_scenario(file, overrides or [])
+        scenario = loaded.scenario
         objectives_of(slos, scenario)  # refused before anything runs, as the key is
         search_space(scenario, find, goal, first, lowest, highest, tolerance)
         output = _claim(out, Path("runs") / f"capacity-{scenario.name}", f"busim capacity {file}", [file])
     except BusimError as error:
         _fail(error)
     show = not (quiet or as_json)
+    if not quiet:
+        tell_left_out([(None, loaded.left_out)])
     from busim.report.capacity import capacity_json, capacity_progress, render_capacity, write_capacity
 
     with _interruptible(output):

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from busim.errors import OverrideError, Problem, ScenarioError, ScenarioFileError
 from busim.scenario.presets import BROKER_KEYS, COMMON_KEYS, PRESETS
 from busim.scenario.references import duration_seconds, reference_problems
-from busim.scenario.schema import FAILURE_KEYS, Scenario, did_you_mean
+from busim.scenario.schema import FAILURE_KEYS, Broker, Scenario, did_you_mean
 from busim.words import counted
 
 KeyPath = tuple[str | int, ...]
@@ -878,33 +878,65 @@ def load_scenario(
     )
 
 
+# Up to this many overrides, every prefix of them is validated to blame a problem; beyond, a bisection.
+BLAME_SCAN_LIMIT = 8
+
+
 def _blamed(
     error: ScenarioError, path: FilePath, overrides: tuple[str, ...] | list[str], labelled: tuple[tuple[str, str], ...]
 ) -> ScenarioError:
     """``error`` with each problem at a place in the file that the file alone does not have naming the
     override that caused it (``caused by --set duration=60s``): the one after which it appears for good.
 
-    Only a scenario that fails is read again, once per override, so a valid one costs nothing more.
+    A problem is known by where it is, not by its message, which may quote an
+    overridden value. Only a scenario that fails is read again: with up to
+    ``BLAME_SCAN_LIMIT`` overrides it is validated after each of them; with
+    more, each problem's cause is found by bisection, which finds the one
+    after which it appears where it appears only once.
     """
     assignments = [(assignment, _default_source(assignment)) for assignment in overrides] + list(labelled)
     if not assignments or all(problem.source != str(path) for problem in error.problems):
         return error
-    found: list[set[Problem]] = []  # the problems after the first k assignments, k = 0, 1, ...
-    for count in range(len(assignments)):
-        given = assignments[:count]
-        _, document = overridden_document(path, [], tuple(given))
-        try:
-            validate(document)
-            found.append(set())
-        except ScenarioError as earlier:
-            found.append(set(earlier.problems))
+    text = read_scenario_text(path)
+    found: dict[int, set[tuple[Any, ...]]] = {len(assignments): {_place(p) for p in error.problems}}
+
+    def places(count: int) -> set[tuple[Any, ...]]:
+        """Where the problems are after the first ``count`` assignments."""
+        if count not in found:
+            try:
+                validate(_overridden_text(text, path, [], tuple(assignments[:count])))
+                found[count] = set()
+            except ScenarioError as earlier:
+                found[count] = {_place(p) for p in earlier.problems}
+        return found[count]
+
     problems = []
     for problem in error.problems:
-        absent = [count for count, problems_then in enumerate(found) if problem not in problems_then]
-        if problem.source == str(path) and absent:
-            problem = replace(problem, cause=f"caused by {assignments[absent[-1]][1]}")
-        problems.append(problem)
+        cause = _cause(_place(problem), len(assignments), places) if problem.source == str(path) else None
+        problems.append(problem if cause is None else replace(problem, cause=f"caused by {assignments[cause][1]}"))
     return ScenarioError(problems)
+
+
+def _place(problem: Problem) -> tuple[Any, ...]:
+    return (problem.source, problem.line, problem.column, problem.path)
+
+
+def _cause(place: tuple[Any, ...], total: int, places: Any) -> int | None:
+    """The index of the assignment after which the problem at ``place`` appears for good, None if the
+    file has it alone; ``places(count)`` is where problems are after the first ``count`` assignments."""
+    if total <= BLAME_SCAN_LIMIT:
+        absent = [count for count in range(total) if place not in places(count)]
+        return absent[-1] if absent else None
+    if place in places(0):
+        return None
+    low, high = 0, total  # absent after ``low`` assignments, present after ``high``
+    while high - low > 1:
+        middle = (low + high) // 2
+        if place in places(middle):
+            high = middle
+        else:
+            low = middle
+    return low
 
 
 def overridden_document(
@@ -916,20 +948,52 @@ def overridden_document(
         ScenarioFileError, ScenarioError, OverrideError: as :func:`load_scenario` says.
     """
     text = read_scenario_text(path)
+    return text, _overridden_text(text, path, overrides, labelled)
+
+
+def _overridden_text(
+    text: str, path: FilePath, overrides: tuple[str, ...] | list[str], labelled: tuple[tuple[str, str], ...]
+) -> Document:
+    """The document of ``text``, the scenario file ``path``, with the overrides applied."""
     document = parse_yaml(text, str(path))
     if isinstance(document.data, dict) and "name" not in document.data:
         document.data["name"] = path.stem
+    own = _FileSettings.of(document.data)
     for assignment in overrides:
         apply_override(document, assignment)
     for assignment, source in labelled:
         apply_override(document, assignment, source)
     if overrides or labelled:
-        _fit_to_overrides(document)
-    return text, document
+        _fit_to_overrides(document, own)
+    return document
 
 
 # ---------------------------------------------------------------- what an override leaves out
-def _fit_to_overrides(document: Document) -> None:
+@dataclass(frozen=True)
+class _FileSettings:
+    """What the file alone says of the broker preset and the run's length, before any override;
+    None where the file's value is not valid (validation reports it)."""
+
+    preset: str | None
+    duration_s: float | None
+    horizon_s: float | None
+
+    @classmethod
+    def of(cls, data: Any) -> _FileSettings:
+        if not isinstance(data, dict):
+            return cls(None, None, None)
+        broker = data.get("broker")
+        preset = broker.get("preset", Broker.model_fields["preset"].default) if isinstance(broker, dict) else None
+        duration_s = duration_seconds(data.get("duration"))
+        drain_s = duration_seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
+        return cls(
+            preset if isinstance(preset, str) and preset in PRESETS else None,
+            duration_s,
+            duration_s + drain_s if duration_s is not None and drain_s is not None else None,
+        )
+
+
+def _fit_to_overrides(document: Document, own: _FileSettings) -> None:
     """Leave out of ``document`` what the file says that an overridden preset or run length makes moot.
 
     Another broker preset set by an override runs the scenario on that
@@ -938,16 +1002,17 @@ def _fit_to_overrides(document: Document) -> None:
     run the file on another broker, nor to vary the preset). A shorter
     ``duration`` or ``drain_timeout`` set by an override runs the first part
     of the scenario: the file's rate steps after publishing ends, and its
-    outages, crashes and deploys after the run ends, are left out. Written so
-    in a file, each would be refused, as it could only be a mistake there.
-    What is left out is named in ``document.left_out``.
+    outages, slowdowns, crashes and deploys after the run ends, are left out.
+    Only what the file alone has valid (``own``) is left out: what it has
+    wrong stays, to be refused as it is without the override. What is left
+    out is named in ``document.left_out``.
     """
     data = document.data
     if not isinstance(data, dict):
         return
-    _fit_to_preset(document, data)
+    _fit_to_preset(document, data, own)
     if _overridden(document, ("duration",)) or _overridden(document, ("drain_timeout",)):
-        _fit_to_duration(document, data)
+        _fit_to_duration(document, data, own)
 
 
 def _overridden(document: Document, path: KeyPath) -> bool:
@@ -959,14 +1024,17 @@ def _from_file(document: Document, path: KeyPath) -> bool:
     return document.value_mark(path).source == document.source
 
 
-def _fit_to_preset(document: Document, data: dict[str, Any]) -> None:
+def _fit_to_preset(document: Document, data: dict[str, Any], own: _FileSettings) -> None:
     broker = data.get("broker")
-    if not isinstance(broker, dict) or not _overridden(document, ("broker", "preset")):
-        return
+    if not isinstance(broker, dict) or not _overridden(document, ("broker", "preset")) or own.preset is None:
+        return  # without a preset of its own that is valid, the file's keys are for validation to judge
     preset = broker.get("preset")
-    if not isinstance(preset, str) or preset not in PRESETS:
-        return  # validation names the preset
+    if not isinstance(preset, str) or preset not in PRESETS or preset == own.preset:
+        return  # validation names an unknown preset
+    wrong = set(foreign_broker_keys(document, own.preset))  # already refused without the override
     for key in foreign_broker_keys(document, preset):
+        if key in wrong:
+            continue
         del broker[key]
         document.forget(("broker", key))
         document.left_out.append(f"broker.{key}: not a key of preset {preset}")
@@ -987,44 +1055,58 @@ def foreign_broker_keys(document: Document, preset: str) -> list[str]:
     ]
 
 
-def _fit_to_duration(document: Document, data: dict[str, Any]) -> None:
+def _fit_to_duration(document: Document, data: dict[str, Any], own: _FileSettings) -> None:
     duration_s = duration_seconds(data.get("duration"))
     drain_s = duration_seconds(data.get("drain_timeout", Scenario.model_fields["drain_timeout"].default))
-    if duration_s is None or drain_s is None:
-        return  # validation reports the value
-    horizon_s = duration_s + drain_s
+    if duration_s is None or drain_s is None or own.duration_s is None or own.horizon_s is None:
+        return  # validation reports the value; nothing of a file of no valid length was valid
+    horizon_s, own_duration_s, own_horizon_s = duration_s + drain_s, own.duration_s, own.horizon_s
     after_publishing = f"starts after publishing ends at {duration_s:g}s"
     after_run = f"starts after the run ends at {horizon_s:g}s"
+
+    # Only what starts before the file's own end was valid in the file.
+    def after_publishing_ends(at_s: float) -> bool:
+        return duration_s <= at_s < own_duration_s
+
+    def after_run_ends(at_s: float) -> bool:
+        return horizon_s <= at_s < own_horizon_s
+
     for index, publisher in enumerate(_listed(data.get("publishers"))):
         if isinstance(publisher, dict) and _overridden(document, ("duration",)):
-            steps = ("publishers", index, "rate")
             # A rate step at 0s is never after the end, so a rate keeps a step.
-            _drop_entries(document, steps, "at", lambda at_s: at_s >= duration_s, after_publishing)
+            _drop_entries(document, ("publishers", index, "rate"), "at", after_publishing_ends, after_publishing)
     if isinstance(data.get("broker"), dict):
-        _drop_entries(document, ("broker", "outages"), "at", lambda at_s: at_s >= horizon_s, after_run)
+        _drop_entries(document, ("broker", "outages"), "at", after_run_ends, after_run)
+        _drop_entries(document, ("broker", "slowdowns"), "from", after_run_ends, after_run)
     for index, consumer in enumerate(_listed(data.get("consumers"))):
         if not isinstance(consumer, dict):
             continue
-        deploys = ("consumers", index, "deploys")
-        _drop_entries(document, deploys, "at", lambda at_s: at_s >= horizon_s, after_run)
+        _drop_entries(document, ("consumers", index, "deploys"), "at", after_run_ends, after_run)
+        _drop_entries(document, ("consumers", index, "slowdowns"), "from", after_run_ends, after_run)
         crash = consumer.get("crash")
         if isinstance(crash, dict) and "at" in crash:
-            _fit_crash(document, ("consumers", index, "crash"), crash, horizon_s)
+            _fit_crash(document, ("consumers", index, "crash"), crash, horizon_s, own_horizon_s)
 
 
-def _fit_crash(document: Document, path: KeyPath, crash: dict[str, Any], horizon_s: float) -> None:
-    """Leave out a crash's times after the run ends, and the crash when no other time or chance is left."""
+def _fit_crash(
+    document: Document, path: KeyPath, crash: dict[str, Any], horizon_s: float, own_horizon_s: float
+) -> None:
+    """Leave out a crash's times after the run ends (and not after the file's own end, where they were
+    wrong already), and the crash when no other time or chance is left."""
     after_run = f"comes after the run ends at {horizon_s:g}s"
+
+    def moot(time: Any) -> bool:
+        return (time_s := duration_seconds(time)) is not None and horizon_s < time_s <= own_horizon_s
+
     times = crash["at"]
     if isinstance(times, list):
-        late = [i for i, time in enumerate(times) if (s := duration_seconds(time)) is not None and s > horizon_s]
-        late = [i for i in late if _from_file(document, (*path, "at", i))]
+        late = [i for i, time in enumerate(times) if moot(time) and _from_file(document, (*path, "at", i))]
         for index in reversed(late):
             document.left_out.append(f"{format_path((*path, 'at', index))}: {after_run}")
         _renumber(document, (*path, "at"), times, late)
         if not late or times:
             return
-    elif (at_s := duration_seconds(times)) is None or at_s <= horizon_s or not _from_file(document, (*path, "at")):
+    elif not moot(times) or not _from_file(document, (*path, "at")):
         return
     else:
         document.left_out.append(f"{format_path((*path, 'at'))}: {after_run}")

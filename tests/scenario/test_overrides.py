@@ -148,3 +148,115 @@ def test_the_hint_for_a_broker_of_another_preset_works_as_given(name, keys):
     overrides = re.findall(r"--set (\S+)", message)
     scenario, _, _ = check_real(load_scenario(path, overrides), url)  # checks what the driver realises, no connection
     assert scenario.broker.preset == "rabbitmq"
+
+
+RUN = """\
+name: run
+duration: 20s
+drain_timeout: {drain}
+events: {{E: {{}}}}
+publishers: [{{name: p, event: E, rate: [{{at: 0s, rate: 5/s}}, {{at: 10s, rate: 8/s}}]}}]
+broker:
+  slowdowns: [{{from: 25s, to: 28s, factor: 2}}]
+consumers:
+  - name: c
+    subscribes: [E]
+    instances: 2
+    slowdowns: [{{from: 4s, to: 6s, factor: 2}}, {{from: 12s, to: 14s, factor: 3}}]
+    crash: {{at: [5s, 25s]}}
+"""
+
+
+def test_slowdowns_after_a_shorter_run_are_left_out(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(RUN.format(drain="10s"))
+    loaded = load_scenario(path, ["duration=8s", "drain_timeout=2s"])
+    assert list(loaded.scenario.broker.slowdowns) == []
+    assert [slowdown.start for slowdown in loaded.scenario.consumers[0].slowdowns] == [4]
+    assert loaded.left_out == (
+        "publishers[0].rate[1]: starts after publishing ends at 8s",
+        "broker.slowdowns[0]: starts after the run ends at 10s",
+        "consumers[0].slowdowns[1]: starts after the run ends at 10s",
+        "consumers[0].crash.at[1]: comes after the run ends at 10s",
+    )
+
+
+def test_what_the_file_has_wrong_stays_wrong_and_names_no_override(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(RUN.format(drain="2s"))  # the slowdown and the crash at 25s are after its 22s
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path, ["drain_timeout=3s"])
+    assert str(raised.value) == (
+        f"{path}:7:22: broker.slowdowns[0].from: this slowdown starts at 25s, after the run ends "
+        "(duration + drain_timeout: 23s)\n"
+        f"{path}:13:22: consumers[0].crash.at[1]: this crash comes at 25s, after the run ends "
+        "(duration + drain_timeout: 23s)"
+    )
+
+
+def test_an_override_of_the_files_own_preset_leaves_nothing_out(tmp_path):
+    path = tmp_path / "rabbit.yaml"
+    path.write_text(
+        "name: r\nduration: 5s\nevents: {E: {}}\npublishers: [{name: p, event: E, rate: 5/s}]\n"
+        "broker: {preset: rabbitmq, prefetch: 5, partitions: 3}\nconsumers: [{name: c, subscribes: [E]}]\n"
+    )
+    refused = (
+        f"{path}:5:53: broker.partitions: partitions does not apply to preset {{}}; it applies to kafka "
+        "(leave it out or set it to null)"
+    )
+    with pytest.raises(ScenarioError) as raised:
+        busim.load(path, ["broker.preset=rabbitmq"])
+    assert str(raised.value) == refused.format("rabbitmq")
+    # Another preset leaves out the file's keys of its own preset, not the ones it has wrong already.
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path, ["broker.preset=redis-streams"])
+    assert str(raised.value) == refused.format("redis-streams")
+
+
+def test_blaming_many_overrides_reads_the_file_once_and_validates_a_few_times(crashing, monkeypatch):
+    from busim.scenario import loader
+
+    calls = {"read": 0, "validate": 0}
+    read, validate = loader.read_scenario_text, loader.validate
+
+    def counted_read(path):
+        calls["read"] += 1
+        return read(path)
+
+    def counted_validate(document):
+        calls["validate"] += 1
+        return validate(document)
+
+    monkeypatch.setattr(loader, "read_scenario_text", counted_read)
+    monkeypatch.setattr(loader, "validate", counted_validate)
+    overrides = [f"seed={seed}" for seed in range(100)]
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(crashing, [*overrides[:60], "consumers.c.instances=1", *overrides[60:]])
+    assert str(raised.value).endswith("(caused by --set consumers.c.instances=1)")
+    assert calls["read"] == 2  # the file, and once more to blame
+    assert calls["validate"] <= 12
+
+
+def test_compare_and_sweep_say_what_the_overrides_leave_out_of_each_variant(crashing, tmp_path):
+    told = []
+    for command in ("compare", "sweep"):
+        result = CliRunner().invoke(
+            app,
+            [
+                *(command, str(crashing), "--vary", "consumers.c.instances=1,2", "--set", "duration=2s"),
+                *("--set", "drain_timeout=1s", "--json", "--no-charts", "--out", str(tmp_path / command)),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        told.append(result.stderr)
+    left_out = (
+        "busim: the overrides leave out publishers[0].rate[1]: starts after publishing ends at 2s; "
+        "consumers[0].crash.at: comes after the run ends at 3s\n"
+    )
+    assert told == [left_out, left_out]
+    assert load_variants([crashing], ["broker.preset=rabbitmq,kafka"], ["duration=2s", "drain_timeout=1s"])[
+        0
+    ].loaded.left_out == (
+        "publishers[0].rate[1]: starts after publishing ends at 2s",
+        "consumers[0].crash.at: comes after the run ends at 3s",
+    )

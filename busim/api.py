@@ -392,7 +392,7 @@ def checked_scenario(
         RunTooLargeError: a run would handle more than ``max_messages`` messages.
     """
     if isinstance(scenario, LoadedScenario):
-        source = Source(scenario.file, scenario.sha256, scenario.overrides, scenario.variant)
+        source = Source(scenario.file, scenario.sha256, scenario.overrides, scenario.variant, scenario.left_out)
         loaded = scenario.scenario
     else:
         check_references(scenario)

@@ -41,7 +41,7 @@ def check_real(scenario: Scenario | LoadedScenario, broker: str) -> tuple[Scenar
     """
     target = BrokerTarget.parse(broker)
     if isinstance(scenario, LoadedScenario):
-        source = Source(scenario.file, scenario.sha256, scenario.overrides, scenario.variant)
+        source = Source(scenario.file, scenario.sha256, scenario.overrides, scenario.variant, scenario.left_out)
         loaded, document, where = scenario.scenario, scenario.document, scenario.file
     else:
         from busim.api import check_references  # as a scenario built in code is checked for a simulation

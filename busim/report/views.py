@@ -942,8 +942,10 @@ def comparison_views(comparison: Comparison) -> ComparisonViews:
 
 
 def _changes(outcome: Result | Replications, folder: str | None, overrides: list[str]) -> str:
-    """What a variant changes; for a finished run, where it was read from and the seed it ran on."""
-    changes = ", ".join(overrides)
+    """What a variant changes, and what of the file that leaves out; for a finished run, where it was read
+    from and the seed it ran on."""
+    left_out = f"leaves out {'; '.join(outcome.source.left_out)}" if outcome.source.left_out else ""
+    changes = f"{', '.join(overrides)} ({left_out})" if overrides and left_out else ", ".join(overrides) or left_out
     if folder is None:
         return changes or "the scenario as written"
     seed = "root seed" if isinstance(outcome, Replications) else "seed"

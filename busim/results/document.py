@@ -63,6 +63,7 @@ class ScenarioRecord(TypedDict):
     sha256: str | None
     overrides: list[str]
     variant: NotRequired[str]  # added to busim.result/1 later, and only for a variant: older files lack it
+    left_out: NotRequired[list[str]]  # added later, and only where overrides left part of the file out
 
 
 class Consistency(TypedDict):
@@ -203,6 +204,8 @@ def _scenario_record(scenario: Scenario, source: Source) -> ScenarioRecord:
     }
     if source.variant is not None:
         record["variant"] = source.variant
+    if source.left_out:
+        record["left_out"] = list(source.left_out)
     return record
 
 
@@ -376,7 +379,13 @@ def read_comparison(data: dict[str, Any], source: str) -> Comparison:
 
 
 def _source(record: ScenarioRecord) -> Source:
-    return Source(record["file"], record["sha256"], tuple(record["overrides"]), record.get("variant"))
+    return Source(
+        record["file"],
+        record["sha256"],
+        tuple(record["overrides"]),
+        record.get("variant"),
+        tuple(record.get("left_out", ())),
+    )
 
 
 def _result(typed: Any, scenario: Scenario, source: Source, run: RunMetadata) -> Result:

@@ -49,6 +49,7 @@ class Source:
     sha256: str | None = None
     overrides: tuple[str, ...] = ()
     variant: str | None = None  # the entry of the file's variants: block that ran, if one
+    left_out: tuple[str, ...] = ()  # what of the file the overrides made moot and left out, each said
 
     def run_name(self, scenario_name: str) -> str:
         """What a run of the scenario ``scenario_name`` goes by: its name, and its variant's if it is one."""

@@ -260,3 +260,21 @@ def test_compare_and_sweep_say_what_the_overrides_leave_out_of_each_variant(cras
         "publishers[0].rate[1]: starts after publishing ends at 2s",
         "consumers[0].crash.at: comes after the run ends at 3s",
     )
+
+
+def test_a_comparison_records_and_reports_what_the_overrides_left_out_of_each_variant(tmp_path):
+    out = tmp_path / "compared"
+    file = SCENARIOS / "calibration" / "redis-claim.yaml"
+    command = ["compare", str(file), "--vary", "broker.preset=redis-streams,rabbitmq", "--set", "duration=5s"]
+    result = CliRunner().invoke(app, [*command, "--no-charts", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    left_out = [
+        f"broker.{key}: not a key of preset rabbitmq" for key in ("batch_size", "claim_interval", "claim_min_idle")
+    ]
+    compared = busim.read(out)
+    assert [outcome.source.left_out for outcome in compared.outcomes] == [(), tuple(left_out)]
+    rows = [line for line in (out / "compare.md").read_text().splitlines() if line.startswith("| preset=")]
+    assert rows[:2] == [  # the variants table, before the verdicts
+        "| preset=redis-streams | broker.preset=redis-streams |",
+        f"| preset=rabbitmq | broker.preset=rabbitmq (leaves out {'; '.join(left_out)}) |",
+    ]

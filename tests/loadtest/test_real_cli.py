@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import redis
+from typer.testing import CliRunner
 
+from busim.cli import app
 from tests.conftest import SCENARIOS
 
 REDIS_SCENARIO = """\
@@ -158,14 +160,16 @@ def test_ctrl_c_stops_publishing_writes_partial_results_and_leaves_nothing_behin
     workers = subprocess.run(["pgrep", "-f", f"busim-{name}"], capture_output=True, text=True)
     assert workers.stdout == ""
     # A real run cannot be simulated again: its folder keeps its record, and explain tells from it.
-    story = _busim("explain", str(out), "--message", "0")
-    assert story.returncode == 0, story.stderr
+    # In this process: the run's own process is what this test is about.
+    runner = CliRunner()
+    story = runner.invoke(app, ["explain", str(out), "--message", "0"])
+    assert story.exit_code == 0, story.stderr
     assert "message 0 Job" in story.stdout and "worker #" in story.stdout and "applied its effects" in story.stdout
-    last = _busim("explain", str(out), "--message", str(sent))  # the first message not sent is not in the record
-    assert last.returncode != 0 and f"no message {sent} in this run: its messages are 0 to {sent - 1}" in last.stderr
+    last = runner.invoke(app, ["explain", str(out), "--message", str(sent)])  # the first message not sent is absent
+    assert last.exit_code != 0 and f"no message {sent} in this run: its messages are 0 to {sent - 1}" in last.stderr
     # Its figures cover part of the schedule: calibrate, which simulates the whole schedule, refuses it.
-    calibration = _busim("calibrate", str(out), "--no-charts")
-    assert calibration.returncode == 2
+    calibration = runner.invoke(app, ["calibrate", str(out), "--no-charts"])
+    assert calibration.exit_code == 2
     assert calibration.stderr.strip() == (
         f"busim: {out}: holds an interrupted run (partial: it sent {sent:,} of its schedule's 1,500 copies); "
         "calibrate sets a run beside simulations of its whole schedule, so it needs a run that finished: "

@@ -109,15 +109,17 @@ def test_a_late_step_the_override_gives_itself_is_refused_as_the_override(crashi
     )
 
 
-def test_compare_with_a_shorter_duration_runs(tmp_path):
-    result = CliRunner().invoke(
-        app,
-        [
-            *("compare", str(SCENARIOS / "flash-sale.yaml"), "--vary", "broker.preset=rabbitmq,kafka"),
-            *("--set", "duration=20s", "--no-charts", "--quiet", "--out", str(tmp_path / "out")),
-        ],
-    )
+def test_a_comparison_of_a_shorter_run_runs_each_variant_on_the_first_rate_step_and_says_so_once(tmp_path):
+    out = tmp_path / "out"
+    command = ["compare", str(SCENARIOS / "flash-sale.yaml"), "--vary", "broker.preset=rabbitmq,kafka"]
+    result = CliRunner().invoke(app, [*command, "--set", "duration=20s", "--no-charts", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    left_out = tuple(f"publishers[0].rate[{step}]: starts after publishing ends at 20s" for step in (1, 2))
+    assert result.stderr == f"busim: the overrides leave out {'; '.join(left_out)}\n"  # the same for both variants
+    ran = [
+        (o.scenario.duration, len(o.scenario.publishers[0].rate), o.source.left_out) for o in busim.read(out).outcomes
+    ]
+    assert ran == [(20.0, 1, left_out)] * 2
 
 
 def test_varying_the_preset_leaves_out_the_file_keys_of_the_other_preset():
